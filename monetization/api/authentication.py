@@ -1,0 +1,104 @@
+"""Client-app authentication: ``Authorization: Bearer bo_<prefix>_<secret>``.
+
+The key's row is cached (Redis in production) so the hot path costs no
+database query; revoking a key deletes the cached row at once.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from monetization.errors import ErrorCode
+from monetization.models import ApiKey
+
+_MISSING = {"missing": True}
+
+
+def api_key_cache_key(prefix: str) -> str:
+    return f"apikey:v1:{prefix}"
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    """The authenticated principal of a client-app request (``request.user``)."""
+
+    key_id: int
+    name: str
+    scopes: frozenset[str]
+
+    is_authenticated = True
+    is_staff = False
+    is_superuser = False
+    is_active = True
+
+    def has_perm(self, perm: str, obj=None) -> bool:
+        return False
+
+    def get_username(self) -> str:
+        return f"api-key:{self.name}"
+
+
+class AuthFailed(exceptions.AuthenticationFailed):
+    def __init__(self, detail: str, code: str):
+        super().__init__(detail=detail, code=code)
+
+
+def _load_key(prefix: str) -> dict:
+    key = api_key_cache_key(prefix)
+    row = cache.get(key)
+    if row is None:
+        obj = ApiKey.objects.filter(prefix=prefix).only("id", "name", "key_hash", "scopes", "revoked_at").first()
+        row = (
+            _MISSING
+            if obj is None
+            else {
+                "id": obj.id,
+                "name": obj.name,
+                "hash": obj.key_hash,
+                "scopes": list(obj.scopes),
+                "revoked": obj.is_revoked,
+            }
+        )
+        cache.set(key, row, settings.API_KEY_CACHE_TTL)
+    return row
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        parts = header.split()
+        if parts[0] != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise AuthFailed("Malformed Authorization header.", ErrorCode.API_KEY_INVALID)
+        token = parts[1]
+        pieces = token.split("_", 2)
+        if len(pieces) != 3 or pieces[0] != "bo":
+            raise AuthFailed("Invalid API key.", ErrorCode.API_KEY_INVALID)
+        row = _load_key(pieces[1])
+        if row.get("missing") or not hmac.compare_digest(row["hash"], ApiKey.hash_secret(token)):
+            raise AuthFailed("Invalid API key.", ErrorCode.API_KEY_INVALID)
+        if row["revoked"]:
+            raise AuthFailed("This API key has been revoked.", ErrorCode.API_KEY_REVOKED)
+        return ApiClient(key_id=row["id"], name=row["name"], scopes=frozenset(row["scopes"])), token
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "monetization.api.authentication.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "Client app API key: `Bearer bo_<prefix>_<secret>`"}

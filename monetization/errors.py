@@ -1,0 +1,81 @@
+"""Domain errors with stable, machine-readable codes.
+
+Services raise :class:`DomainError` subclasses; the API turns them into a 4xx
+JSON body ``{"code": ..., "detail": ...}``. Clients switch on ``code``, never
+on ``detail``. Codes are part of the API contract: add, never rename.
+"""
+
+from __future__ import annotations
+
+
+class ErrorCode:
+    # Generic
+    INVALID_INPUT = "invalid_input"
+    NOT_FOUND = "not_found"
+    PERMISSION_DENIED = "permission_denied"
+    NOT_AUTHENTICATED = "not_authenticated"
+    THROTTLED = "throttled"
+    CONFLICT = "conflict"
+    # API keys
+    API_KEY_INVALID = "api_key_invalid"
+    API_KEY_REVOKED = "api_key_revoked"
+    API_KEY_SCOPE_MISSING = "api_key_scope_missing"
+    # Catalog
+    UNKNOWN_PLATFORM = "unknown_platform"
+    UNKNOWN_COUNTRY = "unknown_country"
+    # State machines
+    ILLEGAL_TRANSITION = "illegal_transition"
+    # Idempotency
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    IDEMPOTENCY_KEY_IN_PROGRESS = "idempotency_key_in_progress"
+    # Ledger
+    LEDGER_UNBALANCED = "ledger_unbalanced"
+
+
+class DomainError(Exception):
+    """A refusal the caller can act on. ``status`` is the HTTP status the API uses."""
+
+    code = ErrorCode.INVALID_INPUT
+    status = 400
+
+    def __init__(
+        self, detail: str = "", *, code: str | None = None, status: int | None = None, extra: dict | None = None
+    ):
+        super().__init__(detail or self.__class__.__doc__ or self.code)
+        self.detail = detail or (self.__class__.__doc__ or self.code).strip()
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.extra = extra or {}
+
+
+class InvalidInput(DomainError):
+    """The request is not valid."""
+
+
+class NotFound(DomainError):
+    """No such object."""
+
+    code = ErrorCode.NOT_FOUND
+    status = 404
+
+
+class Conflict(DomainError):
+    """The object is not in a state that allows this."""
+
+    code = ErrorCode.CONFLICT
+    status = 409
+
+
+class IllegalTransition(Conflict):
+    """This state change is not allowed from the object's current state."""
+
+    code = ErrorCode.ILLEGAL_TRANSITION
+
+
+class PermissionDenied(DomainError):
+    """You do not have permission to do this."""
+
+    code = ErrorCode.PERMISSION_DENIED
+    status = 403

@@ -1,0 +1,48 @@
+from django.conf import settings
+from django.db import models
+
+from monetization import clock
+
+
+class AuditEvent(models.Model):
+    """One thing that happened: a staff action, a state change, a provider event applied.
+
+    Append-only: PostgreSQL refuses UPDATE and DELETE on this table (see the
+    migration), and the admin and API expose it read-only to everyone.
+    ``customer`` is denormalised so a customer's timeline is one indexed scan.
+    """
+
+    class ActorKind(models.TextChoices):
+        STAFF = "staff", "Staff"
+        CLIENT = "client", "Client app"
+        PROVIDER = "provider", "Provider event"
+        SYSTEM = "system", "System task"
+
+    occurred_at = models.DateTimeField(default=clock.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    actor_label = models.CharField(max_length=200, blank=True, help_text="e.g. a webhook event id or task name")
+    action = models.CharField(max_length=64, help_text="e.g. refund.request, subscription.expire")
+    object_type = models.CharField(max_length=64, help_text="app_label.model")
+    object_id = models.CharField(max_length=64)
+    customer = models.ForeignKey(
+        "monetization.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "-occurred_at"], name="audit_customer_time_idx"),
+            models.Index(fields=["object_type", "object_id"], name="audit_object_idx"),
+            models.Index(fields=["actor", "-occurred_at"], name="audit_actor_time_idx"),
+            models.Index(fields=["action", "-occurred_at"], name="audit_action_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type}#{self.object_id}"

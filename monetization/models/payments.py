@@ -1,0 +1,76 @@
+from django.db import models
+from django_fsm import FSMField, FSMModelMixin, transition
+from djmoney.models.fields import MoneyField
+
+from monetization import clock
+
+from .customers import Provider
+
+
+class Payment(FSMModelMixin, models.Model):
+    """Money a customer paid (or tried to pay) through a provider."""
+
+    class Kind(models.TextChoices):
+        INITIAL = "initial", "Initial"
+        RENEWAL = "renewal", "Renewal"
+        UPGRADE = "upgrade", "Upgrade"
+        SEAT_CHANGE = "seat_change", "Seat change"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+        REFUNDED = "refunded", "Refunded"
+
+    customer = models.ForeignKey("monetization.Customer", on_delete=models.PROTECT, related_name="payments")
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription", null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    provider_reference = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INITIAL)
+    amount = MoneyField(max_digits=19, decimal_places=4, default_currency="USD")
+    fee = MoneyField(max_digits=19, decimal_places=4, default_currency="USD", default=0)
+    tax = MoneyField(max_digits=19, decimal_places=4, default_currency="USD", default=0)
+    refunded = MoneyField(
+        max_digits=19,
+        decimal_places=4,
+        default_currency="USD",
+        default=0,
+        help_text="Total refunded so far; only ever changed under a row lock.",
+    )
+    status = FSMField(default=Status.PENDING, choices=Status.choices, protected=True, db_index=True)
+    failure_code = models.CharField(max_length=64, blank=True)
+    occurred_at = models.DateTimeField(default=clock.now, help_text="When the provider says it happened.")
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "provider_reference"], name="uniq_payment_provider_ref"),
+            models.CheckConstraint(condition=models.Q(refunded__gte=0), name="payment_refunded_non_negative"),
+            models.CheckConstraint(
+                condition=models.Q(refunded__lte=models.F("amount")), name="payment_refund_not_above_amount"
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "-occurred_at"], name="payment_customer_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} {self.provider_reference} {self.amount}"
+
+    @transition(field=status, source=Status.PENDING, target=Status.SUCCEEDED)
+    def succeed(self):
+        pass
+
+    @transition(field=status, source=Status.PENDING, target=Status.FAILED)
+    def fail(self, code: str = ""):
+        self.failure_code = code
+
+    @transition(field=status, source=[Status.SUCCEEDED, Status.PARTIALLY_REFUNDED], target=Status.PARTIALLY_REFUNDED)
+    def refund_partially(self):
+        pass
+
+    @transition(field=status, source=[Status.SUCCEEDED, Status.PARTIALLY_REFUNDED], target=Status.REFUNDED)
+    def refund_fully(self):
+        pass

@@ -1,0 +1,84 @@
+"""Staff roles: the Django groups Support, Finance and Compliance, with exactly the
+permissions their jobs need. Each app declares its share in ``<app>/roles.py``
+as ``ROLE_PERMISSIONS = {"Support": ["app_label.codename", ...], ...}``;
+:func:`sync_roles` makes the groups match the union, adding and removing.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+SUPPORT = "Support"
+FINANCE = "Finance"
+COMPLIANCE = "Compliance"
+ROLES = (SUPPORT, FINANCE, COMPLIANCE)
+ROLE_APPS = ("monetization", "subscriptions", "verified_orgs", "creators")
+
+# The money core's own share.
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    SUPPORT: [
+        "monetization.view_customer",
+        "monetization.view_provideridentity",
+        "monetization.view_payment",
+    ],
+    FINANCE: [
+        "monetization.view_customer",
+        "monetization.view_payment",
+        "monetization.view_journalentry",
+        "monetization.view_journalline",
+    ],
+    COMPLIANCE: [
+        "monetization.view_customer",
+        "monetization.view_provideridentity",
+        "monetization.view_payment",
+        "monetization.view_auditevent",
+    ],
+}
+
+
+def role_permissions() -> dict[str, set[str]]:
+    merged: dict[str, set[str]] = {role: set() for role in ROLES}
+    for app in ROLE_APPS:
+        try:
+            module = importlib.import_module(f"{app}.roles")
+        except ModuleNotFoundError:
+            continue
+        for role, perms in getattr(module, "ROLE_PERMISSIONS", {}).items():
+            merged[role].update(perms)
+    return merged
+
+
+def sync_roles(apps=None, *, strict: bool = False) -> dict[str, int]:
+    """Create the groups and set their permissions to exactly what the roles declare.
+
+    Permissions that do not exist yet (their model is migrated later) are
+    skipped unless ``strict``; the post_migrate hook runs again once they exist.
+    """
+    if apps is None:
+        from django.apps import apps as global_apps
+
+        apps = global_apps
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    result = {}
+    for role, wanted in role_permissions().items():
+        group, _ = Group.objects.get_or_create(name=role)
+        perms = []
+        for dotted in sorted(wanted):
+            app_label, codename = dotted.split(".", 1)
+            perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if perm is None:
+                if strict:
+                    raise LookupError(f"Role {role}: permission {dotted} does not exist")
+                continue
+            perms.append(perm)
+        group.permissions.set(perms)
+        result[role] = len(perms)
+    return result
+
+
+def sync_roles_after_migrate(sender, app_config=None, using="default", **kwargs):
+    # Run once, after the last app of ROLE_APPS has had its permissions created.
+    if app_config is None or app_config.label != ROLE_APPS[-1]:
+        return
+    sync_roles()

@@ -1,0 +1,76 @@
+"""The audit trail: one writer for every staff action and state change."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from typing import Any
+
+from django.db import models
+from djmoney.money import Money
+
+from monetization import clock
+from monetization.middleware import current_request_id
+from monetization.models import AuditEvent
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Money):
+        return {"amount": str(value.amount), "currency": str(value.currency)}
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def snapshot(obj: models.Model, fields: list[str]) -> dict[str, Any]:
+    """The named fields of ``obj`` as JSON-safe values, for before/after."""
+    return {name: _json_safe(getattr(obj, name)) for name in fields}
+
+
+def audit_record(
+    *,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    actor=None,
+    actor_kind: str | None = None,
+    actor_label: str = "",
+    customer=None,
+    before: dict | None = None,
+    after: dict | None = None,
+    reason: str = "",
+) -> AuditEvent:
+    """Append one audit event. ``actor`` is a staff user; otherwise say who with actor_kind/actor_label."""
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or obj.pk
+    if actor_kind is None:
+        actor_kind = AuditEvent.ActorKind.STAFF if actor is not None else AuditEvent.ActorKind.SYSTEM
+    if actor is not None and not getattr(actor, "is_authenticated", False):
+        actor = None
+    return AuditEvent.objects.create(
+        occurred_at=clock.now(),
+        actor=actor,
+        actor_kind=actor_kind,
+        actor_label=actor_label or (actor.get_username() if actor is not None else ""),
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        customer=customer,
+        before=_json_safe(before) if before is not None else None,
+        after=_json_safe(after) if after is not None else None,
+        reason=reason,
+        request_id=current_request_id(),
+    )

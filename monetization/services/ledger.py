@@ -1,0 +1,211 @@
+"""Posting to the double-entry ledger.
+
+Chart of accounts (signed amounts: debit > 0, credit < 0):
+
+- ``cash:<provider>``                  asset: money held at / owed by a provider
+- ``expense:provider_fees``            what providers keep
+- ``liability:tax_payable``            tax collected on behalf of authorities
+- ``revenue:<stream>``                 subscriptions, organizations, creator_subscriptions
+- ``contra_revenue:refunds``           refunds given back
+- ``expense:creator_revenue_share``    creators' share of revenue (earnings)
+- ``liability:creator_payable``        earned by creators, not yet paid out
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from djmoney.money import Money
+from moneyed import get_currency
+
+from monetization import clock
+from monetization.errors import DomainError, ErrorCode
+from monetization.models import Customer, JournalEntry, JournalLine
+
+
+class Account:
+    PROVIDER_FEES = "expense:provider_fees"
+    TAX_PAYABLE = "liability:tax_payable"
+    REFUNDS = "contra_revenue:refunds"
+    CREATOR_REVENUE_SHARE = "expense:creator_revenue_share"
+    CREATOR_PAYABLE = "liability:creator_payable"
+
+    @staticmethod
+    def cash(provider: str) -> str:
+        return f"cash:{provider}"
+
+    @staticmethod
+    def revenue(stream: str = "subscriptions") -> str:
+        return f"revenue:{stream}"
+
+
+class LedgerUnbalanced(DomainError):
+    """The legs of a journal entry do not balance per currency."""
+
+    code = ErrorCode.LEDGER_UNBALANCED
+
+
+def minor_unit_exponent(currency: str) -> int:
+    """Digits after the decimal point for a currency (JPY 0, USD 2, BHD 3)."""
+    # py-moneyed knows the ISO 4217 minor units; fall back to 2 if it doesn't.
+    sub_unit = getattr(get_currency(currency), "sub_unit", 100) or 1
+    return len(str(sub_unit)) - 1
+
+
+def quantize(amount: Decimal, currency: str) -> Decimal:
+    """Round to the currency's minor unit (half-up), the only rounding the ledger accepts."""
+    exp = minor_unit_exponent(currency)
+    return amount.quantize(Decimal(1).scaleb(-exp), rounding="ROUND_HALF_UP")
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: str
+    amount: Money  # signed: debit > 0, credit < 0
+
+
+@dataclass
+class Posting:
+    key: str
+    kind: str
+    legs: Sequence[Leg]
+    memo: str = ""
+    customer: Customer | None = None
+    source_type: str = ""
+    source_id: str = ""
+    posted_at: object = field(default=None)
+
+
+def _validate(posting: Posting) -> None:
+    if not posting.legs:
+        raise LedgerUnbalanced("A journal entry needs at least two legs.")
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for leg in posting.legs:
+        currency = str(leg.amount.currency)
+        value = leg.amount.amount
+        if quantize(value, currency) != value:
+            raise LedgerUnbalanced(f"{leg.account}: {value} {currency} is finer than the currency's minor unit.")
+        totals[currency] += value
+    unbalanced = {c: t for c, t in totals.items() if t != 0}
+    if unbalanced:
+        raise LedgerUnbalanced(f"Entry {posting.key} does not balance: {unbalanced}")
+
+
+def _lines(entry: JournalEntry, legs: Iterable[Leg]) -> list[JournalLine]:
+    return [
+        JournalLine(entry=entry, account=leg.account, amount=leg.amount.amount, currency=str(leg.amount.currency))
+        for leg in legs
+        if leg.amount.amount != 0
+    ]
+
+
+def journal_post(posting: Posting) -> tuple[JournalEntry, bool]:
+    """Post one balanced entry exactly once. Returns (entry, created).
+
+    A second call with the same key returns the first entry unchanged: that is
+    what makes retried webhooks, tasks and payout runs safe.
+    """
+    _validate(posting)
+    existing = JournalEntry.objects.filter(key=posting.key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            entry = JournalEntry.objects.create(
+                key=posting.key,
+                kind=posting.kind,
+                memo=posting.memo[:255],
+                customer=posting.customer,
+                source_type=posting.source_type,
+                source_id=str(posting.source_id),
+                posted_at=posting.posted_at or clock.now(),
+            )
+            JournalLine.objects.bulk_create(_lines(entry, posting.legs))
+    except IntegrityError:
+        # A concurrent poster won the race on the unique key.
+        return JournalEntry.objects.get(key=posting.key), False
+    return entry, True
+
+
+def journal_post_many(postings: Sequence[Posting], *, batch_size: int = 5000) -> int:
+    """Post many entries in a few statements (payout runs, cycle computations).
+
+    Keys already posted are skipped, so a re-run after a crash posts only what
+    is missing. Call inside ``transaction.atomic()``. Returns the number posted.
+    """
+    for posting in postings:
+        _validate(posting)
+    keys = [p.key for p in postings]
+    already = set()
+    for i in range(0, len(keys), batch_size):
+        already.update(JournalEntry.objects.filter(key__in=keys[i : i + batch_size]).values_list("key", flat=True))
+    todo = [p for p in postings if p.key not in already]
+    now = clock.now()
+    entries = JournalEntry.objects.bulk_create(
+        [
+            JournalEntry(
+                key=p.key,
+                kind=p.kind,
+                memo=p.memo[:255],
+                customer=p.customer,
+                source_type=p.source_type,
+                source_id=str(p.source_id),
+                posted_at=p.posted_at or now,
+            )
+            for p in todo
+        ],
+        batch_size=batch_size,
+    )
+    lines: list[JournalLine] = []
+    for entry, posting in zip(entries, todo, strict=True):
+        lines.extend(_lines(entry, posting.legs))
+    JournalLine.objects.bulk_create(lines, batch_size=batch_size)
+    return len(todo)
+
+
+def payment_legs(*, provider: str, amount: Money, fee: Money, tax: Money, stream: str = "subscriptions") -> list[Leg]:
+    """Capture of a payment: cash net of fees at the provider, fees, revenue net of tax, tax payable."""
+    return [
+        Leg(Account.cash(provider), amount - fee),
+        Leg(Account.PROVIDER_FEES, fee),
+        Leg(Account.revenue(stream), -(amount - tax)),
+        Leg(Account.TAX_PAYABLE, -tax),
+    ]
+
+
+@dataclass
+class LedgerReport:
+    entries: int
+    lines: int
+    unbalanced_entries: list[tuple[int, str, Decimal]]
+    trial_balance: dict[str, Decimal]
+
+    @property
+    def balanced(self) -> bool:
+        return not self.unbalanced_entries and all(v == 0 for v in self.trial_balance.values())
+
+
+def ledger_report() -> LedgerReport:
+    from django.db.models import Count, Sum
+
+    unbalanced = list(
+        JournalLine.objects.values("entry_id", "currency")
+        .annotate(total=Sum("amount"))
+        .exclude(total=0)
+        .values_list("entry_id", "currency", "total")[:100]
+    )
+    trial = {
+        row["currency"]: row["total"]
+        for row in JournalLine.objects.values("currency").annotate(total=Sum("amount")).order_by("currency")
+    }
+    counts = JournalLine.objects.aggregate(n=Count("id"))
+    return LedgerReport(
+        entries=JournalEntry.objects.count(),
+        lines=counts["n"],
+        unbalanced_entries=unbalanced,
+        trial_balance=trial,
+    )

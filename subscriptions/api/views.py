@@ -1,0 +1,114 @@
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from monetization.api.permissions import require_scope
+from monetization.errors import NotFound
+from monetization.models import Customer
+from subscriptions import selectors
+from subscriptions.entitlements import (
+    cache_entitlements,
+    cached_entitlements_json,
+    entitlements_body,
+    resolve_entitlements,
+)
+from subscriptions.models import Platform
+
+
+class EntitlementsView(APIView):
+    """The hot path: what a customer may use now. Served from cache; a miss costs one query per source."""
+
+    permission_classes = [require_scope("entitlements:read")]
+
+    class OutputSerializer(serializers.Serializer):
+        customer = serializers.CharField()
+        entitlements = inline_serializer(
+            "ActiveEntitlement",
+            {
+                "key": serializers.CharField(),
+                "source": serializers.ChoiceField(["subscription", "grant", "organization"]),
+                "source_id": serializers.CharField(),
+                "expires_at": serializers.DateTimeField(allow_null=True),
+            },
+            many=True,
+        )
+
+    @extend_schema(responses=OutputSerializer, operation_id="customer_entitlements")
+    def get(self, request, external_id: str):
+        body = cached_entitlements_json(external_id)
+        if body is None:
+            customer_id = Customer.objects.filter(external_id=external_id).values_list("id", flat=True).first()
+            if customer_id is None:
+                raise NotFound(f"No customer with external id '{external_id}'.")
+            entitlements = resolve_entitlements(customer_id)
+            body = entitlements_body(external_id, entitlements)
+            cache_entitlements(external_id, entitlements, body)
+        # Bypass serializer and renderer: the body is already JSON (this is the hottest endpoint).
+        return HttpResponse(body, content_type="application/json")
+
+
+class CatalogView(APIView):
+    permission_classes = [require_scope("catalog:read")]
+
+    class InputSerializer(serializers.Serializer):
+        platform = serializers.CharField()
+        country = serializers.CharField()
+
+    class MoneySerializer(serializers.Serializer):
+        amount = serializers.DecimalField(max_digits=14, decimal_places=2, source="amount.amount")
+        currency = serializers.CharField(source="amount.currency.code")
+
+    class PlanSerializer(serializers.Serializer):
+        code = serializers.CharField(source="plan.code")
+        interval = serializers.CharField(source="plan.interval")
+        interval_count = serializers.IntegerField(source="plan.interval_count")
+        trial_days = serializers.IntegerField(source="plan.trial_days")
+        store_product_id = serializers.CharField(source="sku.store_product_id")
+        base_plan_id = serializers.CharField(source="sku.base_plan_id")
+        price = serializers.SerializerMethodField()
+        seat_price = serializers.SerializerMethodField()
+
+        def _money(self, price):
+            if price is None:
+                return None
+            return {"amount": str(price.amount.amount), "currency": price.amount.currency.code}
+
+        def get_price(self, obj) -> dict | None:
+            return self._money(obj.price)
+
+        def get_seat_price(self, obj) -> dict | None:
+            return self._money(obj.seat_price)
+
+    class ProductSerializer(serializers.Serializer):
+        code = serializers.CharField(source="product.code")
+        name = serializers.CharField(source="product.name")
+        kind = serializers.CharField(source="product.kind")
+        entitlements = serializers.ListField(source="product.entitlement_keys", child=serializers.CharField())
+        plans = serializers.SerializerMethodField()
+
+        def get_plans(self, obj) -> list:
+            return CatalogView.PlanSerializer(obj.plans, many=True).data
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("platform", enum=Platform.values, required=True),
+            OpenApiParameter("country", description="ISO 3166-1 alpha-2", required=True),
+        ],
+        responses=ProductSerializer(many=True),
+        operation_id="catalog",
+    )
+    def get(self, request):
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        products = selectors.catalog_for(
+            platform=params.validated_data["platform"], country=params.validated_data["country"]
+        )
+        return Response(
+            {
+                "platform": params.validated_data["platform"],
+                "country": params.validated_data["country"].upper(),
+                "products": self.ProductSerializer(products, many=True).data,
+            }
+        )

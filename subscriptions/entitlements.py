@@ -1,0 +1,94 @@
+"""Entitlement resolution: what a customer may use right now, and why.
+
+A customer's entitlements come from *sources*: subscriptions in an entitling
+state and active grants (here), organization seats (verified_orgs), ... Each
+app registers its source with :func:`register_source`, so this module never
+imports the apps that extend it.
+
+The result is cached per customer (by external id, the API's lookup key).
+Correctness rests on two rules:
+
+1. every service that changes a source calls :func:`entitlements_invalidate`
+   (through ``transaction.on_commit``, so readers never cache pre-commit state);
+2. the cache entry never outlives the earliest expiry it contains, so an
+   entitlement that simply runs out is never served stale either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from monetization import clock
+
+
+@dataclass(frozen=True)
+class ActiveEntitlement:
+    key: str
+    source: str  # "subscription", "grant", "organization", ...
+    source_id: str
+    expires_at: datetime | None
+
+    def as_dict(self) -> dict:
+        return {
+            "key": self.key,
+            "source": self.source,
+            "source_id": self.source_id,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+        }
+
+
+EntitlementSource = Callable[[int, datetime], Iterable[ActiveEntitlement]]
+_sources: list[EntitlementSource] = []
+
+
+def register_source(source: EntitlementSource) -> EntitlementSource:
+    if source not in _sources:
+        _sources.append(source)
+    return source
+
+
+def resolve_entitlements(customer_id: int, *, at: datetime | None = None) -> list[ActiveEntitlement]:
+    """Every active entitlement of a customer, one row per (key, source), sorted by key."""
+    at = at or clock.now()
+    found: list[ActiveEntitlement] = []
+    for source in _sources:
+        found.extend(source(customer_id, at))
+    return sorted(set(found), key=lambda e: (e.key, e.source, e.source_id))
+
+
+def _cache_key(external_id: str) -> str:
+    return f"ent:v1:{external_id}"
+
+
+def cached_entitlements_json(external_id: str) -> bytes | None:
+    """The cached serialized entitlements of a customer, or None on a miss."""
+    return cache.get(_cache_key(external_id))
+
+
+def cache_entitlements(external_id: str, entitlements: list[ActiveEntitlement], body: bytes) -> None:
+    ttl = settings.ENTITLEMENT_CACHE_TTL
+    now = clock.now()
+    expiries = [e.expires_at for e in entitlements if e.expires_at is not None]
+    if expiries:
+        ttl = max(1, min(ttl, int((min(expiries) - now).total_seconds())))
+    cache.set(_cache_key(external_id), body, ttl)
+
+
+def entitlements_invalidate(external_ids: Iterable[str]) -> None:
+    """Forget cached entitlements once the current transaction commits."""
+    keys = [_cache_key(x) for x in set(external_ids)]
+    if keys:
+        transaction.on_commit(lambda: cache.delete_many(keys))
+
+
+def entitlements_body(external_id: str, entitlements: list[ActiveEntitlement]) -> bytes:
+    return json.dumps(
+        {"customer": external_id, "entitlements": [e.as_dict() for e in entitlements]}, separators=(",", ":")
+    ).encode()

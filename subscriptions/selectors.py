@@ -1,0 +1,99 @@
+"""Reads of the catalog and of subscriptions that are more than a filter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Prefetch, Q
+from moneyed import CURRENCIES
+
+from monetization import clock
+from monetization.errors import ErrorCode, InvalidInput
+
+from .models import Plan, Platform, Price, Product, Sku
+
+# ISO 3166-1 alpha-2 codes, as py-moneyed knows them from ISO 4217.
+COUNTRY_CODES = frozenset(code for cur in CURRENCIES.values() for code in (cur.country_codes or ()))
+
+
+@dataclass
+class CatalogPlan:
+    plan: Plan
+    sku: Sku
+    price: Price | None
+    seat_price: Price | None
+
+
+@dataclass
+class CatalogProduct:
+    product: Product
+    plans: list[CatalogPlan]
+
+
+def _pick_price(prices: list[Price], *, platform: str, country: str, component: str, at: datetime) -> Price | None:
+    """The price valid at ``at`` for the country, a platform-specific one beating a generic one."""
+    candidates = [
+        p
+        for p in prices
+        if p.country == country
+        and p.component == component
+        and p.platform in ("", platform)
+        and p.valid_from <= at
+        and (p.valid_until is None or p.valid_until > at)
+    ]
+    candidates.sort(key=lambda p: (p.platform == platform, p.valid_from), reverse=True)
+    return candidates[0] if candidates else None
+
+
+def catalog_for(*, platform: str, country: str, at: datetime | None = None) -> list[CatalogProduct]:
+    """Products sellable on ``platform`` with their plans, SKUs and the price in ``country``. Three queries."""
+    if platform not in Platform.values:
+        raise InvalidInput(
+            f"Unknown platform '{platform}'. Use one of: {', '.join(Platform.values)}.", code=ErrorCode.UNKNOWN_PLATFORM
+        )
+    country = (country or "").upper()
+    if country not in COUNTRY_CODES:
+        raise InvalidInput(
+            f"Unknown country '{country}'. Use an ISO 3166-1 alpha-2 code such as US or DE.",
+            code=ErrorCode.UNKNOWN_COUNTRY,
+        )
+    at = at or clock.now()
+    skus = Sku.objects.filter(platform=platform, is_active=True)
+    prices = Price.objects.filter(Q(platform="") | Q(platform=platform), country=country, valid_from__lte=at).filter(
+        Q(valid_until__isnull=True) | Q(valid_until__gt=at)
+    )
+    plans = (
+        Plan.objects.filter(is_active=True, product__is_active=True, skus__platform=platform, skus__is_active=True)
+        .select_related("product")
+        .prefetch_related(Prefetch("skus", queryset=skus), Prefetch("prices", queryset=prices))
+        .order_by("product__kind", "product__rank", "product__code", "interval")
+    )
+    by_product: dict[int, CatalogProduct] = {}
+    entitlement_keys = _entitlement_keys_by_product()
+    for plan in plans:
+        plan_prices = list(plan.prices.all())
+        sku = plan.skus.all()[0]
+        entry = by_product.setdefault(plan.product_id, CatalogProduct(product=plan.product, plans=[]))
+        entry.product.entitlement_keys = entitlement_keys.get(plan.product_id, [])
+        entry.plans.append(
+            CatalogPlan(
+                plan=plan,
+                sku=sku,
+                price=_pick_price(
+                    plan_prices, platform=platform, country=country, component=Price.Component.BASE, at=at
+                ),
+                seat_price=_pick_price(
+                    plan_prices, platform=platform, country=country, component=Price.Component.SEAT, at=at
+                ),
+            )
+        )
+    return list(by_product.values())
+
+
+def _entitlement_keys_by_product() -> dict[int, list[str]]:
+    through = Product.entitlements.through
+    keys: dict[int, list[str]] = {}
+    for product_id, key in through.objects.values_list("product_id", "entitlement__key").order_by("entitlement__key"):
+        keys.setdefault(product_id, []).append(key)
+    return keys
