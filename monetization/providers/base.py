@@ -1,0 +1,94 @@
+"""The one interface every payment provider adapter speaks.
+
+Real adapters (``stripe/``, ``app_store/``, ``google_play/``) wrap the
+providers' SDKs; ``fake.py`` holds the test double with the same interface.
+Services only ever see these types: nothing outside ``providers/`` imports
+an SDK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from djmoney.money import Money
+
+
+class ProviderError(Exception):
+    """The provider refused or failed. ``retryable`` says whether trying again may help."""
+
+    def __init__(self, message: str, *, code: str = "provider_error", retryable: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+class UnsupportedOperation(ProviderError):
+    """The platform does not allow this (e.g. a developer-initiated App Store refund)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="unsupported_by_provider", retryable=False)
+
+
+class InvalidSignature(Exception):
+    """A webhook or signed payload failed verification."""
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """A verified webhook, normalised: enough to store it once and apply it later."""
+
+    provider: str
+    event_id: str  # Stripe event id, App Store notificationUUID, Pub/Sub messageId
+    event_type: str
+    occurred_at: datetime
+    payload: dict
+    subscription_ref: str = ""  # the provider's subscription id the event is about
+
+
+@dataclass(frozen=True)
+class SubscriptionSnapshot:
+    """What the provider says a subscription looks like now (the truth we converge to)."""
+
+    provider: str
+    provider_subscription_id: str
+    store_product_id: str
+    status: str  # provider status, mapped by the sync service
+    as_of: datetime
+    customer_ref: str = ""  # provider customer id / app account token / obfuscated account id
+    base_plan_id: str = ""
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    trial_end: datetime | None = None
+    grace_end: datetime | None = None
+    auto_renew: bool = True
+    quantity: int = 1
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    provider_refund_id: str
+    amount: Money
+    status: str  # "succeeded" | "pending"
+
+
+class PaymentProvider(Protocol):
+    """What the back office asks of a payment platform."""
+
+    name: str
+
+    def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> list[ProviderEvent]: ...
+
+    def fetch_subscription(self, provider_subscription_id: str) -> SubscriptionSnapshot: ...
+
+    def refund(self, *, payment_reference: str, amount: Money, idempotency_key: str, reason: str) -> RefundResult: ...
+
+    def cancel_subscription(
+        self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str
+    ) -> None: ...
+
+    def extend_subscription(
+        self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str
+    ) -> SubscriptionSnapshot: ...

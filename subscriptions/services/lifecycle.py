@@ -1,0 +1,118 @@
+"""The one way a subscription changes state: lock, transition, save, record, invalidate.
+
+Webhook appliers, the sweep, staff actions and the purchases API all go
+through :func:`subscription_change_state`, so every state change is recorded
+with its cause and every entitlement cache that it touches is invalidated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django_fsm import TransitionNotAllowed, can_proceed
+
+from monetization import clock
+from monetization.errors import IllegalTransition
+from monetization.models import AuditEvent
+from monetization.services.audit import audit_record, snapshot
+from subscriptions.entitlements import entitlements_invalidate
+from subscriptions.models import Subscription
+
+# The fields shown as before/after in the history.
+SNAPSHOT_FIELDS = [
+    "state",
+    "current_period_start",
+    "current_period_end",
+    "trial_end",
+    "grace_end",
+    "hold_end",
+    "auto_renew",
+    "cancel_reason",
+    "quantity",
+]
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Who or what caused a change: a staff user, a provider event, a task, a client app."""
+
+    actor_kind: str = AuditEvent.ActorKind.SYSTEM
+    label: str = ""  # e.g. "stripe:evt_123", "task:lifecycle_sweep", "api-key:ios-app"
+    user: Any = None
+    reason: str = ""
+
+    @classmethod
+    def staff(cls, user, reason: str) -> Cause:
+        return cls(actor_kind=AuditEvent.ActorKind.STAFF, user=user, label=user.get_username(), reason=reason)
+
+    @classmethod
+    def provider_event(cls, provider: str, event_id: str, reason: str = "") -> Cause:
+        return cls(actor_kind=AuditEvent.ActorKind.PROVIDER, label=f"{provider}:{event_id}", reason=reason)
+
+    @classmethod
+    def task(cls, name: str, reason: str = "") -> Cause:
+        return cls(actor_kind=AuditEvent.ActorKind.SYSTEM, label=f"task:{name}", reason=reason)
+
+
+@dataclass
+class Change:
+    """Field updates applied together with (or without) a transition."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def subscription_lock(subscription_id: int) -> Subscription:
+    return Subscription.objects.select_for_update().select_related("customer").get(pk=subscription_id)
+
+
+def subscription_change_state(
+    *,
+    subscription: Subscription,
+    transition: str | None,
+    cause: Cause,
+    updates: dict[str, Any] | None = None,
+    action: str | None = None,
+    transition_kwargs: dict[str, Any] | None = None,
+) -> Subscription:
+    """Apply ``transition`` (a method name on Subscription, or None) plus field ``updates``.
+
+    Locks the row, refuses an illegal transition with :class:`IllegalTransition`
+    (nothing changes), records an audit event with before/after and cause, and
+    invalidates the customer's cached entitlements on commit. Returns the
+    locked, saved subscription.
+    """
+    with transaction.atomic():
+        sub = subscription_lock(subscription.pk)
+        before = snapshot(sub, SNAPSHOT_FIELDS)
+        if transition:
+            method = getattr(sub, transition)
+            if not can_proceed(method):
+                raise IllegalTransition(f"Cannot {transition} a subscription that is {sub.state}.")
+            try:
+                method(**(transition_kwargs or {}))
+            except TransitionNotAllowed as exc:  # a condition failed
+                raise IllegalTransition(str(exc)) from exc
+        for name, value in (updates or {}).items():
+            setattr(sub, name, value)
+        after = snapshot(sub, SNAPSHOT_FIELDS)
+        if before == after:
+            return sub
+        sub.updated_at = clock.now()
+        sub.save()
+        audit_record(
+            action=action or f"subscription.{transition or 'update'}",
+            obj=sub,
+            actor=cause.user,
+            actor_kind=cause.actor_kind,
+            actor_label=cause.label,
+            customer=sub.customer,
+            before=before,
+            after=after,
+            reason=cause.reason,
+        )
+        entitlements_invalidate([sub.customer.external_id])
+    # Keep the caller's instance in step with the database.
+    subscription.refresh_from_db()
+    return sub
