@@ -198,3 +198,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# Provider adapters by name (dotted paths); tests swap in monetization.providers.fake.FakeProvider.
+PAYMENT_PROVIDERS = {
+    "stripe": os.environ.get("PAYMENT_PROVIDER_STRIPE", "monetization.providers.fake.FakeProvider"),
+    "app_store": os.environ.get("PAYMENT_PROVIDER_APP_STORE", "monetization.providers.fake.FakeProvider"),
+    "google_play": os.environ.get("PAYMENT_PROVIDER_GOOGLE_PLAY", "monetization.providers.fake.FakeProvider"),
+}

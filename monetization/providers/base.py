@@ -92,3 +92,27 @@ class PaymentProvider(Protocol):
     def extend_subscription(
         self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str
     ) -> SubscriptionSnapshot: ...
+
+
+def get_provider(name: str) -> PaymentProvider:
+    """The adapter configured for ``name`` in ``settings.PAYMENT_PROVIDERS`` (dotted paths).
+
+    Tests point a provider at ``monetization.providers.fake.FakeProvider``;
+    production at the real adapter. Instances are cached per process.
+    """
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    path = settings.PAYMENT_PROVIDERS[name]
+    cached = _instances.get((name, path))
+    if cached is None:
+        cached = import_string(path)(name=name)
+        _instances[(name, path)] = cached
+    return cached
+
+
+def reset_providers() -> None:
+    _instances.clear()
+
+
+_instances: dict[tuple[str, str], PaymentProvider] = {}

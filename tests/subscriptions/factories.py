@@ -21,6 +21,7 @@ class EntitlementFactory(factory.django.DjangoModelFactory):
 class ProductFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Product
+        skip_postgeneration_save = True
 
     code = factory.Sequence(lambda n: f"product-{n}")
     name = factory.Sequence(lambda n: f"Product {n}")

@@ -1,0 +1,80 @@
+"""A payment provider test double that speaks :class:`PaymentProvider`.
+
+It keeps its state in memory, records every call, and can be told to fail
+the next call of an operation, so tests exercise our side of every path
+without the network. Signature checking is the real adapters' job and is
+tested there with real keys.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+from djmoney.money import Money
+
+from monetization import clock
+
+from .base import ProviderError, ProviderEvent, RefundResult, SubscriptionSnapshot, UnsupportedOperation
+
+
+@dataclass
+class FakeProvider:
+    name: str = "fake"
+    subscriptions: dict[str, SubscriptionSnapshot] = field(default_factory=dict)
+    refunds: dict[str, RefundResult] = field(default_factory=dict)  # by idempotency key
+    calls: list[tuple[str, dict]] = field(default_factory=list)
+    fail_next: dict[str, ProviderError] = field(default_factory=dict)
+    supports_refunds: bool = True
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def _maybe_fail(self, operation: str) -> None:
+        error = self.fail_next.pop(operation, None)
+        if error is not None:
+            raise error
+
+    def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> list[ProviderEvent]:
+        raise NotImplementedError("the fake provider receives no webhooks; use the real adapters with test keys")
+
+    def fetch_subscription(self, provider_subscription_id: str) -> SubscriptionSnapshot:
+        self.calls.append(("fetch_subscription", {"id": provider_subscription_id}))
+        self._maybe_fail("fetch_subscription")
+        try:
+            return self.subscriptions[provider_subscription_id]
+        except KeyError:
+            raise ProviderError(f"no such subscription {provider_subscription_id}", code="not_found") from None
+
+    def refund(self, *, payment_reference: str, amount: Money, idempotency_key: str, reason: str) -> RefundResult:
+        self.calls.append(("refund", {"payment": payment_reference, "amount": amount, "key": idempotency_key}))
+        if not self.supports_refunds:
+            raise UnsupportedOperation(f"{self.name} does not allow developer-initiated refunds")
+        self._maybe_fail("refund")
+        # Like Stripe: the same idempotency key returns the first result.
+        if idempotency_key not in self.refunds:
+            self.refunds[idempotency_key] = RefundResult(
+                provider_refund_id=f"re_fake_{next(self._ids)}", amount=amount, status="succeeded"
+            )
+        return self.refunds[idempotency_key]
+
+    def cancel_subscription(self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str) -> None:
+        self.calls.append(("cancel_subscription", {"id": provider_subscription_id, "at_period_end": at_period_end}))
+        self._maybe_fail("cancel_subscription")
+        snap = self.subscriptions.get(provider_subscription_id)
+        if snap is not None:
+            self.subscriptions[provider_subscription_id] = replace(
+                snap, auto_renew=False, status="canceled" if not at_period_end else snap.status, as_of=clock.now()
+            )
+
+    def extend_subscription(
+        self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        self.calls.append(("extend_subscription", {"id": provider_subscription_id, "days": days}))
+        self._maybe_fail("extend_subscription")
+        snap = self.subscriptions.get(provider_subscription_id)
+        if snap is None:
+            raise ProviderError(f"no such subscription {provider_subscription_id}", code="not_found")
+        end = (snap.current_period_end or clock.now()) + timedelta(days=days)
+        snap = replace(snap, current_period_end=end, as_of=clock.now())
+        self.subscriptions[provider_subscription_id] = snap
+        return snap

@@ -1,0 +1,111 @@
+"""Recording payments the providers tell us about, and posting them to the ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from djmoney.money import Money
+
+from monetization import clock
+from monetization.errors import InvalidInput
+from monetization.models import Customer, Payment
+from monetization.services.ledger import Posting, journal_post, payment_legs
+
+# Which revenue account a payment feeds, by product kind.
+REVENUE_STREAM_BY_PRODUCT_KIND = {
+    "consumer": "subscriptions",
+    "organization": "organizations",
+    "creator": "creator_subscriptions",
+}
+
+
+def _stream_for(payment: Payment) -> str:
+    if payment.subscription_id is None:
+        return "subscriptions"
+    kind = payment.subscription.plan.product.kind
+    return REVENUE_STREAM_BY_PRODUCT_KIND.get(kind, "subscriptions")
+
+
+def payment_post_to_ledger(payment: Payment) -> None:
+    """Post a succeeded payment's capture (exactly once, keyed by the payment)."""
+    journal_post(
+        Posting(
+            key=f"payment:{payment.pk}:capture",
+            kind="payment",
+            legs=payment_legs(
+                provider=payment.provider,
+                amount=payment.amount,
+                fee=payment.fee,
+                tax=payment.tax,
+                stream=_stream_for(payment),
+            ),
+            memo=f"{payment.get_kind_display()} {payment.provider_reference}",
+            customer=payment.customer,
+            source_type="monetization.payment",
+            source_id=str(payment.pk),
+            posted_at=payment.occurred_at,
+        )
+    )
+
+
+def payment_record(
+    *,
+    customer: Customer,
+    provider: str,
+    provider_reference: str,
+    amount: Money,
+    fee: Money | None = None,
+    tax: Money | None = None,
+    kind: str = Payment.Kind.RENEWAL,
+    subscription=None,
+    succeeded: bool = True,
+    failure_code: str = "",
+    occurred_at: datetime | None = None,
+) -> tuple[Payment, bool]:
+    """Record a payment once per (provider, reference); post it to the ledger when it succeeded.
+
+    Idempotent: a repeated call returns the existing payment (created=False).
+    A pending payment that later succeeds or fails is moved on, never duplicated.
+    """
+    currency = str(amount.currency)
+    fee = fee if fee is not None else Money(0, currency)
+    tax = tax if tax is not None else Money(0, currency)
+    if amount.amount <= 0:
+        raise InvalidInput("A payment amount must be positive.")
+    if {str(fee.currency), str(tax.currency)} != {currency}:
+        raise InvalidInput("Fee and tax must be in the payment's currency.")
+    with transaction.atomic():
+        payment = (
+            Payment.objects.select_for_update().filter(provider=provider, provider_reference=provider_reference).first()
+        )
+        created = False
+        if payment is None:
+            try:
+                with transaction.atomic():
+                    payment = Payment.objects.create(
+                        customer=customer,
+                        subscription=subscription,
+                        provider=provider,
+                        provider_reference=provider_reference,
+                        kind=kind,
+                        amount=amount,
+                        fee=fee,
+                        tax=tax,
+                        refunded=Money(0, currency),
+                        occurred_at=occurred_at or clock.now(),
+                    )
+                created = True
+            except IntegrityError:
+                payment = Payment.objects.select_for_update().get(
+                    provider=provider, provider_reference=provider_reference
+                )
+        if payment.status == Payment.Status.PENDING:
+            if succeeded:
+                payment.succeed()
+                payment.save(update_fields=["status"])
+                payment_post_to_ledger(payment)
+            elif failure_code:
+                payment.fail(code=failure_code)
+                payment.save(update_fields=["status", "failure_code"])
+    return payment, created
