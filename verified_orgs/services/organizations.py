@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
-from django_fsm import TransitionNotAllowed, can_proceed, has_transition_perm
+from django_fsm import TransitionNotAllowed, can_proceed
 
 from monetization import clock
 from monetization.errors import Conflict, IllegalTransition, InvalidInput, PermissionDenied
@@ -22,6 +22,10 @@ from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
 from verified_orgs.error_codes import OrgErrorCode, reason_required
 from verified_orgs.models import (
+    REINSTATE_PERM,
+    REJECT_PERM,
+    SUSPEND_PERM,
+    VERIFY_PERM,
     Affiliation,
     Organization,
     OrganizationAdmin,
@@ -29,6 +33,15 @@ from verified_orgs.models import (
 )
 
 SNAPSHOT_FIELDS = ["state", "state_reason", "suspension_cause", "seat_limit", "verified_at"]
+# The permission each staff transition needs (as declared on the model's transitions).
+TRANSITION_PERMS = {
+    "start_review": VERIFY_PERM,
+    "verify": VERIFY_PERM,
+    "reject": REJECT_PERM,
+    "suspend": SUSPEND_PERM,
+    "reinstate": REINSTATE_PERM,
+    "cancel": SUSPEND_PERM,
+}
 REASON_REQUIRED_FOR = {"reject", "suspend", "reinstate", "cancel"}
 
 
@@ -117,7 +130,8 @@ def _transition(
         raise reason_required()
     org = organization_lock(organization.pk)
     method = getattr(org, name)
-    if actor is not None and not has_transition_perm(method, actor):
+    perm = TRANSITION_PERMS.get(name)
+    if actor is not None and perm and not actor.has_perm(perm):
         raise PermissionDenied(f"You may not {name.replace('_', ' ')} organizations.")
     if not can_proceed(method):
         raise IllegalTransition(f"Cannot {name.replace('_', ' ')} an organization that is {org.state}.")
