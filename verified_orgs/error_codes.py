@@ -27,7 +27,9 @@ def org_not_found(detail: str = "No such organization.") -> DomainError:
 
 
 def not_org_admin() -> DomainError:
-    return PermissionDenied("The acting customer is not an admin of this organization.", code=OrgErrorCode.NOT_ORG_ADMIN)
+    return PermissionDenied(
+        "The acting customer is not an admin of this organization.", code=OrgErrorCode.NOT_ORG_ADMIN
+    )
 
 
 def org_not_verified(state: str) -> DomainError:

@@ -349,3 +349,12 @@ class OrgInvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount}"
+
+
+class ReviewQueueItem(Organization):
+    """The compliance review queue: organizations waiting for a decision, oldest first."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "review queue item"
+        verbose_name_plural = "review queue"

@@ -82,9 +82,13 @@ def organization_page(*, organization: Organization, seats_page: int = 1, per_pa
         seat_count=count,
         live_count=count + invited,
         ledger=list(SeatLedgerEntry.objects.filter(organization=org).order_by("-id")[:20]),
-        invoices=list(OrgInvoice.objects.filter(organization=org).prefetch_related("lines").order_by("-period_start")[:12]),
+        invoices=list(
+            OrgInvoice.objects.filter(organization=org).prefetch_related("lines").order_by("-period_start")[:12]
+        ),
         applications=list(
-            VerificationApplication.objects.filter(organization=org).select_related("reviewer").order_by("-submitted_at")[:20]
+            VerificationApplication.objects.filter(organization=org)
+            .select_related("reviewer")
+            .order_by("-submitted_at")[:20]
         ),
         admins=[a.customer for a in org.admins.select_related("customer").order_by("id")[:50]],
         audit=list(

@@ -1,6 +1,5 @@
 import datetime
 
-import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from djmoney.money import Money

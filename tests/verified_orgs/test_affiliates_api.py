@@ -29,12 +29,16 @@ def app(client_with_scopes):
 
 
 def _as(app, customer):
-    app.credentials(HTTP_AUTHORIZATION=app._credentials["HTTP_AUTHORIZATION"], HTTP_X_ACTING_CUSTOMER=customer.external_id)
+    app.credentials(
+        HTTP_AUTHORIZATION=app._credentials["HTTP_AUTHORIZATION"], HTTP_X_ACTING_CUSTOMER=customer.external_id
+    )
     return app
 
 
 def _invite(app, org, admin, invitee):
-    return _as(app, admin).post(f"/api/v1/orgs/{org.handle}/affiliates", {"customer": invitee.external_id}, format="json")
+    return _as(app, admin).post(
+        f"/api/v1/orgs/{org.handle}/affiliates", {"customer": invitee.external_id}, format="json"
+    )
 
 
 def _accept(app, invitee, token):
@@ -60,7 +64,11 @@ def test_invite_accept_list_remove(app, org, admin):
 
     r = _as(app, admin).delete(f"/api/v1/orgs/{org.handle}/affiliates/{aff_id}")
     assert r.status_code == 200 and r.json()["state"] == "removed"
-    assert list(SeatLedgerEntry.objects.filter(organization=org).order_by("id").values_list("quantity", flat=True)) == [0, 1, 0]
+    assert list(SeatLedgerEntry.objects.filter(organization=org).order_by("id").values_list("quantity", flat=True)) == [
+        0,
+        1,
+        0,
+    ]
     r = _as(app, admin).get(f"/api/v1/orgs/{org.handle}/invoices")
     lines = r.json()["results"][0]["lines"]
     assert [line["kind"] for line in lines] == ["base", "seats", "seat_proration", "seat_proration"]

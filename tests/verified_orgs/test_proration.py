@@ -100,8 +100,7 @@ def test_service_charges_and_credits_sum_to_seat_time(ops):
         p.amount.amount for p in Payment.objects.filter(subscription=org.subscription, kind=Payment.Kind.SEAT_CHANGE)
     )
     credited = -sum(
-        line.amount
-        for line in JournalLine.objects.filter(account=CUSTOMER_CREDIT, entry__source_id=str(org.pk))
+        line.amount for line in JournalLine.objects.filter(account=CUSTOMER_CREDIT, entry__source_id=str(org.pk))
     )
     expected = seat_price * Decimal(_seat_seconds(changes)) / Decimal(PERIOD)
     assert abs(charged - credited - expected) <= Decimal("0.01")

@@ -107,7 +107,9 @@ class AffiliatesView(OrgAdminView):
 
 
 class AffiliateView(OrgAdminView):
-    @extend_schema(parameters=[ACTING_HEADER_PARAM], responses=AffiliateSerializer, operation_id="org_affiliates_remove")
+    @extend_schema(
+        parameters=[ACTING_HEADER_PARAM], responses=AffiliateSerializer, operation_id="org_affiliates_remove"
+    )
     def delete(self, request, handle: str, pk: int):
         org, admin = self.org_for_admin(request, handle)
         affiliation = Affiliation.objects.filter(organization=org, pk=pk).first()
@@ -178,7 +180,9 @@ class InvoiceSerializer(serializers.ModelSerializer):
 class InvoicesView(OrgAdminView):
     pagination_class = InvoicePagination
 
-    @extend_schema(parameters=[ACTING_HEADER_PARAM], responses=InvoiceSerializer(many=True), operation_id="org_invoices")
+    @extend_schema(
+        parameters=[ACTING_HEADER_PARAM], responses=InvoiceSerializer(many=True), operation_id="org_invoices"
+    )
     def get(self, request, handle: str):
         org, _ = self.org_for_admin(request, handle)
         page = self.paginate_queryset(OrgInvoice.objects.filter(organization=org).prefetch_related("lines"))

@@ -194,9 +194,7 @@ def affiliation_accept(*, token: str, customer: Customer, actor_label: str = "")
     return affiliation
 
 
-def affiliation_remove(
-    *, affiliation: Affiliation, actor=None, actor_label: str = "", reason: str = ""
-) -> Affiliation:
+def affiliation_remove(*, affiliation: Affiliation, actor=None, actor_label: str = "", reason: str = "") -> Affiliation:
     """End an invitation or a seat (credited for the rest of the period). Removing twice is a no-op."""
     with transaction.atomic():
         org = organization_lock(affiliation.organization_id)

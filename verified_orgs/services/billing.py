@@ -54,9 +54,7 @@ def org_plan() -> Plan:
     plan = Plan.objects.filter(code=org_plan_code()).select_related("product").first()
     if plan is None:
         plan = (
-            Plan.objects.filter(
-                product__kind=Product.Kind.ORGANIZATION, interval=Plan.Interval.MONTH, is_active=True
-            )
+            Plan.objects.filter(product__kind=Product.Kind.ORGANIZATION, interval=Plan.Interval.MONTH, is_active=True)
             .select_related("product")
             .order_by("id")
             .first()
@@ -97,7 +95,9 @@ def org_prices(*, country: str, plan: Plan | None = None, at: datetime | None = 
         base, seat = pick(code, Price.Component.BASE), pick(code, Price.Component.SEAT)
         if base is not None and seat is not None and base.amount.currency == seat.amount.currency:
             return OrgPrices(base=base.amount, seat=seat.amount)
-    raise InvalidInput(f"No organization prices for {country} or {FALLBACK_COUNTRY}.", code=OrgErrorCode.ORG_PRICE_MISSING)
+    raise InvalidInput(
+        f"No organization prices for {country} or {FALLBACK_COUNTRY}.", code=OrgErrorCode.ORG_PRICE_MISSING
+    )
 
 
 # --- proration -----------------------------------------------------------------
@@ -193,11 +193,21 @@ def org_period_open(
     )
     OrgInvoiceLine.objects.bulk_create(
         [
-            OrgInvoiceLine(invoice=invoice, kind=OrgInvoiceLine.Kind.BASE, description=plan.product.name,
-                           quantity=1, amount=prices.base.amount),
-            OrgInvoiceLine(invoice=invoice, kind=OrgInvoiceLine.Kind.SEATS,
-                           description=f"{quantity} seats at {prices.seat}", quantity=quantity,
-                           amount=seats_amount, seat_ledger_entry=entry),
+            OrgInvoiceLine(
+                invoice=invoice,
+                kind=OrgInvoiceLine.Kind.BASE,
+                description=plan.product.name,
+                quantity=1,
+                amount=prices.base.amount,
+            ),
+            OrgInvoiceLine(
+                invoice=invoice,
+                kind=OrgInvoiceLine.Kind.SEATS,
+                description=f"{quantity} seats at {prices.seat}",
+                quantity=quantity,
+                amount=seats_amount,
+                seat_ledger_entry=entry,
+            ),
         ]
     )
     subscription_change_state(
@@ -238,8 +248,10 @@ def org_billing_start(*, organization: Organization, cause: Cause) -> Subscripti
 def org_renew(*, organization: Organization, cause: Cause) -> OrgInvoice:
     """Start the next period (the renewal the provider charged)."""
     with transaction.atomic():
-        org = Organization.objects.select_for_update().select_related("subscription", "billing_customer").get(
-            pk=organization.pk
+        org = (
+            Organization.objects.select_for_update()
+            .select_related("subscription", "billing_customer")
+            .get(pk=organization.pk)
         )
         return org_period_open(organization=org, period_start=org.subscription.current_period_end, cause=cause)
 

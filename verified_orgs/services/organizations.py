@@ -100,7 +100,9 @@ def organization_apply(
         except IntegrityError:
             raise Conflict(f"The handle @{handle} is taken.", code=OrgErrorCode.HANDLE_TAKEN) from None
         admin_rows = {c.pk: c for c in [billing_customer, *admins]}
-        OrganizationAdmin.objects.bulk_create([OrganizationAdmin(organization=org, customer=c) for c in admin_rows.values()])
+        OrganizationAdmin.objects.bulk_create(
+            [OrganizationAdmin(organization=org, customer=c) for c in admin_rows.values()]
+        )
         VerificationApplication.objects.create(
             organization=org, submitted_at=org.submitted_at, documents=documents or [], applicant_notes=notes
         )
@@ -297,7 +299,9 @@ def organization_cancel(*, organization: Organization, actor, reason: str, actor
             Subscription.State.ON_HOLD,
         ):
             subscription_change_state(
-                subscription=sub, transition="cancel", cause=_cause(actor, actor_label, reason),
+                subscription=sub,
+                transition="cancel",
+                cause=_cause(actor, actor_label, reason),
                 transition_kwargs={"reason": "organization_cancelled"},
             )
         entitlements_invalidate(holders)
