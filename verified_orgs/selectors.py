@@ -25,11 +25,24 @@ def organization_by_handle(handle: str) -> Organization:
     return org
 
 
-def affiliates_list(*, organization: Organization, state: str | None = None) -> QuerySet[Affiliation]:
-    qs = Affiliation.objects.filter(organization=organization).select_related("customer")
+AFFILIATE_ROW_FIELDS = (
+    "id",
+    "customer__external_id",
+    "customer__handle",
+    "state",
+    "invited_at",
+    "expires_at",
+    "accepted_at",
+    "ended_at",
+)
+
+
+def affiliates_rows(*, organization: Organization, state: str | None = None) -> QuerySet:
+    """The seat list as plain rows (no model instances): the API's hot read over thousands of seats."""
+    qs = Affiliation.objects.filter(organization=organization)
     if state:
         qs = qs.filter(state=state)
-    return qs
+    return qs.values(*AFFILIATE_ROW_FIELDS)
 
 
 def seat_count(organization_id: int) -> int:

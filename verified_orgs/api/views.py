@@ -57,6 +57,23 @@ class AffiliateSerializer(serializers.Serializer):
     ended_at = serializers.DateTimeField(allow_null=True)
 
 
+def _iso(value):
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _affiliate_row(row: dict) -> dict:
+    return {
+        "id": row["id"],
+        "customer": row["customer__external_id"],
+        "handle": row["customer__handle"],
+        "state": row["state"],
+        "invited_at": _iso(row["invited_at"]),
+        "expires_at": _iso(row["expires_at"]),
+        "accepted_at": _iso(row["accepted_at"]),
+        "ended_at": _iso(row["ended_at"]),
+    }
+
+
 class SeatPagination(CursorPagination):
     page_size = 100
     ordering = "-id"
@@ -83,8 +100,9 @@ class AffiliatesView(OrgAdminView):
         state = request.query_params.get("state") or None
         if state is not None and state not in Affiliation.State.values:
             raise InvalidInput(f"Unknown state '{state}'. Use one of: {', '.join(Affiliation.State.values)}.")
-        page = self.paginate_queryset(selectors.affiliates_list(organization=org, state=state))
-        return self.get_paginated_response(AffiliateSerializer(page, many=True).data)
+        page = self.paginate_queryset(selectors.affiliates_rows(organization=org, state=state))
+        # Plain rows, formatted by hand: DRF field-by-field serialization costs more than the query here.
+        return self.get_paginated_response([_affiliate_row(row) for row in page])
 
     @extend_schema(
         parameters=[ACTING_HEADER_PARAM],
