@@ -211,4 +211,7 @@ CELERY_BEAT_SCHEDULE["verified-orgs-expire-invitations"] = {
     "task": "verified_orgs.expire_invitations",
     "schedule": timedelta(minutes=15),
 }
-CELERY_BEAT_SCHEDULE["verified-orgs-grace-sweep"] = {"task": "verified_orgs.grace_sweep", "schedule": timedelta(hours=1)}
+CELERY_BEAT_SCHEDULE["verified-orgs-grace-sweep"] = {
+    "task": "verified_orgs.grace_sweep",
+    "schedule": timedelta(hours=1),
+}

@@ -150,7 +150,10 @@ def seed(*, rng, out, options=None) -> None:
                 website=f"https://{handle}.example",
                 country=rng.choice(["US", "US", "US", "GB"]),
                 documents=[
-                    {"label": "Certificate of incorporation", "url": f"https://docs.example/{handle}/incorporation.pdf"},
+                    {
+                        "label": "Certificate of incorporation",
+                        "url": f"https://docs.example/{handle}/incorporation.pdf",
+                    },
                     {"label": "Proof of domain", "url": f"https://docs.example/{handle}/dns.txt"},
                 ],
                 notes=f"{name} requests verification for its official accounts.",

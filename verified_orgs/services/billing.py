@@ -136,10 +136,21 @@ def proration_step(
     )
 
 
-def _add_period(start: datetime, plan: Plan) -> datetime:
-    if plan.interval == Plan.Interval.YEAR:
-        return start + relativedelta(years=plan.interval_count)
-    return start + relativedelta(months=plan.interval_count)
+def _period_end(anchor: datetime, start: datetime, plan: Plan) -> datetime:
+    """The first period boundary after ``start``, counted from the billing anchor.
+
+    Counting from the anchor (like Stripe's billing_cycle_anchor) keeps a Jan 31
+    subscription renewing on Feb 28, then Mar 31, rather than drifting to the 28th.
+    """
+    step = (
+        relativedelta(years=plan.interval_count)
+        if plan.interval == Plan.Interval.YEAR
+        else relativedelta(months=plan.interval_count)
+    )
+    n = 1
+    while anchor + step * n <= start:
+        n += 1
+    return anchor + step * n
 
 
 def _active_count(org: Organization) -> int:
@@ -158,22 +169,24 @@ def org_period_open(
     plan = sub.plan
     prices = org_prices(country=org.country, plan=plan, at=period_start)
     cur = prices.currency
-    period_end = _add_period(period_start, plan)
+    period_end = _period_end(sub.started_at, period_start, plan)
     existing = OrgInvoice.objects.filter(organization=org, period_start=period_start).first()
     if existing is not None:
         return existing
     quantity = _active_count(org)
     seats_amount = quantize(prices.seat.amount * quantity, cur)
     total = prices.base.amount + seats_amount
-    payment, _ = payment_record(
-        customer=org.billing_customer,
-        provider=Provider.STRIPE,
-        provider_reference=f"org:{org.pk}:period:{period_start:%Y%m%dT%H%M%S}",
-        amount=Money(total, cur),
-        kind=Payment.Kind.INITIAL if first else Payment.Kind.RENEWAL,
-        subscription=sub,
-        occurred_at=period_start,
-    )
+    payment = None
+    if total > 0:
+        payment, _ = payment_record(
+            customer=org.billing_customer,
+            provider=Provider.STRIPE,
+            provider_reference=f"org:{org.pk}:period:{period_start:%Y%m%dT%H%M%S}",
+            amount=Money(total, cur),
+            kind=Payment.Kind.INITIAL if first else Payment.Kind.RENEWAL,
+            subscription=sub,
+            occurred_at=period_start,
+        )
     entry = SeatLedgerEntry.objects.create(
         organization=org,
         at=period_start,
@@ -245,15 +258,16 @@ def org_billing_start(*, organization: Organization, cause: Cause) -> Subscripti
     return sub
 
 
-def org_renew(*, organization: Organization, cause: Cause) -> OrgInvoice:
-    """Start the next period (the renewal the provider charged)."""
+def org_renew(*, organization: Organization, period_start: datetime, cause: Cause) -> OrgInvoice:
+    """Start the period beginning at ``period_start`` (the renewal the provider charged).
+
+    Idempotent per period: a re-delivered renewal returns the period's invoice.
+    """
+    from verified_orgs.services.organizations import organization_lock
+
     with transaction.atomic():
-        org = (
-            Organization.objects.select_for_update()
-            .select_related("subscription", "billing_customer")
-            .get(pk=organization.pk)
-        )
-        return org_period_open(organization=org, period_start=org.subscription.current_period_end, cause=cause)
+        org = organization_lock(organization.pk)
+        return org_period_open(organization=org, period_start=period_start, cause=cause)
 
 
 def org_seat_change(
