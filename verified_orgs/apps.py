@@ -7,8 +7,14 @@ class VerifiedOrgsConfig(AppConfig):
     verbose_name = "Verified organizations"
 
     def ready(self):
-        from subscriptions.entitlements import register_source
+        from django_fsm.signals import post_transition
 
-        from .entitlement_sources import organization_entitlements
+        from subscriptions.entitlements import register_source
+        from subscriptions.models import Subscription
+
+        from .entitlement_sources import invalidate_on_subscription_transition, organization_entitlements
 
         register_source(organization_entitlements)
+        post_transition.connect(
+            invalidate_on_subscription_transition, sender=Subscription, dispatch_uid="verified_orgs.sub_transition"
+        )

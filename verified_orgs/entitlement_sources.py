@@ -68,3 +68,19 @@ def organization_entitlements(customer_id: int, at: datetime) -> list[ActiveEnti
             )
         )
     return found
+
+
+def invalidate_on_subscription_transition(sender, instance, name, source, target, **kwargs):
+    """An org subscription changing state (webhook, sweep, staff) changes its affiliates' badges too.
+
+    subscription_change_state invalidates only the subscriber (the org's billing
+    customer); this django-fsm post_transition hook adds every badge holder of the
+    organization, on commit of the same transaction.
+    """
+    from subscriptions.entitlements import entitlements_invalidate
+
+    from .services.organizations import badge_holder_external_ids
+
+    org_id = Organization.objects.filter(subscription_id=instance.pk).values_list("id", flat=True).first()
+    if org_id is not None:
+        entitlements_invalidate(badge_holder_external_ids(org_id))

@@ -138,3 +138,31 @@ def _task():
     from subscriptions.services.lifecycle import Cause
 
     return Cause.task("test")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_org_subscription_revoked_by_provider_removes_affiliate_badges_at_once(client_with_scopes):
+    from subscriptions.services.lifecycle import Cause, subscription_change_state
+
+    client = client_with_scopes("entitlements:read")
+    org, affiliates = _org_with_affiliates(2)
+    assert _badges(client, affiliates[0]) == [("affiliate_badge", "organization")]  # cached
+    subscription_change_state(
+        subscription=org.subscription, transition="revoke", cause=Cause.provider_event("stripe", "evt_1")
+    )
+    assert _badges(client, affiliates[0]) == []
+    assert _badges(client, org.billing_customer) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_refuses_a_second_live_affiliation():
+    from django.db import IntegrityError
+
+    org_a, org_b = verified_org(), verified_org()
+    customer = CustomerFactory()
+    affiliation_invite(organization=org_a, customer=customer, invited_by=org_a.billing_customer)
+    now = clock.now()
+    with pytest.raises(IntegrityError):
+        Affiliation.objects.create(
+            organization=org_b, customer=customer, token_hash="x" * 64, expires_at=now, state="active"
+        )
