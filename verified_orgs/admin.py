@@ -10,6 +10,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
+from django.shortcuts import redirect
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
@@ -186,6 +187,10 @@ class ReviewQueueAdmin(OrganizationModelAdmin):
             .filter(state__in=Organization.QUEUE_STATES)
             .prefetch_related("applications__reviewer")
         )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # One page per organization: the queue opens the organization's page (and its buttons).
+        return redirect("admin:verified_orgs_organization_change", object_id)
 
     def _pending(self, obj):
         pending = [a for a in obj.applications.all() if a.decision == VerificationApplication.Decision.PENDING]

@@ -5,7 +5,6 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "verified_orgs.view_organization",
         "verified_orgs.change_organization",
         "verified_orgs.view_reviewqueueitem",
-        "verified_orgs.change_reviewqueueitem",
         "verified_orgs.verify_organization",
         "verified_orgs.reject_organization",
         "verified_orgs.suspend_organization",

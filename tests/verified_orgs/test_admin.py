@@ -83,3 +83,38 @@ def test_organization_page_query_count_is_constant(client):
         assert r.status_code == 200
     assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
     assert b"page 2 of 2" in r.content
+
+
+def test_staff_set_seat_limit_in_admin_through_the_service(client):
+    compliance = compliance_user()
+    org = verified_org(reviewer=compliance)
+    admin_row = org.admins.get()
+    c = _login(client, compliance)
+    r = c.post(
+        f"/admin/verified_orgs/organization/{org.pk}/change/",
+        {
+            "name": org.name,
+            "website": "https://example.org",
+            "country": "US",
+            "seat_limit": "25",
+            "admins-TOTAL_FORMS": "1",
+            "admins-INITIAL_FORMS": "1",
+            "admins-MIN_NUM_FORMS": "0",
+            "admins-MAX_NUM_FORMS": "1000",
+            "admins-0-id": str(admin_row.pk),
+            "admins-0-organization": str(org.pk),
+            "admins-0-customer": str(admin_row.customer_id),
+        },
+    )
+    assert r.status_code == 302, r.content.decode()[:3000]
+    org.refresh_from_db()
+    assert org.seat_limit == 25
+    ev = AuditEvent.objects.get(action="organization.set_seat_limit")
+    assert ev.actor == compliance and ev.after["seat_limit"] == 25
+
+
+def test_queue_entry_opens_the_organization_page(client):
+    compliance = compliance_user()
+    org = applied_org()
+    r = _login(client, compliance).get(f"/admin/verified_orgs/reviewqueueitem/{org.pk}/change/")
+    assert r.status_code == 302 and r["Location"].endswith(f"/admin/verified_orgs/organization/{org.pk}/change/")
