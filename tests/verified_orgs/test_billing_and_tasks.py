@@ -106,3 +106,16 @@ def tasks_cause():
     from subscriptions.services.lifecycle import Cause
 
     return Cause.task("test")
+
+
+def test_seat_ledger_is_append_only():
+    from django.db import DatabaseError, connection, transaction
+
+    org = verified_org()
+    entry = SeatLedgerEntry.objects.get(organization=org)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        SeatLedgerEntry.objects.filter(pk=entry.pk).update(quantity=99)
+    assert SeatLedgerEntry.objects.get(pk=entry.pk).quantity == 0
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        # Raw SQL: the database itself refuses, not just the ORM's PROTECT.
+        cursor.execute("DELETE FROM verified_orgs_seatledgerentry WHERE id = %s", [entry.pk])
