@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.paginator import Page, Paginator
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from monetization.models import AuditEvent, Customer
 from verified_orgs.error_codes import org_not_found
@@ -89,6 +89,10 @@ def organization_page(*, organization: Organization, seats_page: int = 1, per_pa
     paginator = _NoCountPaginator(seats_qs, per_page, count=count + invited)
     page = paginator.get_page(seats_page)
     page.object_list = list(page.object_list)
+    # The org's own events and its subscription's (state changes from webhooks, sweeps, staff).
+    audit_filter = Q(object_type="verified_orgs.organization", object_id=str(org.pk))
+    if org.subscription_id is not None:
+        audit_filter |= Q(object_type="subscriptions.subscription", object_id=str(org.subscription_id))
     return OrganizationPage(
         organization=org,
         seats=page,
@@ -105,8 +109,6 @@ def organization_page(*, organization: Organization, seats_page: int = 1, per_pa
         ),
         admins=[a.customer for a in org.admins.select_related("customer").order_by("id")[:50]],
         audit=list(
-            AuditEvent.objects.filter(object_type="verified_orgs.organization", object_id=str(org.pk))
-            .select_related("actor")
-            .order_by("-occurred_at", "-id")[:50]
+            AuditEvent.objects.filter(audit_filter).select_related("actor").order_by("-occurred_at", "-id")[:50]
         ),
     )
