@@ -205,3 +205,13 @@ PAYMENT_PROVIDERS = {
     "app_store": os.environ.get("PAYMENT_PROVIDER_APP_STORE", "monetization.providers.fake.FakeProvider"),
     "google_play": os.environ.get("PAYMENT_PROVIDER_GOOGLE_PLAY", "monetization.providers.fake.FakeProvider"),
 }
+
+# verified_orgs: invitation expiry (7 days) and the dunning sweep (grace over -> suspension).
+CELERY_BEAT_SCHEDULE["verified-orgs-expire-invitations"] = {
+    "task": "verified_orgs.expire_invitations",
+    "schedule": timedelta(minutes=15),
+}
+CELERY_BEAT_SCHEDULE["verified-orgs-grace-sweep"] = {
+    "task": "verified_orgs.grace_sweep",
+    "schedule": timedelta(hours=1),
+}

@@ -1,1 +1,313 @@
-# Register your models here.
+"""Admin for verified organizations: the compliance review queue and one page per organization.
+
+Transition buttons come from django-fsm's FSMAdminMixin; each asks for a reason
+(``fsm_forms``) and goes through the services (permission check, billing,
+audit trail, entitlement invalidation), never through ``obj.save()`` alone.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import models
+from django.shortcuts import redirect
+from django.utils.html import format_html, format_html_join
+from django_fsm.admin import FSMAdminMixin
+
+from monetization import clock
+from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
+from monetization.errors import DomainError
+from monetization.services.audit import audit_record, snapshot
+from verified_orgs import selectors
+from verified_orgs.models import (
+    Affiliation,
+    Organization,
+    OrganizationAdmin,
+    OrgInvoice,
+    OrgInvoiceLine,
+    ReviewQueueItem,
+    SeatLedgerEntry,
+    VerificationApplication,
+)
+from verified_orgs.services.organizations import STAFF_TRANSITIONS, organization_set_seat_limit
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text="Recorded in the audit trail."
+    )
+
+
+class OptionalReasonForm(forms.Form):
+    reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        label="Notes",
+        help_text="Review notes; recorded in the audit trail.",
+    )
+
+
+class OrganizationAdminInline(admin.TabularInline):
+    model = OrganizationAdmin
+    extra = 0
+    raw_id_fields = ["customer"]
+    readonly_fields = ["created_at"]
+    verbose_name = "admin"
+    verbose_name_plural = "organization admins"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("customer")
+
+
+@admin.register(Organization)
+class OrganizationModelAdmin(FSMAdminMixin, admin.ModelAdmin):
+    fsm_fields = ["state"]
+    fsm_forms = {
+        "start_review": OptionalReasonForm,
+        "verify": OptionalReasonForm,
+        "reject": ReasonForm,
+        "suspend": ReasonForm,
+        "reinstate": ReasonForm,
+        "cancel": ReasonForm,
+    }
+    change_form_template = "admin/verified_orgs/organization/change_form.html"
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    list_display = ["name", "handle", "state", "country", "seat_limit", "submitted_at", "verified_at"]
+    list_filter = ["state", "country"]
+    search_fields = ["=handle", "=name"]
+    show_full_result_count = False
+    raw_id_fields = ["billing_customer"]
+    fields = [
+        "name",
+        "handle",
+        "website",
+        "country",
+        "billing_customer",
+        "seat_limit",
+        "state",
+        "state_reason",
+        "suspension_cause",
+        "subscription_link",
+        "submitted_at",
+        "verified_at",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = [
+        "state",
+        "state_reason",
+        "suspension_cause",
+        "subscription_link",
+        "submitted_at",
+        "verified_at",
+        "created_at",
+        "updated_at",
+        "billing_customer",
+        "handle",
+    ]
+    inlines = [OrganizationAdminInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("billing_customer", "subscription__plan")
+
+    def has_add_permission(self, request):
+        # Organizations apply (organization_apply); staff review them, they do not create them.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="subscription")
+    def subscription_link(self, obj):
+        if obj.subscription_id is None:
+            return "-"
+        sub = obj.subscription
+        return f"#{sub.pk} {sub.plan.code} - {sub.get_state_display()} - quantity {sub.quantity}"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if obj is not None:
+            try:
+                seats_page = int(request.GET.get("seats_page", 1))
+            except ValueError:
+                seats_page = 1
+            extra_context["org_page"] = selectors.organization_page(organization=obj, seats_page=seats_page)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        """Seat limit through its service; other edits (name, website, country) audited here."""
+        if not change:
+            return super().save_model(request, obj, form, change)
+        if "seat_limit" in form.changed_data:
+            organization_set_seat_limit(
+                organization=obj, actor=request.user, seat_limit=obj.seat_limit, reason="set in admin"
+            )
+        other = [f for f in form.changed_data if f != "seat_limit"]
+        if other:
+            before = snapshot(Organization.objects.get(pk=obj.pk), other)
+            obj.updated_at = clock.now()
+            obj.save(update_fields=[*other, "updated_at"])
+            audit_record(
+                action="organization.update",
+                obj=obj,
+                actor=request.user,
+                customer=obj.billing_customer,
+                before=before,
+                after=snapshot(obj, other),
+            )
+
+    def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):
+        """Route the buttons through the services (permissions, billing, audit, badges)."""
+        service = STAFF_TRANSITIONS.get(transition_name)
+        if service is None:
+            self.message_user(request, f"'{transition_name}' is not a staff action.", level=messages.ERROR)
+            return False
+        try:
+            service(obj, request.user, (kwargs or {}).get("reason", ""))
+        except DomainError as exc:
+            self.message_user(request, f"{transition_name}: {exc.detail} ({exc.code})", level=messages.ERROR)
+            return False
+        self.message_user(request, f"{transition_name.replace('_', ' ').capitalize()}: done.", level=messages.SUCCESS)
+        return True
+
+
+@admin.register(ReviewQueueItem)
+class ReviewQueueAdmin(OrganizationModelAdmin):
+    """Compliance's queue: applied and in-review organizations, oldest submission first."""
+
+    list_display = ["name", "handle", "state", "submitted_at", "waiting", "documents", "reviewer"]
+    list_filter = ["state"]
+    ordering = ["submitted_at", "id"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .filter(state__in=Organization.QUEUE_STATES)
+            .prefetch_related("applications__reviewer")
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # One page per organization: the queue opens the organization's page (and its buttons).
+        return redirect("admin:verified_orgs_organization_change", object_id)
+
+    def _pending(self, obj):
+        pending = [a for a in obj.applications.all() if a.decision == VerificationApplication.Decision.PENDING]
+        return pending[0] if pending else None
+
+    @admin.display(description="waiting")
+    def waiting(self, obj):
+        return clock.now() - obj.submitted_at if obj.submitted_at else "-"
+
+    @admin.display(description="documents")
+    def documents(self, obj):
+        application = self._pending(obj)
+        if application is None or not application.documents:
+            return "-"
+        return format_html_join(
+            ", ",
+            '<a href="{}" rel="noopener" target="_blank">{}</a>',
+            ((d.get("url", ""), d.get("label", "document")) for d in application.documents),
+        )
+
+    @admin.display(description="reviewer")
+    def reviewer(self, obj):
+        application = self._pending(obj)
+        return application.reviewer if application and application.reviewer else "-"
+
+
+@admin.register(VerificationApplication)
+class VerificationApplicationAdmin(admin.ModelAdmin):
+    list_display = ["organization", "submitted_at", "decision", "reviewer", "decided_at"]
+    list_filter = ["decision"]
+    list_select_related = ["organization", "reviewer"]
+    ordering = ["submitted_at"]
+    fields = [
+        "organization",
+        "submitted_at",
+        "document_links",
+        "applicant_notes",
+        "reviewer",
+        "review_started_at",
+        "review_notes",
+        "decision",
+        "reason",
+        "decided_at",
+    ]
+    readonly_fields = [f for f in fields if f != "review_notes"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="documents")
+    def document_links(self, obj):
+        if not obj.documents:
+            return "-"
+        return format_html_join(
+            format_html("<br>"),
+            '<a href="{}" rel="noopener" target="_blank">{}</a>',
+            ((d.get("url", ""), d.get("label", "document")) for d in obj.documents),
+        )
+
+    def save_model(self, request, obj, form, change):
+        before = snapshot(VerificationApplication.objects.get(pk=obj.pk), ["review_notes"])
+        obj.save(update_fields=["review_notes"])
+        audit_record(
+            action="verification_application.notes",
+            obj=obj,
+            actor=request.user,
+            before=before,
+            after=snapshot(obj, ["review_notes"]),
+        )
+
+
+@admin.register(Affiliation)
+class AffiliationAdmin(LargeTableAdmin):
+    list_display = ["id", "organization", "customer", "state", "invited_at", "accepted_at", "expires_at", "ended_at"]
+    list_filter = ["state"]
+    list_select_related = ["organization", "customer"]
+    exact_search_fields = ("customer__external_id", "customer__handle", "organization__handle")
+    raw_id_fields = ["organization", "customer", "invited_by"]
+    readonly_fields = [f.name for f in Affiliation._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SeatLedgerEntry)
+class SeatLedgerEntryAdmin(AppendOnlyAdmin, LargeTableAdmin):
+    list_display = ["id", "organization", "at", "delta", "quantity", "reason", "proration", "payment"]
+    list_filter = ["reason"]
+    list_select_related = ["organization"]
+    exact_search_fields = ("organization__handle",)
+    readonly_fields = [f.name for f in SeatLedgerEntry._meta.fields]
+
+
+class OrgInvoiceLineInline(admin.TabularInline):
+    model = OrgInvoiceLine
+    extra = 0
+    fields = ["kind", "description", "quantity", "amount"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OrgInvoice)
+class OrgInvoiceAdmin(AppendOnlyAdmin):
+    list_display = ["organization", "period_start", "period_end", "total", "currency"]
+    list_select_related = ["organization"]
+    search_fields = ["=organization__handle"]
+    readonly_fields = ["organization", "period_start", "period_end", "currency", "total", "created_at", "updated_at"]
+    inlines = [OrgInvoiceLineInline]

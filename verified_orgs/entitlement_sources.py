@@ -1,0 +1,86 @@
+"""The organization source of entitlement resolution (registered in apps.ready).
+
+Active affiliates get ``affiliate_badge``, an organization's admins
+``org_gold_badge``, only while the organization is verified (not suspended)
+and its subscription entitles.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q
+
+from subscriptions.entitlements import ActiveEntitlement
+from subscriptions.models import Subscription
+
+from .models import Affiliation, Organization, OrganizationAdmin
+
+AFFILIATE_BADGE = "affiliate_badge"
+ORG_GOLD_BADGE = "org_gold_badge"
+
+
+def _entitling(prefix: str, at: datetime) -> Q:
+    S = Subscription.State
+    sub = f"{prefix}subscription__"
+    return Q(**{f"{prefix}state": Organization.State.VERIFIED}) & Q(
+        **{f"{sub}state__in": [s for s in Subscription.ENTITLING_STATES if s != S.CANCELED]}
+    ) | (
+        Q(**{f"{prefix}state": Organization.State.VERIFIED, f"{sub}state": S.CANCELED})
+        & Q(**{f"{sub}current_period_end__gt": at})
+    )
+
+
+def _expiry(state: str, period_end, grace_end):
+    if state == Subscription.State.IN_GRACE_PERIOD and grace_end:
+        return grace_end
+    return period_end
+
+
+def organization_entitlements(customer_id: int, at: datetime) -> list[ActiveEntitlement]:
+    fields = (
+        "organization_id",
+        "organization__subscription__state",
+        "organization__subscription__current_period_end",
+        "organization__subscription__grace_end",
+    )
+    found = []
+    affiliations = Affiliation.objects.filter(customer_id=customer_id, state=Affiliation.State.ACTIVE).filter(
+        _entitling("organization__", at)
+    )
+    for org_id, state, period_end, grace_end in affiliations.values_list(*fields):
+        found.append(
+            ActiveEntitlement(
+                key=AFFILIATE_BADGE,
+                source="organization",
+                source_id=str(org_id),
+                expires_at=_expiry(state, period_end, grace_end),
+            )
+        )
+    admins = OrganizationAdmin.objects.filter(customer_id=customer_id).filter(_entitling("organization__", at))
+    for org_id, state, period_end, grace_end in admins.values_list(*fields):
+        found.append(
+            ActiveEntitlement(
+                key=ORG_GOLD_BADGE,
+                source="organization",
+                source_id=str(org_id),
+                expires_at=_expiry(state, period_end, grace_end),
+            )
+        )
+    return found
+
+
+def invalidate_on_subscription_transition(sender, instance, name, source, target, **kwargs):
+    """An org subscription changing state (webhook, sweep, staff) changes its affiliates' badges too.
+
+    subscription_change_state invalidates only the subscriber (the org's billing
+    customer); this django-fsm post_transition hook adds every badge holder of the
+    organization, on commit of the same transaction.
+    """
+    from subscriptions.entitlements import entitlements_invalidate
+
+    from .services.organizations import badge_holder_external_ids
+
+    org_id = Organization.objects.filter(subscription_id=instance.pk).values_list("id", flat=True).first()
+    if org_id is not None:
+        entitlements_invalidate(badge_holder_external_ids(org_id))

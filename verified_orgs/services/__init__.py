@@ -1,0 +1,1 @@
+"""Verified organizations' services: organizations (lifecycle), affiliations (seats), billing."""
