@@ -161,7 +161,7 @@ def refund_request(
             refund.hold_for_approval()
         else:
             refund.approve(by=None)
-        refund.full_clean(exclude=["idempotency_key"])
+        refund.full_clean(exclude=["idempotency_key", "status"])
         refund.save()
         _audit(refund, "refund.request", actor=requested_by, reason=f"{reason_code}: {note}".strip(": "))
         if needs_approval:
@@ -183,7 +183,7 @@ def refund_approve(*, refund: Refund, approved_by, reason: str, execute: bool = 
     _require_perm(approved_by, PERM_APPROVE)
     _require_reason(reason, "Approving a refund")
     with transaction.atomic():
-        locked = Refund.objects.select_for_update().select_related("customer").get(pk=refund.pk)
+        locked = Refund.objects.select_for_update(of=("self",)).select_related("customer").get(pk=refund.pk)
         if locked.requested_by_id is not None and locked.requested_by_id == approved_by.pk:
             raise PermissionDenied("You cannot approve your own refund.", code=ErrorCode.REFUND_SELF_APPROVAL)
         if locked.status != Refund.Status.PENDING_APPROVAL:
@@ -202,7 +202,7 @@ def refund_reject(*, refund: Refund, rejected_by, reason: str) -> Refund:
     _require_perm(rejected_by, PERM_APPROVE)
     _require_reason(reason, "Rejecting a refund")
     with transaction.atomic():
-        locked = Refund.objects.select_for_update().select_related("customer").get(pk=refund.pk)
+        locked = Refund.objects.select_for_update(of=("self",)).select_related("customer").get(pk=refund.pk)
         if locked.requested_by_id is not None and locked.requested_by_id == rejected_by.pk:
             raise PermissionDenied("You cannot decide on your own refund.", code=ErrorCode.REFUND_SELF_APPROVAL)
         if locked.status != Refund.Status.PENDING_APPROVAL:
@@ -236,7 +236,7 @@ def refund_execute(*, refund: Refund, actor, reason: str = "") -> Refund:
     or failure (nothing posted, retryable).
     """
     with transaction.atomic():
-        locked = Refund.objects.select_for_update().select_related("payment", "customer").get(pk=refund.pk)
+        locked = Refund.objects.select_for_update(of=("self",)).select_related("payment", "customer").get(pk=refund.pk)
         if locked.status not in (Refund.Status.APPROVED, Refund.Status.FAILED):
             raise Conflict(f"A {locked.status} refund cannot be submitted.", code=ErrorCode.ILLEGAL_TRANSITION)
         before = snapshot(locked, REFUND_FIELDS)
@@ -256,14 +256,14 @@ def refund_execute(*, refund: Refund, actor, reason: str = "") -> Refund:
             ErrorCode.REFUND_UNSUPPORTED_BY_PROVIDER if isinstance(exc, UnsupportedOperation) else (exc.code or "error")
         )
         with transaction.atomic():
-            locked = Refund.objects.select_for_update().select_related("customer").get(pk=refund.pk)
+            locked = Refund.objects.select_for_update(of=("self",)).select_related("customer").get(pk=refund.pk)
             before = snapshot(locked, REFUND_FIELDS)
             locked.fail(code=code[:64], message=str(exc))
             locked.save()
             _audit(locked, "refund.fail", actor=actor, before=before, reason=str(exc))
         return locked
     with transaction.atomic():
-        locked = Refund.objects.select_for_update().select_related("customer").get(pk=refund.pk)
+        locked = Refund.objects.select_for_update(of=("self",)).select_related("customer").get(pk=refund.pk)
         _book_success(refund=locked, provider_refund_id=result.provider_refund_id, actor=actor)
     _revoke_access(locked, actor=actor)
     return locked
