@@ -7,7 +7,9 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, connection, transaction
 from djmoney.money import Money
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from monetization import clock
 from monetization.errors import DomainError, PermissionDenied
