@@ -57,3 +57,18 @@ def make_payment(db):
         return payment
 
     return make
+
+
+def register_with_fake(subscription) -> None:
+    """Tell the fake provider about a subscription so extend/cancel find it."""
+    from monetization import clock
+    from monetization.providers.base import SubscriptionSnapshot
+
+    get_provider(subscription.provider).subscriptions[subscription.provider_subscription_id] = SubscriptionSnapshot(
+        provider=subscription.provider,
+        provider_subscription_id=subscription.provider_subscription_id,
+        store_product_id="sku",
+        status="active",
+        as_of=clock.now(),
+        current_period_end=subscription.current_period_end,
+    )
