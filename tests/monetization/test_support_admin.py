@@ -8,7 +8,7 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from monetization import clock
-from monetization.models import AuditEvent, Provider, ProviderIdentity, Refund
+from monetization.models import AuditEvent, ProviderIdentity, Refund
 from monetization.selectors_support import _panels, customer_timeline, register_customer_panel
 from monetization.services.refunds import refund_request
 from subscriptions.models import Subscription
