@@ -117,8 +117,11 @@ def refund_request(
         raise InvalidInput(f"Unknown reason code '{reason_code}'. Use one of: {', '.join(Refund.Reason.values)}.")
     if revoke_access not in Refund.RevokeAccess.values:
         raise InvalidInput(f"Unknown revoke option '{revoke_access}'.")
-    if payment.provider in settings.REFUND_UNSUPPORTED_PROVIDERS or not getattr(
-        get_provider_or_none(payment.provider), "supports_refunds", True
+    adapter = get_provider_or_none(payment.provider)
+    if (
+        payment.provider in settings.REFUND_UNSUPPORTED_PROVIDERS
+        or adapter is None
+        or not getattr(adapter, "supports_refunds", True)
     ):
         raise RefundUnsupported(
             f"{payment.get_provider_display()} refunds are made by the platform; they are recorded when it notifies us."
