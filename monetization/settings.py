@@ -221,6 +221,8 @@ REFUND_APPROVAL_THRESHOLDS = {
 REFUND_APPROVAL_MAX_PER_CUSTOMER_30D = int(os.environ.get("REFUND_APPROVAL_MAX_PER_CUSTOMER_30D", "3"))
 # Platforms where the developer cannot refund (Apple owns App Store refunds and tells us with REFUND).
 REFUND_UNSUPPORTED_PROVIDERS = ["app_store"]
+# A refund still "submitted" this long after its provider call may be retried (same idempotency key).
+REFUND_SUBMITTED_STUCK_AFTER = timedelta(minutes=int(os.environ.get("REFUND_SUBMITTED_STUCK_AFTER_MINUTES", "15")))
 # Where staff may pause / resume a subscription (the App Store has no developer-initiated pause).
 SUBSCRIPTION_PAUSE_PROVIDERS = ["stripe", "google_play"]
 CELERY_BEAT_SCHEDULE["idempotency-keys-purge"] = {

@@ -219,14 +219,26 @@ def refund_reject(*, refund: Refund, rejected_by, reason: str) -> Refund:
 
 
 def refund_retry(*, refund: Refund, actor, reason: str) -> Refund:
-    """Submit a failed refund again, with the same idempotency key (the provider refunds at most once)."""
+    """Submit a failed (or stuck submitted) refund again with the same idempotency key.
+
+    The provider refunds at most once per key, so a retry after a timeout or a
+    crash between "submitted" and the provider's answer cannot refund twice.
+    """
     if not (actor and (actor.has_perm(PERM_REQUEST) or actor.has_perm(PERM_APPROVE))):
         raise PermissionDenied("You need a refund permission.")
     _require_reason(reason, "Retrying a refund")
-    current = Refund.objects.filter(pk=refund.pk).values_list("status", flat=True).first()
-    if current != Refund.Status.FAILED:
+    row = Refund.objects.filter(pk=refund.pk).values("status", "submitted_at", "provider_refund_id").first()
+    if row is None:
+        raise NotFound(f"No refund {refund.pk}.")
+    stuck = (
+        row["status"] == Refund.Status.SUBMITTED
+        and not row["provider_refund_id"]
+        and row["submitted_at"] is not None
+        and row["submitted_at"] < clock.now() - settings.REFUND_SUBMITTED_STUCK_AFTER
+    )
+    if row["status"] != Refund.Status.FAILED and not stuck:
         raise Conflict(
-            f"Only a failed refund can be retried (this one is {current}).", code=ErrorCode.ILLEGAL_TRANSITION
+            f"Only a failed refund can be retried (this one is {row['status']}).", code=ErrorCode.ILLEGAL_TRANSITION
         )
     return refund_execute(refund=refund, actor=actor, reason=reason)
 
@@ -236,16 +248,23 @@ def refund_execute(*, refund: Refund, actor, reason: str = "") -> Refund:
 
     Three short transactions, so no row lock is held across the network call:
     mark submitted; call the provider; record success (ledger, payment, access)
-    or failure (nothing posted, retryable).
+    or failure (nothing posted, retryable). The provider's own notification
+    of the same refund (charge.refunded) may land in between: whichever books
+    first wins, the other sees a succeeded refund and books nothing.
     """
     with transaction.atomic():
         locked = Refund.objects.select_for_update(of=("self",)).select_related("payment", "customer").get(pk=refund.pk)
-        if locked.status not in (Refund.Status.APPROVED, Refund.Status.FAILED):
+        if locked.status == Refund.Status.SUBMITTED:
+            # A retry of a stuck submission: same key, no second submit transition.
+            locked.attempts += 1
+            locked.save(update_fields=["attempts"])
+        elif locked.status in (Refund.Status.APPROVED, Refund.Status.FAILED):
+            before = snapshot(locked, REFUND_FIELDS)
+            locked.submit()
+            locked.save()
+            _audit(locked, "refund.submit", actor=actor, before=before, reason=reason)
+        else:
             raise Conflict(f"A {locked.status} refund cannot be submitted.", code=ErrorCode.ILLEGAL_TRANSITION)
-        before = snapshot(locked, REFUND_FIELDS)
-        locked.submit()
-        locked.save()
-        _audit(locked, "refund.submit", actor=actor, before=before, reason=reason)
     payment = locked.payment
     try:
         result = get_provider(payment.provider).refund(
@@ -260,13 +279,25 @@ def refund_execute(*, refund: Refund, actor, reason: str = "") -> Refund:
         )
         with transaction.atomic():
             locked = Refund.objects.select_for_update(of=("self",)).select_related("customer").get(pk=refund.pk)
+            if locked.status != Refund.Status.SUBMITTED:
+                return locked
             before = snapshot(locked, REFUND_FIELDS)
             locked.fail(code=code[:64], message=str(exc))
             locked.save()
             _audit(locked, "refund.fail", actor=actor, before=before, reason=str(exc))
         return locked
     with transaction.atomic():
+        # Same lock order as refund_record_from_provider: payment, then refund.
+        Payment.objects.select_for_update().get(pk=payment.pk)
         locked = Refund.objects.select_for_update(of=("self",)).select_related("customer").get(pk=refund.pk)
+        if locked.status != Refund.Status.SUBMITTED:
+            return locked  # the provider's notification booked it already
+        if result.status != "succeeded":
+            # Asynchronous at the provider: keep it submitted; its notification finishes it.
+            locked.provider_refund_id = result.provider_refund_id
+            locked.save(update_fields=["provider_refund_id"])
+            _audit(locked, "refund.pending_at_provider", actor=actor, reason=result.status)
+            return locked
         _book_success(refund=locked, provider_refund_id=result.provider_refund_id, actor=actor)
     _revoke_access(locked, actor=actor)
     return locked
@@ -363,8 +394,33 @@ def refund_record_from_provider(
         raise InvalidInput("A provider refund must be positive and in the payment's currency.")
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
-        existing = Refund.objects.filter(payment_id=locked.pk, provider_refund_id=provider_refund_id).first()
+        existing = (
+            Refund.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .filter(payment_id=locked.pk, provider_refund_id=provider_refund_id)
+            .first()
+        )
+        if existing is None:
+            # Our own refund, submitted, whose answer has not been booked yet (the
+            # notification overtook it): same payment, same amount, no provider id yet.
+            existing = (
+                Refund.objects.select_for_update(of=("self",))
+                .select_related("customer")
+                .filter(payment_id=locked.pk, status=Refund.Status.SUBMITTED, provider_refund_id="", amount=amount)
+                .order_by("id")
+                .first()
+            )
         if existing is not None:
+            if existing.status == Refund.Status.SUBMITTED:
+                _book_success(
+                    refund=existing,
+                    provider_refund_id=provider_refund_id,
+                    actor=None,
+                    actor_kind=cause.actor_kind,
+                    actor_label=cause.label,
+                    reason=cause.reason,
+                )
+                transaction.on_commit(lambda: _revoke_access(existing, actor=None))
             return existing, False
         if locked.status not in REFUNDABLE_PAYMENT_STATUSES:
             raise Conflict(

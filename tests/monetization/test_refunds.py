@@ -317,3 +317,79 @@ def test_any_sequence_of_partial_refunds_stays_within_captured_and_balanced(
     )
     assert -total == succeeded
     assert ledger_report().balanced
+
+
+def test_provider_notification_overtaking_our_answer_books_once(fake_providers, make_payment, make_staff):
+    """charge.refunded can arrive before the refund call returns: one refund, one ledger entry."""
+    support = make_staff("Support")
+    payment = make_payment(amount="50")
+    provider = fake_providers("stripe")
+    real_refund = provider.refund
+
+    def refund_and_notify(**kwargs):
+        result = real_refund(**kwargs)
+        refund_record_from_provider(
+            payment=payment,
+            amount=kwargs["amount"],
+            provider_refund_id=result.provider_refund_id,
+            cause=Cause.provider_event("stripe", "evt_charge_refunded"),
+        )
+        return result
+
+    provider.refund = refund_and_notify
+    refund = refund_request(payment=payment, amount=usd(20), reason_code="goodwill", requested_by=support)
+    assert refund.status == Refund.Status.SUCCEEDED
+    assert Refund.objects.count() == 1
+    payment.refresh_from_db()
+    assert payment.refunded == usd(20)
+    assert JournalEntry.objects.filter(kind="refund").count() == 1
+    # The late duplicate notification changes nothing either.
+    again, created = refund_record_from_provider(
+        payment=payment,
+        amount=usd(20),
+        provider_refund_id=refund.provider_refund_id,
+        cause=Cause.provider_event("stripe", "x"),
+    )
+    assert not created and again.pk == refund.pk
+    assert ledger_report().balanced
+
+
+def test_asynchronous_provider_refund_waits_for_the_notification(fake_providers, make_payment, make_staff):
+    from monetization.providers.base import RefundResult
+
+    support = make_staff("Support")
+    payment = make_payment(amount="50")
+    provider = fake_providers("stripe")
+    provider.refund = lambda **kw: RefundResult(provider_refund_id="re_async_1", amount=kw["amount"], status="pending")
+    refund = refund_request(payment=payment, amount=usd(20), reason_code="goodwill", requested_by=support)
+    assert refund.status == Refund.Status.SUBMITTED and refund.provider_refund_id == "re_async_1"
+    assert not JournalEntry.objects.filter(kind="refund").exists()
+    assert payment_refundable(payment) == usd(30)  # still reserved
+    booked, created = refund_record_from_provider(
+        payment=payment, amount=usd(20), provider_refund_id="re_async_1", cause=Cause.provider_event("stripe", "evt_1")
+    )
+    assert not created and booked.pk == refund.pk and booked.status == Refund.Status.SUCCEEDED
+    assert JournalEntry.objects.filter(key=f"refund:{refund.pk}").count() == 1
+
+
+def test_stuck_submission_can_be_retried_with_the_same_key(fake_providers, make_payment, make_staff, settings):
+    support = make_staff("Support")
+    payment = make_payment(amount="50")
+    provider = fake_providers("stripe")
+    real_refund = provider.refund
+
+    def crash(**kwargs):
+        raise KeyboardInterrupt  # the worker died mid-call: the refund stays submitted
+
+    provider.refund = crash
+    with pytest.raises(KeyboardInterrupt):
+        refund_request(payment=payment, amount=usd(20), reason_code="goodwill", requested_by=support)
+    refund = Refund.objects.get()
+    assert refund.status == Refund.Status.SUBMITTED
+    with pytest.raises(DomainError):
+        refund_retry(refund=refund, actor=support, reason="too early")
+    provider.refund = real_refund
+    with clock.frozen(clock.now() + settings.REFUND_SUBMITTED_STUCK_AFTER + datetime.timedelta(minutes=1)):
+        refund = refund_retry(refund=refund, actor=support, reason="worker crashed")
+    assert refund.status == Refund.Status.SUCCEEDED
+    assert JournalEntry.objects.filter(key=f"refund:{refund.pk}").count() == 1
