@@ -331,3 +331,19 @@ def test_staff_endpoints_are_in_the_schema(make_staff):
     ]:
         assert p in paths, sorted(paths)
     assert "put" not in paths["/api/v1/staff/audit-events/{id}"]
+
+
+def test_roles_declare_only_existing_permissions():
+    from monetization.roles import sync_roles
+
+    counts = sync_roles(strict=True)
+    assert all(counts.values())
+
+
+def test_purge_task_runs():
+    from monetization.tasks_support import idempotency_keys_purge_task
+
+    IdempotencyKey.objects.create(
+        scope="s", key="old", fingerprint="x", created_at=clock.now() - datetime.timedelta(days=3)
+    )
+    assert idempotency_keys_purge_task.delay().get() == 1
