@@ -16,6 +16,7 @@ URLs (names in the ``admin`` namespace):
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from django import forms
@@ -30,12 +31,20 @@ from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError
 from monetization.models import AuditEvent, Customer, Payment, Refund
 from monetization.selectors_support import customer_find, customer_overview, customer_timeline
+from monetization.services.idempotency import (
+    idempotency_claim,
+    idempotency_complete,
+    idempotency_release,
+    request_fingerprint,
+)
 
 # --- forms: every one asks for a reason --------------------------------------------
 
 
 class RefundForm(forms.Form):
     payment = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    # One key per rendered form: a double-click or a resubmitted page refunds once.
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
     amount = forms.DecimalField(
         max_digits=19, decimal_places=4, min_value=Decimal("0.0001"), required=False, help_text="Blank: full refund"
     )
@@ -92,7 +101,20 @@ def _handle_refund(request, customer, data, payment_id=None):
     amount = form.cleaned_data["amount"]
     if amount is None:
         amount = payment_refundable(payment).amount
-    _act(
+    key = form.cleaned_data["idempotency_key"]
+    scope = f"admin:user:{request.user.pk}:refund"
+    if key:
+        fields = sorted((k, v) for k, v in data.items() if k not in ("csrfmiddlewaretoken",))
+        fingerprint = request_fingerprint("POST", "admin-refund", repr(fields).encode())
+        try:
+            stored = idempotency_claim(scope=scope, key=key, fingerprint=fingerprint)
+        except DomainError as exc:
+            messages.warning(request, f"{exc.detail} ({exc.code})")
+            return
+        if stored is not None:
+            messages.info(request, "This refund form was already submitted; nothing was done twice.")
+            return
+    done = _act(
         request,
         lambda: refund_request(
             payment=payment,
@@ -104,6 +126,11 @@ def _handle_refund(request, customer, data, payment_id=None):
         ),
         f"Refund of {amount} {currency} requested.",
     )
+    if key:
+        if done:
+            idempotency_complete(scope=scope, key=key, status=201, body={"ok": True})
+        else:
+            idempotency_release(scope=scope, key=key)
 
 
 def _handle_post(request, customer) -> None:
@@ -214,7 +241,7 @@ def customer_support_view(request, object_id: int, admin_site):
         "customer": customer,
         "timeline": page.events,
         "next_cursor": page.next_cursor,
-        "refund_form": RefundForm(),
+        "refund_form": RefundForm(initial={"idempotency_key": uuid.uuid4().hex}),
         "grant_form": GrantForm(),
         "refundable_payments": [
             p for p in overview.payments if p.status in (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED)
@@ -239,7 +266,7 @@ def payment_refund_view(request, payment_id: int, admin_site):
         "opts": Payment._meta,
         "payment": payment,
         "refundable": payment_refundable(payment),
-        "form": RefundForm(),
+        "form": RefundForm(initial={"idempotency_key": uuid.uuid4().hex}),
         "refunds": list(payment.refunds.order_by("-id")[:50]),
     }
     return render(request, "admin/monetization/payment/refund.html", context)

@@ -16,7 +16,8 @@ class Refund(FSMModelMixin, models.Model):
     """Money given back on a payment, full or partial.
 
     Lifecycle: requested -> pending_approval -> approved -> submitted -> succeeded | failed;
-    pending_approval -> rejected; failed -> submitted (retry). A refund above the
+    pending_approval -> rejected; failed -> submitted (retry, same idempotency key; a
+    submission stuck longer than REFUND_SUBMITTED_STUCK_AFTER may be re-sent too). A refund above the
     four-eyes threshold waits in pending_approval for a second staff member.
     An open refund (anything not rejected / failed) reserves its amount against
     the payment, so concurrent requests cannot over-refund.

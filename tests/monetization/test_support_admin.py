@@ -283,3 +283,26 @@ def test_payment_page_links_refund(fake_providers, make_payment, make_staff):
         pytest.skip("Payment admin not registered on this branch")
     response = client.get(url)
     assert reverse("admin:monetization_payment_refund", args=[payment.pk]) in response.content.decode()
+
+
+def test_double_submitted_refund_form_refunds_once(fake_providers, make_payment, make_staff):
+    client = login(make_staff("Support"))
+    payment = make_payment(amount="50")
+    page = client.get(support_url(payment.customer))
+    key = page.context["refund_form"]["idempotency_key"].value()
+    assert key and f'value="{key}"' in page.content.decode()
+    form = {
+        "op": "refund",
+        "payment": payment.pk,
+        "amount": "5.00",
+        "reason_code": "goodwill",
+        "revoke_access": "none",
+        "note": "double click",
+        "idempotency_key": key,
+    }
+    client.post(support_url(payment.customer), form)
+    client.post(support_url(payment.customer), form)
+    assert Refund.objects.count() == 1
+    response = client.post(support_url(payment.customer), {**form, "amount": "6.00"}, follow=True)
+    assert "idempotency_key_reused" in response.content.decode()
+    assert Refund.objects.count() == 1
