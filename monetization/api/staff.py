@@ -246,9 +246,15 @@ class RefundListCreateView(StaffView, generics.GenericAPIView):
 
 
 class _RefundAction(StaffView):
-    service = None
+    """Approve / reject / retry. Approve and retry move money: an optional Idempotency-Key replays the answer."""
 
-    @extend_schema(request=ReasonIn, responses=RefundOut, tags=["staff"])
+    @extend_schema(
+        request=ReasonIn,
+        responses=RefundOut,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        tags=["staff"],
+    )
+    @idempotent("staff.refunds.decide", required=False)
     def post(self, request, pk: int):
         body = ReasonIn(data=request.data)
         body.is_valid(raise_exception=True)

@@ -347,3 +347,15 @@ def test_purge_task_runs():
         scope="s", key="old", fingerprint="x", created_at=clock.now() - datetime.timedelta(days=3)
     )
     assert idempotency_keys_purge_task.delay().get() == 1
+
+
+def test_approve_with_idempotency_key_replays(world, make_staff):
+    client = client_for(make_staff("Finance"))
+    url = f"{BASE}/refunds/{world['pending'].pk}/approve"
+    first = _post(client, url, {"reason": "ok"}, HTTP_IDEMPOTENCY_KEY="appr-1")
+    second = _post(client, url, {"reason": "ok"}, HTTP_IDEMPOTENCY_KEY="appr-1")
+    assert first.status_code == second.status_code == 200 and first.json() == second.json()
+    assert first.json()["status"] == "succeeded"
+    # Without a key a second approval is a plain conflict, never a second refund.
+    assert _post(client, url, {"reason": "ok"}).status_code == 409
+    assert Refund.objects.filter(pk=world["pending"].pk, status="succeeded").count() == 1
