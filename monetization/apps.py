@@ -13,3 +13,8 @@ class MonetizationConfig(AppConfig):
         # Keep the staff groups' permissions exactly as roles.py says after every migrate,
         # including permissions of models added by later migrations.
         post_migrate.connect(roles.sync_roles_after_migrate, dispatch_uid="monetization.sync_roles")
+
+        # Support console (issue 4): customer page, search and refund approvals in the admin.
+        from . import admin_support
+
+        admin_support.install()

@@ -30,6 +30,16 @@ class ErrorCode:
     IDEMPOTENCY_KEY_IN_PROGRESS = "idempotency_key_in_progress"
     # Ledger
     LEDGER_UNBALANCED = "ledger_unbalanced"
+    # Support console: refunds, staff actions (issue 4)
+    IDEMPOTENCY_KEY_REQUIRED = "idempotency_key_required"
+    REASON_REQUIRED = "reason_required"
+    REFUND_EXCEEDS_REFUNDABLE = "refund_exceeds_refundable"
+    REFUND_PAYMENT_NOT_REFUNDABLE = "refund_payment_not_refundable"
+    REFUND_CURRENCY_MISMATCH = "refund_currency_mismatch"
+    REFUND_UNSUPPORTED_BY_PROVIDER = "refund_unsupported_by_provider"
+    REFUND_SELF_APPROVAL = "refund_self_approval"
+    UNSUPPORTED_BY_PROVIDER = "unsupported_by_provider"
+    PROVIDER_ERROR = "provider_error"
 
 
 class DomainError(Exception):

@@ -82,3 +82,14 @@ def sync_roles_after_migrate(sender, app_config=None, using="default", **kwargs)
     if app_config is None or app_config.label != ROLE_APPS[-1]:
         return
     sync_roles()
+
+
+# --- Support console (issue 4): refunds, idempotency, audit trail ---------------
+def _extend(role: str, perms: list[str]) -> None:
+    ROLE_PERMISSIONS.setdefault(role, [])
+    ROLE_PERMISSIONS[role].extend(p for p in perms if p not in ROLE_PERMISSIONS[role])
+
+
+_extend(SUPPORT, ["monetization.view_refund", "monetization.add_refund", "monetization.request_refund"])
+_extend(FINANCE, ["monetization.view_refund", "monetization.approve_refund", "monetization.view_provideridentity"])
+_extend(COMPLIANCE, ["monetization.view_refund", "monetization.view_auditevent"])

@@ -215,3 +215,28 @@ CELERY_BEAT_SCHEDULE["verified-orgs-grace-sweep"] = {
     "task": "verified_orgs.grace_sweep",
     "schedule": timedelta(hours=1),
 }
+
+# --- Support console (issue 4): refunds, four-eyes, staff actions ---
+# A refund above this amount (per currency) waits for a second staff member's approval.
+# A currency not listed always needs approval.
+REFUND_APPROVAL_THRESHOLDS = {
+    "USD": "100",
+    "EUR": "100",
+    "GBP": "80",
+    "JPY": "15000",
+    "INR": "8000",
+    "BRL": "500",
+}
+# The (N+1)th refund for one customer within 30 days waits for approval too.
+REFUND_APPROVAL_MAX_PER_CUSTOMER_30D = int(os.environ.get("REFUND_APPROVAL_MAX_PER_CUSTOMER_30D", "3"))
+# Platforms where the developer cannot refund (Apple owns App Store refunds and tells us with REFUND).
+REFUND_UNSUPPORTED_PROVIDERS = ["app_store"]
+# A refund still "submitted" this long after its provider call may be retried (same idempotency key).
+REFUND_SUBMITTED_STUCK_AFTER = timedelta(minutes=int(os.environ.get("REFUND_SUBMITTED_STUCK_AFTER_MINUTES", "15")))
+# Where staff may pause / resume a subscription (the App Store has no developer-initiated pause).
+SUBSCRIPTION_PAUSE_PROVIDERS = ["stripe", "google_play"]
+CELERY_BEAT_SCHEDULE["idempotency-keys-purge"] = {
+    "task": "monetization.tasks_support.idempotency_keys_purge_task",
+    "schedule": timedelta(hours=1),
+}
+CELERY_IMPORTS = ["monetization.tasks_support"]

@@ -1,16 +1,20 @@
 from .api_keys import ApiKey
 from .audit import AuditEvent
 from .customers import Customer, Provider, ProviderIdentity
+from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
 from .payments import Payment
+from .refunds import Refund
 
 __all__ = [
     "ApiKey",
     "AuditEvent",
     "Customer",
+    "IdempotencyKey",
     "JournalEntry",
     "JournalLine",
     "Payment",
     "Provider",
     "ProviderIdentity",
+    "Refund",
 ]

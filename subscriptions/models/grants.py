@@ -43,6 +43,10 @@ class Grant(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["customer", "revoked_at"], name="grant_customer_idx")]
+        permissions = [
+            ("grant_entitlement", "Can grant complimentary access"),
+            ("revoke_grant", "Can revoke a grant"),
+        ]
 
     def __str__(self) -> str:
         return f"Grant {self.entitlement or self.product} to {self.customer_id}"

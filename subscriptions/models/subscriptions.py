@@ -80,6 +80,13 @@ class Subscription(FSMModelMixin, models.Model):
                 name="subscription_sweep_idx",
             ),
         ]
+        # Staff actions (support console); checked in subscriptions.services.actions.
+        permissions = [
+            ("cancel_subscription", "Can cancel a subscription"),
+            ("extend_subscription", "Can extend a subscription"),
+            ("pause_subscription", "Can pause or resume a subscription"),
+            ("revoke_subscription", "Can revoke a subscription"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.plan.code} {self.get_provider_display()} {self.provider_subscription_id[:24]}"

@@ -64,7 +64,8 @@ class Change:
 
 
 def subscription_lock(subscription_id: int) -> Subscription:
-    return Subscription.objects.select_for_update().select_related("customer").get(pk=subscription_id)
+    # of=("self",): lock the subscription only, not its customer row (joined for the audit record).
+    return Subscription.objects.select_for_update(of=("self",)).select_related("customer").get(pk=subscription_id)
 
 
 def subscription_change_state(

@@ -17,6 +17,7 @@ DEMO_STEPS = (
     "subscriptions.demo",
     "verified_orgs.demo",
     "creators.demo",
+    "monetization.demo_support",  # issue 4: refunds, grants, staff actions (runs last, on the others' data)
 )
 
 

@@ -1,0 +1,403 @@
+"""The support console in the Django admin: one page per customer, front-page search, refund approvals.
+
+How it is hooked in (chosen to stay out of monetization/admin.py's way):
+:func:`install` runs from ``MonetizationConfig.ready()``, after the admin has
+autodiscovered every ``admin.py``. It wraps the *registered* Customer admin's
+``get_urls`` to add the support URLs under ``admin/monetization/customer/``;
+when no Customer, Refund or AuditEvent admin is registered yet it registers a
+minimal fallback (LargeTableAdmin / AppendOnlyAdmin), so either order of merge works.
+
+URLs (names in the ``admin`` namespace):
+- ``monetization_customer_support``          customer/<id>/support/   the customer page (GET) and its forms (POST)
+- ``monetization_customer_find``             customer/find/?q=...     front-page search
+- ``monetization_payment_refund``            customer/payment/<id>/refund/   refund form for one payment
+- ``monetization_refunds_awaiting_approval`` refund/awaiting-approval/   Finance's queue
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from djmoney.money import Money
+
+from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
+from monetization.errors import DomainError
+from monetization.models import AuditEvent, Customer, Payment, Refund
+from monetization.selectors_support import customer_find, customer_overview, customer_timeline
+from monetization.services.idempotency import (
+    idempotency_claim,
+    idempotency_complete,
+    idempotency_release,
+    request_fingerprint,
+)
+
+# --- forms: every one asks for a reason --------------------------------------------
+
+
+class RefundForm(forms.Form):
+    payment = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    # One key per rendered form: a double-click or a resubmitted page refunds once.
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
+    amount = forms.DecimalField(
+        max_digits=19, decimal_places=4, min_value=Decimal("0.0001"), required=False, help_text="Blank: full refund"
+    )
+    reason_code = forms.ChoiceField(choices=Refund.Reason.choices)
+    revoke_access = forms.ChoiceField(choices=Refund.RevokeAccess.choices, initial=Refund.RevokeAccess.NONE)
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Reason / note")
+
+
+class GrantForm(forms.Form):
+    entitlement = forms.CharField(required=False, help_text="Entitlement key, or")
+    product = forms.CharField(required=False, help_text="product code")
+    days = forms.IntegerField(required=False, min_value=1, help_text="N days, or")
+    until = forms.DateTimeField(required=False, help_text="until (YYYY-MM-DD HH:MM)")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class ReasonForm(forms.Form):
+    target = forms.IntegerField(widget=forms.HiddenInput)
+    reason = forms.CharField()
+    days = forms.IntegerField(required=False, min_value=1)
+
+
+SUBSCRIPTION_ACTIONS = ("cancel", "cancel_now", "extend", "pause", "resume", "revoke")
+
+
+def _act(request, fn, success: str) -> bool:
+    try:
+        fn()
+    except DomainError as exc:
+        messages.error(request, f"{exc.detail} ({exc.code})")
+        return False
+    messages.success(request, success)
+    return True
+
+
+def _form_errors(request, form) -> None:
+    for field, errors in form.errors.items():
+        messages.error(request, f"{field}: {' '.join(errors)}")
+
+
+def _handle_refund(request, customer, data, payment_id=None):
+    form = RefundForm(data)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return
+    from monetization.services.refunds import payment_refundable, refund_request
+
+    pid = payment_id or form.cleaned_data["payment"]
+    payment = Payment.objects.filter(pk=pid, customer=customer).first()
+    if payment is None:
+        messages.error(request, "Choose a payment of this customer.")
+        return
+    currency = str(payment.amount.currency)
+    amount = form.cleaned_data["amount"]
+    if amount is None:
+        amount = payment_refundable(payment).amount
+    key = form.cleaned_data["idempotency_key"]
+    scope = f"admin:user:{request.user.pk}:refund"
+    if key:
+        fields = sorted((k, v) for k, v in data.items() if k not in ("csrfmiddlewaretoken",))
+        fingerprint = request_fingerprint("POST", "admin-refund", repr(fields).encode())
+        try:
+            stored = idempotency_claim(scope=scope, key=key, fingerprint=fingerprint)
+        except DomainError as exc:
+            messages.warning(request, f"{exc.detail} ({exc.code})")
+            return
+        if stored is not None:
+            messages.info(request, "This refund form was already submitted; nothing was done twice.")
+            return
+    done = _act(
+        request,
+        lambda: refund_request(
+            payment=payment,
+            amount=Money(amount, currency),
+            reason_code=form.cleaned_data["reason_code"],
+            note=form.cleaned_data["note"],
+            revoke_access=form.cleaned_data["revoke_access"],
+            requested_by=request.user,
+        ),
+        f"Refund of {amount} {currency} requested.",
+    )
+    if key:
+        if done:
+            idempotency_complete(scope=scope, key=key, status=201, body={"ok": True})
+        else:
+            idempotency_release(scope=scope, key=key)
+
+
+def _handle_post(request, customer) -> None:
+    from subscriptions.models import Entitlement, Grant, Product, Subscription
+    from subscriptions.services import actions
+
+    op = request.POST.get("op", "")
+    if op == "refund":
+        _handle_refund(request, customer, request.POST)
+        return
+    if op == "grant":
+        form = GrantForm(request.POST)
+        if not form.is_valid():
+            _form_errors(request, form)
+            return
+        v = form.cleaned_data
+        ent = Entitlement.objects.filter(key=v["entitlement"]).first() if v["entitlement"] else None
+        prod = Product.objects.filter(code=v["product"]).first() if v["product"] else None
+        if (v["entitlement"] and ent is None) or (v["product"] and prod is None):
+            messages.error(request, "Unknown entitlement key or product code.")
+            return
+        _act(
+            request,
+            lambda: actions.staff_grant_create(
+                customer=customer,
+                user=request.user,
+                reason=v["reason"],
+                entitlement=ent,
+                product=prod,
+                days=v["days"],
+                until=v["until"],
+            ),
+            "Access granted.",
+        )
+        return
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return
+    target, reason, days = form.cleaned_data["target"], form.cleaned_data["reason"], form.cleaned_data["days"]
+    if op == "revoke_grant":
+        grant = get_object_or_404(Grant, pk=target, customer=customer)
+        _act(
+            request, lambda: actions.staff_grant_revoke(grant=grant, user=request.user, reason=reason), "Grant revoked."
+        )
+    elif op in SUBSCRIPTION_ACTIONS:
+        sub = get_object_or_404(Subscription, pk=target, customer=customer)
+        common = {"subscription": sub, "user": request.user, "reason": reason}
+        calls = {
+            "cancel": lambda: actions.subscription_cancel(**common, at_period_end=True),
+            "cancel_now": lambda: actions.subscription_cancel(**common, at_period_end=False),
+            "extend": lambda: actions.subscription_extend(**common, days=days or 0),
+            "pause": lambda: actions.subscription_pause(**common),
+            "resume": lambda: actions.subscription_resume(**common),
+            "revoke": lambda: actions.subscription_revoke(**common),
+        }
+        _act(request, calls[op], f"Subscription {op.replace('_', ' ')} done.")
+    elif op in ("approve_refund", "reject_refund"):
+        _decide_refund(request, target, op, reason)
+    else:
+        messages.error(request, f"Unknown action '{op}'.")
+
+
+def _decide_refund(request, refund_id: int, op: str, reason: str) -> None:
+    from monetization.services.refunds import refund_approve, refund_reject, refund_retry
+
+    refund = get_object_or_404(Refund, pk=refund_id)
+    if op == "approve_refund":
+        _act(
+            request, lambda: refund_approve(refund=refund, approved_by=request.user, reason=reason), "Refund approved."
+        )
+    elif op == "reject_refund":
+        _act(request, lambda: refund_reject(refund=refund, rejected_by=request.user, reason=reason), "Refund rejected.")
+    elif op == "retry_refund":
+        _act(request, lambda: refund_retry(refund=refund, actor=request.user, reason=reason), "Refund retried.")
+
+
+# --- views -----------------------------------------------------------------------------
+
+
+def _require_view(request, perm: str = "monetization.view_customer") -> None:
+    if not request.user.has_perm(perm):
+        raise DjangoPermissionDenied
+
+
+def customer_support_view(request, object_id: int, admin_site):
+    _require_view(request)
+    customer = get_object_or_404(Customer, pk=object_id)
+    here = reverse("admin:monetization_customer_support", args=[customer.pk])
+    if request.method == "POST":
+        op = request.POST.get("op", "")
+        if op in ("approve_refund", "reject_refund", "retry_refund"):
+            form = ReasonForm(request.POST)
+            if form.is_valid():
+                _decide_refund(request, form.cleaned_data["target"], op, form.cleaned_data["reason"])
+            else:
+                _form_errors(request, form)
+        else:
+            _handle_post(request, customer)
+        return HttpResponseRedirect(here)
+    overview = customer_overview(customer)
+    page = customer_timeline(customer.pk, cursor=request.GET.get("cursor", ""))
+    context = {
+        **admin_site.each_context(request),
+        "title": f"Customer {customer}",
+        "opts": Customer._meta,
+        "overview": overview,
+        "customer": customer,
+        "timeline": page.events,
+        "next_cursor": page.next_cursor,
+        "refund_form": RefundForm(initial={"idempotency_key": uuid.uuid4().hex}),
+        "grant_form": GrantForm(),
+        "refundable_payments": [
+            p for p in overview.payments if p.status in (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED)
+        ],
+        "subscription_actions": SUBSCRIPTION_ACTIONS,
+        "here": here,
+    }
+    return render(request, "admin/monetization/customer/support.html", context)
+
+
+def payment_refund_view(request, payment_id: int, admin_site):
+    _require_view(request, "monetization.view_payment")
+    payment = get_object_or_404(Payment.objects.select_related("customer"), pk=payment_id)
+    if request.method == "POST":
+        _handle_refund(request, payment.customer, request.POST, payment_id=payment.pk)
+        return HttpResponseRedirect(reverse("admin:monetization_customer_support", args=[payment.customer_id]))
+    from monetization.services.refunds import payment_refundable
+
+    context = {
+        **admin_site.each_context(request),
+        "title": f"Refund payment {payment.provider_reference}",
+        "opts": Payment._meta,
+        "payment": payment,
+        "refundable": payment_refundable(payment),
+        "form": RefundForm(initial={"idempotency_key": uuid.uuid4().hex}),
+        "refunds": list(payment.refunds.order_by("-id")[:50]),
+    }
+    return render(request, "admin/monetization/payment/refund.html", context)
+
+
+def customer_find_view(request, admin_site):
+    _require_view(request)
+    term = request.GET.get("q", "").strip()
+    matches = customer_find(term) if term else []
+    if len(matches) == 1:
+        return HttpResponseRedirect(reverse("admin:monetization_customer_support", args=[matches[0].pk]))
+    context = {
+        **admin_site.each_context(request),
+        "title": f"Customers matching “{term}”" if term else "Find a customer",
+        "opts": Customer._meta,
+        "term": term,
+        "matches": matches,
+    }
+    return render(request, "admin/monetization/customer/find.html", context)
+
+
+def refunds_awaiting_approval_view(request, admin_site):
+    _require_view(request, "monetization.view_refund")
+    if request.method == "POST":
+        form = ReasonForm(request.POST)
+        if form.is_valid():
+            _decide_refund(
+                request, form.cleaned_data["target"], request.POST.get("op", ""), form.cleaned_data["reason"]
+            )
+        else:
+            _form_errors(request, form)
+        return HttpResponseRedirect(reverse("admin:monetization_refunds_awaiting_approval"))
+    refunds = list(
+        Refund.objects.filter(status=Refund.Status.PENDING_APPROVAL)
+        .select_related("customer", "payment", "requested_by")
+        .order_by("requested_at", "id")[:200]
+    )
+    failed = list(
+        Refund.objects.filter(status=Refund.Status.FAILED)
+        .select_related("customer", "payment", "requested_by")
+        .order_by("-id")[:50]
+    )
+    context = {
+        **admin_site.each_context(request),
+        "title": "Refunds awaiting approval",
+        "opts": Refund._meta,
+        "refunds": refunds,
+        "failed": failed,
+        "can_approve": request.user.has_perm("monetization.approve_refund"),
+    }
+    return render(request, "admin/monetization/refund/awaiting_approval.html", context)
+
+
+def support_urls(admin_site) -> list:
+    """URL patterns to put in front of the Customer admin's own (``customer/...``)."""
+    wrap = admin_site.admin_view
+    return [
+        path("find/", wrap(lambda r: customer_find_view(r, admin_site)), name="monetization_customer_find"),
+        path(
+            "payment/<int:payment_id>/refund/",
+            wrap(lambda r, payment_id: payment_refund_view(r, payment_id, admin_site)),
+            name="monetization_payment_refund",
+        ),
+        path(
+            "<int:object_id>/support/",
+            wrap(lambda r, object_id: customer_support_view(r, object_id, admin_site)),
+            name="monetization_customer_support",
+        ),
+    ]
+
+
+# --- fallbacks and hook ----------------------------------------------------------------
+
+
+class FallbackCustomerAdmin(LargeTableAdmin):
+    list_display = ("external_id", "handle", "email", "country", "created_at")
+    exact_search_fields = ("external_id", "handle", "email")
+
+
+class RefundAdmin(LargeTableAdmin):
+    """Refunds change only through services (customer page, approval queue, staff API)."""
+
+    list_display = ("id", "customer", "payment", "amount", "reason_code", "status", "requested_by", "requested_at")
+    list_filter = ("status", "reason_code")
+    list_select_related = ("customer", "payment", "requested_by")
+    exact_search_fields = ("provider_refund_id",)
+    integer_search_fields = ("id", "customer_id", "payment_id")
+    search_help_text = "Exact provider refund id, refund id, customer id or payment id."
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.opts.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [
+            path(
+                "awaiting-approval/",
+                self.admin_site.admin_view(lambda r: refunds_awaiting_approval_view(r, self.admin_site)),
+                name="monetization_refunds_awaiting_approval",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "awaiting_url": reverse("admin:monetization_refunds_awaiting_approval"),
+        }
+        return super().changelist_view(request, extra_context)
+
+
+def install(site=None) -> None:
+    site = site or admin.site
+    if Customer not in site._registry:
+        site.register(Customer, FallbackCustomerAdmin)
+    if Refund not in site._registry:
+        site.register(Refund, RefundAdmin)
+    if AuditEvent not in site._registry:
+        site.register(AuditEvent, AppendOnlyAdmin)
+    customer_admin = site._registry[Customer]
+    if getattr(customer_admin, "_support_installed", False):
+        return
+    original = customer_admin.get_urls
+
+    def get_urls():
+        return support_urls(site) + original()
+
+    customer_admin.get_urls = get_urls
+    customer_admin._support_installed = True

@@ -1,0 +1,173 @@
+"""Demo: the support console's day — refunds (succeeded, awaiting approval, rejected, failed), grants, staff actions.
+
+Runs after the other demo steps and works on what they created: the staff
+logins (support, finance, compliance from monetization.demo) and the demo
+customers' payments and subscriptions. Skips quietly when they are not there.
+Idempotent: everything it makes is tagged "[demo]"; a re-run finds the tag and stops.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count
+from django.test.utils import override_settings
+from djmoney.money import Money
+
+from monetization.errors import DomainError
+from monetization.models import Payment, Provider, Refund
+from monetization.providers.base import ProviderError, SubscriptionSnapshot, get_provider
+from monetization.services.ledger import quantize
+from monetization.services.refunds import refund_approve, refund_reject, refund_request
+
+TAG = "[demo]"
+
+
+def _staff():
+    User = get_user_model()
+    users = {u.username: u for u in User.objects.filter(username__in=["support", "finance", "compliance", "admin"])}
+    return users.get("support"), users.get("finance"), users.get("compliance"), users.get("admin")
+
+
+def _refundable(limit: int) -> list[Payment]:
+    return list(
+        Payment.objects.filter(status=Payment.Status.SUCCEEDED)
+        .exclude(provider=Provider.APP_STORE)
+        .select_related("customer")
+        .order_by("id")[:limit]
+    )
+
+
+def _try(fn, out, label):
+    try:
+        return fn()
+    except (DomainError, ProviderError) as exc:
+        out.write(f"  skipped {label}: {exc}")
+        return None
+
+
+def seed(*, rng, out, options) -> None:
+    from subscriptions.models import Grant
+
+    if Refund.objects.filter(note__startswith=TAG).exists() or Grant.objects.filter(reason__startswith=TAG).exists():
+        out.write("  support demo already seeded")
+        return
+    support, finance, compliance, _admin = _staff()
+    if support is None or finance is None:
+        out.write("  no demo staff logins (monetization.demo); skipping the support demo")
+        return
+    payments = _refundable(40)
+    if not payments:
+        out.write("  no demo payments yet; skipping refunds")
+    reasons = ["requested_by_customer", "service_outage", "goodwill", "duplicate"]
+    for i, payment in enumerate(payments[:8]):
+        currency = str(payment.amount.currency)
+        full = i % 3 == 0
+        amount = payment.amount if full else Money(quantize(payment.amount.amount / 2, currency), currency)
+        _try(
+            lambda p=payment, a=amount, i=i, full=full: refund_request(
+                payment=p,
+                amount=a,
+                reason_code=reasons[i % len(reasons)],
+                note=f"{TAG} customer wrote in (ticket #{4100 + i})",
+                revoke_access=Refund.RevokeAccess.AT_PERIOD_END if full else Refund.RevokeAccess.NONE,
+                requested_by=support,
+            ),
+            out,
+            f"refund of payment {payment.pk}",
+        )
+    # Requests above the four-eyes threshold (a zero threshold stands in for big-ticket payments here).
+    held = []
+    with override_settings(REFUND_APPROVAL_THRESHOLDS={}):
+        for i, payment in enumerate(payments[8:14]):
+            refund = _try(
+                lambda p=payment, i=i: refund_request(
+                    payment=p,
+                    amount=p.amount,
+                    reason_code="fraudulent" if i % 2 else "requested_by_customer",
+                    note=f"{TAG} large refund, needs Finance",
+                    revoke_access=Refund.RevokeAccess.NOW,
+                    requested_by=support,
+                ),
+                out,
+                f"held refund of payment {payment.pk}",
+            )
+            if refund is not None:
+                held.append(refund)
+    if len(held) >= 2:
+        _try(lambda: refund_approve(refund=held[0], approved_by=finance, reason=f"{TAG} verified"), out, "approve")
+        _try(lambda: refund_reject(refund=held[1], rejected_by=finance, reason=f"{TAG} outside policy"), out, "reject")
+    # Provider failures, left for staff to retry.
+    for payment in payments[14:16]:
+        provider = get_provider(payment.provider)
+        if hasattr(provider, "fail_next"):
+            provider.fail_next["refund"] = ProviderError("The provider timed out", code="api_connection_error")
+            _try(
+                lambda p=payment: refund_request(
+                    payment=p,
+                    amount=p.amount,
+                    reason_code="goodwill",
+                    note=f"{TAG} provider timed out",
+                    requested_by=support,
+                ),
+                out,
+                "failing refund",
+            )
+    _seed_grants_and_actions(support=support, compliance=compliance, out=out, payments=payments)
+    statuses = dict(
+        Refund.objects.filter(note__startswith=TAG)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    out.write(f"  refunds by status: {statuses}")
+
+
+def _seed_grants_and_actions(*, support, compliance, out, payments) -> None:
+    from subscriptions.models import Entitlement, Subscription
+    from subscriptions.services import actions
+
+    entitlement = Entitlement.objects.order_by("key").first()
+    customers = list({p.customer_id: p.customer for p in payments}.values())[:6]
+    if entitlement is not None:
+        grants = []
+        for i, customer in enumerate(customers):
+            grant = _try(
+                lambda c=customer, i=i: actions.staff_grant_create(
+                    customer=c,
+                    user=support,
+                    reason=f"{TAG} apology for the outage (ticket #{5200 + i})",
+                    entitlement=entitlement,
+                    days=7 + 7 * i,
+                ),
+                out,
+                "grant",
+            )
+            if grant is not None:
+                grants.append(grant)
+        if grants and compliance is not None:
+            _try(
+                lambda: actions.staff_grant_revoke(grant=grants[0], user=compliance, reason=f"{TAG} abuse report"),
+                out,
+                "grant revoke",
+            )
+    subs = list(
+        Subscription.objects.filter(provider=Provider.STRIPE, state=Subscription.State.ACTIVE).order_by("id")[:3]
+    )
+    for sub in subs:
+        provider = get_provider(sub.provider)
+        if hasattr(provider, "subscriptions"):  # the demo's fake provider must know the subscription
+            provider.subscriptions[sub.provider_subscription_id] = SubscriptionSnapshot(
+                provider=sub.provider,
+                provider_subscription_id=sub.provider_subscription_id,
+                store_product_id="demo",
+                status="active",
+                as_of=sub.updated_at,
+                current_period_end=sub.current_period_end,
+            )
+    steps = [
+        ("extend", lambda s: actions.subscription_extend(subscription=s, user=support, reason=f"{TAG} outage", days=7)),
+        ("cancel", lambda s: actions.subscription_cancel(subscription=s, user=support, reason=f"{TAG} asked to stop")),
+        ("pause", lambda s: actions.subscription_pause(subscription=s, user=support, reason=f"{TAG} travelling")),
+    ]
+    for sub, (label, fn) in zip(subs, steps, strict=False):
+        _try(lambda s=sub, fn=fn: fn(s), out, f"subscription {label}")

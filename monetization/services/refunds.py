@@ -1,0 +1,469 @@
+"""Refunds: request, four-eyes approval, execution through the provider, and the ledger.
+
+Money safety rests on three rules:
+
+- What may still be refunded is computed under a row lock on the Payment
+  (``SELECT ... FOR UPDATE``): captured - refunded - every open refund's
+  amount. An open refund *reserves* its amount from the moment it is
+  requested, so two staff members (or fifty threads) refunding the same
+  payment at once can never give back more than was captured.
+- The provider is called with the refund's own idempotency key, so a retry
+  after a timeout can never refund twice at the provider.
+- The ledger entry is posted exactly once (key ``refund:<id>``) in the same
+  transaction that marks the refund succeeded and raises Payment.refunded.
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from djmoney.money import Money
+
+from monetization import clock
+from monetization.errors import Conflict, DomainError, ErrorCode, InvalidInput, NotFound, PermissionDenied
+from monetization.models import AuditEvent, Payment, Refund
+from monetization.providers.base import ProviderError, UnsupportedOperation, get_provider
+from monetization.services.audit import audit_record, snapshot
+from monetization.services.ledger import Account, Leg, Posting, journal_post, quantize
+
+REFUND_FIELDS = ["status", "amount", "reason_code", "revoke_access", "provider_refund_id", "failure_code", "attempts"]
+PERM_REQUEST = "monetization.request_refund"
+PERM_APPROVE = "monetization.approve_refund"
+REFUNDABLE_PAYMENT_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED)
+
+
+class RefundUnsupported(DomainError):
+    """This platform does not let the developer refund; the platform itself refunds and tells us."""
+
+    code = ErrorCode.REFUND_UNSUPPORTED_BY_PROVIDER
+    status = 422
+
+
+def _require_perm(user, perm: str) -> None:
+    if user is None or not getattr(user, "is_authenticated", False) or not user.has_perm(perm):
+        raise PermissionDenied(f"You need the '{perm}' permission.")
+
+
+def _require_reason(text: str, what: str) -> None:
+    if not (text or "").strip():
+        raise InvalidInput(f"{what} needs a reason.", code=ErrorCode.REASON_REQUIRED)
+
+
+def refund_threshold(currency: str) -> Decimal | None:
+    value = settings.REFUND_APPROVAL_THRESHOLDS.get(currency)
+    return Decimal(value) if value is not None else None
+
+
+def payment_refundable(payment: Payment) -> Money:
+    """What can still be refunded: captured - refunded - open refunds. Call with the payment locked."""
+    currency = str(payment.amount.currency)
+    reserved = Refund.objects.filter(payment_id=payment.pk, status__in=Refund.RESERVING).aggregate(t=Sum("amount"))[
+        "t"
+    ] or Decimal(0)
+    return Money(payment.amount.amount - payment.refunded.amount - reserved, currency)
+
+
+def _needs_approval(*, customer_id: int, amount: Money, now: datetime.datetime) -> tuple[bool, str]:
+    threshold = refund_threshold(str(amount.currency))
+    if threshold is None:
+        return True, f"no auto-approval threshold for {amount.currency}"
+    if amount.amount > threshold:
+        return True, f"above the {threshold} {amount.currency} threshold"
+    recent = (
+        Refund.objects.filter(customer_id=customer_id, requested_at__gte=now - datetime.timedelta(days=30))
+        .exclude(status=Refund.Status.REJECTED)
+        .count()
+    )
+    if recent >= settings.REFUND_APPROVAL_MAX_PER_CUSTOMER_30D:
+        return True, f"customer already has {recent} refunds in 30 days"
+    return False, ""
+
+
+def _audit(refund: Refund, action: str, *, actor, before=None, reason: str = "", actor_kind=None, actor_label=""):
+    audit_record(
+        action=action,
+        obj=refund,
+        actor=actor,
+        actor_kind=actor_kind,
+        actor_label=actor_label,
+        customer=refund.customer,
+        before=before,
+        after=snapshot(refund, REFUND_FIELDS),
+        reason=reason,
+    )
+
+
+def refund_request(
+    *,
+    payment: Payment,
+    amount: Money,
+    reason_code: str,
+    requested_by,
+    note: str = "",
+    revoke_access: str = Refund.RevokeAccess.NONE,
+    execute: bool = True,
+) -> Refund:
+    """Ask for a refund. Small ones are approved and executed at once; the rest wait for four-eyes.
+
+    Refused (nothing written) when the amount is not positive, exceeds what is
+    still refundable, is in another currency, or the platform owns its refunds.
+    """
+    _require_perm(requested_by, PERM_REQUEST)
+    if reason_code not in Refund.Reason.values:
+        raise InvalidInput(f"Unknown reason code '{reason_code}'. Use one of: {', '.join(Refund.Reason.values)}.")
+    if revoke_access not in Refund.RevokeAccess.values:
+        raise InvalidInput(f"Unknown revoke option '{revoke_access}'.")
+    adapter = get_provider_or_none(payment.provider)
+    if (
+        payment.provider in settings.REFUND_UNSUPPORTED_PROVIDERS
+        or adapter is None
+        or not getattr(adapter, "supports_refunds", True)
+    ):
+        raise RefundUnsupported(
+            f"{payment.get_provider_display()} refunds are made by the platform; they are recorded when it notifies us."
+        )
+    currency = str(payment.amount.currency)
+    if str(amount.currency) != currency:
+        raise InvalidInput(
+            f"The refund must be in the payment's currency ({currency}).", code=ErrorCode.REFUND_CURRENCY_MISMATCH
+        )
+    if amount.amount <= 0:
+        raise InvalidInput("A refund amount must be positive.")
+    if quantize(amount.amount, currency) != amount.amount:
+        raise InvalidInput(f"{amount.amount} is finer than {currency}'s minor unit.")
+    now = clock.now()
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        if locked.status not in REFUNDABLE_PAYMENT_STATUSES:
+            raise Conflict(
+                f"A {locked.status} payment cannot be refunded.", code=ErrorCode.REFUND_PAYMENT_NOT_REFUNDABLE
+            )
+        remaining = payment_refundable(locked)
+        if amount > remaining:
+            raise InvalidInput(
+                f"Only {remaining} can still be refunded on this payment.",
+                code=ErrorCode.REFUND_EXCEEDS_REFUNDABLE,
+                extra={"refundable": str(remaining.amount), "currency": currency},
+            )
+        needs_approval, why = _needs_approval(customer_id=locked.customer_id, amount=amount, now=now)
+        refund = Refund(
+            payment=locked,
+            customer_id=locked.customer_id,
+            amount=amount,
+            reason_code=reason_code,
+            note=note,
+            revoke_access=revoke_access,
+            requested_by=requested_by,
+            requested_at=now,
+        )
+        if needs_approval:
+            refund.hold_for_approval()
+        else:
+            refund.approve(by=None)
+        refund.full_clean(exclude=["idempotency_key", "status"])
+        refund.save()
+        _audit(refund, "refund.request", actor=requested_by, reason=f"{reason_code}: {note}".strip(": "))
+        if needs_approval:
+            _audit(refund, "refund.hold_for_approval", actor=None, reason=why, actor_kind=AuditEvent.ActorKind.SYSTEM)
+    if execute and refund.status == Refund.Status.APPROVED:
+        refund = refund_execute(refund=refund, actor=requested_by)
+    return refund
+
+
+def get_provider_or_none(name: str):
+    try:
+        return get_provider(name)
+    except KeyError:
+        return None
+
+
+def refund_approve(*, refund: Refund, approved_by, reason: str, execute: bool = True) -> Refund:
+    """Four-eyes: a second staff member with ``approve_refund`` lets a held refund go through."""
+    _require_perm(approved_by, PERM_APPROVE)
+    _require_reason(reason, "Approving a refund")
+    with transaction.atomic():
+        locked = Refund.objects.select_for_update(of=("self",)).select_related("customer").get(pk=refund.pk)
+        if locked.requested_by_id is not None and locked.requested_by_id == approved_by.pk:
+            raise PermissionDenied("You cannot approve your own refund.", code=ErrorCode.REFUND_SELF_APPROVAL)
+        if locked.status != Refund.Status.PENDING_APPROVAL:
+            raise Conflict(f"This refund is {locked.status}, not awaiting approval.", code=ErrorCode.ILLEGAL_TRANSITION)
+        before = snapshot(locked, REFUND_FIELDS)
+        locked.approve(by=approved_by)
+        locked.decided_reason = reason
+        locked.save()
+        _audit(locked, "refund.approve", actor=approved_by, before=before, reason=reason)
+    if execute:
+        locked = refund_execute(refund=locked, actor=approved_by)
+    return locked
+
+
+def refund_reject(*, refund: Refund, rejected_by, reason: str) -> Refund:
+    _require_perm(rejected_by, PERM_APPROVE)
+    _require_reason(reason, "Rejecting a refund")
+    with transaction.atomic():
+        locked = Refund.objects.select_for_update(of=("self",)).select_related("customer").get(pk=refund.pk)
+        if locked.requested_by_id is not None and locked.requested_by_id == rejected_by.pk:
+            raise PermissionDenied("You cannot decide on your own refund.", code=ErrorCode.REFUND_SELF_APPROVAL)
+        if locked.status != Refund.Status.PENDING_APPROVAL:
+            raise Conflict(f"This refund is {locked.status}, not awaiting approval.", code=ErrorCode.ILLEGAL_TRANSITION)
+        before = snapshot(locked, REFUND_FIELDS)
+        locked.reject(by=rejected_by)
+        locked.decided_reason = reason
+        locked.save()
+        _audit(locked, "refund.reject", actor=rejected_by, before=before, reason=reason)
+    return locked
+
+
+def refund_retry(*, refund: Refund, actor, reason: str) -> Refund:
+    """Submit a failed (or stuck submitted) refund again with the same idempotency key.
+
+    The provider refunds at most once per key, so a retry after a timeout or a
+    crash between "submitted" and the provider's answer cannot refund twice.
+    """
+    if not (actor and (actor.has_perm(PERM_REQUEST) or actor.has_perm(PERM_APPROVE))):
+        raise PermissionDenied("You need a refund permission.")
+    _require_reason(reason, "Retrying a refund")
+    row = Refund.objects.filter(pk=refund.pk).values("status", "submitted_at", "provider_refund_id").first()
+    if row is None:
+        raise NotFound(f"No refund {refund.pk}.")
+    stuck = (
+        row["status"] == Refund.Status.SUBMITTED
+        and not row["provider_refund_id"]
+        and row["submitted_at"] is not None
+        and row["submitted_at"] < clock.now() - settings.REFUND_SUBMITTED_STUCK_AFTER
+    )
+    if row["status"] != Refund.Status.FAILED and not stuck:
+        raise Conflict(
+            f"Only a failed refund can be retried (this one is {row['status']}).", code=ErrorCode.ILLEGAL_TRANSITION
+        )
+    return refund_execute(refund=refund, actor=actor, reason=reason)
+
+
+def refund_execute(*, refund: Refund, actor, reason: str = "") -> Refund:
+    """Submit an approved (or failed) refund to the provider and book the outcome.
+
+    Three short transactions, so no row lock is held across the network call:
+    mark submitted; call the provider; record success (ledger, payment, access)
+    or failure (nothing posted, retryable). The provider's own notification
+    of the same refund (charge.refunded) may land in between: whichever books
+    first wins, the other sees a succeeded refund and books nothing.
+    """
+    with transaction.atomic():
+        locked = Refund.objects.select_for_update(of=("self",)).select_related("payment", "customer").get(pk=refund.pk)
+        if locked.status == Refund.Status.SUBMITTED:
+            # A retry of a stuck submission: same key, no second submit transition.
+            locked.attempts += 1
+            locked.save(update_fields=["attempts"])
+        elif locked.status in (Refund.Status.APPROVED, Refund.Status.FAILED):
+            before = snapshot(locked, REFUND_FIELDS)
+            locked.submit()
+            locked.save()
+            _audit(locked, "refund.submit", actor=actor, before=before, reason=reason)
+        else:
+            raise Conflict(f"A {locked.status} refund cannot be submitted.", code=ErrorCode.ILLEGAL_TRANSITION)
+    payment = locked.payment
+    try:
+        result = get_provider(payment.provider).refund(
+            payment_reference=payment.provider_reference,
+            amount=locked.amount,
+            idempotency_key=locked.idempotency_key,
+            reason=locked.reason_code,
+        )
+    except ProviderError as exc:
+        code = (
+            ErrorCode.REFUND_UNSUPPORTED_BY_PROVIDER if isinstance(exc, UnsupportedOperation) else (exc.code or "error")
+        )
+        with transaction.atomic():
+            locked = Refund.objects.select_for_update(of=("self",)).select_related("customer").get(pk=refund.pk)
+            if locked.status != Refund.Status.SUBMITTED:
+                return locked
+            before = snapshot(locked, REFUND_FIELDS)
+            locked.fail(code=code[:64], message=str(exc))
+            locked.save()
+            _audit(locked, "refund.fail", actor=actor, before=before, reason=str(exc))
+        return locked
+    with transaction.atomic():
+        # Same lock order as refund_record_from_provider: payment, then refund.
+        Payment.objects.select_for_update().get(pk=payment.pk)
+        locked = Refund.objects.select_for_update(of=("self",)).select_related("customer").get(pk=refund.pk)
+        if locked.status != Refund.Status.SUBMITTED:
+            return locked  # the provider's notification booked it already
+        if result.status != "succeeded":
+            # Asynchronous at the provider: keep it submitted; its notification finishes it.
+            locked.provider_refund_id = result.provider_refund_id
+            locked.save(update_fields=["provider_refund_id"])
+            _audit(locked, "refund.pending_at_provider", actor=actor, reason=result.status)
+            return locked
+        _book_success(refund=locked, provider_refund_id=result.provider_refund_id, actor=actor)
+    _revoke_access(locked, actor=actor)
+    return locked
+
+
+def refund_legs(payment: Payment, amount: Money) -> list[Leg]:
+    """Give back ``amount``: its tax share out of tax payable, the rest against revenue; cash leaves the provider.
+
+    The provider keeps its fee (Stripe, the stores do), so fees are not reversed.
+    """
+    currency = str(amount.currency)
+    tax_share = Decimal(0)
+    if payment.tax.amount and payment.amount.amount:
+        tax_share = quantize(payment.tax.amount * amount.amount / payment.amount.amount, currency)
+    return [
+        Leg(Account.REFUNDS, Money(amount.amount - tax_share, currency)),
+        Leg(Account.TAX_PAYABLE, Money(tax_share, currency)),
+        Leg(Account.cash(payment.provider), -amount),
+    ]
+
+
+def _book_success(*, refund: Refund, provider_refund_id: str, actor, actor_kind=None, actor_label="", reason=""):
+    """Refund succeeded: raise Payment.refunded, move its status, post the ledger once. Caller holds locks."""
+    payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
+    before = snapshot(refund, REFUND_FIELDS)
+    refund.succeed(provider_refund_id=provider_refund_id)
+    refund.save()
+    payment.refunded = payment.refunded + refund.amount
+    if payment.refunded.amount >= payment.amount.amount:
+        payment.refund_fully()
+    else:
+        payment.refund_partially()
+    payment.save(update_fields=["refunded", "status"])
+    journal_post(
+        Posting(
+            key=f"refund:{refund.pk}",
+            kind="refund",
+            legs=refund_legs(payment, refund.amount),
+            memo=f"Refund of {payment.provider_reference} ({refund.reason_code})",
+            customer=refund.customer,
+            source_type="monetization.refund",
+            source_id=str(refund.pk),
+        )
+    )
+    _audit(
+        refund,
+        "refund.succeed",
+        actor=actor,
+        before=before,
+        actor_kind=actor_kind,
+        actor_label=actor_label,
+        reason=reason,
+    )
+
+
+def _revoke_access(refund: Refund, *, actor) -> None:
+    if refund.revoke_access == Refund.RevokeAccess.NONE:
+        return
+    from django_fsm import can_proceed
+
+    from subscriptions.models import Subscription
+    from subscriptions.services.lifecycle import Cause, subscription_change_state
+
+    sub_id = Payment.objects.filter(pk=refund.payment_id).values_list("subscription_id", flat=True).first()
+    if sub_id is None:
+        return
+    sub = Subscription.objects.get(pk=sub_id)
+    cause = (
+        Cause.staff(actor, f"refund #{refund.pk}")
+        if actor is not None
+        else Cause.task("refund", reason=f"refund #{refund.pk}")
+    )
+    if refund.revoke_access == Refund.RevokeAccess.NOW and can_proceed(sub.revoke):
+        subscription_change_state(subscription=sub, transition="revoke", cause=cause, action="subscription.revoke")
+    elif refund.revoke_access == Refund.RevokeAccess.AT_PERIOD_END and can_proceed(sub.cancel):
+        subscription_change_state(
+            subscription=sub, transition="cancel", cause=cause, transition_kwargs={"reason": "refunded"}
+        )
+
+
+def refund_record_from_provider(
+    *, payment: Payment, amount: Money, provider_refund_id: str, cause, revoke_access: str = Refund.RevokeAccess.NONE
+) -> tuple[Refund, bool]:
+    """Record a refund the platform made itself (App Store REFUND, Stripe charge.refunded, Play voided purchase).
+
+    Idempotent on (payment, provider_refund_id): a re-delivered notification
+    returns the existing refund (created=False). Posts the ledger like any refund.
+    ``cause`` is a subscriptions.services.lifecycle.Cause (usually Cause.provider_event).
+    """
+    if not provider_refund_id:
+        raise InvalidInput("A provider refund needs the provider's refund id.")
+    currency = str(payment.amount.currency)
+    if str(amount.currency) != currency or amount.amount <= 0:
+        raise InvalidInput("A provider refund must be positive and in the payment's currency.")
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        existing = (
+            Refund.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .filter(payment_id=locked.pk, provider_refund_id=provider_refund_id)
+            .first()
+        )
+        if existing is None:
+            # Our own refund, submitted, whose answer has not been booked yet (the
+            # notification overtook it): same payment, same amount, no provider id yet.
+            existing = (
+                Refund.objects.select_for_update(of=("self",))
+                .select_related("customer")
+                .filter(payment_id=locked.pk, status=Refund.Status.SUBMITTED, provider_refund_id="", amount=amount)
+                .order_by("id")
+                .first()
+            )
+        if existing is not None:
+            if existing.status == Refund.Status.SUBMITTED:
+                _book_success(
+                    refund=existing,
+                    provider_refund_id=provider_refund_id,
+                    actor=None,
+                    actor_kind=cause.actor_kind,
+                    actor_label=cause.label,
+                    reason=cause.reason,
+                )
+                transaction.on_commit(lambda: _revoke_access(existing, actor=None))
+            return existing, False
+        if locked.status not in REFUNDABLE_PAYMENT_STATUSES:
+            raise Conflict(
+                f"A {locked.status} payment cannot be refunded.", code=ErrorCode.REFUND_PAYMENT_NOT_REFUNDABLE
+            )
+        # The platform has already moved the money: it wins over open staff requests,
+        # but never beyond what was captured.
+        if amount.amount > locked.amount.amount - locked.refunded.amount:
+            raise InvalidInput(
+                "The provider refund exceeds what was captured.", code=ErrorCode.REFUND_EXCEEDS_REFUNDABLE
+            )
+        refund = Refund(
+            payment=locked,
+            customer_id=locked.customer_id,
+            amount=amount,
+            reason_code=Refund.Reason.REQUESTED_BY_CUSTOMER,
+            note=f"Refunded by {locked.get_provider_display()} ({cause.label})",
+            revoke_access=revoke_access,
+            requested_by=None,
+        )
+        refund.save()
+        _audit(
+            refund,
+            "refund.record_from_provider",
+            actor=None,
+            actor_kind=cause.actor_kind,
+            actor_label=cause.label,
+            reason=cause.reason,
+        )
+        _book_success(
+            refund=refund,
+            provider_refund_id=provider_refund_id,
+            actor=None,
+            actor_kind=cause.actor_kind,
+            actor_label=cause.label,
+            reason=cause.reason,
+        )
+    _revoke_access(refund, actor=None)
+    return refund, True
+
+
+def refund_get(refund_id: int) -> Refund:
+    refund = Refund.objects.select_related("payment", "customer").filter(pk=refund_id).first()
+    if refund is None:
+        raise NotFound(f"No refund {refund_id}.")
+    return refund

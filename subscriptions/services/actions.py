@@ -1,0 +1,221 @@
+"""Staff actions on subscriptions and grants (support console).
+
+Each action checks the staff user's permission here, in the service layer,
+so the admin, the staff API and any script get the same refusal. The
+platform is told first (cancel, extend, pause go through the provider
+adapter); our state follows through subscription_change_state, which audits.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.conf import settings
+from django_fsm import can_proceed
+
+from monetization import clock
+from monetization.errors import DomainError, ErrorCode, IllegalTransition, InvalidInput, PermissionDenied
+from monetization.models import Customer
+from monetization.providers.base import ProviderError, UnsupportedOperation, get_provider
+from subscriptions.models import Entitlement, Grant, Product, Subscription
+from subscriptions.services.grants import grant_create, grant_revoke
+from subscriptions.services.lifecycle import Cause, subscription_change_state
+
+PERM_CANCEL = "subscriptions.cancel_subscription"
+PERM_EXTEND = "subscriptions.extend_subscription"
+PERM_PAUSE = "subscriptions.pause_subscription"
+PERM_REVOKE = "subscriptions.revoke_subscription"
+PERM_GRANT = "subscriptions.grant_entitlement"
+PERM_REVOKE_GRANT = "subscriptions.revoke_grant"
+MAX_EXTEND_DAYS = 365
+
+
+class UnsupportedByProvider(DomainError):
+    """The platform does not allow this action."""
+
+    code = ErrorCode.UNSUPPORTED_BY_PROVIDER
+    status = 422
+
+
+class ProviderFailed(DomainError):
+    """The payment platform refused or failed; nothing was changed here."""
+
+    code = ErrorCode.PROVIDER_ERROR
+    status = 502
+
+
+def _check(user, perm: str, reason: str, what: str) -> None:
+    if user is None or not getattr(user, "is_authenticated", False) or not user.has_perm(perm):
+        raise PermissionDenied(f"You need the '{perm}' permission.")
+    if not (reason or "").strip():
+        raise InvalidInput(f"{what} needs a reason.", code=ErrorCode.REASON_REQUIRED)
+
+
+def _provider(subscription: Subscription):
+    if subscription.provider not in settings.PAYMENT_PROVIDERS:
+        return None  # internal / comped subscriptions live only here
+    return get_provider(subscription.provider)
+
+
+def _call(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except UnsupportedOperation as exc:
+        raise UnsupportedByProvider(str(exc)) from exc
+    except ProviderError as exc:
+        raise ProviderFailed(f"{exc} ({exc.code})") from exc
+
+
+def _ensure(subscription: Subscription, transition: str) -> None:
+    if not can_proceed(getattr(subscription, transition)):
+        raise IllegalTransition(f"Cannot {transition} a subscription that is {subscription.state}.")
+
+
+def _op_key(subscription: Subscription, op: str) -> str:
+    return f"{op}:{subscription.pk}:{clock.now().isoformat()}"
+
+
+def subscription_cancel(*, subscription: Subscription, user, reason: str, at_period_end: bool = True) -> Subscription:
+    """Cancel at period end (auto-renew off, access until then) or now (access ends now)."""
+    _check(user, PERM_CANCEL, reason, "Cancelling a subscription")
+    subscription.refresh_from_db()
+    transition = "cancel" if at_period_end else "expire"
+    _ensure(subscription, transition)
+    provider = _provider(subscription)
+    if provider is not None:
+        _call(
+            provider.cancel_subscription,
+            subscription.provider_subscription_id,
+            at_period_end=at_period_end,
+            idempotency_key=_op_key(subscription, "cancel"),
+        )
+    cause = Cause.staff(user, reason)
+    if at_period_end:
+        return subscription_change_state(
+            subscription=subscription,
+            transition="cancel",
+            cause=cause,
+            transition_kwargs={"reason": "staff"},
+            action="subscription.cancel",
+        )
+    return subscription_change_state(
+        subscription=subscription,
+        transition="expire",
+        cause=cause,
+        updates={"auto_renew": False, "cancel_reason": "staff_now", "current_period_end": clock.now()},
+        action="subscription.cancel_now",
+    )
+
+
+def subscription_extend(*, subscription: Subscription, user, reason: str, days: int) -> Subscription:
+    """Push the period end out by ``days`` where the platform allows it (Stripe, App Store extension)."""
+    _check(user, PERM_EXTEND, reason, "Extending a subscription")
+    if not isinstance(days, int) or not 1 <= days <= MAX_EXTEND_DAYS:
+        raise InvalidInput(f"Extend by 1 to {MAX_EXTEND_DAYS} days.")
+    subscription.refresh_from_db()
+    if subscription.state in (Subscription.State.EXPIRED, Subscription.State.REVOKED):
+        raise IllegalTransition(f"Cannot extend a subscription that is {subscription.state}.")
+    base = subscription.current_period_end or clock.now()
+    new_end = base + datetime.timedelta(days=days)
+    provider = _provider(subscription)
+    if provider is not None:
+        snap = _call(
+            provider.extend_subscription,
+            subscription.provider_subscription_id,
+            days=days,
+            reason=reason,
+            idempotency_key=_op_key(subscription, "extend"),
+        )
+        new_end = getattr(snap, "current_period_end", None) or new_end
+    return subscription_change_state(
+        subscription=subscription,
+        transition=None,
+        cause=Cause.staff(user, reason),
+        updates={"current_period_end": new_end},
+        action="subscription.extend",
+    )
+
+
+def _pause_supported(subscription: Subscription) -> None:
+    if subscription.provider not in settings.SUBSCRIPTION_PAUSE_PROVIDERS:
+        raise UnsupportedByProvider(f"{subscription.get_provider_display()} subscriptions cannot be paused by us.")
+
+
+def subscription_pause(*, subscription: Subscription, user, reason: str) -> Subscription:
+    _check(user, PERM_PAUSE, reason, "Pausing a subscription")
+    subscription.refresh_from_db()
+    _pause_supported(subscription)
+    _ensure(subscription, "pause")
+    provider = _provider(subscription)
+    if provider is not None and hasattr(provider, "pause_subscription"):
+        _call(
+            provider.pause_subscription,
+            subscription.provider_subscription_id,
+            idempotency_key=_op_key(subscription, "pause"),
+        )
+    return subscription_change_state(
+        subscription=subscription, transition="pause", cause=Cause.staff(user, reason), action="subscription.pause"
+    )
+
+
+def subscription_resume(*, subscription: Subscription, user, reason: str) -> Subscription:
+    _check(user, PERM_PAUSE, reason, "Resuming a subscription")
+    subscription.refresh_from_db()
+    _pause_supported(subscription)
+    _ensure(subscription, "resume")
+    provider = _provider(subscription)
+    if provider is not None and hasattr(provider, "resume_subscription"):
+        _call(
+            provider.resume_subscription,
+            subscription.provider_subscription_id,
+            idempotency_key=_op_key(subscription, "resume"),
+        )
+    return subscription_change_state(
+        subscription=subscription, transition="resume", cause=Cause.staff(user, reason), action="subscription.resume"
+    )
+
+
+def subscription_revoke(*, subscription: Subscription, user, reason: str) -> Subscription:
+    """Compliance: end access at once (fraud, abuse). The platform is not refunded here."""
+    _check(user, PERM_REVOKE, reason, "Revoking a subscription")
+    subscription.refresh_from_db()
+    _ensure(subscription, "revoke")
+    return subscription_change_state(
+        subscription=subscription, transition="revoke", cause=Cause.staff(user, reason), action="subscription.revoke"
+    )
+
+
+def staff_grant_create(
+    *,
+    customer: Customer,
+    user,
+    reason: str,
+    entitlement: Entitlement | None = None,
+    product: Product | None = None,
+    days: int | None = None,
+    until: datetime.datetime | None = None,
+) -> Grant:
+    """Complimentary access for N days or until a date (or open-ended when neither is given)."""
+    _check(user, PERM_GRANT, reason, "A grant")
+    if days is not None and until is not None:
+        raise InvalidInput("Give either a number of days or an end date, not both.")
+    starts = clock.now()
+    ends = until
+    if days is not None:
+        if days < 1 or days > 3660:
+            raise InvalidInput("Grant for 1 to 3660 days.")
+        ends = starts + datetime.timedelta(days=days)
+    return grant_create(
+        customer=customer,
+        reason=reason,
+        granted_by=user,
+        entitlement=entitlement,
+        product=product,
+        starts_at=starts,
+        ends_at=ends,
+    )
+
+
+def staff_grant_revoke(*, grant: Grant, user, reason: str) -> Grant:
+    _check(user, PERM_REVOKE_GRANT, reason, "Revoking a grant")
+    return grant_revoke(grant=grant, revoked_by=user, reason=reason)
