@@ -268,6 +268,8 @@ def test_fifty_concurrent_refunds_never_exceed_captured(fake_providers, make_pay
             result = refund.status
         except DomainError as exc:
             result = exc.code
+        except Exception as exc:  # surfaced in the assertion message rather than lost with the thread
+            result = f"{type(exc).__name__}: {exc}"
         finally:
             connection.close()
         with lock:
@@ -278,8 +280,8 @@ def test_fifty_concurrent_refunds_never_exceed_captured(fake_providers, make_pay
         t.start()
     for t in threads:
         t.join()
-    assert outcomes.count("succeeded") == 10
-    assert outcomes.count("refund_exceeds_refundable") == 40
+    assert outcomes.count("succeeded") == 10, outcomes
+    assert outcomes.count("refund_exceeds_refundable") == 40, outcomes
     payment.refresh_from_db()
     assert payment.refunded == usd(100)
     assert payment.status == Payment.Status.REFUNDED
