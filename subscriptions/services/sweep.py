@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -49,6 +49,7 @@ from subscriptions.platform_rules import PlatformRule, all_rules
 SWEEP_NAME = "lifecycle_sweep"
 ACTOR_LABEL = f"task:{SWEEP_NAME}"
 DEFAULT_CHUNK = 20_000
+HOLD_END_MOVE = "hold_end:expire"
 
 S = Subscription.State
 
@@ -252,7 +253,7 @@ def sweep_moves() -> list[Move]:
             moves.append(_grace_end_move(provider, rule, rule.since, until))
     moves.append(
         Move(
-            name="hold_end:expire",
+            name=HOLD_END_MOVE,
             transition="expire",
             source=S.ON_HOLD,
             target=S.EXPIRED,
@@ -479,11 +480,15 @@ def lifecycle_sweep(
 
     ``progress(step, chunk_index, chunk_count, moved_so_far)`` is called after each chunk.
     """
-    now = now or clock.now()
+    # In UTC: arithmetic on a local time drops PEP 495's fold and lands an hour off after a DST change.
+    now = (now or clock.now()).astimezone(UTC)
     chunk_size = chunk_size or getattr(settings, "SUBSCRIPTION_SWEEP_CHUNK", DEFAULT_CHUNK)
     move_chunk = _pg_move_chunk if connection.vendor == "postgresql" else _orm_move_chunk
     result = SweepResult()
     for move in sweep_moves():
+        if move.name == HOLD_END_MOVE:
+            # Retries due before the hold ends are recorded before it expires (also on a late sweep).
+            result.dunning_attempts += _run_dunning(now, chunk_size, progress)
         ranges = _id_ranges(_due_queryset(move, now), chunk_size)
         moved = 0
         for index, (lo, hi) in enumerate(ranges, start=1):
@@ -495,16 +500,20 @@ def lifecycle_sweep(
                 progress(move.name, index, len(ranges), moved)
         if moved:
             result.moved[move.name] = moved
+    return result
+
+
+def _run_dunning(now: datetime, chunk_size: int, progress: Progress | None) -> int:
+    created = 0
     for provider, versions in all_rules().items():
         for i, rule in enumerate(versions):
             if not rule.dunning_offsets:
                 continue
             until = versions[i + 1].since if i + 1 < len(versions) else None
-            qs = Subscription.objects.filter(state=S.ON_HOLD, provider=provider)
-            ranges = _id_ranges(qs, chunk_size)
+            ranges = _id_ranges(Subscription.objects.filter(state=S.ON_HOLD, provider=provider), chunk_size)
             for index, (lo, hi) in enumerate(ranges, start=1):
                 with transaction.atomic():
-                    result.dunning_attempts += _dunning_chunk(provider, rule, until, lo, hi, now)
+                    created += _dunning_chunk(provider, rule, until, lo, hi, now)
                 if progress:
-                    progress(f"dunning:{provider}:{rule.since.date()}", index, len(ranges), result.dunning_attempts)
-    return result
+                    progress(f"dunning:{provider}:{rule.since.date()}", index, len(ranges), created)
+    return created
