@@ -194,9 +194,7 @@ class Subscription(FSMModelMixin, models.Model):
     def pause(self):
         pass
 
-    @transition(
-        field=state, source=State.PAUSED, target=State.ACTIVE, permission="subscriptions.resume_subscription"
-    )
+    @transition(field=state, source=State.PAUSED, target=State.ACTIVE, permission="subscriptions.resume_subscription")
     def resume(self):
         pass
 

@@ -150,9 +150,7 @@ def test_canceled_incomplete_and_non_renewing_subscriptions_expire(plan):
     incomplete_young = make(plan, S.PENDING, start=at - timedelta(hours=22), **WEB)
     trial_no_renew = make(plan, S.TRIALING, trial_end=at - timedelta(days=1), auto_renew=False, **IOS)
     result = sweep_at(at)
-    states = {
-        s.pk: s.state for s in Subscription.objects.all()
-    }
+    states = {s.pk: s.state for s in Subscription.objects.all()}
     assert states[canceled.pk] == S.EXPIRED
     assert states[canceled_later.pk] == S.CANCELED
     assert states[incomplete.pk] == S.EXPIRED
