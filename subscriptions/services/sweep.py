@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Coalesce
 
 from monetization import clock
@@ -112,15 +112,15 @@ def _lapse_moves(
     provider: str, rule: PlatformRule, since: datetime, until: datetime | None, *, source: str, due: str
 ) -> list[Move]:
     """A failed renewal (or an unpaid trial) under one dated rule version."""
-    common = dict(
-        source=source,
-        due=due,
-        providers=(provider,),
-        auto_renew=True,
-        lapse=due,
-        lapse_since=since,
-        lapse_until=until,
-    )
+    common = {
+        "source": source,
+        "due": due,
+        "providers": (provider,),
+        "auto_renew": True,
+        "lapse": due,
+        "lapse_since": since,
+        "lapse_until": until,
+    }
     tag = f"{source}:{provider}:{since.date()}"
     if rule.grace_days > 0:
         return [
@@ -158,14 +158,14 @@ def _lapse_moves(
 
 
 def _grace_end_move(provider: str, rule: PlatformRule, since: datetime, until: datetime | None) -> Move:
-    common = dict(
-        source=S.IN_GRACE_PERIOD,
-        due="grace_end",
-        providers=(provider,),
-        lapse="billing_issue",
-        lapse_since=since,
-        lapse_until=until,
-    )
+    common = {
+        "source": S.IN_GRACE_PERIOD,
+        "due": "grace_end",
+        "providers": (provider,),
+        "lapse": "billing_issue",
+        "lapse_since": since,
+        "lapse_until": until,
+    }
     tag = f"grace_end:{provider}:{since.date()}"
     if rule.billing_retry_days is not None:  # App Store: billing retry continues to 60 days after the lapse
         return Move(
@@ -335,6 +335,7 @@ def _pg_move_chunk(move: Move, lo: int, hi: int, now: datetime) -> list[str]:
     picked_cols = ", ".join(f"s.{c}" for c in columns)
     returning_new = ", ".join(f"s.{c} AS new_{c}" for c in columns)
     returning_old = ", ".join(f"p.{c}" for c in columns)
+    # Only identifiers from this module are interpolated; every value is a parameter.
     sql = f"""
         WITH picked AS (
             SELECT s.id, {picked_cols} FROM subscriptions_subscription s
@@ -357,7 +358,7 @@ def _pg_move_chunk(move: Move, lo: int, hi: int, now: datetime) -> list[str]:
             FROM moved m
         )
         SELECT c.external_id FROM moved m JOIN monetization_customer c ON c.id = m.customer_id
-    """
+    """  # noqa: S608
     params.update(
         lo=lo,
         hi=hi,
@@ -433,7 +434,7 @@ def _dunning_chunk(provider: str, rule: PlatformRule, until: datetime | None, lo
               AND (%(until)s::timestamptz IS NULL OR {LAPSE_SQL["billing_issue"]} < %(until)s::timestamptz)
               AND {LAPSE_SQL["billing_issue"]} + o.off <= %(now)s
             ON CONFLICT (subscription_id, attempt) DO NOTHING
-        """
+        """  # noqa: S608
         with connection.cursor() as cursor:
             cursor.execute(
                 sql,
