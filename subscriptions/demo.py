@@ -235,7 +235,7 @@ def seed(*, rng: random.Random, out, options) -> None:
         # The first customers of each platform walk through every state; the rest follow the weights.
         state = states[j] if j < len(states) else crng.choices(states, weights=[WEIGHTS[s] for s in states])[0]
         plan = plans[platform][crng.randrange(len(plans[platform]))]
-        planned.append(_build(customer, platform, plan, state, crng, now, price_table, identities) + (state,))
+        planned.append((*_build(customer, platform, plan, state, crng, now, price_table, identities), state))
 
     existing = set(
         Subscription.objects.filter(
@@ -246,12 +246,12 @@ def seed(*, rng: random.Random, out, options) -> None:
     Subscription.objects.bulk_create(
         [Subscription(state=state, **fields) for fields, _, _, state in todo], batch_size=1000, ignore_conflicts=True
     )
-    ids = dict(
-        ((provider, pid), pk)
+    ids = {
+        (provider, pid): pk
         for provider, pid, pk in Subscription.objects.filter(
             provider_subscription_id__in=[p[0]["provider_subscription_id"] for p in todo]
         ).values_list("provider", "provider_subscription_id", "id")
-    )
+    }
 
     payments, events = [], []
     for fields, paid, history, _state in todo:
@@ -261,6 +261,7 @@ def seed(*, rng: random.Random, out, options) -> None:
         amount = _price(price_table, fields["plan"], fields["platform"], customer.country)
         currency = str(amount.currency)
         for status, at, n in paid:
+            ok = status == "succeeded"
             payment = Payment(
                 customer=customer,
                 subscription_id=sub_id,
@@ -268,13 +269,11 @@ def seed(*, rng: random.Random, out, options) -> None:
                 provider_reference=f"demo-{fields['provider_subscription_id'][:60]}-{n}",
                 kind=Payment.Kind.INITIAL if n == 0 else Payment.Kind.RENEWAL,
                 amount=amount,
-                fee=_fee(fields["provider"], amount, first_year=n < 12)
-                if status == "succeeded"
-                else Money(0, currency),
-                tax=_tax(amount, customer.country) if status == "succeeded" else Money(0, currency),
+                fee=_fee(fields["provider"], amount, first_year=n < 12) if ok else Money(0, currency),
+                tax=_tax(amount, customer.country) if ok else Money(0, currency),
                 refunded=Money(0, currency),
-                status=Payment.Status.SUCCEEDED if status == "succeeded" else Payment.Status.FAILED,
-                failure_code="" if status == "succeeded" else "card_declined",
+                status=Payment.Status.SUCCEEDED if ok else Payment.Status.FAILED,
+                failure_code="" if ok else "card_declined",
                 occurred_at=at,
                 created_at=at,
             )
