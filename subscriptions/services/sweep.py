@@ -323,6 +323,13 @@ def _pg_where(move: Move) -> tuple[str, dict]:
 
 
 def _pg_move_chunk(move: Move, lo: int, hi: int, now: datetime) -> list[str]:
+    sql, params = _pg_move_sql(move, lo, hi, now)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _pg_move_sql(move: Move, lo: int, hi: int, now: datetime) -> tuple[str, dict]:
     where, params = _pg_where(move)
     set_sql = []
     for i, s in enumerate(move.sets):
@@ -346,7 +353,8 @@ def _pg_move_chunk(move: Move, lo: int, hi: int, now: datetime) -> list[str]:
             UPDATE subscriptions_subscription s
             SET state = %(target)s, {", ".join(set_sql)}, updated_at = %(now)s
             FROM picked p
-            WHERE s.id = p.id AND s.state = %(source)s
+            -- the id range again lets the planner join on the primary key within the chunk, never the table
+            WHERE s.id = p.id AND s.id BETWEEN %(lo)s AND %(hi)s AND s.state = %(source)s
             RETURNING s.id, s.customer_id, {returning_new}, {returning_old}
         ), history AS (
             INSERT INTO monetization_auditevent ({_HISTORY_COLUMNS})
@@ -357,7 +365,8 @@ def _pg_move_chunk(move: Move, lo: int, hi: int, now: datetime) -> list[str]:
                    %(reason)s, ''
             FROM moved m
         )
-        SELECT c.external_id FROM moved m JOIN monetization_customer c ON c.id = m.customer_id
+        -- one primary-key lookup per moved row (a join would hash the whole customer table per chunk)
+        SELECT (SELECT c.external_id FROM monetization_customer c WHERE c.id = m.customer_id) FROM moved m
     """  # noqa: S608
     params.update(
         lo=lo,
@@ -371,9 +380,7 @@ def _pg_move_chunk(move: Move, lo: int, hi: int, now: datetime) -> list[str]:
         action=f"subscription.{move.transition}",
         reason=move.reason,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+    return sql, params
 
 
 # --- the ORM fallback (SQLite demo) -------------------------------------------------
