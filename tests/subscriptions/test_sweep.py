@@ -310,3 +310,65 @@ def test_two_sweeps_at_once_move_every_subscription_exactly_once(plan):
     assert web_on_hold == 80
     assert DunningAttempt.objects.count() == web_on_hold * 6  # retries due by day 10: 1 h, 1, 3, 5, 7, 9 days
     assert sum(r.dunning_attempts for r in results) == web_on_hold * 6
+
+
+@pytest.mark.django_db
+def test_beat_runs_the_sweep_task(plan, settings):
+    from monetization.celery import app
+    from subscriptions.tasks import lifecycle_sweep_task
+
+    entry = settings.CELERY_BEAT_SCHEDULE["subscriptions-lifecycle-sweep"]
+    assert entry["task"] == lifecycle_sweep_task.name
+    app.loader.import_default_modules()
+    assert entry["task"] in app.tasks
+    sub = make(plan, S.CANCELED, end=utc(2027, 1, 31), **WEB)
+    with clock.frozen(utc(2027, 2, 1)):
+        summary = lifecycle_sweep_task.apply().get()
+    sub.refresh_from_db()
+    assert sub.state == S.EXPIRED and summary["total"] == 1
+
+
+def test_run_sweep_rejects_a_naive_time():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        call_command("run_sweep", "--at", "2027-02-01T00:00:00")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sweep_skips_a_subscription_a_webhook_is_renewing(plan):
+    from django.db import transaction
+
+    from subscriptions.services.lifecycle import Cause, subscription_change_state
+
+    lapse = utc(2027, 1, 31, 12)
+    renewing = make(plan, S.ACTIVE, end=lapse, **IOS)
+    other = make(plan, S.ACTIVE, end=lapse, **IOS)
+    results = []
+
+    def sweep_in_thread():
+        try:
+            with clock.frozen(lapse + timedelta(minutes=1)):
+                results.append(lifecycle_sweep())
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        # The renewal webhook holds the row lock while the sweep runs.
+        Subscription.objects.select_for_update().get(pk=renewing.pk)
+        thread = threading.Thread(target=sweep_in_thread)
+        thread.start()
+        thread.join()
+        subscription_change_state(
+            subscription=renewing,
+            transition="activate",
+            cause=Cause.provider_event("app_store", "DID_RENEW-1"),
+            updates={"current_period_start": lapse, "current_period_end": add_interval(lapse, "month")},
+        )
+    assert results[0].total == 1  # only the other subscription
+    assert sweep_at(lapse + timedelta(minutes=2)).total == 0
+    renewing.refresh_from_db()
+    other.refresh_from_db()
+    assert renewing.state == S.ACTIVE and renewing.current_period_end == utc(2027, 2, 28, 12)
+    assert other.state == S.IN_GRACE_PERIOD
+    assert [a for a, _, _ in history(renewing)] == ["subscription.activate"]
