@@ -1,3 +1,4 @@
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -206,3 +207,66 @@ def test_random_transition_attempts_never_reach_an_illegal_state(provider, start
             assert AuditEvent.objects.count() == events
             if ok and EXPECTED[name][1] in (S.EXPIRED, S.REVOKED):
                 assert sub.ended_at is not None
+
+
+step = st.one_of(
+    st.tuples(st.just("advance"), st.integers(min_value=1, max_value=24 * 40)),  # hours
+    st.tuples(st.just("sweep"), st.just(0)),
+    st.tuples(st.just("renew"), st.integers(min_value=0, max_value=2)),
+    st.tuples(
+        st.sampled_from(["cancel", "pause", "resume", "revoke", "expire"]), st.integers(min_value=0, max_value=2)
+    ),
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(step, min_size=1, max_size=15))
+def test_history_stays_a_contiguous_chain_whatever_the_sweep_and_events_do(steps):
+    """Random clock jumps, sweeps and provider events: each subscription's history is one unbroken
+    chain of states ending in its current state, and a sweep at the same instant never moves anything twice."""
+    from subscriptions.periods import add_interval
+    from subscriptions.services.sweep import lifecycle_sweep
+
+    now = utc(2028, 1, 31, 9)
+    with clock.frozen(now):
+        subs = [
+            SubscriptionFactory(
+                provider=provider,
+                platform=PROVIDERS[provider],
+                current_period_start=now - timedelta(days=20),
+                current_period_end=now + timedelta(days=2),
+            )
+            for provider in ("app_store", "google_play", "stripe")
+        ]
+        for kind, arg in steps:
+            if kind == "advance":
+                clock.advance(timedelta(hours=arg))
+            elif kind == "sweep":
+                lifecycle_sweep()
+                assert lifecycle_sweep().total == 0  # idempotent at the same instant
+            else:
+                sub = subs[arg]
+                sub.refresh_from_db()
+                updates = {}
+                name = kind
+                if kind == "renew":  # a DID_RENEW / invoice.paid: a new period from the old end
+                    name = "activate"
+                    start = sub.current_period_end
+                    updates = {"current_period_start": start, "current_period_end": add_interval(start, "month")}
+                with contextlib.suppress(IllegalTransition):
+                    subscription_change_state(
+                        subscription=sub, transition=name, cause=Cause.task("prop"), updates=updates
+                    )
+        for sub in subs:
+            sub.refresh_from_db()
+            chain = list(
+                AuditEvent.objects.filter(object_type="subscriptions.subscription", object_id=str(sub.pk))
+                .order_by("id")
+                .values_list("before__state", "after__state")
+            )
+            state = S.ACTIVE
+            for before, after in chain:
+                assert before == state, chain
+                state = after
+            assert state == sub.state
