@@ -13,13 +13,18 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import redirect
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django_fsm.admin import FSMAdminMixin
 
 from monetization.changelist import LargeTableAdmin
 from monetization.errors import DomainError
+from monetization.models import AuditEvent
 from subscriptions.models import DunningAttempt, Grant, Subscription
 from subscriptions.services.grants import grant_create, grant_revoke
 from subscriptions.services.lifecycle import Cause, subscription_change_state
+
+HISTORY_ROWS = 50
 
 
 class ReasonForm(forms.Form):
@@ -97,11 +102,41 @@ class SubscriptionAdmin(FSMAdminMixin, LargeTableAdmin):
                 )
             },
         ),
-        ("History", {"fields": ("started_at", "ended_at", "last_event_at", "acknowledged_at", "created_at")}),
+        (
+            "History",
+            {"fields": ("started_at", "ended_at", "last_event_at", "acknowledged_at", "created_at", "state_history")},
+        ),
     )
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Subscription._meta.fields]
+        return [*(f.name for f in Subscription._meta.fields), "state_history"]
+
+    @admin.display(description="State history (newest first)")
+    def state_history(self, obj):
+        events = (
+            AuditEvent.objects.filter(object_type="subscriptions.subscription", object_id=str(obj.pk))
+            .select_related("actor")
+            .order_by("-occurred_at", "-id")[:HISTORY_ROWS]
+        )
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{} &rarr; {}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    e.occurred_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                    e.action,
+                    (e.before or {}).get("state", ""),
+                    (e.after or {}).get("state", ""),
+                    e.actor.get_username() if e.actor else e.actor_label,
+                    e.reason,
+                )
+                for e in events
+            ),
+        )
+        if not rows:
+            return "No recorded changes."
+        header = "<tr><th>when</th><th>what</th><th>state</th><th>by</th><th>reason</th></tr>"
+        return format_html("<table>{}{}</table>", mark_safe(header), rows)  # noqa: S308 - constant markup
 
     def has_add_permission(self, request):
         return False  # subscriptions come from providers (webhooks, purchases API)

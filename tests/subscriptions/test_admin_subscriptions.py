@@ -54,6 +54,8 @@ def test_support_cancels_with_a_reason_through_the_lifecycle_service(client):
     response = client.post(transition_url(sub, "extend"), {"reason": "outage", "days": "5"})
     assert response.status_code == 302
     assert AuditEvent.objects.filter(action="subscription.extend").count() == 1
+    page = client.get(reverse("admin:subscriptions_subscription_change", args=[sub.pk])).content.decode()
+    assert "subscription.cancel" in page and "Customer asked by email" in page and "support1" in page
 
 
 @pytest.mark.django_db
