@@ -50,6 +50,7 @@ SWEEP_NAME = "lifecycle_sweep"
 ACTOR_LABEL = f"task:{SWEEP_NAME}"
 DEFAULT_CHUNK = 20_000
 HOLD_END_MOVE = "hold_end:expire"
+INVALIDATE_BATCH = 1000
 
 S = Subscription.State
 
@@ -503,7 +504,10 @@ def lifecycle_sweep(
             with transaction.atomic():
                 external_ids = move_chunk(move, lo, hi, now)
                 moved += len(external_ids)
-                entitlements_invalidate(external_ids)
+                # On commit, in slices: one huge DEL would block Redis for everyone else.
+                unique = sorted(set(external_ids))
+                for i in range(0, len(unique), INVALIDATE_BATCH):
+                    entitlements_invalidate(unique[i : i + INVALIDATE_BATCH])
             if progress:
                 progress(move.name, index, len(ranges), moved)
         if moved:
