@@ -93,6 +93,16 @@ class Subscription(FSMModelMixin, models.Model):
                 fields=["state", "current_period_end"],
                 name="subscription_sweep_idx",
             ),
+            # The sweep's other due dates; partial, so only rows in that state carry an entry
+            # and a sweep with nothing due reads nothing.
+            models.Index(fields=["trial_end"], name="subscription_trial_due_idx", condition=models.Q(state="trialing")),
+            models.Index(
+                fields=["grace_end"], name="subscription_grace_due_idx", condition=models.Q(state="in_grace_period")
+            ),
+            models.Index(fields=["hold_end"], name="subscription_hold_due_idx", condition=models.Q(state="on_hold")),
+            models.Index(
+                fields=["started_at"], name="subscription_pending_due_idx", condition=models.Q(state="pending")
+            ),
         ]
 
     def __str__(self) -> str:

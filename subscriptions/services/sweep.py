@@ -436,8 +436,14 @@ def _dunning_chunk(provider: str, rule: PlatformRule, until: datetime | None, lo
             INSERT INTO subscriptions_dunningattempt (subscription_id, attempt, due_at, status, created_at)
             SELECT s.id, o.n, {LAPSE_SQL["billing_issue"]} + o.off, %(status)s, %(now)s
             FROM subscriptions_subscription s
+            -- one index probe per subscription for the retries already recorded, not one per retry
+            CROSS JOIN LATERAL (
+                SELECT COALESCE(max(d.attempt), 0) AS done
+                FROM subscriptions_dunningattempt d WHERE d.subscription_id = s.id
+            ) recorded
             CROSS JOIN unnest(%(numbers)s::int[], %(offsets)s::interval[]) AS o(n, off)
             WHERE s.id BETWEEN %(lo)s AND %(hi)s AND s.state = %(state)s AND s.provider = %(provider)s
+              AND o.n > recorded.done
               AND {LAPSE_SQL["billing_issue"]} >= %(since)s
               AND (%(until)s::timestamptz IS NULL OR {LAPSE_SQL["billing_issue"]} < %(until)s::timestamptz)
               AND {LAPSE_SQL["billing_issue"]} + o.off <= %(now)s
