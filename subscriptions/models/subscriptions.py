@@ -129,12 +129,15 @@ class Subscription(FSMModelMixin, models.Model):
 
         return rule_for(self.provider, self.lapsed_at())
 
+    # A probe without a provider (an unsaved instance used to search for a path of transitions)
+    # cannot know its platform; the real row is checked when the transition runs on it.
+
     def grace_configured(self) -> bool:
-        return self.platform_rule().grace_days > 0
+        return not self.provider or self.platform_rule().grace_days > 0
 
     def pause_supported(self) -> bool:
         # Google Play and Stripe pause; the App Store has no pause.
-        return self.platform_rule().supports_pause
+        return not self.provider or self.platform_rule().supports_pause
 
     # --- transitions -------------------------------------------------------
     # Each reads like the platforms' documentation: sources, conditions, and
