@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Max, Min
 from django.db.models.functions import Coalesce
 
 from monetization import clock
@@ -71,7 +71,7 @@ LAPSE_ORM = {
 
 @dataclass(frozen=True)
 class Set:
-    """``column = base + delta``; base is "due" (the step's due column), "lapse", or a column."""
+    """``column = base + delta``; base is "due" (the step's due column) or "lapse" (when it lapsed)."""
 
     column: str
     base: str
@@ -285,8 +285,6 @@ def _due_queryset(move: Move, now: datetime):
 
 
 def _id_ranges(qs, chunk_size: int) -> list[tuple[int, int]]:
-    from django.db.models import Max, Min
-
     bounds = qs.order_by().aggregate(lo=Min("id"), hi=Max("id"))
     if bounds["lo"] is None:
         return []
@@ -334,7 +332,7 @@ def _pg_move_sql(move: Move, lo: int, hi: int, now: datetime) -> tuple[str, dict
     where, params = _pg_where(move)
     set_sql = []
     for i, s in enumerate(move.sets):
-        base = {"due": f"s.{move.due}", "lapse": LAPSE_SQL[move.lapse]}.get(s.base, f"s.{s.base}")
+        base = f"s.{move.due}" if s.base == "due" else LAPSE_SQL[move.lapse]
         set_sql.append(f"{s.column} = {base} + %(delta{i})s")
         params[f"delta{i}"] = s.delta
     columns = move.changed_columns
@@ -401,8 +399,7 @@ def _orm_move_chunk(move: Move, lo: int, hi: int, now: datetime) -> list[str]:
     for row in rows:
         new = {}
         for s in move.sets:
-            base = {"due": row[move.due], "lapse": row["_lapse"]}.get(s.base) if s.base in ("due", "lapse") else None
-            new[s.column] = base + s.delta
+            new[s.column] = (row[move.due] if s.base == "due" else row["_lapse"]) + s.delta
         if not Subscription.objects.filter(pk=row["id"], state=move.source).update(
             state=move.target, updated_at=now, **new
         ):
