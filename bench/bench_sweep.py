@@ -4,7 +4,7 @@ Target (issue 3): the sweep, state history and cache invalidation included,
 takes <= 3x the time of one bare ``UPDATE`` that moves the same rows.
 
 Data: N subscriptions (a third each on the App Store, Google Play and Stripe)
-whose period ended 30 minutes ago, over N/5 customers, generated with
+whose period ended 3 hours ago, over N/5 customers, generated with
 ``INSERT ... SELECT generate_series``. The baseline UPDATE runs in a
 transaction that is rolled back (then VACUUM), so both runs see the same rows.
 
@@ -57,7 +57,7 @@ def _build(n: int, now) -> None:
         ON CONFLICT (code) DO NOTHING
         """
     )
-    lapse = now - timedelta(minutes=30)
+    lapse = now - timedelta(hours=3)  # past every platform's renewal leeway, before any dunning retry is due
     _sql(
         """
         INSERT INTO subscriptions_subscription (

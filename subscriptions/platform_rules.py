@@ -26,6 +26,11 @@ Meaning of the fields (all measured in whole days unless said otherwise):
   due, counted from the lapse (Smart Retries default: 8 tries in 2 weeks).
 - ``incomplete_hours``: a Stripe subscription whose first payment never
   succeeded becomes ``incomplete_expired`` after 23 hours.
+- ``renewal_leeway_minutes``: how long after the period end the sweep waits
+  for the renewal's notification before treating the subscription as lapsed
+  (Stripe finalizes the renewal invoice about an hour after the period ends
+  and charges then; without this, every web renewal would flicker to
+  past_due). Grace and hold are still counted from the period end.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class PlatformRule:
     dunning_offsets_hours: tuple[int, ...] = ()
     incomplete_hours: int | None = None
     supports_pause: bool = False
+    renewal_leeway_minutes: int = 0
 
     def grace(self, *, weekly: bool = False) -> timedelta:
         return timedelta(days=self.weekly_grace_days if weekly and self.grace_days else self.grace_days)
@@ -89,10 +95,16 @@ EPOCH = "2000-01-01"
 DEFAULT_RULES: dict[str, list[dict]] = {
     APP_STORE: [
         # Grace is configured per app in App Store Connect (3, 16 or 28 days; 6 for weekly).
-        {"since": EPOCH, "grace_days": 16, "weekly_grace_days": APP_STORE_WEEKLY_GRACE_DAYS, "billing_retry_days": 60},
+        {
+            "since": EPOCH,
+            "grace_days": 16,
+            "weekly_grace_days": APP_STORE_WEEKLY_GRACE_DAYS,
+            "billing_retry_days": 60,
+            "renewal_leeway_minutes": 60,  # Apple renews up to a day early; allow for late delivery
+        },
     ],
     GOOGLE_PLAY: [
-        {"since": EPOCH, "grace_days": 7, "hold_days": 30, "supports_pause": True},
+        {"since": EPOCH, "grace_days": 7, "hold_days": 30, "supports_pause": True, "renewal_leeway_minutes": 60},
         # Since 2025-12-01 the account hold defaults to 60 days minus the grace period.
         {"since": "2025-12-01", "hold_days": None},
     ],
@@ -104,6 +116,7 @@ DEFAULT_RULES: dict[str, list[dict]] = {
             "dunning_offsets_hours": (1, 24, 72, 120, 168, 216, 264, 336),  # 8 tries over 2 weeks
             "incomplete_hours": 23,
             "supports_pause": True,
+            "renewal_leeway_minutes": 120,  # invoice finalized ~1 h after the period end, then charged
         },
     ],
     INTERNAL: [{"since": EPOCH, "grace_days": 0, "hold_days": 0}],

@@ -7,9 +7,10 @@ What it does, in order, each step only to subscriptions that are due at ``now``:
 2. canceled subscriptions expire at their period end;
 3. trials end: without auto-renew they expire; with it, a trial that nobody
    paid for lapses like a failed renewal (step 4);
-4. lapsed subscriptions (period over, not renewed) go into grace when the
-   platform rule in force at the lapse has grace, else into billing retry /
-   account hold / past_due, else expire;
+4. lapsed subscriptions (period over, not renewed within the platform's
+   renewal leeway) go into grace when the platform rule in force at the lapse
+   has grace, else into billing retry / account hold / past_due, else expire
+   (grace and hold count from the period end, not from the sweep);
 5. grace ends: into hold (App Store billing retry runs 60 days from the lapse;
    Play's account hold follows grace), or expire when there is no hold;
 6. hold ends: expire;
@@ -116,6 +117,7 @@ def _lapse_moves(
     common = {
         "source": source,
         "due": due,
+        "due_after": timedelta(minutes=rule.renewal_leeway_minutes),
         "providers": (provider,),
         "auto_renew": True,
         "lapse": due,
