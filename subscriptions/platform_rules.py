@@ -113,7 +113,8 @@ DEFAULT_RULES: dict[str, list[dict]] = {
             "since": EPOCH,
             "grace_days": 0,
             "hold_days": 14,  # Smart Retries window: past_due, then canceled
-            "dunning_offsets_hours": (1, 24, 72, 120, 168, 216, 264, 336),  # 8 tries over 2 weeks
+            # Smart Retries after the first failed charge: 8 tries over 2 weeks from the period end.
+            "dunning_offsets_hours": (24, 72, 120, 168, 216, 264, 312, 336),
             "incomplete_hours": 23,
             "supports_pause": True,
             "renewal_leeway_minutes": 120,  # invoice finalized ~1 h after the period end, then charged

@@ -129,13 +129,12 @@ def test_stripe_trial_without_payment_goes_past_due_with_dunning_then_expires(pl
     assert sub.state == S.ON_HOLD and sub.hold_end == trial_end + timedelta(days=14)
     assert sub.billing_issue_at == trial_end  # counted from the trial end, not from the sweep
 
-    assert DunningAttempt.objects.count() == 1  # the first retry was due an hour after the lapse
+    assert DunningAttempt.objects.count() == 0  # the first retry is due a day after the lapse
     result = sweep_at(trial_end + timedelta(days=3))
     assert result.dunning_attempts == 2
     assert list(DunningAttempt.objects.values_list("attempt", "due_at")) == [
-        (1, trial_end + timedelta(hours=1)),
-        (2, trial_end + timedelta(days=1)),
-        (3, trial_end + timedelta(days=3)),
+        (1, trial_end + timedelta(days=1)),
+        (2, trial_end + timedelta(days=3)),
     ]
     assert sweep_at(trial_end + timedelta(days=3)).dunning_attempts == 0  # exactly once per attempt
     result = sweep_at(trial_end + timedelta(days=14))
@@ -311,8 +310,8 @@ def test_two_sweeps_at_once_move_every_subscription_exactly_once(plan):
     # Dunning: each due retry of a web subscription on hold exists exactly once (unique constraint).
     web_on_hold = sum(1 for s in subs if s.provider == "stripe" and s.state == S.ON_HOLD)
     assert web_on_hold == 80
-    assert DunningAttempt.objects.count() == web_on_hold * 6  # retries due by day 10: 1 h, 1, 3, 5, 7, 9 days
-    assert sum(r.dunning_attempts for r in results) == web_on_hold * 6
+    assert DunningAttempt.objects.count() == web_on_hold * 5  # retries due by day 10: days 1, 3, 5, 7, 9
+    assert sum(r.dunning_attempts for r in results) == web_on_hold * 5
 
 
 @pytest.mark.django_db
