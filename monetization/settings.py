@@ -240,3 +240,13 @@ CELERY_BEAT_SCHEDULE["idempotency-keys-purge"] = {
     "schedule": timedelta(hours=1),
 }
 CELERY_IMPORTS = ["monetization.tasks_support"]
+
+# --- Subscription lifecycle (subscriptions.platform_rules holds the dated defaults) ---
+# Per provider, a list of dated rule versions overriding the defaults, e.g.
+# {"google_play": [{"since": "2000-01-01", "grace_days": 3, "hold_days": 30}]}.
+SUBSCRIPTION_PLATFORM_RULES: dict = {}
+SUBSCRIPTION_SWEEP_CHUNK = int(os.environ.get("SUBSCRIPTION_SWEEP_CHUNK", "20000"))
+CELERY_BEAT_SCHEDULE["subscriptions-lifecycle-sweep"] = {
+    "task": "subscriptions.lifecycle_sweep",
+    "schedule": timedelta(minutes=5),
+}

@@ -1,27 +1,35 @@
-"""The subscriptions app's share of the staff roles (merged by monetization.roles.sync_roles)."""
+"""The subscriptions app's share of the staff roles (merged by monetization.roles.sync_roles).
 
-ROLE_PERMISSIONS: dict[str, list[str]] = {"Support": [], "Finance": [], "Compliance": []}
+Support looks up, grants, cancels, extends, pauses and resumes; Finance sees;
+Compliance revokes (subscriptions and grants). Catalog changes are superuser-only.
+"""
 
+from monetization.roles import COMPLIANCE, FINANCE, SUPPORT
 
-# --- Support console (issue 4): staff actions on subscriptions and grants ------
-ROLE_PERMISSIONS["Support"] += [
+_VIEW = [
     "subscriptions.view_subscription",
+    "subscriptions.view_dunningattempt",
     "subscriptions.view_grant",
     "subscriptions.view_product",
     "subscriptions.view_entitlement",
     "subscriptions.view_plan",
-    "subscriptions.grant_entitlement",
-    "subscriptions.cancel_subscription",
-    "subscriptions.extend_subscription",
-    "subscriptions.pause_subscription",
+    "subscriptions.view_sku",
+    "subscriptions.view_price",
 ]
-ROLE_PERMISSIONS["Finance"] += [
-    "subscriptions.view_subscription",
-    "subscriptions.view_grant",
-]
-ROLE_PERMISSIONS["Compliance"] += [
-    "subscriptions.view_subscription",
-    "subscriptions.view_grant",
-    "subscriptions.revoke_grant",
-    "subscriptions.revoke_subscription",
-]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    SUPPORT: [
+        *_VIEW,
+        "subscriptions.grant_entitlement",
+        "subscriptions.cancel_subscription",
+        "subscriptions.extend_subscription",
+        "subscriptions.pause_subscription",
+        "subscriptions.resume_subscription",
+    ],
+    FINANCE: [*_VIEW],
+    COMPLIANCE: [
+        *_VIEW,
+        "subscriptions.revoke_grant",
+        "subscriptions.revoke_subscription",
+    ],
+}

@@ -1,5 +1,5 @@
 from .catalog import Entitlement, Plan, Platform, Price, Product, Sku
 from .grants import Grant
-from .subscriptions import Subscription
+from .subscriptions import DunningAttempt, Subscription
 
-__all__ = ["Entitlement", "Grant", "Plan", "Platform", "Price", "Product", "Sku", "Subscription"]
+__all__ = ["DunningAttempt", "Entitlement", "Grant", "Plan", "Platform", "Price", "Product", "Sku", "Subscription"]

@@ -1,3 +1,5 @@
+from datetime import datetime, timedelta
+
 from django.db import models
 from django_fsm import FSMField, FSMModelMixin, transition
 
@@ -53,6 +55,11 @@ class Subscription(FSMModelMixin, models.Model):
     trial_end = models.DateTimeField(null=True, blank=True)
     grace_end = models.DateTimeField(null=True, blank=True)
     hold_end = models.DateTimeField(null=True, blank=True, help_text="End of billing retry / account hold")
+    billing_issue_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the renewal failed (the lapse): picks the platform rule in force, anchors grace/hold/dunning",
+    )
     auto_renew = models.BooleanField(default=True)
     cancel_reason = models.CharField(max_length=64, blank=True)
     quantity = models.PositiveIntegerField(default=1)
@@ -67,6 +74,13 @@ class Subscription(FSMModelMixin, models.Model):
 
     class Meta:
         ordering = ["-id"]
+        permissions = [
+            ("cancel_subscription", "Can cancel a subscription"),
+            ("extend_subscription", "Can extend a subscription's period"),
+            ("pause_subscription", "Can pause a subscription"),
+            ("resume_subscription", "Can resume a paused subscription"),
+            ("revoke_subscription", "Can revoke a subscription (ends access now)"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "provider_subscription_id"], name="uniq_subscription_provider_id"
@@ -79,13 +93,16 @@ class Subscription(FSMModelMixin, models.Model):
                 fields=["state", "current_period_end"],
                 name="subscription_sweep_idx",
             ),
-        ]
-        # Staff actions (support console); checked in subscriptions.services.actions.
-        permissions = [
-            ("cancel_subscription", "Can cancel a subscription"),
-            ("extend_subscription", "Can extend a subscription"),
-            ("pause_subscription", "Can pause or resume a subscription"),
-            ("revoke_subscription", "Can revoke a subscription"),
+            # The sweep's other due dates; partial, so only rows in that state carry an entry
+            # and a sweep with nothing due reads nothing.
+            models.Index(fields=["trial_end"], name="subscription_trial_due_idx", condition=models.Q(state="trialing")),
+            models.Index(
+                fields=["grace_end"], name="subscription_grace_due_idx", condition=models.Q(state="in_grace_period")
+            ),
+            models.Index(fields=["hold_end"], name="subscription_hold_due_idx", condition=models.Q(state="on_hold")),
+            models.Index(
+                fields=["started_at"], name="subscription_pending_due_idx", condition=models.Q(state="pending")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -97,9 +114,37 @@ class Subscription(FSMModelMixin, models.Model):
             return self.current_period_end is not None and self.current_period_end > clock.now()
         return self.state in self.ENTITLING_STATES
 
-    # --- transitions -------------------------------------------------------
+    # --- rules the transitions consult ---------------------------------------
 
-    @transition(field=state, source=State.PENDING, target=State.TRIALING)
+    def lapsed_at(self) -> datetime:
+        """When the renewal failed: the instant that picks the platform rule in force."""
+        if self.billing_issue_at:
+            return self.billing_issue_at
+        if self.state == self.State.TRIALING and self.trial_end:
+            return self.trial_end
+        return self.current_period_end or clock.now()
+
+    def platform_rule(self):
+        from subscriptions.platform_rules import rule_for
+
+        return rule_for(self.provider, self.lapsed_at())
+
+    # A probe without a provider (an unsaved instance used to search for a path of transitions)
+    # cannot know its platform; the real row is checked when the transition runs on it.
+
+    def grace_configured(self) -> bool:
+        return not self.provider or self.platform_rule().grace_days > 0
+
+    def pause_supported(self) -> bool:
+        # Google Play and Stripe pause; the App Store has no pause.
+        return not self.provider or self.platform_rule().supports_pause
+
+    # --- transitions -------------------------------------------------------
+    # Each reads like the platforms' documentation: sources, conditions, and
+    # the permission a staff member needs (``admin: False`` = system only:
+    # provider events and the lifecycle sweep).
+
+    @transition(field=state, source=State.PENDING, target=State.TRIALING, custom={"admin": False})
     def start_trial(self):
         pass
 
@@ -108,14 +153,15 @@ class Subscription(FSMModelMixin, models.Model):
         source=[
             State.PENDING,
             State.TRIALING,
+            State.ACTIVE,
             State.IN_GRACE_PERIOD,
             State.ON_HOLD,
             State.PAUSED,
             State.CANCELED,
             State.EXPIRED,
-            State.ACTIVE,
         ],
         target=State.ACTIVE,
+        custom={"admin": False},
     )
     def activate(self):
         """Paid: first payment, renewal, recovery from grace or hold, resume, resubscribe."""
@@ -123,25 +169,45 @@ class Subscription(FSMModelMixin, models.Model):
         self.cancel_reason = ""
         self.grace_end = None
         self.hold_end = None
+        self.billing_issue_at = None
         self.ended_at = None
-
-    @transition(field=state, source=[State.ACTIVE, State.TRIALING, State.CANCELED], target=State.IN_GRACE_PERIOD)
-    def enter_grace_period(self):
-        pass
 
     @transition(
         field=state,
-        source=[State.ACTIVE, State.TRIALING, State.IN_GRACE_PERIOD, State.CANCELED, State.PENDING],
-        target=State.ON_HOLD,
+        source=[State.TRIALING, State.ACTIVE],
+        target=State.IN_GRACE_PERIOD,
+        conditions=[grace_configured],
+        custom={"admin": False},
     )
-    def put_on_hold(self):
-        pass
+    def enter_grace_period(self, grace_end: datetime | None = None):
+        """A renewal failed and the platform grants grace: access continues while it retries."""
+        lapse = self.lapsed_at()
+        self.billing_issue_at = lapse
+        self.grace_end = grace_end or lapse + self.platform_rule().grace()
 
-    @transition(field=state, source=[State.ACTIVE], target=State.PAUSED)
+    @transition(
+        field=state,
+        source=[State.TRIALING, State.ACTIVE, State.IN_GRACE_PERIOD],
+        target=State.ON_HOLD,
+        custom={"admin": False},
+    )
+    def put_on_hold(self, hold_end: datetime | None = None):
+        """Billing retry (App Store), account hold (Play), past_due (Stripe): no access."""
+        lapse = self.lapsed_at()
+        self.billing_issue_at = lapse
+        self.hold_end = hold_end or self.platform_rule().hold_end(lapsed_at=lapse, grace_end=self.grace_end)
+
+    @transition(
+        field=state,
+        source=State.ACTIVE,
+        target=State.PAUSED,
+        conditions=[pause_supported],
+        permission="subscriptions.pause_subscription",
+    )
     def pause(self):
         pass
 
-    @transition(field=state, source=[State.PAUSED], target=State.ACTIVE)
+    @transition(field=state, source=State.PAUSED, target=State.ACTIVE, permission="subscriptions.resume_subscription")
     def resume(self):
         pass
 
@@ -149,10 +215,29 @@ class Subscription(FSMModelMixin, models.Model):
         field=state,
         source=[State.TRIALING, State.ACTIVE, State.IN_GRACE_PERIOD, State.ON_HOLD, State.PAUSED],
         target=State.CANCELED,
+        permission="subscriptions.cancel_subscription",
     )
     def cancel(self, reason: str = ""):
+        """Auto-renew off: access continues until the period ends, then the sweep expires it."""
         self.auto_renew = False
-        self.cancel_reason = reason
+        self.cancel_reason = reason[:64]
+
+    @transition(
+        field=state,
+        source=[State.TRIALING, State.ACTIVE, State.CANCELED],
+        target=None,  # the state stays; the period (and trial) get longer
+        permission="subscriptions.extend_subscription",
+    )
+    def extend(self, days: int = 0):
+        if days <= 0:
+            from monetization.errors import InvalidInput
+
+            raise InvalidInput("Extend by at least one day.")
+        delta = timedelta(days=days)
+        if self.current_period_end:
+            self.current_period_end += delta
+        if self.state == self.State.TRIALING and self.trial_end:
+            self.trial_end += delta
 
     @transition(
         field=state,
@@ -166,10 +251,55 @@ class Subscription(FSMModelMixin, models.Model):
             State.CANCELED,
         ],
         target=State.EXPIRED,
+        custom={"admin": False},
     )
     def expire(self):
         self.ended_at = clock.now()
 
-    @transition(field=state, source="*", target=State.REVOKED, conditions=[lambda s: s.state != s.State.REVOKED])
+    @transition(
+        field=state,
+        source=[
+            State.PENDING,
+            State.TRIALING,
+            State.ACTIVE,
+            State.IN_GRACE_PERIOD,
+            State.ON_HOLD,
+            State.PAUSED,
+            State.CANCELED,
+            State.EXPIRED,
+        ],
+        target=State.REVOKED,
+        permission="subscriptions.revoke_subscription",
+    )
     def revoke(self):
+        """Refunded or revoked by the platform (or compliance): access ends now."""
         self.ended_at = clock.now()
+
+
+class DunningAttempt(models.Model):
+    """One scheduled payment retry of a web subscription that failed to renew.
+
+    Created set-based by the lifecycle sweep, exactly once per (subscription,
+    attempt) thanks to the unique constraint; Stripe's Smart Retries do the
+    charging, we record the schedule and its outcome for support.
+    """
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="dunning_attempts")
+    attempt = models.PositiveSmallIntegerField()
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["subscription_id", "attempt"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "attempt"], name="uniq_dunning_attempt"),
+        ]
+
+    def __str__(self) -> str:
+        return f"retry {self.attempt} of subscription {self.subscription_id}"

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
-from django_fsm import TransitionNotAllowed, can_proceed
+from django_fsm import TransitionNotAllowed, can_proceed, has_transition_perm
 
 from monetization import clock
-from monetization.errors import IllegalTransition
+from monetization.errors import IllegalTransition, InvalidInput, PermissionDenied
 from monetization.models import AuditEvent
 from monetization.services.audit import audit_record, snapshot
 from subscriptions.entitlements import entitlements_invalidate
@@ -28,6 +28,7 @@ SNAPSHOT_FIELDS = [
     "trial_end",
     "grace_end",
     "hold_end",
+    "billing_issue_at",
     "auto_renew",
     "cancel_reason",
     "quantity",
@@ -84,13 +85,20 @@ def subscription_change_state(
     invalidates the customer's cached entitlements on commit. Returns the
     locked, saved subscription.
     """
+    if cause.actor_kind == AuditEvent.ActorKind.STAFF and not cause.reason.strip():
+        raise InvalidInput("A staff change to a subscription needs a reason.")
     with transaction.atomic():
         sub = subscription_lock(subscription.pk)
         before = snapshot(sub, SNAPSHOT_FIELDS)
         if transition:
-            method = getattr(sub, transition)
+            method = getattr(sub, transition, None)
+            if method is None or not hasattr(method, "_django_fsm"):
+                raise InvalidInput(f"Unknown subscription transition '{transition}'.")
             if not can_proceed(method):
                 raise IllegalTransition(f"Cannot {transition} a subscription that is {sub.state}.")
+            # Staff act under the permission the transition declares (Meta.permissions, roles.py).
+            if cause.user is not None and not has_transition_perm(method, cause.user):
+                raise PermissionDenied(f"You may not {transition} subscriptions.")
             try:
                 method(**(transition_kwargs or {}))
             except TransitionNotAllowed as exc:  # a condition failed
