@@ -366,7 +366,7 @@ def _revoke_access(refund: Refund, *, actor) -> None:
         return
     sub = Subscription.objects.get(pk=sub_id)
     cause = (
-        Cause.staff(actor, f"refund #{refund.pk}")
+        Cause.staff_consequence(actor, f"refund #{refund.pk}", authorized_by="monetization.request_refund")
         if actor is not None
         else Cause.task("refund", reason=f"refund #{refund.pk}")
     )

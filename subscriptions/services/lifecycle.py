@@ -43,10 +43,24 @@ class Cause:
     label: str = ""  # e.g. "stripe:evt_123", "task:lifecycle_sweep", "api-key:ios-app"
     user: Any = None
     reason: str = ""
+    # Set when the staff user acts under another permission that already covers this
+    # change (a refund that revokes access): the transition's own permission is not asked.
+    authorized_by: str = ""
 
     @classmethod
     def staff(cls, user, reason: str) -> Cause:
         return cls(actor_kind=AuditEvent.ActorKind.STAFF, user=user, label=user.get_username(), reason=reason)
+
+    @classmethod
+    def staff_consequence(cls, user, reason: str, *, authorized_by: str) -> Cause:
+        """A state change that follows from a staff action authorized by ``authorized_by`` (a permission)."""
+        return cls(
+            actor_kind=AuditEvent.ActorKind.STAFF,
+            user=user,
+            label=user.get_username(),
+            reason=reason,
+            authorized_by=authorized_by,
+        )
 
     @classmethod
     def provider_event(cls, provider: str, event_id: str, reason: str = "") -> Cause:
@@ -97,7 +111,7 @@ def subscription_change_state(
             if not can_proceed(method):
                 raise IllegalTransition(f"Cannot {transition} a subscription that is {sub.state}.")
             # Staff act under the permission the transition declares (Meta.permissions, roles.py).
-            if cause.user is not None and not has_transition_perm(method, cause.user):
+            if cause.user is not None and not cause.authorized_by and not has_transition_perm(method, cause.user):
                 raise PermissionDenied(f"You may not {transition} subscriptions.")
             try:
                 method(**(transition_kwargs or {}))

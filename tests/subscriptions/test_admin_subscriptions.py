@@ -98,14 +98,20 @@ def test_grants_are_created_and_revoked_through_services(client):
         {
             "customer": sub.customer.pk,
             "entitlement": entitlement.pk,
-            "starts_at_0": "2026-01-01",
-            "starts_at_1": "00:00:00",
             "reason": "outage goodwill",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     grant = Grant.objects.get()
     assert grant.granted_by == agent
+    # Support grants; revoking is Compliance's.
+    response = client.post(
+        reverse("admin:subscriptions_grant_change", args=[grant.pk]), {"revoke_reason_input": "given by mistake"}
+    )
+    assert response.status_code == 403
+    grant.refresh_from_db()
+    assert grant.revoked_at is None
+    login(client, COMPLIANCE, "compliance4")
     response = client.post(
         reverse("admin:subscriptions_grant_change", args=[grant.pk]), {"revoke_reason_input": "given by mistake"}
     )
