@@ -250,3 +250,7 @@ CELERY_BEAT_SCHEDULE["subscriptions-lifecycle-sweep"] = {
     "task": "subscriptions.lifecycle_sweep",
     "schedule": timedelta(minutes=5),
 }
+
+# Grace a product grants on its own terms, by product kind, whatever the platform rule says
+# (a Verified Organization keeps its badges 14 days after a failed invoice, then is suspended).
+SUBSCRIPTION_PRODUCT_GRACE_DAYS = {"organization": int(os.environ.get("VERIFIED_ORG_GRACE_DAYS", "14"))}

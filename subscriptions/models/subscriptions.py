@@ -6,7 +6,7 @@ from django_fsm import FSMField, FSMModelMixin, transition
 from monetization import clock
 from monetization.models import Provider
 
-from .catalog import Platform
+from .catalog import Platform, Product
 
 
 class Subscription(FSMModelMixin, models.Model):
@@ -132,8 +132,18 @@ class Subscription(FSMModelMixin, models.Model):
     # A probe without a provider (an unsaved instance used to search for a path of transitions)
     # cannot know its platform; the real row is checked when the transition runs on it.
 
+    def product_grace_days(self) -> int:
+        """Grace a product grants on its own terms, whatever the platform's rule (Verified
+        Organizations keep their badges for a while after a failed seat invoice)."""
+        from django.conf import settings
+
+        if not self.provider or not self.plan_id:
+            return 0
+        kind = Product.objects.filter(plans__pk=self.plan_id).values_list("kind", flat=True).first()
+        return int(getattr(settings, "SUBSCRIPTION_PRODUCT_GRACE_DAYS", {}).get(kind, 0))
+
     def grace_configured(self) -> bool:
-        return not self.provider or self.platform_rule().grace_days > 0
+        return not self.provider or self.platform_rule().grace_days > 0 or self.product_grace_days() > 0
 
     def pause_supported(self) -> bool:
         # Google Play and Stripe pause; the App Store has no pause.
@@ -183,7 +193,9 @@ class Subscription(FSMModelMixin, models.Model):
         """A renewal failed and the platform grants grace: access continues while it retries."""
         lapse = self.lapsed_at()
         self.billing_issue_at = lapse
-        self.grace_end = grace_end or lapse + self.platform_rule().grace()
+        product_days = self.product_grace_days()
+        default = lapse + (timedelta(days=product_days) if product_days else self.platform_rule().grace())
+        self.grace_end = grace_end or default
 
     @transition(
         field=state,

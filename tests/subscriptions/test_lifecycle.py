@@ -144,7 +144,7 @@ def test_roles_carry_the_transition_permissions():
     support = set(Group.objects.get(name=SUPPORT).permissions.values_list("codename", flat=True))
     compliance = set(Group.objects.get(name=COMPLIANCE).permissions.values_list("codename", flat=True))
     assert {"cancel_subscription", "extend_subscription", "pause_subscription", "resume_subscription"} <= support
-    assert {"add_grant", "view_subscription"} <= support
+    assert {"grant_entitlement", "view_subscription"} <= support and "revoke_grant" not in support
     assert "revoke_subscription" not in support
     assert "revoke_subscription" in compliance and "cancel_subscription" not in compliance
 

@@ -46,7 +46,7 @@ def org_plan_code() -> str:
 
 
 def org_grace_days() -> int:
-    return int(getattr(settings, "VERIFIED_ORG_GRACE_DAYS", 14))
+    return int(settings.SUBSCRIPTION_PRODUCT_GRACE_DAYS.get("organization", 14))
 
 
 def org_plan() -> Plan:

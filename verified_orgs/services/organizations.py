@@ -56,9 +56,14 @@ def badge_holder_external_ids(organization_id: int) -> list[str]:
     return [*affiliates, *admins]
 
 
-def _cause(actor, actor_label: str, reason: str) -> Cause:
+def _cause(actor, actor_label: str, reason: str, *, authorized_by: str = "") -> Cause:
     if actor is not None:
-        return Cause.staff(actor, reason)
+        # The organization transition's own permission covers what it does to the org's subscription.
+        return (
+            Cause.staff_consequence(actor, reason, authorized_by=authorized_by)
+            if authorized_by
+            else Cause.staff(actor, reason)
+        )
     return Cause(actor_kind=AuditEvent.ActorKind.SYSTEM, label=actor_label or "system", reason=reason)
 
 
@@ -198,7 +203,7 @@ def organization_verify(*, organization: Organization, reviewer, reason: str = "
     with transaction.atomic():
         org, _ = _transition(organization=organization, name="verify", actor=reviewer, reason=reason)
         _decide(org, reviewer, VerificationApplication.Decision.VERIFIED, reason)
-        org_billing_start(organization=org, cause=_cause(reviewer, "", reason or "verified"))
+        org_billing_start(organization=org, cause=_cause(reviewer, "", reason or "verified", authorized_by=VERIFY_PERM))
         entitlements_invalidate(badge_holder_external_ids(org.pk))
     return org
 
@@ -301,7 +306,7 @@ def organization_cancel(*, organization: Organization, actor, reason: str, actor
             subscription_change_state(
                 subscription=sub,
                 transition="cancel",
-                cause=_cause(actor, actor_label, reason),
+                cause=_cause(actor, actor_label, reason, authorized_by=TRANSITION_PERMS["cancel"]),
                 transition_kwargs={"reason": "organization_cancelled"},
             )
         entitlements_invalidate(holders)
