@@ -25,17 +25,100 @@ from monetization import clock
 from monetization.models import Customer, Provider, ProviderIdentity
 from monetization.roles import COMPLIANCE, FINANCE, SUPPORT
 
-FIRST = (
-    "alex sam maria lena jonas emma noah mia lucas sofia liam olivia yuki haruto aarav priya ana joao "
-    "chloe hugo elena marco lucia pablo oliver amelia jack isla kenji sakura rohan diya pedro beatriz "
-    "liam ethan ava zoe leo nina omar sara felix ida max clara tom julia ben lea".split()
-)
-LAST = (
-    "smith mueller martin garcia rossi tanaka sato sharma patel silva santos brown wilson dubois moreau "
-    "fernandez lopez bianchi romano schmidt fischer weber kumar singh costa oliveira taylor thomas roy "
-    "nguyen kim lee walker young king wright scott green baker".split()
-)
-HANDLE_STYLES = ("{f}{l}", "{f}_{l}", "{f}.{l}", "{f}{n}", "the{f}{l}", "{l}{f}", "{f}_{n}", "real{f}")
+FIRST = [
+    "alex",
+    "sam",
+    "maria",
+    "lena",
+    "jonas",
+    "emma",
+    "noah",
+    "mia",
+    "lucas",
+    "sofia",
+    "liam",
+    "olivia",
+    "yuki",
+    "haruto",
+    "aarav",
+    "priya",
+    "ana",
+    "joao",
+    "chloe",
+    "hugo",
+    "elena",
+    "marco",
+    "lucia",
+    "pablo",
+    "oliver",
+    "amelia",
+    "jack",
+    "isla",
+    "kenji",
+    "sakura",
+    "rohan",
+    "diya",
+    "pedro",
+    "beatriz",
+    "liam",
+    "ethan",
+    "ava",
+    "zoe",
+    "leo",
+    "nina",
+    "omar",
+    "sara",
+    "felix",
+    "ida",
+    "max",
+    "clara",
+    "tom",
+    "julia",
+    "ben",
+    "lea",
+]
+LAST = [
+    "smith",
+    "mueller",
+    "martin",
+    "garcia",
+    "rossi",
+    "tanaka",
+    "sato",
+    "sharma",
+    "patel",
+    "silva",
+    "santos",
+    "brown",
+    "wilson",
+    "dubois",
+    "moreau",
+    "fernandez",
+    "lopez",
+    "bianchi",
+    "romano",
+    "schmidt",
+    "fischer",
+    "weber",
+    "kumar",
+    "singh",
+    "costa",
+    "oliveira",
+    "taylor",
+    "thomas",
+    "roy",
+    "nguyen",
+    "kim",
+    "lee",
+    "walker",
+    "young",
+    "king",
+    "wright",
+    "scott",
+    "green",
+    "baker",
+]
+HANDLE_STYLES = ("{f}{l}", "{f}.{l}", "{f}{n}", "the{f}{l}", "{l}{f}", "{f}_{n}", "real{f}")
 # Country mix of a global consumer app: country -> (weight, email domains)
 COUNTRIES = {
     "US": (34, ("gmail.com", "outlook.com", "icloud.com", "yahoo.com")),
