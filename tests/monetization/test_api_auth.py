@@ -129,3 +129,21 @@ def test_throttling_is_on_per_key(client_with_scopes, customer, settings):
     finally:
         ClientThrottle.THROTTLE_RATES = old
     assert codes == [200, 200, 200, 429]
+
+
+def test_throttle_counter_is_one_key_with_an_expiry(client_with_scopes, customer):
+    from django.core.cache import caches
+
+    from monetization.cache import RedisCache
+
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        pytest.skip("needs the Redis cache")
+    client = client_with_scopes("entitlements:read")
+    for _ in range(3):
+        assert client.get(URL.format(customer.external_id)).status_code == 200
+    redis = backend._cache.get_client(write=True)
+    keys = list(redis.keys("*throttle*"))
+    assert len(keys) == 1
+    assert int(redis.get(keys[0])) == 3
+    assert 0 < redis.ttl(keys[0]) <= 61
