@@ -10,7 +10,12 @@ from monetization.models import Customer, Provider, ProviderIdentity
 from monetization.services.audit import audit_record
 from monetization.services.ledger import Leg, Posting, journal_post
 from subscriptions import demo_catalog
-from tests.monetization.factories import CustomerFactory, PaymentFactory, ProviderIdentityFactory
+from tests.monetization.factories import (
+    CustomerFactory,
+    JournalEntryFactory,
+    PaymentFactory,
+    ProviderIdentityFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -28,6 +33,7 @@ def data(admin_user):
         ProviderIdentityFactory(customer=c)
         PaymentFactory(customer=c)
         audit_record(action="customer.note", obj=c, actor=admin_user, customer=c, reason="called in")
+        JournalEntryFactory(customer=c)
     return customers
 
 
