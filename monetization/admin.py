@@ -108,7 +108,7 @@ class CustomerAdmin(LargeTableAdmin):
         condition = (
             Q(external_id=term)
             | Q(handle=handle)
-            | Q(email=term)
+            | Q(email__in={term, term.lower()})
             | Q(id__in=ProviderIdentity.objects.filter(value=term).values("customer_id"))
         )
         if term.isdigit() and len(term) < 19:
@@ -269,23 +269,33 @@ class JournalLineInline(admin.TabularInline):
         return False
 
 
+class JournalKindFilter(IndexedValueFilter):
+    title = "kind"
+    parameter_name = "kind"
+    model = JournalEntry
+    column = "kind"
+
+
 @admin.register(JournalEntry)
 class JournalEntryAdmin(AppendOnlyAdmin, LargeTableAdmin):
+    list_filter = (JournalKindFilter,)
     list_display = ("id", "posted_at", "kind", "key", "customer", "source_type", "source_id", "memo")
     list_select_related = ("customer",)
-    exact_search_fields = ("key", "source_id")
+    exact_search_fields = ("key",)
     integer_search_fields = ("id", "customer_id")
-    search_help_text = "Exact entry key, source id, entry id or customer id."
+    search_help_text = "Exact entry key, source id (of any source type), entry id or customer id."
     inlines = (JournalLineInline,)
 
-    def get_list_filter(self, request):
-        class KindFilter(IndexedValueFilter):
-            title = "kind"
-            parameter_name = "kind"
-            model = JournalEntry
-            column = "kind"
-
-        return (KindFilter,)
+    def get_search_results(self, request, queryset, search_term):
+        queryset, dupes = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if not term:
+            return queryset, dupes
+        # (source_type, source_id) is the index: probe it once per source type instead of scanning it.
+        by_source = self.model.objects.filter(
+            source_type__in=distinct_values(JournalEntry, "source_type"), source_id=term
+        )
+        return queryset | by_source, dupes
 
 
 @admin.register(JournalLine)

@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from djmoney.money import Money
 
-from monetization.models import Customer, Provider, ProviderIdentity
+from monetization.models import Provider, ProviderIdentity
 from monetization.services.audit import audit_record
 from monetization.services.ledger import Leg, Posting, journal_post
 from subscriptions import demo_catalog
@@ -78,17 +78,32 @@ def test_customer_search_by_any_id(admin_client, data):
     assert list(response.context["cl"].result_list) == []
 
 
-def test_customer_search_uses_indexes_only(data):
-    from monetization.admin import CustomerAdmin
+@pytest.mark.parametrize(
+    ("model_label", "term"),
+    [
+        ("monetization.Customer", "cus_00000000000001"),
+        ("monetization.Customer", "1234"),
+        ("monetization.Customer", "@someone"),
+        ("monetization.AuditEvent", "42"),
+        ("monetization.Payment", "in_00000000000001"),
+        ("monetization.ProviderIdentity", "2000000000000001"),
+        ("monetization.JournalEntry", "payment:stripe:1"),
+    ],
+)
+def test_admin_search_uses_indexes_only(data, model_label, term):
+    from django.apps import apps
 
-    model_admin = CustomerAdmin(Customer, admin.site)
-    qs, _ = model_admin.get_search_results(None, Customer.objects.all(), "cus_00000000000001")
-    plan = connection.cursor()
-    plan.execute("SET enable_seqscan = off")
-    sql, params = qs.query.sql_with_params()
-    plan.execute(f"EXPLAIN {sql}", params)
-    text = "\n".join(r[0] for r in plan.fetchall())
-    plan.execute("SET enable_seqscan = on")
+    model = apps.get_model(model_label)
+    model_admin = admin.site._registry[model]
+    qs, _ = model_admin.get_search_results(None, model.objects.all(), term)
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            sql, params = qs.query.sql_with_params()
+            cursor.execute(f"EXPLAIN {sql}", params)
+            text = "\n".join(r[0] for r in cursor.fetchall())
+        finally:
+            cursor.execute("SET enable_seqscan = on")
     assert "Seq Scan" not in text, text
 
 
@@ -113,3 +128,12 @@ def test_ledger_admin_is_append_only_even_for_superuser(admin_client, data):
     assert admin_client.get(f"/admin/monetization/journalentry/{entry.pk}/delete/").status_code == 403
     assert admin_client.get("/admin/monetization/auditevent/add/").status_code == 403
     assert admin_client.get("/admin/monetization/payment/add/").status_code == 403
+
+
+def test_journal_kind_filter_and_customer_email_search_ignore_case(admin_client, data):
+    response = admin_client.get("/admin/monetization/journalentry/", {"kind": "test"})
+    assert len(response.context["cl"].result_list) == 30
+    assert ("test", "test") in [tuple(c) for c in response.context["cl"].filter_specs[0].lookup_choices]
+    target = data[0]
+    response = admin_client.get("/admin/monetization/customer/", {"q": target.email.upper()})
+    assert list(response.context["cl"].result_list) == [target]
