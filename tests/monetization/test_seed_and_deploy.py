@@ -101,3 +101,19 @@ def test_schema_and_docs_are_served(client):
     response = client.get("/api/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_make_run_path_works_on_sqlite(tmp_path):
+    """The demo's path (migrate + seed_demo on the embedded SQLite database) works, twice."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
+    env.update(DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}")
+    for command in (
+        ["migrate", "--noinput", "-v0"],
+        ["seed_demo", "--customers", "60"],
+        ["seed_demo", "--customers", "60"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "demo-support-2026" in result.stdout and "Demo data ready." in result.stdout

@@ -5,6 +5,8 @@ from decimal import Decimal
 
 import pytest
 from djmoney.money import Money
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monetization import clock
 from subscriptions import demo_catalog, selectors
@@ -188,3 +190,20 @@ def test_demo_catalog_skus_per_platform():
     assert skus[("premium-annual", "android")].base_plan_id == "annual-autorenew"
     assert skus[("premium-monthly", "web")].store_product_id.startswith("price_1")
     assert skus[("premium-monthly", "web")].store_product_id != skus[("premium-annual", "web")].store_product_id
+
+
+@given(
+    amount=st.decimals(min_value=Decimal("0.50"), max_value=Decimal("5000"), places=2),
+    currency=st.sampled_from(["USD", "EUR", "GBP", "BRL", "CAD", "AUD", "JPY", "INR"]),
+)
+def test_store_price_is_above_web_price_on_a_store_price_point(amount, currency):
+    if currency in {"JPY", "INR"}:
+        amount = amount.to_integral_value()
+    price = demo_catalog.store_price(str(amount), currency)
+    assert price > amount
+    if currency == "JPY":
+        assert price % 10 == 0
+    elif currency == "INR":
+        assert price % 10 == 9
+    else:
+        assert price % 1 == Decimal("0.99")
