@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
 from monetization import clock
-from monetization.api.authentication import api_key_cache_key
+from monetization.api.authentication import api_key_cache_key, api_key_cache_row
 from monetization.errors import Conflict, ErrorCode, InvalidInput
 from monetization.models import ApiKey
 from monetization.services.audit import audit_record
@@ -41,9 +42,19 @@ def api_key_create(*, name: str, scopes: Iterable[str], created_by=None) -> tupl
         key.full_clean()
         key.save()
         audit_record(action="api_key.create", obj=key, actor=created_by, after=_snapshot(key))
-    # A negative lookup for this prefix may be cached (someone tried it before it existed).
-    transaction.on_commit(lambda: cache.delete(api_key_cache_key(prefix)))
+    # Overwrite any negative lookup cached for this prefix before it existed.
+    _cache_after_commit(key)
     return full, key
+
+
+def _cache_after_commit(key: ApiKey) -> None:
+    """Write the key's committed row to the authentication cache once the transaction commits.
+
+    Readers only ``add`` to that cache, so a request that read the row before the
+    commit cannot overwrite this one: a revocation can never be undone by a stale read.
+    """
+    row, cache_key = api_key_cache_row(key), api_key_cache_key(key.prefix)
+    transaction.on_commit(lambda: cache.set(cache_key, row, settings.API_KEY_CACHE_TTL))
 
 
 def api_key_revoke(*, key: ApiKey, revoked_by=None, reason: str = "") -> ApiKey:
@@ -58,9 +69,8 @@ def api_key_revoke(*, key: ApiKey, revoked_by=None, reason: str = "") -> ApiKey:
         audit_record(
             action="api_key.revoke", obj=locked, actor=revoked_by, before=before, after=_snapshot(locked), reason=reason
         )
-        prefix = locked.prefix
-        # Delete now (this process stops accepting it) and again after commit (another
-        # request may have re-cached the pre-commit row in between).
-        cache.delete(api_key_cache_key(prefix))
-        transaction.on_commit(lambda: cache.delete(api_key_cache_key(prefix)))
+        # Drop the cached row now; after commit the revoked row replaces whatever a
+        # concurrent request cached in between.
+        cache.delete(api_key_cache_key(locked.prefix))
+        _cache_after_commit(locked)
     return locked

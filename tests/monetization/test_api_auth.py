@@ -147,3 +147,32 @@ def test_throttle_counter_is_one_key_with_an_expiry(client_with_scopes, customer
     assert len(keys) == 1
     assert int(redis.get(keys[0])) == 3
     assert 0 < redis.ttl(keys[0]) <= 61
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revocation_wins_over_a_stale_read_cached_after_it(api_client):
+    """Interleaving: a request reads the key row (not revoked), the revocation commits,
+    then that request caches what it read. The key must still be refused."""
+    from monetization.api.authentication import api_key_cache_row
+    from monetization.models import ApiKey
+
+    customer = CustomerFactory()
+    full, key = api_key_create(name="ios", scopes=["entitlements:read"])
+    cache.delete(api_key_cache_key(key.prefix))
+    stale = api_key_cache_row(ApiKey.objects.get(pk=key.pk))  # read before the revocation commits
+
+    api_key_revoke(key=key, revoked_by=None, reason="leaked")  # commits: on_commit callbacks run
+    cache.add(api_key_cache_key(key.prefix), stale, 60)  # what the slow request then does
+
+    response = api_client.get(URL.format(customer.external_id), HTTP_AUTHORIZATION=f"Bearer {full}")
+    assert response.status_code == 401
+    assert response.json()["code"] == "api_key_revoked"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_new_key_is_cached_on_commit_and_works_at_once(api_client):
+    customer = CustomerFactory()
+    full, key = api_key_create(name="ios", scopes=["entitlements:read"])
+    assert cache.get(api_key_cache_key(key.prefix))["revoked"] is False
+    response = api_client.get(URL.format(customer.external_id), HTTP_AUTHORIZATION=f"Bearer {full}")
+    assert response.status_code == 200
