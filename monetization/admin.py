@@ -90,13 +90,21 @@ class CustomerCountryFilter(admin.SimpleListFilter):
 
 @admin.register(Customer)
 class CustomerAdmin(LargeTableAdmin):
-    list_display = ("external_id", "handle", "email", "country", "created_at")
+    list_display = ("external_id", "handle", "email", "country", "providers", "created_at")
     list_filter = (CustomerCountryFilter,)
     exact_search_fields = ("external_id", "handle", "email")
     search_help_text = "Exact external id, @handle, email, or any App Store / Google Play / Stripe id."
     inlines = (ProviderIdentityInline,)
     readonly_fields = ("created_at",)
     ordering = ("-id",)
+
+    def get_queryset(self, request):
+        # One query for the page's identities, not one per row.
+        return super().get_queryset(request).prefetch_related("identities")
+
+    @admin.display(description="providers")
+    def providers(self, obj):
+        return ", ".join(sorted({i.get_provider_display() for i in obj.identities.all()})) or "-"
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
