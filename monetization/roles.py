@@ -26,6 +26,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "monetization.view_payment",
         "monetization.view_journalentry",
         "monetization.view_journalline",
+        # Reconciling against provider reports means mapping provider ids to customers.
+        "monetization.view_provideridentity",
     ],
     COMPLIANCE: [
         "monetization.view_customer",

@@ -1,7 +1,10 @@
 """The subscriptions app's share of the staff roles (merged by monetization.roles.sync_roles).
 
 Support looks up, grants, cancels, extends, pauses and resumes; Finance sees;
-Compliance revokes (subscriptions and grants). Catalog changes are superuser-only.
+Compliance revokes (subscriptions and grants). Every role reads the catalog
+(support answers "what does Premium include, what does it cost in Brazil");
+nobody but a superuser changes it: what we sell and at what price is a
+product decision, not a support action.
 """
 
 from monetization.roles import COMPLIANCE, FINANCE, SUPPORT

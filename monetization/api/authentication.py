@@ -49,23 +49,22 @@ class AuthFailed(exceptions.AuthenticationFailed):
         super().__init__(detail=detail, code=code)
 
 
+def api_key_cache_row(obj: ApiKey | None) -> dict:
+    """What the authentication cache holds for a key (or for a prefix that has no key)."""
+    if obj is None:
+        return _MISSING
+    return {"id": obj.id, "name": obj.name, "hash": obj.key_hash, "scopes": list(obj.scopes), "revoked": obj.is_revoked}
+
+
 def _load_key(prefix: str) -> dict:
     key = api_key_cache_key(prefix)
     row = cache.get(key)
     if row is None:
         obj = ApiKey.objects.filter(prefix=prefix).only("id", "name", "key_hash", "scopes", "revoked_at").first()
-        row = (
-            _MISSING
-            if obj is None
-            else {
-                "id": obj.id,
-                "name": obj.name,
-                "hash": obj.key_hash,
-                "scopes": list(obj.scopes),
-                "revoked": obj.is_revoked,
-            }
-        )
-        cache.set(key, row, settings.API_KEY_CACHE_TTL)
+        row = api_key_cache_row(obj)
+        # add, not set: a row the key services wrote after their commit (a revocation) wins
+        # over the one this request read before that commit.
+        cache.add(key, row, settings.API_KEY_CACHE_TTL)
     return row
 
 

@@ -1,1 +1,3 @@
-from . import subscriptions  # noqa
+"""Admin for the subscriptions app, one module per area."""
+
+from . import catalog, subscriptions  # noqa: F401

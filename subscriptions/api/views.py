@@ -8,6 +8,7 @@ from monetization.api.permissions import require_scope
 from monetization.errors import NotFound
 from monetization.models import Customer
 from subscriptions import selectors
+from subscriptions.entitlements import _cache_key as entitlements_cache_key
 from subscriptions.entitlements import (
     cache_entitlements,
     cached_entitlements_json,
@@ -35,9 +36,16 @@ class EntitlementsView(APIView):
             many=True,
         )
 
+    def throttle_prefetch_keys(self, request):
+        # Read the cached entitlements in the throttle's Redis round trip (one trip fewer).
+        return [entitlements_cache_key(self.kwargs["external_id"])]
+
     @extend_schema(responses=OutputSerializer, operation_id="customer_entitlements")
     def get(self, request, external_id: str):
-        body = cached_entitlements_json(external_id)
+        if hasattr(request, "cache_prefetched"):
+            body = request.cache_prefetched.get(entitlements_cache_key(external_id))
+        else:
+            body = cached_entitlements_json(external_id)
         if body is None:
             customer_id = Customer.objects.filter(external_id=external_id).values_list("id", flat=True).first()
             if customer_id is None:

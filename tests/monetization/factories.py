@@ -1,7 +1,16 @@
 import factory
 from djmoney.money import Money
 
-from monetization.models import ApiKey, AuditEvent, Customer, Payment, Provider, ProviderIdentity
+from monetization.models import (
+    ApiKey,
+    AuditEvent,
+    Customer,
+    JournalEntry,
+    JournalLine,
+    Payment,
+    Provider,
+    ProviderIdentity,
+)
 
 
 class CustomerFactory(factory.django.DjangoModelFactory):
@@ -54,3 +63,28 @@ class PaymentFactory(factory.django.DjangoModelFactory):
     amount = Money("8.00", "USD")
     fee = Money("0.53", "USD")
     tax = Money("0.00", "USD")
+
+
+class JournalEntryFactory(factory.django.DjangoModelFactory):
+    """A balanced entry: its two lines are inserted in one statement (the balance trigger checks per statement)."""
+
+    class Meta:
+        model = JournalEntry
+        skip_postgeneration_save = True
+
+    key = factory.Sequence(lambda n: f"test:entry:{n}")
+    kind = "test"
+
+    @factory.post_generation
+    def lines(self, create, extracted, **kwargs):
+        if not create:
+            return
+        amount = extracted or Money("10.00", "USD")
+        JournalLine.objects.bulk_create(
+            [
+                JournalLine(entry=self, account="cash:stripe", amount=amount.amount, currency=str(amount.currency)),
+                JournalLine(
+                    entry=self, account="revenue:subscriptions", amount=-amount.amount, currency=str(amount.currency)
+                ),
+            ]
+        )

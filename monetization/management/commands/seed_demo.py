@@ -42,3 +42,7 @@ class Command(BaseCommand):
                 module.seed(rng=random.Random(options["seed"]), out=self.stdout, options=options)
             self.stdout.write(f"  done in {time.monotonic() - started:.1f}s")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        if options.get("staff_logins"):
+            from monetization.demo import format_logins
+
+            self.stdout.write(format_logins(options["staff_logins"]))

@@ -1,0 +1,304 @@
+"""The entitlement endpoint under load, next to a bare Django view, both served by gunicorn.
+
+- Data: 100,000 customers (10,000 with --quick) in the bench database, 20% with
+  an active subscription, 5% with a grant; seeded once, reused afterwards.
+- Server: gunicorn, 2 sync workers (the fastest setup on 2 cores, see
+  DESIGN.md), production settings (DEBUG off), Redis cache, on 127.0.0.1.
+- Load: N client processes in a closed loop (a new connection per request:
+  sync workers close after each response). Latency is measured client-side.
+- Scenarios: ``entitlements`` (the hot path: API key check, throttle and the
+  cached entitlements of a working set primed beforehand), ``bare`` (a
+  Django view reading one customer by primary key), and
+  ``entitlements_miss`` (customers never asked before: resolution from the
+  database, for information).
+Targets: entitlements req/s >= bare req/s (ratio >= 1.0), entitlements p99 <= 15 ms.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "b"  # bench customers' external ids: b000000000 ...
+
+
+class _Null:
+    def write(self, *_):
+        pass
+
+
+def _ensure_database() -> None:
+    from django.db import connection
+    from django.db.utils import OperationalError
+
+    try:
+        connection.ensure_connection()
+    except OperationalError as exc:
+        if "does not exist" not in str(exc) or connection.vendor != "postgresql":
+            raise
+        import psycopg
+
+        params = connection.get_connection_params()
+        dbname = connection.settings_dict["NAME"]
+        params["dbname"] = "postgres"
+        with psycopg.connect(**params, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{dbname}"')
+
+
+def seed(count: int) -> dict:
+    from django.core.management import call_command
+    from django.db import transaction
+
+    from monetization import clock
+    from monetization.models import Customer, Provider
+    from subscriptions import demo_catalog
+    from subscriptions.models import Entitlement, Grant, Plan, Platform, Subscription
+
+    _ensure_database()
+    call_command("migrate", verbosity=0)
+    demo_catalog.seed(rng=None, out=_Null(), options={})
+    have = Customer.objects.filter(external_id__startswith=PREFIX).count()
+    started = time.monotonic()
+    if have < count:
+        now = clock.now()
+        plans = list(Plan.objects.filter(product__kind="consumer").order_by("code"))
+        ent = Entitlement.objects.get(key="ad_free")
+        rng = random.Random(7)
+        batch = 10_000
+        for start in range(have, count, batch):
+            stop = min(count, start + batch)
+            with transaction.atomic():
+                Customer.objects.bulk_create(
+                    [
+                        Customer(
+                            external_id=f"{PREFIX}{i:09d}",
+                            handle=f"bench{i}",
+                            email=f"bench{i}@example.com",
+                            country="US",
+                            created_at=now,
+                        )
+                        for i in range(start, stop)
+                    ],
+                    ignore_conflicts=True,
+                )
+                ids = dict(
+                    Customer.objects.filter(
+                        external_id__gte=f"{PREFIX}{start:09d}", external_id__lte=f"{PREFIX}{stop - 1:09d}"
+                    ).values_list("external_id", "id")
+                )
+                subs, grants = [], []
+                for i in range(start, stop):
+                    cid = ids[f"{PREFIX}{i:09d}"]
+                    if i % 5 == 0:
+                        subs.append(
+                            Subscription(
+                                customer_id=cid,
+                                plan=rng.choice(plans),
+                                platform=Platform.WEB,
+                                provider=Provider.STRIPE,
+                                provider_subscription_id=f"sub_bench_{i}",
+                                state=Subscription.State.ACTIVE,
+                                current_period_start=now - timedelta(days=3),
+                                current_period_end=now + timedelta(days=365),
+                            )
+                        )
+                    if i % 20 == 3:
+                        grants.append(Grant(customer_id=cid, entitlement=ent, reason="bench", starts_at=now))
+                Subscription.objects.bulk_create(subs, ignore_conflicts=True)
+                Grant.objects.bulk_create(grants)
+    pks = list(Customer.objects.filter(external_id__startswith=PREFIX).values_list("id", flat=True)[:count])
+    return {
+        "customers": count,
+        "seeded_now": max(0, count - have),
+        "seed_seconds": time.monotonic() - started,
+        "pks": pks,
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _server_env() -> dict:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="bench.settings",
+        DEBUG="0",
+        SECRET_KEY=env.get("SECRET_KEY") or "bench-only-secret-key-" + "k" * 40,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="0",
+        # Throttling stays on (its cost is measured) with a ceiling the benchmark never reaches.
+        API_THROTTLE_RATE="100000000/min",
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def start_server(port: int) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "monetization.wsgi:application",
+        "--workers",
+        "2",
+        "--worker-class",
+        "sync",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--backlog",
+        "512",
+        "--log-level",
+        "warning",
+    ]
+    env = _server_env()
+    env["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            status, _ = _request(port, "/healthz", "")
+            if status == 200:
+                return proc
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError("gunicorn exited at start")
+        time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("gunicorn did not answer /healthz")
+
+
+def _request(port: int, path: str, key: str) -> tuple[int, bytes]:
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
+    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(req)
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    data = b"".join(chunks)
+    return int(data[9:12]), data
+
+
+def _client(port, key, paths, duration, max_requests, queue):
+    lat, errors, i = [], 0, 0
+    end = time.perf_counter() + duration
+    while time.perf_counter() < end and i < max_requests:
+        path = paths[i % len(paths)]
+        i += 1
+        t0 = time.perf_counter()
+        try:
+            status, _ = _request(port, path, key)
+        except OSError:
+            status = 0
+        lat.append(time.perf_counter() - t0)
+        if status != 200:
+            errors += 1
+    queue.put((lat, errors))
+
+
+def load(
+    port: int, key: str, paths: list[str], *, duration: float, concurrency: int, max_requests: int = 10**9
+) -> dict:
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    shards = [paths[n::concurrency] for n in range(concurrency)]
+    procs = [
+        ctx.Process(target=_client, args=(port, key, shard, duration, max_requests // concurrency + 1, queue))
+        for shard in shards
+    ]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    elapsed = time.perf_counter() - started
+    lat = sorted(x for r, _ in results for x in r)
+    errors = sum(e for _, e in results)
+    if not lat:
+        return {"requests": 0}
+    return {
+        "requests": len(lat),
+        "errors": errors,
+        "req_per_s": round(len(lat) / elapsed),
+        "p50_ms": round(lat[len(lat) // 2] * 1000, 2),
+        "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 2),
+    }
+
+
+def run(args) -> dict:
+    from django.core.cache import cache
+    from django.db import connections
+
+    from monetization.services.api_keys import api_key_create
+
+    quick = getattr(args, "quick", False)
+    count = 10_000 if quick else 100_000
+    duration = 5.0 if quick else 15.0
+    concurrency = int(os.environ.get("BENCH_CONCURRENCY", "4"))
+    data = seed(count)
+    pks = data.pop("pks")
+    full_key, _ = api_key_create(name="bench", scopes=["entitlements:read"])
+    cache.clear()
+    connections.close_all()  # the client processes fork from here
+
+    rng = random.Random(11)
+    working = rng.sample(range(count), min(count, 20_000 if not quick else 5_000))
+    ent_paths = [f"/api/v1/customers/{PREFIX}{i:09d}/entitlements" for i in working]
+    cold = [i for i in range(count) if i not in set(working)]
+    miss_paths = [f"/api/v1/customers/{PREFIX}{i:09d}/entitlements" for i in rng.sample(cold, min(len(cold), 20_000))]
+    bare_paths = [f"/bench/bare/{pk}" for pk in rng.choices(pks, k=20_000)]
+
+    port = _free_port()
+    server = start_server(port)
+    try:
+        status, body = _request(port, ent_paths[0], full_key)
+        assert status == 200, body[:300]
+        # Prime the cache for the working set (every client app asks on session start).
+        prime = load(port, full_key, ent_paths, duration=180, concurrency=concurrency, max_requests=len(ent_paths))
+        # Measure the hit path on what the priming really cached (on a busy machine it may not finish).
+        from subscriptions.entitlements import _cache_key
+
+        ids = [f"{PREFIX}{i:09d}" for i in working]
+        cached = cache.get_many([_cache_key(x) for x in ids])
+        ent_paths = [f"/api/v1/customers/{x}/entitlements" for x in ids if _cache_key(x) in cached] or ent_paths
+        connections.close_all()
+        load(port, full_key, bare_paths[:2000], duration=2, concurrency=concurrency)  # warm-up
+        ent = load(port, full_key, ent_paths, duration=duration, concurrency=concurrency)
+        bare = load(port, full_key, bare_paths, duration=duration, concurrency=concurrency)
+        miss = load(port, full_key, miss_paths, duration=min(duration, 5.0), concurrency=concurrency)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    ratio = round(ent["req_per_s"] / bare["req_per_s"], 2) if bare.get("req_per_s") else None
+    return {
+        **data,
+        "seed_seconds": round(data["seed_seconds"], 1),
+        "concurrency": concurrency,
+        "duration_s": duration,
+        "prime": prime,
+        "working_set_cached": len(ent_paths),
+        "entitlements": ent,
+        "bare": bare,
+        "entitlements_miss": miss,
+        "ratio_entitlements_over_bare": ratio,
+        "target": "ratio >= 1.0 and entitlements p99 <= 15 ms",
+        "target_met": bool(ratio and ratio >= 1.0 and ent["p99_ms"] <= 15),
+    }

@@ -1,0 +1,358 @@
+"""Admin for the money core: customers, provider identities, API keys, payments, ledger, audit trail.
+
+Big tables (customers, payments, journal, audit) use LargeTableAdmin: estimated
+counts, no full result count, exact-match search on indexed columns. Filters
+only on fields with choices (no ``SELECT DISTINCT`` over a big table) or on
+small value lists read through an index.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Q
+from django.template.response import TemplateResponse
+
+from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
+from monetization.errors import DomainError
+from monetization.models import ApiKey, AuditEvent, Customer, JournalEntry, JournalLine, Payment, ProviderIdentity
+from monetization.services.api_keys import api_key_create, api_key_revoke
+
+
+def distinct_values(model, column: str, *, limit: int = 200) -> list[str]:
+    """The distinct values of an indexed column, cheaply: a loose index scan on PostgreSQL
+    (one index probe per value instead of reading the table), cached for five minutes."""
+    cache_key = f"admin:distinct:{model._meta.db_table}:{column}"
+    values = cache.get(cache_key)
+    if values is not None:
+        return values
+    table = connection.ops.quote_name(model._meta.db_table)
+    col = connection.ops.quote_name(column)
+    if connection.vendor == "postgresql":
+        sql = f"""
+            WITH RECURSIVE t(v) AS (
+                (SELECT {col} FROM {table} ORDER BY {col} LIMIT 1)
+                UNION ALL
+                SELECT (SELECT {col} FROM {table} WHERE {col} > t.v ORDER BY {col} LIMIT 1)
+                FROM t WHERE t.v IS NOT NULL
+            )
+            SELECT v FROM t WHERE v IS NOT NULL LIMIT %s
+        """  # noqa: S608 - identifiers come from model metadata, not input
+    else:
+        sql = f"SELECT DISTINCT {col} FROM {table} ORDER BY {col} LIMIT %s"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [limit])
+        values = [row[0] for row in cursor.fetchall()]
+    cache.set(cache_key, values, 300)
+    return values
+
+
+class IndexedValueFilter(admin.SimpleListFilter):
+    """A filter over a free-text but low-cardinality indexed column (e.g. audit ``action``)."""
+
+    model = None
+    column = ""
+
+    def lookups(self, request, model_admin):
+        return [(v, v) for v in distinct_values(self.model, self.column)]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(**{self.column: self.value()})
+        return queryset
+
+
+# --- Customers ---------------------------------------------------------------------------------
+
+
+class ProviderIdentityInline(admin.TabularInline):
+    model = ProviderIdentity
+    extra = 0
+    fields = ("provider", "kind", "value", "created_at")
+    readonly_fields = ("created_at",)
+
+
+class CustomerCountryFilter(admin.SimpleListFilter):
+    title = "country"
+    parameter_name = "country"
+
+    def lookups(self, request, model_admin):
+        from subscriptions.models import Price
+
+        # Countries we sell in (a small table), not a DISTINCT over millions of customers.
+        return [(c, c) for c in distinct_values(Price, "country")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(country=self.value()) if self.value() else queryset
+
+
+@admin.register(Customer)
+class CustomerAdmin(LargeTableAdmin):
+    list_display = ("external_id", "handle", "email", "country", "providers", "created_at")
+    list_filter = (CustomerCountryFilter,)
+    exact_search_fields = ("external_id", "handle", "email")
+    search_help_text = "Exact external id, @handle, email, or any App Store / Google Play / Stripe id."
+    inlines = (ProviderIdentityInline,)
+    readonly_fields = ("created_at",)
+    ordering = ("-id",)
+
+    def get_queryset(self, request):
+        # One query for the page's identities, not one per row.
+        return super().get_queryset(request).prefetch_related("identities")
+
+    @admin.display(description="providers")
+    def providers(self, obj):
+        return ", ".join(sorted({i.get_provider_display() for i in obj.identities.all()})) or "-"
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        handle = term[1:] if term.startswith("@") else term
+        # Every branch is an indexed equality: external_id (unique), handle, email,
+        # provider identity value, and the primary key for a number.
+        condition = (
+            Q(external_id=term)
+            | Q(handle=handle)
+            | Q(email__in={term, term.lower()})
+            | Q(id__in=ProviderIdentity.objects.filter(value=term).values("customer_id"))
+        )
+        if term.isdigit() and len(term) < 19:
+            condition |= Q(id=int(term))
+        return queryset.filter(condition), False
+
+
+@admin.register(ProviderIdentity)
+class ProviderIdentityAdmin(LargeTableAdmin):
+    list_display = ("value", "provider", "kind", "customer", "created_at")
+    list_filter = ("provider", "kind")
+    list_select_related = ("customer",)
+    exact_search_fields = ("value",)
+    integer_search_fields = ("id", "customer_id")
+    search_help_text = "Exact provider id (original transaction id, account token, purchase token, cus_...)."
+    raw_id_fields = ("customer",)
+    readonly_fields = ("created_at",)
+
+
+# --- API keys ----------------------------------------------------------------------------------
+
+
+class ApiKeyCreateForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "scopes")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are created through the service (the full key is shown once) and revoked, never edited or deleted."""
+
+    list_display = ("name", "prefix", "scope_list", "status", "created_at", "created_by", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    list_select_related = ("created_by",)
+    search_fields = ("=name", "=prefix")
+    actions = ("revoke_keys",)
+    # key_hash is never shown, not even read-only.
+    readonly_fields = ("name", "prefix", "scope_list", "status", "created_at", "created_by", "revoked_at")
+    fields = readonly_fields
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj):
+        return ", ".join(obj.scopes)
+
+    @admin.display(description="status")
+    def status(self, obj):
+        return "revoked" if obj.is_revoked else "active"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyCreateForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ("name", "scopes") if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the row stays for the audit trail
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        full, key = api_key_create(
+            name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], created_by=request.user
+        )
+        obj.pk, obj.prefix, obj.key_hash, obj.scopes, obj.created_at = (
+            key.pk,
+            key.prefix,
+            key.key_hash,
+            key.scopes,
+            key.created_at,
+        )
+        request._new_api_key = full
+
+    def response_add(self, request, obj, post_url_continue=None):
+        full = getattr(request, "_new_api_key", None)
+        if full is None:
+            return super().response_add(request, obj, post_url_continue)
+        # Shown on this page only, never put in a message cookie or the session.
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API key created",
+            "opts": self.opts,
+            "key": obj,
+            "full_key": full,
+        }
+        response = TemplateResponse(request, "admin/monetization/apikey/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke_keys(self, request, queryset):
+        revoked = 0
+        for key in queryset.filter(revoked_at__isnull=True):
+            try:
+                api_key_revoke(key=key, revoked_by=request.user, reason="Revoked in the admin")
+                revoked += 1
+            except DomainError as exc:
+                self.message_user(request, f"{key}: {exc.detail}", messages.ERROR)
+        self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+
+
+# --- Payments ----------------------------------------------------------------------------------
+
+
+@admin.register(Payment)
+class PaymentAdmin(LargeTableAdmin):
+    """Read-mostly: payments are written by provider events and services, never typed in."""
+
+    list_display = (
+        "id",
+        "customer",
+        "provider",
+        "provider_reference",
+        "kind",
+        "amount",
+        "refunded",
+        "status",
+        "occurred_at",
+    )
+    list_filter = ("provider", "status", "kind")
+    list_select_related = ("customer",)
+    exact_search_fields = ("provider_reference",)
+    integer_search_fields = ("id", "customer_id")
+    search_help_text = "Exact provider reference, payment id or customer id."
+    raw_id_fields = ("customer", "subscription")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.opts.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- Ledger ------------------------------------------------------------------------------------
+
+
+class JournalLineInline(admin.TabularInline):
+    model = JournalLine
+    fields = ("account", "amount", "currency")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class JournalKindFilter(IndexedValueFilter):
+    title = "kind"
+    parameter_name = "kind"
+    model = JournalEntry
+    column = "kind"
+
+
+@admin.register(JournalEntry)
+class JournalEntryAdmin(AppendOnlyAdmin, LargeTableAdmin):
+    list_filter = (JournalKindFilter,)
+    list_display = ("id", "posted_at", "kind", "key", "customer", "source_type", "source_id", "memo")
+    list_select_related = ("customer",)
+    exact_search_fields = ("key",)
+    integer_search_fields = ("id", "customer_id")
+    search_help_text = "Exact entry key, source id (of any source type), entry id or customer id."
+    inlines = (JournalLineInline,)
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, dupes = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if not term:
+            return queryset, dupes
+        # (source_type, source_id) is the index: probe it once per source type instead of scanning it.
+        by_source = self.model.objects.filter(
+            source_type__in=distinct_values(JournalEntry, "source_type"), source_id=term
+        )
+        return queryset | by_source, dupes
+
+
+@admin.register(JournalLine)
+class JournalLineAdmin(AppendOnlyAdmin, LargeTableAdmin):
+    list_display = ("id", "entry", "account", "amount", "currency")
+    list_select_related = ("entry",)
+    exact_search_fields = ("account",)
+    integer_search_fields = ("id", "entry_id")
+    search_help_text = "Exact account name, line id or entry id."
+
+
+# --- Audit trail -------------------------------------------------------------------------------
+
+
+class AuditActionFilter(IndexedValueFilter):
+    title = "action"
+    parameter_name = "action"
+    model = AuditEvent
+    column = "action"
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(AppendOnlyAdmin, LargeTableAdmin):
+    list_display = (
+        "occurred_at",
+        "action",
+        "actor_kind",
+        "actor_label",
+        "object_type",
+        "object_id",
+        "customer",
+        "short_reason",
+    )
+    list_filter = ("actor_kind", AuditActionFilter)
+    list_select_related = ("customer", "actor")
+    integer_search_fields = ("customer_id",)
+    search_help_text = "Exact object id (of any type) or customer id."
+
+    @admin.display(description="reason")
+    def short_reason(self, obj):
+        return (obj.reason[:60] + "…") if len(obj.reason) > 60 else obj.reason
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # (object_type, object_id) is the index: probe it once per known type instead of scanning.
+        types = distinct_values(AuditEvent, "object_type")
+        condition = Q(object_type__in=types, object_id=term)
+        if term.isdigit() and len(term) < 19:
+            condition |= Q(customer_id=int(term))
+        return queryset.filter(condition), False
