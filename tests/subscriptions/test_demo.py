@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from djmoney.money import Money
 
-from monetization.models import AuditEvent, JournalEntry, Payment
+from monetization.models import Customer, AuditEvent, JournalEntry, Payment
 from monetization.services.ledger import ledger_report
 from subscriptions import demo
 from subscriptions.models import DunningAttempt, Grant, Plan, Subscription
@@ -86,4 +86,5 @@ def test_seed_demo_command_runs_the_subscriptions_step(catalog):
     out = io.StringIO()
     call_command("seed_demo", "--customers", "30", stdout=out)
     assert "seeding subscriptions.demo" in out.getvalue()
-    assert Subscription.objects.count() == 30
+    # The money core's step adds its own 30 demo customers beside the factory's; each gets one.
+    assert Subscription.objects.count() == Customer.objects.count() == 60
