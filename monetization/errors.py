@@ -30,6 +30,12 @@ class ErrorCode:
     IDEMPOTENCY_KEY_IN_PROGRESS = "idempotency_key_in_progress"
     # Ledger
     LEDGER_UNBALANCED = "ledger_unbalanced"
+    # Creators
+    FOUR_EYES = "four_eyes_required"
+    UNKNOWN_CREATOR = "unknown_creator"
+    INVALID_ROW = "invalid_row"
+    PAYOUT_HELD = "payout_held"
+    REASON_REQUIRED = "reason_required"
 
 
 class DomainError(Exception):

@@ -11,4 +11,5 @@ urlpatterns = [
     path("api/v1/", include("monetization.api.urls")),
     path("api/v1/", include("subscriptions.api.urls")),
     path("healthz", health, name="health"),
+    path("api/v1/", include("creators.api.urls")),
 ]

@@ -1,0 +1,152 @@
+"""Payout providers: one small interface, Stripe Connect behind it, and a test double.
+
+Every transfer carries the payout's own idempotency key (``payout:<id>``): a provider
+that has seen the key returns the first transfer instead of sending money again. That
+is what makes a crashed or repeated paying run safe.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+from djmoney.money import Money
+
+from monetization.services.ledger import minor_unit_exponent
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    transfer_id: str
+    amount: Money
+    destination: str
+    replayed: bool = False  # True when the provider answered from an earlier request with the same key
+
+
+class PayoutProviderError(Exception):
+    """The provider refused or failed the transfer (the payout is marked failed and can be retried)."""
+
+
+class PayoutProvider(Protocol):
+    name: str
+
+    def transfer(self, *, destination: str, amount: Money, idempotency_key: str) -> TransferResult: ...
+
+
+def to_minor(amount: Money) -> int:
+    exp = minor_unit_exponent(str(amount.currency))
+    return int((amount.amount * (10**exp)).to_integral_value())
+
+
+class StripeConnectProvider:
+    """Stripe Connect: a Transfer from the platform balance to the creator's connected account."""
+
+    name = "stripe_connect"
+
+    def __init__(self, api_key: str | None = None):
+        self.api_key = api_key or getattr(settings, "STRIPE_SECRET_KEY", "")
+
+    def transfer(self, *, destination: str, amount: Money, idempotency_key: str) -> TransferResult:
+        import stripe
+
+        try:
+            obj = stripe.Transfer.create(
+                amount=to_minor(amount),
+                currency=str(amount.currency).lower(),
+                destination=destination,
+                metadata={"idempotency_key": idempotency_key},
+                idempotency_key=idempotency_key,
+                api_key=self.api_key,
+            )
+        except stripe.StripeError as exc:  # card/network/account errors: the run marks the payout failed
+            raise PayoutProviderError(str(exc)) from exc
+        return TransferResult(transfer_id=obj["id"], amount=amount, destination=destination)
+
+
+class FakePayoutProvider:
+    """Test double: records each transfer once per idempotency key in ``FakeTransfer``.
+
+    It writes through its own autocommit database connection, so what it "sent" survives
+    the paying process being killed (like a real provider's records), and a repeated key
+    returns the first result. ``fail_destinations`` makes transfers to those accounts fail.
+    """
+
+    name = "fake"
+    fail_destinations: set[str] = set()
+
+    def __init__(self):
+        self._conn = None
+
+    def _connection(self):
+        if self._conn is None or self._conn.closed:
+            import psycopg
+            from django.db import connection
+
+            if connection.vendor != "postgresql":
+                return None
+            params = connection.get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            self._conn = psycopg.connect(**params, autocommit=True)
+            # Losing the last few ms on a *server* crash is fine for a test double; a killed client is not.
+            self._conn.execute("SET synchronous_commit = off")
+        return self._conn
+
+    def transfer(self, *, destination: str, amount: Money, idempotency_key: str) -> TransferResult:
+        if destination in self.fail_destinations:
+            raise PayoutProviderError(f"destination {destination} rejected the transfer")
+        minor = to_minor(amount)
+        currency = str(amount.currency)
+        transfer_id = f"tr_fake_{uuid.uuid4().hex[:20]}"
+        conn = self._connection()
+        if conn is None:  # SQLite demo: the ORM in the caller's transaction is the best we have
+            from creators.models import FakeTransfer
+
+            obj, created = FakeTransfer.objects.get_or_create(
+                idempotency_key=idempotency_key,
+                defaults={
+                    "transfer_id": transfer_id,
+                    "destination": destination,
+                    "amount_minor": minor,
+                    "currency": currency,
+                },
+            )
+            row = (obj.transfer_id, obj.destination, obj.amount_minor, obj.currency, not created)
+        else:
+            row = conn.execute(
+                "INSERT INTO creators_faketransfer (idempotency_key, transfer_id, destination, amount_minor,"
+                " currency, created_at) VALUES (%s, %s, %s, %s, %s, now())"
+                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING transfer_id, destination, amount_minor, currency",
+                (idempotency_key, transfer_id, destination, minor, currency),
+            ).fetchone()
+            if row is not None:
+                row = (*row, False)
+            else:
+                row = conn.execute(
+                    "SELECT transfer_id, destination, amount_minor, currency FROM creators_faketransfer"
+                    " WHERE idempotency_key = %s",
+                    (idempotency_key,),
+                ).fetchone()
+                row = (*row, True)
+        tid, dest, amount_minor, cur, replayed = row
+        exp = minor_unit_exponent(cur)
+        from decimal import Decimal
+
+        return TransferResult(
+            transfer_id=tid,
+            amount=Money(Decimal(amount_minor).scaleb(-exp), cur),
+            destination=dest,
+            replayed=replayed,
+        )
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def get_payout_provider() -> PayoutProvider:
+    return import_string(settings.CREATOR_PAYOUT_PROVIDER)()

@@ -1,0 +1,592 @@
+"""Revenue-share cycles: computing the pool's split, review, four-eyes approval.
+
+The pool is ``CREATOR_POOL_SHARE`` of the period's subscription revenue read from the ledger
+(net credits to ``revenue:subscriptions`` of entries posted in the period, per currency).
+
+Multi-currency: revenue is reported per currency on the cycle (``revenue_by_currency``), but
+only the pool currency (USD) is distributed and paid; revenue in other currencies is not
+converted here (the FX rate is a Finance decision). A later step would convert each
+currency's pool at the cycle's booked rate and add it before the split; the split itself is
+currency-agnostic (minor units).
+
+The split is by weighted engagement (``CREATOR_ENGAGEMENT_WEIGHTS``) of ACTIVE creators,
+computed in SQL (one GROUP BY over the period's partition) with integer arithmetic:
+each creator gets floor(pool * score / total) minor units and the remaining units go one each
+to the largest remainders, ties by creator id, so parts sum to the pool exactly and
+deterministically (``split_largest_remainder`` is the same rule in Python).
+
+Carry-over: earnings below ``CREATOR_MIN_PAYOUT`` are carried out and come back as
+``carried_in`` in the creator's next cycle. The ledger gets, per chunk of creators, one
+balanced entry (debit expense:creator_revenue_share, credit liability:creator_payable) for
+the pool part; subscription shares were posted when the fan paid and carried balances
+are already payable, so neither is posted twice. ``CreatorEarning`` is the per-creator
+subledger of ``liability:creator_payable``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from fractions import Fraction
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Sum
+from djmoney.money import Money
+
+from monetization import clock
+from monetization.errors import Conflict, ErrorCode, IllegalTransition, InvalidInput, NotFound, PermissionDenied
+from monetization.models import JournalEntry, JournalLine
+from monetization.services.audit import audit_record, snapshot
+from monetization.services.ledger import Account, Leg, Posting, journal_post_many, minor_unit_exponent
+
+from ..models import (
+    CreatorAccount,
+    CreatorEarning,
+    CreatorSubscriptionShare,
+    DailyEngagement,
+    Payout,
+    PayoutHold,
+    PayoutProfile,
+    RevenueShareCycle,
+)
+
+CYCLE_FIELDS = ["state", "pool", "revenue", "computed_by", "approved_by", "rejected_reason", "compute_run"]
+METRICS = ("impressions", "replies", "reposts", "likes")
+
+
+# --- pure arithmetic ---------------------------------------------------------------------
+
+
+def split_largest_remainder(pool: int, scores: Mapping[int, int]) -> dict[int, int]:
+    """Split ``pool`` minor units by integer ``scores``: parts sum to ``pool`` exactly.
+
+    Each part is floor(pool * score / total) or one more; the leftover units go to the largest
+    remainders, ties broken by the smaller key. Zero total (or zero pool) gives zeros.
+    """
+    if pool < 0:
+        raise ValueError("pool must be >= 0")
+    total = sum(scores.values())
+    if total <= 0 or pool == 0:
+        return dict.fromkeys(scores, 0)
+    parts: dict[int, int] = {}
+    remainders: list[tuple[int, int]] = []
+    for key, score in scores.items():
+        if score < 0:
+            raise ValueError("scores must be >= 0")
+        quotient, remainder = divmod(pool * score, total)
+        parts[key] = quotient
+        remainders.append((-remainder, key))
+    left = pool - sum(parts.values())
+    for _, key in sorted(remainders)[:left]:
+        parts[key] += 1
+    return parts
+
+
+def integer_weights(weights: Mapping[str, object]) -> tuple[dict[str, int], int]:
+    """Weights as integers (scaled by the LCM of their denominators) and that scale."""
+    fractions = {name: Fraction(str(weights.get(name, 0))) for name in METRICS}
+    if any(f < 0 for f in fractions.values()):
+        raise InvalidInput("Engagement weights must be >= 0.")
+    scale = math.lcm(*(f.denominator for f in fractions.values()))
+    return {name: int(f * scale) for name, f in fractions.items()}, scale
+
+
+def period_bounds(period: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
+    start = datetime.datetime(period.year, period.month, 1, tzinfo=datetime.UTC)
+    end = datetime.datetime(period.year + (period.month == 12), period.month % 12 + 1, 1, tzinfo=datetime.UTC)
+    return start, end
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    return int((Decimal(amount) * (10 ** minor_unit_exponent(currency))).to_integral_value())
+
+
+def from_minor(units: int, currency: str) -> Decimal:
+    return Decimal(units).scaleb(-minor_unit_exponent(currency))
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+def period_revenue(period: datetime.date) -> dict[str, Decimal]:
+    """Subscription revenue (net credits to revenue:subscriptions) of entries posted in the period, per currency."""
+    start, end = period_bounds(period)
+    rows = (
+        JournalLine.objects.filter(
+            account=Account.revenue("subscriptions"), entry__posted_at__gte=start, entry__posted_at__lt=end
+        )
+        .values("currency")
+        .annotate(total=Sum("amount"))
+        .order_by("currency")
+    )
+    return {r["currency"]: -r["total"] for r in rows if r["total"]}
+
+
+@dataclass
+class EarningLine:
+    creator_id: int
+    score: int
+    pool_minor: int = 0
+    subscription_minor: int = 0
+    carried_in_minor: int = 0
+    total_minor: int = 0
+    payable_minor: int = 0
+    carried_out_minor: int = 0
+
+
+@dataclass
+class CycleResult:
+    period: datetime.date
+    currency: str
+    revenue_by_currency: dict[str, Decimal]
+    pool: Decimal
+    weights: dict
+    lines: list[EarningLine] = field(default_factory=list)
+
+    @property
+    def distributed(self) -> Decimal:
+        return from_minor(sum(line.pool_minor for line in self.lines), self.currency)
+
+    @property
+    def payable(self) -> Decimal:
+        return from_minor(sum(line.payable_minor for line in self.lines), self.currency)
+
+    @property
+    def carried_out(self) -> Decimal:
+        return from_minor(sum(line.carried_out_minor for line in self.lines), self.currency)
+
+    def summary(self) -> dict:
+        return {
+            "period": self.period.isoformat(),
+            "currency": self.currency,
+            "revenue_by_currency": {k: str(v) for k, v in self.revenue_by_currency.items()},
+            "pool": str(self.pool),
+            "creators": len(self.lines),
+            "distributed": str(self.distributed),
+            "payable": str(self.payable),
+            "carried_out": str(self.carried_out),
+            "payouts": sum(1 for line in self.lines if line.payable_minor > 0),
+        }
+
+
+def _scores_postgres(period: datetime.date, weights: dict[str, int], pool_minor: int) -> list[tuple[int, int, int]]:
+    """(creator_id, score, pool share in minor units) for active creators with engagement; one statement."""
+    start, end = period_bounds(period)
+    sql = f"""
+        WITH agg AS (
+            SELECT e.creator_id,
+                   SUM(e.impressions * {weights["impressions"]} + e.replies * {weights["replies"]}
+                       + e.reposts * {weights["reposts"]} + e.likes * {weights["likes"]})::numeric AS score
+            FROM {DailyEngagement._meta.db_table} e
+            WHERE e.day >= %(start)s AND e.day < %(end)s
+            GROUP BY e.creator_id
+        ), elig AS (
+            SELECT agg.creator_id, agg.score FROM agg
+            JOIN {CreatorAccount._meta.db_table} a ON a.id = agg.creator_id AND a.state = %(active)s
+            WHERE agg.score > 0
+        ), tot AS (
+            SELECT SUM(score) AS s FROM elig
+        ), base AS (
+            SELECT creator_id, score,
+                   div(%(pool)s::numeric * score, tot.s) AS fl,
+                   mod(%(pool)s::numeric * score, tot.s) AS rem
+            FROM elig, tot
+        ), ranked AS (
+            SELECT creator_id, score, fl,
+                   row_number() OVER (ORDER BY rem DESC, creator_id) AS rn,
+                   %(pool)s - SUM(fl) OVER () AS leftover
+            FROM base
+        )
+        SELECT creator_id, score::bigint, (fl + CASE WHEN rn <= leftover THEN 1 ELSE 0 END)::bigint
+        FROM ranked ORDER BY creator_id
+    """  # noqa: S608 (table names are constants, weights are ints)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "start": start.date(),
+                "end": end.date(),
+                "active": CreatorAccount.State.ACTIVE,
+                "pool": pool_minor,
+            },
+        )
+        return cursor.fetchall()
+
+
+def _scores_orm(period: datetime.date, weights: dict[str, int], pool_minor: int) -> list[tuple[int, int, int]]:
+    start, end = period_bounds(period)
+    expr = sum((F(name) * weights[name] for name in METRICS), start=0)
+    rows = (
+        DailyEngagement.objects.filter(
+            day__gte=start.date(), day__lt=end.date(), creator__state=CreatorAccount.State.ACTIVE
+        )
+        .values("creator_id")
+        .annotate(score=Sum(expr))
+        .values_list("creator_id", "score")
+    )
+    scores = {cid: int(s) for cid, s in rows if s and s > 0}
+    parts = split_largest_remainder(pool_minor, scores)
+    return [(cid, scores[cid], parts[cid]) for cid in sorted(scores)]
+
+
+def _previous_cycle(cycle: RevenueShareCycle) -> RevenueShareCycle | None:
+    return (
+        RevenueShareCycle.objects.filter(period__lt=cycle.period)
+        .exclude(state__in=[RevenueShareCycle.State.OPEN, RevenueShareCycle.State.COMPUTING])
+        .order_by("-period")
+        .first()
+    )
+
+
+def cycle_plan(cycle: RevenueShareCycle) -> CycleResult:
+    """Everything a computation would write, computed without writing (the dry run)."""
+    currency = settings.CREATOR_POOL_CURRENCY
+    revenue = period_revenue(cycle.period)
+    share = Decimal(str(settings.CREATOR_POOL_SHARE))
+    pool = (revenue.get(currency, Decimal(0)) * share).quantize(
+        Decimal(1).scaleb(-minor_unit_exponent(currency)), rounding=ROUND_DOWN
+    )
+    pool_minor = to_minor(pool, currency)
+    weights, scale = integer_weights(settings.CREATOR_ENGAGEMENT_WEIGHTS)
+    scorer = _scores_postgres if connection.vendor == "postgresql" else _scores_orm
+    lines: dict[int, EarningLine] = {
+        cid: EarningLine(creator_id=cid, score=score, pool_minor=part)
+        for cid, score, part in scorer(cycle.period, weights, pool_minor)
+    }
+    start, end = period_bounds(cycle.period)
+    for cid, total in (
+        CreatorSubscriptionShare.objects.filter(occurred_at__gte=start, occurred_at__lt=end, currency=currency)
+        .values("creator_id")
+        .annotate(total=Sum("amount"))
+        .values_list("creator_id", "total")
+    ):
+        lines.setdefault(cid, EarningLine(creator_id=cid, score=0)).subscription_minor = to_minor(total, currency)
+    previous = _previous_cycle(cycle)
+    if previous is not None:
+        for cid, carried in CreatorEarning.objects.filter(
+            cycle=previous, carried_out__gt=0, currency=currency
+        ).values_list("creator_id", "carried_out"):
+            lines.setdefault(cid, EarningLine(creator_id=cid, score=0)).carried_in_minor = to_minor(carried, currency)
+    min_payout = to_minor(Decimal(str(settings.CREATOR_MIN_PAYOUT)), currency)
+    for line in lines.values():
+        line.total_minor = line.pool_minor + line.subscription_minor + line.carried_in_minor
+        line.payable_minor = line.total_minor if line.total_minor >= min_payout else 0
+        line.carried_out_minor = line.total_minor - line.payable_minor
+    return CycleResult(
+        period=cycle.period,
+        currency=currency,
+        revenue_by_currency=revenue,
+        pool=pool,
+        weights={"weights": {k: str(v) for k, v in settings.CREATOR_ENGAGEMENT_WEIGHTS.items()}, "scale": scale},
+        lines=[lines[cid] for cid in sorted(lines)],
+    )
+
+
+# --- writes -------------------------------------------------------------------------------
+
+
+def cycle_open(*, period: datetime.date, actor=None) -> RevenueShareCycle:
+    period = period.replace(day=1)
+    with transaction.atomic():
+        cycle, created = RevenueShareCycle.objects.get_or_create(period=period)
+        if created:
+            audit_record(action="cycle.open", obj=cycle, actor=actor, after=snapshot(cycle, CYCLE_FIELDS))
+        return cycle
+
+
+def _lock(cycle_id: int) -> RevenueShareCycle:
+    cycle = RevenueShareCycle.objects.select_for_update().filter(pk=cycle_id).first()
+    if cycle is None:
+        raise NotFound("No such cycle.")
+    return cycle
+
+
+def _require_perm(actor, perm: str) -> None:
+    if actor is not None and not actor.has_perm(perm):
+        raise PermissionDenied(f"This needs the {perm} permission.")
+
+
+def _earning_key(cycle: RevenueShareCycle, chunk_no: int) -> str:
+    return f"cycle:{cycle.pk}:run:{cycle.compute_run}:earnings:{chunk_no}"
+
+
+def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_size: int = 10_000):
+    """Compute a cycle's earnings and post them; resumable after a crash (state ``computing``).
+
+    ``dry_run`` returns the :class:`CycleResult` and writes nothing at all.
+    """
+    _require_perm(actor, "creators.compute_cycle")
+    if dry_run:
+        cycle = RevenueShareCycle.objects.filter(pk=cycle_id).first()
+        if cycle is None:
+            raise NotFound("No such cycle.")
+        return cycle_plan(cycle)
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        if cycle.state not in (RevenueShareCycle.State.OPEN, RevenueShareCycle.State.COMPUTING):
+            raise IllegalTransition(f"A {cycle.state} cycle cannot be computed.")
+        if cycle.state == RevenueShareCycle.State.OPEN:
+            cycle.compute_run += 1
+            cycle.start_computing()
+            cycle.computed_by = actor if actor is not None and actor.is_authenticated else None
+            cycle.compute_processed = 0
+            cycle.save()
+            audit_record(action="cycle.compute", obj=cycle, actor=actor, after=snapshot(cycle, CYCLE_FIELDS))
+    result = cycle_plan(cycle)
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        cycle.revenue = result.revenue_by_currency.get(result.currency, Decimal(0))
+        cycle.revenue_by_currency = {k: str(v) for k, v in result.revenue_by_currency.items()}
+        cycle.pool = result.pool
+        cycle.pool_share = Decimal(str(settings.CREATOR_POOL_SHARE))
+        cycle.currency = result.currency
+        cycle.weights = result.weights
+        cycle.compute_total = len(result.lines)
+        cycle.save()
+    for chunk_no, start in enumerate(range(0, len(result.lines), chunk_size)):
+        chunk = result.lines[start : start + chunk_size]
+        with transaction.atomic():
+            cycle = _lock(cycle_id)
+            if not CreatorEarning.objects.filter(cycle=cycle, creator_id=chunk[0].creator_id).exists():
+                _write_earnings(cycle, chunk, result.currency)
+                pool_part = from_minor(sum(line.pool_minor for line in chunk), result.currency)
+                if pool_part:
+                    journal_post_many(
+                        [
+                            Posting(
+                                key=_earning_key(cycle, chunk_no),
+                                kind="creator_earnings",
+                                legs=[
+                                    Leg(Account.CREATOR_REVENUE_SHARE, Money(pool_part, result.currency)),
+                                    Leg(Account.CREATOR_PAYABLE, Money(-pool_part, result.currency)),
+                                ],
+                                memo=f"Revenue share {cycle.period:%Y-%m}, creators {chunk[0].creator_id}"
+                                f"-{chunk[-1].creator_id}",
+                                source_type="creators.revenuesharecycle",
+                                source_id=str(cycle.pk),
+                            )
+                        ]
+                    )
+            cycle.compute_processed = min(start + len(chunk), cycle.compute_total)
+            cycle.save(update_fields=["compute_processed"])
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        before = snapshot(cycle, CYCLE_FIELDS)
+        cycle.compute_processed = cycle.compute_total
+        cycle.finish_computing()
+        cycle.save()
+        audit_record(action="cycle.computed", obj=cycle, actor=actor, before=before, after={**result.summary()})
+    return result
+
+
+def _write_earnings(cycle: RevenueShareCycle, lines: list[EarningLine], currency: str) -> None:
+    scale = Decimal((cycle.weights or {}).get("scale", 1))
+    values = [
+        (
+            cycle.pk,
+            line.creator_id,
+            (Decimal(line.score) / scale).quantize(Decimal("0.0001")),
+            from_minor(line.pool_minor, currency),
+            from_minor(line.subscription_minor, currency),
+            from_minor(line.carried_in_minor, currency),
+            from_minor(line.total_minor, currency),
+            from_minor(line.payable_minor, currency),
+            from_minor(line.carried_out_minor, currency),
+            currency,
+        )
+        for line in lines
+    ]
+    columns = (
+        "cycle_id",
+        "creator_id",
+        "score",
+        "pool_amount",
+        "subscription_amount",
+        "carried_in",
+        "total",
+        "payable",
+        "carried_out",
+        "currency",
+    )
+    if connection.vendor == "postgresql":
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {CreatorEarning._meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in values:
+                copy.write_row(row)
+    else:
+        CreatorEarning.objects.bulk_create(
+            [CreatorEarning(**dict(zip(columns, row, strict=True))) for row in values], batch_size=1000
+        )
+
+
+def cycle_submit(*, cycle_id: int, actor=None) -> RevenueShareCycle:
+    """Send a computed cycle to review."""
+    return _simple_transition(cycle_id=cycle_id, actor=actor, name="submit", perm="creators.compute_cycle")
+
+
+def _simple_transition(*, cycle_id: int, actor, name: str, perm: str, reason: str = "") -> RevenueShareCycle:
+    _require_perm(actor, perm)
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        method = getattr(cycle, name)
+        from django_fsm import can_proceed
+
+        if not can_proceed(method):
+            raise IllegalTransition(f"Cannot {name} a {cycle.state} cycle.")
+        before = snapshot(cycle, CYCLE_FIELDS)
+        method(reason) if reason else method()
+        cycle.save()
+        audit_record(
+            action=f"cycle.{name}",
+            obj=cycle,
+            actor=actor,
+            before=before,
+            after=snapshot(cycle, CYCLE_FIELDS),
+            reason=reason,
+        )
+        return cycle
+
+
+def cycle_reject(*, cycle_id: int, actor, reason: str, reopen: bool = False) -> RevenueShareCycle:
+    """Send a cycle back: to ``computed`` (re-review) or, with ``reopen``, to ``open`` for a recomputation.
+
+    Reopening deletes the earnings and posts reversing ledger entries for the computation.
+    """
+    if not reason or not reason.strip():
+        raise InvalidInput("A reason is required to reject a cycle.", code=ErrorCode.REASON_REQUIRED)
+    _require_perm(actor, "creators.approve_cycle")
+    if not reopen:
+        return _simple_transition(
+            cycle_id=cycle_id, actor=actor, name="reject", perm="creators.approve_cycle", reason=reason
+        )
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        if cycle.state not in (RevenueShareCycle.State.IN_REVIEW, RevenueShareCycle.State.COMPUTED):
+            raise IllegalTransition(f"Cannot reopen a {cycle.state} cycle.")
+        before = snapshot(cycle, CYCLE_FIELDS)
+        prefix = f"cycle:{cycle.pk}:run:{cycle.compute_run}:earnings:"
+        entries = list(JournalEntry.objects.filter(key__startswith=prefix).exclude(key__endswith=":reversal"))
+        lines = defaultdict(list)
+        for line in JournalLine.objects.filter(entry__in=entries):
+            lines[line.entry_id].append(Leg(line.account, Money(-line.amount, line.currency)))
+        journal_post_many(
+            [
+                Posting(
+                    key=f"{e.key}:reversal",
+                    kind="creator_earnings_reversal",
+                    legs=lines[e.pk],
+                    memo=f"Reversal: {reason}"[:255],
+                    source_type="creators.revenuesharecycle",
+                    source_id=str(cycle.pk),
+                )
+                for e in entries
+                if lines[e.pk]
+            ]
+        )
+        CreatorEarning.objects.filter(cycle=cycle).delete()
+        cycle.reopen(reason)
+        cycle.computed_by = None
+        cycle.computed_at = None
+        cycle.compute_processed = 0
+        cycle.compute_total = 0
+        cycle.save()
+        audit_record(
+            action="cycle.reopen",
+            obj=cycle,
+            actor=actor,
+            before=before,
+            after=snapshot(cycle, CYCLE_FIELDS),
+            reason=reason,
+        )
+        return cycle
+
+
+def cycle_approve(*, cycle_id: int, actor) -> RevenueShareCycle:
+    """Four-eyes approval; schedules the payouts (held when Compliance must look first)."""
+    if actor is None or not actor.is_authenticated:
+        raise PermissionDenied("Approving a cycle needs a staff member.")
+    _require_perm(actor, "creators.approve_cycle")
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        if cycle.computed_by_id is not None and cycle.computed_by_id == actor.pk:
+            raise PermissionDenied("Whoever computed a cycle cannot approve it (four-eyes).", code=ErrorCode.FOUR_EYES)
+        if cycle.state != RevenueShareCycle.State.IN_REVIEW:
+            raise IllegalTransition(f"Cannot approve a {cycle.state} cycle.")
+        before = snapshot(cycle, CYCLE_FIELDS)
+        cycle.approve()
+        cycle.approved_by = actor
+        cycle.save()
+        created, held = _schedule_payouts(cycle)
+        cycle.pay_total = created
+        cycle.pay_processed = 0
+        cycle.save(update_fields=["pay_total", "pay_processed"])
+        audit_record(
+            action="cycle.approve",
+            obj=cycle,
+            actor=actor,
+            before=before,
+            after={**snapshot(cycle, CYCLE_FIELDS), "payouts": created, "held": held},
+        )
+        return cycle
+
+
+def _schedule_payouts(cycle: RevenueShareCycle, *, batch_size: int = 5000) -> tuple[int, int]:
+    """One payout per earning with something payable; auto-holds where Compliance must look first."""
+    earnings = CreatorEarning.objects.filter(cycle=cycle, payable__gt=0).values_list(
+        "id", "creator_id", "payable", "currency"
+    )
+    profiles = {
+        p["creator_id"]: p
+        for p in PayoutProfile.objects.filter(creator__earnings__cycle=cycle, creator__earnings__payable__gt=0).values(
+            "creator_id", "payout_account_id", "tax_form_status"
+        )
+    }
+    states = dict(
+        CreatorAccount.objects.filter(earnings__cycle=cycle, earnings__payable__gt=0).values_list("id", "state")
+    )
+    payouts, holds = [], []
+    for earning_id, creator_id, payable, currency in earnings.iterator(chunk_size=batch_size):
+        profile = profiles.get(creator_id) or {}
+        reasons = []
+        if not profile.get("payout_account_id") or profile.get("tax_form_status") not in (
+            PayoutProfile.TaxFormStatus.SUBMITTED,
+            PayoutProfile.TaxFormStatus.VERIFIED,
+        ):
+            reasons.append((PayoutHold.Kind.MISSING_TAX_FORM, "No payout account or tax form on file."))
+        state = states.get(creator_id)
+        if state != CreatorAccount.State.ACTIVE:
+            reasons.append((PayoutHold.Kind.SANCTIONS_REVIEW, f"Creator account is {state}; Compliance to review."))
+        payout = Payout(
+            cycle=cycle,
+            creator_id=creator_id,
+            earning_id=earning_id,
+            amount=payable,
+            currency=currency,
+            destination=profile.get("payout_account_id", ""),
+            status=Payout.Status.HELD if reasons else Payout.Status.APPROVED,
+        )
+        payouts.append((payout, reasons))
+    Payout.objects.bulk_create([p for p, _ in payouts], batch_size=batch_size)
+    now = clock.now()
+    for payout, reasons in payouts:
+        holds.extend(PayoutHold(payout=payout, kind=kind, reason=reason, placed_at=now) for kind, reason in reasons)
+    PayoutHold.objects.bulk_create(holds, batch_size=batch_size)
+    return len(payouts), sum(1 for _, r in payouts if r)
+
+
+def cycle_close(*, cycle_id: int, actor=None) -> RevenueShareCycle:
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        if (
+            cycle.state == RevenueShareCycle.State.PAID
+            and cycle.payouts.filter(status__in=[Payout.Status.APPROVED, Payout.Status.PROCESSING]).exists()
+        ):
+            raise Conflict("Payouts are still being paid.")
+    return _simple_transition(cycle_id=cycle_id, actor=actor, name="close", perm="creators.approve_cycle")
