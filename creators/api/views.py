@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -53,7 +52,7 @@ class EngagementIngestView(APIView):
         content_type = request.META.get("CONTENT_TYPE", "")
         if content_type.startswith("application/json"):
             try:
-                data = json.load(io.TextIOWrapper(raw, encoding="utf-8"))
+                data = json.loads(raw.read())
             except ValueError as exc:
                 raise InvalidInput(f"The body is not valid JSON: {exc}") from exc
             if not isinstance(data, list):
