@@ -7,6 +7,8 @@ is what makes a crashed or repeated paying run safe.
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Protocol
@@ -96,6 +98,9 @@ class FakePayoutProvider:
         return self._conn
 
     def transfer(self, *, destination: str, amount: Money, idempotency_key: str) -> TransferResult:
+        delay = float(os.environ.get("FAKE_PAYOUT_DELAY", "0") or 0)
+        if delay:  # lets the kill test stop a run between transfers
+            time.sleep(delay)
         if destination in self.fail_destinations:
             raise PayoutProviderError(f"destination {destination} rejected the transfer")
         minor = to_minor(amount)

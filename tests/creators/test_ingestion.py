@@ -16,8 +16,16 @@ NOW = datetime.datetime(2026, 10, 5, tzinfo=datetime.UTC)
 
 
 def row(creator, day="2026-09-30", source="premium", **metrics):
-    return {"customer": creator.customer.external_id, "day": day, "source": source,
-            "impressions": 100, "replies": 1, "likes": 2, "reposts": 3, **metrics}
+    return {
+        "customer": creator.customer.external_id,
+        "day": day,
+        "source": source,
+        "impressions": 100,
+        "replies": 1,
+        "likes": 2,
+        "reposts": 3,
+        **metrics,
+    }
 
 
 def jsonl(*rows) -> list[bytes]:
@@ -25,8 +33,9 @@ def jsonl(*rows) -> list[bytes]:
 
 
 def snapshot():
-    return sorted(DailyEngagement.objects.values_list("creator_id", "day", "source", "impressions", "replies", "likes",
-                                                      "reposts"))
+    return sorted(
+        DailyEngagement.objects.values_list("creator_id", "day", "source", "impressions", "replies", "likes", "reposts")
+    )
 
 
 def test_resending_a_day_replaces_it_never_doubles():
@@ -43,8 +52,9 @@ def test_resending_a_day_replaces_it_never_doubles():
 def test_last_row_for_a_key_in_one_batch_wins_and_sources_are_separate():
     c = make_creator()
     with clock.frozen(NOW):
-        engagement_ingest(iter_json_lines(jsonl(row(c, impressions=1), row(c, impressions=2),
-                                                row(c, source="web", impressions=3))))
+        engagement_ingest(
+            iter_json_lines(jsonl(row(c, impressions=1), row(c, impressions=2), row(c, source="web", impressions=3)))
+        )
     assert snapshot() == [
         (c.pk, datetime.date(2026, 9, 30), "premium", 2, 1, 2, 3),
         (c.pk, datetime.date(2026, 9, 30), "web", 3, 1, 2, 3),

@@ -40,8 +40,12 @@ def test_ties_go_to_the_smaller_creator_id():
     assert split_largest_remainder(2, {7: 1, 3: 1, 5: 1}) == {3: 1, 5: 1, 7: 0}
 
 
-@given(weights=st.dictionaries(st.sampled_from(["impressions", "replies", "reposts", "likes"]),
-                               st.decimals(min_value=0, max_value=100, places=2)))
+@given(
+    weights=st.dictionaries(
+        st.sampled_from(["impressions", "replies", "reposts", "likes"]),
+        st.decimals(min_value=0, max_value=100, places=2),
+    )
+)
 def test_integer_weights_keep_the_ratios(weights):
     ints, scale = integer_weights({k: str(v) for k, v in weights.items()})
     for name in ("impressions", "replies", "reposts", "likes"):
@@ -50,8 +54,10 @@ def test_integer_weights_keep_the_ratios(weights):
 
 @pytest.mark.django_db
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(pool=st.integers(min_value=0, max_value=10**10),
-       rows=st.lists(st.tuples(st.integers(0, 10**7), st.integers(0, 1000)), min_size=1, max_size=8))
+@given(
+    pool=st.integers(min_value=0, max_value=10**10),
+    rows=st.lists(st.tuples(st.integers(0, 10**7), st.integers(0, 1000)), min_size=1, max_size=8),
+)
 def test_sql_split_matches_the_python_rule(pool, rows):
     from django.db import transaction
 
