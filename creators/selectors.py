@@ -20,7 +20,7 @@ def cycle_totals(cycle: RevenueShareCycle) -> dict:
         pool_amount=Sum("pool_amount"),
         subscription_amount=Sum("subscription_amount"),
         carried_in=Sum("carried_in"),
-        total=Sum("total"),
+        total_sum=Sum("total"),
         payable=Sum("payable"),
         carried_out=Sum("carried_out"),
         max_total=Max("total"),
