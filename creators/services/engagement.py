@@ -201,72 +201,88 @@ def engagement_ingest(rows: Iterable[tuple[int, object]], *, batch_size: int = 1
     """
     result = IngestResult()
     today = clock.now().date()
+    if connection.vendor == "postgresql":
+        _ingest_postgres(iter(rows), today, batch_size, result, progress)
+        return result
     batch: list[tuple] = []
-    months: set[tuple[int, int]] = set()
     for number, obj in rows:
         row = validate_row(number, obj, today)
         if isinstance(row, RejectedRow):
             result.reject(row)
             continue
         batch.append(row)
-        day = row[2]
-        months.add((day.year, day.month))
         if len(batch) >= batch_size:
-            _flush(batch, months, result)
-            batch, months = [], set()
+            _flush_orm(batch, result)
+            batch = []
             if progress:
                 progress(result)
     if batch:
-        _flush(batch, months, result)
+        _flush_orm(batch, result)
         if progress:
             progress(result)
     return result
 
 
-def _flush(batch: list[tuple], months: set[tuple[int, int]], result: IngestResult) -> None:
-    if connection.vendor == "postgresql":
-        _flush_postgres(batch, months, result)
-    else:
-        _flush_orm(batch, result)
+MERGE_SQL = f"""
+    WITH resolved AS MATERIALIZED (
+        SELECT s.line, a.id AS creator_id, s.day, s.source, s.impressions, s.replies, s.likes, s.reposts
+        FROM {STAGE} s
+        LEFT JOIN monetization_customer c ON c.external_id = s.customer
+        LEFT JOIN creators_creatoraccount a ON a.customer_id = c.id
+    ), merged AS (
+        INSERT INTO {TABLE} AS t (creator_id, day, source, impressions, replies, likes, reposts)
+        SELECT DISTINCT ON (creator_id, day, source)
+               creator_id, day, source, impressions, replies, likes, reposts
+        FROM resolved WHERE creator_id IS NOT NULL
+        ORDER BY creator_id, day, source, line DESC
+        ON CONFLICT (creator_id, day, source) DO UPDATE SET
+            impressions = EXCLUDED.impressions, replies = EXCLUDED.replies,
+            likes = EXCLUDED.likes, reposts = EXCLUDED.reposts
+    )
+    SELECT line FROM resolved WHERE creator_id IS NULL
+"""  # noqa: S608 (constant table names)
 
 
-def _flush_postgres(batch: list[tuple], months: set[tuple[int, int]], result: IngestResult) -> None:
-    ensure_engagement_partitions(months)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (line int, customer text, day date, source text,"
-            " impressions bigint, replies bigint, likes bigint, reposts bigint) ON COMMIT DELETE ROWS"
-        )
-        # Inside an outer transaction (tests, callers' atomic) ON COMMIT has not fired yet.
-        cursor.execute(f"TRUNCATE {STAGE}")
-        raw = cursor.cursor
-        with raw.copy(
-            f"COPY {STAGE} (line, customer, day, source, impressions, replies, likes, reposts) FROM STDIN"
-        ) as copy:
-            for row in batch:
-                copy.write_row(row)
-        cursor.execute(
-            f"""SELECT s.line FROM {STAGE} s
-                LEFT JOIN monetization_customer c ON c.external_id = s.customer
-                LEFT JOIN creators_creatoraccount a ON a.customer_id = c.id
-                WHERE a.id IS NULL"""  # noqa: S608 (constant table names)
-        )
-        unknown = [r[0] for r in cursor.fetchall()]
-        cursor.execute(
-            f"""INSERT INTO {TABLE} AS t (creator_id, day, source, impressions, replies, likes, reposts)
-                SELECT DISTINCT ON (a.id, s.day, s.source)
-                       a.id, s.day, s.source, s.impressions, s.replies, s.likes, s.reposts
-                FROM {STAGE} s
-                JOIN monetization_customer c ON c.external_id = s.customer
-                JOIN creators_creatoraccount a ON a.customer_id = c.id
-                ORDER BY a.id, s.day, s.source, s.line DESC
-                ON CONFLICT (creator_id, day, source) DO UPDATE SET
-                    impressions = EXCLUDED.impressions, replies = EXCLUDED.replies,
-                    likes = EXCLUDED.likes, reposts = EXCLUDED.reposts"""  # noqa: S608
-        )
-    for line in unknown:
-        result.reject(RejectedRow(line, RowCode.UNKNOWN_CREATOR, "no creator account for this customer"))
-    result.accepted += len(batch) - len(unknown)
+def _ingest_postgres(rows: Iterator, today, batch_size: int, result: IngestResult, progress) -> None:
+    """Rows stream straight into COPY as they are validated, so the server loads while Python parses;
+    then one statement resolves creators, reports unknown ones and upserts the rest."""
+    exhausted = False
+    while not exhausted:
+        staged = 0
+        months: set[tuple[int, int]] = set()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (line int, customer text, day date, source text,"
+                " impressions bigint, replies bigint, likes bigint, reposts bigint) ON COMMIT DELETE ROWS"
+            )
+            # Inside an outer transaction (tests, callers' atomic) ON COMMIT has not fired yet.
+            cursor.execute(f"TRUNCATE {STAGE}")
+            with cursor.cursor.copy(
+                f"COPY {STAGE} (line, customer, day, source, impressions, replies, likes, reposts) FROM STDIN"
+            ) as copy:
+                for number, obj in rows:
+                    row = validate_row(number, obj, today)
+                    if type(row) is RejectedRow:
+                        result.reject(row)
+                        continue
+                    copy.write_row(row)
+                    staged += 1
+                    day = row[2]
+                    months.add((day.year, day.month))
+                    if staged >= batch_size:
+                        break
+                else:
+                    exhausted = True
+            unknown: list[int] = []
+            if staged:
+                ensure_engagement_partitions(months)
+                cursor.execute(MERGE_SQL)
+                unknown = [r[0] for r in cursor.fetchall()]
+        for line in unknown:
+            result.reject(RejectedRow(line, RowCode.UNKNOWN_CREATOR, "no creator account for this customer"))
+        result.accepted += staged - len(unknown)
+        if progress and staged:
+            progress(result)
 
 
 def _flush_orm(batch: list[tuple], result: IngestResult) -> None:

@@ -13,7 +13,7 @@ chunk, gets the same transfers back, and records them once.
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from djmoney.money import Money
 
@@ -120,6 +120,31 @@ def payout_retry(*, payout_id: int, actor=None) -> Payout:
         return payout
 
 
+def _save_outcomes(chunk: list[Payout]) -> None:
+    """Write the chunk's new statuses in one statement (bulk_update's CASE is quadratic in the chunk)."""
+    fields = ["status", "attempts", "transfer_id", "paid_at", "failure_reason"]
+    if connection.vendor != "postgresql":
+        Payout.objects.bulk_update(chunk, fields)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {Payout._meta.db_table} AS p
+                SET status = v.status, attempts = v.attempts, transfer_id = v.transfer_id,
+                    paid_at = v.paid_at, failure_reason = v.failure_reason
+                FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::text[], %s::timestamptz[], %s::text[])
+                     AS v(id, status, attempts, transfer_id, paid_at, failure_reason)
+                WHERE p.id = v.id""",  # noqa: S608 (constant table name)
+            [
+                [p.pk for p in chunk],
+                [p.status for p in chunk],
+                [p.attempts for p in chunk],
+                [p.transfer_id for p in chunk],
+                [p.paid_at for p in chunk],
+                [p.failure_reason for p in chunk],
+            ],
+        )
+
+
 def cycle_pay(
     *,
     cycle_id: int,
@@ -189,9 +214,7 @@ def cycle_pay(
                         source_id=str(payout.pk),
                     )
                 )
-            Payout.objects.bulk_update(
-                chunk, ["status", "attempts", "transfer_id", "paid_at", "failure_reason"], batch_size=chunk_size
-            )
+            _save_outcomes(chunk)
             journal_post_many(postings)
             RevenueShareCycle.objects.filter(pk=cycle_id).update(pay_processed=F("pay_processed") + chunk_paid)
         paid += chunk_paid
