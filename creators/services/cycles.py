@@ -35,7 +35,7 @@ from fractions import Fraction
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db.models import Count, F, Sum
 from djmoney.money import Money
 
 from monetization import clock
@@ -174,14 +174,17 @@ class CycleResult:
         }
 
 
-def _scores_postgres(period: datetime.date, weights: dict[str, int], pool_minor: int) -> list[tuple[int, int, int]]:
-    """(creator_id, score, pool share in minor units) for active creators with engagement; one statement."""
-    start, end = period_bounds(period)
-    sql = f"""
+def _scores_sql(weights: dict[str, int]) -> str:
+    """(creator_id, score, pool share in minor units) of ACTIVE creators with engagement, in one statement.
+
+    Integer arithmetic (div/mod on numeric) keeps the split exact; the leftover units go to the
+    largest remainders, ties by creator id: the same rule as ``split_largest_remainder``.
+    """
+    return f"""
         WITH agg AS (
             SELECT e.creator_id,
-                   SUM(e.impressions * {weights["impressions"]} + e.replies * {weights["replies"]}
-                       + e.reposts * {weights["reposts"]} + e.likes * {weights["likes"]})::numeric AS score
+                   SUM(e.impressions * {int(weights["impressions"])} + e.replies * {int(weights["replies"])}
+                       + e.reposts * {int(weights["reposts"])} + e.likes * {int(weights["likes"])})::numeric AS score
             FROM {DailyEngagement._meta.db_table} e
             WHERE e.day >= %(start)s AND e.day < %(end)s
             GROUP BY e.creator_id
@@ -202,19 +205,20 @@ def _scores_postgres(period: datetime.date, weights: dict[str, int], pool_minor:
                    %(pool)s - SUM(fl) OVER () AS leftover
             FROM base
         )
-        SELECT creator_id, score::bigint, (fl + CASE WHEN rn <= leftover THEN 1 ELSE 0 END)::bigint
-        FROM ranked ORDER BY creator_id
+        SELECT creator_id, score::bigint AS score,
+               (fl + CASE WHEN rn <= leftover THEN 1 ELSE 0 END)::bigint AS pool_minor
+        FROM ranked
     """  # noqa: S608 (table names are constants, weights are ints)
+
+
+def _scores_params(period: datetime.date, pool_minor: int) -> dict:
+    start, end = period_bounds(period)
+    return {"start": start.date(), "end": end.date(), "active": CreatorAccount.State.ACTIVE, "pool": pool_minor}
+
+
+def _scores_postgres(period: datetime.date, weights: dict[str, int], pool_minor: int) -> list[tuple[int, int, int]]:
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            {
-                "start": start.date(),
-                "end": end.date(),
-                "active": CreatorAccount.State.ACTIVE,
-                "pool": pool_minor,
-            },
-        )
+        cursor.execute(_scores_sql(weights) + " ORDER BY creator_id", _scores_params(period, pool_minor))
         return cursor.fetchall()
 
 
@@ -243,20 +247,51 @@ def _previous_cycle(cycle: RevenueShareCycle) -> RevenueShareCycle | None:
     )
 
 
-def cycle_plan(cycle: RevenueShareCycle) -> CycleResult:
-    """Everything a computation would write, computed without writing (the dry run)."""
+@dataclass
+class Preparation:
+    currency: str
+    revenue: dict[str, Decimal]
+    pool: Decimal
+    pool_minor: int
+    weights: dict[str, int]
+    scale: int
+    min_payout_minor: int
+    previous_cycle_id: int | None
+
+    @property
+    def weights_json(self) -> dict:
+        return {"weights": {k: str(v) for k, v in settings.CREATOR_ENGAGEMENT_WEIGHTS.items()}, "scale": self.scale}
+
+
+def _prepare(cycle: RevenueShareCycle) -> Preparation:
     currency = settings.CREATOR_POOL_CURRENCY
     revenue = period_revenue(cycle.period)
     share = Decimal(str(settings.CREATOR_POOL_SHARE))
     pool = (revenue.get(currency, Decimal(0)) * share).quantize(
         Decimal(1).scaleb(-minor_unit_exponent(currency)), rounding=ROUND_DOWN
     )
-    pool_minor = to_minor(pool, currency)
     weights, scale = integer_weights(settings.CREATOR_ENGAGEMENT_WEIGHTS)
+    previous = _previous_cycle(cycle)
+    return Preparation(
+        currency=currency,
+        revenue=revenue,
+        pool=pool,
+        pool_minor=to_minor(pool, currency),
+        weights=weights,
+        scale=scale,
+        min_payout_minor=to_minor(Decimal(str(settings.CREATOR_MIN_PAYOUT)), currency),
+        previous_cycle_id=previous.pk if previous else None,
+    )
+
+
+def cycle_plan(cycle: RevenueShareCycle) -> CycleResult:
+    """Everything a computation would write, computed in Python without writing (the dry run)."""
+    prep = _prepare(cycle)
+    currency = prep.currency
     scorer = _scores_postgres if connection.vendor == "postgresql" else _scores_orm
     lines: dict[int, EarningLine] = {
         cid: EarningLine(creator_id=cid, score=score, pool_minor=part)
-        for cid, score, part in scorer(cycle.period, weights, pool_minor)
+        for cid, score, part in scorer(cycle.period, prep.weights, prep.pool_minor)
     }
     start, end = period_bounds(cycle.period)
     for cid, total in (
@@ -266,23 +301,21 @@ def cycle_plan(cycle: RevenueShareCycle) -> CycleResult:
         .values_list("creator_id", "total")
     ):
         lines.setdefault(cid, EarningLine(creator_id=cid, score=0)).subscription_minor = to_minor(total, currency)
-    previous = _previous_cycle(cycle)
-    if previous is not None:
+    if prep.previous_cycle_id is not None:
         for cid, carried in CreatorEarning.objects.filter(
-            cycle=previous, carried_out__gt=0, currency=currency
+            cycle_id=prep.previous_cycle_id, carried_out__gt=0, currency=currency
         ).values_list("creator_id", "carried_out"):
             lines.setdefault(cid, EarningLine(creator_id=cid, score=0)).carried_in_minor = to_minor(carried, currency)
-    min_payout = to_minor(Decimal(str(settings.CREATOR_MIN_PAYOUT)), currency)
     for line in lines.values():
         line.total_minor = line.pool_minor + line.subscription_minor + line.carried_in_minor
-        line.payable_minor = line.total_minor if line.total_minor >= min_payout else 0
+        line.payable_minor = line.total_minor if line.total_minor >= prep.min_payout_minor else 0
         line.carried_out_minor = line.total_minor - line.payable_minor
     return CycleResult(
         period=cycle.period,
         currency=currency,
-        revenue_by_currency=revenue,
-        pool=pool,
-        weights={"weights": {k: str(v) for k, v in settings.CREATOR_ENGAGEMENT_WEIGHTS.items()}, "scale": scale},
+        revenue_by_currency=prep.revenue,
+        pool=prep.pool,
+        weights=prep.weights_json,
         lines=[lines[cid] for cid in sorted(lines)],
     )
 
@@ -337,24 +370,24 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
             cycle.compute_processed = 0
             cycle.save()
             audit_record(action="cycle.compute", obj=cycle, actor=actor, after=snapshot(cycle, CYCLE_FIELDS))
-    result = cycle_plan(cycle)
+    prep = _prepare(cycle)
+    writer = _ChunkWriterPostgres(cycle, prep) if connection.vendor == "postgresql" else _ChunkWriterOrm(cycle)
     with transaction.atomic():
         cycle = _lock(cycle_id)
-        cycle.revenue = result.revenue_by_currency.get(result.currency, Decimal(0))
-        cycle.revenue_by_currency = {k: str(v) for k, v in result.revenue_by_currency.items()}
-        cycle.pool = result.pool
+        cycle.revenue = prep.revenue.get(prep.currency, Decimal(0))
+        cycle.revenue_by_currency = {k: str(v) for k, v in prep.revenue.items()}
+        cycle.pool = prep.pool
         cycle.pool_share = Decimal(str(settings.CREATOR_POOL_SHARE))
-        cycle.currency = result.currency
-        cycle.weights = result.weights
-        cycle.compute_total = len(result.lines)
+        cycle.currency = prep.currency
+        cycle.weights = prep.weights_json
+        cycle.compute_total = writer.total
         cycle.save()
-    for chunk_no, start in enumerate(range(0, len(result.lines), chunk_size)):
-        chunk = result.lines[start : start + chunk_size]
+    processed = 0
+    for chunk_no, (low, high, count) in enumerate(writer.chunks(chunk_size)):
         with transaction.atomic():
             cycle = _lock(cycle_id)
-            if not CreatorEarning.objects.filter(cycle=cycle, creator_id=chunk[0].creator_id).exists():
-                _write_earnings(cycle, chunk, result.currency)
-                pool_part = from_minor(sum(line.pool_minor for line in chunk), result.currency)
+            if not CreatorEarning.objects.filter(cycle=cycle, creator_id__gte=low, creator_id__lte=high).exists():
+                pool_part = writer.write(low, high)
                 if pool_part:
                     journal_post_many(
                         [
@@ -362,68 +395,164 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
                                 key=_earning_key(cycle, chunk_no),
                                 kind="creator_earnings",
                                 legs=[
-                                    Leg(Account.CREATOR_REVENUE_SHARE, Money(pool_part, result.currency)),
-                                    Leg(Account.CREATOR_PAYABLE, Money(-pool_part, result.currency)),
+                                    Leg(Account.CREATOR_REVENUE_SHARE, Money(pool_part, prep.currency)),
+                                    Leg(Account.CREATOR_PAYABLE, Money(-pool_part, prep.currency)),
                                 ],
-                                memo=f"Revenue share {cycle.period:%Y-%m}, creators {chunk[0].creator_id}"
-                                f"-{chunk[-1].creator_id}",
+                                memo=f"Revenue share {cycle.period:%Y-%m}, creators {low}-{high}",
                                 source_type="creators.revenuesharecycle",
                                 source_id=str(cycle.pk),
                             )
                         ]
                     )
-            cycle.compute_processed = min(start + len(chunk), cycle.compute_total)
+            processed += count
+            cycle.compute_processed = processed
             cycle.save(update_fields=["compute_processed"])
+    writer.close()
     with transaction.atomic():
         cycle = _lock(cycle_id)
         before = snapshot(cycle, CYCLE_FIELDS)
         cycle.compute_processed = cycle.compute_total
         cycle.finish_computing()
         cycle.save()
-        audit_record(action="cycle.computed", obj=cycle, actor=actor, before=before, after={**result.summary()})
-    return result
+        audit_record(action="cycle.computed", obj=cycle, actor=actor, before=before, after=selectors_summary(cycle))
+    return cycle
 
 
-def _write_earnings(cycle: RevenueShareCycle, lines: list[EarningLine], currency: str) -> None:
-    scale = Decimal((cycle.weights or {}).get("scale", 1))
-    values = [
-        (
-            cycle.pk,
-            line.creator_id,
-            (Decimal(line.score) / scale).quantize(Decimal("0.0001")),
-            from_minor(line.pool_minor, currency),
-            from_minor(line.subscription_minor, currency),
-            from_minor(line.carried_in_minor, currency),
-            from_minor(line.total_minor, currency),
-            from_minor(line.payable_minor, currency),
-            from_minor(line.carried_out_minor, currency),
-            currency,
-        )
-        for line in lines
-    ]
-    columns = (
-        "cycle_id",
-        "creator_id",
-        "score",
-        "pool_amount",
-        "subscription_amount",
-        "carried_in",
-        "total",
-        "payable",
-        "carried_out",
-        "currency",
+def selectors_summary(cycle: RevenueShareCycle) -> dict:
+    totals = CreatorEarning.objects.filter(cycle=cycle).aggregate(
+        creators=Count("id"), distributed=Sum("pool_amount"), payable=Sum("payable"), carried_out=Sum("carried_out")
     )
-    if connection.vendor == "postgresql":
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY {CreatorEarning._meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy,
-        ):
-            for row in values:
-                copy.write_row(row)
-    else:
-        CreatorEarning.objects.bulk_create(
-            [CreatorEarning(**dict(zip(columns, row, strict=True))) for row in values], batch_size=1000
-        )
+    return {"pool": str(cycle.pool), **{k: str(v or 0) for k, v in totals.items()}}
+
+
+class _ChunkWriterOrm:
+    """SQLite (demo): the Python plan, written with bulk_create."""
+
+    def __init__(self, cycle: RevenueShareCycle):
+        self.cycle = cycle
+        self.result = cycle_plan(cycle)
+        self.by_id = {line.creator_id: line for line in self.result.lines}
+        self.total = len(self.result.lines)
+
+    def chunks(self, size: int):
+        ids = [line.creator_id for line in self.result.lines]
+        for i in range(0, len(ids), size):
+            part = ids[i : i + size]
+            yield part[0], part[-1], len(part)
+
+    def write(self, low: int, high: int) -> Decimal:
+        lines = [line for line in self.result.lines if low <= line.creator_id <= high]
+        _write_earnings(self.cycle, lines, self.result.currency, self.result.weights.get("scale", 1))
+        return from_minor(sum(line.pool_minor for line in lines), self.result.currency)
+
+    def close(self):
+        pass
+
+
+class _ChunkWriterPostgres:
+    """PostgreSQL: the whole split is staged server-side in one statement (pool share, creator-subscription
+    shares, carry-ins) and each chunk is one INSERT ... SELECT: no row travels to Python and back."""
+
+    STAGE = "creators_cycle_stage"
+
+    def __init__(self, cycle: RevenueShareCycle, prep: Preparation):
+        self.cycle, self.prep = cycle, prep
+        self.factor = 10 ** minor_unit_exponent(prep.currency)
+        start, end = period_bounds(cycle.period)
+        params = {
+            **_scores_params(cycle.period, prep.pool_minor),
+            "sub_start": start,
+            "sub_end": end,
+            "currency": prep.currency,
+            "prev": prep.previous_cycle_id or 0,
+            "factor": self.factor,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.STAGE}")
+            cursor.execute(
+                f"""CREATE TEMP TABLE {self.STAGE} AS
+                WITH dist AS ({_scores_sql(prep.weights)}),
+                subs AS (
+                    SELECT creator_id, round(SUM(amount) * %(factor)s)::bigint AS sub_minor
+                    FROM {CreatorSubscriptionShare._meta.db_table}
+                    WHERE occurred_at >= %(sub_start)s AND occurred_at < %(sub_end)s AND currency = %(currency)s
+                    GROUP BY creator_id
+                ), carry AS (
+                    SELECT creator_id, round(carried_out * %(factor)s)::bigint AS carry_minor
+                    FROM {CreatorEarning._meta.db_table}
+                    WHERE cycle_id = %(prev)s AND carried_out > 0 AND currency = %(currency)s
+                )
+                SELECT COALESCE(d.creator_id, s.creator_id, c.creator_id) AS creator_id,
+                       COALESCE(d.score, 0) AS score, COALESCE(d.pool_minor, 0) AS pool_minor,
+                       COALESCE(s.sub_minor, 0) AS sub_minor, COALESCE(c.carry_minor, 0) AS carry_minor
+                FROM dist d
+                FULL JOIN subs s ON s.creator_id = d.creator_id
+                FULL JOIN carry c ON c.creator_id = COALESCE(d.creator_id, s.creator_id)""",  # noqa: S608
+                params,
+            )
+            cursor.execute(f"SELECT creator_id FROM {self.STAGE} ORDER BY creator_id")  # noqa: S608
+            self.ids = [r[0] for r in cursor.fetchall()]
+        self.total = len(self.ids)
+
+    def chunks(self, size: int):
+        for i in range(0, len(self.ids), size):
+            part = self.ids[i : i + size]
+            yield part[0], part[-1], len(part)
+
+    def write(self, low: int, high: int) -> Decimal:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""WITH ins AS (
+                    INSERT INTO {CreatorEarning._meta.db_table} (cycle_id, creator_id, score, pool_amount,
+                        subscription_amount, carried_in, total, payable, carried_out, currency)
+                    SELECT %(cycle)s, creator_id, round(score::numeric / %(scale)s, 4),
+                           pool_minor::numeric / %(factor)s, sub_minor::numeric / %(factor)s,
+                           carry_minor::numeric / %(factor)s,
+                           (pool_minor + sub_minor + carry_minor)::numeric / %(factor)s,
+                           CASE WHEN pool_minor + sub_minor + carry_minor >= %(min)s
+                                THEN pool_minor + sub_minor + carry_minor ELSE 0 END::numeric / %(factor)s,
+                           CASE WHEN pool_minor + sub_minor + carry_minor >= %(min)s
+                                THEN 0 ELSE pool_minor + sub_minor + carry_minor END::numeric / %(factor)s,
+                           %(currency)s
+                    FROM {self.STAGE} WHERE creator_id BETWEEN %(low)s AND %(high)s
+                    RETURNING pool_amount
+                ) SELECT COALESCE(SUM(pool_amount), 0) FROM ins""",  # noqa: S608
+                {
+                    "cycle": self.cycle.pk,
+                    "scale": self.prep.scale,
+                    "factor": self.factor,
+                    "min": self.prep.min_payout_minor,
+                    "currency": self.prep.currency,
+                    "low": low,
+                    "high": high,
+                },
+            )
+            return Decimal(cursor.fetchone()[0])
+
+    def close(self):
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.STAGE}")
+
+
+def _write_earnings(cycle: RevenueShareCycle, lines: list[EarningLine], currency: str, scale: int = 1) -> None:
+    CreatorEarning.objects.bulk_create(
+        [
+            CreatorEarning(
+                cycle=cycle,
+                creator_id=line.creator_id,
+                score=(Decimal(line.score) / Decimal(scale)).quantize(Decimal("0.0001")),
+                pool_amount=from_minor(line.pool_minor, currency),
+                subscription_amount=from_minor(line.subscription_minor, currency),
+                carried_in=from_minor(line.carried_in_minor, currency),
+                total=from_minor(line.total_minor, currency),
+                payable=from_minor(line.payable_minor, currency),
+                carried_out=from_minor(line.carried_out_minor, currency),
+                currency=currency,
+            )
+            for line in lines
+        ],
+        batch_size=1000,
+    )
 
 
 def cycle_submit(*, cycle_id: int, actor=None) -> RevenueShareCycle:

@@ -74,7 +74,7 @@ def test_finance_cycle_page_shows_totals_chart_top_earners_anomalies(client, pai
 
 
 def test_csv_export_streams_payouts_and_needs_permission(client, paid_cycle):
-    cycle, *_ , alice, bob = paid_cycle
+    cycle, *_, alice, bob = paid_cycle
     client.force_login(alice)
     r = client.get(f"/admin/creators/revenuesharecycle/{cycle.pk}/payouts.csv")
     assert r.status_code == 200 and r.streaming

@@ -260,3 +260,43 @@ def test_creator_subscription_payments_join_the_earnings(finance):
     cycle_pay(cycle_id=cycle.pk)
     assert payable_balance() == 0
     assert ledger_report().balanced
+
+
+def test_server_side_compute_matches_the_python_plan_line_by_line(finance):
+    """The PostgreSQL path writes exactly what the dry run (Python rule) says, carry-ins and shares included."""
+    alice, bob = finance
+    creators = [make_creator() for _ in range(7)]
+    for i, c in enumerate(creators):
+        engagement(c, SEPT, impressions=37 * i + 1, replies=i, likes=3 * i, reposts=i % 2)
+    post_revenue("123.45", at=at(SEPT))
+    sept = RevenueShareCycle.objects.create(period=SEPT)
+    run_to_review(sept, alice)
+    cycle_approve(cycle_id=sept.pk, actor=bob)
+    for i, c in enumerate(creators[:4]):
+        engagement(c, OCT, impressions=11 * i + 5, replies=2)
+    post_revenue("77.77", at=at(OCT))
+    octo = RevenueShareCycle.objects.create(period=OCT)
+    plan = cycle_compute(cycle_id=octo.pk, actor=alice, dry_run=True)
+    cycle_compute(cycle_id=octo.pk, actor=alice, chunk_size=3)
+    written = {
+        e.creator_id: (e.pool_amount, e.carried_in, e.total, e.payable, e.carried_out)
+        for e in CreatorEarning.objects.filter(cycle=octo)
+    }
+    expected = {
+        line.creator_id: tuple(
+            Decimal(v) / 100
+            for v in (
+                line.pool_minor,
+                line.carried_in_minor,
+                line.total_minor,
+                line.payable_minor,
+                line.carried_out_minor,
+            )
+        )
+        for line in plan.lines
+    }
+    assert written == expected
+    assert any(v[1] > 0 for v in written.values())  # carry-ins were exercised
+    octo.refresh_from_db()
+    assert (octo.compute_processed, octo.compute_total) == (len(expected), len(expected))
+    assert JournalEntry.objects.filter(key__startswith=f"cycle:{octo.pk}:run:1:earnings:").count() == 2
