@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 import time
 from decimal import Decimal
 
@@ -183,11 +184,29 @@ def run(args) -> dict:
     cycle_approve(cycle_id=cycle.pk, actor=approver)
     result["schedule_payouts_s"] = round(time.perf_counter() - started, 2)
     payouts = Payout.objects.filter(cycle=cycle, status="approved").count()
-    provider = FakePayoutProvider()
+    # Workers share the cycle through FOR UPDATE SKIP LOCKED, as Celery workers would.
+    workers = 3
+    outcomes = []
+
+    def worker():
+        from django.db import connection
+
+        provider = FakePayoutProvider()
+        try:
+            outcomes.append(cycle_pay(cycle_id=cycle.pk, provider=provider, chunk_size=500))
+        finally:
+            provider.close()
+            connection.close()
+
     started = time.perf_counter()
-    paid = cycle_pay(cycle_id=cycle.pk, provider=provider, chunk_size=1000)
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     pay = time.perf_counter() - started
-    provider.close()
+    paid = {"paid": sum(o["paid"] for o in outcomes)}
+    result["pay_workers"] = workers
     result.update(
         {
             "payouts": payouts,

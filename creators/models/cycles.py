@@ -111,8 +111,15 @@ class CreatorEarning(models.Model):
     This table is the creator-payable subledger; the ledger holds the balanced totals.
     """
 
-    cycle = models.ForeignKey(RevenueShareCycle, on_delete=models.CASCADE, related_name="earnings")
-    creator = models.ForeignKey("creators.CreatorAccount", on_delete=models.PROTECT, related_name="earnings")
+    # No database FK constraints here, deliberately: a cycle inserts 100k+ rows set-based and
+    # Django's deferred FK checks cost as much as the insert itself (2 RI lookups per row at
+    # COMMIT). Integrity holds by construction: rows are only written by the compute, from ids
+    # of existing creators and the locked cycle, and creators and cycles are never deleted
+    # (PROTECT in the ORM, no delete in the admin).
+    cycle = models.ForeignKey(RevenueShareCycle, on_delete=models.PROTECT, related_name="earnings", db_constraint=False)
+    creator = models.ForeignKey(
+        "creators.CreatorAccount", on_delete=models.PROTECT, related_name="earnings", db_constraint=False
+    )
     score = models.DecimalField(max_digits=30, decimal_places=4, default=0, help_text="Weighted engagement")
     pool_amount = models.DecimalField(max_digits=19, decimal_places=4, default=0)
     subscription_amount = models.DecimalField(max_digits=19, decimal_places=4, default=0)

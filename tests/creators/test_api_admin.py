@@ -35,7 +35,7 @@ def paid_cycle():
 
 
 def test_creator_reads_earnings_payouts_and_eligibility(client_with_scopes, paid_cycle):
-    cycle, a, *_ = paid_cycle
+    _cycle, a, *_ = paid_cycle
     client = client_with_scopes("creators:read")
     headers = {"HTTP_X_ACTING_CUSTOMER": a.customer.external_id}
     r = client.get("/api/v1/creators/me/earnings", **headers)
@@ -63,7 +63,7 @@ def test_creator_api_errors(client_with_scopes, paid_cycle):
 
 
 def test_finance_cycle_page_shows_totals_chart_top_earners_anomalies(client, paid_cycle):
-    cycle, a, b, alice, bob = paid_cycle
+    cycle, _a, b, _alice, bob = paid_cycle
     client.force_login(bob)
     r = client.get(f"/admin/creators/revenuesharecycle/{cycle.pk}/change/")
     assert r.status_code == 200
@@ -74,7 +74,7 @@ def test_finance_cycle_page_shows_totals_chart_top_earners_anomalies(client, pai
 
 
 def test_csv_export_streams_payouts_and_needs_permission(client, paid_cycle):
-    cycle, *_, alice, bob = paid_cycle
+    cycle, *_, alice, _bob = paid_cycle
     client.force_login(alice)
     r = client.get(f"/admin/creators/revenuesharecycle/{cycle.pk}/payouts.csv")
     assert r.status_code == 200 and r.streaming
