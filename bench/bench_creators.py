@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import tempfile
 import threading
 import time
 from decimal import Decimal
+from pathlib import Path
 
 PERIOD = datetime.date(2026, 6, 1)
 INGEST_MONTH = datetime.date(2026, 7, 1)
@@ -135,7 +138,7 @@ def run(args) -> dict:
     from djmoney.money import Money
 
     from creators.models import Payout, RevenueShareCycle
-    from creators.payout_providers import FakePayoutProvider
+    from creators.payout_providers import FakePayoutProvider, FileFakePayoutProvider
     from creators.services.cycles import cycle_approve, cycle_compute, cycle_submit
     from creators.services.payouts import cycle_pay
     from monetization.services.ledger import Leg, Posting, journal_post
@@ -185,13 +188,16 @@ def run(args) -> dict:
     result["schedule_payouts_s"] = round(time.perf_counter() - started, 2)
     payouts = Payout.objects.filter(cycle=cycle, status="approved").count()
     # Workers share the cycle through FOR UPDATE SKIP LOCKED, as Celery workers would.
-    workers = 3
+    workers = int(os.environ.get("BENCH_PAY_WORKERS", "3"))
     outcomes = []
+
+    fake = os.environ.get("BENCH_PAY_FAKE", "file")
+    ledger_file = str(Path(tempfile.gettempdir()) / f"bench_fake_payouts_{os.getpid()}.jsonl")
 
     def worker():
         from django.db import connection
 
-        provider = FakePayoutProvider()
+        provider = FileFakePayoutProvider(ledger_file) if fake == "file" else FakePayoutProvider()
         try:
             outcomes.append(cycle_pay(cycle_id=cycle.pk, provider=provider, chunk_size=500))
         finally:
@@ -207,6 +213,9 @@ def run(args) -> dict:
     pay = time.perf_counter() - started
     paid = {"paid": sum(o["paid"] for o in outcomes)}
     result["pay_workers"] = workers
+    result["pay_fake_storage"] = fake
+    if fake == "file":
+        os.unlink(ledger_file)
     result.update(
         {
             "payouts": payouts,

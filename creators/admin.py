@@ -263,6 +263,12 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is None else [*self.readonly_fields, "period"]
 
+    def save_model(self, request, obj, form, change):
+        if not change:  # opening a cycle goes through the service (audited)
+            cycle = cycles.cycle_open(period=obj.period, actor=request.user)
+            obj.pk = cycle.pk
+            obj.refresh_from_db()
+
     def has_delete_permission(self, request, obj=None):
         return False
 

@@ -155,3 +155,90 @@ class FakePayoutProvider:
 
 def get_payout_provider() -> PayoutProvider:
     return import_string(settings.CREATOR_PAYOUT_PROVIDER)()
+
+
+class FileFakePayoutProvider:
+    """The same test double, remembering transfers in an append-only file instead of a table.
+
+    Each transfer is one ``os.write`` of a JSON line to a file opened with O_APPEND, under an
+    exclusive ``flock`` taken around "have I seen this key? else append": the line is in the
+    kernel once ``write`` returns, so it survives a SIGKILL of the process, and the lock plus
+    re-reading what other processes appended since the last look keeps keys exactly-once across
+    processes. Path: ``FAKE_PAYOUT_FILE`` (env) or the ``path`` argument.
+    """
+
+    name = "fake_file"
+
+    def __init__(self, path: str | None = None):
+        import threading
+
+        self.path = path or os.environ.get("FAKE_PAYOUT_FILE") or "/tmp/fake_payouts.jsonl"  # noqa: S108
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        self._seen: dict[str, dict] = {}
+        self._offset = 0
+        self._lock = threading.Lock()
+
+    def _catch_up(self) -> None:
+        import json
+
+        size = os.fstat(self._fd).st_size
+        if size <= self._offset:
+            return
+        data = os.pread(self._fd, size - self._offset, self._offset)
+        end = data.rfind(b"\n") + 1  # a torn last line (killed mid-write) is ignored until complete
+        for line in data[:end].splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:  # never written whole: that transfer never happened
+                continue
+            self._seen.setdefault(record["key"], record)
+        self._offset += end
+
+    def transfer(self, *, destination: str, amount: Money, idempotency_key: str) -> TransferResult:
+        import fcntl
+        import json
+        from decimal import Decimal
+
+        delay = float(os.environ.get("FAKE_PAYOUT_DELAY", "0") or 0)
+        if delay:
+            time.sleep(delay)
+        if destination in FakePayoutProvider.fail_destinations:
+            raise PayoutProviderError(f"destination {destination} rejected the transfer")
+        with self._lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                record = self._seen.get(idempotency_key)
+                if record is None:
+                    self._catch_up()
+                    record = self._seen.get(idempotency_key)
+                replayed = record is not None
+                if record is None:
+                    record = {
+                        "key": idempotency_key,
+                        "transfer_id": f"tr_fake_{uuid.uuid4().hex[:20]}",
+                        "destination": destination,
+                        "amount_minor": to_minor(amount),
+                        "currency": str(amount.currency),
+                    }
+                    line = (json.dumps(record) + "\n").encode()
+                    os.write(self._fd, line)
+                    self._seen[idempotency_key] = record
+                    if os.fstat(self._fd).st_size == self._offset + len(line):
+                        self._offset += len(line)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        exp = minor_unit_exponent(record["currency"])
+        return TransferResult(
+            transfer_id=record["transfer_id"],
+            amount=Money(Decimal(record["amount_minor"]).scaleb(-exp), record["currency"]),
+            destination=record["destination"],
+            replayed=replayed,
+        )
+
+    def records(self) -> dict[str, dict]:
+        with self._lock:
+            self._catch_up()
+            return dict(self._seen)
+
+    def close(self) -> None:
+        os.close(self._fd)

@@ -16,6 +16,7 @@ ROLE_PERMISSIONS = {
     "Support": list(_VIEW),
     "Finance": [
         *_VIEW,
+        "creators.add_revenuesharecycle",
         "creators.change_revenuesharecycle",
         "creators.compute_cycle",
         "creators.approve_cycle",

@@ -32,9 +32,6 @@ class ErrorCode:
     LEDGER_UNBALANCED = "ledger_unbalanced"
     # Creators
     FOUR_EYES = "four_eyes_required"
-    UNKNOWN_CREATOR = "unknown_creator"
-    INVALID_ROW = "invalid_row"
-    PAYOUT_HELD = "payout_held"
     REASON_REQUIRED = "reason_required"
 
 

@@ -139,3 +139,17 @@ def test_creator_admin_page_and_compliance_suspend(client):
     client.post(f"/admin/creators/creatoraccount/{c.pk}/transition/", {"transition": "suspend", "reason": "abuse"})
     c.refresh_from_db()
     assert c.state == "suspended"
+
+
+def test_finance_opens_a_cycle_from_the_admin_through_the_service(client):
+    bob = staff("bob", "Finance")
+    client.force_login(bob)
+    r = client.post("/admin/creators/revenuesharecycle/add/", {"period": "2026-11-17"})
+    assert r.status_code == 302, r.content[:2000]
+    cycle = RevenueShareCycle.objects.get()
+    assert cycle.period == datetime.date(2026, 11, 1)
+    from monetization.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="cycle.open", object_id=str(cycle.pk)).exists()
+    page = client.get(f"/admin/creators/revenuesharecycle/{cycle.pk}/change/")
+    assert page.status_code == 200 and b"Compute" in page.content

@@ -26,12 +26,25 @@ def _database_url() -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_paying_run_killed_at_random_points_pays_everyone_exactly_once():
+@pytest.mark.parametrize("storage", ["table", "file"])
+def test_paying_run_killed_at_random_points_pays_everyone_exactly_once(storage, tmp_path):
+    from creators.payout_providers import FileFakePayoutProvider
+
     FakeTransfer.objects.all().delete()
     cycle = approved_cycle(60)
     total = Payout.objects.filter(cycle=cycle).count()
     rng = random.Random(int(os.environ.get("KILL_TEST_SEED", "6")))
     env = {**os.environ, "DATABASE_URL": _database_url(), "FAKE_PAYOUT_DELAY": "0.04", "DEBUG": "1"}
+    ledger_file = str(tmp_path / "transfers.jsonl")
+    if storage == "file":
+        env["CREATOR_PAYOUT_PROVIDER"] = "creators.payout_providers.FileFakePayoutProvider"
+        env["FAKE_PAYOUT_FILE"] = ledger_file
+
+    def seen() -> int:
+        if storage == "file":
+            return len(FileFakePayoutProvider(ledger_file).records())
+        return FakeTransfer.objects.count()
+
     kills = 0
     for attempt in range(40):
         done = Payout.objects.filter(cycle=cycle, status="paid").count()
@@ -52,9 +65,9 @@ def test_paying_run_killed_at_random_points_pays_everyone_exactly_once():
                 while time.monotonic() < deadline and proc.poll() is None:
                     time.sleep(0.01)
             else:
-                target = FakeTransfer.objects.count() + rng.randint(1, 9)
+                target = seen() + rng.randint(1, 9)
                 deadline = time.monotonic() + 20
-                while FakeTransfer.objects.count() < target and proc.poll() is None and time.monotonic() < deadline:
+                while seen() < target and proc.poll() is None and time.monotonic() < deadline:
                     time.sleep(0.005)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
@@ -63,7 +76,14 @@ def test_paying_run_killed_at_random_points_pays_everyone_exactly_once():
         if proc.returncode not in (0, -signal.SIGKILL):
             raise AssertionError(err.decode()[-3000:])
     assert kills >= 3, "the run was never interrupted: the test proves nothing"
-    assert_paid_exactly_once(cycle)
+    if storage == "file":
+        records = FileFakePayoutProvider(ledger_file).records()
+        transfers = {k: (r["transfer_id"], r["destination"], r["amount_minor"]) for k, r in records.items()}
+        with open(ledger_file) as f:  # the provider saw each key exactly once
+            assert len([line for line in f if line.strip()]) == total
+        assert_paid_exactly_once(cycle, transfers)
+    else:
+        assert_paid_exactly_once(cycle)
     cycle.refresh_from_db()
     assert cycle.state == "paid"
     assert cycle.pay_processed == total

@@ -33,25 +33,27 @@ def approved_cycle(n: int, *, revenue="10000.00") -> RevenueShareCycle:
     return cycle
 
 
-def assert_paid_exactly_once(cycle):
+def fake_transfers(keys) -> dict:
+    return {
+        t.idempotency_key: (t.transfer_id, t.destination, t.amount_minor)
+        for t in FakeTransfer.objects.filter(idempotency_key__in=list(keys))
+    }
+
+
+def assert_paid_exactly_once(cycle, transfers: dict | None = None):
+    """Every payout paid once: one provider transfer per key, same amount and destination; one ledger entry each."""
     payouts = list(Payout.objects.filter(cycle=cycle))
     assert payouts and all(p.status == "paid" for p in payouts)
-    transfers = {
-        t.idempotency_key: t
-        for t in FakeTransfer.objects.filter(idempotency_key__in=[p.idempotency_key for p in payouts])
-    }
+    keys = [p.idempotency_key for p in payouts]
+    transfers = fake_transfers(keys) if transfers is None else {k: v for k, v in transfers.items() if k in keys}
     assert len(transfers) == len(payouts)
     for p in payouts:
-        t = transfers[p.idempotency_key]
-        assert t.amount_minor == int(p.amount * 100)
-        assert t.transfer_id == p.transfer_id
-        assert t.destination == p.destination
-    keys = [f"payout:{p.pk}:paid" for p in payouts]
-    assert JournalEntry.objects.filter(key__in=keys).count() == len(payouts)
-    cash = sum(
-        JournalLine.objects.filter(entry__key__in=keys, account="cash:stripe_connect").values_list("amount", flat=True)
-    )
-    assert -cash == sum(p.amount for p in payouts)
+        assert transfers[p.idempotency_key] == (p.transfer_id, p.destination, int(p.amount * 100))
+    ledger_keys = [f"payout:{p.pk}:paid" for p in payouts]
+    assert JournalEntry.objects.filter(key__in=ledger_keys).count() == len(payouts)
+    cash = JournalLine.objects.filter(entry__key__in=ledger_keys, account="cash:stripe_connect")
+    assert cash.count() == len(payouts)
+    assert -sum(cash.values_list("amount", flat=True)) == sum(p.amount for p in payouts)
     assert ledger_report().balanced
 
 
@@ -148,3 +150,22 @@ def test_concurrent_paying_runs_split_the_work_and_pay_each_once():
     assert cycle.state == "paid" and cycle.pay_processed == 40
     assert sum(Payout.objects.filter(cycle=cycle).values_list("attempts", flat=True)) == 40
     assert Decimal(sum(Payout.objects.filter(cycle=cycle).values_list("amount", flat=True))) > 0
+
+
+def test_file_fake_remembers_keys_across_instances(tmp_path):
+    from creators.payout_providers import FileFakePayoutProvider
+
+    path = str(tmp_path / "t.jsonl")
+    a, b = FileFakePayoutProvider(path), FileFakePayoutProvider(path)
+    first = a.transfer(destination="acct_1", amount=Money("12.34", "USD"), idempotency_key="payout:1")
+    again = b.transfer(destination="acct_1", amount=Money("12.34", "USD"), idempotency_key="payout:1")
+    other = b.transfer(destination="acct_2", amount=Money("1.00", "USD"), idempotency_key="payout:2")
+    assert again.replayed and again.transfer_id == first.transfer_id and not first.replayed
+    assert a.transfer(destination="x", amount=Money("1.00", "USD"), idempotency_key="payout:2").transfer_id == (
+        other.transfer_id
+    )
+    with open(path, "ab") as f:  # a torn line from a killed writer is ignored
+        f.write(b'{"key": "payout:3", "transf')
+    assert set(FileFakePayoutProvider(path).records()) == {"payout:1", "payout:2"}
+    a.close()
+    b.close()
