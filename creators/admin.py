@@ -1,1 +1,353 @@
-# Register your models here.
+"""Admin: Finance's cycle page, Compliance's holds and creator reviews. Every button calls a service."""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
+from monetization.errors import DomainError
+
+from . import selectors
+from .models import (
+    CreatorAccount,
+    CreatorEarning,
+    CreatorStats,
+    CreatorSubscriptionLink,
+    CreatorSubscriptionShare,
+    EligibilityDecision,
+    Payout,
+    PayoutHold,
+    PayoutProfile,
+    RevenueShareCycle,
+)
+from .services import accounts, cycles, eligibility, payouts
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _run(request, fn, ok: str, **kwargs):
+    try:
+        fn(**kwargs)
+    except DomainError as exc:
+        messages.error(request, f"{exc.code}: {exc.detail}")
+    else:
+        messages.success(request, ok)
+
+
+class PayoutProfileInline(admin.StackedInline):
+    model = PayoutProfile
+    can_delete = False
+    readonly_fields = ["payout_account_id", "tax_form_status", "tax_form_type", "verified_at"]
+
+
+class CreatorStatsInline(admin.StackedInline):
+    model = CreatorStats
+    can_delete = False
+    readonly_fields = ["verified_followers", "account_created_at", "updated_at"]
+
+
+@admin.register(CreatorAccount)
+class CreatorAccountAdmin(LargeTableAdmin):
+    list_display = ["id", "customer", "state", "state_changed_at"]
+    list_filter = ["state"]
+    list_select_related = ["customer"]
+    exact_search_fields = ("customer__external_id", "customer__handle")
+    raw_id_fields = ["customer"]
+    readonly_fields = ["customer", "state", "applied_at", "state_changed_at", "state_reason", "decisions"]
+    inlines = [PayoutProfileInline, CreatorStatsInline]
+    change_form_template = "admin/creators/creatoraccount/change_form.html"
+    TRANSITIONS = ["mark_eligible", "mark_ineligible", "start_onboarding", "suspend", "reinstate", "ban"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Latest eligibility decisions")
+    def decisions(self, obj):
+        rows = obj.eligibility_decisions.all()[:5]
+        items = []
+        for d in rows:
+            detail = "; ".join(
+                f"{name}: {'ok' if r['passed'] else 'FAIL'} ({r['measured']} vs {r['threshold']})"
+                for name, r in d.reasons.items()
+            )
+            items.append(
+                format_html(
+                    "<li>{} {}: {}</li>",
+                    d.decided_at.strftime("%Y-%m-%d %H:%M"),
+                    "eligible" if d.eligible else "ineligible",
+                    detail,
+                )
+            )
+        return mark_safe("<ul>" + "".join(items) + "</ul>") if items else "-"  # noqa: S308 (escaped above)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/transition/",
+                self.admin_site.admin_view(self.transition_view),
+                name="creators_creator_transition",
+            ),
+            *super().get_urls(),
+        ]
+
+    def transition_view(self, request, pk):
+        url = reverse("admin:creators_creatoraccount_change", args=[pk])
+        if request.method != "POST":
+            return HttpResponseRedirect(url)
+        name = request.POST.get("transition", "")
+        reason = request.POST.get("reason", "")
+        if name == "evaluate":
+            if not request.user.has_perm("creators.review_eligibility"):
+                messages.error(request, "You need creators.review_eligibility.")
+            else:
+                _run(
+                    request,
+                    eligibility.eligibility_evaluate,
+                    "Eligibility re-evaluated.",
+                    creator_id=pk,
+                    actor=request.user,
+                )
+        else:
+            _run(
+                request,
+                accounts.creator_transition,
+                f"{name} done.",
+                creator_id=pk,
+                transition=name,
+                actor=request.user,
+                reason=reason,
+            )
+        return HttpResponseRedirect(url)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "transitions": self.TRANSITIONS}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(EligibilityDecision)
+class EligibilityDecisionAdmin(LargeTableAdmin, AppendOnlyAdmin):
+    list_display = ["id", "creator", "decided_at", "eligible"]
+    list_filter = ["eligible"]
+    raw_id_fields = ["creator"]
+
+
+class HoldInline(admin.TabularInline):
+    model = PayoutHold
+    extra = 0
+    can_delete = False
+    fields = ["kind", "reason", "placed_by", "placed_at", "lifted_by", "lifted_at", "lift_reason"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Payout)
+class PayoutAdmin(LargeTableAdmin):
+    list_display = ["id", "cycle", "creator", "amount", "currency", "status", "paid_at"]
+    list_filter = ["status"]
+    exact_search_fields = ("transfer_id", "creator__customer__external_id")
+    integer_search_fields = ("id", "creator_id")
+    readonly_fields = [f.name for f in Payout._meta.fields]
+    inlines = [HoldInline]
+    change_form_template = "admin/creators/payout/change_form.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/hold/", self.admin_site.admin_view(self.hold_view), name="creators_payout_hold"),
+            *super().get_urls(),
+        ]
+
+    def hold_view(self, request, pk):
+        url = reverse("admin:creators_payout_change", args=[pk])
+        if request.method == "POST":
+            op = request.POST.get("op")
+            reason = request.POST.get("reason", "")
+            if op == "place":
+                _run(
+                    request,
+                    payouts.payout_hold_place,
+                    "Hold placed.",
+                    payout_id=pk,
+                    kind=request.POST.get("kind", ""),
+                    reason=reason,
+                    actor=request.user,
+                )
+            elif op == "lift":
+                _run(
+                    request,
+                    payouts.payout_hold_lift,
+                    "Hold lifted.",
+                    hold_id=int(request.POST.get("hold_id", 0)),
+                    reason=reason,
+                    actor=request.user,
+                )
+            elif op == "retry":
+                _run(request, payouts.payout_retry, "Payout queued for retry.", payout_id=pk, actor=request.user)
+        return HttpResponseRedirect(url)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "hold_kinds": PayoutHold.Kind.choices,
+            "active_holds": PayoutHold.objects.filter(payout_id=object_id, lifted_at__isnull=True),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(PayoutHold)
+class PayoutHoldAdmin(LargeTableAdmin):
+    list_display = ["id", "payout", "kind", "placed_at", "placed_by", "lifted_at"]
+    list_filter = ["kind"]
+    raw_id_fields = ["payout"]
+    readonly_fields = [f.name for f in PayoutHold._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CreatorEarning)
+class CreatorEarningAdmin(LargeTableAdmin, AppendOnlyAdmin):
+    list_display = ["id", "cycle", "creator", "pool_amount", "subscription_amount", "carried_in", "total", "payable"]
+    integer_search_fields = ("id", "creator_id")
+
+
+@admin.register(CreatorSubscriptionLink)
+class CreatorSubscriptionLinkAdmin(admin.ModelAdmin):
+    list_display = ["plan", "creator", "created_at"]
+    raw_id_fields = ["plan", "creator"]
+
+
+@admin.register(CreatorSubscriptionShare)
+class CreatorSubscriptionShareAdmin(LargeTableAdmin, AppendOnlyAdmin):
+    list_display = ["id", "creator", "payment", "basis", "amount", "currency", "occurred_at"]
+
+
+@admin.register(RevenueShareCycle)
+class RevenueShareCycleAdmin(admin.ModelAdmin):
+    list_display = ["period", "state", "pool", "currency", "computed_by", "approved_by", "progress"]
+    readonly_fields = [f.name for f in RevenueShareCycle._meta.fields if f.name not in ("period",)]
+    change_form_template = "admin/creators/revenuesharecycle/change_form.html"
+    ACTIONS = {
+        "compute": ("creators.compute_cycle", "Computation done."),
+        "submit": ("creators.compute_cycle", "Sent to review."),
+        "approve": ("creators.approve_cycle", "Cycle approved; payouts scheduled."),
+        "reject": ("creators.approve_cycle", "Cycle sent back."),
+        "reopen": ("creators.approve_cycle", "Cycle reopened for recomputation."),
+        "pay": ("creators.approve_cycle", "Paying run queued."),
+        "close": ("creators.approve_cycle", "Cycle closed."),
+    }
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is None else [*self.readonly_fields, "period"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:  # opening a cycle goes through the service (audited)
+            cycle = cycles.cycle_open(period=obj.period, actor=request.user)
+            obj.pk = cycle.pk
+            obj.refresh_from_db()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Progress")
+    def progress(self, obj):
+        return f"compute {obj.compute_processed}/{obj.compute_total}, pay {obj.pay_processed}/{obj.pay_total}"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/act/", view(self.act_view), name="creators_cycle_act"),
+            path("<int:pk>/payouts.csv", view(self.export_view), name="creators_cycle_export"),
+            *super().get_urls(),
+        ]
+
+    def act_view(self, request, pk):
+        url = reverse("admin:creators_revenuesharecycle_change", args=[pk])
+        if request.method != "POST":
+            return HttpResponseRedirect(url)
+        op = request.POST.get("op", "")
+        if op not in self.ACTIONS:
+            messages.error(request, "Unknown action.")
+            return HttpResponseRedirect(url)
+        perm, ok = self.ACTIONS[op]
+        if not request.user.has_perm(perm):
+            messages.error(request, f"You need {perm}.")
+            return HttpResponseRedirect(url)
+        reason = request.POST.get("reason", "")
+        user = request.user
+        if op == "compute":
+            from django.db import transaction
+
+            from .tasks import cycle_compute_task
+
+            transaction.on_commit(lambda: cycle_compute_task.delay(pk, user.pk))
+            messages.success(request, "Computation queued; progress shows below.")
+        elif op == "submit":
+            _run(request, cycles.cycle_submit, ok, cycle_id=pk, actor=user)
+        elif op == "approve":
+            _run(request, cycles.cycle_approve, ok, cycle_id=pk, actor=user)
+        elif op in ("reject", "reopen"):
+            _run(request, cycles.cycle_reject, ok, cycle_id=pk, actor=user, reason=reason, reopen=op == "reopen")
+        elif op == "pay":
+            from django.db import transaction
+
+            from .tasks import cycle_pay_task
+
+            transaction.on_commit(lambda: cycle_pay_task.delay(pk))
+            messages.success(request, ok)
+        elif op == "close":
+            _run(request, cycles.cycle_close, ok, cycle_id=pk, actor=user)
+        return HttpResponseRedirect(url)
+
+    def export_view(self, request, pk):
+        if not request.user.has_perm("creators.export_payouts"):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        cycle = get_object_or_404(RevenueShareCycle, pk=pk)
+        writer = csv.writer(_Echo())
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in selectors.payouts_csv_rows(cycle)), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="payouts-{cycle.period:%Y-%m}.csv"'
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        cycle = get_object_or_404(RevenueShareCycle, pk=object_id)
+        buckets = selectors.cycle_histogram(cycle)
+        extra_context = {
+            **(extra_context or {}),
+            "cycle": cycle,
+            "totals": selectors.cycle_totals(cycle),
+            "histogram_svg": mark_safe(selectors.histogram_svg(buckets)),  # noqa: S308 (numbers only)
+            "top_earners": selectors.cycle_top_earners(cycle),
+            "anomalies": selectors.cycle_anomalies(cycle),
+            "can_approve": request.user.has_perm("creators.approve_cycle"),
+            "can_compute": request.user.has_perm("creators.compute_cycle"),
+            "can_export": request.user.has_perm("creators.export_payouts"),
+            "four_eyes_block": cycle.computed_by_id is not None and cycle.computed_by_id == request.user.pk,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -40,6 +40,8 @@ class ErrorCode:
     REFUND_SELF_APPROVAL = "refund_self_approval"
     UNSUPPORTED_BY_PROVIDER = "unsupported_by_provider"
     PROVIDER_ERROR = "provider_error"
+    # Creators
+    FOUR_EYES = "four_eyes_required"
 
 
 class DomainError(Exception):

@@ -254,3 +254,28 @@ CELERY_BEAT_SCHEDULE["subscriptions-lifecycle-sweep"] = {
 # Grace a product grants on its own terms, by product kind, whatever the platform rule says
 # (a Verified Organization keeps its badges 14 days after a failed invoice, then is suspended).
 SUBSCRIPTION_PRODUCT_GRACE_DAYS = {"organization": int(os.environ.get("VERIFIED_ORG_GRACE_DAYS", "14"))}
+
+# --- Creator revenue sharing (creators app); defaults follow X's public rules ---
+CREATOR_ELIGIBILITY = {
+    # Any of these entitlement keys counts as "active Premium subscription or verified organization".
+    "premium_entitlements": ["verified_badge", "org_gold_badge", "affiliate_badge"],
+    "min_impressions": 5_000_000,  # organic impressions over the last `impressions_months` months
+    "impressions_months": 3,
+    "min_verified_followers": 500,
+    "min_account_age_months": 3,
+}
+CREATOR_POOL_SHARE = "0.25"  # share of the period's subscription revenue that goes to the pool
+CREATOR_POOL_CURRENCY = "USD"
+CREATOR_ENGAGEMENT_WEIGHTS = {"impressions": 1, "replies": 20, "reposts": 10, "likes": 2}
+CREATOR_MIN_PAYOUT = "10.00"  # in CREATOR_POOL_CURRENCY; smaller balances carry over
+CREATOR_SUBSCRIPTION_SHARE = {"rate": "0.97", "lifetime_threshold": "50000.00", "rate_after": "0.90"}
+CREATOR_ANOMALY_FACTOR = 10  # a day above N x the trailing 7-day average is flagged
+# The demo (DEBUG) pays through the test double; production through Stripe Connect.
+CREATOR_PAYOUT_PROVIDER = os.environ.get(
+    "CREATOR_PAYOUT_PROVIDER",
+    "creators.payout_providers.FakePayoutProvider" if DEBUG else "creators.payout_providers.StripeConnectProvider",
+)
+CELERY_BEAT_SCHEDULE["creators-eligibility"] = {
+    "task": "creators.tasks.eligibility_reevaluate_all",
+    "schedule": timedelta(hours=24),
+}

@@ -12,4 +12,5 @@ urlpatterns = [
     path("api/v1/", include("subscriptions.api.urls")),
     path("healthz", health, name="health"),
     path("api/v1/", include("verified_orgs.api.urls")),
+    path("api/v1/", include("creators.api.urls")),
 ]

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from djmoney.money import Money
 
-from monetization.models import Customer, AuditEvent, JournalEntry, Payment
+from monetization.models import AuditEvent, Customer, JournalEntry, Payment
 from monetization.services.ledger import ledger_report
 from subscriptions import demo
 from subscriptions.models import DunningAttempt, Grant, Plan, Subscription

@@ -1,0 +1,230 @@
+"""Creator revenue sharing at scale.
+
+- compute: a cycle over N creators and M engagement rows (earnings + ledger entries written)
+  vs one raw SQL aggregate of the same rows (target <= 3x);
+- ingestion through the bulk path (JSON lines -> validation -> COPY -> upsert), target >= 50,000 rows/s;
+- paying every payout through the fake payout provider (target <= 60 s for 100,000).
+
+Full: 100,000 creators, 3,000,000 engagement rows (30 days each). ``--quick``: 10,000 / 300,000.
+Data is generated with generate_series in the bench database (DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+PERIOD = datetime.date(2026, 6, 1)
+INGEST_MONTH = datetime.date(2026, 7, 1)
+
+
+def _sql(cursor, sql, params=None):
+    cursor.execute(sql, params or [])
+
+
+def _setup(n_creators: int, days: int) -> None:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from creators.services.engagement import ensure_engagement_partitions
+
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as c:
+        _sql(
+            c,
+            "TRUNCATE creators_faketransfer, creators_payouthold, creators_payout, creators_creatorearning,"
+            " creators_revenuesharecycle, creators_dailyengagement, creators_eligibilitydecision,"
+            " creators_creatorstats, creators_payoutprofile, creators_creatorsubscriptionshare,"
+            " creators_creatorsubscriptionlink, creators_creatoraccount CASCADE",
+        )
+        _sql(
+            c,
+            """INSERT INTO monetization_customer (external_id, handle, email, country, created_at)
+                   SELECT 'bench-creator-' || g, 'bc' || g, '', 'US', now() - interval '1 year'
+                   FROM generate_series(1, %s) g ON CONFLICT (external_id) DO NOTHING""",
+            [n_creators],
+        )
+        _sql(
+            c,
+            """INSERT INTO creators_creatoraccount (customer_id, state, applied_at, state_changed_at, state_reason)
+                   SELECT id, 'active', now(), now(), '' FROM monetization_customer
+                   WHERE external_id LIKE 'bench-creator-%%' ORDER BY id LIMIT %s""",
+            [n_creators],
+        )
+        _sql(
+            c,
+            """INSERT INTO creators_payoutprofile (creator_id, payout_account_id, tax_form_status, tax_form_type,
+                   verified_at) SELECT id, 'acct_bench_' || id, 'verified', 'w9', now() FROM creators_creatoraccount""",
+        )
+    ensure_engagement_partitions([(PERIOD.year, PERIOD.month), (INGEST_MONTH.year, INGEST_MONTH.month)])
+    with connection.cursor() as c:
+        # Skewed, deterministic engagement: a few big creators, a long tail.
+        _sql(
+            c,
+            f"""INSERT INTO creators_dailyengagement (creator_id, day, source, impressions, replies, likes, reposts)
+                   SELECT a.id, %s::date + d, 'premium',
+                          (abs(hashint8(a.id * 31 + d)) %% 1000) * (1 + (a.id %% 97 = 0)::int * 50),
+                          abs(hashint8(a.id + d)) %% 20, abs(hashint8(a.id - d)) %% 50, abs(hashint8(a.id * d)) %% 10
+                   FROM creators_creatoraccount a CROSS JOIN generate_series(0, {days - 1}) d""",
+            [PERIOD],
+        )
+        _sql(c, "ANALYZE creators_dailyengagement")
+        _sql(c, "ANALYZE creators_creatoraccount")
+        _sql(c, "CHECKPOINT")
+
+
+def _raw_aggregate() -> float:
+    from django.db import connection
+
+    best = float("inf")
+    end = datetime.date(PERIOD.year, PERIOD.month + 1, 1)
+    for _ in range(2):
+        started = time.perf_counter()
+        with connection.cursor() as c:
+            c.execute(
+                """SELECT creator_id, SUM(impressions * 1 + replies * 20 + reposts * 10 + likes * 2)
+                   FROM creators_dailyengagement WHERE day >= %s AND day < %s GROUP BY creator_id""",
+                [PERIOD, end],
+            )
+            c.fetchall()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _ingest(n_creators: int, rows: int) -> dict:
+    from creators.services.engagement import engagement_ingest, iter_json_lines
+    from monetization import clock
+
+    per_creator_days = max(1, rows // n_creators)
+    lines = []
+    for i in range(rows):
+        creator = i % n_creators + 1
+        day = INGEST_MONTH + datetime.timedelta(days=(i // n_creators) % 28)
+        lines.append(
+            json.dumps(
+                {
+                    "customer": f"bench-creator-{creator}",
+                    "day": day.isoformat(),
+                    "source": "premium",
+                    "impressions": i % 5000,
+                    "replies": i % 7,
+                    "likes": i % 13,
+                    "reposts": i % 3,
+                }
+            ).encode()
+        )
+    at = datetime.datetime(2026, 8, 2, tzinfo=datetime.UTC)
+    out = {}
+    for label in ("insert", "resend"):
+        with clock.frozen(at):
+            started = time.perf_counter()
+            result = engagement_ingest(iter_json_lines(lines), batch_size=100_000)
+            elapsed = time.perf_counter() - started
+        out[f"ingest_{label}_rows_per_s"] = round(result.accepted / elapsed)
+        out[f"ingest_{label}_rejected"] = result.rejected_count
+    out["ingest_rows"] = rows
+    out["ingest_days_per_creator"] = per_creator_days
+    return out
+
+
+def run(args) -> dict:
+    from django.contrib.auth import get_user_model
+    from djmoney.money import Money
+
+    from creators.models import Payout, RevenueShareCycle
+    from creators.payout_providers import FakePayoutProvider, FileFakePayoutProvider
+    from creators.services.cycles import cycle_approve, cycle_compute, cycle_submit
+    from creators.services.payouts import cycle_pay
+    from monetization.services.ledger import Leg, Posting, journal_post
+
+    n_creators = 10_000 if args.quick else 100_000
+    days = 30
+    started = time.perf_counter()
+    _setup(n_creators, days)
+    result: dict = {
+        "creators": n_creators,
+        "engagement_rows": n_creators * days,
+        "setup_s": round(time.perf_counter() - started, 1),
+    }
+
+    journal_post(
+        Posting(
+            key=f"bench:creators:revenue:{time.time_ns()}",
+            kind="payment",
+            legs=[
+                Leg("cash:stripe", Money(Decimal(n_creators) * 100, "USD")),
+                Leg("revenue:subscriptions", Money(-Decimal(n_creators) * 100, "USD")),
+            ],
+            posted_at=datetime.datetime(PERIOD.year, PERIOD.month, 15, tzinfo=datetime.UTC),
+        )
+    )
+    raw = _raw_aggregate()
+    cycle = RevenueShareCycle.objects.create(period=PERIOD)
+    started = time.perf_counter()
+    cycle_compute(cycle_id=cycle.pk)
+    compute = time.perf_counter() - started
+    result.update(
+        {
+            "raw_aggregate_s": round(raw, 3),
+            "compute_s": round(compute, 3),
+            "compute_vs_raw_ratio": round(compute / raw, 2),
+            "compute_target": "<= 3x raw aggregate",
+        }
+    )
+
+    User = get_user_model()
+    approver, _ = User.objects.get_or_create(
+        username="bench-approver", defaults={"is_staff": True, "is_superuser": True}
+    )
+    cycle_submit(cycle_id=cycle.pk)
+    started = time.perf_counter()
+    cycle_approve(cycle_id=cycle.pk, actor=approver)
+    result["schedule_payouts_s"] = round(time.perf_counter() - started, 2)
+    payouts = Payout.objects.filter(cycle=cycle, status="approved").count()
+    # Workers share the cycle through FOR UPDATE SKIP LOCKED, as Celery workers would.
+    workers = int(os.environ.get("BENCH_PAY_WORKERS", "3"))
+    outcomes = []
+
+    fake = os.environ.get("BENCH_PAY_FAKE", "file")
+    ledger_file = str(Path(tempfile.gettempdir()) / f"bench_fake_payouts_{os.getpid()}.jsonl")
+
+    def worker():
+        from django.db import connection
+
+        provider = FileFakePayoutProvider(ledger_file) if fake == "file" else FakePayoutProvider()
+        try:
+            outcomes.append(cycle_pay(cycle_id=cycle.pk, provider=provider, chunk_size=500))
+        finally:
+            provider.close()
+            connection.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pay = time.perf_counter() - started
+    paid = {"paid": sum(o["paid"] for o in outcomes)}
+    result["pay_workers"] = workers
+    result["pay_fake_storage"] = fake
+    if fake == "file":
+        os.unlink(ledger_file)
+    result.update(
+        {
+            "payouts": payouts,
+            "paid": paid["paid"],
+            "pay_s": round(pay, 1),
+            "pay_per_s": round(paid["paid"] / pay) if pay else None,
+            "pay_target": "<= 60 s for 100,000 payouts",
+        }
+    )
+    result.update(_ingest(n_creators, 50_000 if args.quick else 500_000))
+    result["ingest_target"] = ">= 50,000 rows/s"
+    return result

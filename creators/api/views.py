@@ -1,0 +1,124 @@
+"""Creators API.
+
+- ``POST /api/v1/creators/engagement`` (scope ``engagement:write``): bulk engagement, body as
+  JSON lines (``application/x-ndjson``) or a JSON array. Rows are validated one by one; the
+  answer is ``{"accepted": n, "rejected_count": m, "rejected": [{"line", "code", "detail"}]}``
+  and a rejected row changes nothing. Re-sending a (creator, day, source) replaces it.
+- ``GET /api/v1/creators/me/earnings|payouts|eligibility`` (scope ``creators:read``): a client
+  app acting for a creator names them with the header ``X-Acting-Customer: <external_id>``
+  (the platform account id of the signed-in creator; the app has authenticated that user).
+"""
+
+from __future__ import annotations
+
+import json
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from monetization.api.permissions import require_scope
+from monetization.errors import InvalidInput, NotFound
+from monetization.models import Customer
+
+from .. import selectors
+from ..models import CreatorAccount
+from ..services.engagement import engagement_ingest, iter_json_array, iter_json_lines
+
+ACTING_HEADER = "HTTP_X_ACTING_CUSTOMER"
+acting_parameter = OpenApiParameter(
+    "X-Acting-Customer", str, OpenApiParameter.HEADER, required=True, description="external_id of the creator"
+)
+
+
+def acting_creator(request) -> CreatorAccount:
+    external_id = request.META.get(ACTING_HEADER, "").strip()
+    if not external_id:
+        raise InvalidInput("The X-Acting-Customer header names the creator (their external id).")
+    creator = CreatorAccount.objects.filter(customer__in=Customer.objects.filter(external_id=external_id)).first()
+    if creator is None:
+        raise NotFound("This customer has no creator account.")
+    return creator
+
+
+class EngagementIngestView(APIView):
+    permission_classes = [require_scope("engagement:write")]
+    parser_classes: list = []  # the body is streamed, never loaded by a parser
+
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request):
+        raw = request._request  # a Django HttpRequest is a file-like object over the body
+        content_type = request.META.get("CONTENT_TYPE", "")
+        if content_type.startswith("application/json"):
+            try:
+                data = json.loads(raw.read())
+            except ValueError as exc:
+                raise InvalidInput(f"The body is not valid JSON: {exc}") from exc
+            if not isinstance(data, list):
+                raise InvalidInput("A JSON body must be an array of rows.")
+            rows = iter_json_array(data)
+        else:
+            rows = iter_json_lines(raw)
+        result = engagement_ingest(rows)
+        return Response(result.as_dict())
+
+
+class EarningOut(serializers.Serializer):
+    cycle = serializers.DateField(source="cycle.period", format="%Y-%m")
+    cycle_state = serializers.CharField(source="cycle.state")
+    score = serializers.DecimalField(max_digits=30, decimal_places=4)
+    pool_amount = serializers.DecimalField(max_digits=19, decimal_places=2)
+    subscription_amount = serializers.DecimalField(max_digits=19, decimal_places=2)
+    carried_in = serializers.DecimalField(max_digits=19, decimal_places=2)
+    total = serializers.DecimalField(max_digits=19, decimal_places=2)
+    payable = serializers.DecimalField(max_digits=19, decimal_places=2)
+    carried_out = serializers.DecimalField(max_digits=19, decimal_places=2)
+    currency = serializers.CharField()
+
+
+class PayoutOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    cycle = serializers.DateField(source="cycle.period", format="%Y-%m")
+    amount = serializers.DecimalField(max_digits=19, decimal_places=2)
+    currency = serializers.CharField()
+    status = serializers.CharField()
+    paid_at = serializers.DateTimeField()
+    failure_reason = serializers.CharField()
+
+
+class CreatorEarningsView(APIView):
+    permission_classes = [require_scope("creators:read")]
+
+    @extend_schema(parameters=[acting_parameter], responses={200: EarningOut(many=True)})
+    def get(self, request):
+        creator = acting_creator(request)
+        earnings = selectors.creator_earnings(creator.pk)[:120]
+        return Response({"creator_state": creator.state, "results": EarningOut(earnings, many=True).data})
+
+
+class CreatorPayoutsView(APIView):
+    permission_classes = [require_scope("creators:read")]
+
+    @extend_schema(parameters=[acting_parameter], responses={200: PayoutOut(many=True)})
+    def get(self, request):
+        creator = acting_creator(request)
+        payouts = selectors.creator_payouts(creator.pk, status=request.query_params.get("status"))[:120]
+        return Response({"results": PayoutOut(payouts, many=True).data})
+
+
+class CreatorEligibilityView(APIView):
+    permission_classes = [require_scope("creators:read")]
+
+    @extend_schema(parameters=[acting_parameter], responses={200: dict})
+    def get(self, request):
+        creator = acting_creator(request)
+        decision = selectors.creator_current_eligibility(creator.pk)
+        return Response(
+            {
+                "creator_state": creator.state,
+                "eligible": decision.eligible if decision else None,
+                "decided_at": decision.decided_at.isoformat() if decision else None,
+                "reasons": decision.reasons if decision else {},
+            }
+        )

@@ -1,0 +1,20 @@
+from .accounts import CreatorAccount, CreatorStats, EligibilityDecision, PayoutProfile
+from .cycles import CreatorEarning, RevenueShareCycle
+from .engagement import DailyEngagement
+from .payouts import FakeTransfer, Payout, PayoutHold
+from .subscriptions import CreatorSubscriptionLink, CreatorSubscriptionShare
+
+__all__ = [
+    "CreatorAccount",
+    "CreatorEarning",
+    "CreatorStats",
+    "CreatorSubscriptionLink",
+    "CreatorSubscriptionShare",
+    "DailyEngagement",
+    "EligibilityDecision",
+    "FakeTransfer",
+    "Payout",
+    "PayoutHold",
+    "PayoutProfile",
+    "RevenueShareCycle",
+]

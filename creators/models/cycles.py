@@ -1,0 +1,143 @@
+from django.conf import settings
+from django.db import models
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from monetization import clock
+
+
+class RevenueShareCycle(FSMModelMixin, models.Model):
+    """One month of revenue sharing.
+
+    open -> computing -> computed -> in_review -> approved -> paying -> paid -> closed;
+    in_review -> computed (rejected, recompute not needed) or -> open (rejected, recompute).
+    Whoever computed a cycle cannot approve it (service check and a CHECK constraint).
+    """
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        COMPUTING = "computing", "Computing"
+        COMPUTED = "computed", "Computed"
+        IN_REVIEW = "in_review", "In review"
+        APPROVED = "approved", "Approved"
+        PAYING = "paying", "Paying"
+        PAID = "paid", "Paid"
+        CLOSED = "closed", "Closed"
+
+    period = models.DateField(unique=True, help_text="First day of the month the cycle shares out")
+    state = FSMField(default=State.OPEN, choices=State.choices, protected=True)
+    currency = models.CharField(max_length=3, default="USD")
+    revenue = models.DecimalField(max_digits=19, decimal_places=4, default=0, help_text="Subscription revenue")
+    pool = models.DecimalField(max_digits=19, decimal_places=4, default=0)
+    pool_share = models.DecimalField(max_digits=6, decimal_places=4, default=0)
+    revenue_by_currency = models.JSONField(default=dict, blank=True)
+    weights = models.JSONField(default=dict, blank=True)
+    compute_run = models.PositiveIntegerField(default=0, help_text="Bumped by each computation (ledger keys)")
+    computed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    computed_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    rejected_reason = models.TextField(blank=True)
+    compute_processed = models.PositiveIntegerField(default=0)
+    compute_total = models.PositiveIntegerField(default=0)
+    pay_processed = models.PositiveIntegerField(default=0)
+    pay_total = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["-period"]
+        permissions = [
+            ("compute_cycle", "Can compute revenue-share cycles"),
+            ("approve_cycle", "Can approve or reject revenue-share cycles"),
+            ("export_payouts", "Can export payouts as CSV"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(computed_by__isnull=True)
+                | models.Q(approved_by__isnull=True)
+                | ~models.Q(computed_by=models.F("approved_by")),
+                name="cycle_four_eyes",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"cycle {self.period:%Y-%m}"
+
+    @transition(field=state, source=[State.OPEN, State.COMPUTING], target=State.COMPUTING)
+    def start_computing(self):
+        pass
+
+    @transition(field=state, source=State.COMPUTING, target=State.COMPUTED)
+    def finish_computing(self):
+        self.computed_at = clock.now()
+
+    @transition(field=state, source=State.COMPUTED, target=State.IN_REVIEW)
+    def submit(self):
+        pass
+
+    @transition(field=state, source=State.IN_REVIEW, target=State.APPROVED)
+    def approve(self):
+        self.approved_at = clock.now()
+
+    @transition(field=state, source=State.IN_REVIEW, target=State.COMPUTED)
+    def reject(self, reason: str = ""):
+        self.rejected_reason = reason
+
+    @transition(field=state, source=[State.IN_REVIEW, State.COMPUTED], target=State.OPEN)
+    def reopen(self, reason: str = ""):
+        self.rejected_reason = reason
+
+    @transition(field=state, source=[State.APPROVED, State.PAYING], target=State.PAYING)
+    def start_paying(self):
+        pass
+
+    @transition(field=state, source=State.PAYING, target=State.PAID)
+    def finish_paying(self):
+        pass
+
+    @transition(field=state, source=State.PAID, target=State.CLOSED)
+    def close(self):
+        pass
+
+
+class CreatorEarning(models.Model):
+    """What one creator earned in one cycle (minor-unit exact amounts in the cycle currency).
+
+    ``total = pool_amount + subscription_amount + carried_in``; ``payable`` is the total when it
+    reaches the minimum payout, else 0 and the total is ``carried_out`` to the next cycle.
+    This table is the creator-payable subledger; the ledger holds the balanced totals.
+    """
+
+    # No database FK constraints here, deliberately: a cycle inserts 100k+ rows set-based and
+    # Django's deferred FK checks cost as much as the insert itself (2 RI lookups per row at
+    # COMMIT). Integrity holds by construction: rows are only written by the compute, from ids
+    # of existing creators and the locked cycle, and creators and cycles are never deleted
+    # (PROTECT in the ORM, no delete in the admin).
+    cycle = models.ForeignKey(RevenueShareCycle, on_delete=models.PROTECT, related_name="earnings", db_constraint=False)
+    creator = models.ForeignKey(
+        "creators.CreatorAccount", on_delete=models.PROTECT, related_name="earnings", db_constraint=False
+    )
+    score = models.DecimalField(max_digits=30, decimal_places=4, default=0, help_text="Weighted engagement")
+    pool_amount = models.DecimalField(max_digits=19, decimal_places=4, default=0)
+    subscription_amount = models.DecimalField(max_digits=19, decimal_places=4, default=0)
+    carried_in = models.DecimalField(max_digits=19, decimal_places=4, default=0)
+    total = models.DecimalField(max_digits=19, decimal_places=4, default=0)
+    payable = models.DecimalField(max_digits=19, decimal_places=4, default=0)
+    carried_out = models.DecimalField(max_digits=19, decimal_places=4, default=0)
+    currency = models.CharField(max_length=3, default="USD")
+
+    class Meta:
+        ordering = ["-total"]
+        constraints = [
+            models.UniqueConstraint(fields=["cycle", "creator"], name="uniq_earning_cycle_creator"),
+            models.CheckConstraint(
+                condition=models.Q(total=models.F("payable") + models.F("carried_out")), name="earning_split_exact"
+            ),
+        ]
+        indexes = [models.Index(fields=["creator", "cycle"], name="earning_creator_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.creator_id} in {self.cycle_id}: {self.total} {self.currency}"

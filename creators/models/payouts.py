@@ -1,0 +1,128 @@
+from django.conf import settings
+from django.db import models
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from monetization import clock
+
+
+class Payout(FSMModelMixin, models.Model):
+    """Money going to one creator for one cycle through the payout provider.
+
+    scheduled -> held | approved; held -> approved (last hold lifted); approved -> processing
+    -> paid | failed; failed -> processing (retried). ``idempotency_key`` (``payout:<id>``) goes
+    with every transfer request, so a crashed or repeated run never pays twice.
+    """
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        HELD = "held", "Held"
+        APPROVED = "approved", "Approved"
+        PROCESSING = "processing", "Processing"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Failed"
+
+    cycle = models.ForeignKey("creators.RevenueShareCycle", on_delete=models.PROTECT, related_name="payouts")
+    creator = models.ForeignKey("creators.CreatorAccount", on_delete=models.PROTECT, related_name="payouts")
+    earning = models.OneToOneField("creators.CreatorEarning", on_delete=models.PROTECT, related_name="payout")
+    amount = models.DecimalField(max_digits=19, decimal_places=4)
+    currency = models.CharField(max_length=3, default="USD")
+    status = FSMField(default=Status.SCHEDULED, choices=Status.choices, protected=True)
+    destination = models.CharField(max_length=64, blank=True, help_text="Payout account at the provider")
+    transfer_id = models.CharField(max_length=128, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=clock.now)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="payout_amount_positive")]
+        # The paying run claims (cycle, status) in id order; creators read their own payouts.
+        indexes = [
+            models.Index(fields=["cycle", "status", "id"], name="payout_claim_idx"),
+            models.Index(fields=["creator", "-id"], name="payout_creator_idx"),
+        ]
+        permissions = [("manage_holds", "Can place and lift payout holds")]
+
+    def __str__(self) -> str:
+        return f"payout #{self.pk} {self.amount} {self.currency} ({self.status})"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"payout:{self.pk}"
+
+    @transition(field=status, source=[Status.SCHEDULED, Status.APPROVED, Status.FAILED], target=Status.HELD)
+    def hold(self):
+        pass
+
+    @transition(field=status, source=[Status.SCHEDULED, Status.HELD], target=Status.APPROVED)
+    def approve(self):
+        pass
+
+    @transition(field=status, source=[Status.APPROVED, Status.PROCESSING], target=Status.PROCESSING)
+    def start_processing(self):
+        self.attempts += 1
+
+    @transition(field=status, source=Status.PROCESSING, target=Status.PAID)
+    def mark_paid(self, transfer_id: str = ""):
+        self.transfer_id = transfer_id
+        self.paid_at = clock.now()
+
+    @transition(field=status, source=Status.PROCESSING, target=Status.FAILED)
+    def fail(self, reason: str = ""):
+        self.failure_reason = reason[:255]
+
+    @transition(field=status, source=Status.FAILED, target=Status.PROCESSING)
+    def retry(self):
+        self.failure_reason = ""
+
+
+class PayoutHold(models.Model):
+    """A compliance hold on a payout; the payout moves only when every hold on it is lifted."""
+
+    class Kind(models.TextChoices):
+        MISSING_TAX_FORM = "missing_tax_form", "Missing tax form"
+        SANCTIONS_REVIEW = "sanctions_review", "Sanctions review"
+        FRAUD = "fraud", "Fraud"
+
+    payout = models.ForeignKey(Payout, on_delete=models.PROTECT, related_name="holds")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    reason = models.TextField()
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    placed_at = models.DateTimeField(default=clock.now)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lift_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-placed_at"]
+        indexes = [models.Index(fields=["payout", "lifted_at"], name="payout_hold_active_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on payout {self.payout_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.lifted_at is None
+
+
+class FakeTransfer(models.Model):
+    """What the fake payout provider "sent": one row per idempotency key (test double's memory).
+
+    Written through its own autocommit connection so that it survives the paying run being
+    killed, exactly like a real provider's record would.
+    """
+
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    transfer_id = models.CharField(max_length=64)
+    destination = models.CharField(max_length=64)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.transfer_id} {self.idempotency_key}"

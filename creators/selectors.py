@@ -1,0 +1,209 @@
+"""Reads for Finance's cycle page and the creators API."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, Max, Min, Q, Sum
+
+from .models import CreatorEarning, DailyEngagement, EligibilityDecision, Payout, RevenueShareCycle
+from .services.cycles import period_bounds
+
+
+def cycle_totals(cycle: RevenueShareCycle) -> dict:
+    earnings = CreatorEarning.objects.filter(cycle=cycle).aggregate(
+        creators=Count("id"),
+        pool_amount=Sum("pool_amount"),
+        subscription_amount=Sum("subscription_amount"),
+        carried_in=Sum("carried_in"),
+        total_sum=Sum("total"),
+        payable=Sum("payable"),
+        carried_out=Sum("carried_out"),
+        max_total=Max("total"),
+        min_total=Min("total"),
+    )
+    payouts = {
+        row["status"]: {"count": row["n"], "amount": row["amount"]}
+        for row in Payout.objects.filter(cycle=cycle).values("status").annotate(n=Count("id"), amount=Sum("amount"))
+    }
+    active_holds = Payout.objects.filter(cycle=cycle, holds__lifted_at__isnull=True).distinct().count()
+    return {"earnings": earnings, "payouts": payouts, "held_payouts": active_holds}
+
+
+def cycle_top_earners(cycle: RevenueShareCycle, limit: int = 20):
+    return list(
+        CreatorEarning.objects.filter(cycle=cycle)
+        .select_related("creator__customer")
+        .order_by("-total", "creator_id")[:limit]
+    )
+
+
+def cycle_histogram(cycle: RevenueShareCycle, *, bins: int = 20) -> list[dict]:
+    """Earnings distribution on a log10 scale of the total (earnings span cents to thousands)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """SELECT width_bucket(log(GREATEST(total, 0.01)), -2, 6, %s) AS b, count(*)
+                   FROM creators_creatorearning WHERE cycle_id = %s GROUP BY b ORDER BY b""",
+                [bins, cycle.pk],
+            )
+            counts = dict(cursor.fetchall())
+    else:
+        import math
+
+        counts = {}
+        for total in CreatorEarning.objects.filter(cycle=cycle).values_list("total", flat=True):
+            value = math.log10(max(float(total), 0.01))
+            b = min(bins + 1, max(0, int((value + 2) / 8 * bins) + 1))
+            counts[b] = counts.get(b, 0) + 1
+    width = 8 / bins
+    return [
+        {
+            "low": round(10 ** (-2 + (b - 1) * width), 2),
+            "high": round(10 ** (-2 + b * width), 2),
+            "count": counts.get(b, 0),
+        }
+        for b in range(1, bins + 1)
+    ]
+
+
+def histogram_svg(buckets: list[dict], *, width: int = 640, height: int = 160) -> str:
+    """An inline SVG bar chart rendered server-side (no JS)."""
+    peak = max((b["count"] for b in buckets), default=0) or 1
+    bar = width / max(len(buckets), 1)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}" role="img">']
+    for i, b in enumerate(buckets):
+        h = round(b["count"] / peak * height, 1)
+        x = round(i * bar, 1)
+        parts.append(
+            f'<rect x="{x}" y="{height - h}" width="{bar - 2:.1f}" height="{h}" fill="#417690">'
+            f"<title>${b['low']:,} - ${b['high']:,}: {b['count']} creators</title></rect>"
+        )
+        if i % 4 == 0:
+            parts.append(f'<text x="{x}" y="{height + 14}" font-size="10">${b["low"]:,}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def cycle_anomalies(cycle: RevenueShareCycle, *, limit: int = 50) -> list[dict]:
+    """Creator-days whose impressions jump above N x the trailing 7-day average (cached per computation)."""
+    key = f"creators:anomalies:v1:{cycle.pk}:{cycle.compute_run}"
+    found = cache.get(key)
+    if found is not None:
+        return found
+    factor = settings.CREATOR_ANOMALY_FACTOR
+    start, end = period_bounds(cycle.period)
+    window_start = start.date() - datetime.timedelta(days=7)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                WITH d AS (
+                    SELECT creator_id, day, SUM(impressions) AS v FROM creators_dailyengagement
+                    WHERE day >= %(ws)s AND day < %(end)s GROUP BY creator_id, day
+                ), w AS (
+                    SELECT creator_id, day, v,
+                           AVG(v) OVER (PARTITION BY creator_id ORDER BY day
+                                        ROWS BETWEEN 7 PRECEDING AND 1 PRECEDING) AS avg7,
+                           COUNT(*) OVER (PARTITION BY creator_id ORDER BY day
+                                          ROWS BETWEEN 7 PRECEDING AND 1 PRECEDING) AS n
+                    FROM d
+                )
+                SELECT creator_id, day, v, avg7 FROM w
+                WHERE day >= %(start)s AND n >= 3 AND avg7 > 0 AND v > %(factor)s * avg7
+                ORDER BY v / avg7 DESC, creator_id LIMIT %(limit)s
+                """,
+                {"ws": window_start, "start": start.date(), "end": end.date(), "factor": factor, "limit": limit},
+            )
+            rows = cursor.fetchall()
+    else:
+        series: dict[int, dict] = {}
+        for cid, day, v in (
+            DailyEngagement.objects.filter(day__gte=window_start, day__lt=end.date())
+            .values("creator_id", "day")
+            .annotate(v=Sum("impressions"))
+            .values_list("creator_id", "day", "v")
+        ):
+            series.setdefault(cid, {})[day] = v
+        rows = []
+        for cid, days in series.items():
+            ordered = sorted(days)
+            for i, day in enumerate(ordered):
+                prior = [days[d] for d in ordered[max(0, i - 7) : i]]
+                if day >= start.date() and len(prior) >= 3:
+                    avg = sum(prior) / len(prior)
+                    if avg > 0 and days[day] > factor * avg:
+                        rows.append((cid, day, days[day], avg))
+        rows.sort(key=lambda r: (-r[2] / r[3], r[0]))
+        rows = rows[:limit]
+    found = [
+        {
+            "creator_id": cid,
+            "day": day.isoformat(),
+            "impressions": int(v),
+            "trailing_avg": round(float(avg), 1),
+            "factor": round(float(v) / float(avg), 1),
+        }
+        for cid, day, v, avg in rows
+    ]
+    cache.set(key, found, 600)
+    return found
+
+
+def creator_current_eligibility(creator_id: int) -> EligibilityDecision | None:
+    return EligibilityDecision.objects.filter(creator_id=creator_id).order_by("-decided_at", "-id").first()
+
+
+def creator_earnings(creator_id: int):
+    return CreatorEarning.objects.filter(creator_id=creator_id).select_related("cycle").order_by("-cycle__period")
+
+
+def creator_payouts(creator_id: int, *, status: str | None = None):
+    qs = Payout.objects.filter(creator_id=creator_id).select_related("cycle").order_by("-id")
+    if status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def payouts_csv_rows(cycle: RevenueShareCycle):
+    """Header then one row per payout, streamed in id order (keyset, no OFFSET)."""
+    yield [
+        "payout_id",
+        "creator_id",
+        "customer_external_id",
+        "amount",
+        "currency",
+        "status",
+        "destination",
+        "transfer_id",
+        "paid_at",
+        "active_holds",
+    ]
+    last = 0
+    while True:
+        chunk = list(
+            Payout.objects.filter(cycle=cycle, pk__gt=last)
+            .order_by("pk")
+            .annotate(active_holds=Count("holds", filter=Q(holds__lifted_at__isnull=True)))
+            .values_list(
+                "pk",
+                "creator_id",
+                "creator__customer__external_id",
+                "amount",
+                "currency",
+                "status",
+                "destination",
+                "transfer_id",
+                "paid_at",
+                "active_holds",
+            )[:5000]
+        )
+        if not chunk:
+            return
+        for row in chunk:
+            yield [*row[:3], f"{Decimal(row[3]):.2f}", *row[4:8], row[8].isoformat() if row[8] else "", row[9]]
+        last = chunk[-1][0]

@@ -1,0 +1,732 @@
+"""Revenue-share cycles: computing the pool's split, review, four-eyes approval.
+
+The pool is ``CREATOR_POOL_SHARE`` of the period's subscription revenue read from the ledger
+(net credits to ``revenue:subscriptions`` of entries posted in the period, per currency).
+
+Multi-currency: revenue is reported per currency on the cycle (``revenue_by_currency``), but
+only the pool currency (USD) is distributed and paid; revenue in other currencies is not
+converted here (the FX rate is a Finance decision). A later step would convert each
+currency's pool at the cycle's booked rate and add it before the split; the split itself is
+currency-agnostic (minor units).
+
+The split is by weighted engagement (``CREATOR_ENGAGEMENT_WEIGHTS``) of ACTIVE creators,
+computed in SQL (one GROUP BY over the period's partition) with integer arithmetic:
+each creator gets floor(pool * score / total) minor units and the remaining units go one each
+to the largest remainders, ties by creator id, so parts sum to the pool exactly and
+deterministically (``split_largest_remainder`` is the same rule in Python).
+
+Carry-over: earnings below ``CREATOR_MIN_PAYOUT`` are carried out and come back as
+``carried_in`` in the creator's next cycle. The ledger gets, per chunk of creators, one
+balanced entry (debit expense:creator_revenue_share, credit liability:creator_payable) for
+the pool part; subscription shares were posted when the fan paid and carried balances
+are already payable, so neither is posted twice. ``CreatorEarning`` is the per-creator
+subledger of ``liability:creator_payable``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from fractions import Fraction
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, Sum
+from djmoney.money import Money
+
+from monetization import clock
+from monetization.errors import Conflict, ErrorCode, IllegalTransition, InvalidInput, NotFound, PermissionDenied
+from monetization.models import JournalEntry, JournalLine
+from monetization.services.audit import audit_record, snapshot
+from monetization.services.ledger import Account, Leg, Posting, journal_post_many, minor_unit_exponent
+
+from ..models import (
+    CreatorAccount,
+    CreatorEarning,
+    CreatorSubscriptionShare,
+    DailyEngagement,
+    Payout,
+    PayoutHold,
+    PayoutProfile,
+    RevenueShareCycle,
+)
+
+CYCLE_FIELDS = ["state", "pool", "revenue", "computed_by", "approved_by", "rejected_reason", "compute_run"]
+METRICS = ("impressions", "replies", "reposts", "likes")
+
+
+# --- pure arithmetic ---------------------------------------------------------------------
+
+
+def split_largest_remainder(pool: int, scores: Mapping[int, int]) -> dict[int, int]:
+    """Split ``pool`` minor units by integer ``scores``: parts sum to ``pool`` exactly.
+
+    Each part is floor(pool * score / total) or one more; the leftover units go to the largest
+    remainders, ties broken by the smaller key. Zero total (or zero pool) gives zeros.
+    """
+    if pool < 0:
+        raise ValueError("pool must be >= 0")
+    total = sum(scores.values())
+    if total <= 0 or pool == 0:
+        return dict.fromkeys(scores, 0)
+    parts: dict[int, int] = {}
+    remainders: list[tuple[int, int]] = []
+    for key, score in scores.items():
+        if score < 0:
+            raise ValueError("scores must be >= 0")
+        quotient, remainder = divmod(pool * score, total)
+        parts[key] = quotient
+        remainders.append((-remainder, key))
+    left = pool - sum(parts.values())
+    for _, key in sorted(remainders)[:left]:
+        parts[key] += 1
+    return parts
+
+
+def integer_weights(weights: Mapping[str, object]) -> tuple[dict[str, int], int]:
+    """Weights as integers (scaled by the LCM of their denominators) and that scale."""
+    fractions = {name: Fraction(str(weights.get(name, 0))) for name in METRICS}
+    if any(f < 0 for f in fractions.values()):
+        raise InvalidInput("Engagement weights must be >= 0.")
+    scale = math.lcm(*(f.denominator for f in fractions.values()))
+    return {name: int(f * scale) for name, f in fractions.items()}, scale
+
+
+def period_bounds(period: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
+    start = datetime.datetime(period.year, period.month, 1, tzinfo=datetime.UTC)
+    end = datetime.datetime(period.year + (period.month == 12), period.month % 12 + 1, 1, tzinfo=datetime.UTC)
+    return start, end
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    return int((Decimal(amount) * (10 ** minor_unit_exponent(currency))).to_integral_value())
+
+
+def from_minor(units: int, currency: str) -> Decimal:
+    return Decimal(units).scaleb(-minor_unit_exponent(currency))
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+def period_revenue(period: datetime.date) -> dict[str, Decimal]:
+    """Subscription revenue (net credits to revenue:subscriptions) of entries posted in the period, per currency."""
+    start, end = period_bounds(period)
+    rows = (
+        JournalLine.objects.filter(
+            account=Account.revenue("subscriptions"), entry__posted_at__gte=start, entry__posted_at__lt=end
+        )
+        .values("currency")
+        .annotate(total=Sum("amount"))
+        .order_by("currency")
+    )
+    return {r["currency"]: -r["total"] for r in rows if r["total"]}
+
+
+@dataclass
+class EarningLine:
+    creator_id: int
+    score: int
+    pool_minor: int = 0
+    subscription_minor: int = 0
+    carried_in_minor: int = 0
+    total_minor: int = 0
+    payable_minor: int = 0
+    carried_out_minor: int = 0
+
+
+@dataclass
+class CycleResult:
+    period: datetime.date
+    currency: str
+    revenue_by_currency: dict[str, Decimal]
+    pool: Decimal
+    weights: dict
+    lines: list[EarningLine] = field(default_factory=list)
+
+    @property
+    def distributed(self) -> Decimal:
+        return from_minor(sum(line.pool_minor for line in self.lines), self.currency)
+
+    @property
+    def payable(self) -> Decimal:
+        return from_minor(sum(line.payable_minor for line in self.lines), self.currency)
+
+    @property
+    def carried_out(self) -> Decimal:
+        return from_minor(sum(line.carried_out_minor for line in self.lines), self.currency)
+
+    def summary(self) -> dict:
+        return {
+            "period": self.period.isoformat(),
+            "currency": self.currency,
+            "revenue_by_currency": {k: str(v) for k, v in self.revenue_by_currency.items()},
+            "pool": str(self.pool),
+            "creators": len(self.lines),
+            "distributed": str(self.distributed),
+            "payable": str(self.payable),
+            "carried_out": str(self.carried_out),
+            "payouts": sum(1 for line in self.lines if line.payable_minor > 0),
+        }
+
+
+def _scores_sql(weights: dict[str, int]) -> str:
+    """(creator_id, score, pool share in minor units) of ACTIVE creators with engagement, in one statement.
+
+    Integer arithmetic (div/mod on numeric) keeps the split exact; the leftover units go to the
+    largest remainders, ties by creator id: the same rule as ``split_largest_remainder``.
+    """
+    return f"""
+        WITH agg AS (
+            SELECT e.creator_id,
+                   SUM(e.impressions * {int(weights["impressions"])} + e.replies * {int(weights["replies"])}
+                       + e.reposts * {int(weights["reposts"])} + e.likes * {int(weights["likes"])})::numeric AS score
+            FROM {DailyEngagement._meta.db_table} e
+            WHERE e.day >= %(start)s AND e.day < %(end)s
+            GROUP BY e.creator_id
+        ), elig AS (
+            SELECT agg.creator_id, agg.score FROM agg
+            JOIN {CreatorAccount._meta.db_table} a ON a.id = agg.creator_id AND a.state = %(active)s
+            WHERE agg.score > 0
+        ), tot AS (
+            SELECT SUM(score) AS s FROM elig
+        ), base AS (
+            SELECT creator_id, score,
+                   div(%(pool)s::numeric * score, tot.s) AS fl,
+                   mod(%(pool)s::numeric * score, tot.s) AS rem
+            FROM elig, tot
+        ), ranked AS (
+            SELECT creator_id, score, fl,
+                   row_number() OVER (ORDER BY rem DESC, creator_id) AS rn,
+                   %(pool)s - SUM(fl) OVER () AS leftover
+            FROM base
+        )
+        SELECT creator_id, score::bigint AS score,
+               (fl + CASE WHEN rn <= leftover THEN 1 ELSE 0 END)::bigint AS pool_minor
+        FROM ranked
+    """  # noqa: S608 (table names are constants, weights are ints)
+
+
+def _scores_params(period: datetime.date, pool_minor: int) -> dict:
+    start, end = period_bounds(period)
+    return {"start": start.date(), "end": end.date(), "active": CreatorAccount.State.ACTIVE, "pool": pool_minor}
+
+
+def _scores_postgres(period: datetime.date, weights: dict[str, int], pool_minor: int) -> list[tuple[int, int, int]]:
+    with connection.cursor() as cursor:
+        cursor.execute(_scores_sql(weights) + " ORDER BY creator_id", _scores_params(period, pool_minor))
+        return cursor.fetchall()
+
+
+def _scores_orm(period: datetime.date, weights: dict[str, int], pool_minor: int) -> list[tuple[int, int, int]]:
+    start, end = period_bounds(period)
+    expr = sum((F(name) * weights[name] for name in METRICS), start=0)
+    rows = (
+        DailyEngagement.objects.filter(
+            day__gte=start.date(), day__lt=end.date(), creator__state=CreatorAccount.State.ACTIVE
+        )
+        .values("creator_id")
+        .annotate(score=Sum(expr))
+        .values_list("creator_id", "score")
+    )
+    scores = {cid: int(s) for cid, s in rows if s and s > 0}
+    parts = split_largest_remainder(pool_minor, scores)
+    return [(cid, scores[cid], parts[cid]) for cid in sorted(scores)]
+
+
+def _previous_cycle(cycle: RevenueShareCycle) -> RevenueShareCycle | None:
+    return (
+        RevenueShareCycle.objects.filter(period__lt=cycle.period)
+        .exclude(state__in=[RevenueShareCycle.State.OPEN, RevenueShareCycle.State.COMPUTING])
+        .order_by("-period")
+        .first()
+    )
+
+
+@dataclass
+class Preparation:
+    currency: str
+    revenue: dict[str, Decimal]
+    pool: Decimal
+    pool_minor: int
+    weights: dict[str, int]
+    scale: int
+    min_payout_minor: int
+    previous_cycle_id: int | None
+
+    @property
+    def weights_json(self) -> dict:
+        return {"weights": {k: str(v) for k, v in settings.CREATOR_ENGAGEMENT_WEIGHTS.items()}, "scale": self.scale}
+
+
+def _prepare(cycle: RevenueShareCycle) -> Preparation:
+    currency = settings.CREATOR_POOL_CURRENCY
+    revenue = period_revenue(cycle.period)
+    share = Decimal(str(settings.CREATOR_POOL_SHARE))
+    pool = (revenue.get(currency, Decimal(0)) * share).quantize(
+        Decimal(1).scaleb(-minor_unit_exponent(currency)), rounding=ROUND_DOWN
+    )
+    weights, scale = integer_weights(settings.CREATOR_ENGAGEMENT_WEIGHTS)
+    previous = _previous_cycle(cycle)
+    return Preparation(
+        currency=currency,
+        revenue=revenue,
+        pool=pool,
+        pool_minor=to_minor(pool, currency),
+        weights=weights,
+        scale=scale,
+        min_payout_minor=to_minor(Decimal(str(settings.CREATOR_MIN_PAYOUT)), currency),
+        previous_cycle_id=previous.pk if previous else None,
+    )
+
+
+def cycle_plan(cycle: RevenueShareCycle) -> CycleResult:
+    """Everything a computation would write, computed in Python without writing (the dry run)."""
+    prep = _prepare(cycle)
+    currency = prep.currency
+    scorer = _scores_postgres if connection.vendor == "postgresql" else _scores_orm
+    lines: dict[int, EarningLine] = {
+        cid: EarningLine(creator_id=cid, score=score, pool_minor=part)
+        for cid, score, part in scorer(cycle.period, prep.weights, prep.pool_minor)
+    }
+    start, end = period_bounds(cycle.period)
+    for cid, total in (
+        CreatorSubscriptionShare.objects.filter(occurred_at__gte=start, occurred_at__lt=end, currency=currency)
+        .values("creator_id")
+        .annotate(total=Sum("amount"))
+        .values_list("creator_id", "total")
+    ):
+        lines.setdefault(cid, EarningLine(creator_id=cid, score=0)).subscription_minor = to_minor(total, currency)
+    if prep.previous_cycle_id is not None:
+        for cid, carried in CreatorEarning.objects.filter(
+            cycle_id=prep.previous_cycle_id, carried_out__gt=0, currency=currency
+        ).values_list("creator_id", "carried_out"):
+            lines.setdefault(cid, EarningLine(creator_id=cid, score=0)).carried_in_minor = to_minor(carried, currency)
+    for line in lines.values():
+        line.total_minor = line.pool_minor + line.subscription_minor + line.carried_in_minor
+        line.payable_minor = line.total_minor if line.total_minor >= prep.min_payout_minor else 0
+        line.carried_out_minor = line.total_minor - line.payable_minor
+    return CycleResult(
+        period=cycle.period,
+        currency=currency,
+        revenue_by_currency=prep.revenue,
+        pool=prep.pool,
+        weights=prep.weights_json,
+        lines=[lines[cid] for cid in sorted(lines)],
+    )
+
+
+# --- writes -------------------------------------------------------------------------------
+
+
+def cycle_open(*, period: datetime.date, actor=None) -> RevenueShareCycle:
+    period = period.replace(day=1)
+    with transaction.atomic():
+        cycle, created = RevenueShareCycle.objects.get_or_create(period=period)
+        if created:
+            audit_record(action="cycle.open", obj=cycle, actor=actor, after=snapshot(cycle, CYCLE_FIELDS))
+        return cycle
+
+
+def _lock(cycle_id: int) -> RevenueShareCycle:
+    cycle = RevenueShareCycle.objects.select_for_update().filter(pk=cycle_id).first()
+    if cycle is None:
+        raise NotFound("No such cycle.")
+    return cycle
+
+
+def _require_perm(actor, perm: str) -> None:
+    if actor is not None and not actor.has_perm(perm):
+        raise PermissionDenied(f"This needs the {perm} permission.")
+
+
+def _earning_key(cycle: RevenueShareCycle, chunk_no: int) -> str:
+    return f"cycle:{cycle.pk}:run:{cycle.compute_run}:earnings:{chunk_no}"
+
+
+def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_size: int = 25_000):
+    """Compute a cycle's earnings and post them; resumable after a crash (state ``computing``).
+
+    ``dry_run`` returns the :class:`CycleResult` and writes nothing at all.
+    """
+    _require_perm(actor, "creators.compute_cycle")
+    if dry_run:
+        cycle = RevenueShareCycle.objects.filter(pk=cycle_id).first()
+        if cycle is None:
+            raise NotFound("No such cycle.")
+        return cycle_plan(cycle)
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        if cycle.state not in (RevenueShareCycle.State.OPEN, RevenueShareCycle.State.COMPUTING):
+            raise IllegalTransition(f"A {cycle.state} cycle cannot be computed.")
+        if cycle.state == RevenueShareCycle.State.OPEN:
+            cycle.compute_run += 1
+            cycle.start_computing()
+            cycle.computed_by = actor if actor is not None and actor.is_authenticated else None
+            cycle.compute_processed = 0
+            cycle.save()
+            audit_record(action="cycle.compute", obj=cycle, actor=actor, after=snapshot(cycle, CYCLE_FIELDS))
+    prep = _prepare(cycle)
+    writer = _ChunkWriterPostgres(cycle, prep) if connection.vendor == "postgresql" else _ChunkWriterOrm(cycle)
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        cycle.revenue = prep.revenue.get(prep.currency, Decimal(0))
+        cycle.revenue_by_currency = {k: str(v) for k, v in prep.revenue.items()}
+        cycle.pool = prep.pool
+        cycle.pool_share = Decimal(str(settings.CREATOR_POOL_SHARE))
+        cycle.currency = prep.currency
+        cycle.weights = prep.weights_json
+        cycle.compute_total = writer.total
+        cycle.save()
+    processed = 0
+    for chunk_no, (low, high, count) in enumerate(writer.chunks(chunk_size)):
+        with transaction.atomic():
+            writer.relax_commit()
+            cycle = _lock(cycle_id)
+            if not CreatorEarning.objects.filter(cycle=cycle, creator_id__gte=low, creator_id__lte=high).exists():
+                pool_part = writer.write(low, high)
+                if pool_part:
+                    journal_post_many(
+                        [
+                            Posting(
+                                key=_earning_key(cycle, chunk_no),
+                                kind="creator_earnings",
+                                legs=[
+                                    Leg(Account.CREATOR_REVENUE_SHARE, Money(pool_part, prep.currency)),
+                                    Leg(Account.CREATOR_PAYABLE, Money(-pool_part, prep.currency)),
+                                ],
+                                memo=f"Revenue share {cycle.period:%Y-%m}, creators {low}-{high}",
+                                source_type="creators.revenuesharecycle",
+                                source_id=str(cycle.pk),
+                            )
+                        ]
+                    )
+            processed += count
+            cycle.compute_processed = processed
+            cycle.save(update_fields=["compute_processed"])
+    writer.close()
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        before = snapshot(cycle, CYCLE_FIELDS)
+        cycle.compute_processed = cycle.compute_total
+        cycle.finish_computing()
+        cycle.save()
+        audit_record(action="cycle.computed", obj=cycle, actor=actor, before=before, after=selectors_summary(cycle))
+    return cycle
+
+
+def selectors_summary(cycle: RevenueShareCycle) -> dict:
+    totals = CreatorEarning.objects.filter(cycle=cycle).aggregate(
+        creators=Count("id"), distributed=Sum("pool_amount"), payable=Sum("payable"), carried_out=Sum("carried_out")
+    )
+    return {"pool": str(cycle.pool), **{k: str(v or 0) for k, v in totals.items()}}
+
+
+class _ChunkWriterOrm:
+    """SQLite (demo): the Python plan, written with bulk_create."""
+
+    def __init__(self, cycle: RevenueShareCycle):
+        self.cycle = cycle
+        self.result = cycle_plan(cycle)
+        self.by_id = {line.creator_id: line for line in self.result.lines}
+        self.total = len(self.result.lines)
+
+    def chunks(self, size: int):
+        ids = [line.creator_id for line in self.result.lines]
+        for i in range(0, len(ids), size):
+            part = ids[i : i + size]
+            yield part[0], part[-1], len(part)
+
+    def write(self, low: int, high: int) -> Decimal:
+        lines = [line for line in self.result.lines if low <= line.creator_id <= high]
+        _write_earnings(self.cycle, lines, self.result.currency, self.result.weights.get("scale", 1))
+        return from_minor(sum(line.pool_minor for line in lines), self.result.currency)
+
+    def close(self):
+        pass
+
+    def relax_commit(self):
+        pass
+
+
+class _ChunkWriterPostgres:
+    """PostgreSQL: the whole split is staged server-side in one statement (pool share, creator-subscription
+    shares, carry-ins) and each chunk is one INSERT ... SELECT: no row travels to Python and back."""
+
+    STAGE = "creators_cycle_stage"
+
+    def __init__(self, cycle: RevenueShareCycle, prep: Preparation):
+        self.cycle, self.prep = cycle, prep
+        self.factor = 10 ** minor_unit_exponent(prep.currency)
+        start, end = period_bounds(cycle.period)
+        params = {
+            **_scores_params(cycle.period, prep.pool_minor),
+            "sub_start": start,
+            "sub_end": end,
+            "currency": prep.currency,
+            "prev": prep.previous_cycle_id or 0,
+            "factor": self.factor,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.STAGE}")
+            cursor.execute(
+                f"""CREATE TEMP TABLE {self.STAGE} AS
+                WITH dist AS ({_scores_sql(prep.weights)}),
+                subs AS (
+                    SELECT creator_id, round(SUM(amount) * %(factor)s)::bigint AS sub_minor
+                    FROM {CreatorSubscriptionShare._meta.db_table}
+                    WHERE occurred_at >= %(sub_start)s AND occurred_at < %(sub_end)s AND currency = %(currency)s
+                    GROUP BY creator_id
+                ), carry AS (
+                    SELECT creator_id, round(carried_out * %(factor)s)::bigint AS carry_minor
+                    FROM {CreatorEarning._meta.db_table}
+                    WHERE cycle_id = %(prev)s AND carried_out > 0 AND currency = %(currency)s
+                )
+                SELECT COALESCE(d.creator_id, s.creator_id, c.creator_id) AS creator_id,
+                       COALESCE(d.score, 0) AS score, COALESCE(d.pool_minor, 0) AS pool_minor,
+                       COALESCE(s.sub_minor, 0) AS sub_minor, COALESCE(c.carry_minor, 0) AS carry_minor
+                FROM dist d
+                FULL JOIN subs s ON s.creator_id = d.creator_id
+                FULL JOIN carry c ON c.creator_id = COALESCE(d.creator_id, s.creator_id)""",  # noqa: S608
+                params,
+            )
+            cursor.execute(f"SELECT creator_id FROM {self.STAGE} ORDER BY creator_id")  # noqa: S608
+            self.ids = [r[0] for r in cursor.fetchall()]
+        self.total = len(self.ids)
+
+    def chunks(self, size: int):
+        for i in range(0, len(self.ids), size):
+            part = self.ids[i : i + size]
+            yield part[0], part[-1], len(part)
+
+    def write(self, low: int, high: int) -> Decimal:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""WITH ins AS (
+                    INSERT INTO {CreatorEarning._meta.db_table} (cycle_id, creator_id, score, pool_amount,
+                        subscription_amount, carried_in, total, payable, carried_out, currency)
+                    SELECT %(cycle)s, creator_id, round(score::numeric / %(scale)s, 4),
+                           pool_minor::numeric / %(factor)s, sub_minor::numeric / %(factor)s,
+                           carry_minor::numeric / %(factor)s,
+                           (pool_minor + sub_minor + carry_minor)::numeric / %(factor)s,
+                           CASE WHEN pool_minor + sub_minor + carry_minor >= %(min)s
+                                THEN pool_minor + sub_minor + carry_minor ELSE 0 END::numeric / %(factor)s,
+                           CASE WHEN pool_minor + sub_minor + carry_minor >= %(min)s
+                                THEN 0 ELSE pool_minor + sub_minor + carry_minor END::numeric / %(factor)s,
+                           %(currency)s
+                    FROM {self.STAGE} WHERE creator_id BETWEEN %(low)s AND %(high)s
+                    RETURNING pool_amount
+                ) SELECT COALESCE(SUM(pool_amount), 0) FROM ins""",  # noqa: S608
+                {
+                    "cycle": self.cycle.pk,
+                    "scale": self.prep.scale,
+                    "factor": self.factor,
+                    "min": self.prep.min_payout_minor,
+                    "currency": self.prep.currency,
+                    "low": low,
+                    "high": high,
+                },
+            )
+            return Decimal(cursor.fetchone()[0])
+
+    def close(self):
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.STAGE}")
+
+    def relax_commit(self):
+        # A chunk commit need not wait for its WAL flush: were the server to crash right after,
+        # the whole chunk (earnings + its ledger entry, one transaction) is lost atomically and the
+        # cycle, still ``computing``, recomputes exactly that chunk on the next run.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def _write_earnings(cycle: RevenueShareCycle, lines: list[EarningLine], currency: str, scale: int = 1) -> None:
+    CreatorEarning.objects.bulk_create(
+        [
+            CreatorEarning(
+                cycle=cycle,
+                creator_id=line.creator_id,
+                score=(Decimal(line.score) / Decimal(scale)).quantize(Decimal("0.0001")),
+                pool_amount=from_minor(line.pool_minor, currency),
+                subscription_amount=from_minor(line.subscription_minor, currency),
+                carried_in=from_minor(line.carried_in_minor, currency),
+                total=from_minor(line.total_minor, currency),
+                payable=from_minor(line.payable_minor, currency),
+                carried_out=from_minor(line.carried_out_minor, currency),
+                currency=currency,
+            )
+            for line in lines
+        ],
+        batch_size=1000,
+    )
+
+
+def cycle_submit(*, cycle_id: int, actor=None) -> RevenueShareCycle:
+    """Send a computed cycle to review."""
+    return _simple_transition(cycle_id=cycle_id, actor=actor, name="submit", perm="creators.compute_cycle")
+
+
+def _simple_transition(*, cycle_id: int, actor, name: str, perm: str, reason: str = "") -> RevenueShareCycle:
+    _require_perm(actor, perm)
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        method = getattr(cycle, name)
+        from django_fsm import can_proceed
+
+        if not can_proceed(method):
+            raise IllegalTransition(f"Cannot {name} a {cycle.state} cycle.")
+        before = snapshot(cycle, CYCLE_FIELDS)
+        method(reason) if reason else method()
+        cycle.save()
+        audit_record(
+            action=f"cycle.{name}",
+            obj=cycle,
+            actor=actor,
+            before=before,
+            after=snapshot(cycle, CYCLE_FIELDS),
+            reason=reason,
+        )
+        return cycle
+
+
+def cycle_reject(*, cycle_id: int, actor, reason: str, reopen: bool = False) -> RevenueShareCycle:
+    """Send a cycle back: to ``computed`` (re-review) or, with ``reopen``, to ``open`` for a recomputation.
+
+    Reopening deletes the earnings and posts reversing ledger entries for the computation.
+    """
+    if not reason or not reason.strip():
+        raise InvalidInput("A reason is required to reject a cycle.", code=ErrorCode.REASON_REQUIRED)
+    _require_perm(actor, "creators.approve_cycle")
+    if not reopen:
+        return _simple_transition(
+            cycle_id=cycle_id, actor=actor, name="reject", perm="creators.approve_cycle", reason=reason
+        )
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        if cycle.state not in (RevenueShareCycle.State.IN_REVIEW, RevenueShareCycle.State.COMPUTED):
+            raise IllegalTransition(f"Cannot reopen a {cycle.state} cycle.")
+        before = snapshot(cycle, CYCLE_FIELDS)
+        prefix = f"cycle:{cycle.pk}:run:{cycle.compute_run}:earnings:"
+        entries = list(JournalEntry.objects.filter(key__startswith=prefix).exclude(key__endswith=":reversal"))
+        lines = defaultdict(list)
+        for line in JournalLine.objects.filter(entry__in=entries):
+            lines[line.entry_id].append(Leg(line.account, Money(-line.amount, line.currency)))
+        journal_post_many(
+            [
+                Posting(
+                    key=f"{e.key}:reversal",
+                    kind="creator_earnings_reversal",
+                    legs=lines[e.pk],
+                    memo=f"Reversal: {reason}"[:255],
+                    source_type="creators.revenuesharecycle",
+                    source_id=str(cycle.pk),
+                )
+                for e in entries
+                if lines[e.pk]
+            ]
+        )
+        CreatorEarning.objects.filter(cycle=cycle).delete()
+        cycle.reopen(reason)
+        cycle.computed_by = None
+        cycle.computed_at = None
+        cycle.compute_processed = 0
+        cycle.compute_total = 0
+        cycle.save()
+        audit_record(
+            action="cycle.reopen",
+            obj=cycle,
+            actor=actor,
+            before=before,
+            after=snapshot(cycle, CYCLE_FIELDS),
+            reason=reason,
+        )
+        return cycle
+
+
+def cycle_approve(*, cycle_id: int, actor) -> RevenueShareCycle:
+    """Four-eyes approval; schedules the payouts (held when Compliance must look first)."""
+    if actor is None or not actor.is_authenticated:
+        raise PermissionDenied("Approving a cycle needs a staff member.")
+    _require_perm(actor, "creators.approve_cycle")
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        if cycle.computed_by_id is not None and cycle.computed_by_id == actor.pk:
+            raise PermissionDenied("Whoever computed a cycle cannot approve it (four-eyes).", code=ErrorCode.FOUR_EYES)
+        if cycle.state != RevenueShareCycle.State.IN_REVIEW:
+            raise IllegalTransition(f"Cannot approve a {cycle.state} cycle.")
+        before = snapshot(cycle, CYCLE_FIELDS)
+        cycle.approve()
+        cycle.approved_by = actor
+        cycle.save()
+        created, held = _schedule_payouts(cycle)
+        cycle.pay_total = created
+        cycle.pay_processed = 0
+        cycle.save(update_fields=["pay_total", "pay_processed"])
+        audit_record(
+            action="cycle.approve",
+            obj=cycle,
+            actor=actor,
+            before=before,
+            after={**snapshot(cycle, CYCLE_FIELDS), "payouts": created, "held": held},
+        )
+        return cycle
+
+
+def _schedule_payouts(cycle: RevenueShareCycle, *, batch_size: int = 5000) -> tuple[int, int]:
+    """One payout per earning with something payable; auto-holds where Compliance must look first."""
+    earnings = CreatorEarning.objects.filter(cycle=cycle, payable__gt=0).values_list(
+        "id", "creator_id", "payable", "currency"
+    )
+    profiles = {
+        p["creator_id"]: p
+        for p in PayoutProfile.objects.filter(creator__earnings__cycle=cycle, creator__earnings__payable__gt=0).values(
+            "creator_id", "payout_account_id", "tax_form_status"
+        )
+    }
+    states = dict(
+        CreatorAccount.objects.filter(earnings__cycle=cycle, earnings__payable__gt=0).values_list("id", "state")
+    )
+    payouts, holds = [], []
+    for earning_id, creator_id, payable, currency in earnings.iterator(chunk_size=batch_size):
+        profile = profiles.get(creator_id) or {}
+        reasons = []
+        if not profile.get("payout_account_id") or profile.get("tax_form_status") not in (
+            PayoutProfile.TaxFormStatus.SUBMITTED,
+            PayoutProfile.TaxFormStatus.VERIFIED,
+        ):
+            reasons.append((PayoutHold.Kind.MISSING_TAX_FORM, "No payout account or tax form on file."))
+        state = states.get(creator_id)
+        if state != CreatorAccount.State.ACTIVE:
+            reasons.append((PayoutHold.Kind.SANCTIONS_REVIEW, f"Creator account is {state}; Compliance to review."))
+        payout = Payout(
+            cycle=cycle,
+            creator_id=creator_id,
+            earning_id=earning_id,
+            amount=payable,
+            currency=currency,
+            destination=profile.get("payout_account_id", ""),
+            status=Payout.Status.HELD if reasons else Payout.Status.APPROVED,
+        )
+        payouts.append((payout, reasons))
+    Payout.objects.bulk_create([p for p, _ in payouts], batch_size=batch_size)
+    now = clock.now()
+    for payout, reasons in payouts:
+        holds.extend(PayoutHold(payout=payout, kind=kind, reason=reason, placed_at=now) for kind, reason in reasons)
+    PayoutHold.objects.bulk_create(holds, batch_size=batch_size)
+    return len(payouts), sum(1 for _, r in payouts if r)
+
+
+def cycle_close(*, cycle_id: int, actor=None) -> RevenueShareCycle:
+    with transaction.atomic():
+        cycle = _lock(cycle_id)
+        if (
+            cycle.state == RevenueShareCycle.State.PAID
+            and cycle.payouts.filter(status__in=[Payout.Status.APPROVED, Payout.Status.PROCESSING]).exists()
+        ):
+            raise Conflict("Payouts are still being paid.")
+    return _simple_transition(cycle_id=cycle_id, actor=actor, name="close", perm="creators.approve_cycle")
