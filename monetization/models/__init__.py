@@ -3,6 +3,7 @@ from .audit import AuditEvent
 from .customers import Customer, Provider, ProviderIdentity
 from .ledger import JournalEntry, JournalLine
 from .payments import Payment
+from .webhooks import WebhookEvent
 
 __all__ = [
     "ApiKey",
@@ -13,4 +14,5 @@ __all__ = [
     "Payment",
     "Provider",
     "ProviderIdentity",
+    "WebhookEvent",
 ]
