@@ -41,7 +41,9 @@ def purchase_submit(
                 raise InvalidInput("The purchase token is for another product.", code=ErrorCode.PURCHASE_INVALID)
             if snapshot.extra.get("acknowledgement_state") == "ACKNOWLEDGEMENT_STATE_PENDING":
                 provider.acknowledge(product_id=snapshot.store_product_id, token=purchase_token)
-                snapshot = replace(snapshot, extra={**snapshot.extra, "acknowledged": True, "acknowledged_at": clock.now()})
+                snapshot = replace(
+                    snapshot, extra={**snapshot.extra, "acknowledged": True, "acknowledged_at": clock.now()}
+                )
             elif snapshot.extra.get("acknowledgement_state") == "ACKNOWLEDGEMENT_STATE_ACKNOWLEDGED":
                 snapshot = replace(snapshot, extra={**snapshot.extra, "acknowledged": True})
         elif platform == "web":

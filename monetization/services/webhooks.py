@@ -46,7 +46,9 @@ def _enqueue(event_ids: list[int]) -> None:
             log.exception("could not enqueue webhook event %s", event_id)
 
 
-def webhook_store(*, events: Iterable[ProviderEvent], raw_body: str = "", enqueue: bool = True) -> list[tuple[int, bool]]:
+def webhook_store(
+    *, events: Iterable[ProviderEvent], raw_body: str = "", enqueue: bool = True
+) -> list[tuple[int, bool]]:
     """Store verified events once. Returns (id, created) per event; new relevant ones are enqueued on commit."""
     events = list(events)
     if not events:
@@ -81,8 +83,16 @@ def webhook_store(*, events: Iterable[ProviderEvent], raw_body: str = "", enqueu
         else:  # the SQLite demo
             objs = [
                 WebhookEvent(
-                    provider=r[0], event_id=r[1], event_type=r[2], subscription_ref=r[3], occurred_at=r[4],
-                    received_at=r[5], payload=json.loads(r[6]), raw_body=r[7], status=r[8], note=r[11],
+                    provider=r[0],
+                    event_id=r[1],
+                    event_type=r[2],
+                    subscription_ref=r[3],
+                    occurred_at=r[4],
+                    received_at=r[5],
+                    payload=json.loads(r[6]),
+                    raw_body=r[7],
+                    status=r[8],
+                    note=r[11],
                     applied_at=r[12],
                 )
                 for r in rows

@@ -101,7 +101,8 @@ def target_state(snapshot: SubscriptionSnapshot) -> str:
         state = STATUS_MAP[snapshot.provider][snapshot.status]
     except KeyError:
         raise SubscriptionSyncError(
-            f"Unknown {snapshot.provider} subscription status '{snapshot.status}'.", code=ErrorCode.UNKNOWN_PROVIDER_STATUS
+            f"Unknown {snapshot.provider} subscription status '{snapshot.status}'.",
+            code=ErrorCode.UNKNOWN_PROVIDER_STATUS,
         ) from None
     if state in (S.ACTIVE, S.TRIALING) and not snapshot.auto_renew:
         # Canceled by the customer: access continues until the period ends.

@@ -98,7 +98,9 @@ class _CachingChainVerifier(_ChainVerifier):
         return public_key
 
 
-def app_store_status(transaction: dict, renewal: dict, *, as_of: datetime, notification_type: str = "", subtype: str = ""):
+def app_store_status(
+    transaction: dict, renewal: dict, *, as_of: datetime, notification_type: str = "", subtype: str = ""
+):
     """Apple's subscription status (as the Server API names it) at ``as_of``, plus trialing."""
     if transaction.get("revocationDate") or notification_type in ("REFUND", "REVOKE"):
         return "revoked"
@@ -260,7 +262,9 @@ class AppStoreProvider:
     def client(self) -> AppStoreServerAPIClient:
         if self.api_client is None:
             if not (settings.APP_STORE_PRIVATE_KEY_PATH and settings.APP_STORE_KEY_ID and settings.APP_STORE_ISSUER_ID):
-                raise ProviderError("App Store Server API credentials are not configured.", code="provider_not_configured")
+                raise ProviderError(
+                    "App Store Server API credentials are not configured.", code="provider_not_configured"
+                )
             with open(settings.APP_STORE_PRIVATE_KEY_PATH, "rb") as fh:
                 key = fh.read()
             self.api_client = AppStoreServerAPIClient(
@@ -280,7 +284,9 @@ class AppStoreProvider:
             code = "not_found" if exc.http_status_code == 404 else "provider_error"
             raise ProviderError(f"App Store Server API: {exc}", code=code, retryable=retryable) from exc
         except OSError as exc:
-            raise ProviderError(f"App Store Server API unreachable: {exc}", code="provider_unavailable", retryable=True) from exc
+            raise ProviderError(
+                f"App Store Server API unreachable: {exc}", code="provider_unavailable", retryable=True
+            ) from exc
 
     def fetch_subscription(self, provider_subscription_id: str) -> SubscriptionSnapshot:
         response = self._api(self.client.get_all_subscription_statuses, provider_subscription_id)
@@ -314,10 +320,14 @@ class AppStoreProvider:
             token = page.paginationToken
 
     def refund(self, *, payment_reference: str, amount: Money, idempotency_key: str, reason: str) -> RefundResult:
-        raise UnsupportedOperation("Apple handles App Store refunds; customers request them at reportaproblem.apple.com.")
+        raise UnsupportedOperation(
+            "Apple handles App Store refunds; customers request them at reportaproblem.apple.com."
+        )
 
     def cancel_subscription(self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str) -> None:
-        raise UnsupportedOperation("App Store subscriptions are canceled by the customer in their Apple account settings.")
+        raise UnsupportedOperation(
+            "App Store subscriptions are canceled by the customer in their Apple account settings."
+        )
 
     def extend_subscription(
         self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str

@@ -145,7 +145,9 @@ class GooglePlayProvider:
             message_id = message.get("messageId") or message.get("message_id")
             notification = json.loads(base64.b64decode(message["data"], validate=True))
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-            raise MalformedPayload("Expected a Pub/Sub push: message.data (base64 JSON) and message.messageId.") from exc
+            raise MalformedPayload(
+                "Expected a Pub/Sub push: message.data (base64 JSON) and message.messageId."
+            ) from exc
         if not message_id or not isinstance(notification, dict):
             raise MalformedPayload("The Pub/Sub message has no messageId.")
         package = notification.get("packageName", "")
@@ -209,8 +211,12 @@ class GooglePlayProvider:
             if status is not None:
                 status = int(status)
                 code = "not_found" if status in (404, 410) else "provider_error"
-                raise ProviderError(f"Google Play API: {exc}", code=code, retryable=status >= 500 or status == 429) from exc
-            raise ProviderError(f"Google Play API unreachable: {exc}", code="provider_unavailable", retryable=True) from exc
+                raise ProviderError(
+                    f"Google Play API: {exc}", code=code, retryable=status >= 500 or status == 429
+                ) from exc
+            raise ProviderError(
+                f"Google Play API unreachable: {exc}", code="provider_unavailable", retryable=True
+            ) from exc
 
     def fetch_subscription(self, provider_subscription_id: str) -> SubscriptionSnapshot:
         data = self._api(self.client.get, token=provider_subscription_id)
@@ -230,7 +236,9 @@ class GooglePlayProvider:
             self._api(self.client.cancel, token=provider_subscription_id, body=body)
         else:
             # Ending access now is a revocation (with a prorated refund) on Play.
-            self._api(self.client.revoke, token=provider_subscription_id, body={"revocationContext": {"proratedRefund": {}}})
+            self._api(
+                self.client.revoke, token=provider_subscription_id, body={"revocationContext": {"proratedRefund": {}}}
+            )
 
     def extend_subscription(
         self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str

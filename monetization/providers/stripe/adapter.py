@@ -112,7 +112,7 @@ class StripeProvider:
             stripe.Webhook.construct_event(body, signature, secret, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE)
         except stripe.SignatureVerificationError as exc:
             raise InvalidSignature(str(exc).split("\n")[0]) from exc
-        except (ValueError, UnicodeDecodeError) as exc:  # signed, but not JSON
+        except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as exc:  # signed, but not a JSON object
             raise MalformedPayload("The body is not a JSON Stripe event.") from exc
         # construct_event verified and parsed the body; we keep it as plain JSON for the inbox.
         return [event_from_dict(json.loads(body))]
@@ -174,9 +174,7 @@ class StripeProvider:
         elif payment_reference.startswith("pi_"):
             params["payment_intent"] = payment_reference
         else:  # an invoice: refund the payment intent that paid it
-            page = self._call(
-                self.client.v1.invoice_payments.list, params={"invoice": payment_reference, "limit": 1}
-            )
+            page = self._call(self.client.v1.invoice_payments.list, params={"invoice": payment_reference, "limit": 1})
             rows = page.to_dict().get("data") or []
             intent = ((rows[0].get("payment") or {}).get("payment_intent")) if rows else None
             if not intent:

@@ -27,6 +27,6 @@ def is_relevant(provider: str, event_type: str) -> bool:
     """Whether an event type is worth a worker's time (others are stored as ignored)."""
     from . import app_store, google_play, stripe
 
-    return {"stripe": stripe.relevant, "app_store": app_store.relevant, "google_play": google_play.relevant}[
-        provider
-    ](event_type)
+    return {"stripe": stripe.relevant, "app_store": app_store.relevant, "google_play": google_play.relevant}[provider](
+        event_type
+    )

@@ -33,7 +33,11 @@ def relevant(event_type: str) -> bool:
 def _subscription(sub_id: str) -> Subscription | None:
     if not sub_id:
         return None
-    return Subscription.objects.select_related("customer").filter(provider="stripe", provider_subscription_id=sub_id).first()
+    return (
+        Subscription.objects.select_related("customer")
+        .filter(provider="stripe", provider_subscription_id=sub_id)
+        .first()
+    )
 
 
 def _invoice_tax(invoice: dict) -> int:
@@ -61,7 +65,9 @@ def apply(event: WebhookEvent) -> str:
     if kind.startswith("customer.subscription."):
         snapshot = snapshot_from_subscription(obj, as_of=event.occurred_at)
         result = subscription_sync_from_snapshot(snapshot=snapshot, cause=cause)
-        return f"subscription {result.subscription.pk} {result.subscription.state}" + (" (older event)" if result.stale else "")
+        return f"subscription {result.subscription.pk} {result.subscription.state}" + (
+            " (older event)" if result.stale else ""
+        )
     if kind == "invoice.paid":
         sub_id = invoice_subscription_id(obj)
         if not sub_id:
