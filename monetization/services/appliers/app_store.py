@@ -44,7 +44,7 @@ def apply(event: WebhookEvent) -> str:
     amount = transaction_amount(transaction)
     if ntype in PAYMENT_TYPES and amount is not None and not transaction.get("revocationDate"):
         first = ntype == "SUBSCRIBED" and transaction.get("transactionReason", "PURCHASE") == "PURCHASE"
-        payment, created = payment_record(
+        payment, _created = payment_record(
             customer=sub.customer,
             provider="app_store",
             provider_reference=str(transaction["transactionId"]),

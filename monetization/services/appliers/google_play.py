@@ -65,7 +65,7 @@ def apply(event: WebhookEvent) -> str:
     amount = play_money(snapshot.extra.get("recurring_price"))
     order_id = snapshot.extra.get("latest_order_id")
     if (code in PAYMENT_CODES or event.event_type == "RESYNC") and amount is not None and order_id and not revoked:
-        payment, created = payment_record(
+        payment, _created = payment_record(
             customer=sub.customer,
             provider="google_play",
             provider_reference=order_id,
