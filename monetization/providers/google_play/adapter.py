@@ -151,6 +151,8 @@ class GooglePlayProvider:
         if not message_id or not isinstance(notification, dict):
             raise MalformedPayload("The Pub/Sub message has no messageId.")
         package = notification.get("packageName", "")
+        if not package or "eventTimeMillis" not in notification:
+            raise MalformedPayload("A developer notification needs packageName and eventTimeMillis.")
         if self.package_name and package != self.package_name:
             raise InvalidSignature(f"Notification for another package ({package}).")
         sub = notification.get("subscriptionNotification") or {}
