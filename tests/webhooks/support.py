@@ -116,7 +116,9 @@ class RecordedStripeHTTPClient(stripe.HTTPClient):
         from urllib.parse import urlsplit
 
         path = urlsplit(url).path
-        self.requests.append({"method": method, "path": path, "headers": dict(headers or {}), "body": post_data})
+        self.requests.append(
+            {"method": method, "path": path, "url": url, "headers": dict(headers or {}), "body": post_data}
+        )
         body = self.responses.get((method.lower(), path))
         if body is None:
             return json.dumps({"error": {"type": "invalid_request_error", "message": "No such resource"}}), 404, {}
@@ -338,3 +340,37 @@ class RecordedPlayClient:
 
     def refund_order(self, *, package_name, order_id):
         self.calls.append(("refund_order", {"order_id": order_id}))
+
+
+class RecordedAppStoreClient:
+    """Apple's AppStoreServerAPIClient with its HTTP transport replaced by recorded responses."""
+
+    def __new__(cls, responses: dict[tuple[str, str], list[dict]]):
+        import requests
+        from appstoreserverlibrary.api_client import AppStoreServerAPIClient
+        from appstoreserverlibrary.models.Environment import Environment
+        from requests.structures import CaseInsensitiveDict
+
+        key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+        class _Client(AppStoreServerAPIClient):
+            requests_made: list = []
+
+            def _execute_request(self, method, url, params, headers, json, data):
+                from urllib.parse import urlsplit
+
+                path = urlsplit(url).path
+                self.requests_made.append({"method": method, "path": path, "params": params, "json": json})
+                queue = responses.get((method, path)) or []
+                response = requests.Response()
+                response.headers = CaseInsensitiveDict({"content-type": "application/json"})
+                if not queue:
+                    response.status_code, response._content = 404, b'{"errorCode": 4040010, "errorMessage": "nf"}'
+                    return response
+                body = queue.pop(0) if len(queue) > 1 else queue[0]
+                response.status_code, response._content = 200, __import__("json").dumps(body).encode()
+                return response
+
+        return _Client(key, "KEYID12345", "57246542-96fe-1a63-e053-0824d011072a", BUNDLE_ID, Environment.PRODUCTION)
