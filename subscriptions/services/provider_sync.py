@@ -196,10 +196,8 @@ def _field_updates(snapshot: SubscriptionSnapshot, target: str) -> dict:
         "auto_renew": snapshot.auto_renew,
         "quantity": snapshot.quantity,
     }
-    if target == S.IN_GRACE_PERIOD:
-        updates["grace_end"] = snapshot.grace_end
-    elif target not in (S.ON_HOLD,):
-        updates["grace_end"] = None
+    # Derived from the snapshot alone (never from what an earlier event left), so any delivery order converges.
+    updates["grace_end"] = snapshot.grace_end if target in (S.IN_GRACE_PERIOD, S.ON_HOLD) else None
     if snapshot.extra.get("hold_end") is not None:
         updates["hold_end"] = snapshot.extra["hold_end"]
     return {k: v for k, v in updates.items() if v is not None or k in ("grace_end", "trial_end")}
