@@ -1,5 +1,6 @@
 """Shuffled and duplicated notification sequences end where the in-order sequence ends."""
 
+import contextlib
 import copy
 import itertools
 
@@ -30,20 +31,16 @@ _run = itertools.count()
 
 
 def _deliver(events, order) -> None:
-    """Deliver events in ``order`` (indices, duplicates allowed); failed ones are retried at the end, as Celery would."""
+    """Deliver events in ``order`` (indices, duplicates allowed); failed ones are retried at the end, like Celery."""
     for i in order:
         for event_id, created in webhook_store(events=[events[i]], enqueue=False):
             if created:
-                try:
+                with contextlib.suppress(Exception):
                     webhook_event_apply(event_id=event_id)
-                except Exception:
-                    pass
     for _ in range(3):
         for event_id in WebhookEvent.objects.filter(status="failed").values_list("id", flat=True):
-            try:
+            with contextlib.suppress(Exception):
                 webhook_event_apply(event_id=event_id)
-            except Exception:
-                pass
 
 
 def _state(provider, ref):
