@@ -74,54 +74,54 @@ def webhook_store(
                 None if relevant else now,
             )
         )
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            placeholders = ",".join(["(%s,%s,%s,%s,%s,%s,%s::jsonb,%s,%s,%s,%s,%s,%s)"] * len(rows))
-            with connection.cursor() as cursor:
-                cursor.execute(_INSERT_SQL.format(values=placeholders), [v for row in rows for v in row])
-                inserted = {event_id: (pk, status) for pk, event_id, status in cursor.fetchall()}
-        else:  # the SQLite demo
-            objs = [
-                WebhookEvent(
-                    provider=r[0],
-                    event_id=r[1],
-                    event_type=r[2],
-                    subscription_ref=r[3],
-                    occurred_at=r[4],
-                    received_at=r[5],
-                    payload=json.loads(r[6]),
-                    raw_body=r[7],
-                    status=r[8],
-                    note=r[11],
-                    applied_at=r[12],
-                )
-                for r in rows
-            ]
-            before = set(
-                WebhookEvent.objects.filter(provider=events[0].provider, event_id__in=[r[1] for r in rows]).values_list(
-                    "event_id", flat=True
-                )
+    # One statement, no explicit transaction: a single INSERT commits on its own (one round trip).
+    if connection.vendor == "postgresql":
+        placeholders = ",".join(["(%s,%s,%s,%s,%s,%s,%s::jsonb,%s,%s,%s,%s,%s,%s)"] * len(rows))
+        with connection.cursor() as cursor:
+            cursor.execute(_INSERT_SQL.format(values=placeholders), [v for row in rows for v in row])
+            inserted = {event_id: (pk, status) for pk, event_id, status in cursor.fetchall()}
+    else:  # the SQLite demo
+        objs = [
+            WebhookEvent(
+                provider=r[0],
+                event_id=r[1],
+                event_type=r[2],
+                subscription_ref=r[3],
+                occurred_at=r[4],
+                received_at=r[5],
+                payload=json.loads(r[6]),
+                raw_body=r[7],
+                status=r[8],
+                note=r[11],
+                applied_at=r[12],
             )
-            WebhookEvent.objects.bulk_create(objs, ignore_conflicts=True)
-            inserted = {
-                e: (pk, st)
-                for pk, e, st in WebhookEvent.objects.filter(
-                    provider=events[0].provider, event_id__in=[r[1] for r in rows if r[1] not in before]
-                ).values_list("id", "event_id", "status")
-            }
-        result = []
-        to_apply = []
-        for row in rows:
-            hit = inserted.get(row[1])
-            if hit is None:
-                existing = WebhookEvent.objects.filter(provider=row[0], event_id=row[1]).values_list("id", flat=True)
-                result.append((existing.first(), False))
-                continue
-            result.append((hit[0], True))
-            if hit[1] == WebhookEvent.Status.RECEIVED:
-                to_apply.append(hit[0])
-        if enqueue and to_apply:
-            transaction.on_commit(lambda: _enqueue(to_apply))
+            for r in rows
+        ]
+        before = set(
+            WebhookEvent.objects.filter(provider=events[0].provider, event_id__in=[r[1] for r in rows]).values_list(
+                "event_id", flat=True
+            )
+        )
+        WebhookEvent.objects.bulk_create(objs, ignore_conflicts=True)
+        inserted = {
+            e: (pk, st)
+            for pk, e, st in WebhookEvent.objects.filter(
+                provider=events[0].provider, event_id__in=[r[1] for r in rows if r[1] not in before]
+            ).values_list("id", "event_id", "status")
+        }
+    result = []
+    to_apply = []
+    for row in rows:
+        hit = inserted.get(row[1])
+        if hit is None:
+            existing = WebhookEvent.objects.filter(provider=row[0], event_id=row[1]).values_list("id", flat=True)
+            result.append((existing.first(), False))
+            continue
+        result.append((hit[0], True))
+        if hit[1] == WebhookEvent.Status.RECEIVED:
+            to_apply.append(hit[0])
+    if enqueue and to_apply:
+        transaction.on_commit(lambda: _enqueue(to_apply))
     return result
 
 

@@ -15,6 +15,7 @@ newest one last is enough to converge, whatever order the rest came in.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -126,13 +127,15 @@ def _identities(snapshot: SubscriptionSnapshot) -> list[tuple[str, str]]:
 def customer_resolve(snapshot: SubscriptionSnapshot, customer: Customer | None = None) -> Customer:
     """The customer a provider subscription belongs to: a known identity, else the external id it carries."""
     pairs = _identities(snapshot)
-    if customer is None and pairs:
+    known: set[tuple[str, str]] = set()
+    if pairs:
         q = Q()
         for kind, value in pairs:
             q |= Q(kind=kind, value=value)
-        identity = ProviderIdentity.objects.filter(q, provider=snapshot.provider).select_related("customer").first()
-        if identity is not None:
-            customer = identity.customer
+        identities = list(ProviderIdentity.objects.filter(q, provider=snapshot.provider).select_related("customer"))
+        if customer is None and identities:
+            customer = identities[0].customer
+        known = {(i.kind, i.value) for i in identities if customer is not None and i.customer_id == customer.pk}
     if customer is None:
         external_id = snapshot.extra.get("external_id") or ""
         if snapshot.provider == Provider.GOOGLE_PLAY and not external_id:
@@ -145,16 +148,33 @@ def customer_resolve(snapshot: SubscriptionSnapshot, customer: Customer | None =
             f"No customer for {snapshot.provider} subscription {snapshot.provider_subscription_id}.",
             code=ErrorCode.UNKNOWN_CUSTOMER,
         )
-    for kind, value in pairs:
+    missing = [
+        ProviderIdentity(customer=customer, provider=snapshot.provider, kind=kind, value=value)
+        for kind, value in pairs
+        if (kind, value) not in known
+    ]
+    if missing:
         # Remember how this provider knows the customer, so later events resolve directly.
-        ProviderIdentity.objects.bulk_create(
-            [ProviderIdentity(customer=customer, provider=snapshot.provider, kind=kind, value=value)],
-            ignore_conflicts=True,
-        )
+        ProviderIdentity.objects.bulk_create(missing, ignore_conflicts=True)
     return customer
 
 
+_SKU_CACHE: dict[tuple[str, str, str], tuple[float, Sku]] = {}
+_SKU_CACHE_TTL = 60.0
+
+
 def sku_resolve(snapshot: SubscriptionSnapshot) -> Sku:
+    """The SKU a store product id (+ base plan) names. Cached briefly per process: the catalog barely moves."""
+    key = (snapshot.provider, snapshot.store_product_id, snapshot.base_plan_id)
+    hit = _SKU_CACHE.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    sku = _sku_lookup(snapshot)
+    _SKU_CACHE[key] = (time.monotonic() + _SKU_CACHE_TTL, sku)
+    return sku
+
+
+def _sku_lookup(snapshot: SubscriptionSnapshot) -> Sku:
     platform = PLATFORM_BY_PROVIDER[snapshot.provider]
     skus = Sku.objects.select_related("plan").filter(platform=platform, store_product_id=snapshot.store_product_id)
     sku = skus.filter(base_plan_id=snapshot.base_plan_id).first() or skus.first()
@@ -243,7 +263,7 @@ def subscription_sync_from_snapshot(
     subscription already linked to someone else is refused with a conflict.
     """
     target = target_state(snapshot)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         sub, created = _lock_or_create(snapshot, customer)
         if customer is not None and sub.customer_id != customer.pk:
             raise Conflict(
@@ -253,6 +273,8 @@ def subscription_sync_from_snapshot(
             return SyncResult(subscription=sub, created=created, stale=True)
         path = _path(sub.state, target)
         updates = _field_updates(snapshot, target)
+        untracked = _untracked_updates(sub, snapshot, cause)
+        saved_at = sub.updated_at
         if not path and sub.state != target:
             # Unreachable by our state machine (e.g. a resubscribe after a revocation): keep the
             # fields in step and leave the trail, without forcing the state.
@@ -273,44 +295,44 @@ def subscription_sync_from_snapshot(
                 subscription=sub,
                 transition=transition,
                 cause=cause,
-                updates=updates if last else None,
+                updates={**updates, **untracked} if last else None,
                 transition_kwargs=kwargs,
             )
         if not path:
-            sub = subscription_change_state(subscription=sub, transition=None, cause=cause, updates=updates)
-        _sync_untracked_fields(sub, snapshot, cause)
+            sub = subscription_change_state(
+                subscription=sub, transition=None, cause=cause, updates={**updates, **untracked}
+            )
+        if untracked and sub.updated_at == saved_at:
+            # Nothing visible changed, so the state service saved nothing: keep the event clock moving anyway.
+            Subscription.objects.filter(pk=sub.pk).update(**untracked)
     return SyncResult(subscription=sub, created=created, stale=False)
 
 
-def _sync_untracked_fields(sub: Subscription, snapshot: SubscriptionSnapshot, cause: Cause) -> None:
+def _untracked_updates(sub: Subscription, snapshot: SubscriptionSnapshot, cause: Cause) -> dict:
     """Fields outside the state history: event clock, plan changes, Play acknowledgement."""
     changes: dict = {}
     if sub.last_event_at is None or snapshot.as_of > sub.last_event_at:
         changes["last_event_at"] = snapshot.as_of
     if snapshot.extra.get("acknowledged") and sub.acknowledged_at is None:
         changes["acknowledged_at"] = snapshot.extra.get("acknowledged_at") or clock.now()
-    if sub.sku is None or sub.sku.store_product_id != snapshot.store_product_id:
-        sku = sku_resolve(snapshot)
-        if sku.pk != sub.sku_id:
-            # Upgrade / crossgrade (downgrades reach us at renewal, when the store switches product).
-            audit_record(
-                action="subscription.change_plan",
-                obj=sub,
-                actor_kind=cause.actor_kind,
-                actor_label=cause.label,
-                customer=sub.customer,
-                before={"plan": sub.plan.code},
-                after={"plan": sku.plan.code},
-                reason=cause.reason,
-            )
-            changes.update(plan_id=sku.plan_id, sku_id=sku.pk)
-            from subscriptions.entitlements import entitlements_invalidate
+    sku = sku_resolve(snapshot)
+    if sku.pk != sub.sku_id:
+        # Upgrade / crossgrade (downgrades reach us at renewal, when the store switches product).
+        audit_record(
+            action="subscription.change_plan",
+            obj=sub,
+            actor_kind=cause.actor_kind,
+            actor_label=cause.label,
+            customer=sub.customer,
+            before={"plan": sub.plan.code},
+            after={"plan": sku.plan.code},
+            reason=cause.reason,
+        )
+        changes.update(plan_id=sku.plan_id, sku_id=sku.pk)
+        from subscriptions.entitlements import entitlements_invalidate
 
-            entitlements_invalidate([sub.customer.external_id])
-    if changes:
-        Subscription.objects.filter(pk=sub.pk).update(**changes)
-        for name, value in changes.items():
-            setattr(sub, name, value)
+        entitlements_invalidate([sub.customer.external_id])
+    return changes
 
 
 def subscription_revoke_for_refund(*, subscription: Subscription, cause: Cause, occurred_at, detail: dict) -> bool:

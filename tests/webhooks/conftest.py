@@ -3,6 +3,7 @@ import pytest
 from monetization.models import Provider, ProviderIdentity
 from monetization.providers.base import get_provider, reset_providers
 from subscriptions.models import Platform
+from subscriptions.services.provider_sync import _SKU_CACHE
 from tests.monetization.factories import CustomerFactory
 from tests.subscriptions.factories import EntitlementFactory, PlanFactory, ProductFactory, SkuFactory
 
@@ -42,8 +43,10 @@ def provider_settings(settings, tmp_path, apple_pki):
     settings.GOOGLE_PLAY_PACKAGE_NAME = PLAY_PACKAGE
     settings.GOOGLE_PLAY_PUSH_TOKEN = PLAY_PUSH_TOKEN
     reset_providers()
+    _SKU_CACHE.clear()  # SKU rows are recreated per test
     yield settings
     reset_providers()
+    _SKU_CACHE.clear()
 
 
 @pytest.fixture
