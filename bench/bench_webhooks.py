@@ -292,6 +292,28 @@ def run(args) -> dict:
         "note": "each event creates a subscription (customer, SKU lookups, audit, state change)",
     }
     result["apply_events_per_s"] = round(len(ids) / elapsed) if elapsed else None
+
+    # 3b. The steady state: events about subscriptions we already know (renewals, status changes).
+    from monetization.providers.stripe.adapter import event_from_dict
+    from monetization.services.webhooks import webhook_store
+
+    later = created + 2592000
+    renewals = []
+    for i in range(len(ids)):
+        event = _stripe_event(run_id, i, created=later)
+        event["id"] = f"evt_bench_{run_id}_renew_{i}"
+        item = event["data"]["object"]["items"]["data"][0]
+        item.update(current_period_start=later, current_period_end=later + 2592000)
+        renewals.append(event_from_dict(event))
+    stored = []
+    for start in range(0, len(renewals), 500):
+        stored += [pk for pk, _ in webhook_store(events=renewals[start : start + 500], enqueue=False)]
+    started = time.perf_counter()
+    for event_id in stored:
+        webhook_event_apply(event_id=event_id)
+    elapsed = time.perf_counter() - started
+    result["apply_existing"] = {"events": len(stored), "seconds": round(elapsed, 2)}
+    result["apply_existing_events_per_s"] = round(len(stored) / elapsed) if elapsed else None
     for key, target in TARGETS.items():
         value = result.get(key)
         result[f"{key}_vs_target"] = f"{value} / {target} ({'met' if value and value >= target else 'NOT met'})"

@@ -188,3 +188,18 @@ def test_app_store_refunds_and_cancels_are_unsupported():
         provider.refund(payment_reference="1", amount=Money(1, "USD"), idempotency_key="k", reason="r")
     with pytest.raises(UnsupportedOperation):
         provider.cancel_subscription("1", at_period_end=True, idempotency_key="k")
+
+
+@pytest.mark.parametrize("junk", ["!!!!", "ab$d", "a", "abc==="])
+def test_fast_base64_check_rejects_what_pyjwt_rejects(junk):
+    import jwt
+    from jwt.exceptions import DecodeError
+
+    from monetization.providers.app_store import fast_jws
+
+    assert fast_jws.INSTALLED
+    token = jwt.encode({"a": 1}, "secret-key-long-enough-for-hs256-0000", algorithm="HS256")
+    header, _payload, signature = token.split(".")
+    with pytest.raises(DecodeError):
+        jwt.decode(f"{header}.{junk}.{signature}", options={"verify_signature": False})
+    assert jwt.decode(token, options={"verify_signature": False}) == {"a": 1}
