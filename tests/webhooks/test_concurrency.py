@@ -30,7 +30,7 @@ def test_concurrent_events_for_a_new_subscription_converge(catalog, customers):
         barrier = threading.Barrier(len(ids))
         errors = []
 
-        def work(event_id):
+        def work(event_id, barrier=barrier, errors=errors):
             try:
                 barrier.wait()
                 webhook_event_apply(event_id=event_id)
