@@ -4,7 +4,8 @@ The signature is the authentication: no API key, no session, no CSRF token,
 no throttling (a provider retrying a backlog must not be turned away). Plain
 Django views rather than DRF: this is a hot path and there is nothing to
 negotiate. The response is 200 once the event is stored (or was already);
-400 with ``{"code": "invalid_signature" | "malformed_payload"}`` stores nothing.
+400 with ``{"code": "invalid_signature" | "malformed_payload"}`` stores nothing; 503
+``provider_unavailable`` when we cannot verify (misconfigured, provider down) so the provider retries.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from monetization.errors import ErrorCode
-from monetization.providers.base import InvalidSignature, MalformedPayload
+from monetization.providers.base import InvalidSignature, MalformedPayload, ProviderError
 from monetization.services.webhooks import webhook_receive
 
 
@@ -25,6 +26,9 @@ def _receive(request, provider: str, headers: dict[str, str]) -> JsonResponse:
         return JsonResponse({"code": ErrorCode.INVALID_SIGNATURE, "detail": str(exc)}, status=400)
     except MalformedPayload as exc:
         return JsonResponse({"code": ErrorCode.MALFORMED_PAYLOAD, "detail": str(exc)}, status=400)
+    except ProviderError as exc:
+        # Misconfiguration or a provider outage during verification: 503 so the provider redelivers later.
+        return JsonResponse({"code": ErrorCode.PROVIDER_UNAVAILABLE, "detail": str(exc)}, status=503)
     return JsonResponse({"received": len(stored), "duplicates": sum(1 for _, created in stored if not created)})
 
 

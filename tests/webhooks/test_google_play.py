@@ -131,3 +131,26 @@ def test_google_api_client_reads_subscriptionsv2_through_the_real_sdk(settings):
     assert snapshot.status == "SUBSCRIPTION_STATE_ACTIVE" and snapshot.base_plan_id == "monthly"
     assert snapshot.customer_ref == ANDROID_CUSTOMER
     provider.acknowledge(product_id="premium", token=PLAY_TOKEN)
+
+
+def test_upgrade_to_a_new_token_expires_the_linked_one(client, catalog, customers, play_client):
+    play_client.resources[PLAY_TOKEN] = play_resource("SUBSCRIPTION_STATE_ACTIVE")
+    post_play(client, play_push(code=4, message_id="m-0", event_ms=T0))
+    new_token = "newtoken.AO-J1Oupgrade"
+    play_client.resources[new_token] = play_resource(
+        "SUBSCRIPTION_STATE_ACTIVE", linkedPurchaseToken=PLAY_TOKEN, latestSuccessfulOrderId="GPA.9999-0000-0000-00001"
+    )
+    post_play(client, play_push(code=4, message_id="m-1", event_ms=T0 + 1000, token=new_token))
+    assert _sub().state == Subscription.State.EXPIRED and _sub().cancel_reason == "replaced"
+    assert Subscription.objects.get(provider_subscription_id=new_token).state == Subscription.State.ACTIVE
+
+
+def test_unconfigured_push_verification_answers_503(client, settings):
+    from monetization.providers.base import reset_providers
+
+    settings.STRIPE_WEBHOOK_SECRET = ""
+    reset_providers()
+    response = client.post(
+        "/api/v1/webhooks/stripe", data=b"{}", content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=00"
+    )
+    assert response.status_code == 503 and response.json()["code"] == "provider_unavailable"

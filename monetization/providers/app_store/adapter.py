@@ -192,14 +192,22 @@ class AppStoreProvider:
         if self._verifier is None or self._verifier_key != key:
             with self._lock:
                 if not settings.APP_STORE_ROOT_CERTS or not settings.APP_STORE_BUNDLE_ID:
-                    raise InvalidSignature("APP_STORE_ROOT_CERTS and APP_STORE_BUNDLE_ID must be configured.")
-                verifier = SignedDataVerifier(
-                    root_certificates(settings.APP_STORE_ROOT_CERTS),
-                    False,  # enable_online_checks: no OCSP round trip per notification
-                    Environment(settings.APP_STORE_ENVIRONMENT),
-                    settings.APP_STORE_BUNDLE_ID,
-                    settings.APP_STORE_APP_APPLE_ID,
-                )
+                    raise ProviderError(
+                        "APP_STORE_ROOT_CERTS and APP_STORE_BUNDLE_ID must be configured.",
+                        code="provider_not_configured",
+                    )
+                try:
+                    verifier = SignedDataVerifier(
+                        root_certificates(settings.APP_STORE_ROOT_CERTS),
+                        False,  # enable_online_checks: no OCSP round trip per notification
+                        Environment(settings.APP_STORE_ENVIRONMENT),
+                        settings.APP_STORE_BUNDLE_ID,
+                        settings.APP_STORE_APP_APPLE_ID,  # required in Production
+                    )
+                except (OSError, ValueError) as exc:
+                    raise ProviderError(
+                        f"App Store verification is misconfigured: {exc}", code="provider_not_configured"
+                    ) from exc
                 verifier._chain_verifier = _CachingChainVerifier(verifier._chain_verifier.root_certificates)
                 self._verifier, self._verifier_key = verifier, key
         return self._verifier

@@ -107,7 +107,8 @@ class StripeProvider:
         signature = _header(headers, "Stripe-Signature")
         secret = settings.STRIPE_WEBHOOK_SECRET
         if not secret:
-            raise InvalidSignature("STRIPE_WEBHOOK_SECRET is not configured.")
+            # Our misconfiguration, not the sender's fault: a 5xx makes Stripe retry later.
+            raise ProviderError("STRIPE_WEBHOOK_SECRET is not configured.", code="provider_not_configured")
         try:
             stripe.Webhook.construct_event(body, signature, secret, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE)
         except stripe.SignatureVerificationError as exc:

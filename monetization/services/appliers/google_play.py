@@ -10,7 +10,8 @@ from monetization.providers.base import ProviderError, get_provider
 from monetization.providers.google_play.adapter import PAYMENT_CODES, play_money
 from monetization.services.audit import audit_record
 from monetization.services.payments import payment_record
-from subscriptions.services.lifecycle import Cause
+from subscriptions.models import Subscription
+from subscriptions.services.lifecycle import Cause, subscription_change_state
 from subscriptions.services.provider_sync import subscription_sync_from_snapshot
 
 from . import EventIgnored, RetryableApplyError
@@ -62,6 +63,19 @@ def apply(event: WebhookEvent) -> str:
     result = subscription_sync_from_snapshot(snapshot=snapshot, cause=cause)
     sub = result.subscription
     notes = [f"subscription {sub.pk} {sub.state}"]
+    linked = snapshot.extra.get("linked_purchase_token")
+    if linked and not result.stale:
+        # An upgrade, downgrade or resubscribe on Play is a new purchase token; the old one is over.
+        old = (
+            Subscription.objects.filter(provider="google_play", provider_subscription_id=linked)
+            .exclude(state__in=[Subscription.State.EXPIRED, Subscription.State.REVOKED])
+            .first()
+        )
+        if old is not None:
+            subscription_change_state(
+                subscription=old, transition="expire", cause=cause, updates={"cancel_reason": "replaced"}
+            )
+            notes.append(f"replaced subscription {old.pk} expired")
     amount = play_money(snapshot.extra.get("recurring_price"))
     order_id = snapshot.extra.get("latest_order_id")
     if (code in PAYMENT_CODES or event.event_type == "RESYNC") and amount is not None and order_id and not revoked:
