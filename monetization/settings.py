@@ -233,3 +233,7 @@ CELERY_BEAT_SCHEDULE["requeue-stale-webhook-events"] = {
     "task": "monetization.tasks.requeue_stale_webhook_events",
     "schedule": 300.0,
 }
+CELERY_BEAT_SCHEDULE["acknowledge-play-purchases"] = {
+    "task": "monetization.tasks.acknowledge_play_purchases",
+    "schedule": 3600.0,
+}

@@ -36,3 +36,10 @@ def requeue_stale_webhook_events() -> int:
     from monetization.services.webhooks import webhook_requeue_stale
 
     return webhook_requeue_stale()
+
+
+@shared_task(ignore_result=True)
+def acknowledge_play_purchases() -> int:
+    from monetization.services.play_acknowledgement import play_acknowledge_pending
+
+    return play_acknowledge_pending()

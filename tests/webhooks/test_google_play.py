@@ -154,3 +154,22 @@ def test_unconfigured_push_verification_answers_503(client, settings):
         "/api/v1/webhooks/stripe", data=b"{}", content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=00"
     )
     assert response.status_code == 503 and response.json()["code"] == "provider_unavailable"
+
+
+def test_sweep_acknowledges_purchases_that_slipped_through(client, catalog, customers, play_client):
+    from monetization.services.play_acknowledgement import play_acknowledge_pending
+    from tests.subscriptions.factories import SubscriptionFactory
+
+    sub = SubscriptionFactory(
+        customer=customers["android"],
+        plan=catalog,
+        provider="google_play",
+        platform="android",
+        provider_subscription_id=PLAY_TOKEN,
+    )
+    play_client.resources[PLAY_TOKEN] = play_resource("SUBSCRIPTION_STATE_ACTIVE")
+    assert play_acknowledge_pending() == 1
+    sub.refresh_from_db()
+    assert sub.acknowledged_at is not None
+    assert ("acknowledge", {"token": PLAY_TOKEN, "product_id": "premium"}) in play_client.calls
+    assert play_acknowledge_pending() == 0
