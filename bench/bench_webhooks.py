@@ -37,20 +37,31 @@ def _free_port() -> int:
 
 
 def _client(port: int, path: str, bodies: list[tuple[bytes, dict]], out: mp.Queue) -> None:
-    latencies, errors = [], 0
+    """A lean HTTP/1.0-style client: prebuilt request bytes, one connection per request (sync gunicorn closes)."""
+    requests = []
     for body, headers in bodies:
+        head = [
+            f"POST {path} HTTP/1.1",
+            "Host: 127.0.0.1",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            "Connection: close",
+        ]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        requests.append(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    latencies, errors = [], 0
+    for raw in requests:
         started = time.perf_counter()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         try:
-            conn.request("POST", path, body=body, headers={"Content-Type": "application/json", **headers})
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(raw)
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+            if not b"".join(chunks[:1])[:12].endswith(b"200"):
                 errors += 1
         except OSError:
             errors += 1
-        finally:
-            conn.close()
         latencies.append(time.perf_counter() - started)
     out.put((latencies, errors))
 
