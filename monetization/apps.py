@@ -8,7 +8,7 @@ class MonetizationConfig(AppConfig):
     verbose_name = "Money core"
 
     def ready(self):
-        from . import roles
+        from . import admin_webhooks, roles  # noqa: F401  (admin_webhooks registers the inbox admin)
 
         # Keep the staff groups' permissions exactly as roles.py says after every migrate,
         # including permissions of models added by later migrations.

@@ -42,6 +42,16 @@ class ErrorCode:
     PROVIDER_ERROR = "provider_error"
     # Creators
     FOUR_EYES = "four_eyes_required"
+    # Webhooks, provider sync and purchases
+    INVALID_SIGNATURE = "invalid_signature"
+    MALFORMED_PAYLOAD = "malformed_payload"
+    UNKNOWN_SKU = "unknown_sku"
+    UNKNOWN_CUSTOMER = "unknown_customer"
+    UNKNOWN_PROVIDER_STATUS = "unknown_provider_status"
+    PURCHASE_INVALID = "purchase_invalid"
+    PURCHASE_OWNED_BY_OTHER_CUSTOMER = "purchase_owned_by_other_customer"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    WEBHOOK_NOT_REPLAYABLE = "webhook_not_replayable"
 
 
 class DomainError(Exception):

@@ -37,6 +37,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ],
 }
 
+# --- Webhook inbox (issue 3, providers half): Support and Finance read it; Support replays failed events. ---
+ROLE_PERMISSIONS[SUPPORT] += ["monetization.view_webhookevent", "monetization.replay_webhookevent"]
+ROLE_PERMISSIONS[FINANCE] += ["monetization.view_webhookevent"]
+
 
 def role_permissions() -> dict[str, set[str]]:
     merged: dict[str, set[str]] = {role: set() for role in ROLES}

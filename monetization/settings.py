@@ -201,9 +201,41 @@ LOGGING = {
 
 # Provider adapters by name (dotted paths); tests swap in monetization.providers.fake.FakeProvider.
 PAYMENT_PROVIDERS = {
-    "stripe": os.environ.get("PAYMENT_PROVIDER_STRIPE", "monetization.providers.fake.FakeProvider"),
-    "app_store": os.environ.get("PAYMENT_PROVIDER_APP_STORE", "monetization.providers.fake.FakeProvider"),
-    "google_play": os.environ.get("PAYMENT_PROVIDER_GOOGLE_PLAY", "monetization.providers.fake.FakeProvider"),
+    "stripe": os.environ.get("PAYMENT_PROVIDER_STRIPE", "monetization.providers.stripe.StripeProvider"),
+    "app_store": os.environ.get("PAYMENT_PROVIDER_APP_STORE", "monetization.providers.app_store.AppStoreProvider"),
+    "google_play": os.environ.get(
+        "PAYMENT_PROVIDER_GOOGLE_PLAY", "monetization.providers.google_play.GooglePlayProvider"
+    ),
+}
+
+# --- Provider credentials and webhook verification (secrets only from the environment) ---
+STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_WEBHOOK_TOLERANCE = int(os.environ.get("STRIPE_WEBHOOK_TOLERANCE", "300"))
+# The API version our payload parsing is written for (current period lives on subscription items).
+STRIPE_API_VERSION = os.environ.get("STRIPE_API_VERSION", "2026-10-28.endive")
+# Trusted Apple root certificates (DER or PEM files), comma- or colon-separated paths.
+APP_STORE_ROOT_CERTS = os.environ.get("APP_STORE_ROOT_CERTS", "")
+APP_STORE_BUNDLE_ID = os.environ.get("APP_STORE_BUNDLE_ID", "")
+APP_STORE_APP_APPLE_ID = int(os.environ["APP_STORE_APP_APPLE_ID"]) if os.environ.get("APP_STORE_APP_APPLE_ID") else None
+APP_STORE_ENVIRONMENT = os.environ.get("APP_STORE_ENVIRONMENT", "Production")
+APP_STORE_KEY_ID = os.environ.get("APP_STORE_KEY_ID", "")
+APP_STORE_ISSUER_ID = os.environ.get("APP_STORE_ISSUER_ID", "")
+APP_STORE_PRIVATE_KEY_PATH = os.environ.get("APP_STORE_PRIVATE_KEY_PATH", "")
+GOOGLE_PLAY_PACKAGE_NAME = os.environ.get("GOOGLE_PLAY_PACKAGE_NAME", "")
+# Pub/Sub push subscriptions are configured with ``https://.../webhooks/google-play?token=<this>``.
+GOOGLE_PLAY_PUSH_TOKEN = os.environ.get("GOOGLE_PLAY_PUSH_TOKEN", "")
+GOOGLE_PLAY_CREDENTIALS_FILE = os.environ.get("GOOGLE_PLAY_CREDENTIALS_FILE", "")
+# Play requires acknowledging a purchase within 3 days or it is refunded.
+GOOGLE_PLAY_ACKNOWLEDGE_WITHIN = timedelta(days=3)
+WEBHOOK_APPLY_MAX_RETRIES = int(os.environ.get("WEBHOOK_APPLY_MAX_RETRIES", "6"))
+CELERY_BEAT_SCHEDULE["requeue-stale-webhook-events"] = {
+    "task": "monetization.tasks.requeue_stale_webhook_events",
+    "schedule": 300.0,
+}
+CELERY_BEAT_SCHEDULE["acknowledge-play-purchases"] = {
+    "task": "monetization.tasks.acknowledge_play_purchases",
+    "schedule": 3600.0,
 }
 
 # verified_orgs: invitation expiry (7 days) and the dunning sweep (grace over -> suspension).

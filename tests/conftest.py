@@ -4,6 +4,8 @@ from rest_framework.test import APIClient
 
 from monetization.models import ApiKey
 
+pytest_plugins = ["tests.celery_worker"]
+
 
 @pytest.fixture(autouse=True)
 def _clear_cache():

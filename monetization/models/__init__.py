@@ -5,6 +5,7 @@ from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
 from .payments import Payment
 from .refunds import Refund
+from .webhooks import WebhookEvent
 
 __all__ = [
     "ApiKey",
@@ -17,4 +18,5 @@ __all__ = [
     "Provider",
     "ProviderIdentity",
     "Refund",
+    "WebhookEvent",
 ]

@@ -35,6 +35,10 @@ class InvalidSignature(Exception):
     """A webhook or signed payload failed verification."""
 
 
+class MalformedPayload(Exception):
+    """A webhook body that is authentic (or unauthenticated) but not the shape the provider documents."""
+
+
 @dataclass(frozen=True)
 class ProviderEvent:
     """A verified webhook, normalised: enough to store it once and apply it later."""

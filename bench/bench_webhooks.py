@@ -1,0 +1,331 @@
+"""Webhook inbox throughput.
+
+1. Stripe-signed webhooks accepted into the inbox over HTTP (gunicorn sync x2 on
+   127.0.0.1, concurrent client processes): events/s, target >= 1,000.
+2. App Store JWS notifications (x5c chain verified by Apple's library): target >= 500/s.
+3. Applying stored events in one worker process (the apply service over N events,
+   as a solo worker would run them): target >= 500/s.
+
+Every delivery is a distinct event (distinct id, fresh signature), so each one is
+a real INSERT and a real enqueue onto the Redis broker (purged afterwards).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing as mp
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "whsec_bench_5e1f2a9c"
+BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/11")
+TARGETS = {"stripe_events_per_s": 1000, "app_store_events_per_s": 500, "apply_events_per_s": 500}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _client(port: int, path: str, bodies: list[tuple[bytes, dict]], out: mp.Queue) -> None:
+    """A lean HTTP/1.0-style client: prebuilt request bytes, one connection per request (sync gunicorn closes)."""
+    requests = []
+    for body, headers in bodies:
+        head = [
+            f"POST {path} HTTP/1.1",
+            "Host: 127.0.0.1",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            "Connection: close",
+        ]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        requests.append(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    latencies, errors = [], 0
+    for raw in requests:
+        started = time.perf_counter()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(raw)
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+            if not b"".join(chunks[:1])[:12].endswith(b"200"):
+                errors += 1
+        except OSError:
+            errors += 1
+        latencies.append(time.perf_counter() - started)
+    out.put((latencies, errors))
+
+
+def _load(port: int, path: str, bodies: list[tuple[bytes, dict]], clients: int) -> dict:
+    out: mp.Queue = mp.Queue()
+    chunks = [bodies[i::clients] for i in range(clients)]
+    procs = [mp.Process(target=_client, args=(port, path, chunk, out)) for chunk in chunks]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    elapsed = time.perf_counter() - started
+    for p in procs:
+        p.join()
+    latencies = sorted(x for lat, _ in results for x in lat)
+    errors = sum(e for _, e in results)
+    return {
+        "events": len(bodies),
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(len(bodies) / elapsed),
+        "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+        "errors": errors,
+    }
+
+
+def _gunicorn(env: dict, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "monetization.wsgi",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "2048",
+        ],
+        cwd=REPO,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("gunicorn did not start")
+
+
+def _seed():
+    from monetization.models import Customer, Provider, ProviderIdentity
+    from subscriptions.models import Entitlement, Plan, Platform, Product, Sku
+
+    product, _ = Product.objects.get_or_create(code="bench-premium", defaults={"name": "Bench Premium"})
+    ent, _ = Entitlement.objects.get_or_create(key="bench_badge", defaults={"name": "Bench badge"})
+    product.entitlements.add(ent)
+    plan, _ = Plan.objects.get_or_create(
+        code="bench-premium-monthly", defaults={"product": product, "interval": "month"}
+    )
+    Sku.objects.get_or_create(plan=plan, platform=Platform.WEB, defaults={"store_product_id": "price_bench_monthly"})
+    Sku.objects.get_or_create(
+        plan=plan, platform=Platform.IOS, defaults={"store_product_id": "com.example.bench.monthly"}
+    )
+    customer, _ = Customer.objects.get_or_create(external_id="bench-customer", defaults={"handle": "bench"})
+    ProviderIdentity.objects.get_or_create(
+        provider=Provider.APP_STORE,
+        kind="app_account_token",
+        value="0b0b0b0b-0000-4000-8000-000000000001",
+        defaults={"customer": customer},
+    )
+    return customer
+
+
+def _stripe_event(run: str, i: int, *, created: int) -> dict:
+    sub_id = f"sub_bench_{run}_{i}"
+    return {
+        "id": f"evt_bench_{run}_{i}",
+        "object": "event",
+        "api_version": "2026-10-28.endive",
+        "created": created + i,
+        "type": "customer.subscription.updated",
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "data": {
+            "object": {
+                "id": sub_id,
+                "object": "subscription",
+                "customer": f"cus_bench_{run}",
+                "status": "active",
+                "cancel_at_period_end": False,
+                "cancel_at": None,
+                "trial_end": None,
+                "metadata": {"external_id": "bench-customer"},
+                "items": {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": f"si_bench_{run}_{i}",
+                            "object": "subscription_item",
+                            "current_period_start": created,
+                            "current_period_end": created + 2592000,
+                            "price": {"id": "price_bench_monthly", "object": "price"},
+                            "quantity": 1,
+                        }
+                    ],
+                },
+            }
+        },
+    }
+
+
+def _sign(body: bytes) -> str:
+    import hashlib
+    import hmac
+
+    t = int(time.time())
+    return f"t={t},v1={hmac.new(SECRET.encode(), f'{t}.'.encode() + body, hashlib.sha256).hexdigest()}"
+
+
+def run(args) -> dict:
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    _seed()
+    quick = getattr(args, "quick", False)
+    n_http = 1500 if quick else 6000
+    n_jws = 600 if quick else 3000
+    n_apply = 500 if quick else 3000
+    clients = 4
+    run_id = str(int(time.time()))
+    result: dict = {"targets": TARGETS}
+
+    from tests.webhooks.support import ApplePKI  # the same throwaway Apple-shaped PKI the tests use
+
+    pki = ApplePKI()
+    tmp = Path(tempfile.mkdtemp())
+    root = pki.write_root(tmp / "root.cer")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "CELERY_BROKER_URL": BROKER,
+        "APP_STORE_ROOT_CERTS": str(root),
+        "APP_STORE_BUNDLE_ID": "com.example.backoffice",
+        "APP_STORE_APP_APPLE_ID": "1234567890",
+        "APP_STORE_ENVIRONMENT": "Production",
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-secret-key-not-for-production-0123456789",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    server = _gunicorn(env, port)
+    try:
+        # 1. Stripe.
+        created = int(time.time()) - 60
+        bodies = []
+        for i in range(n_http):
+            body = json.dumps(_stripe_event(run_id, i, created=created)).encode()
+            bodies.append((body, {"Stripe-Signature": _sign(body)}))
+        _load(port, "/api/v1/webhooks/stripe", bodies[:100], 2)  # warm-up (also real inserts)
+        stripe_result = _load(port, "/api/v1/webhooks/stripe", bodies[100:], clients)
+        result["stripe_http"] = stripe_result
+        result["stripe_events_per_s"] = stripe_result["events_per_s"]
+
+        # 2. App Store: every notification carries three JWS, each verified against the chain.
+        from tests.webhooks.support import fixture
+
+        template = fixture("app_store", "subscribed")
+        jws_bodies = []
+        now_ms = int(time.time() * 1000)
+        for i in range(n_jws):
+            tx = {
+                **template["transaction"],
+                "originalTransactionId": f"7{run_id}{i:06d}",
+                "transactionId": f"8{run_id}{i:06d}",
+                "appAccountToken": "0b0b0b0b-0000-4000-8000-000000000001",
+                "productId": "com.example.bench.monthly",
+                "signedDate": now_ms,
+            }
+            renewal = {
+                **template["renewal"],
+                "originalTransactionId": tx["originalTransactionId"],
+                "signedDate": now_ms,
+            }
+            note = {**template["notification"], "notificationUUID": f"bench-{run_id}-{i}", "signedDate": now_ms}
+            note["data"] = {
+                **note["data"],
+                "signedTransactionInfo": pki.sign(tx),
+                "signedRenewalInfo": pki.sign(renewal),
+            }
+            jws_bodies.append((json.dumps({"signedPayload": pki.sign(note)}).encode(), {}))
+        _load(port, "/api/v1/webhooks/app-store", jws_bodies[:50], 2)
+        apple = _load(port, "/api/v1/webhooks/app-store", jws_bodies[50:], clients)
+        result["app_store_http"] = apple
+        result["app_store_events_per_s"] = apple["events_per_s"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+
+    # Nobody consumed the enqueued tasks: drop them.
+    from monetization.celery import app as celery_app
+
+    celery_app.conf.broker_url = BROKER
+    with celery_app.connection_for_write() as conn:
+        result["enqueued_tasks_purged"] = conn.default_channel.queue_purge("celery")
+
+    # 3. Apply: the worker's code path over stored events, in this one process.
+    from monetization.models import WebhookEvent
+    from monetization.services.webhooks import webhook_event_apply
+
+    ids = list(
+        WebhookEvent.objects.filter(provider="stripe", event_id__startswith=f"evt_bench_{run_id}_", status="received")
+        .order_by("id")
+        .values_list("id", flat=True)[:n_apply]
+    )
+    connection.close()
+    started = time.perf_counter()
+    for event_id in ids:
+        webhook_event_apply(event_id=event_id)
+    elapsed = time.perf_counter() - started
+    applied = WebhookEvent.objects.filter(id__in=ids, status="applied").count()
+    result["apply"] = {
+        "events": len(ids),
+        "applied": applied,
+        "seconds": round(elapsed, 2),
+        "note": "each event creates a subscription (customer, SKU lookups, audit, state change)",
+    }
+    result["apply_events_per_s"] = round(len(ids) / elapsed) if elapsed else None
+
+    # 3b. The steady state: events about subscriptions we already know (renewals, status changes).
+    from monetization.providers.stripe.adapter import event_from_dict
+    from monetization.services.webhooks import webhook_store
+
+    later = created + 2592000
+    renewals = []
+    for i in range(len(ids)):
+        event = _stripe_event(run_id, i, created=later)
+        event["id"] = f"evt_bench_{run_id}_renew_{i}"
+        item = event["data"]["object"]["items"]["data"][0]
+        item.update(current_period_start=later, current_period_end=later + 2592000)
+        renewals.append(event_from_dict(event))
+    stored = []
+    for start in range(0, len(renewals), 500):
+        stored += [pk for pk, _ in webhook_store(events=renewals[start : start + 500], enqueue=False)]
+    started = time.perf_counter()
+    for event_id in stored:
+        webhook_event_apply(event_id=event_id)
+    elapsed = time.perf_counter() - started
+    result["apply_existing"] = {"events": len(stored), "seconds": round(elapsed, 2)}
+    result["apply_existing_events_per_s"] = round(len(stored) / elapsed) if elapsed else None
+    for key, target in TARGETS.items():
+        value = result.get(key)
+        result[f"{key}_vs_target"] = f"{value} / {target} ({'met' if value and value >= target else 'NOT met'})"
+    return result

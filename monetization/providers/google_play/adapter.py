@@ -1,0 +1,251 @@
+"""Google Play: real-time developer notifications (Pub/Sub push) and subscriptionsv2.
+
+A notification only says *that* a subscription changed; the truth is read
+back from ``purchases.subscriptionsv2.get`` every time, so order and
+duplicates do not matter for state.
+
+Push authentication: Pub/Sub push cannot sign a body with a shared secret.
+Configure the push endpoint as ``https://<host>/api/v1/webhooks/google-play?token=<secret>``
+and set the same secret in ``GOOGLE_PLAY_PUSH_TOKEN``; the view passes the
+query token in as the ``X-Push-Token`` header and we compare it in constant
+time. With ``GOOGLE_PLAY_PUSH_TOKEN`` unset the push is accepted unverified
+(the state still comes from Google's API, so a forged push can only make us
+re-read a real purchase).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.conf import settings
+from djmoney.money import Money
+
+from monetization import clock
+from monetization.providers.base import (
+    InvalidSignature,
+    MalformedPayload,
+    ProviderError,
+    ProviderEvent,
+    RefundResult,
+    SubscriptionSnapshot,
+)
+
+from .client import GoogleApiSubscriptionsV2Client, SubscriptionsV2Client
+
+NOTIFICATION_TYPES = {
+    1: "SUBSCRIPTION_RECOVERED",
+    2: "SUBSCRIPTION_RENEWED",
+    3: "SUBSCRIPTION_CANCELED",
+    4: "SUBSCRIPTION_PURCHASED",
+    5: "SUBSCRIPTION_ON_HOLD",
+    6: "SUBSCRIPTION_IN_GRACE_PERIOD",
+    7: "SUBSCRIPTION_RESTARTED",
+    8: "SUBSCRIPTION_PRICE_CHANGE_CONFIRMED",
+    9: "SUBSCRIPTION_DEFERRED",
+    10: "SUBSCRIPTION_PAUSED",
+    11: "SUBSCRIPTION_PAUSE_SCHEDULE_CHANGED",
+    12: "SUBSCRIPTION_REVOKED",
+    13: "SUBSCRIPTION_EXPIRED",
+    17: "SUBSCRIPTION_ITEMS_CHANGED",
+    18: "SUBSCRIPTION_CANCELLATION_SCHEDULED",
+    19: "SUBSCRIPTION_PRICE_CHANGE_UPDATED",
+    20: "SUBSCRIPTION_PENDING_PURCHASE_CANCELED",
+}
+PAYMENT_CODES = {1, 2, 4, 7}  # a successful charge happened (latestSuccessfulOrderId names it)
+
+
+def rfc3339(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def play_money(price: dict | None) -> Money | None:
+    if not price or not price.get("currencyCode"):
+        return None
+    amount = Decimal(price.get("units") or 0) + Decimal(int(price.get("nanos") or 0)).scaleb(-9)
+    return Money(amount, price["currencyCode"]) if amount > 0 else None
+
+
+def snapshot_from_v2(token: str, data: dict, *, as_of: datetime) -> SubscriptionSnapshot:
+    """A ``SubscriptionPurchaseV2`` resource as a snapshot."""
+    items = data.get("lineItems") or []
+    if not items or not data.get("subscriptionState"):
+        raise MalformedPayload("A subscriptionsv2 resource needs subscriptionState and lineItems.")
+    item = items[0]
+    plan = item.get("autoRenewingPlan") or {}
+    expiry = rfc3339(item.get("expiryTime"))
+    state = data["subscriptionState"]
+    accounts = data.get("externalAccountIdentifiers") or {}
+    auto_renew = bool(plan.get("autoRenewEnabled", state != "SUBSCRIPTION_STATE_CANCELED"))
+    offer_phase = item.get("offerPhase") or {}
+    return SubscriptionSnapshot(
+        provider="google_play",
+        provider_subscription_id=token,
+        store_product_id=item.get("productId", ""),
+        base_plan_id=(item.get("offerDetails") or {}).get("basePlanId", ""),
+        status=state,
+        as_of=as_of,
+        customer_ref=accounts.get("obfuscatedExternalAccountId", ""),
+        current_period_start=rfc3339(data.get("startTime")),
+        current_period_end=expiry,
+        trial_end=expiry if "freeTrial" in offer_phase else None,
+        grace_end=expiry if state == "SUBSCRIPTION_STATE_IN_GRACE_PERIOD" else None,
+        auto_renew=auto_renew if state != "SUBSCRIPTION_STATE_CANCELED" else False,
+        extra={
+            "identities": [("purchase_token", token)],
+            "acknowledgement_state": data.get("acknowledgementState", ""),
+            "latest_order_id": item.get("latestSuccessfulOrderId", ""),
+            "recurring_price": plan.get("recurringPrice"),
+            "linked_purchase_token": data.get("linkedPurchaseToken", ""),
+        },
+    )
+
+
+class GooglePlayProvider:
+    """The Google Play adapter. ``client`` is injectable (tests replay recorded subscriptionsv2 JSON)."""
+
+    def __init__(self, name: str = "google_play", *, client: SubscriptionsV2Client | None = None):
+        self.name = name
+        self._client = client
+
+    @property
+    def client(self) -> SubscriptionsV2Client:
+        if self._client is None:
+            if not settings.GOOGLE_PLAY_CREDENTIALS_FILE:
+                raise ProviderError("GOOGLE_PLAY_CREDENTIALS_FILE is not configured.", code="provider_not_configured")
+            self._client = GoogleApiSubscriptionsV2Client(credentials_file=settings.GOOGLE_PLAY_CREDENTIALS_FILE)
+        return self._client
+
+    @client.setter
+    def client(self, value: SubscriptionsV2Client | None) -> None:
+        self._client = value
+
+    @property
+    def package_name(self) -> str:
+        return settings.GOOGLE_PLAY_PACKAGE_NAME
+
+    # --- notifications -----------------------------------------------------
+
+    def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> list[ProviderEvent]:
+        expected = settings.GOOGLE_PLAY_PUSH_TOKEN
+        if expected:
+            given = next((v for k, v in headers.items() if k.lower() == "x-push-token"), "")
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                raise InvalidSignature("The push token does not match GOOGLE_PLAY_PUSH_TOKEN.")
+        try:
+            envelope = json.loads(body)
+            message = envelope["message"]
+            message_id = message.get("messageId") or message.get("message_id")
+            notification = json.loads(base64.b64decode(message["data"], validate=True))
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            raise MalformedPayload(
+                "Expected a Pub/Sub push: message.data (base64 JSON) and message.messageId."
+            ) from exc
+        if not message_id or not isinstance(notification, dict):
+            raise MalformedPayload("The Pub/Sub message has no messageId.")
+        package = notification.get("packageName", "")
+        if not package or "eventTimeMillis" not in notification:
+            raise MalformedPayload("A developer notification needs packageName and eventTimeMillis.")
+        if self.package_name and package != self.package_name:
+            raise InvalidSignature(f"Notification for another package ({package}).")
+        sub = notification.get("subscriptionNotification") or {}
+        if sub:
+            try:
+                code = int(sub["notificationType"])
+                token = sub["purchaseToken"]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise MalformedPayload("subscriptionNotification needs notificationType and purchaseToken.") from exc
+            event_type = NOTIFICATION_TYPES.get(code, f"SUBSCRIPTION_{code}")
+        elif notification.get("voidedPurchaseNotification"):
+            token = notification["voidedPurchaseNotification"].get("purchaseToken", "")
+            event_type = "VOIDED_PURCHASE"
+        elif notification.get("testNotification"):
+            token, event_type = "", "TEST"
+        else:
+            token, event_type = "", "OTHER"
+        try:
+            occurred_at = datetime.fromtimestamp(int(notification["eventTimeMillis"]) / 1000, tz=UTC)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedPayload("The developer notification has no eventTimeMillis.") from exc
+        return [
+            ProviderEvent(
+                provider="google_play",
+                event_id=str(message_id),
+                event_type=event_type,
+                occurred_at=occurred_at,
+                payload={"message": {k: v for k, v in message.items() if k != "data"}, "notification": notification},
+                subscription_ref=token,
+            )
+        ]
+
+    def resync_event(self, token: str) -> ProviderEvent:
+        """A synthetic notification that makes the applier re-read one purchase token."""
+        now = clock.now()
+        return ProviderEvent(
+            provider="google_play",
+            event_id=f"resync:{token[:180]}:{int(now.timestamp())}",
+            event_type="RESYNC",
+            occurred_at=now,
+            payload={"notification": {"resync": {"purchaseToken": token}}},
+            subscription_ref=token,
+        )
+
+    def list_events(self, *, since: datetime, tokens: list[str] | None = None) -> Iterator[ProviderEvent]:
+        for token in tokens or []:
+            yield self.resync_event(token)
+
+    # --- Developer API -------------------------------------------------------
+
+    def _api(self, fn, **kwargs):
+        try:
+            return fn(package_name=self.package_name, **kwargs)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            status = getattr(getattr(exc, "resp", None), "status", None)
+            if status is not None:
+                status = int(status)
+                code = "not_found" if status in (404, 410) else "provider_error"
+                raise ProviderError(
+                    f"Google Play API: {exc}", code=code, retryable=status >= 500 or status == 429
+                ) from exc
+            raise ProviderError(
+                f"Google Play API unreachable: {exc}", code="provider_unavailable", retryable=True
+            ) from exc
+
+    def fetch_subscription(self, provider_subscription_id: str) -> SubscriptionSnapshot:
+        data = self._api(self.client.get, token=provider_subscription_id)
+        return snapshot_from_v2(provider_subscription_id, data, as_of=clock.now())
+
+    def acknowledge(self, *, product_id: str, token: str) -> None:
+        self._api(self.client.acknowledge, product_id=product_id, token=token)
+
+    def refund(self, *, payment_reference: str, amount: Money, idempotency_key: str, reason: str) -> RefundResult:
+        # orders.refund refunds the whole order; partial refunds happen in the Play Console only.
+        self._api(self.client.refund_order, order_id=payment_reference)
+        return RefundResult(provider_refund_id=f"play:{payment_reference}", amount=amount, status="succeeded")
+
+    def cancel_subscription(self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str) -> None:
+        if at_period_end:
+            body = {"cancellationContext": {"cancellationType": "DEVELOPER_REQUESTED_STOP_PAYMENTS"}}
+            self._api(self.client.cancel, token=provider_subscription_id, body=body)
+        else:
+            # Ending access now is a revocation (with a prorated refund) on Play.
+            self._api(
+                self.client.revoke, token=provider_subscription_id, body={"revocationContext": {"proratedRefund": {}}}
+            )
+
+    def extend_subscription(
+        self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        current = self._api(self.client.get, token=provider_subscription_id)
+        body = {"deferralContext": {"deferDuration": f"{days * 86400}s", "etag": current.get("etag", "")}}
+        self._api(self.client.defer, token=provider_subscription_id, body=body)
+        return self.fetch_subscription(provider_subscription_id)

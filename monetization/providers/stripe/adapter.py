@@ -1,0 +1,259 @@
+"""Stripe: webhooks verified with ``stripe.Webhook.construct_event``; API calls through ``StripeClient``.
+
+The API version is pinned (``STRIPE_API_VERSION``) and our parsing follows
+it: since 2025-03-31 the current period lives on the subscription *items*,
+not on the subscription, so we read it there (falling back to the old place
+for events rendered with an older version, which Stripe does for events
+created before an upgrade).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import stripe
+from django.conf import settings
+from djmoney.money import Money
+
+from monetization import clock
+from monetization.providers.base import (
+    InvalidSignature,
+    MalformedPayload,
+    ProviderError,
+    ProviderEvent,
+    RefundResult,
+    SubscriptionSnapshot,
+)
+
+# The event types we store; everything else is acknowledged and not stored.
+HANDLED_TYPES = (
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "charge.refunded",
+)
+
+
+def ts(value) -> datetime | None:
+    if value in (None, ""):
+        return None
+    return datetime.fromtimestamp(int(value), tz=UTC)
+
+
+def money_from_minor(amount: int, currency: str) -> Money:
+    from monetization.services.ledger import minor_unit_exponent
+
+    currency = currency.upper()
+    return Money(Decimal(int(amount)).scaleb(-minor_unit_exponent(currency)), currency)
+
+
+def minor_from_money(amount: Money) -> int:
+    from monetization.services.ledger import minor_unit_exponent
+
+    return int((amount.amount * (10 ** minor_unit_exponent(str(amount.currency)))).to_integral_value())
+
+
+def snapshot_from_subscription(obj: dict, *, as_of: datetime) -> SubscriptionSnapshot:
+    """A Stripe Subscription object (as a dict) as a snapshot."""
+    items = (obj.get("items") or {}).get("data") or []
+    if not items:
+        raise MalformedPayload(f"Stripe subscription {obj.get('id')} has no items.")
+    item = items[0]
+    price = item.get("price") or item.get("plan") or {}
+    start = item.get("current_period_start", obj.get("current_period_start"))
+    end = item.get("current_period_end", obj.get("current_period_end"))
+    customer = obj.get("customer")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    metadata = obj.get("metadata") or {}
+    cancel_details = obj.get("cancellation_details") or {}
+    auto_renew = not obj.get("cancel_at_period_end") and not obj.get("cancel_at")
+    return SubscriptionSnapshot(
+        provider="stripe",
+        provider_subscription_id=obj["id"],
+        store_product_id=price.get("id", ""),
+        status=obj["status"],
+        as_of=as_of,
+        customer_ref=customer or "",
+        current_period_start=ts(start),
+        current_period_end=ts(end),
+        trial_end=ts(obj.get("trial_end")),
+        auto_renew=auto_renew,
+        quantity=int(item.get("quantity") or 1),
+        extra={
+            "external_id": metadata.get("external_id", ""),
+            "cancel_reason": (cancel_details.get("reason") or "")[:64],
+        },
+    )
+
+
+class StripeProvider:
+    """The Stripe adapter. ``http_client`` is injectable so tests replay recorded responses."""
+
+    def __init__(self, name: str = "stripe", *, http_client: stripe.HTTPClient | None = None):
+        self.name = name
+        self.http_client = http_client
+        self._client: stripe.StripeClient | None = None
+        self._client_key: tuple | None = None
+
+    # --- webhooks ---------------------------------------------------------
+
+    def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> list[ProviderEvent]:
+        signature = _header(headers, "Stripe-Signature")
+        secret = settings.STRIPE_WEBHOOK_SECRET
+        if not secret:
+            # Our misconfiguration, not the sender's fault: a 5xx makes Stripe retry later.
+            raise ProviderError("STRIPE_WEBHOOK_SECRET is not configured.", code="provider_not_configured")
+        try:
+            stripe.Webhook.construct_event(body, signature, secret, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE)
+        except stripe.SignatureVerificationError as exc:
+            raise InvalidSignature(str(exc).split("\n")[0]) from exc
+        except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as exc:  # signed, but not a JSON object
+            raise MalformedPayload("The body is not a JSON Stripe event.") from exc
+        # construct_event verified and parsed the body; we keep it as plain JSON for the inbox.
+        return [event_from_dict(json.loads(body))]
+
+    def list_events(self, *, since: datetime) -> Iterator[ProviderEvent]:
+        """Stripe's event list (30 days back), oldest first is not promised: the appliers don't care."""
+        page = self.client.v1.events.list(
+            params={"created": {"gte": int(since.timestamp())}, "types": list(HANDLED_TYPES), "limit": 100}
+        )
+        for event in page.auto_paging_iter():
+            yield event_from_dict(event.to_dict())
+
+    # --- API --------------------------------------------------------------
+
+    @property
+    def client(self) -> stripe.StripeClient:
+        key = (settings.STRIPE_API_KEY, settings.STRIPE_API_VERSION, id(self.http_client))
+        if self._client is None or self._client_key != key:
+            if not settings.STRIPE_API_KEY:
+                raise ProviderError("STRIPE_API_KEY is not configured.", code="provider_not_configured")
+            self._client = stripe.StripeClient(
+                settings.STRIPE_API_KEY,
+                stripe_version=settings.STRIPE_API_VERSION,
+                http_client=self.http_client,
+                max_network_retries=2,
+            )
+            self._client_key = key
+        return self._client
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except stripe.InvalidRequestError as exc:
+            code = "not_found" if exc.http_status == 404 else (exc.code or "invalid_request")
+            raise ProviderError(str(exc.user_message or exc), code=code, retryable=False) from exc
+        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+            raise ProviderError(str(exc), code="provider_unavailable", retryable=True) from exc
+        except stripe.StripeError as exc:
+            retryable = exc.http_status is None or exc.http_status >= 500
+            raise ProviderError(str(exc), code=exc.code or "provider_error", retryable=retryable) from exc
+
+    def fetch_subscription(self, provider_subscription_id: str) -> SubscriptionSnapshot:
+        obj = self._call(self.client.v1.subscriptions.retrieve, provider_subscription_id)
+        return snapshot_from_subscription(obj.to_dict(), as_of=clock.now())
+
+    def invoice_for_payment_intent(self, payment_intent: str) -> str:
+        """The invoice a payment intent paid (charges no longer name their invoice in recent API versions)."""
+        page = self._call(
+            self.client.v1.invoice_payments.list,
+            params={"payment": {"type": "payment_intent", "payment_intent": payment_intent}, "limit": 1},
+        )
+        rows = page.to_dict().get("data") or []
+        return rows[0]["invoice"] if rows else ""
+
+    def refund(self, *, payment_reference: str, amount: Money, idempotency_key: str, reason: str) -> RefundResult:
+        params: dict = {"amount": minor_from_money(amount), "metadata": {"reason": reason[:500]}}
+        if payment_reference.startswith("ch_"):
+            params["charge"] = payment_reference
+        elif payment_reference.startswith("pi_"):
+            params["payment_intent"] = payment_reference
+        else:  # an invoice: refund the payment intent that paid it
+            page = self._call(self.client.v1.invoice_payments.list, params={"invoice": payment_reference, "limit": 1})
+            rows = page.to_dict().get("data") or []
+            intent = ((rows[0].get("payment") or {}).get("payment_intent")) if rows else None
+            if not intent:
+                raise ProviderError(f"No payment found for invoice {payment_reference}.", code="not_found")
+            params["payment_intent"] = intent
+        refund = self._call(self.client.v1.refunds.create, params=params, options={"idempotency_key": idempotency_key})
+        data = refund.to_dict()
+        return RefundResult(
+            provider_refund_id=data["id"],
+            amount=money_from_minor(data["amount"], data["currency"]),
+            status="succeeded" if data.get("status") == "succeeded" else "pending",
+        )
+
+    def cancel_subscription(self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str) -> None:
+        options = {"idempotency_key": idempotency_key}
+        if at_period_end:
+            self._call(
+                self.client.v1.subscriptions.update,
+                provider_subscription_id,
+                params={"cancel_at_period_end": True},
+                options=options,
+            )
+        else:
+            self._call(self.client.v1.subscriptions.cancel, provider_subscription_id, options=options)
+
+    def extend_subscription(
+        self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        """Free days on Stripe: move ``trial_end`` past the period end, which defers the next invoice."""
+        current = self.fetch_subscription(provider_subscription_id)
+        base = max(filter(None, [current.trial_end, current.current_period_end, clock.now()]))
+        new_end = int(base.timestamp()) + days * 86400
+        obj = self._call(
+            self.client.v1.subscriptions.update,
+            provider_subscription_id,
+            params={"trial_end": new_end, "proration_behavior": "none", "metadata": {"extension_reason": reason[:500]}},
+            options={"idempotency_key": idempotency_key},
+        )
+        return snapshot_from_subscription(obj.to_dict(), as_of=clock.now())
+
+
+def _header(headers: dict[str, str], name: str) -> str:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return ""
+
+
+def event_from_dict(data: dict) -> ProviderEvent:
+    try:
+        obj = data["data"]["object"]
+        event_type = data["type"]
+        event_id = data["id"]
+        created = ts(data["created"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedPayload("A Stripe event needs id, type, created and data.object.") from exc
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedPayload("A Stripe event id must be a string.")
+    ref = ""
+    if isinstance(obj, dict):
+        if obj.get("object") == "subscription":
+            ref = obj.get("id", "")
+        elif obj.get("object") == "invoice":
+            ref = invoice_subscription_id(obj)
+    return ProviderEvent(
+        provider="stripe",
+        event_id=event_id,
+        event_type=str(event_type)[:64],
+        occurred_at=created,
+        payload=data,
+        subscription_ref=ref or "",
+    )
+
+
+def invoice_subscription_id(invoice: dict) -> str:
+    """Where the pinned API version puts an invoice's subscription (``parent``), or the old place."""
+    parent = invoice.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    sub = details.get("subscription") or invoice.get("subscription") or ""
+    return sub.get("id", "") if isinstance(sub, dict) else sub

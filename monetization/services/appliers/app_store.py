@@ -1,0 +1,72 @@
+"""App Store Server Notifications V2 -> subscription state, payments, refunds."""
+
+from __future__ import annotations
+
+from monetization.models import Payment, WebhookEvent
+from monetization.providers.app_store.adapter import (
+    IGNORED_TYPES,
+    PAYMENT_TYPES,
+    ms,
+    snapshot_from_transaction,
+    transaction_amount,
+)
+from monetization.services.audit import audit_record
+from monetization.services.payments import payment_record
+from subscriptions.services.lifecycle import Cause
+from subscriptions.services.provider_sync import subscription_sync_from_snapshot
+
+from . import EventIgnored
+
+
+def relevant(event_type: str) -> bool:
+    return event_type.split(".", 1)[0] not in IGNORED_TYPES
+
+
+def apply(event: WebhookEvent) -> str:
+    notification = event.payload.get("notification") or {}
+    transaction = event.payload.get("transaction")
+    renewal = event.payload.get("renewal")
+    ntype = notification.get("notificationType", "")
+    subtype = notification.get("subtype") or ""
+    if ntype in IGNORED_TYPES:
+        raise EventIgnored(ntype)
+    if not transaction:
+        raise EventIgnored(f"{ntype} without a transaction")
+    if transaction.get("type") and transaction["type"] != "Auto-Renewable Subscription":
+        raise EventIgnored(f"not a subscription ({transaction['type']})")
+    cause = Cause.provider_event("app_store", event.event_id, reason=event.event_type)
+    snapshot = snapshot_from_transaction(
+        transaction, renewal, as_of=event.occurred_at, notification_type=ntype, subtype=subtype
+    )
+    result = subscription_sync_from_snapshot(snapshot=snapshot, cause=cause)
+    sub = result.subscription
+    notes = [f"subscription {sub.pk} {sub.state}" + (" (older event)" if result.stale else "")]
+    amount = transaction_amount(transaction)
+    if ntype in PAYMENT_TYPES and amount is not None and not transaction.get("revocationDate"):
+        first = ntype == "SUBSCRIBED" and transaction.get("transactionReason", "PURCHASE") == "PURCHASE"
+        payment, _created = payment_record(
+            customer=sub.customer,
+            provider="app_store",
+            provider_reference=str(transaction["transactionId"]),
+            amount=amount,
+            kind=Payment.Kind.INITIAL if first and subtype != "RESUBSCRIBE" else Payment.Kind.RENEWAL,
+            subscription=sub,
+            occurred_at=ms(transaction.get("purchaseDate")) or event.occurred_at,
+        )
+        notes.append(f"payment {payment.pk}")
+    if ntype in ("REFUND", "REVOKE"):
+        # Apple refunded (or family sharing revoked): access ends; the money side is the refunds service's.
+        audit_record(
+            action="subscription.refund_reported",
+            obj=sub,
+            actor_kind="provider",
+            actor_label=cause.label,
+            customer=sub.customer,
+            after={
+                "transaction": transaction.get("transactionId"),
+                "type": ntype,
+                "revocation_reason": transaction.get("revocationReason"),
+                "revocation_date": transaction.get("revocationDate"),
+            },
+        )
+    return "; ".join(notes)

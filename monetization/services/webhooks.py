@@ -1,0 +1,192 @@
+"""The webhook inbox: receive (verify, store once, enqueue), apply, replay.
+
+Receiving is kept to one signature check and one ``INSERT ... ON CONFLICT DO
+NOTHING`` so the provider gets its 200 fast; applying happens in a Celery
+worker. A redelivery hits the unique (provider, event_id) and is
+acknowledged without being stored or enqueued again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+
+from monetization import clock
+from monetization.errors import Conflict, ErrorCode
+from monetization.models import WebhookEvent
+from monetization.providers.base import ProviderError, ProviderEvent, get_provider
+from monetization.services.appliers import EventIgnored, RetryableApplyError, applier_for, is_relevant
+from monetization.services.audit import audit_record
+
+log = logging.getLogger(__name__)
+
+_INSERT_SQL = """
+INSERT INTO monetization_webhookevent
+    (provider, event_id, event_type, subscription_ref, occurred_at, received_at, payload, raw_body,
+     status, attempts, last_error, note, applied_at)
+VALUES {values}
+ON CONFLICT (provider, event_id) DO NOTHING
+RETURNING id, event_id, status
+"""
+
+
+def _enqueue(event_ids: list[int]) -> None:
+    from monetization.tasks import apply_webhook_event
+
+    for event_id in event_ids:
+        try:
+            apply_webhook_event.delay(event_id)
+        except Exception:
+            # The row is stored: the requeue task picks up anything left in "received".
+            log.exception("could not enqueue webhook event %s", event_id)
+
+
+def webhook_store(
+    *, events: Iterable[ProviderEvent], raw_body: str = "", enqueue: bool = True
+) -> list[tuple[int, bool]]:
+    """Store verified events once. Returns (id, created) per event; new relevant ones are enqueued on commit."""
+    events = list(events)
+    if not events:
+        return []
+    now = clock.now()
+    rows = []
+    for ev in events:
+        relevant = is_relevant(ev.provider, ev.event_type)
+        rows.append(
+            (
+                ev.provider,
+                ev.event_id[:255],
+                ev.event_type[:64],
+                (ev.subscription_ref or "")[:512],
+                ev.occurred_at,
+                now,
+                json.dumps(ev.payload, cls=DjangoJSONEncoder),
+                raw_body,
+                WebhookEvent.Status.RECEIVED if relevant else WebhookEvent.Status.IGNORED,
+                0,
+                "",
+                "" if relevant else "event type not applied",
+                None if relevant else now,
+            )
+        )
+    # One statement, no explicit transaction: a single INSERT commits on its own (one round trip).
+    if connection.vendor == "postgresql":
+        placeholders = ",".join(["(%s,%s,%s,%s,%s,%s,%s::jsonb,%s,%s,%s,%s,%s,%s)"] * len(rows))
+        with connection.cursor() as cursor:
+            cursor.execute(_INSERT_SQL.format(values=placeholders), [v for row in rows for v in row])
+            inserted = {event_id: (pk, status) for pk, event_id, status in cursor.fetchall()}
+    else:  # the SQLite demo
+        objs = [
+            WebhookEvent(
+                provider=r[0],
+                event_id=r[1],
+                event_type=r[2],
+                subscription_ref=r[3],
+                occurred_at=r[4],
+                received_at=r[5],
+                payload=json.loads(r[6]),
+                raw_body=r[7],
+                status=r[8],
+                note=r[11],
+                applied_at=r[12],
+            )
+            for r in rows
+        ]
+        before = set(
+            WebhookEvent.objects.filter(provider=events[0].provider, event_id__in=[r[1] for r in rows]).values_list(
+                "event_id", flat=True
+            )
+        )
+        WebhookEvent.objects.bulk_create(objs, ignore_conflicts=True)
+        inserted = {
+            e: (pk, st)
+            for pk, e, st in WebhookEvent.objects.filter(
+                provider=events[0].provider, event_id__in=[r[1] for r in rows if r[1] not in before]
+            ).values_list("id", "event_id", "status")
+        }
+    result = []
+    to_apply = []
+    for row in rows:
+        hit = inserted.get(row[1])
+        if hit is None:
+            existing = WebhookEvent.objects.filter(provider=row[0], event_id=row[1]).values_list("id", flat=True)
+            result.append((existing.first(), False))
+            continue
+        result.append((hit[0], True))
+        if hit[1] == WebhookEvent.Status.RECEIVED:
+            to_apply.append(hit[0])
+    if enqueue and to_apply:
+        transaction.on_commit(lambda: _enqueue(to_apply))
+    return result
+
+
+def webhook_receive(*, provider: str, body: bytes, headers: dict[str, str]) -> list[tuple[int, bool]]:
+    """Verify a delivery with the provider's adapter and store its events (raises InvalidSignature/MalformedPayload)."""
+    events = get_provider(provider).verify_webhook(body=body, headers=headers)
+    return webhook_store(events=events, raw_body=body.decode("utf-8", errors="replace"))
+
+
+def webhook_event_apply(*, event_id: int) -> WebhookEvent:
+    """Apply one stored event exactly once. Failures are recorded on the row, then re-raised.
+
+    Raises :class:`RetryableApplyError` when trying again later may help.
+    """
+    error: Exception | None = None
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().get(pk=event_id)
+        if event.status in (WebhookEvent.Status.APPLIED, WebhookEvent.Status.IGNORED):
+            return event
+        event.attempts += 1
+        try:
+            with transaction.atomic():
+                note = applier_for(event.provider)(event)
+            event.mark_applied(note=note or "")
+        except EventIgnored as exc:
+            event.mark_ignored(note=str(exc))
+        except Exception as exc:
+            error = exc
+            event.mark_failed(error=f"{type(exc).__name__}: {exc}")
+        event.save(update_fields=["status", "attempts", "last_error", "applied_at", "note"])
+    if error is not None:
+        retryable = isinstance(error, RetryableApplyError) or (isinstance(error, ProviderError) and error.retryable)
+        if retryable and not isinstance(error, RetryableApplyError):
+            raise RetryableApplyError(str(error)) from error
+        raise error
+    return event
+
+
+def webhook_event_replay(*, event: WebhookEvent, user, reason: str = "") -> WebhookEvent:
+    """Staff: apply a failed (or stuck) event again, on a worker. Audited."""
+    with transaction.atomic():
+        locked = WebhookEvent.objects.select_for_update().get(pk=event.pk)
+        if locked.status not in (WebhookEvent.Status.FAILED, WebhookEvent.Status.RECEIVED):
+            raise Conflict(
+                f"Only failed or pending events can be replayed; this one is {locked.status}.",
+                code=ErrorCode.WEBHOOK_NOT_REPLAYABLE,
+            )
+        audit_record(
+            action="webhook.replay",
+            obj=locked,
+            actor=user,
+            before={"status": locked.status, "attempts": locked.attempts, "last_error": locked.last_error[:500]},
+            reason=reason or "replayed from the admin",
+        )
+        transaction.on_commit(lambda: _enqueue([locked.pk]))
+    return locked
+
+
+def webhook_requeue_stale(*, older_than_seconds: int = 300, limit: int = 1000) -> int:
+    """Enqueue events still "received" after a while (an enqueue that was lost with a broker outage)."""
+    cutoff = clock.now() - timedelta(seconds=older_than_seconds)
+    ids = list(
+        WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED, received_at__lt=cutoff)
+        .order_by("received_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    _enqueue(ids)
+    return len(ids)

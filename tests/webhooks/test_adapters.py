@@ -1,0 +1,121 @@
+"""Adapter writes go through the real SDKs (recorded HTTP) and carry idempotency keys."""
+
+from datetime import UTC, datetime
+
+import pytest
+from djmoney.money import Money
+
+from monetization import clock
+from monetization.providers.base import ProviderError, get_provider
+
+from .support import PLAY_TOKEN, RecordedAppStoreClient, fixture, play_resource
+
+SUB = "sub_1QwebPremium0000000001"
+
+
+def _sub_obj(**updates):
+    obj = fixture("stripe", "customer.subscription.created")["data"]["object"]
+    obj.update(updates)
+    return obj
+
+
+def test_stripe_refund_of_an_invoice_refunds_its_payment_intent_with_the_idempotency_key(stripe_http):
+    stripe_http.responses[("get", "/v1/invoice_payments")] = fixture("stripe", "invoice_payments.list")
+    stripe_http.responses[("post", "/v1/refunds")] = {
+        "id": "re_3Qrefund0001",
+        "object": "refund",
+        "amount": 300,
+        "currency": "usd",
+        "status": "succeeded",
+        "payment_intent": "pi_3QwebIntent000000000001",
+    }
+    result = get_provider("stripe").refund(
+        payment_reference="in_1QwebInvoice00000000001",
+        amount=Money("3.00", "USD"),
+        idempotency_key="refund-42",
+        reason="duplicate charge",
+    )
+    assert result.provider_refund_id == "re_3Qrefund0001" and result.amount == Money("3.00", "USD")
+    post = stripe_http.requests[-1]
+    assert post["headers"]["Idempotency-Key"] == "refund-42"
+    assert "amount=300" in post["body"] and "payment_intent=pi_3QwebIntent000000000001" in post["body"]
+
+
+def test_stripe_cancel_at_period_end_and_extend(stripe_http):
+    stripe_http.responses[("post", f"/v1/subscriptions/{SUB}")] = [
+        _sub_obj(cancel_at_period_end=True),
+        _sub_obj(status="trialing", trial_end=1770508800),
+    ]
+    stripe_http.responses[("get", f"/v1/subscriptions/{SUB}")] = _sub_obj()
+    provider = get_provider("stripe")
+    provider.cancel_subscription(SUB, at_period_end=True, idempotency_key="cancel-1")
+    assert stripe_http.requests[-1]["headers"]["Idempotency-Key"] == "cancel-1"
+    assert "cancel_at_period_end=true" in stripe_http.requests[-1]["body"]
+    with clock.frozen(datetime(2026, 1, 10, tzinfo=UTC)):  # mid-period: the extension starts at the period end
+        snapshot = provider.extend_subscription(SUB, days=7, reason="outage", idempotency_key="extend-1")
+    request = stripe_http.requests[-1]
+    assert request["headers"]["Idempotency-Key"] == "extend-1"
+    assert f"trial_end={1769904000 + 7 * 86400}" in request["body"] and "proration_behavior=none" in request["body"]
+    assert snapshot.trial_end is not None
+
+
+def test_stripe_not_found_is_a_provider_error(stripe_http):
+    with pytest.raises(ProviderError) as exc:
+        get_provider("stripe").fetch_subscription("sub_missing")
+    assert exc.value.code == "not_found" and not exc.value.retryable
+
+
+def test_app_store_extension_uses_the_renewal_date_api(apple_pki):
+    tx = fixture("app_store", "subscribed")["transaction"]
+    renewal = fixture("app_store", "subscribed")["renewal"]
+    status = {
+        "environment": "Production",
+        "bundleId": "com.example.backoffice",
+        "appAppleId": 1234567890,
+        "data": [
+            {
+                "subscriptionGroupIdentifier": "21345678",
+                "lastTransactions": [
+                    {
+                        "originalTransactionId": tx["originalTransactionId"],
+                        "status": 1,
+                        "signedTransactionInfo": apple_pki.sign({**tx, "expiresDate": 1770508800000}),
+                        "signedRenewalInfo": apple_pki.sign(renewal),
+                    }
+                ],
+            }
+        ],
+    }
+    api = RecordedAppStoreClient(
+        {
+            ("PUT", f"/inApps/v1/subscriptions/extend/{tx['originalTransactionId']}"): [
+                {"originalTransactionId": tx["originalTransactionId"], "success": True, "effectiveDate": 1770508800000}
+            ],
+            ("GET", f"/inApps/v1/subscriptions/{tx['originalTransactionId']}"): [status],
+        }
+    )
+    provider = get_provider("app_store")
+    provider.api_client = api
+    snapshot = provider.extend_subscription(
+        tx["originalTransactionId"], days=7, reason="outage", idempotency_key="6f1c2a4e-0000-4000-8000-000000000007"
+    )
+    assert snapshot.current_period_end.timestamp() == 1770508800
+    body = api.requests_made[0]["json"]
+    assert body["extendByDays"] == 7 and body["requestIdentifier"] == "6f1c2a4e-0000-4000-8000-000000000007"
+    with pytest.raises(ProviderError):
+        provider.extend_subscription(tx["originalTransactionId"], days=91, reason="x", idempotency_key="k")
+
+
+def test_play_defer_cancel_revoke_refund(play_client):
+    play_client.resources[PLAY_TOKEN] = play_resource("SUBSCRIPTION_STATE_ACTIVE")
+    provider = get_provider("google_play")
+    provider.extend_subscription(PLAY_TOKEN, days=3, reason="outage", idempotency_key="k")
+    defer = next(c for c in play_client.calls if c[0] == "defer")[1]["body"]["deferralContext"]
+    assert defer == {"deferDuration": "259200s", "etag": "CMPKu8aW0pEDEAE="}
+    provider.cancel_subscription(PLAY_TOKEN, at_period_end=True, idempotency_key="k")
+    provider.cancel_subscription(PLAY_TOKEN, at_period_end=False, idempotency_key="k")
+    provider.refund(
+        payment_reference="GPA.3312-5478-9012-34567", amount=Money("9.99", "USD"), idempotency_key="k", reason="r"
+    )
+    names = [c[0] for c in play_client.calls]
+    assert {"cancel", "revoke", "refund_order"} <= set(names)

@@ -1,0 +1,62 @@
+"""Webhooks applied by a real Celery worker process on Redis (no eager mode)."""
+
+import pytest
+
+from monetization.models import Payment, WebhookEvent
+from subscriptions.models import Subscription
+from tests.celery_worker import wait_for
+
+from .support import fixture, post_stripe, stripe_subscription_event
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def _status(event_id: str) -> str | None:
+    return WebhookEvent.objects.filter(event_id=event_id).values_list("status", flat=True).first()
+
+
+def test_signed_webhook_is_applied_by_the_worker_and_entitlements_follow(
+    celery_worker_process, client, catalog, customers, client_with_scopes
+):
+    api = client_with_scopes("entitlements:read")
+    url = f"/api/v1/customers/{customers['web'].external_id}/entitlements"
+    assert api.get(url).json()["entitlements"] == []  # cached empty
+
+    created = fixture("stripe", "customer.subscription.created")
+    assert post_stripe(client, created).status_code == 200
+    wait_for(lambda: _status(created["id"]) == "applied")
+    keys = sorted(e["key"] for e in api.get(url).json()["entitlements"])
+    assert keys == ["edit_post", "verified_badge"]  # the worker's commit invalidated the cache
+
+    deleted = stripe_subscription_event(
+        event_id="evt_deleted",
+        created=created["created"] + 60,
+        status="canceled",
+        event_type="customer.subscription.deleted",
+    )
+    post_stripe(client, deleted)
+    wait_for(lambda: _status("evt_deleted") == "applied")
+    assert Subscription.objects.get().state == Subscription.State.EXPIRED
+    assert api.get(url).json()["entitlements"] == []
+
+
+def test_event_waiting_for_its_subscription_is_retried_with_backoff_until_it_applies(
+    celery_worker_process, client, catalog, customers
+):
+    paid = fixture("stripe", "invoice.paid")
+    post_stripe(client, paid)
+    wait_for(lambda: _status(paid["id"]) == "failed")  # first attempt: subscription unknown
+    post_stripe(client, fixture("stripe", "customer.subscription.created"))
+    wait_for(lambda: _status(paid["id"]) == "applied", timeout=30)
+    event = WebhookEvent.objects.get(event_id=paid["id"])
+    assert event.attempts >= 2 and event.last_error == ""
+    assert Payment.objects.filter(provider_reference="in_1QwebInvoice00000000001").count() == 1
+
+
+def test_event_that_keeps_failing_ends_failed_after_max_retries(celery_worker_process, client, catalog, customers):
+    paid = fixture("stripe", "invoice.paid")
+    post_stripe(client, paid)
+    # WEBHOOK_APPLY_MAX_RETRIES=2 in the worker: 1 try + 2 retries, then it stays failed for staff to replay.
+    wait_for(lambda: WebhookEvent.objects.filter(event_id=paid["id"], attempts=3).exists(), timeout=40)
+    event = WebhookEvent.objects.get(event_id=paid["id"])
+    assert event.status == WebhookEvent.Status.FAILED and "not known yet" in event.last_error
