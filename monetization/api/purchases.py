@@ -12,7 +12,7 @@ class PurchaseView(APIView):
 
     permission_classes = [require_scope("purchases:write")]
 
-    class InputSerializer(serializers.Serializer):
+    class PurchaseInputSerializer(serializers.Serializer):
         platform = serializers.ChoiceField(["ios", "android", "web"])
         customer = serializers.CharField(max_length=64, help_text="The customer's external id.")
         signed_transaction = serializers.CharField(required=False, allow_blank=True, max_length=20000)
@@ -21,7 +21,7 @@ class PurchaseView(APIView):
         product_id = serializers.CharField(required=False, allow_blank=True, max_length=128)
         stripe_subscription_id = serializers.CharField(required=False, allow_blank=True, max_length=255)
 
-    class OutputSerializer(serializers.Serializer):
+    class PurchaseOutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         customer = serializers.CharField(source="customer.external_id")
         plan = serializers.CharField(source="plan.code")
@@ -32,9 +32,9 @@ class PurchaseView(APIView):
         current_period_end = serializers.DateTimeField(allow_null=True)
         auto_renew = serializers.BooleanField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, 201: OutputSerializer})
+    @extend_schema(request=PurchaseInputSerializer, responses={200: PurchaseOutputSerializer, 201: PurchaseOutputSerializer})
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.PurchaseInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         result = purchase_submit(
@@ -50,5 +50,5 @@ class PurchaseView(APIView):
         sub = result.subscription
         sub.refresh_from_db()
         return Response(
-            self.OutputSerializer(sub).data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+            self.PurchaseOutputSerializer(sub).data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         )

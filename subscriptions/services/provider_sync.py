@@ -44,7 +44,8 @@ STATUS_MAP: dict[str, dict[str, str]] = {
         "incomplete": S.PENDING,  # 23 hours to pay the first invoice
         "trialing": S.TRIALING,
         "active": S.ACTIVE,
-        # Smart Retries are running: keep access while Stripe retries (our dunning grace).
+        # Smart Retries are running: billing retry / past due. Access continues only where
+        # grace is configured (the product's or the platform's); see subscription_sync_from_snapshot.
         "past_due": S.IN_GRACE_PERIOD,
         "unpaid": S.ON_HOLD,  # retries exhausted, invoices stay open: no access
         "paused": S.PAUSED,
@@ -217,7 +218,11 @@ def _field_updates(snapshot: SubscriptionSnapshot, target: str) -> dict:
         "quantity": snapshot.quantity,
     }
     # Derived from the snapshot alone (never from what an earlier event left), so any delivery order converges.
-    updates["grace_end"] = snapshot.grace_end if target in (S.IN_GRACE_PERIOD, S.ON_HOLD) else None
+    if target not in (S.IN_GRACE_PERIOD, S.ON_HOLD):
+        updates["grace_end"] = None
+    elif snapshot.grace_end is not None:
+        updates["grace_end"] = snapshot.grace_end
+    # else: the transition derives it from the lapse and the rule in force (Stripe sends none).
     if snapshot.extra.get("hold_end") is not None:
         updates["hold_end"] = snapshot.extra["hold_end"]
     return {k: v for k, v in updates.items() if v is not None or k in ("grace_end", "trial_end")}
@@ -271,6 +276,9 @@ def subscription_sync_from_snapshot(
             )
         if sub.last_event_at is not None and snapshot.as_of < sub.last_event_at:
             return SyncResult(subscription=sub, created=created, stale=True)
+        if target == S.IN_GRACE_PERIOD and not sub.grace_configured():
+            # "Retrying" without grace in force is billing retry: no access (Stripe past_due on web).
+            target = S.ON_HOLD
         path = _path(sub.state, target)
         updates = _field_updates(snapshot, target)
         untracked = _untracked_updates(sub, snapshot, cause)

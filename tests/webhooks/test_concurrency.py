@@ -46,7 +46,7 @@ def test_concurrent_events_for_a_new_subscription_converge(catalog, customers):
             t.join()
         assert errors == []
         assert Subscription.objects.filter(provider_subscription_id=sub_id).count() == 1
-        assert Subscription.objects.get(provider_subscription_id=sub_id).state == Subscription.State.IN_GRACE_PERIOD
+        assert Subscription.objects.get(provider_subscription_id=sub_id).state == Subscription.State.ON_HOLD
         assert set(WebhookEvent.objects.filter(id__in=ids).values_list("status", flat=True)) == {"applied"}
 
 

@@ -104,7 +104,8 @@ def test_out_of_order_events_converge_on_the_newest(client, catalog, customers):
 def test_lifecycle_past_due_unpaid_recovered_deleted(client, catalog, customers):
     steps = [
         ("active", Subscription.State.ACTIVE),
-        ("past_due", Subscription.State.IN_GRACE_PERIOD),
+        # Web subscriptions have no grace: Stripe retrying is billing retry, without access.
+        ("past_due", Subscription.State.ON_HOLD),
         ("unpaid", Subscription.State.ON_HOLD),
         ("active", Subscription.State.ACTIVE),
         ("paused", Subscription.State.PAUSED),
@@ -181,3 +182,15 @@ def test_unhandled_event_types_are_stored_as_ignored(client):
     event.update(id="evt_other", type="customer.created")
     assert post_stripe(client, event).status_code == 200
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.IGNORED
+
+
+def test_past_due_keeps_access_where_the_product_grants_grace(client, catalog, customers, settings):
+    """A product with its own grace (Verified Organizations) keeps access while Stripe retries."""
+    t = 1767225600
+    post_stripe(client, stripe_subscription_event(event_id="evt_g0", created=t, status="active"))
+    kind = _sub().plan.product.kind
+    settings.SUBSCRIPTION_PRODUCT_GRACE_DAYS = {kind: 14}
+    post_stripe(client, stripe_subscription_event(event_id="evt_g1", created=t + 60, status="past_due"))
+    sub = _sub()
+    assert sub.state == Subscription.State.IN_GRACE_PERIOD
+    assert sub.grace_end is not None
