@@ -32,7 +32,9 @@ class PurchaseView(APIView):
         current_period_end = serializers.DateTimeField(allow_null=True)
         auto_renew = serializers.BooleanField()
 
-    @extend_schema(request=PurchaseInputSerializer, responses={200: PurchaseOutputSerializer, 201: PurchaseOutputSerializer})
+    @extend_schema(
+        request=PurchaseInputSerializer, responses={200: PurchaseOutputSerializer, 201: PurchaseOutputSerializer}
+    )
     def post(self, request):
         data = self.PurchaseInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -50,5 +52,6 @@ class PurchaseView(APIView):
         sub = result.subscription
         sub.refresh_from_db()
         return Response(
-            self.PurchaseOutputSerializer(sub).data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+            self.PurchaseOutputSerializer(sub).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )

@@ -124,6 +124,14 @@ def test_refund_revokes_and_is_recorded(client, apple_pki, catalog, customers):
     )
     assert _sub().state == Subscription.State.REVOKED
     assert AuditEvent.objects.filter(action="subscription.refund_reported").count() == 1
+    # Apple refunded the whole transaction: the refund is booked against its payment, once.
+    from monetization.models import Payment, Refund
+    from monetization.services.ledger import ledger_report
+
+    payment = Payment.objects.get(provider="app_store")
+    assert payment.refunded == payment.amount
+    assert Refund.objects.get().status == "succeeded"
+    assert ledger_report().balanced
 
 
 def test_revoke_notification(client, apple_pki, catalog, customers):

@@ -149,6 +149,17 @@ def test_full_refund_revokes_access(client, catalog, customers, stripe_http, cli
     assert _sub().state == Subscription.State.REVOKED
     assert AuditEvent.objects.filter(action="subscription.refund_reported").exists()
     assert api.get(f"/api/v1/customers/{customers['web'].external_id}/entitlements").json()["entitlements"] == []
+    # The money side: one succeeded refund of the whole payment, booked once even when redelivered.
+    payment = Payment.objects.get(provider="stripe")
+    assert payment.refunded == payment.amount and payment.status == Payment.Status.REFUNDED
+    redelivered = fixture("stripe", "charge.refunded")
+    redelivered["id"] = "evt_refund_redelivered"
+    assert post_stripe(client, redelivered).status_code == 200
+    from monetization.models import Refund
+    from monetization.services.ledger import ledger_report
+
+    assert list(Refund.objects.values_list("status", "amount")) == [("succeeded", payment.amount.amount)]
+    assert ledger_report().balanced
     # The charge no longer names its invoice: the adapter asked Stripe which invoice the payment intent paid.
     assert stripe_http.requests[0]["path"] == "/v1/invoice_payments"
 

@@ -54,8 +54,23 @@ def apply(event: WebhookEvent) -> str:
             occurred_at=ms(transaction.get("purchaseDate")) or event.occurred_at,
         )
         notes.append(f"payment {payment.pk}")
+    if ntype == "REFUND":
+        # Apple owns App Store refunds; it tells us the transaction it refunded, whole.
+        from monetization.services.refunds import refund_record_from_provider
+
+        refunded = Payment.objects.filter(
+            provider="app_store", provider_reference=str(transaction.get("transactionId"))
+        ).first()
+        if refunded is not None and refunded.refunded < refunded.amount:
+            _refund, created = refund_record_from_provider(
+                payment=refunded,
+                amount=refunded.amount - refunded.refunded,
+                provider_refund_id=f"apple:{transaction.get('transactionId')}:{transaction.get('revocationDate')}",
+                cause=cause,
+            )
+            notes.append(f"refund {_refund.pk} booked" if created else f"refund {_refund.pk} already booked")
     if ntype in ("REFUND", "REVOKE"):
-        # Apple refunded (or family sharing revoked): access ends; the money side is the refunds service's.
+        # Access ends (the snapshot above revoked it); leave the provider's reasons on the timeline.
         audit_record(
             action="subscription.refund_reported",
             obj=sub,

@@ -134,6 +134,7 @@ def _apply_charge_refunded(event: WebhookEvent, charge: dict, cause: Cause) -> s
         raise EventIgnored("refund of a charge that paid no known subscription invoice")
     amount, refunded = int(charge.get("amount") or 0), int(charge.get("amount_refunded") or 0)
     full = bool(charge.get("refunded")) or (amount > 0 and refunded >= amount)
+    booked = _book_stripe_refunds(payment, charge, refunded, cause)
     detail = {
         "charge": charge.get("id"),
         "invoice": invoice_id,
@@ -150,8 +151,42 @@ def _apply_charge_refunded(event: WebhookEvent, charge: dict, cause: Cause) -> s
             customer=payment.customer,
             after=detail,
         )
-        return "partial refund noted; access unchanged"
+        return f"partial refund noted ({booked} booked); access unchanged"
     subscription_revoke_for_refund(
         subscription=payment.subscription, cause=cause, occurred_at=event.occurred_at, detail=detail
     )
-    return f"full refund: subscription {payment.subscription_id} revoked"
+    return f"full refund ({booked} booked): subscription {payment.subscription_id} revoked"
+
+
+def _book_stripe_refunds(payment: Payment, charge: dict, refunded_minor: int, cause: Cause) -> int:
+    """Book the money side of refunds Stripe reports (ours come back here too, and dedupe on the re_ id).
+
+    With the refund list expanded, each refund is booked under its own id; without it,
+    what Stripe has refunded beyond what we booked is recorded under the charge's
+    cumulative total, which a redelivery reproduces exactly.
+    """
+    from monetization.services.refunds import refund_record_from_provider
+
+    currency = (charge.get("currency") or str(payment.amount.currency)).upper()
+    listed = [
+        r for r in ((charge.get("refunds") or {}).get("data") or []) if r.get("status", "succeeded") == "succeeded"
+    ]
+    booked = 0
+    if listed:
+        for item in listed:
+            _refund, created = refund_record_from_provider(
+                payment=payment,
+                amount=money_from_minor(int(item["amount"]), currency),
+                provider_refund_id=item["id"],
+                cause=cause,
+            )
+            booked += int(created)
+        return booked
+    payment.refresh_from_db()
+    missing = money_from_minor(refunded_minor, currency) - payment.refunded
+    if missing.amount > 0:
+        _refund, created = refund_record_from_provider(
+            payment=payment, amount=missing, provider_refund_id=f"{charge.get('id')}:{refunded_minor}", cause=cause
+        )
+        booked += int(created)
+    return booked
