@@ -34,6 +34,9 @@ def main() -> int:
     import django
 
     django.setup()
+    from bench.db import ensure_database
+
+    ensure_database()
     summary = {}
     for name in names:
         if name not in available:

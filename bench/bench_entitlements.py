@@ -26,6 +26,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from bench.db import ensure_database
+
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "b"  # bench customers' external ids: b000000000 ...
 
@@ -33,24 +35,6 @@ PREFIX = "b"  # bench customers' external ids: b000000000 ...
 class _Null:
     def write(self, *_):
         pass
-
-
-def _ensure_database() -> None:
-    from django.db import connection
-    from django.db.utils import OperationalError
-
-    try:
-        connection.ensure_connection()
-    except OperationalError as exc:
-        if "does not exist" not in str(exc) or connection.vendor != "postgresql":
-            raise
-        import psycopg
-
-        params = connection.get_connection_params()
-        dbname = connection.settings_dict["NAME"]
-        params["dbname"] = "postgres"
-        with psycopg.connect(**params, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{dbname}"')
 
 
 def seed(count: int) -> dict:
@@ -62,7 +46,7 @@ def seed(count: int) -> dict:
     from subscriptions import demo_catalog
     from subscriptions.models import Entitlement, Grant, Plan, Platform, Subscription
 
-    _ensure_database()
+    ensure_database()
     call_command("migrate", verbosity=0)
     demo_catalog.seed(rng=None, out=_Null(), options={})
     have = Customer.objects.filter(external_id__startswith=PREFIX).count()
