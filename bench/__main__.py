@@ -1,7 +1,10 @@
 """Benchmark runner: ``python -m bench [name ...]``.
 
 Each ``bench/bench_<name>.py`` has ``run(args) -> dict``; the runner prints
-the figures and writes them to ``bench/out/<name>.json``. Benchmarks report
+the figures and writes them to ``bench/out/<name>.json`` (all of them also to
+``bench/out/summary.json``). Several benchmarks run one after the other, each
+in its own process and its own database (``<DATABASE_URL>_<name>``), since
+each builds data of its own shape and keeps it for the next run. Benchmarks report
 numbers (and their targets); they are not tests and assert nothing.
 """
 
@@ -10,6 +13,7 @@ import importlib
 import json
 import os
 import pkgutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,28 +34,50 @@ def main() -> int:
         if m.name.startswith("bench_")
     )
     names = args.names or available
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; have {available}", file=sys.stderr)
+        return 2
     OUT.mkdir(exist_ok=True)
+    if len(names) > 1:
+        return _run_each_in_its_own_database(names, quick=args.quick)
+    return _run_one(names[0], args)
+
+
+def _run_each_in_its_own_database(names: list[str], *, quick: bool) -> int:
+    """Each benchmark builds data of its own shape: give each its own database and process."""
+    base = os.environ.get("DATABASE_URL", "")
+    summary, failed = {}, []
+    for name in names:
+        env = dict(os.environ)
+        if base.startswith("postgres"):
+            env["DATABASE_URL"] = f"{base}_{name}"
+        code = subprocess.call([sys.executable, "-m", "bench", name, *(["--quick"] if quick else [])], env=env)
+        if code != 0:
+            failed.append(name)
+            continue
+        summary[name] = json.loads((OUT / f"{name}.json").read_text())
+    (OUT / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if failed:
+        print(f"failed: {failed}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _run_one(name: str, args) -> int:
     import django
 
     django.setup()
     from bench.db import ensure_database
 
     ensure_database()
-    summary = {}
-    for name in names:
-        if name not in available:
-            print(f"unknown benchmark {name}; have {available}", file=sys.stderr)
-            return 2
-        module = importlib.import_module(f"bench.bench_{name}")
-        print(f"== {name}", flush=True)
-        started = time.monotonic()
-        result = module.run(args)
-        result["wall_seconds"] = round(time.monotonic() - started, 1)
-        (OUT / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
-        for key, value in result.items():
-            print(f"   {key}: {value}")
-        summary[name] = result
-    (OUT / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    module = importlib.import_module(f"bench.bench_{name}")
+    print(f"== {name}", flush=True)
+    started = time.monotonic()
+    result = module.run(args)
+    result["wall_seconds"] = round(time.monotonic() - started, 1)
+    (OUT / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+    for key, value in result.items():
+        print(f"   {key}: {value}")
     return 0
 
 
