@@ -2,7 +2,7 @@
 
 Each ``bench/bench_<name>.py`` has ``run(args) -> dict``; the runner prints
 the figures and writes them to ``bench/out/<name>.json`` (all of them also to
-``bench/out/summary.json``). Several benchmarks run one after the other, each
+``bench/out/summary.json``). Benchmarks run one after the other, each
 in its own process and its own database (``<DATABASE_URL>_<name>``), since
 each builds data of its own shape and keeps it for the next run. Benchmarks report
 numbers (and their targets); they are not tests and assert nothing.
@@ -39,9 +39,9 @@ def main() -> int:
         print(f"unknown benchmark(s) {unknown}; have {available}", file=sys.stderr)
         return 2
     OUT.mkdir(exist_ok=True)
-    if len(names) > 1:
-        return _run_each_in_its_own_database(names, quick=args.quick)
-    return _run_one(names[0], args)
+    if os.environ.get("BENCH_CHILD") == "1":
+        return _run_one(names[0], args)
+    return _run_each_in_its_own_database(names, quick=args.quick)
 
 
 def _run_each_in_its_own_database(names: list[str], *, quick: bool) -> int:
@@ -49,7 +49,7 @@ def _run_each_in_its_own_database(names: list[str], *, quick: bool) -> int:
     base = os.environ.get("DATABASE_URL", "")
     summary, failed = {}, []
     for name in names:
-        env = dict(os.environ)
+        env = {**os.environ, "BENCH_CHILD": "1"}
         if base.startswith("postgres"):
             env["DATABASE_URL"] = f"{base}_{name}"
         code = subprocess.call([sys.executable, "-m", "bench", name, *(["--quick"] if quick else [])], env=env)

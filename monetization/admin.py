@@ -106,22 +106,19 @@ class CustomerAdmin(LargeTableAdmin):
     def providers(self, obj):
         return ", ".join(sorted({i.get_provider_display() for i in obj.identities.all()})) or "-"
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search_conditions(self, term: str) -> list[Q]:
         handle = term[1:] if term.startswith("@") else term
-        # Every branch is an indexed equality: external_id (unique), handle, email,
+        # Every condition is an indexed equality: external_id (unique), handle, email,
         # provider identity value, and the primary key for a number.
-        condition = (
-            Q(external_id=term)
-            | Q(handle=handle)
-            | Q(email__in={term, term.lower()})
-            | Q(id__in=ProviderIdentity.objects.filter(value=term).values("customer_id"))
-        )
+        conditions = [
+            Q(external_id=term),
+            Q(handle=handle),
+            Q(email__in={term, term.lower()}),
+            Q(pk__in=list(ProviderIdentity.objects.filter(value=term).values_list("customer_id", flat=True)[:50])),
+        ]
         if term.isdigit() and len(term) < 19:
-            condition |= Q(id=int(term))
-        return queryset.filter(condition), False
+            conditions.append(Q(id=int(term)))
+        return conditions
 
 
 @admin.register(ProviderIdentity)
@@ -294,16 +291,10 @@ class JournalEntryAdmin(AppendOnlyAdmin, LargeTableAdmin):
     search_help_text = "Exact entry key, source id (of any source type), entry id or customer id."
     inlines = (JournalLineInline,)
 
-    def get_search_results(self, request, queryset, search_term):
-        queryset, dupes = super().get_search_results(request, queryset, search_term)
-        term = search_term.strip()
-        if not term:
-            return queryset, dupes
+    def search_conditions(self, term: str) -> list[Q]:
         # (source_type, source_id) is the index: probe it once per source type instead of scanning it.
-        by_source = self.model.objects.filter(
-            source_type__in=distinct_values(JournalEntry, "source_type"), source_id=term
-        )
-        return queryset | by_source, dupes
+        by_source = Q(source_type__in=distinct_values(JournalEntry, "source_type"), source_id=term)
+        return [*super().search_conditions(term), by_source]
 
 
 @admin.register(JournalLine)
@@ -346,13 +337,9 @@ class AuditEventAdmin(AppendOnlyAdmin, LargeTableAdmin):
     def short_reason(self, obj):
         return (obj.reason[:60] + "…") if len(obj.reason) > 60 else obj.reason
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search_conditions(self, term: str) -> list[Q]:
         # (object_type, object_id) is the index: probe it once per known type instead of scanning.
-        types = distinct_values(AuditEvent, "object_type")
-        condition = Q(object_type__in=types, object_id=term)
+        conditions = [Q(object_type__in=distinct_values(AuditEvent, "object_type"), object_id=term)]
         if term.isdigit() and len(term) < 19:
-            condition |= Q(customer_id=int(term))
-        return queryset.filter(condition), False
+            conditions.append(Q(customer_id=int(term)))
+        return conditions

@@ -15,6 +15,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import Q
 from django.utils.functional import cached_property
 
 EXACT_COUNT_BELOW = 10_000
@@ -54,21 +55,27 @@ class LargeTableAdmin(admin.ModelAdmin):
         # Any non-empty value switches the search box on; the lookup is ours.
         return self.exact_search_fields or ("id",)
 
+    # An exact search never needs more rows than a person reads.
+    search_match_limit = 500
+
+    def search_conditions(self, term: str) -> list[Q]:
+        """One condition per indexed way the term may match; subclasses add their own."""
+        conditions = [Q(**{name: term}) for name in self.exact_search_fields]
+        if term.isdigit() and len(term) < 19:
+            conditions += [Q(**{name: int(term)}) for name in self.integer_search_fields]
+        return conditions
+
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
         if not term:
             return queryset, False
-        from django.db.models import Q
-
-        condition = Q()
-        for name in self.exact_search_fields:
-            condition |= Q(**{name: term})
-        if term.isdigit():
-            for name in self.integer_search_fields:
-                condition |= Q(**{name: int(term)})
-        if not condition:
-            return queryset.none(), False
-        return queryset.filter(condition), False
+        # Each condition is its own index probe. OR-ing them in one WHERE (across a join, or
+        # with an IN subquery) makes PostgreSQL scan the table: 0.2-1.2 s on a million rows.
+        manager = self.model._default_manager
+        ids: set = set()
+        for condition in self.search_conditions(term):
+            ids.update(manager.filter(condition).values_list("pk", flat=True)[: self.search_match_limit])
+        return queryset.filter(pk__in=ids), False
 
 
 class AppendOnlyAdmin(admin.ModelAdmin):
