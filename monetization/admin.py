@@ -242,7 +242,7 @@ class PaymentAdmin(LargeTableAdmin):
     )
     list_filter = ("provider", "status", "kind")
     list_select_related = ("customer",)
-    exact_search_fields = ("provider_reference",)
+    provider_scoped_search_fields = ("provider_reference",)
     integer_search_fields = ("id", "customer_id")
     search_help_text = "Exact provider reference, payment id or customer id."
     raw_id_fields = ("customer", "subscription")

@@ -53,14 +53,19 @@ class LargeTableAdmin(admin.ModelAdmin):
 
     def get_search_fields(self, request):
         # Any non-empty value switches the search box on; the lookup is ours.
-        return self.exact_search_fields or ("id",)
+        return self.exact_search_fields or self.provider_scoped_search_fields or ("id",)
 
+    # Fields unique per provider: their index leads with ``provider``, so the probe names every provider.
+    provider_scoped_search_fields: tuple[str, ...] = ()
     # An exact search never needs more rows than a person reads.
     search_match_limit = 500
 
     def search_conditions(self, term: str) -> list[Q]:
         """One condition per indexed way the term may match; subclasses add their own."""
+        from monetization.models import Provider
+
         conditions = [Q(**{name: term}) for name in self.exact_search_fields]
+        conditions += [Q(provider__in=Provider.values, **{name: term}) for name in self.provider_scoped_search_fields]
         if term.isdigit() and len(term) < 19:
             conditions += [Q(**{name: int(term)}) for name in self.integer_search_fields]
         return conditions
@@ -74,7 +79,8 @@ class LargeTableAdmin(admin.ModelAdmin):
         manager = self.model._default_manager
         ids: set = set()
         for condition in self.search_conditions(term):
-            ids.update(manager.filter(condition).values_list("pk", flat=True)[: self.search_match_limit])
+            probe = manager.filter(condition).order_by().values_list("pk", flat=True)
+            ids.update(probe[: self.search_match_limit])
         return queryset.filter(pk__in=ids), False
 
 

@@ -72,7 +72,8 @@ class SubscriptionAdmin(FSMAdminMixin, LargeTableAdmin):
     )
     list_select_related = ("customer", "plan", "plan__product")
     list_filter = ("state", "platform")
-    exact_search_fields = ("provider_subscription_id", "customer__external_id")
+    exact_search_fields = ("customer__external_id",)
+    provider_scoped_search_fields = ("provider_subscription_id",)
     search_help_text = "Exact provider subscription id, customer external id, or subscription id."
     ordering = ("-id",)
     fsm_fields = ["state"]
