@@ -17,7 +17,16 @@ from django.template.response import TemplateResponse
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError
-from monetization.models import ApiKey, AuditEvent, Customer, JournalEntry, JournalLine, Payment, ProviderIdentity
+from monetization.models import (
+    ApiKey,
+    AuditEvent,
+    Customer,
+    IdempotencyKey,
+    JournalEntry,
+    JournalLine,
+    Payment,
+    ProviderIdentity,
+)
 from monetization.services.api_keys import api_key_create, api_key_revoke
 
 
@@ -343,3 +352,14 @@ class AuditEventAdmin(AppendOnlyAdmin, LargeTableAdmin):
         if term.isdigit() and len(term) < 19:
             conditions.append(Q(customer_id=int(term)))
         return conditions
+
+
+# --- Idempotency keys (read-only: the first response of money-moving requests) ---------------
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(AppendOnlyAdmin, LargeTableAdmin):
+    list_display = ("key", "scope", "response_status", "created_at", "completed_at")
+    exact_search_fields = ("key",)
+    integer_search_fields = ("id",)
+    search_help_text = "Exact Idempotency-Key value."

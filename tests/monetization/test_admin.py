@@ -38,7 +38,11 @@ def data(admin_user):
 
 
 def _models():
-    return [m for m in admin.site._registry if m._meta.app_label in {"monetization", "subscriptions"}]
+    return [
+        m
+        for m in admin.site._registry
+        if m._meta.app_label in {"monetization", "subscriptions", "verified_orgs", "creators"}
+    ]
 
 
 def test_every_changelist_and_change_page_opens(admin_client, data):
