@@ -160,10 +160,17 @@ def journal_post_many(postings: Sequence[Posting], *, batch_size: int = 5000) ->
         ],
         batch_size=batch_size,
     )
+    # One INSERT per batch, and a batch never splits an entry's lines: the balance
+    # trigger checks each statement's lines as a set (split: "does not balance").
     lines: list[JournalLine] = []
     for entry, posting in zip(entries, todo, strict=True):
-        lines.extend(_lines(entry, posting.legs))
-    JournalLine.objects.bulk_create(lines, batch_size=batch_size)
+        entry_lines = _lines(entry, posting.legs)
+        if lines and len(lines) + len(entry_lines) > batch_size:
+            JournalLine.objects.bulk_create(lines, batch_size=len(lines))
+            lines = []
+        lines.extend(entry_lines)
+    if lines:
+        JournalLine.objects.bulk_create(lines, batch_size=len(lines))
     return len(todo)
 
 
