@@ -198,16 +198,18 @@ class LedgerReport:
 
 def ledger_report() -> LedgerReport:
     from django.db.models import Count, Sum
+    from django.db.models.functions import Round
 
+    # Round to the column's 4 places: exact on PostgreSQL; SQLite (the demo) sums as floats (8.9e-16).
     unbalanced = list(
         JournalLine.objects.values("entry_id", "currency")
-        .annotate(total=Sum("amount"))
+        .annotate(total=Round(Sum("amount"), 4))
         .exclude(total=0)
         .values_list("entry_id", "currency", "total")[:100]
     )
     trial = {
         row["currency"]: row["total"]
-        for row in JournalLine.objects.values("currency").annotate(total=Sum("amount")).order_by("currency")
+        for row in JournalLine.objects.values("currency").annotate(total=Round(Sum("amount"), 4)).order_by("currency")
     }
     counts = JournalLine.objects.aggregate(n=Count("id"))
     return LedgerReport(
