@@ -329,3 +329,15 @@ def test_refund_messages_say_what_happened(fake_providers, make_payment, make_st
     big = make_payment(amount="500", customer=payment.customer)
     [(level, text)] = post({**form, "payment": big.pk, "amount": "300"})
     assert level == "warning" and "approval" in text
+
+
+def test_customer_page_shows_organizations_and_creator_panels(make_staff):
+    from tests.creators.factories import CreatorFactory
+    from tests.verified_orgs.factories import applied_org
+
+    org = applied_org(handle="acmepanel")
+    CreatorFactory(customer=org.billing_customer)
+    html = login(make_staff("Support")).get(support_url(org.billing_customer)).content.decode()
+    assert "Organizations" in html and "@acmepanel" in html and "billing" in html
+    assert "Creator" in html and "active" in html
+    assert "register a customer panel" not in html
