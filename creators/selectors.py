@@ -207,3 +207,18 @@ def payouts_csv_rows(cycle: RevenueShareCycle):
         for row in chunk:
             yield [*row[:3], f"{Decimal(row[3]):.2f}", *row[4:8], row[8].isoformat() if row[8] else "", row[9]]
         last = chunk[-1][0]
+
+
+def customer_panel_creator(customer) -> list[dict]:
+    """The support console's panel: the customer's creator account and latest payouts."""
+    from .models import CreatorAccount, Payout
+
+    account = CreatorAccount.objects.filter(customer=customer).first()
+    if account is None:
+        return []
+    rows = [{"creator account": account.pk, "state": account.state}]
+    rows += [
+        {"payout": p.pk, "cycle": f"{p.cycle.period:%Y-%m}", "amount": f"{p.amount} {p.currency}", "status": p.status}
+        for p in Payout.objects.filter(creator=account).select_related("cycle").order_by("-id")[:5]
+    ]
+    return rows

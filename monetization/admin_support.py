@@ -72,11 +72,21 @@ SUBSCRIPTION_ACTIONS = ("cancel", "cancel_now", "extend", "pause", "resume", "re
 
 def _act(request, fn, success: str) -> bool:
     try:
-        fn()
+        result = fn()
     except DomainError as exc:
         messages.error(request, f"{exc.detail} ({exc.code})")
         return False
-    messages.success(request, success)
+    if isinstance(result, Refund) and result.status == Refund.Status.FAILED:
+        # The request or approval went through, the provider did not: say so, not "done".
+        messages.error(
+            request,
+            f"{success} The provider refused or failed: {result.failure_message} ({result.failure_code}); "
+            "the refund is listed under failed refunds for a retry.",
+        )
+    elif isinstance(result, Refund) and result.status == Refund.Status.PENDING_APPROVAL:
+        messages.warning(request, f"{success} It waits for a second person's approval (Finance).")
+    else:
+        messages.success(request, success)
     return True
 
 

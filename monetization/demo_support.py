@@ -4,10 +4,16 @@ Runs after the other demo steps and works on what they created: the staff
 logins (support, finance, compliance from monetization.demo) and the demo
 customers' payments and subscriptions. Skips quietly when they are not there.
 Idempotent: everything it makes is tagged "[demo]"; a re-run finds the tag and stops.
+
+The demo has no provider accounts, so the provider calls made while seeding
+(refunds, cancel, extend) go to the in-memory test double
+(monetization.providers.fake.FakeProvider); the running server keeps the
+configured adapters (``PAYMENT_PROVIDER_*``).
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.test.utils import override_settings
@@ -15,11 +21,12 @@ from djmoney.money import Money
 
 from monetization.errors import DomainError
 from monetization.models import Payment, Provider, Refund
-from monetization.providers.base import ProviderError, SubscriptionSnapshot, get_provider
+from monetization.providers.base import ProviderError, SubscriptionSnapshot, get_provider, reset_providers
 from monetization.services.ledger import quantize
 from monetization.services.refunds import refund_approve, refund_reject, refund_request
 
 TAG = "[demo]"
+FAKE = "monetization.providers.fake.FakeProvider"
 
 
 def _staff():
@@ -29,12 +36,28 @@ def _staff():
 
 
 def _refundable(limit: int) -> list[Payment]:
-    return list(
-        Payment.objects.filter(status=Payment.Status.SUCCEEDED)
-        .exclude(provider=Provider.APP_STORE)
+    """One succeeded payment per customer (a customer's 4th refund in 30 days waits for approval),
+    in currencies with an auto-approval threshold first, Stripe and Google Play taking turns."""
+    chosen: dict[int, Payment] = {}
+    by_provider: dict[str, list[Payment]] = {Provider.STRIPE: [], Provider.GOOGLE_PLAY: []}
+    currencies = list(settings.REFUND_APPROVAL_THRESHOLDS)
+    rows = (
+        Payment.objects.filter(status=Payment.Status.SUCCEEDED, provider__in=list(by_provider))
         .select_related("customer")
-        .order_by("id")[:limit]
+        .order_by("id")
     )
+    for payment in rows.iterator(chunk_size=500):
+        if payment.customer_id in chosen or len(by_provider[payment.provider]) >= limit:
+            continue
+        chosen[payment.customer_id] = payment
+        by_provider[payment.provider].append(payment)
+        if all(len(v) >= limit for v in by_provider.values()):
+            break
+    for payments in by_provider.values():
+        payments.sort(key=lambda p: (str(p.amount.currency) not in currencies, p.pk))
+    mixed = [p for pair in zip(*by_provider.values(), strict=False) for p in pair]
+    rest = [p for payments in by_provider.values() for p in payments[len(mixed) // 2 :]]
+    return (mixed + rest)[:limit]
 
 
 def _try(fn, out, label):
@@ -46,6 +69,16 @@ def _try(fn, out, label):
 
 
 def seed(*, rng, out, options) -> None:
+    fakes = dict.fromkeys(settings.PAYMENT_PROVIDERS, FAKE)
+    reset_providers()
+    try:
+        with override_settings(PAYMENT_PROVIDERS=fakes):
+            _seed(out=out)
+    finally:
+        reset_providers()
+
+
+def _seed(*, out) -> None:
     from subscriptions.models import Grant
 
     if Refund.objects.filter(note__startswith=TAG).exists() or Grant.objects.filter(reason__startswith=TAG).exists():

@@ -15,6 +15,11 @@ class VerifiedOrgsConfig(AppConfig):
         from .entitlement_sources import invalidate_on_subscription_transition, organization_entitlements
 
         register_source(organization_entitlements)
+        from monetization.selectors_support import register_customer_panel
+
+        from .selectors import customer_panel_organizations
+
+        register_customer_panel("Organizations", customer_panel_organizations)
         post_transition.connect(
             invalidate_on_subscription_transition, sender=Subscription, dispatch_uid="verified_orgs.sub_transition"
         )

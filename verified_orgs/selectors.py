@@ -112,3 +112,26 @@ def organization_page(*, organization: Organization, seats_page: int = 1, per_pa
             AuditEvent.objects.filter(audit_filter).select_related("actor").order_by("-occurred_at", "-id")[:50]
         ),
     )
+
+
+def customer_panel_organizations(customer) -> list[dict]:
+    """The support console's panel: organizations this customer bills, administers or holds a seat in."""
+    from django.db.models import Q
+
+    from .models import Affiliation, Organization
+
+    rows = [
+        {
+            "organization": f"@{o.handle}",
+            "state": o.state,
+            "role": "billing" if o.billing_customer_id == customer.pk else "admin",
+        }
+        for o in Organization.objects.filter(Q(billing_customer=customer) | Q(admins__customer=customer))
+        .distinct()
+        .order_by("handle")[:20]
+    ]
+    rows += [
+        {"organization": f"@{a.organization.handle}", "state": a.organization.state, "role": f"affiliate ({a.state})"}
+        for a in Affiliation.objects.filter(customer=customer).select_related("organization").order_by("-id")[:20]
+    ]
+    return rows

@@ -124,7 +124,9 @@ def period_revenue(period: datetime.date) -> dict[str, Decimal]:
         .annotate(total=Sum("amount"))
         .order_by("currency")
     )
-    return {r["currency"]: -r["total"] for r in rows if r["total"]}
+    # SQLite (the demo) sums decimals as floats (4164.77999999998): back to the column's 4 places.
+    places = Decimal(1).scaleb(-JournalLine._meta.get_field("amount").decimal_places)
+    return {r["currency"]: -Decimal(r["total"]).quantize(places) for r in rows if r["total"]}
 
 
 @dataclass

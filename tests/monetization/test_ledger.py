@@ -88,3 +88,13 @@ def test_post_many_skips_keys_already_posted():
     assert posted == 4
     assert JournalEntry.objects.count() == 5
     assert ledger_report().balanced
+
+
+def test_post_many_batches_never_split_an_entry():
+    """Entries of 3 and 4 lines with a 5-line batch: the balance trigger sees whole entries per INSERT."""
+    postings = [_payment_posting(f"b:{i}", tax="0" if i % 2 else "1.20") for i in range(7)]
+    with transaction.atomic():
+        posted = journal_post_many(postings, batch_size=5)
+    assert posted == 7
+    assert JournalLine.objects.count() == 4 * 4 + 3 * 3
+    assert ledger_report().balanced

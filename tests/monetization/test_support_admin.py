@@ -306,3 +306,38 @@ def test_double_submitted_refund_form_refunds_once(fake_providers, make_payment,
     response = client.post(support_url(payment.customer), {**form, "amount": "6.00"}, follow=True)
     assert "idempotency_key_reused" in response.content.decode()
     assert Refund.objects.count() == 1
+
+
+def test_refund_messages_say_what_happened(fake_providers, make_payment, make_staff):
+    """A refund the provider refused is reported as an error, a held one as waiting, not as done."""
+    from monetization.providers.base import ProviderError
+
+    support = login(make_staff("Support"))
+    payment = make_payment(amount="50")
+    form = {"op": "refund", "payment": payment.pk, "reason_code": "goodwill", "revoke_access": "none", "note": "x"}
+
+    def post(data):
+        response = support.post(support_url(payment.customer), data, follow=True)
+        return [(m.level_tag, m.message) for m in response.context["messages"]]
+
+    fake_providers("stripe").fail_next["refund"] = ProviderError("The provider timed out", code="api_connection_error")
+    [(level, text)] = post({**form, "amount": "5.00"})
+    assert level == "error" and "api_connection_error" in text
+    assert Refund.objects.get().status == "failed"
+    [(level, text)] = post({**form, "amount": "45.00", "reason_code": "duplicate"})
+    assert level == "success"
+    big = make_payment(amount="500", customer=payment.customer)
+    [(level, text)] = post({**form, "payment": big.pk, "amount": "300"})
+    assert level == "warning" and "approval" in text
+
+
+def test_customer_page_shows_organizations_and_creator_panels(make_staff):
+    from tests.creators.factories import CreatorFactory
+    from tests.verified_orgs.factories import applied_org
+
+    org = applied_org(handle="acmepanel")
+    CreatorFactory(customer=org.billing_customer)
+    html = login(make_staff("Support")).get(support_url(org.billing_customer)).content.decode()
+    assert "Organizations" in html and "@acmepanel" in html and "billing" in html
+    assert "Creator" in html and "active" in html
+    assert "register a customer panel" not in html
