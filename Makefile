@@ -20,10 +20,16 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 # The demo: embedded SQLite, inline tasks, unless DATABASE_URL / CELERY_BROKER_URL say otherwise.
+# The demo has no provider credentials: staff actions reach the providers' test double.
+DEMO_ENV := DEBUG=1 \
+	PAYMENT_PROVIDER_STRIPE=$${PAYMENT_PROVIDER_STRIPE:-monetization.providers.fake.FakeProvider} \
+	PAYMENT_PROVIDER_GOOGLE_PLAY=$${PAYMENT_PROVIDER_GOOGLE_PLAY:-monetization.providers.fake.FakeProvider} \
+	PAYMENT_PROVIDER_APP_STORE=$${PAYMENT_PROVIDER_APP_STORE:-monetization.providers.fake.FakeProvider}
+
 run: $(STAMP)
-	DEBUG=1 $(BIN)/python manage.py migrate --noinput
-	DEBUG=1 $(BIN)/python manage.py seed_demo
-	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEMO_ENV) $(BIN)/python manage.py seed_demo
+	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 services:
 	@bash .ci/services

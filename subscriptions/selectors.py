@@ -13,8 +13,11 @@ from monetization.errors import ErrorCode, InvalidInput
 
 from .models import Plan, Platform, Price, Product, Sku
 
-# ISO 3166-1 alpha-2 codes, as py-moneyed knows them from ISO 4217.
-COUNTRY_CODES = frozenset(code for cur in CURRENCIES.values() for code in (cur.country_codes or ()))
+# ISO 3166-1 alpha-2 codes, as py-moneyed knows them from ISO 4217. "ZZ" is ISO 4217's
+# placeholder for supranational units (gold, SDR): not a country.
+COUNTRY_CODES = frozenset(
+    code for cur in CURRENCIES.values() for code in (cur.country_codes or ()) if code != "ZZ"
+)
 
 
 @dataclass

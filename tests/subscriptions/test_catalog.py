@@ -105,6 +105,7 @@ def test_catalog_endpoint_shape(client_with_scopes, plan):
         ({"platform": "windows", "country": "US"}, "unknown_platform"),
         ({"platform": "IOS", "country": "US"}, "unknown_platform"),
         ({"platform": "web", "country": "XX"}, "unknown_country"),
+        ({"platform": "web", "country": "ZZ"}, "unknown_country"),
         ({"platform": "web", "country": "USA"}, "unknown_country"),
         ({"platform": "web"}, "invalid_input"),
     ],
