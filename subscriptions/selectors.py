@@ -15,9 +15,7 @@ from .models import Plan, Platform, Price, Product, Sku
 
 # ISO 3166-1 alpha-2 codes, as py-moneyed knows them from ISO 4217. "ZZ" is ISO 4217's
 # placeholder for supranational units (gold, SDR): not a country.
-COUNTRY_CODES = frozenset(
-    code for cur in CURRENCIES.values() for code in (cur.country_codes or ()) if code != "ZZ"
-)
+COUNTRY_CODES = frozenset(code for cur in CURRENCIES.values() for code in (cur.country_codes or ()) if code != "ZZ")
 
 
 @dataclass
