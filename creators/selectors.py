@@ -288,10 +288,10 @@ def customer_creator_panel(customer) -> list[dict]:
             {
                 "hold": h.get_kind_display(),
                 "payout": format_html(
-                    '<a href="{}">#{}</a> ({:%Y-%m})',
+                    '<a href="{}">#{}</a> ({})',
                     reverse("admin:creators_payout_change", args=[h.payout_id]),
                     h.payout_id,
-                    h.payout.cycle.period,
+                    f"{h.payout.cycle.period:%Y-%m}",
                 ),
                 "since": f"{h.placed_at:%Y-%m-%d}",
                 "reason": h.reason[:80],
