@@ -530,10 +530,12 @@ def org_follow_subscription_state(subscription: Subscription, source: str, targe
     """
     from verified_orgs.services.organizations import organization_reinstate, organization_suspend
 
+    S = Subscription.State
+    if target not in (S.ON_HOLD, S.EXPIRED, S.ACTIVE):
+        return  # grace keeps the org as it is; most changes cost no query here
     org = Organization.objects.filter(subscription_id=subscription.pk).first()
     if org is None:
         return
-    S = Subscription.State
     if org.state == Organization.State.VERIFIED and (
         target == S.ON_HOLD or (target == S.EXPIRED and source in PAYMENT_TROUBLE_STATES)
     ):
