@@ -11,6 +11,19 @@ units; instead each ledger row carries the exact cumulative amount of the
 period, and a change charges ``round(cumulative after) - charged so far``. Over
 any sequence of changes the charges sum to the rounded exact total: within
 half a minor unit of seat price x seat-time / period length.
+
+Provider webhooks (the seams, registered in verified_orgs.apps):
+- State: every change of the org's subscription made through subscription_change_state
+  (a Stripe event, staff, org_grace_expired, org_payment_recovered) calls
+  :func:`org_follow_subscription_state`: grace keeps the org verified, on hold suspends it for
+  non-payment, active again reinstates it. Stripe ``past_due`` maps to grace for this product
+  (SUBSCRIPTION_PRODUCT_GRACE_DAYS). The set-based lifecycle sweep calls no hooks, so
+  :func:`orgs_grace_sweep` also reconciles orgs from their subscription's state.
+- Money: a Stripe ``invoice.paid`` of the org subscription is recorded by the webhook under the
+  invoice id; :func:`org_renewal_from_payment` (a payment hook) then opens that period with the
+  same payment as its charge, so the period is charged once. Our own charges (the first period
+  at verification, seat prorations) use ``org:`` references; a provider invoice for a period we
+  already charged is flagged for finance (``organization.provider_payment_unmatched``).
 """
 
 from __future__ import annotations
