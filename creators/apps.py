@@ -7,7 +7,11 @@ class CreatorsConfig(AppConfig):
 
     def ready(self):
         from monetization.selectors_support import register_customer_panel
+        from monetization.services.payments import register_payment_hook
 
-        from .selectors import customer_panel_creator
+        from .selectors import customer_creator_panel
+        from .services.creator_subscriptions import creator_subscription_payment_hook
 
-        register_customer_panel("Creator", customer_panel_creator)
+        # A fan's payment of a creator-subscription plan posts the creator's share as it is recorded.
+        register_payment_hook(creator_subscription_payment_hook, name="creators.subscription_share")
+        register_customer_panel("Creator", customer_creator_panel)

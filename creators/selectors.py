@@ -209,16 +209,92 @@ def payouts_csv_rows(cycle: RevenueShareCycle):
         last = chunk[-1][0]
 
 
-def customer_panel_creator(customer) -> list[dict]:
-    """The support console's panel: the customer's creator account and latest payouts."""
-    from .models import CreatorAccount, Payout
+def _decision_summary(decision: EligibilityDecision | None) -> str:
+    if decision is None:
+        return "never evaluated"
+    verdict = "eligible" if decision.eligible else "not eligible"
+    parts = []
+    for name, rule in (decision.reasons or {}).items():
+        if isinstance(rule, dict):
+            mark = "✓" if rule.get("passed") else "✗"
+            parts.append(f"{mark} {name} {rule.get('measured')} (needs {rule.get('threshold')})")
+    return f"{verdict} on {decision.decided_at:%Y-%m-%d}" + (": " + "; ".join(parts) if parts else "")
 
-    account = CreatorAccount.objects.filter(customer=customer).first()
-    if account is None:
+
+def customer_creator_panel(customer) -> list[dict]:
+    """The support page's "Creator" panel: five queries at most (one when the customer is no creator).
+
+    The account's state and payout readiness, the current eligibility decision with its reasons,
+    the latest earnings and payouts with their status, and the active holds, with admin links.
+    """
+    from django.urls import reverse
+    from django.utils.html import format_html
+
+    from .models import CreatorAccount, PayoutHold
+
+    creator = CreatorAccount.objects.select_related("payout_profile").filter(customer=customer).first()
+    if creator is None:
         return []
-    rows = [{"creator account": account.pk, "state": account.state}]
-    rows += [
-        {"payout": p.pk, "cycle": f"{p.cycle.period:%Y-%m}", "amount": f"{p.amount} {p.currency}", "status": p.status}
-        for p in Payout.objects.filter(creator=account).select_related("cycle").order_by("-id")[:5]
+    profile = getattr(creator, "payout_profile", None)
+    decision = creator_current_eligibility(creator.pk)
+    earnings = list(creator_earnings(creator.pk)[:3])
+    payouts = list(
+        Payout.objects.filter(creator=creator)
+        .select_related("cycle")
+        .annotate(active_holds=Count("holds", filter=Q(holds__lifted_at__isnull=True)))
+        .order_by("-id")[:3]
+    )
+    holds = list(
+        PayoutHold.objects.filter(payout__creator=creator, lifted_at__isnull=True)
+        .select_related("payout__cycle")
+        .order_by("-placed_at")[:10]
+    )
+    rows = [
+        {
+            "creator": format_html(
+                '<a href="{}">creator #{}</a>',
+                reverse("admin:creators_creatoraccount_change", args=[creator.pk]),
+                creator.pk,
+            ),
+            "state": creator.get_state_display() + (f" ({creator.state_reason[:60]})" if creator.state_reason else ""),
+            "payout profile": "complete" if profile is not None and profile.is_complete else "incomplete",
+            "eligibility": _decision_summary(decision),
+        }
     ]
+    for e in earnings:
+        rows.append(
+            {
+                "earning": f"{e.cycle.period:%Y-%m}",
+                "total": f"{e.total} {e.currency}",
+                "payable": f"{e.payable} {e.currency}",
+                "carried over": f"{e.carried_out} {e.currency}",
+                "cycle": e.cycle.get_state_display(),
+            }
+        )
+    for p in payouts:
+        rows.append(
+            {
+                "payout": format_html(
+                    '<a href="{}">#{}</a>', reverse("admin:creators_payout_change", args=[p.pk]), p.pk
+                ),
+                "cycle": f"{p.cycle.period:%Y-%m}",
+                "amount": f"{p.amount} {p.currency}",
+                "status": p.get_status_display() + (f": {p.failure_reason}" if p.failure_reason else ""),
+                "active holds": p.active_holds,
+            }
+        )
+    for h in holds:
+        rows.append(
+            {
+                "hold": h.get_kind_display(),
+                "payout": format_html(
+                    '<a href="{}">#{}</a> ({})',
+                    reverse("admin:creators_payout_change", args=[h.payout_id]),
+                    h.payout_id,
+                    f"{h.payout.cycle.period:%Y-%m}",
+                ),
+                "since": f"{h.placed_at:%Y-%m-%d}",
+                "reason": h.reason[:80],
+            }
+        )
     return rows

@@ -114,24 +114,85 @@ def organization_page(*, organization: Organization, seats_page: int = 1, per_pa
     )
 
 
-def customer_panel_organizations(customer) -> list[dict]:
-    """The support console's panel: organizations this customer bills, administers or holds a seat in."""
-    from django.db.models import Q
+def customer_organizations_panel(customer: Customer) -> list[dict]:
+    """The support page's "Verified organizations" panel: two queries whatever the customer's history.
 
-    from .models import Affiliation, Organization
+    One row per organization the customer administers or pays for, then one per affiliation
+    (latest first): the relation, the affiliation's state, the org's verification and
+    subscription state, its active seat count and a link to the org's admin page.
+    """
+    from django.db.models import Count, IntegerField, OuterRef, Subquery
+    from django.db.models.functions import Coalesce
+    from django.urls import reverse
+    from django.utils.html import format_html
 
-    rows = [
-        {
-            "organization": f"@{o.handle}",
-            "state": o.state,
-            "role": "billing" if o.billing_customer_id == customer.pk else "admin",
-        }
-        for o in Organization.objects.filter(Q(billing_customer=customer) | Q(admins__customer=customer))
+    from subscriptions.models import Subscription
+    from verified_orgs.models import OrganizationAdmin
+
+    limit = 20
+    seats = Subquery(
+        Affiliation.objects.filter(organization=OuterRef("pk"), state=Affiliation.State.ACTIVE)
+        .order_by()
+        .values("organization")
+        .annotate(n=Count("id"))
+        .values("n"),
+        output_field=IntegerField(),
+    )
+    administered = Subquery(
+        OrganizationAdmin.objects.filter(organization=OuterRef("pk"), customer=customer).values("id")[:1]
+    )
+    orgs = list(
+        Organization.objects.filter(Q(admins__customer=customer) | Q(billing_customer=customer))
         .distinct()
-        .order_by("handle")[:20]
-    ]
-    rows += [
-        {"organization": f"@{a.organization.handle}", "state": a.organization.state, "role": f"affiliate ({a.state})"}
-        for a in Affiliation.objects.filter(customer=customer).select_related("organization").order_by("-id")[:20]
-    ]
+        .select_related("subscription")
+        .annotate(seat_count=Coalesce(seats, 0), admin_row=administered)
+        .order_by("-id")[:limit]
+    )
+    affiliations = list(
+        Affiliation.objects.filter(customer=customer)
+        .select_related("organization__subscription")
+        .order_by("-id")[:limit]
+    )
+
+    def link(org: Organization):
+        url = reverse("admin:verified_orgs_organization_change", args=[org.pk])
+        return format_html('<a href="{}">{} (@{})</a>', url, org.name, org.handle)
+
+    def subscription_state(org: Organization) -> str:
+        sub = org.subscription
+        if sub is None:
+            return "—"
+        if sub.state == Subscription.State.IN_GRACE_PERIOD and sub.grace_end:
+            return f"{sub.get_state_display()} until {sub.grace_end:%Y-%m-%d}"
+        return sub.get_state_display()
+
+    rows = []
+    for org in orgs:
+        roles = []
+        if org.admin_row:
+            roles.append("admin")
+        if org.billing_customer_id == customer.pk:
+            roles.append("billing")
+        rows.append(
+            {
+                "organization": link(org),
+                "relation": " + ".join(roles),
+                "verification": org.get_state_display()
+                + (f" ({org.get_suspension_cause_display()})" if org.suspension_cause else ""),
+                "subscription": subscription_state(org),
+                "seats": org.seat_count if org.seat_limit is None else f"{org.seat_count} / {org.seat_limit}",
+            }
+        )
+    for aff in affiliations:
+        org = aff.organization
+        rows.append(
+            {
+                "organization": link(org),
+                "relation": "affiliate",
+                "affiliation": aff.get_state_display()
+                + (f" since {aff.accepted_at:%Y-%m-%d}" if aff.accepted_at and aff.state == "active" else ""),
+                "verification": org.get_state_display(),
+                "subscription": subscription_state(org),
+            }
+        )
     return rows

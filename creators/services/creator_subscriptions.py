@@ -86,3 +86,16 @@ def creator_subscription_payment_share(*, payment: Payment) -> CreatorSubscripti
             after={"payment": payment.pk, "amount": str(amount), "currency": currency},
         )
         return share
+
+
+def creator_subscription_payment_hook(payment: Payment) -> None:
+    """Payment hook (registered in creators.apps): share every succeeded creator-subscription payment.
+
+    Runs inside payment_record's transaction; idempotent (one share row per payment, journal
+    key ``payment:<id>:creator_share``), so a replay through any path posts the share once.
+    """
+    # payment_record loaded subscription -> plan -> product for the revenue stream: no query for
+    # the common case of a payment that is not for a creator subscription.
+    if payment.subscription_id is None or payment.subscription.plan.product.kind != "creator":
+        return
+    creator_subscription_payment_share(payment=payment)

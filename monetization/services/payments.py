@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -18,6 +19,31 @@ REVENUE_STREAM_BY_PRODUCT_KIND = {
     "organization": "organizations",
     "creator": "creator_subscriptions",
 }
+
+
+# Other apps react to a payment as it succeeds (a creator's share of a fan payment, an
+# organization's billing period): register_payment_hook(fn(payment)) from AppConfig.ready().
+# Hooks run inside payment_record's transaction, right after the capture is posted, exactly
+# when the payment becomes succeeded (never again on a repeated call); a hook that raises
+# rolls the payment back with it, so a redelivered webhook retries both. Hooks must be
+# idempotent themselves (journal keys, unique rows): a replay can reach them by other paths.
+PaymentHook = Callable[[Payment], None]
+_payment_hooks: dict[str, PaymentHook] = {}
+
+
+def register_payment_hook(fn: PaymentHook, *, name: str | None = None) -> PaymentHook:
+    """Call ``fn(payment)`` whenever a payment is recorded as succeeded. Re-registering a name replaces it."""
+    _payment_hooks[name or f"{fn.__module__}.{fn.__qualname__}"] = fn
+    return fn
+
+
+def unregister_payment_hook(name: str) -> None:
+    _payment_hooks.pop(name, None)
+
+
+def _run_payment_hooks(payment: Payment) -> None:
+    for hook in list(_payment_hooks.values()):
+        hook(payment)
 
 
 def _stream_for(payment: Payment) -> str:
@@ -105,6 +131,7 @@ def payment_record(
                 payment.succeed()
                 payment.save(update_fields=["status"])
                 payment_post_to_ledger(payment)
+                _run_payment_hooks(payment)
             elif failure_code:
                 payment.fail(code=failure_code)
                 payment.save(update_fields=["status", "failure_code"])

@@ -7,6 +7,7 @@ with its cause and every entitlement cache that it touches is invalidated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,23 @@ class Change:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+# Other apps follow subscription state changes (an organization's subscription drives the
+# organization's suspension): register_state_hook(fn(subscription, source, target, cause))
+# from AppConfig.ready(). Unlike django-fsm's post_transition (fired before the row is saved,
+# and before the field updates), a hook runs after the change is saved and audited, inside the
+# same transaction and with the subscription row locked, so what it does commits or rolls back
+# with the change. The set-based lifecycle sweep moves rows in SQL and calls no hooks: an app
+# that must see those moves reconciles from the rows (verified_orgs' grace sweep does).
+StateHook = Callable[[Subscription, str, str, "Cause"], None]
+_state_hooks: dict[str, StateHook] = {}
+
+
+def register_state_hook(fn: StateHook, *, name: str | None = None) -> StateHook:
+    """Call ``fn(subscription, source, target, cause)`` after every state change. Re-registering a name replaces it."""
+    _state_hooks[name or f"{fn.__module__}.{fn.__qualname__}"] = fn
+    return fn
+
+
 def subscription_lock(subscription_id: int) -> Subscription:
     # of=("self",): lock the subscription only, not its customer row (joined for the audit record).
     return Subscription.objects.select_for_update(of=("self",)).select_related("customer").get(pk=subscription_id)
@@ -136,6 +154,9 @@ def subscription_change_state(
             reason=cause.reason,
         )
         entitlements_invalidate([sub.customer.external_id])
+        if before["state"] != after["state"]:
+            for hook in list(_state_hooks.values()):
+                hook(sub, before["state"], after["state"], cause)
     # Keep the caller's instance in step with the database.
     subscription.refresh_from_db()
     return sub

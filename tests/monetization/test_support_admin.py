@@ -1,6 +1,7 @@
 """The support console in the admin: customer page, timeline, search, forms, approvals, read-only audit."""
 
 import datetime
+from decimal import Decimal
 
 import pytest
 from django.test import Client
@@ -85,15 +86,76 @@ def _count_queries(client, url, django_assert_max_num_queries, limit):
     return len(ctx.captured_queries)
 
 
+def add_org_and_creator_history(customer, n):
+    """``n`` organizations the customer pays for and administers (+ an affiliation elsewhere), and a creator
+    account with ``n`` decisions, earnings, payouts and holds: what the two panels show."""
+    import datetime as dt
+
+    from creators.models import CreatorAccount, CreatorEarning, EligibilityDecision, Payout, PayoutHold
+    from creators.models import RevenueShareCycle as Cycle
+    from tests.creators.factories import make_creator
+    from tests.verified_orgs.factories import verified_org
+    from verified_orgs.models import Affiliation
+    from verified_orgs.services.affiliations import affiliation_accept, affiliation_invite
+
+    orgs = [verified_org(billing_customer=customer) for _ in range(n)]
+    for org in orgs:
+        for _ in range(2):
+            member = CustomerFactory()
+            _, token = affiliation_invite(organization=org, customer=member, invited_by=customer)
+            affiliation_accept(token=token, customer=member)
+    other = verified_org()
+    if not Affiliation.objects.filter(customer=customer, state__in=Affiliation.LIVE_STATES).exists():
+        _, token = affiliation_invite(organization=other, customer=customer, invited_by=other.billing_customer)
+        affiliation_accept(token=token, customer=customer)
+    creator = CreatorAccount.objects.filter(customer=customer).first() or make_creator(customer=customer)
+    for _ in range(n):
+        EligibilityDecision.objects.create(
+            creator=creator,
+            eligible=False,
+            reasons={"verified_followers": {"passed": False, "measured": 12, "threshold": 500}},
+        )
+        last = Cycle.objects.order_by("-period").first()
+        period = dt.date(2025, 1, 1) if last is None else (last.period + dt.timedelta(days=32)).replace(day=1)
+        cycle = Cycle.objects.create(period=period)
+        earning = CreatorEarning.objects.create(
+            cycle=cycle, creator=creator, total=Decimal("12.50"), payable=Decimal("12.50")
+        )
+        payout = Payout.objects.create(cycle=cycle, creator=creator, earning=earning, amount=Decimal("12.50"))
+        PayoutHold.objects.create(payout=payout, kind=PayoutHold.Kind.MISSING_TAX_FORM, reason="W-9 missing")
+
+
 def test_customer_page_query_count_is_bounded(customer_with_history, make_staff, django_assert_max_num_queries):
     client = login(make_staff("Support"))
     url = support_url(customer_with_history)
     add_events(customer_with_history, 10)
-    small = _count_queries(client, url, django_assert_max_num_queries, 30)
+    add_org_and_creator_history(customer_with_history, 1)
+    small = _count_queries(client, url, django_assert_max_num_queries, 40)
     add_events(customer_with_history, 1000)
-    large = _count_queries(client, url, django_assert_max_num_queries, 30)
+    add_org_and_creator_history(customer_with_history, 4)
+    large = _count_queries(client, url, django_assert_max_num_queries, 40)
     assert large == small
-    print(f"customer page: {large} queries with 10 or 1010 timeline events")
+    print(f"customer page: {large} queries with 10 or 1010 timeline events, 1 or 5 orgs and payouts")
+
+
+def test_org_and_creator_panels_on_the_customer_page(customer_with_history, make_staff):
+    from django.core.cache import cache
+
+    add_org_and_creator_history(customer_with_history, 1)
+    cache.clear()
+    html = login(make_staff("Support")).get(support_url(customer_with_history)).content.decode()
+    from verified_orgs.models import Organization
+
+    org = Organization.objects.filter(billing_customer=customer_with_history).get()
+    other = Organization.objects.exclude(pk=org.pk).get()
+    assert "Verified organizations" in html and "Creator" in html
+    assert reverse("admin:verified_orgs_organization_change", args=[org.pk]) in html
+    assert reverse("admin:verified_orgs_organization_change", args=[other.pk]) in html
+    assert "admin + billing" in html and "affiliate" in html and "Verified" in html
+    assert "seats</span> 2</td>" in html  # two active seats
+    assert "not eligible" in html and "verified_followers 12 (needs 500)" in html
+    assert "Missing tax form" in html and "W-9 missing" in html and "12.5000 USD" in html
+    assert "&lt;a href" not in html  # links are rendered, not escaped
 
 
 def test_timeline_keyset_pagination_walks_everything_newest_first(make_staff):

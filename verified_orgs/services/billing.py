@@ -11,6 +11,19 @@ units; instead each ledger row carries the exact cumulative amount of the
 period, and a change charges ``round(cumulative after) - charged so far``. Over
 any sequence of changes the charges sum to the rounded exact total: within
 half a minor unit of seat price x seat-time / period length.
+
+Provider webhooks (the seams, registered in verified_orgs.apps):
+- State: every change of the org's subscription made through subscription_change_state
+  (a Stripe event, staff, org_grace_expired, org_payment_recovered) calls
+  :func:`org_follow_subscription_state`: grace keeps the org verified, on hold suspends it for
+  non-payment, active again reinstates it. Stripe ``past_due`` maps to grace for this product
+  (SUBSCRIPTION_PRODUCT_GRACE_DAYS). The set-based lifecycle sweep calls no hooks, so
+  :func:`orgs_grace_sweep` also reconciles orgs from their subscription's state.
+- Money: a Stripe ``invoice.paid`` of the org subscription is recorded by the webhook under the
+  invoice id; :func:`org_renewal_from_payment` (a payment hook) then opens that period with the
+  same payment as its charge, so the period is charged once. Our own charges (the first period
+  at verification, seat prorations) use ``org:`` references; a provider invoice for a period we
+  already charged is flagged for finance (``organization.provider_payment_unmatched``).
 """
 
 from __future__ import annotations
@@ -39,6 +52,9 @@ CUSTOMER_CREDIT = "liability:customer_credit"
 REVENUE_STREAM = "organizations"
 FALLBACK_COUNTRY = "US"
 EXACT_PLACES = Decimal("1e-12")
+# Payments our own org billing records (period charges, seat prorations) carry references
+# under this prefix; any other payment of an org subscription came from the provider.
+ORG_REFERENCE_PREFIX = "org:"
 
 
 def org_plan_code() -> str:
@@ -158,11 +174,19 @@ def _active_count(org: Organization) -> int:
 
 
 def org_period_open(
-    *, organization: Organization, period_start: datetime, cause: Cause, first: bool = False
+    *,
+    organization: Organization,
+    period_start: datetime,
+    cause: Cause,
+    first: bool = False,
+    provider_reference: str = "",
 ) -> OrgInvoice:
     """Open a billing period: ledger row for the seats at start, an invoice, and the charge for it.
 
     Call with the organization locked. Idempotent per (organization, period_start).
+    ``provider_reference``: the provider's invoice id when the provider charged the period
+    (a Stripe ``invoice.paid``): the charge is then that payment (payment_record dedupes on
+    it), never a second one beside it.
     """
     org = organization
     sub = org.subscription
@@ -177,11 +201,12 @@ def org_period_open(
     seats_amount = quantize(prices.seat.amount * quantity, cur)
     total = prices.base.amount + seats_amount
     payment = None
+    own_reference = f"{ORG_REFERENCE_PREFIX}{org.pk}:period:{period_start:%Y%m%dT%H%M%S}"
     if total > 0:
         payment, _ = payment_record(
             customer=org.billing_customer,
             provider=Provider.STRIPE,
-            provider_reference=f"org:{org.pk}:period:{period_start:%Y%m%dT%H%M%S}",
+            provider_reference=provider_reference or own_reference,
             amount=Money(total, cur),
             kind=Payment.Kind.INITIAL if first else Payment.Kind.RENEWAL,
             subscription=sub,
@@ -258,7 +283,9 @@ def org_billing_start(*, organization: Organization, cause: Cause) -> Subscripti
     return sub
 
 
-def org_renew(*, organization: Organization, period_start: datetime, cause: Cause) -> OrgInvoice:
+def org_renew(
+    *, organization: Organization, period_start: datetime, cause: Cause, provider_reference: str = ""
+) -> OrgInvoice:
     """Start the period beginning at ``period_start`` (the renewal the provider charged).
 
     Idempotent per period: a re-delivered renewal returns the period's invoice.
@@ -267,7 +294,93 @@ def org_renew(*, organization: Organization, period_start: datetime, cause: Caus
 
     with transaction.atomic():
         org = organization_lock(organization.pk)
-        return org_period_open(organization=org, period_start=period_start, cause=cause)
+        return org_period_open(
+            organization=org, period_start=period_start, cause=cause, provider_reference=provider_reference
+        )
+
+
+def _period_start_at(anchor: datetime, at: datetime, plan: Plan) -> datetime:
+    """The start of the billing period (counted from the anchor) that contains ``at``."""
+    step = (
+        relativedelta(years=plan.interval_count)
+        if plan.interval == Plan.Interval.YEAR
+        else relativedelta(months=plan.interval_count)
+    )
+    n = 0
+    while anchor + step * (n + 1) <= at:
+        n += 1
+    return anchor + step * n
+
+
+def org_renewal_from_payment(payment: Payment) -> OrgInvoice | None:
+    """A provider payment of an org subscription (Stripe ``invoice.paid``) is that period's charge.
+
+    Registered as a payment hook (verified_orgs.apps): it runs inside payment_record, right
+    after the provider's payment is recorded and posted, and opens the billing period the
+    payment falls in with the *same* payment (``provider_reference`` = the invoice id), so the
+    period is charged once: by the provider's payment, never again by our own period charge.
+    A period our billing already opened and charged (the first one, at verification) is not
+    charged twice either: the provider's payment is left to finance with an audit record.
+    Idempotent: a redelivered invoice records no payment, so this does not run again; run
+    twice anyway it finds the period's invoice.
+    """
+    if payment.subscription_id is None or payment.provider != Provider.STRIPE:
+        return None
+    if payment.provider_reference.startswith(ORG_REFERENCE_PREFIX):
+        return None  # our own billing's charge
+    # payment_record loaded subscription -> plan -> product to pick the revenue stream: no query here.
+    if payment.subscription.plan.product.kind != Product.Kind.ORGANIZATION:
+        return None
+    org = (
+        Organization.objects.filter(subscription_id=payment.subscription_id)
+        .select_related("subscription__plan")
+        .first()
+    )
+    if org is None:
+        return None
+    from monetization.models import AuditEvent
+    from monetization.services.audit import audit_record
+
+    cause = Cause(
+        actor_kind=AuditEvent.ActorKind.PROVIDER,
+        label=f"{payment.provider}:{payment.provider_reference}"[:200],
+        reason="provider charged the period",
+    )
+    sub = org.subscription
+    period_start = _period_start_at(sub.started_at, payment.occurred_at, sub.plan)
+    existing = OrgInvoice.objects.filter(organization=org, period_start=period_start).first()
+    if existing is not None or org.state not in (Organization.State.VERIFIED, Organization.State.SUSPENDED):
+        audit_record(
+            action="organization.provider_payment_unmatched",
+            obj=org,
+            actor_kind=AuditEvent.ActorKind.PROVIDER,
+            actor_label=cause.label,
+            customer=org.billing_customer,
+            after={
+                "payment": payment.pk,
+                "amount": str(payment.amount.amount),
+                "currency": str(payment.amount.currency),
+                "period_start": period_start.isoformat(),
+                "invoice": existing.pk if existing else None,
+                "organization_state": org.state,
+            },
+            reason="Provider payment for a period already charged (or an org not billed): reconcile.",
+        )
+        return existing
+    invoice = org_renew(
+        organization=org, period_start=period_start, cause=cause, provider_reference=payment.provider_reference
+    )
+    if invoice.total != payment.amount.amount:
+        audit_record(
+            action="organization.invoice_amount_mismatch",
+            obj=org,
+            actor_kind=AuditEvent.ActorKind.PROVIDER,
+            actor_label=cause.label,
+            customer=org.billing_customer,
+            after={"invoice": invoice.pk, "invoice_total": str(invoice.total), "paid": str(payment.amount.amount)},
+            reason="The provider charged another amount than the seat ledger computes.",
+        )
+    return invoice
 
 
 def org_seat_change(
@@ -296,7 +409,7 @@ def org_seat_change(
         charged_so_far=last.period_charged_total,
     )
     quantity = last.quantity + delta
-    ref = f"org:{org.pk}:seat:{affiliation.pk}:{reason}"
+    ref = f"{ORG_REFERENCE_PREFIX}{org.pk}:seat:{affiliation.pk}:{reason}"
     payment = None
     if step.charge > 0:
         payment, _ = payment_record(
@@ -412,8 +525,60 @@ def org_payment_recovered(*, organization: Organization, cause: Cause) -> Organi
         return org
 
 
+# Subscription states that suspend a verified organization for non-payment, by the state it
+# came from: on hold always; expired only after payment trouble (a canceled subscription
+# running out is not a payment failure).
+SUSPENDING_STATES = (Subscription.State.ON_HOLD, Subscription.State.EXPIRED)
+PAYMENT_TROUBLE_STATES = (Subscription.State.IN_GRACE_PERIOD, Subscription.State.ON_HOLD)
+
+
+def org_follow_subscription_state(subscription: Subscription, source: str, target: str, cause: Cause) -> None:
+    """State hook (subscriptions.services.lifecycle): the org follows its subscription, whatever moved it.
+
+    Grace keeps the org verified (badges stay); on hold (or expired out of payment trouble)
+    suspends it for non-payment; active again lifts a payment suspension (never a
+    compliance one). Runs in the subscription change's transaction, so both commit together.
+    Webhooks, staff actions, org_grace_expired / org_payment_recovered all end here; the
+    set-based lifecycle sweep does not (see orgs_grace_sweep).
+    """
+    from verified_orgs.services.organizations import organization_reinstate, organization_suspend
+
+    S = Subscription.State
+    if target not in (S.ON_HOLD, S.EXPIRED, S.ACTIVE):
+        return  # grace keeps the org as it is; most changes cost no query here
+    org = Organization.objects.filter(subscription_id=subscription.pk).first()
+    if org is None:
+        return
+    if org.state == Organization.State.VERIFIED and (
+        target == S.ON_HOLD or (target == S.EXPIRED and source in PAYMENT_TROUBLE_STATES)
+    ):
+        organization_suspend(
+            organization=org,
+            actor=None,
+            reason=cause.reason or "Payment failed and the grace period ended.",
+            cause=Organization.SuspensionCause.PAYMENT,
+            actor_label=cause.label or "system",
+        )
+    elif (
+        target == S.ACTIVE
+        and org.state == Organization.State.SUSPENDED
+        and org.suspension_cause == Organization.SuspensionCause.PAYMENT
+    ):
+        organization_reinstate(
+            organization=org, actor=None, reason="Payment recovered.", actor_label=cause.label or "system"
+        )
+
+
 def orgs_grace_sweep(*, now: datetime | None = None) -> int:
-    """Suspend organizations whose subscription grace has run out. Returns how many."""
+    """Suspend organizations whose subscription grace has run out; reconcile the rest. Returns how many moved.
+
+    Besides grace that ran out, it catches up with subscriptions the set-based lifecycle sweep
+    moved (which calls no hooks): a verified org whose subscription is on hold or expired out of
+    payment trouble is suspended, a payment-suspended org whose subscription is active again is
+    reinstated.
+    """
+    from verified_orgs.services.organizations import organization_reinstate, organization_suspend
+
     now = now or clock.now()
     due = list(
         Organization.objects.filter(
@@ -422,4 +587,28 @@ def orgs_grace_sweep(*, now: datetime | None = None) -> int:
     )
     for org in due:
         org_grace_expired(organization=org, cause=Cause.task("orgs_grace_sweep", "Grace period ended unpaid."))
-    return len(due)
+    label = "task:orgs_grace_sweep"
+    lapsed = list(
+        Organization.objects.filter(state=Organization.State.VERIFIED).filter(
+            Q(subscription__state=Subscription.State.ON_HOLD)
+            | Q(subscription__state=Subscription.State.EXPIRED, subscription__billing_issue_at__isnull=False)
+        )
+    )
+    for org in lapsed:
+        organization_suspend(
+            organization=org,
+            actor=None,
+            reason="Payment failed and the grace period ended.",
+            cause=Organization.SuspensionCause.PAYMENT,
+            actor_label=label,
+        )
+    recovered = list(
+        Organization.objects.filter(
+            state=Organization.State.SUSPENDED,
+            suspension_cause=Organization.SuspensionCause.PAYMENT,
+            subscription__state=Subscription.State.ACTIVE,
+        )
+    )
+    for org in recovered:
+        organization_reinstate(organization=org, actor=None, reason="Payment recovered.", actor_label=label)
+    return len(due) + len(lapsed) + len(recovered)

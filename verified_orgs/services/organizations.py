@@ -68,6 +68,16 @@ def _cause(actor, actor_label: str, reason: str, *, authorized_by: str = "") -> 
 
 
 def organization_lock(organization_id: int) -> Organization:
+    """Lock the organization, after its subscription: one lock order (subscription, then
+    organization) for every path. A webhook changing the subscription locks it first and its
+    state hook then suspends or reinstates the org; seat changes and renewals, which start from
+    the org, take the subscription first too, so the two can wait for each other but never
+    deadlock."""
+    list(
+        Subscription.objects.select_for_update(of=("self",))
+        .filter(organization__pk=organization_id)
+        .values_list("id", flat=True)
+    )
     return (
         Organization.objects.select_for_update(of=("self",))
         .select_related("billing_customer", "subscription")
