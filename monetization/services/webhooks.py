@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from monetization import clock
 from monetization.errors import Conflict, ErrorCode
@@ -44,6 +44,37 @@ def _enqueue(event_ids: list[int]) -> None:
         except Exception:
             # The row is stored: the requeue task picks up anything left in "received".
             log.exception("could not enqueue webhook event %s", event_id)
+
+
+def _insert_returning(sql: str, params: list) -> list[tuple]:
+    """Run the inbox INSERT; outside a transaction, without Django's per-request ``SELECT 1`` health check.
+
+    With ``conn_health_checks`` on, the first query of every request on a reused
+    connection is preceded by a ``SELECT 1``: one more round trip than the
+    INSERT itself on this hot path. The INSERT is its own health check: if the
+    connection went stale it fails, and (not being in a transaction, and the
+    statement being idempotent: ON CONFLICT DO NOTHING) it is run once more on a
+    fresh connection. Inside a transaction nothing changes.
+    """
+    optimistic = (
+        not connection.in_atomic_block and connection.connection is not None and connection.health_check_enabled
+    )
+    if optimistic:
+        connection.health_check_done = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    except (OperationalError, InterfaceError):
+        if not optimistic or connection.in_atomic_block or connection.is_usable():
+            raise
+        # A stale connection (server restarted, idle timeout): what the health check would have caught.
+        # (Should the lost INSERT have reached the server after all, the retry sees the row as a duplicate
+        # and does not enqueue it; webhook_requeue_stale picks it up.)
+        connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
 
 
 def webhook_store(
@@ -77,9 +108,8 @@ def webhook_store(
     # One statement, no explicit transaction: a single INSERT commits on its own (one round trip).
     if connection.vendor == "postgresql":
         placeholders = ",".join(["(%s,%s,%s,%s,%s,%s,%s::jsonb,%s,%s,%s,%s,%s,%s)"] * len(rows))
-        with connection.cursor() as cursor:
-            cursor.execute(_INSERT_SQL.format(values=placeholders), [v for row in rows for v in row])
-            inserted = {event_id: (pk, status) for pk, event_id, status in cursor.fetchall()}
+        fetched = _insert_returning(_INSERT_SQL.format(values=placeholders), [v for row in rows for v in row])
+        inserted = {event_id: (pk, status) for pk, event_id, status in fetched}
     else:  # the SQLite demo
         objs = [
             WebhookEvent(

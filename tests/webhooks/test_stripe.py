@@ -205,3 +205,21 @@ def test_past_due_keeps_access_where_the_product_grants_grace(client, catalog, c
     sub = _sub()
     assert sub.state == Subscription.State.IN_GRACE_PERIOD
     assert sub.grace_end is not None
+
+
+def test_a_stale_database_connection_is_replaced_without_losing_the_delivery(client, catalog, customers):
+    """The inbox INSERT skips Django's per-request SELECT 1; a connection that died is still replaced."""
+    from django.db import connection, connections
+
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    other = connections.create_connection("default")
+    with other.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    other.close()
+    time.sleep(0.2)
+
+    response = post_stripe(client, fixture("stripe", "customer.subscription.created"))
+    assert response.status_code == 200 and response.json() == {"received": 1, "duplicates": 0}
+    assert connection.connection.info.backend_pid != pid
+    assert WebhookEvent.objects.get().status == "applied"
