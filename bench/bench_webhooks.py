@@ -26,7 +26,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_bench_5e1f2a9c"
-BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/11")
+# The broker the bench's gunicorn enqueues onto (its "celery" list is purged afterwards): by default the
+# Redis database this run was given (REDIS_URL), not the shared test broker (db 11) other runs may be using.
+BROKER = os.environ.get("BENCH_BROKER_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/11"
 TARGETS = {"stripe_events_per_s": 1000, "app_store_events_per_s": 500, "apply_events_per_s": 500}
 
 
@@ -50,6 +52,7 @@ def _client(port: int, path: str, bodies: list[tuple[bytes, dict]], out: mp.Queu
         head += [f"{k}: {v}" for k, v in headers.items()]
         requests.append(("\r\n".join(head) + "\r\n\r\n").encode() + body)
     latencies, errors = [], 0
+    cpu_started = time.process_time()
     for raw in requests:
         started = time.perf_counter()
         try:
@@ -63,23 +66,68 @@ def _client(port: int, path: str, bodies: list[tuple[bytes, dict]], out: mp.Queu
         except OSError:
             errors += 1
         latencies.append(time.perf_counter() - started)
-    out.put((latencies, errors))
+    out.put((latencies, errors, time.process_time() - cpu_started))
 
 
-def _load(port: int, path: str, bodies: list[tuple[bytes, dict]], clients: int) -> dict:
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _tree_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of a process and its direct children (gunicorn master + workers), Linux only."""
+    if pid is None:
+        return 0.0
+    total = 0.0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for p in [str(pid), *children]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat (0, 0 elsewhere)."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values) - idle) / _TICK, sum(values) / _TICK
+
+
+def _load(port: int, path: str, bodies: list[tuple[bytes, dict]], clients: int, server_pid: int | None = None) -> dict:
     out: mp.Queue = mp.Queue()
     chunks = [bodies[i::clients] for i in range(clients)]
     procs = [mp.Process(target=_client, args=(port, path, chunk, out)) for chunk in chunks]
+    server_cpu, (busy, total) = _tree_cpu(server_pid), _machine_cpu()
     started = time.perf_counter()
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
     elapsed = time.perf_counter() - started
+    server_cpu = _tree_cpu(server_pid) - server_cpu
+    busy_after, total_after = _machine_cpu()
     for p in procs:
         p.join()
-    latencies = sorted(x for lat, _ in results for x in lat)
-    errors = sum(e for _, e in results)
+    latencies = sorted(x for lat, _, _ in results for x in lat)
+    errors = sum(e for _, e, _ in results)
+    client_cpu = sum(c for _, _, c in results)
+    cores = (total_after - total) / elapsed if total_after > total else float(os.cpu_count() or 1)
+    cpu = {
+        # Shares of the machine's CPU capacity over the run (cores x seconds), to show who used it.
+        "load_generator_cpu_share": round(client_cpu / (elapsed * cores), 2),
+        "gunicorn_cpu_share": round(server_cpu / (elapsed * cores), 2) if server_pid else None,
+        "machine_busy_share": round((busy_after - busy) / (total_after - total), 2) if total_after > total else None,
+        "gunicorn_cpu_ms_per_event": round(server_cpu * 1000 / len(bodies), 2) if server_pid else None,
+        "load_generator_cpu_ms_per_event": round(client_cpu * 1000 / len(bodies), 2),
+    }
     return {
+        **cpu,
         "events": len(bodies),
         "seconds": round(elapsed, 2),
         "events_per_s": round(len(bodies) / elapsed),
@@ -204,7 +252,8 @@ def run(args) -> dict:
     n_apply = 500 if quick else 3000
     clients = 4
     run_id = str(int(time.time()))
-    result: dict = {"targets": TARGETS}
+    # The machine is shared: the 1/5/15-minute load averages say how busy it was around the run.
+    result: dict = {"targets": TARGETS, "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
 
     from tests.webhooks.support import ApplePKI  # the same throwaway Apple-shaped PKI the tests use
 
@@ -235,7 +284,7 @@ def run(args) -> dict:
             body = json.dumps(_stripe_event(run_id, i, created=created)).encode()
             bodies.append((body, {"Stripe-Signature": _sign(body)}))
         _load(port, "/api/v1/webhooks/stripe", bodies[:100], 2)  # warm-up (also real inserts)
-        stripe_result = _load(port, "/api/v1/webhooks/stripe", bodies[100:], clients)
+        stripe_result = _load(port, "/api/v1/webhooks/stripe", bodies[100:], clients, server.pid)
         result["stripe_http"] = stripe_result
         result["stripe_events_per_s"] = stripe_result["events_per_s"]
 
@@ -267,7 +316,7 @@ def run(args) -> dict:
             }
             jws_bodies.append((json.dumps({"signedPayload": pki.sign(note)}).encode(), {}))
         _load(port, "/api/v1/webhooks/app-store", jws_bodies[:50], 2)
-        apple = _load(port, "/api/v1/webhooks/app-store", jws_bodies[50:], clients)
+        apple = _load(port, "/api/v1/webhooks/app-store", jws_bodies[50:], clients, server.pid)
         result["app_store_http"] = apple
         result["app_store_events_per_s"] = apple["events_per_s"]
     finally:
@@ -291,15 +340,16 @@ def run(args) -> dict:
         .values_list("id", flat=True)[:n_apply]
     )
     connection.close()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for event_id in ids:
         webhook_event_apply(event_id=event_id)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     applied = WebhookEvent.objects.filter(id__in=ids, status="applied").count()
     result["apply"] = {
         "events": len(ids),
         "applied": applied,
         "seconds": round(elapsed, 2),
+        "worker_cpu_ms_per_event": round(cpu * 1000 / len(ids), 2) if ids else None,
         "note": "each event creates a subscription (customer, SKU lookups, audit, state change)",
     }
     result["apply_events_per_s"] = round(len(ids) / elapsed) if elapsed else None
@@ -319,12 +369,17 @@ def run(args) -> dict:
     stored = []
     for start in range(0, len(renewals), 500):
         stored += [pk for pk, _ in webhook_store(events=renewals[start : start + 500], enqueue=False)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for event_id in stored:
         webhook_event_apply(event_id=event_id)
-    elapsed = time.perf_counter() - started
-    result["apply_existing"] = {"events": len(stored), "seconds": round(elapsed, 2)}
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    result["apply_existing"] = {
+        "events": len(stored),
+        "seconds": round(elapsed, 2),
+        "worker_cpu_ms_per_event": round(cpu * 1000 / len(stored), 2) if stored else None,
+    }
     result["apply_existing_events_per_s"] = round(len(stored) / elapsed) if elapsed else None
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     for key, target in TARGETS.items():
         value = result.get(key)
         result[f"{key}_vs_target"] = f"{value} / {target} ({'met' if value and value >= target else 'NOT met'})"

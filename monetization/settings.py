@@ -311,3 +311,7 @@ CELERY_BEAT_SCHEDULE["creators-eligibility"] = {
     "task": "creators.tasks.eligibility_reevaluate_all",
     "schedule": timedelta(hours=24),
 }
+
+# --- Webhook throughput: kombu's Redis transport with one reusable publishing client per channel ---
+if CELERY_BROKER_URL.startswith("redis://"):
+    CELERY_BROKER_TRANSPORT = os.environ.get("CELERY_BROKER_TRANSPORT", "monetization.broker:Transport")

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from monetization import clock
 from monetization.errors import Conflict, ErrorCode
@@ -44,6 +44,37 @@ def _enqueue(event_ids: list[int]) -> None:
         except Exception:
             # The row is stored: the requeue task picks up anything left in "received".
             log.exception("could not enqueue webhook event %s", event_id)
+
+
+def _insert_returning(sql: str, params: list) -> list[tuple]:
+    """Run the inbox INSERT; outside a transaction, without Django's per-request ``SELECT 1`` health check.
+
+    With ``conn_health_checks`` on, the first query of every request on a reused
+    connection is preceded by a ``SELECT 1``: one more round trip than the
+    INSERT itself on this hot path. The INSERT is its own health check: if the
+    connection went stale it fails, and (not being in a transaction, and the
+    statement being idempotent: ON CONFLICT DO NOTHING) it is run once more on a
+    fresh connection. Inside a transaction nothing changes.
+    """
+    optimistic = (
+        not connection.in_atomic_block and connection.connection is not None and connection.health_check_enabled
+    )
+    if optimistic:
+        connection.health_check_done = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    except (OperationalError, InterfaceError):
+        if not optimistic or connection.in_atomic_block or connection.is_usable():
+            raise
+        # A stale connection (server restarted, idle timeout): what the health check would have caught.
+        # (Should the lost INSERT have reached the server after all, the retry sees the row as a duplicate
+        # and does not enqueue it; webhook_requeue_stale picks it up.)
+        connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
 
 
 def webhook_store(
@@ -77,9 +108,8 @@ def webhook_store(
     # One statement, no explicit transaction: a single INSERT commits on its own (one round trip).
     if connection.vendor == "postgresql":
         placeholders = ",".join(["(%s,%s,%s,%s,%s,%s,%s::jsonb,%s,%s,%s,%s,%s,%s)"] * len(rows))
-        with connection.cursor() as cursor:
-            cursor.execute(_INSERT_SQL.format(values=placeholders), [v for row in rows for v in row])
-            inserted = {event_id: (pk, status) for pk, event_id, status in cursor.fetchall()}
+        fetched = _insert_returning(_INSERT_SQL.format(values=placeholders), [v for row in rows for v in row])
+        inserted = {event_id: (pk, status) for pk, event_id, status in fetched}
     else:  # the SQLite demo
         objs = [
             WebhookEvent(
@@ -135,22 +165,42 @@ def webhook_event_apply(*, event_id: int) -> WebhookEvent:
     """Apply one stored event exactly once. Failures are recorded on the row, then re-raised.
 
     Raises :class:`RetryableApplyError` when trying again later may help.
+
+    The applier runs in the same transaction as the row lock and the status
+    update, with no savepoint (two round trips saved per event): when it raises,
+    the whole transaction rolls back and the outcome (ignored, failed) is then
+    recorded on the row in a second one, as it was before under a savepoint.
     """
+    done = (WebhookEvent.Status.APPLIED, WebhookEvent.Status.IGNORED)
     error: Exception | None = None
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.select_for_update().get(pk=event_id)
+            if event.status in done:
+                return event
+            event.attempts += 1
+            try:
+                note = applier_for(event.provider)(event)
+            except Exception as exc:
+                error = exc
+                raise
+            event.mark_applied(note=note or "")
+            event.save(update_fields=["status", "attempts", "last_error", "applied_at", "note"])
+        return event
+    except Exception as exc:
+        if error is None or exc is not error:
+            raise  # not the applier's: locking or saving the row failed
+    # Everything the applier did was rolled back with the transaction; record what happened.
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().get(pk=event_id)
-        if event.status in (WebhookEvent.Status.APPLIED, WebhookEvent.Status.IGNORED):
+        if event.status in done:  # applied by someone else in between
             return event
         event.attempts += 1
-        try:
-            with transaction.atomic():
-                note = applier_for(event.provider)(event)
-            event.mark_applied(note=note or "")
-        except EventIgnored as exc:
-            event.mark_ignored(note=str(exc))
-        except Exception as exc:
-            error = exc
-            event.mark_failed(error=f"{type(exc).__name__}: {exc}")
+        if isinstance(error, EventIgnored):
+            event.mark_ignored(note=str(error))
+            error = None
+        else:
+            event.mark_failed(error=f"{type(error).__name__}: {error}")
         event.save(update_fields=["status", "attempts", "last_error", "applied_at", "note"])
     if error is not None:
         retryable = isinstance(error, RetryableApplyError) or (isinstance(error, ProviderError) and error.retryable)

@@ -96,6 +96,30 @@ def register_state_hook(fn: StateHook, *, name: str | None = None) -> StateHook:
     return fn
 
 
+def _keep_in_step(target: Subscription, source: Subscription) -> None:
+    """What ``target.refresh_from_db()`` would do, from ``source`` (the same row, locked and just saved
+    in this transaction), without the query: every column, FK caches (taken over from ``source`` when it
+    has them), reverse-relation and prefetch caches cleared."""
+    for f in Subscription._meta.concrete_fields:
+        # Through __dict__: the FSM state field is protected against setattr.
+        target.__dict__[f.attname] = source.__dict__[f.attname]
+        if f.is_relation:
+            if f.is_cached(source):
+                f.set_cached_value(target, f.get_cached_value(source))
+            elif f.is_cached(target):
+                f.delete_cached_value(target)
+    for f in Subscription._meta.related_objects:
+        if f.is_cached(target):
+            f.delete_cached_value(target)
+    for f in Subscription._meta.private_fields:
+        if f.is_relation and f.is_cached(target):
+            f.delete_cached_value(target)
+    target._state.db = source._state.db
+    target._state.adding = False
+    if hasattr(target, "_prefetched_objects_cache"):
+        del target._prefetched_objects_cache
+
+
 def subscription_lock(subscription_id: int) -> Subscription:
     # of=("self",): lock the subscription only, not its customer row (joined for the audit record).
     return Subscription.objects.select_for_update(of=("self",)).select_related("customer").get(pk=subscription_id)
@@ -109,6 +133,7 @@ def subscription_change_state(
     updates: dict[str, Any] | None = None,
     action: str | None = None,
     transition_kwargs: dict[str, Any] | None = None,
+    locked: bool = False,
 ) -> Subscription:
     """Apply ``transition`` (a method name on Subscription, or None) plus field ``updates``.
 
@@ -116,11 +141,18 @@ def subscription_change_state(
     (nothing changes), records an audit event with before/after and cause, and
     invalidates the customer's cached entitlements on commit. Returns the
     locked, saved subscription.
+
+    ``locked=True`` (provider sync): the caller's enclosing transaction already
+    holds this row's lock (``SELECT ... FOR UPDATE``, customer joined) and
+    ``subscription`` is that row as read under the lock; it is changed in place,
+    without locking and reading it a second time. The caller must not catch an
+    error from here and carry on in the same transaction (no savepoint is taken).
     """
     if cause.actor_kind == AuditEvent.ActorKind.STAFF and not cause.reason.strip():
         raise InvalidInput("A staff change to a subscription needs a reason.")
-    with transaction.atomic():
-        sub = subscription_lock(subscription.pk)
+    locked = locked and transaction.get_connection().in_atomic_block
+    with transaction.atomic(savepoint=not locked):
+        sub = subscription if locked else subscription_lock(subscription.pk)
         before = snapshot(sub, SNAPSHOT_FIELDS)
         if transition:
             method = getattr(sub, transition, None)
@@ -157,6 +189,7 @@ def subscription_change_state(
         if before["state"] != after["state"]:
             for hook in list(_state_hooks.values()):
                 hook(sub, before["state"], after["state"], cause)
-    # Keep the caller's instance in step with the database.
-    subscription.refresh_from_db()
+    # Keep the caller's instance in step with the database (what was just saved, under the lock).
+    if sub is not subscription:
+        _keep_in_step(subscription, sub)
     return sub

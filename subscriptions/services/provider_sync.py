@@ -230,7 +230,8 @@ def _field_updates(snapshot: SubscriptionSnapshot, target: str) -> dict:
 
 def _lock_or_create(snapshot: SubscriptionSnapshot, customer: Customer | None) -> tuple[Subscription, bool]:
     lookup = {"provider": snapshot.provider, "provider_subscription_id": snapshot.provider_subscription_id}
-    sub = Subscription.objects.select_for_update().filter(**lookup).first()
+    # The customer is joined (the audit trail needs it); only the subscription row is locked.
+    sub = Subscription.objects.select_for_update(of=("self",)).select_related("customer").filter(**lookup).first()
     if sub is not None:
         return sub, False
     resolved = customer_resolve(snapshot, customer)
@@ -247,7 +248,7 @@ def _lock_or_create(snapshot: SubscriptionSnapshot, customer: Customer | None) -
             )
     except IntegrityError:
         # Another worker created it a moment ago (two events about one new subscription).
-        return Subscription.objects.select_for_update().get(**lookup), False
+        return Subscription.objects.select_for_update(of=("self",)).select_related("customer").get(**lookup), False
     audit_record(
         action="subscription.create",
         obj=sub,
@@ -305,10 +306,11 @@ def subscription_sync_from_snapshot(
                 cause=cause,
                 updates={**updates, **untracked} if last else None,
                 transition_kwargs=kwargs,
+                locked=True,  # _lock_or_create holds the row lock in this transaction
             )
         if not path:
             sub = subscription_change_state(
-                subscription=sub, transition=None, cause=cause, updates={**updates, **untracked}
+                subscription=sub, transition=None, cause=cause, updates={**updates, **untracked}, locked=True
             )
         if untracked and sub.updated_at == saved_at:
             # Nothing visible changed, so the state service saved nothing: keep the event clock moving anyway.

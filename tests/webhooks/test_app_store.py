@@ -211,3 +211,17 @@ def test_fast_base64_check_rejects_what_pyjwt_rejects(junk):
     with pytest.raises(DecodeError):
         jwt.decode(f"{header}.{junk}.{signature}", options={"verify_signature": False})
     assert jwt.decode(token, options={"verify_signature": False}) == {"a": 1}
+
+
+def test_a_remembered_token_parse_still_checks_the_signature_every_time():
+    import jwt
+    from jwt.exceptions import InvalidSignatureError
+
+    key, other = "secret-key-long-enough-for-hs256-0000", "another-key-long-enough-for-hs256-000"
+    token = jwt.encode({"a": 1}, key, algorithm="HS256")
+    for _ in range(3):  # parsed once, then from memory
+        assert jwt.decode(token, key, algorithms=["HS256"]) == {"a": 1}
+        with pytest.raises(InvalidSignatureError):
+            jwt.decode(token, other, algorithms=["HS256"])
+    jwt.get_unverified_header(token)["alg"] = "none"  # a caller changing its copy changes nothing remembered
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"

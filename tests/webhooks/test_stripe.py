@@ -205,3 +205,42 @@ def test_past_due_keeps_access_where_the_product_grants_grace(client, catalog, c
     sub = _sub()
     assert sub.state == Subscription.State.IN_GRACE_PERIOD
     assert sub.grace_end is not None
+
+
+def test_a_stale_database_connection_is_replaced_without_losing_the_delivery(client, catalog, customers):
+    """The inbox INSERT skips Django's per-request SELECT 1; a connection that died is still replaced."""
+    from django.db import connection, connections
+
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    other = connections.create_connection("default")
+    with other.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    other.close()
+    time.sleep(0.2)
+
+    response = post_stripe(client, fixture("stripe", "customer.subscription.created"))
+    assert response.status_code == 200 and response.json() == {"received": 1, "duplicates": 0}
+    assert connection.connection.info.backend_pid != pid
+    assert WebhookEvent.objects.get().status == "applied"
+
+
+def test_applying_an_event_about_a_known_subscription_is_one_lock_and_three_writes(
+    client, catalog, customers, django_assert_max_num_queries
+):
+    from monetization.providers.stripe.adapter import event_from_dict
+    from monetization.services.webhooks import webhook_event_apply, webhook_store
+
+    created = fixture("stripe", "customer.subscription.created")
+    assert post_stripe(client, created).status_code == 200
+    renewed = stripe_subscription_event(
+        event_id="evt_renewed", created=created["created"] + 60, period_start=1769904000, period_end=1772323200
+    )
+    [(pk, _)] = webhook_store(events=[event_from_dict(renewed)], enqueue=False)
+    # BEGIN, event FOR UPDATE, subscription FOR UPDATE (customer joined), UPDATE, audit INSERT, event UPDATE, COMMIT
+    with django_assert_max_num_queries(7):
+        event = webhook_event_apply(event_id=pk)
+    assert event.status == "applied"
+    sub = _sub()
+    assert sub.state == Subscription.State.ACTIVE and sub.current_period_end.timestamp() == 1772323200
+    assert AuditEvent.objects.filter(object_id=str(sub.pk), actor_label="stripe:evt_renewed").count() == 1

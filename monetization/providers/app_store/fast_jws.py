@@ -42,10 +42,39 @@ def _decode_base64url_segment(segment: bytes, name: str) -> bytes:
     return decoded
 
 
+# Apple's verifier parses each token three times in a row (unverified header, unverified claims, then
+# verified): the parse (base64 of a header carrying three certificates, JSON) is a pure function of the
+# token's bytes, so the last few results are remembered by those exact bytes. Only the parse: the
+# signature is still checked on every call, against the key of a chain that was verified.
+_LOADED: dict[bytes, tuple[bytes, bytes, dict, bytes]] = {}
+_LOADED_MAX = 32
+
+
+def _memo_load(original):
+    def _load(self, token):
+        key = token.encode("utf-8") if isinstance(token, str) else token
+        hit = _LOADED.get(key) if isinstance(key, bytes) else None
+        if hit is None:
+            hit = original(self, token)  # raises DecodeError on a malformed token: nothing is remembered
+            if isinstance(key, bytes):
+                if len(_LOADED) >= _LOADED_MAX:
+                    _LOADED.clear()
+                _LOADED[key] = hit
+        payload, signing_input, header, signature = hit
+        # A fresh header dict for every caller (PyJWT reads it; nobody may change what is remembered).
+        header = {k: (list(v) if isinstance(v, list) else v) for k, v in header.items()}
+        return payload, signing_input, header, signature
+
+    _load.__wrapped__ = original
+    return _load
+
+
 def install() -> bool:
     if jwt.__version__ not in PATCHED_VERSIONS or not hasattr(api_jws.PyJWS, "_decode_base64url_segment"):
         return False
     api_jws.PyJWS._decode_base64url_segment = staticmethod(_decode_base64url_segment)
+    if not hasattr(api_jws.PyJWS._load, "__wrapped__"):
+        api_jws.PyJWS._load = _memo_load(api_jws.PyJWS._load)
     return True
 
 
