@@ -181,18 +181,18 @@ def seed(customers: int, subscriptions: int, grants: int) -> dict:
 # --- revocation -----------------------------------------------------------------
 
 
-def _revocation_customers(n: int) -> list[tuple[str, str, str]]:
+def _revocation_customers(n: int) -> tuple[list[tuple[str, str, str]], str]:
     """N fresh customers, each with one active Stripe subscription and a Stripe customer identity."""
     from django.db import transaction
 
     from monetization import clock
     from monetization.models import Customer, Provider, ProviderIdentity
-    from subscriptions.models import Plan, Platform, Sku, Subscription
+    from subscriptions.models import Platform, Sku, Subscription
 
     run = uuid.uuid4().hex[:10]
     now = clock.now()
     sku = Sku.objects.filter(platform=Platform.WEB).select_related("plan").order_by("pk").first()
-    plan = sku.plan if sku else Plan.objects.filter(product__kind="consumer").order_by("code").first()
+    plan = sku.plan
     rows = [(f"rv{run}{i:04d}", f"cus_rv{run}{i:04d}", f"sub_rv{run}{i:04d}") for i in range(n)]
     with transaction.atomic():
         customers = Customer.objects.bulk_create(
@@ -230,10 +230,10 @@ def _revocation_customers(n: int) -> list[tuple[str, str, str]]:
                 for c, (_, _, sub) in zip(customers, rows, strict=True)
             ]
         )
-    return rows
+    return rows, sku.store_product_id
 
 
-def _deleted_event(external_id: str, cus: str, sub: str) -> bytes:
+def _deleted_event(external_id: str, cus: str, sub: str, price_id: str) -> bytes:
     from tests.webhooks.support import stripe_body, stripe_subscription_event
 
     now = int(time.time())
@@ -246,6 +246,7 @@ def _deleted_event(external_id: str, cus: str, sub: str) -> bytes:
         external_id=external_id,
         period_start=now - 3 * 86400,
         period_end=now + 27 * 86400,
+        price_id=price_id,
     )
     obj = event["data"]["object"]
     obj["customer"] = cus
@@ -328,7 +329,7 @@ def revocation(key: str, n: int) -> dict:
     from monetization.celery import app as celery_app
     from tests.webhooks.support import stripe_signature
 
-    rows = _revocation_customers(n)
+    rows, price_id = _revocation_customers(n)
     connections.close_all()
     celery_app.conf.update(broker_url=BROKER)
     with celery_app.connection_for_write() as conn:
@@ -348,7 +349,7 @@ def revocation(key: str, n: int) -> dict:
             assert _entitled(port, external_id, key), external_id
         for external_id, cus, sub in rows:
             assert _entitled(port, external_id, key)  # served from cache right before the webhook
-            body = _deleted_event(external_id, cus, sub)
+            body = _deleted_event(external_id, cus, sub, price_id)
             t0 = time.perf_counter()
             status = _post(
                 port, "/api/v1/webhooks/stripe", body, {"Stripe-Signature": stripe_signature(body, secret=SECRET)}
