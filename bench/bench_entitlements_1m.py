@@ -47,7 +47,6 @@ STATES = [  # one in ten subscriptions per slot: 40% active, the rest spread ove
     "on_hold",
     "revoked",
 ]
-RARE_STATES = ["paused", "pending"]  # replace a share of "expired"
 PLATFORMS = [("web", "stripe", "sub_m"), ("ios", "app_store", "2000000"), ("android", "google_play", "gpa.m")]
 
 
@@ -93,7 +92,7 @@ def seed(customers: int, subscriptions: int, grants: int) -> dict:
                     WHERE external_id LIKE %(p)s AND external_id < %(hi)s
                 ), s AS (
                     SELECT n, (n %% %(customers)s) AS i,
-                           CASE WHEN n %% 10 = 4 AND n %% 7 = 0 THEN (ARRAY['paused','pending'])[n %% 2 + 1]
+                           CASE WHEN n %% 10 = 4 AND n %% 7 = 0 THEN (ARRAY['paused','pending'])[(n / 70) %% 2 + 1]
                                 ELSE (%(states)s::text[])[n %% 10 + 1] END AS state,
                            (n / 10) %% 3 AS plat
                     FROM generate_series(%(have)s, %(total)s - 1) AS n
