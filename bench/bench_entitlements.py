@@ -129,7 +129,7 @@ def _server_env() -> dict:
     return env
 
 
-def start_server(port: int) -> subprocess.Popen:
+def start_server(port: int, extra_env: dict | None = None) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
@@ -148,6 +148,7 @@ def start_server(port: int) -> subprocess.Popen:
     ]
     env = _server_env()
     env["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    env.update(extra_env or {})
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -226,6 +227,44 @@ def load(
     }
 
 
+def measure(
+    port: int,
+    key: str,
+    working_ids: list[str],
+    miss_paths: list[str],
+    bare_paths: list[str],
+    *,
+    duration: float,
+    concurrency: int,
+) -> dict:
+    """Prime the working set, then measure the hit path, the bare view and the miss path (in that order)."""
+    from django.core.cache import cache
+    from django.db import connections
+
+    from subscriptions.entitlements import _cache_key
+
+    ent_paths = [f"/api/v1/customers/{x}/entitlements" for x in working_ids]
+    status, body = _request(port, ent_paths[0], key)
+    assert status == 200, body[:300]
+    # Prime the cache for the working set (every client app asks on session start).
+    prime = load(port, key, ent_paths, duration=180, concurrency=concurrency, max_requests=len(ent_paths))
+    # Measure the hit path on what the priming really cached (on a busy machine it may not finish).
+    cached = cache.get_many([_cache_key(x) for x in working_ids])
+    ent_paths = [f"/api/v1/customers/{x}/entitlements" for x in working_ids if _cache_key(x) in cached] or ent_paths
+    connections.close_all()
+    load(port, key, bare_paths[:2000], duration=2, concurrency=concurrency)  # warm-up
+    ent = load(port, key, ent_paths, duration=duration, concurrency=concurrency)
+    bare = load(port, key, bare_paths, duration=duration, concurrency=concurrency)
+    miss = load(port, key, miss_paths, duration=min(duration, 5.0), concurrency=concurrency)
+    return {
+        "prime": prime,
+        "working_set_cached": len(ent_paths),
+        "entitlements": ent,
+        "bare": bare,
+        "entitlements_miss": miss,
+    }
+
+
 def run(args) -> dict:
     from django.core.cache import cache
     from django.db import connections
@@ -244,7 +283,6 @@ def run(args) -> dict:
 
     rng = random.Random(11)
     working = rng.sample(range(count), min(count, 20_000 if not quick else 5_000))
-    ent_paths = [f"/api/v1/customers/{PREFIX}{i:09d}/entitlements" for i in working]
     cold = [i for i in range(count) if i not in set(working)]
     miss_paths = [f"/api/v1/customers/{PREFIX}{i:09d}/entitlements" for i in rng.sample(cold, min(len(cold), 20_000))]
     bare_paths = [f"/bench/bare/{pk}" for pk in rng.choices(pks, k=20_000)]
@@ -252,36 +290,26 @@ def run(args) -> dict:
     port = _free_port()
     server = start_server(port)
     try:
-        status, body = _request(port, ent_paths[0], full_key)
-        assert status == 200, body[:300]
-        # Prime the cache for the working set (every client app asks on session start).
-        prime = load(port, full_key, ent_paths, duration=180, concurrency=concurrency, max_requests=len(ent_paths))
-        # Measure the hit path on what the priming really cached (on a busy machine it may not finish).
-        from subscriptions.entitlements import _cache_key
-
-        ids = [f"{PREFIX}{i:09d}" for i in working]
-        cached = cache.get_many([_cache_key(x) for x in ids])
-        ent_paths = [f"/api/v1/customers/{x}/entitlements" for x in ids if _cache_key(x) in cached] or ent_paths
-        connections.close_all()
-        load(port, full_key, bare_paths[:2000], duration=2, concurrency=concurrency)  # warm-up
-        ent = load(port, full_key, ent_paths, duration=duration, concurrency=concurrency)
-        bare = load(port, full_key, bare_paths, duration=duration, concurrency=concurrency)
-        miss = load(port, full_key, miss_paths, duration=min(duration, 5.0), concurrency=concurrency)
+        figures = measure(
+            port,
+            full_key,
+            [f"{PREFIX}{i:09d}" for i in working],
+            miss_paths,
+            bare_paths,
+            duration=duration,
+            concurrency=concurrency,
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
-
+    ent, bare = figures["entitlements"], figures["bare"]
     ratio = round(ent["req_per_s"] / bare["req_per_s"], 2) if bare.get("req_per_s") else None
     return {
         **data,
         "seed_seconds": round(data["seed_seconds"], 1),
         "concurrency": concurrency,
         "duration_s": duration,
-        "prime": prime,
-        "working_set_cached": len(ent_paths),
-        "entitlements": ent,
-        "bare": bare,
-        "entitlements_miss": miss,
+        **figures,
         "ratio_entitlements_over_bare": ratio,
         "target": "ratio >= 1.0 and entitlements p99 <= 15 ms",
         "target_met": bool(ratio and ratio >= 1.0 and ent["p99_ms"] <= 15),
