@@ -265,6 +265,24 @@ def measure(
     }
 
 
+def serve_and_measure(
+    full_key: str, working_ids: list[str], miss_paths: list[str], bare_paths: list[str], *, duration, concurrency
+) -> tuple[dict, float | None]:
+    """Start gunicorn, run :func:`measure`, stop it; returns the figures and entitlements/bare req/s."""
+    port = _free_port()
+    server = start_server(port)
+    try:
+        figures = measure(
+            port, full_key, working_ids, miss_paths, bare_paths, duration=duration, concurrency=concurrency
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    ent, bare = figures["entitlements"], figures["bare"]
+    ratio = round(ent["req_per_s"] / bare["req_per_s"], 2) if bare.get("req_per_s") else None
+    return figures, ratio
+
+
 def run(args) -> dict:
     from django.core.cache import cache
     from django.db import connections
@@ -287,23 +305,15 @@ def run(args) -> dict:
     miss_paths = [f"/api/v1/customers/{PREFIX}{i:09d}/entitlements" for i in rng.sample(cold, min(len(cold), 20_000))]
     bare_paths = [f"/bench/bare/{pk}" for pk in rng.choices(pks, k=20_000)]
 
-    port = _free_port()
-    server = start_server(port)
-    try:
-        figures = measure(
-            port,
-            full_key,
-            [f"{PREFIX}{i:09d}" for i in working],
-            miss_paths,
-            bare_paths,
-            duration=duration,
-            concurrency=concurrency,
-        )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    ent, bare = figures["entitlements"], figures["bare"]
-    ratio = round(ent["req_per_s"] / bare["req_per_s"], 2) if bare.get("req_per_s") else None
+    figures, ratio = serve_and_measure(
+        full_key,
+        [f"{PREFIX}{i:09d}" for i in working],
+        miss_paths,
+        bare_paths,
+        duration=duration,
+        concurrency=concurrency,
+    )
+    ent = figures["entitlements"]
     return {
         **data,
         "seed_seconds": round(data["seed_seconds"], 1),

@@ -29,7 +29,7 @@ import time
 import uuid
 from datetime import timedelta
 
-from bench.bench_entitlements import ROOT, _free_port, _Null, _request, _server_env, measure, start_server
+from bench.bench_entitlements import ROOT, _free_port, _Null, _request, _server_env, serve_and_measure, start_server
 from bench.db import ensure_database
 
 PREFIX = "m"  # customers m000000000 ...
@@ -413,23 +413,15 @@ def run(args) -> dict:
     miss_paths = [f"/api/v1/customers/{PREFIX}{i:09d}/entitlements" for i in miss]
     bare_paths = [f"/bench/bare/{rng.randint(lo, hi)}" for _ in range(20_000)]
 
-    port = _free_port()
-    server = start_server(port)
-    try:
-        figures = measure(
-            port,
-            full_key,
-            [f"{PREFIX}{i:09d}" for i in working],
-            miss_paths,
-            bare_paths,
-            duration=duration,
-            concurrency=concurrency,
-        )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    ent, bare = figures["entitlements"], figures["bare"]
-    ratio = round(ent["req_per_s"] / bare["req_per_s"], 2) if bare.get("req_per_s") else None
+    figures, ratio = serve_and_measure(
+        full_key,
+        [f"{PREFIX}{i:09d}" for i in working],
+        miss_paths,
+        bare_paths,
+        duration=duration,
+        concurrency=concurrency,
+    )
+    ent = figures["entitlements"]
     rev = revocation(full_key, revocations)
     load_avg = [round(x, 2) for x in os.getloadavg()]
     return {
