@@ -265,8 +265,9 @@ REFUND_APPROVAL_MAX_PER_CUSTOMER_30D = int(os.environ.get("REFUND_APPROVAL_MAX_P
 REFUND_UNSUPPORTED_PROVIDERS = ["app_store"]
 # A refund still "submitted" this long after its provider call may be retried (same idempotency key).
 REFUND_SUBMITTED_STUCK_AFTER = timedelta(minutes=int(os.environ.get("REFUND_SUBMITTED_STUCK_AFTER_MINUTES", "15")))
-# Where staff may pause / resume a subscription (the App Store has no developer-initiated pause).
-SUBSCRIPTION_PAUSE_PROVIDERS = ["stripe", "google_play"]
+# Where staff may pause / resume a subscription: Stripe only. The App Store has no pause, and
+# Google Play subscriptions are paused by the user in Play (we follow that through its RTDNs).
+SUBSCRIPTION_PAUSE_PROVIDERS = ["stripe"]
 CELERY_BEAT_SCHEDULE["idempotency-keys-purge"] = {
     "task": "monetization.tasks_support.idempotency_keys_purge_task",
     "schedule": timedelta(hours=1),

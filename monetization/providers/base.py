@@ -97,6 +97,10 @@ class PaymentProvider(Protocol):
         self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str
     ) -> SubscriptionSnapshot: ...
 
+    def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None: ...
+
+    def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None: ...
+
 
 def get_provider(name: str) -> PaymentProvider:
     """The adapter configured for ``name`` in ``settings.PAYMENT_PROVIDERS`` (dotted paths).

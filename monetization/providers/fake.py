@@ -66,6 +66,14 @@ class FakeProvider:
                 snap, auto_renew=False, status="canceled" if not at_period_end else snap.status, as_of=clock.now()
             )
 
+    def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None:
+        self.calls.append(("pause_subscription", {"id": provider_subscription_id, "key": idempotency_key}))
+        self._maybe_fail("pause_subscription")
+
+    def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None:
+        self.calls.append(("resume_subscription", {"id": provider_subscription_id, "key": idempotency_key}))
+        self._maybe_fail("resume_subscription")
+
     def extend_subscription(
         self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str
     ) -> SubscriptionSnapshot:

@@ -142,36 +142,31 @@ def _pause_supported(subscription: Subscription) -> None:
 
 
 def subscription_pause(*, subscription: Subscription, user, reason: str) -> Subscription:
-    _check(user, PERM_PAUSE, reason, "Pausing a subscription")
-    subscription.refresh_from_db()
-    _pause_supported(subscription)
-    _ensure(subscription, "pause")
-    provider = _provider(subscription)
-    if provider is not None and hasattr(provider, "pause_subscription"):
-        _call(
-            provider.pause_subscription,
-            subscription.provider_subscription_id,
-            idempotency_key=_op_key(subscription, "pause"),
-        )
-    return subscription_change_state(
-        subscription=subscription, transition="pause", cause=Cause.staff(user, reason), action="subscription.pause"
-    )
+    """Stop charging and access until resumed (Stripe: collection paused, invoices voided)."""
+    return _pause_or_resume(subscription, user=user, reason=reason, operation="pause")
 
 
 def subscription_resume(*, subscription: Subscription, user, reason: str) -> Subscription:
-    _check(user, PERM_PAUSE, reason, "Resuming a subscription")
+    return _pause_or_resume(subscription, user=user, reason=reason, operation="resume")
+
+
+def _pause_or_resume(subscription: Subscription, *, user, reason: str, operation: str) -> Subscription:
+    _check(user, PERM_PAUSE, reason, "Pausing a subscription" if operation == "pause" else "Resuming a subscription")
     subscription.refresh_from_db()
     _pause_supported(subscription)
-    _ensure(subscription, "resume")
+    _ensure(subscription, operation)
     provider = _provider(subscription)
-    if provider is not None and hasattr(provider, "resume_subscription"):
+    if provider is not None:
         _call(
-            provider.resume_subscription,
+            getattr(provider, f"{operation}_subscription"),
             subscription.provider_subscription_id,
-            idempotency_key=_op_key(subscription, "resume"),
+            idempotency_key=_op_key(subscription, operation),
         )
     return subscription_change_state(
-        subscription=subscription, transition="resume", cause=Cause.staff(user, reason), action="subscription.resume"
+        subscription=subscription,
+        transition=operation,
+        cause=Cause.staff(user, reason),
+        action=f"subscription.{operation}",
     )
 
 

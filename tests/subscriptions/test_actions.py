@@ -6,6 +6,7 @@ import pytest
 
 from monetization.errors import DomainError, IllegalTransition, PermissionDenied
 from monetization.models import AuditEvent, Provider
+from monetization.providers.base import ProviderError
 from subscriptions.entitlements import resolve_entitlements
 from subscriptions.models import Grant, Subscription
 from subscriptions.services import actions
@@ -53,13 +54,32 @@ def test_extend_bounds(fake_providers, support, days):
         actions.subscription_extend(subscription=SubscriptionFactory(), user=support, reason="x", days=days)
 
 
-@pytest.mark.parametrize("provider", [Provider.STRIPE, Provider.GOOGLE_PLAY])
-def test_pause_and_resume_where_supported(fake_providers, support, provider):
-    sub = SubscriptionFactory(provider=provider)
+def test_pause_and_resume_on_stripe_reach_the_provider(fake_providers, support):
+    sub = SubscriptionFactory(provider=Provider.STRIPE)
     sub = actions.subscription_pause(subscription=sub, user=support, reason="travelling")
     assert sub.state == Subscription.State.PAUSED
     assert resolve_entitlements(sub.customer_id) == []
     sub = actions.subscription_resume(subscription=sub, user=support, reason="back")
+    assert sub.state == Subscription.State.ACTIVE
+    calls = [name for name, _ in fake_providers("stripe").calls]
+    assert calls == ["pause_subscription", "resume_subscription"]
+
+
+def test_a_provider_failure_leaves_the_subscription_unpaused(fake_providers, support):
+    sub = SubscriptionFactory(provider=Provider.STRIPE)
+    fake_providers("stripe").fail_next["pause_subscription"] = ProviderError("timeout", retryable=True)
+    with pytest.raises(DomainError):
+        actions.subscription_pause(subscription=sub, user=support, reason="travelling")
+    sub.refresh_from_db()
+    assert sub.state == Subscription.State.ACTIVE
+
+
+def test_pause_refused_on_google_play(fake_providers, support):
+    sub = SubscriptionFactory(provider=Provider.GOOGLE_PLAY, platform="android")
+    with pytest.raises(DomainError) as err:
+        actions.subscription_pause(subscription=sub, user=support, reason="x")
+    assert err.value.code == "unsupported_by_provider"
+    sub.refresh_from_db()
     assert sub.state == Subscription.State.ACTIVE
 
 

@@ -119,3 +119,26 @@ def test_play_defer_cancel_revoke_refund(play_client):
     )
     names = [c[0] for c in play_client.calls]
     assert {"cancel", "revoke", "refund_order"} <= set(names)
+
+
+def test_stripe_pause_and_resume_collection_with_idempotency_keys(stripe_http):
+    stripe_http.responses[("post", f"/v1/subscriptions/{SUB}")] = [
+        _sub_obj(pause_collection={"behavior": "void"}),
+        _sub_obj(pause_collection=None),
+    ]
+    provider = get_provider("stripe")
+    provider.pause_subscription(SUB, idempotency_key="pause-1")
+    paused = stripe_http.requests[-1]
+    assert paused["headers"]["Idempotency-Key"] == "pause-1"
+    assert "pause_collection[behavior]=void" in paused["body"].replace("%5B", "[").replace("%5D", "]")
+    provider.resume_subscription(SUB, idempotency_key="resume-1")
+    resumed = stripe_http.requests[-1]
+    assert resumed["headers"]["Idempotency-Key"] == "resume-1" and "pause_collection=" in resumed["body"]
+
+
+@pytest.mark.parametrize("name", ["app_store", "google_play"])
+def test_store_subscriptions_cannot_be_paused_by_us(name, apple_pki):
+    from monetization.providers.base import UnsupportedOperation
+
+    with pytest.raises(UnsupportedOperation):
+        get_provider(name).pause_subscription("x", idempotency_key="k")

@@ -345,6 +345,12 @@ class AppStoreProvider:
             "App Store subscriptions are canceled by the customer in their Apple account settings."
         )
 
+    def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None:
+        raise UnsupportedOperation("The App Store has no developer-initiated pause.")
+
+    def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None:
+        raise UnsupportedOperation("The App Store has no developer-initiated pause.")
+
     def extend_subscription(
         self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str
     ) -> SubscriptionSnapshot:

@@ -34,6 +34,7 @@ from monetization.providers.base import (
     ProviderEvent,
     RefundResult,
     SubscriptionSnapshot,
+    UnsupportedOperation,
 )
 
 from .client import GoogleApiSubscriptionsV2Client, SubscriptionsV2Client
@@ -241,6 +242,12 @@ class GooglePlayProvider:
             self._api(
                 self.client.revoke, token=provider_subscription_id, body={"revocationContext": {"proratedRefund": {}}}
             )
+
+    def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None:
+        raise UnsupportedOperation("Google Play subscriptions are paused by the user in Play, not by the developer.")
+
+    def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None:
+        raise UnsupportedOperation("Google Play subscriptions are paused by the user in Play, not by the developer.")
 
     def extend_subscription(
         self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str

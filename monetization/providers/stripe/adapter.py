@@ -209,6 +209,23 @@ class StripeProvider:
         else:
             self._call(self.client.v1.subscriptions.cancel, provider_subscription_id, options=options)
 
+    def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None:
+        """Stop collecting: Stripe keeps the subscription and voids the invoices it would send."""
+        self._call(
+            self.client.v1.subscriptions.update,
+            provider_subscription_id,
+            params={"pause_collection": {"behavior": "void"}},
+            options={"idempotency_key": idempotency_key},
+        )
+
+    def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None:
+        self._call(
+            self.client.v1.subscriptions.update,
+            provider_subscription_id,
+            params={"pause_collection": ""},
+            options={"idempotency_key": idempotency_key},
+        )
+
     def extend_subscription(
         self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str
     ) -> SubscriptionSnapshot:
