@@ -241,7 +241,7 @@ def measure(
     from django.core.cache import cache
     from django.db import connections
 
-    from subscriptions.entitlements import _cache_key
+    from subscriptions.entitlements import entitlements_cache_key
 
     ent_paths = [f"/api/v1/customers/{x}/entitlements" for x in working_ids]
     status, body = _request(port, ent_paths[0], key)
@@ -249,8 +249,10 @@ def measure(
     # Prime the cache for the working set (every client app asks on session start).
     prime = load(port, key, ent_paths, duration=180, concurrency=concurrency, max_requests=len(ent_paths))
     # Measure the hit path on what the priming really cached (on a busy machine it may not finish).
-    cached = cache.get_many([_cache_key(x) for x in working_ids])
-    ent_paths = [f"/api/v1/customers/{x}/entitlements" for x in working_ids if _cache_key(x) in cached] or ent_paths
+    cached = cache.get_many([entitlements_cache_key(x) for x in working_ids])
+    ent_paths = [
+        f"/api/v1/customers/{x}/entitlements" for x in working_ids if entitlements_cache_key(x) in cached
+    ] or ent_paths
     connections.close_all()
     load(port, key, bare_paths[:2000], duration=2, concurrency=concurrency)  # warm-up
     ent = load(port, key, ent_paths, duration=duration, concurrency=concurrency)

@@ -63,13 +63,13 @@ def resolve_entitlements(customer_id: int, *, at: datetime | None = None) -> lis
     return sorted(set(found), key=lambda e: (e.key, e.source, e.source_id))
 
 
-def _cache_key(external_id: str) -> str:
+def entitlements_cache_key(external_id: str) -> str:
     return f"ent:v1:{external_id}"
 
 
 def cached_entitlements_json(external_id: str) -> bytes | None:
     """The cached serialized entitlements of a customer, or None on a miss."""
-    return cache.get(_cache_key(external_id))
+    return cache.get(entitlements_cache_key(external_id))
 
 
 def cache_entitlements(external_id: str, entitlements: list[ActiveEntitlement], body: bytes) -> None:
@@ -78,12 +78,12 @@ def cache_entitlements(external_id: str, entitlements: list[ActiveEntitlement], 
     expiries = [e.expires_at for e in entitlements if e.expires_at is not None]
     if expiries:
         ttl = max(1, min(ttl, int((min(expiries) - now).total_seconds())))
-    cache.set(_cache_key(external_id), body, ttl)
+    cache.set(entitlements_cache_key(external_id), body, ttl)
 
 
 def entitlements_invalidate(external_ids: Iterable[str]) -> None:
     """Forget cached entitlements once the current transaction commits."""
-    keys = [_cache_key(x) for x in set(external_ids)]
+    keys = [entitlements_cache_key(x) for x in set(external_ids)]
     if keys:
         transaction.on_commit(lambda: cache.delete_many(keys))
 

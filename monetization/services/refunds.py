@@ -181,16 +181,22 @@ def get_provider_or_none(name: str):
         return None
 
 
+def _lock_for_decision(refund: Refund, decider, self_decision_message: str) -> Refund:
+    """Lock a held refund for a second staff member's decision; never the requester's."""
+    locked = Refund.objects.select_for_update(of=("self",)).select_related("customer").get(pk=refund.pk)
+    if locked.requested_by_id is not None and locked.requested_by_id == decider.pk:
+        raise PermissionDenied(self_decision_message, code=ErrorCode.REFUND_SELF_APPROVAL)
+    if locked.status != Refund.Status.PENDING_APPROVAL:
+        raise Conflict(f"This refund is {locked.status}, not awaiting approval.", code=ErrorCode.ILLEGAL_TRANSITION)
+    return locked
+
+
 def refund_approve(*, refund: Refund, approved_by, reason: str, execute: bool = True) -> Refund:
     """Four-eyes: a second staff member with ``approve_refund`` lets a held refund go through."""
     _require_perm(approved_by, PERM_APPROVE)
     _require_reason(reason, "Approving a refund")
     with transaction.atomic():
-        locked = Refund.objects.select_for_update(of=("self",)).select_related("customer").get(pk=refund.pk)
-        if locked.requested_by_id is not None and locked.requested_by_id == approved_by.pk:
-            raise PermissionDenied("You cannot approve your own refund.", code=ErrorCode.REFUND_SELF_APPROVAL)
-        if locked.status != Refund.Status.PENDING_APPROVAL:
-            raise Conflict(f"This refund is {locked.status}, not awaiting approval.", code=ErrorCode.ILLEGAL_TRANSITION)
+        locked = _lock_for_decision(refund, approved_by, "You cannot approve your own refund.")
         before = snapshot(locked, REFUND_FIELDS)
         locked.approve(by=approved_by)
         locked.decided_reason = reason
@@ -205,11 +211,7 @@ def refund_reject(*, refund: Refund, rejected_by, reason: str) -> Refund:
     _require_perm(rejected_by, PERM_APPROVE)
     _require_reason(reason, "Rejecting a refund")
     with transaction.atomic():
-        locked = Refund.objects.select_for_update(of=("self",)).select_related("customer").get(pk=refund.pk)
-        if locked.requested_by_id is not None and locked.requested_by_id == rejected_by.pk:
-            raise PermissionDenied("You cannot decide on your own refund.", code=ErrorCode.REFUND_SELF_APPROVAL)
-        if locked.status != Refund.Status.PENDING_APPROVAL:
-            raise Conflict(f"This refund is {locked.status}, not awaiting approval.", code=ErrorCode.ILLEGAL_TRANSITION)
+        locked = _lock_for_decision(refund, rejected_by, "You cannot decide on your own refund.")
         before = snapshot(locked, REFUND_FIELDS)
         locked.reject(by=rejected_by)
         locked.decided_reason = reason

@@ -8,11 +8,11 @@ from monetization.api.permissions import require_scope
 from monetization.errors import NotFound
 from monetization.models import Customer
 from subscriptions import selectors
-from subscriptions.entitlements import _cache_key as entitlements_cache_key
 from subscriptions.entitlements import (
     cache_entitlements,
     cached_entitlements_json,
     entitlements_body,
+    entitlements_cache_key,
     resolve_entitlements,
 )
 from subscriptions.models import Platform

@@ -160,16 +160,7 @@ class Subscription(FSMModelMixin, models.Model):
 
     @transition(
         field=state,
-        source=[
-            State.PENDING,
-            State.TRIALING,
-            State.ACTIVE,
-            State.IN_GRACE_PERIOD,
-            State.ON_HOLD,
-            State.PAUSED,
-            State.CANCELED,
-            State.EXPIRED,
-        ],
+        source=[*LIVE_STATES, State.EXPIRED],
         target=State.ACTIVE,
         custom={"admin": False},
     )
@@ -253,15 +244,7 @@ class Subscription(FSMModelMixin, models.Model):
 
     @transition(
         field=state,
-        source=[
-            State.PENDING,
-            State.TRIALING,
-            State.ACTIVE,
-            State.IN_GRACE_PERIOD,
-            State.ON_HOLD,
-            State.PAUSED,
-            State.CANCELED,
-        ],
+        source=list(LIVE_STATES),
         target=State.EXPIRED,
         custom={"admin": False},
     )
@@ -270,16 +253,7 @@ class Subscription(FSMModelMixin, models.Model):
 
     @transition(
         field=state,
-        source=[
-            State.PENDING,
-            State.TRIALING,
-            State.ACTIVE,
-            State.IN_GRACE_PERIOD,
-            State.ON_HOLD,
-            State.PAUSED,
-            State.CANCELED,
-            State.EXPIRED,
-        ],
+        source=[*LIVE_STATES, State.EXPIRED],
         target=State.REVOKED,
         permission="subscriptions.revoke_subscription",
     )

@@ -8,7 +8,7 @@ with its cause and every entitlement cache that it touches is invalidated.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -70,13 +70,6 @@ class Cause:
     @classmethod
     def task(cls, name: str, reason: str = "") -> Cause:
         return cls(actor_kind=AuditEvent.ActorKind.SYSTEM, label=f"task:{name}", reason=reason)
-
-
-@dataclass
-class Change:
-    """Field updates applied together with (or without) a transition."""
-
-    fields: dict[str, Any] = field(default_factory=dict)
 
 
 # Other apps follow subscription state changes (an organization's subscription drives the
