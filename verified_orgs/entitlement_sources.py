@@ -77,6 +77,8 @@ def invalidate_on_subscription_transition(sender, instance, name, source, target
 
     from .services.organizations import badge_holder_external_ids
 
+    if not instance.is_organization_subscription():
+        return  # consumer subscriptions (nearly all of them) cost no query here
     org_id = Organization.objects.filter(subscription_id=instance.pk).values_list("id", flat=True).first()
     if org_id is not None:
         entitlements_invalidate(badge_holder_external_ids(org_id))

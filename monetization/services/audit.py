@@ -38,7 +38,7 @@ def snapshot(obj: models.Model, fields: list[str]) -> dict[str, Any]:
     return {name: _json_safe(getattr(obj, name)) for name in fields}
 
 
-def audit_record(
+def audit_event_build(
     *,
     action: str,
     obj: models.Model | None = None,
@@ -52,7 +52,7 @@ def audit_record(
     after: dict | None = None,
     reason: str = "",
 ) -> AuditEvent:
-    """Append one audit event. ``actor`` is a staff user; otherwise say who with actor_kind/actor_label."""
+    """One audit event, unsaved: ``actor`` is a staff user; otherwise say who with actor_kind/actor_label."""
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk
@@ -60,7 +60,7 @@ def audit_record(
         actor_kind = AuditEvent.ActorKind.STAFF if actor is not None else AuditEvent.ActorKind.SYSTEM
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
-    return AuditEvent.objects.create(
+    return AuditEvent(
         occurred_at=clock.now(),
         actor=actor,
         actor_kind=actor_kind,
@@ -74,3 +74,18 @@ def audit_record(
         reason=reason,
         request_id=current_request_id(),
     )
+
+
+def audit_event_write(event: AuditEvent) -> AuditEvent:
+    event.save(force_insert=True)
+    return event
+
+
+def audit_events_write(events: list[AuditEvent]) -> list[AuditEvent]:
+    """Append many built events in one INSERT (bulk provider sync)."""
+    return AuditEvent.objects.bulk_create(events) if events else []
+
+
+def audit_record(**fields) -> AuditEvent:
+    """Append one audit event (see :func:`audit_event_build` for the fields)."""
+    return audit_event_write(audit_event_build(**fields))

@@ -6,7 +6,7 @@ from django_fsm import FSMField, FSMModelMixin, transition
 from monetization import clock
 from monetization.models import Provider
 
-from .catalog import Platform, Product
+from .catalog import Plan, Platform, Product
 
 
 class Subscription(FSMModelMixin, models.Model):
@@ -139,8 +139,17 @@ class Subscription(FSMModelMixin, models.Model):
 
         if not self.provider or not self.plan_id:
             return 0
-        kind = Product.objects.filter(plans__pk=self.plan_id).values_list("kind", flat=True).first()
-        return int(getattr(settings, "SUBSCRIPTION_PRODUCT_GRACE_DAYS", {}).get(kind, 0))
+        return int(getattr(settings, "SUBSCRIPTION_PRODUCT_GRACE_DAYS", {}).get(self.product_kind(), 0))
+
+    def product_kind(self) -> str:
+        """The kind of product subscribed to: from the joined plan and product when loaded, else one query."""
+        plan_field, product_field = type(self)._meta.get_field("plan"), Plan._meta.get_field("product")
+        if plan_field.is_cached(self) and product_field.is_cached(self.plan):
+            return self.plan.product.kind
+        return Product.objects.filter(plans__pk=self.plan_id).values_list("kind", flat=True).first() or ""
+
+    def is_organization_subscription(self) -> bool:
+        return self.product_kind() == Product.Kind.ORGANIZATION
 
     def grace_configured(self) -> bool:
         return not self.provider or self.platform_rule().grace_days > 0 or self.product_grace_days() > 0

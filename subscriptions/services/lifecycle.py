@@ -17,7 +17,7 @@ from django_fsm import TransitionNotAllowed, can_proceed, has_transition_perm
 from monetization import clock
 from monetization.errors import IllegalTransition, InvalidInput, PermissionDenied
 from monetization.models import AuditEvent
-from monetization.services.audit import audit_record, snapshot
+from monetization.services.audit import audit_event_build, audit_event_write, snapshot
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.models import Subscription
 
@@ -113,6 +113,78 @@ def _keep_in_step(target: Subscription, source: Subscription) -> None:
         del target._prefetched_objects_cache
 
 
+@dataclass(frozen=True)
+class StateChange:
+    """A change made to a locked subscription in memory, not yet saved (before/after as audited)."""
+
+    transition: str | None
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+    def audit_event(self, sub: Subscription, *, action: str | None, cause: Cause) -> AuditEvent:
+        return audit_event_build(
+            action=action or f"subscription.{self.transition or 'update'}",
+            obj=sub,
+            actor=cause.user,
+            actor_kind=cause.actor_kind,
+            actor_label=cause.label,
+            customer=sub.customer,
+            before=self.before,
+            after=self.after,
+            reason=cause.reason,
+        )
+
+    def record(self, sub: Subscription, cause: Cause) -> None:
+        """After the row is saved and audited: forget cached entitlements on commit, tell the other apps."""
+        entitlements_invalidate([sub.customer.external_id])
+        self.run_hooks(sub, cause)
+
+    def run_hooks(self, sub: Subscription, cause: Cause) -> None:
+        if self.before["state"] != self.after["state"]:
+            for hook in list(_state_hooks.values()):
+                hook(sub, self.before["state"], self.after["state"], cause)
+
+
+def subscription_change_in_memory(
+    sub: Subscription,
+    *,
+    transition: str | None,
+    cause: Cause,
+    updates: dict[str, Any] | None = None,
+    transition_kwargs: dict[str, Any] | None = None,
+) -> StateChange | None:
+    """Check and run ``transition`` plus field ``updates`` on a locked ``sub``, in memory.
+
+    Refuses an illegal transition with :class:`IllegalTransition` (``sub`` unchanged).
+    Returns None when nothing visible changed; otherwise the change, stamped
+    ``updated_at``, for the caller to save, audit and :meth:`StateChange.record`
+    (one row at a time here, in bulk in the provider sync).
+    """
+    if cause.actor_kind == AuditEvent.ActorKind.STAFF and not cause.reason.strip():
+        raise InvalidInput("A staff change to a subscription needs a reason.")
+    before = snapshot(sub, SNAPSHOT_FIELDS)
+    if transition:
+        method = getattr(sub, transition, None)
+        if method is None or not hasattr(method, "_django_fsm"):
+            raise InvalidInput(f"Unknown subscription transition '{transition}'.")
+        if not can_proceed(method):
+            raise IllegalTransition(f"Cannot {transition} a subscription that is {sub.state}.")
+        # Staff act under the permission the transition declares (Meta.permissions, roles.py).
+        if cause.user is not None and not cause.authorized_by and not has_transition_perm(method, cause.user):
+            raise PermissionDenied(f"You may not {transition} subscriptions.")
+        try:
+            method(**(transition_kwargs or {}))
+        except TransitionNotAllowed as exc:  # a condition failed
+            raise IllegalTransition(str(exc)) from exc
+    for name, value in (updates or {}).items():
+        setattr(sub, name, value)
+    after = snapshot(sub, SNAPSHOT_FIELDS)
+    if before == after:
+        return None
+    sub.updated_at = clock.now()
+    return StateChange(transition=transition, before=before, after=after)
+
+
 def subscription_lock(subscription_id: int) -> Subscription:
     # of=("self",): lock the subscription only, not its customer row (joined for the audit record).
     return Subscription.objects.select_for_update(of=("self",)).select_related("customer").get(pk=subscription_id)
@@ -141,47 +213,17 @@ def subscription_change_state(
     without locking and reading it a second time. The caller must not catch an
     error from here and carry on in the same transaction (no savepoint is taken).
     """
-    if cause.actor_kind == AuditEvent.ActorKind.STAFF and not cause.reason.strip():
-        raise InvalidInput("A staff change to a subscription needs a reason.")
     locked = locked and transaction.get_connection().in_atomic_block
     with transaction.atomic(savepoint=not locked):
         sub = subscription if locked else subscription_lock(subscription.pk)
-        before = snapshot(sub, SNAPSHOT_FIELDS)
-        if transition:
-            method = getattr(sub, transition, None)
-            if method is None or not hasattr(method, "_django_fsm"):
-                raise InvalidInput(f"Unknown subscription transition '{transition}'.")
-            if not can_proceed(method):
-                raise IllegalTransition(f"Cannot {transition} a subscription that is {sub.state}.")
-            # Staff act under the permission the transition declares (Meta.permissions, roles.py).
-            if cause.user is not None and not cause.authorized_by and not has_transition_perm(method, cause.user):
-                raise PermissionDenied(f"You may not {transition} subscriptions.")
-            try:
-                method(**(transition_kwargs or {}))
-            except TransitionNotAllowed as exc:  # a condition failed
-                raise IllegalTransition(str(exc)) from exc
-        for name, value in (updates or {}).items():
-            setattr(sub, name, value)
-        after = snapshot(sub, SNAPSHOT_FIELDS)
-        if before == after:
-            return sub
-        sub.updated_at = clock.now()
-        sub.save()
-        audit_record(
-            action=action or f"subscription.{transition or 'update'}",
-            obj=sub,
-            actor=cause.user,
-            actor_kind=cause.actor_kind,
-            actor_label=cause.label,
-            customer=sub.customer,
-            before=before,
-            after=after,
-            reason=cause.reason,
+        change = subscription_change_in_memory(
+            sub, transition=transition, cause=cause, updates=updates, transition_kwargs=transition_kwargs
         )
-        entitlements_invalidate([sub.customer.external_id])
-        if before["state"] != after["state"]:
-            for hook in list(_state_hooks.values()):
-                hook(sub, before["state"], after["state"], cause)
+        if change is None:
+            return sub
+        sub.save()
+        audit_event_write(change.audit_event(sub, action=action, cause=cause))
+        change.record(sub, cause)
     # Keep the caller's instance in step with the database (what was just saved, under the lock).
     if sub is not subscription:
         _keep_in_step(subscription, sub)

@@ -544,7 +544,7 @@ def org_follow_subscription_state(subscription: Subscription, source: str, targe
     from verified_orgs.services.organizations import organization_reinstate, organization_suspend
 
     S = Subscription.State
-    if target not in (S.ON_HOLD, S.EXPIRED, S.ACTIVE):
+    if target not in (S.ON_HOLD, S.EXPIRED, S.ACTIVE) or not subscription.is_organization_subscription():
         return  # grace keeps the org as it is; most changes cost no query here
     org = Organization.objects.filter(subscription_id=subscription.pk).first()
     if org is None:
