@@ -4,7 +4,7 @@ Webhook appliers, ``resync_provider`` and ``POST /purchases`` all end here with
 a :class:`SubscriptionSnapshot`. The snapshot's provider status is mapped to
 our state, the subscription is created when it is new (customer resolved
 through a provider identity, SKU through the store product id) and moved to
-the target state through :func:`subscription_change_state`.
+the target state with the state service's own steps (:mod:`subscriptions.services.lifecycle`).
 
 Ordering: providers deliver at least once and out of order. Each snapshot
 carries the provider's own timestamp (``as_of``); a subscription remembers the
@@ -16,18 +16,27 @@ newest one last is enough to converge, whatever order the rest came in.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from monetization import clock
+from monetization.bulk import bulk_update_rows
 from monetization.errors import Conflict, ErrorCode, InvalidInput
-from monetization.models import Customer, Provider, ProviderIdentity
+from monetization.models import AuditEvent, Customer, Provider, ProviderIdentity
 from monetization.providers.base import SubscriptionSnapshot
-from monetization.services.audit import audit_record
+from monetization.services.audit import audit_event_build, audit_events_write, audit_record
+from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.models import Platform, Sku, Subscription
-from subscriptions.services.lifecycle import Cause, subscription_change_state
+from subscriptions.services.lifecycle import (
+    Cause,
+    StateChange,
+    subscription_change_in_memory,
+    subscription_change_state,
+)
 
 S = Subscription.State
 
@@ -127,37 +136,56 @@ def _identities(snapshot: SubscriptionSnapshot) -> list[tuple[str, str]]:
 
 def customer_resolve(snapshot: SubscriptionSnapshot, customer: Customer | None = None) -> Customer:
     """The customer a provider subscription belongs to: a known identity, else the external id it carries."""
-    pairs = _identities(snapshot)
-    known: set[tuple[str, str]] = set()
-    if pairs:
+    return customers_resolve([(snapshot, customer)])[0]
+
+
+def customers_resolve(items: Sequence[tuple[SubscriptionSnapshot, Customer | None]]) -> list[Customer]:
+    """:func:`customer_resolve` for many snapshots: one query for identities, one for external ids, one insert.
+
+    An identity the snapshot names (its customer ref first) picks the customer; else the
+    external id it carries. The identities not yet known are remembered, so later events
+    resolve directly. Raises :class:`SubscriptionSyncError` for a snapshot nobody owns.
+    """
+    pairs = [[(s.provider, kind, value) for kind, value in _identities(s)] for s, _ in items]
+    wanted = {p for ps in pairs for p in ps}
+    by_pair: dict[tuple[str, str, str], ProviderIdentity] = {}
+    if wanted:
         q = Q()
-        for kind, value in pairs:
-            q |= Q(kind=kind, value=value)
-        identities = list(ProviderIdentity.objects.filter(q, provider=snapshot.provider).select_related("customer"))
-        if customer is None and identities:
-            customer = identities[0].customer
-        known = {(i.kind, i.value) for i in identities if customer is not None and i.customer_id == customer.pk}
-    if customer is None:
-        external_id = snapshot.extra.get("external_id") or ""
-        if snapshot.provider == Provider.GOOGLE_PLAY and not external_id:
-            # Apps commonly set obfuscatedExternalAccountId to the account id itself.
-            external_id = snapshot.customer_ref
-        if external_id:
-            customer = Customer.objects.filter(external_id=external_id).first()
-    if customer is None:
-        raise SubscriptionSyncError(
-            f"No customer for {snapshot.provider} subscription {snapshot.provider_subscription_id}.",
-            code=ErrorCode.UNKNOWN_CUSTOMER,
-        )
-    missing = [
-        ProviderIdentity(customer=customer, provider=snapshot.provider, kind=kind, value=value)
-        for kind, value in pairs
-        if (kind, value) not in known
-    ]
+        for provider, kind, value in wanted:
+            q |= Q(provider=provider, kind=kind, value=value)
+        rows = ProviderIdentity.objects.filter(q).select_related("customer")
+        by_pair = {(i.provider, i.kind, i.value): i for i in rows}
+    customers: list[Customer | None] = []
+    for (_snapshot, customer), ps in zip(items, pairs, strict=True):
+        if customer is None:
+            customer = next((by_pair[p].customer for p in ps if p in by_pair), None)
+        customers.append(customer)
+    external_ids = {}
+    for i, ((snapshot, _), customer) in enumerate(zip(items, customers, strict=True)):
+        if customer is None:
+            external_id = snapshot.extra.get("external_id") or ""
+            if snapshot.provider == Provider.GOOGLE_PLAY and not external_id:
+                # Apps commonly set obfuscatedExternalAccountId to the account id itself.
+                external_id = snapshot.customer_ref
+            external_ids[i] = external_id
+    if any(external_ids.values()):
+        found = Customer.objects.in_bulk([x for x in external_ids.values() if x], field_name="external_id")
+        for i, external_id in external_ids.items():
+            customers[i] = found.get(external_id) if external_id else None
+    missing: dict[tuple[str, str, str], ProviderIdentity] = {}
+    for (snapshot, _), customer, ps in zip(items, customers, pairs, strict=True):
+        if customer is None:
+            raise SubscriptionSyncError(
+                f"No customer for {snapshot.provider} subscription {snapshot.provider_subscription_id}.",
+                code=ErrorCode.UNKNOWN_CUSTOMER,
+            )
+        for p in ps:
+            known = by_pair.get(p)
+            if (known is None or known.customer_id != customer.pk) and p not in missing:
+                missing[p] = ProviderIdentity(customer=customer, provider=p[0], kind=p[1], value=p[2])
     if missing:
-        # Remember how this provider knows the customer, so later events resolve directly.
-        ProviderIdentity.objects.bulk_create(missing, ignore_conflicts=True)
-    return customer
+        ProviderIdentity.objects.bulk_create(missing.values(), ignore_conflicts=True)
+    return customers
 
 
 _SKU_CACHE: dict[tuple[str, str, str], tuple[float, Sku]] = {}
@@ -177,7 +205,9 @@ def sku_resolve(snapshot: SubscriptionSnapshot) -> Sku:
 
 def _sku_lookup(snapshot: SubscriptionSnapshot) -> Sku:
     platform = PLATFORM_BY_PROVIDER[snapshot.provider]
-    skus = Sku.objects.select_related("plan").filter(platform=platform, store_product_id=snapshot.store_product_id)
+    skus = Sku.objects.select_related("plan__product").filter(
+        platform=platform, store_product_id=snapshot.store_product_id
+    )
     sku = skus.filter(base_plan_id=snapshot.base_plan_id).first() or skus.first()
     if sku is None:
         raise SubscriptionSyncError(
@@ -228,97 +258,212 @@ def _field_updates(snapshot: SubscriptionSnapshot, target: str) -> dict:
     return {k: v for k, v in updates.items() if v is not None or k in ("grace_end", "trial_end")}
 
 
-def _lock_or_create(snapshot: SubscriptionSnapshot, customer: Customer | None) -> tuple[Subscription, bool]:
-    lookup = {"provider": snapshot.provider, "provider_subscription_id": snapshot.provider_subscription_id}
-    # The customer is joined (the audit trail needs it); only the subscription row is locked.
-    sub = Subscription.objects.select_for_update(of=("self",)).select_related("customer").filter(**lookup).first()
-    if sub is not None:
-        return sub, False
-    resolved = customer_resolve(snapshot, customer)
-    sku = sku_resolve(snapshot)
-    try:
-        with transaction.atomic():
-            sub = Subscription.objects.create(
-                customer=resolved,
-                plan=sku.plan,
-                sku=sku,
-                platform=sku.platform,
-                started_at=snapshot.current_period_start or snapshot.as_of,
-                **lookup,
-            )
-    except IntegrityError:
-        # Another worker created it a moment ago (two events about one new subscription).
-        return Subscription.objects.select_for_update(of=("self",)).select_related("customer").get(**lookup), False
-    audit_record(
-        action="subscription.create",
-        obj=sub,
-        actor_kind="provider",
-        actor_label=f"{snapshot.provider}:{snapshot.provider_subscription_id}"[:200],
-        customer=resolved,
-        after={"plan": sku.plan.code, "provider": snapshot.provider},
+def _key(snapshot: SubscriptionSnapshot) -> tuple[str, str]:
+    return snapshot.provider, snapshot.provider_subscription_id
+
+
+def _lock(keys: set[tuple[str, str]]) -> dict[tuple[str, str], Subscription]:
+    """Lock the subscriptions with these provider keys (in id order, so two batches can't deadlock)."""
+    if not keys:
+        return {}
+    by_provider: dict[str, list[str]] = {}
+    for provider, sub_id in keys:
+        by_provider.setdefault(provider, []).append(sub_id)
+    q = Q()
+    for provider, sub_ids in by_provider.items():
+        q |= Q(provider=provider, provider_subscription_id__in=sub_ids)
+    # The customer (for the audit trail) and the product (its grace rule) are joined; only subscriptions are locked.
+    rows = (
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("customer", "plan__product")
+        .filter(q)
+        .order_by("pk")
     )
-    return sub, True
+    return {(s.provider, s.provider_subscription_id): s for s in rows}
+
+
+def _lock_or_create(requests: Sequence[SyncRequest]) -> tuple[dict[tuple[str, str], Subscription], set]:
+    """Lock the known subscriptions and insert the new ones (in the state ``pending``, audited).
+
+    Returns the subscriptions by provider key and the keys created here. A subscription
+    another worker inserted a moment ago (two events about one new subscription) is
+    locked as a known one: the insert waits for that worker's commit, fails on the
+    unique key and is retried for what is still missing.
+    """
+    keys = {_key(r.snapshot) for r in requests}
+    subs = _lock(keys)
+    created: set[tuple[str, str]] = set()
+    for _attempt in range(2):
+        new = [r for r in requests if _key(r.snapshot) not in subs]
+        if not new:
+            break
+        first = {}
+        for r in new:
+            first.setdefault(_key(r.snapshot), r)
+        new = list(first.values())
+        resolved = customers_resolve([(r.snapshot, r.customer) for r in new])
+        rows = []
+        for r, customer in zip(new, resolved, strict=True):
+            sku = sku_resolve(r.snapshot)
+            rows.append(
+                Subscription(
+                    customer=customer,
+                    plan=sku.plan,
+                    sku=sku,
+                    platform=sku.platform,
+                    provider=r.snapshot.provider,
+                    provider_subscription_id=r.snapshot.provider_subscription_id,
+                    started_at=r.snapshot.current_period_start or r.snapshot.as_of,
+                )
+            )
+        try:
+            with transaction.atomic():
+                Subscription.objects.bulk_create(rows)
+        except IntegrityError:
+            subs.update(_lock({_key(r.snapshot) for r in new}))
+            continue
+        for r, sub in zip(new, rows, strict=True):
+            subs[_key(r.snapshot)] = sub
+            created.add(_key(r.snapshot))
+        audit_events_write(
+            [
+                audit_event_build(
+                    action="subscription.create",
+                    obj=sub,
+                    actor_kind="provider",
+                    actor_label=f"{r.snapshot.provider}:{r.snapshot.provider_subscription_id}"[:200],
+                    customer=sub.customer,
+                    after={"plan": sub.plan.code, "provider": r.snapshot.provider},
+                )
+                for r, sub in zip(new, rows, strict=True)
+            ]
+        )
+        break
+    else:  # pragma: no cover - a key that is neither insertable nor there
+        raise IntegrityError("subscription vanished while being created")
+    return subs, created
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    snapshot: SubscriptionSnapshot
+    cause: Cause
+    # The customer a client app says it is (purchases API); a subscription already
+    # linked to someone else is refused with a conflict.
+    customer: Customer | None = None
 
 
 def subscription_sync_from_snapshot(
     *, snapshot: SubscriptionSnapshot, cause: Cause, customer: Customer | None = None
 ) -> SyncResult:
-    """Create or converge the subscription a snapshot describes. Older snapshots change nothing.
+    """Create or converge the subscription a snapshot describes. Older snapshots change nothing."""
+    return subscriptions_sync_from_snapshots([SyncRequest(snapshot=snapshot, cause=cause, customer=customer)])[0]
 
-    ``customer``: the customer a client app says it is (purchases API); a
-    subscription already linked to someone else is refused with a conflict.
+
+# The columns a provider sync may change (saved by name, so concurrent writers of others are untouched).
+_SYNCED_FIELDS = [
+    "state",
+    "plan",
+    "sku",
+    "current_period_start",
+    "current_period_end",
+    "trial_end",
+    "grace_end",
+    "hold_end",
+    "billing_issue_at",
+    "auto_renew",
+    "cancel_reason",
+    "quantity",
+    "ended_at",
+    "last_event_at",
+    "acknowledged_at",
+    "updated_at",
+]
+
+
+def subscriptions_sync_from_snapshots(requests: Sequence[SyncRequest]) -> list[SyncResult]:
+    """Create or converge the subscriptions the snapshots describe, in order, in one transaction.
+
+    The same rules as one at a time (an older snapshot changes nothing, every state
+    change audited with its cause, entitlements invalidated on commit, state hooks
+    called after the change is saved and audited), with the reads and writes done
+    in bulk: one lock query, one insert for new subscriptions, one update, one
+    audit insert. Any error aborts the whole call (the caller's transaction rolls
+    back); callers that batch fall back to one at a time to isolate it.
     """
-    target = target_state(snapshot)
+    targets = [target_state(r.snapshot) for r in requests]
     with transaction.atomic(savepoint=False):
-        sub, created = _lock_or_create(snapshot, customer)
-        if customer is not None and sub.customer_id != customer.pk:
-            raise Conflict(
-                "This purchase belongs to another customer.", code=ErrorCode.PURCHASE_OWNED_BY_OTHER_CUSTOMER
-            )
-        if sub.last_event_at is not None and snapshot.as_of < sub.last_event_at:
-            return SyncResult(subscription=sub, created=created, stale=True)
-        if target == S.IN_GRACE_PERIOD and not sub.grace_configured():
-            # "Retrying" without grace in force is billing retry: no access (Stripe past_due on web).
-            target = S.ON_HOLD
-        path = _path(sub.state, target)
-        updates = _field_updates(snapshot, target)
-        untracked = _untracked_updates(sub, snapshot, cause)
-        saved_at = sub.updated_at
-        if not path and sub.state != target:
-            # Unreachable by our state machine (e.g. a resubscribe after a revocation): keep the
-            # fields in step and leave the trail, without forcing the state.
-            audit_record(
-                action="subscription.sync_unreachable",
-                obj=sub,
-                actor_kind=cause.actor_kind,
-                actor_label=cause.label,
-                customer=sub.customer,
-                before={"state": sub.state},
-                after={"target": target, "provider_status": snapshot.status},
-                reason=cause.reason,
-            )
-        for i, transition in enumerate(path):
-            last = i == len(path) - 1
-            kwargs = {"reason": snapshot.extra.get("cancel_reason", "")} if transition == "cancel" else None
-            sub = subscription_change_state(
-                subscription=sub,
-                transition=transition,
-                cause=cause,
-                updates={**updates, **untracked} if last else None,
-                transition_kwargs=kwargs,
-                locked=True,  # _lock_or_create holds the row lock in this transaction
-            )
-        if not path:
-            sub = subscription_change_state(
-                subscription=sub, transition=None, cause=cause, updates={**updates, **untracked}, locked=True
-            )
-        if untracked and sub.updated_at == saved_at:
-            # Nothing visible changed, so the state service saved nothing: keep the event clock moving anyway.
-            Subscription.objects.filter(pk=sub.pk).update(**untracked)
-    return SyncResult(subscription=sub, created=created, stale=False)
+        subs, created_keys = _lock_or_create(requests)
+        results: list[SyncResult] = []
+        audits: list[Callable[[], AuditEvent]] = []
+        changes: list[tuple[Subscription, StateChange, Cause]] = []
+        dirty: dict[int, Subscription] = {}
+        for request, target in zip(requests, targets, strict=True):
+            snapshot, cause = request.snapshot, request.cause
+            key = _key(snapshot)
+            sub = subs[key]
+            created = key in created_keys
+            created_keys.discard(key)  # only the first request about a new subscription created it
+            if request.customer is not None and sub.customer_id != request.customer.pk:
+                raise Conflict(
+                    "This purchase belongs to another customer.", code=ErrorCode.PURCHASE_OWNED_BY_OTHER_CUSTOMER
+                )
+            if sub.last_event_at is not None and snapshot.as_of < sub.last_event_at:
+                results.append(SyncResult(subscription=sub, created=created, stale=True))
+                continue
+            if target == S.IN_GRACE_PERIOD and not sub.grace_configured():
+                # "Retrying" without grace in force is billing retry: no access (Stripe past_due on web).
+                target = S.ON_HOLD
+            path = _path(sub.state, target)
+            untracked = _untracked_updates(sub, snapshot, cause, audits)
+            updates = {**_field_updates(snapshot, target), **untracked}
+            if not path and sub.state != target:
+                # Unreachable by our state machine (e.g. a resubscribe after a revocation): keep the
+                # fields in step and leave the trail, without forcing the state.
+                audits.append(
+                    partial(
+                        audit_event_build,
+                        action="subscription.sync_unreachable",
+                        obj=sub,
+                        actor_kind=cause.actor_kind,
+                        actor_label=cause.label,
+                        customer=sub.customer,
+                        before={"state": sub.state},
+                        after={"target": target, "provider_status": snapshot.status},
+                        reason=cause.reason,
+                    )
+                )
+            for i, transition in enumerate(path or [None]):
+                last = i == len(path or [None]) - 1
+                kwargs = {"reason": snapshot.extra.get("cancel_reason", "")} if transition == "cancel" else None
+                change = subscription_change_in_memory(
+                    sub, transition=transition, cause=cause, updates=updates if last else None, transition_kwargs=kwargs
+                )
+                if change is not None:
+                    changes.append((sub, change, cause))
+                    audits.append(partial(change.audit_event, sub, action=None, cause=cause))
+                    dirty[sub.pk] = sub
+            if untracked:  # the event clock, a plan change, an acknowledgement: saved even when nothing visible moved
+                dirty[sub.pk] = sub
+            results.append(SyncResult(subscription=sub, created=created, stale=False))
+        _save(list(dirty.values()))
+        audit_events_write([build() for build in audits])
+        entitlements_invalidate({sub.customer.external_id for sub, _change, _cause in changes})
+        for sub, change, cause in changes:
+            change.run_hooks(sub, cause)
+    return results
 
 
-def _untracked_updates(sub: Subscription, snapshot: SubscriptionSnapshot, cause: Cause) -> dict:
+def _save(subs: list[Subscription]) -> None:
+    if len(subs) == 1:
+        subs[0].save(update_fields=_SYNCED_FIELDS)
+    elif subs:
+        bulk_update_rows(subs, _SYNCED_FIELDS)
+
+
+def _untracked_updates(
+    sub: Subscription, snapshot: SubscriptionSnapshot, cause: Cause, audits: list[Callable[[], AuditEvent]]
+) -> dict:
     """Fields outside the state history: event clock, plan changes, Play acknowledgement."""
     changes: dict = {}
     if sub.last_event_at is None or snapshot.as_of > sub.last_event_at:
@@ -328,19 +473,20 @@ def _untracked_updates(sub: Subscription, snapshot: SubscriptionSnapshot, cause:
     sku = sku_resolve(snapshot)
     if sku.pk != sub.sku_id:
         # Upgrade / crossgrade (downgrades reach us at renewal, when the store switches product).
-        audit_record(
-            action="subscription.change_plan",
-            obj=sub,
-            actor_kind=cause.actor_kind,
-            actor_label=cause.label,
-            customer=sub.customer,
-            before={"plan": sub.plan.code},
-            after={"plan": sku.plan.code},
-            reason=cause.reason,
+        audits.append(
+            partial(
+                audit_event_build,
+                action="subscription.change_plan",
+                obj=sub,
+                actor_kind=cause.actor_kind,
+                actor_label=cause.label,
+                customer=sub.customer,
+                before={"plan": sub.plan.code},
+                after={"plan": sku.plan.code},
+                reason=cause.reason,
+            )
         )
-        changes.update(plan_id=sku.plan_id, sku_id=sku.pk)
-        from subscriptions.entitlements import entitlements_invalidate
-
+        changes.update(plan=sku.plan, sku=sku)
         entitlements_invalidate([sub.customer.external_id])
     return changes
 
