@@ -229,6 +229,8 @@ GOOGLE_PLAY_CREDENTIALS_FILE = os.environ.get("GOOGLE_PLAY_CREDENTIALS_FILE", ""
 # Play requires acknowledging a purchase within 3 days or it is refunded.
 GOOGLE_PLAY_ACKNOWLEDGE_WITHIN = timedelta(days=3)
 WEBHOOK_APPLY_MAX_RETRIES = int(os.environ.get("WEBHOOK_APPLY_MAX_RETRIES", "6"))
+# A worker applying one event takes up to this many others still waiting along (1 = one at a time).
+WEBHOOK_APPLY_BATCH = int(os.environ.get("WEBHOOK_APPLY_BATCH", "100"))
 CELERY_BEAT_SCHEDULE["requeue-stale-webhook-events"] = {
     "task": "monetization.tasks.requeue_stale_webhook_events",
     "schedule": 300.0,

@@ -20,15 +20,28 @@ from monetization.services.appliers import RetryableApplyError
     ignore_result=True,
 )
 def apply_webhook_event(self, event_id: int) -> str:
-    from monetization.services.webhooks import webhook_event_apply
+    """Apply one event, with up to WEBHOOK_APPLY_BATCH - 1 others still waiting, in one batch.
 
-    try:
-        event = webhook_event_apply(event_id=event_id)
-    except RetryableApplyError:
-        raise
-    except Exception as exc:  # permanent: recorded on the row (status failed) for staff to replay
-        return f"failed: {type(exc).__name__}"
-    return event.status
+    Under load the queue holds one task per event: each task takes the waiting events
+    along, so they are applied as soon as any task runs, and the tasks of events
+    already applied find nothing to do (two cheap reads). Only this task's own event
+    decides its retry: the others have tasks of their own.
+    """
+    from monetization.services.webhooks import webhook_event_status, webhook_events_apply_batch, webhook_events_pending
+
+    status = webhook_event_status(event_id=event_id)
+    own = [] if status in ("applied", "ignored", None) else [event_id]
+    others = webhook_events_pending(limit=settings.WEBHOOK_APPLY_BATCH - len(own), exclude=[event_id])
+    if not own:
+        if others:
+            webhook_events_apply_batch(event_ids=others)
+        return status or "missing"
+    outcome = webhook_events_apply_batch(event_ids=own + others)[event_id]
+    if isinstance(outcome, RetryableApplyError):
+        raise outcome
+    if isinstance(outcome, Exception):  # permanent: recorded on the row (status failed) for staff to replay
+        return f"failed: {type(outcome).__name__}"
+    return outcome.status
 
 
 @shared_task(ignore_result=True)

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, connection, transaction
 
 from monetization import clock
+from monetization.bulk import bulk_update_rows
 from monetization.errors import Conflict, ErrorCode
 from monetization.models import WebhookEvent
 from monetization.providers.base import ProviderError, ProviderEvent, get_provider
-from monetization.services.appliers import EventIgnored, RetryableApplyError, applier_for, is_relevant
+from monetization.services.appliers import (
+    EventIgnored,
+    RetryableApplyError,
+    applier_for,
+    is_relevant,
+    sync_note,
+    sync_snapshot_for,
+)
 from monetization.services.audit import audit_record
 
 log = logging.getLogger(__name__)
@@ -208,6 +216,84 @@ def webhook_event_apply(*, event_id: int) -> WebhookEvent:
             raise RetryableApplyError(str(error)) from error
         raise error
     return event
+
+
+def webhook_event_status(*, event_id: int) -> str | None:
+    """An event's status as committed (no lock): a cheap look before taking the row lock to apply it."""
+    return WebhookEvent.objects.filter(pk=event_id).values_list("status", flat=True).first()
+
+
+def webhook_events_pending(*, limit: int, exclude: Sequence[int] = ()) -> list[int]:
+    """Ids of stored events still waiting to be applied, oldest first (a worker's batch to fill)."""
+    if limit <= 0:
+        return []
+    return list(
+        WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED)
+        .exclude(pk__in=exclude)
+        .order_by("received_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def webhook_events_apply_batch(*, event_ids: Sequence[int]) -> dict[int, WebhookEvent | Exception]:
+    """Apply many stored events, each exactly once. Returns each event's row, or the error applying it raised.
+
+    Events that only converge a subscription to a snapshot (most of them: status
+    changes, renewals' subscription updates) are applied together in one
+    transaction with bulk reads and writes (``subscriptions_sync_from_snapshots``),
+    in the order the provider produced them. Everything else, and the whole batch
+    should any of it fail, is applied one at a time by :func:`webhook_event_apply`,
+    which records each failure on its own row. Events another worker holds are
+    skipped here and waited for there (so they are applied once either way).
+    """
+    from subscriptions.services.lifecycle import Cause
+    from subscriptions.services.provider_sync import SyncRequest, subscriptions_sync_from_snapshots
+
+    done = (WebhookEvent.Status.APPLIED, WebhookEvent.Status.IGNORED)
+    outcomes: dict[int, WebhookEvent | Exception] = {}
+    try:
+        with transaction.atomic():
+            events = []
+            for event in (
+                WebhookEvent.objects.select_for_update(skip_locked=True)
+                .filter(pk__in=list(event_ids))
+                .order_by("occurred_at", "pk")
+            ):
+                if event.status in done:  # its task redelivered, or taken along by an earlier batch
+                    outcomes[event.pk] = event
+                else:
+                    events.append(event)
+            synced = [(event, sync_snapshot_for(event.provider)(event)) for event in events]
+            synced = [(event, snapshot) for event, snapshot in synced if snapshot is not None]
+            if synced:
+                results = subscriptions_sync_from_snapshots(
+                    [
+                        SyncRequest(
+                            snapshot=snapshot,
+                            cause=Cause.provider_event(event.provider, event.event_id, reason=event.event_type),
+                        )
+                        for event, snapshot in synced
+                    ]
+                )
+                for (event, _snapshot), result in zip(synced, results, strict=True):
+                    event.attempts += 1
+                    event.mark_applied(note=sync_note(result))
+                    outcomes[event.pk] = event
+                bulk_update_rows(
+                    [event for event, _ in synced], ["status", "attempts", "last_error", "applied_at", "note"]
+                )
+    except Exception:
+        # One bad event must not hold the others back: one at a time, each failure on its own row.
+        log.warning("webhook batch of %s failed; applying one at a time", len(event_ids), exc_info=True)
+        outcomes = {}
+    for event_id in event_ids:
+        if event_id in outcomes:
+            continue
+        try:
+            outcomes[event_id] = webhook_event_apply(event_id=event_id)
+        except Exception as exc:  # recorded on the row by webhook_event_apply
+            outcomes[event_id] = exc
+    return outcomes
 
 
 def webhook_event_replay(*, event: WebhookEvent, user, reason: str = "") -> WebhookEvent:

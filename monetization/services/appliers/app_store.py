@@ -10,37 +10,60 @@ from monetization.providers.app_store.adapter import (
     snapshot_from_transaction,
     transaction_amount,
 )
+from monetization.providers.base import SubscriptionSnapshot
 from monetization.services.audit import audit_record
 from monetization.services.payments import payment_record
 from subscriptions.services.lifecycle import Cause
 from subscriptions.services.provider_sync import subscription_sync_from_snapshot
 
-from . import EventIgnored
+from . import EventIgnored, sync_note
 
 
 def relevant(event_type: str) -> bool:
     return event_type.split(".", 1)[0] not in IGNORED_TYPES
 
 
-def apply(event: WebhookEvent) -> str:
+def _snapshot(event: WebhookEvent) -> SubscriptionSnapshot:
+    """The notification's subscription snapshot (raises EventIgnored for what we don't act on)."""
     notification = event.payload.get("notification") or {}
     transaction = event.payload.get("transaction")
-    renewal = event.payload.get("renewal")
     ntype = notification.get("notificationType", "")
-    subtype = notification.get("subtype") or ""
     if ntype in IGNORED_TYPES:
         raise EventIgnored(ntype)
     if not transaction:
         raise EventIgnored(f"{ntype} without a transaction")
     if transaction.get("type") and transaction["type"] != "Auto-Renewable Subscription":
         raise EventIgnored(f"not a subscription ({transaction['type']})")
-    cause = Cause.provider_event("app_store", event.event_id, reason=event.event_type)
-    snapshot = snapshot_from_transaction(
-        transaction, renewal, as_of=event.occurred_at, notification_type=ntype, subtype=subtype
+    return snapshot_from_transaction(
+        transaction,
+        event.payload.get("renewal"),
+        as_of=event.occurred_at,
+        notification_type=ntype,
+        subtype=notification.get("subtype") or "",
     )
+
+
+def sync_snapshot(event: WebhookEvent) -> SubscriptionSnapshot | None:
+    """Renewal-status, grace, billing-retry and expiry notifications are snapshots alone (no payment, no refund)."""
+    ntype = (event.payload.get("notification") or {}).get("notificationType", "")
+    if ntype in PAYMENT_TYPES or ntype in ("REFUND", "REVOKE"):
+        return None
+    try:
+        return _snapshot(event)
+    except EventIgnored:
+        return None  # recorded as ignored one at a time
+
+
+def apply(event: WebhookEvent) -> str:
+    notification = event.payload.get("notification") or {}
+    transaction = event.payload.get("transaction")
+    ntype = notification.get("notificationType", "")
+    subtype = notification.get("subtype") or ""
+    snapshot = _snapshot(event)
+    cause = Cause.provider_event("app_store", event.event_id, reason=event.event_type)
     result = subscription_sync_from_snapshot(snapshot=snapshot, cause=cause)
     sub = result.subscription
-    notes = [f"subscription {sub.pk} {sub.state}" + (" (older event)" if result.stale else "")]
+    notes = [sync_note(result)]
     amount = transaction_amount(transaction)
     if ntype in PAYMENT_TYPES and amount is not None and not transaction.get("revocationDate"):
         first = ntype == "SUBSCRIBED" and transaction.get("transactionReason", "PURCHASE") == "PURCHASE"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monetization.models import Payment, WebhookEvent
-from monetization.providers.base import get_provider
+from monetization.providers.base import SubscriptionSnapshot, get_provider
 from monetization.providers.stripe.adapter import (
     HANDLED_TYPES,
     invoice_subscription_id,
@@ -17,7 +17,7 @@ from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause
 from subscriptions.services.provider_sync import subscription_revoke_for_refund, subscription_sync_from_snapshot
 
-from . import EventIgnored, RetryableApplyError
+from . import EventIgnored, RetryableApplyError, sync_note
 
 BILLING_REASON_KIND = {
     "subscription_create": Payment.Kind.INITIAL,
@@ -57,17 +57,21 @@ def _invoice_fee(invoice: dict) -> int:
     return 0
 
 
+def sync_snapshot(event: WebhookEvent) -> SubscriptionSnapshot | None:
+    """customer.subscription.* events are whole snapshots of the subscription."""
+    if event.event_type.startswith("customer.subscription."):
+        return snapshot_from_subscription(event.payload["data"]["object"], as_of=event.occurred_at)
+    return None
+
+
 def apply(event: WebhookEvent) -> str:
     data = event.payload
     obj = data["data"]["object"]
     cause = Cause.provider_event("stripe", event.event_id, reason=event.event_type)
     kind = event.event_type
-    if kind.startswith("customer.subscription."):
-        snapshot = snapshot_from_subscription(obj, as_of=event.occurred_at)
-        result = subscription_sync_from_snapshot(snapshot=snapshot, cause=cause)
-        return f"subscription {result.subscription.pk} {result.subscription.state}" + (
-            " (older event)" if result.stale else ""
-        )
+    snapshot = sync_snapshot(event)
+    if snapshot is not None:
+        return sync_note(subscription_sync_from_snapshot(snapshot=snapshot, cause=cause))
     if kind == "invoice.paid":
         sub_id = invoice_subscription_id(obj)
         if not sub_id:
