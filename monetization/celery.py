@@ -1,9 +1,23 @@
 import os
 
 from celery import Celery
+from celery.signals import task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monetization.settings")
 
 app = Celery("monetization")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+def _close_old_database_connections(**kwargs) -> None:
+    """What Django does at the start of every request: drop a connection past CONN_MAX_AGE or broken by an
+    error, and health-check the kept one on first use. Celery keeps connections across tasks
+    (CELERY_DB_REUSE_MAX), so it is done per task here."""
+    task = kwargs.get("task")
+    if task is not None and task.request.is_eager:
+        return  # an eager task runs inside its caller's request, maybe inside its transaction
+    from django.db import close_old_connections
+
+    close_old_connections()

@@ -179,6 +179,10 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 # Without a broker (demo only) tasks run inline in the web process.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# Celery's Django fixup closes the database connection before and after every task unless this is set:
+# a new PostgreSQL connection per task, most of a short task's time. Reused for this many tasks instead,
+# with Django's own checks before each task (monetization/celery.py), as for a web request.
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
