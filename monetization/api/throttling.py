@@ -60,6 +60,16 @@ class ClientThrottle(SimpleRateThrottle):
             ident = f"ip:{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
+    def hit(self, key: str, prefetch: list[str]) -> tuple[int, dict]:
+        """Count one request in ``key``'s current window: the window's count so far (also kept
+        as ``self.counted``), and the values of the ``prefetch`` cache keys, read in the same round trip."""
+        now = time.time()
+        window = int(now // self.duration)
+        count, values = _count(f"{key}:{window}", self.duration + 1, prefetch)
+        self._wait = (window + 1) * self.duration - now
+        self.counted = (key, count, self._wait)
+        return count, values
+
     def allow_request(self, request, view):
         if self.rate is None:
             return True
@@ -70,12 +80,9 @@ class ClientThrottle(SimpleRateThrottle):
         # counter in one round trip, as ``request.cache_prefetched`` (absent key = cache miss).
         prefetch_keys = getattr(view, "throttle_prefetch_keys", None)
         prefetch = list(prefetch_keys(request)) if prefetch_keys else []
-        now = time.time()
-        window = int(now // self.duration)
-        count, values = _count(f"{key}:{window}", self.duration + 1, prefetch)
+        count, values = self.hit(key, prefetch)
         if prefetch:
             request.cache_prefetched = values
-        self._wait = (window + 1) * self.duration - now
         return count <= self.num_requests
 
     def wait(self):
