@@ -45,6 +45,12 @@ def _count(key: str, timeout: int, prefetch: list[str]) -> tuple[int, dict]:
         return 1, values
 
 
+# Where the WSGI fast path (subscriptions.api.fast_path) leaves ``(bucket, count, wait)`` when it
+# counted a request over the rate and handed it to Django for the 429: counted once, not twice.
+# Not an HTTP_* name, so no client header can set it.
+COUNTED_ENVIRON_KEY = "monetization.throttle.counted"
+
+
 class ClientThrottle(SimpleRateThrottle):
     """One bucket per API key, per staff user, or per anonymous IP."""
 
@@ -76,6 +82,10 @@ class ClientThrottle(SimpleRateThrottle):
         key = self.get_cache_key(request, view)
         if key is None:
             return True
+        counted = request.META.get(COUNTED_ENVIRON_KEY)
+        if counted is not None and counted[0] == key:
+            _, count, self._wait = counted
+            return count <= self.num_requests
         # A view on the hot path may name cache keys it will read: they come back with the
         # counter in one round trip, as ``request.cache_prefetched`` (absent key = cache miss).
         prefetch_keys = getattr(view, "throttle_prefetch_keys", None)
