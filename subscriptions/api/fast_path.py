@@ -28,7 +28,8 @@ from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
-from django.urls import Resolver404, resolve
+from django.urls import URLResolver, get_resolver
+from django.urls.resolvers import RoutePattern
 from rest_framework.exceptions import APIException
 
 from monetization.api.authentication import (
@@ -45,10 +46,8 @@ from subscriptions.entitlements import entitlements_cache_key
 
 logger = logging.getLogger(__name__)
 
-# A conservative subset of the paths ``customers/<str:external_id>/entitlements`` matches; a
-# match is still resolved through the URLconf.
-PATH = re.compile(r"/api/v1/customers/[A-Za-z0-9._:@-]{1,255}/entitlements")
-SAMPLE_PATH = "/api/v1/customers/x/entitlements"
+# The external ids served: a conservative subset of what the route's ``<str:external_id>`` takes.
+EXTERNAL_ID = r"[A-Za-z0-9._:@-]{1,255}"
 
 # What each middleware does to a GET of that path without a query string or cookie. Any other
 # middleware in settings.MIDDLEWARE turns the fast path off: its effect would be missing here.
@@ -75,30 +74,71 @@ class _Peek(WSGIRequest):
         self.environ = self.META = environ
 
 
-def _unsupported() -> str | None:
-    """Why the fast path cannot stand in for Django's path under these settings, if it cannot."""
+class _Body(list):
+    """The WSGI iterable; the server closes it, which ends the request as Django's response does."""
+
+    def close(self):
+        signals.request_finished.send(sender=WSGIHandler)
+
+
+class _Unsupported(Exception):
+    """Why the fast path cannot stand in for Django's path under these settings and URLs."""
+
+
+def _check_settings() -> None:
     unknown = [m for m in settings.MIDDLEWARE if m not in UNDERSTOOD_MIDDLEWARE]
     if unknown:
-        return f"middleware it does not reproduce: {unknown}"
+        raise _Unsupported(f"middleware it does not reproduce: {unknown}")
     common = "django.middleware.common.CommonMiddleware" in settings.MIDDLEWARE
     if common and (settings.PREPEND_WWW or settings.DISALLOWED_USER_AGENTS):
-        return "PREPEND_WWW or DISALLOWED_USER_AGENTS is set (CommonMiddleware redirects or refuses)"
+        raise _Unsupported("PREPEND_WWW or DISALLOWED_USER_AGENTS is set (CommonMiddleware redirects or refuses)")
     if settings.CSRF_USE_SESSIONS or getattr(settings, "WHITENOISE_ROOT", None):
-        return "CSRF_USE_SESSIONS or WHITENOISE_ROOT is set"
-    try:
-        view = resolve(SAMPLE_PATH).func
-    except Resolver404:
-        view = None
-    if getattr(view, "view_class", None) is not EntitlementsView:
-        return "the entitlements path does not resolve to EntitlementsView"
+        raise _Unsupported("CSRF_USE_SESSIONS or WHITENOISE_ROOT is set")
     if (
         EntitlementsView.authentication_classes[:1] != [ApiKeyAuthentication]
         or list(EntitlementsView.throttle_classes) != [ClientThrottle]
         or not all(hasattr(p, "required_scope") for p in EntitlementsView.permission_classes)
         or EntitlementsView.versioning_class is not None
     ):
-        return "EntitlementsView's authentication, permissions, throttles or versioning changed"
-    return None
+        raise _Unsupported("EntitlementsView's authentication, permissions, throttles or versioning changed")
+
+
+def _entitlements_route():
+    """The entitlements URL pattern and the PATH_INFO regex of the paths certain to resolve to it.
+
+    Certain because no pattern Django tries before it can match such a path: each earlier
+    pattern's literal start (up to its first converter, or the prefix above a regex pattern)
+    differs from the route's own. This spares a ``resolve()`` per request.
+    """
+    earlier: list[str] = []
+
+    def walk(patterns, base: str, extra_kwargs: bool):
+        for pattern in patterns:
+            if not isinstance(pattern.pattern, RoutePattern):  # a regex: anything below ``base``
+                earlier.append(base)
+                continue
+            route = base + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                found = walk(pattern.url_patterns, route, extra_kwargs or bool(pattern.default_kwargs))
+                if found:
+                    return found
+            elif getattr(pattern.callback, "view_class", None) is EntitlementsView:
+                return pattern, route, extra_kwargs or bool(pattern.default_args)
+            else:
+                earlier.append(route.split("<", 1)[0])
+        return None
+
+    found = walk(get_resolver().url_patterns, "", False)
+    if found is None:
+        raise _Unsupported("no URL pattern leads to EntitlementsView")
+    pattern, route, extra_kwargs = found
+    prefix, converter, suffix = route.partition("<str:external_id>")
+    if not converter or "<" in prefix + suffix or extra_kwargs:
+        raise _Unsupported(f"the entitlements route changed: {route!r}")
+    clash = [literal for literal in earlier if literal.startswith(prefix) or prefix.startswith(literal)]
+    if clash:
+        raise _Unsupported(f"URL patterns tried before {route!r} may match its paths: {clash}")
+    return pattern, re.compile(f"/{re.escape(prefix)}({EXTERNAL_ID}){re.escape(suffix)}")
 
 
 class EntitlementsFastPath:
@@ -109,13 +149,14 @@ class EntitlementsFastPath:
         self.enabled = settings.ENTITLEMENTS_FAST_PATH and isinstance(caches["default"], RedisCache)
         if not self.enabled:  # off, or the demo's in-process cache
             return
-        why_not = _unsupported()
-        if why_not:
-            logger.warning("Entitlements fast path off: %s.", why_not)
+        try:
+            _check_settings()
+            pattern, self.path = _entitlements_route()
+        except _Unsupported as exc:
+            logger.warning("Entitlements fast path off: %s.", exc)
             self.enabled = False
             return
-        self.view_func = resolve(SAMPLE_PATH).func
-        view = self.view_func.view_class(**self.view_func.view_initkwargs)
+        view = EntitlementsView(**pattern.callback.view_initkwargs)
         view.setup(None)  # as as_view() does: it adds HEAD, which DRF's Allow header lists
         self.view = view
         self.negotiator = view.get_content_negotiator()
@@ -147,21 +188,24 @@ class EntitlementsFastPath:
         return dict(response.items())
 
     def __call__(self, environ, start_response):
-        response = self._serve(environ) if self.enabled else None
-        if response is None:
+        served = self._serve(environ) if self.enabled else None
+        if served is None:
             return self.app(environ, start_response)
-        signals.request_started.send(sender=WSGIHandler, environ=environ)  # request_finished: response.close()
-        start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
-        return response
+        headers, body = served
+        signals.request_started.send(sender=WSGIHandler, environ=environ)
+        start_response("200 OK", headers)
+        return _Body([body])
 
-    def _serve(self, environ) -> HttpResponse | None:
-        """Django's response to this request if it is a cache hit the fast path may serve, else None."""
+    def _serve(self, environ) -> tuple[list[tuple[str, str]], bytes] | None:
+        """The headers and body of Django's 200 if this is a cache hit the fast path may serve, else None."""
         if (
             environ.get("REQUEST_METHOD") != "GET"
             or environ.get("QUERY_STRING")  # ?format= and friends: DRF's negotiation reads them
             or "HTTP_COOKIE" in environ  # session and CSRF cookies may make Django set or vary on cookies
-            or not PATH.fullmatch(environ.get("PATH_INFO", ""))
         ):
+            return None
+        path = self.path.fullmatch(environ.get("PATH_INFO", ""))
+        if path is None:
             return None
         try:
             credentials = api_key_credentials(environ.get("HTTP_AUTHORIZATION", ""))
@@ -172,14 +216,11 @@ class EntitlementsFastPath:
         request = _Peek(environ)
         if not self._django_would_reach_view(request):
             return None
-        try:
-            match = resolve(environ["PATH_INFO"])
-        except Resolver404:
-            return None
-        if match.func is not self.view_func:
-            return None
+        request_id = request_id_for(request.headers.get("X-Request-ID", ""))
+        if not (request_id.isascii() and request_id.isprintable()):
+            return None  # Django's response headers may refuse (500) or encode it
         token, prefix = credentials
-        row_key, body_key = api_key_cache_key(prefix), entitlements_cache_key(match.kwargs["external_id"])
+        row_key, body_key = api_key_cache_key(prefix), entitlements_cache_key(path[1])
         # Anything unexpected from here on (Redis down, ...): Django meets it too and answers it its
         # way. (Should the counter's round trip fail after Redis applied it, Django counts again.)
         try:
@@ -190,7 +231,6 @@ class EntitlementsFastPath:
             request.user = api_client_for(row, token)
             if not all(p.has_permission(request, self.view) for p in self.permissions):
                 return None
-            response = self._response(request, body)
             throttle = ClientThrottle()
             if not throttle.allow_request(request, None):  # round trip 2: counts this request
                 # Django answers the 429 in its format, counting on what was counted here.
@@ -198,7 +238,12 @@ class EntitlementsFastPath:
                 return None
         except Exception:
             return None
-        return response
+        headers = dict(self.headers[request.is_secure()])  # Django's order, placeholders filled in place
+        if "X-Request-ID" in headers:
+            headers["X-Request-ID"] = request_id
+        if "Content-Length" in headers:
+            headers["Content-Length"] = str(len(body))
+        return list(headers.items()), body
 
     def _django_would_reach_view(self, request: _Peek) -> bool:
         """Whether the request passes Django's middleware and DRF's negotiation (or when in doubt, not)."""
@@ -213,13 +258,3 @@ class EntitlementsFastPath:
         except APIException:
             return False
         return True
-
-    def _response(self, request: _Peek, body: bytes) -> HttpResponse:
-        """The 200 the view and middleware would send; BadHeaderError for an X-Request-ID Django refuses."""
-        response = HttpResponse(body, headers=self.headers[request.is_secure()])
-        response._handler_class = WSGIHandler
-        if "X-Request-ID" in response:
-            response["X-Request-ID"] = request_id_for(request.headers.get("X-Request-ID", ""))
-        if "Content-Length" in response:
-            response.headers["Content-Length"] = str(len(body))
-        return response

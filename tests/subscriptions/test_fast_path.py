@@ -318,13 +318,26 @@ def test_fast_path_and_django_share_one_throttle_counter_and_count_each_request_
         {"DISALLOWED_USER_AGENTS": [re.compile("bot")]},
         {"CSRF_USE_SESSIONS": True},
         {"MIDDLEWARE": [*django_settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]},
+        {"ROOT_URLCONF": "tests.subscriptions.shadowing_urls"},
     ],
-    ids=["setting-off", "prepend-www", "disallowed-user-agents", "csrf-in-sessions", "unknown-middleware"],
+    ids=[
+        "setting-off",
+        "prepend-www",
+        "disallowed-user-agents",
+        "csrf-in-sessions",
+        "unknown-middleware",
+        "shadowing-url-pattern",
+    ],
 )
 def test_the_fast_path_is_off_when_told_or_unsure(settings, overrides):
     for name, value in overrides.items():
         setattr(settings, name, value)
     assert EntitlementsFastPath(WSGIHandler()).enabled is False
+
+
+def test_the_benchmark_urlconf_keeps_it(settings):
+    settings.ROOT_URLCONF = "bench.urls"
+    assert EntitlementsFastPath(WSGIHandler()).enabled is True
 
 
 def test_the_wsgi_application_has_the_fast_path():
