@@ -8,6 +8,11 @@ def current_request_id() -> str:
     return request_id_var.get()
 
 
+def request_id_for(incoming: str) -> str:
+    """The id of a request: the caller's X-Request-ID (at most 64 characters) or a fresh one."""
+    return incoming[:64] if incoming else uuid.uuid4().hex
+
+
 class RequestIdMiddleware:
     """Gives each request an id (or keeps the caller's X-Request-ID) for logs and the audit trail."""
 
@@ -15,8 +20,7 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.headers.get("X-Request-ID", "")
-        rid = incoming[:64] if incoming else uuid.uuid4().hex
+        rid = request_id_for(request.headers.get("X-Request-ID", ""))
         request.request_id = rid
         token = request_id_var.set(rid)
         try:

@@ -193,6 +193,9 @@ CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Domain settings (dated, configurable platform rules live in monetization.platform_rules) ---
 ENTITLEMENT_CACHE_TTL = int(os.environ.get("ENTITLEMENT_CACHE_TTL", "300"))
+# Cache hits of the entitlement endpoint answered ahead of Django (subscriptions/api/fast_path.py);
+# inert without the Redis cache.
+ENTITLEMENTS_FAST_PATH = env_bool("ENTITLEMENTS_FAST_PATH", default=True)
 API_KEY_CACHE_TTL = int(os.environ.get("API_KEY_CACHE_TTL", "60"))
 IDEMPOTENCY_KEY_TTL = timedelta(hours=int(os.environ.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")))
 

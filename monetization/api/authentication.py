@@ -68,28 +68,42 @@ def _load_key(prefix: str) -> dict:
     return row
 
 
+def api_key_credentials(header: str) -> tuple[str, str] | None:
+    """``(token, prefix)`` from an ``Authorization: Bearer bo_<prefix>_<secret>`` header.
+
+    None when the header is not a Bearer one (another authentication's turn); AuthFailed
+    when it is one but malformed.
+    """
+    parts = header.split()
+    if not parts or parts[0] != ApiKeyAuthentication.keyword:
+        return None
+    if len(parts) != 2:
+        raise AuthFailed("Malformed Authorization header.", ErrorCode.API_KEY_INVALID)
+    token = parts[1]
+    pieces = token.split("_", 2)
+    if len(pieces) != 3 or pieces[0] != "bo":
+        raise AuthFailed("Invalid API key.", ErrorCode.API_KEY_INVALID)
+    return token, pieces[1]
+
+
+def api_client_for(row: dict, token: str) -> ApiClient:
+    """The principal a cached key row (:func:`api_key_cache_row`) grants to ``token``, or AuthFailed."""
+    if row.get("missing") or not hmac.compare_digest(row["hash"], ApiKey.hash_secret(token)):
+        raise AuthFailed("Invalid API key.", ErrorCode.API_KEY_INVALID)
+    if row["revoked"]:
+        raise AuthFailed("This API key has been revoked.", ErrorCode.API_KEY_REVOKED)
+    return ApiClient(key_id=row["id"], name=row["name"], scopes=frozenset(row["scopes"]))
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
+        credentials = api_key_credentials(request.META.get("HTTP_AUTHORIZATION", ""))
+        if credentials is None:
             return None
-        parts = header.split()
-        if parts[0] != self.keyword:
-            return None
-        if len(parts) != 2:
-            raise AuthFailed("Malformed Authorization header.", ErrorCode.API_KEY_INVALID)
-        token = parts[1]
-        pieces = token.split("_", 2)
-        if len(pieces) != 3 or pieces[0] != "bo":
-            raise AuthFailed("Invalid API key.", ErrorCode.API_KEY_INVALID)
-        row = _load_key(pieces[1])
-        if row.get("missing") or not hmac.compare_digest(row["hash"], ApiKey.hash_secret(token)):
-            raise AuthFailed("Invalid API key.", ErrorCode.API_KEY_INVALID)
-        if row["revoked"]:
-            raise AuthFailed("This API key has been revoked.", ErrorCode.API_KEY_REVOKED)
-        return ApiClient(key_id=row["id"], name=row["name"], scopes=frozenset(row["scopes"])), token
+        token, prefix = credentials
+        return api_client_for(_load_key(prefix), token), token
 
     def authenticate_header(self, request):
         return self.keyword

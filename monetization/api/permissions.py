@@ -8,6 +8,7 @@ def require_scope(scope: str) -> type[BasePermission]:
     """Client apps need ``scope``; staff sessions need ``perm`` (or are refused)."""
 
     class HasScope(BasePermission):
+        required_scope = scope  # decided from request.user alone (the WSGI fast path relies on it)
         message = f"This API key lacks the '{scope}' scope."
         code = ErrorCode.API_KEY_SCOPE_MISSING
 

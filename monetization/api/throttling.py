@@ -45,6 +45,12 @@ def _count(key: str, timeout: int, prefetch: list[str]) -> tuple[int, dict]:
         return 1, values
 
 
+# Where the WSGI fast path (subscriptions.api.fast_path) leaves ``(bucket, count, wait)`` when it
+# counted a request over the rate and handed it to Django for the 429: counted once, not twice.
+# Not an HTTP_* name, so no client header can set it.
+COUNTED_ENVIRON_KEY = "monetization.throttle.counted"
+
+
 class ClientThrottle(SimpleRateThrottle):
     """One bucket per API key, per staff user, or per anonymous IP."""
 
@@ -60,22 +66,33 @@ class ClientThrottle(SimpleRateThrottle):
             ident = f"ip:{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
+    def hit(self, key: str, prefetch: list[str]) -> tuple[int, dict]:
+        """Count one request in ``key``'s current window: the window's count so far (also kept
+        as ``self.counted``), and the values of the ``prefetch`` cache keys, read in the same round trip."""
+        now = time.time()
+        window = int(now // self.duration)
+        count, values = _count(f"{key}:{window}", self.duration + 1, prefetch)
+        self._wait = (window + 1) * self.duration - now
+        self.counted = (key, count, self._wait)
+        return count, values
+
     def allow_request(self, request, view):
         if self.rate is None:
             return True
         key = self.get_cache_key(request, view)
         if key is None:
             return True
+        counted = request.META.get(COUNTED_ENVIRON_KEY)
+        if counted is not None and counted[0] == key:
+            _, count, self._wait = counted
+            return count <= self.num_requests
         # A view on the hot path may name cache keys it will read: they come back with the
         # counter in one round trip, as ``request.cache_prefetched`` (absent key = cache miss).
         prefetch_keys = getattr(view, "throttle_prefetch_keys", None)
         prefetch = list(prefetch_keys(request)) if prefetch_keys else []
-        now = time.time()
-        window = int(now // self.duration)
-        count, values = _count(f"{key}:{window}", self.duration + 1, prefetch)
+        count, values = self.hit(key, prefetch)
         if prefetch:
             request.cache_prefetched = values
-        self._wait = (window + 1) * self.duration - now
         return count <= self.num_requests
 
     def wait(self):

@@ -22,6 +22,7 @@ class EntitlementsView(APIView):
     """The hot path: what a customer may use now. Served from cache; a miss costs one query per source."""
 
     permission_classes = [require_scope("entitlements:read")]
+    response_content_type = "application/json"  # of the cached body (also served by api/fast_path.py)
 
     class OutputSerializer(serializers.Serializer):
         customer = serializers.CharField()
@@ -54,7 +55,7 @@ class EntitlementsView(APIView):
             body = entitlements_body(external_id, entitlements)
             cache_entitlements(external_id, entitlements, body)
         # Bypass serializer and renderer: the body is already JSON (this is the hottest endpoint).
-        return HttpResponse(body, content_type="application/json")
+        return HttpResponse(body, content_type=self.response_content_type)
 
 
 class CatalogView(APIView):

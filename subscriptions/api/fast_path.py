@@ -1,0 +1,260 @@
+"""A WSGI fast path, ahead of Django, for cache hits of the entitlement endpoint.
+
+Why it exists: served by gunicorn, a cache hit of ``EntitlementsView`` costs little of its own;
+Django's middleware stack and DRF's request machinery cost most of each request, and the
+endpoint must serve 1.2x the requests/s of a bare Django view (bench/bench_entitlements*.py).
+
+It answers only the requests it can show Django would answer with a 200 from the cache, with the
+same status, body and headers, counted once on the same throttle counter. Everything else (cache
+misses, 401/403/404/406/429, other methods, query strings, cookies, bad hosts, SSL redirects, an
+error talking to Redis) goes to Django untouched. Each decision is made by the code Django's path
+uses (Django's host and scheme, DRF's content negotiation, our key check, scope permission and
+throttle), and nothing is kept between requests: the key row and the body are read from Redis
+every time, so a revoked key or a changed entitlement is seen at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from types import MappingProxyType
+
+from django.conf import settings
+from django.core import signals
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
+from django.http import HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.urls import URLResolver, get_resolver
+from django.urls.resolvers import RoutePattern
+from rest_framework.exceptions import APIException
+
+from monetization.api.authentication import (
+    ApiKeyAuthentication,
+    AuthFailed,
+    api_client_for,
+    api_key_cache_key,
+    api_key_credentials,
+)
+from monetization.api.throttling import COUNTED_ENVIRON_KEY, ClientThrottle
+from monetization.middleware import request_id_for
+from subscriptions.api.views import EntitlementsView
+from subscriptions.entitlements import entitlements_cache_key
+
+logger = logging.getLogger(__name__)
+
+# The external ids served: a conservative subset of what the route's ``<str:external_id>`` takes.
+EXTERNAL_ID = r"[A-Za-z0-9._:@-]{1,255}"
+
+# What each middleware does to a GET of that path without a query string or cookie. Any other
+# middleware in settings.MIDDLEWARE turns the fast path off: its effect would be missing here.
+UNDERSTOOD_MIDDLEWARE = {
+    "django.middleware.security.SecurityMiddleware": "SSL redirect (falls through here); its headers",
+    "whitenoise.middleware.WhiteNoiseMiddleware": "serves STATIC_URL only (WHITENOISE_ROOT unset)",
+    "monetization.middleware.RequestIdMiddleware": "X-Request-ID",
+    "django.contrib.sessions.middleware.SessionMiddleware": "nothing: no cookie, the session is never read",
+    "django.middleware.common.CommonMiddleware": "host check, Content-Length (user agents, PREPEND_WWW: off)",
+    "django.middleware.csrf.CsrfViewMiddleware": "nothing: no cookie, DRF views are csrf-exempt",
+    "django.contrib.auth.middleware.AuthenticationMiddleware": "nothing: a lazy user DRF replaces",
+    "django.contrib.messages.middleware.MessageMiddleware": "nothing: no message is read or added",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": "X-Frame-Options",
+}
+
+
+class _Peek(WSGIRequest):
+    """Just enough of a request, over the raw environ, for Django's and DRF's own code to judge
+    it: ``get_host``, ``is_secure``, ``headers`` (Accept, X-Request-ID), and ``user`` once known."""
+
+    query_params = MappingProxyType({})  # only requests without a query string get that far
+
+    def __init__(self, environ):  # unlike WSGIRequest: no body stream, no content-type parsing
+        self.environ = self.META = environ
+
+
+class _Body(list):
+    """The WSGI iterable; the server closes it, which ends the request as Django's response does."""
+
+    def close(self):
+        signals.request_finished.send(sender=WSGIHandler)
+
+
+class _Unsupported(Exception):
+    """Why the fast path cannot stand in for Django's path under these settings and URLs."""
+
+
+def _check_settings() -> None:
+    unknown = [m for m in settings.MIDDLEWARE if m not in UNDERSTOOD_MIDDLEWARE]
+    if unknown:
+        raise _Unsupported(f"middleware it does not reproduce: {unknown}")
+    common = "django.middleware.common.CommonMiddleware" in settings.MIDDLEWARE
+    if common and (settings.PREPEND_WWW or settings.DISALLOWED_USER_AGENTS):
+        raise _Unsupported("PREPEND_WWW or DISALLOWED_USER_AGENTS is set (CommonMiddleware redirects or refuses)")
+    if settings.CSRF_USE_SESSIONS or getattr(settings, "WHITENOISE_ROOT", None):
+        raise _Unsupported("CSRF_USE_SESSIONS or WHITENOISE_ROOT is set")
+    if (
+        EntitlementsView.authentication_classes[:1] != [ApiKeyAuthentication]
+        or list(EntitlementsView.throttle_classes) != [ClientThrottle]
+        or not all(hasattr(p, "required_scope") for p in EntitlementsView.permission_classes)
+        or EntitlementsView.versioning_class is not None
+    ):
+        raise _Unsupported("EntitlementsView's authentication, permissions, throttles or versioning changed")
+
+
+def _entitlements_route():
+    """The entitlements URL pattern and the PATH_INFO regex of the paths certain to resolve to it.
+
+    Certain because no pattern Django tries before it can match such a path: each earlier
+    pattern's literal start (up to its first converter, or the prefix above a regex pattern)
+    differs from the route's own. This spares a ``resolve()`` per request.
+    """
+    earlier: list[str] = []
+
+    def walk(patterns, base: str, extra_kwargs: bool):
+        for pattern in patterns:
+            if not isinstance(pattern.pattern, RoutePattern):  # a regex: anything below ``base``
+                earlier.append(base)
+                continue
+            route = base + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                found = walk(pattern.url_patterns, route, extra_kwargs or bool(pattern.default_kwargs))
+                if found:
+                    return found
+            elif getattr(pattern.callback, "view_class", None) is EntitlementsView:
+                return pattern, route, extra_kwargs or bool(pattern.default_args)
+            else:
+                earlier.append(route.split("<", 1)[0])
+        return None
+
+    found = walk(get_resolver().url_patterns, "", False)
+    if found is None:
+        raise _Unsupported("no URL pattern leads to EntitlementsView")
+    pattern, route, extra_kwargs = found
+    prefix, converter, suffix = route.partition("<str:external_id>")
+    if not converter or "<" in prefix + suffix or extra_kwargs:
+        raise _Unsupported(f"the entitlements route changed: {route!r}")
+    clash = [literal for literal in earlier if literal.startswith(prefix) or prefix.startswith(literal)]
+    if clash:
+        raise _Unsupported(f"URL patterns tried before {route!r} may match its paths: {clash}")
+    return pattern, re.compile(f"/{re.escape(prefix)}({EXTERNAL_ID}){re.escape(suffix)}")
+
+
+class EntitlementsFastPath:
+    """WSGI middleware: ``EntitlementsFastPath(get_wsgi_application())`` (monetization/wsgi.py)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.enabled = settings.ENTITLEMENTS_FAST_PATH and isinstance(caches["default"], RedisCache)
+        if not self.enabled:  # off, or the demo's in-process cache
+            return
+        try:
+            _check_settings()
+            pattern, self.path = _entitlements_route()
+        except _Unsupported as exc:
+            logger.warning("Entitlements fast path off: %s.", exc)
+            self.enabled = False
+            return
+        view = EntitlementsView(**pattern.callback.view_initkwargs)
+        view.setup(None)  # as as_view() does: it adds HEAD, which DRF's Allow header lists
+        self.view = view
+        self.negotiator = view.get_content_negotiator()
+        self.renderers = view.get_renderers()
+        self.permissions = view.get_permissions()
+        # The headers by request.is_secure(), made by the code that makes them on Django's path.
+        self.headers = {secure: self._static_headers(secure) for secure in (False, True)}
+        self.ssl_redirect = "django.middleware.security.SecurityMiddleware" in settings.MIDDLEWARE and bool(
+            settings.SECURE_SSL_REDIRECT
+        )
+        self.cache = caches["default"]
+
+    def _static_headers(self, secure: bool) -> dict[str, str]:
+        """The 200's headers in the order Django's path adds them: the view's, then each middleware's,
+        innermost first. Content-Length and X-Request-ID hold their places, filled per request."""
+        response = HttpResponse(content_type=EntitlementsView.response_content_type)
+        self.view.headers = self.view.default_response_headers
+        self.view.finalize_response(None, response)  # DRF's Allow and Vary
+        peek = _Peek({"wsgi.url_scheme": "https" if secure else "http"})
+        for middleware in reversed(settings.MIDDLEWARE):
+            if middleware == "django.middleware.clickjacking.XFrameOptionsMiddleware":
+                XFrameOptionsMiddleware(lambda r: response).process_response(peek, response)
+            elif middleware == "django.middleware.common.CommonMiddleware":
+                response.headers["Content-Length"] = ""
+            elif middleware == "monetization.middleware.RequestIdMiddleware":
+                response.headers["X-Request-ID"] = ""
+            elif middleware == "django.middleware.security.SecurityMiddleware":
+                SecurityMiddleware(lambda r: response).process_response(peek, response)
+        return dict(response.items())
+
+    def __call__(self, environ, start_response):
+        served = self._serve(environ) if self.enabled else None
+        if served is None:
+            return self.app(environ, start_response)
+        headers, body = served
+        signals.request_started.send(sender=WSGIHandler, environ=environ)
+        start_response("200 OK", headers)
+        return _Body([body])
+
+    def _serve(self, environ) -> tuple[list[tuple[str, str]], bytes] | None:
+        """The headers and body of Django's 200 if this is a cache hit the fast path may serve, else None."""
+        if (
+            environ.get("REQUEST_METHOD") != "GET"
+            or environ.get("QUERY_STRING")  # ?format= and friends: DRF's negotiation reads them
+            or "HTTP_COOKIE" in environ  # session and CSRF cookies may make Django set or vary on cookies
+        ):
+            return None
+        path = self.path.fullmatch(environ.get("PATH_INFO", ""))
+        if path is None:
+            return None
+        try:
+            credentials = api_key_credentials(environ.get("HTTP_AUTHORIZATION", ""))
+        except AuthFailed:
+            return None
+        if credentials is None:
+            return None
+        request = _Peek(environ)
+        if not self._django_would_reach_view(request):
+            return None
+        request_id = request_id_for(request.headers.get("X-Request-ID", ""))
+        if not (request_id.isascii() and request_id.isprintable()):
+            return None  # Django's response headers may refuse (500) or encode it
+        token, prefix = credentials
+        row_key, body_key = api_key_cache_key(prefix), entitlements_cache_key(path[1])
+        # Anything unexpected from here on (Redis down, ...): Django meets it too and answers it its
+        # way. (Should the counter's round trip fail after Redis applied it, Django counts again.)
+        try:
+            found = self.cache.get_many([row_key, body_key])  # round trip 1
+            row, body = found.get(row_key), found.get(body_key)
+            if row is None or not isinstance(body, bytes):
+                return None  # an uncached key (Django loads it) or an entitlements miss
+            request.user = api_client_for(row, token)
+            if not all(p.has_permission(request, self.view) for p in self.permissions):
+                return None
+            throttle = ClientThrottle()
+            if not throttle.allow_request(request, None):  # round trip 2: counts this request
+                # Django answers the 429 in its format, counting on what was counted here.
+                environ[COUNTED_ENVIRON_KEY] = throttle.counted
+                return None
+        except Exception:
+            return None
+        headers = dict(self.headers[request.is_secure()])  # Django's order, placeholders filled in place
+        if "X-Request-ID" in headers:
+            headers["X-Request-ID"] = request_id
+        if "Content-Length" in headers:
+            headers["Content-Length"] = str(len(body))
+        return list(headers.items()), body
+
+    def _django_would_reach_view(self, request: _Peek) -> bool:
+        """Whether the request passes Django's middleware and DRF's negotiation (or when in doubt, not)."""
+        try:
+            request.get_host()  # CommonMiddleware: DisallowedHost -> 400
+        except DisallowedHost:
+            return False
+        if self.ssl_redirect and not request.is_secure():
+            return False  # SecurityMiddleware's redirect (SECURE_REDIRECT_EXEMPT aside: Django decides)
+        try:
+            self.negotiator.select_renderer(request, self.renderers)  # DRF: 406
+        except APIException:
+            return False
+        return True
