@@ -236,8 +236,12 @@ GOOGLE_PLAY_CREDENTIALS_FILE = os.environ.get("GOOGLE_PLAY_CREDENTIALS_FILE", ""
 # Play requires acknowledging a purchase within 3 days or it is refunded.
 GOOGLE_PLAY_ACKNOWLEDGE_WITHIN = timedelta(days=3)
 WEBHOOK_APPLY_MAX_RETRIES = int(os.environ.get("WEBHOOK_APPLY_MAX_RETRIES", "6"))
-# A worker applying one event takes up to this many others still waiting along (1 = one at a time).
+# Stored events are applied by one queued task for all that wait, in batches of this many
+# (1 = one at a time), at most this many batches per task before it queues the next.
 WEBHOOK_APPLY_BATCH = int(os.environ.get("WEBHOOK_APPLY_BATCH", "100"))
+WEBHOOK_APPLY_BATCHES_PER_TASK = int(os.environ.get("WEBHOOK_APPLY_BATCHES_PER_TASK", "20"))
+# How long "a task is queued for them" holds, should that task be lost.
+WEBHOOK_APPLY_SCHEDULED_TTL = int(os.environ.get("WEBHOOK_APPLY_SCHEDULED_TTL", "60"))
 CELERY_BEAT_SCHEDULE["requeue-stale-webhook-events"] = {
     "task": "monetization.tasks.requeue_stale_webhook_events",
     "schedule": 300.0,

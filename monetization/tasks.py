@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
 from monetization.services.appliers import RetryableApplyError
@@ -20,28 +21,42 @@ from monetization.services.appliers import RetryableApplyError
     ignore_result=True,
 )
 def apply_webhook_event(self, event_id: int) -> str:
-    """Apply one event, with up to WEBHOOK_APPLY_BATCH - 1 others still waiting, in one batch.
+    """Apply one event: a staff replay, or the retries of an event that failed in a batch."""
+    from monetization.services.webhooks import webhook_event_apply
 
-    Under load the queue holds one task per event: each task takes the waiting events
-    along, so they are applied as soon as any task runs, and the tasks of events
-    already applied find nothing to do (two cheap reads). Only this task's own event
-    decides its retry: the others have tasks of their own.
+    try:
+        event = webhook_event_apply(event_id=event_id)
+    except RetryableApplyError:
+        raise
+    except Exception as exc:  # permanent: recorded on the row (status failed) for staff to replay
+        return f"failed: {type(exc).__name__}"
+    return event.status
+
+
+@shared_task(bind=True, ignore_result=True, acks_late=True)
+def apply_waiting_webhook_events(self) -> int:
+    """Apply every event waiting in the inbox, in batches (queued by the webhook endpoints, one task at a time).
+
+    An event that failed and may succeed later gets a task of its own that retries it with
+    backoff, as its first retry. A long backlog is applied a slice at a time, each slice a
+    task, so other tasks get the worker in between.
     """
-    from monetization.services.webhooks import webhook_event_status, webhook_events_apply_batch, webhook_events_pending
+    from monetization.services.webhooks import webhook_events_apply_waiting
 
-    status = webhook_event_status(event_id=event_id)
-    own = [] if status in ("applied", "ignored", None) else [event_id]
-    others = webhook_events_pending(limit=settings.WEBHOOK_APPLY_BATCH - len(own), exclude=[event_id])
-    if not own:
-        if others:
-            webhook_events_apply_batch(event_ids=others)
-        return status or "missing"
-    outcome = webhook_events_apply_batch(event_ids=own + others)[event_id]
-    if isinstance(outcome, RetryableApplyError):
-        raise outcome
-    if isinstance(outcome, Exception):  # permanent: recorded on the row (status failed) for staff to replay
-        return f"failed: {type(outcome).__name__}"
-    return outcome.status
+    outcomes, more = webhook_events_apply_waiting(max_batches=settings.WEBHOOK_APPLY_BATCHES_PER_TASK)
+    for event_id, outcome in outcomes.items():
+        # Inline (the demo: no broker, no worker) nothing can wait to retry: the event stays failed, for replay.
+        if isinstance(outcome, RetryableApplyError) and not self.request.is_eager:
+            countdown = get_exponential_backoff_interval(
+                factor=apply_webhook_event.retry_backoff,
+                retries=0,
+                maximum=apply_webhook_event.retry_backoff_max,
+                full_jitter=apply_webhook_event.retry_jitter,
+            )
+            apply_webhook_event.apply_async(args=[event_id], countdown=countdown, retries=1)
+    if more:
+        self.delay()
+    return len(outcomes)
 
 
 @shared_task(ignore_result=True)

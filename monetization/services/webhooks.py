@@ -13,6 +13,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, connection, transaction
 
@@ -44,6 +46,7 @@ RETURNING id, event_id, status
 
 
 def _enqueue(event_ids: list[int]) -> None:
+    """One apply task per event (staff replays, stale events): each retries on its own."""
     from monetization.tasks import apply_webhook_event
 
     for event_id in event_ids:
@@ -52,6 +55,33 @@ def _enqueue(event_ids: list[int]) -> None:
         except Exception:
             # The row is stored: the requeue task picks up anything left in "received".
             log.exception("could not enqueue webhook event %s", event_id)
+
+
+# Set while a task that applies the waiting events is queued: arrivals meanwhile need no task of their own.
+APPLY_SCHEDULED_KEY = "webhooks:apply-scheduled"
+
+
+def webhook_apply_schedule() -> None:
+    """Make sure a worker applies what is waiting: one queued task for all of it, not one per event.
+
+    The flag is set before the task is queued and cleared by the task before it looks
+    for waiting events, so an event stored (committed) before the flag was seen set
+    is found by that task, and one stored after it was cleared queues a new task. The
+    flag expires (``WEBHOOK_APPLY_SCHEDULED_TTL``) should its task be lost; the requeue
+    task catches what is left after that.
+    """
+    from monetization.tasks import apply_waiting_webhook_events
+
+    try:
+        if cache.add(APPLY_SCHEDULED_KEY, 1, settings.WEBHOOK_APPLY_SCHEDULED_TTL):
+            try:
+                apply_waiting_webhook_events.delay()
+            except Exception:
+                cache.delete(APPLY_SCHEDULED_KEY)  # the next arrival tries again
+                raise
+    except Exception:
+        # The rows are stored: the requeue task picks up anything left in "received".
+        log.exception("could not schedule applying webhook events")
 
 
 def _insert_returning(sql: str, params: list) -> list[tuple]:
@@ -159,7 +189,7 @@ def webhook_store(
         if hit[1] == WebhookEvent.Status.RECEIVED:
             to_apply.append(hit[0])
     if enqueue and to_apply:
-        transaction.on_commit(lambda: _enqueue(to_apply))
+        transaction.on_commit(webhook_apply_schedule)
     return result
 
 
@@ -235,7 +265,9 @@ def webhook_events_pending(*, limit: int, exclude: Sequence[int] = ()) -> list[i
     )
 
 
-def webhook_events_apply_batch(*, event_ids: Sequence[int]) -> dict[int, WebhookEvent | Exception]:
+def webhook_events_apply_batch(
+    *, event_ids: Sequence[int], wait_for_locked: bool = True
+) -> dict[int, WebhookEvent | Exception]:
     """Apply many stored events, each exactly once. Returns each event's row, or the error applying it raised.
 
     Events that only converge a subscription to a snapshot (most of them: status
@@ -244,13 +276,15 @@ def webhook_events_apply_batch(*, event_ids: Sequence[int]) -> dict[int, Webhook
     in the order the provider produced them. Everything else, and the whole batch
     should any of it fail, is applied one at a time by :func:`webhook_event_apply`,
     which records each failure on its own row. Events another worker holds are
-    skipped here and waited for there (so they are applied once either way).
+    skipped here and waited for there (so they are applied once either way), or,
+    with ``wait_for_locked=False``, left to that worker (and absent from the result).
     """
     from subscriptions.services.lifecycle import Cause
     from subscriptions.services.provider_sync import SyncRequest, subscriptions_sync_from_snapshots
 
     done = (WebhookEvent.Status.APPLIED, WebhookEvent.Status.IGNORED)
     outcomes: dict[int, WebhookEvent | Exception] = {}
+    seen: set[int] = set()  # locked here (not held by another worker)
     try:
         with transaction.atomic():
             events = []
@@ -259,6 +293,7 @@ def webhook_events_apply_batch(*, event_ids: Sequence[int]) -> dict[int, Webhook
                 .filter(pk__in=list(event_ids))
                 .order_by("occurred_at", "pk")
             ):
+                seen.add(event.pk)
                 if event.status in done:  # its task redelivered, or taken along by an earlier batch
                     outcomes[event.pk] = event
                 else:
@@ -287,13 +322,32 @@ def webhook_events_apply_batch(*, event_ids: Sequence[int]) -> dict[int, Webhook
         log.warning("webhook batch of %s failed; applying one at a time", len(event_ids), exc_info=True)
         outcomes = {}
     for event_id in event_ids:
-        if event_id in outcomes:
+        if event_id in outcomes or (not wait_for_locked and event_id not in seen):
             continue
         try:
             outcomes[event_id] = webhook_event_apply(event_id=event_id)
         except Exception as exc:  # recorded on the row by webhook_event_apply
             outcomes[event_id] = exc
     return outcomes
+
+
+def webhook_events_apply_waiting(*, max_batches: int) -> tuple[dict[int, WebhookEvent | Exception], bool]:
+    """Apply the waiting events, a batch at a time, oldest first. Returns the outcomes and whether some are left.
+
+    Clears the scheduled flag first (see :func:`webhook_apply_schedule`). Events another
+    worker holds are left to it. Stops after ``max_batches`` so a long backlog does not
+    keep the worker from other tasks: the caller schedules the rest.
+    """
+    cache.delete(APPLY_SCHEDULED_KEY)
+    outcomes: dict[int, WebhookEvent | Exception] = {}
+    tried: list[int] = []  # including events another worker held: not asked for again
+    for _ in range(max_batches):
+        event_ids = webhook_events_pending(limit=settings.WEBHOOK_APPLY_BATCH, exclude=tried)
+        if not event_ids:
+            return outcomes, False
+        tried += event_ids
+        outcomes.update(webhook_events_apply_batch(event_ids=event_ids, wait_for_locked=False))
+    return outcomes, True
 
 
 def webhook_event_replay(*, event: WebhookEvent, user, reason: str = "") -> WebhookEvent:
@@ -316,13 +370,12 @@ def webhook_event_replay(*, event: WebhookEvent, user, reason: str = "") -> Webh
     return locked
 
 
-def webhook_requeue_stale(*, older_than_seconds: int = 300, limit: int = 1000) -> int:
-    """Enqueue events still "received" after a while (an enqueue that was lost with a broker outage)."""
+def webhook_requeue_stale(*, older_than_seconds: int = 300) -> int:
+    """Queue an apply task when events are still "received" after a while (a task lost with a broker outage)."""
+    from monetization.tasks import apply_waiting_webhook_events
+
     cutoff = clock.now() - timedelta(seconds=older_than_seconds)
-    ids = list(
-        WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED, received_at__lt=cutoff)
-        .order_by("received_at")
-        .values_list("id", flat=True)[:limit]
-    )
-    _enqueue(ids)
-    return len(ids)
+    stale = WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED, received_at__lt=cutoff).count()
+    if stale:
+        apply_waiting_webhook_events.delay()
+    return stale

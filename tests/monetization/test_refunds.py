@@ -281,7 +281,7 @@ def test_fifty_concurrent_refunds_never_exceed_captured(fake_providers, make_pay
     for t in threads:
         t.join()
     assert outcomes.count("succeeded") == 10, outcomes
-    assert outcomes.count("refund_exceeds_refundable") == 40, outcomes
+    assert outcomes.count("refund_exceeds_refundable") == 40, [o for o in outcomes if o != "refund_exceeds_refundable"]
     payment.refresh_from_db()
     assert payment.refunded == usd(100)
     assert payment.status == Payment.Status.REFUNDED

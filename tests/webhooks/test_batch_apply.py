@@ -4,6 +4,7 @@ import itertools
 import threading
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
@@ -11,8 +12,14 @@ from hypothesis import strategies as st
 
 from monetization.models import AuditEvent, WebhookEvent
 from monetization.providers.stripe.adapter import event_from_dict
-from monetization.services.webhooks import webhook_event_apply, webhook_events_apply_batch, webhook_store
-from monetization.tasks import apply_webhook_event
+from monetization.services.webhooks import (
+    APPLY_SCHEDULED_KEY,
+    webhook_event_apply,
+    webhook_events_apply_batch,
+    webhook_events_apply_waiting,
+    webhook_store,
+)
+from monetization.tasks import apply_waiting_webhook_events
 from subscriptions.models import Subscription
 
 from .support import stripe_subscription_event
@@ -122,16 +129,29 @@ def test_events_applied_elsewhere_are_left_alone(catalog, customers):
 
 
 @pytest.mark.django_db
-def test_the_worker_task_takes_waiting_events_along(catalog, customers, settings):
-    settings.WEBHOOK_APPLY_BATCH = 3
+def test_one_task_applies_everything_waiting_a_slice_at_a_time(catalog, customers, settings):
+    settings.WEBHOOK_APPLY_BATCH = 2
+    settings.WEBHOOK_APPLY_BATCHES_PER_TASK = 2
     ids = _store(_new_subscription_events("task", 5))
-    assert apply_webhook_event.apply(args=[ids[4]]).get() == "applied"
-    statuses = dict(WebhookEvent.objects.filter(pk__in=ids).values_list("pk", "status"))
-    # Its own event plus the two oldest still waiting.
-    assert [statuses[i] for i in ids] == ["applied", "applied", "received", "received", "applied"]
-    for event_id in ids:
-        assert apply_webhook_event.apply(args=[event_id]).get() == "applied"
-    assert set(WebhookEvent.objects.filter(pk__in=ids).values_list("attempts", flat=True)) == {1}
+    # Two batches of two, then the task queues the next (run inline here: eager mode) for the last one.
+    assert apply_waiting_webhook_events.apply().get() == 4
+    assert set(WebhookEvent.objects.filter(pk__in=ids).values_list("status", "attempts")) == {("applied", 1)}
+
+
+@pytest.mark.django_db
+def test_arrivals_need_no_task_of_their_own_while_one_is_queued(catalog, customers, django_capture_on_commit_callbacks):
+    cache.add(APPLY_SCHEDULED_KEY, 1, 60)  # a task is queued (not run yet)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = [pk for pk, _ in webhook_store(events=_new_subscription_events("queued", 2))]
+    assert set(WebhookEvent.objects.filter(pk__in=first).values_list("status", flat=True)) == {"received"}
+
+    outcomes, more = webhook_events_apply_waiting(max_batches=5)  # that task runs: clears the flag first
+    assert sorted(outcomes) == sorted(first) and not more
+    assert cache.get(APPLY_SCHEDULED_KEY) is None
+    with django_capture_on_commit_callbacks(execute=True):  # the next arrival queues (here: runs) a task
+        second = [pk for pk, _ in webhook_store(events=_new_subscription_events("next", 1))]
+    assert WebhookEvent.objects.get(pk=second[0]).status == "applied"
+    assert cache.get(APPLY_SCHEDULED_KEY) is None
 
 
 @pytest.mark.django_db(transaction=True)
