@@ -30,7 +30,7 @@ def _database_url(settings_dict: dict) -> str:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, settings, tmp_path):
+def celery_worker_process(transactional_db, settings, tmp_path, request):
     from django.db import connection
 
     from monetization.celery import app as celery_app
@@ -47,6 +47,8 @@ def celery_worker_process(transactional_db, settings, tmp_path):
         # Short retry budget so backoff tests finish in seconds.
         "WEBHOOK_APPLY_MAX_RETRIES": "2",
         "PYTHONPATH": str(REPO),
+        # @pytest.mark.worker_env(NAME="value"): what a test needs the worker to run with.
+        **(marker.kwargs if (marker := request.node.get_closest_marker("worker_env")) else {}),
     }
     previous = {k: celery_app.conf.get(k) for k in ("broker_url", "task_always_eager")}
     celery_app.conf.update(broker_url=BROKER_URL, task_always_eager=False)

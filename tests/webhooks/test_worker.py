@@ -60,3 +60,47 @@ def test_event_that_keeps_failing_ends_failed_after_max_retries(celery_worker_pr
     wait_for(lambda: WebhookEvent.objects.filter(event_id=paid["id"], attempts=3).exists(), timeout=40)
     event = WebhookEvent.objects.get(event_id=paid["id"])
     assert event.status == WebhookEvent.Status.FAILED and "not known yet" in event.last_error
+
+
+def _worker_connections() -> set[tuple[int, object]]:
+    """(pid, backend start) of the other sessions on the test database: the worker's."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return set(cursor.fetchall())
+
+
+@pytest.mark.worker_env(DB_CONN_MAX_AGE="60")
+def test_the_worker_keeps_its_database_connection_and_replaces_a_broken_one(
+    celery_worker_process, client, catalog, customers
+):
+    from django.db import connection
+
+    created = fixture("stripe", "customer.subscription.created")
+    post_stripe(client, created)
+    wait_for(lambda: _status(created["id"]) == "applied")
+    first = wait_for(_worker_connections)
+    for i, status in enumerate(["past_due", "active"], start=1):
+        event = stripe_subscription_event(event_id=f"evt_keep_{i}", created=created["created"] + i, status=status)
+        post_stripe(client, event)
+        wait_for(lambda event=event: _status(event["id"]) == "applied")
+    assert _worker_connections() == first  # the same sessions: no reconnect per task
+
+    with connection.cursor() as cursor:  # the database drops the worker's connection (restart, idle timeout)
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)", [[p for p, _ in first]]
+        )
+    deleted = stripe_subscription_event(
+        event_id="evt_after_drop",
+        created=created["created"] + 60,
+        status="canceled",
+        event_type="customer.subscription.deleted",
+    )
+    post_stripe(client, deleted)
+    wait_for(lambda: _status("evt_after_drop") == "applied")
+    assert Subscription.objects.get().state == Subscription.State.EXPIRED
+    assert not (_worker_connections() & first)
