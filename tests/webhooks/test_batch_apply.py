@@ -23,7 +23,7 @@ from monetization.tasks import apply_waiting_webhook_events
 from subscriptions.models import Subscription
 
 from .support import stripe_subscription_event
-from .test_convergence import _deliver, _state, _stripe_sequence
+from .test_convergence import _app_store_sequence, _deliver, _state, _stripe_sequence
 
 _run = itertools.count()
 
@@ -196,3 +196,20 @@ def test_concurrent_batches_apply_every_event_once(catalog, customers):
     # Both events of each subscription applied, newest last: everyone ends past due.
     states = set(Subscription.objects.filter(provider_subscription_id__startswith="sub_conc_").values_list("state"))
     assert states == {("on_hold",)} or states == {("in_grace_period",)}
+
+
+@pytest.mark.django_db
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_app_store_notifications_in_batches_end_where_one_at_a_time_ends(apple_pki, catalog, customers, data):
+    """Status notifications go in bulk, SUBSCRIBED / DID_RENEW (payments) one at a time: the same end state."""
+    n = next(_run)
+    length = data.draw(st.integers(min_value=1, max_value=7), label="prefix")
+    size = data.draw(st.integers(min_value=1, max_value=8), label="batch size")
+    reference = _app_store_sequence(apple_pki, f"93{n:06d}")[:length]
+    batched = _app_store_sequence(apple_pki, f"94{n:06d}")[:length]
+    order = list(data.draw(st.permutations(range(length)), label="order"))
+    order += data.draw(st.lists(st.sampled_from(range(length)), max_size=length), label="duplicates")
+    _deliver(reference, range(length))
+    _apply_in_batches(_store([batched[i] for i in order]), size)
+    assert _state("app_store", f"93{n:06d}") == _state("app_store", f"94{n:06d}")
