@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
+import psycopg
 from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
@@ -100,9 +101,7 @@ def _insert_returning(sql: str, params: list) -> list[tuple]:
     if optimistic:
         connection.health_check_done = True
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
+        return _execute_prepared(sql, params)
     except (OperationalError, InterfaceError):
         if not optimistic or connection.in_atomic_block or connection.is_usable():
             raise
@@ -110,9 +109,19 @@ def _insert_returning(sql: str, params: list) -> list[tuple]:
         # (Should the lost INSERT have reached the server after all, the retry sees the row as a duplicate
         # and does not enqueue it; webhook_requeue_stale picks it up.)
         connection.close()
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
+        return _execute_prepared(sql, params)
+
+
+def _execute_prepared(sql: str, params: list) -> list[tuple]:
+    """Execute with server-side parameters, prepared once per connection (psycopg's own cursor).
+
+    Django's psycopg cursors bind parameters client-side: every event's payload and raw body
+    would be escaped into the statement text, which PostgreSQL then parses and plans anew.
+    """
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall()
 
 
 def webhook_store(
