@@ -3,13 +3,15 @@
 A support agent opening the admin sees a real day: active and trialing
 subscriptions, some in grace or on hold after a failed renewal (with Stripe's
 dunning retries), paused, canceled, expired and revoked ones, each with its
-payments (posted to the ledger) and a history of state changes.
+payments (posted to the ledger), a history of state changes, and the provider
+events behind both in the webhook inbox (subscriptions/demo_inbox.py).
 
 Idempotent: a customer's subscription has a deterministic provider id (the
 App Store original transaction id the customer already has, a Play purchase
 token or a Stripe subscription id derived from the external id), existing
-ones are skipped, payments are unique per provider reference and ledger
-entries per key. Runs on SQLite too (ORM and bulk inserts only).
+ones are skipped, payments are unique per provider reference, ledger
+entries per key and inbox events per (provider, event id). Runs on SQLite too
+(ORM and bulk inserts, and one portable ``INSERT ... ON CONFLICT DO NOTHING``).
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from djmoney.money import Money
 
 from monetization import clock
-from monetization.models import AuditEvent, Customer, Payment, ProviderIdentity
+from monetization.models import AuditEvent, Customer, Payment, ProviderIdentity, WebhookEvent
 from monetization.services.ledger import Posting, journal_post_many, payment_legs, quantize
+from subscriptions.demo_inbox import Context, day_events, start_replayable, subscription_events
 from subscriptions.models import DunningAttempt, Entitlement, Grant, Plan, Price, Product, Sku, Subscription
 from subscriptions.periods import add_interval
 from subscriptions.platform_rules import rule_for
@@ -243,6 +247,8 @@ def seed(*, rng: random.Random, out, options) -> None:
         ).values_list("provider", "provider_subscription_id")
     )
     todo = [p for p in planned if (p[0]["provider"], p[0]["provider_subscription_id"]) not in existing]
+    # Two web subscriptions started this morning: their first payment waits for Support to replay its event.
+    withheld = start_replayable(todo, now)
     Subscription.objects.bulk_create(
         [Subscription(state=state, **fields) for fields, _, _, state in todo], batch_size=1000, ignore_conflicts=True
     )
@@ -253,13 +259,14 @@ def seed(*, rng: random.Random, out, options) -> None:
         ).values_list("provider", "provider_subscription_id", "id")
     }
 
-    payments, events = [], []
-    for fields, paid, history, _state in todo:
+    payments, events, per_sub = [], [], []
+    for fields, paid, history, state in todo:
         key = (fields["provider"], fields["provider_subscription_id"])
         sub_id = ids[key]
         customer = fields["customer"]
         amount = _price(price_table, fields["plan"], fields["platform"], customer.country)
         currency = str(amount.currency)
+        sub_payments = []
         for status, at, n in paid:
             ok = status == "succeeded"
             payment = Payment(
@@ -277,7 +284,10 @@ def seed(*, rng: random.Random, out, options) -> None:
                 occurred_at=at,
                 created_at=at,
             )
-            payments.append(payment)
+            sub_payments.append(payment)
+            if payment.provider_reference not in withheld:
+                payments.append(payment)
+        per_sub.append((fields, sub_id, state, amount, sub_payments, history))
         for i, (transition, before, after, at, actor) in enumerate(history):
             label = f"{fields['provider']}:demo-{sub_id}-{i}" if actor == "provider" else "task:lifecycle_sweep"
             events.append(
@@ -296,13 +306,80 @@ def seed(*, rng: random.Random, out, options) -> None:
     Payment.objects.bulk_create(payments, batch_size=1000, ignore_conflicts=True)
     AuditEvent.objects.bulk_create(events, batch_size=1000)
     posted = _post_payments([p.provider_reference for p in payments])
+    inbox = _inbox(per_sub, planned, withheld=withheld, now=now, seed=seed_value, identities=identities)
     dunning = _dunning(now)
     grants = _grants(customers[:: max(1, len(customers) // 25)], now)
     total = Subscription.objects.count()
     out.write(
         f"  subscriptions: {len(todo)} new ({total} in all), payments: {len(payments)}, ledger entries: {posted}, "
-        f"history events: {len(events)}, dunning attempts: {dunning}, grants: {grants}"
+        f"history events: {len(events)}, inbox events: {inbox}, dunning attempts: {dunning}, grants: {grants}"
     )
+
+
+def _inbox(per_sub, planned, *, withheld, now, seed, identities) -> int:
+    """The provider events behind the new subscriptions, and the rest of a day in the inbox; returns the new count."""
+    skus = {
+        (plan_id, platform): product_id
+        for plan_id, platform, product_id in Sku.objects.values_list("plan_id", "platform", "store_product_id")
+    }
+    ctx = Context(now=now, seed=seed, identities=identities, skus=skus, withheld=withheld)
+    references = [p.provider_reference for row in per_sub for p in row[4]]
+    for i in range(0, len(references), 2000):
+        ctx.payment_ids.update(
+            Payment.objects.filter(provider_reference__in=references[i : i + 2000]).values_list(
+                "provider_reference", "id"
+            )
+        )
+    rows = day_events(planned, ctx)
+    for fields, sub_id, state, amount, sub_payments, history in per_sub:
+        rows += subscription_events(
+            fields=fields, sub_id=sub_id, state=state, amount=amount, payments=sub_payments, history=history, ctx=ctx
+        )
+    rows.sort(key=lambda r: r["received_at"])  # ids follow arrival, as in a real inbox
+    before = WebhookEvent.objects.count()
+    _insert_events(rows)
+    return WebhookEvent.objects.count() - before
+
+
+INBOX_INSERT = """
+INSERT INTO monetization_webhookevent
+    (provider, event_id, event_type, subscription_ref, occurred_at, received_at, payload, raw_body,
+     status, attempts, last_error, note, applied_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (provider, event_id) DO NOTHING
+"""
+
+
+def _insert_events(rows: list[dict]) -> None:
+    """All rows in one ``INSERT ... ON CONFLICT DO NOTHING`` run (SQLite and PostgreSQL), as webhook_store does.
+
+    ``bulk_create(ignore_conflicts=True)`` does the same, twice as slowly for these thousands of
+    rows: most of its time goes to preparing every field of every model instance. Here only the
+    JSON and datetime values need adapting to the backend.
+    """
+    payload = WebhookEvent._meta.get_field("payload")
+    at = connection.ops.adapt_datetimefield_value
+    params = [
+        (
+            r["provider"],
+            r["event_id"],
+            r["event_type"],
+            r["subscription_ref"],
+            at(r["occurred_at"]),
+            at(r["received_at"]),
+            payload.get_db_prep_save(r["payload"], connection),
+            r["raw_body"],
+            r["status"],
+            r["attempts"],
+            r["last_error"],
+            r["note"],
+            at(r["applied_at"]),
+        )
+        for r in rows
+    ]
+    with connection.cursor() as cursor:
+        for i in range(0, len(params), 2000):
+            cursor.executemany(INBOX_INSERT, params[i : i + 2000])
 
 
 def _post_payments(references: list[str]) -> int:

@@ -1,4 +1,5 @@
 import io
+import json
 import random
 from collections import Counter
 
@@ -6,10 +7,15 @@ import pytest
 from django.core.management import call_command
 from djmoney.money import Money
 
-from monetization.models import AuditEvent, Customer, JournalEntry, Payment
+from monetization.models import AuditEvent, Customer, JournalEntry, Payment, WebhookEvent
+from monetization.providers.app_store.adapter import snapshot_from_transaction
+from monetization.providers.stripe.adapter import snapshot_from_subscription
+from monetization.services.appliers import RetryableApplyError
 from monetization.services.ledger import ledger_report
+from monetization.services.webhooks import webhook_event_apply
 from subscriptions import demo
 from subscriptions.models import DunningAttempt, Grant, Plan, Subscription
+from subscriptions.services.provider_sync import target_state
 from subscriptions.services.sweep import lifecycle_sweep
 from tests.monetization.factories import CustomerFactory
 from tests.subscriptions.factories import EntitlementFactory, PlanFactory, PriceFactory, ProductFactory, SkuFactory
@@ -47,6 +53,7 @@ def test_demo_covers_every_state_on_every_platform_and_is_idempotent(catalog):
         AuditEvent.objects.count(),
         DunningAttempt.objects.count(),
         Grant.objects.count(),
+        WebhookEvent.objects.count(),
     )
     seen = Counter(Subscription.objects.values_list("platform", "state"))
     for platform, states in demo.STATES.items():
@@ -60,6 +67,7 @@ def test_demo_covers_every_state_on_every_platform_and_is_idempotent(catalog):
 
     out = run_seed()
     assert "0 new" in out
+    assert "inbox events: 0" in out
     assert counts == (
         Subscription.objects.count(),
         Payment.objects.count(),
@@ -67,9 +75,132 @@ def test_demo_covers_every_state_on_every_platform_and_is_idempotent(catalog):
         AuditEvent.objects.count(),
         DunningAttempt.objects.count(),
         Grant.objects.count(),
+        WebhookEvent.objects.count(),
     )
     # The data is consistent with the lifecycle rules: nothing is overdue for the sweep.
     assert lifecycle_sweep().total == 0
+
+
+def _seeded(count=120):
+    for i in range(count):
+        CustomerFactory(country="JP" if i % 4 == 0 else "US")
+    return run_seed()
+
+
+@pytest.mark.django_db
+def test_demo_inbox_holds_the_events_behind_every_subscription(catalog):
+    out = _seeded()
+    inbox = WebhookEvent.objects.all()
+    assert f"inbox events: {inbox.count()}" in out
+    assert set(inbox.values_list("provider", flat=True)) == {"stripe", "app_store", "google_play"}
+    assert {"applied", "ignored", "failed"} <= set(inbox.values_list("status", flat=True))
+    events = {(e.provider, e.event_id): e for e in inbox}
+
+    # Every provider-caused step of a subscription's history: its event, under the id its audit label names.
+    subs = {str(s.pk): s for s in Subscription.objects.all()}
+    steps = AuditEvent.objects.filter(actor_kind="provider", object_type="subscriptions.subscription")
+    assert steps.count() > 100
+    for step in steps:
+        provider, event_id = step.actor_label.split(":", 1)
+        event = events[(provider, event_id)]
+        sub = subs[step.object_id]
+        assert event.status == "applied" and event.attempts == 1, event
+        assert event.occurred_at <= event.received_at < event.applied_at
+        assert abs((event.occurred_at - step.occurred_at).total_seconds()) < 1
+        assert f"subscription {sub.pk} {step.after['state']}" in event.note
+        if event.event_type != "charge.refunded":  # the Stripe adapter takes refs from subscriptions and invoices
+            assert event.subscription_ref == sub.provider_subscription_id
+        family = {
+            "stripe": ("customer.subscription.", "charge.refunded"),
+            "app_store": ("SUBSCRIBED", "DID_CHANGE_RENEWAL_STATUS", "DID_FAIL_TO_RENEW", "REFUND", "EXPIRED"),
+            "google_play": ("SUBSCRIPTION_",),
+        }[provider]
+        assert event.event_type.startswith(family), event.event_type
+
+    # Every succeeded payment: the event that recorded it names it (the two left for a replay aside).
+    recorded = set()
+    for event in inbox.filter(status="applied"):
+        words = event.note.replace(";", "").split()
+        recorded |= {int(words[i + 1]) for i, w in enumerate(words) if w == "payment" and words[i + 1].isdigit()}
+    succeeded = Payment.objects.filter(status="succeeded")
+    assert recorded == set(succeeded.values_list("id", flat=True))
+    for payment in succeeded.filter(provider__in=["stripe", "app_store"]):
+        event = next(e for e in events.values() if f"payment {payment.pk}" in e.note)
+        if payment.provider == "stripe":
+            assert event.event_type == "invoice.paid"
+            assert event.payload["data"]["object"]["id"] == payment.provider_reference
+            assert json.loads(event.raw_body) == event.payload
+        else:
+            assert event.event_type in ("SUBSCRIBED.INITIAL_BUY", "DID_RENEW")
+            assert event.payload["transaction"]["transactionId"] == payment.provider_reference
+    failed_payments = Payment.objects.filter(status="failed")
+    assert failed_payments.exists()
+    for payment in failed_payments:
+        assert inbox.filter(
+            event_type="invoice.payment_failed", payload__data__object__id=payment.provider_reference
+        ).exists()
+
+    # The payloads are what the adapters would have stored: they map to the state the subscription reached.
+    for event in inbox.filter(status="applied"):
+        if event.event_type.startswith("customer.subscription."):
+            snapshot = snapshot_from_subscription(event.payload["data"]["object"], as_of=event.occurred_at)
+        elif event.provider == "app_store" and event.payload["transaction"]:
+            notification = event.payload["notification"]
+            snapshot = snapshot_from_transaction(
+                event.payload["transaction"],
+                event.payload["renewal"],
+                as_of=event.occurred_at,
+                notification_type=notification["notificationType"],
+                subtype=notification.get("subtype", ""),
+            )
+        else:
+            continue
+        assert event.note.split(";")[0].endswith(f" {target_state(snapshot)}"), event
+
+
+@pytest.mark.django_db
+def test_demo_inbox_failed_events_replay(catalog):
+    _seeded()
+    failed = list(WebhookEvent.objects.filter(status="failed"))
+    assert len(failed) == 3
+    known = set(Subscription.objects.values_list("provider_subscription_id", flat=True))
+    replayable = [e for e in failed if e.subscription_ref in known]
+    assert len(replayable) == 2
+    for event in failed:
+        assert event.attempts == 7 and event.applied_at is None
+        assert event.last_error == f"RetryableApplyError: subscription {event.subscription_ref} not known yet"
+        assert event.received_at > event.occurred_at
+    for event in replayable:
+        reference = event.payload["data"]["object"]["id"]
+        assert not Payment.objects.filter(provider_reference=reference).exists()
+        applied = webhook_event_apply(event_id=event.pk)
+        assert applied.status == "applied" and applied.attempts == 8
+        payment = Payment.objects.get(provider_reference=reference)
+        assert applied.note == f"payment {payment.pk} recorded"
+        assert payment.subscription.provider_subscription_id == event.subscription_ref
+        assert payment.status == "succeeded" and payment.kind == "initial" and payment.fee.amount > 0
+    (unknown,) = [e for e in failed if e not in replayable]
+    with pytest.raises(RetryableApplyError):
+        webhook_event_apply(event_id=unknown.pk)
+    unknown.refresh_from_db()
+    assert unknown.status == "failed" and unknown.attempts == 8
+    assert ledger_report().balanced
+
+
+@pytest.mark.django_db
+def test_demo_inbox_shows_in_the_admin(catalog, admin_client):
+    _seeded(30)
+    assert admin_client.get("/admin/monetization/webhookevent/").status_code == 200
+    failed = admin_client.get("/admin/monetization/webhookevent/?status__exact=failed")
+    assert failed.status_code == 200
+    for event in WebhookEvent.objects.filter(status="failed"):
+        assert event.event_id.encode() in failed.content
+        detail = admin_client.get(f"/admin/monetization/webhookevent/{event.pk}/change/")
+        assert b"not known yet" in detail.content
+    for provider in ("stripe", "app_store", "google_play"):
+        event = WebhookEvent.objects.filter(provider=provider, status="applied").first()
+        page = admin_client.get(f"/admin/monetization/webhookevent/{event.pk}/change/")
+        assert page.status_code == 200 and event.event_id.encode() in page.content
 
 
 @pytest.mark.django_db
