@@ -442,6 +442,8 @@ def _dunning_chunk(provider: str, rule: PlatformRule, until: datetime | None, lo
             ) recorded
             CROSS JOIN unnest(%(numbers)s::int[], %(offsets)s::interval[]) AS o(n, off)
             WHERE s.id BETWEEN %(lo)s AND %(hi)s AND s.state = %(state)s AND s.provider = %(provider)s
+              -- before the per-subscription probe: skip those whose first retry is not due yet
+              AND {LAPSE_SQL["billing_issue"]} + %(first_offset)s <= %(now)s
               AND o.n > recorded.done
               AND {LAPSE_SQL["billing_issue"]} >= %(since)s
               AND (%(until)s::timestamptz IS NULL OR {LAPSE_SQL["billing_issue"]} < %(until)s::timestamptz)
@@ -456,6 +458,7 @@ def _dunning_chunk(provider: str, rule: PlatformRule, until: datetime | None, lo
                     "now": now,
                     "numbers": list(range(1, len(offsets) + 1)),
                     "offsets": list(offsets),
+                    "first_offset": min(offsets),
                     "lo": lo,
                     "hi": hi,
                     "state": S.ON_HOLD,
@@ -527,7 +530,13 @@ def _run_dunning(now: datetime, chunk_size: int, progress: Progress | None) -> i
             if not rule.dunning_offsets:
                 continue
             until = versions[i + 1].since if i + 1 < len(versions) else None
-            ranges = _id_ranges(Subscription.objects.filter(state=S.ON_HOLD, provider=provider), chunk_size)
+            # Only the range of subscriptions whose first retry has come due (none: nothing to scan).
+            due = (
+                Subscription.objects.filter(state=S.ON_HOLD, provider=provider)
+                .annotate(_lapse=LAPSE_ORM["billing_issue"])
+                .filter(_lapse__lte=now - min(rule.dunning_offsets))
+            )
+            ranges = _id_ranges(due, chunk_size)
             for index, (lo, hi) in enumerate(ranges, start=1):
                 with transaction.atomic():
                     created += _dunning_chunk(provider, rule, until, lo, hi, now)
