@@ -19,8 +19,10 @@ class AuditEvent(models.Model):
         SYSTEM = "system", "System task"
 
     occurred_at = models.DateTimeField(default=clock.now)
+    # No single-column indexes on the two foreign keys: the (actor|customer, -occurred_at) indexes
+    # below lead with them and serve the same lookups; every audit row written pays for each index.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
     actor_label = models.CharField(max_length=200, blank=True, help_text="e.g. a webhook event id or task name")
@@ -28,7 +30,7 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=64, help_text="app_label.model")
     object_id = models.CharField(max_length=64)
     customer = models.ForeignKey(
-        "monetization.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "monetization.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
