@@ -62,19 +62,23 @@ def test_event_that_keeps_failing_ends_failed_after_max_retries(celery_worker_pr
     assert event.status == WebhookEvent.Status.FAILED and "not known yet" in event.last_error
 
 
+WORKER_APP_NAME = "pytest-celery-worker"
+
+
 def _worker_connections() -> set[tuple[int, object]]:
-    """(pid, backend start) of the other sessions on the test database: the worker's."""
+    """(pid, backend start) of the worker's sessions (libpq names them after PGAPPNAME)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid, backend_start FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " WHERE datname = current_database() AND application_name = %s",
+            [WORKER_APP_NAME],
         )
         return set(cursor.fetchall())
 
 
-@pytest.mark.worker_env(DB_CONN_MAX_AGE="60")
+@pytest.mark.worker_env(DB_CONN_MAX_AGE="60", PGAPPNAME=WORKER_APP_NAME)
 def test_the_worker_keeps_its_database_connection_and_replaces_a_broken_one(
     celery_worker_process, client, catalog, customers
 ):
