@@ -24,13 +24,13 @@ import os
 import random
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
 
-from bench.bench_entitlements import ROOT, _free_port, _Null, _request, _server_env, serve_and_measure, start_server
+from bench.bench_entitlements import _free_port, _Null, _request, _server_env, serve_and_measure, start_server
 from bench.db import ensure_database
+from bench.worker import start_worker, wait_ready
 
 PREFIX = "m"  # customers m000000000 ...
 SECRET = "whsec_bench_1m_entitlements_7c2e"
@@ -280,33 +280,10 @@ def _entitled(port: int, external_id: str, key: str) -> bool:
 
 def _start_worker(log_path: str) -> tuple[subprocess.Popen, object, str]:
     env = _server_env()
-    env.update(CELERY_BROKER_URL=BROKER, STRIPE_WEBHOOK_SECRET=SECRET, DJANGO_SETTINGS_MODULE="monetization.settings")
+    env.update(CELERY_BROKER_URL=BROKER, STRIPE_WEBHOOK_SECRET=SECRET)
     log = open(log_path, "wb")  # noqa: SIM115 (closed by the caller)
     node = f"bench-ent1m-{os.getpid()}@localhost"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "monetization",
-            "worker",
-            "--pool",
-            "solo",
-            "-l",
-            "warning",
-            "-n",
-            node,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return proc, log, node
+    return start_worker(env, node=node, log=log), log, node
 
 
 def _stop(proc: subprocess.Popen | None) -> None:
@@ -340,10 +317,7 @@ def revocation(key: str, n: int) -> dict:
         worker, log, node = _start_worker(log_path)
         port = _free_port()
         server = start_server(port, {"CELERY_BROKER_URL": BROKER, "STRIPE_WEBHOOK_SECRET": SECRET})
-        deadline = time.monotonic() + 60
-        while not celery_app.control.ping(destination=[node], timeout=0.5):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"celery worker not ready; see {log_path}")
+        wait_ready(worker, node, what=log_path)
         for external_id, _, _ in rows:  # prime: every entitlement cached
             assert _entitled(port, external_id, key), external_id
         for external_id, cus, sub in rows:

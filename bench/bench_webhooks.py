@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.worker import start_worker, wait_ready
+
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_bench_5e1f2a9c"
 # The broker the bench's gunicorn enqueues onto (its "celery" list is purged afterwards): by default the
@@ -243,22 +245,13 @@ def _sign(body: bytes) -> str:
 
 def _worker(env: dict) -> subprocess.Popen:
     """``celery worker --pool solo`` on the bench broker, ready (answering a ping) when returned."""
-    from monetization.celery import app as celery_app
-
     node = f"bench-webhooks-{os.getpid()}@localhost"
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "celery", "-A", "monetization", "worker", "--pool", "solo", "-l", "warning"),
-            *("-n", node, "--without-gossip", "--without-mingle", "--without-heartbeat"),
-        ],
-        cwd=REPO,
-        env={**env, "DJANGO_SETTINGS_MODULE": "monetization.settings"},
-    )
-    deadline = time.monotonic() + 60
-    while not celery_app.control.ping(destination=[node], timeout=0.5):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("celery worker did not start")
+    proc = start_worker(env, node=node)
+    try:
+        wait_ready(proc, node)
+    except RuntimeError:
+        proc.kill()
+        raise
     return proc
 
 

@@ -36,6 +36,9 @@ from monetization.services.audit import audit_record
 
 log = logging.getLogger(__name__)
 
+# An event in one of these is finished: applying it again does nothing.
+DONE = (WebhookEvent.Status.APPLIED, WebhookEvent.Status.IGNORED)
+
 _INSERT_SQL = """
 INSERT INTO monetization_webhookevent
     (provider, event_id, event_type, subscription_ref, occurred_at, received_at, payload, raw_body,
@@ -47,7 +50,7 @@ RETURNING id, event_id, status
 
 
 def _enqueue(event_ids: list[int]) -> None:
-    """One apply task per event (staff replays, stale events): each retries on its own."""
+    """One apply task per event (staff replays): each retries on its own."""
     from monetization.tasks import apply_webhook_event
 
     for event_id in event_ids:
@@ -218,12 +221,11 @@ def webhook_event_apply(*, event_id: int) -> WebhookEvent:
     the whole transaction rolls back and the outcome (ignored, failed) is then
     recorded on the row in a second one, as it was before under a savepoint.
     """
-    done = (WebhookEvent.Status.APPLIED, WebhookEvent.Status.IGNORED)
     error: Exception | None = None
     try:
         with transaction.atomic():
             event = WebhookEvent.objects.select_for_update().get(pk=event_id)
-            if event.status in done:
+            if event.status in DONE:
                 return event
             event.attempts += 1
             try:
@@ -240,7 +242,7 @@ def webhook_event_apply(*, event_id: int) -> WebhookEvent:
     # Everything the applier did was rolled back with the transaction; record what happened.
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().get(pk=event_id)
-        if event.status in done:  # applied by someone else in between
+        if event.status in DONE:  # applied by someone else in between
             return event
         event.attempts += 1
         if isinstance(error, EventIgnored):
@@ -255,11 +257,6 @@ def webhook_event_apply(*, event_id: int) -> WebhookEvent:
             raise RetryableApplyError(str(error)) from error
         raise error
     return event
-
-
-def webhook_event_status(*, event_id: int) -> str | None:
-    """An event's status as committed (no lock): a cheap look before taking the row lock to apply it."""
-    return WebhookEvent.objects.filter(pk=event_id).values_list("status", flat=True).first()
 
 
 def webhook_events_pending(*, limit: int, exclude: Sequence[int] = ()) -> list[int]:
@@ -291,7 +288,6 @@ def webhook_events_apply_batch(
     from subscriptions.services.lifecycle import Cause
     from subscriptions.services.provider_sync import SyncRequest, subscriptions_sync_from_snapshots
 
-    done = (WebhookEvent.Status.APPLIED, WebhookEvent.Status.IGNORED)
     outcomes: dict[int, WebhookEvent | Exception] = {}
     seen: set[int] = set()  # locked here (not held by another worker)
     try:
@@ -303,7 +299,7 @@ def webhook_events_apply_batch(
                 .order_by("occurred_at", "pk")
             ):
                 seen.add(event.pk)
-                if event.status in done:  # its task redelivered, or taken along by an earlier batch
+                if event.status in DONE:  # its task redelivered, or taken along by an earlier batch
                     outcomes[event.pk] = event
                 else:
                     events.append(event)

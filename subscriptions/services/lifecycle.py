@@ -198,24 +198,17 @@ def subscription_change_state(
     updates: dict[str, Any] | None = None,
     action: str | None = None,
     transition_kwargs: dict[str, Any] | None = None,
-    locked: bool = False,
 ) -> Subscription:
     """Apply ``transition`` (a method name on Subscription, or None) plus field ``updates``.
 
     Locks the row, refuses an illegal transition with :class:`IllegalTransition`
     (nothing changes), records an audit event with before/after and cause, and
     invalidates the customer's cached entitlements on commit. Returns the
-    locked, saved subscription.
-
-    ``locked=True`` (provider sync): the caller's enclosing transaction already
-    holds this row's lock (``SELECT ... FOR UPDATE``, customer joined) and
-    ``subscription`` is that row as read under the lock; it is changed in place,
-    without locking and reading it a second time. The caller must not catch an
-    error from here and carry on in the same transaction (no savepoint is taken).
+    locked, saved subscription. (The provider sync, which locks many rows at once,
+    runs the same steps in bulk: :func:`subscription_change_in_memory`, :class:`StateChange`.)
     """
-    locked = locked and transaction.get_connection().in_atomic_block
-    with transaction.atomic(savepoint=not locked):
-        sub = subscription if locked else subscription_lock(subscription.pk)
+    with transaction.atomic():
+        sub = subscription_lock(subscription.pk)
         change = subscription_change_in_memory(
             sub, transition=transition, cause=cause, updates=updates, transition_kwargs=transition_kwargs
         )
@@ -225,6 +218,5 @@ def subscription_change_state(
         audit_event_write(change.audit_event(sub, action=action, cause=cause))
         change.record(sub, cause)
     # Keep the caller's instance in step with the database (what was just saved, under the lock).
-    if sub is not subscription:
-        _keep_in_step(subscription, sub)
+    _keep_in_step(subscription, sub)
     return sub

@@ -134,13 +134,9 @@ def _identities(snapshot: SubscriptionSnapshot) -> list[tuple[str, str]]:
     return pairs
 
 
-def customer_resolve(snapshot: SubscriptionSnapshot, customer: Customer | None = None) -> Customer:
-    """The customer a provider subscription belongs to: a known identity, else the external id it carries."""
-    return customers_resolve([(snapshot, customer)])[0]
-
-
 def customers_resolve(items: Sequence[tuple[SubscriptionSnapshot, Customer | None]]) -> list[Customer]:
-    """:func:`customer_resolve` for many snapshots: one query for identities, one for external ids, one insert.
+    """The customer each provider subscription belongs to (or the one given): one query for identities,
+    one for external ids, one insert.
 
     An identity the snapshot names (its customer ref first) picks the customer; else the
     external id it carries. The identities not yet known are remembered, so later events
@@ -433,8 +429,9 @@ def subscriptions_sync_from_snapshots(requests: Sequence[SyncRequest]) -> list[S
                         reason=cause.reason,
                     )
                 )
-            for i, transition in enumerate(path or [None]):
-                last = i == len(path or [None]) - 1
+            steps = path or [None]  # no transition: the field updates alone
+            for i, transition in enumerate(steps):
+                last = i == len(steps) - 1
                 kwargs = {"reason": snapshot.extra.get("cancel_reason", "")} if transition == "cancel" else None
                 change = subscription_change_in_memory(
                     sub, transition=transition, cause=cause, updates=updates if last else None, transition_kwargs=kwargs

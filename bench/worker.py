@@ -1,0 +1,34 @@
+"""A real Celery worker for benchmarks: ``celery -A monetization worker --pool solo`` (one process)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def start_worker(env: dict, *, node: str, log=None) -> subprocess.Popen:
+    """Start the worker named ``node`` with ``env`` (its broker, database, settings); output to ``log``."""
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "-A", "monetization", "worker", "--pool", "solo", "-l", "warning"),
+            *("-n", node, "--without-gossip", "--without-mingle", "--without-heartbeat"),
+        ],
+        cwd=REPO,
+        env={**env, "DJANGO_SETTINGS_MODULE": "monetization.settings"},
+        stdout=log,
+        stderr=subprocess.STDOUT if log is not None else None,
+    )
+
+
+def wait_ready(proc: subprocess.Popen, node: str, *, timeout: float = 60, what: str = "") -> None:
+    """Until the worker answers a ping (it consumes from then on); raises if it exits or stays silent."""
+    from monetization.celery import app as celery_app
+
+    deadline = time.monotonic() + timeout
+    while not celery_app.control.ping(destination=[node], timeout=0.5):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"celery worker not ready{'; see ' + what if what else ''}")
