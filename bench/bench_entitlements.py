@@ -134,7 +134,7 @@ def start_server(port: int, extra_env: dict | None = None) -> subprocess.Popen:
         sys.executable,
         "-m",
         "gunicorn",
-        "monetization.wsgi:application",
+        "backoffice.wsgi:application",
         "--workers",
         "2",
         "--worker-class",

@@ -302,7 +302,7 @@ def revocation(key: str, n: int) -> dict:
 
     from django.db import connections
 
-    from monetization.celery import app as celery_app
+    from backoffice.celery import app as celery_app
     from tests.webhooks.support import stripe_signature
 
     rows, price_id = _revocation_customers(n)

@@ -146,7 +146,7 @@ def _gunicorn(env: dict, port: int) -> subprocess.Popen:
             sys.executable,
             "-m",
             "gunicorn",
-            "monetization.wsgi",
+            "backoffice.wsgi",
             "-w",
             "2",
             "-b",
@@ -257,7 +257,7 @@ def _worker(env: dict) -> subprocess.Popen:
 
 def _drain(worker: subprocess.Popen, ids: list[int]) -> dict:
     """Schedule applying as each delivery does, then wait until the worker has applied every event."""
-    from monetization.celery import app as celery_app
+    from backoffice.celery import app as celery_app
     from monetization.models import WebhookEvent
     from monetization.services.webhooks import webhook_apply_schedule
 
@@ -381,7 +381,7 @@ def run(args) -> dict:
         server.wait(timeout=20)
 
     # Nobody consumed the enqueued tasks: drop them.
-    from monetization.celery import app as celery_app
+    from backoffice.celery import app as celery_app
 
     celery_app.conf.update(broker_url=BROKER, task_always_eager=False)  # this process enqueues for the worker below
     with celery_app.connection_for_write() as conn:

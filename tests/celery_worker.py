@@ -1,4 +1,4 @@
-"""A real Celery worker for tests: ``celery -A monetization worker --pool solo`` on Redis.
+"""A real Celery worker for tests: ``celery -A backoffice worker --pool solo`` on Redis.
 
 Eager mode runs a task inline in the caller's transaction, which hides exactly
 what we want to test (on_commit enqueueing, a separate process and database
@@ -33,7 +33,7 @@ def _database_url(settings_dict: dict) -> str:
 def celery_worker_process(transactional_db, settings, tmp_path, request):
     from django.db import connection
 
-    from monetization.celery import app as celery_app
+    from backoffice.celery import app as celery_app
 
     db_url = _database_url(connection.settings_dict)
     assert dj_database_url.parse(db_url)["NAME"].startswith("test_"), "the worker must use the test database"
@@ -66,7 +66,7 @@ def celery_worker_process(transactional_db, settings, tmp_path, request):
             "-m",
             "celery",
             "-A",
-            "monetization",
+            "backoffice",
             "worker",
             "--pool",
             "solo",

@@ -64,7 +64,7 @@ def test_check_deploy_is_clean_with_production_settings():
         DEBUG="0",
         SECRET_KEY="a-long-random-production-secret-key-" + "x9Zq" * 10,
         ALLOWED_HOSTS="backoffice.example.com",
-        DJANGO_SETTINGS_MODULE="monetization.settings",
+        DJANGO_SETTINGS_MODULE="backoffice.settings",
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

@@ -70,8 +70,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "monetization.urls"
-WSGI_APPLICATION = "monetization.wsgi.application"
+ROOT_URLCONF = "backoffice.urls"
+WSGI_APPLICATION = "backoffice.wsgi.application"
 
 TEMPLATES = [
     {
@@ -181,7 +181,7 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 # Celery's Django fixup closes the database connection before and after every task unless this is set:
 # a new PostgreSQL connection per task, most of a short task's time. Reused for this many tasks instead,
-# with Django's own checks before each task (monetization/celery.py), as for a web request.
+# with Django's own checks before each task (backoffice/celery.py), as for a web request.
 CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
