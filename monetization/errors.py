@@ -51,6 +51,7 @@ class ErrorCode:
     PURCHASE_INVALID = "purchase_invalid"
     PURCHASE_OWNED_BY_OTHER_CUSTOMER = "purchase_owned_by_other_customer"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
+    PROVIDER_DISABLED = "provider_disabled"
     WEBHOOK_NOT_REPLAYABLE = "webhook_not_replayable"
 
 

@@ -17,16 +17,10 @@ from pathlib import Path
 import dj_database_url
 import pytest
 
+from tests.processes import database_url
+
 BROKER_URL = os.environ.get("CELERY_TEST_BROKER_URL", "redis://127.0.0.1:6379/11")
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _database_url(settings_dict: dict) -> str:
-    user = settings_dict.get("USER") or "postgres"
-    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
-    host = settings_dict.get("HOST") or "127.0.0.1"
-    port = settings_dict.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
 
 
 @pytest.fixture
@@ -35,7 +29,7 @@ def celery_worker_process(transactional_db, settings, tmp_path, request):
 
     from backoffice.celery import app as celery_app
 
-    db_url = _database_url(connection.settings_dict)
+    db_url = database_url(connection.settings_dict)
     assert dj_database_url.parse(db_url)["NAME"].startswith("test_"), "the worker must use the test database"
     env = {
         **os.environ,
