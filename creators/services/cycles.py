@@ -43,6 +43,7 @@ from monetization.errors import Conflict, ErrorCode, IllegalTransition, InvalidI
 from monetization.models import JournalEntry, JournalLine
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.ledger import Account, Leg, Posting, journal_post_many, minor_unit_exponent
+from monetization.services.permissions import require_perm
 
 from ..models import (
     CreatorAccount,
@@ -322,11 +323,6 @@ def _lock(cycle_id: int) -> RevenueShareCycle:
     return cycle
 
 
-def _require_perm(actor, perm: str) -> None:
-    if actor is not None and not actor.has_perm(perm):
-        raise PermissionDenied(f"This needs the {perm} permission.")
-
-
 def _earning_key(cycle: RevenueShareCycle, chunk_no: int) -> str:
     return f"cycle:{cycle.pk}:run:{cycle.compute_run}:earnings:{chunk_no}"
 
@@ -336,7 +332,7 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
 
     ``dry_run`` returns the :class:`CycleResult` and writes nothing at all.
     """
-    _require_perm(actor, "creators.compute_cycle")
+    require_perm(actor, "creators.compute_cycle")
     if dry_run:
         cycle = RevenueShareCycle.objects.filter(pk=cycle_id).first()
         if cycle is None:
@@ -507,7 +503,7 @@ def cycle_submit(*, cycle_id: int, actor=None) -> RevenueShareCycle:
 
 
 def _simple_transition(*, cycle_id: int, actor, name: str, perm: str, reason: str = "") -> RevenueShareCycle:
-    _require_perm(actor, perm)
+    require_perm(actor, perm)
     with transaction.atomic():
         cycle = _lock(cycle_id)
         method = getattr(cycle, name)
@@ -536,7 +532,7 @@ def cycle_reject(*, cycle_id: int, actor, reason: str, reopen: bool = False) -> 
     """
     if not reason or not reason.strip():
         raise InvalidInput("A reason is required to reject a cycle.", code=ErrorCode.REASON_REQUIRED)
-    _require_perm(actor, "creators.approve_cycle")
+    require_perm(actor, "creators.approve_cycle")
     if not reopen:
         return _simple_transition(
             cycle_id=cycle_id, actor=actor, name="reject", perm="creators.approve_cycle", reason=reason
@@ -587,7 +583,7 @@ def cycle_approve(*, cycle_id: int, actor) -> RevenueShareCycle:
     """Four-eyes approval; schedules the payouts (held when Compliance must look first)."""
     if actor is None or not actor.is_authenticated:
         raise PermissionDenied("Approving a cycle needs a staff member.")
-    _require_perm(actor, "creators.approve_cycle")
+    require_perm(actor, "creators.approve_cycle")
     with transaction.atomic():
         cycle = _lock(cycle_id)
         if cycle.computed_by_id is not None and cycle.computed_by_id == actor.pk:
