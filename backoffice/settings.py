@@ -28,8 +28,8 @@ DEBUG = env.get_bool("DEBUG", default=False)
 SECRET_KEY = env.get("SECRET_KEY") if DEBUG else env.required("SECRET_KEY")
 SECRET_KEY = SECRET_KEY or "insecure-demo-key-only-for-local-debug-runs-never-in-production"
 
-# Empty with DEBUG on: Django itself then accepts localhost, 127.0.0.1 and [::1].
-ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS")
+# With DEBUG on, the local names Django itself accepts then (kept when the test runner turns DEBUG off).
+ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 if not DEBUG:
     env.required("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.get_list("CSRF_TRUSTED_ORIGINS")
