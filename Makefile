@@ -28,10 +28,11 @@ DEMO_ENV := DEBUG=1 \
 	PAYMENT_PROVIDER_APP_STORE=$${PAYMENT_PROVIDER_APP_STORE:-monetization.providers.fake.FakeProvider} \
 	CREATOR_PAYOUT_PROVIDER=$${CREATOR_PAYOUT_PROVIDER:-creators.payout_providers.FakePayoutProvider}
 MANAGE := $(BIN)/python manage.py
+RUN_ADDR ?= 127.0.0.1:8000
 
 run: $(STAMP)
 	$(DEMO_ENV) $(BIN)/python -m backoffice.embedded_db run -- bash -ec \
-		'$(MANAGE) migrate --noinput; $(MANAGE) seed_demo; exec $(MANAGE) runserver 127.0.0.1:8000'
+		'$(MANAGE) migrate --noinput; $(MANAGE) seed_demo; exec $(MANAGE) runserver $(RUN_ADDR)'
 
 services:
 	@REDIS=$(REDIS) bash .ci/services
