@@ -77,14 +77,12 @@ def ensure_database(server, database: str) -> None:
 
 
 def answers(url: str, *, timeout: int = 3) -> bool:
-    """Whether a PostgreSQL server answers at ``url`` (its maintenance database: ours may not exist yet)."""
-    import psycopg
+    """Whether a PostgreSQL server answers at ``url``, as ``pg_isready`` asks it: a server that is up but
+    refuses these credentials or this database still answers (and the command then fails loudly)."""
+    from psycopg import pq
+    from psycopg.conninfo import make_conninfo
 
-    try:
-        with psycopg.connect(url, dbname="postgres", connect_timeout=timeout):
-            return True
-    except psycopg.Error:
-        return False
+    return pq.PGconn.ping(make_conninfo(url, connect_timeout=timeout).encode()) in (pq.Ping.OK, pq.Ping.REJECT)
 
 
 def database_name(url: str) -> str:
