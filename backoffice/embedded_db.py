@@ -104,7 +104,7 @@ def run(command: list[str], *, prefer: str | None) -> int:
         database = database_name(prefer) if prefer else DEFAULT_DATABASE
         ensure_database(server, database)
         url = server_url(server, database)
-        why = f"no PostgreSQL answers at {_without_password(prefer)}" if prefer else "DATABASE_URL is not set"
+        why = f"no PostgreSQL answers at {_where(prefer)}" if prefer else "DATABASE_URL is not set"
         _say(f"PostgreSQL {_version(server)} in {data_dir()} ({why}), ready in {time.monotonic() - started:.1f} s")
         return _run_with(command, url)
     finally:
@@ -123,7 +123,8 @@ def _run_with(command: list[str], url: str) -> int:
         for sig, handler in ((signal.SIGINT, signal.SIG_IGN), (signal.SIGTERM, forward))
     }
     try:
-        return child.wait()
+        code = child.wait()
+        return 128 - code if code < 0 else code  # killed by a signal: the shell's convention
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -133,7 +134,7 @@ def _version(server) -> str:
     return (server.pgdata / "PG_VERSION").read_text().strip()
 
 
-def _without_password(url: str) -> str:
+def _where(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port or 5432}"
 
