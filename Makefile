@@ -19,25 +19,29 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP)
 
-# The demo: embedded SQLite, inline tasks, unless DATABASE_URL / CELERY_BROKER_URL say otherwise.
-# The demo has no provider credentials: staff actions reach the providers' test double.
+# The demo, on the embedded PostgreSQL (backoffice/embedded_db.py) unless DATABASE_URL names one; tasks run
+# inline unless CELERY_BROKER_URL names a broker. It has no provider accounts: payments and payouts reach
+# the test doubles. The server stops with runserver (Ctrl-C).
 DEMO_ENV := DEBUG=1 \
 	PAYMENT_PROVIDER_STRIPE=$${PAYMENT_PROVIDER_STRIPE:-monetization.providers.fake.FakeProvider} \
 	PAYMENT_PROVIDER_GOOGLE_PLAY=$${PAYMENT_PROVIDER_GOOGLE_PLAY:-monetization.providers.fake.FakeProvider} \
-	PAYMENT_PROVIDER_APP_STORE=$${PAYMENT_PROVIDER_APP_STORE:-monetization.providers.fake.FakeProvider}
+	PAYMENT_PROVIDER_APP_STORE=$${PAYMENT_PROVIDER_APP_STORE:-monetization.providers.fake.FakeProvider} \
+	CREATOR_PAYOUT_PROVIDER=$${CREATOR_PAYOUT_PROVIDER:-creators.payout_providers.FakePayoutProvider}
+MANAGE := $(BIN)/python manage.py
+RUN_ADDR ?= 127.0.0.1:8000
 
 run: $(STAMP)
-	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
-	$(DEMO_ENV) $(BIN)/python manage.py seed_demo
-	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(DEMO_ENV) $(BIN)/python -m backoffice.embedded_db run -- bash -ec \
+		'$(MANAGE) migrate --noinput; $(MANAGE) seed_demo; exec $(MANAGE) runserver $(RUN_ADDR)'
 
 services:
-	@bash .ci/services
+	@REDIS=$(REDIS) bash .ci/services
 
-# Tests: real PostgreSQL and Redis (started here when they are down).
+# Tests: PostgreSQL at TEST_DATABASE_URL (or DATABASE_URL) when one answers there, else the embedded one;
+# Redis (started here when it is down).
 test: $(STAMP) services
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(REDIS)/1} \
-	CELERY_TEST_BROKER_URL=$${CELERY_TEST_BROKER_URL:-$(REDIS)/2} DEBUG=1 \
+	REDIS_URL=$${REDIS_URL:-$(REDIS)/1} CELERY_TEST_BROKER_URL=$${CELERY_TEST_BROKER_URL:-$(REDIS)/2} DEBUG=1 \
+	$(BIN)/python -m backoffice.embedded_db run --prefer "$${DATABASE_URL:-$(TEST_DATABASE_URL)}" -- \
 	$(BIN)/pytest --create-db -q
 
 bench: $(STAMP) services

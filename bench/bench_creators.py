@@ -142,6 +142,9 @@ def run(args) -> dict:
     from creators.services.cycles import cycle_approve, cycle_compute, cycle_submit
     from creators.services.payouts import cycle_pay
     from monetization.services.ledger import Leg, Posting, journal_post
+    from monetization.services.permissions import System
+
+    bench = System("benchmark")
 
     n_creators = 10_000 if args.quick else 100_000
     days = 30
@@ -167,7 +170,7 @@ def run(args) -> dict:
     raw = _raw_aggregate()
     cycle = RevenueShareCycle.objects.create(period=PERIOD)
     started = time.perf_counter()
-    cycle_compute(cycle_id=cycle.pk)
+    cycle_compute(cycle_id=cycle.pk, actor=bench)
     compute = time.perf_counter() - started
     result.update(
         {
@@ -182,7 +185,7 @@ def run(args) -> dict:
     approver, _ = User.objects.get_or_create(
         username="bench-approver", defaults={"is_staff": True, "is_superuser": True}
     )
-    cycle_submit(cycle_id=cycle.pk)
+    cycle_submit(cycle_id=cycle.pk, actor=bench)
     started = time.perf_counter()
     cycle_approve(cycle_id=cycle.pk, actor=approver)
     result["schedule_payouts_s"] = round(time.perf_counter() - started, 2)

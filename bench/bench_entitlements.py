@@ -27,6 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.db import ensure_database
+from bench.lanes import broker_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "b"  # bench customers' external ids: b000000000 ...
@@ -121,6 +122,9 @@ def _server_env() -> dict:
         SECRET_KEY=env.get("SECRET_KEY") or "bench-only-secret-key-" + "k" * 40,
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="0",
+        # Production settings fail closed: a broker (nothing is queued here) and no payment provider.
+        CELERY_BROKER_URL=broker_url(),
+        PAYMENT_PROVIDERS_ENABLED="none",
         # Throttling stays on (its cost is measured) with a ceiling the benchmark never reaches.
         API_THROTTLE_RATE="100000000/min",
         LOG_LEVEL="WARNING",
@@ -134,7 +138,7 @@ def start_server(port: int, extra_env: dict | None = None) -> subprocess.Popen:
         sys.executable,
         "-m",
         "gunicorn",
-        "monetization.wsgi:application",
+        "backoffice.wsgi:application",
         "--workers",
         "2",
         "--worker-class",
@@ -286,9 +290,9 @@ def serve_and_measure(
 
 
 def run(args) -> dict:
-    from django.core.cache import cache
     from django.db import connections
 
+    from bench.lanes import cache_clear
     from monetization.services.api_keys import api_key_create
 
     quick = getattr(args, "quick", False)
@@ -298,12 +302,13 @@ def run(args) -> dict:
     data = seed(count)
     pks = data.pop("pks")
     full_key, _ = api_key_create(name="bench", scopes=["entitlements:read"])
-    cache.clear()
+    cache_clear()
     connections.close_all()  # the client processes fork from here
 
     rng = random.Random(11)
     working = rng.sample(range(count), min(count, 20_000 if not quick else 5_000))
-    cold = [i for i in range(count) if i not in set(working)]
+    chosen = set(working)
+    cold = [i for i in range(count) if i not in chosen]
     miss_paths = [f"/api/v1/customers/{PREFIX}{i:09d}/entitlements" for i in rng.sample(cold, min(len(cold), 20_000))]
     bare_paths = [f"/bench/bare/{pk}" for pk in rng.choices(pks, k=20_000)]
 

@@ -30,11 +30,24 @@ from datetime import timedelta
 
 from bench.bench_entitlements import _free_port, _Null, _request, _server_env, serve_and_measure, start_server
 from bench.db import ensure_database
+from bench.lanes import broker_url, cache_clear
 from bench.worker import start_worker, wait_ready
 
 PREFIX = "m"  # customers m000000000 ...
 SECRET = "whsec_bench_1m_entitlements_7c2e"
-BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/8")
+
+
+def _stripe_env() -> dict:
+    """The revocation arrives as a signed Stripe webhook: Stripe is this run's one provider (its API is never
+    called), the worker's broker is the run's own Redis database."""
+    return {
+        "CELERY_BROKER_URL": broker_url(),
+        "PAYMENT_PROVIDERS_ENABLED": "stripe",
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "STRIPE_API_KEY": "sk_test_bench_never_called",
+    }
+
+
 STATES = [  # one in ten subscriptions per slot: 40% active, the rest spread over every other state
     "active",
     "active",
@@ -280,7 +293,7 @@ def _entitled(port: int, external_id: str, key: str) -> bool:
 
 def _start_worker(log_path: str) -> tuple[subprocess.Popen, object, str]:
     env = _server_env()
-    env.update(CELERY_BROKER_URL=BROKER, STRIPE_WEBHOOK_SECRET=SECRET)
+    env.update(_stripe_env())
     log = open(log_path, "wb")  # noqa: SIM115 (closed by the caller)
     node = f"bench-ent1m-{os.getpid()}@localhost"
     return start_worker(env, node=node, log=log), log, node
@@ -302,12 +315,12 @@ def revocation(key: str, n: int) -> dict:
 
     from django.db import connections
 
-    from monetization.celery import app as celery_app
+    from backoffice.celery import app as celery_app
     from tests.webhooks.support import stripe_signature
 
     rows, price_id = _revocation_customers(n)
     connections.close_all()
-    celery_app.conf.update(broker_url=BROKER)
+    celery_app.conf.update(broker_url=broker_url())
     with celery_app.connection_for_write() as conn:
         conn.default_channel.queue_purge("celery")  # no leftovers from an earlier run
     log_path = os.path.join(tempfile.gettempdir(), f"bench-ent1m-worker-{os.getpid()}.log")
@@ -316,7 +329,7 @@ def revocation(key: str, n: int) -> dict:
     try:
         worker, log, node = _start_worker(log_path)
         port = _free_port()
-        server = start_server(port, {"CELERY_BROKER_URL": BROKER, "STRIPE_WEBHOOK_SECRET": SECRET})
+        server = start_server(port, _stripe_env())
         wait_ready(worker, node, what=log_path)
         for external_id, _, _ in rows:  # prime: every entitlement cached
             assert _entitled(port, external_id, key), external_id
@@ -362,7 +375,6 @@ def revocation(key: str, n: int) -> dict:
 
 
 def run(args) -> dict:
-    from django.core.cache import cache
     from django.db import connection, connections
 
     from monetization.services.api_keys import api_key_create
@@ -377,7 +389,7 @@ def run(args) -> dict:
         cur.execute("SELECT min(id), max(id) FROM monetization_customer WHERE external_id LIKE %s", [PREFIX + "%"])
         lo, hi = cur.fetchone()
     full_key, _ = api_key_create(name="bench-1m", scopes=["entitlements:read"])
-    cache.clear()
+    cache_clear()
     connections.close_all()  # the client processes fork from here
 
     rng = random.Random(11)

@@ -25,13 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.lanes import broker_url
 from bench.worker import start_worker, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_bench_5e1f2a9c"
-# The broker the bench's gunicorn enqueues onto (its "celery" list is purged afterwards): by default the
-# Redis database this run was given (REDIS_URL), not the shared test broker (db 11) other runs may be using.
-BROKER = os.environ.get("BENCH_BROKER_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/11"
 TARGETS = {"stripe_events_per_s": 1000, "app_store_events_per_s": 500, "apply_events_per_s": 500}
 
 
@@ -146,7 +144,7 @@ def _gunicorn(env: dict, port: int) -> subprocess.Popen:
             sys.executable,
             "-m",
             "gunicorn",
-            "monetization.wsgi",
+            "backoffice.wsgi",
             "-w",
             "2",
             "-b",
@@ -257,7 +255,7 @@ def _worker(env: dict) -> subprocess.Popen:
 
 def _drain(worker: subprocess.Popen, ids: list[int]) -> dict:
     """Schedule applying as each delivery does, then wait until the worker has applied every event."""
-    from monetization.celery import app as celery_app
+    from backoffice.celery import app as celery_app
     from monetization.models import WebhookEvent
     from monetization.services.webhooks import webhook_apply_schedule
 
@@ -321,7 +319,14 @@ def run(args) -> dict:
     env = {
         **os.environ,
         "STRIPE_WEBHOOK_SECRET": SECRET,
-        "CELERY_BROKER_URL": BROKER,
+        # The broker the gunicorn enqueues onto (its "celery" list is purged afterwards).
+        "CELERY_BROKER_URL": broker_url(),
+        "PAYMENT_PROVIDERS_ENABLED": "stripe,app_store",
+        # Production settings ask for the providers' API credentials; this run never calls their APIs.
+        "STRIPE_API_KEY": "sk_test_bench_never_called",
+        "APP_STORE_KEY_ID": "BENCHKEYID",
+        "APP_STORE_ISSUER_ID": "bench-issuer",
+        "APP_STORE_PRIVATE_KEY_PATH": str(tmp / "never-read.p8"),
         "APP_STORE_ROOT_CERTS": str(root),
         "APP_STORE_BUNDLE_ID": "com.example.backoffice",
         "APP_STORE_APP_APPLE_ID": "1234567890",
@@ -381,9 +386,10 @@ def run(args) -> dict:
         server.wait(timeout=20)
 
     # Nobody consumed the enqueued tasks: drop them.
-    from monetization.celery import app as celery_app
+    from backoffice.celery import app as celery_app
 
-    celery_app.conf.update(broker_url=BROKER, task_always_eager=False)  # this process enqueues for the worker below
+    # This process enqueues for the worker below.
+    celery_app.conf.update(broker_url=broker_url(), task_always_eager=False)
     with celery_app.connection_for_write() as conn:
         result["enqueued_tasks_purged"] = conn.default_channel.queue_purge("celery")
     from django.core.cache import cache

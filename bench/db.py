@@ -10,7 +10,7 @@ def ensure_database() -> None:
     try:
         connection.ensure_connection()
     except OperationalError as exc:
-        if "does not exist" not in str(exc) or connection.vendor != "postgresql":
+        if "does not exist" not in str(exc):
             raise
         import psycopg
 

@@ -4,6 +4,6 @@ Only ``bench/bench_entitlements.py`` points DJANGO_SETTINGS_MODULE here; the
 project never serves ``/bench/`` otherwise.
 """
 
-from monetization.settings import *  # noqa: F403
+from backoffice.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.urls"

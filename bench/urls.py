@@ -3,8 +3,8 @@
 from django.http import JsonResponse
 from django.urls import path
 
+from backoffice.urls import urlpatterns as real_urlpatterns
 from monetization.models import Customer
-from monetization.urls import urlpatterns as real_urlpatterns
 
 
 def bare(request, pk: int):

@@ -1,4 +1,4 @@
-"""A real Celery worker for benchmarks: ``celery -A monetization worker --pool solo`` (one process)."""
+"""A real Celery worker for benchmarks: ``celery -A backoffice worker --pool solo`` (one process)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ def start_worker(env: dict, *, node: str, log=None) -> subprocess.Popen:
     """Start the worker named ``node`` with ``env`` (its broker, database, settings); output to ``log``."""
     return subprocess.Popen(
         [
-            *(sys.executable, "-m", "celery", "-A", "monetization", "worker", "--pool", "solo", "-l", "warning"),
+            *(sys.executable, "-m", "celery", "-A", "backoffice", "worker", "--pool", "solo", "-l", "warning"),
             *("-n", node, "--without-gossip", "--without-mingle", "--without-heartbeat"),
         ],
         cwd=REPO,
-        env={**env, "DJANGO_SETTINGS_MODULE": "monetization.settings"},
+        env={**env, "DJANGO_SETTINGS_MODULE": "backoffice.settings"},
         stdout=log,
         stderr=subprocess.STDOUT if log is not None else None,
     )
@@ -26,7 +26,7 @@ def start_worker(env: dict, *, node: str, log=None) -> subprocess.Popen:
 
 def wait_ready(proc: subprocess.Popen, node: str, *, timeout: float = 60, what: str = "") -> None:
     """Until the worker answers a ping (it consumes from then on); raises if it exits or stays silent."""
-    from monetization.celery import app as celery_app
+    from backoffice.celery import app as celery_app
 
     deadline = time.monotonic() + timeout
     while not celery_app.control.ping(destination=[node], timeout=0.5):

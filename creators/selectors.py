@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max, Min, Q, Sum
 
-from .models import CreatorEarning, DailyEngagement, EligibilityDecision, Payout, RevenueShareCycle
+from .models import CreatorEarning, EligibilityDecision, Payout, RevenueShareCycle
 from .services.cycles import period_bounds
 
 
@@ -44,22 +44,13 @@ def cycle_top_earners(cycle: RevenueShareCycle, limit: int = 20):
 
 def cycle_histogram(cycle: RevenueShareCycle, *, bins: int = 20) -> list[dict]:
     """Earnings distribution on a log10 scale of the total (earnings span cents to thousands)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """SELECT width_bucket(log(GREATEST(total, 0.01)), -2, 6, %s) AS b, count(*)
-                   FROM creators_creatorearning WHERE cycle_id = %s GROUP BY b ORDER BY b""",
-                [bins, cycle.pk],
-            )
-            counts = dict(cursor.fetchall())
-    else:
-        import math
-
-        counts = {}
-        for total in CreatorEarning.objects.filter(cycle=cycle).values_list("total", flat=True):
-            value = math.log10(max(float(total), 0.01))
-            b = min(bins + 1, max(0, int((value + 2) / 8 * bins) + 1))
-            counts[b] = counts.get(b, 0) + 1
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT width_bucket(log(GREATEST(total, 0.01)), -2, 6, %s) AS b, count(*)
+               FROM creators_creatorearning WHERE cycle_id = %s GROUP BY b ORDER BY b""",
+            [bins, cycle.pk],
+        )
+        counts = dict(cursor.fetchall())
     width = 8 / bins
     return [
         {
@@ -98,48 +89,27 @@ def cycle_anomalies(cycle: RevenueShareCycle, *, limit: int = 50) -> list[dict]:
     factor = settings.CREATOR_ANOMALY_FACTOR
     start, end = period_bounds(cycle.period)
     window_start = start.date() - datetime.timedelta(days=7)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                WITH d AS (
-                    SELECT creator_id, day, SUM(impressions) AS v FROM creators_dailyengagement
-                    WHERE day >= %(ws)s AND day < %(end)s GROUP BY creator_id, day
-                ), w AS (
-                    SELECT creator_id, day, v,
-                           AVG(v) OVER (PARTITION BY creator_id ORDER BY day
-                                        ROWS BETWEEN 7 PRECEDING AND 1 PRECEDING) AS avg7,
-                           COUNT(*) OVER (PARTITION BY creator_id ORDER BY day
-                                          ROWS BETWEEN 7 PRECEDING AND 1 PRECEDING) AS n
-                    FROM d
-                )
-                SELECT creator_id, day, v, avg7 FROM w
-                WHERE day >= %(start)s AND n >= 3 AND avg7 > 0 AND v > %(factor)s * avg7
-                ORDER BY v / avg7 DESC, creator_id LIMIT %(limit)s
-                """,
-                {"ws": window_start, "start": start.date(), "end": end.date(), "factor": factor, "limit": limit},
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH d AS (
+                SELECT creator_id, day, SUM(impressions) AS v FROM creators_dailyengagement
+                WHERE day >= %(ws)s AND day < %(end)s GROUP BY creator_id, day
+            ), w AS (
+                SELECT creator_id, day, v,
+                       AVG(v) OVER (PARTITION BY creator_id ORDER BY day
+                                    ROWS BETWEEN 7 PRECEDING AND 1 PRECEDING) AS avg7,
+                       COUNT(*) OVER (PARTITION BY creator_id ORDER BY day
+                                      ROWS BETWEEN 7 PRECEDING AND 1 PRECEDING) AS n
+                FROM d
             )
-            rows = cursor.fetchall()
-    else:
-        series: dict[int, dict] = {}
-        for cid, day, v in (
-            DailyEngagement.objects.filter(day__gte=window_start, day__lt=end.date())
-            .values("creator_id", "day")
-            .annotate(v=Sum("impressions"))
-            .values_list("creator_id", "day", "v")
-        ):
-            series.setdefault(cid, {})[day] = v
-        rows = []
-        for cid, days in series.items():
-            ordered = sorted(days)
-            for i, day in enumerate(ordered):
-                prior = [days[d] for d in ordered[max(0, i - 7) : i]]
-                if day >= start.date() and len(prior) >= 3:
-                    avg = sum(prior) / len(prior)
-                    if avg > 0 and days[day] > factor * avg:
-                        rows.append((cid, day, days[day], avg))
-        rows.sort(key=lambda r: (-r[2] / r[3], r[0]))
-        rows = rows[:limit]
+            SELECT creator_id, day, v, avg7 FROM w
+            WHERE day >= %(start)s AND n >= 3 AND avg7 > 0 AND v > %(factor)s * avg7
+            ORDER BY v / avg7 DESC, creator_id LIMIT %(limit)s
+            """,
+            {"ws": window_start, "start": start.date(), "end": end.date(), "factor": factor, "limit": limit},
+        )
+        rows = cursor.fetchall()
     found = [
         {
             "creator_id": cid,

@@ -26,9 +26,11 @@ def eligibility_reevaluate_chunk(creator_ids: list[int]) -> int:
 def cycle_compute_task(cycle_id: int, user_id: int | None = None) -> None:
     from django.contrib.auth import get_user_model
 
+    from monetization.services.permissions import System
+
     from .services.cycles import cycle_compute
 
-    actor = get_user_model().objects.get(pk=user_id) if user_id else None
+    actor = get_user_model().objects.get(pk=user_id) if user_id else System("task:creators.cycle_compute")
     cycle_compute(cycle_id=cycle_id, actor=actor)
 
 

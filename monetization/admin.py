@@ -31,26 +31,23 @@ from monetization.services.api_keys import api_key_create, api_key_revoke
 
 
 def distinct_values(model, column: str, *, limit: int = 200) -> list[str]:
-    """The distinct values of an indexed column, cheaply: a loose index scan on PostgreSQL
-    (one index probe per value instead of reading the table), cached for five minutes."""
+    """The distinct values of an indexed column, cheaply: a loose index scan (one index probe
+    per value instead of reading the table), cached for five minutes."""
     cache_key = f"admin:distinct:{model._meta.db_table}:{column}"
     values = cache.get(cache_key)
     if values is not None:
         return values
     table = connection.ops.quote_name(model._meta.db_table)
     col = connection.ops.quote_name(column)
-    if connection.vendor == "postgresql":
-        sql = f"""
-            WITH RECURSIVE t(v) AS (
-                (SELECT {col} FROM {table} ORDER BY {col} LIMIT 1)
-                UNION ALL
-                SELECT (SELECT {col} FROM {table} WHERE {col} > t.v ORDER BY {col} LIMIT 1)
-                FROM t WHERE t.v IS NOT NULL
-            )
-            SELECT v FROM t WHERE v IS NOT NULL LIMIT %s
-        """  # noqa: S608 - identifiers come from model metadata, not input
-    else:
-        sql = f"SELECT DISTINCT {col} FROM {table} ORDER BY {col} LIMIT %s"  # noqa: S608
+    sql = f"""
+        WITH RECURSIVE t(v) AS (
+            (SELECT {col} FROM {table} ORDER BY {col} LIMIT 1)
+            UNION ALL
+            SELECT (SELECT {col} FROM {table} WHERE {col} > t.v ORDER BY {col} LIMIT 1)
+            FROM t WHERE t.v IS NOT NULL
+        )
+        SELECT v FROM t WHERE v IS NOT NULL LIMIT %s
+    """  # noqa: S608 - identifiers come from model metadata, not input
     with connection.cursor() as cursor:
         cursor.execute(sql, [limit])
         values = [row[0] for row in cursor.fetchall()]

@@ -2,8 +2,8 @@
 
 Django's ``bulk_update`` builds a ``CASE WHEN pk = ... THEN ...`` per field per row:
 for a hundred rows of a dozen fields that expression tree costs more CPU than
-the database spends on the statement. On PostgreSQL one ``UPDATE ... FROM
-(VALUES ...)`` does the same with plain parameters.
+the database spends on the statement. One ``UPDATE ... FROM (VALUES ...)``
+does the same with plain parameters.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ def bulk_update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
         return
     model = type(objs[0])
     connection = connections[router.db_for_write(model)]
-    if connection.vendor != "postgresql":
-        model._base_manager.bulk_update(objs, list(fields))
-        return
     qn = connection.ops.quote_name
     pk = model._meta.pk
     columns = [pk, *(model._meta.get_field(name) for name in fields)]

@@ -26,7 +26,7 @@ class EstimatedCountPaginator(Paginator):
     def count(self) -> int:
         qs = self.object_list
         query = getattr(qs, "query", None)
-        if query is not None and not query.where and connections[qs.db].vendor == "postgresql":
+        if query is not None and not query.where:
             with connections[qs.db].cursor() as cursor:
                 cursor.execute(
                     "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [qs.model._meta.db_table]

@@ -1,8 +1,10 @@
-"""Domain errors with stable, machine-readable codes.
+"""Domain errors with stable, machine-readable codes: every code of the API, in one place.
 
 Services raise :class:`DomainError` subclasses; the API turns them into a 4xx
 JSON body ``{"code": ..., "detail": ...}``. Clients switch on ``code``, never
-on ``detail``. Codes are part of the API contract: add, never rename.
+on ``detail``. Codes are part of the API contract: add, never rename. They are
+grouped by domain: :class:`ErrorCode` for the core and what every app shares,
+one class per product domain after it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ class ErrorCode:
     IDEMPOTENCY_KEY_IN_PROGRESS = "idempotency_key_in_progress"
     # Ledger
     LEDGER_UNBALANCED = "ledger_unbalanced"
-    # Support console: refunds, staff actions (issue 4)
+    # Client apps acting for their user (X-Acting-Customer)
+    ACTING_CUSTOMER_REQUIRED = "acting_customer_required"
+    ACTING_CUSTOMER_NOT_FOUND = "acting_customer_not_found"
+    # Support console: refunds, staff actions
     IDEMPOTENCY_KEY_REQUIRED = "idempotency_key_required"
     REASON_REQUIRED = "reason_required"
     REFUND_EXCEEDS_REFUNDABLE = "refund_exceeds_refundable"
@@ -51,7 +56,26 @@ class ErrorCode:
     PURCHASE_INVALID = "purchase_invalid"
     PURCHASE_OWNED_BY_OTHER_CUSTOMER = "purchase_owned_by_other_customer"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
+    PROVIDER_DISABLED = "provider_disabled"
     WEBHOOK_NOT_REPLAYABLE = "webhook_not_replayable"
+
+
+class OrgErrorCode:
+    """Verified organizations: the org admin API and its services."""
+
+    ORG_NOT_FOUND = "org_not_found"
+    ORG_NOT_VERIFIED = "org_not_verified"
+    ORG_PLAN_MISSING = "org_plan_missing"
+    ORG_PRICE_MISSING = "org_price_missing"
+    NOT_ORG_ADMIN = "not_org_admin"
+    CUSTOMER_NOT_FOUND = "customer_not_found"
+    SEAT_LIMIT_REACHED = "seat_limit_reached"
+    ALREADY_AFFILIATED = "already_affiliated"
+    AFFILIATION_NOT_FOUND = "affiliation_not_found"
+    INVITATION_NOT_FOUND = "invitation_not_found"
+    INVITATION_NOT_FOR_CUSTOMER = "invitation_not_for_customer"
+    INVITATION_EXPIRED = "invitation_expired"
+    HANDLE_TAKEN = "handle_taken"
 
 
 class DomainError(Exception):

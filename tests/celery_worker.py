@@ -1,4 +1,4 @@
-"""A real Celery worker for tests: ``celery -A monetization worker --pool solo`` on Redis.
+"""A real Celery worker for tests: ``celery -A backoffice worker --pool solo`` on Redis.
 
 Eager mode runs a task inline in the caller's transaction, which hides exactly
 what we want to test (on_commit enqueueing, a separate process and database
@@ -17,25 +17,19 @@ from pathlib import Path
 import dj_database_url
 import pytest
 
+from tests.processes import database_url
+
 BROKER_URL = os.environ.get("CELERY_TEST_BROKER_URL", "redis://127.0.0.1:6379/11")
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _database_url(settings_dict: dict) -> str:
-    user = settings_dict.get("USER") or "postgres"
-    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
-    host = settings_dict.get("HOST") or "127.0.0.1"
-    port = settings_dict.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
 
 
 @pytest.fixture
 def celery_worker_process(transactional_db, settings, tmp_path, request):
     from django.db import connection
 
-    from monetization.celery import app as celery_app
+    from backoffice.celery import app as celery_app
 
-    db_url = _database_url(connection.settings_dict)
+    db_url = database_url(connection.settings_dict)
     assert dj_database_url.parse(db_url)["NAME"].startswith("test_"), "the worker must use the test database"
     env = {
         **os.environ,
@@ -66,7 +60,7 @@ def celery_worker_process(transactional_db, settings, tmp_path, request):
             "-m",
             "celery",
             "-A",
-            "monetization",
+            "backoffice",
             "worker",
             "--pool",
             "solo",

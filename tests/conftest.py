@@ -14,6 +14,12 @@ def _clear_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _payout_provider_double(settings):
+    """Creator payouts go through the test double unless a test says otherwise (settings default to Stripe)."""
+    settings.CREATOR_PAYOUT_PROVIDER = "creators.payout_providers.FakePayoutProvider"
+
+
 @pytest.fixture
 def api_client():
     return APIClient()

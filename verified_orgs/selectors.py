@@ -8,7 +8,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 
 from monetization.models import AuditEvent, Customer
-from verified_orgs.error_codes import org_not_found
+from verified_orgs.errors import org_not_found
 from verified_orgs.models import (
     Affiliation,
     Organization,

@@ -6,37 +6,30 @@
   and a rejected row changes nothing. Re-sending a (creator, day, source) replaces it.
 - ``GET /api/v1/creators/me/earnings|payouts|eligibility`` (scope ``creators:read``): a client
   app acting for a creator names them with the header ``X-Acting-Customer: <external_id>``
-  (the platform account id of the signed-in creator; the app has authenticated that user).
+  (monetization.api.acting; the platform account id of the signed-in creator, whom the app has
+  authenticated); a customer with no creator account is 404 ``not_found``.
 """
 
 from __future__ import annotations
 
 import json
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from monetization.api.acting import ACTING_CUSTOMER_PARAMETER, acting_customer
 from monetization.api.permissions import require_scope
 from monetization.errors import InvalidInput, NotFound
-from monetization.models import Customer
 
 from .. import selectors
 from ..models import CreatorAccount
 from ..services.engagement import engagement_ingest, iter_json_array, iter_json_lines
 
-ACTING_HEADER = "HTTP_X_ACTING_CUSTOMER"
-acting_parameter = OpenApiParameter(
-    "X-Acting-Customer", str, OpenApiParameter.HEADER, required=True, description="external_id of the creator"
-)
-
 
 def acting_creator(request) -> CreatorAccount:
-    external_id = request.META.get(ACTING_HEADER, "").strip()
-    if not external_id:
-        raise InvalidInput("The X-Acting-Customer header names the creator (their external id).")
-    creator = CreatorAccount.objects.filter(customer__in=Customer.objects.filter(external_id=external_id)).first()
+    creator = CreatorAccount.objects.filter(customer=acting_customer(request)).first()
     if creator is None:
         raise NotFound("This customer has no creator account.")
     return creator
@@ -90,7 +83,7 @@ class PayoutOut(serializers.Serializer):
 class CreatorEarningsView(APIView):
     permission_classes = [require_scope("creators:read")]
 
-    @extend_schema(parameters=[acting_parameter], responses={200: EarningOut(many=True)})
+    @extend_schema(parameters=[ACTING_CUSTOMER_PARAMETER], responses={200: EarningOut(many=True)})
     def get(self, request):
         creator = acting_creator(request)
         earnings = selectors.creator_earnings(creator.pk)[:120]
@@ -100,7 +93,7 @@ class CreatorEarningsView(APIView):
 class CreatorPayoutsView(APIView):
     permission_classes = [require_scope("creators:read")]
 
-    @extend_schema(parameters=[acting_parameter], responses={200: PayoutOut(many=True)})
+    @extend_schema(parameters=[ACTING_CUSTOMER_PARAMETER], responses={200: PayoutOut(many=True)})
     def get(self, request):
         creator = acting_creator(request)
         payouts = selectors.creator_payouts(creator.pk, status=request.query_params.get("status"))[:120]
@@ -110,7 +103,7 @@ class CreatorPayoutsView(APIView):
 class CreatorEligibilityView(APIView):
     permission_classes = [require_scope("creators:read")]
 
-    @extend_schema(parameters=[acting_parameter], responses={200: dict})
+    @extend_schema(parameters=[ACTING_CUSTOMER_PARAMETER], responses={200: dict})
     def get(self, request):
         creator = acting_creator(request)
         decision = selectors.creator_current_eligibility(creator.pk)

@@ -6,9 +6,10 @@ from django.db import transaction
 from django_fsm import can_proceed
 
 from monetization import clock
-from monetization.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
+from monetization.errors import IllegalTransition, InvalidInput, NotFound
 from monetization.models import Customer
 from monetization.services.audit import audit_record, snapshot
+from monetization.services.permissions import System, require_perm
 
 from ..models import CreatorAccount, CreatorStats, PayoutProfile
 
@@ -49,9 +50,9 @@ def creator_transition(
     if transition not in STAFF_TRANSITIONS:
         raise InvalidInput(f"Unknown transition {transition!r}.")
     perm = STAFF_TRANSITIONS[transition]
-    if actor is not None and perm and not actor.has_perm(perm):
-        raise PermissionDenied(f"{transition} needs {perm}.")
-    if actor is not None and transition in REASON_REQUIRED and not reason.strip():
+    if perm:
+        require_perm(actor, perm)
+    if not isinstance(actor, System) and transition in REASON_REQUIRED and not reason.strip():
         raise InvalidInput("A reason is required.", code="reason_required")
     with transaction.atomic():
         creator = CreatorAccount.objects.select_for_update().filter(pk=creator_id).first()
@@ -117,5 +118,5 @@ def payout_profile_update(
         )
         creator = CreatorAccount.objects.select_for_update().get(pk=creator_id)
         if creator.state == CreatorAccount.State.ONBOARDING and profile.is_complete:
-            creator_transition(creator_id=creator_id, transition="activate", actor_label="onboarding complete")
+            creator_transition(creator_id=creator_id, transition="activate", actor=System("onboarding complete"))
         return profile

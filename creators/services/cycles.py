@@ -35,7 +35,7 @@ from fractions import Fraction
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Sum
+from django.db.models import Count, Sum
 from djmoney.money import Money
 
 from monetization import clock
@@ -43,6 +43,7 @@ from monetization.errors import Conflict, ErrorCode, IllegalTransition, InvalidI
 from monetization.models import JournalEntry, JournalLine
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.ledger import Account, Leg, Posting, journal_post_many, minor_unit_exponent
+from monetization.services.permissions import require_perm
 
 from ..models import (
     CreatorAccount,
@@ -124,9 +125,7 @@ def period_revenue(period: datetime.date) -> dict[str, Decimal]:
         .annotate(total=Sum("amount"))
         .order_by("currency")
     )
-    # SQLite (the demo) sums decimals as floats (4164.77999999998): back to the column's 4 places.
-    places = Decimal(1).scaleb(-JournalLine._meta.get_field("amount").decimal_places)
-    return {r["currency"]: -Decimal(r["total"]).quantize(places) for r in rows if r["total"]}
+    return {r["currency"]: -r["total"] for r in rows if r["total"]}
 
 
 @dataclass
@@ -218,26 +217,10 @@ def _scores_params(period: datetime.date, pool_minor: int) -> dict:
     return {"start": start.date(), "end": end.date(), "active": CreatorAccount.State.ACTIVE, "pool": pool_minor}
 
 
-def _scores_postgres(period: datetime.date, weights: dict[str, int], pool_minor: int) -> list[tuple[int, int, int]]:
+def _scores(period: datetime.date, weights: dict[str, int], pool_minor: int) -> list[tuple[int, int, int]]:
     with connection.cursor() as cursor:
         cursor.execute(_scores_sql(weights) + " ORDER BY creator_id", _scores_params(period, pool_minor))
         return cursor.fetchall()
-
-
-def _scores_orm(period: datetime.date, weights: dict[str, int], pool_minor: int) -> list[tuple[int, int, int]]:
-    start, end = period_bounds(period)
-    expr = sum((F(name) * weights[name] for name in METRICS), start=0)
-    rows = (
-        DailyEngagement.objects.filter(
-            day__gte=start.date(), day__lt=end.date(), creator__state=CreatorAccount.State.ACTIVE
-        )
-        .values("creator_id")
-        .annotate(score=Sum(expr))
-        .values_list("creator_id", "score")
-    )
-    scores = {cid: int(s) for cid, s in rows if s and s > 0}
-    parts = split_largest_remainder(pool_minor, scores)
-    return [(cid, scores[cid], parts[cid]) for cid in sorted(scores)]
 
 
 def _previous_cycle(cycle: RevenueShareCycle) -> RevenueShareCycle | None:
@@ -290,10 +273,9 @@ def cycle_plan(cycle: RevenueShareCycle) -> CycleResult:
     """Everything a computation would write, computed in Python without writing (the dry run)."""
     prep = _prepare(cycle)
     currency = prep.currency
-    scorer = _scores_postgres if connection.vendor == "postgresql" else _scores_orm
     lines: dict[int, EarningLine] = {
         cid: EarningLine(creator_id=cid, score=score, pool_minor=part)
-        for cid, score, part in scorer(cycle.period, prep.weights, prep.pool_minor)
+        for cid, score, part in _scores(cycle.period, prep.weights, prep.pool_minor)
     }
     start, end = period_bounds(cycle.period)
     for cid, total in (
@@ -341,11 +323,6 @@ def _lock(cycle_id: int) -> RevenueShareCycle:
     return cycle
 
 
-def _require_perm(actor, perm: str) -> None:
-    if actor is not None and not actor.has_perm(perm):
-        raise PermissionDenied(f"This needs the {perm} permission.")
-
-
 def _earning_key(cycle: RevenueShareCycle, chunk_no: int) -> str:
     return f"cycle:{cycle.pk}:run:{cycle.compute_run}:earnings:{chunk_no}"
 
@@ -355,7 +332,7 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
 
     ``dry_run`` returns the :class:`CycleResult` and writes nothing at all.
     """
-    _require_perm(actor, "creators.compute_cycle")
+    require_perm(actor, "creators.compute_cycle")
     if dry_run:
         cycle = RevenueShareCycle.objects.filter(pk=cycle_id).first()
         if cycle is None:
@@ -373,7 +350,7 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
             cycle.save()
             audit_record(action="cycle.compute", obj=cycle, actor=actor, after=snapshot(cycle, CYCLE_FIELDS))
     prep = _prepare(cycle)
-    writer = _ChunkWriterPostgres(cycle, prep) if connection.vendor == "postgresql" else _ChunkWriterOrm(cycle)
+    writer = _ChunkWriter(cycle, prep)
     with transaction.atomic():
         cycle = _lock(cycle_id)
         cycle.revenue = prep.revenue.get(prep.currency, Decimal(0))
@@ -428,36 +405,9 @@ def selectors_summary(cycle: RevenueShareCycle) -> dict:
     return {"pool": str(cycle.pool), **{k: str(v or 0) for k, v in totals.items()}}
 
 
-class _ChunkWriterOrm:
-    """SQLite (demo): the Python plan, written with bulk_create."""
-
-    def __init__(self, cycle: RevenueShareCycle):
-        self.cycle = cycle
-        self.result = cycle_plan(cycle)
-        self.by_id = {line.creator_id: line for line in self.result.lines}
-        self.total = len(self.result.lines)
-
-    def chunks(self, size: int):
-        ids = [line.creator_id for line in self.result.lines]
-        for i in range(0, len(ids), size):
-            part = ids[i : i + size]
-            yield part[0], part[-1], len(part)
-
-    def write(self, low: int, high: int) -> Decimal:
-        lines = [line for line in self.result.lines if low <= line.creator_id <= high]
-        _write_earnings(self.cycle, lines, self.result.currency, self.result.weights.get("scale", 1))
-        return from_minor(sum(line.pool_minor for line in lines), self.result.currency)
-
-    def close(self):
-        pass
-
-    def relax_commit(self):
-        pass
-
-
-class _ChunkWriterPostgres:
-    """PostgreSQL: the whole split is staged server-side in one statement (pool share, creator-subscription
-    shares, carry-ins) and each chunk is one INSERT ... SELECT: no row travels to Python and back."""
+class _ChunkWriter:
+    """The whole split is staged server-side in one statement (pool share, creator-subscription shares,
+    carry-ins) and each chunk is one INSERT ... SELECT: no row travels to Python and back."""
 
     STAGE = "creators_cycle_stage"
 
@@ -547,34 +497,13 @@ class _ChunkWriterPostgres:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def _write_earnings(cycle: RevenueShareCycle, lines: list[EarningLine], currency: str, scale: int = 1) -> None:
-    CreatorEarning.objects.bulk_create(
-        [
-            CreatorEarning(
-                cycle=cycle,
-                creator_id=line.creator_id,
-                score=(Decimal(line.score) / Decimal(scale)).quantize(Decimal("0.0001")),
-                pool_amount=from_minor(line.pool_minor, currency),
-                subscription_amount=from_minor(line.subscription_minor, currency),
-                carried_in=from_minor(line.carried_in_minor, currency),
-                total=from_minor(line.total_minor, currency),
-                payable=from_minor(line.payable_minor, currency),
-                carried_out=from_minor(line.carried_out_minor, currency),
-                currency=currency,
-            )
-            for line in lines
-        ],
-        batch_size=1000,
-    )
-
-
 def cycle_submit(*, cycle_id: int, actor=None) -> RevenueShareCycle:
     """Send a computed cycle to review."""
     return _simple_transition(cycle_id=cycle_id, actor=actor, name="submit", perm="creators.compute_cycle")
 
 
 def _simple_transition(*, cycle_id: int, actor, name: str, perm: str, reason: str = "") -> RevenueShareCycle:
-    _require_perm(actor, perm)
+    require_perm(actor, perm)
     with transaction.atomic():
         cycle = _lock(cycle_id)
         method = getattr(cycle, name)
@@ -603,7 +532,7 @@ def cycle_reject(*, cycle_id: int, actor, reason: str, reopen: bool = False) -> 
     """
     if not reason or not reason.strip():
         raise InvalidInput("A reason is required to reject a cycle.", code=ErrorCode.REASON_REQUIRED)
-    _require_perm(actor, "creators.approve_cycle")
+    require_perm(actor, "creators.approve_cycle")
     if not reopen:
         return _simple_transition(
             cycle_id=cycle_id, actor=actor, name="reject", perm="creators.approve_cycle", reason=reason
@@ -654,7 +583,7 @@ def cycle_approve(*, cycle_id: int, actor) -> RevenueShareCycle:
     """Four-eyes approval; schedules the payouts (held when Compliance must look first)."""
     if actor is None or not actor.is_authenticated:
         raise PermissionDenied("Approving a cycle needs a staff member.")
-    _require_perm(actor, "creators.approve_cycle")
+    require_perm(actor, "creators.approve_cycle")
     with transaction.atomic():
         cycle = _lock(cycle_id)
         if cycle.computed_by_id is not None and cycle.computed_by_id == actor.pk:

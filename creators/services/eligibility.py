@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from monetization import clock
+from monetization.services.permissions import System
 from subscriptions.entitlements import resolve_entitlements
 
 from ..models import CreatorAccount, CreatorStats, DailyEngagement, EligibilityDecision
@@ -149,7 +150,7 @@ def eligibility_evaluate_many(
                 creator_id=creator_id,
                 transition=name,
                 reason="rules passed" if not failed else "failed: " + ", ".join(failed),
-                actor_label="eligibility re-evaluation",
+                actor=System("eligibility re-evaluation"),
             )
     return decisions
 

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 
 from monetization import clock
 
-from ..models import CreatorAccount, DailyEngagement
+from ..models import DailyEngagement
 
 METRICS = ("impressions", "replies", "likes", "reposts")
 SOURCE_RE = re.compile(r"^[a-z0-9_.:-]{1,32}$")
@@ -166,13 +166,11 @@ def partition_name(year: int, month: int) -> str:
 
 
 def ensure_engagement_partitions(months: Iterable[tuple[int, int]]) -> None:
-    """Create the monthly partitions that these (year, month)s need (PostgreSQL only; idempotent).
+    """Create the monthly partitions that these (year, month)s need (idempotent).
 
     Looked up in the catalog every time rather than cached in-process: a partition created
     inside a transaction that rolled back is gone, and a cache would not know.
     """
-    if connection.vendor != "postgresql":
-        return
     wanted = {partition_name(y, m): (y, m) for y, m in set(months)}
     if not wanted:
         return
@@ -201,25 +199,7 @@ def engagement_ingest(rows: Iterable[tuple[int, object]], *, batch_size: int = 1
     """
     result = IngestResult()
     today = clock.now().date()
-    if connection.vendor == "postgresql":
-        _ingest_postgres(iter(rows), today, batch_size, result, progress)
-        return result
-    batch: list[tuple] = []
-    for number, obj in rows:
-        row = validate_row(number, obj, today)
-        if isinstance(row, RejectedRow):
-            result.reject(row)
-            continue
-        batch.append(row)
-        if len(batch) >= batch_size:
-            _flush_orm(batch, result)
-            batch = []
-            if progress:
-                progress(result)
-    if batch:
-        _flush_orm(batch, result)
-        if progress:
-            progress(result)
+    _ingest(iter(rows), today, batch_size, result, progress)
     return result
 
 
@@ -243,7 +223,7 @@ MERGE_SQL = f"""
 """  # noqa: S608 (constant table names)
 
 
-def _ingest_postgres(rows: Iterator, today, batch_size: int, result: IngestResult, progress) -> None:
+def _ingest(rows: Iterator, today, batch_size: int, result: IngestResult, progress) -> None:
     """Rows stream straight into COPY as they are validated, so the server loads while Python parses;
     then one statement resolves creators, reports unknown ones and upserts the rest."""
     exhausted = False
@@ -283,34 +263,3 @@ def _ingest_postgres(rows: Iterator, today, batch_size: int, result: IngestResul
         result.accepted += staged - len(unknown)
         if progress and staged:
             progress(result)
-
-
-def _flush_orm(batch: list[tuple], result: IngestResult) -> None:
-    externals = {row[1] for row in batch}
-    creator_by_external = dict(
-        CreatorAccount.objects.filter(customer__external_id__in=externals).values_list("customer__external_id", "id")
-    )
-    latest: dict[tuple, DailyEngagement] = {}
-    for line, customer, day, source, impressions, replies, likes, reposts in sorted(batch):
-        creator_id = creator_by_external.get(customer)
-        if creator_id is None:
-            result.reject(RejectedRow(line, RowCode.UNKNOWN_CREATOR, "no creator account for this customer"))
-            continue
-        result.accepted += 1
-        latest[(creator_id, day, source)] = DailyEngagement(
-            creator_id=creator_id,
-            day=day,
-            source=source,
-            impressions=impressions,
-            replies=replies,
-            likes=likes,
-            reposts=reposts,
-        )
-    with transaction.atomic():
-        DailyEngagement.objects.bulk_create(
-            list(latest.values()),
-            update_conflicts=True,
-            unique_fields=["creator", "day", "source"],
-            update_fields=list(METRICS),
-            batch_size=500,
-        )

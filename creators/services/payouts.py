@@ -18,10 +18,11 @@ from django.db.models import F
 from djmoney.money import Money
 
 from monetization import clock
-from monetization.errors import ErrorCode, IllegalTransition, InvalidInput, NotFound, PermissionDenied
+from monetization.errors import ErrorCode, IllegalTransition, InvalidInput, NotFound
 from monetization.models import Customer
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.ledger import Account, Leg, Posting, journal_post_many
+from monetization.services.permissions import require_perm
 
 from ..models import Payout, PayoutHold, RevenueShareCycle
 from ..payout_providers import PayoutProvider, PayoutProviderError, get_payout_provider
@@ -31,14 +32,9 @@ PAYOUT_FIELDS = ["status", "transfer_id", "failure_reason", "attempts"]
 CASH_ACCOUNT = Account.cash("stripe_connect")
 
 
-def _require_perm(actor, perm: str) -> None:
-    if actor is not None and not actor.has_perm(perm):
-        raise PermissionDenied(f"This needs the {perm} permission.")
-
-
 def payout_hold_place(*, payout_id: int, kind: str, reason: str, actor=None) -> PayoutHold:
     """Compliance stops a payout (missing tax form, sanctions review, fraud) with a reason."""
-    _require_perm(actor, "creators.manage_holds")
+    require_perm(actor, "creators.manage_holds")
     if kind not in PayoutHold.Kind.values:
         raise InvalidInput(f"Unknown hold kind {kind!r}.")
     if not reason or not reason.strip():
@@ -72,7 +68,7 @@ def payout_hold_place(*, payout_id: int, kind: str, reason: str, actor=None) -> 
 
 def payout_hold_lift(*, hold_id: int, reason: str, actor=None) -> Payout:
     """Lift one hold; the payout becomes approved again once no hold is left on it."""
-    _require_perm(actor, "creators.manage_holds")
+    require_perm(actor, "creators.manage_holds")
     if not reason or not reason.strip():
         raise InvalidInput("A reason is required.", code=ErrorCode.REASON_REQUIRED)
     with transaction.atomic():
@@ -104,7 +100,7 @@ def payout_hold_lift(*, hold_id: int, reason: str, actor=None) -> Payout:
 
 def payout_retry(*, payout_id: int, actor=None) -> Payout:
     """A failed payout goes back to processing; the next paying run transfers it (same key)."""
-    _require_perm(actor, "creators.approve_cycle")
+    require_perm(actor, "creators.approve_cycle")
     with transaction.atomic():
         payout = Payout.objects.select_for_update().filter(pk=payout_id).first()
         if payout is None:

@@ -19,11 +19,11 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from monetization.api.idempotency import idempotent
 from monetization.api.permissions import StaffPermission
 from monetization.models import AuditEvent, Customer, Payment, Refund
 from monetization.selectors_support import customer_overview
 from monetization.services import refunds as refund_services
-from monetization.services.idempotency import idempotent
 from subscriptions.models import Entitlement, Grant, Product, Subscription
 from subscriptions.services import actions
 

@@ -5,11 +5,13 @@ no throttling (a provider retrying a backlog must not be turned away). Plain
 Django views rather than DRF: this is a hot path and there is nothing to
 negotiate. The response is 200 once the event is stored (or was already);
 400 with ``{"code": "invalid_signature" | "malformed_payload"}`` stores nothing; 503
-``provider_unavailable`` when we cannot verify (misconfigured, provider down) so the provider retries.
+``provider_unavailable`` when we cannot verify (misconfigured, provider down) so the provider retries;
+404 ``provider_disabled`` for a provider this deployment does not use.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -20,6 +22,9 @@ from monetization.services.webhooks import webhook_receive
 
 
 def _receive(request, provider: str, headers: dict[str, str]) -> JsonResponse:
+    if provider not in settings.PAYMENT_PROVIDERS_ENABLED:
+        # Not a provider of this deployment (PAYMENT_PROVIDERS_ENABLED): nothing to verify it with.
+        return JsonResponse({"code": ErrorCode.PROVIDER_DISABLED, "detail": f"{provider} is not enabled."}, status=404)
     try:
         stored = webhook_receive(provider=provider, body=request.body, headers=headers)
     except InvalidSignature as exc:

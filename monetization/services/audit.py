@@ -13,6 +13,7 @@ from djmoney.money import Money
 from monetization import clock
 from monetization.middleware import current_request_id
 from monetization.models import AuditEvent
+from monetization.services.permissions import System
 
 
 def _json_safe(value: Any) -> Any:
@@ -52,7 +53,12 @@ def audit_event_build(
     after: dict | None = None,
     reason: str = "",
 ) -> AuditEvent:
-    """One audit event, unsaved: ``actor`` is a staff user; otherwise say who with actor_kind/actor_label."""
+    """One audit event, unsaved: ``actor`` is a staff user or a :class:`System` cause; otherwise say who
+    with actor_kind/actor_label."""
+    if isinstance(actor, System):
+        actor_kind = actor_kind or AuditEvent.ActorKind.SYSTEM
+        actor_label = actor_label or actor.label
+        actor = None
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk

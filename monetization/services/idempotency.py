@@ -1,25 +1,33 @@
-"""Idempotency-Key for money-moving POSTs (refunds): replay the first answer, refuse a changed body.
+"""Idempotency keys for money-moving requests (refunds): replay the first answer, refuse a changed request.
 
-The key is claimed by inserting its row *before* the work runs and
-committing at once, so a duplicate arriving while the first request is still
-working finds the row and gets 409 instead of doing the work twice. When the
-work finishes its response is stored; later duplicates get it back verbatim.
+:func:`idempotent_run` is the one way to use them, from the API (``monetization.api.idempotency``)
+and from the admin alike. The key is claimed by inserting its row *before* the work runs and
+committing at once, so a duplicate arriving while the first request is still working finds the
+row and gets 409 instead of doing the work twice. When the work finishes its answer (a status
+and a JSON body) is stored; later duplicates get it back verbatim. Work that raises releases
+the key: nothing was done, the caller may try again.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from rest_framework.response import Response
 
 from monetization import clock
 from monetization.errors import Conflict, ErrorCode, InvalidInput
 from monetization.models import IdempotencyKey
 
-HEADER = "Idempotency-Key"
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+    replayed: bool = False
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
@@ -27,13 +35,6 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
     for part in (method.upper().encode(), b"\n", path.encode(), b"\n", body or b""):
         digest.update(part)
     return digest.hexdigest()
-
-
-def _scope(request, endpoint: str) -> str:
-    user = request.user
-    key_id = getattr(user, "key_id", None)
-    who = f"apikey:{key_id}" if key_id is not None else f"user:{getattr(user, 'pk', 'anon')}"
-    return f"{who}:{endpoint}"
 
 
 def idempotency_claim(*, scope: str, key: str, fingerprint: str) -> IdempotencyKey | None:
@@ -71,44 +72,23 @@ def idempotency_release(*, scope: str, key: str) -> None:
     IdempotencyKey.objects.filter(scope=scope, key=key, response_status__isnull=True).delete()
 
 
-def idempotent(endpoint: str, *, required: bool = True):
-    """Decorate an APIView ``post``: the same key and body replay the first response.
+def idempotent_run(*, scope: str, key: str, fingerprint: str, work: Callable[[], tuple[int, Any]]) -> Answer:
+    """Do ``work`` at most once for (``scope``, ``key``); it returns (status, JSON body), which is stored.
 
-    An error raised by the view releases the key (nothing was done; the
-    caller may try again); a response of any status is stored and replayed.
+    A repeat of the same request gets the stored answer (``replayed``); a different request under the
+    key is 422 ``idempotency_key_reused``; a repeat while the first still runs, 409
+    ``idempotency_key_in_progress``. Work that raises releases the key and the error propagates.
     """
-
-    def decorate(view_method):
-        @functools.wraps(view_method)
-        def wrapper(self, request, *args, **kwargs):
-            key = request.headers.get(HEADER, "").strip()
-            if not key:
-                if required:
-                    raise InvalidInput(
-                        f"Send an {HEADER} header (a unique value per intended operation).",
-                        code=ErrorCode.IDEMPOTENCY_KEY_REQUIRED,
-                    )
-                return view_method(self, request, *args, **kwargs)
-            if len(key) > 255:
-                raise InvalidInput(f"{HEADER} is at most 255 characters.")
-            scope = _scope(request, endpoint)
-            fingerprint = request_fingerprint(request.method, request.get_full_path(), request.body)
-            stored = idempotency_claim(scope=scope, key=key, fingerprint=fingerprint)
-            if stored is not None:
-                response = Response(stored.response_body, status=stored.response_status)
-                response["Idempotent-Replayed"] = "true"
-                return response
-            try:
-                response = view_method(self, request, *args, **kwargs)
-            except BaseException:
-                idempotency_release(scope=scope, key=key)
-                raise
-            idempotency_complete(scope=scope, key=key, status=response.status_code, body=response.data)
-            return response
-
-        return wrapper
-
-    return decorate
+    stored = idempotency_claim(scope=scope, key=key, fingerprint=fingerprint)
+    if stored is not None:
+        return Answer(stored.response_status, stored.response_body, replayed=True)
+    try:
+        status, body = work()
+    except BaseException:
+        idempotency_release(scope=scope, key=key)
+        raise
+    idempotency_complete(scope=scope, key=key, status=status, body=body)
+    return Answer(status, body)
 
 
 def idempotency_keys_purge(*, older_than=None) -> int:

@@ -29,6 +29,7 @@ from monetization.models import AuditEvent, Payment, Refund
 from monetization.providers.base import ProviderError, UnsupportedOperation, get_provider
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.ledger import Account, Leg, Posting, journal_post, quantize
+from monetization.services.permissions import require_perm
 
 REFUND_FIELDS = ["status", "amount", "reason_code", "revoke_access", "provider_refund_id", "failure_code", "attempts"]
 PERM_REQUEST = "monetization.request_refund"
@@ -41,11 +42,6 @@ class RefundUnsupported(DomainError):
 
     code = ErrorCode.REFUND_UNSUPPORTED_BY_PROVIDER
     status = 422
-
-
-def _require_perm(user, perm: str) -> None:
-    if user is None or not getattr(user, "is_authenticated", False) or not user.has_perm(perm):
-        raise PermissionDenied(f"You need the '{perm}' permission.")
 
 
 def _require_reason(text: str, what: str) -> None:
@@ -112,7 +108,7 @@ def refund_request(
     Refused (nothing written) when the amount is not positive, exceeds what is
     still refundable, is in another currency, or the platform owns its refunds.
     """
-    _require_perm(requested_by, PERM_REQUEST)
+    require_perm(requested_by, PERM_REQUEST)
     if reason_code not in Refund.Reason.values:
         raise InvalidInput(f"Unknown reason code '{reason_code}'. Use one of: {', '.join(Refund.Reason.values)}.")
     if revoke_access not in Refund.RevokeAccess.values:
@@ -193,7 +189,7 @@ def _lock_for_decision(refund: Refund, decider, self_decision_message: str) -> R
 
 def refund_approve(*, refund: Refund, approved_by, reason: str, execute: bool = True) -> Refund:
     """Four-eyes: a second staff member with ``approve_refund`` lets a held refund go through."""
-    _require_perm(approved_by, PERM_APPROVE)
+    require_perm(approved_by, PERM_APPROVE)
     _require_reason(reason, "Approving a refund")
     with transaction.atomic():
         locked = _lock_for_decision(refund, approved_by, "You cannot approve your own refund.")
@@ -208,7 +204,7 @@ def refund_approve(*, refund: Refund, approved_by, reason: str, execute: bool = 
 
 
 def refund_reject(*, refund: Refund, rejected_by, reason: str) -> Refund:
-    _require_perm(rejected_by, PERM_APPROVE)
+    require_perm(rejected_by, PERM_APPROVE)
     _require_reason(reason, "Rejecting a refund")
     with transaction.atomic():
         locked = _lock_for_decision(refund, rejected_by, "You cannot decide on your own refund.")
@@ -226,8 +222,7 @@ def refund_retry(*, refund: Refund, actor, reason: str) -> Refund:
     The provider refunds at most once per key, so a retry after a timeout or a
     crash between "submitted" and the provider's answer cannot refund twice.
     """
-    if not (actor and (actor.has_perm(PERM_REQUEST) or actor.has_perm(PERM_APPROVE))):
-        raise PermissionDenied("You need a refund permission.")
+    require_perm(actor, PERM_REQUEST, or_perm=PERM_APPROVE)
     _require_reason(reason, "Retrying a refund")
     row = Refund.objects.filter(pk=refund.pk).values("status", "submitted_at", "provider_refund_id").first()
     if row is None:

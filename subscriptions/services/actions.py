@@ -14,9 +14,10 @@ from django.conf import settings
 from django_fsm import can_proceed
 
 from monetization import clock
-from monetization.errors import DomainError, ErrorCode, IllegalTransition, InvalidInput, PermissionDenied
+from monetization.errors import DomainError, ErrorCode, IllegalTransition, InvalidInput
 from monetization.models import Customer
 from monetization.providers.base import ProviderError, UnsupportedOperation, get_provider
+from monetization.services.permissions import require_perm
 from subscriptions.models import Entitlement, Grant, Product, Subscription
 from subscriptions.services.grants import grant_create, grant_revoke
 from subscriptions.services.lifecycle import Cause, subscription_change_state
@@ -45,8 +46,7 @@ class ProviderFailed(DomainError):
 
 
 def _check(user, perm: str, reason: str, what: str) -> None:
-    if user is None or not getattr(user, "is_authenticated", False) or not user.has_perm(perm):
-        raise PermissionDenied(f"You need the '{perm}' permission.")
+    require_perm(user, perm)
     if not (reason or "").strip():
         raise InvalidInput(f"{what} needs a reason.", code=ErrorCode.REASON_REQUIRED)
 

@@ -8,6 +8,7 @@ from creators.models import Payout, RevenueShareCycle
 from creators.services.cycles import cycle_approve, cycle_compute, cycle_submit
 from creators.services.eligibility import eligibility_evaluate
 from creators.services.payouts import cycle_pay
+from tests.monetization.factories import CustomerFactory
 
 from .factories import engagement, make_creator, post_revenue, staff
 
@@ -54,9 +55,11 @@ def test_creator_reads_earnings_payouts_and_eligibility(client_with_scopes, paid
 def test_creator_api_errors(client_with_scopes, paid_cycle):
     client = client_with_scopes("creators:read")
     r = client.get("/api/v1/creators/me/earnings")
-    assert (r.status_code, r.json()["code"]) == (400, "invalid_input")
+    assert (r.status_code, r.json()["code"]) == (400, "acting_customer_required")
     r = client.get("/api/v1/creators/me/earnings", HTTP_X_ACTING_CUSTOMER="nobody")
-    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    assert (r.status_code, r.json()["code"]) == (404, "acting_customer_not_found")
+    r = client.get("/api/v1/creators/me/earnings", HTTP_X_ACTING_CUSTOMER=CustomerFactory().external_id)
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")  # a customer, but no creator
     client = client_with_scopes("engagement:write")
     r = client.get("/api/v1/creators/me/earnings", HTTP_X_ACTING_CUSTOMER="nobody")
     assert r.status_code == 403

@@ -9,10 +9,13 @@ from creators.services.eligibility import add_months, eligibility_evaluate, eval
 from creators.tasks import eligibility_reevaluate_all
 from monetization import clock
 from monetization.errors import IllegalTransition, InvalidInput, PermissionDenied
+from monetization.services.permissions import System
 from tests.monetization.factories import CustomerFactory
 from tests.subscriptions.factories import EntitlementFactory, PlanFactory, ProductFactory, SubscriptionFactory
 
 from .factories import engagement, staff
+
+RULES = System("eligibility re-evaluation")
 
 NOW = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
 BASE = {
@@ -118,7 +121,7 @@ def test_beat_schedule_has_the_reevaluation():
 def test_lifecycle_onboarding_needs_payout_account_and_tax_form():
     customer = CustomerFactory()
     creator = creator_apply(customer=customer)
-    creator_transition(creator_id=creator.pk, transition="mark_eligible", reason="manual review")
+    creator_transition(creator_id=creator.pk, transition="mark_eligible", reason="manual review", actor=RULES)
     creator_transition(creator_id=creator.pk, transition="start_onboarding")
     with pytest.raises(IllegalTransition):
         creator_transition(creator_id=creator.pk, transition="activate")
@@ -128,12 +131,25 @@ def test_lifecycle_onboarding_needs_payout_account_and_tax_form():
     payout_profile_update(creator_id=creator.pk, tax_form_status="submitted", tax_form_type="w9")
     creator.refresh_from_db()
     assert creator.state == CreatorAccount.State.ACTIVE
+    from monetization.models import AuditEvent
+
+    events = AuditEvent.objects.filter(object_type="creators.creatoraccount", object_id=str(creator.pk))
+    assert set(
+        events.filter(action__in=["creator.mark_eligible", "creator.activate"]).values_list(
+            "action", "actor_kind", "actor_label", "actor"
+        )
+    ) == {
+        ("creator.mark_eligible", "system", "eligibility re-evaluation", None),
+        ("creator.activate", "system", "onboarding complete", None),
+    }
 
 
 @pytest.mark.django_db
 def test_compliance_suspends_reinstates_and_bans_with_reason_support_cannot():
     creator = creator_apply(customer=CustomerFactory())
-    creator_transition(creator_id=creator.pk, transition="mark_eligible", reason="ok")
+    with pytest.raises(PermissionDenied):  # a cause must be named: no actor is no licence
+        creator_transition(creator_id=creator.pk, transition="mark_eligible", reason="ok")
+    creator_transition(creator_id=creator.pk, transition="mark_eligible", reason="ok", actor=RULES)
     creator_transition(creator_id=creator.pk, transition="start_onboarding")
     payout_profile_update(creator_id=creator.pk, payout_account_id="acct_1", tax_form_status="verified")
     compliance = staff("carol", "Compliance")

@@ -10,19 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from creators.models import FakeTransfer, Payout
+from tests.processes import database_url
 
 from .test_payouts import approved_cycle, assert_paid_exactly_once
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -34,7 +28,13 @@ def test_paying_run_killed_at_random_points_pays_everyone_exactly_once(storage, 
     cycle = approved_cycle(60)
     total = Payout.objects.filter(cycle=cycle).count()
     rng = random.Random(int(os.environ.get("KILL_TEST_SEED", "6")))
-    env = {**os.environ, "DATABASE_URL": _database_url(), "FAKE_PAYOUT_DELAY": "0.04", "DEBUG": "1"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "FAKE_PAYOUT_DELAY": "0.04",
+        "DEBUG": "1",
+        "CREATOR_PAYOUT_PROVIDER": "creators.payout_providers.FakePayoutProvider",
+    }
     ledger_file = str(tmp_path / "transfers.jsonl")
     if storage == "file":
         env["CREATOR_PAYOUT_PROVIDER"] = "creators.payout_providers.FileFakePayoutProvider"

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from creators.services.cycles import _scores_orm, _scores_postgres, integer_weights, split_largest_remainder
+from creators.models import DailyEngagement
+from creators.services.cycles import _scores, integer_weights, split_largest_remainder
 
 from .factories import engagement, make_creator
 
@@ -67,5 +68,13 @@ def test_sql_split_matches_the_python_rule(pool, rows):
         for impressions, replies in rows:
             engagement(make_creator(profile=False), day, impressions=impressions, replies=replies)
         weights, _ = integer_weights({"impressions": 1, "replies": 20, "reposts": 10, "likes": 2})
-        assert _scores_postgres(day, weights, pool) == _scores_orm(day, weights, pool)
+        sql = _scores(day, weights, pool)
+        scores = {cid: score for cid, score, _ in sql}
+        expected = split_largest_remainder(pool, scores)
+        assert [(cid, part) for cid, _, part in sql] == sorted(expected.items())
+        assert scores == {
+            e.creator_id: e.impressions * weights["impressions"] + e.replies * weights["replies"]
+            for e in DailyEngagement.objects.filter(day=day)
+            if e.impressions or e.replies
+        }
         transaction.savepoint_rollback(sid)

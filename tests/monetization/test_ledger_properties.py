@@ -18,6 +18,7 @@ from monetization.models import JournalEntry, JournalLine
 from monetization.services.ledger import Account, ledger_report, minor_unit_exponent
 from monetization.services.payments import payment_record
 from tests.monetization.factories import CustomerFactory
+from tests.processes import database_url
 
 CURRENCIES = ["JPY", "USD", "BHD"]  # 0, 2 and 3 decimals
 PROVIDERS = ["stripe", "app_store", "google_play"]
@@ -137,12 +138,7 @@ def test_ledger_check_fails_on_an_unbalanced_entry(capsys):
 @pytest.mark.django_db(transaction=True)
 def test_ledger_check_exit_code_is_one_from_the_shell():
     _insert_unbalanced_entry()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "DEBUG": "1",
-    }
+    env = {**os.environ, "DATABASE_URL": database_url(), "DEBUG": "1"}
     done = subprocess.run(
         [sys.executable, "manage.py", "ledger_check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )

@@ -3,7 +3,7 @@
 from django.http import HttpResponse
 from django.urls import path
 
-from monetization.urls import urlpatterns as real_urlpatterns
+from backoffice.urls import urlpatterns as real_urlpatterns
 
 urlpatterns = [
     path("api/v1/customers/me/entitlements", lambda request: HttpResponse("mine")),

@@ -341,6 +341,6 @@ def test_the_benchmark_urlconf_keeps_it(settings):
 
 
 def test_the_wsgi_application_has_the_fast_path():
-    from monetization.wsgi import application
+    from backoffice.wsgi import application
 
     assert isinstance(application, EntitlementsFastPath) and application.enabled

@@ -316,7 +316,7 @@ def test_two_sweeps_at_once_move_every_subscription_exactly_once(plan):
 
 @pytest.mark.django_db
 def test_beat_runs_the_sweep_task(plan, settings):
-    from monetization.celery import app
+    from backoffice.celery import app
     from subscriptions.tasks import lifecycle_sweep_task
 
     entry = settings.CELERY_BEAT_SCHEDULE["subscriptions-lifecycle-sweep"]

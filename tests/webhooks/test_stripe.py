@@ -84,6 +84,19 @@ def test_signed_but_malformed_body_is_400_malformed_payload(client, body):
     assert not WebhookEvent.objects.exists()
 
 
+def test_a_provider_left_out_of_the_deployment_is_404_and_stores_nothing(client, settings):
+    settings.PAYMENT_PROVIDERS_ENABLED = ["app_store", "google_play"]
+    body = stripe_body(fixture("stripe", "customer.subscription.created"))
+    response = client.post(
+        "/api/v1/webhooks/stripe",
+        data=body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=stripe_signature(body),
+    )
+    assert (response.status_code, response.json()["code"]) == (404, "provider_disabled")
+    assert not WebhookEvent.objects.exists()
+
+
 def test_out_of_order_events_converge_on_the_newest(client, catalog, customers):
     canceled = stripe_subscription_event(
         event_id="evt_3", created=1767225900, status="active", cancel_at_period_end=True

@@ -1,7 +1,9 @@
 """Org admin and client-app endpoints. Thin: fetch, call a service or selector, serialize.
 
 Authentication: a client app's API key with the ``orgs:write`` scope, acting for
-the customer named in ``X-Acting-Customer`` (see verified_orgs.api.acting).
+the customer named in ``X-Acting-Customer`` (monetization.api.acting); the services check that
+this customer is an admin of the organization (``not_org_admin``) or, accepting an invitation,
+that the invitation is theirs.
 """
 
 from __future__ import annotations
@@ -13,26 +15,17 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from monetization.api.acting import ACTING_CUSTOMER_PARAMETER, acting_customer, acting_label
 from monetization.api.permissions import require_scope
-from monetization.errors import InvalidInput, NotFound
+from monetization.errors import InvalidInput, NotFound, OrgErrorCode
 from monetization.models import Customer
 from verified_orgs import selectors
-from verified_orgs.error_codes import OrgErrorCode
 from verified_orgs.models import Affiliation, Organization, OrgInvoice
 from verified_orgs.services.affiliations import (
     affiliation_accept,
     affiliation_invite,
     affiliation_remove,
     org_admin_check,
-)
-
-from .acting import ACTING_CUSTOMER_HEADER, acting_customer, actor_label
-
-ACTING_HEADER_PARAM = OpenApiParameter(
-    ACTING_CUSTOMER_HEADER,
-    location=OpenApiParameter.HEADER,
-    required=True,
-    description="External id of the customer the client app acts for (already authenticated by the app).",
 )
 
 
@@ -92,7 +85,7 @@ class AffiliatesView(OrgAdminView):
         token = serializers.CharField(help_text="Give it to the invitee; accepting needs it. Shown once.")
 
     @extend_schema(
-        parameters=[ACTING_HEADER_PARAM, OpenApiParameter("state", enum=Affiliation.State.values)],
+        parameters=[ACTING_CUSTOMER_PARAMETER, OpenApiParameter("state", enum=Affiliation.State.values)],
         responses=AffiliateSerializer(many=True),
         operation_id="org_affiliates_list",
     )
@@ -106,7 +99,7 @@ class AffiliatesView(OrgAdminView):
         return self.get_paginated_response([_affiliate_row(row) for row in page])
 
     @extend_schema(
-        parameters=[ACTING_HEADER_PARAM],
+        parameters=[ACTING_CUSTOMER_PARAMETER],
         request=InviteSerializer,
         responses={201: InvitationSerializer},
         operation_id="org_affiliates_invite",
@@ -119,7 +112,7 @@ class AffiliatesView(OrgAdminView):
         if invitee is None:
             raise NotFound("No such customer.", code=OrgErrorCode.CUSTOMER_NOT_FOUND)
         affiliation, token = affiliation_invite(
-            organization=org, customer=invitee, invited_by=admin, actor_label=actor_label(request, admin)
+            organization=org, customer=invitee, invited_by=admin, actor_label=acting_label(request, admin)
         )
         body = dict(AffiliateSerializer(affiliation).data, token=token)
         return Response(body, status=status.HTTP_201_CREATED)
@@ -127,14 +120,14 @@ class AffiliatesView(OrgAdminView):
 
 class AffiliateView(OrgAdminView):
     @extend_schema(
-        parameters=[ACTING_HEADER_PARAM], responses=AffiliateSerializer, operation_id="org_affiliates_remove"
+        parameters=[ACTING_CUSTOMER_PARAMETER], responses=AffiliateSerializer, operation_id="org_affiliates_remove"
     )
     def delete(self, request, handle: str, pk: int):
         org, admin = self.org_for_admin(request, handle)
         affiliation = Affiliation.objects.filter(organization=org, pk=pk).first()
         if affiliation is None:
             raise NotFound("No such affiliate in this organization.", code=OrgErrorCode.AFFILIATION_NOT_FOUND)
-        affiliation = affiliation_remove(affiliation=affiliation, actor_label=actor_label(request, admin))
+        affiliation = affiliation_remove(affiliation=affiliation, actor_label=acting_label(request, admin))
         return Response(AffiliateSerializer(affiliation).data)
 
 
@@ -147,7 +140,7 @@ class SubscriptionView(OrgAdminView):
         subscription = serializers.DictField(allow_null=True)
 
     @extend_schema(
-        parameters=[ACTING_HEADER_PARAM], responses=OrgSubscriptionSerializer, operation_id="org_subscription"
+        parameters=[ACTING_CUSTOMER_PARAMETER], responses=OrgSubscriptionSerializer, operation_id="org_subscription"
     )
     def get(self, request, handle: str):
         org, _ = self.org_for_admin(request, handle)
@@ -198,7 +191,7 @@ class InvoicesView(OrgAdminView):
     queryset = OrgInvoice.objects.none()  # for the schema
 
     @extend_schema(
-        parameters=[ACTING_HEADER_PARAM], responses=InvoiceSerializer(many=True), operation_id="org_invoices"
+        parameters=[ACTING_CUSTOMER_PARAMETER], responses=InvoiceSerializer(many=True), operation_id="org_invoices"
     )
     def get(self, request, handle: str):
         org, _ = self.org_for_admin(request, handle)
@@ -218,7 +211,7 @@ class AcceptInvitationView(APIView):
         organization = serializers.CharField(source="organization.handle")
 
     @extend_schema(
-        parameters=[ACTING_HEADER_PARAM],
+        parameters=[ACTING_CUSTOMER_PARAMETER],
         request=AcceptInvitationSerializer,
         responses=AcceptedInvitationSerializer,
         operation_id="org_invitation_accept",
@@ -228,6 +221,6 @@ class AcceptInvitationView(APIView):
         data = self.AcceptInvitationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         affiliation = affiliation_accept(
-            token=data.validated_data["token"], customer=customer, actor_label=actor_label(request, customer)
+            token=data.validated_data["token"], customer=customer, actor_label=acting_label(request, customer)
         )
         return Response(self.AcceptedInvitationSerializer(affiliation).data)

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 
 from monetization import clock
-from monetization.errors import Conflict, DomainError, NotFound, PermissionDenied
+from monetization.errors import Conflict, DomainError, NotFound, OrgErrorCode, PermissionDenied
 from monetization.models import AuditEvent, Customer
 from monetization.services.audit import audit_record
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.services.lifecycle import Cause
-from verified_orgs.error_codes import OrgErrorCode, not_org_admin, org_not_verified
+from verified_orgs.errors import not_org_admin, org_not_verified
 from verified_orgs.models import Affiliation, Organization, OrganizationAdmin, SeatLedgerEntry
 from verified_orgs.services.billing import org_seat_change
 from verified_orgs.services.organizations import organization_lock

@@ -39,13 +39,12 @@ from django.db.models import F, Q
 from djmoney.money import Money
 
 from monetization import clock
-from monetization.errors import InvalidInput
+from monetization.errors import InvalidInput, OrgErrorCode
 from monetization.models import Payment, Provider
 from monetization.services.ledger import Account, Leg, Posting, journal_post, quantize
 from monetization.services.payments import payment_record
 from subscriptions.models import Plan, Platform, Price, Product, Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
-from verified_orgs.error_codes import OrgErrorCode
 from verified_orgs.models import Affiliation, Organization, OrgInvoice, OrgInvoiceLine, SeatLedgerEntry
 
 CUSTOMER_CREDIT = "liability:customer_credit"

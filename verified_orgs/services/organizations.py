@@ -14,13 +14,13 @@ from django.db import IntegrityError, transaction
 from django_fsm import TransitionNotAllowed, can_proceed
 
 from monetization import clock
-from monetization.errors import Conflict, IllegalTransition, InvalidInput, PermissionDenied
+from monetization.errors import Conflict, IllegalTransition, InvalidInput, OrgErrorCode, PermissionDenied
 from monetization.models import AuditEvent, Customer
 from monetization.services.audit import audit_record, snapshot
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
-from verified_orgs.error_codes import OrgErrorCode, reason_required
+from verified_orgs.errors import reason_required
 from verified_orgs.models import (
     REINSTATE_PERM,
     REJECT_PERM,

@@ -3,9 +3,9 @@ import os
 from celery import Celery
 from celery.signals import task_prerun
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monetization.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backoffice.settings")
 
-app = Celery("monetization")
+app = Celery("backoffice")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -1,9 +1,12 @@
-"""Settings for the monetization back office.
+"""Settings of the monetization back office.
 
-Everything that differs between a laptop demo, CI and production comes from
-the environment. With nothing set, the project runs as a self-contained demo:
-an embedded SQLite file, an in-process cache and Celery tasks run inline.
-Tests and production use PostgreSQL (``DATABASE_URL``), Redis and a real broker.
+Everything that differs between the demo, CI and production comes from the
+environment, and nothing falls back to a demo default unless asked: with
+``DEBUG`` off, every variable production needs (the database, the broker, the
+cache, each enabled payment provider's credentials) must be set, and start-up
+stops naming each one that is not (``backoffice/env.py``). ``DEBUG=1`` is for
+a developer's machine; what it allows when a variable is unset is spelled out
+where that variable is read. ``make run`` sets what the demo needs.
 """
 
 import os
@@ -13,30 +16,23 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from backoffice.env import Environment, enabled_providers, require_provider_credentials
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+env = Environment()
 
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+DEBUG = env.get_bool("DEBUG", default=False)
 
+# A developer's machine may run without a key of its own; a deployment never does.
+SECRET_KEY = env.get("SECRET_KEY") if DEBUG else env.required("SECRET_KEY")
+SECRET_KEY = SECRET_KEY or "insecure-demo-key-only-for-local-debug-runs-never-in-production"
 
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-DEBUG = env_bool("DEBUG", default=False)
-
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    SECRET_KEY = "insecure-demo-key-only-for-local-debug-runs-never-in-production"
-
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# With DEBUG on, the local names Django itself accepts then (kept when the test runner turns DEBUG off).
+ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+if not DEBUG:
+    env.required("ALLOWED_HOSTS")
+CSRF_TRUSTED_ORIGINS = env.get_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -70,8 +66,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "monetization.urls"
-WSGI_APPLICATION = "monetization.wsgi.application"
+ROOT_URLCONF = "backoffice.urls"
+WSGI_APPLICATION = "backoffice.wsgi.application"
 
 TEMPLATES = [
     {
@@ -88,24 +84,27 @@ TEMPLATES = [
     },
 ]
 
-# PostgreSQL in tests and production; an embedded SQLite file only for the demo.
+# PostgreSQL everywhere, the demo included (``make run`` starts an embedded one: backoffice/embedded_db.py).
+DATABASE_URL = env.required("DATABASE_URL")
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'demo.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        DATABASE_URL or "postgres:///missing",
+        conn_max_age=env.get_int("DB_CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(f"DATABASE_URL must name a PostgreSQL database, not {DATABASES['default']['ENGINE']}.")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Redis when configured (tests, production); an in-process cache for the demo.
-REDIS_URL = os.environ.get("REDIS_URL", "")
+# The cache is Redis; only a DEBUG run without REDIS_URL keeps it in process.
+REDIS_URL = env.get("REDIS_URL") if DEBUG else env.required("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "monetization.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "bo"),
+            "KEY_PREFIX": env.get("CACHE_KEY_PREFIX", "bo"),
         }
     }
 else:
@@ -127,20 +126,18 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
-        if not DEBUG
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
-    },
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
 # --- Security (python manage.py check --deploy is clean with DEBUG off) ---
+# DEBUG is a developer's plain-HTTP runserver and the test client: HTTPS-only cookies and redirects
+# would lock both out. Anything else is served over HTTPS.
 if not DEBUG:
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_SSL_REDIRECT = env.get_bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_SECONDS = env.get_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -176,12 +173,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery ---
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
-# Without a broker (demo only) tasks run inline in the web process.
+# Only a DEBUG run without a broker (the demo) runs tasks inline, in the caller's process.
+CELERY_BROKER_URL = env.get("CELERY_BROKER_URL") if DEBUG else env.required("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 # Celery's Django fixup closes the database connection before and after every task unless this is set:
 # a new PostgreSQL connection per task, most of a short task's time. Reused for this many tasks instead,
-# with Django's own checks before each task (monetization/celery.py), as for a web request.
+# with Django's own checks before each task (backoffice/celery.py), as for a web request.
 CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
@@ -191,11 +188,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BEAT_SCHEDULE: dict = {}
 
-# --- Domain settings (dated, configurable platform rules live in monetization.platform_rules) ---
+# --- Entitlements, API keys, idempotency ---
 ENTITLEMENT_CACHE_TTL = int(os.environ.get("ENTITLEMENT_CACHE_TTL", "300"))
 # Cache hits of the entitlement endpoint answered ahead of Django (subscriptions/api/fast_path.py);
 # inert without the Redis cache.
-ENTITLEMENTS_FAST_PATH = env_bool("ENTITLEMENTS_FAST_PATH", default=True)
+ENTITLEMENTS_FAST_PATH = env.get_bool("ENTITLEMENTS_FAST_PATH", default=True)
 API_KEY_CACHE_TTL = int(os.environ.get("API_KEY_CACHE_TTL", "60"))
 IDEMPOTENCY_KEY_TTL = timedelta(hours=int(os.environ.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")))
 
@@ -233,6 +230,12 @@ GOOGLE_PLAY_PACKAGE_NAME = os.environ.get("GOOGLE_PLAY_PACKAGE_NAME", "")
 # Pub/Sub push subscriptions are configured with ``https://.../webhooks/google-play?token=<this>``.
 GOOGLE_PLAY_PUSH_TOKEN = os.environ.get("GOOGLE_PLAY_PUSH_TOKEN", "")
 GOOGLE_PLAY_CREDENTIALS_FILE = os.environ.get("GOOGLE_PLAY_CREDENTIALS_FILE", "")
+# The payment providers this deployment works with: comma-separated names, unset for all three,
+# ``none`` for none. Each enabled one must be given its credentials when DEBUG is off
+# (backoffice/env.py says which); a disabled one needs none and its webhook endpoint answers 404.
+PAYMENT_PROVIDERS_ENABLED = enabled_providers(env)
+if not DEBUG:
+    require_provider_credentials(env, PAYMENT_PROVIDERS_ENABLED)
 # Play requires acknowledging a purchase within 3 days or it is refunded.
 GOOGLE_PLAY_ACKNOWLEDGE_WITHIN = timedelta(days=3)
 WEBHOOK_APPLY_MAX_RETRIES = int(os.environ.get("WEBHOOK_APPLY_MAX_RETRIES", "6"))
@@ -261,7 +264,7 @@ CELERY_BEAT_SCHEDULE["verified-orgs-grace-sweep"] = {
     "schedule": timedelta(hours=1),
 }
 
-# --- Support console (issue 4): refunds, four-eyes, staff actions ---
+# --- Support console: refunds, four-eyes, staff actions ---
 # A refund above this amount (per currency) waits for a second staff member's approval.
 # A currency not listed always needs approval.
 REFUND_APPROVAL_THRESHOLDS = {
@@ -316,11 +319,8 @@ CREATOR_ENGAGEMENT_WEIGHTS = {"impressions": 1, "replies": 20, "reposts": 10, "l
 CREATOR_MIN_PAYOUT = "10.00"  # in CREATOR_POOL_CURRENCY; smaller balances carry over
 CREATOR_SUBSCRIPTION_SHARE = {"rate": "0.97", "lifetime_threshold": "50000.00", "rate_after": "0.90"}
 CREATOR_ANOMALY_FACTOR = 10  # a day above N x the trailing 7-day average is flagged
-# The demo (DEBUG) pays through the test double; production through Stripe Connect.
-CREATOR_PAYOUT_PROVIDER = os.environ.get(
-    "CREATOR_PAYOUT_PROVIDER",
-    "creators.payout_providers.FakePayoutProvider" if DEBUG else "creators.payout_providers.StripeConnectProvider",
-)
+# Who transfers creator payouts: Stripe Connect unless told otherwise (the demo and the tests name the double).
+CREATOR_PAYOUT_PROVIDER = env.get("CREATOR_PAYOUT_PROVIDER", "creators.payout_providers.StripeConnectProvider")
 CELERY_BEAT_SCHEDULE["creators-eligibility"] = {
     "task": "creators.tasks.eligibility_reevaluate_all",
     "schedule": timedelta(hours=24),
@@ -329,3 +329,6 @@ CELERY_BEAT_SCHEDULE["creators-eligibility"] = {
 # --- Webhook throughput: kombu's Redis transport with one reusable publishing client per channel ---
 if CELERY_BROKER_URL.startswith("redis://"):
     CELERY_BROKER_TRANSPORT = os.environ.get("CELERY_BROKER_TRANSPORT", "monetization.broker:Transport")
+
+# Last: every variable found missing above, named together.
+env.check()

@@ -2,7 +2,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monetization.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backoffice.settings")
 application = get_wsgi_application()
 
 # Imported once Django is set up: cache hits of the entitlement endpoint are answered ahead of it.
