@@ -84,6 +84,7 @@ STATUS_MAP: dict[str, dict[str, str]] = {
     },
 }
 
+
 class SubscriptionSyncError(InvalidInput):
     """The provider's subscription cannot be matched to our catalog or customers."""
 

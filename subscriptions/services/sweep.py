@@ -174,13 +174,12 @@ def _move(deadline: Deadline, terms: Terms | None, *, tag: str = "", **partition
 
 
 def _product_classes() -> list[tuple[int, tuple[str, ...], tuple[str, ...]]]:
-    """(grace days, kinds, other kinds): one class per product kind with its own grace that is on
-    sale (a plan exists), and one for every other kind (the platform's rule alone)."""
+    """(grace days, kinds, other kinds): one class per product kind with its own grace that has a
+    plan, and one for every other kind (the platform's rule alone). A kind with no plan has no
+    subscription to set apart (a plan created during this sweep has none whose period is over)."""
     own = products_own_grace()
-    present = set(Product.objects.filter(kind__in=own, plans__isnull=False).values_list("kind", flat=True))
-    classes = [(own[kind], (kind,), ()) for kind in sorted(present)]
-    classes.append((0, (), tuple(sorted(own))))
-    return classes
+    present = sorted(set(Product.objects.filter(kind__in=own, plans__isnull=False).values_list("kind", flat=True)))
+    return [*((own[kind], (kind,), ()) for kind in present), (0, (), tuple(present))]
 
 
 def sweep_moves() -> list[Move]:
