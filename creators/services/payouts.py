@@ -27,6 +27,8 @@ from ..models import Payout, PayoutHold, RevenueShareCycle
 from ..payout_providers import PayoutProvider, PayoutProviderError, get_payout_provider
 
 PAYABLE_STATUSES = (Payout.Status.APPROVED, Payout.Status.PROCESSING)
+HOLD_PERM = "creators.manage_holds"  # place and lift holds
+RETRY_PERM = "creators.approve_cycle"  # send a failed payout back to the paying run
 PAYOUT_FIELDS = ["status", "transfer_id", "failure_reason", "attempts"]
 CASH_ACCOUNT = Account.cash("stripe_connect")
 
@@ -38,7 +40,7 @@ def _require_perm(actor, perm: str) -> None:
 
 def payout_hold_place(*, payout_id: int, kind: str, reason: str, actor=None) -> PayoutHold:
     """Compliance stops a payout (missing tax form, sanctions review, fraud) with a reason."""
-    _require_perm(actor, "creators.manage_holds")
+    _require_perm(actor, HOLD_PERM)
     if kind not in PayoutHold.Kind.values:
         raise InvalidInput(f"Unknown hold kind {kind!r}.")
     if not reason or not reason.strip():
@@ -72,7 +74,7 @@ def payout_hold_place(*, payout_id: int, kind: str, reason: str, actor=None) -> 
 
 def payout_hold_lift(*, hold_id: int, reason: str, actor=None) -> Payout:
     """Lift one hold; the payout becomes approved again once no hold is left on it."""
-    _require_perm(actor, "creators.manage_holds")
+    _require_perm(actor, HOLD_PERM)
     if not reason or not reason.strip():
         raise InvalidInput("A reason is required.", code=ErrorCode.REASON_REQUIRED)
     with transaction.atomic():
@@ -104,7 +106,7 @@ def payout_hold_lift(*, hold_id: int, reason: str, actor=None) -> Payout:
 
 def payout_retry(*, payout_id: int, actor=None) -> Payout:
     """A failed payout goes back to processing; the next paying run transfers it (same key)."""
-    _require_perm(actor, "creators.approve_cycle")
+    _require_perm(actor, RETRY_PERM)
     with transaction.atomic():
         payout = Payout.objects.select_for_update().filter(pk=payout_id).first()
         if payout is None:
@@ -151,8 +153,13 @@ def cycle_pay(
     provider: PayoutProvider | None = None,
     chunk_size: int = 500,
     progress=None,
+    actor=None,
+    actor_label: str = "",
 ) -> dict:
-    """Pay every approved payout of a cycle. Safe to run concurrently, to kill, and to repeat."""
+    """Pay every approved payout of a cycle. Safe to run concurrently, to kill, and to repeat.
+
+    ``actor``: the staff member who started the run; else ``actor_label`` names the system cause.
+    """
     provider = provider or get_payout_provider()
     with transaction.atomic():
         cycle = RevenueShareCycle.objects.select_for_update().filter(pk=cycle_id).first()
@@ -162,7 +169,14 @@ def cycle_pay(
             before = snapshot(cycle, ["state"])
             cycle.start_paying()
             cycle.save()
-            audit_record(action="cycle.start_paying", obj=cycle, before=before, after=snapshot(cycle, ["state"]))
+            audit_record(
+                action="cycle.start_paying",
+                obj=cycle,
+                actor=actor,
+                actor_label=actor_label,
+                before=before,
+                after=snapshot(cycle, ["state"]),
+            )
         elif cycle.state not in (
             RevenueShareCycle.State.PAYING,
             RevenueShareCycle.State.PAID,
@@ -226,5 +240,11 @@ def cycle_pay(
         if cycle.state == RevenueShareCycle.State.PAYING and not remaining:
             cycle.finish_paying()
             cycle.save()
-            audit_record(action="cycle.paid", obj=cycle, after={"paid_now": paid, "failed_now": failed})
+            audit_record(
+                action="cycle.paid",
+                obj=cycle,
+                actor=actor,
+                actor_label=actor_label,
+                after={"paid_now": paid, "failed_now": failed},
+            )
     return {"paid": paid, "failed": failed}

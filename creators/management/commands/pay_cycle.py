@@ -23,7 +23,12 @@ class Command(BaseCommand):
             from django.db import connection
 
             try:
-                return cycle_pay(cycle_id=options["cycle_id"], chunk_size=options["chunk_size"], progress=progress)
+                return cycle_pay(
+                    cycle_id=options["cycle_id"],
+                    chunk_size=options["chunk_size"],
+                    progress=progress,
+                    actor_label="command:pay_cycle",
+                )
             finally:
                 if options["workers"] > 1:
                     connection.close()
