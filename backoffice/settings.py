@@ -254,14 +254,11 @@ CELERY_BEAT_SCHEDULE["acknowledge-play-purchases"] = {
     "schedule": 3600.0,
 }
 
-# verified_orgs: invitation expiry (7 days) and the dunning sweep (grace over -> suspension).
+# verified_orgs: invitation expiry (7 days). Organizations follow their subscription's grace and
+# hold through the lifecycle sweep's state hooks.
 CELERY_BEAT_SCHEDULE["verified-orgs-expire-invitations"] = {
     "task": "verified_orgs.expire_invitations",
     "schedule": timedelta(minutes=15),
-}
-CELERY_BEAT_SCHEDULE["verified-orgs-grace-sweep"] = {
-    "task": "verified_orgs.grace_sweep",
-    "schedule": timedelta(hours=1),
 }
 
 # --- Support console: refunds, four-eyes, staff actions ---

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+from functools import partial
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django_fsm import can_proceed
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError
@@ -27,7 +30,8 @@ from .models import (
     PayoutProfile,
     RevenueShareCycle,
 )
-from .services import accounts, cycles, eligibility, payouts
+from .models.cycles import APPROVE_PERM
+from .services import accounts, cycles, eligibility, payouts, runs
 
 
 class _Echo:
@@ -66,7 +70,6 @@ class CreatorAccountAdmin(LargeTableAdmin):
     readonly_fields = ["customer", "state", "applied_at", "state_changed_at", "state_reason", "decisions"]
     inlines = [PayoutProfileInline, CreatorStatsInline]
     change_form_template = "admin/creators/creatoraccount/change_form.html"
-    TRANSITIONS = ["mark_eligible", "mark_ineligible", "start_onboarding", "suspend", "reinstate", "ban"]
 
     def has_add_permission(self, request):
         return False
@@ -133,7 +136,19 @@ class CreatorAccountAdmin(LargeTableAdmin):
         return HttpResponseRedirect(url)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "transitions": self.TRANSITIONS}
+        creator = get_object_or_404(CreatorAccount, pk=object_id)
+        # The account's available transitions that staff take, and this user may take.
+        staff = accounts.STAFF_TRANSITIONS
+        transitions = [
+            t.name
+            for t in creator.get_available_state_transitions()
+            if t.name in staff and (staff[t.name] is None or request.user.has_perm(staff[t.name]))
+        ]
+        extra_context = {
+            **(extra_context or {}),
+            "transitions": transitions,
+            "can_evaluate": request.user.has_perm("creators.review_eligibility"),
+        }
         return super().change_view(request, object_id, form_url, extra_context)
 
 
@@ -206,10 +221,16 @@ class PayoutAdmin(LargeTableAdmin):
         return HttpResponseRedirect(url)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        payout = get_object_or_404(Payout, pk=object_id)
+        may_hold = request.user.has_perm(payouts.HOLD_PERM)
         extra_context = {
             **(extra_context or {}),
             "hold_kinds": PayoutHold.Kind.choices,
             "active_holds": PayoutHold.objects.filter(payout_id=object_id, lifted_at__isnull=True),
+            # A held payout takes further holds; otherwise the model says whether it can be held.
+            "can_hold": may_hold and (payout.status == Payout.Status.HELD or can_proceed(payout.hold)),
+            "can_lift": may_hold,
+            "can_retry": request.user.has_perm(payouts.RETRY_PERM) and can_proceed(payout.retry),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -250,15 +271,17 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
     list_display = ["period", "state", "pool", "currency", "computed_by", "approved_by", "progress"]
     readonly_fields = [f.name for f in RevenueShareCycle._meta.fields if f.name not in ("period",)]
     change_form_template = "admin/creators/revenuesharecycle/change_form.html"
+    # What each of the cycle's staff transitions calls (the services check state, permission, four-eyes).
     ACTIONS = {
-        "compute": ("creators.compute_cycle", "Computation done."),
-        "submit": ("creators.compute_cycle", "Sent to review."),
-        "approve": ("creators.approve_cycle", "Cycle approved; payouts scheduled."),
-        "reject": ("creators.approve_cycle", "Cycle sent back."),
-        "reopen": ("creators.approve_cycle", "Cycle reopened for recomputation."),
-        "pay": ("creators.approve_cycle", "Paying run queued."),
-        "close": ("creators.approve_cycle", "Cycle closed."),
+        "start_computing": (runs.cycle_compute_request, "Computation queued; progress shows below."),
+        "submit": (cycles.cycle_submit, "Sent to review."),
+        "approve": (cycles.cycle_approve, "Cycle approved; payouts scheduled."),
+        "reject": (partial(cycles.cycle_reject, reopen=False), "Cycle sent back."),
+        "reopen": (partial(cycles.cycle_reject, reopen=True), "Cycle reopened for recomputation."),
+        "start_paying": (runs.cycle_pay_request, "Paying run queued."),
+        "close": (cycles.cycle_close, "Cycle closed."),
     }
+    WITH_REASON = {"reject", "reopen"}
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is None else [*self.readonly_fields, "period"]
@@ -284,6 +307,19 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def _actions(self, cycle: RevenueShareCycle, user) -> list[dict]:
+        """The buttons: the cycle's available transitions that this user may take (the model's permissions)."""
+        offered = [
+            t
+            for t in cycle.get_available_user_state_transitions(user)
+            if t.custom.get("admin", True) and t.name in self.ACTIONS
+        ]
+        order = list(self.ACTIONS)
+        return [
+            {"op": t.name, "label": t.custom.get("label", t.name), "reason": t.custom.get("reason", False)}
+            for t in sorted(offered, key=lambda t: order.index(t.name))
+        ]
+
     def act_view(self, request, pk):
         url = reverse("admin:creators_revenuesharecycle_change", args=[pk])
         if request.method != "POST":
@@ -292,40 +328,13 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
         if op not in self.ACTIONS:
             messages.error(request, "Unknown action.")
             return HttpResponseRedirect(url)
-        perm, ok = self.ACTIONS[op]
-        if not request.user.has_perm(perm):
-            messages.error(request, f"You need {perm}.")
-            return HttpResponseRedirect(url)
-        reason = request.POST.get("reason", "")
-        user = request.user
-        if op == "compute":
-            from django.db import transaction
-
-            from .tasks import cycle_compute_task
-
-            transaction.on_commit(lambda: cycle_compute_task.delay(pk, user.pk))
-            messages.success(request, "Computation queued; progress shows below.")
-        elif op == "submit":
-            _run(request, cycles.cycle_submit, ok, cycle_id=pk, actor=user)
-        elif op == "approve":
-            _run(request, cycles.cycle_approve, ok, cycle_id=pk, actor=user)
-        elif op in ("reject", "reopen"):
-            _run(request, cycles.cycle_reject, ok, cycle_id=pk, actor=user, reason=reason, reopen=op == "reopen")
-        elif op == "pay":
-            from django.db import transaction
-
-            from .tasks import cycle_pay_task
-
-            transaction.on_commit(lambda: cycle_pay_task.delay(pk))
-            messages.success(request, ok)
-        elif op == "close":
-            _run(request, cycles.cycle_close, ok, cycle_id=pk, actor=user)
+        service, ok = self.ACTIONS[op]
+        kwargs = {"reason": request.POST.get("reason", "")} if op in self.WITH_REASON else {}
+        _run(request, service, ok, cycle_id=pk, actor=request.user, **kwargs)
         return HttpResponseRedirect(url)
 
     def export_view(self, request, pk):
         if not request.user.has_perm("creators.export_payouts"):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         cycle = get_object_or_404(RevenueShareCycle, pk=pk)
         writer = csv.writer(_Echo())
@@ -345,9 +354,11 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
             "histogram_svg": mark_safe(selectors.histogram_svg(buckets)),  # noqa: S308 (numbers only)
             "top_earners": selectors.cycle_top_earners(cycle),
             "anomalies": selectors.cycle_anomalies(cycle),
-            "can_approve": request.user.has_perm("creators.approve_cycle"),
-            "can_compute": request.user.has_perm("creators.compute_cycle"),
+            "actions": self._actions(cycle, request.user),
             "can_export": request.user.has_perm("creators.export_payouts"),
-            "four_eyes_block": cycle.computed_by_id is not None and cycle.computed_by_id == request.user.pk,
+            # Approving is the model's transition, offered to anyone with the permission but whoever computed it.
+            "four_eyes_block": can_proceed(cycle.approve)
+            and request.user.has_perm(APPROVE_PERM)
+            and cycle.computed_by_id == request.user.pk,
         }
         return super().change_view(request, object_id, form_url, extra_context)

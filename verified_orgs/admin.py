@@ -17,7 +17,6 @@ from django_fsm.admin import FSMAdminMixin
 from monetization import clock
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError
-from monetization.services.audit import audit_record, snapshot
 from verified_orgs import selectors
 from verified_orgs.models import (
     Affiliation,
@@ -29,7 +28,15 @@ from verified_orgs.models import (
     SeatLedgerEntry,
     VerificationApplication,
 )
-from verified_orgs.services.organizations import STAFF_TRANSITIONS, organization_set_seat_limit
+from verified_orgs.services.organizations import (
+    EDITABLE_FIELDS,
+    STAFF_TRANSITIONS,
+    organization_admin_add,
+    organization_admin_remove,
+    organization_set_seat_limit,
+    organization_update,
+    verification_application_notes_set,
+)
 
 
 class ReasonForm(forms.Form):
@@ -136,26 +143,43 @@ class OrganizationModelAdmin(FSMAdminMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
-        """Seat limit through its service; other edits (name, website, country) audited here."""
+        """Every edit through its service (permission, lock, audit); nothing saved here."""
         if not change:
-            return super().save_model(request, obj, form, change)
+            return
         if "seat_limit" in form.changed_data:
             organization_set_seat_limit(
                 organization=obj, actor=request.user, seat_limit=obj.seat_limit, reason="set in admin"
             )
-        other = [f for f in form.changed_data if f != "seat_limit"]
-        if other:
-            before = snapshot(Organization.objects.get(pk=obj.pk), other)
-            obj.updated_at = clock.now()
-            obj.save(update_fields=[*other, "updated_at"])
-            audit_record(
-                action="organization.update",
-                obj=obj,
-                actor=request.user,
-                customer=obj.billing_customer,
-                before=before,
-                after=snapshot(obj, other),
-            )
+        details = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_FIELDS}
+        if details:
+            organization_update(organization=obj, actor=request.user, changes=details, reason="edited in admin")
+
+    def save_formset(self, request, form, formset, change):
+        """Organization admins are added and removed through the services (audited, badges refreshed)."""
+        if formset.model is not OrganizationAdmin:
+            return super().save_formset(request, form, formset, change)
+        org = form.instance
+        # What the admin's change message reads (formset.save() would have set them).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline_form in formset.forms:
+            deleted = inline_form in formset.deleted_forms
+            if not inline_form.has_changed() and not deleted:
+                continue
+            before = inline_form.instance.customer if inline_form.instance.pk else None
+            after = inline_form.cleaned_data.get("customer")
+            if before is not None and (deleted or after != before):
+                organization_admin_remove(organization=org, customer=before, actor=request.user, reason="admin page")
+                formset.deleted_objects.append(inline_form.instance)
+            if after is not None and not deleted and after != before:
+                row = organization_admin_add(organization=org, customer=after, actor=request.user, reason="admin page")
+                formset.new_objects.append(row)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:
+            self.message_user(request, f"{exc.detail} ({exc.code})", level=messages.ERROR)
+            return redirect(request.path)
 
     def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):
         """Route the buttons through the services (permissions, billing, audit, badges)."""
@@ -254,15 +278,7 @@ class VerificationApplicationAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        before = snapshot(VerificationApplication.objects.get(pk=obj.pk), ["review_notes"])
-        obj.save(update_fields=["review_notes"])
-        audit_record(
-            action="verification_application.notes",
-            obj=obj,
-            actor=request.user,
-            before=before,
-            after=snapshot(obj, ["review_notes"]),
-        )
+        verification_application_notes_set(application_id=obj.pk, actor=request.user, notes=obj.review_notes)
 
 
 @admin.register(Affiliation)

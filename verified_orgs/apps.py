@@ -17,7 +17,8 @@ class VerifiedOrgsConfig(AppConfig):
 
         from .entitlement_sources import invalidate_on_subscription_transition, organization_entitlements
         from .selectors import customer_organizations_panel
-        from .services.billing import org_follow_subscription_state, org_renewal_from_payment
+        from .services.billing import org_renewal_from_payment
+        from .services.dunning import orgs_follow_subscriptions
 
         register_source(organization_entitlements)
         post_transition.connect(
@@ -25,6 +26,6 @@ class VerifiedOrgsConfig(AppConfig):
         )
         # The org follows its subscription's state (suspension for non-payment, reinstatement),
         # and a provider's payment of an org subscription is that period's charge.
-        register_state_hook(org_follow_subscription_state, name="verified_orgs.follow_subscription")
+        register_state_hook(orgs_follow_subscriptions, name="verified_orgs.follow_subscription")
         register_payment_hook(org_renewal_from_payment, name="verified_orgs.renewal_from_payment")
         register_customer_panel("Verified organizations", customer_organizations_panel)

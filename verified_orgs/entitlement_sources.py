@@ -11,10 +11,11 @@ from datetime import datetime
 
 from django.db.models import CharField, Q, Value
 
-from subscriptions.entitlements import ActiveEntitlement
+from subscriptions.entitlements import ActiveEntitlement, entitlements_invalidate
 from subscriptions.models import Subscription
 
 from .models import Affiliation, Organization, OrganizationAdmin
+from .selectors import badge_holder_external_ids
 
 AFFILIATE_BADGE = "affiliate_badge"
 ORG_GOLD_BADGE = "org_gold_badge"
@@ -67,17 +68,13 @@ def organization_entitlements(customer_id: int, at: datetime) -> list[ActiveEnti
 
 
 def invalidate_on_subscription_transition(sender, instance, name, source, target, **kwargs):
-    """An org subscription changing state (webhook, sweep, staff) changes its affiliates' badges too.
+    """An org subscription's transition that keeps its state (an extension) changes its badges'
+    expiry: every badge holder's cached entitlements go, on commit of the same transaction.
 
-    subscription_change_state invalidates only the subscriber (the org's billing
-    customer); this django-fsm post_transition hook adds every badge holder of the
-    organization, on commit of the same transaction.
+    Changes of state (whoever makes them, the lifecycle sweep included) reach the organization
+    through the state hook, which drops the same caches (verified_orgs.services.dunning).
     """
-    from subscriptions.entitlements import entitlements_invalidate
-
-    from .services.organizations import badge_holder_external_ids
-
-    if not instance.is_organization_subscription():
+    if target is not None or not instance.is_organization_subscription():
         return  # consumer subscriptions (nearly all of them) cost no query here
     org_id = Organization.objects.filter(subscription_id=instance.pk).values_list("id", flat=True).first()
     if org_id is not None:

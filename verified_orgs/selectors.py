@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core.paginator import Page, Paginator
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from monetization.models import AuditEvent, Customer
@@ -12,10 +14,35 @@ from verified_orgs.errors import org_not_found
 from verified_orgs.models import (
     Affiliation,
     Organization,
+    OrganizationAdmin,
     OrgInvoice,
     SeatLedgerEntry,
     VerificationApplication,
 )
+
+
+def badge_holder_external_ids(organization_id: int) -> list[str]:
+    """External ids of everyone whose badge depends on the org: its admins and active affiliates."""
+    affiliates = Affiliation.objects.filter(
+        organization_id=organization_id, state=Affiliation.State.ACTIVE
+    ).values_list("customer__external_id", flat=True)
+    admins = OrganizationAdmin.objects.filter(organization_id=organization_id).values_list(
+        "customer__external_id", flat=True
+    )
+    return [*affiliates, *admins]
+
+
+def organization_ids_by_subscription(subscription_ids: Sequence[int]) -> dict[int, int]:
+    """{subscription id: organization id} for those of these subscriptions an organization pays with:
+    one query with the ids as one array parameter (a lifecycle sweep's chunk holds thousands)."""
+    if not subscription_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT subscription_id, id FROM {Organization._meta.db_table} WHERE subscription_id = ANY(%s)",  # noqa: S608
+            [list(subscription_ids)],
+        )
+        return dict(cursor.fetchall())
 
 
 def organization_by_handle(handle: str) -> Organization:
@@ -127,7 +154,6 @@ def customer_organizations_panel(customer: Customer) -> list[dict]:
     from django.utils.html import format_html
 
     from subscriptions.models import Subscription
-    from verified_orgs.models import OrganizationAdmin
 
     limit = 20
     seats = Subquery(

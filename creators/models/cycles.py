@@ -4,6 +4,9 @@ from django_fsm import FSMField, FSMModelMixin, transition
 
 from monetization import clock
 
+COMPUTE_PERM = "creators.compute_cycle"
+APPROVE_PERM = "creators.approve_cycle"
+
 
 class RevenueShareCycle(FSMModelMixin, models.Model):
     """One month of revenue sharing.
@@ -66,39 +69,81 @@ class RevenueShareCycle(FSMModelMixin, models.Model):
     def __str__(self) -> str:
         return f"cycle {self.period:%Y-%m}"
 
-    @transition(field=state, source=[State.OPEN, State.COMPUTING], target=State.COMPUTING)
+    # Transitions name the permission a staff member needs and how the cycle page offers them
+    # (``label``; ``reason``: the button asks for one); ``admin: False`` = the runs' own steps.
+
+    @transition(
+        field=state,
+        source=[State.OPEN, State.COMPUTING],  # again from computing: resumes a computation cut short
+        target=State.COMPUTING,
+        permission=COMPUTE_PERM,
+        custom={"label": "Compute"},
+    )
     def start_computing(self):
         pass
 
-    @transition(field=state, source=State.COMPUTING, target=State.COMPUTED)
+    @transition(field=state, source=State.COMPUTING, target=State.COMPUTED, custom={"admin": False})
     def finish_computing(self):
         self.computed_at = clock.now()
 
-    @transition(field=state, source=State.COMPUTED, target=State.IN_REVIEW)
+    @transition(
+        field=state,
+        source=State.COMPUTED,
+        target=State.IN_REVIEW,
+        permission=COMPUTE_PERM,
+        custom={"label": "Send to review"},
+    )
     def submit(self):
         pass
 
-    @transition(field=state, source=State.IN_REVIEW, target=State.APPROVED)
+    @transition(
+        field=state,
+        source=State.IN_REVIEW,
+        target=State.APPROVED,
+        permission=lambda cycle, user: user.has_perm(APPROVE_PERM) and cycle.computed_by_id != user.pk,
+        custom={"label": "Approve"},
+    )
     def approve(self):
+        """Four-eyes: never by whoever computed the cycle."""
         self.approved_at = clock.now()
 
-    @transition(field=state, source=State.IN_REVIEW, target=State.COMPUTED)
+    @transition(
+        field=state,
+        source=State.IN_REVIEW,
+        target=State.COMPUTED,
+        permission=APPROVE_PERM,
+        custom={"label": "Reject (back to computed)", "reason": True},
+    )
     def reject(self, reason: str = ""):
         self.rejected_reason = reason
 
-    @transition(field=state, source=[State.IN_REVIEW, State.COMPUTED], target=State.OPEN)
+    @transition(
+        field=state,
+        source=[State.IN_REVIEW, State.COMPUTED],
+        target=State.OPEN,
+        permission=APPROVE_PERM,
+        custom={"label": "Reject and recompute", "reason": True},
+    )
     def reopen(self, reason: str = ""):
         self.rejected_reason = reason
 
-    @transition(field=state, source=[State.APPROVED, State.PAYING], target=State.PAYING)
+    @transition(
+        field=state,
+        source=[State.APPROVED, State.PAYING],  # again from paying: resumes a paying run cut short
+        target=State.PAYING,
+        permission=APPROVE_PERM,
+        custom={"label": "Run payouts"},
+    )
     def start_paying(self):
         pass
 
-    @transition(field=state, source=State.PAYING, target=State.PAID)
+    @transition(field=state, source=State.PAYING, target=State.PAID, custom={"admin": False})
     def finish_paying(self):
         pass
 
-    @transition(field=state, source=State.PAID, target=State.CLOSED)
+    @transition(
+        field=state, source=State.PAID, target=State.CLOSED, permission=APPROVE_PERM, custom={"label": "Close cycle"}
+    )
     def close(self):
         pass
 

@@ -36,6 +36,7 @@ from fractions import Fraction
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Sum
+from django_fsm import can_proceed
 from djmoney.money import Money
 
 from monetization import clock
@@ -507,8 +508,6 @@ def _simple_transition(*, cycle_id: int, actor, name: str, perm: str, reason: st
     with transaction.atomic():
         cycle = _lock(cycle_id)
         method = getattr(cycle, name)
-        from django_fsm import can_proceed
-
         if not can_proceed(method):
             raise IllegalTransition(f"Cannot {name} a {cycle.state} cycle.")
         before = snapshot(cycle, CYCLE_FIELDS)

@@ -28,13 +28,15 @@ from ..models import Payout, PayoutHold, RevenueShareCycle
 from ..payout_providers import PayoutProvider, PayoutProviderError, get_payout_provider
 
 PAYABLE_STATUSES = (Payout.Status.APPROVED, Payout.Status.PROCESSING)
+HOLD_PERM = "creators.manage_holds"  # place and lift holds
+RETRY_PERM = "creators.approve_cycle"  # send a failed payout back to the paying run
 PAYOUT_FIELDS = ["status", "transfer_id", "failure_reason", "attempts"]
 CASH_ACCOUNT = Account.cash("stripe_connect")
 
 
 def payout_hold_place(*, payout_id: int, kind: str, reason: str, actor=None) -> PayoutHold:
     """Compliance stops a payout (missing tax form, sanctions review, fraud) with a reason."""
-    require_perm(actor, "creators.manage_holds")
+    require_perm(actor, HOLD_PERM)
     if kind not in PayoutHold.Kind.values:
         raise InvalidInput(f"Unknown hold kind {kind!r}.")
     if not reason or not reason.strip():
@@ -68,7 +70,7 @@ def payout_hold_place(*, payout_id: int, kind: str, reason: str, actor=None) -> 
 
 def payout_hold_lift(*, hold_id: int, reason: str, actor=None) -> Payout:
     """Lift one hold; the payout becomes approved again once no hold is left on it."""
-    require_perm(actor, "creators.manage_holds")
+    require_perm(actor, HOLD_PERM)
     if not reason or not reason.strip():
         raise InvalidInput("A reason is required.", code=ErrorCode.REASON_REQUIRED)
     with transaction.atomic():
@@ -100,7 +102,7 @@ def payout_hold_lift(*, hold_id: int, reason: str, actor=None) -> Payout:
 
 def payout_retry(*, payout_id: int, actor=None) -> Payout:
     """A failed payout goes back to processing; the next paying run transfers it (same key)."""
-    require_perm(actor, "creators.approve_cycle")
+    require_perm(actor, RETRY_PERM)
     with transaction.atomic():
         payout = Payout.objects.select_for_update().filter(pk=payout_id).first()
         if payout is None:
@@ -147,8 +149,12 @@ def cycle_pay(
     provider: PayoutProvider | None = None,
     chunk_size: int = 500,
     progress=None,
+    actor=None,
 ) -> dict:
-    """Pay every approved payout of a cycle. Safe to run concurrently, to kill, and to repeat."""
+    """Pay every approved payout of a cycle. Safe to run concurrently, to kill, and to repeat.
+
+    ``actor``: the staff member who started the run, or the :class:`System` cause.
+    """
     provider = provider or get_payout_provider()
     with transaction.atomic():
         cycle = RevenueShareCycle.objects.select_for_update().filter(pk=cycle_id).first()
@@ -158,7 +164,13 @@ def cycle_pay(
             before = snapshot(cycle, ["state"])
             cycle.start_paying()
             cycle.save()
-            audit_record(action="cycle.start_paying", obj=cycle, before=before, after=snapshot(cycle, ["state"]))
+            audit_record(
+                action="cycle.start_paying",
+                obj=cycle,
+                actor=actor,
+                before=before,
+                after=snapshot(cycle, ["state"]),
+            )
         elif cycle.state not in (
             RevenueShareCycle.State.PAYING,
             RevenueShareCycle.State.PAID,
@@ -222,5 +234,10 @@ def cycle_pay(
         if cycle.state == RevenueShareCycle.State.PAYING and not remaining:
             cycle.finish_paying()
             cycle.save()
-            audit_record(action="cycle.paid", obj=cycle, after={"paid_now": paid, "failed_now": failed})
+            audit_record(
+                action="cycle.paid",
+                obj=cycle,
+                actor=actor,
+                after={"paid_now": paid, "failed_now": failed},
+            )
     return {"paid": paid, "failed": failed}

@@ -1,12 +1,76 @@
+from __future__ import annotations
+
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import models
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, FSMModelMixin, can_proceed, transition
 
 from monetization import clock
+from monetization.errors import InvalidInput
 from monetization.models import Provider
+from subscriptions.platform_rules import PlatformRule, rule_for
 
+from . import lifecycle
 from .catalog import Plan, Platform, Product
+from .lifecycle import EFFECTIVE, Deadline, Effects, Instant, Step, Terms, on_terms
+
+
+def products_own_grace() -> dict[str, int]:
+    """Kinds of product that grant grace on their own terms, whatever the platform's rule: kind -> days."""
+    configured = getattr(settings, "SUBSCRIPTION_PRODUCT_GRACE_DAYS", {}) or {}
+    return {kind: int(days) for kind, days in configured.items() if int(days) > 0}
+
+
+def product_grace_days(kind: str) -> int:
+    """Days of grace a kind of product grants on its own terms (0: the platform's rule decides)."""
+    return products_own_grace().get(kind, 0)
+
+
+def lapse_instant(state: str) -> Instant:
+    """When a subscription in ``state`` lapsed (its renewal, or its first payment, failed): picks the
+    platform rule in force and anchors grace, hold and dunning. Never the time it was noticed."""
+    if state == "pending":
+        return Instant(("billing_issue_at", "started_at"))
+    if state == "trialing":
+        return Instant(("billing_issue_at", "trial_end", "current_period_end", EFFECTIVE))
+    return Instant(("billing_issue_at", "current_period_end", EFFECTIVE))
+
+
+def grace_effects(source: str, terms: Callable[[], Terms]) -> dict[str, Instant]:
+    lapse = lapse_instant(source)
+    return {"billing_issue_at": lapse, "grace_end": lapse + terms().grace()}
+
+
+def hold_effects(source: str, terms: Callable[[], Terms]) -> dict[str, Instant]:
+    lapse = lapse_instant(source)
+    t = terms()
+    retry = t.billing_retry()
+    # App Store billing retry runs from the lapse; an account hold / past_due follows grace.
+    hold_end = lapse + retry if retry is not None else Instant(("grace_end", *lapse.columns)) + t.hold()
+    return {"billing_issue_at": lapse, "hold_end": hold_end}
+
+
+def end_effects(source: str, terms: Callable[[], Terms]) -> dict[str, Instant]:
+    return {"ended_at": Instant((EFFECTIVE,))}
+
+
+def renewal_leeway(terms: Terms) -> timedelta:
+    return timedelta(minutes=terms.rule.renewal_leeway_minutes)
+
+
+# A failed renewal (or an unpaid trial): grace if any, else billing retry / hold if any, else the end.
+LAPSE_STEPS = (
+    Step("enter_grace_period", tag="grace", reason=lambda t: f"renewal not paid; {t.grace().days}-day grace period"),
+    Step(
+        "put_on_hold",
+        tag="hold",
+        when=lifecycle.hold_configured,
+        reason=lambda t: "renewal not paid; billing retry / account hold",
+    ),
+    Step("expire", reason=lambda t: "renewal not paid; no grace or hold"),
+)
 
 
 class Subscription(FSMModelMixin, models.Model):
@@ -114,32 +178,21 @@ class Subscription(FSMModelMixin, models.Model):
             return self.current_period_end is not None and self.current_period_end > clock.now()
         return self.state in self.ENTITLING_STATES
 
-    # --- rules the transitions consult ---------------------------------------
+    # --- what the transitions consult ---------------------------------------------
 
     def lapsed_at(self) -> datetime:
         """When the renewal failed: the instant that picks the platform rule in force."""
-        if self.billing_issue_at:
-            return self.billing_issue_at
-        if self.state == self.State.TRIALING and self.trial_end:
-            return self.trial_end
-        return self.current_period_end or clock.now()
+        return lapse_instant(self.state).of(self, effective=clock.now())
 
-    def platform_rule(self):
-        from subscriptions.platform_rules import rule_for
-
+    def platform_rule(self) -> PlatformRule:
         return rule_for(self.provider, self.lapsed_at())
-
-    # A probe without a provider (an unsaved instance used to search for a path of transitions)
-    # cannot know its platform; the real row is checked when the transition runs on it.
 
     def product_grace_days(self) -> int:
         """Grace a product grants on its own terms, whatever the platform's rule (Verified
         Organizations keep their badges for a while after a failed seat invoice)."""
-        from django.conf import settings
-
-        if not self.provider or not self.plan_id:
+        if not self.plan_id:
             return 0
-        return int(getattr(settings, "SUBSCRIPTION_PRODUCT_GRACE_DAYS", {}).get(self.product_kind(), 0))
+        return product_grace_days(self.product_kind())
 
     def product_kind(self) -> str:
         """The kind of product subscribed to: from the joined plan and product when loaded, else one query."""
@@ -151,17 +204,27 @@ class Subscription(FSMModelMixin, models.Model):
     def is_organization_subscription(self) -> bool:
         return self.product_kind() == Product.Kind.ORGANIZATION
 
-    def grace_configured(self) -> bool:
-        return not self.provider or self.platform_rule().grace_days > 0 or self.product_grace_days() > 0
+    def terms(self) -> Terms:
+        return Terms(rule=self.platform_rule(), product_grace_days=self.product_grace_days())
 
-    def pause_supported(self) -> bool:
-        # Google Play and Stripe pause; the App Store has no pause.
-        return not self.provider or self.platform_rule().supports_pause
+    grace_configured = on_terms(lifecycle.grace_configured)
+    pause_supported = on_terms(lifecycle.pause_supported)
 
-    # --- transitions -------------------------------------------------------
-    # Each reads like the platforms' documentation: sources, conditions, and
-    # the permission a staff member needs (``admin: False`` = system only:
-    # provider events and the lifecycle sweep).
+    def _take_effect(self, effects: Effects, at: datetime | None) -> None:
+        # Every effect is computed from the row as it was, then written (as one SQL UPDATE would).
+        effective = at or clock.now()
+        values = {
+            column: instant.of(self, effective=effective) for column, instant in effects(self.state, self.terms).items()
+        }
+        for column, value in values.items():
+            setattr(self, column, value)
+
+    # --- transitions ---------------------------------------------------------------
+    # Each reads like the platforms' documentation: sources, conditions, and the
+    # permission a staff member needs (``admin: False`` = system only: provider events
+    # and the lifecycle sweep). ``effects`` are the dates a transition sets, declared
+    # once for the row-by-row path (here) and the set-based sweep (in SQL). ``at``:
+    # when the change took effect (the deadline that passed, for a move the clock makes).
 
     @transition(field=state, source=State.PENDING, target=State.TRIALING, custom={"admin": False})
     def start_trial(self):
@@ -187,27 +250,26 @@ class Subscription(FSMModelMixin, models.Model):
         source=[State.TRIALING, State.ACTIVE],
         target=State.IN_GRACE_PERIOD,
         conditions=[grace_configured],
-        custom={"admin": False},
+        custom={"admin": False, "effects": grace_effects},
     )
-    def enter_grace_period(self, grace_end: datetime | None = None):
-        """A renewal failed and the platform grants grace: access continues while it retries."""
-        lapse = self.lapsed_at()
-        self.billing_issue_at = lapse
-        product_days = self.product_grace_days()
-        default = lapse + (timedelta(days=product_days) if product_days else self.platform_rule().grace())
-        self.grace_end = grace_end or default
+    def enter_grace_period(self, grace_end: datetime | None = None, at: datetime | None = None):
+        """A renewal failed and grace is granted (by the platform or the product): access continues
+        while the payment is retried. ``grace_end``: the provider's own, when it says."""
+        self._take_effect(grace_effects, at)
+        if grace_end:
+            self.grace_end = grace_end
 
     @transition(
         field=state,
         source=[State.TRIALING, State.ACTIVE, State.IN_GRACE_PERIOD],
         target=State.ON_HOLD,
-        custom={"admin": False},
+        custom={"admin": False, "effects": hold_effects},
     )
-    def put_on_hold(self, hold_end: datetime | None = None):
+    def put_on_hold(self, hold_end: datetime | None = None, at: datetime | None = None):
         """Billing retry (App Store), account hold (Play), past_due (Stripe): no access."""
-        lapse = self.lapsed_at()
-        self.billing_issue_at = lapse
-        self.hold_end = hold_end or self.platform_rule().hold_end(lapsed_at=lapse, grace_end=self.grace_end)
+        self._take_effect(hold_effects, at)
+        if hold_end:
+            self.hold_end = hold_end
 
     @transition(
         field=state,
@@ -242,8 +304,6 @@ class Subscription(FSMModelMixin, models.Model):
     )
     def extend(self, days: int = 0):
         if days <= 0:
-            from monetization.errors import InvalidInput
-
             raise InvalidInput("Extend by at least one day.")
         delta = timedelta(days=days)
         if self.current_period_end:
@@ -255,10 +315,10 @@ class Subscription(FSMModelMixin, models.Model):
         field=state,
         source=list(LIVE_STATES),
         target=State.EXPIRED,
-        custom={"admin": False},
+        custom={"admin": False, "effects": end_effects},
     )
-    def expire(self):
-        self.ended_at = clock.now()
+    def expire(self, at: datetime | None = None):
+        self._take_effect(end_effects, at)
 
     @transition(
         field=state,
@@ -269,6 +329,100 @@ class Subscription(FSMModelMixin, models.Model):
     def revoke(self):
         """Refunded or revoked by the platform (or compliance): access ends now."""
         self.ended_at = clock.now()
+
+    # --- the moves the clock makes (the lifecycle sweep runs them set-based) ----------
+
+    DEADLINES = (
+        # Stripe: a first invoice not paid within 23 hours (incomplete -> incomplete_expired).
+        Deadline(
+            name="incomplete",
+            source=State.PENDING,
+            due="started_at",
+            by_terms=True,
+            after=lambda terms: timedelta(hours=terms.rule.incomplete_hours) if terms.rule.incomplete_hours else None,
+            steps=(Step("expire", reason=lambda t: f"first payment not made within {t.rule.incomplete_hours} hours"),),
+        ),
+        Deadline(
+            name="canceled",
+            source=State.CANCELED,
+            due="current_period_end",
+            steps=(Step("expire", reason=lambda t: "canceled; period ended"),),
+        ),
+        Deadline(
+            name="trialing:no_renew",
+            source=State.TRIALING,
+            due="trial_end",
+            auto_renew=False,
+            steps=(Step("expire", reason=lambda t: "auto-renew off; period ended"),),
+        ),
+        # A trial nobody paid for lapses like a failed renewal.
+        Deadline(
+            name="trialing",
+            source=State.TRIALING,
+            due="trial_end",
+            auto_renew=True,
+            by_terms=True,
+            leeway=renewal_leeway,
+            steps=LAPSE_STEPS,
+        ),
+        Deadline(
+            name="active:no_renew",
+            source=State.ACTIVE,
+            due="current_period_end",
+            auto_renew=False,
+            steps=(Step("expire", reason=lambda t: "auto-renew off; period ended"),),
+        ),
+        Deadline(
+            name="active",
+            source=State.ACTIVE,
+            due="current_period_end",
+            auto_renew=True,
+            by_terms=True,
+            leeway=renewal_leeway,
+            steps=LAPSE_STEPS,
+        ),
+        Deadline(
+            name="grace_end",
+            source=State.IN_GRACE_PERIOD,
+            due="grace_end",
+            by_terms=True,
+            steps=(
+                Step(
+                    "put_on_hold",
+                    tag="hold",
+                    when=lifecycle.hold_configured,
+                    reason=lambda t: (
+                        "grace period expired; "
+                        + ("billing retry continues" if t.billing_retry() is not None else "account hold")
+                    ),
+                ),
+                Step("expire", reason=lambda t: "grace period expired; no account hold"),
+            ),
+        ),
+        Deadline(
+            name="hold_end",
+            source=State.ON_HOLD,
+            due="hold_end",
+            steps=(Step("expire", reason=lambda t: "billing retry / account hold ended unpaid"),),
+        ),
+    )
+
+    def clock_move(self, now: datetime) -> tuple[Deadline, Step, datetime] | None:
+        """The move the clock makes on this subscription at ``now``, if one is due: the deadline,
+        its first step whose conditions hold, and the instant the move takes effect."""
+        for deadline in self.DEADLINES:
+            if deadline.source != self.state or deadline.auto_renew not in (None, self.auto_renew):
+                continue
+            terms = self.terms() if deadline.by_terms else None
+            effective = deadline.effective(terms)
+            at = effective.of(self, effective=now) if effective is not None else None
+            if at is None or at + deadline.leeway(terms) > now:
+                return None
+            for step in deadline.steps:
+                if can_proceed(getattr(self, step.transition)) and (step.when is None or step.when(terms)):
+                    return deadline, step, at
+            return None
+        return None
 
 
 class DunningAttempt(models.Model):

@@ -1,14 +1,20 @@
-"""The one way a subscription changes state: lock, transition, save, record, invalidate.
+"""A subscription's state changes row by row: lock, transition, save, record, invalidate.
 
-Webhook appliers, the sweep, staff actions and the purchases API all go
-through :func:`subscription_change_state`, so every state change is recorded
-with its cause and every entitlement cache that it touches is invalidated.
+Staff actions, webhook appliers, the purchases API and the organizations' billing change
+one subscription at a time through :func:`subscription_change_state` (the provider sync runs
+the same steps for many rows at once; the lifecycle sweep makes the clock's moves in SQL from
+the same declaration). Every change is recorded with its cause, every entitlement cache that
+it touches is invalidated, and the state hooks hear of every change of state, wherever it
+was made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -16,10 +22,10 @@ from django_fsm import TransitionNotAllowed, can_proceed, has_transition_perm
 
 from monetization import clock
 from monetization.errors import IllegalTransition, InvalidInput, PermissionDenied
-from monetization.models import AuditEvent
+from monetization.models import AuditEvent, Customer
 from monetization.services.audit import audit_event_build, audit_event_write, snapshot
 from subscriptions.entitlements import entitlements_invalidate
-from subscriptions.models import Subscription
+from subscriptions.models import Plan, Sku, Subscription
 
 # The fields shown as before/after in the history.
 SNAPSHOT_FIELDS = [
@@ -72,21 +78,40 @@ class Cause:
         return cls(actor_kind=AuditEvent.ActorKind.SYSTEM, label=f"task:{name}", reason=reason)
 
 
+@dataclass(frozen=True)
+class StateMoves:
+    """Subscriptions moved from ``source`` to ``target`` by one cause: one row changed by a
+    service (``subscriptions`` holds it, loaded and locked), or a chunk of the lifecycle sweep
+    (ids only)."""
+
+    source: str
+    target: str
+    transition: str | None
+    cause: Cause
+    subscription_ids: Sequence[int]
+    subscriptions: Sequence[Subscription] = ()
+
+
 # Other apps follow subscription state changes (an organization's subscription drives the
-# organization's suspension): register_state_hook(fn(subscription, source, target, cause))
-# from AppConfig.ready(). Unlike django-fsm's post_transition (fired before the row is saved,
-# and before the field updates), a hook runs after the change is saved and audited, inside the
-# same transaction and with the subscription row locked, so what it does commits or rolls back
-# with the change. The set-based lifecycle sweep moves rows in SQL and calls no hooks: an app
-# that must see those moves reconciles from the rows (verified_orgs' grace sweep does).
-StateHook = Callable[[Subscription, str, str, "Cause"], None]
+# organization's suspension): register_state_hook(fn(moves: StateMoves)) from AppConfig.ready().
+# Unlike django-fsm's post_transition (fired before the row is saved, and never by the set-based
+# sweep), a hook runs after the change is saved and audited, inside the same transaction and with
+# the subscriptions locked, so what it does commits or rolls back with the change; the sweep calls
+# the hooks once per chunk.
+StateHook = Callable[[StateMoves], None]
 _state_hooks: dict[str, StateHook] = {}
 
 
 def register_state_hook(fn: StateHook, *, name: str | None = None) -> StateHook:
-    """Call ``fn(subscription, source, target, cause)`` after every state change. Re-registering a name replaces it."""
+    """Call ``fn(moves)`` after every change of state. Re-registering a name replaces it."""
     _state_hooks[name or f"{fn.__module__}.{fn.__qualname__}"] = fn
     return fn
+
+
+def state_hooks_run(moves: StateMoves) -> None:
+    if moves.source != moves.target and moves.subscription_ids:
+        for hook in list(_state_hooks.values()):
+            hook(moves)
 
 
 def _keep_in_step(target: Subscription, source: Subscription) -> None:
@@ -140,9 +165,16 @@ class StateChange:
         self.run_hooks(sub, cause)
 
     def run_hooks(self, sub: Subscription, cause: Cause) -> None:
-        if self.before["state"] != self.after["state"]:
-            for hook in list(_state_hooks.values()):
-                hook(sub, self.before["state"], self.after["state"], cause)
+        state_hooks_run(
+            StateMoves(
+                source=self.before["state"],
+                target=self.after["state"],
+                transition=self.transition,
+                cause=cause,
+                subscription_ids=[sub.pk],
+                subscriptions=[sub],
+            )
+        )
 
 
 def subscription_change_in_memory(
@@ -220,3 +252,113 @@ def subscription_change_state(
     # Keep the caller's instance in step with the database (what was just saved, under the lock).
     _keep_in_step(subscription, sub)
     return sub
+
+
+def subscription_create(
+    *,
+    customer: Customer,
+    plan: Plan,
+    provider: str,
+    provider_subscription_id: str,
+    cause: Cause,
+    sku: Sku | None = None,
+    platform: str = "",
+    quantity: int = 1,
+    started_at: datetime | None = None,
+) -> Subscription:
+    """A subscription that our own billing sells (an organization's seats), created pending and
+    audited; its first paid period activates it (``subscription_change_state``)."""
+    sub = Subscription(
+        customer=customer,
+        plan=plan,
+        sku=sku,
+        platform=platform or (sku.platform if sku is not None else ""),
+        provider=provider,
+        provider_subscription_id=provider_subscription_id,
+        quantity=quantity,
+        started_at=started_at or clock.now(),
+    )
+    sub.full_clean(exclude=["state"])  # protected: only transitions set it
+    with transaction.atomic():
+        sub.save()
+        audit_event_write(
+            audit_event_build(
+                action="subscription.create",
+                obj=sub,
+                actor=cause.user,
+                actor_kind=cause.actor_kind,
+                actor_label=cause.label,
+                customer=customer,
+                after={"plan": plan.code, "provider": provider, "quantity": quantity},
+                reason=cause.reason,
+            )
+        )
+    return sub
+
+
+def subscription_quantity_set(*, subscription: Subscription, quantity: int) -> Subscription:
+    """The seat count of a subscription whose seats a product app keeps in a ledger of its own (the
+    ledger rows are the history, so no audit row here). Call with the subscription locked."""
+    if quantity < 0:
+        raise InvalidInput("A subscription's quantity cannot be negative.")
+    now = clock.now()
+    Subscription.objects.filter(pk=subscription.pk).update(quantity=quantity, updated_at=now)
+    subscription.quantity, subscription.updated_at = quantity, now
+    return subscription
+
+
+# --- paths through the declared transitions -------------------------------------------------
+
+
+@functools.cache
+def _transitions_by_source() -> dict[str, list]:
+    """The declared transitions that change state, by source; to ACTIVE first (a paid period is the plain
+    way back into the billing cycle), then those declared for fewer states (a paused subscription
+    resumes rather than activates)."""
+    transitions = [
+        t
+        for t in Subscription._meta.get_field("state").get_all_transitions(Subscription)
+        if t.target is not None and t.target != t.source and t.source not in ("*", "+")
+    ]
+    sources = {}
+    for t in transitions:
+        sources[t.name] = sources.get(t.name, 0) + 1
+    by_source: dict[str, list] = {}
+    for t in sorted(transitions, key=lambda t: (t.target != Subscription.State.ACTIVE, sources[t.name], t.name)):
+        by_source.setdefault(t.source, []).append(t)
+    return by_source
+
+
+def _paths(by_source: dict[str, list], current: str, target: str, length: int) -> Iterator[list]:
+    if length == 0:
+        if current == target:
+            yield []
+        return
+    for t in by_source.get(current, ()):
+        for rest in _paths(by_source, t.target, target, length - 1):
+            yield [t, *rest]
+
+
+def _legal(sub: Subscription, path: list) -> bool:
+    """Would each step be allowed, conditions included, on this subscription as the previous ones leave it?"""
+    probe = copy.copy(sub)  # the transitions' own bodies run on a copy: no signal, nothing saved
+    for t in path:
+        meta = t.method._django_fsm
+        if probe.state != t.source or not meta.conditions_met(probe, probe.state):
+            return False
+        t.method(probe)
+        probe.__dict__["state"] = t.target  # the FSM field is protected against setattr
+    return True
+
+
+def transition_path(subscription: Subscription, target: str, *, max_steps: int = 3) -> list[str]:
+    """The transitions that take ``subscription`` to ``target``: the shortest chain the model allows,
+    conditions included, of the declared transitions that change state ([] when none, or already there)."""
+    if subscription.state == target:
+        return []
+    by_source = _transitions_by_source()
+    for length in range(1, max_steps + 1):
+        for path in _paths(by_source, subscription.state, target, length):
+            if _legal(subscription, path):
+                return [t.name for t in path]
+    return []

@@ -36,6 +36,7 @@ from subscriptions.services.lifecycle import (
     StateChange,
     subscription_change_in_memory,
     subscription_change_state,
+    transition_path,
 )
 
 S = Subscription.State
@@ -81,18 +82,6 @@ STATUS_MAP: dict[str, dict[str, str]] = {
         "SUBSCRIPTION_STATE_PENDING_PURCHASE_CANCELED": S.EXPIRED,
         "revoked": S.REVOKED,  # RTDN 12: Play has no revoked state, the notification says it
     },
-}
-
-# The transition that reaches each target state.
-TRANSITION_TO = {
-    S.TRIALING: "start_trial",
-    S.ACTIVE: "activate",
-    S.IN_GRACE_PERIOD: "enter_grace_period",
-    S.ON_HOLD: "put_on_hold",
-    S.PAUSED: "pause",
-    S.CANCELED: "cancel",
-    S.EXPIRED: "expire",
-    S.REVOKED: "revoke",
 }
 
 
@@ -213,26 +202,6 @@ def _sku_lookup(snapshot: SubscriptionSnapshot) -> Sku:
             code=ErrorCode.UNKNOWN_SKU,
         )
     return sku
-
-
-def _path(current: str, target: str) -> list[str]:
-    """Transitions from ``current`` to ``target``; via ACTIVE when there is no direct edge."""
-    if current == target:
-        return []
-    probe = Subscription(state=current)
-    method = TRANSITION_TO[target]
-    if current == S.PAUSED and target == S.ACTIVE:
-        return ["resume"]
-    from django_fsm import can_proceed
-
-    if can_proceed(getattr(probe, method)):
-        return [method]
-    probe_active = Subscription(state=current)
-    if can_proceed(probe_active.activate):
-        probe_active = Subscription(state=S.ACTIVE)
-        if target == S.ACTIVE or can_proceed(getattr(probe_active, method)):
-            return ["activate"] if target == S.ACTIVE else ["activate", method]
-    return []
 
 
 def _field_updates(snapshot: SubscriptionSnapshot, target: str) -> dict:
@@ -410,7 +379,7 @@ def subscriptions_sync_from_snapshots(requests: Sequence[SyncRequest]) -> list[S
             if target == S.IN_GRACE_PERIOD and not sub.grace_configured():
                 # "Retrying" without grace in force is billing retry: no access (Stripe past_due on web).
                 target = S.ON_HOLD
-            path = _path(sub.state, target)
+            path = transition_path(sub, target)
             untracked = _untracked_updates(sub, snapshot, cause, audits)
             updates = {**_field_updates(snapshot, target), **untracked}
             if not path and sub.state != target:

@@ -54,9 +54,11 @@ def test_a_failing_payment_hook_rolls_the_payment_back():
 def test_state_hook_sees_saved_state_changes_only():
     calls = []
 
-    def hook(sub, source, target, cause):
+    def hook(moves):
         # Runs after the save, in the same transaction: the row already says the new state.
-        calls.append((source, target, Subscription.objects.get(pk=sub.pk).state, cause.label))
+        (sub_id,) = moves.subscription_ids
+        assert [s.pk for s in moves.subscriptions] == [sub_id]
+        calls.append((moves.source, moves.target, Subscription.objects.get(pk=sub_id).state, moves.cause.label))
 
     register_state_hook(hook, name="test.state")
     try:

@@ -270,13 +270,3 @@ def test_history_stays_a_contiguous_chain_whatever_the_sweep_and_events_do(steps
                 assert before == state, chain
                 state = after
             assert state == sub.state
-
-
-def test_a_probe_without_a_provider_can_plan_a_path():
-    """Provider sync plans transitions on an unsaved probe; platform conditions apply to the real row."""
-    from django_fsm import can_proceed
-
-    assert can_proceed(Subscription(state=S.ACTIVE).enter_grace_period)
-    assert can_proceed(Subscription(state=S.ACTIVE).pause)
-    assert not can_proceed(Subscription(state=S.ACTIVE, provider="stripe").enter_grace_period)
-    assert not can_proceed(Subscription(state=S.ACTIVE, provider="app_store").pause)

@@ -13,7 +13,8 @@ from tests.verified_orgs.factories import org_catalog, verified_org
 from verified_orgs import tasks
 from verified_orgs.models import Affiliation, OrgInvoice, SeatLedgerEntry
 from verified_orgs.services.affiliations import affiliation_accept, affiliation_invite
-from verified_orgs.services.billing import org_payment_failed, org_prices, org_renew
+from verified_orgs.services.billing import org_prices, org_renew
+from verified_orgs.services.dunning import org_payment_failed
 from verified_orgs.services.organizations import organization_set_seat_limit
 
 pytestmark = pytest.mark.django_db
@@ -68,14 +69,18 @@ def test_gb_org_is_billed_in_pounds():
     assert OrgInvoice.objects.get(organization=org).currency == "GBP"
 
 
-def test_beat_tasks_expire_invitations_and_sweep_grace():
+def test_beat_tasks_expire_invitations_and_end_the_org_grace():
+    from subscriptions.tasks import lifecycle_sweep_task
+
     with clock.frozen(START):
         org = verified_org()
         affiliation_invite(organization=org, customer=CustomerFactory(), invited_by=org.billing_customer)
+    period_end = org.subscription.current_period_end
+    with clock.frozen(period_end):
         org_payment_failed(organization=org, cause=tasks_cause())
-    with clock.frozen(START + datetime.timedelta(days=30)):
+    with clock.frozen(period_end + datetime.timedelta(days=14)):
         assert tasks.expire_invitations.delay().get() == 1
-        assert tasks.grace_sweep.delay().get() == 1
+        assert lifecycle_sweep_task.delay().get()["moved"] == {"grace_end:stripe:2000-01-01:organization:hold": 1}
     assert Affiliation.objects.get(organization=org).state == "expired"
     org.refresh_from_db()
     assert org.state == "suspended"

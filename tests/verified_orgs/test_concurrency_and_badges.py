@@ -7,11 +7,12 @@ from django.db import connection
 from monetization import clock
 from monetization.errors import Conflict
 from subscriptions.models import Subscription
+from subscriptions.services.sweep import lifecycle_sweep
 from tests.monetization.factories import CustomerFactory
 from tests.verified_orgs.factories import compliance_user, verified_org
 from verified_orgs.models import Affiliation, Organization
 from verified_orgs.services.affiliations import affiliation_accept, affiliation_invite
-from verified_orgs.services.billing import org_payment_failed, org_payment_recovered, orgs_grace_sweep
+from verified_orgs.services.dunning import org_payment_failed, org_payment_recovered
 from verified_orgs.services.organizations import organization_reinstate, organization_suspend
 
 
@@ -116,15 +117,17 @@ def test_suspension_removes_badges_at_once_and_reinstatement_restores_them(clien
 def test_failed_payment_grace_then_suspension_then_recovery(client_with_scopes):
     client = client_with_scopes("entitlements:read")
     start = datetime.datetime(2026, 5, 1, tzinfo=datetime.UTC)
+    renewal = datetime.datetime(2026, 6, 1, tzinfo=datetime.UTC)
     with clock.frozen(start):
         org, affiliates = _org_with_affiliates(2)
         assert _badges(client, affiliates[0]) == [("affiliate_badge", "organization")]
+    with clock.frozen(renewal):
         org_payment_failed(organization=org, cause=_task())
         org.subscription.refresh_from_db()
         assert org.subscription.state == Subscription.State.IN_GRACE_PERIOD
         assert _badges(client, affiliates[0]) == [("affiliate_badge", "organization")]  # grace keeps access
-    with clock.frozen(start + datetime.timedelta(days=15)):
-        assert orgs_grace_sweep() == 1
+    with clock.frozen(renewal + datetime.timedelta(days=15)):
+        assert lifecycle_sweep().total == 1
         org.refresh_from_db()
         assert org.state == "suspended" and org.suspension_cause == "payment"
         assert _badges(client, affiliates[0]) == [] and _badges(client, org.billing_customer) == []

@@ -1,8 +1,8 @@
 """Seams between the apps, driven by signed Stripe webhooks.
 
-- An organization's subscription going past_due keeps the badges (product grace), the grace
-  sweep suspends the org (badges gone), and the subscription turning active again reinstates
-  it (badges back); the provider's invoice is that period's one charge.
+- An organization's subscription going past_due keeps the badges (product grace), the lifecycle
+  sweep ends the grace and the org is suspended (badges gone), and the subscription turning active
+  again reinstates it (badges back); the provider's invoice is that period's one charge.
 - A fan's invoice for a creator-subscription plan posts the creator's share once.
 """
 
@@ -26,7 +26,6 @@ from tests.verified_orgs.factories import verified_org
 from verified_orgs.entitlement_sources import AFFILIATE_BADGE, ORG_GOLD_BADGE
 from verified_orgs.models import Organization, OrgInvoice, SeatLedgerEntry
 from verified_orgs.services.affiliations import affiliation_accept, affiliation_invite
-from verified_orgs.services.billing import orgs_grace_sweep
 
 from .support import post_stripe, stripe_invoice_event, stripe_subscription_event
 
@@ -82,8 +81,7 @@ def org_invoice(org, *, event_id, invoice_id, paid_at, amount):
     return event
 
 
-@pytest.mark.parametrize("sweep", ["org_grace_sweep", "lifecycle_sweep_then_org_sweep"])
-def test_org_past_due_grace_suspension_and_recovery_through_webhooks(client, org_with_affiliate, sweep):
+def test_org_past_due_grace_suspension_and_recovery_through_webhooks(client, org_with_affiliate):
     org, admin, member = org_with_affiliate
     assert badges(admin) == {ORG_GOLD_BADGE} and badges(member) == {AFFILIATE_BADGE}
 
@@ -98,15 +96,13 @@ def test_org_past_due_grace_suspension_and_recovery_through_webhooks(client, org
         assert org.state == Organization.State.VERIFIED
         assert badges(admin) == {ORG_GOLD_BADGE} and badges(member) == {AFFILIATE_BADGE}
 
-    # Grace runs out unpaid: the sweep suspends the organization, every badge goes.
+    # Grace runs out unpaid: the sweep puts the subscription on hold, the organization is suspended
+    # in the same transaction (the state hook), every badge goes.
     with clock.frozen(FEB_1 + datetime.timedelta(days=15)):
-        if sweep == "lifecycle_sweep_then_org_sweep":
-            # The set-based sweep moves the subscription (no hooks); the org sweep reconciles the org.
-            lifecycle_sweep()
-            org.subscription.refresh_from_db()
-            assert org.subscription.state == Subscription.State.ON_HOLD
-        assert orgs_grace_sweep() == 1
-        assert orgs_grace_sweep() == 0  # re-running changes nothing
+        assert lifecycle_sweep().total == 1
+        org.subscription.refresh_from_db()
+        assert org.subscription.state == Subscription.State.ON_HOLD
+        assert lifecycle_sweep().total == 0  # re-running changes nothing
     org.refresh_from_db()
     assert (org.state, org.suspension_cause) == (Organization.State.SUSPENDED, Organization.SuspensionCause.PAYMENT)
     assert badges(admin) == set() and badges(member) == set()
@@ -154,7 +150,7 @@ def test_invoice_paid_recovers_a_suspended_org_before_the_subscription_event(cli
     with clock.frozen(FEB_1 + datetime.timedelta(hours=3)):
         post_stripe(client, org_event(org, event_id="evt_pd", at=clock.now(), status="past_due"))
     with clock.frozen(FEB_1 + datetime.timedelta(days=15)):
-        orgs_grace_sweep()
+        lifecycle_sweep()
     org.refresh_from_db()
     assert org.state == Organization.State.SUSPENDED
     paid_at = FEB_1 + datetime.timedelta(days=15, hours=2)

@@ -23,7 +23,7 @@ from subscriptions.services.lifecycle import Cause
 from verified_orgs.errors import not_org_admin, org_not_verified
 from verified_orgs.models import Affiliation, Organization, OrganizationAdmin, SeatLedgerEntry
 from verified_orgs.services.billing import org_seat_change
-from verified_orgs.services.organizations import organization_lock
+from verified_orgs.services.locks import organization_lock
 
 INVITATION_TTL = timedelta(days=7)
 

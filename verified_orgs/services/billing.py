@@ -12,24 +12,19 @@ period, and a change charges ``round(cumulative after) - charged so far``. Over
 any sequence of changes the charges sum to the rounded exact total: within
 half a minor unit of seat price x seat-time / period length.
 
-Provider webhooks (the seams, registered in verified_orgs.apps):
-- State: every change of the org's subscription made through subscription_change_state
-  (a Stripe event, staff, org_grace_expired, org_payment_recovered) calls
-  :func:`org_follow_subscription_state`: grace keeps the org verified, on hold suspends it for
-  non-payment, active again reinstates it. Stripe ``past_due`` maps to grace for this product
-  (SUBSCRIPTION_PRODUCT_GRACE_DAYS). The set-based lifecycle sweep calls no hooks, so
-  :func:`orgs_grace_sweep` also reconciles orgs from their subscription's state.
-- Money: a Stripe ``invoice.paid`` of the org subscription is recorded by the webhook under the
-  invoice id; :func:`org_renewal_from_payment` (a payment hook) then opens that period with the
-  same payment as its charge, so the period is charged once. Our own charges (the first period
-  at verification, seat prorations) use ``org:`` references; a provider invoice for a period we
-  already charged is flagged for finance (``organization.provider_payment_unmatched``).
+Provider payments (a payment hook, registered in verified_orgs.apps): a Stripe ``invoice.paid``
+of the org subscription is recorded by the webhook under the invoice id;
+:func:`org_renewal_from_payment` then opens that period with the same payment as its charge, so
+the period is charged once. Our own charges (the first period at verification, seat prorations)
+use ``org:`` references; a provider invoice for a period we already charged is flagged for
+finance (``organization.provider_payment_unmatched``). The organization following its
+subscription's state (grace, suspension for non-payment) is :mod:`verified_orgs.services.dunning`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
@@ -40,12 +35,19 @@ from djmoney.money import Money
 
 from monetization import clock
 from monetization.errors import InvalidInput, OrgErrorCode
-from monetization.models import Payment, Provider
+from monetization.models import AuditEvent, Payment, Provider
+from monetization.services.audit import audit_record
 from monetization.services.ledger import Account, Leg, Posting, journal_post, quantize
 from monetization.services.payments import payment_record
 from subscriptions.models import Plan, Platform, Price, Product, Subscription
-from subscriptions.services.lifecycle import Cause, subscription_change_state
+from subscriptions.services.lifecycle import (
+    Cause,
+    subscription_change_state,
+    subscription_create,
+    subscription_quantity_set,
+)
 from verified_orgs.models import Affiliation, Organization, OrgInvoice, OrgInvoiceLine, SeatLedgerEntry
+from verified_orgs.services.locks import organization_lock
 
 CUSTOMER_CREDIT = "liability:customer_credit"
 REVENUE_STREAM = "organizations"
@@ -58,10 +60,6 @@ ORG_REFERENCE_PREFIX = "org:"
 
 def org_plan_code() -> str:
     return getattr(settings, "VERIFIED_ORG_PLAN_CODE", "verified-org-monthly")
-
-
-def org_grace_days() -> int:
-    return int(settings.SUBSCRIPTION_PRODUCT_GRACE_DAYS.get("organization", 14))
 
 
 def org_plan() -> Plan:
@@ -265,16 +263,16 @@ def org_billing_start(*, organization: Organization, cause: Cause) -> Subscripti
     plan = org_plan()
     org_prices(country=org.country, plan=plan)  # refuse early when the catalog has no price
     now = clock.now()
-    sku = plan.skus.filter(platform=Platform.WEB).first()
-    sub = Subscription.objects.create(
+    sub = subscription_create(
         customer=org.billing_customer,
         plan=plan,
-        sku=sku,
+        sku=plan.skus.filter(platform=Platform.WEB).first(),
         platform=Platform.WEB,
         provider=Provider.STRIPE,
         provider_subscription_id=f"sub_org_{org.pk}",
         quantity=0,
         started_at=now,
+        cause=cause,
     )
     org.subscription = sub
     Organization.objects.filter(pk=org.pk).update(subscription=sub)
@@ -289,8 +287,6 @@ def org_renew(
 
     Idempotent per period: a re-delivered renewal returns the period's invoice.
     """
-    from verified_orgs.services.organizations import organization_lock
-
     with transaction.atomic():
         org = organization_lock(organization.pk)
         return org_period_open(
@@ -337,9 +333,6 @@ def org_renewal_from_payment(payment: Payment) -> OrgInvoice | None:
     )
     if org is None:
         return None
-    from monetization.models import AuditEvent
-    from monetization.services.audit import audit_record
-
     cause = Cause(
         actor_kind=AuditEvent.ActorKind.PROVIDER,
         label=f"{payment.provider}:{payment.provider_reference}"[:200],
@@ -460,154 +453,6 @@ def org_seat_change(
             seat_ledger_entry=entry,
         )
         OrgInvoice.objects.filter(pk=invoice.pk).update(total=F("total") + step.charge, updated_at=now)
-    # The subscription's quantity follows the ledger; the ledger row is its history (no state changes here).
-    Subscription.objects.filter(pk=sub.pk).update(quantity=quantity, updated_at=now)
+    # The subscription's quantity follows the ledger; the ledger row is its history.
+    subscription_quantity_set(subscription=sub, quantity=quantity)
     return entry
-
-
-# --- dunning -------------------------------------------------------------------
-
-
-def org_payment_failed(*, organization: Organization, cause: Cause) -> Subscription:
-    """A renewal failed: the subscription enters grace (badges stay until grace ends)."""
-    sub = organization.subscription
-    return subscription_change_state(
-        subscription=sub,
-        transition="enter_grace_period",
-        cause=cause,
-        updates={"grace_end": clock.now() + timedelta(days=org_grace_days())},
-        action="subscription.payment_failed",
-    )
-
-
-def org_grace_expired(*, organization: Organization, cause: Cause) -> Organization:
-    """Grace is over and still unpaid: the subscription goes on hold and the org is suspended."""
-    from verified_orgs.services.organizations import organization_suspend
-
-    with transaction.atomic():
-        sub = organization.subscription
-        subscription_change_state(
-            subscription=sub,
-            transition="put_on_hold",
-            cause=cause,
-            updates={"hold_end": clock.now() + timedelta(days=30)},
-            action="subscription.grace_expired",
-        )
-        org = Organization.objects.get(pk=organization.pk)
-        if org.state == Organization.State.VERIFIED:
-            org = organization_suspend(
-                organization=org,
-                actor=None,
-                reason=cause.reason or "Payment failed and the grace period ended.",
-                cause=Organization.SuspensionCause.PAYMENT,
-                actor_label=cause.label,
-            )
-        return org
-
-
-def org_payment_recovered(*, organization: Organization, cause: Cause) -> Organization:
-    """The overdue payment went through: the subscription is active again, a payment suspension lifts."""
-    from verified_orgs.services.organizations import organization_reinstate
-
-    with transaction.atomic():
-        subscription_change_state(
-            subscription=organization.subscription,
-            transition="activate",
-            cause=cause,
-            action="subscription.payment_recovered",
-        )
-        org = Organization.objects.get(pk=organization.pk)
-        if org.state == Organization.State.SUSPENDED and org.suspension_cause == Organization.SuspensionCause.PAYMENT:
-            org = organization_reinstate(
-                organization=org, actor=None, reason="Payment recovered.", actor_label=cause.label
-            )
-        return org
-
-
-# Subscription states that suspend a verified organization for non-payment, by the state it
-# came from: on hold always; expired only after payment trouble (a canceled subscription
-# running out is not a payment failure).
-SUSPENDING_STATES = (Subscription.State.ON_HOLD, Subscription.State.EXPIRED)
-PAYMENT_TROUBLE_STATES = (Subscription.State.IN_GRACE_PERIOD, Subscription.State.ON_HOLD)
-
-
-def org_follow_subscription_state(subscription: Subscription, source: str, target: str, cause: Cause) -> None:
-    """State hook (subscriptions.services.lifecycle): the org follows its subscription, whatever moved it.
-
-    Grace keeps the org verified (badges stay); on hold (or expired out of payment trouble)
-    suspends it for non-payment; active again lifts a payment suspension (never a
-    compliance one). Runs in the subscription change's transaction, so both commit together.
-    Webhooks, staff actions, org_grace_expired / org_payment_recovered all end here; the
-    set-based lifecycle sweep does not (see orgs_grace_sweep).
-    """
-    from verified_orgs.services.organizations import organization_reinstate, organization_suspend
-
-    S = Subscription.State
-    if target not in (S.ON_HOLD, S.EXPIRED, S.ACTIVE) or not subscription.is_organization_subscription():
-        return  # grace keeps the org as it is; most changes cost no query here
-    org = Organization.objects.filter(subscription_id=subscription.pk).first()
-    if org is None:
-        return
-    if org.state == Organization.State.VERIFIED and (
-        target == S.ON_HOLD or (target == S.EXPIRED and source in PAYMENT_TROUBLE_STATES)
-    ):
-        organization_suspend(
-            organization=org,
-            actor=None,
-            reason=cause.reason or "Payment failed and the grace period ended.",
-            cause=Organization.SuspensionCause.PAYMENT,
-            actor_label=cause.label or "system",
-        )
-    elif (
-        target == S.ACTIVE
-        and org.state == Organization.State.SUSPENDED
-        and org.suspension_cause == Organization.SuspensionCause.PAYMENT
-    ):
-        organization_reinstate(
-            organization=org, actor=None, reason="Payment recovered.", actor_label=cause.label or "system"
-        )
-
-
-def orgs_grace_sweep(*, now: datetime | None = None) -> int:
-    """Suspend organizations whose subscription grace has run out; reconcile the rest. Returns how many moved.
-
-    Besides grace that ran out, it catches up with subscriptions the set-based lifecycle sweep
-    moved (which calls no hooks): a verified org whose subscription is on hold or expired out of
-    payment trouble is suspended, a payment-suspended org whose subscription is active again is
-    reinstated.
-    """
-    from verified_orgs.services.organizations import organization_reinstate, organization_suspend
-
-    now = now or clock.now()
-    due = list(
-        Organization.objects.filter(
-            subscription__state=Subscription.State.IN_GRACE_PERIOD, subscription__grace_end__lte=now
-        ).select_related("subscription")
-    )
-    for org in due:
-        org_grace_expired(organization=org, cause=Cause.task("orgs_grace_sweep", "Grace period ended unpaid."))
-    label = "task:orgs_grace_sweep"
-    lapsed = list(
-        Organization.objects.filter(state=Organization.State.VERIFIED).filter(
-            Q(subscription__state=Subscription.State.ON_HOLD)
-            | Q(subscription__state=Subscription.State.EXPIRED, subscription__billing_issue_at__isnull=False)
-        )
-    )
-    for org in lapsed:
-        organization_suspend(
-            organization=org,
-            actor=None,
-            reason="Payment failed and the grace period ended.",
-            cause=Organization.SuspensionCause.PAYMENT,
-            actor_label=label,
-        )
-    recovered = list(
-        Organization.objects.filter(
-            state=Organization.State.SUSPENDED,
-            suspension_cause=Organization.SuspensionCause.PAYMENT,
-            subscription__state=Subscription.State.ACTIVE,
-        )
-    )
-    for org in recovered:
-        organization_reinstate(organization=org, actor=None, reason="Payment recovered.", actor_label=label)
-    return len(due) + len(lapsed) + len(recovered)

@@ -1,8 +1,8 @@
 """The verification lifecycle: apply, review, verify, reject, re-apply, suspend, reinstate, cancel.
 
 Staff transitions check the transition's Django permission (only Compliance
-holds them); system callers (the dunning sweep) pass ``actor=None`` and an
-``actor_label``. Every change is audited and invalidates the cached
+holds them); system callers (the organization following its subscription, see
+dunning) pass ``actor=None`` and an ``actor_label``. Every change is audited and invalidates the cached
 entitlements of everyone whose badge it touches.
 """
 
@@ -14,9 +14,10 @@ from django.db import IntegrityError, transaction
 from django_fsm import TransitionNotAllowed, can_proceed
 
 from monetization import clock
-from monetization.errors import Conflict, IllegalTransition, InvalidInput, OrgErrorCode, PermissionDenied
+from monetization.errors import Conflict, IllegalTransition, InvalidInput, NotFound, OrgErrorCode, PermissionDenied
 from monetization.models import AuditEvent, Customer
 from monetization.services.audit import audit_record, snapshot
+from monetization.services.permissions import require_perm
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
@@ -31,6 +32,9 @@ from verified_orgs.models import (
     OrganizationAdmin,
     VerificationApplication,
 )
+from verified_orgs.selectors import badge_holder_external_ids
+from verified_orgs.services.billing import org_billing_start
+from verified_orgs.services.locks import organization_lock
 
 SNAPSHOT_FIELDS = ["state", "state_reason", "suspension_cause", "seat_limit", "verified_at"]
 # The permission each staff transition needs (as declared on the model's transitions).
@@ -43,17 +47,10 @@ TRANSITION_PERMS = {
     "cancel": SUSPEND_PERM,
 }
 REASON_REQUIRED_FOR = {"reject", "suspend", "reinstate", "cancel"}
-
-
-def badge_holder_external_ids(organization_id: int) -> list[str]:
-    """External ids of everyone whose badge depends on the org: its admins and active affiliates."""
-    affiliates = Affiliation.objects.filter(
-        organization_id=organization_id, state=Affiliation.State.ACTIVE
-    ).values_list("customer__external_id", flat=True)
-    admins = OrganizationAdmin.objects.filter(organization_id=organization_id).values_list(
-        "customer__external_id", flat=True
-    )
-    return [*affiliates, *admins]
+CHANGE_PERM = "verified_orgs.change_organization"
+NOTES_PERM = "verified_orgs.change_verificationapplication"
+# What staff may correct on an organization; the handle, billing customer and state have their own ways.
+EDITABLE_FIELDS = ("name", "website", "country")
 
 
 def _cause(actor, actor_label: str, reason: str, *, authorized_by: str = "") -> Cause:
@@ -65,24 +62,6 @@ def _cause(actor, actor_label: str, reason: str, *, authorized_by: str = "") -> 
             else Cause.staff(actor, reason)
         )
     return Cause(actor_kind=AuditEvent.ActorKind.SYSTEM, label=actor_label or "system", reason=reason)
-
-
-def organization_lock(organization_id: int) -> Organization:
-    """Lock the organization, after its subscription: one lock order (subscription, then
-    organization) for every path. A webhook changing the subscription locks it first and its
-    state hook then suspends or reinstates the org; seat changes and renewals, which start from
-    the org, take the subscription first too, so the two can wait for each other but never
-    deadlock."""
-    list(
-        Subscription.objects.select_for_update(of=("self",))
-        .filter(organization__pk=organization_id)
-        .values_list("id", flat=True)
-    )
-    return (
-        Organization.objects.select_for_update(of=("self",))
-        .select_related("billing_customer", "subscription")
-        .get(pk=organization_id)
-    )
 
 
 def organization_apply(
@@ -208,8 +187,6 @@ def _decide(org: Organization, reviewer, decision: str, reason: str) -> None:
 
 def organization_verify(*, organization: Organization, reviewer, reason: str = "") -> Organization:
     """Verify: the org gets its subscription and first invoice; its admins get the gold badge."""
-    from verified_orgs.services.billing import org_billing_start
-
     with transaction.atomic():
         org, _ = _transition(organization=organization, name="verify", actor=reviewer, reason=reason)
         _decide(org, reviewer, VerificationApplication.Decision.VERIFIED, reason)
@@ -327,6 +304,7 @@ def organization_set_seat_limit(
     *, organization: Organization, actor, seat_limit: int | None, reason: str = ""
 ) -> Organization:
     """Staff set (or clear) the seat limit. Existing seats stay; new invitations respect it."""
+    require_perm(actor, CHANGE_PERM)
     if seat_limit is not None and seat_limit < 0:
         raise InvalidInput("A seat limit cannot be negative.")
     with transaction.atomic():
@@ -347,6 +325,97 @@ def organization_set_seat_limit(
             reason=reason,
         )
     return org
+
+
+def organization_update(*, organization: Organization, actor, changes: dict, reason: str = "") -> Organization:
+    """Staff correct an organization's details (``EDITABLE_FIELDS``), audited with before and after."""
+    require_perm(actor, CHANGE_PERM)
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(f"These organization fields are not edited here: {', '.join(sorted(unknown))}.")
+    if "country" in changes:
+        changes = {**changes, "country": (changes["country"] or "").upper()}
+    with transaction.atomic():
+        org = organization_lock(organization.pk)
+        changed = {name: value for name, value in changes.items() if getattr(org, name) != value}
+        if not changed:
+            return org
+        before = snapshot(org, list(changed))
+        for name, value in changed.items():
+            setattr(org, name, value)
+        org.clean_fields(exclude=[f.name for f in Organization._meta.fields if f.name not in changed])
+        org.updated_at = clock.now()
+        org.save(update_fields=[*changed, "updated_at"])
+        audit_record(
+            action="organization.update",
+            obj=org,
+            actor=actor,
+            customer=org.billing_customer,
+            before=before,
+            after=snapshot(org, list(changed)),
+            reason=reason,
+        )
+    return org
+
+
+def organization_admin_add(
+    *, organization: Organization, customer: Customer, actor, reason: str = ""
+) -> OrganizationAdmin:
+    """Make a customer an admin of the organization (they manage affiliates and carry its gold badge)."""
+    require_perm(actor, CHANGE_PERM)
+    with transaction.atomic():
+        org = organization_lock(organization.pk)
+        row, created = OrganizationAdmin.objects.get_or_create(organization=org, customer=customer)
+        if created:
+            audit_record(
+                action="organization.admin_add",
+                obj=org,
+                actor=actor,
+                customer=customer,
+                after={"admin": customer.external_id},
+                reason=reason,
+            )
+            entitlements_invalidate([customer.external_id])
+    return row
+
+
+def organization_admin_remove(*, organization: Organization, customer: Customer, actor, reason: str = "") -> None:
+    require_perm(actor, CHANGE_PERM)
+    with transaction.atomic():
+        org = organization_lock(organization.pk)
+        deleted, _ = OrganizationAdmin.objects.filter(organization=org, customer=customer).delete()
+        if deleted:
+            audit_record(
+                action="organization.admin_remove",
+                obj=org,
+                actor=actor,
+                customer=customer,
+                before={"admin": customer.external_id},
+                reason=reason,
+            )
+            entitlements_invalidate([customer.external_id])
+
+
+def verification_application_notes_set(*, application_id: int, actor, notes: str) -> VerificationApplication:
+    """A reviewer's notes on an application, audited (the decision itself is verify / reject)."""
+    require_perm(actor, NOTES_PERM)
+    with transaction.atomic():
+        application = VerificationApplication.objects.select_for_update().filter(pk=application_id).first()
+        if application is None:
+            raise NotFound("No such application.")
+        if application.review_notes == notes:
+            return application
+        before = snapshot(application, ["review_notes"])
+        application.review_notes = notes
+        application.save(update_fields=["review_notes"])
+        audit_record(
+            action="verification_application.notes",
+            obj=application,
+            actor=actor,
+            before=before,
+            after=snapshot(application, ["review_notes"]),
+        )
+    return application
 
 
 # What the admin's transition buttons call, by transition name.

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from creators.services.payouts import cycle_pay
 from monetization.errors import DomainError
+from monetization.services.permissions import System
 
 
 class Command(BaseCommand):
@@ -23,7 +24,12 @@ class Command(BaseCommand):
             from django.db import connection
 
             try:
-                return cycle_pay(cycle_id=options["cycle_id"], chunk_size=options["chunk_size"], progress=progress)
+                return cycle_pay(
+                    cycle_id=options["cycle_id"],
+                    chunk_size=options["chunk_size"],
+                    progress=progress,
+                    actor=System("command:pay_cycle"),
+                )
             finally:
                 if options["workers"] > 1:
                     connection.close()
