@@ -247,7 +247,7 @@ CELERY_BEAT_SCHEDULE["requeue-stale-webhook-events"] = {
     "schedule": 300.0,
 }
 CELERY_BEAT_SCHEDULE["acknowledge-play-purchases"] = {
-    "task": "monetization.tasks.acknowledge_play_purchases",
+    "task": "subscriptions.acknowledge_play_purchases",
     "schedule": 3600.0,
 }
 
@@ -274,13 +274,8 @@ REFUND_APPROVAL_THRESHOLDS = {
 }
 # The (N+1)th refund for one customer within 30 days waits for approval too.
 REFUND_APPROVAL_MAX_PER_CUSTOMER_30D = int(os.environ.get("REFUND_APPROVAL_MAX_PER_CUSTOMER_30D", "3"))
-# Platforms where the developer cannot refund (Apple owns App Store refunds and tells us with REFUND).
-REFUND_UNSUPPORTED_PROVIDERS = ["app_store"]
 # A refund still "submitted" this long after its provider call may be retried (same idempotency key).
 REFUND_SUBMITTED_STUCK_AFTER = timedelta(minutes=int(os.environ.get("REFUND_SUBMITTED_STUCK_AFTER_MINUTES", "15")))
-# Where staff may pause / resume a subscription: Stripe only. The App Store has no pause, and
-# Google Play subscriptions are paused by the user in Play (we follow that through its RTDNs).
-SUBSCRIPTION_PAUSE_PROVIDERS = ["stripe"]
 CELERY_BEAT_SCHEDULE["idempotency-keys-purge"] = {
     "task": "monetization.tasks_support.idempotency_keys_purge_task",
     "schedule": timedelta(hours=1),

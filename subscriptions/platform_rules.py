@@ -60,7 +60,6 @@ class PlatformRule:
     billing_retry_days: int | None = None
     dunning_offsets_hours: tuple[int, ...] = ()
     incomplete_hours: int | None = None
-    supports_pause: bool = False
     renewal_leeway_minutes: int = 0
 
     def grace(self, *, weekly: bool = False) -> timedelta:
@@ -104,7 +103,7 @@ DEFAULT_RULES: dict[str, list[dict]] = {
         },
     ],
     GOOGLE_PLAY: [
-        {"since": EPOCH, "grace_days": 7, "hold_days": 30, "supports_pause": True, "renewal_leeway_minutes": 60},
+        {"since": EPOCH, "grace_days": 7, "hold_days": 30, "renewal_leeway_minutes": 60},
         # Since 2025-12-01 the account hold defaults to 60 days minus the grace period.
         {"since": "2025-12-01", "hold_days": None},
     ],
@@ -116,7 +115,6 @@ DEFAULT_RULES: dict[str, list[dict]] = {
             # Smart Retries after the first failed charge: 8 tries over 2 weeks from the period end.
             "dunning_offsets_hours": (24, 72, 120, 168, 216, 264, 312, 336),
             "incomplete_hours": 23,
-            "supports_pause": True,
             "renewal_leeway_minutes": 120,  # invoice finalized ~1 h after the period end, then charged
         },
     ],

@@ -1,0 +1,36 @@
+"""Payment providers: one package per platform, each holding everything that platform knows.
+
+Each package (``stripe``, ``app_store``, ``google_play``) offers, besides its adapter:
+
+- ``CAPABILITIES``: what the platform lets us do (:class:`~.base.Capabilities`);
+- ``relevant(event_type)``: whether an event type can change anything here (the others
+  are stored as ignored).
+
+:func:`monetization.providers.base.get_provider` gives the configured adapter for API calls.
+A provider without a package (``internal``: comped subscriptions) can do nothing.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import app_store, google_play, stripe
+from .base import NO_CAPABILITIES, Capabilities
+
+PACKAGES: dict[str, ModuleType] = {"stripe": stripe, "app_store": app_store, "google_play": google_play}
+
+
+def provider_package(name: str) -> ModuleType:
+    try:
+        return PACKAGES[name]
+    except KeyError:
+        raise LookupError(f"No provider package for {name!r}.") from None
+
+
+def provider_capabilities(name: str) -> Capabilities:
+    package = PACKAGES.get(name)
+    return package.CAPABILITIES if package is not None else NO_CAPABILITIES
+
+
+def provider_event_relevant(name: str, event_type: str) -> bool:
+    return provider_package(name).relevant(event_type)

@@ -1,9 +1,10 @@
-"""The one interface every payment provider adapter speaks.
+"""The one interface every payment provider speaks, and the words it speaks in.
 
-Real adapters (``stripe/``, ``app_store/``, ``google_play/``) wrap the
-providers' SDKs; ``fake.py`` holds the test double with the same interface.
-Services only ever see these types: nothing outside ``providers/`` imports
-an SDK.
+Each platform's package (``stripe/``, ``app_store/``, ``google_play/``) holds
+everything that platform knows: its adapter (API calls through its own SDK,
+webhook verification), what it can do (:class:`Capabilities`), and how its
+payloads read. The rest of the back office only sees the types here. The test
+double that speaks the same interface lives with the demo.
 """
 
 from __future__ import annotations
@@ -37,6 +38,30 @@ class InvalidSignature(Exception):
 
 class MalformedPayload(Exception):
     """A webhook body that is authentic (or unauthenticated) but not the shape the provider documents."""
+
+
+class EventIgnored(Exception):
+    """A stored event is authentic but says nothing we act on."""
+
+
+class RetryableApplyError(Exception):
+    """Applying a stored event may succeed later (the provider was unreachable, or an event
+    arrived before the one it depends on)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a platform lets the developer (us) do, declared once per provider package."""
+
+    refund: bool = False  # refund a payment (Apple refunds App Store purchases itself)
+    cancel: bool = False  # cancel a subscription for the customer
+    extend: bool = False  # give free days (Stripe trial end, App Store renewal date, Play deferral)
+    pause: bool = False  # pause and resume collection ourselves (Stripe only)
+    # The platform has a paused state at all (Play: paused by the user in the store; Stripe: by us).
+    paused_state: bool = False
+
+
+NO_CAPABILITIES = Capabilities()
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from djmoney.money import Money
-from moneyed import get_currency
 
 from monetization import clock
 from monetization.errors import DomainError, ErrorCode
 from monetization.models import Customer, JournalEntry, JournalLine
+from monetization.money import minor_unit_exponent as minor_unit_exponent  # the ledger's callers round with these
+from monetization.money import quantize as quantize
 
 
 class Account:
@@ -47,19 +48,6 @@ class LedgerUnbalanced(DomainError):
     """The legs of a journal entry do not balance per currency."""
 
     code = ErrorCode.LEDGER_UNBALANCED
-
-
-def minor_unit_exponent(currency: str) -> int:
-    """Digits after the decimal point for a currency (JPY 0, USD 2, BHD 3)."""
-    # py-moneyed knows the ISO 4217 minor units; fall back to 2 if it doesn't.
-    sub_unit = getattr(get_currency(currency), "sub_unit", 100) or 1
-    return len(str(sub_unit)) - 1
-
-
-def quantize(amount: Decimal, currency: str) -> Decimal:
-    """Round to the currency's minor unit (half-up), the only rounding the ledger accepts."""
-    exp = minor_unit_exponent(currency)
-    return amount.quantize(Decimal(1).scaleb(-exp), rounding="ROUND_HALF_UP")
 
 
 @dataclass(frozen=True)

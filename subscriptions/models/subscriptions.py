@@ -5,6 +5,7 @@ from django_fsm import FSMField, FSMModelMixin, transition
 
 from monetization import clock
 from monetization.models import Provider
+from monetization.providers import provider_capabilities
 
 from .catalog import Plan, Platform, Product
 
@@ -71,6 +72,10 @@ class Subscription(FSMModelMixin, models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True, help_text="Google Play acknowledgement")
     created_at = models.DateTimeField(default=clock.now)
     updated_at = models.DateTimeField(default=clock.now)
+    # The payments of this subscription, through the link rows that point at the core's payments.
+    payments = models.ManyToManyField(
+        "monetization.Payment", through="subscriptions.SubscriptionPayment", related_name="+", blank=True
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -156,7 +161,7 @@ class Subscription(FSMModelMixin, models.Model):
 
     def pause_supported(self) -> bool:
         # Google Play and Stripe pause; the App Store has no pause.
-        return not self.provider or self.platform_rule().supports_pause
+        return not self.provider or provider_capabilities(self.provider).paused_state
 
     # --- transitions -------------------------------------------------------
     # Each reads like the platforms' documentation: sources, conditions, and

@@ -17,6 +17,7 @@ from django_fsm import TransitionNotAllowed, can_proceed, has_transition_perm
 from monetization import clock
 from monetization.errors import IllegalTransition, InvalidInput, PermissionDenied
 from monetization.models import AuditEvent
+from monetization.registry import Registry
 from monetization.services.audit import audit_event_build, audit_event_write, snapshot
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.models import Subscription
@@ -73,20 +74,14 @@ class Cause:
 
 
 # Other apps follow subscription state changes (an organization's subscription drives the
-# organization's suspension): register_state_hook(fn(subscription, source, target, cause))
+# organization's suspension): state_hooks.register(name, fn(subscription, source, target, cause))
 # from AppConfig.ready(). Unlike django-fsm's post_transition (fired before the row is saved,
 # and before the field updates), a hook runs after the change is saved and audited, inside the
 # same transaction and with the subscription row locked, so what it does commits or rolls back
 # with the change. The set-based lifecycle sweep moves rows in SQL and calls no hooks: an app
 # that must see those moves reconciles from the rows (verified_orgs' grace sweep does).
 StateHook = Callable[[Subscription, str, str, "Cause"], None]
-_state_hooks: dict[str, StateHook] = {}
-
-
-def register_state_hook(fn: StateHook, *, name: str | None = None) -> StateHook:
-    """Call ``fn(subscription, source, target, cause)`` after every state change. Re-registering a name replaces it."""
-    _state_hooks[name or f"{fn.__module__}.{fn.__qualname__}"] = fn
-    return fn
+state_hooks: Registry[StateHook] = Registry("subscription state hook")
 
 
 def _keep_in_step(target: Subscription, source: Subscription) -> None:
@@ -141,7 +136,7 @@ class StateChange:
 
     def run_hooks(self, sub: Subscription, cause: Cause) -> None:
         if self.before["state"] != self.after["state"]:
-            for hook in list(_state_hooks.values()):
+            for hook in state_hooks:
                 hook(sub, self.before["state"], self.after["state"], cause)
 
 

@@ -9,8 +9,8 @@ from djmoney.money import Money
 
 from monetization.models import AuditEvent, Customer, JournalEntry, Payment, WebhookEvent
 from monetization.providers.app_store.adapter import snapshot_from_transaction
+from monetization.providers.base import RetryableApplyError
 from monetization.providers.stripe.adapter import snapshot_from_subscription
-from monetization.services.appliers import RetryableApplyError
 from monetization.services.ledger import ledger_report
 from monetization.services.webhooks import webhook_event_apply
 from subscriptions import demo
@@ -177,7 +177,7 @@ def test_demo_inbox_failed_events_replay(catalog):
         assert applied.status == "applied" and applied.attempts == 8
         payment = Payment.objects.get(provider_reference=reference)
         assert applied.note == f"payment {payment.pk} recorded"
-        assert payment.subscription.provider_subscription_id == event.subscription_ref
+        assert payment.subscription_link.subscription.provider_subscription_id == event.subscription_ref
         assert payment.status == "succeeded" and payment.kind == "initial" and payment.fee.amount > 0
     (unknown,) = [e for e in failed if e not in replayable]
     with pytest.raises(RetryableApplyError):

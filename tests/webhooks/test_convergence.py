@@ -33,7 +33,7 @@ _run = itertools.count()
 def _deliver(events, order) -> None:
     """Deliver events in ``order`` (indices, duplicates allowed); failed ones are retried at the end, like Celery."""
     for i in order:
-        for event_id, created in webhook_store(events=[events[i]], enqueue=False):
+        for event_id, created in webhook_store(events=[events[i]]):
             if created:
                 with contextlib.suppress(Exception):
                     webhook_event_apply(event_id=event_id)

@@ -157,7 +157,7 @@ def test_unconfigured_push_verification_answers_503(client, settings):
 
 
 def test_sweep_acknowledges_purchases_that_slipped_through(client, catalog, customers, play_client):
-    from monetization.services.play_acknowledgement import play_acknowledge_pending
+    from subscriptions.services.play_acknowledgement import play_acknowledge_pending
     from tests.subscriptions.factories import SubscriptionFactory
 
     sub = SubscriptionFactory(

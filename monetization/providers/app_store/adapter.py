@@ -58,6 +58,11 @@ PAYMENT_TYPES = {"SUBSCRIBED", "DID_RENEW"}
 MAX_EXTENSION_DAYS = 90
 
 
+def relevant(event_type: str) -> bool:
+    """Event types are stored as ``TYPE`` or ``TYPE.SUBTYPE``."""
+    return event_type.split(".", 1)[0] not in IGNORED_TYPES
+
+
 def ms(value) -> datetime | None:
     if value in (None, ""):
         return None

@@ -61,6 +61,10 @@ NOTIFICATION_TYPES = {
 PAYMENT_CODES = {1, 2, 4, 7}  # a successful charge happened (latestSuccessfulOrderId names it)
 
 
+def relevant(event_type: str) -> bool:
+    return event_type not in ("TEST", "OTHER")
+
+
 def rfc3339(value: str | None) -> datetime | None:
     if not value:
         return None

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import stripe
 from django.conf import settings
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.money import minor_from_money, money_from_minor
 from monetization.providers.base import (
     InvalidSignature,
     MalformedPayload,
@@ -39,23 +39,14 @@ HANDLED_TYPES = (
 )
 
 
+def relevant(event_type: str) -> bool:
+    return event_type in HANDLED_TYPES
+
+
 def ts(value) -> datetime | None:
     if value in (None, ""):
         return None
     return datetime.fromtimestamp(int(value), tz=UTC)
-
-
-def money_from_minor(amount: int, currency: str) -> Money:
-    from monetization.services.ledger import minor_unit_exponent
-
-    currency = currency.upper()
-    return Money(Decimal(int(amount)).scaleb(-minor_unit_exponent(currency)), currency)
-
-
-def minor_from_money(amount: Money) -> int:
-    from monetization.services.ledger import minor_unit_exponent
-
-    return int((amount.amount * (10 ** minor_unit_exponent(str(amount.currency)))).to_integral_value())
 
 
 def snapshot_from_subscription(obj: dict, *, as_of: datetime) -> SubscriptionSnapshot:

@@ -12,13 +12,12 @@ from django.conf import settings
 
 from monetization import clock
 from monetization.providers.base import ProviderError, get_provider
+from subscriptions.models import Subscription
 
 log = logging.getLogger(__name__)
 
 
 def play_acknowledge_pending(*, limit: int = 500) -> int:
-    from subscriptions.models import Subscription
-
     since = clock.now() - settings.GOOGLE_PLAY_ACKNOWLEDGE_WITHIN
     pending = Subscription.objects.filter(
         provider="google_play",

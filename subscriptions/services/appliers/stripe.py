@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 from monetization.models import Payment, WebhookEvent
-from monetization.providers.base import SubscriptionSnapshot, get_provider
+from monetization.providers.base import EventIgnored, RetryableApplyError, SubscriptionSnapshot, get_provider
 from monetization.providers.stripe.adapter import (
-    HANDLED_TYPES,
     invoice_subscription_id,
     money_from_minor,
     snapshot_from_subscription,
     ts,
 )
 from monetization.services.audit import audit_record
-from monetization.services.payments import payment_record
+from monetization.services.refunds import refund_record_from_provider
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause
+from subscriptions.services.payments import payment_subscription, subscription_payment_record
 from subscriptions.services.provider_sync import subscription_revoke_for_refund, subscription_sync_from_snapshot
 
-from . import EventIgnored, RetryableApplyError, sync_note
+from .common import sync_note
 
 BILLING_REASON_KIND = {
     "subscription_create": Payment.Kind.INITIAL,
     "subscription_cycle": Payment.Kind.RENEWAL,
     "subscription_update": Payment.Kind.UPGRADE,
 }
-
-
-def relevant(event_type: str) -> bool:
-    return event_type in HANDLED_TYPES
 
 
 def _subscription(sub_id: str) -> Subscription | None:
@@ -84,7 +80,7 @@ def apply(event: WebhookEvent) -> str:
             raise RetryableApplyError(f"subscription {sub_id} not known yet")
         currency = obj["currency"]
         paid_at = ts((obj.get("status_transitions") or {}).get("paid_at")) or event.occurred_at
-        payment, created = payment_record(
+        payment, created = subscription_payment_record(
             customer=sub.customer,
             provider="stripe",
             provider_reference=obj["id"],
@@ -128,13 +124,12 @@ def _apply_charge_refunded(event: WebhookEvent, charge: dict, cause: Cause) -> s
     if not invoice_id and charge.get("payment_intent"):
         invoice_id = get_provider("stripe").invoice_for_payment_intent(charge["payment_intent"])
     payment = (
-        Payment.objects.select_related("subscription", "customer")
-        .filter(provider="stripe", provider_reference=invoice_id)
-        .first()
+        Payment.objects.select_related("customer").filter(provider="stripe", provider_reference=invoice_id).first()
         if invoice_id
         else None
     )
-    if payment is None or payment.subscription is None:
+    sub = payment_subscription(payment.pk) if payment is not None else None
+    if sub is None:
         raise EventIgnored("refund of a charge that paid no known subscription invoice")
     amount, refunded = int(charge.get("amount") or 0), int(charge.get("amount_refunded") or 0)
     full = bool(charge.get("refunded")) or (amount > 0 and refunded >= amount)
@@ -149,17 +144,15 @@ def _apply_charge_refunded(event: WebhookEvent, charge: dict, cause: Cause) -> s
     if not full:
         audit_record(
             action="subscription.refund_reported",
-            obj=payment.subscription,
+            obj=sub,
             actor_kind="provider",
             actor_label=cause.label,
             customer=payment.customer,
             after=detail,
         )
         return f"partial refund noted ({booked} booked); access unchanged"
-    subscription_revoke_for_refund(
-        subscription=payment.subscription, cause=cause, occurred_at=event.occurred_at, detail=detail
-    )
-    return f"full refund ({booked} booked): subscription {payment.subscription_id} revoked"
+    subscription_revoke_for_refund(subscription=sub, cause=cause, occurred_at=event.occurred_at, detail=detail)
+    return f"full refund ({booked} booked): subscription {sub.pk} revoked"
 
 
 def _book_stripe_refunds(payment: Payment, charge: dict, refunded_minor: int, cause: Cause) -> int:
@@ -169,8 +162,6 @@ def _book_stripe_refunds(payment: Payment, charge: dict, refunded_minor: int, ca
     what Stripe has refunded beyond what we booked is recorded under the charge's
     cumulative total, which a redelivery reproduces exactly.
     """
-    from monetization.services.refunds import refund_record_from_provider
-
     currency = (charge.get("currency") or str(payment.amount.currency)).upper()
     listed = [
         r for r in ((charge.get("refunds") or {}).get("data") or []) if r.get("status", "succeeded") == "succeeded"

@@ -10,17 +10,14 @@ from monetization.providers.app_store.adapter import (
     snapshot_from_transaction,
     transaction_amount,
 )
-from monetization.providers.base import SubscriptionSnapshot
+from monetization.providers.base import EventIgnored, SubscriptionSnapshot
 from monetization.services.audit import audit_record
-from monetization.services.payments import payment_record
+from monetization.services.refunds import refund_record_from_provider
 from subscriptions.services.lifecycle import Cause
+from subscriptions.services.payments import subscription_payment_record
 from subscriptions.services.provider_sync import subscription_sync_from_snapshot
 
-from . import EventIgnored, sync_note
-
-
-def relevant(event_type: str) -> bool:
-    return event_type.split(".", 1)[0] not in IGNORED_TYPES
+from .common import sync_note
 
 
 def _snapshot(event: WebhookEvent) -> SubscriptionSnapshot:
@@ -67,7 +64,7 @@ def apply(event: WebhookEvent) -> str:
     amount = transaction_amount(transaction)
     if ntype in PAYMENT_TYPES and amount is not None and not transaction.get("revocationDate"):
         first = ntype == "SUBSCRIBED" and transaction.get("transactionReason", "PURCHASE") == "PURCHASE"
-        payment, _created = payment_record(
+        payment, _created = subscription_payment_record(
             customer=sub.customer,
             provider="app_store",
             provider_reference=str(transaction["transactionId"]),
@@ -79,8 +76,6 @@ def apply(event: WebhookEvent) -> str:
         notes.append(f"payment {payment.pk}")
     if ntype == "REFUND":
         # Apple owns App Store refunds; it tells us the transaction it refunded, whole.
-        from monetization.services.refunds import refund_record_from_provider
-
         refunded = Payment.objects.filter(
             provider="app_store", provider_reference=str(transaction.get("transactionId"))
         ).first()

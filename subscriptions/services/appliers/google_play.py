@@ -6,21 +6,15 @@ from dataclasses import replace
 
 from monetization import clock
 from monetization.models import Payment, WebhookEvent
-from monetization.providers.base import ProviderError, get_provider
+from monetization.providers.base import EventIgnored, ProviderError, RetryableApplyError, get_provider
 from monetization.providers.google_play.adapter import PAYMENT_CODES, play_money
 from monetization.services.audit import audit_record
-from monetization.services.payments import payment_record
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
+from subscriptions.services.payments import subscription_payment_record
 from subscriptions.services.provider_sync import subscription_sync_from_snapshot
 
-from . import EventIgnored, RetryableApplyError
-
 ACCESS_STATES = {"SUBSCRIPTION_STATE_ACTIVE", "SUBSCRIPTION_STATE_IN_GRACE_PERIOD", "SUBSCRIPTION_STATE_CANCELED"}
-
-
-def relevant(event_type: str) -> bool:
-    return event_type not in ("TEST", "OTHER")
 
 
 def apply(event: WebhookEvent) -> str:
@@ -79,7 +73,7 @@ def apply(event: WebhookEvent) -> str:
     amount = play_money(snapshot.extra.get("recurring_price"))
     order_id = snapshot.extra.get("latest_order_id")
     if (code in PAYMENT_CODES or event.event_type == "RESYNC") and amount is not None and order_id and not revoked:
-        payment, _created = payment_record(
+        payment, _created = subscription_payment_record(
             customer=sub.customer,
             provider="google_play",
             provider_reference=order_id,
