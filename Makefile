@@ -20,11 +20,12 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 # The demo: embedded SQLite, inline tasks, unless DATABASE_URL / CELERY_BROKER_URL say otherwise.
-# The demo has no provider credentials: staff actions reach the providers' test double.
+# The demo has no provider credentials: staff actions and creator payouts reach the providers' test doubles.
 DEMO_ENV := DEBUG=1 \
-	PAYMENT_PROVIDER_STRIPE=$${PAYMENT_PROVIDER_STRIPE:-monetization.providers.fake.FakeProvider} \
-	PAYMENT_PROVIDER_GOOGLE_PLAY=$${PAYMENT_PROVIDER_GOOGLE_PLAY:-monetization.providers.fake.FakeProvider} \
-	PAYMENT_PROVIDER_APP_STORE=$${PAYMENT_PROVIDER_APP_STORE:-monetization.providers.fake.FakeProvider}
+	PAYMENT_PROVIDER_STRIPE=$${PAYMENT_PROVIDER_STRIPE:-monetization.demo.providers.FakeProvider} \
+	PAYMENT_PROVIDER_GOOGLE_PLAY=$${PAYMENT_PROVIDER_GOOGLE_PLAY:-monetization.demo.providers.FakeProvider} \
+	PAYMENT_PROVIDER_APP_STORE=$${PAYMENT_PROVIDER_APP_STORE:-monetization.demo.providers.FakeProvider} \
+	CREATOR_PAYOUT_PROVIDER=$${CREATOR_PAYOUT_PROVIDER:-monetization.demo.providers.FakePayoutProvider}
 
 run: $(STAMP)
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput

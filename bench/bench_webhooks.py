@@ -395,7 +395,7 @@ def run(args) -> dict:
     # 3. Apply: a real Celery worker (solo pool: one process) consuming the apply tasks from Redis as the
     #    webhook endpoints queue them; the clock runs from the worker consuming to the last event applied.
     from monetization.models import WebhookEvent
-    from monetization.providers.stripe.adapter import event_from_dict
+    from monetization.providers.stripe.parsing import event_from_dict
     from monetization.services.webhooks import webhook_store
 
     ids = list(

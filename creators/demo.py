@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.demo.providers import FakePayoutProvider
 from monetization.models import Customer
 from monetization.services.ledger import Leg, Posting, journal_post
 
@@ -146,7 +147,7 @@ def seed(*, rng, out, options=None) -> None:
         cycle_compute(cycle_id=cycle.pk, actor=first)
         cycle_submit(cycle_id=cycle.pk, actor=first)
         cycle_approve(cycle_id=cycle.pk, actor=second)
-        cycle_pay(cycle_id=cycle.pk)
+        cycle_pay(cycle_id=cycle.pk, provider=FakePayoutProvider())  # the demo pays nobody for real
         cycle_close(cycle_id=cycle.pk, actor=second)
     cycle, _ = RevenueShareCycle.objects.get_or_create(period=pending)
     if cycle.state == RevenueShareCycle.State.OPEN:

@@ -7,7 +7,7 @@ Idempotent: everything it makes is tagged "[demo]"; a re-run finds the tag and s
 
 The demo has no provider accounts, so the provider calls made while seeding
 (refunds, cancel, extend) go to the in-memory test double
-(monetization.providers.fake.FakeProvider); the running server keeps the
+(monetization.demo.providers.FakeProvider); the running server keeps the
 configured adapters (``PAYMENT_PROVIDER_*``).
 """
 
@@ -26,7 +26,7 @@ from monetization.services.ledger import quantize
 from monetization.services.refunds import refund_approve, refund_reject, refund_request
 
 TAG = "[demo]"
-FAKE = "monetization.providers.fake.FakeProvider"
+FAKE = "monetization.demo.providers.FakeProvider"
 
 
 def _staff():

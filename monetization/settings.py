@@ -191,7 +191,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BEAT_SCHEDULE: dict = {}
 
-# --- Domain settings (dated, configurable platform rules live in monetization.platform_rules) ---
+# --- Domain settings (the providers' dated platform rules: subscriptions.platform_rules) ---
 ENTITLEMENT_CACHE_TTL = int(os.environ.get("ENTITLEMENT_CACHE_TTL", "300"))
 # Cache hits of the entitlement endpoint answered ahead of Django (subscriptions/api/fast_path.py);
 # inert without the Redis cache.
@@ -206,7 +206,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
-# Provider adapters by name (dotted paths); tests swap in monetization.providers.fake.FakeProvider.
+# Provider adapters by name (dotted paths); the demo and the tests use monetization.demo.providers.FakeProvider.
 PAYMENT_PROVIDERS = {
     "stripe": os.environ.get("PAYMENT_PROVIDER_STRIPE", "monetization.providers.stripe.StripeProvider"),
     "app_store": os.environ.get("PAYMENT_PROVIDER_APP_STORE", "monetization.providers.app_store.AppStoreProvider"),
@@ -261,7 +261,7 @@ CELERY_BEAT_SCHEDULE["verified-orgs-grace-sweep"] = {
     "schedule": timedelta(hours=1),
 }
 
-# --- Support console (issue 4): refunds, four-eyes, staff actions ---
+# --- Support console: refunds, four-eyes, staff actions ---
 # A refund above this amount (per currency) waits for a second staff member's approval.
 # A currency not listed always needs approval.
 REFUND_APPROVAL_THRESHOLDS = {
@@ -311,10 +311,9 @@ CREATOR_ENGAGEMENT_WEIGHTS = {"impressions": 1, "replies": 20, "reposts": 10, "l
 CREATOR_MIN_PAYOUT = "10.00"  # in CREATOR_POOL_CURRENCY; smaller balances carry over
 CREATOR_SUBSCRIPTION_SHARE = {"rate": "0.97", "lifetime_threshold": "50000.00", "rate_after": "0.90"}
 CREATOR_ANOMALY_FACTOR = 10  # a day above N x the trailing 7-day average is flagged
-# The demo (DEBUG) pays through the test double; production through Stripe Connect.
+# Who transfers creator payouts: Stripe Connect, with STRIPE_API_KEY (`make run` names the demo's double).
 CREATOR_PAYOUT_PROVIDER = os.environ.get(
-    "CREATOR_PAYOUT_PROVIDER",
-    "creators.payout_providers.FakePayoutProvider" if DEBUG else "creators.payout_providers.StripeConnectProvider",
+    "CREATOR_PAYOUT_PROVIDER", "monetization.providers.stripe.StripeConnectPayouts"
 )
 CELERY_BEAT_SCHEDULE["creators-eligibility"] = {
     "task": "creators.tasks.eligibility_reevaluate_all",

@@ -11,6 +11,7 @@ class SubscriptionsConfig(AppConfig):
         from monetization.admin import customer_countries, distinct_values
         from monetization.admin_support import customer_actions
         from monetization.api.staff import customer_summary_parts
+        from monetization.providers import PACKAGES
         from monetization.roles import role_shares
         from monetization.selectors_support import customer_lookups, customer_panels
         from monetization.services.refunds import refund_succeeded_hooks
@@ -23,14 +24,14 @@ class SubscriptionsConfig(AppConfig):
         from .entitlements import entitlement_sources
         from .models import Price
         from .selectors import customers_by_provider_subscription_id
-        from .services.appliers import EVENT_APPLIERS
         from .services.payments import subscription_refund_access
+        from .services.provider_events import EVENT_APPLIER
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
         entitlement_sources.register("subscriptions.subscription", subscription_entitlements)
         entitlement_sources.register("subscriptions.grant", grant_entitlements)
-        for provider, applier in EVENT_APPLIERS.items():
-            event_appliers.register(provider, applier)
+        for provider in PACKAGES:  # one applier, provider-agnostic: the provider packages read the events
+            event_appliers.register(provider, EVENT_APPLIER)
         refund_succeeded_hooks.register("subscriptions.refund_access", subscription_refund_access)
         customer_panels.register("subscriptions", support.PANEL)
         for op, action in support.CUSTOMER_ACTIONS.items():

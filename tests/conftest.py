@@ -2,6 +2,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from monetization.demo.providers import FakePayoutProvider
 from monetization.models import ApiKey
 
 pytest_plugins = ["tests.celery_worker"]
@@ -12,6 +13,15 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _payout_double(settings):
+    """Creator payouts go to the in-memory double (its transfers forgotten between tests), never to Stripe."""
+    settings.CREATOR_PAYOUT_PROVIDER = "monetization.demo.providers.FakePayoutProvider"
+    FakePayoutProvider.transfers.clear()
+    yield
+    FakePayoutProvider.transfers.clear()
 
 
 @pytest.fixture

@@ -1,10 +1,18 @@
 """Payment providers: one package per platform, each holding everything that platform knows.
 
-Each package (``stripe``, ``app_store``, ``google_play``) offers, besides its adapter:
+Each package (``stripe``, ``app_store``, ``google_play``) offers, besides its adapter
+(verification, API calls through the platform's own SDK):
 
 - ``CAPABILITIES``: what the platform lets us do (:class:`~.base.Capabilities`);
 - ``relevant(event_type)``: whether an event type can change anything here (the others
-  are stored as ignored).
+  are stored as ignored);
+- ``event_snapshot(event)``: the subscription snapshot that is a stored event's whole
+  effect, or None (such events are applied together, in bulk);
+- ``event_facts(event)``: what a stored event says (:class:`~.base.EventFacts`: a
+  subscription snapshot, a payment, a refund, ...), with subscription statuses mapped
+  to :class:`~.base.SubscriptionStatus`;
+- ``PLATFORM_RULES`` and ``rule_problem(rule)``: its dated billing rules (grace, hold,
+  dunning), which ``subscriptions.platform_rules`` composes with settings.
 
 :func:`monetization.providers.base.get_provider` gives the configured adapter for API calls.
 A provider without a package (``internal``: comped subscriptions) can do nothing.

@@ -27,8 +27,9 @@ from djmoney.money import Money
 from monetization import clock
 from monetization.errors import Conflict, DomainError, ErrorCode, InvalidInput, NotFound, PermissionDenied
 from monetization.models import AuditEvent, Payment, Refund
+from monetization.money import money_from_minor
 from monetization.providers import provider_capabilities
-from monetization.providers.base import ProviderError, UnsupportedOperation, get_provider
+from monetization.providers.base import ProviderError, RefundReport, UnsupportedOperation, get_provider
 from monetization.registry import Registry
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.ledger import Account, Leg, Posting, journal_post, quantize
@@ -447,6 +448,34 @@ def refund_record_from_provider(
             reason=cause.reason,
         )
     return refund, True
+
+
+def refunds_record_reported(*, payment: Payment, report: RefundReport, cause) -> list[tuple[Refund, bool]]:
+    """Book what a provider reports it refunded on ``payment``; returns (refund, created) per refund booked.
+
+    Listed refunds are booked each under its own id (a redelivery finds them booked);
+    otherwise what the provider's total (the whole payment when it names none) adds to
+    what is booked already, under the report's ``remainder_id``, which a redelivery
+    reproduces exactly.
+    """
+    currency = (report.currency or str(payment.amount.currency)).upper()
+    if report.refunds:
+        return [
+            refund_record_from_provider(
+                payment=payment, amount=money_from_minor(minor, currency), provider_refund_id=refund_id, cause=cause
+            )
+            for refund_id, minor in report.refunds
+        ]
+    payment.refresh_from_db()
+    total = payment.amount if report.refunded_minor is None else money_from_minor(report.refunded_minor, currency)
+    missing = total - payment.refunded
+    if missing.amount <= 0:
+        return []
+    return [
+        refund_record_from_provider(
+            payment=payment, amount=missing, provider_refund_id=report.remainder_id, cause=cause
+        )
+    ]
 
 
 def refund_get(refund_id: int) -> Refund:

@@ -1,11 +1,14 @@
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import models
 from django_fsm import FSMField, FSMModelMixin, transition
 
 from monetization import clock
+from monetization.errors import InvalidInput
 from monetization.models import Provider
 from monetization.providers import provider_capabilities
+from subscriptions.platform_rules import rule_for
 
 from .catalog import Plan, Platform, Product
 
@@ -130,8 +133,6 @@ class Subscription(FSMModelMixin, models.Model):
         return self.current_period_end or clock.now()
 
     def platform_rule(self):
-        from subscriptions.platform_rules import rule_for
-
         return rule_for(self.provider, self.lapsed_at())
 
     # A probe without a provider (an unsaved instance used to search for a path of transitions)
@@ -140,8 +141,6 @@ class Subscription(FSMModelMixin, models.Model):
     def product_grace_days(self) -> int:
         """Grace a product grants on its own terms, whatever the platform's rule (Verified
         Organizations keep their badges for a while after a failed seat invoice)."""
-        from django.conf import settings
-
         if not self.provider or not self.plan_id:
             return 0
         return int(getattr(settings, "SUBSCRIPTION_PRODUCT_GRACE_DAYS", {}).get(self.product_kind(), 0))
@@ -247,8 +246,6 @@ class Subscription(FSMModelMixin, models.Model):
     )
     def extend(self, days: int = 0):
         if days <= 0:
-            from monetization.errors import InvalidInput
-
             raise InvalidInput("Extend by at least one day.")
         delta = timedelta(days=days)
         if self.current_period_end:

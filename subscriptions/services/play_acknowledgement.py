@@ -30,8 +30,7 @@ def play_acknowledge_pending(*, limit: int = 500) -> int:
     for pk, token in pending:
         try:
             snapshot = provider.fetch_subscription(token)
-            if snapshot.extra.get("acknowledgement_state") == "ACKNOWLEDGEMENT_STATE_PENDING":
-                provider.acknowledge(product_id=snapshot.store_product_id, token=token)
+            provider.acknowledge_pending(snapshot)
         except ProviderError:
             log.warning("could not acknowledge Play purchase of subscription %s", pk, exc_info=True)
             continue

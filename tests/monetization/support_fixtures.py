@@ -13,7 +13,7 @@ from monetization.services.payments import payment_record
 from subscriptions.services.payments import subscription_payment_record
 from tests.monetization.factories import CustomerFactory
 
-FAKE = "monetization.providers.fake.FakeProvider"
+FAKE = "monetization.demo.providers.FakeProvider"
 _user_ids = itertools.count(1)
 
 

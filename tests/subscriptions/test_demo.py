@@ -8,9 +8,9 @@ from django.core.management import call_command
 from djmoney.money import Money
 
 from monetization.models import AuditEvent, Customer, JournalEntry, Payment, WebhookEvent
-from monetization.providers.app_store.adapter import snapshot_from_transaction
+from monetization.providers.app_store.parsing import snapshot_from_transaction
 from monetization.providers.base import RetryableApplyError
-from monetization.providers.stripe.adapter import snapshot_from_subscription
+from monetization.providers.stripe.parsing import snapshot_from_subscription
 from monetization.services.ledger import ledger_report
 from monetization.services.webhooks import webhook_event_apply
 from subscriptions import demo

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monetization.models import AuditEvent, WebhookEvent
-from monetization.providers.stripe.adapter import event_from_dict
+from monetization.providers.stripe.parsing import event_from_dict
 from monetization.services.webhooks import (
     APPLY_SCHEDULED_KEY,
     webhook_event_apply,

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from monetization.models import WebhookEvent
-from monetization.providers.stripe.adapter import event_from_dict
+from monetization.providers.stripe.parsing import event_from_dict
 from monetization.services.webhooks import webhook_event_apply, webhook_store
 from subscriptions.models import Subscription
 

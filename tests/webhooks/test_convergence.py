@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from monetization.models import WebhookEvent
 from monetization.providers.base import get_provider
-from monetization.providers.stripe.adapter import event_from_dict
+from monetization.providers.stripe.parsing import event_from_dict
 from monetization.services.webhooks import webhook_event_apply, webhook_store
 from subscriptions.models import Subscription
 

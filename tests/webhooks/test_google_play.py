@@ -6,6 +6,7 @@ from djmoney.money import Money
 from googleapiclient.http import HttpMockSequence
 
 from monetization.models import AuditEvent, Payment, WebhookEvent
+from monetization.providers.base import SubscriptionStatus
 from monetization.providers.google_play import GoogleApiSubscriptionsV2Client, GooglePlayProvider
 from subscriptions.models import Subscription
 
@@ -128,7 +129,8 @@ def test_google_api_client_reads_subscriptionsv2_through_the_real_sdk(settings):
     http = HttpMockSequence([({"status": "200"}, json.dumps(resource)), ({"status": "200"}, "")])
     provider = GooglePlayProvider(client=GoogleApiSubscriptionsV2Client(http=http))
     snapshot = provider.fetch_subscription(PLAY_TOKEN)
-    assert snapshot.status == "SUBSCRIPTION_STATE_ACTIVE" and snapshot.base_plan_id == "monthly"
+    assert snapshot.provider_status == "SUBSCRIPTION_STATE_ACTIVE" and snapshot.base_plan_id == "monthly"
+    assert snapshot.status == SubscriptionStatus.ACTIVE
     assert snapshot.customer_ref == ANDROID_CUSTOMER
     provider.acknowledge(product_id="premium", token=PLAY_TOKEN)
 

@@ -228,7 +228,7 @@ def test_a_stale_database_connection_is_replaced_without_losing_the_delivery(cli
 def test_applying_an_event_about_a_known_subscription_is_one_lock_and_three_writes(
     client, catalog, customers, django_assert_max_num_queries
 ):
-    from monetization.providers.stripe.adapter import event_from_dict
+    from monetization.providers.stripe.parsing import event_from_dict
     from monetization.services.webhooks import webhook_event_apply, webhook_store
 
     created = fixture("stripe", "customer.subscription.created")

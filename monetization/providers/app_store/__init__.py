@@ -1,13 +1,29 @@
-from ..base import Capabilities
-from .adapter import AppStoreProvider, app_store_status, relevant, snapshot_from_transaction, transaction_amount
+"""The App Store: Server Notifications V2, signed transactions, and the App Store Server API."""
 
+from ..base import Capabilities
+from .adapter import AppStoreProvider
+from .parsing import (
+    app_store_status,
+    event_facts,
+    event_snapshot,
+    relevant,
+    snapshot_from_transaction,
+    transaction_amount,
+)
+from .rules import PLATFORM_RULES, rule_problem
+
+# Apple refunds and cancels App Store purchases itself; extending a renewal date is the one write it allows.
 CAPABILITIES = Capabilities(extend=True)
 
 __all__ = [
     "CAPABILITIES",
+    "PLATFORM_RULES",
     "AppStoreProvider",
     "app_store_status",
+    "event_facts",
+    "event_snapshot",
     "relevant",
+    "rule_problem",
     "snapshot_from_transaction",
     "transaction_amount",
 ]
