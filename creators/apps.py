@@ -6,6 +6,7 @@ class CreatorsConfig(AppConfig):
     name = "creators"
 
     def ready(self):
+        from monetization.demo import DemoStep, demo_steps
         from monetization.roles import role_shares
         from monetization.selectors_support import CustomerPanel, customer_panels
         from subscriptions.services.payments import payment_hooks
@@ -15,6 +16,7 @@ class CreatorsConfig(AppConfig):
         from .services.creator_subscriptions import creator_subscription_payment_hook
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
+        demo_steps.register("creators.creators", DemoStep(50, "creators.demo.creators"))
         # A fan's payment of a creator-subscription plan posts the creator's share as it is recorded.
         payment_hooks.register("creators.subscription_share", creator_subscription_payment_hook)
         customer_panels.register("creators.creator", CustomerPanel(title="Creator", load=customer_creator_panel))

@@ -11,6 +11,7 @@ class SubscriptionsConfig(AppConfig):
         from monetization.admin import customer_countries, distinct_values
         from monetization.admin_support import customer_actions
         from monetization.api.staff import customer_summary_parts
+        from monetization.demo import DemoStep, demo_steps
         from monetization.providers import PACKAGES
         from monetization.roles import role_shares
         from monetization.selectors_support import customer_lookups, customer_panels
@@ -39,3 +40,6 @@ class SubscriptionsConfig(AppConfig):
         customer_lookups.register("subscriptions.provider_subscription_id", customers_by_provider_subscription_id)
         customer_summary_parts.register("subscriptions", CUSTOMER_SUMMARY)
         customer_countries.register("subscriptions.prices", lambda: distinct_values(Price, "country"))
+        demo_steps.register("subscriptions.catalog", DemoStep(10, "subscriptions.demo.catalog"))
+        demo_steps.register("subscriptions.subscriptions", DemoStep(30, "subscriptions.demo.subscriptions"))
+        demo_steps.register("subscriptions.support", DemoStep(61, "subscriptions.demo.support"))

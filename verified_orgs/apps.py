@@ -9,6 +9,7 @@ class VerifiedOrgsConfig(AppConfig):
     def ready(self):
         from django_fsm.signals import post_transition
 
+        from monetization.demo import DemoStep, demo_steps
         from monetization.roles import role_shares
         from monetization.selectors_support import CustomerPanel, customer_panels
         from subscriptions.entitlements import entitlement_sources
@@ -22,6 +23,7 @@ class VerifiedOrgsConfig(AppConfig):
         from .services.billing import org_follow_subscription_state, org_renewal_from_payment
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
+        demo_steps.register("verified_orgs.organizations", DemoStep(40, "verified_orgs.demo.organizations"))
         entitlement_sources.register("verified_orgs.organization", organization_entitlements)
         post_transition.connect(
             invalidate_on_subscription_transition, sender=Subscription, dispatch_uid="verified_orgs.sub_transition"

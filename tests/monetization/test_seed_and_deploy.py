@@ -11,7 +11,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from monetization.demo import demo_password
+from monetization.demo.customers import demo_password
 
 ROOT = Path(__file__).resolve().parents[2]
 

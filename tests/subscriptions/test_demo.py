@@ -13,7 +13,7 @@ from monetization.providers.base import RetryableApplyError
 from monetization.providers.stripe.parsing import snapshot_from_subscription
 from monetization.services.ledger import ledger_report
 from monetization.services.webhooks import webhook_event_apply
-from subscriptions import demo
+from subscriptions.demo import subscriptions as demo
 from subscriptions.models import DunningAttempt, Grant, Plan, Subscription
 from subscriptions.services.provider_sync import target_state
 from subscriptions.services.sweep import lifecycle_sweep
@@ -216,6 +216,6 @@ def test_seed_demo_command_runs_the_subscriptions_step(catalog):
         CustomerFactory()
     out = io.StringIO()
     call_command("seed_demo", "--customers", "30", stdout=out)
-    assert "seeding subscriptions.demo" in out.getvalue()
+    assert "seeding subscriptions.demo.subscriptions" in out.getvalue()
     # The money core's step adds its own 30 demo customers beside the factory's; each gets one.
     assert Subscription.objects.count() == Customer.objects.count() == 60

@@ -4,7 +4,7 @@ A support agent opening the admin sees a real day: active and trialing
 subscriptions, some in grace or on hold after a failed renewal (with Stripe's
 dunning retries), paused, canceled, expired and revoked ones, each with its
 payments (posted to the ledger), a history of state changes, and the provider
-events behind both in the webhook inbox (subscriptions/demo_inbox.py).
+events behind both in the webhook inbox (subscriptions/demo/inbox.py).
 
 Idempotent: a customer's subscription has a deterministic provider id (the
 App Store original transaction id the customer already has, a Play purchase
@@ -28,7 +28,7 @@ from djmoney.money import Money
 from monetization import clock
 from monetization.models import AuditEvent, Customer, Payment, ProviderIdentity, WebhookEvent
 from monetization.services.ledger import Posting, journal_post_many, payment_legs, quantize
-from subscriptions.demo_inbox import Context, day_events, start_replayable, subscription_events
+from subscriptions.demo.inbox import Context, day_events, start_replayable, subscription_events
 from subscriptions.models import (
     DunningAttempt,
     Entitlement,
