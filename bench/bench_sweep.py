@@ -1,6 +1,6 @@
 """The lifecycle sweep over 1,000,000 lapsed subscriptions vs one raw SQL UPDATE of the same rows.
 
-Target (issue 3): the sweep, state history and cache invalidation included,
+Target: the sweep, state history and cache invalidation included,
 takes <= 3x the time of one bare ``UPDATE`` that moves the same rows.
 
 Data: N subscriptions (a third each on the App Store, Google Play and Stripe)

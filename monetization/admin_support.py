@@ -1,11 +1,10 @@
 """The support console in the Django admin: one page per customer, front-page search, refund approvals.
 
-How it is hooked in (chosen to stay out of monetization/admin.py's way):
-:func:`install` runs from ``MonetizationConfig.ready()``, after the admin has
-autodiscovered every ``admin.py``. It wraps the *registered* Customer admin's
-``get_urls`` to add the support URLs under ``admin/monetization/customer/``;
-when no Customer, Refund or AuditEvent admin is registered yet it registers a
-minimal fallback (LargeTableAdmin / AppendOnlyAdmin), so either order of merge works.
+How it is hooked in: :func:`install` runs from ``MonetizationConfig.ready()``,
+after the admin has autodiscovered every ``admin.py``. It wraps the *registered*
+Customer admin's ``get_urls`` to add the support URLs under
+``admin/monetization/customer/``; a Customer, Refund or AuditEvent admin nobody
+registered gets a minimal one (LargeTableAdmin / AppendOnlyAdmin).
 
 Apps above the core add their parts of the customer page through registries:
 ``customer_panels`` (monetization.selectors_support) for what the page shows, and

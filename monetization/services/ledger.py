@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Sum
+from django.db.models.functions import Round
 from djmoney.money import Money
 
 from monetization import clock
@@ -185,9 +187,6 @@ class LedgerReport:
 
 
 def ledger_report() -> LedgerReport:
-    from django.db.models import Count, Sum
-    from django.db.models.functions import Round
-
     # Round to the column's 4 places: exact on PostgreSQL; SQLite (the demo) sums as floats (8.9e-16).
     unbalanced = list(
         JournalLine.objects.values("entry_id", "currency")

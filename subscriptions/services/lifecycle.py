@@ -1,8 +1,11 @@
-"""The one way a subscription changes state: lock, transition, save, record, invalidate.
+"""Changing one subscription's state: lock, transition, save, record, invalidate.
 
-Webhook appliers, the sweep, staff actions and the purchases API all go
-through :func:`subscription_change_state`, so every state change is recorded
-with its cause and every entitlement cache that it touches is invalidated.
+Staff actions, provider events applied one at a time and organization billing go
+through :func:`subscription_change_state`, so the change is recorded with its cause
+and every entitlement cache it touches is invalidated. The provider sync runs the
+same steps in bulk (:func:`subscription_change_in_memory`, :class:`StateChange`);
+the lifecycle sweep moves rows set-based in SQL, records their history itself and
+calls no state hooks.
 """
 
 from __future__ import annotations

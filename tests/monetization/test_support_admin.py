@@ -344,7 +344,7 @@ def test_payment_page_links_refund(fake_providers, make_payment, make_staff):
     client = login(make_staff(superuser=True))
     try:
         url = reverse("admin:monetization_payment_change", args=[payment.pk])
-    except NoReverseMatch:  # the Payment admin lives in monetization/admin.py (merged separately)
+    except NoReverseMatch:  # the Payment admin lives in monetization/admin.py
         pytest.skip("Payment admin not registered on this branch")
     response = client.get(url)
     assert reverse("admin:monetization_payment_refund", args=[payment.pk]) in response.content.decode()
