@@ -38,7 +38,7 @@ def _setup(n_creators: int, days: int) -> None:
     with connection.cursor() as c:
         _sql(
             c,
-            "TRUNCATE creators_faketransfer, creators_payouthold, creators_payout, creators_creatorearning,"
+            "TRUNCATE creators_payouthold, creators_payout, creators_creatorearning,"
             " creators_revenuesharecycle, creators_dailyengagement, creators_eligibilitydecision,"
             " creators_creatorstats, creators_payoutprofile, creators_creatorsubscriptionshare,"
             " creators_creatorsubscriptionlink, creators_creatoraccount CASCADE",
