@@ -23,10 +23,10 @@ venv: $(STAMP)
 # inline unless CELERY_BROKER_URL names a broker. It has no provider accounts: payments and payouts reach
 # the test doubles. The server stops with runserver (Ctrl-C).
 DEMO_ENV := DEBUG=1 \
-	PAYMENT_PROVIDER_STRIPE=$${PAYMENT_PROVIDER_STRIPE:-monetization.providers.fake.FakeProvider} \
-	PAYMENT_PROVIDER_GOOGLE_PLAY=$${PAYMENT_PROVIDER_GOOGLE_PLAY:-monetization.providers.fake.FakeProvider} \
-	PAYMENT_PROVIDER_APP_STORE=$${PAYMENT_PROVIDER_APP_STORE:-monetization.providers.fake.FakeProvider} \
-	CREATOR_PAYOUT_PROVIDER=$${CREATOR_PAYOUT_PROVIDER:-creators.payout_providers.FakePayoutProvider}
+	PAYMENT_PROVIDER_STRIPE=$${PAYMENT_PROVIDER_STRIPE:-monetization.demo.providers.FakeProvider} \
+	PAYMENT_PROVIDER_GOOGLE_PLAY=$${PAYMENT_PROVIDER_GOOGLE_PLAY:-monetization.demo.providers.FakeProvider} \
+	PAYMENT_PROVIDER_APP_STORE=$${PAYMENT_PROVIDER_APP_STORE:-monetization.demo.providers.FakeProvider} \
+	CREATOR_PAYOUT_PROVIDER=$${CREATOR_PAYOUT_PROVIDER:-monetization.demo.providers.FakePayoutProvider}
 MANAGE := $(BIN)/python manage.py
 RUN_ADDR ?= 127.0.0.1:8000
 

@@ -203,7 +203,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
-# Provider adapters by name (dotted paths); tests swap in monetization.providers.fake.FakeProvider.
+# Provider adapters by name (dotted paths); the demo and the tests use monetization.demo.providers.FakeProvider.
 PAYMENT_PROVIDERS = {
     "stripe": os.environ.get("PAYMENT_PROVIDER_STRIPE", "monetization.providers.stripe.StripeProvider"),
     "app_store": os.environ.get("PAYMENT_PROVIDER_APP_STORE", "monetization.providers.app_store.AppStoreProvider"),
@@ -250,7 +250,7 @@ CELERY_BEAT_SCHEDULE["requeue-stale-webhook-events"] = {
     "schedule": 300.0,
 }
 CELERY_BEAT_SCHEDULE["acknowledge-play-purchases"] = {
-    "task": "monetization.tasks.acknowledge_play_purchases",
+    "task": "subscriptions.acknowledge_play_purchases",
     "schedule": 3600.0,
 }
 
@@ -274,13 +274,8 @@ REFUND_APPROVAL_THRESHOLDS = {
 }
 # The (N+1)th refund for one customer within 30 days waits for approval too.
 REFUND_APPROVAL_MAX_PER_CUSTOMER_30D = int(os.environ.get("REFUND_APPROVAL_MAX_PER_CUSTOMER_30D", "3"))
-# Platforms where the developer cannot refund (Apple owns App Store refunds and tells us with REFUND).
-REFUND_UNSUPPORTED_PROVIDERS = ["app_store"]
 # A refund still "submitted" this long after its provider call may be retried (same idempotency key).
 REFUND_SUBMITTED_STUCK_AFTER = timedelta(minutes=int(os.environ.get("REFUND_SUBMITTED_STUCK_AFTER_MINUTES", "15")))
-# Where staff may pause / resume a subscription: Stripe only. The App Store has no pause, and
-# Google Play subscriptions are paused by the user in Play (we follow that through its RTDNs).
-SUBSCRIPTION_PAUSE_PROVIDERS = ["stripe"]
 CELERY_BEAT_SCHEDULE["idempotency-keys-purge"] = {
     "task": "monetization.tasks_support.idempotency_keys_purge_task",
     "schedule": timedelta(hours=1),
@@ -317,7 +312,7 @@ CREATOR_MIN_PAYOUT = "10.00"  # in CREATOR_POOL_CURRENCY; smaller balances carry
 CREATOR_SUBSCRIPTION_SHARE = {"rate": "0.97", "lifetime_threshold": "50000.00", "rate_after": "0.90"}
 CREATOR_ANOMALY_FACTOR = 10  # a day above N x the trailing 7-day average is flagged
 # Who transfers creator payouts: Stripe Connect unless told otherwise (the demo and the tests name the double).
-CREATOR_PAYOUT_PROVIDER = env.get("CREATOR_PAYOUT_PROVIDER", "creators.payout_providers.StripeConnectProvider")
+CREATOR_PAYOUT_PROVIDER = env.get("CREATOR_PAYOUT_PROVIDER", "monetization.providers.stripe.StripeConnectPayouts")
 CELERY_BEAT_SCHEDULE["creators-eligibility"] = {
     "task": "creators.tasks.eligibility_reevaluate_all",
     "schedule": timedelta(hours=24),

@@ -38,7 +38,7 @@ def _setup(n_creators: int, days: int) -> None:
     with connection.cursor() as c:
         _sql(
             c,
-            "TRUNCATE creators_faketransfer, creators_payouthold, creators_payout, creators_creatorearning,"
+            "TRUNCATE creators_payouthold, creators_payout, creators_creatorearning,"
             " creators_revenuesharecycle, creators_dailyengagement, creators_eligibilitydecision,"
             " creators_creatorstats, creators_payoutprofile, creators_creatorsubscriptionshare,"
             " creators_creatorsubscriptionlink, creators_creatoraccount CASCADE",
@@ -138,13 +138,14 @@ def run(args) -> dict:
     from djmoney.money import Money
 
     from creators.models import Payout, RevenueShareCycle
-    from creators.payout_providers import FakePayoutProvider, FileFakePayoutProvider
     from creators.services.cycles import cycle_approve, cycle_compute, cycle_submit
     from creators.services.payouts import cycle_pay
+    from monetization.demo.providers import FakePayoutProvider
     from monetization.services.ledger import Leg, Posting, journal_post
     from monetization.services.permissions import System
 
     bench = System("benchmark")
+    from tests.creators.payout_doubles import FileFakePayoutProvider
 
     n_creators = 10_000 if args.quick else 100_000
     days = 30
@@ -204,7 +205,8 @@ def run(args) -> dict:
         try:
             outcomes.append(cycle_pay(cycle_id=cycle.pk, provider=provider, chunk_size=500))
         finally:
-            provider.close()
+            if fake == "file":
+                provider.close()
             connection.close()
 
     started = time.perf_counter()

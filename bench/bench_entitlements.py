@@ -44,7 +44,7 @@ def seed(count: int) -> dict:
 
     from monetization import clock
     from monetization.models import Customer, Provider
-    from subscriptions import demo_catalog
+    from subscriptions.demo import catalog as demo_catalog
     from subscriptions.models import Entitlement, Grant, Plan, Platform, Subscription
 
     ensure_database()

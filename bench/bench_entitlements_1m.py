@@ -68,7 +68,7 @@ def seed(customers: int, subscriptions: int, grants: int) -> dict:
     from django.db import connection
 
     from monetization import clock
-    from subscriptions import demo_catalog
+    from subscriptions.demo import catalog as demo_catalog
     from subscriptions.models import Entitlement, Plan
 
     ensure_database()

@@ -1,6 +1,6 @@
 """Verified organizations at 10,000 affiliates: seat list API, admin page, adding a seat.
 
-Targets (issue 5): a 100-row page of the seat list API <= 50 ms median; the
+Targets: a 100-row page of the seat list API <= 50 ms median; the
 organization's admin page <= 200 ms median with a constant query count;
 adding one seat (proration, payment and ledger included) <= 50 ms median.
 In-process Django test Client; the data is built set-based in the bench DB.

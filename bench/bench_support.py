@@ -3,7 +3,7 @@
 Measured in-process with the Django test Client logged in as a superuser
 (no network, no gunicorn): what the admin itself costs. Data is generated in
 the bench database with INSERT ... SELECT generate_series, once (re-runs reuse it).
-Targets (issue 4): customer page <= 150 ms median; list page 1 and exact-id search <= 100 ms median.
+Targets: customer page <= 150 ms median; list page 1 and exact-id search <= 100 ms median.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def _time(client, url, params=None, repeat=REPEAT) -> tuple[float, int]:
 
 
 def _ensure_admins():
-    """Fallback list admins for models not registered on this branch (the merged project registers its own)."""
+    """Fallback list admins for models nobody registered (the project's own admins win)."""
     from django.contrib import admin
 
     from monetization.changelist import LargeTableAdmin

@@ -257,7 +257,7 @@ def _drain(worker: subprocess.Popen, ids: list[int]) -> dict:
     """Schedule applying as each delivery does, then wait until the worker has applied every event."""
     from backoffice.celery import app as celery_app
     from monetization.models import WebhookEvent
-    from monetization.services.webhooks import webhook_apply_schedule
+    from monetization.webhook_queue import webhook_apply_schedule
 
     # The queue is filled while the worker doesn't consume, then the clock starts as it does: the rate is
     # the worker's, not this process's enqueueing.
@@ -401,7 +401,7 @@ def run(args) -> dict:
     # 3. Apply: a real Celery worker (solo pool: one process) consuming the apply tasks from Redis as the
     #    webhook endpoints queue them; the clock runs from the worker consuming to the last event applied.
     from monetization.models import WebhookEvent
-    from monetization.providers.stripe.adapter import event_from_dict
+    from monetization.providers.stripe.parsing import event_from_dict
     from monetization.services.webhooks import webhook_store
 
     ids = list(
@@ -431,7 +431,7 @@ def run(args) -> dict:
         # 3b. The steady state: events about subscriptions we already know (renewals, status changes).
         stored = []
         for start in range(0, len(renewals), 500):
-            stored += [pk for pk, _ in webhook_store(events=renewals[start : start + 500], enqueue=False)]
+            stored += [pk for pk, _ in webhook_store(events=renewals[start : start + 500])]
         result["apply_existing"] = _drain(worker, stored)
         result["apply_existing_events_per_s"] = result["apply_existing"]["events_per_s"]
     finally:

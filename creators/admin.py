@@ -17,7 +17,7 @@ from django_fsm import can_proceed
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError
 
-from . import selectors
+from . import runs, selectors
 from .models import (
     CreatorAccount,
     CreatorEarning,
@@ -31,7 +31,7 @@ from .models import (
     RevenueShareCycle,
 )
 from .models.cycles import APPROVE_PERM
-from .services import accounts, cycles, eligibility, payouts, runs
+from .services import accounts, cycles, eligibility, payouts
 
 
 class _Echo:

@@ -6,12 +6,17 @@ class CreatorsConfig(AppConfig):
     name = "creators"
 
     def ready(self):
-        from monetization.selectors_support import register_customer_panel
-        from monetization.services.payments import register_payment_hook
+        from monetization.demo import DemoStep, demo_steps
+        from monetization.roles import role_shares
+        from monetization.selectors_support import CustomerPanel, customer_panels
+        from subscriptions.services.payments import payment_hooks
 
+        from . import roles
         from .selectors import customer_creator_panel
         from .services.creator_subscriptions import creator_subscription_payment_hook
 
+        role_shares.register(self.label, roles.ROLE_PERMISSIONS)
+        demo_steps.register("creators.creators", DemoStep(50, "creators.demo.creators"))
         # A fan's payment of a creator-subscription plan posts the creator's share as it is recorded.
-        register_payment_hook(creator_subscription_payment_hook, name="creators.subscription_share")
-        register_customer_panel("Creator", customer_creator_panel)
+        payment_hooks.register("creators.subscription_share", creator_subscription_payment_hook)
+        customer_panels.register("creators.creator", CustomerPanel(title="Creator", load=customer_creator_panel))

@@ -27,7 +27,13 @@ from monetization.models import (
     Payment,
     ProviderIdentity,
 )
+from monetization.registry import Registry
 from monetization.services.api_keys import api_key_create, api_key_revoke
+
+# The countries the customer list filters by: those we sell in, which the catalog knows
+# (customer_countries.register(name, fn() -> country codes) from AppConfig.ready()). Not a
+# DISTINCT over millions of customers.
+customer_countries: Registry = Registry("customer country source")
 
 
 def distinct_values(model, column: str, *, limit: int = 200) -> list[str]:
@@ -85,10 +91,8 @@ class CustomerCountryFilter(admin.SimpleListFilter):
     parameter_name = "country"
 
     def lookups(self, request, model_admin):
-        from subscriptions.models import Price
-
-        # Countries we sell in (a small table), not a DISTINCT over millions of customers.
-        return [(c, c) for c in distinct_values(Price, "country")]
+        countries = sorted({c for source in customer_countries for c in source()})
+        return [(c, c) for c in countries]
 
     def queryset(self, request, queryset):
         return queryset.filter(country=self.value()) if self.value() else queryset
@@ -251,7 +255,7 @@ class PaymentAdmin(LargeTableAdmin):
     provider_scoped_search_fields = ("provider_reference",)
     integer_search_fields = ("id", "customer_id")
     search_help_text = "Exact provider reference, payment id or customer id."
-    raw_id_fields = ("customer", "subscription")
+    raw_id_fields = ("customer",)
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.opts.fields]

@@ -1,11 +1,14 @@
 """The support console in the Django admin: one page per customer, front-page search, refund approvals.
 
-How it is hooked in (chosen to stay out of monetization/admin.py's way):
-:func:`install` runs from ``MonetizationConfig.ready()``, after the admin has
-autodiscovered every ``admin.py``. It wraps the *registered* Customer admin's
-``get_urls`` to add the support URLs under ``admin/monetization/customer/``;
-when no Customer, Refund or AuditEvent admin is registered yet it registers a
-minimal fallback (LargeTableAdmin / AppendOnlyAdmin), so either order of merge works.
+How it is hooked in: :func:`install` runs from ``MonetizationConfig.ready()``,
+after the admin has autodiscovered every ``admin.py``. It wraps the *registered*
+Customer admin's ``get_urls`` to add the support URLs under
+``admin/monetization/customer/``; a Customer, Refund or AuditEvent admin nobody
+registered gets a minimal one (LargeTableAdmin / AppendOnlyAdmin).
+
+Apps above the core add their parts of the customer page through registries:
+``customer_panels`` (monetization.selectors_support) for what the page shows, and
+:data:`customer_actions` for the forms it posts (``op`` names the action).
 
 URLs (names in the ``admin`` namespace):
 - ``monetization_customer_support``          customer/<id>/support/   the customer page (GET) and its forms (POST)
@@ -17,12 +20,13 @@ URLs (names in the ``admin`` namespace):
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from djmoney.money import Money
@@ -30,6 +34,7 @@ from djmoney.money import Money
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError
 from monetization.models import AuditEvent, Customer, Payment, Refund
+from monetization.registry import Registry
 from monetization.selectors_support import customer_find, customer_overview, customer_timeline
 from monetization.services.idempotency import (
     idempotency_claim,
@@ -37,6 +42,18 @@ from monetization.services.idempotency import (
     idempotency_release,
     request_fingerprint,
 )
+from monetization.services.refunds import (
+    payment_refundable,
+    refund_approve,
+    refund_reject,
+    refund_request,
+    refund_retry,
+)
+
+# The customer page's forms that apps above the core handle: customer_actions.register(op, fn(request,
+# customer)) from AppConfig.ready(); ``fn`` validates the POSTed form, calls a service and leaves a message.
+CustomerAction = Callable[[HttpRequest, Customer], None]
+customer_actions: Registry[CustomerAction] = Registry("customer page action")
 
 # --- forms: every one asks for a reason --------------------------------------------
 
@@ -53,24 +70,15 @@ class RefundForm(forms.Form):
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Reason / note")
 
 
-class GrantForm(forms.Form):
-    entitlement = forms.CharField(required=False, help_text="Entitlement key, or")
-    product = forms.CharField(required=False, help_text="product code")
-    days = forms.IntegerField(required=False, min_value=1, help_text="N days, or")
-    until = forms.DateTimeField(required=False, help_text="until (YYYY-MM-DD HH:MM)")
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
-
-
 class ReasonForm(forms.Form):
     target = forms.IntegerField(widget=forms.HiddenInput)
     reason = forms.CharField()
-    days = forms.IntegerField(required=False, min_value=1)
 
 
-SUBSCRIPTION_ACTIONS = ("cancel", "cancel_now", "extend", "pause", "resume", "revoke")
+REFUND_DECISIONS = ("approve_refund", "reject_refund", "retry_refund")
 
 
-def _act(request, fn, success: str) -> bool:
+def act(request, fn, success: str) -> bool:
     try:
         result = fn()
     except DomainError as exc:
@@ -90,7 +98,7 @@ def _act(request, fn, success: str) -> bool:
     return True
 
 
-def _form_errors(request, form) -> None:
+def form_errors(request, form) -> None:
     for field, errors in form.errors.items():
         messages.error(request, f"{field}: {' '.join(errors)}")
 
@@ -98,10 +106,8 @@ def _form_errors(request, form) -> None:
 def _handle_refund(request, customer, data, payment_id=None):
     form = RefundForm(data)
     if not form.is_valid():
-        _form_errors(request, form)
+        form_errors(request, form)
         return
-    from monetization.services.refunds import payment_refundable, refund_request
-
     pid = payment_id or form.cleaned_data["payment"]
     payment = Payment.objects.filter(pk=pid, customer=customer).first()
     if payment is None:
@@ -124,7 +130,7 @@ def _handle_refund(request, customer, data, payment_id=None):
         if stored is not None:
             messages.info(request, "This refund form was already submitted; nothing was done twice.")
             return
-    done = _act(
+    done = act(
         request,
         lambda: refund_request(
             payment=payment,
@@ -144,78 +150,29 @@ def _handle_refund(request, customer, data, payment_id=None):
 
 
 def _handle_post(request, customer) -> None:
-    from subscriptions.models import Entitlement, Grant, Product, Subscription
-    from subscriptions.services import actions
-
     op = request.POST.get("op", "")
     if op == "refund":
         _handle_refund(request, customer, request.POST)
-        return
-    if op == "grant":
-        form = GrantForm(request.POST)
-        if not form.is_valid():
-            _form_errors(request, form)
-            return
-        v = form.cleaned_data
-        ent = Entitlement.objects.filter(key=v["entitlement"]).first() if v["entitlement"] else None
-        prod = Product.objects.filter(code=v["product"]).first() if v["product"] else None
-        if (v["entitlement"] and ent is None) or (v["product"] and prod is None):
-            messages.error(request, "Unknown entitlement key or product code.")
-            return
-        _act(
-            request,
-            lambda: actions.staff_grant_create(
-                customer=customer,
-                user=request.user,
-                reason=v["reason"],
-                entitlement=ent,
-                product=prod,
-                days=v["days"],
-                until=v["until"],
-            ),
-            "Access granted.",
-        )
-        return
-    form = ReasonForm(request.POST)
-    if not form.is_valid():
-        _form_errors(request, form)
-        return
-    target, reason, days = form.cleaned_data["target"], form.cleaned_data["reason"], form.cleaned_data["days"]
-    if op == "revoke_grant":
-        grant = get_object_or_404(Grant, pk=target, customer=customer)
-        _act(
-            request, lambda: actions.staff_grant_revoke(grant=grant, user=request.user, reason=reason), "Grant revoked."
-        )
-    elif op in SUBSCRIPTION_ACTIONS:
-        sub = get_object_or_404(Subscription, pk=target, customer=customer)
-        common = {"subscription": sub, "user": request.user, "reason": reason}
-        calls = {
-            "cancel": lambda: actions.subscription_cancel(**common, at_period_end=True),
-            "cancel_now": lambda: actions.subscription_cancel(**common, at_period_end=False),
-            "extend": lambda: actions.subscription_extend(**common, days=days or 0),
-            "pause": lambda: actions.subscription_pause(**common),
-            "resume": lambda: actions.subscription_resume(**common),
-            "revoke": lambda: actions.subscription_revoke(**common),
-        }
-        _act(request, calls[op], f"Subscription {op.replace('_', ' ')} done.")
-    elif op in ("approve_refund", "reject_refund"):
-        _decide_refund(request, target, op, reason)
+    elif op in REFUND_DECISIONS:
+        form = ReasonForm(request.POST)
+        if form.is_valid():
+            _decide_refund(request, form.cleaned_data["target"], op, form.cleaned_data["reason"])
+        else:
+            form_errors(request, form)
+    elif op in customer_actions:
+        customer_actions.get(op)(request, customer)
     else:
         messages.error(request, f"Unknown action '{op}'.")
 
 
 def _decide_refund(request, refund_id: int, op: str, reason: str) -> None:
-    from monetization.services.refunds import refund_approve, refund_reject, refund_retry
-
     refund = get_object_or_404(Refund, pk=refund_id)
     if op == "approve_refund":
-        _act(
-            request, lambda: refund_approve(refund=refund, approved_by=request.user, reason=reason), "Refund approved."
-        )
+        act(request, lambda: refund_approve(refund=refund, approved_by=request.user, reason=reason), "Refund approved.")
     elif op == "reject_refund":
-        _act(request, lambda: refund_reject(refund=refund, rejected_by=request.user, reason=reason), "Refund rejected.")
+        act(request, lambda: refund_reject(refund=refund, rejected_by=request.user, reason=reason), "Refund rejected.")
     elif op == "retry_refund":
-        _act(request, lambda: refund_retry(refund=refund, actor=request.user, reason=reason), "Refund retried.")
+        act(request, lambda: refund_retry(refund=refund, actor=request.user, reason=reason), "Refund retried.")
 
 
 # --- views -----------------------------------------------------------------------------
@@ -231,15 +188,7 @@ def customer_support_view(request, object_id: int, admin_site):
     customer = get_object_or_404(Customer, pk=object_id)
     here = reverse("admin:monetization_customer_support", args=[customer.pk])
     if request.method == "POST":
-        op = request.POST.get("op", "")
-        if op in ("approve_refund", "reject_refund", "retry_refund"):
-            form = ReasonForm(request.POST)
-            if form.is_valid():
-                _decide_refund(request, form.cleaned_data["target"], op, form.cleaned_data["reason"])
-            else:
-                _form_errors(request, form)
-        else:
-            _handle_post(request, customer)
+        _handle_post(request, customer)
         return HttpResponseRedirect(here)
     overview = customer_overview(customer)
     page = customer_timeline(customer.pk, cursor=request.GET.get("cursor", ""))
@@ -252,11 +201,11 @@ def customer_support_view(request, object_id: int, admin_site):
         "timeline": page.events,
         "next_cursor": page.next_cursor,
         "refund_form": RefundForm(initial={"idempotency_key": uuid.uuid4().hex}),
-        "grant_form": GrantForm(),
         "refundable_payments": [
             p for p in overview.payments if p.status in (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED)
         ],
-        "subscription_actions": SUBSCRIPTION_ACTIONS,
+        "top_panels": [p for p in overview.panels if p.top],
+        "panels": [p for p in overview.panels if not p.top],
         "here": here,
     }
     return render(request, "admin/monetization/customer/support.html", context)
@@ -268,8 +217,6 @@ def payment_refund_view(request, payment_id: int, admin_site):
     if request.method == "POST":
         _handle_refund(request, payment.customer, request.POST, payment_id=payment.pk)
         return HttpResponseRedirect(reverse("admin:monetization_customer_support", args=[payment.customer_id]))
-    from monetization.services.refunds import payment_refundable
-
     context = {
         **admin_site.each_context(request),
         "title": f"Refund payment {payment.provider_reference}",
@@ -307,7 +254,7 @@ def refunds_awaiting_approval_view(request, admin_site):
                 request, form.cleaned_data["target"], request.POST.get("op", ""), form.cleaned_data["reason"]
             )
         else:
-            _form_errors(request, form)
+            form_errors(request, form)
         return HttpResponseRedirect(reverse("admin:monetization_refunds_awaiting_approval"))
     refunds = list(
         Refund.objects.filter(status=Refund.Status.PENDING_APPROVAL)

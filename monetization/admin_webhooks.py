@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from monetization.changelist import LargeTableAdmin
 from monetization.errors import DomainError
 from monetization.models import WebhookEvent
-from monetization.services.webhooks import webhook_event_replay
+from monetization.webhook_queue import webhook_event_replay
 
 
 @admin.register(WebhookEvent)

@@ -8,13 +8,16 @@ class MonetizationConfig(AppConfig):
     verbose_name = "Money core"
 
     def ready(self):
-        from . import admin_webhooks, roles  # noqa: F401  (admin_webhooks registers the inbox admin)
+        from . import admin_support, admin_webhooks, roles  # noqa: F401  (admin_webhooks registers the inbox admin)
+        from .demo import DemoStep, demo_steps
 
-        # Keep the staff groups' permissions exactly as roles.py says after every migrate,
+        roles.role_shares.register(self.label, roles.ROLE_PERMISSIONS)
+        demo_steps.register("monetization.customers", DemoStep(20, "monetization.demo.customers"))
+        # Runs last but one, on the others' data; subscriptions.support follows it.
+        demo_steps.register("monetization.support", DemoStep(60, "monetization.demo.support"))
+        # Keep the staff groups' permissions exactly as the roles say after every migrate,
         # including permissions of models added by later migrations.
         post_migrate.connect(roles.sync_roles_after_migrate, dispatch_uid="monetization.sync_roles")
 
-        # Support console (issue 4): customer page, search and refund approvals in the admin.
-        from . import admin_support
-
+        # Support console: customer page, search and refund approvals in the admin.
         admin_support.install()

@@ -2,8 +2,8 @@
 
 Django's ``bulk_update`` builds a ``CASE WHEN pk = ... THEN ...`` per field per row:
 for a hundred rows of a dozen fields that expression tree costs more CPU than
-the database spends on the statement. One ``UPDATE ... FROM (VALUES ...)``
-does the same with plain parameters.
+the database spends on the statement. On PostgreSQL one ``UPDATE ... FROM unnest(...)`` does the same
+with one array parameter per column.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ def bulk_update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
     qn = connection.ops.quote_name
     pk = model._meta.pk
     columns = [pk, *(model._meta.get_field(name) for name in fields)]
-    # Each value is cast to its column's type: VALUES alone would guess (text, numeric) and fail to compare.
-    row = "(" + ", ".join(f"%s::{field.db_type(connection)}" for field in columns) + ")"
-    params = [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs for field in columns]
+    # One array per column, unnested side by side: a handful of parameters whatever the row count
+    # (VALUES would bind rows x columns of them), each cast to its column's type.
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in columns)
+    params = [[field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs] for field in columns]
     table = qn(model._meta.db_table)
     assignments = ", ".join(f"{qn(f.column)} = v.{qn(f.column)}" for f in columns[1:])
     names = ", ".join(qn(f.column) for f in columns)
-    values = ", ".join([row] * len(objs))
     # Identifiers come from model metadata (quoted), values are parameters.
-    sql = f"UPDATE {table} AS t SET {assignments} FROM (VALUES {values}) AS v ({names}) WHERE t.{qn(pk.column)} = v.{qn(pk.column)}"  # noqa: S608, E501
+    sql = f"UPDATE {table} AS t SET {assignments} FROM unnest({arrays}) AS v ({names}) WHERE t.{qn(pk.column)} = v.{qn(pk.column)}"  # noqa: S608, E501
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

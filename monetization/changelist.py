@@ -18,6 +18,8 @@ from django.db import connections
 from django.db.models import Q
 from django.utils.functional import cached_property
 
+from monetization.models import Provider
+
 EXACT_COUNT_BELOW = 10_000
 
 
@@ -62,8 +64,6 @@ class LargeTableAdmin(admin.ModelAdmin):
 
     def search_conditions(self, term: str) -> list[Q]:
         """One condition per indexed way the term may match; subclasses add their own."""
-        from monetization.models import Provider
-
         conditions = [Q(**{name: term}) for name in self.exact_search_fields]
         conditions += [Q(provider__in=Provider.values, **{name: term}) for name in self.provider_scoped_search_fields]
         if term.isdigit() and len(term) < 19:

@@ -1,18 +1,23 @@
 """Staff roles: the Django groups Support, Finance and Compliance, with exactly the
 permissions their jobs need. Each app declares its share in ``<app>/roles.py``
-as ``ROLE_PERMISSIONS = {"Support": ["app_label.codename", ...], ...}``;
+as ``ROLE_PERMISSIONS = {"Support": ["app_label.codename", ...], ...}`` and
+registers it in :data:`role_shares` from its AppConfig.ready();
 :func:`sync_roles` makes the groups match the union, adding and removing.
 """
 
 from __future__ import annotations
 
-import importlib
+from django.apps import apps as global_apps
+
+from monetization.registry import Registry
 
 SUPPORT = "Support"
 FINANCE = "Finance"
 COMPLIANCE = "Compliance"
 ROLES = (SUPPORT, FINANCE, COMPLIANCE)
-ROLE_APPS = ("monetization", "subscriptions", "verified_orgs", "creators")
+
+# Each app's share of the roles: role_shares.register(app_label, ROLE_PERMISSIONS).
+role_shares: Registry[dict[str, list[str]]] = Registry("role share")
 
 # The money core's own share.
 ROLE_PERMISSIONS: dict[str, list[str]] = {
@@ -37,19 +42,15 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ],
 }
 
-# --- Webhook inbox (issue 3, providers half): Support and Finance read it; Support replays failed events. ---
+# Webhook inbox: Support and Finance read it; Support replays failed events.
 ROLE_PERMISSIONS[SUPPORT] += ["monetization.view_webhookevent", "monetization.replay_webhookevent"]
 ROLE_PERMISSIONS[FINANCE] += ["monetization.view_webhookevent"]
 
 
 def role_permissions() -> dict[str, set[str]]:
     merged: dict[str, set[str]] = {role: set() for role in ROLES}
-    for app in ROLE_APPS:
-        try:
-            module = importlib.import_module(f"{app}.roles")
-        except ModuleNotFoundError:
-            continue
-        for role, perms in getattr(module, "ROLE_PERMISSIONS", {}).items():
+    for share in role_shares:
+        for role, perms in share.items():
             merged[role].update(perms)
     return merged
 
@@ -61,8 +62,6 @@ def sync_roles(apps=None, *, strict: bool = False) -> dict[str, int]:
     skipped unless ``strict``; the post_migrate hook runs again once they exist.
     """
     if apps is None:
-        from django.apps import apps as global_apps
-
         apps = global_apps
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
@@ -84,13 +83,15 @@ def sync_roles(apps=None, *, strict: bool = False) -> dict[str, int]:
 
 
 def sync_roles_after_migrate(sender, app_config=None, using="default", **kwargs):
-    # Run once, after the last app of ROLE_APPS has had its permissions created.
-    if app_config is None or app_config.label != ROLE_APPS[-1]:
+    # Run once, after the last app has had its permissions created (post_migrate goes to every
+    # app with models, in INSTALLED_APPS order).
+    last = [config for config in global_apps.get_app_configs() if config.models_module is not None][-1]
+    if app_config is None or app_config.label != last.label:
         return
     sync_roles()
 
 
-# --- Support console (issue 4): refunds, idempotency, audit trail ---------------
+# Support console: refunds, idempotency, audit trail.
 def _extend(role: str, perms: list[str]) -> None:
     ROLE_PERMISSIONS.setdefault(role, [])
     ROLE_PERMISSIONS[role].extend(p for p in perms if p not in ROLE_PERMISSIONS[role])

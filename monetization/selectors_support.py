@@ -10,70 +10,84 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Q
 
 from monetization.models import AuditEvent, Customer, Payment, Provider, ProviderIdentity, Refund
+from monetization.registry import Registry
 
 SECTION_LIMIT = 50
 TIMELINE_PAGE = 50
 
-# Apps add panels to the customer page (org seats, creator status, ...):
-# register_customer_panel("Organization seats", fn(customer) -> list[dict]).
-CustomerPanel = Callable[[Customer], list[dict]]
-_panels: dict[str, CustomerPanel] = {}
+
+@dataclass(frozen=True)
+class CustomerPanel:
+    """A part of the customer page that an app above the core offers (subscriptions, org seats, creator status).
+
+    ``load(customer)`` reads the panel's data in a bounded number of queries, whatever the
+    customer's history. Without a ``template`` the data is a list of dict rows, shown as a
+    table; with one, the template renders it (as ``panel.data``, with the page's context).
+    ``top`` panels come right under the customer's identity, the others after the refunds.
+    """
+
+    title: str
+    load: Callable[[Customer], Any]
+    template: str = ""
+    top: bool = False
 
 
-def register_customer_panel(title: str, fn: CustomerPanel) -> CustomerPanel:
-    _panels[title] = fn
-    return fn
+# Apps add panels from AppConfig.ready(): customer_panels.register(name, CustomerPanel(...)).
+customer_panels: Registry[CustomerPanel] = Registry("customer panel")
+
+# Exact ids an app knows a customer by (a provider subscription id): customer_lookups.register(name, fn(term)
+# -> customer ids, at most a few, through an index). The search box and the support page's finder use them.
+CustomerLookup = Callable[[str], list[int]]
+customer_lookups: Registry[CustomerLookup] = Registry("customer lookup")
 
 
-def customer_panels(customer: Customer) -> list[tuple[str, list[dict]]]:
-    return [(title, fn(customer)) for title, fn in _panels.items()]
+@dataclass(frozen=True)
+class LoadedPanel:
+    name: str
+    title: str
+    template: str
+    top: bool
+    data: Any
 
 
 @dataclass
 class CustomerOverview:
     customer: Customer
     identities: list
-    subscriptions: list
-    entitlements: list
     payments: list
     refunds: list
-    grants: list
-    panels: list = field(default_factory=list)
+    panels: list[LoadedPanel] = field(default_factory=list)
+
+    @property
+    def panel_data(self) -> dict[str, Any]:
+        return {panel.name: panel.data for panel in self.panels}
 
 
-def customer_overview(customer: Customer) -> CustomerOverview:
-    from subscriptions.entitlements import resolve_entitlements
-    from subscriptions.models import Grant, Subscription
-
+def customer_overview(customer: Customer, *, panels: Collection[str] | None = None) -> CustomerOverview:
+    """The customer's own sections and the panels (all, or only those named)."""
     return CustomerOverview(
         customer=customer,
         identities=list(
             ProviderIdentity.objects.filter(customer=customer).order_by("provider", "kind")[:SECTION_LIMIT]
         ),
-        subscriptions=list(
-            Subscription.objects.filter(customer=customer)
-            .select_related("plan__product")
-            .order_by("-id")[:SECTION_LIMIT]
-        ),
-        entitlements=resolve_entitlements(customer.pk),
         payments=list(Payment.objects.filter(customer=customer).order_by("-occurred_at", "-id")[:SECTION_LIMIT]),
         refunds=list(
             Refund.objects.filter(customer=customer)
             .select_related("payment", "requested_by", "approved_by")
             .order_by("-id")[:SECTION_LIMIT]
         ),
-        grants=list(
-            Grant.objects.filter(customer=customer)
-            .select_related("entitlement", "product", "granted_by")
-            .order_by("-id")[:SECTION_LIMIT]
-        ),
-        panels=customer_panels(customer),
+        panels=[
+            LoadedPanel(name=name, title=p.title, template=p.template, top=p.top, data=p.load(customer))
+            for name, p in customer_panels.items()
+            if panels is None or name in panels
+        ],
     )
 
 
@@ -110,9 +124,7 @@ def customer_timeline(customer_id: int, *, cursor: str = "", limit: int = TIMELI
 
 
 def customer_find(term: str) -> list[Customer]:
-    """Exact, indexed lookups: external id, handle, email, any provider id (identity, subscription, payment)."""
-    from subscriptions.models import Subscription
-
+    """Exact, indexed lookups: external id, handle, email, any provider id (identity, the apps' lookups, payment)."""
     term = term.strip()
     if not term:
         return []
@@ -123,12 +135,10 @@ def customer_find(term: str) -> list[Customer]:
         ]
     )
     ids += ProviderIdentity.objects.filter(value=term).values_list("customer_id", flat=True)[:20]
-    # The unique indexes lead with provider: naming every provider keeps these index lookups.
-    providers = list(Provider.values)
-    ids += Subscription.objects.filter(provider__in=providers, provider_subscription_id=term).values_list(
-        "customer_id", flat=True
-    )[:20]
-    ids += Payment.objects.filter(provider__in=providers, provider_reference=term).values_list(
+    for lookup in customer_lookups:
+        ids += lookup(term)
+    # The unique index leads with provider: naming every provider keeps this an index lookup.
+    ids += Payment.objects.filter(provider__in=list(Provider.values), provider_reference=term).values_list(
         "customer_id", flat=True
     )[:20]
     if term.isdigit() and len(term) < 19:

@@ -6,7 +6,8 @@ from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
-from monetization.services.appliers import RetryableApplyError
+from monetization.providers.base import RetryableApplyError
+from monetization.services.webhooks import webhook_event_apply, webhook_events_apply_waiting, webhook_events_stale
 
 
 @shared_task(
@@ -22,8 +23,6 @@ from monetization.services.appliers import RetryableApplyError
 )
 def apply_webhook_event(self, event_id: int) -> str:
     """Apply one event: a staff replay, or the retries of an event that failed in a batch."""
-    from monetization.services.webhooks import webhook_event_apply
-
     try:
         event = webhook_event_apply(event_id=event_id)
     except RetryableApplyError:
@@ -41,8 +40,6 @@ def apply_waiting_webhook_events(self) -> int:
     backoff, as its first retry. A long backlog is applied a slice at a time, each slice a
     task, so other tasks get the worker in between.
     """
-    from monetization.services.webhooks import webhook_events_apply_waiting
-
     outcomes, more = webhook_events_apply_waiting(max_batches=settings.WEBHOOK_APPLY_BATCHES_PER_TASK)
     for event_id, outcome in outcomes.items():
         # Inline (the demo: no broker, no worker) nothing can wait to retry: the event stays failed, for replay.
@@ -61,13 +58,8 @@ def apply_waiting_webhook_events(self) -> int:
 
 @shared_task(ignore_result=True)
 def requeue_stale_webhook_events() -> int:
-    from monetization.services.webhooks import webhook_requeue_stale
-
-    return webhook_requeue_stale()
-
-
-@shared_task(ignore_result=True)
-def acknowledge_play_purchases() -> int:
-    from monetization.services.play_acknowledgement import play_acknowledge_pending
-
-    return play_acknowledge_pending()
+    """Queue the apply task when events still wait after a while (a task lost with a broker outage)."""
+    stale = webhook_events_stale()
+    if stale:
+        apply_waiting_webhook_events.delay()
+    return stale

@@ -2,7 +2,7 @@
 
 A customer's entitlements come from *sources*: subscriptions in an entitling
 state and active grants (here), organization seats (verified_orgs), ... Each
-app registers its source with :func:`register_source`, so this module never
+app registers its source in :data:`entitlement_sources`, so this module never
 imports the apps that extend it.
 
 The result is cached per customer (by external id, the API's lookup key).
@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from monetization import clock
+from monetization.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -44,21 +45,16 @@ class ActiveEntitlement:
         }
 
 
+# entitlement_sources.register(name, fn(customer_id, at) -> active entitlements) from AppConfig.ready().
 EntitlementSource = Callable[[int, datetime], Iterable[ActiveEntitlement]]
-_sources: list[EntitlementSource] = []
-
-
-def register_source(source: EntitlementSource) -> EntitlementSource:
-    if source not in _sources:
-        _sources.append(source)
-    return source
+entitlement_sources: Registry[EntitlementSource] = Registry("entitlement source")
 
 
 def resolve_entitlements(customer_id: int, *, at: datetime | None = None) -> list[ActiveEntitlement]:
     """Every active entitlement of a customer, one row per (key, source), sorted by key."""
     at = at or clock.now()
     found: list[ActiveEntitlement] = []
-    for source in _sources:
+    for source in entitlement_sources:
         found.extend(source(customer_id, at))
     return sorted(set(found), key=lambda e: (e.key, e.source, e.source_id))
 

@@ -7,6 +7,8 @@ is the one in force **when it lapsed** (its renewal failed). A subscription
 that lapsed in November 2025 keeps the old Play hold even if it is swept in
 December.
 
+Each provider package declares its own dated defaults (``PLATFORM_RULES``, and
+``rule_problem`` for the values the platform allows); this module composes them.
 Settings override the defaults: ``SUBSCRIPTION_PLATFORM_RULES = {"google_play":
 [{"since": "2025-12-01", "grace_days": 14}, ...]}`` replaces that provider's
 versions; a field a version omits is inherited from the version before it.
@@ -41,14 +43,9 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-APP_STORE = "app_store"
-GOOGLE_PLAY = "google_play"
-STRIPE = "stripe"
-INTERNAL = "internal"
+from monetization.providers import PACKAGES
 
-APP_STORE_GRACE_OPTIONS = (0, 3, 16, 28)
-APP_STORE_WEEKLY_GRACE_DAYS = 6
-GOOGLE_PLAY_GRACE_OPTIONS = (0, 3, 7, 14, 30)
+INTERNAL = "internal"
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,6 @@ class PlatformRule:
     billing_retry_days: int | None = None
     dunning_offsets_hours: tuple[int, ...] = ()
     incomplete_hours: int | None = None
-    supports_pause: bool = False
     renewal_leeway_minutes: int = 0
 
     def grace(self, *, weekly: bool = False) -> timedelta:
@@ -93,33 +89,8 @@ def _d(value: str) -> datetime:
 EPOCH = "2000-01-01"
 
 DEFAULT_RULES: dict[str, list[dict]] = {
-    APP_STORE: [
-        # Grace is configured per app in App Store Connect (3, 16 or 28 days; 6 for weekly).
-        {
-            "since": EPOCH,
-            "grace_days": 16,
-            "weekly_grace_days": APP_STORE_WEEKLY_GRACE_DAYS,
-            "billing_retry_days": 60,
-            "renewal_leeway_minutes": 60,  # Apple renews up to a day early; allow for late delivery
-        },
-    ],
-    GOOGLE_PLAY: [
-        {"since": EPOCH, "grace_days": 7, "hold_days": 30, "supports_pause": True, "renewal_leeway_minutes": 60},
-        # Since 2025-12-01 the account hold defaults to 60 days minus the grace period.
-        {"since": "2025-12-01", "hold_days": None},
-    ],
-    STRIPE: [
-        {
-            "since": EPOCH,
-            "grace_days": 0,
-            "hold_days": 14,  # Smart Retries window: past_due, then canceled
-            # Smart Retries after the first failed charge: 8 tries over 2 weeks from the period end.
-            "dunning_offsets_hours": (24, 72, 120, 168, 216, 264, 312, 336),
-            "incomplete_hours": 23,
-            "supports_pause": True,
-            "renewal_leeway_minutes": 120,  # invoice finalized ~1 h after the period end, then charged
-        },
-    ],
+    **{name: list(package.PLATFORM_RULES) for name, package in PACKAGES.items()},
+    # Comped subscriptions (no provider): no grace, no hold.
     INTERNAL: [{"since": EPOCH, "grace_days": 0, "hold_days": 0}],
 }
 
@@ -127,14 +98,10 @@ _FIELD_NAMES = {f.name for f in fields(PlatformRule)}
 
 
 def _validate(provider: str, rule: PlatformRule) -> None:
-    if provider == APP_STORE and rule.grace_days not in APP_STORE_GRACE_OPTIONS:
-        raise ImproperlyConfigured(f"App Store grace must be one of {APP_STORE_GRACE_OPTIONS} days")
-    if provider == GOOGLE_PLAY:
-        if rule.grace_days not in GOOGLE_PLAY_GRACE_OPTIONS:
-            raise ImproperlyConfigured(f"Google Play grace must be one of {GOOGLE_PLAY_GRACE_OPTIONS} days")
-        total = rule.grace_days + rule.hold().days
-        if not 30 <= total <= 60 or not 0 <= rule.hold().days <= 60:
-            raise ImproperlyConfigured("Google Play needs grace + account hold between 30 and 60 days")
+    package = PACKAGES.get(provider)
+    problem = package.rule_problem(rule) if package is not None else ""
+    if problem:
+        raise ImproperlyConfigured(problem)
     if rule.grace_days < 0 or rule.hold().days < 0:
         raise ImproperlyConfigured(f"{provider}: negative grace or hold")
     if list(rule.dunning_offsets_hours) != sorted(rule.dunning_offsets_hours):

@@ -10,8 +10,12 @@ from moneyed import CURRENCIES
 
 from monetization import clock
 from monetization.errors import ErrorCode, InvalidInput
+from monetization.models import Customer, Provider
 
-from .models import Plan, Platform, Price, Product, Sku
+from .entitlements import ActiveEntitlement, resolve_entitlements
+from .models import Grant, Plan, Platform, Price, Product, Sku, Subscription
+
+SECTION_LIMIT = 50
 
 # ISO 3166-1 alpha-2 codes, as py-moneyed knows them from ISO 4217. "ZZ" is ISO 4217's
 # placeholder for supranational units (gold, SDR): not a country.
@@ -98,3 +102,38 @@ def _entitlement_keys_by_product() -> dict[int, list[str]]:
     for product_id, key in through.objects.values_list("product_id", "entitlement__key").order_by("entitlement__key"):
         keys.setdefault(product_id, []).append(key)
     return keys
+
+
+@dataclass
+class CustomerSubscriptions:
+    """What the support console shows of a customer here: one query per list, one resolution."""
+
+    subscriptions: list[Subscription]
+    entitlements: list[ActiveEntitlement]
+    grants: list[Grant]
+
+
+def customer_subscriptions(customer: Customer) -> CustomerSubscriptions:
+    return CustomerSubscriptions(
+        subscriptions=list(
+            Subscription.objects.filter(customer=customer)
+            .select_related("plan__product")
+            .order_by("-id")[:SECTION_LIMIT]
+        ),
+        entitlements=resolve_entitlements(customer.pk),
+        grants=list(
+            Grant.objects.filter(customer=customer)
+            .select_related("entitlement", "product", "granted_by")
+            .order_by("-id")[:SECTION_LIMIT]
+        ),
+    )
+
+
+def customers_by_provider_subscription_id(term: str) -> list[int]:
+    """Customers whose subscription has this provider id (the support search box)."""
+    # The unique index leads with provider: naming every provider keeps this an index lookup.
+    return list(
+        Subscription.objects.filter(provider__in=list(Provider.values), provider_subscription_id=term).values_list(
+            "customer_id", flat=True
+        )[:20]
+    )

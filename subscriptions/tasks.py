@@ -6,15 +6,22 @@ import logging
 
 from celery import shared_task
 
+from subscriptions.services.play_acknowledgement import play_acknowledge_pending
+from subscriptions.services.sweep import lifecycle_sweep
+
 logger = logging.getLogger(__name__)
 
 
 # acks_late is safe here: the sweep is idempotent (a re-run finds nothing left to move).
 @shared_task(name="subscriptions.lifecycle_sweep", acks_late=True, ignore_result=True)
 def lifecycle_sweep_task() -> dict:
-    from subscriptions.services.sweep import lifecycle_sweep
-
     result = lifecycle_sweep()
     summary = {"moved": result.moved, "total": result.total, "dunning_attempts": result.dunning_attempts}
     logger.info("lifecycle sweep: %s", summary)
     return summary
+
+
+@shared_task(name="subscriptions.acknowledge_play_purchases", ignore_result=True)
+def acknowledge_play_purchases() -> int:
+    """Play refunds purchases not acknowledged within 3 days: acknowledge the ones that slipped through."""
+    return play_acknowledge_pending()

@@ -2,6 +2,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from monetization.demo.providers import FakePayoutProvider
 from monetization.models import ApiKey
 
 pytest_plugins = ["tests.celery_worker"]
@@ -15,9 +16,12 @@ def _clear_cache():
 
 
 @pytest.fixture(autouse=True)
-def _payout_provider_double(settings):
-    """Creator payouts go through the test double unless a test says otherwise (settings default to Stripe)."""
-    settings.CREATOR_PAYOUT_PROVIDER = "creators.payout_providers.FakePayoutProvider"
+def _payout_double(settings):
+    """Creator payouts go to the in-memory double (its transfers forgotten between tests), never to Stripe."""
+    settings.CREATOR_PAYOUT_PROVIDER = "monetization.demo.providers.FakePayoutProvider"
+    FakePayoutProvider.transfers.clear()
+    yield
+    FakePayoutProvider.transfers.clear()
 
 
 @pytest.fixture

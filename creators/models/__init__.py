@@ -1,7 +1,7 @@
 from .accounts import CreatorAccount, CreatorStats, EligibilityDecision, PayoutProfile
 from .cycles import CreatorEarning, RevenueShareCycle
 from .engagement import DailyEngagement
-from .payouts import FakeTransfer, Payout, PayoutHold
+from .payouts import Payout, PayoutHold
 from .subscriptions import CreatorSubscriptionLink, CreatorSubscriptionShare
 
 __all__ = [
@@ -12,7 +12,6 @@ __all__ = [
     "CreatorSubscriptionShare",
     "DailyEngagement",
     "EligibilityDecision",
-    "FakeTransfer",
     "Payout",
     "PayoutHold",
     "PayoutProfile",

@@ -108,21 +108,3 @@ class PayoutHold(models.Model):
     @property
     def is_active(self) -> bool:
         return self.lifted_at is None
-
-
-class FakeTransfer(models.Model):
-    """What the fake payout provider "sent": one row per idempotency key (test double's memory).
-
-    Written through its own autocommit connection so that it survives the paying run being
-    killed, exactly like a real provider's record would.
-    """
-
-    idempotency_key = models.CharField(max_length=128, unique=True)
-    transfer_id = models.CharField(max_length=64)
-    destination = models.CharField(max_length=64)
-    amount_minor = models.BigIntegerField()
-    currency = models.CharField(max_length=3)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return f"{self.transfer_id} {self.idempotency_key}"

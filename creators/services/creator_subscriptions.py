@@ -20,6 +20,8 @@ from monetization.errors import InvalidInput
 from monetization.models import Payment
 from monetization.services.audit import audit_record
 from monetization.services.ledger import Account, Leg, Posting, journal_post, quantize
+from subscriptions.models import Subscription
+from subscriptions.services.payments import payment_subscription
 
 from ..models import CreatorAccount, CreatorSubscriptionLink, CreatorSubscriptionShare
 
@@ -33,14 +35,18 @@ def share_amount(*, basis: Decimal, lifetime_before: Decimal, currency: str) -> 
     return quantize(below * rate + above * rate_after, currency)
 
 
-def creator_subscription_payment_share(*, payment: Payment) -> CreatorSubscriptionShare | None:
+def creator_subscription_payment_share(
+    *, payment: Payment, subscription: Subscription | None = None
+) -> CreatorSubscriptionShare | None:
     """The creator's share of a succeeded payment of a creator-subscription plan (idempotent).
 
-    Returns None for payments that are not for a creator subscription.
+    ``subscription``: the one the payment paid for (looked up when not given). Returns None
+    for payments that are not for a creator subscription.
     """
-    if payment.subscription_id is None:
+    subscription = subscription or payment_subscription(payment.pk)
+    if subscription is None:
         return None
-    link = CreatorSubscriptionLink.objects.filter(plan_id=payment.subscription.plan_id).first()
+    link = CreatorSubscriptionLink.objects.filter(plan_id=subscription.plan_id).first()
     if link is None:
         return None
     if payment.status not in (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED):
@@ -88,14 +94,14 @@ def creator_subscription_payment_share(*, payment: Payment) -> CreatorSubscripti
         return share
 
 
-def creator_subscription_payment_hook(payment: Payment) -> None:
-    """Payment hook (registered in creators.apps): share every succeeded creator-subscription payment.
+def creator_subscription_payment_hook(payment: Payment, subscription: Subscription) -> None:
+    """Subscription payment hook (registered in creators.apps): share every succeeded creator-subscription payment.
 
-    Runs inside payment_record's transaction; idempotent (one share row per payment, journal
+    Runs inside the payment's transaction; idempotent (one share row per payment, journal
     key ``payment:<id>:creator_share``), so a replay through any path posts the share once.
     """
-    # payment_record loaded subscription -> plan -> product for the revenue stream: no query for
-    # the common case of a payment that is not for a creator subscription.
-    if payment.subscription_id is None or payment.subscription.plan.product.kind != "creator":
+    # Recording the payment loaded plan -> product for the revenue stream: no query for the
+    # common case of a payment that is not for a creator subscription.
+    if subscription.plan.product.kind != "creator":
         return
-    creator_subscription_payment_share(payment=payment)
+    creator_subscription_payment_share(payment=payment, subscription=subscription)

@@ -13,19 +13,21 @@ chunk, gets the same transfers back, and records them once.
 
 from __future__ import annotations
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
+from django_fsm import can_proceed
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.bulk import bulk_update_rows
 from monetization.errors import ErrorCode, IllegalTransition, InvalidInput, NotFound
 from monetization.models import Customer
+from monetization.providers.base import PayoutError, PayoutProvider, get_payout_provider
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.ledger import Account, Leg, Posting, journal_post_many
 from monetization.services.permissions import require_perm
 
 from ..models import Payout, PayoutHold, RevenueShareCycle
-from ..payout_providers import PayoutProvider, PayoutProviderError, get_payout_provider
 
 PAYABLE_STATUSES = (Payout.Status.APPROVED, Payout.Status.PROCESSING)
 HOLD_PERM = "creators.manage_holds"  # place and lift holds
@@ -47,8 +49,6 @@ def payout_hold_place(*, payout_id: int, kind: str, reason: str, actor=None) -> 
             raise NotFound("No such payout.")
         before = snapshot(payout, PAYOUT_FIELDS)
         if payout.status != Payout.Status.HELD:
-            from django_fsm import can_proceed
-
             if not can_proceed(payout.hold):
                 raise IllegalTransition(f"A {payout.status} payout cannot be held.")
             payout.hold()
@@ -120,27 +120,7 @@ def payout_retry(*, payout_id: int, actor=None) -> Payout:
 
 def _save_outcomes(chunk: list[Payout]) -> None:
     """Write the chunk's new statuses in one statement (bulk_update's CASE is quadratic in the chunk)."""
-    fields = ["status", "attempts", "transfer_id", "paid_at", "failure_reason"]
-    if connection.vendor != "postgresql":
-        Payout.objects.bulk_update(chunk, fields)
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""UPDATE {Payout._meta.db_table} AS p
-                SET status = v.status, attempts = v.attempts, transfer_id = v.transfer_id,
-                    paid_at = v.paid_at, failure_reason = v.failure_reason
-                FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::text[], %s::timestamptz[], %s::text[])
-                     AS v(id, status, attempts, transfer_id, paid_at, failure_reason)
-                WHERE p.id = v.id""",  # noqa: S608 (constant table name)
-            [
-                [p.pk for p in chunk],
-                [p.status for p in chunk],
-                [p.attempts for p in chunk],
-                [p.transfer_id for p in chunk],
-                [p.paid_at for p in chunk],
-                [p.failure_reason for p in chunk],
-            ],
-        )
+    bulk_update_rows(chunk, ["status", "attempts", "transfer_id", "paid_at", "failure_reason"])
 
 
 def cycle_pay(
@@ -198,7 +178,7 @@ def cycle_pay(
                         amount=Money(payout.amount, payout.currency),
                         idempotency_key=payout.idempotency_key,
                     )
-                except PayoutProviderError as exc:
+                except PayoutError as exc:
                     payout.fail(str(exc))
                     failed += 1
                     continue

@@ -16,12 +16,9 @@ from rest_framework import authentication, exceptions
 
 from monetization.errors import ErrorCode
 from monetization.models import ApiKey
+from monetization.services.api_keys import api_key_cache_key, api_key_cache_row
 
-_MISSING = {"missing": True}
-
-
-def api_key_cache_key(prefix: str) -> str:
-    return f"apikey:v1:{prefix}"
+__all__ = ["ApiClient", "ApiKeyAuthentication", "api_key_cache_key", "api_key_cache_row"]
 
 
 @dataclass(frozen=True)
@@ -47,13 +44,6 @@ class ApiClient:
 class AuthFailed(exceptions.AuthenticationFailed):
     def __init__(self, detail: str, code: str):
         super().__init__(detail=detail, code=code)
-
-
-def api_key_cache_row(obj: ApiKey | None) -> dict:
-    """What the authentication cache holds for a key (or for a prefix that has no key)."""
-    if obj is None:
-        return _MISSING
-    return {"id": obj.id, "name": obj.name, "hash": obj.key_hash, "scopes": list(obj.scopes), "revoked": obj.is_revoked}
 
 
 def _load_key(prefix: str) -> dict:

@@ -3,11 +3,17 @@
 Session-authenticated staff only (API keys are refused by StaffPermission);
 each view names the Django permissions it needs in ``required_perms`` and the
 service checks them again. Refund creation takes an ``Idempotency-Key``.
+The money core's part: customers, refunds, the audit trail. Apps above it add
+their endpoints (subscriptions: grants and subscription actions) and their parts
+of the customer summary (:data:`customer_summary_parts`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import django_filters
 from django.shortcuts import get_object_or_404
@@ -22,10 +28,9 @@ from rest_framework.views import APIView
 from monetization.api.idempotency import idempotent
 from monetization.api.permissions import StaffPermission
 from monetization.models import AuditEvent, Customer, Payment, Refund
+from monetization.registry import Registry
 from monetization.selectors_support import customer_overview
 from monetization.services import refunds as refund_services
-from subscriptions.models import Entitlement, Grant, Product, Subscription
-from subscriptions.services import actions
 
 STAFF_AUTH = [SessionAuthentication]
 
@@ -69,42 +74,6 @@ class RefundOut(serializers.ModelSerializer):
         ]
 
 
-class GrantOut(serializers.ModelSerializer):
-    class Meta:
-        model = Grant
-        fields = [
-            "id",
-            "customer",
-            "entitlement",
-            "product",
-            "starts_at",
-            "ends_at",
-            "reason",
-            "granted_by",
-            "revoked_at",
-            "revoked_by",
-            "revoke_reason",
-        ]
-
-
-class SubscriptionOut(serializers.ModelSerializer):
-    class Meta:
-        model = Subscription
-        fields = [
-            "id",
-            "customer",
-            "plan",
-            "platform",
-            "provider",
-            "provider_subscription_id",
-            "state",
-            "current_period_start",
-            "current_period_end",
-            "auto_renew",
-            "cancel_reason",
-        ]
-
-
 class AuditEventOut(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
@@ -129,6 +98,26 @@ class ReasonIn(serializers.Serializer):
     reason = serializers.CharField()
 
 
+@dataclass(frozen=True)
+class CustomerSummaryPart:
+    """What an app adds to ``GET staff/customers/{external_id}``: ``load(customer)`` reads its data
+    (bounded queries), ``fields()`` the serializer fields that render it, each with ``source``
+    relative to that data."""
+
+    load: Callable[[Customer], Any]
+    fields: Callable[[], dict[str, serializers.Field]]
+
+
+# customer_summary_parts.register(name, CustomerSummaryPart(...)) from AppConfig.ready().
+customer_summary_parts: Registry[CustomerSummaryPart] = Registry("customer summary part")
+
+
+@dataclass
+class CustomerSummary:
+    overview: Any
+    parts: dict[str, Any]
+
+
 # --- customers -----------------------------------------------------------------
 
 
@@ -145,31 +134,37 @@ class CustomerSummaryView(StaffView):
             fields = ["id", "provider", "provider_reference", "kind", "amount", "refunded", "currency", "status"]
 
     class StaffCustomerSummarySerializer(serializers.Serializer):
-        id = serializers.IntegerField(source="customer.id")
-        external_id = serializers.CharField(source="customer.external_id")
-        handle = serializers.CharField(source="customer.handle")
-        email = serializers.CharField(source="customer.email")
-        country = serializers.CharField(source="customer.country")
+        id = serializers.IntegerField(source="overview.customer.id")
+        external_id = serializers.CharField(source="overview.customer.external_id")
+        handle = serializers.CharField(source="overview.customer.handle")
+        email = serializers.CharField(source="overview.customer.email")
+        country = serializers.CharField(source="overview.customer.country")
         identities = serializers.SerializerMethodField()
-        subscriptions = SubscriptionOut(many=True)
-        entitlements = serializers.SerializerMethodField()
         payments = serializers.SerializerMethodField()
-        refunds = RefundOut(many=True)
-        grants = GrantOut(many=True)
+        refunds = RefundOut(many=True, source="overview.refunds")
+
+        def get_fields(self):
+            fields = super().get_fields()
+            for name, part in customer_summary_parts.items():
+                for field_name, field in part.fields().items():
+                    field.source = f"parts.{name}.{field.source or field_name}"
+                    fields[field_name] = field
+            return fields
 
         def get_identities(self, obj) -> list[dict]:
-            return [{"provider": i.provider, "kind": i.kind, "value": i.value} for i in obj.identities]
-
-        def get_entitlements(self, obj) -> list[dict]:
-            return [e.as_dict() for e in obj.entitlements]
+            return [{"provider": i.provider, "kind": i.kind, "value": i.value} for i in obj.overview.identities]
 
         def get_payments(self, obj) -> list[dict]:
-            return CustomerSummaryView.StaffPaymentSerializer(obj.payments, many=True).data
+            return CustomerSummaryView.StaffPaymentSerializer(obj.overview.payments, many=True).data
 
     @extend_schema(responses=StaffCustomerSummarySerializer, operation_id="staff_customer_summary", tags=["staff"])
     def get(self, request, external_id: str):
         customer = get_object_or_404(Customer, external_id=external_id)
-        return Response(self.StaffCustomerSummarySerializer(customer_overview(customer)).data)
+        summary = CustomerSummary(
+            overview=customer_overview(customer, panels=()),
+            parts={name: part.load(customer) for name, part in customer_summary_parts.items()},
+        )
+        return Response(self.StaffCustomerSummarySerializer(summary).data)
 
 
 # --- refunds -------------------------------------------------------------------
@@ -282,102 +277,6 @@ class RefundRetryView(_RefundAction):
 
     def act(self, refund, user, reason):
         return refund_services.refund_retry(refund=refund, actor=user, reason=reason)
-
-
-# --- grants --------------------------------------------------------------------
-
-
-class GrantCreateView(StaffView):
-    required_perms = ("subscriptions.grant_entitlement",)
-
-    class GrantCreateInputSerializer(serializers.Serializer):
-        customer = serializers.CharField(help_text="external id")
-        entitlement = serializers.CharField(required=False, help_text="entitlement key")
-        product = serializers.CharField(required=False, help_text="product code")
-        days = serializers.IntegerField(required=False, min_value=1)
-        until = serializers.DateTimeField(required=False)
-        reason = serializers.CharField()
-
-    @extend_schema(
-        request=GrantCreateInputSerializer,
-        responses={201: GrantOut},
-        operation_id="staff_grants_create",
-        tags=["staff"],
-    )
-    def post(self, request):
-        data = self.GrantCreateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        customer = get_object_or_404(Customer, external_id=v["customer"])
-        entitlement = get_object_or_404(Entitlement, key=v["entitlement"]) if v.get("entitlement") else None
-        product = get_object_or_404(Product, code=v["product"]) if v.get("product") else None
-        grant = actions.staff_grant_create(
-            customer=customer,
-            user=request.user,
-            reason=v["reason"],
-            entitlement=entitlement,
-            product=product,
-            days=v.get("days"),
-            until=v.get("until"),
-        )
-        return Response(GrantOut(grant).data, status=status.HTTP_201_CREATED)
-
-
-class GrantRevokeView(StaffView):
-    required_perms = ("subscriptions.revoke_grant",)
-
-    @extend_schema(request=ReasonIn, responses=GrantOut, operation_id="staff_grants_revoke", tags=["staff"])
-    def post(self, request, pk: int):
-        body = ReasonIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        grant = get_object_or_404(Grant, pk=pk)
-        grant = actions.staff_grant_revoke(grant=grant, user=request.user, reason=body.validated_data["reason"])
-        return Response(GrantOut(grant).data)
-
-
-# --- subscriptions -------------------------------------------------------------
-
-
-class SubscriptionActionView(StaffView):
-    """cancel (at_period_end, default true) | extend (days) | pause | resume | revoke."""
-
-    PERMS = {
-        "cancel": actions.PERM_CANCEL,
-        "extend": actions.PERM_EXTEND,
-        "pause": actions.PERM_PAUSE,
-        "resume": actions.PERM_PAUSE,
-        "revoke": actions.PERM_REVOKE,
-    }
-
-    class SubscriptionActionInputSerializer(serializers.Serializer):
-        reason = serializers.CharField()
-        at_period_end = serializers.BooleanField(required=False, default=True)
-        days = serializers.IntegerField(required=False)
-
-    @property
-    def required_perms(self):
-        return (self.PERMS[self.kwargs["action"]],)
-
-    @extend_schema(request=SubscriptionActionInputSerializer, responses=SubscriptionOut, tags=["staff"])
-    def post(self, request, pk: int, action: str):
-        data = self.SubscriptionActionInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        sub = get_object_or_404(Subscription, pk=pk)
-        common = {"subscription": sub, "user": request.user, "reason": v["reason"]}
-        if action == "cancel":
-            sub = actions.subscription_cancel(**common, at_period_end=v["at_period_end"])
-        elif action == "extend":
-            if v.get("days") is None:
-                raise serializers.ValidationError({"days": ["Required."]})
-            sub = actions.subscription_extend(**common, days=v["days"])
-        elif action == "pause":
-            sub = actions.subscription_pause(**common)
-        elif action == "resume":
-            sub = actions.subscription_resume(**common)
-        else:
-            sub = actions.subscription_revoke(**common)
-        return Response(SubscriptionOut(sub).data)
 
 
 # --- audit trail (read-only) -----------------------------------------------------

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from monetization.errors import ErrorCode
 from monetization.providers.base import InvalidSignature, MalformedPayload, ProviderError
-from monetization.services.webhooks import webhook_receive
+from monetization.webhook_queue import webhook_receive
 
 
 def _receive(request, provider: str, headers: dict[str, str]) -> JsonResponse:

@@ -8,7 +8,11 @@ from .customers import Provider
 
 
 class Payment(FSMModelMixin, models.Model):
-    """Money a customer paid (or tried to pay) through a provider."""
+    """Money a customer paid (or tried to pay) through a provider.
+
+    What it paid for is the product app's to record (``subscriptions.SubscriptionPayment``
+    points at the payment): the core knows no product.
+    """
 
     class Kind(models.TextChoices):
         INITIAL = "initial", "Initial"
@@ -24,9 +28,6 @@ class Payment(FSMModelMixin, models.Model):
         REFUNDED = "refunded", "Refunded"
 
     customer = models.ForeignKey("monetization.Customer", on_delete=models.PROTECT, related_name="payments")
-    subscription = models.ForeignKey(
-        "subscriptions.Subscription", null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
-    )
     provider = models.CharField(max_length=16, choices=Provider.choices)
     provider_reference = models.CharField(max_length=255)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INITIAL)

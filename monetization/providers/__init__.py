@@ -1,0 +1,44 @@
+"""Payment providers: one package per platform, each holding everything that platform knows.
+
+Each package (``stripe``, ``app_store``, ``google_play``) offers, besides its adapter
+(verification, API calls through the platform's own SDK):
+
+- ``CAPABILITIES``: what the platform lets us do (:class:`~.base.Capabilities`);
+- ``relevant(event_type)``: whether an event type can change anything here (the others
+  are stored as ignored);
+- ``event_snapshot(event)``: the subscription snapshot that is a stored event's whole
+  effect, or None (such events are applied together, in bulk);
+- ``event_facts(event)``: what a stored event says (:class:`~.base.EventFacts`: a
+  subscription snapshot, a payment, a refund, ...), with subscription statuses mapped
+  to :class:`~.base.SubscriptionStatus`;
+- ``PLATFORM_RULES`` and ``rule_problem(rule)``: its dated billing rules (grace, hold,
+  dunning), which ``subscriptions.platform_rules`` composes with settings.
+
+:func:`monetization.providers.base.get_provider` gives the configured adapter for API calls.
+A provider without a package (``internal``: comped subscriptions) can do nothing.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import app_store, google_play, stripe
+from .base import NO_CAPABILITIES, Capabilities
+
+PACKAGES: dict[str, ModuleType] = {"stripe": stripe, "app_store": app_store, "google_play": google_play}
+
+
+def provider_package(name: str) -> ModuleType:
+    try:
+        return PACKAGES[name]
+    except KeyError:
+        raise LookupError(f"No provider package for {name!r}.") from None
+
+
+def provider_capabilities(name: str) -> Capabilities:
+    package = PACKAGES.get(name)
+    return package.CAPABILITIES if package is not None else NO_CAPABILITIES
+
+
+def provider_event_relevant(name: str, event_type: str) -> bool:
+    return provider_package(name).relevant(event_type)

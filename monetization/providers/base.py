@@ -1,17 +1,21 @@
-"""The one interface every payment provider adapter speaks.
+"""The one interface every payment provider speaks, and the words it speaks in.
 
-Real adapters (``stripe/``, ``app_store/``, ``google_play/``) wrap the
-providers' SDKs; ``fake.py`` holds the test double with the same interface.
-Services only ever see these types: nothing outside ``providers/`` imports
-an SDK.
+Each platform's package (``stripe/``, ``app_store/``, ``google_play/``) holds
+everything that platform knows: its adapter (API calls through its own SDK,
+webhook verification), what it can do (:class:`Capabilities`), and how its
+payloads read. The rest of the back office only sees the types here. The test
+double that speaks the same interface lives with the demo.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
+from django.conf import settings
+from django.utils.module_loading import import_string
 from djmoney.money import Money
 
 
@@ -39,6 +43,30 @@ class MalformedPayload(Exception):
     """A webhook body that is authentic (or unauthenticated) but not the shape the provider documents."""
 
 
+class EventIgnored(Exception):
+    """A stored event is authentic but says nothing we act on."""
+
+
+class RetryableApplyError(Exception):
+    """Applying a stored event may succeed later (the provider was unreachable, or an event
+    arrived before the one it depends on)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a platform lets the developer (us) do, declared once per provider package."""
+
+    refund: bool = False  # refund a payment (Apple refunds App Store purchases itself)
+    cancel: bool = False  # cancel a subscription for the customer
+    extend: bool = False  # give free days (Stripe trial end, App Store renewal date, Play deferral)
+    pause: bool = False  # pause and resume collection ourselves (Stripe only)
+    # The platform has a paused state at all (Play: paused by the user in the store; Stripe: by us).
+    paused_state: bool = False
+
+
+NO_CAPABILITIES = Capabilities()
+
+
 @dataclass(frozen=True)
 class ProviderEvent:
     """A verified webhook, normalised: enough to store it once and apply it later."""
@@ -51,6 +79,29 @@ class ProviderEvent:
     subscription_ref: str = ""  # the provider's subscription id the event is about
 
 
+class SubscriptionStatus(StrEnum):
+    """Where a subscription stands, in words every provider's statuses map to (each package maps its own)."""
+
+    PENDING = "pending"  # waiting for its first payment
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    GRACE = "grace"  # a renewal failed and the platform retries; access continues where grace applies
+    ON_HOLD = "on_hold"  # a renewal failed; no access while the platform retries (billing retry, account hold)
+    PAUSED = "paused"
+    CANCELED = "canceled"  # will not renew; access until the period ends
+    EXPIRED = "expired"
+    REVOKED = "revoked"  # refunded or revoked: access ends now
+    UNKNOWN = ""  # a status the provider package does not know (``provider_status`` says which)
+
+
+class Acknowledgement(StrEnum):
+    """Google Play refunds a purchase nobody acknowledged within 3 days; the other stores ask nothing."""
+
+    NOT_NEEDED = ""
+    PENDING = "pending"
+    ACKNOWLEDGED = "acknowledged"
+
+
 @dataclass(frozen=True)
 class SubscriptionSnapshot:
     """What the provider says a subscription looks like now (the truth we converge to)."""
@@ -58,17 +109,79 @@ class SubscriptionSnapshot:
     provider: str
     provider_subscription_id: str
     store_product_id: str
-    status: str  # provider status, mapped by the sync service
+    status: str  # a SubscriptionStatus
     as_of: datetime
+    provider_status: str = ""  # the provider's own word for it, kept for the trail
     customer_ref: str = ""  # provider customer id / app account token / obfuscated account id
+    # (ProviderIdentity kind, value) pairs that name the customer at the provider, the customer_ref's first.
+    identities: tuple[tuple[str, str], ...] = ()
+    external_id: str = ""  # our account id, when the provider carries it (Stripe metadata, Play account id)
     base_plan_id: str = ""
     current_period_start: datetime | None = None
     current_period_end: datetime | None = None
     trial_end: datetime | None = None
     grace_end: datetime | None = None
     auto_renew: bool = True
+    cancel_reason: str = ""
     quantity: int = 1
-    extra: dict = field(default_factory=dict)
+    acknowledgement: str = Acknowledgement.NOT_NEEDED
+    acknowledged_at: datetime | None = None  # set when we acknowledged it just now
+    extra: dict = field(default_factory=dict)  # what only its own provider package reads
+
+
+class StoredEvent(Protocol):
+    """A verified provider event as the inbox keeps it (``monetization.models.WebhookEvent``)."""
+
+    provider: str
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    payload: dict
+
+
+@dataclass(frozen=True)
+class PaymentReport:
+    """The provider took a payment for a subscription."""
+
+    provider_reference: str  # Stripe invoice id, App Store transaction id, Play order id
+    amount: Money
+    kind: str  # the core's Payment.Kind: "initial", "renewal", "upgrade"
+    occurred_at: datetime
+    fee: Money | None = None
+    tax: Money | None = None
+
+
+@dataclass(frozen=True)
+class RefundReport:
+    """The provider gave money back on one of its payments (our own refunds come back this way too).
+
+    Either each refund by its own id (``refunds``: (id, amount in minor units)), or what the
+    provider has refunded in all (``refunded_minor``; None: the whole payment), booked under
+    ``remainder_id`` for what it adds to what is booked already. Amounts are in ``currency``
+    (empty: the payment's).
+    """
+
+    payment_reference: str
+    refunds: tuple[tuple[str, int], ...] = ()
+    refunded_minor: int | None = None
+    remainder_id: str = ""
+    currency: str = ""
+
+
+@dataclass(frozen=True)
+class EventFacts:
+    """What one stored provider event says, in the back office's words (read by its provider package)."""
+
+    snapshot: SubscriptionSnapshot | None = None  # converge the subscription to this
+    subscription_ref: str = ""  # the subscription an event without a snapshot is about
+    payment: PaymentReport | None = None
+    payment_failed: dict | None = None  # a renewal charge failed: the provider's details, for the timeline
+    refund: RefundReport | None = None
+    # Money went back or access was revoked: the provider's details, for the timeline; with
+    # ``access_ends`` and no snapshot (which would say so itself), access ends now.
+    refund_reported: dict | None = None
+    access_ends: bool = False
+    replaces: str = ""  # the provider subscription id this one replaces (a Play upgrade or resubscribe)
 
 
 @dataclass(frozen=True)
@@ -105,12 +218,10 @@ class PaymentProvider(Protocol):
 def get_provider(name: str) -> PaymentProvider:
     """The adapter configured for ``name`` in ``settings.PAYMENT_PROVIDERS`` (dotted paths).
 
-    Tests point a provider at ``monetization.providers.fake.FakeProvider``;
-    production at the real adapter. Instances are cached per process.
+    Production points each provider at its package's adapter; the demo and the tests
+    at the test double (``monetization.demo.providers.FakeProvider``). Instances are
+    cached per process.
     """
-    from django.conf import settings
-    from django.utils.module_loading import import_string
-
     path = settings.PAYMENT_PROVIDERS[name]
     cached = _instances.get((name, path))
     if cached is None:
@@ -124,3 +235,32 @@ def reset_providers() -> None:
 
 
 _instances: dict[tuple[str, str], PaymentProvider] = {}
+
+
+# --- Payouts (creators' revenue share): money sent out, once per idempotency key ------------
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    transfer_id: str
+    amount: Money
+    destination: str
+    replayed: bool = False  # True when the provider answered from an earlier request with the same key
+
+
+class PayoutError(Exception):
+    """The payout provider refused or failed the transfer (the payout is marked failed and can be retried)."""
+
+
+class PayoutProvider(Protocol):
+    """Sends money to a payee's account. A repeated idempotency key returns the first transfer,
+    never a second one: what makes a crashed or repeated paying run safe."""
+
+    name: str
+
+    def transfer(self, *, destination: str, amount: Money, idempotency_key: str) -> TransferResult: ...
+
+
+def get_payout_provider() -> PayoutProvider:
+    """The payout provider ``settings.CREATOR_PAYOUT_PROVIDER`` names (Stripe Connect unless told otherwise)."""
+    return import_string(settings.CREATOR_PAYOUT_PROVIDER)()

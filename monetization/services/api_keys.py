@@ -9,12 +9,24 @@ from django.core.cache import cache
 from django.db import transaction
 
 from monetization import clock
-from monetization.api.authentication import api_key_cache_key, api_key_cache_row
 from monetization.errors import Conflict, ErrorCode, InvalidInput
 from monetization.models import ApiKey
 from monetization.services.audit import audit_record
 
 KEY_FIELDS = ["name", "prefix", "scopes", "revoked_at"]
+_MISSING = {"missing": True}
+
+
+def api_key_cache_key(prefix: str) -> str:
+    """Where the authentication cache keeps a key's row (Redis in production)."""
+    return f"apikey:v1:{prefix}"
+
+
+def api_key_cache_row(obj: ApiKey | None) -> dict:
+    """What the authentication cache holds for a key (or for a prefix that has no key)."""
+    if obj is None:
+        return _MISSING
+    return {"id": obj.id, "name": obj.name, "hash": obj.key_hash, "scopes": list(obj.scopes), "revoked": obj.is_revoked}
 
 
 def _snapshot(key: ApiKey) -> dict:

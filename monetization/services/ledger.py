@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Sum
+from django.db.models.functions import Round
 from djmoney.money import Money
-from moneyed import get_currency
 
 from monetization import clock
 from monetization.errors import DomainError, ErrorCode
 from monetization.models import Customer, JournalEntry, JournalLine
+from monetization.money import minor_unit_exponent as minor_unit_exponent  # the ledger's callers round with these
+from monetization.money import quantize as quantize
 
 
 class Account:
@@ -47,19 +50,6 @@ class LedgerUnbalanced(DomainError):
     """The legs of a journal entry do not balance per currency."""
 
     code = ErrorCode.LEDGER_UNBALANCED
-
-
-def minor_unit_exponent(currency: str) -> int:
-    """Digits after the decimal point for a currency (JPY 0, USD 2, BHD 3)."""
-    # py-moneyed knows the ISO 4217 minor units; fall back to 2 if it doesn't.
-    sub_unit = getattr(get_currency(currency), "sub_unit", 100) or 1
-    return len(str(sub_unit)) - 1
-
-
-def quantize(amount: Decimal, currency: str) -> Decimal:
-    """Round to the currency's minor unit (half-up), the only rounding the ledger accepts."""
-    exp = minor_unit_exponent(currency)
-    return amount.quantize(Decimal(1).scaleb(-exp), rounding="ROUND_HALF_UP")
 
 
 @dataclass(frozen=True)
@@ -197,9 +187,6 @@ class LedgerReport:
 
 
 def ledger_report() -> LedgerReport:
-    from django.db.models import Count, Sum
-    from django.db.models.functions import Round
-
     # Round to the column's 4 places: exact on PostgreSQL; SQLite (the demo) sums as floats (8.9e-16).
     unbalanced = list(
         JournalLine.objects.values("entry_id", "currency")

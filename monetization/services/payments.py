@@ -13,47 +13,11 @@ from monetization.errors import InvalidInput
 from monetization.models import Customer, Payment
 from monetization.services.ledger import Posting, journal_post, payment_legs
 
-# Which revenue account a payment feeds, by product kind.
-REVENUE_STREAM_BY_PRODUCT_KIND = {
-    "consumer": "subscriptions",
-    "organization": "organizations",
-    "creator": "creator_subscriptions",
-}
+# The revenue account a payment feeds when its caller names none.
+DEFAULT_REVENUE_STREAM = "subscriptions"
 
 
-# Other apps react to a payment as it succeeds (a creator's share of a fan payment, an
-# organization's billing period): register_payment_hook(fn(payment)) from AppConfig.ready().
-# Hooks run inside payment_record's transaction, right after the capture is posted, exactly
-# when the payment becomes succeeded (never again on a repeated call); a hook that raises
-# rolls the payment back with it, so a redelivered webhook retries both. Hooks must be
-# idempotent themselves (journal keys, unique rows): a replay can reach them by other paths.
-PaymentHook = Callable[[Payment], None]
-_payment_hooks: dict[str, PaymentHook] = {}
-
-
-def register_payment_hook(fn: PaymentHook, *, name: str | None = None) -> PaymentHook:
-    """Call ``fn(payment)`` whenever a payment is recorded as succeeded. Re-registering a name replaces it."""
-    _payment_hooks[name or f"{fn.__module__}.{fn.__qualname__}"] = fn
-    return fn
-
-
-def unregister_payment_hook(name: str) -> None:
-    _payment_hooks.pop(name, None)
-
-
-def _run_payment_hooks(payment: Payment) -> None:
-    for hook in list(_payment_hooks.values()):
-        hook(payment)
-
-
-def _stream_for(payment: Payment) -> str:
-    if payment.subscription_id is None:
-        return "subscriptions"
-    kind = payment.subscription.plan.product.kind
-    return REVENUE_STREAM_BY_PRODUCT_KIND.get(kind, "subscriptions")
-
-
-def payment_post_to_ledger(payment: Payment) -> None:
+def payment_post_to_ledger(payment: Payment, *, revenue_stream: str = DEFAULT_REVENUE_STREAM) -> None:
     """Post a succeeded payment's capture (exactly once, keyed by the payment)."""
     journal_post(
         Posting(
@@ -64,7 +28,7 @@ def payment_post_to_ledger(payment: Payment) -> None:
                 amount=payment.amount,
                 fee=payment.fee,
                 tax=payment.tax,
-                stream=_stream_for(payment),
+                stream=revenue_stream,
             ),
             memo=f"{payment.get_kind_display()} {payment.provider_reference}",
             customer=payment.customer,
@@ -84,15 +48,24 @@ def payment_record(
     fee: Money | None = None,
     tax: Money | None = None,
     kind: str = Payment.Kind.RENEWAL,
-    subscription=None,
     succeeded: bool = True,
     failure_code: str = "",
     occurred_at: datetime | None = None,
+    revenue_stream: str = DEFAULT_REVENUE_STREAM,
+    link: Callable[[Payment], None] | None = None,
+    on_succeeded: Callable[[Payment], None] | None = None,
 ) -> tuple[Payment, bool]:
     """Record a payment once per (provider, reference); post it to the ledger when it succeeded.
 
     Idempotent: a repeated call returns the existing payment (created=False).
     A pending payment that later succeeds or fails is moved on, never duplicated.
+
+    The core knows no product: the caller says which revenue account the payment feeds,
+    and may pass ``link(payment)``, called once when the row is created, to record what
+    the payment paid for (a row of its own pointing at the payment), and
+    ``on_succeeded(payment)``, called once when the payment becomes succeeded, right after
+    its capture is posted. Both run in this transaction: a callback that raises rolls the
+    payment back with it, so a redelivered webhook retries all of it.
     """
     currency = str(amount.currency)
     fee = fee if fee is not None else Money(0, currency)
@@ -111,7 +84,6 @@ def payment_record(
                 with transaction.atomic():
                     payment = Payment.objects.create(
                         customer=customer,
-                        subscription=subscription,
                         provider=provider,
                         provider_reference=provider_reference,
                         kind=kind,
@@ -126,12 +98,15 @@ def payment_record(
                 payment = Payment.objects.select_for_update().get(
                     provider=provider, provider_reference=provider_reference
                 )
+        if created and link is not None:
+            link(payment)
         if payment.status == Payment.Status.PENDING:
             if succeeded:
                 payment.succeed()
                 payment.save(update_fields=["status"])
-                payment_post_to_ledger(payment)
-                _run_payment_hooks(payment)
+                payment_post_to_ledger(payment, revenue_stream=revenue_stream)
+                if on_succeeded is not None:
+                    on_succeeded(payment)
             elif failure_code:
                 payment.fail(code=failure_code)
                 payment.save(update_fields=["status", "failure_code"])

@@ -16,6 +16,7 @@ Money safety rests on three rules:
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.conf import settings
@@ -26,7 +27,10 @@ from djmoney.money import Money
 from monetization import clock
 from monetization.errors import Conflict, DomainError, ErrorCode, InvalidInput, NotFound, PermissionDenied
 from monetization.models import AuditEvent, Payment, Refund
-from monetization.providers.base import ProviderError, UnsupportedOperation, get_provider
+from monetization.money import money_from_minor
+from monetization.providers import provider_capabilities
+from monetization.providers.base import ProviderError, RefundReport, UnsupportedOperation, get_provider
+from monetization.registry import Registry
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.ledger import Account, Leg, Posting, journal_post, quantize
 from monetization.services.permissions import require_perm
@@ -35,6 +39,14 @@ REFUND_FIELDS = ["status", "amount", "reason_code", "revoke_access", "provider_r
 PERM_REQUEST = "monetization.request_refund"
 PERM_APPROVE = "monetization.approve_refund"
 REFUNDABLE_PAYMENT_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED)
+
+# What follows from a refund beyond the money (a product app ends the access it paid for):
+# refund_succeeded_hooks.register(name, fn(refund, actor)) from AppConfig.ready(). A hook runs
+# inside the transaction that books the refund, after the ledger posting, so the booking and
+# what the hook changes commit together; ``actor`` is the staff user, or None for a refund the
+# provider reported. A refund books once, so a hook runs once per refund.
+RefundHook = Callable[[Refund, object], None]
+refund_succeeded_hooks: Registry[RefundHook] = Registry("refund-succeeded hook")
 
 
 class RefundUnsupported(DomainError):
@@ -115,7 +127,7 @@ def refund_request(
         raise InvalidInput(f"Unknown revoke option '{revoke_access}'.")
     adapter = get_provider_or_none(payment.provider)
     if (
-        payment.provider in settings.REFUND_UNSUPPORTED_PROVIDERS
+        not provider_capabilities(payment.provider).refund
         or adapter is None
         or not getattr(adapter, "supports_refunds", True)
     ):
@@ -244,8 +256,8 @@ def refund_execute(*, refund: Refund, actor, reason: str = "") -> Refund:
     """Submit an approved (or failed) refund to the provider and book the outcome.
 
     Three short transactions, so no row lock is held across the network call:
-    mark submitted; call the provider; record success (ledger, payment, access)
-    or failure (nothing posted, retryable). The provider's own notification
+    mark submitted; call the provider; record success (ledger, payment, and what the
+    refund-succeeded hooks change, access) or failure (nothing posted, retryable). The provider's own notification
     of the same refund (charge.refunded) may land in between: whichever books
     first wins, the other sees a succeeded refund and books nothing.
     """
@@ -296,7 +308,6 @@ def refund_execute(*, refund: Refund, actor, reason: str = "") -> Refund:
             _audit(locked, "refund.pending_at_provider", actor=actor, reason=result.status)
             return locked
         _book_success(refund=locked, provider_refund_id=result.provider_refund_id, actor=actor)
-    _revoke_access(locked, actor=actor)
     return locked
 
 
@@ -348,31 +359,8 @@ def _book_success(*, refund: Refund, provider_refund_id: str, actor, actor_kind=
         actor_label=actor_label,
         reason=reason,
     )
-
-
-def _revoke_access(refund: Refund, *, actor) -> None:
-    if refund.revoke_access == Refund.RevokeAccess.NONE:
-        return
-    from django_fsm import can_proceed
-
-    from subscriptions.models import Subscription
-    from subscriptions.services.lifecycle import Cause, subscription_change_state
-
-    sub_id = Payment.objects.filter(pk=refund.payment_id).values_list("subscription_id", flat=True).first()
-    if sub_id is None:
-        return
-    sub = Subscription.objects.get(pk=sub_id)
-    cause = (
-        Cause.staff_consequence(actor, f"refund #{refund.pk}", authorized_by="monetization.request_refund")
-        if actor is not None
-        else Cause.task("refund", reason=f"refund #{refund.pk}")
-    )
-    if refund.revoke_access == Refund.RevokeAccess.NOW and can_proceed(sub.revoke):
-        subscription_change_state(subscription=sub, transition="revoke", cause=cause, action="subscription.revoke")
-    elif refund.revoke_access == Refund.RevokeAccess.AT_PERIOD_END and can_proceed(sub.cancel):
-        subscription_change_state(
-            subscription=sub, transition="cancel", cause=cause, transition_kwargs={"reason": "refunded"}
-        )
+    for hook in refund_succeeded_hooks:
+        hook(refund, actor)
 
 
 def refund_record_from_provider(
@@ -382,7 +370,7 @@ def refund_record_from_provider(
 
     Idempotent on (payment, provider_refund_id): a re-delivered notification
     returns the existing refund (created=False). Posts the ledger like any refund.
-    ``cause`` is a subscriptions.services.lifecycle.Cause (usually Cause.provider_event).
+    ``cause`` names who reported it: ``actor_kind``, ``label`` and ``reason`` (a provider event).
     """
     if not provider_refund_id:
         raise InvalidInput("A provider refund needs the provider's refund id.")
@@ -417,7 +405,6 @@ def refund_record_from_provider(
                     actor_label=cause.label,
                     reason=cause.reason,
                 )
-                transaction.on_commit(lambda: _revoke_access(existing, actor=None))
             return existing, False
         if locked.status not in REFUNDABLE_PAYMENT_STATUSES:
             raise Conflict(
@@ -455,8 +442,35 @@ def refund_record_from_provider(
             actor_label=cause.label,
             reason=cause.reason,
         )
-    _revoke_access(refund, actor=None)
     return refund, True
+
+
+def refunds_record_reported(*, payment: Payment, report: RefundReport, cause) -> list[tuple[Refund, bool]]:
+    """Book what a provider reports it refunded on ``payment``; returns (refund, created) per refund booked.
+
+    Listed refunds are booked each under its own id (a redelivery finds them booked);
+    otherwise what the provider's total (the whole payment when it names none) adds to
+    what is booked already, under the report's ``remainder_id``, which a redelivery
+    reproduces exactly.
+    """
+    currency = (report.currency or str(payment.amount.currency)).upper()
+    if report.refunds:
+        return [
+            refund_record_from_provider(
+                payment=payment, amount=money_from_minor(minor, currency), provider_refund_id=refund_id, cause=cause
+            )
+            for refund_id, minor in report.refunds
+        ]
+    payment.refresh_from_db()
+    total = payment.amount if report.refunded_minor is None else money_from_minor(report.refunded_minor, currency)
+    missing = total - payment.refunded
+    if missing.amount <= 0:
+        return []
+    return [
+        refund_record_from_provider(
+            payment=payment, amount=missing, provider_refund_id=report.remainder_id, cause=cause
+        )
+    ]
 
 
 def refund_get(refund_id: int) -> Refund:

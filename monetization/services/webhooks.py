@@ -1,16 +1,19 @@
-"""The webhook inbox: receive (verify, store once, enqueue), apply, replay.
+"""The webhook inbox: store each verified event once, and apply stored events exactly once.
 
-Receiving is kept to one signature check and one ``INSERT ... ON CONFLICT DO
-NOTHING`` so the provider gets its 200 fast; applying happens in a Celery
-worker. A redelivery hits the unique (provider, event_id) and is
-acknowledged without being stored or enqueued again.
+Storing is one ``INSERT ... ON CONFLICT DO NOTHING`` so the provider gets its
+200 fast; a redelivery hits the unique (provider, event_id) and is acknowledged
+without being stored again. Applying happens in a Celery worker: the core knows
+no product, so what an event changes is up to the app registered in
+:data:`event_appliers` for its provider (``subscriptions`` registers one for each).
+Queueing stored events for a worker is :mod:`monetization.webhook_queue`'s job.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 import psycopg
@@ -23,18 +26,34 @@ from monetization import clock
 from monetization.bulk import bulk_update_rows
 from monetization.errors import Conflict, ErrorCode
 from monetization.models import WebhookEvent
-from monetization.providers.base import ProviderError, ProviderEvent, get_provider
-from monetization.services.appliers import (
-    EventIgnored,
-    RetryableApplyError,
-    applier_for,
-    is_relevant,
-    sync_note,
-    sync_snapshot_for,
-)
-from monetization.services.audit import audit_record
+from monetization.providers import provider_event_relevant
+from monetization.providers.base import EventIgnored, ProviderError, ProviderEvent, RetryableApplyError
+from monetization.registry import Registry
 
 log = logging.getLogger(__name__)
+
+
+def _none_together(events: Sequence[WebhookEvent]) -> dict[int, str]:
+    return {}
+
+
+@dataclass(frozen=True)
+class EventApplier:
+    """How an app applies a provider's stored events.
+
+    ``apply(event) -> note`` applies one event inside the caller's transaction; it raises
+    :class:`EventIgnored` (nothing to do), :class:`RetryableApplyError` (may succeed later)
+    or anything else (failed, shown in the admin for replay). ``apply_together(events)``
+    applies in bulk, in one go, those events whose whole effect allows it and returns their
+    notes by event id; the events it leaves out are applied one at a time with ``apply``.
+    """
+
+    apply: Callable[[WebhookEvent], str]
+    apply_together: Callable[[Sequence[WebhookEvent]], dict[int, str]] = _none_together
+
+
+# The app that applies each provider's events: event_appliers.register(provider, EventApplier(...)).
+event_appliers: Registry[EventApplier] = Registry("webhook event applier")
 
 # An event in one of these is finished: applying it again does nothing.
 DONE = (WebhookEvent.Status.APPLIED, WebhookEvent.Status.IGNORED)
@@ -45,47 +64,13 @@ INSERT INTO monetization_webhookevent
      status, attempts, last_error, note, applied_at)
 VALUES {values}
 ON CONFLICT (provider, event_id) DO NOTHING
-RETURNING id, event_id, status
+RETURNING id, event_id
 """
 
 
-def _enqueue(event_ids: list[int]) -> None:
-    """One apply task per event (staff replays): each retries on its own."""
-    from monetization.tasks import apply_webhook_event
-
-    for event_id in event_ids:
-        try:
-            apply_webhook_event.delay(event_id)
-        except Exception:
-            # The row is stored: the requeue task picks up anything left in "received".
-            log.exception("could not enqueue webhook event %s", event_id)
-
-
-# Set while a task that applies the waiting events is queued: arrivals meanwhile need no task of their own.
+# Set while a task that applies the waiting events is queued: arrivals meanwhile need no task of their own
+# (see monetization.webhook_queue.webhook_apply_schedule); the applying task clears it.
 APPLY_SCHEDULED_KEY = "webhooks:apply-scheduled"
-
-
-def webhook_apply_schedule() -> None:
-    """Make sure a worker applies what is waiting: one queued task for all of it, not one per event.
-
-    The flag is set before the task is queued and cleared by the task before it looks
-    for waiting events, so an event stored (committed) before the flag was seen set
-    is found by that task, and one stored after it was cleared queues a new task. The
-    flag expires (``WEBHOOK_APPLY_SCHEDULED_TTL``) should its task be lost; the requeue
-    task catches what is left after that.
-    """
-    from monetization.tasks import apply_waiting_webhook_events
-
-    try:
-        if cache.add(APPLY_SCHEDULED_KEY, 1, settings.WEBHOOK_APPLY_SCHEDULED_TTL):
-            try:
-                apply_waiting_webhook_events.delay()
-            except Exception:
-                cache.delete(APPLY_SCHEDULED_KEY)  # the next arrival tries again
-                raise
-    except Exception:
-        # The rows are stored: the requeue task picks up anything left in "received".
-        log.exception("could not schedule applying webhook events")
 
 
 def _insert_returning(sql: str, params: list) -> list[tuple]:
@@ -127,17 +112,16 @@ def _execute_prepared(sql: str, params: list) -> list[tuple]:
         return cursor.fetchall()
 
 
-def webhook_store(
-    *, events: Iterable[ProviderEvent], raw_body: str = "", enqueue: bool = True
-) -> list[tuple[int, bool]]:
-    """Store verified events once. Returns (id, created) per event; new relevant ones are enqueued on commit."""
+def webhook_store(*, events: Iterable[ProviderEvent], raw_body: str = "") -> list[tuple[int, bool]]:
+    """Store verified events once. Returns (id, created) per event, in order. An event type nothing
+    acts on is stored as ignored; the rest wait to be applied."""
     events = list(events)
     if not events:
         return []
     now = clock.now()
     rows = []
     for ev in events:
-        relevant = is_relevant(ev.provider, ev.event_type)
+        relevant = provider_event_relevant(ev.provider, ev.event_type)
         rows.append(
             (
                 ev.provider,
@@ -156,59 +140,18 @@ def webhook_store(
             )
         )
     # One statement, no explicit transaction: a single INSERT commits on its own (one round trip).
-    if connection.vendor == "postgresql":
-        placeholders = ",".join(["(%s,%s,%s,%s,%s,%s,%s::jsonb,%s,%s,%s,%s,%s,%s)"] * len(rows))
-        fetched = _insert_returning(_INSERT_SQL.format(values=placeholders), [v for row in rows for v in row])
-        inserted = {event_id: (pk, status) for pk, event_id, status in fetched}
-    else:  # the SQLite demo
-        objs = [
-            WebhookEvent(
-                provider=r[0],
-                event_id=r[1],
-                event_type=r[2],
-                subscription_ref=r[3],
-                occurred_at=r[4],
-                received_at=r[5],
-                payload=json.loads(r[6]),
-                raw_body=r[7],
-                status=r[8],
-                note=r[11],
-                applied_at=r[12],
-            )
-            for r in rows
-        ]
-        before = set(
-            WebhookEvent.objects.filter(provider=events[0].provider, event_id__in=[r[1] for r in rows]).values_list(
-                "event_id", flat=True
-            )
-        )
-        WebhookEvent.objects.bulk_create(objs, ignore_conflicts=True)
-        inserted = {
-            e: (pk, st)
-            for pk, e, st in WebhookEvent.objects.filter(
-                provider=events[0].provider, event_id__in=[r[1] for r in rows if r[1] not in before]
-            ).values_list("id", "event_id", "status")
-        }
+    placeholders = ",".join(["(%s,%s,%s,%s,%s,%s,%s::jsonb,%s,%s,%s,%s,%s,%s)"] * len(rows))
+    fetched = _insert_returning(_INSERT_SQL.format(values=placeholders), [v for row in rows for v in row])
+    inserted = {event_id: pk for pk, event_id in fetched}
     result = []
-    to_apply = []
     for row in rows:
         hit = inserted.get(row[1])
         if hit is None:
             existing = WebhookEvent.objects.filter(provider=row[0], event_id=row[1]).values_list("id", flat=True)
             result.append((existing.first(), False))
             continue
-        result.append((hit[0], True))
-        if hit[1] == WebhookEvent.Status.RECEIVED:
-            to_apply.append(hit[0])
-    if enqueue and to_apply:
-        transaction.on_commit(webhook_apply_schedule)
+        result.append((hit, True))
     return result
-
-
-def webhook_receive(*, provider: str, body: bytes, headers: dict[str, str]) -> list[tuple[int, bool]]:
-    """Verify a delivery with the provider's adapter and store its events (raises InvalidSignature/MalformedPayload)."""
-    events = get_provider(provider).verify_webhook(body=body, headers=headers)
-    return webhook_store(events=events, raw_body=body.decode("utf-8", errors="replace"))
 
 
 def webhook_event_apply(*, event_id: int) -> WebhookEvent:
@@ -229,7 +172,7 @@ def webhook_event_apply(*, event_id: int) -> WebhookEvent:
                 return event
             event.attempts += 1
             try:
-                note = applier_for(event.provider)(event)
+                note = event_appliers.get(event.provider).apply(event)
             except Exception as exc:
                 error = exc
                 raise
@@ -276,23 +219,20 @@ def webhook_events_apply_batch(
 ) -> dict[int, WebhookEvent | Exception]:
     """Apply many stored events, each exactly once. Returns each event's row, or the error applying it raised.
 
-    Events that only converge a subscription to a snapshot (most of them: status
-    changes, renewals' subscription updates) are applied together in one
-    transaction with bulk reads and writes (``subscriptions_sync_from_snapshots``),
-    in the order the provider produced them. Everything else, and the whole batch
-    should any of it fail, is applied one at a time by :func:`webhook_event_apply`,
-    which records each failure on its own row. Events another worker holds are
-    skipped here and waited for there (so they are applied once either way), or,
-    with ``wait_for_locked=False``, left to that worker (and absent from the result).
+    The events are locked in the order the providers produced them and handed to their
+    appliers' ``apply_together``, in one transaction: most events (status changes,
+    renewals' subscription updates) only converge a subscription to a snapshot and are
+    applied together with bulk reads and writes. Everything else, and the whole batch
+    should any of it fail, is applied one at a time by :func:`webhook_event_apply`, which
+    records each failure on its own row. Events another worker holds are skipped here and
+    waited for there (so they are applied once either way), or, with
+    ``wait_for_locked=False``, left to that worker (and absent from the result).
     """
-    from subscriptions.services.lifecycle import Cause
-    from subscriptions.services.provider_sync import SyncRequest, subscriptions_sync_from_snapshots
-
     outcomes: dict[int, WebhookEvent | Exception] = {}
     seen: set[int] = set()  # locked here (not held by another worker)
     try:
         with transaction.atomic():
-            events = []
+            by_applier: dict[int, tuple[EventApplier, list[WebhookEvent]]] = {}
             for event in (
                 WebhookEvent.objects.select_for_update(skip_locked=True)
                 .filter(pk__in=list(event_ids))
@@ -301,27 +241,20 @@ def webhook_events_apply_batch(
                 seen.add(event.pk)
                 if event.status in DONE:  # its task redelivered, or taken along by an earlier batch
                     outcomes[event.pk] = event
-                else:
-                    events.append(event)
-            synced = [(event, sync_snapshot_for(event.provider)(event)) for event in events]
-            synced = [(event, snapshot) for event, snapshot in synced if snapshot is not None]
-            if synced:
-                results = subscriptions_sync_from_snapshots(
-                    [
-                        SyncRequest(
-                            snapshot=snapshot,
-                            cause=Cause.provider_event(event.provider, event.event_id, reason=event.event_type),
-                        )
-                        for event, snapshot in synced
-                    ]
-                )
-                for (event, _snapshot), result in zip(synced, results, strict=True):
-                    event.attempts += 1
-                    event.mark_applied(note=sync_note(result))
-                    outcomes[event.pk] = event
-                bulk_update_rows(
-                    [event for event, _ in synced], ["status", "attempts", "last_error", "applied_at", "note"]
-                )
+                    continue
+                applier = event_appliers.get(event.provider)
+                by_applier.setdefault(id(applier), (applier, []))[1].append(event)
+            applied: list[WebhookEvent] = []
+            for applier, events in by_applier.values():
+                notes = applier.apply_together(events)
+                for event in events:
+                    if event.pk in notes:
+                        event.attempts += 1
+                        event.mark_applied(note=notes[event.pk])
+                        outcomes[event.pk] = event
+                        applied.append(event)
+            if applied:
+                bulk_update_rows(applied, ["status", "attempts", "last_error", "applied_at", "note"])
     except Exception:
         # One bad event must not hold the others back: one at a time, each failure on its own row.
         log.warning("webhook batch of %s failed; applying one at a time", len(event_ids), exc_info=True)
@@ -339,7 +272,7 @@ def webhook_events_apply_batch(
 def webhook_events_apply_waiting(*, max_batches: int) -> tuple[dict[int, WebhookEvent | Exception], bool]:
     """Apply the waiting events, a batch at a time, oldest first. Returns the outcomes and whether some are left.
 
-    Clears the scheduled flag first (see :func:`webhook_apply_schedule`). Events another
+    Clears the scheduled flag first (see ``monetization.webhook_queue.webhook_apply_schedule``). Events another
     worker holds are left to it. Stops after ``max_batches`` so a long backlog does not
     keep the worker from other tasks: the caller schedules the rest.
     """
@@ -355,32 +288,18 @@ def webhook_events_apply_waiting(*, max_batches: int) -> tuple[dict[int, Webhook
     return outcomes, True
 
 
-def webhook_event_replay(*, event: WebhookEvent, user, reason: str = "") -> WebhookEvent:
-    """Staff: apply a failed (or stuck) event again, on a worker. Audited."""
-    with transaction.atomic():
-        locked = WebhookEvent.objects.select_for_update().get(pk=event.pk)
-        if locked.status not in (WebhookEvent.Status.FAILED, WebhookEvent.Status.RECEIVED):
-            raise Conflict(
-                f"Only failed or pending events can be replayed; this one is {locked.status}.",
-                code=ErrorCode.WEBHOOK_NOT_REPLAYABLE,
-            )
-        audit_record(
-            action="webhook.replay",
-            obj=locked,
-            actor=user,
-            before={"status": locked.status, "attempts": locked.attempts, "last_error": locked.last_error[:500]},
-            reason=reason or "replayed from the admin",
+def webhook_event_check_replayable(*, event_id: int) -> WebhookEvent:
+    """Lock an event a person wants applied again: only a failed (or stuck) one may be."""
+    locked = WebhookEvent.objects.select_for_update().get(pk=event_id)
+    if locked.status not in (WebhookEvent.Status.FAILED, WebhookEvent.Status.RECEIVED):
+        raise Conflict(
+            f"Only failed or pending events can be replayed; this one is {locked.status}.",
+            code=ErrorCode.WEBHOOK_NOT_REPLAYABLE,
         )
-        transaction.on_commit(lambda: _enqueue([locked.pk]))
     return locked
 
 
-def webhook_requeue_stale(*, older_than_seconds: int = 300) -> int:
-    """Queue an apply task when events are still "received" after a while (a task lost with a broker outage)."""
-    from monetization.tasks import apply_waiting_webhook_events
-
+def webhook_events_stale(*, older_than_seconds: int = 300) -> int:
+    """How many events are still "received" after a while (their task lost with a broker outage)."""
     cutoff = clock.now() - timedelta(seconds=older_than_seconds)
-    stale = WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED, received_at__lt=cutoff).count()
-    if stale:
-        apply_waiting_webhook_events.delay()
-    return stale
+    return WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED, received_at__lt=cutoff).count()

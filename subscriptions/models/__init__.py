@@ -1,5 +1,17 @@
 from .catalog import Entitlement, Plan, Platform, Price, Product, Sku
 from .grants import Grant
+from .payments import SubscriptionPayment
 from .subscriptions import DunningAttempt, Subscription
 
-__all__ = ["DunningAttempt", "Entitlement", "Grant", "Plan", "Platform", "Price", "Product", "Sku", "Subscription"]
+__all__ = [
+    "DunningAttempt",
+    "Entitlement",
+    "Grant",
+    "Plan",
+    "Platform",
+    "Price",
+    "Product",
+    "Sku",
+    "Subscription",
+    "SubscriptionPayment",
+]

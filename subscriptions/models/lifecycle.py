@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from monetization.providers.base import NO_CAPABILITIES, Capabilities
 from subscriptions.platform_rules import PlatformRule
 
 # Pseudo-column of an Instant: when the transition takes effect (the deadline that passed, for a
@@ -32,6 +33,7 @@ EFFECTIVE = "effective"
 class Terms:
     rule: PlatformRule
     product_grace_days: int = 0
+    capabilities: Capabilities = NO_CAPABILITIES  # what the provider's platform has (a paused state)
 
     def grace(self) -> timedelta:
         """Access after a failed renewal: the product's own grace when it has one, else the platform's."""
@@ -58,8 +60,8 @@ def hold_configured(terms: Terms) -> bool:
 
 
 def pause_supported(terms: Terms) -> bool:
-    # Google Play and Stripe pause; the App Store has no pause.
-    return terms.rule.supports_pause
+    # Google Play and Stripe have a paused state; the App Store has none.
+    return terms.capabilities.paused_state
 
 
 def on_terms(check: Callable[[Terms], bool]) -> Callable[[Any], bool]:

@@ -10,6 +10,7 @@ from django_fsm import FSMField, FSMModelMixin, can_proceed, transition
 from monetization import clock
 from monetization.errors import InvalidInput
 from monetization.models import Provider
+from monetization.providers import provider_capabilities
 from subscriptions.platform_rules import PlatformRule, rule_for
 
 from . import lifecycle
@@ -135,6 +136,10 @@ class Subscription(FSMModelMixin, models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True, help_text="Google Play acknowledgement")
     created_at = models.DateTimeField(default=clock.now)
     updated_at = models.DateTimeField(default=clock.now)
+    # The payments of this subscription, through the link rows that point at the core's payments.
+    payments = models.ManyToManyField(
+        "monetization.Payment", through="subscriptions.SubscriptionPayment", related_name="+", blank=True
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -205,7 +210,11 @@ class Subscription(FSMModelMixin, models.Model):
         return self.product_kind() == Product.Kind.ORGANIZATION
 
     def terms(self) -> Terms:
-        return Terms(rule=self.platform_rule(), product_grace_days=self.product_grace_days())
+        return Terms(
+            rule=self.platform_rule(),
+            product_grace_days=self.product_grace_days(),
+            capabilities=provider_capabilities(self.provider),
+        )
 
     grace_configured = on_terms(lifecycle.grace_configured)
     pause_supported = on_terms(lifecycle.pause_supported)

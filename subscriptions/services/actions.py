@@ -16,6 +16,7 @@ from django_fsm import can_proceed
 from monetization import clock
 from monetization.errors import DomainError, ErrorCode, IllegalTransition, InvalidInput
 from monetization.models import Customer
+from monetization.providers import provider_capabilities
 from monetization.providers.base import ProviderError, UnsupportedOperation, get_provider
 from monetization.services.permissions import require_perm
 from subscriptions.models import Entitlement, Grant, Product, Subscription
@@ -137,7 +138,7 @@ def subscription_extend(*, subscription: Subscription, user, reason: str, days: 
 
 
 def _pause_supported(subscription: Subscription) -> None:
-    if subscription.provider not in settings.SUBSCRIPTION_PAUSE_PROVIDERS:
+    if not provider_capabilities(subscription.provider).pause:
         raise UnsupportedByProvider(f"{subscription.get_provider_display()} subscriptions cannot be paused by us.")
 
 

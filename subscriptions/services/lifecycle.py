@@ -23,6 +23,7 @@ from django_fsm import TransitionNotAllowed, can_proceed, has_transition_perm
 from monetization import clock
 from monetization.errors import IllegalTransition, InvalidInput, PermissionDenied
 from monetization.models import AuditEvent, Customer
+from monetization.registry import Registry
 from monetization.services.audit import audit_event_build, audit_event_write, snapshot
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.models import Plan, Sku, Subscription
@@ -93,24 +94,18 @@ class StateMoves:
 
 
 # Other apps follow subscription state changes (an organization's subscription drives the
-# organization's suspension): register_state_hook(fn(moves: StateMoves)) from AppConfig.ready().
+# organization's suspension): state_hooks.register(name, fn(moves: StateMoves)) from AppConfig.ready().
 # Unlike django-fsm's post_transition (fired before the row is saved, and never by the set-based
 # sweep), a hook runs after the change is saved and audited, inside the same transaction and with
 # the subscriptions locked, so what it does commits or rolls back with the change; the sweep calls
 # the hooks once per chunk.
 StateHook = Callable[[StateMoves], None]
-_state_hooks: dict[str, StateHook] = {}
-
-
-def register_state_hook(fn: StateHook, *, name: str | None = None) -> StateHook:
-    """Call ``fn(moves)`` after every change of state. Re-registering a name replaces it."""
-    _state_hooks[name or f"{fn.__module__}.{fn.__qualname__}"] = fn
-    return fn
+state_hooks: Registry[StateHook] = Registry("subscription state hook")
 
 
 def state_hooks_run(moves: StateMoves) -> None:
     if moves.source != moves.target and moves.subscription_ids:
-        for hook in list(_state_hooks.values()):
+        for hook in state_hooks:
             hook(moves)
 
 

@@ -1,10 +1,11 @@
 """Converge a subscription to what its provider says: the one place provider truth enters.
 
-Webhook appliers, ``resync_provider`` and ``POST /purchases`` all end here with
-a :class:`SubscriptionSnapshot`. The snapshot's provider status is mapped to
-our state, the subscription is created when it is new (customer resolved
-through a provider identity, SKU through the store product id) and moved to
-the target state with the state service's own steps (:mod:`subscriptions.services.lifecycle`).
+Provider events, ``resync_provider`` and ``POST /purchases`` all end here with
+a :class:`SubscriptionSnapshot`. Its status (each provider package maps its own
+to :class:`SubscriptionStatus`) is mapped to our state, the subscription is
+created when it is new (customer resolved through a provider identity, SKU
+through the store product id) and moved to the target state with the state
+service's own steps (:mod:`subscriptions.services.lifecycle`).
 
 Ordering: providers deliver at least once and out of order. Each snapshot
 carries the provider's own timestamp (``as_of``); a subscription remembers the
@@ -27,7 +28,7 @@ from monetization import clock
 from monetization.bulk import bulk_update_rows
 from monetization.errors import Conflict, ErrorCode, InvalidInput
 from monetization.models import AuditEvent, Customer, Provider, ProviderIdentity
-from monetization.providers.base import SubscriptionSnapshot
+from monetization.providers.base import Acknowledgement, SubscriptionSnapshot, SubscriptionStatus
 from monetization.services.audit import audit_event_build, audit_events_write, audit_record
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.models import Platform, Sku, Subscription
@@ -47,41 +48,20 @@ PLATFORM_BY_PROVIDER = {
     Provider.GOOGLE_PLAY: Platform.ANDROID,
 }
 
-# Provider status -> our state. A renewing state with auto-renew off becomes
+# Where a subscription stands, in our states. A renewing state with auto-renew off becomes
 # CANCELED (access until the period ends) in ``target_state``.
-STATUS_MAP: dict[str, dict[str, str]] = {
-    Provider.STRIPE: {
-        "incomplete": S.PENDING,  # 23 hours to pay the first invoice
-        "trialing": S.TRIALING,
-        "active": S.ACTIVE,
-        # Smart Retries are running: billing retry / past due. Access continues only where
-        # grace is configured (the product's or the platform's); see subscription_sync_from_snapshot.
-        "past_due": S.IN_GRACE_PERIOD,
-        "unpaid": S.ON_HOLD,  # retries exhausted, invoices stay open: no access
-        "paused": S.PAUSED,
-        "canceled": S.EXPIRED,  # Stripe's "canceled" means ended
-        "incomplete_expired": S.EXPIRED,
-    },
-    Provider.APP_STORE: {
-        # App Store Server API statuses (1 active, 2 expired, 3 billing retry, 4 grace, 5 revoked) + trial.
-        "trialing": S.TRIALING,
-        "active": S.ACTIVE,
-        "grace_period": S.IN_GRACE_PERIOD,
-        "billing_retry": S.ON_HOLD,
-        "expired": S.EXPIRED,
-        "revoked": S.REVOKED,
-    },
-    Provider.GOOGLE_PLAY: {
-        "SUBSCRIPTION_STATE_PENDING": S.PENDING,
-        "SUBSCRIPTION_STATE_ACTIVE": S.ACTIVE,
-        "SUBSCRIPTION_STATE_IN_GRACE_PERIOD": S.IN_GRACE_PERIOD,
-        "SUBSCRIPTION_STATE_ON_HOLD": S.ON_HOLD,
-        "SUBSCRIPTION_STATE_PAUSED": S.PAUSED,
-        "SUBSCRIPTION_STATE_CANCELED": S.CANCELED,  # auto-renew off, access until expiry
-        "SUBSCRIPTION_STATE_EXPIRED": S.EXPIRED,
-        "SUBSCRIPTION_STATE_PENDING_PURCHASE_CANCELED": S.EXPIRED,
-        "revoked": S.REVOKED,  # RTDN 12: Play has no revoked state, the notification says it
-    },
+STATE_FOR_STATUS: dict[str, str] = {
+    SubscriptionStatus.PENDING: S.PENDING,
+    SubscriptionStatus.TRIALING: S.TRIALING,
+    SubscriptionStatus.ACTIVE: S.ACTIVE,
+    # Access continues only where grace is configured (the product's or the platform's);
+    # see subscriptions_sync_from_snapshots.
+    SubscriptionStatus.GRACE: S.IN_GRACE_PERIOD,
+    SubscriptionStatus.ON_HOLD: S.ON_HOLD,
+    SubscriptionStatus.PAUSED: S.PAUSED,
+    SubscriptionStatus.CANCELED: S.CANCELED,
+    SubscriptionStatus.EXPIRED: S.EXPIRED,
+    SubscriptionStatus.REVOKED: S.REVOKED,
 }
 
 
@@ -98,10 +78,10 @@ class SyncResult:
 
 def target_state(snapshot: SubscriptionSnapshot) -> str:
     try:
-        state = STATUS_MAP[snapshot.provider][snapshot.status]
+        state = STATE_FOR_STATUS[snapshot.status]
     except KeyError:
         raise SubscriptionSyncError(
-            f"Unknown {snapshot.provider} subscription status '{snapshot.status}'.",
+            f"Unknown {snapshot.provider} subscription status '{snapshot.provider_status or snapshot.status}'.",
             code=ErrorCode.UNKNOWN_PROVIDER_STATUS,
         ) from None
     if state in (S.ACTIVE, S.TRIALING) and not snapshot.auto_renew:
@@ -112,15 +92,7 @@ def target_state(snapshot: SubscriptionSnapshot) -> str:
 
 
 def _identities(snapshot: SubscriptionSnapshot) -> list[tuple[str, str]]:
-    pairs = [tuple(p) for p in snapshot.extra.get("identities", ()) if p and p[1]]
-    if snapshot.customer_ref:
-        kind = {
-            Provider.STRIPE: ProviderIdentity.Kind.CUSTOMER_ID,
-            Provider.APP_STORE: ProviderIdentity.Kind.APP_ACCOUNT_TOKEN,
-            Provider.GOOGLE_PLAY: ProviderIdentity.Kind.OBFUSCATED_ACCOUNT_ID,
-        }[snapshot.provider]
-        pairs.insert(0, (kind, snapshot.customer_ref))
-    return pairs
+    return [(kind, value) for kind, value in snapshot.identities if value]
 
 
 def customers_resolve(items: Sequence[tuple[SubscriptionSnapshot, Customer | None]]) -> list[Customer]:
@@ -148,11 +120,7 @@ def customers_resolve(items: Sequence[tuple[SubscriptionSnapshot, Customer | Non
     external_ids = {}
     for i, ((snapshot, _), customer) in enumerate(zip(items, customers, strict=True)):
         if customer is None:
-            external_id = snapshot.extra.get("external_id") or ""
-            if snapshot.provider == Provider.GOOGLE_PLAY and not external_id:
-                # Apps commonly set obfuscatedExternalAccountId to the account id itself.
-                external_id = snapshot.customer_ref
-            external_ids[i] = external_id
+            external_ids[i] = snapshot.external_id
     if any(external_ids.values()):
         found = Customer.objects.in_bulk([x for x in external_ids.values() if x], field_name="external_id")
         for i, external_id in external_ids.items():
@@ -394,14 +362,14 @@ def subscriptions_sync_from_snapshots(requests: Sequence[SyncRequest]) -> list[S
                         actor_label=cause.label,
                         customer=sub.customer,
                         before={"state": sub.state},
-                        after={"target": target, "provider_status": snapshot.status},
+                        after={"target": target, "provider_status": snapshot.provider_status},
                         reason=cause.reason,
                     )
                 )
             steps = path or [None]  # no transition: the field updates alone
             for i, transition in enumerate(steps):
                 last = i == len(steps) - 1
-                kwargs = {"reason": snapshot.extra.get("cancel_reason", "")} if transition == "cancel" else None
+                kwargs = {"reason": snapshot.cancel_reason} if transition == "cancel" else None
                 change = subscription_change_in_memory(
                     sub, transition=transition, cause=cause, updates=updates if last else None, transition_kwargs=kwargs
                 )
@@ -434,8 +402,8 @@ def _untracked_updates(
     changes: dict = {}
     if sub.last_event_at is None or snapshot.as_of > sub.last_event_at:
         changes["last_event_at"] = snapshot.as_of
-    if snapshot.extra.get("acknowledged") and sub.acknowledged_at is None:
-        changes["acknowledged_at"] = snapshot.extra.get("acknowledged_at") or clock.now()
+    if snapshot.acknowledgement == Acknowledgement.ACKNOWLEDGED and sub.acknowledged_at is None:
+        changes["acknowledged_at"] = snapshot.acknowledged_at or clock.now()
     sku = sku_resolve(snapshot)
     if sku.pk != sub.sku_id:
         # Upgrade / crossgrade (downgrades reach us at renewal, when the store switches product).

@@ -49,6 +49,7 @@ from django.db import connection, transaction
 
 from monetization import clock
 from monetization.models import AuditEvent
+from monetization.providers import provider_capabilities
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.models import DunningAttempt, Product, Subscription
 from subscriptions.models.lifecycle import EFFECTIVE, Deadline, Instant, Step, Terms
@@ -199,7 +200,7 @@ def sweep_moves() -> list[Move]:
                 for grace_days, kinds, other_kinds in classes:
                     move = _move(
                         deadline,
-                        Terms(rule=rule, product_grace_days=grace_days),
+                        Terms(rule=rule, product_grace_days=grace_days, capabilities=provider_capabilities(provider)),
                         tag=f":{provider}:{rule.since.date()}" + "".join(f":{k}" for k in kinds),
                         provider=provider,
                         lapse=lapse_instant(deadline.source),

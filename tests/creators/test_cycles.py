@@ -12,8 +12,8 @@ from creators.services.payouts import cycle_pay
 from monetization.errors import ErrorCode, IllegalTransition, InvalidInput, PermissionDenied
 from monetization.models import AuditEvent, JournalEntry, JournalLine, Payment
 from monetization.services.ledger import ledger_report
-from monetization.services.payments import payment_record
 from subscriptions.models import Product
+from subscriptions.services.payments import subscription_payment_record
 from tests.monetization.factories import CustomerFactory
 from tests.subscriptions.factories import PlanFactory, ProductFactory, SubscriptionFactory
 
@@ -237,7 +237,7 @@ def test_creator_subscription_payments_join_the_earnings(finance):
     sub = SubscriptionFactory(customer=fan, plan=plan)
     from djmoney.money import Money
 
-    payment, _ = payment_record(
+    payment, _ = subscription_payment_record(
         customer=fan,
         provider="stripe",
         provider_reference="in_fan_1",

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from creators import demo
+from creators.demo import creators as demo
 from creators.models import CreatorAccount, CreatorEarning, DailyEngagement, Payout, RevenueShareCycle
 from tests.monetization.factories import CustomerFactory
 

@@ -1,5 +1,5 @@
 """The paying run killed with SIGKILL at random points, re-run until done: each creator is paid
-exactly once, to the cent, at the provider (fake transfers) and in the ledger."""
+exactly once, to the cent, at the provider (the file-backed double's transfers) and in the ledger."""
 
 import os
 import random
@@ -11,39 +11,33 @@ from pathlib import Path
 
 import pytest
 
-from creators.models import FakeTransfer, Payout
+from creators.models import Payout
 from tests.processes import database_url
 
+from .payout_doubles import FileFakePayoutProvider
 from .test_payouts import approved_cycle, assert_paid_exactly_once
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("storage", ["table", "file"])
-def test_paying_run_killed_at_random_points_pays_everyone_exactly_once(storage, tmp_path):
-    from creators.payout_providers import FileFakePayoutProvider
-
-    FakeTransfer.objects.all().delete()
+def test_paying_run_killed_at_random_points_pays_everyone_exactly_once(tmp_path):
     cycle = approved_cycle(60)
     total = Payout.objects.filter(cycle=cycle).count()
     rng = random.Random(int(os.environ.get("KILL_TEST_SEED", "6")))
+    ledger_file = str(tmp_path / "transfers.jsonl")
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
         "FAKE_PAYOUT_DELAY": "0.04",
         "DEBUG": "1",
-        "CREATOR_PAYOUT_PROVIDER": "creators.payout_providers.FakePayoutProvider",
+        # The double's transfers outlive the killed process, as a real provider's records would.
+        "CREATOR_PAYOUT_PROVIDER": "tests.creators.payout_doubles.FileFakePayoutProvider",
+        "FAKE_PAYOUT_FILE": ledger_file,
     }
-    ledger_file = str(tmp_path / "transfers.jsonl")
-    if storage == "file":
-        env["CREATOR_PAYOUT_PROVIDER"] = "creators.payout_providers.FileFakePayoutProvider"
-        env["FAKE_PAYOUT_FILE"] = ledger_file
 
     def seen() -> int:
-        if storage == "file":
-            return len(FileFakePayoutProvider(ledger_file).records())
-        return FakeTransfer.objects.count()
+        return len(FileFakePayoutProvider(ledger_file).records())
 
     kills = 0
     for attempt in range(40):
@@ -76,14 +70,11 @@ def test_paying_run_killed_at_random_points_pays_everyone_exactly_once(storage, 
         if proc.returncode not in (0, -signal.SIGKILL):
             raise AssertionError(err.decode()[-3000:])
     assert kills >= 3, "the run was never interrupted: the test proves nothing"
-    if storage == "file":
-        records = FileFakePayoutProvider(ledger_file).records()
-        transfers = {k: (r["transfer_id"], r["destination"], r["amount_minor"]) for k, r in records.items()}
-        with open(ledger_file) as f:  # the provider saw each key exactly once
-            assert len([line for line in f if line.strip()]) == total
-        assert_paid_exactly_once(cycle, transfers)
-    else:
-        assert_paid_exactly_once(cycle)
+    records = FileFakePayoutProvider(ledger_file).records()
+    transfers = {k: (r["transfer_id"], r["destination"], r["amount_minor"]) for k, r in records.items()}
+    with open(ledger_file) as f:  # the provider saw each key exactly once
+        assert len([line for line in f if line.strip()]) == total
+    assert_paid_exactly_once(cycle, transfers)
     cycle.refresh_from_db()
     assert cycle.state == "paid"
     assert cycle.pay_processed == total

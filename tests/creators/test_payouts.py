@@ -6,15 +6,16 @@ import pytest
 from django.db import connection
 from djmoney.money import Money
 
-from creators.models import FakeTransfer, Payout, PayoutHold, RevenueShareCycle
-from creators.payout_providers import FakePayoutProvider
+from creators.models import Payout, PayoutHold, RevenueShareCycle
 from creators.services.cycles import cycle_approve, cycle_compute, cycle_submit
 from creators.services.payouts import cycle_pay, payout_hold_lift, payout_hold_place, payout_retry
+from monetization.demo.providers import FakePayoutProvider
 from monetization.errors import IllegalTransition, InvalidInput, PermissionDenied
 from monetization.models import JournalEntry, JournalLine
 from monetization.services.ledger import ledger_report
 
 from .factories import engagement, make_creator, post_revenue, staff
+from .payout_doubles import FileFakePayoutProvider
 
 SEPT = datetime.date(2026, 9, 1)
 AT = datetime.datetime(2026, 9, 10, tzinfo=datetime.UTC)
@@ -34,9 +35,11 @@ def approved_cycle(n: int, *, revenue="10000.00") -> RevenueShareCycle:
 
 
 def fake_transfers(keys) -> dict:
+    """What the payout double sent, by idempotency key: (transfer id, destination, amount in cents)."""
     return {
-        t.idempotency_key: (t.transfer_id, t.destination, t.amount_minor)
-        for t in FakeTransfer.objects.filter(idempotency_key__in=list(keys))
+        key: (t.transfer_id, t.destination, int(t.amount.amount * 100))
+        for key, t in FakePayoutProvider.transfers.items()
+        if key in set(keys)
     }
 
 
@@ -117,17 +120,16 @@ def test_repeated_run_and_provider_replay_never_pay_twice():
     assert_paid_exactly_once(cycle)
     p = Payout.objects.filter(cycle=cycle).first()
     provider = FakePayoutProvider()
+    sent = len(FakePayoutProvider.transfers)
     again = provider.transfer(
         destination=p.destination, amount=Money(p.amount, "USD"), idempotency_key=p.idempotency_key
     )
-    provider.close()
     assert again.replayed and again.transfer_id == p.transfer_id
-    assert FakeTransfer.objects.filter(idempotency_key=p.idempotency_key).count() == 1
+    assert len(FakePayoutProvider.transfers) == sent  # the key was known: nothing sent twice
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_paying_runs_split_the_work_and_pay_each_once():
-    FakeTransfer.objects.all().delete()
     cycle = approved_cycle(40)
     errors = []
 
@@ -153,8 +155,6 @@ def test_concurrent_paying_runs_split_the_work_and_pay_each_once():
 
 
 def test_file_fake_remembers_keys_across_instances(tmp_path):
-    from creators.payout_providers import FileFakePayoutProvider
-
     path = str(tmp_path / "t.jsonl")
     a, b = FileFakePayoutProvider(path), FileFakePayoutProvider(path)
     first = a.transfer(destination="acct_1", amount=Money("12.34", "USD"), idempotency_key="payout:1")

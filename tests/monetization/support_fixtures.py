@@ -10,9 +10,10 @@ from monetization.models import Provider
 from monetization.providers.base import get_provider, reset_providers
 from monetization.roles import sync_roles
 from monetization.services.payments import payment_record
+from subscriptions.services.payments import subscription_payment_record
 from tests.monetization.factories import CustomerFactory
 
-FAKE = "monetization.providers.fake.FakeProvider"
+FAKE = "monetization.demo.providers.FakeProvider"
 _user_ids = itertools.count(1)
 
 
@@ -45,15 +46,18 @@ def make_staff(db):
 def make_payment(db):
     def make(amount="50.00", currency="USD", tax="0", provider=Provider.STRIPE, customer=None, subscription=None):
         customer = customer or CustomerFactory()
-        payment, _ = payment_record(
-            customer=customer,
-            provider=provider,
-            provider_reference=f"ref_{next(_user_ids)}_{customer.pk}",
-            amount=Money(amount, currency),
-            fee=Money("0", currency),
-            tax=Money(tax, currency),
-            subscription=subscription,
-        )
+        fields = {
+            "customer": customer,
+            "provider": provider,
+            "provider_reference": f"ref_{next(_user_ids)}_{customer.pk}",
+            "amount": Money(amount, currency),
+            "fee": Money("0", currency),
+            "tax": Money(tax, currency),
+        }
+        if subscription is not None:
+            payment, _ = subscription_payment_record(subscription=subscription, **fields)
+        else:
+            payment, _ = payment_record(**fields)
         return payment
 
     return make

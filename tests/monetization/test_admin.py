@@ -9,7 +9,7 @@ from djmoney.money import Money
 from monetization.models import Provider, ProviderIdentity
 from monetization.services.audit import audit_record
 from monetization.services.ledger import Leg, Posting, journal_post
-from subscriptions import demo_catalog
+from subscriptions.demo import catalog as demo_catalog
 from tests.monetization.factories import (
     CustomerFactory,
     JournalEntryFactory,

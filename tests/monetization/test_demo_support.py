@@ -4,8 +4,9 @@ import random
 import pytest
 from django.contrib.auth.models import Group, User
 
-from monetization import demo_support
+from monetization.demo import support as demo_support
 from monetization.models import Refund
+from subscriptions.demo import support as subscriptions_demo_support
 from subscriptions.models import Grant
 from tests.monetization.support_fixtures import fake_providers, make_payment, make_staff  # noqa: F401
 from tests.subscriptions.factories import EntitlementFactory, SubscriptionFactory
@@ -16,6 +17,7 @@ pytestmark = pytest.mark.django_db
 def run():
     out = io.StringIO()
     demo_support.seed(rng=random.Random(1), out=out, options={})
+    subscriptions_demo_support.seed(rng=random.Random(1), out=out, options={})
     return out.getvalue()
 
 

@@ -1,14 +1,12 @@
-"""The hook registries other apps use: payment hooks (payment_record) and subscription state hooks."""
+"""The hook registries other apps use: subscription payment hooks and subscription state hooks."""
 
 import pytest
 from djmoney.money import Money
 
 from monetization.models import JournalEntry, Payment
-from monetization.services import payments
-from monetization.services.payments import payment_record, register_payment_hook, unregister_payment_hook
-from subscriptions.models import Subscription
-from subscriptions.services import lifecycle
-from subscriptions.services.lifecycle import Cause, register_state_hook, subscription_change_state
+from subscriptions.models import Subscription, SubscriptionPayment
+from subscriptions.services.lifecycle import Cause, state_hooks, subscription_change_state
+from subscriptions.services.payments import payment_hooks, subscription_payment_record
 from tests.monetization.factories import CustomerFactory
 from tests.subscriptions.factories import SubscriptionFactory
 
@@ -18,13 +16,16 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def seen_payments():
     seen = []
-    register_payment_hook(seen.append, name="test.seen")
+    payment_hooks.register("test.seen", lambda payment, subscription: seen.append(payment))
     yield seen
-    unregister_payment_hook("test.seen")
+    payment_hooks.unregister("test.seen")
 
 
 def record(customer, ref="in_hook_1", amount="9.00"):
-    return payment_record(customer=customer, provider="stripe", provider_reference=ref, amount=Money(amount, "USD"))
+    sub = Subscription.objects.filter(customer=customer).first() or SubscriptionFactory(customer=customer)
+    return subscription_payment_record(
+        subscription=sub, customer=customer, provider="stripe", provider_reference=ref, amount=Money(amount, "USD")
+    )
 
 
 def test_payment_hook_runs_once_when_the_payment_succeeds(seen_payments):
@@ -34,21 +35,24 @@ def test_payment_hook_runs_once_when_the_payment_succeeds(seen_payments):
     assert (created, created_again) == (True, False)
     assert [p.pk for p in seen_payments] == [payment.pk]
     assert seen_payments[0].status == Payment.Status.SUCCEEDED
+    # Linked to its subscription once, in the payment's transaction.
+    assert SubscriptionPayment.objects.filter(payment=payment).count() == 1
 
 
 def test_a_failing_payment_hook_rolls_the_payment_back():
-    def broken(payment):
+    def broken(payment, subscription):
         raise RuntimeError("hook failed")
 
-    register_payment_hook(broken, name="test.broken")
+    payment_hooks.register("test.broken", broken)
     try:
         with pytest.raises(RuntimeError):
             record(CustomerFactory(), ref="in_hook_broken")
     finally:
-        unregister_payment_hook("test.broken")
+        payment_hooks.unregister("test.broken")
     assert not Payment.objects.filter(provider_reference="in_hook_broken").exists()
+    assert not SubscriptionPayment.objects.exists()
     assert not JournalEntry.objects.filter(kind="payment", memo__contains="in_hook_broken").exists()
-    assert "test.broken" not in payments._payment_hooks
+    assert "test.broken" not in payment_hooks
 
 
 def test_state_hook_sees_saved_state_changes_only():
@@ -60,11 +64,11 @@ def test_state_hook_sees_saved_state_changes_only():
         assert [s.pk for s in moves.subscriptions] == [sub_id]
         calls.append((moves.source, moves.target, Subscription.objects.get(pk=sub_id).state, moves.cause.label))
 
-    register_state_hook(hook, name="test.state")
+    state_hooks.register("test.state", hook)
     try:
         sub = SubscriptionFactory(state=Subscription.State.ACTIVE)
         subscription_change_state(subscription=sub, transition=None, cause=Cause.task("t"), updates={"quantity": 3})
         subscription_change_state(subscription=sub, transition="put_on_hold", cause=Cause.task("t"))
     finally:
-        lifecycle._state_hooks.pop("test.state")
+        state_hooks.unregister("test.state")
     assert calls == [("active", "on_hold", "on_hold", "task:t")]

@@ -8,7 +8,7 @@ from monetization.roles import COMPLIANCE, FINANCE, ROLES, SUPPORT, role_permiss
 pytestmark = pytest.mark.django_db
 
 CATALOG = {f"subscriptions.view_{m}" for m in ("entitlement", "product", "plan", "sku", "price")}
-# The role x permission table for what exists in this issue (later apps add their own share).
+# What each role must have at least (every app adds its own share).
 EXPECTED_AT_LEAST = {
     SUPPORT: CATALOG
     | {"monetization.view_customer", "monetization.view_provideridentity", "monetization.view_payment"},

@@ -11,7 +11,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from monetization.demo import demo_password
+from monetization.demo.customers import demo_password
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,7 +184,7 @@ def test_make_run_path_works_on_postgresql(fresh_database):
     """The demo's path (migrate + seed_demo on an empty database, as make run does), twice."""
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CELERY_BROKER_URL"}}
     env.update(
-        DEBUG="1", DATABASE_URL=fresh_database, CREATOR_PAYOUT_PROVIDER="creators.payout_providers.FakePayoutProvider"
+        DEBUG="1", DATABASE_URL=fresh_database, CREATOR_PAYOUT_PROVIDER="monetization.demo.providers.FakePayoutProvider"
     )
     for command in (
         ["migrate", "--noinput", "-v0"],

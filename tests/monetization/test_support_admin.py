@@ -10,7 +10,7 @@ from djmoney.money import Money
 
 from monetization import clock
 from monetization.models import AuditEvent, ProviderIdentity, Refund
-from monetization.selectors_support import _panels, customer_timeline, register_customer_panel
+from monetization.selectors_support import CustomerPanel, customer_panels, customer_timeline
 from monetization.services.refunds import refund_request
 from subscriptions.models import Subscription
 from tests.monetization.factories import CustomerFactory
@@ -72,11 +72,14 @@ def test_customer_page_shows_every_section(customer_with_history, make_staff):
 
 
 def test_customer_panels_registry(customer_with_history, make_staff):
-    register_customer_panel("Organization seats", lambda c: [{"org": "Acme", "seat": "affiliate"}])
+    customer_panels.register(
+        "test.org_seats",
+        CustomerPanel(title="Organization seats", load=lambda c: [{"org": "Acme", "seat": "affiliate"}]),
+    )
     try:
         html = login(make_staff("Support")).get(support_url(customer_with_history)).content.decode()
     finally:
-        _panels.pop("Organization seats")
+        customer_panels.unregister("test.org_seats")
     assert "Organization seats" in html and "Acme" in html
 
 
@@ -341,7 +344,7 @@ def test_payment_page_links_refund(fake_providers, make_payment, make_staff):
     client = login(make_staff(superuser=True))
     try:
         url = reverse("admin:monetization_payment_change", args=[payment.pk])
-    except NoReverseMatch:  # the Payment admin lives in monetization/admin.py (merged separately)
+    except NoReverseMatch:  # the Payment admin lives in monetization/admin.py
         pytest.skip("Payment admin not registered on this branch")
     response = client.get(url)
     assert reverse("admin:monetization_payment_refund", args=[payment.pk]) in response.content.decode()

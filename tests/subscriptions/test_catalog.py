@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monetization import clock
-from subscriptions import demo_catalog, selectors
+from subscriptions import selectors
+from subscriptions.demo import catalog as demo_catalog
 from subscriptions.models import Platform, Price
 from tests.subscriptions.factories import EntitlementFactory, PlanFactory, PriceFactory, ProductFactory, SkuFactory
 

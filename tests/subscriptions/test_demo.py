@@ -8,12 +8,12 @@ from django.core.management import call_command
 from djmoney.money import Money
 
 from monetization.models import AuditEvent, Customer, JournalEntry, Payment, WebhookEvent
-from monetization.providers.app_store.adapter import snapshot_from_transaction
-from monetization.providers.stripe.adapter import snapshot_from_subscription
-from monetization.services.appliers import RetryableApplyError
+from monetization.providers.app_store.parsing import snapshot_from_transaction
+from monetization.providers.base import RetryableApplyError
+from monetization.providers.stripe.parsing import snapshot_from_subscription
 from monetization.services.ledger import ledger_report
 from monetization.services.webhooks import webhook_event_apply
-from subscriptions import demo
+from subscriptions.demo import subscriptions as demo
 from subscriptions.models import DunningAttempt, Grant, Plan, Subscription
 from subscriptions.services.provider_sync import target_state
 from subscriptions.services.sweep import lifecycle_sweep
@@ -177,7 +177,7 @@ def test_demo_inbox_failed_events_replay(catalog):
         assert applied.status == "applied" and applied.attempts == 8
         payment = Payment.objects.get(provider_reference=reference)
         assert applied.note == f"payment {payment.pk} recorded"
-        assert payment.subscription.provider_subscription_id == event.subscription_ref
+        assert payment.subscription_link.subscription.provider_subscription_id == event.subscription_ref
         assert payment.status == "succeeded" and payment.kind == "initial" and payment.fee.amount > 0
     (unknown,) = [e for e in failed if e not in replayable]
     with pytest.raises(RetryableApplyError):
@@ -216,6 +216,6 @@ def test_seed_demo_command_runs_the_subscriptions_step(catalog):
         CustomerFactory()
     out = io.StringIO()
     call_command("seed_demo", "--customers", "30", stdout=out)
-    assert "seeding subscriptions.demo" in out.getvalue()
+    assert "seeding subscriptions.demo.subscriptions" in out.getvalue()
     # The money core's step adds its own 30 demo customers beside the factory's; each gets one.
     assert Subscription.objects.count() == Customer.objects.count() == 60

@@ -24,7 +24,7 @@ from subscriptions.services import sweep as sweep_module
 from subscriptions.services.lifecycle import (
     Cause,
     StateMoves,
-    register_state_hook,
+    state_hooks,
     subscription_change_in_memory,
     transition_path,
 )
@@ -44,7 +44,7 @@ MORE_VERSIONS = {
         {"since": "2026-06-01", "grace_days": 0},
     ],
     "google_play": [
-        {"since": "2000-01-01", "grace_days": 7, "hold_days": 30, "supports_pause": True},
+        {"since": "2000-01-01", "grace_days": 7, "hold_days": 30},
         {"since": "2025-12-01", "hold_days": None},
         {"since": "2027-01-01", "grace_days": 30, "hold_days": 0},
     ],
@@ -191,13 +191,11 @@ def test_the_sweep_tells_the_state_hooks_once_per_chunk(plans):
         for _ in range(5)
     ]
     heard: list[StateMoves] = []
-    register_state_hook(heard.append, name="test.sweep")
+    state_hooks.register("test.sweep", heard.append)
     try:
         lifecycle_sweep(now=lapse, chunk_size=3)
     finally:
-        from subscriptions.services import lifecycle
-
-        lifecycle._state_hooks.pop("test.sweep")
+        state_hooks.unregister("test.sweep")
     assert [(m.source, m.target, m.transition, m.cause.label) for m in heard] == [
         (S.CANCELED, S.EXPIRED, "expire", "task:lifecycle_sweep")
     ] * 2

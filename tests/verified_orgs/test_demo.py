@@ -5,7 +5,7 @@ import pytest
 
 from monetization.models import Customer
 from monetization.services.ledger import ledger_report
-from verified_orgs import demo
+from verified_orgs.demo import organizations as demo
 from verified_orgs.models import Affiliation, Organization, SeatLedgerEntry
 
 pytestmark = pytest.mark.django_db

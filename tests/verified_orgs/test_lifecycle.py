@@ -32,7 +32,7 @@ def test_apply_review_verify_creates_subscription_invoice_and_audit():
     assert sub.plan.code == "verified-org-monthly" and sub.quantity == 0
     invoice = OrgInvoice.objects.get(organization=org)
     assert [(line.kind, line.amount) for line in invoice.lines.all()] == [("base", 1000), ("seats", 0)]
-    payment = Payment.objects.get(subscription=sub)
+    payment = Payment.objects.get(subscription_link__subscription=sub)
     assert payment.amount.amount == 1000 and payment.kind == Payment.Kind.INITIAL
     assert SeatLedgerEntry.objects.get(organization=org).reason == "period_start"
     application = VerificationApplication.objects.get(organization=org)

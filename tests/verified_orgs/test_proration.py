@@ -97,7 +97,8 @@ def test_service_charges_and_credits_sum_to_seat_time(ops):
                 affiliation_remove(affiliation=live.pop(0))
                 changes.append((int((t - START).total_seconds()), -1))
     charged = sum(
-        p.amount.amount for p in Payment.objects.filter(subscription=org.subscription, kind=Payment.Kind.SEAT_CHANGE)
+        p.amount.amount
+        for p in Payment.objects.filter(subscription_link__subscription=org.subscription, kind=Payment.Kind.SEAT_CHANGE)
     )
     credited = -sum(
         line.amount for line in JournalLine.objects.filter(account=CUSTOMER_CREDIT, entry__source_id=str(org.pk))

@@ -4,6 +4,10 @@ Stripe: a real ``Stripe-Signature`` (HMAC-SHA256 over ``"{t}.{body}"``) with a t
 App Store: a throwaway PKI (root, intermediate and leaf with Apple's marker
 OIDs) and ES256 JWS with an x5c chain, verified by Apple's own library.
 Google Play: Pub/Sub push envelopes and recorded subscriptionsv2 resources.
+
+Payloads are built by the provider packages' ``payloads`` modules (as the demo's are),
+with the values of the payloads recorded in tests/fixtures; test_payloads checks the
+builders against those recordings.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from monetization.providers.app_store import payloads as apple
+from monetization.providers.base import ProviderError
+from monetization.providers.google_play import payloads as play
+from monetization.providers.stripe import payloads as stripe_payloads
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 STRIPE_SECRET = "whsec_test_3f9a1c5e7b2d4f6a8c0e1b3d5f7a9c1e"
@@ -59,12 +68,13 @@ def post_stripe(client, event: dict, *, secret: str = STRIPE_SECRET, timestamp: 
     )
 
 
-def stripe_subscription_event(
+STRIPE_CUSTOMER = "cus_RwebCustomer0001"
+STRIPE_PRODUCT = "prod_RpremiumWeb0001"
+
+
+def stripe_subscription_object(
     *,
-    event_id: str,
-    created: int,
     status: str = "active",
-    event_type: str = "customer.subscription.updated",
     sub_id: str = "sub_1QwebPremium0000000001",
     external_id: str = "1700000000001",
     period_start: int = 1767225600,
@@ -73,15 +83,74 @@ def stripe_subscription_event(
     price_id: str = "price_1QpremiumMonthlyUSD0001",
     trial_end: int | None = None,
 ) -> dict:
-    event = fixture("stripe", "customer.subscription.created")
-    event.update(id=event_id, created=created, type=event_type)
-    obj = event["data"]["object"]
-    obj.update(id=sub_id, status=status, cancel_at_period_end=cancel_at_period_end, trial_end=trial_end)
-    obj["metadata"]["external_id"] = external_id
-    item = obj["items"]["data"][0]
-    item.update(current_period_start=period_start, current_period_end=period_end, subscription=sub_id)
-    item["price"]["id"] = price_id
-    return event
+    """The recorded web subscription (tests/fixtures/stripe/customer.subscription.created.json), varied."""
+    return stripe_payloads.subscription(
+        sub_id=sub_id,
+        customer=STRIPE_CUSTOMER,
+        status=status,
+        created=1767225600,
+        period_start=period_start,
+        period_end=period_end,
+        price_id=price_id,
+        product=STRIPE_PRODUCT,
+        unit_amount=800,
+        item_id="si_RwebItem000000001",
+        item_created=1767225601,
+        external_id=external_id,
+        latest_invoice="in_1QwebInvoice00000000001",
+        default_payment_method="pm_1QcardVisa000000000001",
+        cancel_at_period_end=cancel_at_period_end,
+        trial_end=trial_end,
+        livemode=False,
+    )
+
+
+def stripe_subscription_event(
+    *,
+    event_id: str,
+    created: int,
+    event_type: str = "customer.subscription.updated",
+    request_id: str | None = "req_Wq3example0001",
+    idempotency_key: str | None = "3f1c7d0e-0000-4000-8000-000000000001",
+    **subscription,
+) -> dict:
+    return stripe_payloads.event(
+        event_id=event_id,
+        event_type=event_type,
+        created=created,
+        obj=stripe_subscription_object(**subscription),
+        livemode=False,
+        request_id=request_id,
+        idempotency_key=idempotency_key,
+    )
+
+
+def stripe_invoice_object(
+    *,
+    invoice_id: str = "in_1QwebInvoice00000000001",
+    sub_id: str = "sub_1QwebPremium0000000001",
+    amount: int = 800,
+    billing_reason: str = "subscription_create",
+) -> dict:
+    """The recorded first invoice (tests/fixtures/stripe/invoice.paid.json), varied."""
+    return stripe_payloads.invoice(
+        invoice_id=invoice_id,
+        customer=STRIPE_CUSTOMER,
+        sub_id=sub_id,
+        total=amount,
+        created=1767225600,
+        period_start=1767225600,
+        period_end=1769904000,
+        price_id="price_1QpremiumMonthlyUSD0001",
+        product=STRIPE_PRODUCT,
+        line_id="il_1QwebLine000000000001",
+        number="A1B2C3D4-0001",
+        billing_reason=billing_reason,
+        external_id="1700000000001",
+        finalized_at=1767225601,
+        paid_at=1767225602,
+        livemode=False,
+    )
 
 
 def stripe_invoice_event(
@@ -94,12 +163,13 @@ def stripe_invoice_event(
     billing_reason: str = "subscription_cycle",
     event_type: str = "invoice.paid",
 ) -> dict:
-    event = fixture("stripe", "invoice.paid")
-    event.update(id=event_id, created=created, type=event_type)
-    obj = event["data"]["object"]
-    obj.update(id=invoice_id, amount_paid=amount, amount_due=amount, total=amount, billing_reason=billing_reason)
-    obj["parent"]["subscription_details"]["subscription"] = sub_id
-    return event
+    return stripe_payloads.event(
+        event_id=event_id,
+        event_type=event_type,
+        created=created,
+        obj=stripe_invoice_object(invoice_id=invoice_id, sub_id=sub_id, amount=amount, billing_reason=billing_reason),
+        livemode=False,
+    )
 
 
 class RecordedStripeHTTPClient(stripe.HTTPClient):
@@ -243,6 +313,56 @@ def _ca_usage() -> x509.KeyUsage:
     )
 
 
+APPLE_TRANSACTION_ID = "2000000812345001"
+APPLE_PRODUCT = "com.example.premium.monthly"
+
+
+def app_store_parts(
+    *,
+    notification_type: str = "SUBSCRIBED",
+    subtype: str = "INITIAL_BUY",
+    uuid: str = "",
+    signed_ms: int = 1767225605000,
+) -> dict:
+    """The recorded notification (tests/fixtures/app_store/subscribed.json), decoded, varied."""
+    return apple.decoded(
+        apple.notification(
+            notification_type=notification_type,
+            subtype=subtype,
+            uuid=uuid or "002e14d5-51f5-4503-b5a8-c3a1af68eb20",
+            signed_ms=signed_ms,
+            app_apple_id=APP_APPLE_ID,
+            bundle_id=BUNDLE_ID,
+        ),
+        apple.transaction(
+            transaction_id=APPLE_TRANSACTION_ID,
+            original_transaction_id=APPLE_TRANSACTION_ID,
+            web_order_line_item_id="2000000077770001",
+            bundle_id=BUNDLE_ID,
+            product_id=APPLE_PRODUCT,
+            purchase_ms=1767225600000,
+            original_purchase_ms=1767225600000,
+            expires_ms=1769904000000,
+            signed_ms=signed_ms,
+            price=9990,
+            currency="USD",
+            storefront_id="143441",
+            app_account_token="7e3fb20b-4cdb-47cc-936d-99d65f608138",
+            app_transaction_id="704289572311491234",
+        ),
+        apple.renewal_info(
+            original_transaction_id=APPLE_TRANSACTION_ID,
+            product_id=APPLE_PRODUCT,
+            signed_ms=signed_ms,
+            recent_start_ms=1767225600000,
+            renewal_ms=1769904000000,
+            renewal_price=9990,
+            currency="USD",
+            app_transaction_id="704289572311491234",
+        ),
+    )
+
+
 def app_store_notification(
     pki: ApplePKI,
     *,
@@ -252,18 +372,12 @@ def app_store_notification(
     signed_ms: int,
     transaction_updates: dict | None = None,
     renewal_updates: dict | None = None,
-    template: str = "subscribed",
 ) -> tuple[bytes, dict]:
     """A signed App Store Server Notification V2 body, and the decoded parts."""
-    parts = fixture("app_store", template)
+    parts = app_store_parts(notification_type=notification_type, subtype=subtype or "", uuid=uuid, signed_ms=signed_ms)
     notification, transaction, renewal = parts["notification"], parts["transaction"], parts["renewal"]
-    transaction.update(signedDate=signed_ms, **(transaction_updates or {}))
-    renewal.update(signedDate=signed_ms, **(renewal_updates or {}))
-    notification.update(notificationType=notification_type, notificationUUID=uuid, signedDate=signed_ms)
-    if subtype:
-        notification["subtype"] = subtype
-    else:
-        notification.pop("subtype", None)
+    transaction.update(transaction_updates or {})
+    renewal.update(renewal_updates or {})
     data = copy.deepcopy(notification["data"])
     data["signedTransactionInfo"] = pki.sign(transaction)
     data["signedRenewalInfo"] = pki.sign(renewal)
@@ -278,16 +392,26 @@ def post_app_store(client, body: bytes):
 # --- Google Play ----------------------------------------------------------------
 
 PLAY_TOKEN = fixture("google_play", "developer_notification")["subscriptionNotification"]["purchaseToken"]
+PLAY_PUSH_SUBSCRIPTION = "projects/example-backoffice/subscriptions/play-rtdn-push"
+
+
+def play_notification(*, code: int = 4, event_ms: int = 1767225605123, token: str = PLAY_TOKEN) -> dict:
+    """The recorded developer notification (tests/fixtures/google_play/developer_notification.json), varied."""
+    return play.developer_notification(
+        package_name=PLAY_PACKAGE, event_ms=event_ms, code=code, token=token, product_id="premium"
+    )
+
+
+def play_push_envelope(notification: dict, *, message_id: str = "136969346945") -> dict:
+    """The recorded push (tests/fixtures/google_play/rtdn_push.json) carrying ``notification``."""
+    published = dt.datetime(2026, 1, 1, 0, 0, 5, 123000, tzinfo=dt.UTC)
+    return play.pubsub_push(
+        notification=notification, message_id=message_id, published=published, subscription=PLAY_PUSH_SUBSCRIPTION
+    )
 
 
 def play_push(*, code: int, message_id: str, event_ms: int, token: str = PLAY_TOKEN) -> bytes:
-    notification = fixture("google_play", "developer_notification")
-    notification["eventTimeMillis"] = str(event_ms)
-    notification["subscriptionNotification"].update(notificationType=code, purchaseToken=token)
-    envelope = fixture("google_play", "rtdn_push")
-    envelope["message"].update(
-        data=base64.b64encode(json.dumps(notification).encode()).decode(), messageId=message_id, message_id=message_id
-    )
+    envelope = play_push_envelope(play_notification(code=code, event_ms=event_ms, token=token), message_id=message_id)
     return json.dumps(envelope).encode()
 
 
@@ -296,8 +420,21 @@ def post_play(client, body: bytes, *, token: str = PLAY_PUSH_TOKEN):
 
 
 def play_resource(state: str, **updates) -> dict:
-    resource = fixture("google_play", "subscriptionsv2_active")
-    resource["subscriptionState"] = state
+    """The recorded subscriptionsv2 resource (tests/fixtures/google_play/subscriptionsv2_active.json), varied."""
+    resource = play.subscription_v2(
+        state=state,
+        product_id="premium",
+        base_plan_id="monthly",
+        start="2026-01-01T00:00:00.000Z",
+        expiry="2026-02-01T00:00:00.000Z",
+        order_id="GPA.3312-5478-9012-34567",
+        currency="USD",
+        units="9",
+        nanos=990000000,
+        account_id="1700000000003",
+        acknowledgement="ACKNOWLEDGEMENT_STATE_PENDING",
+        etag="CMPKu8aW0pEDEAE=",
+    )
     item = resource["lineItems"][0]
     for key, value in updates.items():
         if key in ("expiryTime", "latestSuccessfulOrderId"):
@@ -318,8 +455,6 @@ class RecordedPlayClient:
 
     def get(self, *, package_name, token):
         self.calls.append(("get", {"token": token}))
-        from monetization.providers.base import ProviderError
-
         if token not in self.resources:
             raise ProviderError("not found", code="not_found")
         return copy.deepcopy(self.resources[token])

@@ -142,3 +142,57 @@ def test_store_subscriptions_cannot_be_paused_by_us(name, apple_pki):
 
     with pytest.raises(UnsupportedOperation):
         get_provider(name).pause_subscription("x", idempotency_key="k")
+
+
+def test_stripe_connect_transfers_through_the_configured_stripe_client_with_the_payout_key(settings):
+    from monetization.providers.base import PayoutError
+    from monetization.providers.stripe import StripeConnectPayouts
+
+    from .support import RecordedStripeHTTPClient
+
+    http = RecordedStripeHTTPClient(
+        {
+            ("post", "/v1/transfers"): {
+                "id": "tr_1Qconnect0001",
+                "object": "transfer",
+                "amount": 1250,
+                "currency": "usd",
+                "destination": "acct_1Qcreator0001",
+            }
+        }
+    )
+    payouts = StripeConnectPayouts(http_client=http)
+    result = payouts.transfer(
+        destination="acct_1Qcreator0001", amount=Money("12.50", "USD"), idempotency_key="payout:7"
+    )
+    assert (result.transfer_id, result.amount, result.destination) == (
+        "tr_1Qconnect0001",
+        Money("12.50", "USD"),
+        "acct_1Qcreator0001",
+    )
+    post = http.requests[-1]
+    # The same key as every other Stripe call (settings never define another one), and the payout's own key.
+    assert post["headers"]["Authorization"] == f"Bearer {settings.STRIPE_API_KEY}"
+    assert post["headers"]["Idempotency-Key"] == "payout:7"
+    assert post["headers"]["Stripe-Version"] == settings.STRIPE_API_VERSION
+    assert "amount=1250" in post["body"] and "destination=acct_1Qcreator0001" in post["body"]
+
+    http.responses.clear()  # Stripe refuses: the paying run marks the payout failed
+    with pytest.raises(PayoutError):
+        payouts.transfer(destination="acct_1Qcreator0001", amount=Money("1.00", "USD"), idempotency_key="payout:8")
+    settings.STRIPE_API_KEY = ""
+    with pytest.raises(PayoutError, match="STRIPE_API_KEY"):
+        StripeConnectPayouts(http_client=http).transfer(
+            destination="acct_1Qcreator0001", amount=Money("1.00", "USD"), idempotency_key="payout:9"
+        )
+
+
+def test_creator_payouts_default_to_stripe_connect_whatever_debug_says():
+    import os
+
+    import monetization.settings as project_settings
+
+    if "CREATOR_PAYOUT_PROVIDER" in os.environ:
+        pytest.skip("CREATOR_PAYOUT_PROVIDER is set in this environment")
+    assert project_settings.DEBUG  # the tests run with DEBUG on: the default must not follow it
+    assert project_settings.CREATOR_PAYOUT_PROVIDER == "monetization.providers.stripe.StripeConnectPayouts"

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monetization.models import AuditEvent, WebhookEvent
-from monetization.providers.stripe.adapter import event_from_dict
+from monetization.providers.stripe.parsing import event_from_dict
 from monetization.services.webhooks import (
     APPLY_SCHEDULED_KEY,
     webhook_event_apply,
@@ -20,6 +20,7 @@ from monetization.services.webhooks import (
     webhook_store,
 )
 from monetization.tasks import apply_waiting_webhook_events
+from monetization.webhook_queue import webhook_accept
 from subscriptions.models import Subscription
 
 from .support import stripe_subscription_event
@@ -29,7 +30,7 @@ _run = itertools.count()
 
 
 def _store(events) -> list[int]:
-    return [pk for pk, _created in webhook_store(events=events, enqueue=False)]
+    return [pk for pk, _created in webhook_store(events=events)]
 
 
 def _apply_in_batches(ids: list[int], size: int) -> None:
@@ -142,14 +143,14 @@ def test_one_task_applies_everything_waiting_a_slice_at_a_time(catalog, customer
 def test_arrivals_need_no_task_of_their_own_while_one_is_queued(catalog, customers, django_capture_on_commit_callbacks):
     cache.add(APPLY_SCHEDULED_KEY, 1, 60)  # a task is queued (not run yet)
     with django_capture_on_commit_callbacks(execute=True):
-        first = [pk for pk, _ in webhook_store(events=_new_subscription_events("queued", 2))]
+        first = [pk for pk, _ in webhook_accept(events=_new_subscription_events("queued", 2))]
     assert set(WebhookEvent.objects.filter(pk__in=first).values_list("status", flat=True)) == {"received"}
 
     outcomes, more = webhook_events_apply_waiting(max_batches=5)  # that task runs: clears the flag first
     assert sorted(outcomes) == sorted(first) and not more
     assert cache.get(APPLY_SCHEDULED_KEY) is None
     with django_capture_on_commit_callbacks(execute=True):  # the next arrival queues (here: runs) a task
-        second = [pk for pk, _ in webhook_store(events=_new_subscription_events("next", 1))]
+        second = [pk for pk, _ in webhook_accept(events=_new_subscription_events("next", 1))]
     assert WebhookEvent.objects.get(pk=second[0]).status == "applied"
     assert cache.get(APPLY_SCHEDULED_KEY) is None
 

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from monetization.models import WebhookEvent
-from monetization.providers.stripe.adapter import event_from_dict
+from monetization.providers.stripe.parsing import event_from_dict
 from monetization.services.webhooks import webhook_event_apply, webhook_store
 from subscriptions.models import Subscription
 
@@ -26,7 +26,7 @@ def test_concurrent_events_for_a_new_subscription_converge(catalog, customers):
             )
             for i, status in enumerate(["active", "past_due"])
         ]
-        ids = [pk for pk, _ in webhook_store(events=events, enqueue=False)]
+        ids = [pk for pk, _ in webhook_store(events=events)]
         barrier = threading.Barrier(len(ids))
         errors = []
 
@@ -52,7 +52,7 @@ def test_concurrent_events_for_a_new_subscription_converge(catalog, customers):
 
 def test_the_same_event_applied_twice_at_once_applies_once(catalog, customers):
     event = event_from_dict(stripe_subscription_event(event_id="evt_twice", created=1767225600, sub_id="sub_twice"))
-    [(pk, _)] = webhook_store(events=[event], enqueue=False)
+    [(pk, _)] = webhook_store(events=[event])
     barrier = threading.Barrier(2)
 
     def work():

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from monetization.models import WebhookEvent
 from monetization.providers.base import get_provider
-from monetization.providers.stripe.adapter import event_from_dict
+from monetization.providers.stripe.parsing import event_from_dict
 from monetization.services.webhooks import webhook_event_apply, webhook_store
 from subscriptions.models import Subscription
 
@@ -33,7 +33,7 @@ _run = itertools.count()
 def _deliver(events, order) -> None:
     """Deliver events in ``order`` (indices, duplicates allowed); failed ones are retried at the end, like Celery."""
     for i in order:
-        for event_id, created in webhook_store(events=[events[i]], enqueue=False):
+        for event_id, created in webhook_store(events=[events[i]]):
             if created:
                 with contextlib.suppress(Exception):
                     webhook_event_apply(event_id=event_id)

@@ -6,6 +6,7 @@ from djmoney.money import Money
 from googleapiclient.http import HttpMockSequence
 
 from monetization.models import AuditEvent, Payment, WebhookEvent
+from monetization.providers.base import SubscriptionStatus
 from monetization.providers.google_play import GoogleApiSubscriptionsV2Client, GooglePlayProvider
 from subscriptions.models import Subscription
 
@@ -128,7 +129,8 @@ def test_google_api_client_reads_subscriptionsv2_through_the_real_sdk(settings):
     http = HttpMockSequence([({"status": "200"}, json.dumps(resource)), ({"status": "200"}, "")])
     provider = GooglePlayProvider(client=GoogleApiSubscriptionsV2Client(http=http))
     snapshot = provider.fetch_subscription(PLAY_TOKEN)
-    assert snapshot.status == "SUBSCRIPTION_STATE_ACTIVE" and snapshot.base_plan_id == "monthly"
+    assert snapshot.provider_status == "SUBSCRIPTION_STATE_ACTIVE" and snapshot.base_plan_id == "monthly"
+    assert snapshot.status == SubscriptionStatus.ACTIVE
     assert snapshot.customer_ref == ANDROID_CUSTOMER
     provider.acknowledge(product_id="premium", token=PLAY_TOKEN)
 
@@ -157,7 +159,7 @@ def test_unconfigured_push_verification_answers_503(client, settings):
 
 
 def test_sweep_acknowledges_purchases_that_slipped_through(client, catalog, customers, play_client):
-    from monetization.services.play_acknowledgement import play_acknowledge_pending
+    from subscriptions.services.play_acknowledgement import play_acknowledge_pending
     from tests.subscriptions.factories import SubscriptionFactory
 
     sub = SubscriptionFactory(

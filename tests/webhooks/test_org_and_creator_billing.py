@@ -135,7 +135,7 @@ def test_org_past_due_grace_suspension_and_recovery_through_webhooks(client, org
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"applied"}
     feb = OrgInvoice.objects.get(organization=org, period_start=FEB_1)
     assert feb.total == Decimal("1050.00")  # base 1000 + 1 seat x 50
-    renewals = Payment.objects.filter(subscription=org.subscription, kind=Payment.Kind.RENEWAL)
+    renewals = Payment.objects.filter(subscription_link__subscription=org.subscription, kind=Payment.Kind.RENEWAL)
     assert [p.provider_reference for p in renewals] == ["in_org_feb"]
     entry = SeatLedgerEntry.objects.get(organization=org, period_start=FEB_1, reason="period_start")
     assert entry.payment.provider_reference == "in_org_feb"
@@ -162,7 +162,9 @@ def test_invoice_paid_recovers_a_suspended_org_before_the_subscription_event(cli
     assert org.subscription.state == Subscription.State.ACTIVE
     assert org.subscription.current_period_end == MAR_1
     assert badges(member) == {AFFILIATE_BADGE}
-    assert Payment.objects.filter(subscription=org.subscription, kind=Payment.Kind.RENEWAL).count() == 1
+    assert (
+        Payment.objects.filter(subscription_link__subscription=org.subscription, kind=Payment.Kind.RENEWAL).count() == 1
+    )
     # The subscription event arriving afterwards converges to the same place.
     with clock.frozen(paid_at + datetime.timedelta(minutes=1)):
         post_stripe(client, org_event(org, event_id="evt_ok", at=clock.now(), status="active", period=(FEB_1, MAR_1)))

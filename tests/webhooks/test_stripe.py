@@ -33,7 +33,7 @@ def test_subscription_created_then_paid_is_active_with_a_balanced_payment(client
     assert sub.current_period_end.timestamp() == 1769904000  # read from the subscription item
     payment = Payment.objects.get(provider="stripe", provider_reference="in_1QwebInvoice00000000001")
     assert payment.amount == Money("8.00", "USD") and payment.kind == Payment.Kind.INITIAL
-    assert payment.subscription == sub and payment.status == Payment.Status.SUCCEEDED
+    assert payment.subscription_link.subscription == sub and payment.status == Payment.Status.SUCCEEDED
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"applied"}
     history = AuditEvent.objects.filter(object_type="subscriptions.subscription").values_list("action", "actor_label")
     assert ("subscription.activate", "stripe:evt_1QsubCreated000000000001") in list(history)
@@ -187,7 +187,7 @@ def test_invoice_before_its_subscription_fails_visibly_and_is_acknowledged(clien
 
 
 def test_replay_applies_a_failed_event_once_its_subscription_arrived(client, catalog, customers, admin_user):
-    from monetization.services.webhooks import webhook_event_replay
+    from monetization.webhook_queue import webhook_event_replay
 
     post_stripe(client, fixture("stripe", "invoice.paid"))
     event = WebhookEvent.objects.get()
@@ -241,7 +241,7 @@ def test_a_stale_database_connection_is_replaced_without_losing_the_delivery(cli
 def test_applying_an_event_about_a_known_subscription_is_one_lock_and_three_writes(
     client, catalog, customers, django_assert_max_num_queries
 ):
-    from monetization.providers.stripe.adapter import event_from_dict
+    from monetization.providers.stripe.parsing import event_from_dict
     from monetization.services.webhooks import webhook_event_apply, webhook_store
 
     created = fixture("stripe", "customer.subscription.created")
@@ -249,7 +249,7 @@ def test_applying_an_event_about_a_known_subscription_is_one_lock_and_three_writ
     renewed = stripe_subscription_event(
         event_id="evt_renewed", created=created["created"] + 60, period_start=1769904000, period_end=1772323200
     )
-    [(pk, _)] = webhook_store(events=[event_from_dict(renewed)], enqueue=False)
+    [(pk, _)] = webhook_store(events=[event_from_dict(renewed)])
     # BEGIN, event FOR UPDATE, subscription FOR UPDATE (customer joined), UPDATE, audit INSERT, event UPDATE, COMMIT
     with django_assert_max_num_queries(7):
         event = webhook_event_apply(event_id=pk)

@@ -40,6 +40,9 @@ def test_signed_webhook_is_applied_by_the_worker_and_entitlements_follow(
     assert api.get(url).json()["entitlements"] == []
 
 
+# Backoff is fully jittered: a retry may come at once, so two retries can run out before the
+# subscription's event is even posted. Four leave the subscription time to arrive.
+@pytest.mark.worker_env(WEBHOOK_APPLY_MAX_RETRIES="4")
 def test_event_waiting_for_its_subscription_is_retried_with_backoff_until_it_applies(
     celery_worker_process, client, catalog, customers
 ):

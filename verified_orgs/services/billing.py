@@ -38,7 +38,6 @@ from monetization.errors import InvalidInput, OrgErrorCode
 from monetization.models import AuditEvent, Payment, Provider
 from monetization.services.audit import audit_record
 from monetization.services.ledger import Account, Leg, Posting, journal_post, quantize
-from monetization.services.payments import payment_record
 from subscriptions.models import Plan, Platform, Price, Product, Subscription
 from subscriptions.services.lifecycle import (
     Cause,
@@ -46,6 +45,7 @@ from subscriptions.services.lifecycle import (
     subscription_create,
     subscription_quantity_set,
 )
+from subscriptions.services.payments import subscription_payment_record
 from verified_orgs.models import Affiliation, Organization, OrgInvoice, OrgInvoiceLine, SeatLedgerEntry
 from verified_orgs.services.locks import organization_lock
 
@@ -200,7 +200,7 @@ def org_period_open(
     payment = None
     own_reference = f"{ORG_REFERENCE_PREFIX}{org.pk}:period:{period_start:%Y%m%dT%H%M%S}"
     if total > 0:
-        payment, _ = payment_record(
+        payment, _ = subscription_payment_record(
             customer=org.billing_customer,
             provider=Provider.STRIPE,
             provider_reference=provider_reference or own_reference,
@@ -307,10 +307,10 @@ def _period_start_at(anchor: datetime, at: datetime, plan: Plan) -> datetime:
     return anchor + step * n
 
 
-def org_renewal_from_payment(payment: Payment) -> OrgInvoice | None:
+def org_renewal_from_payment(payment: Payment, subscription: Subscription) -> OrgInvoice | None:
     """A provider payment of an org subscription (Stripe ``invoice.paid``) is that period's charge.
 
-    Registered as a payment hook (verified_orgs.apps): it runs inside payment_record, right
+    Registered as a subscription payment hook (verified_orgs.apps): it runs inside the payment's recording, right
     after the provider's payment is recorded and posted, and opens the billing period the
     payment falls in with the *same* payment (``provider_reference`` = the invoice id), so the
     period is charged once: by the provider's payment, never again by our own period charge.
@@ -319,18 +319,14 @@ def org_renewal_from_payment(payment: Payment) -> OrgInvoice | None:
     Idempotent: a redelivered invoice records no payment, so this does not run again; run
     twice anyway it finds the period's invoice.
     """
-    if payment.subscription_id is None or payment.provider != Provider.STRIPE:
+    if payment.provider != Provider.STRIPE:
         return None
     if payment.provider_reference.startswith(ORG_REFERENCE_PREFIX):
         return None  # our own billing's charge
-    # payment_record loaded subscription -> plan -> product to pick the revenue stream: no query here.
-    if payment.subscription.plan.product.kind != Product.Kind.ORGANIZATION:
+    # The payment's recording loaded plan -> product to pick the revenue stream: no query here.
+    if subscription.plan.product.kind != Product.Kind.ORGANIZATION:
         return None
-    org = (
-        Organization.objects.filter(subscription_id=payment.subscription_id)
-        .select_related("subscription__plan")
-        .first()
-    )
+    org = Organization.objects.filter(subscription_id=subscription.pk).select_related("subscription__plan").first()
     if org is None:
         return None
     cause = Cause(
@@ -404,7 +400,7 @@ def org_seat_change(
     ref = f"{ORG_REFERENCE_PREFIX}{org.pk}:seat:{affiliation.pk}:{reason}"
     payment = None
     if step.charge > 0:
-        payment, _ = payment_record(
+        payment, _ = subscription_payment_record(
             customer=org.billing_customer,
             provider=Provider.STRIPE,
             provider_reference=ref,

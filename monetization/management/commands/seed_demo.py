@@ -1,7 +1,8 @@
 """Seed the demo: catalog, customers, staff logins per role, and each app's day of work.
 
-Idempotent: running it twice leaves the same data. Each app contributes a
-``<app>/demo.py`` with ``seed(*, rng, out)``; they run in ``DEMO_STEPS`` order.
+Idempotent: running it twice leaves the same data. Each app names its steps
+(``<app>/demo/*.py`` modules with ``seed(*, rng, out, options)``) in
+``monetization.demo.demo_steps``; they run in their order.
 """
 
 import importlib
@@ -11,14 +12,8 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-DEMO_STEPS = (
-    "subscriptions.demo_catalog",
-    "monetization.demo",
-    "subscriptions.demo",
-    "verified_orgs.demo",
-    "creators.demo",
-    "monetization.demo_support",  # issue 4: refunds, grants, staff actions (runs last, on the others' data)
-)
+from monetization.demo import demo_steps
+from monetization.demo.customers import format_logins
 
 
 class Command(BaseCommand):
@@ -29,20 +24,13 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=20261126, help="Random seed (same seed, same data)")
 
     def handle(self, *args, **options):
-        for dotted in DEMO_STEPS:
-            try:
-                module = importlib.import_module(dotted)
-            except ModuleNotFoundError as exc:
-                if exc.name == dotted:
-                    continue
-                raise
+        for step in sorted(demo_steps, key=lambda s: s.order):
+            module = importlib.import_module(step.module)
             started = time.monotonic()
-            self.stdout.write(f"seeding {dotted} ...")
+            self.stdout.write(f"seeding {step.module} ...")
             with transaction.atomic():
                 module.seed(rng=random.Random(options["seed"]), out=self.stdout, options=options)
             self.stdout.write(f"  done in {time.monotonic() - started:.1f}s")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         if options.get("staff_logins"):
-            from monetization.demo import format_logins
-
             self.stdout.write(format_logins(options["staff_logins"]))

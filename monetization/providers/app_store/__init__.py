@@ -1,3 +1,29 @@
-from .adapter import AppStoreProvider, app_store_status, snapshot_from_transaction, transaction_amount
+"""The App Store: Server Notifications V2, signed transactions, and the App Store Server API."""
 
-__all__ = ["AppStoreProvider", "app_store_status", "snapshot_from_transaction", "transaction_amount"]
+from ..base import Capabilities
+from .adapter import AppStoreProvider
+from .parsing import (
+    app_store_status,
+    event_facts,
+    event_snapshot,
+    relevant,
+    snapshot_from_transaction,
+    transaction_amount,
+)
+from .rules import PLATFORM_RULES, rule_problem
+
+# Apple refunds and cancels App Store purchases itself; extending a renewal date is the one write it allows.
+CAPABILITIES = Capabilities(extend=True)
+
+__all__ = [
+    "CAPABILITIES",
+    "PLATFORM_RULES",
+    "AppStoreProvider",
+    "app_store_status",
+    "event_facts",
+    "event_snapshot",
+    "relevant",
+    "rule_problem",
+    "snapshot_from_transaction",
+    "transaction_amount",
+]

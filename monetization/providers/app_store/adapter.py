@@ -20,8 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 
 from appstoreserverlibrary.api_client import APIException, AppStoreServerAPIClient
 from appstoreserverlibrary.models.Environment import Environment
@@ -51,17 +50,10 @@ from monetization.providers.base import (
     UnsupportedOperation,
 )
 
-# Notification types that carry no subscription change for us.
-IGNORED_TYPES = {"TEST", "CONSUMPTION_REQUEST", "EXTERNAL_PURCHASE_TOKEN", "METADATA_UPDATE", "MIGRATION"}
-PAYMENT_TYPES = {"SUBSCRIBED", "DID_RENEW"}
+from .parsing import ms, snapshot_from_transaction
+
 # Apple caps one renewal-date extension at 90 days.
 MAX_EXTENSION_DAYS = 90
-
-
-def ms(value) -> datetime | None:
-    if value in (None, ""):
-        return None
-    return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
 
 
 def _jws_claims(token: str) -> dict:
@@ -102,71 +94,6 @@ class _CachingChainVerifier(_ChainVerifier):
         )
         self.put_verified_public_key(certificates, public_key)
         return public_key
-
-
-def app_store_status(
-    transaction: dict, renewal: dict, *, as_of: datetime, notification_type: str = "", subtype: str = ""
-):
-    """Apple's subscription status (as the Server API names it) at ``as_of``, plus trialing."""
-    if transaction.get("revocationDate") or notification_type in ("REFUND", "REVOKE"):
-        return "revoked"
-    if notification_type == "EXPIRED":
-        return "expired"
-    if notification_type == "GRACE_PERIOD_EXPIRED":
-        return "billing_retry"  # access stops while Apple keeps retrying
-    if notification_type == "DID_FAIL_TO_RENEW":
-        return "grace_period" if subtype == "GRACE_PERIOD" else "billing_retry"
-    expires = ms(transaction.get("expiresDate"))
-    if expires is not None and expires <= as_of:
-        if renewal.get("isInBillingRetryPeriod"):
-            grace = ms(renewal.get("gracePeriodExpiresDate"))
-            return "grace_period" if grace and grace > as_of else "billing_retry"
-        return "expired"
-    if transaction.get("offerDiscountType") == "FREE_TRIAL" or (
-        transaction.get("offerType") == 1 and not transaction.get("price")
-    ):
-        return "trialing"
-    return "active"
-
-
-def snapshot_from_transaction(
-    transaction: dict, renewal: dict | None, *, as_of: datetime, notification_type: str = "", subtype: str = ""
-) -> SubscriptionSnapshot:
-    renewal = renewal or {}
-    status = app_store_status(transaction, renewal, as_of=as_of, notification_type=notification_type, subtype=subtype)
-    expires = ms(transaction.get("expiresDate"))
-    otid = transaction.get("originalTransactionId")
-    if not otid or not transaction.get("productId"):
-        raise MalformedPayload("An App Store transaction needs originalTransactionId and productId.")
-    auto_renew = renewal.get("autoRenewStatus", 1) == 1
-    identities = [("original_transaction_id", otid)]
-    return SubscriptionSnapshot(
-        provider="app_store",
-        provider_subscription_id=otid,
-        store_product_id=transaction["productId"],
-        status=status,
-        as_of=as_of,
-        customer_ref=transaction.get("appAccountToken") or "",
-        current_period_start=ms(transaction.get("purchaseDate")),
-        current_period_end=expires,
-        trial_end=expires if status == "trialing" else None,
-        grace_end=ms(renewal.get("gracePeriodExpiresDate")),
-        auto_renew=auto_renew,
-        quantity=int(transaction.get("quantity") or 1),
-        extra={
-            "identities": identities,
-            "auto_renew_product_id": renewal.get("autoRenewProductId", ""),
-            "cancel_reason": "auto_renew_disabled" if not auto_renew else "",
-        },
-    )
-
-
-def transaction_amount(transaction: dict) -> Money | None:
-    """The customer price of a transaction (Apple sends milliunits); None for free periods."""
-    price, currency = transaction.get("price"), transaction.get("currency")
-    if not price or not currency:
-        return None
-    return Money(Decimal(int(price)) / 1000, currency)
 
 
 class AppStoreProvider:

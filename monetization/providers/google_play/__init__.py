@@ -1,12 +1,35 @@
-from .adapter import NOTIFICATION_TYPES, PAYMENT_CODES, GooglePlayProvider, play_money, snapshot_from_v2
+"""Google Play: real-time developer notifications (Pub/Sub push) and the Play Developer API."""
+
+from ..base import Capabilities
+from .adapter import GooglePlayProvider
 from .client import GoogleApiSubscriptionsV2Client, SubscriptionsV2Client
+from .parsing import (
+    NOTIFICATION_TYPES,
+    PAYMENT_CODES,
+    event_facts,
+    event_snapshot,
+    play_money,
+    relevant,
+    snapshot_from_v2,
+)
+from .rules import PLATFORM_RULES, rule_problem
+
+# Users pause Play subscriptions in the store (we follow through its notifications); we cannot.
+CAPABILITIES = Capabilities(refund=True, cancel=True, extend=True, paused_state=True)
+
 
 __all__ = [
+    "CAPABILITIES",
     "NOTIFICATION_TYPES",
     "PAYMENT_CODES",
+    "PLATFORM_RULES",
     "GoogleApiSubscriptionsV2Client",
     "GooglePlayProvider",
     "SubscriptionsV2Client",
+    "event_facts",
+    "event_snapshot",
     "play_money",
+    "relevant",
+    "rule_problem",
     "snapshot_from_v2",
 ]

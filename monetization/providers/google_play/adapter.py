@@ -20,14 +20,15 @@ import binascii
 import hmac
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from django.conf import settings
 from djmoney.money import Money
 
 from monetization import clock
 from monetization.providers.base import (
+    Acknowledgement,
     InvalidSignature,
     MalformedPayload,
     ProviderError,
@@ -38,75 +39,7 @@ from monetization.providers.base import (
 )
 
 from .client import GoogleApiSubscriptionsV2Client, SubscriptionsV2Client
-
-NOTIFICATION_TYPES = {
-    1: "SUBSCRIPTION_RECOVERED",
-    2: "SUBSCRIPTION_RENEWED",
-    3: "SUBSCRIPTION_CANCELED",
-    4: "SUBSCRIPTION_PURCHASED",
-    5: "SUBSCRIPTION_ON_HOLD",
-    6: "SUBSCRIPTION_IN_GRACE_PERIOD",
-    7: "SUBSCRIPTION_RESTARTED",
-    8: "SUBSCRIPTION_PRICE_CHANGE_CONFIRMED",
-    9: "SUBSCRIPTION_DEFERRED",
-    10: "SUBSCRIPTION_PAUSED",
-    11: "SUBSCRIPTION_PAUSE_SCHEDULE_CHANGED",
-    12: "SUBSCRIPTION_REVOKED",
-    13: "SUBSCRIPTION_EXPIRED",
-    17: "SUBSCRIPTION_ITEMS_CHANGED",
-    18: "SUBSCRIPTION_CANCELLATION_SCHEDULED",
-    19: "SUBSCRIPTION_PRICE_CHANGE_UPDATED",
-    20: "SUBSCRIPTION_PENDING_PURCHASE_CANCELED",
-}
-PAYMENT_CODES = {1, 2, 4, 7}  # a successful charge happened (latestSuccessfulOrderId names it)
-
-
-def rfc3339(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def play_money(price: dict | None) -> Money | None:
-    if not price or not price.get("currencyCode"):
-        return None
-    amount = Decimal(price.get("units") or 0) + Decimal(int(price.get("nanos") or 0)).scaleb(-9)
-    return Money(amount, price["currencyCode"]) if amount > 0 else None
-
-
-def snapshot_from_v2(token: str, data: dict, *, as_of: datetime) -> SubscriptionSnapshot:
-    """A ``SubscriptionPurchaseV2`` resource as a snapshot."""
-    items = data.get("lineItems") or []
-    if not items or not data.get("subscriptionState"):
-        raise MalformedPayload("A subscriptionsv2 resource needs subscriptionState and lineItems.")
-    item = items[0]
-    plan = item.get("autoRenewingPlan") or {}
-    expiry = rfc3339(item.get("expiryTime"))
-    state = data["subscriptionState"]
-    accounts = data.get("externalAccountIdentifiers") or {}
-    auto_renew = bool(plan.get("autoRenewEnabled", state != "SUBSCRIPTION_STATE_CANCELED"))
-    offer_phase = item.get("offerPhase") or {}
-    return SubscriptionSnapshot(
-        provider="google_play",
-        provider_subscription_id=token,
-        store_product_id=item.get("productId", ""),
-        base_plan_id=(item.get("offerDetails") or {}).get("basePlanId", ""),
-        status=state,
-        as_of=as_of,
-        customer_ref=accounts.get("obfuscatedExternalAccountId", ""),
-        current_period_start=rfc3339(data.get("startTime")),
-        current_period_end=expiry,
-        trial_end=expiry if "freeTrial" in offer_phase else None,
-        grace_end=expiry if state == "SUBSCRIPTION_STATE_IN_GRACE_PERIOD" else None,
-        auto_renew=auto_renew if state != "SUBSCRIPTION_STATE_CANCELED" else False,
-        extra={
-            "identities": [("purchase_token", token)],
-            "acknowledgement_state": data.get("acknowledgementState", ""),
-            "latest_order_id": item.get("latestSuccessfulOrderId", ""),
-            "recurring_price": plan.get("recurringPrice"),
-            "linked_purchase_token": data.get("linkedPurchaseToken", ""),
-        },
-    )
+from .parsing import ACCESS_STATES, NOTIFICATION_TYPES, snapshot_from_v2
 
 
 class GooglePlayProvider:
@@ -227,6 +160,16 @@ class GooglePlayProvider:
 
     def acknowledge(self, *, product_id: str, token: str) -> None:
         self._api(self.client.acknowledge, product_id=product_id, token=token)
+
+    def acknowledge_pending(self, snapshot: SubscriptionSnapshot, *, only_with_access: bool = False):
+        """Acknowledge the purchase if Play still waits for it (it refunds unacknowledged ones after 3 days);
+        the snapshot, saying so. ``only_with_access``: only a purchase that grants access now."""
+        if snapshot.acknowledgement != Acknowledgement.PENDING:
+            return snapshot
+        if only_with_access and snapshot.provider_status not in ACCESS_STATES:
+            return snapshot
+        self.acknowledge(product_id=snapshot.store_product_id, token=snapshot.provider_subscription_id)
+        return replace(snapshot, acknowledgement=Acknowledgement.ACKNOWLEDGED, acknowledged_at=clock.now())
 
     def refund(self, *, payment_reference: str, amount: Money, idempotency_key: str, reason: str) -> RefundResult:
         # orders.refund refunds the whole order; partial refunds happen in the Play Console only.

@@ -1,24 +1,21 @@
-"""Stripe: webhooks verified with ``stripe.Webhook.construct_event``; API calls through ``StripeClient``.
+"""Stripe: webhooks verified with the SDK's signature check; API calls through ``StripeClient``.
 
-The API version is pinned (``STRIPE_API_VERSION``) and our parsing follows
-it: since 2025-03-31 the current period lives on the subscription *items*,
-not on the subscription, so we read it there (falling back to the old place
-for events rendered with an older version, which Stripe does for events
-created before an upgrade).
+The API version is pinned (``STRIPE_API_VERSION``); how its payloads read is
+:mod:`.parsing`'s job.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 
 import stripe
 from django.conf import settings
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.money import minor_from_money, money_from_minor
 from monetization.providers.base import (
     InvalidSignature,
     MalformedPayload,
@@ -28,68 +25,7 @@ from monetization.providers.base import (
     SubscriptionSnapshot,
 )
 
-# The event types we store; everything else is acknowledged and not stored.
-HANDLED_TYPES = (
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "invoice.paid",
-    "invoice.payment_failed",
-    "charge.refunded",
-)
-
-
-def ts(value) -> datetime | None:
-    if value in (None, ""):
-        return None
-    return datetime.fromtimestamp(int(value), tz=UTC)
-
-
-def money_from_minor(amount: int, currency: str) -> Money:
-    from monetization.services.ledger import minor_unit_exponent
-
-    currency = currency.upper()
-    return Money(Decimal(int(amount)).scaleb(-minor_unit_exponent(currency)), currency)
-
-
-def minor_from_money(amount: Money) -> int:
-    from monetization.services.ledger import minor_unit_exponent
-
-    return int((amount.amount * (10 ** minor_unit_exponent(str(amount.currency)))).to_integral_value())
-
-
-def snapshot_from_subscription(obj: dict, *, as_of: datetime) -> SubscriptionSnapshot:
-    """A Stripe Subscription object (as a dict) as a snapshot."""
-    items = (obj.get("items") or {}).get("data") or []
-    if not items:
-        raise MalformedPayload(f"Stripe subscription {obj.get('id')} has no items.")
-    item = items[0]
-    price = item.get("price") or item.get("plan") or {}
-    start = item.get("current_period_start", obj.get("current_period_start"))
-    end = item.get("current_period_end", obj.get("current_period_end"))
-    customer = obj.get("customer")
-    if isinstance(customer, dict):
-        customer = customer.get("id")
-    metadata = obj.get("metadata") or {}
-    cancel_details = obj.get("cancellation_details") or {}
-    auto_renew = not obj.get("cancel_at_period_end") and not obj.get("cancel_at")
-    return SubscriptionSnapshot(
-        provider="stripe",
-        provider_subscription_id=obj["id"],
-        store_product_id=price.get("id", ""),
-        status=obj["status"],
-        as_of=as_of,
-        customer_ref=customer or "",
-        current_period_start=ts(start),
-        current_period_end=ts(end),
-        trial_end=ts(obj.get("trial_end")),
-        auto_renew=auto_renew,
-        quantity=int(item.get("quantity") or 1),
-        extra={
-            "external_id": metadata.get("external_id", ""),
-            "cancel_reason": (cancel_details.get("reason") or "")[:64],
-        },
-    )
+from .parsing import HANDLED_TYPES, event_from_dict, snapshot_from_subscription
 
 
 class StripeProvider:
@@ -248,37 +184,3 @@ def _header(headers: dict[str, str], name: str) -> str:
         if key.lower() == lowered:
             return value
     return ""
-
-
-def event_from_dict(data: dict) -> ProviderEvent:
-    try:
-        obj = data["data"]["object"]
-        event_type = data["type"]
-        event_id = data["id"]
-        created = ts(data["created"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedPayload("A Stripe event needs id, type, created and data.object.") from exc
-    if not isinstance(event_id, str) or not event_id:
-        raise MalformedPayload("A Stripe event id must be a string.")
-    ref = ""
-    if isinstance(obj, dict):
-        if obj.get("object") == "subscription":
-            ref = obj.get("id", "")
-        elif obj.get("object") == "invoice":
-            ref = invoice_subscription_id(obj)
-    return ProviderEvent(
-        provider="stripe",
-        event_id=event_id,
-        event_type=str(event_type)[:64],
-        occurred_at=created,
-        payload=data,
-        subscription_ref=ref or "",
-    )
-
-
-def invoice_subscription_id(invoice: dict) -> str:
-    """Where the pinned API version puts an invoice's subscription (``parent``), or the old place."""
-    parent = invoice.get("parent") or {}
-    details = parent.get("subscription_details") or {}
-    sub = details.get("subscription") or invoice.get("subscription") or ""
-    return sub.get("id", "") if isinstance(sub, dict) else sub

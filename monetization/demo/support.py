@@ -1,17 +1,19 @@
-"""Demo: the support console's day — refunds (succeeded, awaiting approval, rejected, failed), grants, staff actions.
+"""Demo: the support console's day of refunds (succeeded, awaiting approval, rejected, failed).
 
 Runs after the other demo steps and works on what they created: the staff
-logins (support, finance, compliance from monetization.demo) and the demo
-customers' payments and subscriptions. Skips quietly when they are not there.
-Idempotent: everything it makes is tagged "[demo]"; a re-run finds the tag and stops.
+logins (support, finance, compliance from monetization.demo.customers) and the
+demo customers' payments. Skips quietly when they are not there. Idempotent:
+everything it makes is tagged "[demo]"; a re-run finds the tag and stops.
+subscriptions.demo.support adds the day's grants and subscription actions.
 
 The demo has no provider accounts, so the provider calls made while seeding
-(refunds, cancel, extend) go to the in-memory test double
-(monetization.providers.fake.FakeProvider); the running server keeps the
-configured adapters (``PAYMENT_PROVIDER_*``).
+go to the in-memory test double (:func:`with_fake_providers`); the running
+server keeps the configured adapters (``PAYMENT_PROVIDER_*``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -21,15 +23,16 @@ from djmoney.money import Money
 
 from monetization.errors import DomainError
 from monetization.models import Payment, Provider, Refund
-from monetization.providers.base import ProviderError, SubscriptionSnapshot, get_provider, reset_providers
+from monetization.providers.base import ProviderError, get_provider, reset_providers
 from monetization.services.ledger import quantize
 from monetization.services.refunds import refund_approve, refund_reject, refund_request
 
 TAG = "[demo]"
-FAKE = "monetization.providers.fake.FakeProvider"
+FAKE = "monetization.demo.providers.FakeProvider"
 
 
-def _staff():
+def staff():
+    """The demo's staff logins (support, finance, compliance, admin), or None for those not seeded."""
     User = get_user_model()
     users = {u.username: u for u in User.objects.filter(username__in=["support", "finance", "compliance", "admin"])}
     return users.get("support"), users.get("finance"), users.get("compliance"), users.get("admin")
@@ -60,7 +63,7 @@ def _refundable(limit: int) -> list[Payment]:
     return (mixed + rest)[:limit]
 
 
-def _try(fn, out, label):
+def attempt(fn, out, label):
     try:
         return fn()
     except (DomainError, ProviderError) as exc:
@@ -68,25 +71,28 @@ def _try(fn, out, label):
         return None
 
 
-def seed(*, rng, out, options) -> None:
+def with_fake_providers(seed_step: Callable[[], None]) -> None:
+    """Run a seeding step with every payment provider pointed at the in-memory test double."""
     fakes = dict.fromkeys(settings.PAYMENT_PROVIDERS, FAKE)
     reset_providers()
     try:
         with override_settings(PAYMENT_PROVIDERS=fakes):
-            _seed(out=out)
+            seed_step()
     finally:
         reset_providers()
 
 
-def _seed(*, out) -> None:
-    from subscriptions.models import Grant
+def seed(*, rng, out, options) -> None:
+    with_fake_providers(lambda: _seed(out=out))
 
-    if Refund.objects.filter(note__startswith=TAG).exists() or Grant.objects.filter(reason__startswith=TAG).exists():
+
+def _seed(*, out) -> None:
+    if Refund.objects.filter(note__startswith=TAG).exists():
         out.write("  support demo already seeded")
         return
-    support, finance, compliance, _admin = _staff()
+    support, finance, _compliance, _admin = staff()
     if support is None or finance is None:
-        out.write("  no demo staff logins (monetization.demo); skipping the support demo")
+        out.write("  no demo staff logins (monetization.demo.customers); skipping the support demo")
         return
     payments = _refundable(40)
     if not payments:
@@ -96,7 +102,7 @@ def _seed(*, out) -> None:
         currency = str(payment.amount.currency)
         full = i % 3 == 0
         amount = payment.amount if full else Money(quantize(payment.amount.amount / 2, currency), currency)
-        _try(
+        attempt(
             lambda p=payment, a=amount, i=i, full=full: refund_request(
                 payment=p,
                 amount=a,
@@ -112,7 +118,7 @@ def _seed(*, out) -> None:
     held = []
     with override_settings(REFUND_APPROVAL_THRESHOLDS={}):
         for i, payment in enumerate(payments[8:14]):
-            refund = _try(
+            refund = attempt(
                 lambda p=payment, i=i: refund_request(
                     payment=p,
                     amount=p.amount,
@@ -127,14 +133,16 @@ def _seed(*, out) -> None:
             if refund is not None:
                 held.append(refund)
     if len(held) >= 2:
-        _try(lambda: refund_approve(refund=held[0], approved_by=finance, reason=f"{TAG} verified"), out, "approve")
-        _try(lambda: refund_reject(refund=held[1], rejected_by=finance, reason=f"{TAG} outside policy"), out, "reject")
+        attempt(lambda: refund_approve(refund=held[0], approved_by=finance, reason=f"{TAG} verified"), out, "approve")
+        attempt(
+            lambda: refund_reject(refund=held[1], rejected_by=finance, reason=f"{TAG} outside policy"), out, "reject"
+        )
     # Provider failures, left for staff to retry.
     for payment in payments[14:16]:
         provider = get_provider(payment.provider)
         if hasattr(provider, "fail_next"):
             provider.fail_next["refund"] = ProviderError("The provider timed out", code="api_connection_error")
-            _try(
+            attempt(
                 lambda p=payment: refund_request(
                     payment=p,
                     amount=p.amount,
@@ -145,7 +153,6 @@ def _seed(*, out) -> None:
                 out,
                 "failing refund",
             )
-    _seed_grants_and_actions(support=support, compliance=compliance, out=out, payments=payments)
     statuses = dict(
         Refund.objects.filter(note__startswith=TAG)
         .values_list("status")
@@ -153,54 +160,3 @@ def _seed(*, out) -> None:
         .values_list("status", "n")
     )
     out.write(f"  refunds by status: {statuses}")
-
-
-def _seed_grants_and_actions(*, support, compliance, out, payments) -> None:
-    from subscriptions.models import Entitlement, Subscription
-    from subscriptions.services import actions
-
-    entitlement = Entitlement.objects.order_by("key").first()
-    customers = list({p.customer_id: p.customer for p in payments}.values())[:6]
-    if entitlement is not None:
-        grants = []
-        for i, customer in enumerate(customers):
-            grant = _try(
-                lambda c=customer, i=i: actions.staff_grant_create(
-                    customer=c,
-                    user=support,
-                    reason=f"{TAG} apology for the outage (ticket #{5200 + i})",
-                    entitlement=entitlement,
-                    days=7 + 7 * i,
-                ),
-                out,
-                "grant",
-            )
-            if grant is not None:
-                grants.append(grant)
-        if grants and compliance is not None:
-            _try(
-                lambda: actions.staff_grant_revoke(grant=grants[0], user=compliance, reason=f"{TAG} abuse report"),
-                out,
-                "grant revoke",
-            )
-    subs = list(
-        Subscription.objects.filter(provider=Provider.STRIPE, state=Subscription.State.ACTIVE).order_by("id")[:3]
-    )
-    for sub in subs:
-        provider = get_provider(sub.provider)
-        if hasattr(provider, "subscriptions"):  # the demo's fake provider must know the subscription
-            provider.subscriptions[sub.provider_subscription_id] = SubscriptionSnapshot(
-                provider=sub.provider,
-                provider_subscription_id=sub.provider_subscription_id,
-                store_product_id="demo",
-                status="active",
-                as_of=sub.updated_at,
-                current_period_end=sub.current_period_end,
-            )
-    steps = [
-        ("extend", lambda s: actions.subscription_extend(subscription=s, user=support, reason=f"{TAG} outage", days=7)),
-        ("cancel", lambda s: actions.subscription_cancel(subscription=s, user=support, reason=f"{TAG} asked to stop")),
-        ("pause", lambda s: actions.subscription_pause(subscription=s, user=support, reason=f"{TAG} travelling")),
-    ]
-    for sub, (label, fn) in zip(subs, steps, strict=False):
-        _try(lambda s=sub, fn=fn: fn(s), out, f"subscription {label}")

@@ -1,6 +1,6 @@
 """The demo's webhook inbox: the provider events that would have produced the demo subscriptions.
 
-For each demo subscription (subscriptions/demo.py): one event per
+For each demo subscription (subscriptions/demo/subscriptions.py): one event per
 provider-caused step of its history and one per payment, stored as the real
 adapters store them (same event types, payload shapes and subscription refs)
 and left as the real appliers would have left them (applied, with their note).
@@ -18,13 +18,14 @@ arrived before their subscription and ran out of retries (their payment is not
 recorded yet: a replay records it), and one for a subscription made outside
 this back office (a replay fails the same way).
 
-Builds the rows only (as dicts of columns); subscriptions/demo.py inserts them
-with ``ON CONFLICT (provider, event_id) DO NOTHING``, so the seed stays idempotent.
+Builds the rows only (as dicts of columns); subscriptions/demo/subscriptions.py inserts them
+with ``ON CONFLICT (provider, event_id) DO NOTHING``, so the seed stays idempotent. The
+payloads come from the provider packages' ``payloads`` builders, the shapes the webhook
+tests post and check against recorded payloads.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import random
@@ -35,8 +36,11 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from monetization.models import WebhookEvent
-from monetization.providers.google_play.adapter import NOTIFICATION_TYPES
-from monetization.providers.stripe.adapter import minor_from_money
+from monetization.money import minor_from_money
+from monetization.providers.app_store import payloads as apple
+from monetization.providers.google_play import NOTIFICATION_TYPES
+from monetization.providers.google_play import payloads as play
+from monetization.providers.stripe import payloads as stripe
 from subscriptions.models import Subscription
 from subscriptions.periods import add_interval
 
@@ -101,43 +105,20 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-def _zulu(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
-
-
 def _stripe_event(event_id: str, event_type: str, at: datetime, obj: dict, previous: dict | None = None) -> dict:
-    data: dict = {"object": obj}
-    if previous is not None:
-        data["previous_attributes"] = previous
-    return {
-        "id": event_id,
-        "object": "event",
-        "api_version": settings.STRIPE_API_VERSION,
-        "created": _ts(at),
-        "data": data,
-        "livemode": True,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": event_type,
-    }
+    return stripe.event(event_id=event_id, event_type=event_type, created=_ts(at), obj=obj, previous=previous)
 
 
 def _play_push(event_id: str, notification: dict, published: datetime) -> tuple[dict, str]:
     """The stored payload, and the body as Pub/Sub pushed it (not signed: it is kept as it came)."""
-    message = {
-        "attributes": {},
-        "messageId": event_id,
-        "message_id": event_id,
-        "publishTime": _zulu(published),
-        "publish_time": _zulu(published),
-    }
-    data = base64.b64encode(json.dumps(notification).encode()).decode()
-    body = json.dumps({"message": {**message, "data": data}, "subscription": PLAY_PUSH_SUBSCRIPTION})
-    return {"message": message, "notification": notification}, body
+    push = play.pubsub_push(
+        notification=notification, message_id=event_id, published=published, subscription=PLAY_PUSH_SUBSCRIPTION
+    )
+    return play.stored_push(push, notification), json.dumps(push)
 
 
 def _event(**fields) -> dict:
-    """One inbox row, as a dict of its columns (subscriptions/demo.py inserts them in one statement)."""
+    """One inbox row, as a dict of its columns (subscriptions/demo/subscriptions.py inserts them in one statement)."""
     row = {"subscription_ref": "", "raw_body": "", "attempts": 0, "last_error": "", "note": "", "applied_at": None}
     row.update(fields)
     row["note"] = row["note"][:200]
@@ -210,7 +191,7 @@ class _Sub:
         self.rng = random.Random(f"{ctx.seed}:inbox:{self.psid}")
 
     def ref(self, n: int) -> str:
-        """The provider reference of payment ``n`` (as subscriptions/demo.py names it)."""
+        """The provider reference of payment ``n`` (as subscriptions/demo/subscriptions.py names it)."""
         return f"demo-{self.psid[:60]}-{n}"
 
     def period(self, at: datetime) -> tuple[int, datetime, datetime]:
@@ -275,63 +256,32 @@ class _Sub:
         f, currency = self.f, str(self.amount.currency).lower()
         n, start, end = self.period(at)
         trial_end = f.get("trial_end")
-        item = {
-            "id": _stripe_id("si", self.psid),
-            "object": "subscription_item",
-            "created": _ts(self.anchor),
-            "current_period_end": _ts(end),
-            "current_period_start": _ts(start),
-            "metadata": {},
-            "price": {
-                "id": self.product_id,
-                "object": "price",
-                "active": True,
-                "currency": currency,
-                "product": "prod_R" + _hex("prod", self.plan.product_id)[:12],
-                "recurring": {"interval": self.plan.interval, "interval_count": 1, "usage_type": "licensed"},
-                "type": "recurring",
-                "unit_amount": minor_from_money(self.amount),
-            },
-            "quantity": 1,
-            "subscription": self.psid,
-        }
-        obj = {
-            "id": self.psid,
-            "object": "subscription",
-            "billing_cycle_anchor": _ts(trial_end or self.anchor),
-            "cancel_at": None,
-            "cancel_at_period_end": False,
-            "canceled_at": None,
-            "cancellation_details": {"comment": None, "feedback": None, "reason": None},
-            "collection_method": "charge_automatically",
-            "created": _ts(self.anchor),
-            "currency": currency,
-            "customer": self.ctx.stripe_customer(self.customer),
-            "default_payment_method": _stripe_id("pm", self.ctx.stripe_customer(self.customer)),
-            "ended_at": None,
-            "items": {
-                "object": "list",
-                "data": [item],
-                "has_more": False,
-                "total_count": 1,
-                "url": f"/v1/subscription_items?subscription={self.psid}",
-            },
-            "latest_invoice": self.ref(n),
-            "livemode": True,
-            "metadata": {"external_id": self.customer.external_id},
-            "pause_collection": None,
-            "start_date": _ts(self.anchor),
-            "status": status,
-            "trial_end": _ts(trial_end) if trial_end else None,
-            "trial_start": _ts(self.anchor) if trial_end else None,
-        }
-        obj.update(changes)
-        return obj
+        customer = self.ctx.stripe_customer(self.customer)
+        return stripe.subscription(
+            sub_id=self.psid,
+            customer=customer,
+            status=status,
+            created=_ts(self.anchor),
+            period_start=_ts(start),
+            period_end=_ts(end),
+            price_id=self.product_id,
+            product="prod_R" + _hex("prod", self.plan.product_id)[:12],
+            unit_amount=minor_from_money(self.amount),
+            currency=currency,
+            interval=self.plan.interval,
+            item_id=_stripe_id("si", self.psid),
+            external_id=self.customer.external_id,
+            latest_invoice=self.ref(n),
+            default_payment_method=_stripe_id("pm", customer),
+            billing_cycle_anchor=_ts(trial_end or self.anchor),
+            trial_start=_ts(self.anchor) if trial_end else None,
+            trial_end=_ts(trial_end) if trial_end else None,
+            **changes,
+        )
 
     def _stripe_invoice(self, n: int, at: datetime, payment=None) -> dict:
         """Invoice ``n`` (its id is the payment's reference); without a payment, the $0 one opening a trial."""
         _n, start, end = self.period(at)
-        currency = str(self.amount.currency).lower()
         if payment is None:
             total = tax = fee = 0
             paid = True
@@ -339,108 +289,53 @@ class _Sub:
             total, tax, fee = (minor_from_money(m) for m in (payment.amount, payment.tax, payment.fee))
             paid = payment.status == "succeeded"
         ref = self.ref(n)
-        invoice = {
-            "id": ref,
-            "object": "invoice",
-            "account_country": "US",
-            "amount_due": total,
-            "amount_paid": total if paid else 0,
-            "amount_remaining": 0 if paid else total,
-            "attempt_count": 1 if total else 0,
-            "attempted": bool(total),
-            "billing_reason": "subscription_create" if n == 0 else "subscription_cycle",
-            "collection_method": "charge_automatically",
-            "created": _ts(at),
-            "currency": currency,
-            "customer": self.ctx.stripe_customer(self.customer),
-            "customer_email": self.customer.email,
-            "lines": {
-                "object": "list",
-                "data": [
-                    {
-                        "id": _stripe_id("il", ref),
-                        "object": "line_item",
-                        "amount": total,
-                        "currency": currency,
-                        "period": {"end": _ts(end), "start": _ts(start)},
-                        "pricing": {
-                            "price_details": {"price": self.product_id},
-                            "type": "price_details",
-                            "unit_amount_decimal": str(total),
-                        },
-                        "quantity": 1,
-                    }
-                ],
-                "has_more": False,
-                "total_count": 1,
-            },
-            "livemode": True,
-            "next_payment_attempt": None,
-            "number": f"{_hex('number', self.psid)[:8].upper()}-{n + 1:04d}",
-            "parent": {
-                "quote_details": None,
-                "subscription_details": {
-                    "metadata": {"external_id": self.customer.external_id},
-                    "subscription": self.psid,
-                },
-                "type": "subscription_details",
-            },
-            "period_end": _ts(at),
-            "period_start": _ts(at),
-            "status": "paid" if paid else "open",
-            "status_transitions": {"finalized_at": _ts(at), "paid_at": _ts(at) if paid else None, "voided_at": None},
-            "subtotal": total,
-            "total": total,
-            "total_taxes": [
-                {
-                    "amount": tax,
-                    "tax_behavior": "inclusive",
-                    "tax_rate_details": {"tax_rate": _stripe_id("txr", self.customer.country)},
-                    "taxability_reason": "standard_rated",
-                    "taxable_amount": total - tax,
-                    "type": "tax_rate_details",
-                }
-            ]
-            if tax
-            else [],
-        }
-        if paid and total:
-            # As if the charge came expanded: the applier books the processing fee from it.
-            invoice["charge"] = {
-                "id": _stripe_id("ch", ref),
-                "object": "charge",
-                "balance_transaction": {
-                    "id": _stripe_id("txn", ref),
-                    "object": "balance_transaction",
-                    "fee": fee,
-                    "net": total - fee,
-                },
-            }
-        return invoice
+        # As if the charge came expanded: the fee is booked from its balance transaction.
+        charge = (
+            stripe.expanded_charge(
+                charge_id=_stripe_id("ch", ref), balance_transaction_id=_stripe_id("txn", ref), amount=total, fee=fee
+            )
+            if paid and total
+            else None
+        )
+        return stripe.invoice(
+            invoice_id=ref,
+            customer=self.ctx.stripe_customer(self.customer),
+            sub_id=self.psid,
+            total=total,
+            created=_ts(at),
+            period_start=_ts(start),
+            period_end=_ts(end),
+            price_id=self.product_id,
+            product="prod_R" + _hex("prod", self.plan.product_id)[:12],
+            line_id=_stripe_id("il", ref),
+            number=f"{_hex('number', self.psid)[:8].upper()}-{n + 1:04d}",
+            currency=str(self.amount.currency).lower(),
+            paid=paid,
+            tax=tax,
+            tax_rate=_stripe_id("txr", self.customer.country),
+            billing_reason="subscription_create" if n == 0 else "subscription_cycle",
+            external_id=self.customer.external_id,
+            customer_email=self.customer.email,
+            charge=charge,
+        )
 
     def _stripe_refund(self, at: datetime) -> dict:
         """The charge of the period being refunded in full (Stripe has no "revoked": the applier revokes)."""
         n, _start, _end = self.period(at)
         payment, ref = self.payments.get(n), self.ref(n)
         amount = minor_from_money(payment.amount) if payment else 0
-        return {
-            "id": _stripe_id("ch", ref),
-            "object": "charge",
-            "amount": amount,
-            "amount_captured": amount,
-            "amount_refunded": amount,
-            "balance_transaction": _stripe_id("txn", ref),
-            "captured": True,
-            "created": _ts(payment.occurred_at if payment else at),
-            "currency": str(self.amount.currency).lower(),
-            "customer": self.ctx.stripe_customer(self.customer),
-            "livemode": True,
-            "paid": True,
-            "payment_intent": _stripe_id("pi", ref),
-            "payment_method": _stripe_id("pm", self.ctx.stripe_customer(self.customer)),
-            "refunded": True,
-            "status": "succeeded",
-        }
+        customer = self.ctx.stripe_customer(self.customer)
+        return stripe.refunded_charge(
+            charge_id=_stripe_id("ch", ref),
+            customer=customer,
+            amount=amount,
+            refunded=amount,
+            created=_ts(payment.occurred_at if payment else at),
+            payment_intent=_stripe_id("pi", ref),
+            payment_method=_stripe_id("pm", customer),
+            balance_transaction=_stripe_id("txn", ref),
+            currency=str(self.amount.currency).lower(),
+        )
 
     def _stripe_step(self, transition: str, after: str, at: datetime) -> tuple[str, dict, dict | None, str]:
         """(type, object, previous_attributes, note) of the event behind one history step."""
@@ -551,62 +446,46 @@ class _Sub:
     def _apple_payload(self, event_id, ntype, subtype, at, *, status=1, trial=False, revoked=False, renewal=None):
         n, start, end = self.period(at)
         payment = self.payments.get(n)
-        transaction = {
-            "transactionId": self.ref(n),  # the payment's reference, as the applier records it
-            "originalTransactionId": self.psid,
-            "webOrderLineItemId": str(int(_hex("wol", self.psid, n)[:13], 16)),
-            "bundleId": self.ctx.bundle_id,
-            "productId": self.product_id,
-            "subscriptionGroupIdentifier": "21345678",
-            "purchaseDate": _ms(start),
-            "originalPurchaseDate": _ms(self.anchor),
-            "expiresDate": _ms(end),
-            "quantity": 1,
-            "type": "Auto-Renewable Subscription",
-            "inAppOwnershipType": "PURCHASED",
-            "signedDate": _ms(at),
-            "environment": "Production",
-            "transactionReason": "PURCHASE" if n == 0 else "RENEWAL",
-            "storefront": STOREFRONTS.get(self.customer.country, "USA"),
-            "price": 0 if trial or payment is None else int(payment.amount.amount * 1000),  # milliunits
-            "currency": str(self.amount.currency),
-        }
-        token = self.ctx.identities.get((self.customer.pk, "app_account_token"))
-        if token:
-            transaction["appAccountToken"] = token
+        transaction = apple.transaction(
+            transaction_id=self.ref(n),  # the payment's reference, as the applier records it
+            original_transaction_id=self.psid,
+            web_order_line_item_id=str(int(_hex("wol", self.psid, n)[:13], 16)),
+            bundle_id=self.ctx.bundle_id,
+            product_id=self.product_id,
+            purchase_ms=_ms(start),
+            original_purchase_ms=_ms(self.anchor),
+            expires_ms=_ms(end),
+            signed_ms=_ms(at),
+            price=0 if trial or payment is None else int(payment.amount.amount * 1000),  # milliunits
+            currency=str(self.amount.currency),
+            storefront=STOREFRONTS.get(self.customer.country, "USA"),
+            reason="PURCHASE" if n == 0 else "RENEWAL",
+            app_account_token=self.ctx.identities.get((self.customer.pk, "app_account_token")) or "",
+        )
         if trial:
-            transaction.update(offerType=1, offerDiscountType="FREE_TRIAL", offerPeriod="P1M")
+            transaction = apple.free_trial(transaction)
         if revoked:
-            transaction.update(revocationDate=_ms(at), revocationReason=0)
-        renewal_info = {
-            "originalTransactionId": self.psid,
-            "autoRenewProductId": self.product_id,
-            "productId": self.product_id,
-            "autoRenewStatus": 1,
-            "isInBillingRetryPeriod": False,
-            "signedDate": _ms(at),
-            "environment": "Production",
-            "recentSubscriptionStartDate": _ms(self.anchor),
-            "renewalDate": _ms(end),
-            "renewalPrice": int(self.amount.amount * 1000),
-            "currency": str(self.amount.currency),
+            transaction = apple.revoked(transaction, at_ms=_ms(at))
+        renewal_info = apple.renewal_info(
+            original_transaction_id=self.psid,
+            product_id=self.product_id,
+            signed_ms=_ms(at),
+            recent_start_ms=_ms(self.anchor),
+            renewal_ms=_ms(end),
+            renewal_price=int(self.amount.amount * 1000),
+            currency=str(self.amount.currency),
             **(renewal or {}),
-        }
-        notification = {
-            "notificationType": ntype,
-            **({"subtype": subtype} if subtype else {}),
-            "notificationUUID": event_id,
-            "data": {
-                "appAppleId": self.ctx.apple_id,
-                "bundleId": self.ctx.bundle_id,
-                "bundleVersion": "42",
-                "environment": "Production",
-                "status": status,
-            },
-            "version": "2.0",
-            "signedDate": _ms(at),
-        }
-        return {"notification": notification, "transaction": transaction, "renewal": renewal_info}
+        )
+        notification = apple.notification(
+            notification_type=ntype,
+            subtype=subtype,
+            uuid=event_id,
+            signed_ms=_ms(at),
+            app_apple_id=self.ctx.apple_id,
+            bundle_id=self.ctx.bundle_id,
+            status=status,
+        )
+        return apple.decoded(notification, transaction, renewal_info)
 
     def _app_store(self) -> list[dict]:
         rows = []
@@ -619,16 +498,16 @@ class _Sub:
             elif transition == "activate" and self.starts_with_payment():
                 note += f"; {self.paid_note(0)}"  # SUBSCRIBED records the first payment too
             elif transition in ("cancel", "expire"):
-                options["renewal"] = {"autoRenewStatus": 0, "expirationIntent": 1}
+                options["renewal"] = {"auto_renew": False, "expiration_intent": 1}
             elif transition == "enter_grace_period":
                 grace_end = self.f.get("grace_end") or at
                 options["renewal"] = {
-                    "isInBillingRetryPeriod": True,
-                    "gracePeriodExpiresDate": _ms(grace_end),
-                    "expirationIntent": 2,
+                    "in_billing_retry": True,
+                    "grace_expires_ms": _ms(grace_end),
+                    "expiration_intent": 2,
                 }
             elif transition == "put_on_hold":
-                options["renewal"] = {"isInBillingRetryPeriod": True, "expirationIntent": 2}
+                options["renewal"] = {"in_billing_retry": True, "expiration_intent": 2}
             elif transition == "revoke":
                 options["revoked"] = True
             event_id = f"demo-{self.id}-{i}"
@@ -651,17 +530,13 @@ class _Sub:
     # --- Google Play: RTDN pushed by Pub/Sub (the applier reads the purchase back from the API) ----------
 
     def _play_row(self, event_id: str, name: str, at: datetime, note: str) -> dict:
-        notification = {
-            "version": "1.0",
-            "packageName": self.ctx.package_name,
-            "eventTimeMillis": str(_ms(at)),
-            "subscriptionNotification": {
-                "version": "1.0",
-                "notificationType": PLAY_CODES[name],
-                "purchaseToken": self.psid,
-                "subscriptionId": self.product_id,
-            },
-        }
+        notification = play.developer_notification(
+            package_name=self.ctx.package_name,
+            event_ms=_ms(at),
+            code=PLAY_CODES[name],
+            token=self.psid,
+            product_id=self.product_id,
+        )
         published = at + timedelta(milliseconds=self.rng.randint(40, 900))
         payload, body = _play_push(event_id, notification, published)
         return self.row(event_id=event_id, event_type=name, at=at, payload=payload, raw_body=body, note=note)
@@ -762,26 +637,22 @@ def day_events(planned, ctx: Context) -> list[dict]:
     # The stores' test notifications, sent from App Store Connect and the Play Console after a deploy.
     occurred, received = when(9.5)
     apple_uuid = str(uuid.UUID(_hex(ctx.seed, "apple-test")[:32]))
-    apple_test = {
-        "notification": {
-            "notificationType": "TEST",
-            "notificationUUID": apple_uuid,
-            "data": {"appAppleId": ctx.apple_id, "bundleId": ctx.bundle_id, "environment": "Production"},
-            "version": "2.0",
-            "signedDate": _ms(occurred),
-        },
-        "transaction": None,
-        "renewal": None,
-    }
+    apple_test = apple.decoded(
+        apple.notification(
+            notification_type="TEST",
+            uuid=apple_uuid,
+            signed_ms=_ms(occurred),
+            app_apple_id=ctx.apple_id,
+            bundle_id=ctx.bundle_id,
+            status=None,
+        ),
+        None,
+        None,
+    )
     ignored("app_store", apple_uuid, "TEST", occurred, received, apple_test)
     occurred, received = when(9.4)
     message_id = str(int(_hex(ctx.seed, "play-test")[:11], 16))
-    play_test = {
-        "version": "1.0",
-        "packageName": ctx.package_name,
-        "eventTimeMillis": str(_ms(occurred)),
-        "testNotification": {"version": "1.0"},
-    }
+    play_test = play.developer_notification(package_name=ctx.package_name, event_ms=_ms(occurred), test=True)
     payload, body = _play_push(message_id, play_test, occurred)
     ignored("google_play", message_id, "TEST", occurred, received, payload, body)
 
@@ -792,27 +663,22 @@ def day_events(planned, ctx: Context) -> list[dict]:
         sub_id = _stripe_id("sub", ctx.seed, "dashboard")
         event_id = _stripe_id("evt", ctx.seed, "dashboard-invoice")
         occurred, received = when(5.2)
-        invoice = {
-            "id": _stripe_id("in", ctx.seed, "dashboard"),
-            "object": "invoice",
-            "amount_due": 2900,
-            "amount_paid": 2900,
-            "amount_remaining": 0,
-            "billing_reason": "subscription_create",
-            "currency": "usd",
-            "customer": ctx.stripe_customer(customer),
-            "customer_email": customer.email,
-            "livemode": True,
-            "parent": {
-                "quote_details": None,
-                "subscription_details": {"metadata": {}, "subscription": sub_id},
-                "type": "subscription_details",
-            },
-            "status": "paid",
-            "status_transitions": {"finalized_at": _ts(occurred), "paid_at": _ts(occurred), "voided_at": None},
-            "total": 2900,
-            "total_taxes": [],
-        }
+        invoice_id = _stripe_id("in", ctx.seed, "dashboard")
+        invoice = stripe.invoice(
+            invoice_id=invoice_id,
+            customer=ctx.stripe_customer(customer),
+            sub_id=sub_id,
+            total=2900,
+            created=_ts(occurred),
+            period_start=_ts(occurred),
+            period_end=_ts(occurred + timedelta(days=30)),
+            price_id=_stripe_id("price", ctx.seed, "dashboard"),
+            product=_stripe_id("prod", ctx.seed, "dashboard"),
+            line_id=_stripe_id("il", invoice_id),
+            number=f"{_hex('number', sub_id)[:8].upper()}-0001",
+            billing_reason="subscription_create",
+            customer_email=customer.email,
+        )
         payload = _stripe_event(event_id, "invoice.paid", occurred, invoice)
         row = _event(
             provider="stripe",

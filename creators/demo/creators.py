@@ -10,15 +10,23 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from djmoney.money import Money
 
+from creators.models import (
+    CreatorAccount,
+    CreatorStats,
+    DailyEngagement,
+    EligibilityDecision,
+    PayoutProfile,
+    RevenueShareCycle,
+)
+from creators.services.cycles import cycle_approve, cycle_close, cycle_compute, cycle_submit, period_revenue
+from creators.services.eligibility import add_months
+from creators.services.engagement import ensure_engagement_partitions
+from creators.services.payouts import cycle_pay
 from monetization import clock
+from monetization.demo.providers import FakePayoutProvider
 from monetization.models import Customer
+from monetization.roles import sync_roles
 from monetization.services.ledger import Leg, Posting, journal_post
-
-from .models import CreatorAccount, CreatorStats, DailyEngagement, EligibilityDecision, PayoutProfile, RevenueShareCycle
-from .services.cycles import cycle_approve, cycle_close, cycle_compute, cycle_submit, period_revenue
-from .services.eligibility import add_months
-from .services.engagement import ensure_engagement_partitions
-from .services.payouts import cycle_pay
 
 S = CreatorAccount.State
 PLAN = [
@@ -33,8 +41,6 @@ PLAN = [
 
 
 def _approver(username: str):
-    from monetization.roles import sync_roles
-
     sync_roles()
     user, created = get_user_model().objects.get_or_create(username=username, defaults={"is_staff": True})
     if created:
@@ -146,7 +152,7 @@ def seed(*, rng, out, options=None) -> None:
         cycle_compute(cycle_id=cycle.pk, actor=first)
         cycle_submit(cycle_id=cycle.pk, actor=first)
         cycle_approve(cycle_id=cycle.pk, actor=second)
-        cycle_pay(cycle_id=cycle.pk)
+        cycle_pay(cycle_id=cycle.pk, provider=FakePayoutProvider())  # the demo pays nobody for real
         cycle_close(cycle_id=cycle.pk, actor=second)
     cycle, _ = RevenueShareCycle.objects.get_or_create(period=pending)
     if cycle.state == RevenueShareCycle.State.OPEN:

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from monetization.services.resync import provider_resync
+from subscriptions.services.resync import provider_resync
 
 PROVIDERS = {"stripe": "stripe", "app-store": "app_store", "google-play": "google_play"}
 

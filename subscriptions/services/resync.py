@@ -17,6 +17,7 @@ from django.db.models import Q
 from monetization.models import Provider
 from monetization.providers.base import ProviderEvent, get_provider
 from monetization.services.webhooks import webhook_event_apply, webhook_store
+from subscriptions.models import Subscription
 
 CHUNK = 100
 
@@ -40,8 +41,6 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 
 
 def _play_tokens(since: datetime) -> list[str]:
-    from subscriptions.models import Subscription
-
     return list(
         Subscription.objects.filter(provider=Provider.GOOGLE_PLAY)
         .filter(Q(updated_at__gte=since) | Q(state__in=Subscription.LIVE_STATES))
@@ -62,7 +61,7 @@ def provider_resync(
     state = ResyncProgress()
     for chunk in _chunks(events, CHUNK):
         state.seen += len(chunk)
-        stored = webhook_store(events=chunk, raw_body="", enqueue=False)
+        stored = webhook_store(events=chunk, raw_body="")
         for event_id, created in stored:
             if not created:
                 continue

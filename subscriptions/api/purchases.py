@@ -4,7 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monetization.api.permissions import require_scope
-from monetization.services.purchases import purchase_submit
+from subscriptions.services.purchases import purchase_submit
 
 
 class PurchaseView(APIView):

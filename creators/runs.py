@@ -1,6 +1,9 @@
 """Staff start the long runs of a cycle (computing earnings, paying payouts): checked against the
 model's transition and its permission, audited with who asked, and queued on commit. The runs
-themselves are ``cycles.cycle_compute`` and ``payouts.cycle_pay``, on a worker."""
+themselves are ``cycles.cycle_compute`` and ``payouts.cycle_pay``, on a worker.
+
+It sits above the tasks it queues, which sit above the services they run: services never import
+tasks, so no import circle runs through here."""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ from django_fsm import can_proceed, has_transition_perm
 from monetization.errors import IllegalTransition, NotFound, PermissionDenied
 from monetization.services.audit import audit_record
 
-from ..models import RevenueShareCycle
-from ..tasks import cycle_compute_task, cycle_pay_task
+from .models import RevenueShareCycle
+from .tasks import cycle_compute_task, cycle_pay_task
 
 
 def _request(*, cycle_id: int, actor, transition: str, verb: str, action: str):

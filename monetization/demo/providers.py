@@ -1,22 +1,33 @@
-"""A payment provider test double that speaks :class:`PaymentProvider`.
+"""Test doubles of the providers, for the demo (``make run`` points the providers here) and the tests.
 
-It keeps its state in memory, records every call, and can be told to fail
-the next call of an operation, so tests exercise our side of every path
-without the network. Signature checking is the real adapters' job and is
-tested there with real keys.
+:class:`FakeProvider` speaks :class:`PaymentProvider`: it keeps its state in memory,
+records every call, and can be told to fail the next call of an operation, so the
+demo's staff actions go through and tests exercise our side of every path without
+the network. Signature checking is the real adapters' job and is tested there with
+real keys. :class:`FakePayoutProvider` speaks :class:`PayoutProvider` the same way.
+Nothing here is in the production schema.
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from djmoney.money import Money
 
 from monetization import clock
-
-from .base import ProviderError, ProviderEvent, RefundResult, SubscriptionSnapshot, UnsupportedOperation
+from monetization.providers.base import (
+    PayoutError,
+    ProviderError,
+    ProviderEvent,
+    RefundResult,
+    SubscriptionSnapshot,
+    SubscriptionStatus,
+    TransferResult,
+    UnsupportedOperation,
+)
 
 
 @dataclass
@@ -62,8 +73,10 @@ class FakeProvider:
         self._maybe_fail("cancel_subscription")
         snap = self.subscriptions.get(provider_subscription_id)
         if snap is not None:
+            # Cancelled now, it has ended; at the period end, it runs until then without renewing.
+            status = SubscriptionStatus.EXPIRED if not at_period_end else snap.status
             self.subscriptions[provider_subscription_id] = replace(
-                snap, auto_renew=False, status="canceled" if not at_period_end else snap.status, as_of=clock.now()
+                snap, auto_renew=False, status=status, as_of=clock.now()
             )
 
     def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None:
@@ -86,3 +99,26 @@ class FakeProvider:
         snap = replace(snap, current_period_end=end, as_of=clock.now())
         self.subscriptions[provider_subscription_id] = snap
         return snap
+
+
+class FakePayoutProvider:
+    """In memory, once per idempotency key, like a real payout provider (per process: the demo's and
+    the tests' double). ``fail_destinations``: accounts whose transfers fail."""
+
+    name = "fake"
+    fail_destinations: set[str] = set()
+    # By idempotency key, shared by every instance of the process (a provider remembers keys across runs).
+    transfers: dict[str, TransferResult] = {}
+    _ids = itertools.count(1)
+    _lock = threading.Lock()  # paying runs share a cycle from several threads
+
+    def transfer(self, *, destination: str, amount: Money, idempotency_key: str) -> TransferResult:
+        if destination in self.fail_destinations:
+            raise PayoutError(f"destination {destination} rejected the transfer")
+        with self._lock:
+            first = self.transfers.get(idempotency_key)
+            if first is not None:
+                return replace(first, replayed=True)
+            result = TransferResult(transfer_id=f"tr_fake_{next(self._ids)}", amount=amount, destination=destination)
+            self.transfers[idempotency_key] = result
+            return result

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from monetization import clock
 from monetization.errors import ErrorCode, InvalidInput, NotFound
 from monetization.models import AuditEvent, Customer
 from monetization.providers.base import InvalidSignature, MalformedPayload, ProviderError, get_provider
@@ -39,13 +36,8 @@ def purchase_submit(
             snapshot = provider.fetch_subscription(purchase_token)
             if product_id and snapshot.store_product_id != product_id:
                 raise InvalidInput("The purchase token is for another product.", code=ErrorCode.PURCHASE_INVALID)
-            if snapshot.extra.get("acknowledgement_state") == "ACKNOWLEDGEMENT_STATE_PENDING":
-                provider.acknowledge(product_id=snapshot.store_product_id, token=purchase_token)
-                snapshot = replace(
-                    snapshot, extra={**snapshot.extra, "acknowledged": True, "acknowledged_at": clock.now()}
-                )
-            elif snapshot.extra.get("acknowledgement_state") == "ACKNOWLEDGEMENT_STATE_ACKNOWLEDGED":
-                snapshot = replace(snapshot, extra={**snapshot.extra, "acknowledged": True})
+            # Play refunds a purchase nobody acknowledges within 3 days.
+            snapshot = provider.acknowledge_pending(snapshot)
         elif platform == "web":
             if not stripe_subscription_id:
                 raise InvalidInput("stripe_subscription_id is required for web.")

@@ -12,13 +12,12 @@ from django.conf import settings
 
 from monetization import clock
 from monetization.providers.base import ProviderError, get_provider
+from subscriptions.models import Subscription
 
 log = logging.getLogger(__name__)
 
 
 def play_acknowledge_pending(*, limit: int = 500) -> int:
-    from subscriptions.models import Subscription
-
     since = clock.now() - settings.GOOGLE_PLAY_ACKNOWLEDGE_WITHIN
     pending = Subscription.objects.filter(
         provider="google_play",
@@ -31,8 +30,7 @@ def play_acknowledge_pending(*, limit: int = 500) -> int:
     for pk, token in pending:
         try:
             snapshot = provider.fetch_subscription(token)
-            if snapshot.extra.get("acknowledgement_state") == "ACKNOWLEDGEMENT_STATE_PENDING":
-                provider.acknowledge(product_id=snapshot.store_product_id, token=token)
+            provider.acknowledge_pending(snapshot)
         except ProviderError:
             log.warning("could not acknowledge Play purchase of subscription %s", pk, exc_info=True)
             continue

@@ -4,7 +4,7 @@ A support agent opening the admin sees a real day: active and trialing
 subscriptions, some in grace or on hold after a failed renewal (with Stripe's
 dunning retries), paused, canceled, expired and revoked ones, each with its
 payments (posted to the ledger), a history of state changes, and the provider
-events behind both in the webhook inbox (subscriptions/demo_inbox.py).
+events behind both in the webhook inbox (subscriptions/demo/inbox.py).
 
 Idempotent: a customer's subscription has a deterministic provider id (the
 App Store original transaction id the customer already has, a Play purchase
@@ -28,8 +28,18 @@ from djmoney.money import Money
 from monetization import clock
 from monetization.models import AuditEvent, Customer, Payment, ProviderIdentity, WebhookEvent
 from monetization.services.ledger import Posting, journal_post_many, payment_legs, quantize
-from subscriptions.demo_inbox import Context, day_events, start_replayable, subscription_events
-from subscriptions.models import DunningAttempt, Entitlement, Grant, Plan, Price, Product, Sku, Subscription
+from subscriptions.demo.inbox import Context, day_events, start_replayable, subscription_events
+from subscriptions.models import (
+    DunningAttempt,
+    Entitlement,
+    Grant,
+    Plan,
+    Price,
+    Product,
+    Sku,
+    Subscription,
+    SubscriptionPayment,
+)
 from subscriptions.periods import add_interval
 from subscriptions.platform_rules import rule_for
 
@@ -260,6 +270,7 @@ def seed(*, rng: random.Random, out, options) -> None:
     }
 
     payments, events, per_sub = [], [], []
+    paid_for: dict[str, int] = {}  # payment reference -> the subscription it paid for
     for fields, paid, history, state in todo:
         key = (fields["provider"], fields["provider_subscription_id"])
         sub_id = ids[key]
@@ -271,7 +282,6 @@ def seed(*, rng: random.Random, out, options) -> None:
             ok = status == "succeeded"
             payment = Payment(
                 customer=customer,
-                subscription_id=sub_id,
                 provider=fields["provider"],
                 provider_reference=f"demo-{fields['provider_subscription_id'][:60]}-{n}",
                 kind=Payment.Kind.INITIAL if n == 0 else Payment.Kind.RENEWAL,
@@ -287,6 +297,7 @@ def seed(*, rng: random.Random, out, options) -> None:
             sub_payments.append(payment)
             if payment.provider_reference not in withheld:
                 payments.append(payment)
+                paid_for[payment.provider_reference] = sub_id
         per_sub.append((fields, sub_id, state, amount, sub_payments, history))
         for i, (transition, before, after, at, actor) in enumerate(history):
             label = f"{fields['provider']}:demo-{sub_id}-{i}" if actor == "provider" else "task:lifecycle_sweep"
@@ -304,6 +315,7 @@ def seed(*, rng: random.Random, out, options) -> None:
                 )
             )
     Payment.objects.bulk_create(payments, batch_size=1000, ignore_conflicts=True)
+    _link_payments(paid_for)
     AuditEvent.objects.bulk_create(events, batch_size=1000)
     posted = _post_payments([p.provider_reference for p in payments])
     inbox = _inbox(per_sub, planned, withheld=withheld, now=now, seed=seed_value, identities=identities)
@@ -382,12 +394,23 @@ def _insert_events(rows: list[dict]) -> None:
             cursor.executemany(INBOX_INSERT, params[i : i + 2000])
 
 
+def _link_payments(paid_for: dict[str, int]) -> None:
+    references = list(paid_for)
+    links = []
+    for i in range(0, len(references), 2000):
+        for pk, reference in Payment.objects.filter(provider_reference__in=references[i : i + 2000]).values_list(
+            "id", "provider_reference"
+        ):
+            links.append(SubscriptionPayment(payment_id=pk, subscription_id=paid_for[reference]))
+    SubscriptionPayment.objects.bulk_create(links, batch_size=1000, ignore_conflicts=True)
+
+
 def _post_payments(references: list[str]) -> int:
     postings = []
     for i in range(0, len(references), 2000):
         for payment in (
             Payment.objects.filter(provider_reference__in=references[i : i + 2000], status=Payment.Status.SUCCEEDED)
-            .select_related("customer", "subscription__plan__product")
+            .select_related("customer")
             .order_by("id")
         ):
             postings.append(

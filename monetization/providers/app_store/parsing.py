@@ -1,0 +1,184 @@
+"""How App Store Server Notifications V2 and signed transactions read, in our words.
+
+The notification's JWS (and the transaction and renewal info inside it) are verified
+by the adapter before anything here reads them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from djmoney.money import Money
+
+from monetization.models import ProviderIdentity
+from monetization.providers.base import (
+    EventFacts,
+    EventIgnored,
+    MalformedPayload,
+    PaymentReport,
+    RefundReport,
+    StoredEvent,
+    SubscriptionSnapshot,
+    SubscriptionStatus,
+)
+
+IdentityKind = ProviderIdentity.Kind
+Status = SubscriptionStatus
+
+# Notification types that carry no subscription change for us.
+IGNORED_TYPES = {"TEST", "CONSUMPTION_REQUEST", "EXTERNAL_PURCHASE_TOKEN", "METADATA_UPDATE", "MIGRATION"}
+PAYMENT_TYPES = {"SUBSCRIBED", "DID_RENEW"}
+
+# Apple's subscription statuses (as the Server API names them: 1 active, 2 expired, 3 billing
+# retry, 4 grace period, 5 revoked), plus trialing, in our words.
+STATUS = {
+    "trialing": Status.TRIALING,
+    "active": Status.ACTIVE,
+    "grace_period": Status.GRACE,
+    "billing_retry": Status.ON_HOLD,
+    "expired": Status.EXPIRED,
+    "revoked": Status.REVOKED,
+}
+
+
+def relevant(event_type: str) -> bool:
+    """Event types are stored as ``TYPE`` or ``TYPE.SUBTYPE``."""
+    return event_type.split(".", 1)[0] not in IGNORED_TYPES
+
+
+def ms(value) -> datetime | None:
+    if value in (None, ""):
+        return None
+    return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+
+
+def app_store_status(
+    transaction: dict, renewal: dict, *, as_of: datetime, notification_type: str = "", subtype: str = ""
+):
+    """Apple's subscription status (as the Server API names it) at ``as_of``, plus trialing."""
+    if transaction.get("revocationDate") or notification_type in ("REFUND", "REVOKE"):
+        return "revoked"
+    if notification_type == "EXPIRED":
+        return "expired"
+    if notification_type == "GRACE_PERIOD_EXPIRED":
+        return "billing_retry"  # access stops while Apple keeps retrying
+    if notification_type == "DID_FAIL_TO_RENEW":
+        return "grace_period" if subtype == "GRACE_PERIOD" else "billing_retry"
+    expires = ms(transaction.get("expiresDate"))
+    if expires is not None and expires <= as_of:
+        if renewal.get("isInBillingRetryPeriod"):
+            grace = ms(renewal.get("gracePeriodExpiresDate"))
+            return "grace_period" if grace and grace > as_of else "billing_retry"
+        return "expired"
+    if transaction.get("offerDiscountType") == "FREE_TRIAL" or (
+        transaction.get("offerType") == 1 and not transaction.get("price")
+    ):
+        return "trialing"
+    return "active"
+
+
+def snapshot_from_transaction(
+    transaction: dict, renewal: dict | None, *, as_of: datetime, notification_type: str = "", subtype: str = ""
+) -> SubscriptionSnapshot:
+    renewal = renewal or {}
+    status = app_store_status(transaction, renewal, as_of=as_of, notification_type=notification_type, subtype=subtype)
+    expires = ms(transaction.get("expiresDate"))
+    otid = transaction.get("originalTransactionId")
+    if not otid or not transaction.get("productId"):
+        raise MalformedPayload("An App Store transaction needs originalTransactionId and productId.")
+    auto_renew = renewal.get("autoRenewStatus", 1) == 1
+    account_token = transaction.get("appAccountToken") or ""
+    identities = [(IdentityKind.ORIGINAL_TRANSACTION_ID, otid)]
+    if account_token:
+        identities.insert(0, (IdentityKind.APP_ACCOUNT_TOKEN, account_token))
+    return SubscriptionSnapshot(
+        provider="app_store",
+        provider_subscription_id=otid,
+        store_product_id=transaction["productId"],
+        status=STATUS[status],
+        provider_status=status,
+        as_of=as_of,
+        customer_ref=account_token,
+        identities=tuple(identities),
+        current_period_start=ms(transaction.get("purchaseDate")),
+        current_period_end=expires,
+        trial_end=expires if status == "trialing" else None,
+        grace_end=ms(renewal.get("gracePeriodExpiresDate")),
+        auto_renew=auto_renew,
+        cancel_reason="auto_renew_disabled" if not auto_renew else "",
+        quantity=int(transaction.get("quantity") or 1),
+        extra={"auto_renew_product_id": renewal.get("autoRenewProductId", "")},
+    )
+
+
+def transaction_amount(transaction: dict) -> Money | None:
+    """The customer price of a transaction (Apple sends milliunits); None for free periods."""
+    price, currency = transaction.get("price"), transaction.get("currency")
+    if not price or not currency:
+        return None
+    return Money(Decimal(int(price)) / 1000, currency)
+
+
+def _snapshot(event: StoredEvent) -> SubscriptionSnapshot:
+    """The notification's subscription snapshot (raises EventIgnored for what we don't act on)."""
+    notification = event.payload.get("notification") or {}
+    transaction = event.payload.get("transaction")
+    ntype = notification.get("notificationType", "")
+    if ntype in IGNORED_TYPES:
+        raise EventIgnored(ntype)
+    if not transaction:
+        raise EventIgnored(f"{ntype} without a transaction")
+    if transaction.get("type") and transaction["type"] != "Auto-Renewable Subscription":
+        raise EventIgnored(f"not a subscription ({transaction['type']})")
+    return snapshot_from_transaction(
+        transaction,
+        event.payload.get("renewal"),
+        as_of=event.occurred_at,
+        notification_type=ntype,
+        subtype=notification.get("subtype") or "",
+    )
+
+
+def event_snapshot(event: StoredEvent) -> SubscriptionSnapshot | None:
+    """Renewal-status, grace, billing-retry and expiry notifications are snapshots alone (no payment, no refund)."""
+    ntype = (event.payload.get("notification") or {}).get("notificationType", "")
+    if ntype in PAYMENT_TYPES or ntype in ("REFUND", "REVOKE"):
+        return None
+    try:
+        return _snapshot(event)
+    except EventIgnored:
+        return None  # recorded as ignored one at a time
+
+
+def event_facts(event: StoredEvent) -> EventFacts:
+    notification = event.payload.get("notification") or {}
+    transaction = event.payload.get("transaction")
+    ntype = notification.get("notificationType", "")
+    subtype = notification.get("subtype") or ""
+    snapshot = _snapshot(event)
+    payment = refund = reported = None
+    amount = transaction_amount(transaction)
+    if ntype in PAYMENT_TYPES and amount is not None and not transaction.get("revocationDate"):
+        first = ntype == "SUBSCRIBED" and transaction.get("transactionReason", "PURCHASE") == "PURCHASE"
+        payment = PaymentReport(
+            provider_reference=str(transaction["transactionId"]),
+            amount=amount,
+            kind="initial" if first and subtype != "RESUBSCRIBE" else "renewal",
+            occurred_at=ms(transaction.get("purchaseDate")) or event.occurred_at,
+        )
+    if ntype == "REFUND":
+        # Apple owns App Store refunds; it tells us the transaction it refunded, whole.
+        refund = RefundReport(
+            payment_reference=str(transaction.get("transactionId")),
+            remainder_id=f"apple:{transaction.get('transactionId')}:{transaction.get('revocationDate')}",
+        )
+    if ntype in ("REFUND", "REVOKE"):
+        # Access ends (the snapshot says revoked); the provider's reasons go on the timeline.
+        reported = {
+            "transaction": transaction.get("transactionId"),
+            "type": ntype,
+            "revocation_reason": transaction.get("revocationReason"),
+            "revocation_date": transaction.get("revocationDate"),
+        }
+    return EventFacts(snapshot=snapshot, payment=payment, refund=refund, refund_reported=reported)

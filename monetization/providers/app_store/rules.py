@@ -1,0 +1,25 @@
+"""App Store billing rules as of each date, the defaults settings may override (SUBSCRIPTION_PLATFORM_RULES).
+
+Field meanings: subscriptions.platform_rules.
+"""
+
+# Grace is configured per app in App Store Connect: 3, 16 or 28 days (6 for weekly plans).
+GRACE_OPTIONS = (0, 3, 16, 28)
+WEEKLY_GRACE_DAYS = 6
+
+PLATFORM_RULES: list[dict] = [
+    {
+        "since": "2000-01-01",
+        "grace_days": 16,
+        "weekly_grace_days": WEEKLY_GRACE_DAYS,
+        "billing_retry_days": 60,
+        "renewal_leeway_minutes": 60,  # Apple renews up to a day early; allow for late delivery
+    },
+]
+
+
+def rule_problem(rule) -> str:
+    """Why a rule cannot be the App Store's, or "" (``rule``: a subscriptions.platform_rules.PlatformRule)."""
+    if rule.grace_days not in GRACE_OPTIONS:
+        return f"App Store grace must be one of {GRACE_OPTIONS} days"
+    return ""

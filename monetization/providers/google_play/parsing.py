@@ -1,0 +1,192 @@
+"""How Google Play's notifications and subscriptionsv2 resources read, in our words.
+
+A notification only says *that* a subscription changed: the truth is read back from
+``purchases.subscriptionsv2.get`` every time (through the configured adapter), so the
+order and duplicates of notifications do not matter for state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+from djmoney.money import Money
+
+from monetization.models import ProviderIdentity
+from monetization.providers.base import (
+    Acknowledgement,
+    EventFacts,
+    EventIgnored,
+    MalformedPayload,
+    PaymentReport,
+    ProviderError,
+    RetryableApplyError,
+    StoredEvent,
+    SubscriptionSnapshot,
+    SubscriptionStatus,
+    get_provider,
+)
+
+IdentityKind = ProviderIdentity.Kind
+Status = SubscriptionStatus
+
+NOTIFICATION_TYPES = {
+    1: "SUBSCRIPTION_RECOVERED",
+    2: "SUBSCRIPTION_RENEWED",
+    3: "SUBSCRIPTION_CANCELED",
+    4: "SUBSCRIPTION_PURCHASED",
+    5: "SUBSCRIPTION_ON_HOLD",
+    6: "SUBSCRIPTION_IN_GRACE_PERIOD",
+    7: "SUBSCRIPTION_RESTARTED",
+    8: "SUBSCRIPTION_PRICE_CHANGE_CONFIRMED",
+    9: "SUBSCRIPTION_DEFERRED",
+    10: "SUBSCRIPTION_PAUSED",
+    11: "SUBSCRIPTION_PAUSE_SCHEDULE_CHANGED",
+    12: "SUBSCRIPTION_REVOKED",
+    13: "SUBSCRIPTION_EXPIRED",
+    17: "SUBSCRIPTION_ITEMS_CHANGED",
+    18: "SUBSCRIPTION_CANCELLATION_SCHEDULED",
+    19: "SUBSCRIPTION_PRICE_CHANGE_UPDATED",
+    20: "SUBSCRIPTION_PENDING_PURCHASE_CANCELED",
+}
+PAYMENT_CODES = {1, 2, 4, 7}  # a successful charge happened (latestSuccessfulOrderId names it)
+
+
+# subscriptionsv2 states in our words. A renewing state with auto-renew off is a
+# cancellation (access until expiry), decided where the snapshot is applied.
+STATUS = {
+    "SUBSCRIPTION_STATE_PENDING": Status.PENDING,
+    "SUBSCRIPTION_STATE_ACTIVE": Status.ACTIVE,
+    "SUBSCRIPTION_STATE_IN_GRACE_PERIOD": Status.GRACE,
+    "SUBSCRIPTION_STATE_ON_HOLD": Status.ON_HOLD,
+    "SUBSCRIPTION_STATE_PAUSED": Status.PAUSED,
+    "SUBSCRIPTION_STATE_CANCELED": Status.CANCELED,  # auto-renew off, access until expiry
+    "SUBSCRIPTION_STATE_EXPIRED": Status.EXPIRED,
+    "SUBSCRIPTION_STATE_PENDING_PURCHASE_CANCELED": Status.EXPIRED,
+}
+# Play has no revoked state: RTDN 12 (SUBSCRIPTION_REVOKED) and refunded voided purchases say it.
+REVOKED = "revoked"
+# States in which a purchase grants access, so an unacknowledged one must be acknowledged.
+ACCESS_STATES = {"SUBSCRIPTION_STATE_ACTIVE", "SUBSCRIPTION_STATE_IN_GRACE_PERIOD", "SUBSCRIPTION_STATE_CANCELED"}
+ACKNOWLEDGEMENT = {
+    "ACKNOWLEDGEMENT_STATE_PENDING": Acknowledgement.PENDING,
+    "ACKNOWLEDGEMENT_STATE_ACKNOWLEDGED": Acknowledgement.ACKNOWLEDGED,
+}
+
+
+def relevant(event_type: str) -> bool:
+    return event_type not in ("TEST", "OTHER")
+
+
+def rfc3339(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def play_money(price: dict | None) -> Money | None:
+    if not price or not price.get("currencyCode"):
+        return None
+    amount = Decimal(price.get("units") or 0) + Decimal(int(price.get("nanos") or 0)).scaleb(-9)
+    return Money(amount, price["currencyCode"]) if amount > 0 else None
+
+
+def snapshot_from_v2(token: str, data: dict, *, as_of: datetime) -> SubscriptionSnapshot:
+    """A ``SubscriptionPurchaseV2`` resource as a snapshot."""
+    items = data.get("lineItems") or []
+    if not items or not data.get("subscriptionState"):
+        raise MalformedPayload("A subscriptionsv2 resource needs subscriptionState and lineItems.")
+    item = items[0]
+    plan = item.get("autoRenewingPlan") or {}
+    expiry = rfc3339(item.get("expiryTime"))
+    state = data["subscriptionState"]
+    accounts = data.get("externalAccountIdentifiers") or {}
+    auto_renew = bool(plan.get("autoRenewEnabled", state != "SUBSCRIPTION_STATE_CANCELED"))
+    offer_phase = item.get("offerPhase") or {}
+    account = accounts.get("obfuscatedExternalAccountId", "")
+    identities = [(IdentityKind.PURCHASE_TOKEN, token)]
+    if account:
+        identities.insert(0, (IdentityKind.OBFUSCATED_ACCOUNT_ID, account))
+    return SubscriptionSnapshot(
+        provider="google_play",
+        provider_subscription_id=token,
+        store_product_id=item.get("productId", ""),
+        base_plan_id=(item.get("offerDetails") or {}).get("basePlanId", ""),
+        status=STATUS.get(state, Status.UNKNOWN),
+        provider_status=state,
+        as_of=as_of,
+        customer_ref=account,
+        identities=tuple(identities),
+        # Apps commonly set obfuscatedExternalAccountId to the account id itself.
+        external_id=account,
+        current_period_start=rfc3339(data.get("startTime")),
+        current_period_end=expiry,
+        trial_end=expiry if "freeTrial" in offer_phase else None,
+        grace_end=expiry if state == "SUBSCRIPTION_STATE_IN_GRACE_PERIOD" else None,
+        auto_renew=auto_renew if state != "SUBSCRIPTION_STATE_CANCELED" else False,
+        acknowledgement=ACKNOWLEDGEMENT.get(data.get("acknowledgementState", ""), Acknowledgement.NOT_NEEDED),
+        extra={
+            "latest_order_id": item.get("latestSuccessfulOrderId", ""),
+            "recurring_price": plan.get("recurringPrice"),
+            "linked_purchase_token": data.get("linkedPurchaseToken", ""),
+        },
+    )
+
+
+def event_snapshot(event: StoredEvent) -> None:
+    """Every notification is read back from the Play API first: none is a snapshot on its own."""
+    return None
+
+
+def _retryable(exc: ProviderError) -> Exception:
+    return RetryableApplyError(str(exc)) if exc.retryable else exc
+
+
+def event_facts(event: StoredEvent) -> EventFacts:
+    """Re-read the purchase the notification names, acknowledge it if Play still waits for that, report it."""
+    notification = event.payload.get("notification") or {}
+    sub_note = notification.get("subscriptionNotification") or {}
+    voided = notification.get("voidedPurchaseNotification") or {}
+    resync = notification.get("resync") or {}
+    token = sub_note.get("purchaseToken") or voided.get("purchaseToken") or resync.get("purchaseToken")
+    if not token:
+        raise EventIgnored(event.event_type)
+    if voided and int(voided.get("productType") or 1) != 1:
+        raise EventIgnored("voided one-time product")
+    code = int(sub_note.get("notificationType") or 0)
+    adapter = get_provider("google_play")
+    try:
+        snapshot = adapter.fetch_subscription(token)
+    except ProviderError as exc:
+        raise _retryable(exc) from exc
+    revoked = code == 12 or (voided and int(voided.get("refundType") or 1) == 1)
+    if revoked:
+        snapshot = replace(snapshot, status=Status.REVOKED, provider_status=REVOKED)
+    try:
+        # Unacknowledged purchases are refunded by Google after 3 days.
+        snapshot = adapter.acknowledge_pending(snapshot, only_with_access=True)
+    except ProviderError as exc:
+        raise _retryable(exc) from exc
+    payment = None
+    amount = play_money(snapshot.extra.get("recurring_price"))
+    order_id = snapshot.extra.get("latest_order_id")
+    if (code in PAYMENT_CODES or event.event_type == "RESYNC") and amount is not None and order_id and not revoked:
+        payment = PaymentReport(
+            provider_reference=order_id,
+            # Play order ids: GPA.x for the first charge, GPA.x..N for the N-th renewal.
+            kind="renewal" if ".." in order_id else "initial",
+            amount=amount,
+            occurred_at=event.occurred_at,
+        )
+    return EventFacts(
+        snapshot=snapshot,
+        payment=payment,
+        refund_reported=(
+            {"purchase_token": token[:64], "type": event.event_type, "order_id": voided.get("orderId")}
+            if revoked
+            else None
+        ),
+        # An upgrade, downgrade or resubscribe on Play is a new purchase token; the old one is over.
+        replaces=snapshot.extra.get("linked_purchase_token") or "",
+    )

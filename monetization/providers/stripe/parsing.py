@@ -1,0 +1,241 @@
+"""How Stripe's payloads read: subscriptions as snapshots, events as facts, statuses in our words.
+
+Written for the pinned API version (``STRIPE_API_VERSION``): since 2025-03-31 the
+current period lives on the subscription *items*, not on the subscription, so it is
+read there (falling back to the old place for events rendered with an older version,
+which Stripe does for events created before an upgrade).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from monetization.models import ProviderIdentity
+from monetization.money import money_from_minor
+from monetization.providers.base import (
+    EventFacts,
+    EventIgnored,
+    MalformedPayload,
+    PaymentReport,
+    ProviderEvent,
+    RefundReport,
+    StoredEvent,
+    SubscriptionSnapshot,
+    SubscriptionStatus,
+    get_provider,
+)
+
+IdentityKind = ProviderIdentity.Kind
+Status = SubscriptionStatus
+
+# The event types we store; everything else is acknowledged and not stored.
+HANDLED_TYPES = (
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "charge.refunded",
+)
+
+
+# Stripe's subscription statuses in our words. A renewing status with auto-renew off is a
+# cancellation (access until the period ends), decided where the snapshot is applied.
+STATUS = {
+    "incomplete": Status.PENDING,  # 23 hours to pay the first invoice
+    "trialing": Status.TRIALING,
+    "active": Status.ACTIVE,
+    # Smart Retries are running: access continues only where grace applies (ours, for the product).
+    "past_due": Status.GRACE,
+    "unpaid": Status.ON_HOLD,  # retries exhausted, invoices stay open: no access
+    "paused": Status.PAUSED,
+    "canceled": Status.EXPIRED,  # Stripe's "canceled" means ended
+    "incomplete_expired": Status.EXPIRED,
+}
+
+# An invoice's billing reason says which charge of the subscription it is (Payment.Kind).
+BILLING_REASON_KIND = {
+    "subscription_create": "initial",
+    "subscription_cycle": "renewal",
+    "subscription_update": "upgrade",
+}
+
+
+def relevant(event_type: str) -> bool:
+    return event_type in HANDLED_TYPES
+
+
+def ts(value) -> datetime | None:
+    if value in (None, ""):
+        return None
+    return datetime.fromtimestamp(int(value), tz=UTC)
+
+
+def snapshot_from_subscription(obj: dict, *, as_of: datetime) -> SubscriptionSnapshot:
+    """A Stripe Subscription object (as a dict) as a snapshot."""
+    items = (obj.get("items") or {}).get("data") or []
+    if not items:
+        raise MalformedPayload(f"Stripe subscription {obj.get('id')} has no items.")
+    item = items[0]
+    price = item.get("price") or item.get("plan") or {}
+    start = item.get("current_period_start", obj.get("current_period_start"))
+    end = item.get("current_period_end", obj.get("current_period_end"))
+    customer = obj.get("customer")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    metadata = obj.get("metadata") or {}
+    cancel_details = obj.get("cancellation_details") or {}
+    auto_renew = not obj.get("cancel_at_period_end") and not obj.get("cancel_at")
+    return SubscriptionSnapshot(
+        provider="stripe",
+        provider_subscription_id=obj["id"],
+        store_product_id=price.get("id", ""),
+        status=STATUS.get(obj["status"], SubscriptionStatus.UNKNOWN),
+        provider_status=obj["status"],
+        as_of=as_of,
+        customer_ref=customer or "",
+        identities=((IdentityKind.CUSTOMER_ID, customer),) if customer else (),
+        external_id=metadata.get("external_id", ""),
+        current_period_start=ts(start),
+        current_period_end=ts(end),
+        trial_end=ts(obj.get("trial_end")),
+        auto_renew=auto_renew,
+        cancel_reason=(cancel_details.get("reason") or "")[:64],
+        quantity=int(item.get("quantity") or 1),
+    )
+
+
+def event_from_dict(data: dict) -> ProviderEvent:
+    try:
+        obj = data["data"]["object"]
+        event_type = data["type"]
+        event_id = data["id"]
+        created = ts(data["created"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedPayload("A Stripe event needs id, type, created and data.object.") from exc
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedPayload("A Stripe event id must be a string.")
+    ref = ""
+    if isinstance(obj, dict):
+        if obj.get("object") == "subscription":
+            ref = obj.get("id", "")
+        elif obj.get("object") == "invoice":
+            ref = invoice_subscription_id(obj)
+    return ProviderEvent(
+        provider="stripe",
+        event_id=event_id,
+        event_type=str(event_type)[:64],
+        occurred_at=created,
+        payload=data,
+        subscription_ref=ref or "",
+    )
+
+
+def invoice_subscription_id(invoice: dict) -> str:
+    """Where the pinned API version puts an invoice's subscription (``parent``), or the old place."""
+    parent = invoice.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    sub = details.get("subscription") or invoice.get("subscription") or ""
+    return sub.get("id", "") if isinstance(sub, dict) else sub
+
+
+def invoice_tax(invoice: dict) -> int:
+    taxes = invoice.get("total_taxes")
+    if taxes:
+        return sum(int(t.get("amount") or 0) for t in taxes)
+    return int(invoice.get("tax") or 0)
+
+
+def invoice_fee(invoice: dict) -> int:
+    """The processing fee, when the charge's balance transaction came expanded with the event."""
+    charge = invoice.get("charge")
+    if isinstance(charge, dict):
+        bt = charge.get("balance_transaction")
+        if isinstance(bt, dict):
+            return int(bt.get("fee") or 0)
+    return 0
+
+
+def event_snapshot(event: StoredEvent) -> SubscriptionSnapshot | None:
+    """``customer.subscription.*`` events are whole snapshots of the subscription, and nothing more."""
+    if event.event_type.startswith("customer.subscription."):
+        return snapshot_from_subscription(event.payload["data"]["object"], as_of=event.occurred_at)
+    return None
+
+
+def event_facts(event: StoredEvent) -> EventFacts:
+    snapshot = event_snapshot(event)
+    if snapshot is not None:
+        return EventFacts(snapshot=snapshot)
+    obj = event.payload["data"]["object"]
+    kind = event.event_type
+    if kind == "invoice.paid":
+        sub_id = invoice_subscription_id(obj)
+        if not sub_id:
+            raise EventIgnored("invoice without a subscription")
+        if int(obj.get("amount_paid") or 0) <= 0:
+            raise EventIgnored("zero-amount invoice (trial or credit)")
+        currency = obj["currency"]
+        return EventFacts(
+            subscription_ref=sub_id,
+            payment=PaymentReport(
+                provider_reference=obj["id"],
+                amount=money_from_minor(obj["amount_paid"], currency),
+                fee=money_from_minor(invoice_fee(obj), currency),
+                tax=money_from_minor(invoice_tax(obj), currency),
+                kind=BILLING_REASON_KIND.get(obj.get("billing_reason"), "renewal"),
+                occurred_at=ts((obj.get("status_transitions") or {}).get("paid_at")) or event.occurred_at,
+            ),
+        )
+    if kind == "invoice.payment_failed":
+        # The state follows customer.subscription.updated (past_due); the attempt goes on the timeline.
+        return EventFacts(
+            subscription_ref=invoice_subscription_id(obj),
+            payment_failed={
+                "invoice": obj.get("id"),
+                "amount_due": obj.get("amount_due"),
+                "currency": obj.get("currency"),
+                "attempt_count": obj.get("attempt_count"),
+                "next_payment_attempt": obj.get("next_payment_attempt"),
+            },
+        )
+    if kind == "charge.refunded":
+        return _charge_refunded(obj)
+    raise EventIgnored(f"unhandled type {kind}")
+
+
+def _charge_refunded(charge: dict) -> EventFacts:
+    """A refund of an invoice's charge, ours (it comes back here too) or made in Stripe's dashboard.
+
+    With the refund list expanded each refund is reported under its own id; without it,
+    what Stripe has refunded in all, under the charge's cumulative total (which a
+    redelivery reproduces exactly). Only a full refund ends access.
+    """
+    invoice_id = charge.get("invoice") or ""
+    if isinstance(invoice_id, dict):
+        invoice_id = invoice_id.get("id", "")
+    if not invoice_id and charge.get("payment_intent"):
+        # Charges no longer name their invoice in recent API versions: ask which one the intent paid.
+        invoice_id = get_provider("stripe").invoice_for_payment_intent(charge["payment_intent"])
+    amount, refunded = int(charge.get("amount") or 0), int(charge.get("amount_refunded") or 0)
+    full = bool(charge.get("refunded")) or (amount > 0 and refunded >= amount)
+    listed = [
+        r for r in ((charge.get("refunds") or {}).get("data") or []) if r.get("status", "succeeded") == "succeeded"
+    ]
+    return EventFacts(
+        refund=RefundReport(
+            payment_reference=invoice_id or "",
+            refunds=tuple((item["id"], int(item["amount"])) for item in listed),
+            refunded_minor=None if listed else refunded,
+            remainder_id=f"{charge.get('id')}:{refunded}",
+            currency=(charge.get("currency") or "").upper(),
+        ),
+        refund_reported={
+            "charge": charge.get("id"),
+            "invoice": invoice_id,
+            "amount_refunded": str(money_from_minor(refunded, charge.get("currency", "usd")).amount),
+            "currency": (charge.get("currency") or "").upper(),
+            "full": full,
+        },
+        access_ends=full,
+    )

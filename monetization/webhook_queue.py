@@ -1,0 +1,93 @@
+"""Putting stored webhook events in front of a worker: deliveries, staff replays.
+
+A delivery is verified and stored (:mod:`monetization.services.webhooks`), then one
+task applies everything waiting (:func:`webhook_apply_schedule`); a staff replay
+gets a task of its own, so it retries on its own. Queueing happens on commit, and
+a lost task is caught by the requeue task (``requeue_stale_webhook_events``).
+
+It sits above the tasks it queues, which sit above the services they run: services
+never import tasks, so no import circle runs through here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from monetization.models import WebhookEvent
+from monetization.providers import provider_event_relevant
+from monetization.providers.base import ProviderEvent, get_provider
+from monetization.services.audit import audit_record
+from monetization.services.webhooks import APPLY_SCHEDULED_KEY, webhook_event_check_replayable, webhook_store
+from monetization.tasks import apply_waiting_webhook_events, apply_webhook_event
+
+log = logging.getLogger(__name__)
+
+
+def webhook_apply_schedule() -> None:
+    """Make sure a worker applies what is waiting: one queued task for all of it, not one per event.
+
+    The flag is set before the task is queued and cleared by the task before it looks
+    for waiting events, so an event stored (committed) before the flag was seen set
+    is found by that task, and one stored after it was cleared queues a new task. The
+    flag expires (``WEBHOOK_APPLY_SCHEDULED_TTL``) should its task be lost; the requeue
+    task catches what is left after that.
+    """
+    try:
+        if cache.add(APPLY_SCHEDULED_KEY, 1, settings.WEBHOOK_APPLY_SCHEDULED_TTL):
+            try:
+                apply_waiting_webhook_events.delay()
+            except Exception:
+                cache.delete(APPLY_SCHEDULED_KEY)  # the next arrival tries again
+                raise
+    except Exception:
+        # The rows are stored: the requeue task picks up anything left in "received".
+        log.exception("could not schedule applying webhook events")
+
+
+def webhook_accept(*, events: Iterable[ProviderEvent], raw_body: str = "") -> list[tuple[int, bool]]:
+    """Store verified events once (returns (id, created) per event); the new ones that wait to be
+    applied are queued for a worker on commit."""
+    events = list(events)
+    stored = webhook_store(events=events, raw_body=raw_body)
+    if any(
+        created and provider_event_relevant(event.provider, event.event_type)
+        for event, (_pk, created) in zip(events, stored, strict=True)
+    ):
+        transaction.on_commit(webhook_apply_schedule)
+    return stored
+
+
+def webhook_receive(*, provider: str, body: bytes, headers: dict[str, str]) -> list[tuple[int, bool]]:
+    """Verify a delivery with the provider's adapter and accept its events.
+
+    Raises InvalidSignature or MalformedPayload (nothing stored)."""
+    events = get_provider(provider).verify_webhook(body=body, headers=headers)
+    return webhook_accept(events=events, raw_body=body.decode("utf-8", errors="replace"))
+
+
+def _enqueue(event_id: int) -> None:
+    try:
+        apply_webhook_event.delay(event_id)
+    except Exception:
+        # The row is stored: the requeue task picks up anything left in "received".
+        log.exception("could not enqueue webhook event %s", event_id)
+
+
+def webhook_event_replay(*, event: WebhookEvent, user, reason: str = "") -> WebhookEvent:
+    """Staff: apply a failed (or stuck) event again, on a worker, in a task of its own. Audited."""
+    with transaction.atomic():
+        locked = webhook_event_check_replayable(event_id=event.pk)
+        audit_record(
+            action="webhook.replay",
+            obj=locked,
+            actor=user,
+            before={"status": locked.status, "attempts": locked.attempts, "last_error": locked.last_error[:500]},
+            reason=reason or "replayed from the admin",
+        )
+        transaction.on_commit(lambda: _enqueue(locked.pk))
+    return locked

@@ -1,0 +1,125 @@
+"""The support console's subscription panel: subscriptions, entitlements and grants, and their forms.
+
+The customer page is the money core's (monetization.admin_support); this module is what
+subscriptions adds to it, registered in subscriptions.apps: the panel
+(``customer_panels``), the forms it posts (``customer_actions``) and the customer search
+by provider subscription id (``customer_lookups``).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.shortcuts import get_object_or_404
+
+from monetization.admin_support import act, form_errors
+from monetization.models import Customer
+from monetization.selectors_support import CustomerPanel
+from subscriptions.models import Entitlement, Grant, Product, Subscription
+from subscriptions.selectors import customer_subscriptions
+from subscriptions.services import actions
+
+SUBSCRIPTION_ACTIONS = ("cancel", "cancel_now", "extend", "pause", "resume", "revoke")
+
+
+class GrantForm(forms.Form):
+    entitlement = forms.CharField(required=False, help_text="Entitlement key, or")
+    product = forms.CharField(required=False, help_text="product code")
+    days = forms.IntegerField(required=False, min_value=1, help_text="N days, or")
+    until = forms.DateTimeField(required=False, help_text="until (YYYY-MM-DD HH:MM)")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class TargetForm(forms.Form):
+    """A subscription or grant action: which one, why, and (extend) by how many days."""
+
+    target = forms.IntegerField(widget=forms.HiddenInput)
+    reason = forms.CharField()
+    days = forms.IntegerField(required=False, min_value=1)
+
+
+def panel_load(customer: Customer) -> dict:
+    data = customer_subscriptions(customer)
+    return {
+        "subscriptions": data.subscriptions,
+        "entitlements": data.entitlements,
+        "grants": data.grants,
+        "subscription_actions": SUBSCRIPTION_ACTIONS,
+        "grant_form": GrantForm(),
+    }
+
+
+PANEL = CustomerPanel(
+    title="Subscriptions", load=panel_load, template="admin/subscriptions/customer_panel.html", top=True
+)
+
+
+def grant(request, customer: Customer) -> None:
+    form = GrantForm(request.POST)
+    if not form.is_valid():
+        form_errors(request, form)
+        return
+    v = form.cleaned_data
+    ent = Entitlement.objects.filter(key=v["entitlement"]).first() if v["entitlement"] else None
+    prod = Product.objects.filter(code=v["product"]).first() if v["product"] else None
+    if (v["entitlement"] and ent is None) or (v["product"] and prod is None):
+        messages.error(request, "Unknown entitlement key or product code.")
+        return
+    act(
+        request,
+        lambda: actions.staff_grant_create(
+            customer=customer,
+            user=request.user,
+            reason=v["reason"],
+            entitlement=ent,
+            product=prod,
+            days=v["days"],
+            until=v["until"],
+        ),
+        "Access granted.",
+    )
+
+
+def _target(request) -> TargetForm | None:
+    form = TargetForm(request.POST)
+    if not form.is_valid():
+        form_errors(request, form)
+        return None
+    return form
+
+
+def revoke_grant(request, customer: Customer) -> None:
+    form = _target(request)
+    if form is None:
+        return
+    grant_ = get_object_or_404(Grant, pk=form.cleaned_data["target"], customer=customer)
+    reason = form.cleaned_data["reason"]
+    act(request, lambda: actions.staff_grant_revoke(grant=grant_, user=request.user, reason=reason), "Grant revoked.")
+
+
+def subscription_action(op: str):
+    def handle(request, customer: Customer) -> None:
+        form = _target(request)
+        if form is None:
+            return
+        sub = get_object_or_404(Subscription, pk=form.cleaned_data["target"], customer=customer)
+        common = {"subscription": sub, "user": request.user, "reason": form.cleaned_data["reason"]}
+        days = form.cleaned_data["days"]
+        calls = {
+            "cancel": lambda: actions.subscription_cancel(**common, at_period_end=True),
+            "cancel_now": lambda: actions.subscription_cancel(**common, at_period_end=False),
+            "extend": lambda: actions.subscription_extend(**common, days=days or 0),
+            "pause": lambda: actions.subscription_pause(**common),
+            "resume": lambda: actions.subscription_resume(**common),
+            "revoke": lambda: actions.subscription_revoke(**common),
+        }
+        act(request, calls[op], f"Subscription {op.replace('_', ' ')} done.")
+
+    return handle
+
+
+CUSTOMER_ACTIONS = {
+    "grant": grant,
+    "revoke_grant": revoke_grant,
+    **{op: subscription_action(op) for op in SUBSCRIPTION_ACTIONS},
+}

@@ -1,0 +1,119 @@
+"""Payments of subscriptions: recorded in the money core, linked here, and what follows from them.
+
+The core records a payment and posts it (``payment_record``); this module tells it
+which revenue account the subscription's product feeds, links the payment to the
+subscription (:class:`~subscriptions.models.SubscriptionPayment`) in the same
+transaction, and lets the apps above react as it succeeds (:data:`payment_hooks`).
+A refund that should end access ends it through :func:`subscription_refund_access`,
+a refund-succeeded hook of the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from django_fsm import can_proceed
+from djmoney.money import Money
+
+from monetization.models import Customer, Payment, Refund
+from monetization.registry import Registry
+from monetization.services.payments import payment_record
+from subscriptions.models import Subscription, SubscriptionPayment
+from subscriptions.services.lifecycle import Cause, subscription_change_state
+
+# Which revenue account a payment feeds, by product kind.
+REVENUE_STREAM_BY_PRODUCT_KIND = {
+    "consumer": "subscriptions",
+    "organization": "organizations",
+    "creator": "creator_subscriptions",
+}
+
+# Other apps react to a subscription's payment as it succeeds (a creator's share of a fan
+# payment, an organization's billing period): payment_hooks.register(name, fn(payment,
+# subscription)) from AppConfig.ready(). Hooks run inside the payment's transaction, right
+# after the capture is posted, exactly when the payment becomes succeeded (never again on a
+# repeated call); a hook that raises rolls the payment back with it, so a redelivered webhook
+# retries both. Hooks must be idempotent themselves (journal keys, unique rows): a replay can
+# reach them by other paths.
+PaymentHook = Callable[[Payment, Subscription], None]
+payment_hooks: Registry[PaymentHook] = Registry("subscription payment hook")
+
+
+def revenue_stream(subscription: Subscription) -> str:
+    # Loads (and keeps on the instance) plan and product: the payment hooks read them for free.
+    return REVENUE_STREAM_BY_PRODUCT_KIND.get(subscription.plan.product.kind, "subscriptions")
+
+
+def subscription_payment_record(
+    *,
+    subscription: Subscription,
+    customer: Customer,
+    provider: str,
+    provider_reference: str,
+    amount: Money,
+    fee: Money | None = None,
+    tax: Money | None = None,
+    kind: str = Payment.Kind.RENEWAL,
+    succeeded: bool = True,
+    failure_code: str = "",
+    occurred_at: datetime | None = None,
+) -> tuple[Payment, bool]:
+    """Record a payment of ``subscription`` once per (provider, reference), linked to it, hooks run.
+
+    Idempotent like ``payment_record``: a repeated call returns the existing payment
+    (created=False), links nothing twice and runs no hook again.
+    """
+
+    def link(payment: Payment) -> None:
+        SubscriptionPayment.objects.create(payment=payment, subscription=subscription)
+
+    def succeeded_now(payment: Payment) -> None:
+        for hook in payment_hooks:
+            hook(payment, subscription)
+
+    return payment_record(
+        customer=customer,
+        provider=provider,
+        provider_reference=provider_reference,
+        amount=amount,
+        fee=fee,
+        tax=tax,
+        kind=kind,
+        succeeded=succeeded,
+        failure_code=failure_code,
+        occurred_at=occurred_at,
+        revenue_stream=revenue_stream(subscription),
+        link=link,
+        on_succeeded=succeeded_now,
+    )
+
+
+def payment_subscription(payment_id: int) -> Subscription | None:
+    """The subscription a payment paid for, if any (one indexed lookup)."""
+    link = SubscriptionPayment.objects.select_related("subscription").filter(payment_id=payment_id).first()
+    return link.subscription if link is not None else None
+
+
+def subscription_refund_access(refund: Refund, actor) -> None:
+    """Refund-succeeded hook: a refund asked to end access (now, or at the period end) ends it.
+
+    Runs in the transaction that books the refund, so the booking and the access change
+    commit together. A change the subscription's state no longer allows is skipped.
+    """
+    if refund.revoke_access == Refund.RevokeAccess.NONE:
+        return
+    sub = payment_subscription(refund.payment_id)
+    if sub is None:
+        return
+    cause = (
+        Cause.staff_consequence(actor, f"refund #{refund.pk}", authorized_by="monetization.request_refund")
+        if actor is not None
+        else Cause.task("refund", reason=f"refund #{refund.pk}")
+    )
+    if refund.revoke_access == Refund.RevokeAccess.NOW and can_proceed(sub.revoke):
+        subscription_change_state(subscription=sub, transition="revoke", cause=cause, action="subscription.revoke")
+    elif refund.revoke_access == Refund.RevokeAccess.AT_PERIOD_END and can_proceed(sub.cancel):
+        subscription_change_state(
+            subscription=sub, transition="cancel", cause=cause, transition_kwargs={"reason": "refunded"}
+        )

@@ -1,0 +1,169 @@
+"""Applying stored provider events: one applier for every provider, working on neutral facts.
+
+The provider package reads the event (``event_facts``: a subscription snapshot, a
+payment, a refund, a failed charge, a revocation; Google Play's re-read through its
+API); this module applies those facts the same way whoever sent them: converge the
+subscription, record the payment against it, book the refund, end access, leave the
+provider's details on the timeline. Registered for each provider in the money core's
+``event_appliers`` (subscriptions.apps).
+
+An applier raises ``EventIgnored`` (nothing to do), ``RetryableApplyError`` (the
+provider was unreachable, or an event arrived before the one it depends on: try again
+later), or anything else (a permanent failure, shown in the admin for replay). The
+note it returns is shown in the admin's webhook inbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from monetization.models import Payment, WebhookEvent
+from monetization.providers import provider_package
+from monetization.providers.base import EventIgnored, RetryableApplyError
+from monetization.services.audit import audit_record
+from monetization.services.refunds import refunds_record_reported
+from monetization.services.webhooks import EventApplier
+from subscriptions.models import Subscription
+from subscriptions.services.lifecycle import Cause, subscription_change_state
+from subscriptions.services.payments import payment_subscription, subscription_payment_record
+from subscriptions.services.provider_sync import (
+    SyncRequest,
+    SyncResult,
+    subscription_revoke_for_refund,
+    subscription_sync_from_snapshot,
+    subscriptions_sync_from_snapshots,
+)
+
+
+def sync_note(result: SyncResult) -> str:
+    sub = result.subscription
+    return f"subscription {sub.pk} {sub.state}" + (" (older event)" if result.stale else "")
+
+
+def _cause(event: WebhookEvent) -> Cause:
+    return Cause.provider_event(event.provider, event.event_id, reason=event.event_type)
+
+
+def _subscription(provider: str, provider_subscription_id: str) -> Subscription | None:
+    if not provider_subscription_id:
+        return None
+    return (
+        Subscription.objects.select_related("customer")
+        .filter(provider=provider, provider_subscription_id=provider_subscription_id)
+        .first()
+    )
+
+
+def provider_event_apply(event: WebhookEvent) -> str:
+    """Apply one stored provider event (in the caller's transaction); returns its note."""
+    facts = provider_package(event.provider).event_facts(event)
+    cause = _cause(event)
+    notes: list[str] = []
+    sub = None
+    if facts.snapshot is not None:
+        result = subscription_sync_from_snapshot(snapshot=facts.snapshot, cause=cause)
+        sub = result.subscription
+        notes.append(sync_note(result))
+        if facts.replaces and not result.stale:
+            old = (
+                Subscription.objects.filter(provider=event.provider, provider_subscription_id=facts.replaces)
+                .exclude(state__in=[Subscription.State.EXPIRED, Subscription.State.REVOKED])
+                .first()
+            )
+            if old is not None:
+                subscription_change_state(
+                    subscription=old, transition="expire", cause=cause, updates={"cancel_reason": "replaced"}
+                )
+                notes.append(f"replaced subscription {old.pk} expired")
+
+    if facts.payment is not None:
+        report = facts.payment
+        alone = sub is None
+        if alone:
+            sub = _subscription(event.provider, facts.subscription_ref)
+            if sub is None:
+                # Providers do not order events: the subscription's own event is on its way.
+                raise RetryableApplyError(f"subscription {facts.subscription_ref} not known yet")
+        payment, created = subscription_payment_record(
+            subscription=sub,
+            customer=sub.customer,
+            provider=event.provider,
+            provider_reference=report.provider_reference,
+            amount=report.amount,
+            fee=report.fee,
+            tax=report.tax,
+            kind=report.kind,
+            occurred_at=report.occurred_at,
+        )
+        if alone:
+            return f"payment {payment.pk} {'recorded' if created else 'already recorded'}"
+        notes.append(f"payment {payment.pk}")
+
+    if facts.payment_failed is not None:
+        sub = _subscription(event.provider, facts.subscription_ref)
+        if sub is None:
+            raise EventIgnored("payment failure for an unknown subscription")
+        audit_record(
+            action="payment.failed",
+            obj=sub,
+            actor_kind="provider",
+            actor_label=cause.label,
+            customer=sub.customer,
+            after=facts.payment_failed,
+        )
+        return f"payment failure recorded on subscription {sub.pk}"
+
+    if facts.refund is not None:
+        refunded = (
+            Payment.objects.select_related("customer")
+            .filter(provider=event.provider, provider_reference=facts.refund.payment_reference)
+            .first()
+        )
+        if sub is None:
+            # A refund alone names its payment: that payment's subscription is the one it is about.
+            sub = payment_subscription(refunded.pk) if refunded is not None else None
+            if sub is None:
+                raise EventIgnored("refund of a charge that paid no known subscription invoice")
+            booked = refunds_record_reported(payment=refunded, report=facts.refund, cause=cause)
+            created = sum(1 for _refund, new in booked if new)
+            if facts.access_ends:
+                subscription_revoke_for_refund(
+                    subscription=sub, cause=cause, occurred_at=event.occurred_at, detail=facts.refund_reported or {}
+                )
+                return f"full refund ({created} booked): subscription {sub.pk} revoked"
+            _refund_reported(sub, cause, facts.refund_reported)
+            return f"partial refund noted ({created} booked); access unchanged"
+        if refunded is not None:
+            for refund, new in refunds_record_reported(payment=refunded, report=facts.refund, cause=cause):
+                notes.append(f"refund {refund.pk} booked" if new else f"refund {refund.pk} already booked")
+
+    if facts.refund_reported is not None and sub is not None:
+        # Access ended with the snapshot; the provider's reasons go on the timeline.
+        _refund_reported(sub, cause, facts.refund_reported)
+    return "; ".join(notes)
+
+
+def _refund_reported(sub: Subscription, cause: Cause, detail: dict | None) -> None:
+    audit_record(
+        action="subscription.refund_reported",
+        obj=sub,
+        actor_kind="provider",
+        actor_label=cause.label,
+        customer=sub.customer,
+        after=detail or {},
+    )
+
+
+def provider_events_apply_together(events: Sequence[WebhookEvent]) -> dict[int, str]:
+    """Converge, in bulk and in the events' order, the subscriptions of the events that are snapshots alone."""
+    synced = [(event, provider_package(event.provider).event_snapshot(event)) for event in events]
+    synced = [(event, snapshot) for event, snapshot in synced if snapshot is not None]
+    if not synced:
+        return {}
+    results = subscriptions_sync_from_snapshots(
+        [SyncRequest(snapshot=snapshot, cause=_cause(event)) for event, snapshot in synced]
+    )
+    return {event.pk: sync_note(result) for (event, _snapshot), result in zip(synced, results, strict=True)}
+
+
+EVENT_APPLIER = EventApplier(apply=provider_event_apply, apply_together=provider_events_apply_together)
