@@ -190,7 +190,7 @@ def test_stripe_connect_transfers_through_the_configured_stripe_client_with_the_
 def test_creator_payouts_default_to_stripe_connect_whatever_debug_says():
     import os
 
-    import monetization.settings as project_settings
+    import backoffice.settings as project_settings
 
     if "CREATOR_PAYOUT_PROVIDER" in os.environ:
         pytest.skip("CREATOR_PAYOUT_PROVIDER is set in this environment")
