@@ -37,9 +37,7 @@ from monetization.models import AuditEvent, Customer, Payment, Refund
 from monetization.registry import Registry
 from monetization.selectors_support import customer_find, customer_overview, customer_timeline
 from monetization.services.idempotency import (
-    idempotency_claim,
-    idempotency_complete,
-    idempotency_release,
+    idempotent_run,
     request_fingerprint,
 )
 from monetization.services.refunds import (
@@ -117,36 +115,44 @@ def _handle_refund(request, customer, data, payment_id=None):
     amount = form.cleaned_data["amount"]
     if amount is None:
         amount = payment_refundable(payment).amount
-    key = form.cleaned_data["idempotency_key"]
-    scope = f"admin:user:{request.user.pk}:refund"
-    if key:
-        fields = sorted((k, v) for k, v in data.items() if k not in ("csrfmiddlewaretoken",))
-        fingerprint = request_fingerprint("POST", "admin-refund", repr(fields).encode())
-        try:
-            stored = idempotency_claim(scope=scope, key=key, fingerprint=fingerprint)
-        except DomainError as exc:
-            messages.warning(request, f"{exc.detail} ({exc.code})")
-            return
-        if stored is not None:
-            messages.info(request, "This refund form was already submitted; nothing was done twice.")
-            return
-    done = act(
-        request,
-        lambda: refund_request(
+
+    def request_refund():
+        return refund_request(
             payment=payment,
             amount=Money(amount, currency),
             reason_code=form.cleaned_data["reason_code"],
             note=form.cleaned_data["note"],
             revoke_access=form.cleaned_data["revoke_access"],
             requested_by=request.user,
-        ),
-        f"Refund of {amount} {currency} requested.",
-    )
-    if key:
-        if done:
-            idempotency_complete(scope=scope, key=key, status=201, body={"ok": True})
-        else:
-            idempotency_release(scope=scope, key=key)
+        )
+
+    success = f"Refund of {amount} {currency} requested."
+    key = form.cleaned_data["idempotency_key"]
+    if not key:
+        act(request, request_refund, success)
+        return
+    # The form carries a key: a double submission (or a reload) replays instead of refunding twice.
+    fields = sorted((k, v) for k, v in data.items() if k not in ("csrfmiddlewaretoken",))
+    refunds: list[Refund] = []
+
+    def work():
+        refunds.append(request_refund())
+        return 201, {"refund": refunds[0].pk}
+
+    try:
+        answer = idempotent_run(
+            scope=f"admin:user:{request.user.pk}:refund",
+            key=key,
+            fingerprint=request_fingerprint("POST", "admin-refund", repr(fields).encode()),
+            work=work,
+        )
+    except DomainError as exc:
+        messages.error(request, f"{exc.detail} ({exc.code})")
+        return
+    if answer.replayed:
+        messages.info(request, "This refund form was already submitted; nothing was done twice.")
+        return
+    act(request, lambda: refunds[0], success)
 
 
 def _handle_post(request, customer) -> None:

@@ -11,6 +11,7 @@ it for non-payment, active again lifts a payment suspension (never a compliance 
 
 from __future__ import annotations
 
+from monetization.services.permissions import System
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, StateMoves, subscription_change_state
@@ -62,14 +63,13 @@ def _org_follow(org: Organization, source: str, target: str, cause: Cause) -> No
     ):
         organization_suspend(
             organization=org,
-            actor=None,
+            actor=System(label),
             reason=cause.reason or "Payment failed and the grace period ended.",
             cause=Organization.SuspensionCause.PAYMENT,
-            actor_label=label,
         )
     elif (
         target == S.ACTIVE
         and org.state == Organization.State.SUSPENDED
         and org.suspension_cause == Organization.SuspensionCause.PAYMENT
     ):
-        organization_reinstate(organization=org, actor=None, reason="Payment recovered.", actor_label=label)
+        organization_reinstate(organization=org, actor=System(label), reason="Payment recovered.")

@@ -2,7 +2,8 @@
 
 Staff transitions check the transition's Django permission (only Compliance
 holds them); system callers (the organization following its subscription, see
-dunning) pass ``actor=None`` and an ``actor_label``. Every change is audited and invalidates the cached
+dunning) pass a :class:`~monetization.services.permissions.System` cause. Every change is audited and
+invalidates the cached
 entitlements of everyone whose badge it touches.
 """
 
@@ -14,10 +15,10 @@ from django.db import IntegrityError, transaction
 from django_fsm import TransitionNotAllowed, can_proceed
 
 from monetization import clock
-from monetization.errors import Conflict, IllegalTransition, InvalidInput, NotFound, OrgErrorCode, PermissionDenied
+from monetization.errors import Conflict, IllegalTransition, InvalidInput, NotFound, OrgErrorCode
 from monetization.models import AuditEvent, Customer
-from monetization.services.audit import audit_record, snapshot
-from monetization.services.permissions import require_perm
+from monetization.services.audit import audit_event_build, audit_events_write, audit_record, snapshot
+from monetization.services.permissions import System, require_perm
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
@@ -54,6 +55,8 @@ EDITABLE_FIELDS = ("name", "website", "country")
 
 
 def _cause(actor, actor_label: str, reason: str, *, authorized_by: str = "") -> Cause:
+    if isinstance(actor, System):
+        return Cause(actor_kind=AuditEvent.ActorKind.SYSTEM, label=actor.label, reason=reason)
     if actor is not None:
         # The organization transition's own permission covers what it does to the org's subscription.
         return (
@@ -127,8 +130,8 @@ def _transition(
     org = organization_lock(organization.pk)
     method = getattr(org, name)
     perm = TRANSITION_PERMS.get(name)
-    if actor is not None and perm and not actor.has_perm(perm):
-        raise PermissionDenied(f"You may not {name.replace('_', ' ')} organizations.")
+    if perm:
+        require_perm(actor, perm)
     if not can_proceed(method):
         raise IllegalTransition(f"Cannot {name.replace('_', ' ')} an organization that is {org.state}.")
     before = snapshot(org, SNAPSHOT_FIELDS)
@@ -142,7 +145,9 @@ def _transition(
         action=f"organization.{name}",
         obj=org,
         actor=actor,
-        actor_kind=AuditEvent.ActorKind.STAFF if actor is not None else AuditEvent.ActorKind.SYSTEM,
+        actor_kind=AuditEvent.ActorKind.STAFF
+        if getattr(actor, "is_authenticated", False)
+        else AuditEvent.ActorKind.SYSTEM,
         actor_label=actor_label,
         customer=org.billing_customer,
         before=before,
@@ -166,7 +171,8 @@ def organization_start_review(*, organization: Organization, reviewer, reason: s
         org, _ = _transition(organization=organization, name="start_review", actor=reviewer, reason=reason)
         application = _pending_application(org)
         if application is not None:
-            application.reviewer = reviewer
+            if getattr(reviewer, "is_authenticated", False):
+                application.reviewer = reviewer
             application.review_started_at = clock.now()
             if reason:
                 application.review_notes = reason
@@ -178,7 +184,8 @@ def _decide(org: Organization, reviewer, decision: str, reason: str) -> None:
     application = _pending_application(org)
     if application is None:
         application = VerificationApplication.objects.create(organization=org, submitted_at=org.submitted_at)
-    application.reviewer = reviewer or application.reviewer
+    if getattr(reviewer, "is_authenticated", False):  # a System cause leaves the application's reviewer as it was
+        application.reviewer = reviewer
     application.decision = decision
     application.reason = reason
     application.decided_at = clock.now()
@@ -207,9 +214,7 @@ def organization_reapply(
 ) -> Organization:
     """A rejected organization applies again: a new application, back at the end of the queue."""
     with transaction.atomic():
-        org, _ = _transition(
-            organization=organization, name="reapply", actor=None, actor_label=actor_label or "applicant"
-        )
+        org, _ = _transition(organization=organization, name="reapply", actor=System(actor_label or "applicant"))
         VerificationApplication.objects.create(
             organization=org, submitted_at=org.submitted_at, documents=documents or [], applicant_notes=notes
         )
@@ -264,25 +269,21 @@ def organization_cancel(*, organization: Organization, actor, reason: str, actor
             Affiliation.objects.filter(pk__in=[a[0] for a in ended]).update(
                 state=Affiliation.State.REMOVED, ended_at=now
             )
-            AuditEvent.objects.bulk_create(
-                [
-                    AuditEvent(
-                        occurred_at=now,
-                        actor=actor if actor is not None else None,
-                        actor_kind=AuditEvent.ActorKind.STAFF if actor is not None else AuditEvent.ActorKind.SYSTEM,
-                        actor_label=actor.get_username() if actor is not None else actor_label,
-                        action="affiliation.remove",
-                        object_type="verified_orgs.affiliation",
-                        object_id=str(aff_id),
-                        customer_id=customer_id,
-                        before={"state": state},
-                        after={"state": Affiliation.State.REMOVED},
-                        reason=f"Organization cancelled: {reason}",
-                    )
-                    for aff_id, customer_id, state in ended
-                ],
-                batch_size=2000,
-            )
+            events = []
+            for aff_id, customer_id, state in ended:
+                event = audit_event_build(
+                    action="affiliation.remove",
+                    object_type="verified_orgs.affiliation",
+                    object_id=aff_id,
+                    actor=actor,
+                    actor_label=actor_label,
+                    before={"state": state},
+                    after={"state": Affiliation.State.REMOVED},
+                    reason=f"Organization cancelled: {reason}",
+                )
+                event.customer_id = customer_id
+                events.append(event)
+            audit_events_write(events)
         sub = org.subscription
         if sub is not None and sub.state in (
             Subscription.State.ACTIVE,
