@@ -82,11 +82,12 @@ def stripe_subscription_object(
     cancel_at_period_end: bool = False,
     price_id: str = "price_1QpremiumMonthlyUSD0001",
     trial_end: int | None = None,
+    customer: str = STRIPE_CUSTOMER,
 ) -> dict:
     """The recorded web subscription (tests/fixtures/stripe/customer.subscription.created.json), varied."""
     return stripe_payloads.subscription(
         sub_id=sub_id,
-        customer=STRIPE_CUSTOMER,
+        customer=customer,
         status=status,
         created=1767225600,
         period_start=period_start,
@@ -131,11 +132,12 @@ def stripe_invoice_object(
     sub_id: str = "sub_1QwebPremium0000000001",
     amount: int = 800,
     billing_reason: str = "subscription_create",
+    customer: str = STRIPE_CUSTOMER,
 ) -> dict:
     """The recorded first invoice (tests/fixtures/stripe/invoice.paid.json), varied."""
     return stripe_payloads.invoice(
         invoice_id=invoice_id,
-        customer=STRIPE_CUSTOMER,
+        customer=customer,
         sub_id=sub_id,
         total=amount,
         created=1767225600,
@@ -162,12 +164,15 @@ def stripe_invoice_event(
     amount: int = 800,
     billing_reason: str = "subscription_cycle",
     event_type: str = "invoice.paid",
+    customer: str = STRIPE_CUSTOMER,
 ) -> dict:
     return stripe_payloads.event(
         event_id=event_id,
         event_type=event_type,
         created=created,
-        obj=stripe_invoice_object(invoice_id=invoice_id, sub_id=sub_id, amount=amount, billing_reason=billing_reason),
+        obj=stripe_invoice_object(
+            invoice_id=invoice_id, sub_id=sub_id, amount=amount, billing_reason=billing_reason, customer=customer
+        ),
         livemode=False,
     )
 
