@@ -52,6 +52,11 @@ class RetryableApplyError(Exception):
     arrived before the one it depends on)."""
 
 
+class SubjectMissing(RetryableApplyError):
+    """The event is about something we do not know yet (a customer, subscription, invoice or
+    charge). It waits and is applied once the subject appears; it is never ignored for this."""
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a platform lets the developer (us) do, declared once per provider package."""
