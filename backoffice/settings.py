@@ -185,7 +185,16 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# One message reserved at a time: a worker killed holds no others unacknowledged (they would wait for the
+# visibility timeout), and a long task does not sit on messages another worker could take.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis (and SQS) redeliver an unacknowledged message after this long: longer than the longest task
+# (a late-acknowledged task still running then would run twice), short enough that a dead worker's
+# message comes back in minutes. RabbitMQ redelivers as soon as the dead worker's connection closes.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300"))}
+# A worker's lost broker connection is retried forever, not given up on after 100 tries.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Entitlements, API keys, idempotency ---
@@ -238,16 +247,31 @@ if not DEBUG:
     require_provider_credentials(env, PAYMENT_PROVIDERS_ENABLED)
 # Play requires acknowledging a purchase within 3 days or it is refunded.
 GOOGLE_PLAY_ACKNOWLEDGE_WITHIN = timedelta(days=3)
-WEBHOOK_APPLY_MAX_RETRIES = int(os.environ.get("WEBHOOK_APPLY_MAX_RETRIES", "6"))
+# An event that fails with a passing error is tried again this many times, with backoff from
+# WEBHOOK_RETRY_BASE_SECONDS doubling up to WEBHOOK_RETRY_MAX_SECONDS, then is failed (a person replays it).
+# One waiting for its subject keeps waiting (same backoff) for WEBHOOK_WAITING_GIVE_UP_HOURS.
+WEBHOOK_APPLY_MAX_RETRIES = int(os.environ.get("WEBHOOK_APPLY_MAX_RETRIES", "8"))
+WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "5"))
+WEBHOOK_RETRY_MAX_SECONDS = float(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", "600"))
+WEBHOOK_WAITING_GIVE_UP_HOURS = float(os.environ.get("WEBHOOK_WAITING_GIVE_UP_HOURS", "72"))
+# A stored event not applied this long after it arrived (its task lost) is queued by the sweep, which runs
+# every WEBHOOK_SWEEP_INTERVAL seconds and queues at most WEBHOOK_SWEEP_MAX events a run; an event it
+# queued is due again after WEBHOOK_SWEEP_LEASE_SECONDS should that task be lost too.
+WEBHOOK_RECEIVED_GRACE_SECONDS = float(os.environ.get("WEBHOOK_RECEIVED_GRACE_SECONDS", "5"))
+WEBHOOK_SWEEP_INTERVAL = float(os.environ.get("WEBHOOK_SWEEP_INTERVAL", "10"))
+WEBHOOK_SWEEP_MAX = int(os.environ.get("WEBHOOK_SWEEP_MAX", "5000"))
+WEBHOOK_SWEEP_LEASE_SECONDS = float(os.environ.get("WEBHOOK_SWEEP_LEASE_SECONDS", "30"))
 # Stored events are applied by one queued task for all that wait, in batches of this many
 # (1 = one at a time), at most this many batches per task before it queues the next.
 WEBHOOK_APPLY_BATCH = int(os.environ.get("WEBHOOK_APPLY_BATCH", "100"))
 WEBHOOK_APPLY_BATCHES_PER_TASK = int(os.environ.get("WEBHOOK_APPLY_BATCHES_PER_TASK", "20"))
-# How long "a task is queued for them" holds, should that task be lost.
-WEBHOOK_APPLY_SCHEDULED_TTL = int(os.environ.get("WEBHOOK_APPLY_SCHEDULED_TTL", "60"))
-CELERY_BEAT_SCHEDULE["requeue-stale-webhook-events"] = {
-    "task": "monetization.tasks.requeue_stale_webhook_events",
-    "schedule": 300.0,
+# How long "a task is queued for them" holds, should that task be lost (then the next arrival queues one).
+WEBHOOK_APPLY_SCHEDULED_TTL = int(os.environ.get("WEBHOOK_APPLY_SCHEDULED_TTL", "5"))
+CELERY_BEAT_SCHEDULE["sweep-webhook-events"] = {
+    "task": "monetization.tasks.sweep_webhook_events",
+    "schedule": WEBHOOK_SWEEP_INTERVAL,
+    # Sweeps queued while no worker ran are dropped, not run back to back when one starts.
+    "options": {"expires": WEBHOOK_SWEEP_INTERVAL},
 }
 CELERY_BEAT_SCHEDULE["acknowledge-play-purchases"] = {
     "task": "subscriptions.acknowledge_play_purchases",

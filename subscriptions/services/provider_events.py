@@ -7,9 +7,9 @@ subscription, record the payment against it, book the refund, end access, leave 
 provider's details on the timeline. Registered for each provider in the money core's
 ``event_appliers`` (subscriptions.apps).
 
-An applier raises ``EventIgnored`` (nothing to do), ``RetryableApplyError`` (the
-provider was unreachable, or an event arrived before the one it depends on: try again
-later), or anything else (a permanent failure, shown in the admin for replay). The
+An applier raises ``EventIgnored`` (nothing to do), ``SubjectMissing`` (an event arrived
+before the one that creates its subject: it waits for it), ``RetryableApplyError`` (the
+provider was unreachable: try again later), or anything else (a permanent failure, shown in the admin for replay). The
 note it returns is shown in the admin's webhook inbox.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from monetization.models import Payment, WebhookEvent
 from monetization.providers import provider_package
-from monetization.providers.base import EventIgnored, RetryableApplyError
+from monetization.providers.base import EventIgnored, SubjectMissing
 from monetization.services.audit import audit_record
 from monetization.services.refunds import refunds_record_reported
 from monetization.services.webhooks import EventApplier
@@ -83,7 +83,7 @@ def provider_event_apply(event: WebhookEvent) -> str:
             sub = _subscription(event.provider, facts.subscription_ref)
             if sub is None:
                 # Providers do not order events: the subscription's own event is on its way.
-                raise RetryableApplyError(f"subscription {facts.subscription_ref} not known yet")
+                raise SubjectMissing(f"subscription {facts.subscription_ref} not known yet")
         payment, created = subscription_payment_record(
             subscription=sub,
             customer=sub.customer,
