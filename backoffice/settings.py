@@ -105,6 +105,11 @@ if REDIS_URL:
             "BACKEND": "monetization.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.get("CACHE_KEY_PREFIX", "bo"),
+            # An unreachable Redis must fail fast: reads then miss and answer from PostgreSQL.
+            "OPTIONS": {
+                "socket_connect_timeout": float(os.environ.get("CACHE_CONNECT_TIMEOUT", "0.25")),
+                "socket_timeout": float(os.environ.get("CACHE_SOCKET_TIMEOUT", "0.5")),
+            },
         }
     }
 else:
@@ -194,6 +199,13 @@ ENTITLEMENT_CACHE_TTL = int(os.environ.get("ENTITLEMENT_CACHE_TTL", "300"))
 # inert without the Redis cache.
 ENTITLEMENTS_FAST_PATH = env.get_bool("ENTITLEMENTS_FAST_PATH", default=True)
 API_KEY_CACHE_TTL = int(os.environ.get("API_KEY_CACHE_TTL", "60"))
+# How often (seconds) each process looks for invalidations a cache outage left pending
+# (monetization.services.cache_invalidation): a revocation's bound once Redis is back.
+CACHE_INVALIDATION_CHECK_INTERVAL = float(os.environ.get("CACHE_INVALIDATION_CHECK_INTERVAL", "1"))
+CELERY_BEAT_SCHEDULE["cache-invalidations-flush"] = {
+    "task": "monetization.tasks_cache.cache_invalidations_flush_task",
+    "schedule": 5.0,
+}
 IDEMPOTENCY_KEY_TTL = timedelta(hours=int(os.environ.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")))
 
 LOGGING = {
@@ -280,7 +292,7 @@ CELERY_BEAT_SCHEDULE["idempotency-keys-purge"] = {
     "task": "monetization.tasks_support.idempotency_keys_purge_task",
     "schedule": timedelta(hours=1),
 }
-CELERY_IMPORTS = ["monetization.tasks_support"]
+CELERY_IMPORTS = ["monetization.tasks_support", "monetization.tasks_cache"]
 
 # --- Subscription lifecycle (subscriptions.platform_rules holds the dated defaults) ---
 # Per provider, a list of dated rule versions overriding the defaults, e.g.

@@ -41,6 +41,7 @@ from monetization.api.authentication import (
 )
 from monetization.api.throttling import COUNTED_ENVIRON_KEY, ClientThrottle
 from monetization.middleware import request_id_for
+from monetization.services.cache_invalidation import cache_trusted
 from subscriptions.api.views import EntitlementsView
 from subscriptions.entitlements import entitlements_cache_key
 
@@ -224,6 +225,8 @@ class EntitlementsFastPath:
         # Anything unexpected from here on (Redis down, ...): Django meets it too and answers it its
         # way. (Should the counter's round trip fail after Redis applied it, Django counts again.)
         try:
+            if not cache_trusted():
+                return None  # invalidations wait to be applied: Django answers from the database
             found = self.cache.get_many([row_key, body_key])  # round trip 1
             row, body = found.get(row_key), found.get(body_key)
             if row is None or not isinstance(body, bytes):
