@@ -96,6 +96,9 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(f"DATABASE_URL must name a PostgreSQL database, not {DATABASES['default']['ENGINE']}.")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The role the app runs as in production (DATABASE_URL), granted row access only by the migrations,
+# which run as the tables' owner (MIGRATE_DATABASE_URL, see README "Database roles").
+DATABASE_APP_ROLE = env.get("DATABASE_APP_ROLE", "backoffice_app")
 
 # The cache is Redis; only a DEBUG run without REDIS_URL keeps it in process.
 REDIS_URL = env.get("REDIS_URL") if DEBUG else env.required("REDIS_URL")

@@ -182,12 +182,8 @@ def ensure_engagement_partitions(months: Iterable[tuple[int, int]]) -> None:
         for name, (year, month) in sorted(wanted.items()):
             if name in existing:
                 continue
-            start = datetime.date(year, month, 1)
-            end = datetime.date(year + (month == 12), month % 12 + 1, 1)
-            cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {TABLE} "
-                f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
-            )
+            # Runs as the table's owner (creators migration 0004): the app role owns no table.
+            cursor.execute("SELECT creators_engagement_partition(%s)", [datetime.date(year, month, 1)])
 
 
 # --- ingestion -------------------------------------------------------------------------
