@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "monetization.middleware.RequestIdMiddleware",
+    "monetization.middleware.OutageMiddleware",
+    "monetization.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -151,6 +153,14 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Bad input (monetization.middleware.RequestGuardMiddleware) and outages ---
+REQUEST_BODY_MAX_BYTES = int(os.environ.get("REQUEST_BODY_MAX_BYTES", str(1024 * 1024)))
+# Streamed bulk endpoints take more (validated row by row, never loaded whole).
+REQUEST_BODY_LIMITS = {"/api/v1/creators/engagement": int(os.environ.get("ENGAGEMENT_BODY_MAX_BYTES", str(2**30)))}
+REQUEST_JSON_MAX_DEPTH = 64
+WEBHOOK_PATH_PREFIX = "/api/v1/webhooks/"
+OUTAGE_RETRY_AFTER = 5  # seconds, in the Retry-After of an outage's 503
 
 # --- API ---
 REST_FRAMEWORK = {

@@ -56,6 +56,8 @@ UNDERSTOOD_MIDDLEWARE = {
     "django.middleware.security.SecurityMiddleware": "SSL redirect (falls through here); its headers",
     "whitenoise.middleware.WhiteNoiseMiddleware": "serves STATIC_URL only (WHITENOISE_ROOT unset)",
     "monetization.middleware.RequestIdMiddleware": "X-Request-ID",
+    "monetization.middleware.OutageMiddleware": "nothing: a cache hit meets no outage",
+    "monetization.middleware.RequestGuardMiddleware": "nothing: a GET with no query string, a path without NUL",
     "django.contrib.sessions.middleware.SessionMiddleware": "nothing: no cookie, the session is never read",
     "django.middleware.common.CommonMiddleware": "host check, Content-Length (user agents, PREPEND_WWW: off)",
     "django.middleware.csrf.CsrfViewMiddleware": "nothing: no cookie, DRF views are csrf-exempt",
