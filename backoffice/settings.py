@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "monetization.middleware.RequestIdMiddleware",
+    "monetization.middleware.OutageMiddleware",
+    "monetization.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -96,6 +98,9 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(f"DATABASE_URL must name a PostgreSQL database, not {DATABASES['default']['ENGINE']}.")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The role the app runs as in production (DATABASE_URL), granted row access only by the migrations,
+# which run as the tables' owner (MIGRATE_DATABASE_URL, see README "Database roles").
+DATABASE_APP_ROLE = env.get("DATABASE_APP_ROLE", "backoffice_app")
 
 # The cache is Redis; only a DEBUG run without REDIS_URL keeps it in process.
 REDIS_URL = env.get("REDIS_URL") if DEBUG else env.required("REDIS_URL")
@@ -105,6 +110,11 @@ if REDIS_URL:
             "BACKEND": "monetization.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.get("CACHE_KEY_PREFIX", "bo"),
+            # An unreachable Redis must fail fast: reads then miss and answer from PostgreSQL.
+            "OPTIONS": {
+                "socket_connect_timeout": float(os.environ.get("CACHE_CONNECT_TIMEOUT", "0.25")),
+                "socket_timeout": float(os.environ.get("CACHE_SOCKET_TIMEOUT", "0.5")),
+            },
         }
     }
 else:
@@ -143,6 +153,14 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Bad input (monetization.middleware.RequestGuardMiddleware) and outages ---
+REQUEST_BODY_MAX_BYTES = int(os.environ.get("REQUEST_BODY_MAX_BYTES", str(1024 * 1024)))
+# Streamed bulk endpoints take more (validated row by row, never loaded whole).
+REQUEST_BODY_LIMITS = {"/api/v1/creators/engagement": int(os.environ.get("ENGAGEMENT_BODY_MAX_BYTES", str(2**30)))}
+REQUEST_JSON_MAX_DEPTH = 64
+WEBHOOK_PATH_PREFIX = "/api/v1/webhooks/"
+OUTAGE_RETRY_AFTER = 5  # seconds, in the Retry-After of an outage's 503
 
 # --- API ---
 REST_FRAMEWORK = {
@@ -203,6 +221,13 @@ ENTITLEMENT_CACHE_TTL = int(os.environ.get("ENTITLEMENT_CACHE_TTL", "300"))
 # inert without the Redis cache.
 ENTITLEMENTS_FAST_PATH = env.get_bool("ENTITLEMENTS_FAST_PATH", default=True)
 API_KEY_CACHE_TTL = int(os.environ.get("API_KEY_CACHE_TTL", "60"))
+# How often (seconds) each process looks for invalidations a cache outage left pending
+# (monetization.services.cache_invalidation): a revocation's bound once Redis is back.
+CACHE_INVALIDATION_CHECK_INTERVAL = float(os.environ.get("CACHE_INVALIDATION_CHECK_INTERVAL", "1"))
+CELERY_BEAT_SCHEDULE["cache-invalidations-flush"] = {
+    "task": "monetization.tasks_cache.cache_invalidations_flush_task",
+    "schedule": 5.0,
+}
 IDEMPOTENCY_KEY_TTL = timedelta(hours=int(os.environ.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")))
 
 LOGGING = {
@@ -304,7 +329,7 @@ CELERY_BEAT_SCHEDULE["idempotency-keys-purge"] = {
     "task": "monetization.tasks_support.idempotency_keys_purge_task",
     "schedule": timedelta(hours=1),
 }
-CELERY_IMPORTS = ["monetization.tasks_support"]
+CELERY_IMPORTS = ["monetization.tasks_support", "monetization.tasks_cache"]
 
 # --- Subscription lifecycle (subscriptions.platform_rules holds the dated defaults) ---
 # Per provider, a list of dated rule versions overriding the defaults, e.g.

@@ -1,5 +1,6 @@
 from .api_keys import ApiKey
 from .audit import AuditEvent
+from .cache import CacheInvalidation
 from .customers import Customer, Provider, ProviderIdentity
 from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
@@ -10,6 +11,7 @@ from .webhooks import WebhookEvent
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "CacheInvalidation",
     "Customer",
     "IdempotencyKey",
     "JournalEntry",
