@@ -19,6 +19,7 @@ from pathlib import Path
 
 import dj_database_url
 import pytest
+from kombu import pools as kombu_pools
 
 from tests.processes import database_url
 
@@ -43,8 +44,8 @@ class Worker:
     """A Celery worker process (``--pool solo``) with beat embedded (``-B``): what production runs as two
     supervised programs, in one process the tests can kill and start again."""
 
-    def __init__(self, *, env: dict[str, str], log_path: Path, node: str, beat: bool = True):
-        self.env, self.log_path, self.node, self.beat = env, log_path, node, beat
+    def __init__(self, *, env: dict[str, str], log_path: Path, node: str, beat: bool = True, quiet: bool = True):
+        self.env, self.log_path, self.node, self.beat, self.quiet = env, log_path, node, beat, quiet
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -66,15 +67,13 @@ class Worker:
                 "-A",
                 "backoffice",
                 "worker",
-                "--pool",
-                "solo",
+                *(["--pool", "solo"] if self.quiet else ["--pool", "prefork", "--concurrency", "2"]),
                 "-l",
                 "info",
                 "-n",
                 self.node,
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
+                # quiet=False: as production runs it (prefork), talking to its peers over the broker.
+                *(["--without-gossip", "--without-mingle", "--without-heartbeat"] if self.quiet else []),
                 *beat,
             ],
             cwd=REPO,
@@ -165,13 +164,14 @@ def celery_worker_factory(transactional_db, settings, tmp_path, request):
     workers: list[Worker] = []
     with ExitStack() as stack:
 
-        def make(*, broker_url: str = BROKER_URL, beat: bool = True, **env: str) -> Worker:
+        def make(*, broker_url: str = BROKER_URL, beat: bool = True, quiet: bool = True, **env: str) -> Worker:
             stack.enter_context(broker(celery_app, settings, broker_url))
             worker = Worker(
                 env=worker_env(db_url, broker_url, **{**marked, **env}),
                 log_path=tmp_path / f"celery-worker-{len(workers)}.log",
                 node=f"pytest-{os.getpid()}-{len(workers)}@localhost",
                 beat=beat,
+                quiet=quiet,
             )
             workers.append(worker)
             return worker
@@ -196,6 +196,8 @@ def _reset_connections(celery_app, broker_url: str = BROKER_URL) -> None:
         pool.force_close_all()
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
+        # kombu's process-wide producer pools, built over the pool just closed.
+        kombu_pools.reset()
 
 
 def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1):

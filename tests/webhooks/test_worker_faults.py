@@ -1,9 +1,14 @@
 """A worker SIGKILLed in the middle of applying: every event is applied exactly once after it is started
 again, with nobody replaying anything (the sweep finds what the dead worker held)."""
 
+import os
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
+import redis
 from django.core.cache import cache
 
 from backoffice.celery import app as celery_app
@@ -83,3 +88,69 @@ def test_events_held_by_a_killed_worker_are_applied_once_after_a_restart(
     assert Payment.objects.count() == N
     assert AuditEvent.objects.filter(action="subscription.create").count() == N
     assert ledger_report().balanced
+
+
+OUTAGE_SECONDS = float(os.environ.get("TEST_BROKER_OUTAGE_SECONDS", "5"))
+PRIVATE_REDIS_PORT = int(os.environ.get("TEST_PRIVATE_REDIS_PORT", "6421"))
+
+
+class RedisServer:
+    """A redis-server of the test's own (never the shared one), to stop and start again."""
+
+    def __init__(self, port: int, workdir: Path):
+        self.port, self.workdir, self.proc = port, workdir, None
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        wait_for(lambda: self._answers(client), timeout=10)
+
+    @staticmethod
+    def _answers(client) -> bool:
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(PRIVATE_REDIS_PORT, tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_the_worker_survives_its_broker_restarting_and_applies_what_comes_after(
+    celery_worker_factory, private_redis, client, catalog, customers
+):
+    worker = celery_worker_factory(broker_url=private_redis.url, quiet=False).start()
+    first = stripe_subscription_event(
+        event_id="evt_before_outage", created=1767225600, event_type="customer.subscription.created"
+    )
+    post_stripe(client, first)
+    wait_for(lambda: WebhookEvent.objects.filter(event_id="evt_before_outage", status="applied").exists())
+
+    private_redis.stop()
+    time.sleep(OUTAGE_SECONDS)
+    assert worker.alive()
+    private_redis.start()
+    time.sleep(2)
+    assert worker.alive(), worker.log_path.read_text()[-3000:]
+
+    after = stripe_subscription_event(event_id="evt_after_outage", created=1767225700, status="past_due")
+    post_stripe(client, after)
+    wait_for(lambda: WebhookEvent.objects.filter(event_id="evt_after_outage", status="applied").exists(), timeout=90)
+    assert worker.alive()
