@@ -345,6 +345,10 @@ CELERY_BEAT_SCHEDULE["creators-eligibility"] = {
 # --- Webhook throughput: kombu's Redis transport with one reusable publishing client per channel ---
 if CELERY_BROKER_URL.startswith("redis://"):
     CELERY_BROKER_TRANSPORT = os.environ.get("CELERY_BROKER_TRANSPORT", "monetization.broker:Transport")
+# RabbitMQ (amqp://, the production broker): durable queues and persistent messages (Celery's defaults),
+# and a publish returns only once the broker has the message.
+if CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS["confirm_publish"] = True
 
 # Last: every variable found missing above, named together.
 env.check()
