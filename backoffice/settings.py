@@ -173,7 +173,11 @@ REST_FRAMEWORK = {
         "monetization.api.throttling.ClientThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "client": os.environ.get("API_THROTTLE_RATE", "6000/min"),
+        # Per API key: one app's users share its key, so the ceiling is a production app's rate.
+        "client": os.environ.get("API_THROTTLE_RATE", "2000/s"),
+        # Below it, with a key: per end customer the request acts for, and per calling IP.
+        "customer": os.environ.get("API_THROTTLE_CUSTOMER_RATE", "20/s"),
+        "client_ip": os.environ.get("API_THROTTLE_IP_RATE", "500/s"),
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

@@ -39,7 +39,7 @@ from monetization.api.authentication import (
     api_key_cache_key,
     api_key_credentials,
 )
-from monetization.api.throttling import COUNTED_ENVIRON_KEY, ClientThrottle
+from monetization.api.throttling import COUNTED_ENVIRON_KEY, CUSTOMER_ENVIRON_KEY, ClientThrottle
 from monetization.middleware import request_id_for
 from monetization.services.cache_invalidation import cache_trusted
 from subscriptions.api.views import EntitlementsView
@@ -237,6 +237,7 @@ class EntitlementsFastPath:
             if not all(p.has_permission(request, self.view) for p in self.permissions):
                 return None
             throttle = ClientThrottle()
+            environ[CUSTOMER_ENVIRON_KEY] = path[1]  # the customer bucket, as Django's view kwargs name it
             if not throttle.allow_request(request, None):  # round trip 2: counts this request
                 # Django answers the 429 in its format, counting on what was counted here.
                 environ[COUNTED_ENVIRON_KEY] = throttle.counted
