@@ -48,6 +48,11 @@ INSTALLED_APPS = [
     "djmoney",
     "django_fsm",
     "django_celery_beat",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "csp",
     "monetization",
     "subscriptions",
     "verified_orgs",
@@ -64,8 +69,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a lockout signalled during sign-in into its response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "backoffice.urls"
@@ -120,6 +129,37 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# --- Staff sign-in ---
+# django-axes first: it refuses a locked-out account before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "20"))
+# Either locks: the account, from wherever the guesses come; an address, whichever accounts it tries.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_COOLOFF_TIME = timedelta(hours=int(os.environ.get("AXES_COOLOFF_HOURS", "1")))
+AXES_RESET_ON_SUCCESS = True
+# A second factor (TOTP, django-otp) for the admin and the staff API, required wherever DEBUG is off.
+# The demo (DEBUG on) signs in with a password alone.
+ADMIN_REQUIRE_OTP = env.get_bool("ADMIN_REQUIRE_OTP", default=not DEBUG)
+OTP_TOTP_ISSUER = env.get("OTP_TOTP_ISSUER", "Monetization back office")
+# Staff sessions end after 8 hours and when the browser closes.
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Content-Security-Policy (django-csp) for the admin's HTML; the JSON API (and its docs page, which
+# loads Swagger UI from a CDN) carries none.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],  # the admin templates' style attributes
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -173,7 +213,11 @@ REST_FRAMEWORK = {
         "monetization.api.throttling.ClientThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "client": os.environ.get("API_THROTTLE_RATE", "6000/min"),
+        # Per API key: one app's users share its key, so the ceiling is a production app's rate.
+        "client": os.environ.get("API_THROTTLE_RATE", "2000/s"),
+        # Below it, with a key: per end customer the request acts for, and per calling IP.
+        "customer": os.environ.get("API_THROTTLE_CUSTOMER_RATE", "20/s"),
+        "client_ip": os.environ.get("API_THROTTLE_IP_RATE", "500/s"),
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -370,6 +414,10 @@ CELERY_BEAT_SCHEDULE["creators-eligibility"] = {
 # --- Webhook throughput: kombu's Redis transport with one reusable publishing client per channel ---
 if CELERY_BROKER_URL.startswith("redis://"):
     CELERY_BROKER_TRANSPORT = os.environ.get("CELERY_BROKER_TRANSPORT", "monetization.broker:Transport")
+# RabbitMQ (amqp://, the production broker): durable queues and persistent messages (Celery's defaults),
+# and a publish returns only once the broker has the message.
+if CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS["confirm_publish"] = True
 
 # Last: every variable found missing above, named together.
 env.check()

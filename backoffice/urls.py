@@ -2,7 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from backoffice.admin_site import StaffAdminSite
 from monetization.views import health
+
+# The default site (every app's admin.py registered on it) with the two-factor sign-in.
+admin.site.__class__ = StaffAdminSite
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -8,6 +8,7 @@ connection, retries with backoff). Tests using this fixture must be
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import dj_database_url
 import pytest
+from kombu import pools as kombu_pools
 
 from tests.processes import database_url
 
@@ -42,8 +44,8 @@ class Worker:
     """A Celery worker process (``--pool solo``) with beat embedded (``-B``): what production runs as two
     supervised programs, in one process the tests can kill and start again."""
 
-    def __init__(self, *, env: dict[str, str], log_path: Path, node: str, beat: bool = True):
-        self.env, self.log_path, self.node, self.beat = env, log_path, node, beat
+    def __init__(self, *, env: dict[str, str], log_path: Path, node: str, beat: bool = True, quiet: bool = True):
+        self.env, self.log_path, self.node, self.beat, self.quiet = env, log_path, node, beat, quiet
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -65,21 +67,21 @@ class Worker:
                 "-A",
                 "backoffice",
                 "worker",
-                "--pool",
-                "solo",
+                *(["--pool", "solo"] if self.quiet else ["--pool", "prefork", "--concurrency", "2"]),
                 "-l",
                 "info",
                 "-n",
                 self.node,
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
+                # quiet=False: as production runs it (prefork), talking to its peers over the broker.
+                *(["--without-gossip", "--without-mingle", "--without-heartbeat"] if self.quiet else []),
                 *beat,
             ],
             cwd=REPO,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its own process group: a kill takes the embedded beat (a child process) down with it.
+            start_new_session=True,
         )
         log.close()
         if wait:
@@ -98,20 +100,20 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no acknowledgement, the open transaction dropped by the database."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait()
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
     def stop(self) -> None:
-        if not self.alive():
+        if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.alive():
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=15)
+        self.kill()  # and whatever of its group is left (the beat child)
 
 
 def worker_env(db_url: str, broker_url: str, **overrides: str) -> dict[str, str]:
@@ -136,7 +138,13 @@ def broker(celery_app, settings, broker_url: str):
     _reset_connections(celery_app, broker_url)
     # Leftover messages of an earlier run would reach this worker: start from an empty queue.
     with celery_app.connection_for_write() as conn:
+        if not broker_url.startswith("redis"):  # RabbitMQ: a new vhost has no queue yet
+            celery_app.amqp.queues[celery_app.conf.task_default_queue].bind(conn.default_channel).declare()
         conn.default_channel.queue_purge("celery")
+        if broker_url.startswith("redis"):
+            # And the messages a killed worker left unacknowledged: Redis hands them out again once the
+            # visibility timeout has passed, to whichever worker runs then (a later test's).
+            conn.default_channel.client.delete("unacked", "unacked_index")
     try:
         yield
     finally:
@@ -158,13 +166,14 @@ def celery_worker_factory(transactional_db, settings, tmp_path, request):
     workers: list[Worker] = []
     with ExitStack() as stack:
 
-        def make(*, broker_url: str = BROKER_URL, beat: bool = True, **env: str) -> Worker:
+        def make(*, broker_url: str = BROKER_URL, beat: bool = True, quiet: bool = True, **env: str) -> Worker:
             stack.enter_context(broker(celery_app, settings, broker_url))
             worker = Worker(
                 env=worker_env(db_url, broker_url, **{**marked, **env}),
                 log_path=tmp_path / f"celery-worker-{len(workers)}.log",
                 node=f"pytest-{os.getpid()}-{len(workers)}@localhost",
                 beat=beat,
+                quiet=quiet,
             )
             workers.append(worker)
             return worker
@@ -189,6 +198,8 @@ def _reset_connections(celery_app, broker_url: str = BROKER_URL) -> None:
         pool.force_close_all()
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
+        # kombu's process-wide producer pools, built over the pool just closed.
+        kombu_pools.reset()
 
 
 def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1):

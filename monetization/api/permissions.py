@@ -1,3 +1,4 @@
+from django.conf import settings
 from rest_framework.permissions import BasePermission
 
 from monetization.api.authentication import ApiClient
@@ -31,6 +32,8 @@ class StaffPermission(BasePermission):
         user = request.user
         if isinstance(user, ApiClient) or not (user and user.is_authenticated and user.is_staff):
             return False
+        if settings.ADMIN_REQUIRE_OTP and not (hasattr(user, "is_verified") and user.is_verified()):
+            return False  # signed in without the second factor the admin requires
         perms = getattr(view, "required_perms", ())
         # A staff view that names no permission is a mistake, not an open door.
         return bool(perms) and user.has_perms(perms)

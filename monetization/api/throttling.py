@@ -1,4 +1,5 @@
-"""API throttling: one fixed-window counter per API key, staff user or anonymous IP.
+"""API throttling: fixed-window counters per API key (and below it per end customer and per IP),
+per staff user or per anonymous IP.
 
 DRF's SimpleRateThrottle keeps a list of every request timestamp in the
 window and re-pickles it on each request: at client-app rates (thousands a
@@ -21,63 +22,86 @@ from monetization.cache import CACHE_ERRORS
 # Per-process counters for while Redis is unreachable: a ceiling still holds (per process), and
 # requests are answered from the database instead of failing.
 _local_counts: dict[str, int] = {}
+_LOCAL_MAX_KEYS = 100_000
 
 
-def _count_locally(key: str) -> int:
-    window = key.rsplit(":", 1)[-1]
-    if any(not k.endswith(f":{window}") for k in list(_local_counts)[:1]):
-        _local_counts.clear()  # a new window: the old counters are done
-    _local_counts[key] = count = _local_counts.get(key, 0) + 1
-    return count
+def _count_locally(keys: list[str]) -> list[int]:
+    if len(_local_counts) > _LOCAL_MAX_KEYS:
+        _local_counts.clear()  # old windows' counters: a window key is never counted again
+    counts = []
+    for key in keys:
+        _local_counts[key] = count = _local_counts.get(key, 0) + 1
+        counts.append(count)
+    return counts
 
 
-def _count(key: str, timeout: int, prefetch: list[str]) -> tuple[int, dict]:
-    """Increment the window's counter (created with an expiry on first use) and return it,
-    with the values of the ``prefetch`` cache keys read in the same Redis round trip."""
+def _count(keys: list[tuple[str, int]], prefetch: list[str]) -> tuple[list[int], dict]:
+    """Increment each window counter (``(key, timeout)``, created with an expiry on first use) and
+    return their counts, with the values of the ``prefetch`` cache keys, in one Redis round trip."""
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         if getattr(backend, "is_down", False):
-            return _count_locally(key), {}
+            return _count_locally([k for k, _ in keys]), {}
         try:
-            return _count_in_redis(backend, key, timeout, prefetch)
+            return _count_in_redis(backend, keys, prefetch)
         except CACHE_ERRORS as exc:
             if hasattr(backend, "failed"):
                 backend.failed(exc)
-            return _count_locally(key), {}
+            return _count_locally([k for k, _ in keys]), {}
     values = backend.get_many(prefetch) if prefetch else {}
-    backend.add(key, 0, timeout)
-    try:
-        return backend.incr(key), values
-    except ValueError:  # expired between add and incr
-        backend.add(key, 1, timeout)
-        return 1, values
+    counts = []
+    for key, timeout in keys:
+        backend.add(key, 0, timeout)
+        try:
+            counts.append(backend.incr(key))
+        except ValueError:  # expired between add and incr
+            backend.add(key, 1, timeout)
+            counts.append(1)
+    return counts, values
 
 
-def _count_in_redis(backend, key: str, timeout: int, prefetch: list[str]) -> tuple[int, dict]:
-    """One Redis round trip: INCR and EXPIRE in a pipeline, with the prefetched keys' values."""
-    full_key = backend.make_and_validate_key(key)
-    client = backend._cache.get_client(full_key, write=True)
+def _count_in_redis(backend, keys: list[tuple[str, int]], prefetch: list[str]) -> tuple[list[int], dict]:
+    """One Redis round trip: INCR and EXPIRE per counter in a pipeline, with the prefetched keys' values."""
+    client = backend._cache.get_client(None, write=True)
     pipe = client.pipeline(transaction=False)
-    pipe.incr(full_key)
-    pipe.expire(full_key, timeout, nx=True)
+    for key, timeout in keys:
+        full_key = backend.make_and_validate_key(key)
+        pipe.incr(full_key)
+        pipe.expire(full_key, timeout, nx=True)
     if prefetch:
         pipe.mget([backend.make_and_validate_key(k) for k in prefetch])
     results = pipe.execute()
+    counts = [int(results[2 * i]) for i in range(len(keys))]
     values = {}
     if prefetch:
         loads = backend._cache._serializer.loads
-        values = {k: loads(v) for k, v in zip(prefetch, results[2], strict=True) if v is not None}
-    return int(results[0]), values
+        values = {k: loads(v) for k, v in zip(prefetch, results[-1], strict=True) if v is not None}
+    return counts, values
 
 
-# Where the WSGI fast path (subscriptions.api.fast_path) leaves ``(bucket, count, wait)`` when it
+# Where the WSGI fast path (subscriptions.api.fast_path) leaves ``(bucket, allowed, wait)`` when it
 # counted a request over the rate and handed it to Django for the 429: counted once, not twice.
 # Not an HTTP_* name, so no client header can set it.
 COUNTED_ENVIRON_KEY = "monetization.throttle.counted"
 
 
+_now = time.time  # the windows' clock (a test may run it faster than real time)
+
+# Where the fast path names the customer of a request it counts (the entitlements path's id).
+CUSTOMER_ENVIRON_KEY = "monetization.throttle.customer"
+
+
 class ClientThrottle(SimpleRateThrottle):
-    """One bucket per API key, per staff user, or per anonymous IP."""
+    """Buckets counted together, in one Redis round trip; a request passes when none is over its rate.
+
+    - ``client``: per API key (all of one app's users share it: sized for a production app),
+      per staff user, or per IP for anonymous requests;
+    - for an API key, also ``customer``: per end customer it acts for (``X-Acting-Customer``,
+      or the customer the URL names), and ``client_ip``: per IP calling with that key. Both sit
+      below the key's ceiling, so one user or one address cannot spend a whole app's share.
+
+    A scope without a rate in ``DEFAULT_THROTTLE_RATES`` is not counted.
+    """
 
     scope = "client"
 
@@ -91,15 +115,44 @@ class ClientThrottle(SimpleRateThrottle):
             ident = f"ip:{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
-    def hit(self, key: str, prefetch: list[str]) -> tuple[int, dict]:
-        """Count one request in ``key``'s current window: the window's count so far (also kept
-        as ``self.counted``), and the values of the ``prefetch`` cache keys, read in the same round trip."""
-        now = time.time()
-        window = int(now // self.duration)
-        count, values = _count(f"{key}:{window}", self.duration + 1, prefetch)
-        self._wait = (window + 1) * self.duration - now
-        self.counted = (key, count, self._wait)
-        return count, values
+    def buckets(self, request, view, key: str) -> list[tuple[str, int, int]]:
+        """``(cache key, allowed requests, window seconds)`` of every bucket this request counts in."""
+        found = [(key, self.num_requests, self.duration)]
+        user = request.user
+        if not isinstance(user, ApiClient):
+            return found
+        customer = (
+            request.META.get("HTTP_X_ACTING_CUSTOMER")
+            or (getattr(view, "kwargs", None) or {}).get("external_id")
+            or request.META.get(CUSTOMER_ENVIRON_KEY)
+        )
+        extra = [("client_ip", f"key:{user.key_id}:ip:{self.get_ident(request)}")]
+        if customer:
+            extra.append(("customer", f"key:{user.key_id}:customer:{customer[:255]}"))
+        for scope, ident in extra:
+            rate = self.THROTTLE_RATES.get(scope)
+            if rate:
+                num, duration = self.parse_rate(rate)
+                found.append((self.cache_format % {"scope": scope, "ident": ident}, num, duration))
+        return found
+
+    def hit(self, buckets: list[tuple[str, int, int]], prefetch: list[str]) -> tuple[bool, dict]:
+        """Count one request in each bucket's current window: whether all are within their rates
+        (also kept, with the wait, as ``self.counted``), and the values of the ``prefetch`` cache keys."""
+        now = _now()
+        windows = [int(now // duration) for _, _, duration in buckets]
+        counts, values = _count(
+            [(f"{key}:{w}", duration + 1) for (key, _, duration), w in zip(buckets, windows, strict=True)], prefetch
+        )
+        waits = [
+            (w + 1) * duration - now
+            for (_, num, duration), w, count in zip(buckets, windows, counts, strict=True)
+            if count > num
+        ]
+        allowed = not waits
+        self._wait = max(waits) if waits else 0
+        self.counted = (buckets[0][0], allowed, self._wait)
+        return allowed, values
 
     def allow_request(self, request, view):
         if self.rate is None:
@@ -109,16 +162,16 @@ class ClientThrottle(SimpleRateThrottle):
             return True
         counted = request.META.get(COUNTED_ENVIRON_KEY)
         if counted is not None and counted[0] == key:
-            _, count, self._wait = counted
-            return count <= self.num_requests
+            _, allowed, self._wait = counted
+            return allowed
         # A view on the hot path may name cache keys it will read: they come back with the
-        # counter in one round trip, as ``request.cache_prefetched`` (absent key = cache miss).
+        # counters in one round trip, as ``request.cache_prefetched`` (absent key = cache miss).
         prefetch_keys = getattr(view, "throttle_prefetch_keys", None)
         prefetch = list(prefetch_keys(request)) if prefetch_keys else []
-        count, values = self.hit(key, prefetch)
+        allowed, values = self.hit(self.buckets(request, view, key), prefetch)
         if prefetch:
             request.cache_prefetched = values
-        return count <= self.num_requests
+        return allowed
 
     def wait(self):
         return getattr(self, "_wait", None)

@@ -39,7 +39,7 @@ from monetization.api.authentication import (
     api_key_cache_key,
     api_key_credentials,
 )
-from monetization.api.throttling import COUNTED_ENVIRON_KEY, ClientThrottle
+from monetization.api.throttling import COUNTED_ENVIRON_KEY, CUSTOMER_ENVIRON_KEY, ClientThrottle
 from monetization.middleware import request_id_for
 from monetization.services.cache_invalidation import cache_trusted
 from subscriptions.api.views import EntitlementsView
@@ -64,6 +64,9 @@ UNDERSTOOD_MIDDLEWARE = {
     "django.contrib.auth.middleware.AuthenticationMiddleware": "nothing: a lazy user DRF replaces",
     "django.contrib.messages.middleware.MessageMiddleware": "nothing: no message is read or added",
     "django.middleware.clickjacking.XFrameOptionsMiddleware": "X-Frame-Options",
+    "django_otp.middleware.OTPMiddleware": "nothing: a lazy user's verification, never read by the API",
+    "csp.middleware.CSPMiddleware": "nothing: /api/ is excluded from the policy (checked at start)",
+    "axes.middleware.AxesMiddleware": "nothing: it acts only on a sign-in's lockout",
 }
 
 
@@ -95,6 +98,10 @@ def _check_settings() -> None:
     common = "django.middleware.common.CommonMiddleware" in settings.MIDDLEWARE
     if common and (settings.PREPEND_WWW or settings.DISALLOWED_USER_AGENTS):
         raise _Unsupported("PREPEND_WWW or DISALLOWED_USER_AGENTS is set (CommonMiddleware redirects or refuses)")
+    if "csp.middleware.CSPMiddleware" in settings.MIDDLEWARE and "/api/" not in getattr(
+        settings, "CONTENT_SECURITY_POLICY", {}
+    ).get("EXCLUDE_URL_PREFIXES", []):
+        raise _Unsupported("the Content-Security-Policy covers /api/ (a header the fast path does not add)")
     if settings.CSRF_USE_SESSIONS or getattr(settings, "WHITENOISE_ROOT", None):
         raise _Unsupported("CSRF_USE_SESSIONS or WHITENOISE_ROOT is set")
     if (
@@ -237,6 +244,7 @@ class EntitlementsFastPath:
             if not all(p.has_permission(request, self.view) for p in self.permissions):
                 return None
             throttle = ClientThrottle()
+            environ[CUSTOMER_ENVIRON_KEY] = path[1]  # the customer bucket, as Django's view kwargs name it
             if not throttle.allow_request(request, None):  # round trip 2: counts this request
                 # Django answers the 429 in its format, counting on what was counted here.
                 environ[COUNTED_ENVIRON_KEY] = throttle.counted
