@@ -85,12 +85,17 @@ def snapshot_from_subscription(obj: dict, *, as_of: datetime) -> SubscriptionSna
         customer = customer.get("id")
     metadata = obj.get("metadata") or {}
     cancel_details = obj.get("cancellation_details") or {}
-    auto_renew = not obj.get("cancel_at_period_end") and not obj.get("cancel_at")
+    status = STATUS.get(obj["status"], SubscriptionStatus.UNKNOWN)
+    ended = status == Status.EXPIRED
+    # A canceled object keeps cancel_at_period_end false: an ended subscription renews nothing.
+    auto_renew = not ended and not obj.get("cancel_at_period_end") and not obj.get("cancel_at")
+    if not ended and collection_paused(obj, as_of=as_of):
+        status = Status.PAUSED
     return SubscriptionSnapshot(
         provider="stripe",
         provider_subscription_id=obj["id"],
         store_product_id=price.get("id", ""),
-        status=STATUS.get(obj["status"], SubscriptionStatus.UNKNOWN),
+        status=status,
         provider_status=obj["status"],
         as_of=as_of,
         customer_ref=customer or "",
@@ -103,6 +108,16 @@ def snapshot_from_subscription(obj: dict, *, as_of: datetime) -> SubscriptionSna
         cancel_reason=(cancel_details.get("reason") or "")[:64],
         quantity=int(item.get("quantity") or 1),
     )
+
+
+def collection_paused(obj: dict, *, as_of: datetime) -> bool:
+    """Stripe pauses by ``pause_collection`` and keeps the status ``active``: paused until it is cleared
+    (or its ``resumes_at`` has passed), whatever else a later update changes."""
+    pause = obj.get("pause_collection")
+    if not pause:
+        return False
+    resumes_at = ts(pause.get("resumes_at")) if isinstance(pause, dict) else None
+    return resumes_at is None or resumes_at > as_of
 
 
 def event_from_dict(data: dict) -> ProviderEvent:
