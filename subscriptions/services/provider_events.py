@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from monetization.models import Payment, WebhookEvent
 from monetization.providers import provider_package
-from monetization.providers.base import EventIgnored, RetryableApplyError
+from monetization.providers.base import EventIgnored, RetryableApplyError, SubjectMissing
 from monetization.services.audit import audit_record
 from monetization.services.refunds import refunds_record_reported
 from monetization.services.webhooks import EventApplier
@@ -114,28 +114,32 @@ def provider_event_apply(event: WebhookEvent) -> str:
         return f"payment failure recorded on subscription {sub.pk}"
 
     if facts.refund is not None:
+        reference = facts.refund.payment_reference
         refunded = (
             Payment.objects.select_related("customer")
-            .filter(provider=event.provider, provider_reference=facts.refund.payment_reference)
+            .filter(provider=event.provider, provider_reference=reference)
             .first()
         )
+        if refunded is None:
+            # The payment's own event is on its way (providers do not order events): wait for it.
+            raise SubjectMissing(f"payment {reference or '(unnamed)'} not known yet")
+        # Booking and any access change below run in the caller's transaction: they commit together.
+        booked = refunds_record_reported(payment=refunded, report=facts.refund, cause=cause)
         if sub is None:
             # A refund alone names its payment: that payment's subscription is the one it is about.
-            sub = payment_subscription(refunded.pk) if refunded is not None else None
-            if sub is None:
-                raise EventIgnored("refund of a charge that paid no known subscription invoice")
-            booked = refunds_record_reported(payment=refunded, report=facts.refund, cause=cause)
             created = sum(1 for _refund, new in booked if new)
+            sub = payment_subscription(refunded.pk)
+            if sub is None:
+                return f"refund of payment {refunded.pk} ({created} booked)"
             if facts.access_ends:
                 subscription_revoke_for_refund(
                     subscription=sub, cause=cause, occurred_at=event.occurred_at, detail=facts.refund_reported or {}
                 )
                 return f"full refund ({created} booked): subscription {sub.pk} revoked"
             _refund_reported(sub, cause, facts.refund_reported)
-            return f"partial refund noted ({created} booked); access unchanged"
-        if refunded is not None:
-            for refund, new in refunds_record_reported(payment=refunded, report=facts.refund, cause=cause):
-                notes.append(f"refund {refund.pk} booked" if new else f"refund {refund.pk} already booked")
+            return f"refund noted ({created} booked); access unchanged"
+        for refund, new in booked:
+            notes.append(f"refund {refund.pk} booked" if new else f"refund {refund.pk} already booked")
 
     if facts.refund_reported is not None and sub is not None:
         # Access ended with the snapshot; the provider's reasons go on the timeline.

@@ -112,6 +112,11 @@ class StripeProvider:
         rows = page.to_dict().get("data") or []
         return rows[0]["invoice"] if rows else ""
 
+    def charge_refunds(self, charge_id: str) -> list[dict]:
+        """A charge's refunds as Stripe lists them (charges no longer embed them)."""
+        page = self._call(self.client.v1.refunds.list, params={"charge": charge_id, "limit": 100})
+        return [refund.to_dict() for refund in page.auto_paging_iter()]
+
     def refund(self, *, payment_reference: str, amount: Money, idempotency_key: str, reason: str) -> RefundResult:
         params: dict = {"amount": minor_from_money(amount), "metadata": {"reason": reason[:500]}}
         if payment_reference.startswith("ch_"):

@@ -25,6 +25,8 @@ from monetization.providers.base import (
     get_provider,
 )
 
+from .rules import ACCESS_RULES
+
 IdentityKind = ProviderIdentity.Kind
 Status = SubscriptionStatus
 
@@ -36,6 +38,8 @@ HANDLED_TYPES = (
     "invoice.paid",
     "invoice.payment_failed",
     "charge.refunded",
+    "refund.created",
+    "refund.updated",
 )
 
 
@@ -216,41 +220,76 @@ def event_facts(event: StoredEvent) -> EventFacts:
         )
     if kind == "charge.refunded":
         return _charge_refunded(obj)
+    if kind in ("refund.created", "refund.updated"):
+        return _refund_object(obj)
     raise EventIgnored(f"unhandled type {kind}")
 
 
 def _charge_refunded(charge: dict) -> EventFacts:
-    """A refund of an invoice's charge, ours (it comes back here too) or made in Stripe's dashboard.
+    """A charge's refunds, ours (they come back here too) or made in Stripe's dashboard, each by its own id.
 
-    With the refund list expanded each refund is reported under its own id; without it,
-    what Stripe has refunded in all, under the charge's cumulative total (which a
-    redelivery reproduces exactly). Only a full refund ends access.
+    Recent API versions no longer embed the charge's refunds: they are listed from Stripe, so
+    whatever order the refund events come in, each refund is booked once under its ``re_`` id.
     """
-    invoice_id = charge.get("invoice") or ""
+    invoice_id = _charge_invoice(charge)
+    if not invoice_id:
+        raise EventIgnored(NO_INVOICE)
+    listed = (charge.get("refunds") or {}).get("data")
+    if listed is None:
+        listed = get_provider("stripe").charge_refunds(charge["id"]) if charge.get("amount_refunded") else []
+    succeeded = [r for r in listed if r.get("status", "succeeded") == "succeeded"]
+    amount, refunded = int(charge.get("amount") or 0), int(charge.get("amount_refunded") or 0)
+    return _refund_facts(
+        invoice_id,
+        charge,
+        succeeded,
+        detail={
+            "charge": charge.get("id"),
+            "amount_refunded": str(money_from_minor(refunded, charge.get("currency", "usd")).amount),
+            "full": bool(charge.get("refunded")) or (amount > 0 and refunded >= amount),
+        },
+    )
+
+
+NO_INVOICE = "refund of a charge that paid no invoice (nothing of ours)"
+
+
+def _refund_object(refund: dict) -> EventFacts:
+    """``refund.created`` / ``refund.updated``: one refund; booked once it has succeeded."""
+    if refund.get("status") != "succeeded":
+        # A pending refund moves no money yet; the update that says it succeeded books it.
+        raise EventIgnored(f"refund {refund.get('id')} is {refund.get('status')}")
+    invoice_id = _charge_invoice(refund)
+    detail = {"refund": refund.get("id"), "charge": refund.get("charge")}
+    return _refund_facts(invoice_id, refund, [refund], detail=detail)
+
+
+def _charge_invoice(obj: dict) -> str:
+    """The invoice a charge (or a refund, by its payment intent) paid; "" for a charge of no invoice."""
+    invoice_id = obj.get("invoice") or ""
     if isinstance(invoice_id, dict):
         invoice_id = invoice_id.get("id", "")
-    if not invoice_id and charge.get("payment_intent"):
+    intent = obj.get("payment_intent")
+    if isinstance(intent, dict):
+        intent = intent.get("id")
+    if not invoice_id and intent:
         # Charges no longer name their invoice in recent API versions: ask which one the intent paid.
-        invoice_id = get_provider("stripe").invoice_for_payment_intent(charge["payment_intent"])
-    amount, refunded = int(charge.get("amount") or 0), int(charge.get("amount_refunded") or 0)
-    full = bool(charge.get("refunded")) or (amount > 0 and refunded >= amount)
-    listed = [
-        r for r in ((charge.get("refunds") or {}).get("data") or []) if r.get("status", "succeeded") == "succeeded"
-    ]
+        invoice_id = get_provider("stripe").invoice_for_payment_intent(intent)
+    return invoice_id or ""
+
+
+def _refund_facts(invoice_id: str, obj: dict, refunds: list[dict], *, detail: dict) -> EventFacts:
+    if not invoice_id:
+        raise EventIgnored(NO_INVOICE)
+    currency = (obj.get("currency") or "").upper()
+    if not refunds:
+        raise EventIgnored("no succeeded refund on the charge yet; each refund's own event books it")
     return EventFacts(
         refund=RefundReport(
-            payment_reference=invoice_id or "",
-            refunds=tuple((item["id"], int(item["amount"])) for item in listed),
-            refunded_minor=None if listed else refunded,
-            remainder_id=f"{charge.get('id')}:{refunded}",
-            currency=(charge.get("currency") or "").upper(),
+            payment_reference=invoice_id,
+            refunds=tuple((item["id"], int(item["amount"])) for item in refunds),
+            currency=currency,
         ),
-        refund_reported={
-            "charge": charge.get("id"),
-            "invoice": invoice_id,
-            "amount_refunded": str(money_from_minor(refunded, charge.get("currency", "usd")).amount),
-            "currency": (charge.get("currency") or "").upper(),
-            "full": full,
-        },
-        access_ends=full,
+        refund_reported={**detail, "invoice": invoice_id, "currency": currency},
+        access_ends=ACCESS_RULES["refund_ends_access"],
     )
