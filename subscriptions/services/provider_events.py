@@ -21,6 +21,7 @@ from monetization.models import Payment, WebhookEvent
 from monetization.providers import provider_package
 from monetization.providers.base import EventIgnored, RetryableApplyError, SubjectMissing
 from monetization.services.audit import audit_record
+from monetization.services.disputes import dispute_record_reported
 from monetization.services.refunds import refunds_record_reported
 from monetization.services.webhooks import EventApplier
 from subscriptions.models import Subscription
@@ -113,6 +114,9 @@ def provider_event_apply(event: WebhookEvent) -> str:
         )
         return f"payment failure recorded on subscription {sub.pk}"
 
+    if facts.dispute is not None:
+        return _dispute_apply(event, facts, cause)
+
     if facts.refund is not None:
         reference = facts.refund.payment_reference
         refunded = (
@@ -145,6 +149,35 @@ def provider_event_apply(event: WebhookEvent) -> str:
         # Access ended with the snapshot; the provider's reasons go on the timeline.
         _refund_reported(sub, cause, facts.refund_reported)
     return "; ".join(notes)
+
+
+def _dispute_apply(event: WebhookEvent, facts, cause: Cause) -> str:
+    """Record the dispute on its payment; access follows the provider package's rule (on the timeline either way)."""
+    report = facts.dispute
+    disputed = (
+        Payment.objects.select_related("customer")
+        .filter(provider=event.provider, provider_reference=report.payment_reference)
+        .first()
+    )
+    if disputed is None:
+        raise SubjectMissing(f"payment {report.payment_reference} not known yet")
+    dispute, changed = dispute_record_reported(payment=disputed, report=report, cause=cause)
+    note = f"dispute {dispute.pk} {dispute.status}" + ("" if changed else " (no change)")
+    sub = payment_subscription(disputed.pk)
+    if sub is not None and changed:
+        detail = {"dispute": report.provider_dispute_id, "status": dispute.status, "payment": disputed.pk}
+        if facts.access_ends and dispute.status == dispute.Status.LOST:
+            subscription_revoke_for_refund(subscription=sub, cause=cause, occurred_at=event.occurred_at, detail=detail)
+            return f"{note}: subscription {sub.pk} revoked"
+        audit_record(
+            action="subscription.dispute_reported",
+            obj=sub,
+            actor_kind="provider",
+            actor_label=cause.label,
+            customer=sub.customer,
+            after=detail,
+        )
+    return note
 
 
 def _refund_reported(sub: Subscription, cause: Cause, detail: dict | None) -> None:

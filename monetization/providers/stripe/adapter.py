@@ -112,6 +112,24 @@ class StripeProvider:
         rows = page.to_dict().get("data") or []
         return rows[0]["invoice"] if rows else ""
 
+    def _list(self, resource, params: dict) -> Iterator[dict]:
+        page = self._call(resource.list, params={**params, "limit": 100})
+        for obj in page.auto_paging_iter():
+            yield obj.to_dict()
+
+    def paid_invoices(self, *, since: datetime) -> Iterator[dict]:
+        """Invoices paid since ``since`` (created then or later), for reconciliation."""
+        return self._list(self.client.v1.invoices, {"status": "paid", "created": {"gte": int(since.timestamp())}})
+
+    def refunds_since(self, *, since: datetime) -> Iterator[dict]:
+        return self._list(self.client.v1.refunds, {"created": {"gte": int(since.timestamp())}})
+
+    def disputes_since(self, *, since: datetime) -> Iterator[dict]:
+        return self._list(
+            self.client.v1.disputes,
+            {"created": {"gte": int(since.timestamp())}, "expand": ["data.balance_transactions"]},
+        )
+
     def charge_refunds(self, charge_id: str) -> list[dict]:
         """A charge's refunds as Stripe lists them (charges no longer embed them)."""
         page = self._call(self.client.v1.refunds.list, params={"charge": charge_id, "limit": 100})

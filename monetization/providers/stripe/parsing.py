@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from monetization.models import ProviderIdentity
 from monetization.money import money_from_minor
 from monetization.providers.base import (
+    DisputeReport,
     EventFacts,
     EventIgnored,
     MalformedPayload,
@@ -40,6 +41,11 @@ HANDLED_TYPES = (
     "charge.refunded",
     "refund.created",
     "refund.updated",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+    "charge.dispute.closed",
 )
 
 
@@ -55,6 +61,19 @@ STATUS = {
     "paused": Status.PAUSED,
     "canceled": Status.EXPIRED,  # Stripe's "canceled" means ended
     "incomplete_expired": Status.EXPIRED,
+}
+
+# Stripe's dispute statuses in the Dispute model's words. An inquiry (warning_*) that closes
+# without a chargeback, or a dispute prevented, took no money: won.
+DISPUTE_STATUS = {
+    "warning_needs_response": "needs_response",
+    "needs_response": "needs_response",
+    "warning_under_review": "under_review",
+    "under_review": "under_review",
+    "warning_closed": "won",
+    "prevented": "won",
+    "won": "won",
+    "lost": "lost",
 }
 
 # An invoice's billing reason says which charge of the subscription it is (Payment.Kind).
@@ -182,6 +201,27 @@ def event_snapshot(event: StoredEvent) -> SubscriptionSnapshot | None:
     return None
 
 
+def invoice_payment(obj: dict, *, as_of: datetime) -> EventFacts:
+    """A paid invoice (``invoice.paid``, or one listed from Stripe) as the payment of its subscription."""
+    sub_id = invoice_subscription_id(obj)
+    if not sub_id:
+        raise EventIgnored("invoice without a subscription")
+    if int(obj.get("amount_paid") or 0) <= 0:
+        raise EventIgnored("zero-amount invoice (trial or credit)")
+    currency = obj["currency"]
+    return EventFacts(
+        subscription_ref=sub_id,
+        payment=PaymentReport(
+            provider_reference=obj["id"],
+            amount=money_from_minor(obj["amount_paid"], currency),
+            fee=money_from_minor(invoice_fee(obj), currency),
+            tax=money_from_minor(invoice_tax(obj), currency),
+            kind=BILLING_REASON_KIND.get(obj.get("billing_reason"), "renewal"),
+            occurred_at=ts((obj.get("status_transitions") or {}).get("paid_at")) or as_of,
+        ),
+    )
+
+
 def event_facts(event: StoredEvent) -> EventFacts:
     snapshot = event_snapshot(event)
     if snapshot is not None:
@@ -189,23 +229,7 @@ def event_facts(event: StoredEvent) -> EventFacts:
     obj = event.payload["data"]["object"]
     kind = event.event_type
     if kind == "invoice.paid":
-        sub_id = invoice_subscription_id(obj)
-        if not sub_id:
-            raise EventIgnored("invoice without a subscription")
-        if int(obj.get("amount_paid") or 0) <= 0:
-            raise EventIgnored("zero-amount invoice (trial or credit)")
-        currency = obj["currency"]
-        return EventFacts(
-            subscription_ref=sub_id,
-            payment=PaymentReport(
-                provider_reference=obj["id"],
-                amount=money_from_minor(obj["amount_paid"], currency),
-                fee=money_from_minor(invoice_fee(obj), currency),
-                tax=money_from_minor(invoice_tax(obj), currency),
-                kind=BILLING_REASON_KIND.get(obj.get("billing_reason"), "renewal"),
-                occurred_at=ts((obj.get("status_transitions") or {}).get("paid_at")) or event.occurred_at,
-            ),
-        )
+        return invoice_payment(obj, as_of=event.occurred_at)
     if kind == "invoice.payment_failed":
         # The state follows customer.subscription.updated (past_due); the attempt goes on the timeline.
         return EventFacts(
@@ -221,7 +245,9 @@ def event_facts(event: StoredEvent) -> EventFacts:
     if kind == "charge.refunded":
         return _charge_refunded(obj)
     if kind in ("refund.created", "refund.updated"):
-        return _refund_object(obj)
+        return refund_facts(obj)
+    if kind.startswith("charge.dispute."):
+        return dispute_report(obj, as_of=event.occurred_at)
     raise EventIgnored(f"unhandled type {kind}")
 
 
@@ -251,10 +277,39 @@ def _charge_refunded(charge: dict) -> EventFacts:
     )
 
 
+def dispute_report(obj: dict, *, as_of: datetime) -> EventFacts:
+    """Any ``charge.dispute.*`` event: the whole dispute as it stands (status, deadline, money moved)."""
+    invoice_id = _charge_invoice(obj)
+    if not invoice_id:
+        raise EventIgnored("dispute of a charge that paid no invoice (nothing of ours)")
+    status = DISPUTE_STATUS.get(obj.get("status") or "")
+    if status is None:
+        raise MalformedPayload(f"Unknown Stripe dispute status '{obj.get('status')}'.")
+    movements = tuple(
+        (bt["id"], int(bt.get("amount") or 0), int(bt.get("fee") or 0))
+        for bt in obj.get("balance_transactions") or []
+        if isinstance(bt, dict)
+    )
+    return EventFacts(
+        dispute=DisputeReport(
+            provider_dispute_id=obj["id"],
+            payment_reference=invoice_id,
+            amount_minor=int(obj.get("amount") or 0),
+            currency=(obj.get("currency") or "").upper(),
+            status=status,
+            as_of=as_of,
+            reason=obj.get("reason") or "",
+            evidence_due_by=ts((obj.get("evidence_details") or {}).get("due_by")),
+            movements=movements,
+        ),
+        access_ends=ACCESS_RULES["dispute_ends_access"],
+    )
+
+
 NO_INVOICE = "refund of a charge that paid no invoice (nothing of ours)"
 
 
-def _refund_object(refund: dict) -> EventFacts:
+def refund_facts(refund: dict) -> EventFacts:
     """``refund.created`` / ``refund.updated``: one refund; booked once it has succeeded."""
     if refund.get("status") != "succeeded":
         # A pending refund moves no money yet; the update that says it succeeded books it.
