@@ -11,6 +11,8 @@ Nothing here is in the production schema.
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -28,6 +30,7 @@ from monetization.providers.base import (
     TransferResult,
     UnsupportedOperation,
 )
+from monetization.providers.stripe import StripeProvider
 
 
 @dataclass
@@ -122,3 +125,30 @@ class FakePayoutProvider:
             result = TransferResult(transfer_id=f"tr_fake_{next(self._ids)}", amount=amount, destination=destination)
             self.transfers[idempotency_key] = result
             return result
+
+
+class StripeBookDouble(StripeProvider):
+    """The real Stripe adapter (signatures, payload parsing), its API reads answered from a simulator's book.
+
+    The book is a JSON file (``STRIPE_DOUBLE_BOOK``, from the environment, so a worker process reads
+    the same one): which invoice each payment intent paid, each charge's refunds. Written by the
+    convergence tests' Stripe simulator before it delivers its events.
+    """
+
+    def _book(self) -> dict:
+        path = os.environ.get("STRIPE_DOUBLE_BOOK", "")
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            raise ProviderError("the Stripe double has no book", code="provider_unavailable", retryable=True) from None
+        cached = getattr(self, "_cached", None)
+        if cached is None or cached[0] != mtime:
+            with open(path) as fh:
+                self._cached = cached = (mtime, json.load(fh))
+        return cached[1]
+
+    def invoice_for_payment_intent(self, payment_intent: str) -> str:
+        return self._book()["intents"].get(payment_intent, "")
+
+    def charge_refunds(self, charge_id: str) -> list[dict]:
+        return list(self._book()["charge_refunds"].get(charge_id, []))
