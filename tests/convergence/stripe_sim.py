@@ -72,6 +72,7 @@ class StripeHistory:
     cancel_at_period_end: bool = False
     paused: bool = False
     steps: list[str] = field(default_factory=list)
+    staff_revoked: bool = False  # Support refunded with "revoke access now"
 
     def __post_init__(self):
         self.external_id = self.external_id or f"cust{self.ns}"
@@ -230,7 +231,12 @@ class StripeHistory:
         inv = self.rng.choice(candidates)
         left = inv.amount - inv.refunded
         amount = left if full else max(1, left // self.rng.choice([2, 3, 4]))
-        refund_id = self._id("re")
+        self._refund_events(inv, self._id("re"), amount)
+        self.steps.append("refund_full" if full else "refund_partial")
+
+    def _refund_events(self, inv: Invoice, refund_id: str, amount: int) -> None:
+        """Stripe's notifications of a refund (made in its dashboard, or ours): refund.created and
+        charge.refunded, in either order."""
         inv.refunds.append((refund_id, amount))
         self._tick(3600)
         refund = _refund_obj(refund_id, inv, amount, self.t)
@@ -249,7 +255,27 @@ class StripeHistory:
         self.rng.shuffle(pair)
         for event_type, obj in pair:
             self._emit(event_type, obj)
-        self.steps.append("refund_full" if full else "refund_partial")
+
+    def staff_refund_plan(self) -> tuple[str, int, str] | None:
+        """What Support refunds after the history (invoice, amount, access choice), or None; the same for both runs."""
+        candidates = [i for i in self.invoices if i.amount - i.refunded > 0 and not i.disputed]
+        if not candidates or self.rng.random() < 0.5:
+            return None
+        inv = self.rng.choice(candidates)
+        left = inv.amount - inv.refunded
+        amount = left if self.rng.random() < 0.5 else max(1, left // 2)
+        live = self.status != "canceled" and not self.paused and self.status != "past_due"
+        revoke = "now" if live and self.rng.random() < 0.3 else "none"
+        return inv.id, amount, revoke
+
+    def staff_refund_echo(self, invoice_id: str, refund_id: str, amount: int, revoke: str) -> list[Delivery]:
+        """Stripe's echo of the refund Support made: the deliveries of its events (after the history's own)."""
+        inv = next(i for i in self.invoices if i.id == invoice_id)
+        first = len(self.events)
+        self._refund_events(inv, refund_id, amount)
+        self.staff_revoked = revoke == "now"
+        self.steps.append(f"staff_refund_{'full' if inv.refunded == inv.amount else 'partial'}_{revoke}")
+        return self.deliveries()[first:]
 
     def dispute(self, won: bool) -> None:
         candidates = [i for i in self.invoices if not i.disputed and i.amount - i.refunded > 0]
@@ -348,6 +374,8 @@ class StripeHistory:
             state = "canceled" if self.period_end > self.events[-1]["created"] else "expired"
         else:
             state = "active"
+        if self.staff_revoked:
+            state = "revoked"
         entitled = state == "active" or (state == "canceled" and self.period_end > now)
         cents = Decimal("0.01")
         captured = sum(i.amount for i in self.invoices)
@@ -396,6 +424,7 @@ class StripeHistory:
     def book(self) -> dict:
         """The part of Stripe's book its API answers the applier from."""
         return {
+            "invoices": {i.id: {"charge": i.charge, "intent": i.intent} for i in self.invoices},
             "intents": {i.intent: i.id for i in self.invoices},
             "charge_refunds": {
                 i.charge: [_refund_obj(r, i, a, self.t) for r, a in i.refunds] for i in self.invoices if i.refunds
@@ -419,9 +448,10 @@ def _refund_obj(refund_id: str, inv: Invoice, amount: int, created: int) -> dict
 
 
 def write_book(path: Path, histories: list[StripeHistory]) -> None:
-    book: dict = {"intents": {}, "charge_refunds": {}}
+    book: dict = {"invoices": {}, "intents": {}, "charge_refunds": {}}
     for history in histories:
         part = history.book()
+        book["invoices"].update(part["invoices"])
         book["intents"].update(part["intents"])
         book["charge_refunds"].update(part["charge_refunds"])
     path.write_text(json.dumps(book))

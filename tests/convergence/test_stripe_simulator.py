@@ -20,7 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from monetization.models import Customer, Dispute, Refund
+from monetization.models import Customer, Dispute, Payment, Refund
+from monetization.money import money_from_minor
+from monetization.providers.base import reset_providers
+from monetization.services.refunds import refund_request
 from subscriptions.models import Plan
 
 from .harness import customer_books, deliver_in_order, deliver_shuffled, failed_events, settle, strip
@@ -100,7 +103,17 @@ def _settle_with_retries(*, timeout: float) -> None:
         time.sleep(1.0)
 
 
-def test_random_stripe_histories_converge_on_stripes_book(celery_worker_process, live_server, catalog):
+def test_random_stripe_histories_converge_on_stripes_book(
+    celery_worker_process, live_server, catalog, settings, monkeypatch, django_user_model
+):
+    # Staff refunds in this process reach the same book the worker reads.
+    settings.PAYMENT_PROVIDERS = {
+        **settings.PAYMENT_PROVIDERS,
+        "stripe": "monetization.demo.providers.StripeBookDouble",
+    }
+    settings.REFUND_APPROVAL_MAX_PER_CUSTOMER_30D = 10_000
+    monkeypatch.setenv("STRIPE_DOUBLE_BOOK", str(BOOK))
+    reset_providers()
     now = int(time.time())
     pairs = _histories(now)
     write_book(BOOK, [h for pair in pairs for h in pair])
@@ -115,6 +128,29 @@ def test_random_stripe_histories_converge_on_stripes_book(celery_worker_process,
     deliver_in_order(live_server.url, ordered)
     report = deliver_shuffled(live_server.url, shuffled, rng=random.Random(SEED), repeat=0.3, waves=4, pause=1.0)
     assert report.all_accepted
+    _settle_with_retries(timeout=float(os.environ.get("STRIPE_SIM_SETTLE", "600")))
+    assert failed_events() == []
+    # Support refunds some payments (partial or full, keeping access or ending it); Stripe echoes each refund.
+    echoes = {"o": [], "s": []}
+    staff = django_user_model.objects.create_superuser("support-sim", password="x")
+    for pair in pairs:
+        for history in pair:
+            plan = history.staff_refund_plan()
+            if plan is None:
+                continue
+            invoice_id, amount, revoke = plan
+            payment = Payment.objects.get(provider="stripe", provider_reference=invoice_id)
+            refund = refund_request(
+                payment=payment,
+                amount=money_from_minor(amount, "USD"),
+                reason_code=Refund.Reason.REQUESTED_BY_CUSTOMER,
+                requested_by=staff,
+                revoke_access=revoke,
+            )
+            assert refund.status == Refund.Status.SUCCEEDED, refund.failure_message
+            echoes[history.ns[0]] += history.staff_refund_echo(invoice_id, refund.provider_refund_id, amount, revoke)
+    deliver_in_order(live_server.url, echoes["o"])
+    echo_report = deliver_shuffled(live_server.url, echoes["s"], rng=random.Random(SEED), repeat=0.5, waves=2)
     _settle_with_retries(timeout=float(os.environ.get("STRIPE_SIM_SETTLE", "600")))
     elapsed = time.monotonic() - started
     assert failed_events() == []
@@ -144,7 +180,8 @@ def test_random_stripe_histories_converge_on_stripes_book(celery_worker_process,
             )
     steps = sorted({step for o, _s in pairs for step in o.steps})
     print(
-        f"\nstripe simulator: {len(pairs)} histories x 2, {len(ordered) + report.sent} deliveries "
+        f"\nstripe simulator: {len(pairs)} histories x 2, "
+        f"{len(ordered) + report.sent + len(echoes['o']) + echo_report.sent} deliveries "
         f"({report.duplicates} duplicates), {elapsed:.1f} s; steps seen: {', '.join(steps)}; diverged: {len(diverged)}"
     )
     assert not diverged, diverged[:5]
