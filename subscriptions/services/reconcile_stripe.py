@@ -1,9 +1,10 @@
 """Stripe's books against ours: the invoices it was paid, the refunds it made, the disputes it holds.
 
-Read from Stripe's API since a date and compared with our payments, refunds and disputes.
-A missing payment is repaired by a resync (the missed ``invoice.paid`` is in Stripe's event
-list); a refund or a dispute Stripe has and we do not is recorded from Stripe's own object
-through the same services its events use. Amount differences are left for a person.
+Read from Stripe's API (subscriptions as they stand; invoices, refunds and disputes since a date)
+and compared with ours. A missing payment is repaired by a resync (the missed ``invoice.paid`` is
+in Stripe's event list); a subscription state, a refund or a dispute that differs is converged
+from Stripe's own object through the same services its events use. Amount differences are left
+for a person.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from monetization import clock
 from monetization.models import Dispute, Payment, Refund
 from monetization.money import minor_from_money
 from monetization.providers.base import EventIgnored, get_provider
-from monetization.providers.stripe import dispute_report, invoice_payment, refund_facts
+from monetization.providers.stripe import dispute_report, invoice_payment, refund_facts, snapshot_from_subscription
 from monetization.services.disputes import dispute_record_reported
 from monetization.services.refunds import refunds_record_reported
+from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause
+from subscriptions.services.provider_sync import subscription_sync_from_snapshot, target_state
 from subscriptions.services.reconcile import Drift
 from subscriptions.services.resync import provider_resync
 
@@ -62,9 +65,52 @@ def _record_dispute(obj: dict) -> None:
     dispute_record_reported(payment=_payment(report.payment_reference), report=report, cause=_cause())
 
 
+def _sync(snapshot) -> None:
+    subscription_sync_from_snapshot(snapshot=snapshot, cause=_cause())
+
+
+def _subscription_drifts(adapter) -> Iterator[Drift]:
+    """A subscription whose state differs from Stripe's (a missed customer.subscription.* event)."""
+    now = clock.now()
+    snapshots = {}
+    for obj in adapter.subscriptions_all():
+        snapshot = snapshot_from_subscription(obj, as_of=now)
+        snapshots[snapshot.provider_subscription_id] = snapshot
+    ours = Subscription.objects.filter(provider=PROVIDER, provider_subscription_id__in=list(snapshots)).select_related(
+        "plan__product"
+    )
+    known = set()
+    for sub in ours:
+        known.add(sub.provider_subscription_id)
+        snapshot = snapshots[sub.provider_subscription_id]
+        target = target_state(snapshot)
+        if target == Subscription.State.IN_GRACE_PERIOD and not sub.grace_configured():
+            target = Subscription.State.ON_HOLD
+        if sub.state != target:
+            yield Drift(
+                PROVIDER,
+                "state_mismatch",
+                sub.provider_subscription_id,
+                "subscription state differs from Stripe's",
+                ours=sub.state,
+                theirs=target,
+                repair=partial(_sync, snapshot),
+            )
+    for sub_id in sorted(set(snapshots) - known):
+        yield Drift(
+            PROVIDER,
+            "missing_subscription",
+            sub_id,
+            "Stripe has a subscription we have never seen",
+            theirs=snapshots[sub_id].provider_status,
+            repair=partial(_sync, snapshots[sub_id]),
+        )
+
+
 def stripe_reconcile(*, since: datetime) -> Iterator[Drift]:
     adapter = get_provider(PROVIDER)
     resync = _ResyncOnce(since)
+    yield from _subscription_drifts(adapter)
 
     invoices = list(adapter.paid_invoices(since=since))
     ours = dict(

@@ -9,8 +9,9 @@ from django.core.management import CommandError, call_command
 from monetization.models import AuditEvent, Dispute, Payment, Refund
 from monetization.providers.stripe import payloads
 from monetization.services.ledger import ledger_report
+from subscriptions.models import Subscription
 
-from .support import fixture, post_stripe, stripe_invoice_event, stripe_invoice_object
+from .support import fixture, post_stripe, stripe_invoice_event, stripe_invoice_object, stripe_subscription_object
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T = 1767400000
@@ -52,6 +53,7 @@ def stripe_books(client, catalog, customers, stripe_http):
     stripe_http.responses[("get", "/v1/refunds")] = _list()
     stripe_http.responses[("get", "/v1/disputes")] = _list()
     stripe_http.responses[("get", "/v1/events")] = _list()
+    stripe_http.responses[("get", "/v1/subscriptions")] = _list(stripe_subscription_object())
     return stripe_http
 
 
@@ -101,3 +103,12 @@ def test_an_amount_difference_is_left_for_a_person(stripe_books):
     stripe_books.responses[("get", "/v1/invoices")] = _list(stripe_invoice_object(amount=900))
     with pytest.raises(CommandError, match="1 drift"):
         _run()
+
+
+def test_a_missed_cancellation_is_found_and_the_subscription_converged(stripe_books):
+    ended = stripe_subscription_object(status="canceled")
+    stripe_books.responses[("get", "/v1/subscriptions")] = _list(ended)
+    out = _run()
+    assert "state_mismatch sub_1QwebPremium0000000001" in out and "1 repaired" in out
+    sub = Subscription.objects.get(provider_subscription_id="sub_1QwebPremium0000000001")
+    assert sub.state == Subscription.State.EXPIRED and sub.auto_renew is False

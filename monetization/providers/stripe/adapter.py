@@ -121,6 +121,10 @@ class StripeProvider:
         """Invoices paid since ``since`` (created then or later), for reconciliation."""
         return self._list(self.client.v1.invoices, {"status": "paid", "created": {"gte": int(since.timestamp())}})
 
+    def subscriptions_all(self) -> Iterator[dict]:
+        """Every subscription, whatever its status (a subscription changes long after it was created)."""
+        return self._list(self.client.v1.subscriptions, {"status": "all"})
+
     def refunds_since(self, *, since: datetime) -> Iterator[dict]:
         return self._list(self.client.v1.refunds, {"created": {"gte": int(since.timestamp())}})
 
