@@ -101,9 +101,12 @@ def provider_event_apply(event: WebhookEvent) -> str:
         notes.append(f"payment {payment.pk}")
 
     if facts.payment_failed is not None:
+        if not facts.subscription_ref:
+            raise EventIgnored("payment failure of no subscription")
         sub = _subscription(event.provider, facts.subscription_ref)
         if sub is None:
-            raise EventIgnored("payment failure for an unknown subscription")
+            # Support reads dunning on the subscription's timeline: wait for the subscription.
+            raise SubjectMissing(f"subscription {facts.subscription_ref} not known yet")
         audit_record(
             action="payment.failed",
             obj=sub,

@@ -188,3 +188,14 @@ def test_a_refund_made_in_stripes_dashboard_is_booked_and_leaves_access(client, 
         webhook_event_apply(event_id=WebhookEvent.objects.get(event_id="evt_dash").pk)
     assert Refund.objects.get().provider_refund_id == "re_dash"
     assert _sub().state == Subscription.State.ACTIVE
+
+
+def test_a_payment_failure_before_its_subscription_waits_for_it(client, catalog, customers, admin_user):
+    from monetization.models import AuditEvent
+
+    post_stripe(client, fixture("stripe", "invoice.payment_failed"))
+    event = WebhookEvent.objects.get()
+    assert event.status == WebhookEvent.Status.FAILED and "not known yet" in event.last_error
+    post_stripe(client, SUBSCRIBED)
+    _retry_waiting(admin_user)
+    assert AuditEvent.objects.filter(action="payment.failed").count() == 1
