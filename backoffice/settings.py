@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "monetization.middleware.RequestIdMiddleware",
+    "monetization.middleware.OutageMiddleware",
+    "monetization.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -97,6 +99,9 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(f"DATABASE_URL must name a PostgreSQL database, not {DATABASES['default']['ENGINE']}.")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The role the app runs as in production (DATABASE_URL), granted row access only by the migrations,
+# which run as the tables' owner (MIGRATE_DATABASE_URL, see README "Database roles").
+DATABASE_APP_ROLE = env.get("DATABASE_APP_ROLE", "backoffice_app")
 
 # The cache is Redis; only a DEBUG run without REDIS_URL keeps it in process.
 REDIS_URL = env.get("REDIS_URL") if DEBUG else env.required("REDIS_URL")
@@ -106,6 +111,11 @@ if REDIS_URL:
             "BACKEND": "monetization.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.get("CACHE_KEY_PREFIX", "bo"),
+            # An unreachable Redis must fail fast: reads then miss and answer from PostgreSQL.
+            "OPTIONS": {
+                "socket_connect_timeout": float(os.environ.get("CACHE_CONNECT_TIMEOUT", "0.25")),
+                "socket_timeout": float(os.environ.get("CACHE_SOCKET_TIMEOUT", "0.5")),
+            },
         }
     }
 else:
@@ -144,6 +154,14 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Bad input (monetization.middleware.RequestGuardMiddleware) and outages ---
+REQUEST_BODY_MAX_BYTES = int(os.environ.get("REQUEST_BODY_MAX_BYTES", str(1024 * 1024)))
+# Streamed bulk endpoints take more (validated row by row, never loaded whole).
+REQUEST_BODY_LIMITS = {"/api/v1/creators/engagement": int(os.environ.get("ENGAGEMENT_BODY_MAX_BYTES", str(2**30)))}
+REQUEST_JSON_MAX_DEPTH = 64
+WEBHOOK_PATH_PREFIX = "/api/v1/webhooks/"
+OUTAGE_RETRY_AFTER = 5  # seconds, in the Retry-After of an outage's 503
 
 # --- API ---
 REST_FRAMEWORK = {
@@ -186,7 +204,16 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# One message reserved at a time: a worker killed holds no others unacknowledged (they would wait for the
+# visibility timeout), and a long task does not sit on messages another worker could take.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis (and SQS) redeliver an unacknowledged message after this long: longer than the longest task
+# (a late-acknowledged task still running then would run twice), short enough that a dead worker's
+# message comes back in minutes. RabbitMQ redelivers as soon as the dead worker's connection closes.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300"))}
+# A worker's lost broker connection is retried forever, not given up on after 100 tries.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Entitlements, API keys, idempotency ---
@@ -195,6 +222,13 @@ ENTITLEMENT_CACHE_TTL = int(os.environ.get("ENTITLEMENT_CACHE_TTL", "300"))
 # inert without the Redis cache.
 ENTITLEMENTS_FAST_PATH = env.get_bool("ENTITLEMENTS_FAST_PATH", default=True)
 API_KEY_CACHE_TTL = int(os.environ.get("API_KEY_CACHE_TTL", "60"))
+# How often (seconds) each process looks for invalidations a cache outage left pending
+# (monetization.services.cache_invalidation): a revocation's bound once Redis is back.
+CACHE_INVALIDATION_CHECK_INTERVAL = float(os.environ.get("CACHE_INVALIDATION_CHECK_INTERVAL", "1"))
+CELERY_BEAT_SCHEDULE["cache-invalidations-flush"] = {
+    "task": "monetization.tasks_cache.cache_invalidations_flush_task",
+    "schedule": 5.0,
+}
 IDEMPOTENCY_KEY_TTL = timedelta(hours=int(os.environ.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")))
 
 LOGGING = {
@@ -239,16 +273,31 @@ if not DEBUG:
     require_provider_credentials(env, PAYMENT_PROVIDERS_ENABLED)
 # Play requires acknowledging a purchase within 3 days or it is refunded.
 GOOGLE_PLAY_ACKNOWLEDGE_WITHIN = timedelta(days=3)
-WEBHOOK_APPLY_MAX_RETRIES = int(os.environ.get("WEBHOOK_APPLY_MAX_RETRIES", "6"))
+# An event that fails with a passing error is tried again this many times, with backoff from
+# WEBHOOK_RETRY_BASE_SECONDS doubling up to WEBHOOK_RETRY_MAX_SECONDS, then is failed (a person replays it).
+# One waiting for its subject keeps waiting (same backoff) for WEBHOOK_WAITING_GIVE_UP_HOURS.
+WEBHOOK_APPLY_MAX_RETRIES = int(os.environ.get("WEBHOOK_APPLY_MAX_RETRIES", "8"))
+WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "5"))
+WEBHOOK_RETRY_MAX_SECONDS = float(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", "600"))
+WEBHOOK_WAITING_GIVE_UP_HOURS = float(os.environ.get("WEBHOOK_WAITING_GIVE_UP_HOURS", "72"))
+# A stored event not applied this long after it arrived (its task lost) is queued by the sweep, which runs
+# every WEBHOOK_SWEEP_INTERVAL seconds and queues at most WEBHOOK_SWEEP_MAX events a run; an event it
+# queued is due again after WEBHOOK_SWEEP_LEASE_SECONDS should that task be lost too.
+WEBHOOK_RECEIVED_GRACE_SECONDS = float(os.environ.get("WEBHOOK_RECEIVED_GRACE_SECONDS", "5"))
+WEBHOOK_SWEEP_INTERVAL = float(os.environ.get("WEBHOOK_SWEEP_INTERVAL", "10"))
+WEBHOOK_SWEEP_MAX = int(os.environ.get("WEBHOOK_SWEEP_MAX", "5000"))
+WEBHOOK_SWEEP_LEASE_SECONDS = float(os.environ.get("WEBHOOK_SWEEP_LEASE_SECONDS", "30"))
 # Stored events are applied by one queued task for all that wait, in batches of this many
 # (1 = one at a time), at most this many batches per task before it queues the next.
 WEBHOOK_APPLY_BATCH = int(os.environ.get("WEBHOOK_APPLY_BATCH", "100"))
 WEBHOOK_APPLY_BATCHES_PER_TASK = int(os.environ.get("WEBHOOK_APPLY_BATCHES_PER_TASK", "20"))
-# How long "a task is queued for them" holds, should that task be lost.
-WEBHOOK_APPLY_SCHEDULED_TTL = int(os.environ.get("WEBHOOK_APPLY_SCHEDULED_TTL", "60"))
-CELERY_BEAT_SCHEDULE["requeue-stale-webhook-events"] = {
-    "task": "monetization.tasks.requeue_stale_webhook_events",
-    "schedule": 300.0,
+# How long "a task is queued for them" holds, should that task be lost (then the next arrival queues one).
+WEBHOOK_APPLY_SCHEDULED_TTL = int(os.environ.get("WEBHOOK_APPLY_SCHEDULED_TTL", "5"))
+CELERY_BEAT_SCHEDULE["sweep-webhook-events"] = {
+    "task": "monetization.tasks.sweep_webhook_events",
+    "schedule": WEBHOOK_SWEEP_INTERVAL,
+    # Sweeps queued while no worker ran are dropped, not run back to back when one starts.
+    "options": {"expires": WEBHOOK_SWEEP_INTERVAL},
 }
 CELERY_BEAT_SCHEDULE["acknowledge-play-purchases"] = {
     "task": "subscriptions.acknowledge_play_purchases",
@@ -286,7 +335,7 @@ CELERY_BEAT_SCHEDULE["idempotency-keys-purge"] = {
     "task": "monetization.tasks_support.idempotency_keys_purge_task",
     "schedule": timedelta(hours=1),
 }
-CELERY_IMPORTS = ["monetization.tasks_support"]
+CELERY_IMPORTS = ["monetization.tasks_support", "monetization.tasks_cache"]
 
 # --- Subscription lifecycle (subscriptions.platform_rules holds the dated defaults) ---
 # Per provider, a list of dated rule versions overriding the defaults, e.g.

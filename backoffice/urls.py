@@ -14,3 +14,5 @@ urlpatterns = [
     path("api/v1/", include("verified_orgs.api.urls")),
     path("api/v1/", include("creators.api.urls")),
 ]
+
+handler500 = "monetization.views.server_error"

@@ -100,6 +100,7 @@ def _raw_aggregate() -> float:
 def _ingest(n_creators: int, rows: int) -> dict:
     from creators.services.engagement import engagement_ingest, iter_json_lines
     from monetization import clock
+    from monetization.services.permissions import System
 
     per_creator_days = max(1, rows // n_creators)
     lines = []
@@ -124,7 +125,7 @@ def _ingest(n_creators: int, rows: int) -> dict:
     for label in ("insert", "resend"):
         with clock.frozen(at):
             started = time.perf_counter()
-            result = engagement_ingest(iter_json_lines(lines), batch_size=100_000)
+            result = engagement_ingest(iter_json_lines(lines), actor=System("bench"), batch_size=100_000)
             elapsed = time.perf_counter() - started
         out[f"ingest_{label}_rows_per_s"] = round(result.accepted / elapsed)
         out[f"ingest_{label}_rejected"] = result.rejected_count

@@ -6,7 +6,9 @@ import json
 
 from django.contrib import admin, messages
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
+from monetization import clock
 from monetization.changelist import LargeTableAdmin
 from monetization.errors import DomainError
 from monetization.models import WebhookEvent
@@ -15,7 +17,18 @@ from monetization.webhook_queue import webhook_event_replay
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(LargeTableAdmin):
-    list_display = ("id", "provider", "event_type", "event_id", "status", "attempts", "occurred_at", "received_at")
+    list_display = (
+        "id",
+        "provider",
+        "event_type",
+        "event_id",
+        "status",
+        "attempts",
+        "age",
+        "next_attempt_at",
+        "occurred_at",
+        "received_at",
+    )
     list_filter = ("status", "provider")
     exact_search_fields = ("event_id", "subscription_ref")
     date_hierarchy = None
@@ -28,6 +41,10 @@ class WebhookEventAdmin(LargeTableAdmin):
         "subscription_ref",
         "status",
         "attempts",
+        "age",
+        "last_attempt_at",
+        "next_attempt_at",
+        "waiting_for",
         "last_error",
         "note",
         "occurred_at",
@@ -49,6 +66,13 @@ class WebhookEventAdmin(LargeTableAdmin):
 
     def has_replay_permission(self, request):
         return request.user.has_perm("monetization.replay_webhookevent")
+
+    @admin.display(description="Age")
+    def age(self, obj):
+        """How long an unfinished event (waiting, retrying) has been in the inbox."""
+        if obj.status not in WebhookEvent.UNFINISHED:
+            return "-"
+        return timesince(obj.received_at, clock.now())
 
     @admin.display(description="Payload")
     def pretty_payload(self, obj):

@@ -18,6 +18,9 @@ class ErrorCode:
     NOT_AUTHENTICATED = "not_authenticated"
     THROTTLED = "throttled"
     CONFLICT = "conflict"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    SERVICE_UNAVAILABLE = "service_unavailable"  # a database or cache outage: retry after Retry-After
     # API keys
     API_KEY_INVALID = "api_key_invalid"
     API_KEY_REVOKED = "api_key_revoked"

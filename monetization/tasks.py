@@ -1,65 +1,62 @@
-"""Celery tasks of the money core (thin: they call services)."""
+"""Celery tasks of the money core (thin: they call services).
+
+The webhook tasks are acknowledged late and rejected (so redelivered) when their worker
+dies: applying is idempotent (status checked under a row lock), so a redelivery is safe.
+Nothing depends on a message surviving, though: every unfinished event carries its next
+attempt's time and the sweep queues it again once that has passed.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
-from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
-from monetization.providers.base import RetryableApplyError
-from monetization.services.webhooks import webhook_event_apply, webhook_events_apply_waiting, webhook_events_stale
-
-
-@shared_task(
-    bind=True,
-    autoretry_for=(RetryableApplyError,),
-    retry_backoff=2,  # 2 s, 4 s, 8 s, ... (jittered), capped below
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=settings.WEBHOOK_APPLY_MAX_RETRIES,
-    # Applying is idempotent (status checked under a row lock), so a crash mid-task may safely redeliver.
-    acks_late=True,
-    ignore_result=True,
+from monetization.services.webhooks import (
+    webhook_event_apply,
+    webhook_events_apply_batch,
+    webhook_events_apply_waiting,
+    webhook_events_due,
 )
-def apply_webhook_event(self, event_id: int) -> str:
-    """Apply one event: a staff replay, or the retries of an event that failed in a batch."""
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def apply_webhook_event(event_id: int) -> str:
+    """Apply one event (a staff replay). A failure is recorded on the row; the sweep retries it if it may."""
     try:
         event = webhook_event_apply(event_id=event_id)
-    except RetryableApplyError:
-        raise
-    except Exception as exc:  # permanent: recorded on the row (status failed) for staff to replay
-        return f"failed: {type(exc).__name__}"
+    except Exception as exc:  # recorded on the row
+        return f"not applied: {type(exc).__name__}"
     return event.status
 
 
-@shared_task(bind=True, ignore_result=True, acks_late=True)
-def apply_waiting_webhook_events(self) -> int:
-    """Apply every event waiting in the inbox, in batches (queued by the webhook endpoints, one task at a time).
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def apply_webhook_events(event_ids: list[int]) -> int:
+    """Apply these events (due again, or woken because their subject appeared); those another worker
+    holds are left to it."""
+    return len(webhook_events_apply_batch(event_ids=event_ids, wait_for_locked=False))
 
-    An event that failed and may succeed later gets a task of its own that retries it with
-    backoff, as its first retry. A long backlog is applied a slice at a time, each slice a
-    task, so other tasks get the worker in between.
-    """
+
+@shared_task(bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def apply_waiting_webhook_events(self) -> int:
+    """Apply every event received and not tried yet, in batches (queued by the webhook endpoints, one task
+    at a time). A long backlog is applied a slice at a time, each slice a task, so other tasks get the
+    worker in between."""
     outcomes, more = webhook_events_apply_waiting(max_batches=settings.WEBHOOK_APPLY_BATCHES_PER_TASK)
-    for event_id, outcome in outcomes.items():
-        # Inline (the demo: no broker, no worker) nothing can wait to retry: the event stays failed, for replay.
-        if isinstance(outcome, RetryableApplyError) and not self.request.is_eager:
-            countdown = get_exponential_backoff_interval(
-                factor=apply_webhook_event.retry_backoff,
-                retries=0,
-                maximum=apply_webhook_event.retry_backoff_max,
-                full_jitter=apply_webhook_event.retry_jitter,
-            )
-            apply_webhook_event.apply_async(args=[event_id], countdown=countdown, retries=1)
     if more:
         self.delay()
     return len(outcomes)
 
 
 @shared_task(ignore_result=True)
-def requeue_stale_webhook_events() -> int:
-    """Queue the apply task when events still wait after a while (a task lost with a broker outage)."""
-    stale = webhook_events_stale()
-    if stale:
-        apply_waiting_webhook_events.delay()
-    return stale
+def sweep_webhook_events() -> int:
+    """Queue every unfinished event whose next attempt is due (beat, every ``WEBHOOK_SWEEP_INTERVAL``):
+    retries with backoff, events whose task was lost with a worker or a broker, waiting events' next look.
+    At most ``WEBHOOK_SWEEP_MAX`` per run; the next run takes the rest."""
+    queued = 0
+    while queued < settings.WEBHOOK_SWEEP_MAX:
+        event_ids = webhook_events_due(limit=min(settings.WEBHOOK_APPLY_BATCH, settings.WEBHOOK_SWEEP_MAX - queued))
+        if not event_ids:
+            break
+        apply_webhook_events.delay(event_ids)
+        queued += len(event_ids)
+    return queued

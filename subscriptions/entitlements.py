@@ -8,8 +8,10 @@ imports the apps that extend it.
 The result is cached per customer (by external id, the API's lookup key).
 Correctness rests on two rules:
 
-1. every service that changes a source calls :func:`entitlements_invalidate`
-   (through ``transaction.on_commit``, so readers never cache pre-commit state);
+1. every service that changes a source calls :func:`entitlements_invalidate` in its
+   transaction: the invalidation commits with the change and is applied after commit,
+   retried from the database while the cache is unreachable
+   (monetization.services.cache_invalidation), so a revocation is never lost to an outage;
 2. the cache entry never outlives the earliest expiry it contains, so an
    entitlement that simply runs out is never served stale either.
 """
@@ -23,10 +25,10 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 
 from monetization import clock
 from monetization.registry import Registry
+from monetization.services.cache_invalidation import cache_invalidate, cache_trusted
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,10 @@ def entitlements_cache_key(external_id: str) -> str:
 
 
 def cached_entitlements_json(external_id: str) -> bytes | None:
-    """The cached serialized entitlements of a customer, or None on a miss."""
+    """The cached serialized entitlements of a customer, or None on a miss (or when the cache
+    may hold entries a revocation could not yet delete: then the database answers)."""
+    if not cache_trusted():
+        return None
     return cache.get(entitlements_cache_key(external_id))
 
 
@@ -78,10 +83,8 @@ def cache_entitlements(external_id: str, entitlements: list[ActiveEntitlement], 
 
 
 def entitlements_invalidate(external_ids: Iterable[str]) -> None:
-    """Forget cached entitlements once the current transaction commits."""
-    keys = [entitlements_cache_key(x) for x in set(external_ids)]
-    if keys:
-        transaction.on_commit(lambda: cache.delete_many(keys))
+    """Forget cached entitlements once the current transaction commits (even across a cache outage)."""
+    cache_invalidate(entitlements_cache_key(x) for x in set(external_ids))
 
 
 def entitlements_body(external_id: str, entitlements: list[ActiveEntitlement]) -> bytes:

@@ -1,4 +1,4 @@
-"""A real Celery worker for tests: ``celery -A backoffice worker --pool solo`` on Redis.
+"""A real Celery worker for tests: ``celery -A backoffice worker --pool solo -B`` on Redis.
 
 Eager mode runs a task inline in the caller's transaction, which hides exactly
 what we want to test (on_commit enqueueing, a separate process and database
@@ -9,9 +9,11 @@ connection, retries with backoff). Tests using this fixture must be
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import dj_database_url
@@ -23,86 +25,167 @@ BROKER_URL = os.environ.get("CELERY_TEST_BROKER_URL", "redis://127.0.0.1:6379/11
 REPO = Path(__file__).resolve().parent.parent
 
 
+# What every test worker runs with, unless a test says otherwise: a short retry budget and a sweep every
+# second, so retries and recovery finish in seconds (the mechanism is the one production runs).
+WORKER_DEFAULTS = {
+    "DEBUG": "1",
+    "DB_CONN_MAX_AGE": "0",
+    "WEBHOOK_APPLY_MAX_RETRIES": "2",
+    "WEBHOOK_RETRY_BASE_SECONDS": "1",
+    "WEBHOOK_SWEEP_INTERVAL": "1",
+    "WEBHOOK_RECEIVED_GRACE_SECONDS": "2",
+    "WEBHOOK_SWEEP_LEASE_SECONDS": "5",
+}
+
+
+class Worker:
+    """A Celery worker process (``--pool solo``) with beat embedded (``-B``): what production runs as two
+    supervised programs, in one process the tests can kill and start again."""
+
+    def __init__(self, *, env: dict[str, str], log_path: Path, node: str, beat: bool = True):
+        self.env, self.log_path, self.node, self.beat = env, log_path, node, beat
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, *, wait: bool = True) -> Worker:
+        from backoffice.celery import app as celery_app
+
+        self.starts += 1
+        beat = (
+            ["-B", "--scheduler", "celery.beat:PersistentScheduler", "-s", str(self.log_path.with_suffix(".beat"))]
+            if self.beat
+            else []
+        )
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "backoffice",
+                "worker",
+                "--pool",
+                "solo",
+                "-l",
+                "info",
+                "-n",
+                self.node,
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                *beat,
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        if wait:
+            deadline = time.monotonic() + 60
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"celery worker exited: {self.log_path.read_text()[-3000:]}")
+                if celery_app.control.ping(destination=[self.node], timeout=0.5):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("celery worker did not become ready in 60 s")
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no acknowledgement, the open transaction dropped by the database."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def worker_env(db_url: str, broker_url: str, **overrides: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        **WORKER_DEFAULTS,
+        "DATABASE_URL": db_url,
+        "CELERY_BROKER_URL": broker_url,
+        "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        "PYTHONPATH": str(REPO),
+        **overrides,
+    }
+
+
+@contextmanager
+def broker(celery_app, settings, broker_url: str):
+    """Point this process's publishing at ``broker_url`` (from an empty queue) for the duration."""
+    previous = {k: celery_app.conf.get(k) for k in ("broker_url", "task_always_eager")}
+    celery_app.conf.update(broker_url=broker_url, task_always_eager=False)
+    settings.CELERY_BROKER_URL = broker_url
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    _reset_connections(celery_app, broker_url)
+    # Leftover messages of an earlier run would reach this worker: start from an empty queue.
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("celery")
+    try:
+        yield
+    finally:
+        # The pooled connection stays on the test broker (eager tests never use it).
+        celery_app.conf.update(**previous)
+
+
 @pytest.fixture
-def celery_worker_process(transactional_db, settings, tmp_path, request):
+def celery_worker_factory(transactional_db, settings, tmp_path, request):
+    """Start workers (on ``broker_url``, default the test broker) the test may kill and start again."""
     from django.db import connection
 
     from backoffice.celery import app as celery_app
 
     db_url = database_url(connection.settings_dict)
     assert dj_database_url.parse(db_url)["NAME"].startswith("test_"), "the worker must use the test database"
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "CELERY_BROKER_URL": BROKER_URL,
-        "REDIS_URL": os.environ.get("REDIS_URL", ""),
-        "DEBUG": "1",
-        "DB_CONN_MAX_AGE": "0",
-        # Short retry budget so backoff tests finish in seconds.
-        "WEBHOOK_APPLY_MAX_RETRIES": "2",
-        "PYTHONPATH": str(REPO),
-        # @pytest.mark.worker_env(NAME="value"): what a test needs the worker to run with.
-        **(marker.kwargs if (marker := request.node.get_closest_marker("worker_env")) else {}),
-    }
-    previous = {k: celery_app.conf.get(k) for k in ("broker_url", "task_always_eager")}
-    celery_app.conf.update(broker_url=BROKER_URL, task_always_eager=False)
-    settings.CELERY_BROKER_URL = BROKER_URL
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    _reset_connections(celery_app)
-    # Leftover messages of an earlier run would reach this worker: start from an empty queue.
-    with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("celery")
-    log = (tmp_path / "celery-worker.log").open("wb")
-    node = f"pytest-{os.getpid()}@localhost"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "backoffice",
-            "worker",
-            "--pool",
-            "solo",
-            "-l",
-            "info",
-            "-n",
-            node,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"celery worker exited: {(tmp_path / 'celery-worker.log').read_text()[-3000:]}")
-            if celery_app.control.ping(destination=[node], timeout=0.5):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("celery worker did not become ready in 60 s")
-        yield proc
-    finally:
-        proc.terminate()
+    # @pytest.mark.worker_env(NAME="value"): what a test needs the worker to run with.
+    marked = marker.kwargs if (marker := request.node.get_closest_marker("worker_env")) else {}
+    workers: list[Worker] = []
+    with ExitStack() as stack:
+
+        def make(*, broker_url: str = BROKER_URL, beat: bool = True, **env: str) -> Worker:
+            stack.enter_context(broker(celery_app, settings, broker_url))
+            worker = Worker(
+                env=worker_env(db_url, broker_url, **{**marked, **env}),
+                log_path=tmp_path / f"celery-worker-{len(workers)}.log",
+                node=f"pytest-{os.getpid()}-{len(workers)}@localhost",
+                beat=beat,
+            )
+            workers.append(worker)
+            return worker
+
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        # The pooled connection stays on the test broker (eager tests never use it).
-        celery_app.conf.update(**previous)
+            yield make
+        finally:
+            for worker in workers:
+                worker.stop()
 
 
-def _reset_connections(celery_app) -> None:
+@pytest.fixture
+def celery_worker_process(celery_worker_factory):
+    worker = celery_worker_factory().start()
+    yield worker.proc
+
+
+def _reset_connections(celery_app, broker_url: str = BROKER_URL) -> None:
     """Forget pooled broker connections so the next publish uses the current broker_url."""
     pool = celery_app._pool
-    if pool is not None and pool.connection.as_uri(include_password=True) != BROKER_URL:
+    if pool is not None and pool.connection.as_uri(include_password=True) != broker_url:
         pool.force_close_all()
         celery_app._pool = None
         celery_app.amqp._producer_pool = None

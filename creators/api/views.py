@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from monetization.api.acting import ACTING_CUSTOMER_PARAMETER, acting_customer
 from monetization.api.permissions import require_scope
 from monetization.errors import InvalidInput, NotFound
+from monetization.models import AuditEvent
 
 from .. import selectors
 from ..models import CreatorAccount
@@ -53,7 +54,10 @@ class EngagementIngestView(APIView):
             rows = iter_json_array(data)
         else:
             rows = iter_json_lines(raw)
-        result = engagement_ingest(rows)
+        client = request.user  # an ApiClient: the scope permission admits nothing else
+        result = engagement_ingest(
+            rows, actor_kind=AuditEvent.ActorKind.CLIENT, actor_label=f"{client.get_username()} (key {client.key_id})"
+        )
         return Response(result.as_dict())
 
 

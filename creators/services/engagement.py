@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 
 from monetization import clock
+from monetization.errors import PermissionDenied
+from monetization.services.audit import audit_record
 
 from ..models import DailyEngagement
 
@@ -180,26 +182,35 @@ def ensure_engagement_partitions(months: Iterable[tuple[int, int]]) -> None:
         for name, (year, month) in sorted(wanted.items()):
             if name in existing:
                 continue
-            start = datetime.date(year, month, 1)
-            end = datetime.date(year + (month == 12), month % 12 + 1, 1)
-            cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {TABLE} "
-                f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
-            )
+            # Runs as the table's owner (creators migration 0004): the app role owns no table.
+            cursor.execute("SELECT creators_engagement_partition(%s)", [datetime.date(year, month, 1)])
 
 
 # --- ingestion -------------------------------------------------------------------------
 
 
-def engagement_ingest(rows: Iterable[tuple[int, object]], *, batch_size: int = 100_000, progress=None) -> IngestResult:
-    """Validate and upsert engagement rows; each batch is one transaction.
+def engagement_ingest(
+    rows: Iterable[tuple[int, object]],
+    *,
+    actor=None,
+    actor_kind: str | None = None,
+    actor_label: str = "",
+    batch_size: int = 100_000,
+    progress=None,
+) -> IngestResult:
+    """Validate and upsert engagement rows; each batch is one transaction with its audit row.
 
-    ``rows`` yields (line number, object) pairs (see ``sniff_rows``). ``progress(result)``
-    is called after each batch.
+    ``rows`` yields (line number, object) pairs (see ``sniff_rows``). Who sends them is named:
+    ``actor`` (a :class:`System` cause, an operator's command) or ``actor_kind``/``actor_label``
+    (a client app's key). Engagement decides creator payouts, so an unnamed sender is refused.
+    ``progress(result)`` is called after each batch.
     """
+    if actor is None and not actor_label:
+        raise PermissionDenied("Engagement ingestion needs a named sender (an API key or a system cause).")
+    who = {"actor": actor, "actor_kind": actor_kind, "actor_label": actor_label}
     result = IngestResult()
     today = clock.now().date()
-    _ingest(iter(rows), today, batch_size, result, progress)
+    _ingest(iter(rows), today, batch_size, result, progress, who)
     return result
 
 
@@ -223,7 +234,7 @@ MERGE_SQL = f"""
 """  # noqa: S608 (constant table names)
 
 
-def _ingest(rows: Iterator, today, batch_size: int, result: IngestResult, progress) -> None:
+def _ingest(rows: Iterator, today, batch_size: int, result: IngestResult, progress, who: dict) -> None:
     """Rows stream straight into COPY as they are validated, so the server loads while Python parses;
     then one statement resolves creators, reports unknown ones and upserts the rest."""
     exhausted = False
@@ -258,6 +269,12 @@ def _ingest(rows: Iterator, today, batch_size: int, result: IngestResult, progre
                 ensure_engagement_partitions(months)
                 cursor.execute(MERGE_SQL)
                 unknown = [r[0] for r in cursor.fetchall()]
+                audit_record(
+                    action="creators.engagement_ingest",
+                    object_type=TABLE,
+                    after={"rows": staged - len(unknown), "unknown_creator_rows": len(unknown)},
+                    **who,
+                )
         for line in unknown:
             result.reject(RejectedRow(line, RowCode.UNKNOWN_CREATOR, "no creator account for this customer"))
         result.accepted += staged - len(unknown)

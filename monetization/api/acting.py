@@ -30,6 +30,8 @@ def acting_customer(request) -> Customer:
     """The customer the header names: 400 ``acting_customer_required`` without one, 404
     ``acting_customer_not_found`` for an unknown external id."""
     external_id = (request.headers.get(ACTING_CUSTOMER_HEADER) or "").strip()
+    if "\x00" in external_id:
+        raise InvalidInput(f"The {ACTING_CUSTOMER_HEADER} header holds a NUL byte.")
     if not external_id:
         raise InvalidInput(
             f"Name the acting customer in the {ACTING_CUSTOMER_HEADER} header.",

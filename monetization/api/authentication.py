@@ -1,7 +1,9 @@
 """Client-app authentication: ``Authorization: Bearer bo_<prefix>_<secret>``.
 
 The key's row is cached (Redis in production) so the hot path costs no
-database query; revoking a key deletes the cached row at once.
+database query; revoking a key deletes the cached row after commit, retried from the
+database until the cache takes it (monetization.services.cache_invalidation). With the
+cache unreachable the row is read from PostgreSQL.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rest_framework import authentication, exceptions
 from monetization.errors import ErrorCode
 from monetization.models import ApiKey
 from monetization.services.api_keys import api_key_cache_key, api_key_cache_row
+from monetization.services.cache_invalidation import cache_trusted
 
 __all__ = ["ApiClient", "ApiKeyAuthentication", "api_key_cache_key", "api_key_cache_row"]
 
@@ -48,7 +51,8 @@ class AuthFailed(exceptions.AuthenticationFailed):
 
 def _load_key(prefix: str) -> dict:
     key = api_key_cache_key(prefix)
-    row = cache.get(key)
+    # A miss when the cache is unreachable or may still hold a row a revocation could not delete.
+    row = cache.get(key) if cache_trusted() else None
     if row is None:
         obj = ApiKey.objects.filter(prefix=prefix).only("id", "name", "key_hash", "scopes", "revoked_at").first()
         row = api_key_cache_row(obj)

@@ -5,7 +5,9 @@ from monetization.errors import ErrorCode
 
 
 def require_scope(scope: str) -> type[BasePermission]:
-    """Client apps need ``scope``; staff sessions need ``perm`` (or are refused)."""
+    """Only a client app's API key holding ``scope`` passes. A staff session is refused: these
+    endpoints act for customers (engagement, org seats, purchases), and staff act through the
+    staff API and the admin, where every action is permission-checked and audited."""
 
     class HasScope(BasePermission):
         required_scope = scope  # decided from request.user alone (the WSGI fast path relies on it)
@@ -14,10 +16,7 @@ def require_scope(scope: str) -> type[BasePermission]:
 
         def has_permission(self, request, view):
             user = request.user
-            if isinstance(user, ApiClient):
-                return scope in user.scopes
-            # Staff reading client-facing data through the browsable API / support tools.
-            return bool(user and user.is_authenticated and user.is_staff)
+            return isinstance(user, ApiClient) and scope in user.scopes
 
     HasScope.__name__ = f"HasScope[{scope}]"
     return HasScope
@@ -33,4 +32,5 @@ class StaffPermission(BasePermission):
         if isinstance(user, ApiClient) or not (user and user.is_authenticated and user.is_staff):
             return False
         perms = getattr(view, "required_perms", ())
-        return user.has_perms(perms)
+        # A staff view that names no permission is a mistake, not an open door.
+        return bool(perms) and user.has_perms(perms)

@@ -16,6 +16,19 @@ from django.core.cache.backends.redis import RedisCache  # also matches monetiza
 from rest_framework.throttling import SimpleRateThrottle
 
 from monetization.api.authentication import ApiClient
+from monetization.cache import CACHE_ERRORS
+
+# Per-process counters for while Redis is unreachable: a ceiling still holds (per process), and
+# requests are answered from the database instead of failing.
+_local_counts: dict[str, int] = {}
+
+
+def _count_locally(key: str) -> int:
+    window = key.rsplit(":", 1)[-1]
+    if any(not k.endswith(f":{window}") for k in list(_local_counts)[:1]):
+        _local_counts.clear()  # a new window: the old counters are done
+    _local_counts[key] = count = _local_counts.get(key, 0) + 1
+    return count
 
 
 def _count(key: str, timeout: int, prefetch: list[str]) -> tuple[int, dict]:
@@ -23,19 +36,14 @@ def _count(key: str, timeout: int, prefetch: list[str]) -> tuple[int, dict]:
     with the values of the ``prefetch`` cache keys read in the same Redis round trip."""
     backend = caches["default"]
     if isinstance(backend, RedisCache):
-        full_key = backend.make_and_validate_key(key)
-        client = backend._cache.get_client(full_key, write=True)
-        pipe = client.pipeline(transaction=False)
-        pipe.incr(full_key)
-        pipe.expire(full_key, timeout, nx=True)
-        if prefetch:
-            pipe.mget([backend.make_and_validate_key(k) for k in prefetch])
-        results = pipe.execute()
-        values = {}
-        if prefetch:
-            loads = backend._cache._serializer.loads
-            values = {k: loads(v) for k, v in zip(prefetch, results[2], strict=True) if v is not None}
-        return int(results[0]), values
+        if getattr(backend, "is_down", False):
+            return _count_locally(key), {}
+        try:
+            return _count_in_redis(backend, key, timeout, prefetch)
+        except CACHE_ERRORS as exc:
+            if hasattr(backend, "failed"):
+                backend.failed(exc)
+            return _count_locally(key), {}
     values = backend.get_many(prefetch) if prefetch else {}
     backend.add(key, 0, timeout)
     try:
@@ -43,6 +51,23 @@ def _count(key: str, timeout: int, prefetch: list[str]) -> tuple[int, dict]:
     except ValueError:  # expired between add and incr
         backend.add(key, 1, timeout)
         return 1, values
+
+
+def _count_in_redis(backend, key: str, timeout: int, prefetch: list[str]) -> tuple[int, dict]:
+    """One Redis round trip: INCR and EXPIRE in a pipeline, with the prefetched keys' values."""
+    full_key = backend.make_and_validate_key(key)
+    client = backend._cache.get_client(full_key, write=True)
+    pipe = client.pipeline(transaction=False)
+    pipe.incr(full_key)
+    pipe.expire(full_key, timeout, nx=True)
+    if prefetch:
+        pipe.mget([backend.make_and_validate_key(k) for k in prefetch])
+    results = pipe.execute()
+    values = {}
+    if prefetch:
+        loads = backend._cache._serializer.loads
+        values = {k: loads(v) for k, v in zip(prefetch, results[2], strict=True) if v is not None}
+    return int(results[0]), values
 
 
 # Where the WSGI fast path (subscriptions.api.fast_path) leaves ``(bucket, count, wait)`` when it

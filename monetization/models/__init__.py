@@ -1,5 +1,6 @@
 from .api_keys import ApiKey
 from .audit import AuditEvent
+from .cache import CacheInvalidation
 from .customers import Customer, Provider, ProviderIdentity
 from .disputes import Dispute
 from .idempotency import IdempotencyKey
@@ -11,6 +12,7 @@ from .webhooks import WebhookEvent
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "CacheInvalidation",
     "Customer",
     "Dispute",
     "IdempotencyKey",

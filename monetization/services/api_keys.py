@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -9,9 +10,11 @@ from django.core.cache import cache
 from django.db import transaction
 
 from monetization import clock
+from monetization.cache import CACHE_ERRORS
 from monetization.errors import Conflict, ErrorCode, InvalidInput
 from monetization.models import ApiKey
 from monetization.services.audit import audit_record
+from monetization.services.cache_invalidation import cache_invalidate
 
 KEY_FIELDS = ["name", "prefix", "scopes", "revoked_at"]
 _MISSING = {"missing": True}
@@ -64,9 +67,10 @@ def _cache_after_commit(key: ApiKey) -> None:
 
     Readers only ``add`` to that cache, so a request that read the row before the
     commit cannot overwrite this one: a revocation can never be undone by a stale read.
+    A cache outage skips the write (readers then load the row from the database).
     """
     row, cache_key = api_key_cache_row(key), api_key_cache_key(key.prefix)
-    transaction.on_commit(lambda: cache.set(cache_key, row, settings.API_KEY_CACHE_TTL))
+    transaction.on_commit(lambda: cache.set(cache_key, row, settings.API_KEY_CACHE_TTL), robust=True)
 
 
 def api_key_revoke(*, key: ApiKey, revoked_by=None, reason: str = "") -> ApiKey:
@@ -81,8 +85,11 @@ def api_key_revoke(*, key: ApiKey, revoked_by=None, reason: str = "") -> ApiKey:
         audit_record(
             action="api_key.revoke", obj=locked, actor=revoked_by, before=before, after=_snapshot(locked), reason=reason
         )
-        # Drop the cached row now; after commit the revoked row replaces whatever a
-        # concurrent request cached in between.
-        cache.delete(api_key_cache_key(locked.prefix))
-        _cache_after_commit(locked)
+        # Drop the cached row now where the cache answers; after commit it is deleted again
+        # (retried from the database while the cache is unreachable) and the revoked row replaces
+        # whatever a concurrent request cached in between.
+        row, cache_key = api_key_cache_row(locked), api_key_cache_key(locked.prefix)
+        with contextlib.suppress(*CACHE_ERRORS):
+            cache.delete(cache_key)
+        cache_invalidate([cache_key], then=lambda: cache.set(cache_key, row, settings.API_KEY_CACHE_TTL))
     return locked

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,7 +28,13 @@ from monetization.bulk import bulk_update_rows
 from monetization.errors import Conflict, ErrorCode
 from monetization.models import WebhookEvent
 from monetization.providers import provider_event_relevant
-from monetization.providers.base import EventIgnored, ProviderError, ProviderEvent, RetryableApplyError
+from monetization.providers.base import (
+    EventIgnored,
+    ProviderError,
+    ProviderEvent,
+    RetryableApplyError,
+    SubjectMissing,
+)
 from monetization.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -58,10 +65,22 @@ event_appliers: Registry[EventApplier] = Registry("webhook event applier")
 # An event in one of these is finished: applying it again does nothing.
 DONE = (WebhookEvent.Status.APPLIED, WebhookEvent.Status.IGNORED)
 
+# What applying an event (or failing to) writes on its row.
+OUTCOME_FIELDS = [
+    "status",
+    "attempts",
+    "last_error",
+    "applied_at",
+    "note",
+    "last_attempt_at",
+    "next_attempt_at",
+    "waiting_for",
+]
+
 _INSERT_SQL = """
 INSERT INTO monetization_webhookevent
     (provider, event_id, event_type, subscription_ref, occurred_at, received_at, payload, raw_body,
-     status, attempts, last_error, note, applied_at)
+     status, attempts, last_error, note, applied_at, next_attempt_at, waiting_for)
 VALUES {values}
 ON CONFLICT (provider, event_id) DO NOTHING
 RETURNING id, event_id
@@ -95,7 +114,7 @@ def _insert_returning(sql: str, params: list) -> list[tuple]:
             raise
         # A stale connection (server restarted, idle timeout): what the health check would have caught.
         # (Should the lost INSERT have reached the server after all, the retry sees the row as a duplicate
-        # and does not enqueue it; webhook_requeue_stale picks it up.)
+        # and does not enqueue it; the sweep picks it up.)
         connection.close()
         return _execute_prepared(sql, params)
 
@@ -119,6 +138,8 @@ def webhook_store(*, events: Iterable[ProviderEvent], raw_body: str = "") -> lis
     if not events:
         return []
     now = clock.now()
+    # The task queued for it normally applies it within this; if that task is lost, the sweep queues it.
+    due = now + timedelta(seconds=settings.WEBHOOK_RECEIVED_GRACE_SECONDS)
     rows = []
     for ev in events:
         relevant = provider_event_relevant(ev.provider, ev.event_type)
@@ -137,10 +158,12 @@ def webhook_store(*, events: Iterable[ProviderEvent], raw_body: str = "") -> lis
                 "",
                 "" if relevant else "event type not applied",
                 None if relevant else now,
+                due if relevant else None,
+                "",
             )
         )
     # One statement, no explicit transaction: a single INSERT commits on its own (one round trip).
-    placeholders = ",".join(["(%s,%s,%s,%s,%s,%s,%s::jsonb,%s,%s,%s,%s,%s,%s)"] * len(rows))
+    placeholders = ",".join(["(%s,%s,%s,%s,%s,%s,%s::jsonb,%s,%s,%s,%s,%s,%s,%s,%s)"] * len(rows))
     fetched = _insert_returning(_INSERT_SQL.format(values=placeholders), [v for row in rows for v in row])
     inserted = {event_id: pk for pk, event_id in fetched}
     result = []
@@ -154,15 +177,48 @@ def webhook_store(*, events: Iterable[ProviderEvent], raw_body: str = "") -> lis
     return result
 
 
+def retry_delay(attempts: int) -> timedelta:
+    """How long an event waits after its ``attempts``-th failed attempt: doubling from
+    ``WEBHOOK_RETRY_BASE_SECONDS``, capped at ``WEBHOOK_RETRY_MAX_SECONDS``, jittered down to half
+    so events that failed together (a provider outage) do not all come back together."""
+    ceiling = min(
+        settings.WEBHOOK_RETRY_MAX_SECONDS, settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** min(max(0, attempts - 1), 30)
+    )
+    return timedelta(seconds=ceiling * random.uniform(0.5, 1.0))
+
+
+def _record_failure(event: WebhookEvent, error: Exception) -> None:
+    """Write on a (locked) event what its failed attempt means: ignored, waiting, retrying or failed."""
+    now = clock.now()
+    message = f"{type(error).__name__}: {error}"
+    if isinstance(error, EventIgnored):
+        event.mark_ignored(note=str(error))
+    elif isinstance(error, SubjectMissing) and now - event.received_at < timedelta(
+        hours=settings.WEBHOOK_WAITING_GIVE_UP_HOURS
+    ):
+        subject = getattr(error, "subject_ref", "") or event.subscription_ref
+        event.mark_waiting(subject=subject, error=message, next_attempt_at=now + retry_delay(event.attempts))
+    elif _retryable(error) and event.attempts <= settings.WEBHOOK_APPLY_MAX_RETRIES:
+        event.mark_retrying(error=message, next_attempt_at=now + retry_delay(event.attempts))
+    else:
+        event.mark_failed(error=message)
+
+
+def _retryable(error: Exception) -> bool:
+    return isinstance(error, RetryableApplyError) or (isinstance(error, ProviderError) and error.retryable)
+
+
 def webhook_event_apply(*, event_id: int) -> WebhookEvent:
     """Apply one stored event exactly once. Failures are recorded on the row, then re-raised.
 
+    What a failure means is written on the row (:func:`_record_failure`): ignored, waiting
+    for its subject, retrying at ``next_attempt_at`` (the sweep queues it then), or failed.
     Raises :class:`RetryableApplyError` when trying again later may help.
 
     The applier runs in the same transaction as the row lock and the status
     update, with no savepoint (two round trips saved per event): when it raises,
-    the whole transaction rolls back and the outcome (ignored, failed) is then
-    recorded on the row in a second one, as it was before under a savepoint.
+    the whole transaction rolls back and the outcome is then recorded on the row
+    in a second one, as it was before under a savepoint.
     """
     error: Exception | None = None
     try:
@@ -171,13 +227,14 @@ def webhook_event_apply(*, event_id: int) -> WebhookEvent:
             if event.status in DONE:
                 return event
             event.attempts += 1
+            event.last_attempt_at = clock.now()
             try:
                 note = event_appliers.get(event.provider).apply(event)
             except Exception as exc:
                 error = exc
                 raise
             event.mark_applied(note=note or "")
-            event.save(update_fields=["status", "attempts", "last_error", "applied_at", "note"])
+            event.save(update_fields=OUTCOME_FIELDS)
         return event
     except Exception as exc:
         if error is None or exc is not error:
@@ -188,18 +245,14 @@ def webhook_event_apply(*, event_id: int) -> WebhookEvent:
         if event.status in DONE:  # applied by someone else in between
             return event
         event.attempts += 1
-        if isinstance(error, EventIgnored):
-            event.mark_ignored(note=str(error))
-            error = None
-        else:
-            event.mark_failed(error=f"{type(error).__name__}: {error}")
-        event.save(update_fields=["status", "attempts", "last_error", "applied_at", "note"])
-    if error is not None:
-        retryable = isinstance(error, RetryableApplyError) or (isinstance(error, ProviderError) and error.retryable)
-        if retryable and not isinstance(error, RetryableApplyError):
-            raise RetryableApplyError(str(error)) from error
-        raise error
-    return event
+        event.last_attempt_at = clock.now()
+        _record_failure(event, error)
+        event.save(update_fields=OUTCOME_FIELDS)
+    if isinstance(error, EventIgnored):
+        return event
+    if _retryable(error) and not isinstance(error, RetryableApplyError):
+        raise RetryableApplyError(str(error)) from error
+    raise error
 
 
 def webhook_events_pending(*, limit: int, exclude: Sequence[int] = ()) -> list[int]:
@@ -239,22 +292,26 @@ def webhook_events_apply_batch(
                 .order_by("occurred_at", "pk")
             ):
                 seen.add(event.pk)
-                if event.status in DONE:  # its task redelivered, or taken along by an earlier batch
+                # Finished (its task redelivered, or taken along by an earlier batch), or failed since it
+                # was queued: a failed event is applied again only when a person replays it.
+                if event.status not in WebhookEvent.UNFINISHED:
                     outcomes[event.pk] = event
                     continue
                 applier = event_appliers.get(event.provider)
                 by_applier.setdefault(id(applier), (applier, []))[1].append(event)
             applied: list[WebhookEvent] = []
+            now = clock.now()
             for applier, events in by_applier.values():
                 notes = applier.apply_together(events)
                 for event in events:
                     if event.pk in notes:
                         event.attempts += 1
+                        event.last_attempt_at = now
                         event.mark_applied(note=notes[event.pk])
                         outcomes[event.pk] = event
                         applied.append(event)
             if applied:
-                bulk_update_rows(applied, ["status", "attempts", "last_error", "applied_at", "note"])
+                bulk_update_rows(applied, OUTCOME_FIELDS)
     except Exception:
         # One bad event must not hold the others back: one at a time, each failure on its own row.
         log.warning("webhook batch of %s failed; applying one at a time", len(event_ids), exc_info=True)
@@ -274,7 +331,8 @@ def webhook_events_apply_waiting(*, max_batches: int) -> tuple[dict[int, Webhook
 
     Clears the scheduled flag first (see ``monetization.webhook_queue.webhook_apply_schedule``). Events another
     worker holds are left to it. Stops after ``max_batches`` so a long backlog does not
-    keep the worker from other tasks: the caller schedules the rest.
+    keep the worker from other tasks: the caller schedules the rest. An event that fails here
+    is retried at its own ``next_attempt_at`` by the sweep, not after this slice.
     """
     cache.delete(APPLY_SCHEDULED_KEY)
     outcomes: dict[int, WebhookEvent | Exception] = {}
@@ -289,9 +347,11 @@ def webhook_events_apply_waiting(*, max_batches: int) -> tuple[dict[int, Webhook
 
 
 def webhook_event_check_replayable(*, event_id: int) -> WebhookEvent:
-    """Lock an event a person wants applied again: only a failed (or stuck) one may be."""
+    """Lock an event a person wants applied again: only one not finished (failed, stuck, waiting) may be.
+
+    A replay gives the event a fresh budget of attempts."""
     locked = WebhookEvent.objects.select_for_update().get(pk=event_id)
-    if locked.status not in (WebhookEvent.Status.FAILED, WebhookEvent.Status.RECEIVED):
+    if locked.status not in WebhookEvent.APPLICABLE:
         raise Conflict(
             f"Only failed or pending events can be replayed; this one is {locked.status}.",
             code=ErrorCode.WEBHOOK_NOT_REPLAYABLE,
@@ -299,7 +359,38 @@ def webhook_event_check_replayable(*, event_id: int) -> WebhookEvent:
     return locked
 
 
-def webhook_events_stale(*, older_than_seconds: int = 300) -> int:
-    """How many events are still "received" after a while (their task lost with a broker outage)."""
-    cutoff = clock.now() - timedelta(seconds=older_than_seconds)
-    return WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED, received_at__lt=cutoff).count()
+def webhook_events_due(*, limit: int) -> list[int]:
+    """Claim up to ``limit`` unfinished events whose next attempt is due, most overdue first.
+
+    Claiming moves their ``next_attempt_at`` a lease (``WEBHOOK_SWEEP_LEASE_SECONDS``) ahead:
+    the task queued for them sets it anew when it tries them, and should that task be lost
+    (its worker killed, its message dropped) they are due again when the lease runs out.
+    Events a worker holds locked right now are left to it.
+    """
+    if limit <= 0:
+        return []
+    now = clock.now()
+    with transaction.atomic():
+        ids = list(
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            .filter(status__in=WebhookEvent.UNFINISHED, next_attempt_at__lte=now)
+            .order_by("next_attempt_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            WebhookEvent.objects.filter(pk__in=ids).update(
+                next_attempt_at=now + timedelta(seconds=settings.WEBHOOK_SWEEP_LEASE_SECONDS)
+            )
+    return ids
+
+
+def webhook_events_waiting_for(*, provider: str, subject_refs: Iterable[str]) -> list[int]:
+    """Ids of the events of ``provider`` waiting for one of ``subject_refs`` (now known)."""
+    refs = sorted({ref for ref in subject_refs if ref})
+    if not refs:
+        return []
+    return list(
+        WebhookEvent.objects.filter(
+            status=WebhookEvent.Status.WAITING, provider=provider, waiting_for__in=refs
+        ).values_list("id", flat=True)
+    )

@@ -41,6 +41,7 @@ from monetization.api.authentication import (
 )
 from monetization.api.throttling import COUNTED_ENVIRON_KEY, ClientThrottle
 from monetization.middleware import request_id_for
+from monetization.services.cache_invalidation import cache_trusted
 from subscriptions.api.views import EntitlementsView
 from subscriptions.entitlements import entitlements_cache_key
 
@@ -55,6 +56,8 @@ UNDERSTOOD_MIDDLEWARE = {
     "django.middleware.security.SecurityMiddleware": "SSL redirect (falls through here); its headers",
     "whitenoise.middleware.WhiteNoiseMiddleware": "serves STATIC_URL only (WHITENOISE_ROOT unset)",
     "monetization.middleware.RequestIdMiddleware": "X-Request-ID",
+    "monetization.middleware.OutageMiddleware": "nothing: a cache hit meets no outage",
+    "monetization.middleware.RequestGuardMiddleware": "nothing: a GET with no query string, a path without NUL",
     "django.contrib.sessions.middleware.SessionMiddleware": "nothing: no cookie, the session is never read",
     "django.middleware.common.CommonMiddleware": "host check, Content-Length (user agents, PREPEND_WWW: off)",
     "django.middleware.csrf.CsrfViewMiddleware": "nothing: no cookie, DRF views are csrf-exempt",
@@ -224,6 +227,8 @@ class EntitlementsFastPath:
         # Anything unexpected from here on (Redis down, ...): Django meets it too and answers it its
         # way. (Should the counter's round trip fail after Redis applied it, Django counts again.)
         try:
+            if not cache_trusted():
+                return None  # invalidations wait to be applied: Django answers from the database
             found = self.cache.get_many([row_key, body_key])  # round trip 1
             row, body = found.get(row_key), found.get(body_key)
             if row is None or not isinstance(body, bytes):

@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 from monetization.api.permissions import require_scope
 from monetization.errors import NotFound
 from monetization.models import Customer
+from monetization.services.cache_invalidation import cache_trusted
 from subscriptions import selectors
 from subscriptions.entitlements import (
     cache_entitlements,
@@ -44,7 +45,7 @@ class EntitlementsView(APIView):
     @extend_schema(responses=OutputSerializer, operation_id="customer_entitlements")
     def get(self, request, external_id: str):
         if hasattr(request, "cache_prefetched"):
-            body = request.cache_prefetched.get(entitlements_cache_key(external_id))
+            body = request.cache_prefetched.get(entitlements_cache_key(external_id)) if cache_trusted() else None
         else:
             body = cached_entitlements_json(external_id)
         if body is None:

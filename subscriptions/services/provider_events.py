@@ -7,9 +7,9 @@ subscription, record the payment against it, book the refund, end access, leave 
 provider's details on the timeline. Registered for each provider in the money core's
 ``event_appliers`` (subscriptions.apps).
 
-An applier raises ``EventIgnored`` (nothing to do), ``RetryableApplyError`` (the
-provider was unreachable, or an event arrived before the one it depends on: try again
-later), or anything else (a permanent failure, shown in the admin for replay). The
+An applier raises ``EventIgnored`` (nothing to do), ``SubjectMissing`` (an event arrived
+before the one that creates its subject: it waits for it), ``RetryableApplyError`` (the
+provider was unreachable: try again later), or anything else (a permanent failure, shown in the admin for replay). The
 note it returns is shown in the admin's webhook inbox.
 """
 
@@ -19,11 +19,12 @@ from collections.abc import Sequence
 
 from monetization.models import Payment, WebhookEvent
 from monetization.providers import provider_package
-from monetization.providers.base import EventIgnored, RetryableApplyError, SubjectMissing
+from monetization.providers.base import EventIgnored, SubjectMissing
 from monetization.services.audit import audit_record
 from monetization.services.disputes import dispute_record_reported
 from monetization.services.refunds import refunds_record_reported
 from monetization.services.webhooks import EventApplier
+from monetization.webhook_queue import webhook_events_wake
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
 from subscriptions.services.payments import payment_subscription, subscription_payment_record
@@ -84,7 +85,7 @@ def provider_event_apply(event: WebhookEvent) -> str:
             sub = _subscription(event.provider, facts.subscription_ref)
             if sub is None:
                 # Providers do not order events: the subscription's own event is on its way.
-                raise RetryableApplyError(f"subscription {facts.subscription_ref} not known yet")
+                raise SubjectMissing(f"subscription {facts.subscription_ref} not known yet")
         payment, created = subscription_payment_record(
             subscription=sub,
             customer=sub.customer,
@@ -96,6 +97,9 @@ def provider_event_apply(event: WebhookEvent) -> str:
             kind=report.kind,
             occurred_at=report.occurred_at,
         )
+        if created:
+            # Refunds and disputes of this payment that came first wait for it: apply them now.
+            webhook_events_wake(provider=event.provider, subject_refs=[report.provider_reference])
         if alone:
             return f"payment {payment.pk} {'recorded' if created else 'already recorded'}"
         notes.append(f"payment {payment.pk}")
@@ -129,7 +133,7 @@ def provider_event_apply(event: WebhookEvent) -> str:
         )
         if refunded is None:
             # The payment's own event is on its way (providers do not order events): wait for it.
-            raise SubjectMissing(f"payment {reference or '(unnamed)'} not known yet")
+            raise _payment_missing(reference)
         # Booking and any access change below run in the caller's transaction: they commit together.
         booked = refunds_record_reported(payment=refunded, report=facts.refund, cause=cause)
         if sub is None:
@@ -154,6 +158,13 @@ def provider_event_apply(event: WebhookEvent) -> str:
     return "; ".join(notes)
 
 
+def _payment_missing(reference: str) -> SubjectMissing:
+    """The payment (the provider's invoice or transaction) is not recorded yet: wait for it by its reference."""
+    error = SubjectMissing(f"payment {reference} not known yet")
+    error.subject_ref = reference  # woken when the payment is recorded
+    return error
+
+
 def _dispute_apply(event: WebhookEvent, facts, cause: Cause) -> str:
     """Record the dispute on its payment; access follows the provider package's rule (on the timeline either way)."""
     report = facts.dispute
@@ -163,7 +174,7 @@ def _dispute_apply(event: WebhookEvent, facts, cause: Cause) -> str:
         .first()
     )
     if disputed is None:
-        raise SubjectMissing(f"payment {report.payment_reference} not known yet")
+        raise _payment_missing(report.payment_reference)
     dispute, changed = dispute_record_reported(payment=disputed, report=report, cause=cause)
     note = f"dispute {dispute.pk} {dispute.status}" + ("" if changed else " (no change)")
     sub = payment_subscription(disputed.pk)

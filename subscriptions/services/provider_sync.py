@@ -30,6 +30,7 @@ from monetization.errors import Conflict, ErrorCode, InvalidInput
 from monetization.models import AuditEvent, Customer, Provider, ProviderIdentity
 from monetization.providers.base import Acknowledgement, SubscriptionSnapshot, SubscriptionStatus
 from monetization.services.audit import audit_event_build, audit_events_write, audit_record
+from monetization.webhook_queue import webhook_events_wake
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.models import Platform, Sku, Subscription
 from subscriptions.services.lifecycle import (
@@ -138,7 +139,17 @@ def customers_resolve(items: Sequence[tuple[SubscriptionSnapshot, Customer | Non
                 missing[p] = ProviderIdentity(customer=customer, provider=p[0], kind=p[1], value=p[2])
     if missing:
         ProviderIdentity.objects.bulk_create(missing.values(), ignore_conflicts=True)
+        _wake((p[0], p[2]) for p in missing)
     return customers
+
+
+def _wake(subjects) -> None:
+    """Queue the provider events that waited for these (provider, ref) subjects, now known."""
+    by_provider: dict[str, list[str]] = {}
+    for provider, ref in subjects:
+        by_provider.setdefault(provider, []).append(ref)
+    for provider, refs in by_provider.items():
+        webhook_events_wake(provider=provider, subject_refs=refs)
 
 
 _SKU_CACHE: dict[tuple[str, str, str], tuple[float, Sku]] = {}
@@ -258,6 +269,7 @@ def _lock_or_create(requests: Sequence[SyncRequest]) -> tuple[dict[tuple[str, st
         for r, sub in zip(new, rows, strict=True):
             subs[_key(r.snapshot)] = sub
             created.add(_key(r.snapshot))
+        _wake(_key(r.snapshot) for r in new)
         audit_events_write(
             [
                 audit_event_build(

@@ -39,8 +39,6 @@ pytestmark = [
     pytest.mark.worker_env(
         PAYMENT_PROVIDER_STRIPE="monetization.demo.providers.StripeBookDouble",
         STRIPE_DOUBLE_BOOK=str(BOOK),
-        # An event whose subject has not arrived yet waits and is retried: enough tries to outlast the waves.
-        WEBHOOK_APPLY_MAX_RETRIES="20",
     ),
     pytest.mark.timeout(int(os.environ.get("STRIPE_SIM_TIMEOUT", "900"))),
 ]
@@ -93,16 +91,6 @@ def _normal(expected: dict) -> dict:
     }
 
 
-def _settle_with_retries(*, timeout: float) -> None:
-    """Settled, and no event still failed: one that waited for its subject is retried with backoff by the worker."""
-    deadline = time.monotonic() + timeout
-    while True:
-        settle(timeout=max(1.0, deadline - time.monotonic()), quiet=2.0)
-        if not failed_events() or time.monotonic() > deadline:
-            return
-        time.sleep(1.0)
-
-
 def test_random_stripe_histories_converge_on_stripes_book(
     celery_worker_process, live_server, catalog, settings, monkeypatch, django_user_model
 ):
@@ -128,7 +116,7 @@ def test_random_stripe_histories_converge_on_stripes_book(
     deliver_in_order(live_server.url, ordered)
     report = deliver_shuffled(live_server.url, shuffled, rng=random.Random(SEED), repeat=0.3, waves=4, pause=1.0)
     assert report.all_accepted
-    _settle_with_retries(timeout=float(os.environ.get("STRIPE_SIM_SETTLE", "600")))
+    settle(timeout=float(os.environ.get("STRIPE_SIM_SETTLE", "600")), quiet=2.0)
     assert failed_events() == []
     # Support refunds some payments (partial or full, keeping access or ending it); Stripe echoes each refund.
     echoes = {"o": [], "s": []}
@@ -151,7 +139,7 @@ def test_random_stripe_histories_converge_on_stripes_book(
             echoes[history.ns[0]] += history.staff_refund_echo(invoice_id, refund.provider_refund_id, amount, revoke)
     deliver_in_order(live_server.url, echoes["o"])
     echo_report = deliver_shuffled(live_server.url, echoes["s"], rng=random.Random(SEED), repeat=0.5, waves=2)
-    _settle_with_retries(timeout=float(os.environ.get("STRIPE_SIM_SETTLE", "600")))
+    settle(timeout=float(os.environ.get("STRIPE_SIM_SETTLE", "600")), quiet=2.0)
     elapsed = time.monotonic() - started
     assert failed_events() == []
 

@@ -8,11 +8,16 @@ from django.core.management import call_command
 from creators.models import DailyEngagement
 from creators.services.engagement import RowCode, engagement_ingest, iter_json_lines, sniff_rows
 from monetization import clock
+from monetization.services.permissions import System
 
 from .factories import make_creator
 
 pytestmark = pytest.mark.django_db
 NOW = datetime.datetime(2026, 10, 5, tzinfo=datetime.UTC)
+
+
+def ingest(rows, **kwargs):
+    return engagement_ingest(rows, actor=System("test"), **kwargs)
 
 
 def row(creator, day="2026-09-30", source="premium", **metrics):
@@ -41,9 +46,9 @@ def snapshot():
 def test_resending_a_day_replaces_it_never_doubles():
     c = make_creator()
     with clock.frozen(NOW):
-        r1 = engagement_ingest(iter_json_lines(jsonl(row(c), row(c, day="2026-10-01"))))
-        r2 = engagement_ingest(iter_json_lines(jsonl(row(c, impressions=7))))
-        r3 = engagement_ingest(iter_json_lines(jsonl(row(c, impressions=7))))
+        r1 = ingest(iter_json_lines(jsonl(row(c), row(c, day="2026-10-01"))))
+        r2 = ingest(iter_json_lines(jsonl(row(c, impressions=7))))
+        r3 = ingest(iter_json_lines(jsonl(row(c, impressions=7))))
     assert (r1.accepted, r2.accepted, r3.accepted) == (2, 1, 1)
     assert DailyEngagement.objects.count() == 2
     assert DailyEngagement.objects.get(creator=c, day=datetime.date(2026, 9, 30)).impressions == 7
@@ -52,7 +57,7 @@ def test_resending_a_day_replaces_it_never_doubles():
 def test_last_row_for_a_key_in_one_batch_wins_and_sources_are_separate():
     c = make_creator()
     with clock.frozen(NOW):
-        engagement_ingest(
+        ingest(
             iter_json_lines(jsonl(row(c, impressions=1), row(c, impressions=2), row(c, source="web", impressions=3)))
         )
     assert snapshot() == [
@@ -80,9 +85,9 @@ def test_last_row_for_a_key_in_one_batch_wins_and_sources_are_separate():
 def test_rejected_rows_are_reported_by_line_and_change_nothing(bad, code):
     c = make_creator()
     with clock.frozen(NOW):
-        engagement_ingest(iter_json_lines(jsonl(row(c, impressions=5))))
+        ingest(iter_json_lines(jsonl(row(c, impressions=5))))
         before = snapshot()
-        result = engagement_ingest(iter_json_lines(jsonl(row(c, day="2026-10-01"), {**row(c, impressions=999), **bad})))
+        result = ingest(iter_json_lines(jsonl(row(c, day="2026-10-01"), {**row(c, impressions=999), **bad})))
     assert result.accepted == 1
     assert [(r.line, r.code) for r in result.rejected] == [(2, code)]
     after = snapshot()
@@ -93,7 +98,7 @@ def test_rejected_rows_are_reported_by_line_and_change_nothing(bad, code):
 def test_invalid_json_line_and_non_object_are_rejected():
     c = make_creator()
     with clock.frozen(NOW):
-        result = engagement_ingest(iter_json_lines([b"{not json\n", b"[1,2]\n", *jsonl(row(c))]))
+        result = ingest(iter_json_lines([b"{not json\n", b"[1,2]\n", *jsonl(row(c))]))
     assert [(r.line, r.code) for r in result.rejected] == [(1, RowCode.INVALID_JSON), (2, RowCode.NOT_AN_OBJECT)]
     assert result.accepted == 1
 
@@ -101,9 +106,7 @@ def test_invalid_json_line_and_non_object_are_rejected():
 def test_batches_span_months_and_create_partitions():
     c = make_creator()
     with clock.frozen(NOW):
-        result = engagement_ingest(
-            iter_json_lines(jsonl(*[row(c, day=f"2026-{m:02d}-15") for m in range(1, 10)])), batch_size=4
-        )
+        result = ingest(iter_json_lines(jsonl(*[row(c, day=f"2026-{m:02d}-15") for m in range(1, 10)])), batch_size=4)
     assert result.accepted == 9
     assert DailyEngagement.objects.filter(creator=c).count() == 9
 

@@ -97,13 +97,13 @@ def test_unknown_customer_is_404_with_code(client_with_scopes):
     assert response.json()["code"] == "not_found"
 
 
-def test_staff_session_may_read_but_non_staff_may_not(client, customer, django_user_model):
+def test_sessions_staff_or_not_never_pass_a_client_scope(client, customer, django_user_model):
     user = django_user_model.objects.create_user("carol", password="pw-long-enough-1", is_staff=False)
     client.force_login(user)
     assert client.get(URL.format(customer.external_id)).status_code == 403
-    user.is_staff = True
+    user.is_staff = user.is_superuser = True
     user.save()
-    assert client.get(URL.format(customer.external_id)).status_code == 200
+    assert client.get(URL.format(customer.external_id)).status_code == 403
 
 
 def test_entitlements_query_count_hit_zero_miss_bounded(client_with_scopes, customer, django_assert_max_num_queries):

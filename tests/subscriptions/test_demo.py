@@ -4,6 +4,7 @@ import random
 from collections import Counter
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from djmoney.money import Money
 
@@ -166,15 +167,16 @@ def test_demo_inbox_failed_events_replay(catalog):
     known = set(Subscription.objects.values_list("provider_subscription_id", flat=True))
     replayable = [e for e in failed if e.subscription_ref in known]
     assert len(replayable) == 2
+    tries = 1 + settings.WEBHOOK_APPLY_MAX_RETRIES
     for event in failed:
-        assert event.attempts == 7 and event.applied_at is None
+        assert event.attempts == tries and event.applied_at is None
         assert event.last_error == f"RetryableApplyError: subscription {event.subscription_ref} not known yet"
         assert event.received_at > event.occurred_at
     for event in replayable:
         reference = event.payload["data"]["object"]["id"]
         assert not Payment.objects.filter(provider_reference=reference).exists()
         applied = webhook_event_apply(event_id=event.pk)
-        assert applied.status == "applied" and applied.attempts == 8
+        assert applied.status == "applied" and applied.attempts == tries + 1
         payment = Payment.objects.get(provider_reference=reference)
         assert applied.note == f"payment {payment.pk} recorded"
         assert payment.subscription_link.subscription.provider_subscription_id == event.subscription_ref
@@ -183,7 +185,8 @@ def test_demo_inbox_failed_events_replay(catalog):
     with pytest.raises(RetryableApplyError):
         webhook_event_apply(event_id=unknown.pk)
     unknown.refresh_from_db()
-    assert unknown.status == "failed" and unknown.attempts == 8
+    # Still unknown: it waits for its subscription again (the demo's events are recent), or fails if too old.
+    assert unknown.status in ("waiting", "failed") and unknown.attempts == tries + 1
     assert ledger_report().balanced
 
 

@@ -18,7 +18,8 @@ def _staff(name: str, role: str | None):
     return user
 
 
-def test_support_sees_failed_events_and_replays_them(client, catalog, customers):
+def test_support_sees_failed_events_and_replays_them(client, catalog, customers, settings):
+    settings.WEBHOOK_WAITING_GIVE_UP_HOURS = settings.WEBHOOK_APPLY_MAX_RETRIES = 0  # no waiting: it fails at once
     post_stripe(client, fixture("stripe", "invoice.paid"))  # fails: subscription unknown
     event = WebhookEvent.objects.get()
     assert event.status == "failed"
@@ -41,7 +42,8 @@ def test_support_sees_failed_events_and_replays_them(client, catalog, customers)
     assert AuditEvent.objects.filter(action="webhook.replay", actor=support).exists()
 
 
-def test_finance_can_view_but_not_replay(client, catalog, customers):
+def test_finance_can_view_but_not_replay(client, catalog, customers, settings):
+    settings.WEBHOOK_WAITING_GIVE_UP_HOURS = settings.WEBHOOK_APPLY_MAX_RETRIES = 0
     post_stripe(client, fixture("stripe", "invoice.paid"))
     event = WebhookEvent.objects.get()
     client.force_login(_staff("finance", "Finance"))
@@ -54,3 +56,15 @@ def test_finance_can_view_but_not_replay(client, catalog, customers):
 def test_staff_without_a_role_cannot_see_the_inbox(client):
     client.force_login(_staff("nobody", None))
     assert client.get("/admin/monetization/webhookevent/").status_code == 403
+
+
+def test_the_inbox_shows_waiting_events_with_their_age_and_attempts(client, catalog, customers):
+    post_stripe(client, fixture("stripe", "invoice.paid"))  # waits: subscription unknown
+    event = WebhookEvent.objects.get()
+    assert event.status == "waiting"
+    client.force_login(_staff("support", "Support"))
+    listing = client.get("/admin/monetization/webhookevent/?status__exact=waiting")
+    assert listing.status_code == 200 and b"evt_1QinvoicePaid0000000001" in listing.content
+    assert b"Waiting for its subject" in listing.content and b"minute" in listing.content  # its age
+    detail = client.get(f"/admin/monetization/webhookevent/{event.pk}/change/")
+    assert b"sub_1QwebPremium0000000001" in detail.content and b"Next attempt at" in detail.content

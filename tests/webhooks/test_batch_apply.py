@@ -34,11 +34,11 @@ def _store(events) -> list[int]:
 
 
 def _apply_in_batches(ids: list[int], size: int) -> None:
-    """What a worker does: batches, then the failed ones again (Celery's retries)."""
+    """What a worker does: batches, then the waiting and retrying ones again (the sweep's retries)."""
     for start in range(0, len(ids), size):
         webhook_events_apply_batch(event_ids=ids[start : start + size])
     for _ in range(3):
-        failed = list(WebhookEvent.objects.filter(status="failed").values_list("id", flat=True))
+        failed = list(WebhookEvent.objects.filter(status__in=["waiting", "retrying"]).values_list("id", flat=True))
         if failed:
             webhook_events_apply_batch(event_ids=failed)
 
@@ -72,7 +72,7 @@ def test_a_batch_ends_where_one_at_a_time_ends(catalog, customers, data):
     ref_trail = [(a, b, x, label.replace(f"sub_ref{n}", "S")) for a, b, x, label in _trail("stripe", f"sub_ref{n}")]
     bat_trail = [(a, b, x, label.replace(f"sub_bat{n}", "S")) for a, b, x, label in _trail("stripe", f"sub_bat{n}")]
     assert ref_trail == bat_trail
-    assert not WebhookEvent.objects.filter(status__in=["received", "failed"]).exists()
+    assert not WebhookEvent.objects.filter(status__in=["received", "waiting", "retrying", "failed"]).exists()
 
 
 def _new_subscription_events(prefix: str, count: int) -> list:

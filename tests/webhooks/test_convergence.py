@@ -31,14 +31,15 @@ _run = itertools.count()
 
 
 def _deliver(events, order) -> None:
-    """Deliver events in ``order`` (indices, duplicates allowed); failed ones are retried at the end, like Celery."""
+    """Deliver events in ``order`` (indices, duplicates allowed); waiting and retrying ones are tried again at
+    the end, like the sweep."""
     for i in order:
         for event_id, created in webhook_store(events=[events[i]]):
             if created:
                 with contextlib.suppress(Exception):
                     webhook_event_apply(event_id=event_id)
     for _ in range(3):
-        for event_id in WebhookEvent.objects.filter(status="failed").values_list("id", flat=True):
+        for event_id in WebhookEvent.objects.filter(status__in=["waiting", "retrying"]).values_list("id", flat=True):
             with contextlib.suppress(Exception):
                 webhook_event_apply(event_id=event_id)
 

@@ -185,18 +185,26 @@ def test_full_refund_is_booked_once_and_leaves_access(client, catalog, customers
     assert stripe_http.requests[0]["path"] == "/v1/invoice_payments"
 
 
-def test_invoice_before_its_subscription_fails_visibly_and_is_acknowledged(client, catalog, customers):
-    # Retries with backoff are exercised with a real worker (test_worker.py); eager mode stops at the first.
+def test_invoice_before_its_subscription_waits_for_it_and_is_applied_when_it_arrives(client, catalog, customers):
     response = post_stripe(client, fixture("stripe", "invoice.paid"))
     assert response.status_code == 200
     event = WebhookEvent.objects.get()
-    assert event.status == WebhookEvent.Status.FAILED and event.attempts == 1
-    assert "not known yet" in event.last_error
+    assert event.status == WebhookEvent.Status.WAITING and event.attempts == 1
+    assert event.waiting_for == "sub_1QwebPremium0000000001" and "not known yet" in event.last_error
+    assert event.next_attempt_at > event.last_attempt_at  # the sweep looks again later, with backoff
+
+    # The subscription's own event creates it: the waiting invoice is queued at once (inline here).
+    post_stripe(client, fixture("stripe", "customer.subscription.created"))
+    event.refresh_from_db()
+    assert event.status == WebhookEvent.Status.APPLIED and event.attempts == 2
+    assert (event.waiting_for, event.next_attempt_at) == ("", None)
+    assert Payment.objects.filter(provider_reference="in_1QwebInvoice00000000001").count() == 1
 
 
-def test_replay_applies_a_failed_event_once_its_subscription_arrived(client, catalog, customers, admin_user):
+def test_replay_applies_a_failed_event_once_its_subscription_arrived(client, catalog, customers, admin_user, settings):
     from monetization.webhook_queue import webhook_event_replay
 
+    settings.WEBHOOK_WAITING_GIVE_UP_HOURS = settings.WEBHOOK_APPLY_MAX_RETRIES = 0  # failed, left to a person
     post_stripe(client, fixture("stripe", "invoice.paid"))
     event = WebhookEvent.objects.get()
     assert event.status == WebhookEvent.Status.FAILED

@@ -11,7 +11,6 @@ from monetization.providers.stripe import payloads
 from monetization.roles import sync_roles
 from monetization.services.disputes import DISPUTE_FEES, DISPUTES
 from monetization.services.ledger import ledger_report
-from monetization.webhook_queue import webhook_event_replay
 from subscriptions.models import Subscription
 
 from .support import fixture, post_stripe
@@ -90,14 +89,15 @@ def test_a_won_dispute_reverses_the_withdrawal(client, paid):
     assert ledger_report().balanced
 
 
-def test_a_dispute_before_its_invoice_waits_for_it(client, catalog, customers, stripe_http, admin_user):
+def test_a_dispute_before_its_invoice_waits_for_it(client, catalog, customers, stripe_http):
     stripe_http.responses[("get", "/v1/invoice_payments")] = fixture("stripe", "invoice_payments.list")
     post_stripe(client, WITHDRAWN)
     event = WebhookEvent.objects.get(event_id="evt_d2")
-    assert event.status == WebhookEvent.Status.FAILED and "not known yet" in event.last_error
+    assert event.status == WebhookEvent.Status.WAITING and event.waiting_for == "in_1QwebInvoice00000000001"
     post_stripe(client, fixture("stripe", "customer.subscription.created"))
     post_stripe(client, fixture("stripe", "invoice.paid"))
-    webhook_event_replay(event=event, user=admin_user, reason="retry")
+    event.refresh_from_db()
+    assert event.status == WebhookEvent.Status.APPLIED
     assert Dispute.objects.get().withdrawn.amount == Decimal("8.00")
 
 

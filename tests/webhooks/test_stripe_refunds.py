@@ -10,7 +10,6 @@ from monetization.models import Payment, Refund, WebhookEvent
 from monetization.providers.stripe import payloads
 from monetization.services.ledger import ledger_report
 from monetization.services.refunds import refund_request
-from monetization.webhook_queue import webhook_event_replay
 from subscriptions.models import Subscription
 
 from .support import fixture, post_stripe
@@ -64,10 +63,8 @@ def _sub() -> Subscription:
     return Subscription.objects.get(provider="stripe", provider_subscription_id=SUB)
 
 
-def _retry_waiting(user) -> None:
-    """What the retry with backoff does with a real worker: apply again the events that waited."""
-    for event in WebhookEvent.objects.filter(status=WebhookEvent.Status.FAILED):
-        webhook_event_replay(event=event, user=user, reason="retry")
+def _waiting() -> list[tuple[str, str]]:
+    return list(WebhookEvent.objects.filter(status=WebhookEvent.Status.WAITING).values_list("event_id", "waiting_for"))
 
 
 SUBSCRIBED = fixture("stripe", "customer.subscription.created")
@@ -84,9 +81,7 @@ REST = _refund("re_3Qrest0000000000001", 500)
         ("subscribed", "paid", "charge_partial", "refund_first", "refund_rest", "charge_full"),
     ],
 )
-def test_refunds_arriving_before_their_invoice_wait_and_are_booked_once(
-    client, catalog, customers, stripe_api, admin_user, order
-):
+def test_refunds_arriving_before_their_invoice_wait_and_are_booked_once(client, catalog, customers, stripe_api, order):
     _stripe_lists_refunds(stripe_api, PARTIAL, REST)  # what Stripe lists by the time the events are applied
     events = {
         "subscribed": SUBSCRIBED,
@@ -98,10 +93,9 @@ def test_refunds_arriving_before_their_invoice_wait_and_are_booked_once(
     }
     for name in order:
         assert post_stripe(client, events[name]).status_code == 200
-    # A refund whose invoice is not known yet waits; it is never ignored for that.
+    # A refund whose invoice is not known yet waited for it (never ignored), and was applied when it came.
     assert not WebhookEvent.objects.filter(status=WebhookEvent.Status.IGNORED).exists()
-    for _ in range(3):
-        _retry_waiting(admin_user)
+    assert _waiting() == []
     for name in order:  # Stripe delivers at least once: every event again, under the same ids
         post_stripe(client, events[name])
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"applied"}
@@ -181,21 +175,24 @@ def test_a_refund_made_in_stripes_dashboard_is_booked_and_leaves_access(client, 
     events = {"paid": PAID, "refund": _charge_refunded("evt_dash", 800, 1767312000)}
     for name in first:
         post_stripe(client, events[name])
-    if first[0] == "refund":
-        WebhookEvent.objects.filter(event_id="evt_dash").update(status=WebhookEvent.Status.RECEIVED)
-        from monetization.services.webhooks import webhook_event_apply
-
-        webhook_event_apply(event_id=WebhookEvent.objects.get(event_id="evt_dash").pk)
     assert Refund.objects.get().provider_refund_id == "re_dash"
     assert _sub().state == Subscription.State.ACTIVE
 
 
-def test_a_payment_failure_before_its_subscription_waits_for_it(client, catalog, customers, admin_user):
+def test_a_payment_failure_before_its_subscription_waits_for_it(client, catalog, customers):
     from monetization.models import AuditEvent
 
     post_stripe(client, fixture("stripe", "invoice.payment_failed"))
-    event = WebhookEvent.objects.get()
-    assert event.status == WebhookEvent.Status.FAILED and "not known yet" in event.last_error
+    assert _waiting() == [(fixture("stripe", "invoice.payment_failed")["id"], SUB)]
     post_stripe(client, SUBSCRIBED)
-    _retry_waiting(admin_user)
+    assert _waiting() == []
     assert AuditEvent.objects.filter(action="payment.failed").count() == 1
+
+
+def test_a_refund_before_its_invoice_waits_for_that_invoice(client, catalog, customers, stripe_api):
+    _stripe_lists_refunds(stripe_api, PARTIAL)
+    post_stripe(client, SUBSCRIBED)
+    post_stripe(client, _refund_event("evt_early", PARTIAL, 1767312000))
+    assert _waiting() == [("evt_early", INVOICE)]
+    post_stripe(client, PAID)  # the payment is recorded: what waited for it is applied at once
+    assert _waiting() == [] and Refund.objects.get().provider_refund_id == PARTIAL["id"]

@@ -6,6 +6,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from creators.services.engagement import engagement_ingest, sniff_rows
+from monetization.services.permissions import System
 
 
 class Command(BaseCommand):
@@ -32,7 +33,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         with stream:
             result = engagement_ingest(
-                sniff_rows(stream, fmt=options["format"]), batch_size=options["batch_size"], progress=progress
+                sniff_rows(stream, fmt=options["format"]),
+                actor=System(f"command:ingest_engagement {path}"),
+                batch_size=options["batch_size"],
+                progress=progress,
             )
         for row in sorted(result.rejected, key=lambda r: r.line)[:50]:
             self.stdout.write(f"  line {row.line}: {row.code} {row.detail}")

@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('monetization', '0006_audit_fk_indexes_covered'),
+        ('monetization', '0009_merge_inbox_and_roles'),
     ]
 
     operations = [

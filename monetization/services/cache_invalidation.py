@@ -1,0 +1,106 @@
+"""Cache invalidations that survive a cache outage: degrade to correct, never to open.
+
+A change that makes cached answers wrong (a revoked subscription, grant or API key) names the
+cache keys with :func:`cache_invalidate` inside its transaction. Each key is written as a
+:class:`CacheInvalidation` row in that same transaction, so the need to forget it commits with
+the change. After commit the keys are deleted and their rows with them; should the cache be
+unreachable, the rows stay and are retried:
+
+- by every process that reads those caches, before it trusts a cached answer: at most once
+  per ``CACHE_INVALIDATION_CHECK_INTERVAL`` seconds it looks for pending rows
+  (:func:`cache_trusted`), and while some cannot be deleted it reads PostgreSQL instead;
+- by the periodic task ``monetization.tasks_cache.cache_invalidations_flush``.
+
+So a revocation committed while Redis is down is enforced from the database during the
+outage, and within the check interval once Redis is back with its old entries.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError, transaction
+
+from monetization.cache import CACHE_ERRORS
+from monetization.models import CacheInvalidation
+
+logger = logging.getLogger(__name__)
+
+FLUSH_BATCH = 1000
+
+_next_check = 0.0  # per process: when to look for pending invalidations again (time.monotonic)
+
+
+def cache_invalidate(keys: Iterable[str], *, then=None) -> None:
+    """Forget these cache keys once the current transaction commits, even across a cache outage.
+
+    ``then`` (optional) runs after a successful delete, still after commit: e.g. to write the
+    committed value in place of the deleted one. A cache error after commit is logged, never
+    raised: the change is committed and the rows are retried.
+    """
+    keys = sorted(set(keys))
+    if not keys:
+        return
+    rows = CacheInvalidation.objects.bulk_create([CacheInvalidation(key=k) for k in keys])
+    ids = [r.pk for r in rows]
+
+    def delete():
+        try:
+            cache.delete_many(keys)
+        except CACHE_ERRORS as exc:
+            logger.warning("Cache unreachable after commit; %d invalidation(s) left for retry: %s", len(keys), exc)
+            _recheck_soon()
+            return
+        CacheInvalidation.objects.filter(pk__in=ids).delete()
+        if then is not None:
+            then()
+
+    transaction.on_commit(delete, robust=True)
+
+
+def cache_invalidations_flush(*, limit: int = FLUSH_BATCH) -> int:
+    """Delete the cache keys of pending invalidation rows, then the rows. Raises a cache error
+    when the cache is still unreachable (the rows stay). Returns how many rows were flushed."""
+    flushed = 0
+    while True:
+        rows = list(CacheInvalidation.objects.order_by("pk").values_list("pk", "key")[:limit])
+        if not rows:
+            return flushed
+        cache.delete_many({key for _, key in rows})
+        CacheInvalidation.objects.filter(pk__in=[pk for pk, _ in rows]).delete()
+        flushed += len(rows)
+        if len(rows) < limit:
+            return flushed
+
+
+def cache_trusted() -> bool:
+    """Whether this process may serve entries from the cache it invalidates through these rows.
+
+    Costs nothing between checks; a check is one indexed query (and a flush when rows wait).
+    False while pending invalidations cannot be flushed (then read from the database).
+    """
+    global _next_check
+    now = time.monotonic()
+    if now < _next_check:
+        return True
+    try:
+        cache_invalidations_flush()
+    except CACHE_ERRORS:
+        _next_check = 0.0  # look again on the next request
+        return False
+    except DatabaseError:
+        # PostgreSQL down: nothing can be revoked meanwhile, and the cache is all there is to answer from.
+        logger.warning("Pending cache invalidations could not be read; serving the cache.", exc_info=True)
+        _next_check = now + settings.CACHE_INVALIDATION_CHECK_INTERVAL
+        return True
+    _next_check = now + settings.CACHE_INVALIDATION_CHECK_INTERVAL
+    return True
+
+
+def _recheck_soon() -> None:
+    global _next_check
+    _next_check = 0.0
