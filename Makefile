@@ -8,7 +8,7 @@ PGURL ?= postgres://postgres@127.0.0.1:5432
 TEST_DATABASE_URL ?= $(PGURL)/backoffice
 REDIS ?= redis://127.0.0.1:6379
 
-.PHONY: run test bench lint services venv
+.PHONY: run test bench lint services venv soak
 
 $(STAMP): requirements.txt
 	@command -v $(PY) >/dev/null || { echo "$(PY) not found"; exit 1; }
@@ -43,6 +43,14 @@ test: $(STAMP) services
 	REDIS_URL=$${REDIS_URL:-$(REDIS)/1} CELERY_TEST_BROKER_URL=$${CELERY_TEST_BROKER_URL:-$(REDIS)/2} DEBUG=1 \
 	$(BIN)/python -m backoffice.embedded_db run --prefer "$${DATABASE_URL:-$(TEST_DATABASE_URL)}" -- \
 	$(BIN)/pytest --create-db -q
+
+# Thousands of simulated provider histories (outside CI): STRIPE_SIM_HISTORIES, STRIPE_SIM_SEED to vary.
+soak: $(STAMP) services
+	REDIS_URL=$${REDIS_URL:-$(REDIS)/1} CELERY_TEST_BROKER_URL=$${CELERY_TEST_BROKER_URL:-$(REDIS)/2} DEBUG=1 \
+	STRIPE_SIM_HISTORIES=$${STRIPE_SIM_HISTORIES:-5000} STRIPE_SIM_TIMEOUT=$${STRIPE_SIM_TIMEOUT:-21600} \
+	STRIPE_SIM_SETTLE=$${STRIPE_SIM_SETTLE:-7200} \
+	$(BIN)/python -m backoffice.embedded_db run --prefer "$${DATABASE_URL:-$(TEST_DATABASE_URL)}" -- \
+	$(BIN)/pytest --create-db -q -s tests/convergence/test_stripe_simulator.py
 
 bench: $(STAMP) services
 	DATABASE_URL=$${DATABASE_URL:-$(PGURL)/backoffice_bench} REDIS_URL=$${REDIS_URL:-$(REDIS)/3} \

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from backoffice.env import Environment, enabled_providers, require_provider_credentials
@@ -345,6 +346,11 @@ CELERY_BEAT_SCHEDULE["sweep-webhook-events"] = {
 CELERY_BEAT_SCHEDULE["acknowledge-play-purchases"] = {
     "task": "subscriptions.acknowledge_play_purchases",
     "schedule": 3600.0,
+}
+# Nightly reconciliation with every provider's books (the drift left is a figure on Finance's dispute queue).
+CELERY_BEAT_SCHEDULE["reconcile-providers"] = {
+    "task": "subscriptions.reconcile_providers",
+    "schedule": crontab(hour=3, minute=30),
 }
 
 # verified_orgs: invitation expiry (7 days). Organizations follow their subscription's grace and

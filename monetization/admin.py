@@ -12,7 +12,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.template.response import TemplateResponse
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
@@ -21,6 +21,7 @@ from monetization.models import (
     ApiKey,
     AuditEvent,
     Customer,
+    Dispute,
     IdempotencyKey,
     JournalEntry,
     JournalLine,
@@ -265,6 +266,50 @@ class PaymentAdmin(LargeTableAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Dispute)
+class DisputeAdmin(AppendOnlyAdmin, LargeTableAdmin):
+    """Finance's dispute queue: open chargebacks first, the nearest evidence deadline on top.
+
+    Read-only: disputes are written by provider events; evidence is submitted at the provider.
+    Seeing it takes ``view_dispute`` (Finance).
+    """
+
+    list_display = (
+        "provider_dispute_id",
+        "evidence_due_by",
+        "status",
+        "amount",
+        "withdrawn",
+        "fees",
+        "reason",
+        "customer",
+        "payment",
+        "opened_at",
+    )
+    list_filter = ("status", "provider")
+    list_select_related = ("customer", "payment")
+    provider_scoped_search_fields = ("provider_dispute_id",)
+    integer_search_fields = ("id", "customer_id", "payment_id")
+    search_help_text = "Exact provider dispute id, dispute id, customer id or payment id."
+
+    def changelist_view(self, request, extra_context=None):
+        # The figure Finance watches beside the queue: what the last reconciliation with each provider left.
+        runs = AuditEvent.objects.filter(action="reconcile.run").order_by("object_id", "-id").distinct("object_id")
+        for run in runs:
+            self.message_user(
+                request,
+                f"Reconciliation with {run.object_id} ({run.occurred_at:%Y-%m-%d %H:%M}): "
+                f"{run.after.get('drifts', 0)} drift(s), {run.after.get('left', 0)} left for a person.",
+                messages.WARNING if run.after.get("left") else messages.INFO,
+            )
+        return super().changelist_view(request, extra_context)
+
+    def get_queryset(self, request):
+        # Open disputes first (what Finance must answer), then by deadline.
+        open_first = Case(When(status__in=Dispute.OPEN, then=Value(0)), default=Value(1))
+        return super().get_queryset(request).order_by(open_first, "evidence_due_by", "id")
 
 
 # --- Ledger ------------------------------------------------------------------------------------

@@ -45,6 +45,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 # Webhook inbox: Support and Finance read it; Support replays failed events.
 ROLE_PERMISSIONS[SUPPORT] += ["monetization.view_webhookevent", "monetization.replay_webhookevent"]
 ROLE_PERMISSIONS[FINANCE] += ["monetization.view_webhookevent"]
+# Disputes: Finance answers them (the queue by evidence due date).
+ROLE_PERMISSIONS[FINANCE] += ["monetization.view_dispute"]
 
 
 def role_permissions() -> dict[str, set[str]]:

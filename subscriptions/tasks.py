@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from subscriptions.services.play_acknowledgement import play_acknowledge_pending
+from subscriptions.services.reconcile import providers_reconcile_recent
 from subscriptions.services.sweep import lifecycle_sweep
 
 logger = logging.getLogger(__name__)
@@ -25,3 +26,11 @@ def lifecycle_sweep_task() -> dict:
 def acknowledge_play_purchases() -> int:
     """Play refunds purchases not acknowledged within 3 days: acknowledge the ones that slipped through."""
     return play_acknowledge_pending()
+
+
+@shared_task(name="subscriptions.reconcile_providers", ignore_result=True)
+def reconcile_providers() -> dict[str, int]:
+    """Nightly: compare every provider's books with ours, repair what a resync can, record the drift left."""
+    left = providers_reconcile_recent()
+    logger.info("reconciliation, drifts left: %s", left)
+    return left

@@ -11,6 +11,8 @@ Nothing here is in the production schema.
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -18,6 +20,7 @@ from datetime import timedelta
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.money import minor_from_money
 from monetization.providers.base import (
     PayoutError,
     ProviderError,
@@ -28,6 +31,7 @@ from monetization.providers.base import (
     TransferResult,
     UnsupportedOperation,
 )
+from monetization.providers.stripe import StripeProvider
 
 
 @dataclass
@@ -122,3 +126,60 @@ class FakePayoutProvider:
             result = TransferResult(transfer_id=f"tr_fake_{next(self._ids)}", amount=amount, destination=destination)
             self.transfers[idempotency_key] = result
             return result
+
+
+class StripeBookDouble(StripeProvider):
+    """The real Stripe adapter (signatures, payload parsing), its API reads answered from a simulator's book.
+
+    The book is a JSON file (``STRIPE_DOUBLE_BOOK``, from the environment, so a worker process reads
+    the same one): which invoice each payment intent paid, each charge's refunds. Written by the
+    convergence tests' Stripe simulator before it delivers its events.
+    """
+
+    _lock = threading.Lock()
+
+    def _path(self) -> str:
+        return os.environ.get("STRIPE_DOUBLE_BOOK", "")
+
+    def _book(self) -> dict:
+        try:
+            mtime = os.stat(self._path()).st_mtime_ns
+        except OSError:
+            raise ProviderError("the Stripe double has no book", code="provider_unavailable", retryable=True) from None
+        cached = getattr(self, "_cached", None)
+        if cached is None or cached[0] != mtime:
+            with open(self._path()) as fh:
+                self._cached = cached = (mtime, json.load(fh))
+        return cached[1]
+
+    def refund(self, *, payment_reference: str, amount: Money, idempotency_key: str, reason: str) -> RefundResult:
+        """A refund of an invoice's charge, entered in the book (the worker then reads it), once per key."""
+        with self._lock:
+            book = self._book()
+            done = book.setdefault("refunds_by_key", {}).get(idempotency_key)
+            if done is None:
+                invoice = book["invoices"].get(payment_reference)
+                if invoice is None:
+                    raise ProviderError(f"No payment found for invoice {payment_reference}.", code="not_found")
+                refunds = book["charge_refunds"].setdefault(invoice["charge"], [])
+                done = {
+                    "id": f"re_{payment_reference}_{len(refunds) + 1}",
+                    "object": "refund",
+                    "amount": minor_from_money(amount),
+                    "charge": invoice["charge"],
+                    "currency": str(amount.currency).lower(),
+                    "payment_intent": invoice["intent"],
+                    "status": "succeeded",
+                }
+                refunds.append(done)
+                book["refunds_by_key"][idempotency_key] = done
+                with open(self._path(), "w") as fh:
+                    json.dump(book, fh)
+                self._cached = None
+        return RefundResult(provider_refund_id=done["id"], amount=amount, status="succeeded")
+
+    def invoice_for_payment_intent(self, payment_intent: str) -> str:
+        return self._book()["intents"].get(payment_intent, "")
+
+    def charge_refunds(self, charge_id: str) -> list[dict]:
+        return list(self._book()["charge_refunds"].get(charge_id, []))

@@ -2,6 +2,7 @@ from .api_keys import ApiKey
 from .audit import AuditEvent
 from .cache import CacheInvalidation
 from .customers import Customer, Provider, ProviderIdentity
+from .disputes import Dispute
 from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
 from .payments import Payment
@@ -13,6 +14,7 @@ __all__ = [
     "AuditEvent",
     "CacheInvalidation",
     "Customer",
+    "Dispute",
     "IdempotencyKey",
     "JournalEntry",
     "JournalLine",

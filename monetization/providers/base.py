@@ -174,6 +174,27 @@ class RefundReport:
 
 
 @dataclass(frozen=True)
+class DisputeReport:
+    """A chargeback on one of the provider's payments, as the provider's dispute object stands now.
+
+    Every report is the whole dispute (status and every balance transaction so far), so
+    applying the newest last converges whatever order the reports came in. ``movements``:
+    (balance transaction id, amount, fee) in minor units, signed as the provider's balance
+    sees them (a withdrawal is negative, a reinstatement positive).
+    """
+
+    provider_dispute_id: str
+    payment_reference: str
+    amount_minor: int
+    currency: str
+    status: str  # a Dispute.Status value
+    as_of: datetime
+    reason: str = ""
+    evidence_due_by: datetime | None = None
+    movements: tuple[tuple[str, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class EventFacts:
     """What one stored provider event says, in the back office's words (read by its provider package)."""
 
@@ -187,6 +208,7 @@ class EventFacts:
     refund_reported: dict | None = None
     access_ends: bool = False
     replaces: str = ""  # the provider subscription id this one replaces (a Play upgrade or resubscribe)
+    dispute: DisputeReport | None = None  # a chargeback opened, moved money, or closed
 
 
 @dataclass(frozen=True)

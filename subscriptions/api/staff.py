@@ -155,6 +155,8 @@ class SubscriptionActionView(StaffView):
         v = data.validated_data
         sub = get_object_or_404(Subscription, pk=pk)
         common = {"subscription": sub, "user": request.user, "reason": v["reason"]}
+        if action != "revoke":  # the provider's idempotency key follows the client's own key for this action
+            common["action_id"] = request.headers.get("Idempotency-Key", "").strip()
         if action == "cancel":
             sub = actions.subscription_cancel(**common, at_period_end=v["at_period_end"])
         elif action == "extend":

@@ -72,11 +72,22 @@ def _ensure(subscription: Subscription, transition: str) -> None:
         raise IllegalTransition(f"Cannot {transition} a subscription that is {subscription.state}.")
 
 
-def _op_key(subscription: Subscription, op: str) -> str:
-    return f"{op}:{subscription.pk}:{clock.now().isoformat()}"
+def _op_key(subscription: Subscription, op: str, *params, action_id: str = "") -> str:
+    """The provider idempotency key of one staff action, the same for every retry of it.
+
+    ``action_id`` is the action's own id when the caller has one (the API's Idempotency-Key);
+    otherwise the action is named by what it acts on: the subscription as the staff member saw
+    it (its last change) and the parameters. A retry after a timeout changed nothing here, so it
+    sends the same key and the provider answers it once; the next action starts from a changed
+    subscription and gets a new key.
+    """
+    origin = action_id or f"v{subscription.updated_at.isoformat()}"
+    return ":".join(str(part) for part in (op, subscription.pk, *params, origin))[:255]
 
 
-def subscription_cancel(*, subscription: Subscription, user, reason: str, at_period_end: bool = True) -> Subscription:
+def subscription_cancel(
+    *, subscription: Subscription, user, reason: str, at_period_end: bool = True, action_id: str = ""
+) -> Subscription:
     """Cancel at period end (auto-renew off, access until then) or now (access ends now)."""
     _check(user, PERM_CANCEL, reason, "Cancelling a subscription")
     subscription.refresh_from_db()
@@ -88,7 +99,9 @@ def subscription_cancel(*, subscription: Subscription, user, reason: str, at_per
             provider.cancel_subscription,
             subscription.provider_subscription_id,
             at_period_end=at_period_end,
-            idempotency_key=_op_key(subscription, "cancel"),
+            idempotency_key=_op_key(
+                subscription, "cancel", "period_end" if at_period_end else "now", action_id=action_id
+            ),
         )
     cause = Cause.staff(user, reason)
     if at_period_end:
@@ -108,7 +121,9 @@ def subscription_cancel(*, subscription: Subscription, user, reason: str, at_per
     )
 
 
-def subscription_extend(*, subscription: Subscription, user, reason: str, days: int) -> Subscription:
+def subscription_extend(
+    *, subscription: Subscription, user, reason: str, days: int, action_id: str = ""
+) -> Subscription:
     """Push the period end out by ``days`` where the platform allows it (Stripe, App Store extension)."""
     _check(user, PERM_EXTEND, reason, "Extending a subscription")
     if not isinstance(days, int) or not 1 <= days <= MAX_EXTEND_DAYS:
@@ -125,7 +140,7 @@ def subscription_extend(*, subscription: Subscription, user, reason: str, days: 
             subscription.provider_subscription_id,
             days=days,
             reason=reason,
-            idempotency_key=_op_key(subscription, "extend"),
+            idempotency_key=_op_key(subscription, "extend", days, action_id=action_id),
         )
         new_end = getattr(snap, "current_period_end", None) or new_end
     return subscription_change_state(
@@ -142,16 +157,18 @@ def _pause_supported(subscription: Subscription) -> None:
         raise UnsupportedByProvider(f"{subscription.get_provider_display()} subscriptions cannot be paused by us.")
 
 
-def subscription_pause(*, subscription: Subscription, user, reason: str) -> Subscription:
+def subscription_pause(*, subscription: Subscription, user, reason: str, action_id: str = "") -> Subscription:
     """Stop charging and access until resumed (Stripe: collection paused, invoices voided)."""
-    return _pause_or_resume(subscription, user=user, reason=reason, operation="pause")
+    return _pause_or_resume(subscription, user=user, reason=reason, operation="pause", action_id=action_id)
 
 
-def subscription_resume(*, subscription: Subscription, user, reason: str) -> Subscription:
-    return _pause_or_resume(subscription, user=user, reason=reason, operation="resume")
+def subscription_resume(*, subscription: Subscription, user, reason: str, action_id: str = "") -> Subscription:
+    return _pause_or_resume(subscription, user=user, reason=reason, operation="resume", action_id=action_id)
 
 
-def _pause_or_resume(subscription: Subscription, *, user, reason: str, operation: str) -> Subscription:
+def _pause_or_resume(
+    subscription: Subscription, *, user, reason: str, operation: str, action_id: str = ""
+) -> Subscription:
     _check(user, PERM_PAUSE, reason, "Pausing a subscription" if operation == "pause" else "Resuming a subscription")
     subscription.refresh_from_db()
     _pause_supported(subscription)
@@ -161,7 +178,7 @@ def _pause_or_resume(subscription: Subscription, *, user, reason: str, operation
         _call(
             getattr(provider, f"{operation}_subscription"),
             subscription.provider_subscription_id,
-            idempotency_key=_op_key(subscription, operation),
+            idempotency_key=_op_key(subscription, operation, action_id=action_id),
         )
     return subscription_change_state(
         subscription=subscription,

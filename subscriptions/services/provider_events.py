@@ -21,8 +21,10 @@ from monetization.models import Payment, WebhookEvent
 from monetization.providers import provider_package
 from monetization.providers.base import EventIgnored, SubjectMissing
 from monetization.services.audit import audit_record
+from monetization.services.disputes import dispute_record_reported
 from monetization.services.refunds import refunds_record_reported
 from monetization.services.webhooks import EventApplier
+from monetization.webhook_queue import webhook_events_wake
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
 from subscriptions.services.payments import payment_subscription, subscription_payment_record
@@ -95,14 +97,20 @@ def provider_event_apply(event: WebhookEvent) -> str:
             kind=report.kind,
             occurred_at=report.occurred_at,
         )
+        if created:
+            # Refunds and disputes of this payment that came first wait for it: apply them now.
+            webhook_events_wake(provider=event.provider, subject_refs=[report.provider_reference])
         if alone:
             return f"payment {payment.pk} {'recorded' if created else 'already recorded'}"
         notes.append(f"payment {payment.pk}")
 
     if facts.payment_failed is not None:
+        if not facts.subscription_ref:
+            raise EventIgnored("payment failure of no subscription")
         sub = _subscription(event.provider, facts.subscription_ref)
         if sub is None:
-            raise EventIgnored("payment failure for an unknown subscription")
+            # Support reads dunning on the subscription's timeline: wait for the subscription.
+            raise SubjectMissing(f"subscription {facts.subscription_ref} not known yet")
         audit_record(
             action="payment.failed",
             obj=sub,
@@ -113,34 +121,77 @@ def provider_event_apply(event: WebhookEvent) -> str:
         )
         return f"payment failure recorded on subscription {sub.pk}"
 
+    if facts.dispute is not None:
+        return _dispute_apply(event, facts, cause)
+
     if facts.refund is not None:
+        reference = facts.refund.payment_reference
         refunded = (
             Payment.objects.select_related("customer")
-            .filter(provider=event.provider, provider_reference=facts.refund.payment_reference)
+            .filter(provider=event.provider, provider_reference=reference)
             .first()
         )
+        if refunded is None:
+            # The payment's own event is on its way (providers do not order events): wait for it.
+            raise _payment_missing(reference)
+        # Booking and any access change below run in the caller's transaction: they commit together.
+        booked = refunds_record_reported(payment=refunded, report=facts.refund, cause=cause)
         if sub is None:
             # A refund alone names its payment: that payment's subscription is the one it is about.
-            sub = payment_subscription(refunded.pk) if refunded is not None else None
-            if sub is None:
-                raise EventIgnored("refund of a charge that paid no known subscription invoice")
-            booked = refunds_record_reported(payment=refunded, report=facts.refund, cause=cause)
             created = sum(1 for _refund, new in booked if new)
+            sub = payment_subscription(refunded.pk)
+            if sub is None:
+                return f"refund of payment {refunded.pk} ({created} booked)"
             if facts.access_ends:
                 subscription_revoke_for_refund(
                     subscription=sub, cause=cause, occurred_at=event.occurred_at, detail=facts.refund_reported or {}
                 )
                 return f"full refund ({created} booked): subscription {sub.pk} revoked"
             _refund_reported(sub, cause, facts.refund_reported)
-            return f"partial refund noted ({created} booked); access unchanged"
-        if refunded is not None:
-            for refund, new in refunds_record_reported(payment=refunded, report=facts.refund, cause=cause):
-                notes.append(f"refund {refund.pk} booked" if new else f"refund {refund.pk} already booked")
+            return f"refund noted ({created} booked); access unchanged"
+        for refund, new in booked:
+            notes.append(f"refund {refund.pk} booked" if new else f"refund {refund.pk} already booked")
 
     if facts.refund_reported is not None and sub is not None:
         # Access ended with the snapshot; the provider's reasons go on the timeline.
         _refund_reported(sub, cause, facts.refund_reported)
     return "; ".join(notes)
+
+
+def _payment_missing(reference: str) -> SubjectMissing:
+    """The payment (the provider's invoice or transaction) is not recorded yet: wait for it by its reference."""
+    error = SubjectMissing(f"payment {reference} not known yet")
+    error.subject_ref = reference  # woken when the payment is recorded
+    return error
+
+
+def _dispute_apply(event: WebhookEvent, facts, cause: Cause) -> str:
+    """Record the dispute on its payment; access follows the provider package's rule (on the timeline either way)."""
+    report = facts.dispute
+    disputed = (
+        Payment.objects.select_related("customer")
+        .filter(provider=event.provider, provider_reference=report.payment_reference)
+        .first()
+    )
+    if disputed is None:
+        raise _payment_missing(report.payment_reference)
+    dispute, changed = dispute_record_reported(payment=disputed, report=report, cause=cause)
+    note = f"dispute {dispute.pk} {dispute.status}" + ("" if changed else " (no change)")
+    sub = payment_subscription(disputed.pk)
+    if sub is not None and changed:
+        detail = {"dispute": report.provider_dispute_id, "status": dispute.status, "payment": disputed.pk}
+        if facts.access_ends and dispute.status == dispute.Status.LOST:
+            subscription_revoke_for_refund(subscription=sub, cause=cause, occurred_at=event.occurred_at, detail=detail)
+            return f"{note}: subscription {sub.pk} revoked"
+        audit_record(
+            action="subscription.dispute_reported",
+            obj=sub,
+            actor_kind="provider",
+            actor_label=cause.label,
+            customer=sub.customer,
+            after=detail,
+        )
+    return note
 
 
 def _refund_reported(sub: Subscription, cause: Cause, detail: dict | None) -> None:

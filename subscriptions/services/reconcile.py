@@ -11,10 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
+from monetization import clock
+from monetization.models import AuditEvent
 from monetization.registry import Registry
+from monetization.services.audit import audit_record
+
+# The audit action every run leaves: its ``after`` holds the figures Finance sees (drifts, left).
+RECONCILE_RUN = "reconcile.run"
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,10 @@ class ReconcileResult:
     repaired: int = 0
     repair_failed: int = 0
 
+    @property
+    def left(self) -> int:
+        return len(self.drifts) - self.repaired
+
 
 def provider_reconcile(
     *, provider: str, since: datetime, repair: bool = True, progress: Callable[[Drift], None] | None = None
@@ -61,4 +71,25 @@ def provider_reconcile(
                 result.repaired += 1
         if progress:
             progress(drift)
+    audit_record(
+        action=RECONCILE_RUN,
+        object_type="reconcile.provider",
+        object_id=provider,
+        actor_kind=AuditEvent.ActorKind.SYSTEM,
+        actor_label="reconcile_provider",
+        after={
+            "since": since.isoformat(),
+            "drifts": len(result.drifts),
+            "repaired": result.repaired,
+            "repair_failed": result.repair_failed,
+            "left": result.left,
+            "kinds": sorted({d.kind for d in result.drifts}),
+        },
+    )
     return result
+
+
+def providers_reconcile_recent(*, days: int = 3) -> dict[str, int]:
+    """The nightly run: every registered provider over the last ``days``, repaired; drifts left by provider."""
+    since = clock.now() - timedelta(days=days)
+    return {name: provider_reconcile(provider=name, since=since).left for name, _ in reconcilers.items()}

@@ -106,9 +106,7 @@ def test_invalid_json_line_and_non_object_are_rejected():
 def test_batches_span_months_and_create_partitions():
     c = make_creator()
     with clock.frozen(NOW):
-        result = ingest(
-            iter_json_lines(jsonl(*[row(c, day=f"2026-{m:02d}-15") for m in range(1, 10)])), batch_size=4
-        )
+        result = ingest(iter_json_lines(jsonl(*[row(c, day=f"2026-{m:02d}-15") for m in range(1, 10)])), batch_size=4)
     assert result.accepted == 9
     assert DailyEngagement.objects.filter(creator=c).count() == 9
 

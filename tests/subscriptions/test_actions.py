@@ -142,3 +142,26 @@ def test_grant_for_days_or_until_and_revoke(fake_providers, make_staff, support)
     assert Grant.objects.get(pk=g2.pk).revoked_at is not None
     with pytest.raises(DomainError):
         actions.staff_grant_create(customer=customer, user=support, reason="x", entitlement=ent, days=2, until=until)
+
+
+def test_a_retried_staff_action_sends_the_provider_the_same_idempotency_key(fake_providers, support):
+    """A timeout leaves nothing changed here: the retry is the same request at the provider."""
+    sub = SubscriptionFactory(provider=Provider.STRIPE)
+    stripe = fake_providers("stripe")
+    stripe.fail_next["pause_subscription"] = ProviderError("timed out", code="provider_unavailable", retryable=True)
+    with pytest.raises(DomainError):
+        actions.subscription_pause(subscription=sub, user=support, reason="travelling")
+    actions.subscription_pause(subscription=sub, user=support, reason="travelling")
+    first, retry = [kwargs["key"] for name, kwargs in stripe.calls if name == "pause_subscription"]
+    assert first == retry
+    # The next action on the changed subscription is a new request.
+    actions.subscription_resume(subscription=sub, user=support, reason="back")
+    actions.subscription_pause(subscription=sub, user=support, reason="travelling again")
+    keys = [kwargs["key"] for name, kwargs in stripe.calls if name in ("pause_subscription", "resume_subscription")]
+    assert len(set(keys)) == 3
+
+
+def test_an_action_id_names_the_provider_request(fake_providers, support):
+    sub = SubscriptionFactory(provider=Provider.STRIPE)
+    actions.subscription_pause(subscription=sub, user=support, reason="travelling", action_id="key-1")
+    assert fake_providers("stripe").calls[-1][1]["key"] == f"pause:{sub.pk}:key-1"

@@ -83,6 +83,8 @@ def stripe_subscription_object(
     price_id: str = "price_1QpremiumMonthlyUSD0001",
     trial_end: int | None = None,
     customer: str = STRIPE_CUSTOMER,
+    pause_collection: dict | None = None,
+    canceled_at: int | None = None,
 ) -> dict:
     """The recorded web subscription (tests/fixtures/stripe/customer.subscription.created.json), varied."""
     return stripe_payloads.subscription(
@@ -102,6 +104,8 @@ def stripe_subscription_object(
         default_payment_method="pm_1QcardVisa000000000001",
         cancel_at_period_end=cancel_at_period_end,
         trial_end=trial_end,
+        pause_collection=pause_collection,
+        canceled_at=canceled_at,
         livemode=False,
     )
 

@@ -151,17 +151,23 @@ def test_upgrade_changes_plan_and_renewal_records_a_renewal(client, catalog, cus
     assert payment.kind == Payment.Kind.RENEWAL and payment.amount == Money("22.00", "USD")
 
 
-def test_full_refund_revokes_access(client, catalog, customers, stripe_http, client_with_scopes):
+def test_full_refund_is_booked_once_and_leaves_access(client, catalog, customers, stripe_http, client_with_scopes):
     stripe_http.responses[("get", "/v1/invoice_payments")] = fixture("stripe", "invoice_payments.list")
+    stripe_http.responses[("get", "/v1/refunds")] = {
+        "object": "list",
+        "data": [{"id": "re_1", "object": "refund", "amount": 800, "currency": "usd", "status": "succeeded"}],
+        "has_more": False,
+    }
     post_stripe(client, fixture("stripe", "customer.subscription.created"))
     post_stripe(client, fixture("stripe", "invoice.paid"))
     api = client_with_scopes("entitlements:read")
     assert len(api.get(f"/api/v1/customers/{customers['web'].external_id}/entitlements").json()["entitlements"]) == 2
 
     assert post_stripe(client, fixture("stripe", "charge.refunded")).status_code == 200
-    assert _sub().state == Subscription.State.REVOKED
+    # Stripe never ends a subscription on a refund (stripe.rules.ACCESS_RULES): access follows its own events.
+    assert _sub().state == Subscription.State.ACTIVE
     assert AuditEvent.objects.filter(action="subscription.refund_reported").exists()
-    assert api.get(f"/api/v1/customers/{customers['web'].external_id}/entitlements").json()["entitlements"] == []
+    assert len(api.get(f"/api/v1/customers/{customers['web'].external_id}/entitlements").json()["entitlements"]) == 2
     # The money side: one succeeded refund of the whole payment, booked once even when redelivered.
     payment = Payment.objects.get(provider="stripe")
     assert payment.refunded == payment.amount and payment.status == Payment.Status.REFUNDED
@@ -171,7 +177,9 @@ def test_full_refund_revokes_access(client, catalog, customers, stripe_http, cli
     from monetization.models import Refund
     from monetization.services.ledger import ledger_report
 
-    assert list(Refund.objects.values_list("status", "amount")) == [("succeeded", payment.amount.amount)]
+    assert list(Refund.objects.values_list("provider_refund_id", "status", "amount")) == [
+        ("re_1", "succeeded", payment.amount.amount)
+    ]
     assert ledger_report().balanced
     # The charge no longer names its invoice: the adapter asked Stripe which invoice the payment intent paid.
     assert stripe_http.requests[0]["path"] == "/v1/invoice_payments"

@@ -2,20 +2,33 @@
 
 from ..base import Capabilities
 from .adapter import StripeProvider
-from .parsing import HANDLED_TYPES, event_facts, event_snapshot, relevant, snapshot_from_subscription
+from .parsing import (
+    HANDLED_TYPES,
+    dispute_report,
+    event_facts,
+    event_snapshot,
+    invoice_payment,
+    refund_facts,
+    relevant,
+    snapshot_from_subscription,
+)
 from .payouts import StripeConnectPayouts
-from .rules import PLATFORM_RULES, rule_problem
+from .rules import ACCESS_RULES, PLATFORM_RULES, rule_problem
 
 CAPABILITIES = Capabilities(refund=True, cancel=True, extend=True, pause=True, paused_state=True)
 
 __all__ = [
+    "ACCESS_RULES",
     "CAPABILITIES",
     "HANDLED_TYPES",
     "PLATFORM_RULES",
     "StripeConnectPayouts",
     "StripeProvider",
+    "dispute_report",
     "event_facts",
     "event_snapshot",
+    "invoice_payment",
+    "refund_facts",
     "relevant",
     "rule_problem",
     "snapshot_from_subscription",

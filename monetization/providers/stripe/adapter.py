@@ -112,6 +112,33 @@ class StripeProvider:
         rows = page.to_dict().get("data") or []
         return rows[0]["invoice"] if rows else ""
 
+    def _list(self, resource, params: dict) -> Iterator[dict]:
+        page = self._call(resource.list, params={**params, "limit": 100})
+        for obj in page.auto_paging_iter():
+            yield obj.to_dict()
+
+    def paid_invoices(self, *, since: datetime) -> Iterator[dict]:
+        """Invoices paid since ``since`` (created then or later), for reconciliation."""
+        return self._list(self.client.v1.invoices, {"status": "paid", "created": {"gte": int(since.timestamp())}})
+
+    def subscriptions_all(self) -> Iterator[dict]:
+        """Every subscription, whatever its status (a subscription changes long after it was created)."""
+        return self._list(self.client.v1.subscriptions, {"status": "all"})
+
+    def refunds_since(self, *, since: datetime) -> Iterator[dict]:
+        return self._list(self.client.v1.refunds, {"created": {"gte": int(since.timestamp())}})
+
+    def disputes_since(self, *, since: datetime) -> Iterator[dict]:
+        return self._list(
+            self.client.v1.disputes,
+            {"created": {"gte": int(since.timestamp())}, "expand": ["data.balance_transactions"]},
+        )
+
+    def charge_refunds(self, charge_id: str) -> list[dict]:
+        """A charge's refunds as Stripe lists them (charges no longer embed them)."""
+        page = self._call(self.client.v1.refunds.list, params={"charge": charge_id, "limit": 100})
+        return [refund.to_dict() for refund in page.auto_paging_iter()]
+
     def refund(self, *, payment_reference: str, amount: Money, idempotency_key: str, reason: str) -> RefundResult:
         params: dict = {"amount": minor_from_money(amount), "metadata": {"reason": reason[:500]}}
         if payment_reference.startswith("ch_"):

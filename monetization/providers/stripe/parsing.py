@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from monetization.models import ProviderIdentity
 from monetization.money import money_from_minor
 from monetization.providers.base import (
+    DisputeReport,
     EventFacts,
     EventIgnored,
     MalformedPayload,
@@ -25,6 +26,8 @@ from monetization.providers.base import (
     get_provider,
 )
 
+from .rules import ACCESS_RULES
+
 IdentityKind = ProviderIdentity.Kind
 Status = SubscriptionStatus
 
@@ -36,6 +39,13 @@ HANDLED_TYPES = (
     "invoice.paid",
     "invoice.payment_failed",
     "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+    "charge.dispute.closed",
 )
 
 
@@ -51,6 +61,19 @@ STATUS = {
     "paused": Status.PAUSED,
     "canceled": Status.EXPIRED,  # Stripe's "canceled" means ended
     "incomplete_expired": Status.EXPIRED,
+}
+
+# Stripe's dispute statuses in the Dispute model's words. An inquiry (warning_*) that closes
+# without a chargeback, or a dispute prevented, took no money: won.
+DISPUTE_STATUS = {
+    "warning_needs_response": "needs_response",
+    "needs_response": "needs_response",
+    "warning_under_review": "under_review",
+    "under_review": "under_review",
+    "warning_closed": "won",
+    "prevented": "won",
+    "won": "won",
+    "lost": "lost",
 }
 
 # An invoice's billing reason says which charge of the subscription it is (Payment.Kind).
@@ -85,12 +108,17 @@ def snapshot_from_subscription(obj: dict, *, as_of: datetime) -> SubscriptionSna
         customer = customer.get("id")
     metadata = obj.get("metadata") or {}
     cancel_details = obj.get("cancellation_details") or {}
-    auto_renew = not obj.get("cancel_at_period_end") and not obj.get("cancel_at")
+    status = STATUS.get(obj["status"], SubscriptionStatus.UNKNOWN)
+    ended = status == Status.EXPIRED
+    # A canceled object keeps cancel_at_period_end false: an ended subscription renews nothing.
+    auto_renew = not ended and not obj.get("cancel_at_period_end") and not obj.get("cancel_at")
+    if not ended and collection_paused(obj, as_of=as_of):
+        status = Status.PAUSED
     return SubscriptionSnapshot(
         provider="stripe",
         provider_subscription_id=obj["id"],
         store_product_id=price.get("id", ""),
-        status=STATUS.get(obj["status"], SubscriptionStatus.UNKNOWN),
+        status=status,
         provider_status=obj["status"],
         as_of=as_of,
         customer_ref=customer or "",
@@ -103,6 +131,16 @@ def snapshot_from_subscription(obj: dict, *, as_of: datetime) -> SubscriptionSna
         cancel_reason=(cancel_details.get("reason") or "")[:64],
         quantity=int(item.get("quantity") or 1),
     )
+
+
+def collection_paused(obj: dict, *, as_of: datetime) -> bool:
+    """Stripe pauses by ``pause_collection`` and keeps the status ``active``: paused until it is cleared
+    (or its ``resumes_at`` has passed), whatever else a later update changes."""
+    pause = obj.get("pause_collection")
+    if not pause:
+        return False
+    resumes_at = ts(pause.get("resumes_at")) if isinstance(pause, dict) else None
+    return resumes_at is None or resumes_at > as_of
 
 
 def event_from_dict(data: dict) -> ProviderEvent:
@@ -163,6 +201,27 @@ def event_snapshot(event: StoredEvent) -> SubscriptionSnapshot | None:
     return None
 
 
+def invoice_payment(obj: dict, *, as_of: datetime) -> EventFacts:
+    """A paid invoice (``invoice.paid``, or one listed from Stripe) as the payment of its subscription."""
+    sub_id = invoice_subscription_id(obj)
+    if not sub_id:
+        raise EventIgnored("invoice without a subscription")
+    if int(obj.get("amount_paid") or 0) <= 0:
+        raise EventIgnored("zero-amount invoice (trial or credit)")
+    currency = obj["currency"]
+    return EventFacts(
+        subscription_ref=sub_id,
+        payment=PaymentReport(
+            provider_reference=obj["id"],
+            amount=money_from_minor(obj["amount_paid"], currency),
+            fee=money_from_minor(invoice_fee(obj), currency),
+            tax=money_from_minor(invoice_tax(obj), currency),
+            kind=BILLING_REASON_KIND.get(obj.get("billing_reason"), "renewal"),
+            occurred_at=ts((obj.get("status_transitions") or {}).get("paid_at")) or as_of,
+        ),
+    )
+
+
 def event_facts(event: StoredEvent) -> EventFacts:
     snapshot = event_snapshot(event)
     if snapshot is not None:
@@ -170,23 +229,7 @@ def event_facts(event: StoredEvent) -> EventFacts:
     obj = event.payload["data"]["object"]
     kind = event.event_type
     if kind == "invoice.paid":
-        sub_id = invoice_subscription_id(obj)
-        if not sub_id:
-            raise EventIgnored("invoice without a subscription")
-        if int(obj.get("amount_paid") or 0) <= 0:
-            raise EventIgnored("zero-amount invoice (trial or credit)")
-        currency = obj["currency"]
-        return EventFacts(
-            subscription_ref=sub_id,
-            payment=PaymentReport(
-                provider_reference=obj["id"],
-                amount=money_from_minor(obj["amount_paid"], currency),
-                fee=money_from_minor(invoice_fee(obj), currency),
-                tax=money_from_minor(invoice_tax(obj), currency),
-                kind=BILLING_REASON_KIND.get(obj.get("billing_reason"), "renewal"),
-                occurred_at=ts((obj.get("status_transitions") or {}).get("paid_at")) or event.occurred_at,
-            ),
-        )
+        return invoice_payment(obj, as_of=event.occurred_at)
     if kind == "invoice.payment_failed":
         # The state follows customer.subscription.updated (past_due); the attempt goes on the timeline.
         return EventFacts(
@@ -201,41 +244,107 @@ def event_facts(event: StoredEvent) -> EventFacts:
         )
     if kind == "charge.refunded":
         return _charge_refunded(obj)
+    if kind in ("refund.created", "refund.updated"):
+        return refund_facts(obj)
+    if kind.startswith("charge.dispute."):
+        return dispute_report(obj, as_of=event.occurred_at)
     raise EventIgnored(f"unhandled type {kind}")
 
 
 def _charge_refunded(charge: dict) -> EventFacts:
-    """A refund of an invoice's charge, ours (it comes back here too) or made in Stripe's dashboard.
+    """A charge's refunds, ours (they come back here too) or made in Stripe's dashboard, each by its own id.
 
-    With the refund list expanded each refund is reported under its own id; without it,
-    what Stripe has refunded in all, under the charge's cumulative total (which a
-    redelivery reproduces exactly). Only a full refund ends access.
+    Recent API versions no longer embed the charge's refunds: they are listed from Stripe, so
+    whatever order the refund events come in, each refund is booked once under its ``re_`` id.
     """
-    invoice_id = charge.get("invoice") or ""
+    invoice_id = _charge_invoice(charge)
+    if not invoice_id:
+        raise EventIgnored(NO_INVOICE)
+    listed = (charge.get("refunds") or {}).get("data")
+    if listed is None:
+        listed = get_provider("stripe").charge_refunds(charge["id"]) if charge.get("amount_refunded") else []
+    succeeded = [r for r in listed if r.get("status", "succeeded") == "succeeded"]
+    amount, refunded = int(charge.get("amount") or 0), int(charge.get("amount_refunded") or 0)
+    return _refund_facts(
+        invoice_id,
+        charge,
+        succeeded,
+        detail={
+            "charge": charge.get("id"),
+            "amount_refunded": str(money_from_minor(refunded, charge.get("currency", "usd")).amount),
+            "full": bool(charge.get("refunded")) or (amount > 0 and refunded >= amount),
+        },
+    )
+
+
+def dispute_report(obj: dict, *, as_of: datetime) -> EventFacts:
+    """Any ``charge.dispute.*`` event: the whole dispute as it stands (status, deadline, money moved)."""
+    invoice_id = _charge_invoice(obj)
+    if not invoice_id:
+        raise EventIgnored("dispute of a charge that paid no invoice (nothing of ours)")
+    status = DISPUTE_STATUS.get(obj.get("status") or "")
+    if status is None:
+        raise MalformedPayload(f"Unknown Stripe dispute status '{obj.get('status')}'.")
+    movements = tuple(
+        (bt["id"], int(bt.get("amount") or 0), int(bt.get("fee") or 0))
+        for bt in obj.get("balance_transactions") or []
+        if isinstance(bt, dict)
+    )
+    return EventFacts(
+        dispute=DisputeReport(
+            provider_dispute_id=obj["id"],
+            payment_reference=invoice_id,
+            amount_minor=int(obj.get("amount") or 0),
+            currency=(obj.get("currency") or "").upper(),
+            status=status,
+            as_of=as_of,
+            reason=obj.get("reason") or "",
+            evidence_due_by=ts((obj.get("evidence_details") or {}).get("due_by")),
+            movements=movements,
+        ),
+        access_ends=ACCESS_RULES["dispute_ends_access"],
+    )
+
+
+NO_INVOICE = "refund of a charge that paid no invoice (nothing of ours)"
+
+
+def refund_facts(refund: dict) -> EventFacts:
+    """``refund.created`` / ``refund.updated``: one refund; booked once it has succeeded."""
+    if refund.get("status") != "succeeded":
+        # A pending refund moves no money yet; the update that says it succeeded books it.
+        raise EventIgnored(f"refund {refund.get('id')} is {refund.get('status')}")
+    invoice_id = _charge_invoice(refund)
+    detail = {"refund": refund.get("id"), "charge": refund.get("charge")}
+    return _refund_facts(invoice_id, refund, [refund], detail=detail)
+
+
+def _charge_invoice(obj: dict) -> str:
+    """The invoice a charge (or a refund, by its payment intent) paid; "" for a charge of no invoice."""
+    invoice_id = obj.get("invoice") or ""
     if isinstance(invoice_id, dict):
         invoice_id = invoice_id.get("id", "")
-    if not invoice_id and charge.get("payment_intent"):
+    intent = obj.get("payment_intent")
+    if isinstance(intent, dict):
+        intent = intent.get("id")
+    if not invoice_id and intent:
         # Charges no longer name their invoice in recent API versions: ask which one the intent paid.
-        invoice_id = get_provider("stripe").invoice_for_payment_intent(charge["payment_intent"])
-    amount, refunded = int(charge.get("amount") or 0), int(charge.get("amount_refunded") or 0)
-    full = bool(charge.get("refunded")) or (amount > 0 and refunded >= amount)
-    listed = [
-        r for r in ((charge.get("refunds") or {}).get("data") or []) if r.get("status", "succeeded") == "succeeded"
-    ]
+        invoice_id = get_provider("stripe").invoice_for_payment_intent(intent)
+    return invoice_id or ""
+
+
+def _refund_facts(invoice_id: str, obj: dict, refunds: list[dict], *, detail: dict) -> EventFacts:
+    if not invoice_id:
+        raise EventIgnored(NO_INVOICE)
+    currency = (obj.get("currency") or "").upper()
+    if not refunds:
+        raise EventIgnored("no succeeded refund on the charge yet; each refund's own event books it")
     return EventFacts(
         refund=RefundReport(
-            payment_reference=invoice_id or "",
-            refunds=tuple((item["id"], int(item["amount"])) for item in listed),
-            refunded_minor=None if listed else refunded,
-            remainder_id=f"{charge.get('id')}:{refunded}",
-            currency=(charge.get("currency") or "").upper(),
+            payment_reference=invoice_id,
+            refunds=tuple((item["id"], int(item["amount"])) for item in refunds),
+            currency=currency,
         ),
-        refund_reported={
-            "charge": charge.get("id"),
-            "invoice": invoice_id,
-            "amount_refunded": str(money_from_minor(refunded, charge.get("currency", "usd")).amount),
-            "currency": (charge.get("currency") or "").upper(),
-            "full": full,
-        },
-        access_ends=full,
+        refund_reported={**detail, "invoice": invoice_id, "currency": currency},
+        access_ends=ACCESS_RULES["refund_ends_access"],
     )

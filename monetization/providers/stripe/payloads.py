@@ -275,3 +275,61 @@ def refunded_charge(
         "refunded": refunded >= amount,
         "status": "succeeded",
     }
+
+
+def dispute_balance_transaction(*, txn_id: str, amount: int, fee: int, created: int, currency: str = "usd") -> dict:
+    """A dispute's balance transaction: the withdrawal (negative, with the dispute fee) or the reinstatement."""
+    return {
+        "id": txn_id,
+        "object": "balance_transaction",
+        "amount": amount,
+        "created": created,
+        "currency": currency,
+        "description": "Chargeback withdrawal" if amount < 0 else "Chargeback reversal",
+        "fee": fee,
+        "fee_details": [{"amount": fee, "currency": currency, "description": "Dispute fee", "type": "stripe_fee"}]
+        if fee
+        else [],
+        "net": amount - fee,
+        "reporting_category": "dispute" if amount < 0 else "dispute_reversal",
+        "status": "available",
+        "type": "adjustment",
+    }
+
+
+def dispute(
+    *,
+    dispute_id: str,
+    charge_id: str,
+    payment_intent: str,
+    amount: int,
+    status: str,
+    created: int,
+    due_by: int | None,
+    balance_transactions: list[dict] | None = None,
+    reason: str = "fraudulent",
+    currency: str = "usd",
+    livemode: bool = True,
+) -> dict:
+    """A Dispute as ``charge.dispute.*`` events carry it (its balance transactions expanded, as Stripe sends them)."""
+    return {
+        "id": dispute_id,
+        "object": "dispute",
+        "amount": amount,
+        "balance_transactions": balance_transactions or [],
+        "charge": charge_id,
+        "created": created,
+        "currency": currency,
+        "evidence_details": {
+            "due_by": due_by,
+            "has_evidence": status in ("under_review", "won", "lost"),
+            "past_due": False,
+            "submission_count": 1 if status in ("under_review", "won", "lost") else 0,
+        },
+        "is_charge_refundable": False,
+        "livemode": livemode,
+        "metadata": {},
+        "payment_intent": payment_intent,
+        "reason": reason,
+        "status": status,
+    }

@@ -3,6 +3,19 @@
 Field meanings: subscriptions.platform_rules.
 """
 
+# What Stripe's money events do to access. Stripe itself never ends a subscription on a refund or
+# a dispute: the subscription runs until it is canceled, and its own events say so. We follow that,
+# so an event about money never undoes what a person decided about access:
+# - refund_ends_access: a refund (made by Support, whose "revoke access" choice is applied when it
+#   is booked, or in Stripe's dashboard) books the money and leaves the subscription alone; the echo
+#   of our own refund is recognised by its re_ id and changes nothing.
+# - dispute_ends_access: a dispute, even lost, books the money and queues it for Finance (by
+#   evidence due date); ending access for a lost chargeback is a staff action, not automatic.
+ACCESS_RULES: dict[str, bool] = {
+    "refund_ends_access": False,
+    "dispute_ends_access": False,
+}
+
 PLATFORM_RULES: list[dict] = [
     {
         "since": "2000-01-01",

@@ -1,0 +1,175 @@
+"""Random Stripe histories, delivered as Stripe does (signed, shuffled, repeated, late) to a live server and
+a real worker, end where Stripe's own book says and where in-order delivery ends.
+
+``STRIPE_SIM_HISTORIES`` histories (CI: a few hundred; ``make soak``: thousands), seeded by
+``STRIPE_SIM_SEED``. Each history runs twice under two namespaces: once in Stripe's order, once
+shuffled with duplicates in waves. At the end, for every customer: subscription state, plan, period,
+auto-renew, entitlements, payments, refunds (by re_ id), disputes, and the ledger by account
+(captured, fees, refunded, disputed, dispute fees, cash) equal the simulator's book, and the two runs
+equal each other.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from monetization.models import Customer, Dispute, Payment, Refund
+from monetization.money import money_from_minor
+from monetization.providers.base import reset_providers
+from monetization.services.refunds import refund_request
+from subscriptions.models import Plan
+
+from .harness import customer_books, deliver_in_order, deliver_shuffled, failed_events, settle, strip
+from .stripe_sim import MONTH, StripeHistory, write_book
+
+HISTORIES = int(os.environ.get("STRIPE_SIM_HISTORIES", "100"))
+SEED = int(os.environ.get("STRIPE_SIM_SEED", "20261130"))
+BOOK = Path(tempfile.gettempdir()) / f"stripe-sim-book-{os.getpid()}.json"
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.worker,
+    pytest.mark.worker_env(
+        PAYMENT_PROVIDER_STRIPE="monetization.demo.providers.StripeBookDouble",
+        STRIPE_DOUBLE_BOOK=str(BOOK),
+    ),
+    pytest.mark.timeout(int(os.environ.get("STRIPE_SIM_TIMEOUT", "900"))),
+]
+
+
+def _histories(now: int) -> list[tuple[StripeHistory, StripeHistory]]:
+    rng = random.Random(SEED)
+    pairs = []
+    for i in range(HISTORIES):
+        seed, months = rng.randrange(2**32), rng.randint(1, 8)
+        start = now - months * MONTH - rng.randint(0, MONTH)
+        pair = tuple(
+            StripeHistory(ns=f"{mode}{i:05d}q", rng=random.Random(seed), t=start).walk(months=months)
+            for mode in ("o", "s")
+        )
+        pairs.append(pair)
+    return pairs
+
+
+def _cents(value) -> str:
+    return str(Decimal(value).quantize(Decimal("0.01")))
+
+
+def _ours(history: StripeHistory, keys_by_plan: dict[str, list[str]]) -> dict:
+    """Our books for the history's customer, in the simulator's words."""
+    books = customer_books(history.external_id)
+    [(_provider, _sub, plan, state, period_end, auto_renew)] = books["subscriptions"]
+    customer = Customer.objects.get(external_id=history.external_id)
+    return {
+        "state": state,
+        "plan": plan,
+        "period_end": int(period_end.timestamp()),
+        "auto_renew": auto_renew,
+        "entitled": books["entitlements"] == keys_by_plan[plan] and bool(books["entitlements"]),
+        "payments": sorted((p[1], _cents(p[3]), _cents(p[6])) for p in books["payments"]),
+        "refunds": sorted(
+            (r.provider_refund_id, str(r.amount.amount.quantize(Decimal("0.01"))))
+            for r in Refund.objects.filter(customer=customer, status=Refund.Status.SUCCEEDED)
+        ),
+        "disputes": sorted(Dispute.objects.filter(customer=customer).values_list("provider_dispute_id", "status")),
+        "ledger": {k: str(Decimal(v).quantize(Decimal("0.01"))) for k, v in books["ledger"].items()},
+    }
+
+
+def _normal(expected: dict) -> dict:
+    return {
+        **expected,
+        "payments": [(i, _cents(a), _cents(r)) for i, a, r in expected["payments"]],
+        "ledger": {k: str(Decimal(v).quantize(Decimal("0.01"))) for k, v in expected["ledger"].items()},
+    }
+
+
+def test_random_stripe_histories_converge_on_stripes_book(
+    celery_worker_process, live_server, catalog, settings, monkeypatch, django_user_model
+):
+    # Staff refunds in this process reach the same book the worker reads.
+    settings.PAYMENT_PROVIDERS = {
+        **settings.PAYMENT_PROVIDERS,
+        "stripe": "monetization.demo.providers.StripeBookDouble",
+    }
+    settings.REFUND_APPROVAL_MAX_PER_CUSTOMER_30D = 10_000
+    monkeypatch.setenv("STRIPE_DOUBLE_BOOK", str(BOOK))
+    reset_providers()
+    now = int(time.time())
+    pairs = _histories(now)
+    write_book(BOOK, [h for pair in pairs for h in pair])
+    Customer.objects.bulk_create(
+        Customer(external_id=h.external_id, handle=h.external_id, email=f"{h.external_id}@example.com", country="US")
+        for pair in pairs
+        for h in pair
+    )
+    ordered = [d for o, _s in pairs for d in o.deliveries()]
+    shuffled = [d for _o, s in pairs for d in s.deliveries()]
+    started = time.monotonic()
+    deliver_in_order(live_server.url, ordered)
+    report = deliver_shuffled(live_server.url, shuffled, rng=random.Random(SEED), repeat=0.3, waves=4, pause=1.0)
+    assert report.all_accepted
+    settle(timeout=float(os.environ.get("STRIPE_SIM_SETTLE", "600")), quiet=2.0)
+    assert failed_events() == []
+    # Support refunds some payments (partial or full, keeping access or ending it); Stripe echoes each refund.
+    echoes = {"o": [], "s": []}
+    staff = django_user_model.objects.create_superuser("support-sim", password="x")
+    for pair in pairs:
+        for history in pair:
+            plan = history.staff_refund_plan()
+            if plan is None:
+                continue
+            invoice_id, amount, revoke = plan
+            payment = Payment.objects.get(provider="stripe", provider_reference=invoice_id)
+            refund = refund_request(
+                payment=payment,
+                amount=money_from_minor(amount, "USD"),
+                reason_code=Refund.Reason.REQUESTED_BY_CUSTOMER,
+                requested_by=staff,
+                revoke_access=revoke,
+            )
+            assert refund.status == Refund.Status.SUCCEEDED, refund.failure_message
+            echoes[history.ns[0]] += history.staff_refund_echo(invoice_id, refund.provider_refund_id, amount, revoke)
+    deliver_in_order(live_server.url, echoes["o"])
+    echo_report = deliver_shuffled(live_server.url, echoes["s"], rng=random.Random(SEED), repeat=0.5, waves=2)
+    settle(timeout=float(os.environ.get("STRIPE_SIM_SETTLE", "600")), quiet=2.0)
+    elapsed = time.monotonic() - started
+    assert failed_events() == []
+
+    keys_by_plan = {
+        plan.code: sorted(plan.product.entitlements.values_list("key", flat=True))
+        for plan in Plan.objects.select_related("product")
+    }
+    diverged = []
+    for o, s in pairs:
+        expected = _normal(o.expected(now))
+        ours_o, ours_s = _ours(o, keys_by_plan), _ours(s, keys_by_plan)
+        if expected["entitled"] and not keys_by_plan[expected["plan"]]:
+            expected["entitled"] = False  # a plan that grants nothing
+        if ours_o != expected:
+            diverged.append(
+                (o.ns, o.steps, "book", {k: (ours_o[k], expected[k]) for k in ours_o if ours_o[k] != expected[k]})
+            )
+        if strip(ours_o, o.ns) != strip(ours_s, s.ns):
+            diverged.append(
+                (
+                    s.ns,
+                    s.steps,
+                    "order",
+                    {k: (ours_o[k], ours_s[k]) for k in ours_o if strip(ours_o[k], o.ns) != strip(ours_s[k], s.ns)},
+                )
+            )
+    steps = sorted({step for o, _s in pairs for step in o.steps})
+    print(
+        f"\nstripe simulator: {len(pairs)} histories x 2, "
+        f"{len(ordered) + report.sent + len(echoes['o']) + echo_report.sent} deliveries "
+        f"({report.duplicates} duplicates), {elapsed:.1f} s; steps seen: {', '.join(steps)}; diverged: {len(diverged)}"
+    )
+    assert not diverged, diverged[:5]
