@@ -15,24 +15,31 @@ note it returns is shown in the admin's webhook inbox.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
+from django.db import transaction
+
+from monetization.errors import ErrorCode
 from monetization.models import Payment, WebhookEvent
 from monetization.providers import provider_package
-from monetization.providers.base import EventIgnored, RetryableApplyError
+from monetization.providers.base import EventIgnored, SubjectMissing
 from monetization.services.audit import audit_record
 from monetization.services.refunds import refunds_record_reported
-from monetization.services.webhooks import EventApplier
+from monetization.services.webhooks import DONE, EventApplier, webhook_event_apply
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
 from subscriptions.services.payments import payment_subscription, subscription_payment_record
 from subscriptions.services.provider_sync import (
+    SubscriptionSyncError,
     SyncRequest,
     SyncResult,
     subscription_revoke_for_refund,
     subscription_sync_from_snapshot,
     subscriptions_sync_from_snapshots,
 )
+
+log = logging.getLogger(__name__)
 
 
 def sync_note(result: SyncResult) -> str:
@@ -61,9 +68,19 @@ def provider_event_apply(event: WebhookEvent) -> str:
     notes: list[str] = []
     sub = None
     if facts.snapshot is not None:
-        result = subscription_sync_from_snapshot(snapshot=facts.snapshot, cause=cause)
+        try:
+            result = subscription_sync_from_snapshot(snapshot=facts.snapshot, cause=cause)
+        except SubscriptionSyncError as exc:
+            if exc.code != ErrorCode.UNKNOWN_CUSTOMER:
+                raise
+            # The store does not wait for the app's purchase call: the event waits for the link.
+            raise SubjectMissing(str(exc)) from exc
         sub = result.subscription
         notes.append(sync_note(result))
+        if result.created:
+            # Earlier events about it may be waiting for it (one without the customer's link, say).
+            ref = (event.provider, facts.snapshot.provider_subscription_id)
+            transaction.on_commit(lambda: provider_events_wake(provider=ref[0], subscription_ref=ref[1]))
         if facts.replaces and not result.stale:
             old = (
                 Subscription.objects.filter(provider=event.provider, provider_subscription_id=facts.replaces)
@@ -83,7 +100,7 @@ def provider_event_apply(event: WebhookEvent) -> str:
             sub = _subscription(event.provider, facts.subscription_ref)
             if sub is None:
                 # Providers do not order events: the subscription's own event is on its way.
-                raise RetryableApplyError(f"subscription {facts.subscription_ref} not known yet")
+                raise SubjectMissing(f"subscription {facts.subscription_ref} not known yet")
         payment, created = subscription_payment_record(
             subscription=sub,
             customer=sub.customer,
@@ -152,6 +169,28 @@ def _refund_reported(sub: Subscription, cause: Cause, detail: dict | None) -> No
         customer=sub.customer,
         after=detail or {},
     )
+
+
+def provider_events_wake(*, provider: str, subscription_ref: str) -> int:
+    """Apply now the events about a subscription that were waiting for it (its customer was just linked).
+
+    Returns how many were applied; one that still cannot apply keeps waiting (its retry stays scheduled).
+    """
+    applied = 0
+    waiting = (
+        WebhookEvent.objects.filter(provider=provider, subscription_ref=subscription_ref)
+        .exclude(status__in=DONE)
+        .order_by("occurred_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    for event_id in list(waiting):
+        try:
+            event = webhook_event_apply(event_id=event_id)
+        except Exception as exc:  # recorded on the event's row, like any failed apply
+            log.info("event %s still waits: %s", event_id, exc)
+        else:
+            applied += event.status == WebhookEvent.Status.APPLIED
+    return applied
 
 
 def provider_events_apply_together(events: Sequence[WebhookEvent]) -> dict[int, str]:

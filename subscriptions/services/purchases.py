@@ -6,6 +6,7 @@ from monetization.errors import ErrorCode, InvalidInput, NotFound
 from monetization.models import AuditEvent, Customer
 from monetization.providers.base import InvalidSignature, MalformedPayload, ProviderError, get_provider
 from subscriptions.services.lifecycle import Cause
+from subscriptions.services.provider_events import provider_events_wake
 from subscriptions.services.provider_sync import SyncResult, subscription_sync_from_snapshot
 
 
@@ -53,4 +54,7 @@ def purchase_submit(
             f"The provider could not be reached: {exc}", code=ErrorCode.PROVIDER_UNAVAILABLE, status=503
         ) from exc
     cause = Cause(actor_kind=AuditEvent.ActorKind.CLIENT, label=client_label or "api", reason="purchase submitted")
-    return subscription_sync_from_snapshot(snapshot=snapshot, cause=cause, customer=customer)
+    result = subscription_sync_from_snapshot(snapshot=snapshot, cause=cause, customer=customer)
+    # Notifications the store sent before this call (it never waits for the app) were waiting for the link.
+    provider_events_wake(provider=snapshot.provider, subscription_ref=snapshot.provider_subscription_id)
+    return result
