@@ -150,9 +150,20 @@ def provider_event_apply(event: WebhookEvent) -> str:
                 return f"full refund ({created} booked): subscription {sub.pk} revoked"
             _refund_reported(sub, cause, facts.refund_reported)
             return f"partial refund noted ({created} booked); access unchanged"
-        if refunded is not None:
-            for refund, new in refunds_record_reported(payment=refunded, report=facts.refund, cause=cause):
-                notes.append(f"refund {refund.pk} booked" if new else f"refund {refund.pk} already booked")
+        if refunded is None:
+            # The payment's own event is on its way; the refund waits for it rather than being lost.
+            raise SubjectMissing(f"payment {facts.refund.payment_reference} not known yet")
+        booked = refunds_record_reported(payment=refunded, report=facts.refund, cause=cause)
+        for refund, new in booked:
+            notes.append(f"refund {refund.pk} booked" if new else f"refund {refund.pk} already booked")
+        if facts.access_ends and any(new for _refund, new in booked):
+            # A refund made at the provider, booked just now: access ends with it, in this transaction.
+            # Its echo of our own refund, or a redelivery, books nothing and leaves access as it is.
+            subscription_revoke_for_refund(
+                subscription=sub, cause=cause, occurred_at=event.occurred_at, detail=facts.refund_reported or {}
+            )
+            notes.append(f"subscription {sub.pk} revoked")
+            return "; ".join(notes)
 
     if facts.refund_reported is not None and sub is not None:
         # Access ended with the snapshot; the provider's reasons go on the timeline.
