@@ -1,5 +1,6 @@
 from .api_keys import ApiKey
 from .audit import AuditEvent
+from .consumption import ConsumptionRequest
 from .customers import Customer, Provider, ProviderIdentity
 from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
@@ -10,6 +11,7 @@ from .webhooks import WebhookEvent
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "ConsumptionRequest",
     "Customer",
     "IdempotencyKey",
     "JournalEntry",

@@ -67,6 +67,8 @@ class Capabilities:
     pause: bool = False  # pause and resume collection ourselves (Stripe only)
     # The platform has a paused state at all (Play: paused by the user in the store; Stripe: by us).
     paused_state: bool = False
+    # The platform may take back a refund it made and give access back (App Store REFUND_REVERSED).
+    refund_reversal: bool = False
 
 
 NO_CAPABILITIES = Capabilities()
@@ -187,6 +189,10 @@ class EventFacts:
     refund_reported: dict | None = None
     access_ends: bool = False
     replaces: str = ""  # the provider subscription id this one replaces (a Play upgrade or resubscribe)
+    # The provider took back the refunds it made on this payment (its reference; App Store REFUND_REVERSED).
+    refund_reversed: str = ""
+    # The provider asks how the purchase was used before it decides a refund (App Store CONSUMPTION_REQUEST).
+    consumption_request: dict | None = None
 
 
 @dataclass(frozen=True)

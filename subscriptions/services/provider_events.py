@@ -21,11 +21,12 @@ from collections.abc import Sequence
 from django.db import transaction
 
 from monetization.errors import ErrorCode
-from monetization.models import Payment, WebhookEvent
+from monetization.models import Payment, Refund, WebhookEvent
 from monetization.providers import provider_package
 from monetization.providers.base import EventIgnored, SubjectMissing
 from monetization.services.audit import audit_record
-from monetization.services.refunds import refunds_record_reported
+from monetization.services.consumption import consumption_request_record
+from monetization.services.refunds import refunds_record_reported, refunds_reverse_reported
 from monetization.services.webhooks import DONE, EventApplier, webhook_event_apply
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
@@ -165,10 +166,38 @@ def provider_event_apply(event: WebhookEvent) -> str:
             notes.append(f"subscription {sub.pk} revoked")
             return "; ".join(notes)
 
+    if facts.refund_reversed:
+        notes.append(_refund_reversal(event, facts.refund_reversed, cause))
+
+    if facts.consumption_request is not None:
+        known = _subscription(event.provider, facts.subscription_ref)
+        request, created = consumption_request_record(
+            provider=event.provider,
+            event_id=event.event_id,
+            detail=facts.consumption_request,
+            customer=known.customer if known else None,
+            cause=cause,
+        )
+        return f"consumption request {request.pk} {'recorded' if created else 'already recorded'}"
+
     if facts.refund_reported is not None and sub is not None:
         # Access ended with the snapshot; the provider's reasons go on the timeline.
         _refund_reported(sub, cause, facts.refund_reported)
     return "; ".join(notes)
+
+
+def _refund_reversal(event: WebhookEvent, payment_reference: str, cause: Cause) -> str:
+    """The provider took back the refunds it made on a payment: the money is booked back (access came
+    back with the event's snapshot, in this transaction)."""
+    payment = Payment.objects.filter(provider=event.provider, provider_reference=payment_reference).first()
+    if payment is None:
+        raise SubjectMissing(f"payment {payment_reference} not known yet")
+    provider_made = Refund.objects.filter(payment=payment, requested_by__isnull=True).exclude(provider_refund_id="")
+    if not provider_made.filter(status__in=[Refund.Status.SUCCEEDED, Refund.Status.REVERSED]).exists():
+        # Its refund's own notification is on its way: reversing nothing now would leave it booked later.
+        raise SubjectMissing(f"no refund of payment {payment_reference} booked yet")
+    reversed_now = refunds_reverse_reported(payment=payment, refund_id_prefix="", cause=cause)
+    return f"{len(reversed_now)} refund(s) reversed" if reversed_now else "refund already reversed"
 
 
 def _refund_reported(sub: Subscription, cause: Cause, detail: dict | None) -> None:

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from appstoreserverlibrary.api_client import APIException, AppStoreServerAPIClient
+from appstoreserverlibrary.models.ConsumptionRequest import ConsumptionRequest
+from appstoreserverlibrary.models.DeliveryStatus import DeliveryStatus
 from appstoreserverlibrary.models.Environment import Environment
 from appstoreserverlibrary.models.ExtendReasonCode import ExtendReasonCode
 from appstoreserverlibrary.models.ExtendRenewalDateRequest import ExtendRenewalDateRequest
@@ -261,6 +263,22 @@ class AppStoreProvider:
             if not page.hasMore or not page.paginationToken:
                 return
             token = page.paginationToken
+
+    @property
+    def answers_consumption_requests(self) -> bool:
+        """Consumption information goes to Apple only with the customers' consent and the Server API configured."""
+        configured = self.api_client is not None or bool(
+            settings.APP_STORE_PRIVATE_KEY_PATH and settings.APP_STORE_KEY_ID and settings.APP_STORE_ISSUER_ID
+        )
+        return settings.APP_STORE_CONSUMPTION_CONSENT and configured
+
+    def answer_consumption_request(self, transaction_id: str, answer: dict) -> None:
+        request = ConsumptionRequest(
+            customerConsented=True,
+            sampleContentProvided=bool(answer.get("sample_content_provided")),
+            deliveryStatus=DeliveryStatus.DELIVERED if answer.get("delivered") else DeliveryStatus.UNDELIVERED_OTHER,
+        )
+        self._api(self.client.send_consumption_information, transaction_id, request)
 
     def refund(self, *, payment_reference: str, amount: Money, idempotency_key: str, reason: str) -> RefundResult:
         raise UnsupportedOperation(
