@@ -80,8 +80,7 @@ def provider_event_apply(event: WebhookEvent) -> str:
         notes.append(sync_note(result))
         if result.created:
             # Earlier events about it may be waiting for it (one without the customer's link, say).
-            ref = (event.provider, facts.snapshot.provider_subscription_id)
-            transaction.on_commit(lambda: provider_events_wake(provider=ref[0], subscription_ref=ref[1]))
+            _wake_after_commit(event.provider, sub.provider_subscription_id)
         if facts.replaces and not result.stale:
             old = (
                 Subscription.objects.filter(provider=event.provider, provider_subscription_id=facts.replaces)
@@ -113,6 +112,9 @@ def provider_event_apply(event: WebhookEvent) -> str:
             kind=report.kind,
             occurred_at=report.occurred_at,
         )
+        if created:
+            # A refund of it may be waiting for it.
+            _wake_after_commit(event.provider, sub.provider_subscription_id)
         if alone:
             return f"payment {payment.pk} {'recorded' if created else 'already recorded'}"
         notes.append(f"payment {payment.pk}")
@@ -155,6 +157,8 @@ def provider_event_apply(event: WebhookEvent) -> str:
             # The payment's own event is on its way; the refund waits for it rather than being lost.
             raise SubjectMissing(f"payment {facts.refund.payment_reference} not known yet")
         booked = refunds_record_reported(payment=refunded, report=facts.refund, cause=cause)
+        if any(new for _refund, new in booked):
+            _wake_after_commit(event.provider, sub.provider_subscription_id)  # its reversal may be waiting
         for refund, new in booked:
             notes.append(f"refund {refund.pk} booked" if new else f"refund {refund.pk} already booked")
         if facts.access_ends and any(new for _refund, new in booked):
@@ -209,6 +213,10 @@ def _refund_reported(sub: Subscription, cause: Cause, detail: dict | None) -> No
         customer=sub.customer,
         after=detail or {},
     )
+
+
+def _wake_after_commit(provider: str, subscription_ref: str) -> None:
+    transaction.on_commit(lambda: provider_events_wake(provider=provider, subscription_ref=subscription_ref))
 
 
 def provider_events_wake(*, provider: str, subscription_ref: str) -> int:
