@@ -11,6 +11,8 @@ Nothing here is in the production schema.
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -28,6 +30,7 @@ from monetization.providers.base import (
     TransferResult,
     UnsupportedOperation,
 )
+from monetization.providers.google_play import GooglePlayProvider
 
 
 @dataclass
@@ -122,3 +125,55 @@ class FakePayoutProvider:
             result = TransferResult(transfer_id=f"tr_fake_{next(self._ids)}", amount=amount, destination=destination)
             self.transfers[idempotency_key] = result
             return result
+
+
+class PlayBookClient:
+    """Google Play's Developer API answering from a store's book: a JSON file (``PLAY_BOOK_FILE``) of
+    ``resources`` (subscriptionsv2 by purchase token), ``orders`` (orders.get by order id) and
+    ``voided`` (voidedpurchases.list rows), read on every call, so a simulator in another process
+    (a test, the soak run) can write what Play says and a worker reads it as the real client would."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def _book(self) -> dict:
+        with open(self.path) as fh:
+            return json.load(fh)
+
+    def get(self, *, package_name: str, token: str) -> dict:
+        try:
+            return self._book()["resources"][token]
+        except KeyError:
+            raise ProviderError(f"no purchase {token}", code="not_found") from None
+
+    def get_order(self, *, package_name: str, order_id: str) -> dict:
+        try:
+            return self._book()["orders"][order_id]
+        except KeyError:
+            raise ProviderError(f"no order {order_id}", code="not_found") from None
+
+    def list_voided(self, *, package_name: str, start_ms: int, page_token: str = "") -> dict:
+        rows = [row for row in self._book().get("voided", []) if int(row["voidedTimeMillis"]) >= start_ms]
+        return {"voidedPurchases": rows}
+
+    def acknowledge(self, *, package_name: str, product_id: str, token: str) -> None:
+        """The book's purchases are acknowledged already (the simulator's app did it)."""
+
+    def defer(self, *, package_name: str, token: str, body: dict) -> dict:
+        raise UnsupportedOperation("the Play book is read-only")
+
+    def cancel(self, *, package_name: str, token: str, body: dict) -> None:
+        raise UnsupportedOperation("the Play book is read-only")
+
+    def revoke(self, *, package_name: str, token: str, body: dict) -> None:
+        raise UnsupportedOperation("the Play book is read-only")
+
+    def refund_order(self, *, package_name: str, order_id: str) -> None:
+        raise UnsupportedOperation("the Play book is read-only")
+
+
+class BookedGooglePlayProvider(GooglePlayProvider):
+    """The real Play adapter over :class:`PlayBookClient` (``PAYMENT_PROVIDER_GOOGLE_PLAY`` points here)."""
+
+    def __init__(self, name: str = "google_play"):
+        super().__init__(name, client=PlayBookClient(os.environ["PLAY_BOOK_FILE"]))

@@ -182,6 +182,9 @@ class EventFacts:
     snapshot: SubscriptionSnapshot | None = None  # converge the subscription to this
     subscription_ref: str = ""  # the subscription an event without a snapshot is about
     payment: PaymentReport | None = None
+    # Payments the provider made earlier for the same subscription that we have not recorded (a Play
+    # renewal whose notification was late or lost: its read-back already names a later order).
+    earlier_payments: tuple[PaymentReport, ...] = ()
     payment_failed: dict | None = None  # a renewal charge failed: the provider's details, for the timeline
     refund: RefundReport | None = None
     # Money went back or access was revoked: the provider's details, for the timeline; with

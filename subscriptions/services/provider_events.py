@@ -93,6 +93,21 @@ def provider_event_apply(event: WebhookEvent) -> str:
                 )
                 notes.append(f"replaced subscription {old.pk} expired")
 
+    for report in facts.earlier_payments:
+        if sub is not None:
+            _, created = subscription_payment_record(
+                subscription=sub,
+                customer=sub.customer,
+                provider=event.provider,
+                provider_reference=report.provider_reference,
+                amount=report.amount,
+                fee=report.fee,
+                tax=report.tax,
+                kind=report.kind,
+                occurred_at=report.occurred_at,
+            )
+            notes.append(f"earlier payment {report.provider_reference} {'recorded' if created else 'known'}")
+
     if facts.payment is not None:
         report = facts.payment
         alone = sub is None

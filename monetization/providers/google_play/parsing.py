@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from djmoney.money import Money
 
-from monetization.models import ProviderIdentity
+from monetization.models import Payment, ProviderIdentity
 from monetization.money import minor_from_money
 from monetization.providers.base import (
     Acknowledgement,
@@ -210,6 +210,9 @@ def event_facts(event: StoredEvent) -> EventFacts:
     payment = None
     amount = play_money(snapshot.extra.get("recurring_price"))
     order_id = snapshot.extra.get("latest_order_id")
+    earlier: tuple[PaymentReport, ...] = ()
+    if (code in PAYMENT_CODES or event.event_type == "RESYNC" or voided) and order_id:
+        earlier = _earlier_orders(adapter, order_id)
     if (
         (code in PAYMENT_CODES or event.event_type == "RESYNC")
         and amount is not None
@@ -227,6 +230,7 @@ def event_facts(event: StoredEvent) -> EventFacts:
     return EventFacts(
         snapshot=snapshot,
         payment=payment,
+        earlier_payments=earlier,
         refund=refund,
         access_ends=access_ends,
         refund_reported=(
@@ -254,3 +258,49 @@ def _voided_refund(adapter, voided: dict) -> tuple[RefundReport | None, bool]:
             raise RetryableApplyError(f"Play has not processed the refund of {order_id} yet")
         return None, False  # voided without money back (a canceled order): nothing to book
     return report, REFUND_ACCESS[kind] == "revoke"
+
+
+def order_chain(order_id: str) -> list[str]:
+    """The orders of a purchase up to ``order_id``: Play names the first GPA.x and the N-th renewal GPA.x..N."""
+    base, sep, n = order_id.partition("..")
+    if not sep or not n.isdigit():
+        return [order_id]
+    return [base] + [f"{base}..{i}" for i in range(int(n) + 1)]
+
+
+def _earlier_orders(adapter, order_id: str) -> tuple[PaymentReport, ...]:
+    """The orders before ``order_id`` we hold no payment for, read from Play (``orders.get``).
+
+    A notification re-reads the purchase as it is now, which names only its latest order: a renewal
+    whose own notification came late (or never) would otherwise never be recorded.
+    """
+    chain = order_chain(order_id)[:-1]
+    if not chain:
+        return ()
+    known = set(
+        Payment.objects.filter(provider="google_play", provider_reference__in=chain).values_list(
+            "provider_reference", flat=True
+        )
+    )
+    reports = []
+    for earlier in chain:
+        if earlier in known:
+            continue
+        try:
+            order = adapter.fetch_order(earlier)
+        except ProviderError as exc:
+            if exc.code == "not_found":
+                continue  # Play has no such order (a renewal it never charged): nothing to record
+            raise _retryable(exc) from exc
+        amount = play_money(order.get("total"))
+        if amount is None:
+            continue
+        reports.append(
+            PaymentReport(
+                provider_reference=earlier,
+                kind="renewal" if ".." in earlier else "initial",
+                amount=amount,
+                occurred_at=rfc3339(order.get("createTime")) or rfc3339(order.get("lastEventTime")),
+            )
+        )
+    return tuple(reports)
