@@ -27,6 +27,8 @@ class SubscriptionsConfig(AppConfig):
         from .selectors import customers_by_provider_subscription_id
         from .services.payments import subscription_refund_access
         from .services.provider_events import EVENT_APPLIER
+        from .services.reconcile import reconcilers
+        from .services.reconcile_stores import app_store_reconcile, google_play_reconcile
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
         entitlement_sources.register("subscriptions.subscription", subscription_entitlements)
@@ -34,6 +36,8 @@ class SubscriptionsConfig(AppConfig):
         for provider in PACKAGES:  # one applier, provider-agnostic: the provider packages read the events
             event_appliers.register(provider, EVENT_APPLIER)
         refund_succeeded_hooks.register("subscriptions.refund_access", subscription_refund_access)
+        reconcilers.register("app_store", app_store_reconcile)
+        reconcilers.register("google_play", google_play_reconcile)
         customer_panels.register("subscriptions", support.PANEL)
         for op, action in support.CUSTOMER_ACTIONS.items():
             customer_actions.register(op, action)
