@@ -305,6 +305,8 @@ APP_STORE_ENVIRONMENT = os.environ.get("APP_STORE_ENVIRONMENT", "Production")
 APP_STORE_KEY_ID = os.environ.get("APP_STORE_KEY_ID", "")
 APP_STORE_ISSUER_ID = os.environ.get("APP_STORE_ISSUER_ID", "")
 APP_STORE_PRIVATE_KEY_PATH = os.environ.get("APP_STORE_PRIVATE_KEY_PATH", "")
+# Customers agreed to share consumption data with Apple: CONSUMPTION_REQUESTs are answered through the API.
+APP_STORE_CONSUMPTION_CONSENT = os.environ.get("APP_STORE_CONSUMPTION_CONSENT", "") == "1"
 GOOGLE_PLAY_PACKAGE_NAME = os.environ.get("GOOGLE_PLAY_PACKAGE_NAME", "")
 # Pub/Sub push subscriptions are configured with ``https://.../webhooks/google-play?token=<this>``.
 GOOGLE_PLAY_PUSH_TOKEN = os.environ.get("GOOGLE_PLAY_PUSH_TOKEN", "")

@@ -20,6 +20,7 @@ from monetization.errors import DomainError
 from monetization.models import (
     ApiKey,
     AuditEvent,
+    ConsumptionRequest,
     Customer,
     Dispute,
     IdempotencyKey,
@@ -30,6 +31,7 @@ from monetization.models import (
 )
 from monetization.registry import Registry
 from monetization.services.api_keys import api_key_create, api_key_revoke
+from monetization.services.consumption import consumption_request_mark_answered
 
 # The countries the customer list filters by: those we sell in, which the catalog knows
 # (customer_countries.register(name, fn() -> country codes) from AppConfig.ready()). Not a
@@ -409,3 +411,33 @@ class IdempotencyKeyAdmin(AppendOnlyAdmin, LargeTableAdmin):
     exact_search_fields = ("key",)
     integer_search_fields = ("id",)
     search_help_text = "Exact Idempotency-Key value."
+
+
+# --- Store consumption requests (Apple asks before it decides a refund) --------------------------
+
+
+@admin.register(ConsumptionRequest)
+class ConsumptionRequestAdmin(admin.ModelAdmin):
+    """Support's queue: what a store asked about a purchase, nearest deadline first."""
+
+    list_display = ("id", "provider", "transaction_id", "customer", "reason", "deadline", "status", "answered_at")
+    list_filter = ("status", "provider")
+    list_select_related = ("customer",)
+    ordering = ("status", "deadline")
+    search_fields = ("transaction_id", "original_transaction_id")
+    actions = ["mark_answered"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.opts.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Mark answered in App Store Connect", permissions=["change"])
+    def mark_answered(self, request, queryset):
+        for item in queryset.filter(status=ConsumptionRequest.Status.QUEUED):
+            consumption_request_mark_answered(request=item, actor=request.user, note="answered by Support")
+        self.message_user(request, "Marked answered.")

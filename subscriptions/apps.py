@@ -28,6 +28,7 @@ class SubscriptionsConfig(AppConfig):
         from .services.payments import subscription_refund_access
         from .services.provider_events import EVENT_APPLIER
         from .services.reconcile import reconcilers
+        from .services.reconcile_stores import app_store_reconcile, google_play_reconcile
         from .services.reconcile_stripe import stripe_reconcile
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
@@ -37,6 +38,8 @@ class SubscriptionsConfig(AppConfig):
             event_appliers.register(provider, EVENT_APPLIER)
         refund_succeeded_hooks.register("subscriptions.refund_access", subscription_refund_access)
         reconcilers.register("stripe", stripe_reconcile)
+        reconcilers.register("app_store", app_store_reconcile)
+        reconcilers.register("google_play", google_play_reconcile)
         customer_panels.register("subscriptions", support.PANEL)
         for op, action in support.CUSTOMER_ACTIONS.items():
             customer_actions.register(op, action)

@@ -31,6 +31,7 @@ from monetization.providers.base import (
     TransferResult,
     UnsupportedOperation,
 )
+from monetization.providers.google_play import GooglePlayProvider
 from monetization.providers.stripe import StripeProvider
 
 
@@ -183,3 +184,55 @@ class StripeBookDouble(StripeProvider):
 
     def charge_refunds(self, charge_id: str) -> list[dict]:
         return list(self._book()["charge_refunds"].get(charge_id, []))
+
+
+class PlayBookClient:
+    """Google Play's Developer API answering from a store's book: a JSON file (``PLAY_BOOK_FILE``) of
+    ``resources`` (subscriptionsv2 by purchase token), ``orders`` (orders.get by order id) and
+    ``voided`` (voidedpurchases.list rows), read on every call, so a simulator in another process
+    (a test, the soak run) can write what Play says and a worker reads it as the real client would."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def _book(self) -> dict:
+        with open(self.path) as fh:
+            return json.load(fh)
+
+    def get(self, *, package_name: str, token: str) -> dict:
+        try:
+            return self._book()["resources"][token]
+        except KeyError:
+            raise ProviderError(f"no purchase {token}", code="not_found") from None
+
+    def get_order(self, *, package_name: str, order_id: str) -> dict:
+        try:
+            return self._book()["orders"][order_id]
+        except KeyError:
+            raise ProviderError(f"no order {order_id}", code="not_found") from None
+
+    def list_voided(self, *, package_name: str, start_ms: int, page_token: str = "") -> dict:
+        rows = [row for row in self._book().get("voided", []) if int(row["voidedTimeMillis"]) >= start_ms]
+        return {"voidedPurchases": rows}
+
+    def acknowledge(self, *, package_name: str, product_id: str, token: str) -> None:
+        """The book's purchases are acknowledged already (the simulator's app did it)."""
+
+    def defer(self, *, package_name: str, token: str, body: dict) -> dict:
+        raise UnsupportedOperation("the Play book is read-only")
+
+    def cancel(self, *, package_name: str, token: str, body: dict) -> None:
+        raise UnsupportedOperation("the Play book is read-only")
+
+    def revoke(self, *, package_name: str, token: str, body: dict) -> None:
+        raise UnsupportedOperation("the Play book is read-only")
+
+    def refund_order(self, *, package_name: str, order_id: str) -> None:
+        raise UnsupportedOperation("the Play book is read-only")
+
+
+class BookedGooglePlayProvider(GooglePlayProvider):
+    """The real Play adapter over :class:`PlayBookClient` (``PAYMENT_PROVIDER_GOOGLE_PLAY`` points here)."""
+
+    def __init__(self, name: str = "google_play"):
+        super().__init__(name, client=PlayBookClient(os.environ["PLAY_BOOK_FILE"]))

@@ -1,6 +1,7 @@
 from .api_keys import ApiKey
 from .audit import AuditEvent
 from .cache import CacheInvalidation
+from .consumption import ConsumptionRequest
 from .customers import Customer, Provider, ProviderIdentity
 from .disputes import Dispute
 from .idempotency import IdempotencyKey
@@ -13,6 +14,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "CacheInvalidation",
+    "ConsumptionRequest",
     "Customer",
     "Dispute",
     "IdempotencyKey",

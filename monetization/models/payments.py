@@ -75,3 +75,11 @@ class Payment(FSMModelMixin, models.Model):
     @transition(field=status, source=[Status.SUCCEEDED, Status.PARTIALLY_REFUNDED], target=Status.REFUNDED)
     def refund_fully(self):
         pass
+
+    @transition(field=status, source=[Status.REFUNDED, Status.PARTIALLY_REFUNDED], target=Status.SUCCEEDED)
+    def refund_reversed_fully(self):
+        """Every refund on it was taken back by the provider."""
+
+    @transition(field=status, source=[Status.REFUNDED, Status.PARTIALLY_REFUNDED], target=Status.PARTIALLY_REFUNDED)
+    def refund_reversed_partially(self):
+        pass

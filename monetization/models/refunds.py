@@ -44,6 +44,7 @@ class Refund(FSMModelMixin, models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         REJECTED = "rejected", "Rejected"
+        REVERSED = "reversed", "Reversed by the provider"
 
     # Statuses whose amount counts against what is still refundable.
     RESERVING = (Status.REQUESTED, Status.PENDING_APPROVAL, Status.APPROVED, Status.SUBMITTED)
@@ -128,6 +129,10 @@ class Refund(FSMModelMixin, models.Model):
     def succeed(self, provider_refund_id: str = ""):
         self.provider_refund_id = provider_refund_id
         self.completed_at = clock.now()
+
+    @transition(field=status, source=Status.SUCCEEDED, target=Status.REVERSED)
+    def reverse(self):
+        """The provider took back a refund it made (App Store REFUND_REVERSED): the money is ours again."""
 
     @transition(field=status, source=Status.SUBMITTED, target=Status.FAILED)
     def fail(self, code: str = "", message: str = ""):

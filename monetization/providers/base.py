@@ -67,6 +67,8 @@ class Capabilities:
     pause: bool = False  # pause and resume collection ourselves (Stripe only)
     # The platform has a paused state at all (Play: paused by the user in the store; Stripe: by us).
     paused_state: bool = False
+    # The platform may take back a refund it made and give access back (App Store REFUND_REVERSED).
+    refund_reversal: bool = False
 
 
 NO_CAPABILITIES = Capabilities()
@@ -201,6 +203,9 @@ class EventFacts:
     snapshot: SubscriptionSnapshot | None = None  # converge the subscription to this
     subscription_ref: str = ""  # the subscription an event without a snapshot is about
     payment: PaymentReport | None = None
+    # Payments the provider made earlier for the same subscription that we have not recorded (a Play
+    # renewal whose notification was late or lost: its read-back already names a later order).
+    earlier_payments: tuple[PaymentReport, ...] = ()
     payment_failed: dict | None = None  # a renewal charge failed: the provider's details, for the timeline
     refund: RefundReport | None = None
     # Money went back or access was revoked: the provider's details, for the timeline; with
@@ -209,6 +214,10 @@ class EventFacts:
     access_ends: bool = False
     replaces: str = ""  # the provider subscription id this one replaces (a Play upgrade or resubscribe)
     dispute: DisputeReport | None = None  # a chargeback opened, moved money, or closed
+    # The provider took back the refunds it made on this payment (its reference; App Store REFUND_REVERSED).
+    refund_reversed: str = ""
+    # The provider asks how the purchase was used before it decides a refund (App Store CONSUMPTION_REQUEST).
+    consumption_request: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -473,6 +473,59 @@ def refunds_record_reported(*, payment: Payment, report: RefundReport, cause) ->
     ]
 
 
+def refunds_reverse_reported(*, payment: Payment, refund_id_prefix: str, cause) -> list[Refund]:
+    """The provider took back the refunds it made on ``payment`` (those whose provider id starts with
+    ``refund_id_prefix``): each is marked reversed, Payment.refunded lowered and the ledger entry
+    reversed, once (a redelivery finds them reversed). Returns the refunds reversed now."""
+    reversed_now = []
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        refunds = (
+            Refund.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .filter(
+                payment_id=locked.pk,
+                status=Refund.Status.SUCCEEDED,
+                requested_by__isnull=True,
+                provider_refund_id__startswith=refund_id_prefix,
+            )
+            .order_by("id")
+        )
+        for refund in refunds:
+            before = snapshot(refund, REFUND_FIELDS)
+            refund.reverse()
+            refund.save()
+            locked.refunded = locked.refunded - refund.amount
+            journal_post(
+                Posting(
+                    key=f"refund_reversal:{refund.pk}",
+                    kind="refund_reversal",
+                    legs=[Leg(leg.account, -leg.amount) for leg in refund_legs(locked, refund.amount)],
+                    memo=f"Refund of {locked.provider_reference} reversed by {locked.get_provider_display()}",
+                    customer=refund.customer,
+                    source_type="monetization.refund",
+                    source_id=str(refund.pk),
+                )
+            )
+            _audit(
+                refund,
+                "refund.reverse",
+                actor=None,
+                before=before,
+                actor_kind=cause.actor_kind,
+                actor_label=cause.label,
+                reason=cause.reason,
+            )
+            reversed_now.append(refund)
+        if reversed_now:
+            if locked.refunded.amount <= 0:
+                locked.refund_reversed_fully()
+            else:
+                locked.refund_reversed_partially()
+            locked.save(update_fields=["refunded", "status"])
+    return reversed_now
+
+
 def refund_get(refund_id: int) -> Refund:
     refund = Refund.objects.select_related("payment", "customer").filter(pk=refund_id).first()
     if refund is None:

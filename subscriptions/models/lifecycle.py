@@ -64,6 +64,11 @@ def pause_supported(terms: Terms) -> bool:
     return terms.capabilities.paused_state
 
 
+def refund_reversal_supported(terms: Terms) -> bool:
+    # The App Store may reverse a refund it made; a subscription it revoked for it then has access again.
+    return terms.capabilities.refund_reversal
+
+
 def on_terms(check: Callable[[Terms], bool]) -> Callable[[Any], bool]:
     """An FSM condition decided by the subscription's terms alone."""
 

@@ -218,6 +218,7 @@ class Subscription(FSMModelMixin, models.Model):
 
     grace_configured = on_terms(lifecycle.grace_configured)
     pause_supported = on_terms(lifecycle.pause_supported)
+    refund_reversal_supported = on_terms(lifecycle.refund_reversal_supported)
 
     def _take_effect(self, effects: Effects, at: datetime | None) -> None:
         # Every effect is computed from the row as it was, then written (as one SQL UPDATE would).
@@ -338,6 +339,17 @@ class Subscription(FSMModelMixin, models.Model):
     def revoke(self):
         """Refunded or revoked by the platform (or compliance): access ends now."""
         self.ended_at = clock.now()
+
+    @transition(
+        field=state,
+        source=State.REVOKED,
+        target=State.ACTIVE,
+        conditions=[refund_reversal_supported],
+        custom={"admin": False},
+    )
+    def reinstate(self):
+        """The platform reversed the refund that revoked it (App Store REFUND_REVERSED): access again."""
+        self.ended_at = None
 
     # --- the moves the clock makes (the lifecycle sweep runs them set-based) ----------
 

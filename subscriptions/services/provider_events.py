@@ -17,18 +17,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from monetization.models import Payment, WebhookEvent
+from monetization.errors import ErrorCode
+from monetization.models import Payment, Refund, WebhookEvent
 from monetization.providers import provider_package
 from monetization.providers.base import EventIgnored, SubjectMissing
 from monetization.services.audit import audit_record
+from monetization.services.consumption import consumption_request_record
 from monetization.services.disputes import dispute_record_reported
-from monetization.services.refunds import refunds_record_reported
+from monetization.services.refunds import refunds_record_reported, refunds_reverse_reported
 from monetization.services.webhooks import EventApplier
 from monetization.webhook_queue import webhook_events_wake
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
 from subscriptions.services.payments import payment_subscription, subscription_payment_record
 from subscriptions.services.provider_sync import (
+    SubscriptionSyncError,
     SyncRequest,
     SyncResult,
     subscription_revoke_for_refund,
@@ -63,7 +66,14 @@ def provider_event_apply(event: WebhookEvent) -> str:
     notes: list[str] = []
     sub = None
     if facts.snapshot is not None:
-        result = subscription_sync_from_snapshot(snapshot=facts.snapshot, cause=cause)
+        try:
+            result = subscription_sync_from_snapshot(snapshot=facts.snapshot, cause=cause)
+        except SubscriptionSyncError as exc:
+            if exc.code != ErrorCode.UNKNOWN_CUSTOMER:
+                raise
+            # The store does not wait for the app's purchase call: the event waits for the link
+            # (woken when the subscription or the customer's identity is created).
+            raise SubjectMissing(str(exc)) from exc
         sub = result.subscription
         notes.append(sync_note(result))
         if facts.replaces and not result.stale:
@@ -77,6 +87,23 @@ def provider_event_apply(event: WebhookEvent) -> str:
                     subscription=old, transition="expire", cause=cause, updates={"cancel_reason": "replaced"}
                 )
                 notes.append(f"replaced subscription {old.pk} expired")
+
+    for report in facts.earlier_payments:
+        if sub is not None:
+            _, created = subscription_payment_record(
+                subscription=sub,
+                customer=sub.customer,
+                provider=event.provider,
+                provider_reference=report.provider_reference,
+                amount=report.amount,
+                fee=report.fee,
+                tax=report.tax,
+                kind=report.kind,
+                occurred_at=report.occurred_at,
+            )
+            if created:
+                webhook_events_wake(provider=event.provider, subject_refs=[report.provider_reference])
+            notes.append(f"earlier payment {report.provider_reference} {'recorded' if created else 'known'}")
 
     if facts.payment is not None:
         report = facts.payment
@@ -151,6 +178,30 @@ def provider_event_apply(event: WebhookEvent) -> str:
             return f"refund noted ({created} booked); access unchanged"
         for refund, new in booked:
             notes.append(f"refund {refund.pk} booked" if new else f"refund {refund.pk} already booked")
+        if any(new for _refund, new in booked):
+            webhook_events_wake(provider=event.provider, subject_refs=[reference])  # its reversal may be waiting
+            if facts.access_ends:
+                # A refund made at the provider, booked just now: access ends with it, in this transaction.
+                # Its echo of our own refund, or a redelivery, books nothing and leaves access as it is.
+                subscription_revoke_for_refund(
+                    subscription=sub, cause=cause, occurred_at=event.occurred_at, detail=facts.refund_reported or {}
+                )
+                notes.append(f"subscription {sub.pk} revoked")
+                return "; ".join(notes)
+
+    if facts.refund_reversed:
+        notes.append(_refund_reversal(event, facts.refund_reversed, cause))
+
+    if facts.consumption_request is not None:
+        known = _subscription(event.provider, facts.subscription_ref)
+        request, created = consumption_request_record(
+            provider=event.provider,
+            event_id=event.event_id,
+            detail=facts.consumption_request,
+            customer=known.customer if known else None,
+            cause=cause,
+        )
+        return f"consumption request {request.pk} {'recorded' if created else 'already recorded'}"
 
     if facts.refund_reported is not None and sub is not None:
         # Access ended with the snapshot; the provider's reasons go on the timeline.
@@ -192,6 +243,20 @@ def _dispute_apply(event: WebhookEvent, facts, cause: Cause) -> str:
             after=detail,
         )
     return note
+
+
+def _refund_reversal(event: WebhookEvent, payment_reference: str, cause: Cause) -> str:
+    """The provider took back the refunds it made on a payment: the money is booked back (access came
+    back with the event's snapshot, in this transaction)."""
+    payment = Payment.objects.filter(provider=event.provider, provider_reference=payment_reference).first()
+    if payment is None:
+        raise _payment_missing(payment_reference)
+    provider_made = Refund.objects.filter(payment=payment, requested_by__isnull=True).exclude(provider_refund_id="")
+    if not provider_made.filter(status__in=[Refund.Status.SUCCEEDED, Refund.Status.REVERSED]).exists():
+        # Its refund's own notification is on its way: reversing nothing now would leave it booked later.
+        raise _payment_missing(payment_reference)
+    reversed_now = refunds_reverse_reported(payment=payment, refund_id_prefix="", cause=cause)
+    return f"{len(reversed_now)} refund(s) reversed" if reversed_now else "refund already reversed"
 
 
 def _refund_reported(sub: Subscription, cause: Cause, detail: dict | None) -> None:

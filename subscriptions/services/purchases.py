@@ -53,4 +53,6 @@ def purchase_submit(
             f"The provider could not be reached: {exc}", code=ErrorCode.PROVIDER_UNAVAILABLE, status=503
         ) from exc
     cause = Cause(actor_kind=AuditEvent.ActorKind.CLIENT, label=client_label or "api", reason="purchase submitted")
+    # Notifications the store sent before this call (it never waits for the app) wait for the link; the
+    # sync wakes them when it creates the subscription or links the customer's identity.
     return subscription_sync_from_snapshot(snapshot=snapshot, cause=cause, customer=customer)

@@ -424,6 +424,13 @@ def play_push(*, code: int, message_id: str, event_ms: int, token: str = PLAY_TO
     return json.dumps(envelope).encode()
 
 
+def play_voided_push(*, message_id: str, event_ms: int, order_id: str, token: str = PLAY_TOKEN, refund_type=1) -> bytes:
+    notification = play.voided_notification(
+        package_name=PLAY_PACKAGE, event_ms=event_ms, token=token, order_id=order_id, refund_type=refund_type
+    )
+    return json.dumps(play_push_envelope(notification, message_id=message_id)).encode()
+
+
 def post_play(client, body: bytes, *, token: str = PLAY_PUSH_TOKEN):
     return client.post(f"/api/v1/webhooks/google-play?token={token}", data=body, content_type="application/json")
 
@@ -458,9 +465,21 @@ def play_resource(state: str, **updates) -> dict:
 class RecordedPlayClient:
     """A SubscriptionsV2Client replaying recorded resources; what the store 'says now' is ``resources``."""
 
-    def __init__(self, resources: dict[str, dict] | None = None):
+    def __init__(self, resources: dict[str, dict] | None = None, orders: dict[str, dict] | None = None):
         self.resources = resources or {}
+        self.orders = orders or {}  # orders.get answers, by order id
+        self.voided: list[dict] = []  # voidedpurchases.list answers (one page)
         self.calls: list[tuple[str, dict]] = []
+
+    def get_order(self, *, package_name, order_id):
+        self.calls.append(("get_order", {"order_id": order_id}))
+        if order_id not in self.orders:
+            raise ProviderError("not found", code="not_found")
+        return copy.deepcopy(self.orders[order_id])
+
+    def list_voided(self, *, package_name, start_ms, page_token=""):
+        self.calls.append(("list_voided", {"start_ms": start_ms}))
+        return {"voidedPurchases": [v for v in self.voided if int(v["voidedTimeMillis"]) >= start_ms]}
 
     def get(self, *, package_name, token):
         self.calls.append(("get", {"token": token}))

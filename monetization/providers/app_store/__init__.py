@@ -10,14 +10,15 @@ from .parsing import (
     snapshot_from_transaction,
     transaction_amount,
 )
-from .rules import PLATFORM_RULES, rule_problem
+from .rules import PLATFORM_RULES, REFUND_ACCESS, rule_problem
 
 # Apple refunds and cancels App Store purchases itself; extending a renewal date is the one write it allows.
-CAPABILITIES = Capabilities(extend=True)
+CAPABILITIES = Capabilities(extend=True, refund_reversal=True)
 
 __all__ = [
     "CAPABILITIES",
     "PLATFORM_RULES",
+    "REFUND_ACCESS",
     "AppStoreProvider",
     "app_store_status",
     "event_facts",

@@ -22,11 +22,14 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 
-from appstoreserverlibrary.api_client import APIException, AppStoreServerAPIClient
+from appstoreserverlibrary.api_client import APIException, AppStoreServerAPIClient, GetTransactionHistoryVersion
+from appstoreserverlibrary.models.ConsumptionRequest import ConsumptionRequest
+from appstoreserverlibrary.models.DeliveryStatus import DeliveryStatus
 from appstoreserverlibrary.models.Environment import Environment
 from appstoreserverlibrary.models.ExtendReasonCode import ExtendReasonCode
 from appstoreserverlibrary.models.ExtendRenewalDateRequest import ExtendRenewalDateRequest
 from appstoreserverlibrary.models.NotificationHistoryRequest import NotificationHistoryRequest
+from appstoreserverlibrary.models.TransactionHistoryRequest import Order, TransactionHistoryRequest
 from appstoreserverlibrary.signed_data_verifier import (
     SignedDataVerifier,
     VerificationException,
@@ -247,6 +250,24 @@ class AppStoreProvider:
                     return snapshot_from_transaction(transaction, renewal, as_of=clock.now())
         raise ProviderError(f"No App Store subscription {provider_subscription_id}.", code="not_found")
 
+    def transaction_history(self, original_transaction_id: str, *, since: datetime) -> list[dict]:
+        """Every transaction of a subscription since ``since`` (Get Transaction History v2), verified, oldest first."""
+        request = TransactionHistoryRequest(startDate=int(since.timestamp() * 1000), sort=Order.ASCENDING)
+        transactions, revision = [], None
+        while True:
+            page = self._api(
+                self.client.get_transaction_history,
+                original_transaction_id,
+                revision,
+                request,
+                GetTransactionHistoryVersion.V2,
+            )
+            for signed in page.signedTransactions or []:
+                transactions.append(self._verified(self.verifier.verify_and_decode_signed_transaction, signed))
+            if not page.hasMore or not page.revision:
+                return transactions
+            revision = page.revision
+
     def list_events(self, *, since: datetime) -> Iterator[ProviderEvent]:
         """The notification history (Apple keeps 180 days), page by page."""
         request = NotificationHistoryRequest(
@@ -261,6 +282,22 @@ class AppStoreProvider:
             if not page.hasMore or not page.paginationToken:
                 return
             token = page.paginationToken
+
+    @property
+    def answers_consumption_requests(self) -> bool:
+        """Consumption information goes to Apple only with the customers' consent and the Server API configured."""
+        configured = self.api_client is not None or bool(
+            settings.APP_STORE_PRIVATE_KEY_PATH and settings.APP_STORE_KEY_ID and settings.APP_STORE_ISSUER_ID
+        )
+        return settings.APP_STORE_CONSUMPTION_CONSENT and configured
+
+    def answer_consumption_request(self, transaction_id: str, answer: dict) -> None:
+        request = ConsumptionRequest(
+            customerConsented=True,
+            sampleContentProvided=bool(answer.get("sample_content_provided")),
+            deliveryStatus=DeliveryStatus.DELIVERED if answer.get("delivered") else DeliveryStatus.UNDELIVERED_OTHER,
+        )
+        self._api(self.client.send_consumption_information, transaction_id, request)
 
     def refund(self, *, payment_reference: str, amount: Money, idempotency_key: str, reason: str) -> RefundResult:
         raise UnsupportedOperation(

@@ -6,12 +6,13 @@ by the adapter before anything here reads them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from djmoney.money import Money
 
 from monetization.models import ProviderIdentity
+from monetization.money import minor_from_money, quantize
 from monetization.providers.base import (
     EventFacts,
     EventIgnored,
@@ -27,8 +28,12 @@ IdentityKind = ProviderIdentity.Kind
 Status = SubscriptionStatus
 
 # Notification types that carry no subscription change for us.
-IGNORED_TYPES = {"TEST", "CONSUMPTION_REQUEST", "EXTERNAL_PURCHASE_TOKEN", "METADATA_UPDATE", "MIGRATION"}
+IGNORED_TYPES = {"TEST", "EXTERNAL_PURCHASE_TOKEN", "METADATA_UPDATE", "MIGRATION"}
 PAYMENT_TYPES = {"SUBSCRIBED", "DID_RENEW"}
+# Applied one at a time (they book money or leave a record), never as a snapshot alone.
+SINGLE_TYPES = {*PAYMENT_TYPES, "REFUND", "REVOKE", "REFUND_REVERSED", "REFUND_DECLINED", "CONSUMPTION_REQUEST"}
+# Apple answers a consumption request's refund decision 12 hours after it asks.
+CONSUMPTION_DEADLINE = timedelta(hours=12)
 
 # Apple's subscription statuses (as the Server API names them: 1 active, 2 expired, 3 billing
 # retry, 4 grace period, 5 revoked), plus trialing, in our words.
@@ -57,7 +62,9 @@ def app_store_status(
     transaction: dict, renewal: dict, *, as_of: datetime, notification_type: str = "", subtype: str = ""
 ):
     """Apple's subscription status (as the Server API names it) at ``as_of``, plus trialing."""
-    if transaction.get("revocationDate") or notification_type in ("REFUND", "REVOKE"):
+    if notification_type in ("REFUND", "REVOKE") or (
+        transaction.get("revocationDate") and notification_type != "REFUND_REVERSED"
+    ):
         return "revoked"
     if notification_type == "EXPIRED":
         return "expired"
@@ -143,7 +150,7 @@ def _snapshot(event: StoredEvent) -> SubscriptionSnapshot:
 def event_snapshot(event: StoredEvent) -> SubscriptionSnapshot | None:
     """Renewal-status, grace, billing-retry and expiry notifications are snapshots alone (no payment, no refund)."""
     ntype = (event.payload.get("notification") or {}).get("notificationType", "")
-    if ntype in PAYMENT_TYPES or ntype in ("REFUND", "REVOKE"):
+    if ntype in SINGLE_TYPES:
         return None
     try:
         return _snapshot(event)
@@ -151,11 +158,44 @@ def event_snapshot(event: StoredEvent) -> SubscriptionSnapshot | None:
         return None  # recorded as ignored one at a time
 
 
+def refund_report(transaction: dict) -> RefundReport:
+    """What Apple refunded on a transaction: all of it, or the prorated share ``revocationPercentage``
+    (milliunits of a percent) says. Booked once per transaction: a redelivery reproduces the id."""
+    transaction_id = str(transaction.get("transactionId"))
+    percentage = transaction.get("revocationPercentage")
+    amount = transaction_amount(transaction)
+    if transaction.get("revocationType") == "REFUND_PRORATED" and percentage and amount is not None:
+        share = Money(amount.amount * Decimal(int(percentage)) / Decimal(100_000), amount.currency)
+        minor = minor_from_money(Money(quantize(share.amount, str(share.currency)), share.currency))
+        return RefundReport(
+            payment_reference=transaction_id, refunded_minor=minor, remainder_id=f"apple:{transaction_id}"
+        )
+    return RefundReport(payment_reference=transaction_id, remainder_id=f"apple:{transaction_id}")
+
+
+def _consumption_request(event: StoredEvent, transaction: dict) -> dict:
+    data = (event.payload.get("notification") or {}).get("data") or {}
+    return {
+        "transaction_id": str(transaction.get("transactionId") or ""),
+        "original_transaction_id": str(transaction.get("originalTransactionId") or ""),
+        "reason": data.get("consumptionRequestReason") or "",
+        "deadline": (event.occurred_at + CONSUMPTION_DEADLINE).isoformat(),
+    }
+
+
 def event_facts(event: StoredEvent) -> EventFacts:
     notification = event.payload.get("notification") or {}
     transaction = event.payload.get("transaction")
     ntype = notification.get("notificationType", "")
     subtype = notification.get("subtype") or ""
+    if ntype == "CONSUMPTION_REQUEST":
+        if not transaction:
+            raise EventIgnored("CONSUMPTION_REQUEST without a transaction")
+        # Apple asks before it decides a refund: nothing changes on the subscription yet.
+        return EventFacts(
+            subscription_ref=str(transaction.get("originalTransactionId") or ""),
+            consumption_request=_consumption_request(event, transaction),
+        )
     snapshot = _snapshot(event)
     payment = refund = reported = None
     amount = transaction_amount(transaction)
@@ -168,17 +208,21 @@ def event_facts(event: StoredEvent) -> EventFacts:
             occurred_at=ms(transaction.get("purchaseDate")) or event.occurred_at,
         )
     if ntype == "REFUND":
-        # Apple owns App Store refunds; it tells us the transaction it refunded, whole.
-        refund = RefundReport(
-            payment_reference=str(transaction.get("transactionId")),
-            remainder_id=f"apple:{transaction.get('transactionId')}:{transaction.get('revocationDate')}",
-        )
-    if ntype in ("REFUND", "REVOKE"):
-        # Access ends (the snapshot says revoked); the provider's reasons go on the timeline.
+        # Apple owns App Store refunds; it tells us the transaction it refunded (whole or prorated).
+        refund = refund_report(transaction)
+    if ntype in ("REFUND", "REVOKE", "REFUND_REVERSED", "REFUND_DECLINED"):
+        # Access follows the snapshot (revoked, or given back); the provider's details go on the timeline.
         reported = {
             "transaction": transaction.get("transactionId"),
             "type": ntype,
             "revocation_reason": transaction.get("revocationReason"),
             "revocation_date": transaction.get("revocationDate"),
+            "revocation_percentage": transaction.get("revocationPercentage"),
         }
-    return EventFacts(snapshot=snapshot, payment=payment, refund=refund, refund_reported=reported)
+    return EventFacts(
+        snapshot=snapshot,
+        payment=payment,
+        refund=refund,
+        refund_reported=reported,
+        refund_reversed=str(transaction.get("transactionId")) if ntype == "REFUND_REVERSED" else "",
+    )

@@ -7,6 +7,12 @@ Field meanings: subscriptions.platform_rules.
 GRACE_OPTIONS = (0, 3, 16, 28)
 WEEKLY_GRACE_DAYS = 6
 
+# What a refund made at the App Store (REFUND; Apple makes every App Store refund) does to access:
+# Apple revokes the transaction it refunds, in full or prorated (revocationDate), so access ends now
+# either way; REFUND_REVERSED gives it back (the transaction no longer revoked). Developers cannot
+# refund App Store purchases, so there is no refund of ours to echo.
+REFUND_ACCESS = {"full": "revoke", "partial": "revoke"}
+
 PLATFORM_RULES: list[dict] = [
     {
         "since": "2000-01-01",

@@ -8,11 +8,12 @@ from .parsing import (
     PAYMENT_CODES,
     event_facts,
     event_snapshot,
+    order_refund,
     play_money,
     relevant,
     snapshot_from_v2,
 )
-from .rules import PLATFORM_RULES, rule_problem
+from .rules import PLATFORM_RULES, REFUND_ACCESS, rule_problem
 
 # Users pause Play subscriptions in the store (we follow through its notifications); we cannot.
 CAPABILITIES = Capabilities(refund=True, cancel=True, extend=True, paused_state=True)
@@ -23,11 +24,13 @@ __all__ = [
     "NOTIFICATION_TYPES",
     "PAYMENT_CODES",
     "PLATFORM_RULES",
+    "REFUND_ACCESS",
     "GoogleApiSubscriptionsV2Client",
     "GooglePlayProvider",
     "SubscriptionsV2Client",
     "event_facts",
     "event_snapshot",
+    "order_refund",
     "play_money",
     "relevant",
     "rule_problem",

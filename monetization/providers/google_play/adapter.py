@@ -158,6 +158,20 @@ class GooglePlayProvider:
         data = self._api(self.client.get, token=provider_subscription_id)
         return snapshot_from_v2(provider_subscription_id, data, as_of=clock.now())
 
+    def fetch_order(self, order_id: str) -> dict:
+        """The order as Play books it now (``orders.get``): its total and the refunds processed on it."""
+        return self._api(self.client.get_order, order_id=order_id)
+
+    def list_voided(self, *, since: datetime) -> Iterator[dict]:
+        """Voided subscription purchases since ``since`` (refunds, chargebacks, revocations), page by page."""
+        page_token = ""
+        while True:
+            page = self._api(self.client.list_voided, start_ms=int(since.timestamp() * 1000), page_token=page_token)
+            yield from page.get("voidedPurchases") or []
+            page_token = (page.get("tokenPagination") or {}).get("nextPageToken") or ""
+            if not page_token:
+                return
+
     def acknowledge(self, *, product_id: str, token: str) -> None:
         self._api(self.client.acknowledge, product_id=product_id, token=token)
 

@@ -24,6 +24,10 @@ class SubscriptionsV2Client(Protocol):
 
     def refund_order(self, *, package_name: str, order_id: str) -> None: ...
 
+    def get_order(self, *, package_name: str, order_id: str) -> dict: ...
+
+    def list_voided(self, *, package_name: str, start_ms: int, page_token: str = "") -> dict: ...
+
 
 class GoogleApiSubscriptionsV2Client:
     """``purchases.subscriptionsv2`` (+ acknowledge and orders.refund) through Google's API client."""
@@ -74,3 +78,22 @@ class GoogleApiSubscriptionsV2Client:
 
     def refund_order(self, *, package_name: str, order_id: str) -> None:
         self.service.orders().refund(packageName=package_name, orderId=order_id, revoke=False).execute()
+
+    def get_order(self, *, package_name: str, order_id: str) -> dict:
+        return self.service.orders().get(packageName=package_name, orderId=order_id).execute()
+
+    def list_voided(self, *, package_name: str, start_ms: int, page_token: str = "") -> dict:
+        """``purchases.voidedpurchases.list`` of subscriptions, partial refunds included."""
+        kwargs = {"token": page_token} if page_token else {}
+        return (
+            self.service.purchases()
+            .voidedpurchases()
+            .list(
+                packageName=package_name,
+                startTime=str(start_ms),
+                type=1,
+                includeQuantityBasedPartialRefund=True,
+                **kwargs,
+            )
+            .execute()
+        )

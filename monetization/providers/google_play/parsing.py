@@ -13,7 +13,8 @@ from decimal import Decimal
 
 from djmoney.money import Money
 
-from monetization.models import ProviderIdentity
+from monetization.models import Payment, ProviderIdentity
+from monetization.money import minor_from_money
 from monetization.providers.base import (
     Acknowledgement,
     EventFacts,
@@ -21,12 +22,14 @@ from monetization.providers.base import (
     MalformedPayload,
     PaymentReport,
     ProviderError,
+    RefundReport,
     RetryableApplyError,
     StoredEvent,
     SubscriptionSnapshot,
     SubscriptionStatus,
     get_provider,
 )
+from monetization.providers.google_play.rules import REFUND_ACCESS
 
 IdentityKind = ProviderIdentity.Kind
 Status = SubscriptionStatus
@@ -90,6 +93,38 @@ def play_money(price: dict | None) -> Money | None:
         return None
     amount = Decimal(price.get("units") or 0) + Decimal(int(price.get("nanos") or 0)).scaleb(-9)
     return Money(amount, price["currencyCode"]) if amount > 0 else None
+
+
+def order_refund(order: dict) -> tuple[RefundReport | None, str]:
+    """What Play says it refunded on an order (``orders.get``), and whether that is the whole order
+    ("full") or part of it ("partial"); (None, "") while nothing is refunded yet.
+
+    Booked as a running total under an id that names it, so a redelivery books nothing twice and a
+    later partial refund books only what it adds (our own refund's echo adds nothing).
+    """
+    order_id = order.get("orderId", "")
+    total = play_money(order.get("total"))
+    if total is None:
+        raise MalformedPayload(f"Play order {order_id} has no total.")
+    currency = str(total.currency)
+    if order.get("state") == "REFUNDED":
+        return RefundReport(payment_reference=order_id, remainder_id=f"play:{order_id}:full", currency=currency), "full"
+    history = order.get("orderHistory") or {}
+    refunded = 0
+    for event in history.get("partialRefundEvents") or []:
+        if event.get("state") == "PROCESSED_SUCCESSFULLY":
+            amount = play_money((event.get("refundDetails") or {}).get("total"))
+            refunded += minor_from_money(amount) if amount is not None else 0
+    if not refunded:
+        return None, ""
+    kind = "full" if refunded >= minor_from_money(total) else "partial"
+    report = RefundReport(
+        payment_reference=order_id,
+        refunded_minor=refunded,
+        remainder_id=f"play:{order_id}:{refunded}",
+        currency=currency,
+    )
+    return report, kind
 
 
 def snapshot_from_v2(token: str, data: dict, *, as_of: datetime) -> SubscriptionSnapshot:
@@ -160,9 +195,13 @@ def event_facts(event: StoredEvent) -> EventFacts:
         snapshot = adapter.fetch_subscription(token)
     except ProviderError as exc:
         raise _retryable(exc) from exc
-    revoked = code == 12 or (voided and int(voided.get("refundType") or 1) == 1)
+    revoked = code == 12
     if revoked:
         snapshot = replace(snapshot, status=Status.REVOKED, provider_status=REVOKED)
+    refund = None
+    access_ends = False
+    if voided:
+        refund, access_ends = _voided_refund(adapter, voided)
     try:
         # Unacknowledged purchases are refunded by Google after 3 days.
         snapshot = adapter.acknowledge_pending(snapshot, only_with_access=True)
@@ -171,7 +210,16 @@ def event_facts(event: StoredEvent) -> EventFacts:
     payment = None
     amount = play_money(snapshot.extra.get("recurring_price"))
     order_id = snapshot.extra.get("latest_order_id")
-    if (code in PAYMENT_CODES or event.event_type == "RESYNC") and amount is not None and order_id and not revoked:
+    earlier: tuple[PaymentReport, ...] = ()
+    if (code in PAYMENT_CODES or event.event_type == "RESYNC" or voided) and order_id:
+        earlier = _earlier_orders(adapter, order_id)
+    if (
+        (code in PAYMENT_CODES or event.event_type == "RESYNC")
+        and amount is not None
+        and order_id
+        and not revoked
+        and not voided
+    ):
         payment = PaymentReport(
             provider_reference=order_id,
             # Play order ids: GPA.x for the first charge, GPA.x..N for the N-th renewal.
@@ -182,11 +230,77 @@ def event_facts(event: StoredEvent) -> EventFacts:
     return EventFacts(
         snapshot=snapshot,
         payment=payment,
+        earlier_payments=earlier,
+        refund=refund,
+        access_ends=access_ends,
         refund_reported=(
             {"purchase_token": token[:64], "type": event.event_type, "order_id": voided.get("orderId")}
-            if revoked
+            if revoked or voided
             else None
         ),
         # An upgrade, downgrade or resubscribe on Play is a new purchase token; the old one is over.
         replaces=snapshot.extra.get("linked_purchase_token") or "",
     )
+
+
+def _voided_refund(adapter, voided: dict) -> tuple[RefundReport | None, bool]:
+    """The refund a voided purchase stands for, read from the order Play books, and whether access ends."""
+    order_id = voided.get("orderId") or ""
+    if not order_id:
+        raise MalformedPayload("A voided purchase notification needs its orderId.")
+    try:
+        order = adapter.fetch_order(order_id)
+    except ProviderError as exc:
+        raise _retryable(exc) from exc
+    report, kind = order_refund(order)
+    if report is None:
+        if order.get("state") == "PENDING_REFUND":
+            raise RetryableApplyError(f"Play has not processed the refund of {order_id} yet")
+        return None, False  # voided without money back (a canceled order): nothing to book
+    return report, REFUND_ACCESS[kind] == "revoke"
+
+
+def order_chain(order_id: str) -> list[str]:
+    """The orders of a purchase up to ``order_id``: Play names the first GPA.x and the N-th renewal GPA.x..N."""
+    base, sep, n = order_id.partition("..")
+    if not sep or not n.isdigit():
+        return [order_id]
+    return [base] + [f"{base}..{i}" for i in range(int(n) + 1)]
+
+
+def _earlier_orders(adapter, order_id: str) -> tuple[PaymentReport, ...]:
+    """The orders before ``order_id`` we hold no payment for, read from Play (``orders.get``).
+
+    A notification re-reads the purchase as it is now, which names only its latest order: a renewal
+    whose own notification came late (or never) would otherwise never be recorded.
+    """
+    chain = order_chain(order_id)[:-1]
+    if not chain:
+        return ()
+    known = set(
+        Payment.objects.filter(provider="google_play", provider_reference__in=chain).values_list(
+            "provider_reference", flat=True
+        )
+    )
+    reports = []
+    for earlier in chain:
+        if earlier in known:
+            continue
+        try:
+            order = adapter.fetch_order(earlier)
+        except ProviderError as exc:
+            if exc.code == "not_found":
+                continue  # Play has no such order (a renewal it never charged): nothing to record
+            raise _retryable(exc) from exc
+        amount = play_money(order.get("total"))
+        if amount is None:
+            continue
+        reports.append(
+            PaymentReport(
+                provider_reference=earlier,
+                kind="renewal" if ".." in earlier else "initial",
+                amount=amount,
+                occurred_at=rfc3339(order.get("createTime")) or rfc3339(order.get("lastEventTime")),
+            )
+        )
+    return tuple(reports)

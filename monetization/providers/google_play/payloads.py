@@ -40,6 +40,77 @@ def developer_notification(
     return body
 
 
+def voided_notification(
+    *, package_name: str, event_ms: int, token: str, order_id: str, refund_type: int = 1, product_type: int = 1
+) -> dict:
+    """A voided purchase notification: ``refund_type`` 1 full refund, 2 quantity-based partial refund;
+    ``product_type`` 1 subscription, 2 one-time product."""
+    return {
+        "version": "1.0",
+        "packageName": package_name,
+        "eventTimeMillis": str(event_ms),
+        "voidedPurchaseNotification": {
+            "purchaseToken": token,
+            "orderId": order_id,
+            "productType": product_type,
+            "refundType": refund_type,
+        },
+    }
+
+
+def money(minor: int, currency: str) -> dict:
+    """google.type.Money from minor units (two-decimal currencies)."""
+    return {"currencyCode": currency, "units": str(minor // 100), "nanos": (minor % 100) * 10_000_000}
+
+
+def order(
+    *,
+    order_id: str,
+    token: str,
+    total_minor: int,
+    currency: str,
+    created: datetime,
+    partial_refunds: list[tuple[datetime, int]] = (),
+    refunded_at: datetime | None = None,
+    pending_refund: bool = False,
+) -> dict:
+    """An ``orders.get`` Order: its total, and the refunds Play processed on it (partial ones by time,
+    or the whole order)."""
+    history: dict = {"processedEvent": {"eventTime": zulu(created)}}
+    if partial_refunds:
+        history["partialRefundEvents"] = [
+            {
+                "createTime": zulu(at),
+                "processTime": zulu(at),
+                "state": "PROCESSED_SUCCESSFULLY",
+                "refundDetails": {"total": money(minor, currency), "tax": money(0, currency)},
+            }
+            for at, minor in partial_refunds
+        ]
+    if refunded_at is not None:
+        refunded = total_minor - sum(minor for _at, minor in partial_refunds)
+        history["refundEvent"] = {
+            "eventTime": zulu(refunded_at),
+            "refundDetails": {"total": money(refunded, currency), "tax": money(0, currency)},
+            "refundReason": "OTHER",
+        }
+        state = "REFUNDED"
+    elif pending_refund:
+        state = "PENDING_REFUND"
+    else:
+        state = "PARTIALLY_REFUNDED" if partial_refunds else "PROCESSED"
+    return {
+        "orderId": order_id,
+        "purchaseToken": token,
+        "state": state,
+        "createTime": zulu(created),
+        "lastEventTime": zulu(refunded_at or (partial_refunds[-1][0] if partial_refunds else created)),
+        "total": money(total_minor, currency),
+        "tax": money(0, currency),
+        "orderHistory": history,
+    }
+
+
 def pubsub_push(*, notification: dict, message_id: str, published: datetime, subscription: str) -> dict:
     """The push request Pub/Sub makes: the notification base64-encoded in ``message.data``."""
     return {

@@ -5,6 +5,13 @@ Field meanings: subscriptions.platform_rules.
 
 GRACE_OPTIONS = (0, 3, 7, 14, 30)
 
+# What a refund made at Google Play (a voided purchase: refunded in the Play Console, by Google,
+# or charged back) does to access, by how much of the order it gave back. Google voids the
+# purchase and asks developers to take back what it bought: a full refund ends access now; a
+# partial one keeps it. A refund we made ourselves keeps the access choice staff made with it
+# (its echo books nothing new, so changes nothing).
+REFUND_ACCESS = {"full": "revoke", "partial": "keep"}
+
 PLATFORM_RULES: list[dict] = [
     {"since": "2000-01-01", "grace_days": 7, "hold_days": 30, "renewal_leeway_minutes": 60},
     # Since 2025-12-01 the account hold defaults to 60 days minus the grace period.

@@ -1,0 +1,89 @@
+"""App Store histories delivered in order and shuffled (repeated, in waves) to a real worker end where
+Apple's book ends: subscription state, access, payments, refunds and the ledger.
+
+``SOAK_HISTORIES`` scales it (``make soak``: thousands); CI runs the default.
+"""
+
+import os
+import random
+from decimal import Decimal
+
+import pytest
+
+from monetization.models import ProviderIdentity
+from tests.monetization.factories import CustomerFactory
+
+from .app_store_sim import app_store_history
+from .harness import customer_books, deliver_in_order, deliver_shuffled, failed_events, settle, strip
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+HISTORIES = int(os.environ.get("SOAK_HISTORIES", "120"))
+
+
+@pytest.fixture
+def app_store_settings(settings, apple_pki, tmp_path):
+    from tests.webhooks.support import APP_APPLE_ID, BUNDLE_ID
+
+    settings.APP_STORE_ROOT_CERTS = str(apple_pki.write_root(tmp_path / "AppleRootCA-test.cer"))
+    settings.APP_STORE_BUNDLE_ID = BUNDLE_ID
+    settings.APP_STORE_APP_APPLE_ID = APP_APPLE_ID
+    settings.APP_STORE_ENVIRONMENT = "Production"
+    return settings
+
+
+def _expected(book) -> dict:
+    """What Apple's book says we should hold, in customer_books' words."""
+    return {
+        "state": book.state,
+        "entitled": book.entitled,
+        "payments": sorted(
+            (txid, f"{cents / 100:.4f}", f"{book.refunded.get(txid, 0) / 100:.4f}")
+            for txid, cents in book.payments.items()
+        ),
+        "refunds": Decimal(sum(book.refunded.values())) / 100,
+    }
+
+
+def _held(books: dict) -> dict:
+    (subscription,) = books["subscriptions"]
+    return {
+        "state": subscription[3],
+        "entitled": bool(books["entitlements"]),
+        "payments": sorted((ref, amount, refunded) for _p, ref, _k, amount, _c, _s, refunded in books["payments"]),
+        "refunds": Decimal(books["ledger"].get("contra_revenue:refunds/USD", "0")),
+    }
+
+
+def test_app_store_histories_converge_on_apples_book(
+    app_store_settings, celery_worker_process, live_server, catalog, apple_pki, make_api_key
+):
+    api_key, _ = make_api_key("purchases:write")
+    books, ordered, shuffled = {}, [], []
+    for i in range(HISTORIES):
+        for run, deliveries in (("AO", ordered), ("AS", shuffled)):
+            ns = f"{run}{i}Z"
+            book, history = app_store_history(random.Random(1000 + i), ns, pki=apple_pki, api_key=api_key)
+            customer = CustomerFactory(external_id=book.external_id)
+            if not book.linked_by_purchase_call:  # the app linked it at sign-up; otherwise its purchase call does
+                ProviderIdentity.objects.create(
+                    customer=customer,
+                    provider="app_store",
+                    kind=ProviderIdentity.Kind.APP_ACCOUNT_TOKEN,
+                    value=book.account_token,
+                )
+            books[ns] = book
+            deliveries.extend(history)
+    assert deliver_in_order(live_server.url, ordered).all_accepted
+    report = deliver_shuffled(live_server.url, shuffled, rng=random.Random(7), repeat=0.3, waves=4)
+    assert report.all_accepted and report.duplicates
+    settle(timeout=60 + HISTORIES)
+    assert failed_events() == []
+    diverged = []
+    for i in range(HISTORIES):
+        o, s = f"AO{i}Z", f"AS{i}Z"
+        in_order = strip(customer_books(books[o].external_id), o)
+        out_of_order = strip(customer_books(books[s].external_id), s)
+        expected = strip(_expected(books[o]), o)
+        if in_order != out_of_order or _held(in_order) != expected:
+            diverged.append((i, expected, _held(in_order), _held(out_of_order)))
+    assert diverged == [], f"{len(diverged)} of {HISTORIES} diverged, e.g. {diverged[:3]}"
