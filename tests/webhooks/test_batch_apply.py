@@ -111,7 +111,8 @@ def test_one_bad_event_does_not_hold_back_the_others(catalog, customers):
     outcomes = webhook_events_apply_batch(event_ids=ids)
 
     bad = WebhookEvent.objects.get(event_id="evt_nobody")
-    assert bad.status == "failed" and "No customer" in bad.last_error and bad.attempts == 1
+    # A customer we do not know yet may still appear (a purchase call, a link): the event waits for it.
+    assert bad.status == "waiting" and "No customer" in bad.last_error and bad.attempts == 1
     assert isinstance(outcomes[bad.pk], Exception)
     applied = WebhookEvent.objects.filter(event_id__startswith="evt_good_")
     assert {(e.status, e.attempts) for e in applied} == {("applied", 1)}
