@@ -188,7 +188,7 @@ def run(args) -> dict:
     )
     cycle_submit(cycle_id=cycle.pk, actor=bench)
     started = time.perf_counter()
-    cycle_approve(cycle_id=cycle.pk, actor=approver)
+    cycle_approve(cycle_id=cycle.pk, actor=approver, reason="figures reviewed")
     result["schedule_payouts_s"] = round(time.perf_counter() - started, 2)
     payouts = Payout.objects.filter(cycle=cycle, status="approved").count()
     # Workers share the cycle through FOR UPDATE SKIP LOCKED, as Celery workers would.

@@ -12,6 +12,7 @@ from django.db.models import Count, Max, Min, Q, Sum
 
 from .models import CreatorEarning, EligibilityDecision, Payout, RevenueShareCycle
 from .services.cycles import period_bounds
+from .services.payouts import cycle_pay_plan
 
 
 def cycle_totals(cycle: RevenueShareCycle) -> dict:
@@ -30,8 +31,9 @@ def cycle_totals(cycle: RevenueShareCycle) -> dict:
         row["status"]: {"count": row["n"], "amount": row["amount"]}
         for row in Payout.objects.filter(cycle=cycle).values("status").annotate(n=Count("id"), amount=Sum("amount"))
     }
-    active_holds = Payout.objects.filter(cycle=cycle, holds__lifted_at__isnull=True).distinct().count()
-    return {"earnings": earnings, "payouts": payouts, "held_payouts": active_holds}
+    # Counted by the same queries the paying run claims from: what the page says is what gets paid.
+    plan = cycle_pay_plan(cycle.pk)
+    return {"earnings": earnings, "payouts": payouts, "held_payouts": plan["held_count"], "pay_plan": plan}
 
 
 def cycle_top_earners(cycle: RevenueShareCycle, limit: int = 20):

@@ -78,6 +78,12 @@ class OrgErrorCode:
     HANDLE_TAKEN = "handle_taken"
 
 
+class CreatorErrorCode:
+    """Creator revenue sharing: cycles and payouts."""
+
+    CONFIRMATION_REQUIRED = "confirmation_required"
+
+
 class DomainError(Exception):
     """A refusal the caller can act on. ``status`` is the HTTP status the API uses."""
 

@@ -101,7 +101,7 @@ class RevenueShareCycle(FSMModelMixin, models.Model):
         source=State.IN_REVIEW,
         target=State.APPROVED,
         permission=lambda cycle, user: user.has_perm(APPROVE_PERM) and cycle.computed_by_id != user.pk,
-        custom={"label": "Approve"},
+        custom={"label": "Approve", "reason": True},
     )
     def approve(self):
         """Four-eyes: never by whoever computed the cycle."""
@@ -142,7 +142,11 @@ class RevenueShareCycle(FSMModelMixin, models.Model):
         pass
 
     @transition(
-        field=state, source=State.PAID, target=State.CLOSED, permission=APPROVE_PERM, custom={"label": "Close cycle"}
+        field=state,
+        source=State.PAID,
+        target=State.CLOSED,
+        permission=APPROVE_PERM,
+        custom={"label": "Close cycle", "confirm_held": True},
     )
     def close(self):
         pass

@@ -40,7 +40,15 @@ from django_fsm import can_proceed
 from djmoney.money import Money
 
 from monetization import clock
-from monetization.errors import Conflict, ErrorCode, IllegalTransition, InvalidInput, NotFound, PermissionDenied
+from monetization.errors import (
+    Conflict,
+    CreatorErrorCode,
+    ErrorCode,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
 from monetization.models import JournalEntry, JournalLine
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.ledger import Account, Leg, Posting, journal_post_many, minor_unit_exponent
@@ -56,6 +64,7 @@ from ..models import (
     PayoutProfile,
     RevenueShareCycle,
 )
+from .payouts import cycle_pay_plan, held_payouts, payable_payouts
 
 CYCLE_FIELDS = ["state", "pool", "revenue", "computed_by", "approved_by", "rejected_reason", "compute_run"]
 METRICS = ("impressions", "replies", "reposts", "likes")
@@ -578,8 +587,10 @@ def cycle_reject(*, cycle_id: int, actor, reason: str, reopen: bool = False) -> 
         return cycle
 
 
-def cycle_approve(*, cycle_id: int, actor) -> RevenueShareCycle:
-    """Four-eyes approval; schedules the payouts (held when Compliance must look first)."""
+def cycle_approve(*, cycle_id: int, actor, reason: str = "") -> RevenueShareCycle:
+    """Four-eyes approval with a reason; schedules the payouts (held when Compliance must look first)."""
+    if not reason or not reason.strip():
+        raise InvalidInput("A reason is required to approve a cycle.", code=ErrorCode.REASON_REQUIRED)
     if actor is None or not actor.is_authenticated:
         raise PermissionDenied("Approving a cycle needs a staff member.")
     require_perm(actor, "creators.approve_cycle")
@@ -603,6 +614,7 @@ def cycle_approve(*, cycle_id: int, actor) -> RevenueShareCycle:
             actor=actor,
             before=before,
             after={**snapshot(cycle, CYCLE_FIELDS), "payouts": created, "held": held},
+            reason=reason,
         )
         return cycle
 
@@ -651,12 +663,40 @@ def _schedule_payouts(cycle: RevenueShareCycle, *, batch_size: int = 5000) -> tu
     return len(payouts), sum(1 for _, r in payouts if r)
 
 
-def cycle_close(*, cycle_id: int, actor=None) -> RevenueShareCycle:
+def cycle_close(*, cycle_id: int, actor=None, confirm: bool = False) -> RevenueShareCycle:
+    """Close a paid cycle. Held payouts stay owed (and held); closing over them needs ``confirm``."""
     with transaction.atomic():
         cycle = _lock(cycle_id)
-        if (
-            cycle.state == RevenueShareCycle.State.PAID
-            and cycle.payouts.filter(status__in=[Payout.Status.APPROVED, Payout.Status.PROCESSING]).exists()
-        ):
-            raise Conflict("Payouts are still being paid.")
+        held = 0
+        if cycle.state == RevenueShareCycle.State.PAID:
+            if payable_payouts(cycle_id).exists():
+                raise Conflict("Payouts are still being paid.")
+            held = held_payouts(cycle_id).count()
+        if held and not confirm:
+            raise Conflict(
+                f"{held} payout(s) are held by Compliance; confirm to close the cycle with them held.",
+                code=CreatorErrorCode.CONFIRMATION_REQUIRED,
+                extra={"held": held},
+            )
     return _simple_transition(cycle_id=cycle_id, actor=actor, name="close", perm="creators.approve_cycle")
+
+
+def cycle_dry_run(*, cycle_id: int, actor) -> dict:
+    """What the cycle's next run would do, writing nothing: the computation's plan while the cycle
+    is open or computing, else what a paying run would pay and leave held (the same queries it uses)."""
+    require_perm(actor, "creators.compute_cycle", or_perm="creators.approve_cycle")
+    cycle = RevenueShareCycle.objects.filter(pk=cycle_id).first()
+    if cycle is None:
+        raise NotFound("No such cycle.")
+    if cycle.state in (RevenueShareCycle.State.OPEN, RevenueShareCycle.State.COMPUTING):
+        result = {"run": "compute", **cycle_plan(cycle).summary()}
+    else:
+        plan = cycle_pay_plan(cycle_id)
+        result = {
+            "run": "pay",
+            "payable_count": plan["payable_count"],
+            "payable": {cur: str(row["amount"]) for cur, row in plan["payable"].items()},
+            "held_count": plan["held_count"],
+        }
+    audit_record(action="cycle.dry_run", obj=cycle, actor=actor, after=result)
+    return result

@@ -14,7 +14,7 @@ chunk, gets the same transfers back, and records them once.
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, Exists, F, OuterRef, Sum
 from django_fsm import can_proceed
 from djmoney.money import Money
 
@@ -34,6 +34,42 @@ HOLD_PERM = "creators.manage_holds"  # place and lift holds
 RETRY_PERM = "creators.approve_cycle"  # send a failed payout back to the paying run
 PAYOUT_FIELDS = ["status", "transfer_id", "failure_reason", "attempts"]
 CASH_ACCOUNT = Account.cash("stripe_connect")
+
+
+def _active_hold():
+    return PayoutHold.objects.filter(payout=OuterRef("pk"), lifted_at__isnull=True)
+
+
+def payable_payouts(cycle_id: int):
+    """The payouts the paying run pays: the one query the run claims from and the cycle page counts.
+
+    A payout with an active hold is never paid, whatever its status says.
+    """
+    return Payout.objects.filter(cycle_id=cycle_id, status__in=PAYABLE_STATUSES).exclude(Exists(_active_hold()))
+
+
+def held_payouts(cycle_id: int):
+    """Payouts Compliance holds: at least one hold not lifted."""
+    return Payout.objects.filter(cycle_id=cycle_id).filter(Exists(_active_hold()))
+
+
+def _by_currency(qs) -> dict[str, dict]:
+    return {
+        row["currency"]: {"count": row["n"], "amount": row["amount"]}
+        for row in qs.order_by().values("currency").annotate(n=Count("id"), amount=Sum("amount"))
+    }
+
+
+def cycle_pay_plan(cycle_id: int) -> dict:
+    """What a paying run started now would pay and leave held, per currency (the dry run; writes nothing)."""
+    payable = _by_currency(payable_payouts(cycle_id))
+    held = _by_currency(held_payouts(cycle_id))
+    return {
+        "payable": payable,
+        "payable_count": sum(v["count"] for v in payable.values()),
+        "held": held,
+        "held_count": sum(v["count"] for v in held.values()),
+    }
 
 
 def payout_hold_place(*, payout_id: int, kind: str, reason: str, actor=None) -> PayoutHold:
@@ -161,8 +197,8 @@ def cycle_pay(
     while True:
         with transaction.atomic():
             chunk = list(
-                Payout.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(cycle_id=cycle_id, status__in=PAYABLE_STATUSES)
+                payable_payouts(cycle_id)
+                .select_for_update(skip_locked=True, of=("self",))
                 .select_related("creator")
                 .order_by("id")[:chunk_size]
             )
@@ -210,7 +246,7 @@ def cycle_pay(
             progress(paid=paid, failed=failed)
     with transaction.atomic():
         cycle = RevenueShareCycle.objects.select_for_update().get(pk=cycle_id)
-        remaining = cycle.payouts.filter(status__in=PAYABLE_STATUSES).exists()
+        remaining = payable_payouts(cycle_id).exists()
         if cycle.state == RevenueShareCycle.State.PAYING and not remaining:
             cycle.finish_paying()
             cycle.save()
