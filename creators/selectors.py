@@ -16,7 +16,20 @@ from .services.payouts import cycle_pay_plan
 
 
 def cycle_totals(cycle: RevenueShareCycle) -> dict:
-    earnings = CreatorEarning.objects.filter(cycle=cycle).aggregate(
+    """Earnings totals in the pool currency (``earnings``) and per currency (``by_currency``)."""
+    by_currency = list(
+        CreatorEarning.objects.filter(cycle=cycle)
+        .values("currency")
+        .annotate(
+            creators=Count("id"),
+            pool_amount=Sum("pool_amount"),
+            clawed_back=Sum("clawed_back"),
+            payable=Sum("payable"),
+            carried_out=Sum("carried_out"),
+        )
+        .order_by("currency")
+    )
+    earnings = CreatorEarning.objects.filter(cycle=cycle, currency=cycle.currency).aggregate(
         creators=Count("id"),
         pool_amount=Sum("pool_amount"),
         subscription_amount=Sum("subscription_amount"),
@@ -33,7 +46,13 @@ def cycle_totals(cycle: RevenueShareCycle) -> dict:
     }
     # Counted by the same queries the paying run claims from: what the page says is what gets paid.
     plan = cycle_pay_plan(cycle.pk)
-    return {"earnings": earnings, "payouts": payouts, "held_payouts": plan["held_count"], "pay_plan": plan}
+    return {
+        "earnings": earnings,
+        "by_currency": by_currency,
+        "payouts": payouts,
+        "held_payouts": plan["held_count"],
+        "pay_plan": plan,
+    }
 
 
 def cycle_top_earners(cycle: RevenueShareCycle, limit: int = 20):

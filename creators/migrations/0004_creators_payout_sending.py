@@ -5,25 +5,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('creators', '0003_drop_faketransfer'),
+        ("creators", "0003_drop_faketransfer"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='payout',
-            name='claim_token',
-            field=models.CharField(blank=True, help_text='Session of the run sending it', max_length=64),
+            model_name="payout",
+            name="claim_token",
+            field=models.CharField(blank=True, help_text="Session of the run sending it", max_length=64),
         ),
         migrations.AddField(
-            model_name='payout',
-            name='claimed_at',
+            model_name="payout",
+            name="claimed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='payout',
-            name='status',
-            field=django_fsm.FSMField(choices=[('scheduled', 'Scheduled'), ('held', 'Held'), ('approved', 'Approved'), ('processing', 'Processing'), ('sending', 'Sending'), ('paid', 'Paid'), ('failed', 'Failed')], default='scheduled', max_length=50, protected=True),
+            model_name="payout",
+            name="status",
+            field=django_fsm.FSMField(
+                choices=[
+                    ("scheduled", "Scheduled"),
+                    ("held", "Held"),
+                    ("approved", "Approved"),
+                    ("processing", "Processing"),
+                    ("sending", "Sending"),
+                    ("paid", "Paid"),
+                    ("failed", "Failed"),
+                ],
+                default="scheduled",
+                max_length=50,
+                protected=True,
+            ),
         ),
     ]

@@ -54,7 +54,10 @@ def test_pool_is_share_of_period_subscription_revenue_per_currency(finance):
     assert result.pool == Decimal("25.00")  # 25% of 100.03 rounded down to the cent
     assert cycle.revenue_by_currency == {"EUR": "500.0000", "USD": "100.0300"}
     assert cycle.pool == Decimal("25.00")
-    assert CreatorEarning.objects.get(cycle=cycle).pool_amount == Decimal("25.00")
+    # Every currency's revenue funds a pool in that currency, split and paid in it.
+    assert cycle.pools == {"EUR": "125.00", "USD": "25.00"}
+    earned = dict(CreatorEarning.objects.filter(cycle=cycle).values_list("currency", "pool_amount"))
+    assert earned == {"USD": Decimal("25.00"), "EUR": Decimal("125.00")}
     assert (cycle.compute_processed, cycle.compute_total, cycle.state) == (1, 1, "computed")
 
 
