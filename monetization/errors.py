@@ -84,6 +84,12 @@ class CreatorErrorCode:
     CONFIRMATION_REQUIRED = "confirmation_required"
 
 
+class FxErrorCode:
+    """Exchange rates (monetization/services/fx.py)."""
+
+    FX_RATE_MISSING = "fx_rate_missing"
+
+
 class DomainError(Exception):
     """A refusal the caller can act on. ``status`` is the HTTP status the API uses."""
 

@@ -51,6 +51,7 @@ from monetization.errors import (
 )
 from monetization.models import JournalEntry, JournalLine, Refund
 from monetization.services.audit import audit_record, snapshot
+from monetization.services.fx import RateMissing, convert
 from monetization.services.ledger import Account, Leg, Posting, journal_post_many, minor_unit_exponent
 from monetization.services.permissions import require_perm
 
@@ -156,10 +157,22 @@ def period_revenue(period: datetime.date) -> dict[str, Decimal]:
     return {k: v for k, v in sorted(revenue.items()) if v}
 
 
-def min_payout_minor(currency: str) -> int:
-    """The smallest payout in ``currency`` (minor units): CREATOR_MIN_PAYOUT_BY_CURRENCY, else CREATOR_MIN_PAYOUT."""
-    amount = getattr(settings, "CREATOR_MIN_PAYOUT_BY_CURRENCY", {}).get(currency, settings.CREATOR_MIN_PAYOUT)
-    return max(1, to_minor(Decimal(str(amount)), currency))
+def min_payout_minor(currency: str, day: datetime.date | None = None) -> int:
+    """The smallest payout in ``currency`` (minor units).
+
+    CREATOR_MIN_PAYOUT_BY_CURRENCY when it names the currency; else CREATOR_MIN_PAYOUT (in the pool
+    currency) converted at ``day``'s reference rate; the same nominal amount when no rate is loaded.
+    """
+    explicit = getattr(settings, "CREATOR_MIN_PAYOUT_BY_CURRENCY", {}).get(currency)
+    if explicit is not None:
+        return max(1, to_minor(Decimal(str(explicit)), currency))
+    amount = Money(Decimal(str(settings.CREATOR_MIN_PAYOUT)), settings.CREATOR_POOL_CURRENCY)
+    if day is not None and currency != settings.CREATOR_POOL_CURRENCY:
+        try:
+            return max(1, to_minor(convert(amount, currency, day).amount, currency))
+        except RateMissing:
+            pass
+    return max(1, to_minor(amount.amount, currency))
 
 
 @dataclass
@@ -373,9 +386,10 @@ def cycle_plan(cycle: RevenueShareCycle) -> CycleResult:
             .values_list("creator_id", "currency", "carried_out")
         ):
             line(cid, cur).carried_in_minor = to_minor(carried, cur)
+    last_day = (end - datetime.timedelta(days=1)).date()
     for ln in lines.values():
         ln.total_minor = ln.pool_minor + ln.subscription_minor - ln.clawed_back_minor + ln.carried_in_minor
-        ln.payable_minor = ln.total_minor if ln.total_minor >= min_payout_minor(ln.currency) else 0
+        ln.payable_minor = ln.total_minor if ln.total_minor >= min_payout_minor(ln.currency, last_day) else 0
         ln.carried_out_minor = ln.total_minor - ln.payable_minor
     return CycleResult(
         period=cycle.period,
@@ -518,6 +532,7 @@ class _ChunkWriter:
                 params,
             )
             currencies = sorted({r[0] for r in cursor.fetchall()} | set(prep.pools))
+            last_day = (end - datetime.timedelta(days=1)).date()
             # Minor-unit factor and minimum payout of each currency the cycle touches.
             cursor.execute(f"DROP TABLE IF EXISTS {self.UNITS}")
             cursor.execute(
@@ -525,7 +540,7 @@ class _ChunkWriter:
             )
             cursor.executemany(
                 f"INSERT INTO {self.UNITS} VALUES (%s, %s, %s)",  # noqa: S608
-                [(cur, 10 ** minor_unit_exponent(cur), min_payout_minor(cur)) for cur in currencies],
+                [(cur, 10 ** minor_unit_exponent(cur), min_payout_minor(cur, last_day)) for cur in currencies],
             )
             cursor.execute(f"DROP TABLE IF EXISTS {self.STAGE}")
             cursor.execute(

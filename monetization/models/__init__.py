@@ -1,6 +1,7 @@
 from .api_keys import ApiKey
 from .audit import AuditEvent
 from .customers import Customer, Provider, ProviderIdentity
+from .fx import ExchangeRate
 from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
 from .payments import Payment
@@ -11,6 +12,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Customer",
+    "ExchangeRate",
     "IdempotencyKey",
     "JournalEntry",
     "JournalLine",

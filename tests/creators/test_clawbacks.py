@@ -174,3 +174,32 @@ def test_a_non_usd_share_is_paid_in_its_currency(finance):
     assert paid == {"EUR": Decimal("19.40"), "USD": Decimal("19.40")}
     assert payable_balance("EUR") == 0 and payable_balance("USD") == 0
     assert ledger_report().balanced
+
+
+def test_the_minimum_payout_in_another_currency_is_converted_at_the_period_end_rate(finance):
+    from monetization.services.fx import exchange_rates_load
+
+    ExchangeRateCsv = "Date,USD,\n2026-09-30,1.2500,\n"  # 1 EUR = 1.25 USD: the 10.00 USD minimum is 8.00 EUR
+    creator = make_creator()
+    Fans(creator).pay("9.00", "EUR", at(SEPT))  # share 8.73 EUR
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
+        f.write(ExchangeRateCsv)
+    try:
+        exchange_rates_load(source="ecb", location=f.name)
+    finally:
+        Path(f.name).unlink()
+    cycle = run_cycle(SEPT, finance)
+    e = CreatorEarning.objects.get(cycle=cycle, creator=creator, currency="EUR")
+    assert (e.total, e.payable) == (Decimal("8.73"), Decimal("8.73"))
+    assert Payout.objects.get(creator=creator).amount == Decimal("8.73")
+
+
+def test_without_a_rate_the_minimum_is_the_same_nominal_amount(finance):
+    creator = make_creator()
+    Fans(creator).pay("9.00", "EUR", at(SEPT))
+    cycle = run_cycle(SEPT, finance)
+    e = CreatorEarning.objects.get(cycle=cycle, creator=creator, currency="EUR")
+    assert (e.payable, e.carried_out) == (Decimal("0"), Decimal("8.73"))
