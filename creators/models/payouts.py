@@ -34,6 +34,9 @@ class Payout(FSMModelMixin, models.Model):
     transfer_id = models.CharField(max_length=128, blank=True)
     failure_reason = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    sends = models.PositiveSmallIntegerField(
+        default=0, help_text="Transfers reversed so far: each re-send goes under a new idempotency key"
+    )
     claim_token = models.CharField(max_length=64, blank=True, help_text="Session of the run sending it")
     claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=clock.now)
@@ -54,9 +57,16 @@ class Payout(FSMModelMixin, models.Model):
 
     @property
     def idempotency_key(self) -> str:
-        return f"payout:{self.pk}"
+        return f"payout:{self.pk}" if not self.sends else f"payout:{self.pk}:{self.sends}"
 
-    @transition(field=status, source=[Status.SCHEDULED, Status.APPROVED, Status.FAILED], target=Status.HELD)
+    @property
+    def paid_entry_key(self) -> str:
+        """The ledger key of this send's payment (the first send keeps the key it always had)."""
+        return f"payout:{self.pk}:paid" if not self.sends else f"payout:{self.pk}:{self.sends}:paid"
+
+    @transition(
+        field=status, source=[Status.SCHEDULED, Status.APPROVED, Status.PROCESSING, Status.FAILED], target=Status.HELD
+    )
     def hold(self):
         pass
 
@@ -84,6 +94,14 @@ class Payout(FSMModelMixin, models.Model):
     def retry(self):
         self.failure_reason = ""
 
+    @transition(field=status, source=Status.PAID, target=Status.HELD)
+    def reverse(self, reason: str = ""):
+        """The transfer came back (Stripe ``transfer.reversed``): owed again, held, re-sent under a new key."""
+        self.sends += 1
+        self.transfer_id = ""
+        self.paid_at = None
+        self.failure_reason = reason[:255]
+
 
 class PayoutHold(models.Model):
     """A compliance hold on a payout; the payout moves only when every hold on it is lifted."""
@@ -92,6 +110,9 @@ class PayoutHold(models.Model):
         MISSING_TAX_FORM = "missing_tax_form", "Missing tax form"
         SANCTIONS_REVIEW = "sanctions_review", "Sanctions review"
         FRAUD = "fraud", "Fraud"
+        CONNECT_ACCOUNT = "connect_account", "Stripe account cannot be paid"
+        TRANSFER_REVERSED = "transfer_reversed", "Transfer reversed"
+        BANK_PAYOUT_FAILED = "bank_payout_failed", "Bank payout failed"
 
     payout = models.ForeignKey(Payout, on_delete=models.PROTECT, related_name="holds")
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -742,7 +742,7 @@ def _schedule_payouts(cycle: RevenueShareCycle, *, batch_size: int = 5000) -> tu
     profiles = {
         p["creator_id"]: p
         for p in PayoutProfile.objects.filter(creator__earnings__cycle=cycle, creator__earnings__payable__gt=0).values(
-            "creator_id", "payout_account_id", "tax_form_status"
+            "creator_id", "payout_account_id", "tax_form_status", "payouts_enabled"
         )
     }
     states = dict(
@@ -757,6 +757,8 @@ def _schedule_payouts(cycle: RevenueShareCycle, *, batch_size: int = 5000) -> tu
             PayoutProfile.TaxFormStatus.VERIFIED,
         ):
             reasons.append((PayoutHold.Kind.MISSING_TAX_FORM, "No payout account or tax form on file."))
+        if profile.get("payouts_enabled") is False:
+            reasons.append((PayoutHold.Kind.CONNECT_ACCOUNT, "Stripe says the account cannot receive payouts."))
         state = states.get(creator_id)
         if state != CreatorAccount.State.ACTIVE:
             reasons.append((PayoutHold.Kind.SANCTIONS_REVIEW, f"Creator account is {state}; Compliance to review."))

@@ -245,7 +245,7 @@ def _record(cycle_id: int, token: str, outcomes: dict[int, tuple[str, str]]) -> 
             paid += 1
             postings.append(
                 Posting(
-                    key=f"payout:{payout.pk}:paid",
+                    key=payout.paid_entry_key,
                     kind="creator_payout",
                     legs=[
                         Leg(Account.CREATOR_PAYABLE, Money(payout.amount, payout.currency)),
