@@ -314,6 +314,7 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
         return [
             path("<int:pk>/act/", view(self.act_view), name="creators_cycle_act"),
             path("<int:pk>/payouts.csv", view(self.export_view), name="creators_cycle_export"),
+            path("tax-totals/<int:year>.csv", view(self.tax_totals_view), name="creators_tax_totals"),
             *super().get_urls(),
         ]
 
@@ -367,6 +368,17 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
             (writer.writerow(row) for row in selectors.payouts_csv_rows(cycle)), content_type="text/csv"
         )
         response["Content-Disposition"] = f'attachment; filename="payouts-{cycle.period:%Y-%m}.csv"'
+        return response
+
+    def tax_totals_view(self, request, year):
+        """Per creator and currency, the year's earnings, clawbacks and payouts (tax reporting)."""
+        if not request.user.has_perm("creators.export_payouts"):
+            raise PermissionDenied
+        writer = csv.writer(_Echo())
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in selectors.annual_creator_totals_rows(year)), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="creator-totals-{year}.csv"'
         return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
