@@ -61,7 +61,8 @@ def _setup(n_creators: int, days: int) -> None:
         _sql(
             c,
             """INSERT INTO creators_payoutprofile (creator_id, payout_account_id, tax_form_status, tax_form_type,
-                   verified_at) SELECT id, 'acct_bench_' || id, 'verified', 'w9', now() FROM creators_creatoraccount""",
+                   verified_at, requirements_due)
+               SELECT id, 'acct_bench_' || id, 'verified', 'w9', now(), '[]' FROM creators_creatoraccount""",
         )
     ensure_engagement_partitions([(PERIOD.year, PERIOD.month), (INGEST_MONTH.year, INGEST_MONTH.month)])
     with connection.cursor() as c:

@@ -545,34 +545,29 @@ class _ChunkWriter:
             cursor.execute(f"DROP TABLE IF EXISTS {self.STAGE}")
             cursor.execute(
                 f"""CREATE TEMP TABLE {self.STAGE} AS
-                WITH dist AS ({_scores_sql(prep.weights)}),
-                subs AS (
-                    SELECT s.creator_id, s.currency, round(SUM(s.amount) * u.factor)::bigint AS sub_minor
+                WITH dist AS ({_scores_sql(prep.weights)})
+                -- One aggregate over the parts (no joins): amounts are whole minor units, so
+                -- summing rounded rows equals rounding the sum.
+                SELECT creator_id, currency, SUM(score) AS score, SUM(pool_minor) AS pool_minor,
+                       SUM(sub_minor) AS sub_minor, SUM(claw_minor) AS claw_minor, SUM(carry_minor) AS carry_minor
+                FROM (
+                    SELECT creator_id, currency, score, pool_minor, 0::bigint AS sub_minor, 0::bigint AS claw_minor,
+                           0::bigint AS carry_minor
+                    FROM dist
+                    UNION ALL
+                    SELECT s.creator_id, s.currency, 0, 0, round(s.amount * u.factor)::bigint, 0, 0
                     FROM {shares} s JOIN {self.UNITS} u ON u.currency = s.currency
                     WHERE s.occurred_at >= %(sub_start)s AND s.occurred_at < %(sub_end)s
-                    GROUP BY s.creator_id, s.currency, u.factor
-                ), claw AS (
-                    SELECT c.creator_id, c.currency, round(SUM(c.amount) * u.factor)::bigint AS claw_minor
+                    UNION ALL
+                    SELECT c.creator_id, c.currency, 0, 0, 0, round(c.amount * u.factor)::bigint, 0
                     FROM {claws} c JOIN {self.UNITS} u ON u.currency = c.currency
                     WHERE c.occurred_at >= %(sub_start)s AND c.occurred_at < %(sub_end)s
-                    GROUP BY c.creator_id, c.currency, u.factor
-                ), carry AS (
-                    SELECT e.creator_id, e.currency, round(e.carried_out * u.factor)::bigint AS carry_minor
+                    UNION ALL
+                    SELECT e.creator_id, e.currency, 0, 0, 0, 0, round(e.carried_out * u.factor)::bigint
                     FROM {earnings} e JOIN {self.UNITS} u ON u.currency = e.currency
                     WHERE e.cycle_id = %(prev)s AND e.carried_out <> 0
-                ), keys AS (
-                    SELECT creator_id, currency FROM dist UNION SELECT creator_id, currency FROM subs
-                    UNION SELECT creator_id, currency FROM claw UNION SELECT creator_id, currency FROM carry
-                )
-                SELECT k.creator_id, k.currency,
-                       COALESCE(d.score, 0) AS score, COALESCE(d.pool_minor, 0) AS pool_minor,
-                       COALESCE(s.sub_minor, 0) AS sub_minor, COALESCE(c.claw_minor, 0) AS claw_minor,
-                       COALESCE(r.carry_minor, 0) AS carry_minor
-                FROM keys k
-                LEFT JOIN dist d ON d.creator_id = k.creator_id AND d.currency = k.currency
-                LEFT JOIN subs s ON s.creator_id = k.creator_id AND s.currency = k.currency
-                LEFT JOIN claw c ON c.creator_id = k.creator_id AND c.currency = k.currency
-                LEFT JOIN carry r ON r.creator_id = k.creator_id AND r.currency = k.currency""",  # noqa: S608
+                ) parts
+                GROUP BY creator_id, currency""",  # noqa: S608
                 params,
             )
             cursor.execute(f"SELECT DISTINCT creator_id FROM {self.STAGE} ORDER BY creator_id")  # noqa: S608
