@@ -54,6 +54,7 @@ from monetization.services.audit import audit_record, snapshot
 from monetization.services.fx import RateMissing, convert
 from monetization.services.ledger import Account, Leg, Posting, journal_post_many, minor_unit_exponent
 from monetization.services.permissions import require_perm
+from subscriptions.models import Plan, Subscription, SubscriptionPayment
 
 from ..models import (
     CreatorAccount,
@@ -67,6 +68,8 @@ from ..models import (
     RevenueShareCycle,
 )
 from .payouts import cycle_pay_plan, held_payouts, payable_payouts
+
+MAX_ANNUAL_YEARS = 3  # how far back an annual payment may still be recognized (plans of up to 3 years)
 
 CYCLE_FIELDS = ["state", "pool", "revenue", "computed_by", "approved_by", "rejected_reason", "compute_run"]
 METRICS = ("impressions", "replies", "reposts", "likes")
@@ -126,20 +129,50 @@ def from_minor(units: int, currency: str) -> Decimal:
 # --- reads --------------------------------------------------------------------------------
 
 
+def _month_index(day: datetime.datetime) -> int:
+    return day.year * 12 + day.month - 1
+
+
 def period_revenue(period: datetime.date) -> dict[str, Decimal]:
-    """Consumer subscription revenue of the period, per currency: net credits to revenue:subscriptions of
-    entries posted in the period, less the refunds posted in the period of payments that credited it."""
+    """Consumer subscription revenue of the period, per currency: net credits to revenue:subscriptions
+    of entries posted in the period, less the refunds posted in the period of payments that credited it.
+
+    A payment for an annual plan counts month by month: its revenue is spread over the 12 months
+    (x ``interval_count``) from the month it was paid in, in whole minor units that add up to it.
+    """
     start, end = period_bounds(period)
-    rows = (
-        JournalLine.objects.filter(
-            account=Account.revenue("subscriptions"), entry__posted_at__gte=start, entry__posted_at__lt=end
-        )
-        .values("currency")
-        .annotate(total=Sum("amount"))
-        .order_by("currency")
+    line, entry = JournalLine._meta.db_table, JournalEntry._meta.db_table
+    link, sub, plan = (
+        SubscriptionPayment._meta.db_table,
+        Subscription._meta.db_table,
+        Plan._meta.db_table,
     )
-    revenue = {r["currency"]: -r["total"] for r in rows if r["total"]}
-    line, entry, refund = JournalLine._meta.db_table, JournalEntry._meta.db_table, Refund._meta.db_table
+    revenue: dict[str, Decimal] = defaultdict(Decimal)
+    lookback = start - datetime.timedelta(days=366 * MAX_ANNUAL_YEARS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT l.currency, l.amount, e.posted_at, p.interval_count
+                FROM {line} l JOIN {entry} e ON e.id = l.entry_id
+                LEFT JOIN {link} sp ON e.source_type = 'monetization.payment'
+                     AND sp.payment_id = CASE WHEN e.source_type = 'monetization.payment'
+                                              THEN e.source_id::bigint END
+                LEFT JOIN {sub} s ON s.id = sp.subscription_id
+                LEFT JOIN {plan} p ON p.id = s.plan_id AND p.interval = 'year'
+                WHERE l.account = %(revenue)s AND e.posted_at < %(end)s
+                  AND (e.posted_at >= %(start)s OR (p.id IS NOT NULL AND e.posted_at >= %(lookback)s))""",  # noqa: S608
+            {"revenue": Account.revenue("subscriptions"), "start": start, "end": end, "lookback": lookback},
+        )
+        rows = cursor.fetchall()
+    month = _month_index(start)
+    for currency, amount, posted_at, years in rows:
+        if years is None:
+            revenue[currency] -= amount
+            continue
+        months, k = 12 * years, month - _month_index(posted_at)
+        if 0 <= k < months:
+            total = to_minor(-amount, currency)
+            revenue[currency] += from_minor(total * (k + 1) // months - total * k // months, currency)
+    refund = Refund._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""SELECT l.currency, SUM(l.amount) FROM {line} l

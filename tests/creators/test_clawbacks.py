@@ -203,3 +203,26 @@ def test_without_a_rate_the_minimum_is_the_same_nominal_amount(finance):
     cycle = run_cycle(SEPT, finance)
     e = CreatorEarning.objects.get(cycle=cycle, creator=creator, currency="EUR")
     assert (e.payable, e.carried_out) == (Decimal("0"), Decimal("8.73"))
+
+
+def test_annual_plans_count_in_the_pool_month_by_month():
+    from creators.services.cycles import period_revenue
+    from subscriptions.models import Plan
+
+    annual = SubscriptionFactory(plan=PlanFactory(interval=Plan.Interval.YEAR))
+    monthly = SubscriptionFactory()
+    for sub, amount, ref in ((annual, "100.00", "in_annual"), (monthly, "20.00", "in_monthly")):
+        subscription_payment_record(
+            customer=sub.customer,
+            provider="stripe",
+            provider_reference=ref,
+            amount=Money(amount, "USD"),
+            subscription=sub,
+            occurred_at=at(SEPT),
+        )
+    months = [datetime.date(2026 + (9 + i - 1) // 12, (9 + i - 1) % 12 + 1, 1) for i in range(13)]
+    seen = [period_revenue(m).get("USD", Decimal(0)) for m in months]
+    assert seen[0] == Decimal("28.33")  # 20.00 monthly + 8.33 of the annual 100.00
+    assert set(seen[1:12]) == {Decimal("8.33"), Decimal("8.34")}  # whole cents, the remainder spread
+    assert seen[12] == 0  # a year later: fully recognized
+    assert sum(seen) == Decimal("120.00")
