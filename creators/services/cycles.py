@@ -1,13 +1,20 @@
 """Revenue-share cycles: computing the pool's split, review, four-eyes approval.
 
-The pool is ``CREATOR_POOL_SHARE`` of the period's subscription revenue read from the ledger
-(net credits to ``revenue:subscriptions`` of entries posted in the period, per currency).
+The pool is ``CREATOR_POOL_SHARE`` of the period's consumer subscription revenue read from the
+ledger (net credits to ``revenue:subscriptions`` of entries posted in the period, less the refunds
+of such payments posted in the period; an annual plan's payment counts month by month, see
+``period_revenue``), per currency.
 
-Multi-currency: revenue is reported per currency on the cycle (``revenue_by_currency``), but
-only the pool currency (USD) is distributed and paid; revenue in other currencies is not
-converted here (the FX rate is a Finance decision). A later step would convert each
-currency's pool at the cycle's booked rate and add it before the split; the split itself is
-currency-agnostic (minor units).
+Multi-currency: per-currency pools, no conversion. Each currency's revenue funds a pool in that
+currency, split by the same engagement scores; creator-subscription shares and clawbacks stay in
+the fan's currency; each earning (creator, cycle, currency) is paid in its currency. Converting
+would make creators carry FX risk chosen by us and need a booked rate per cycle; per-currency pools
+are exact. The minimum payout in another currency is ``CREATOR_MIN_PAYOUT`` converted at the
+period's last reference rate (``monetization.services.fx``), or set per currency in
+``CREATOR_MIN_PAYOUT_BY_CURRENCY``.
+
+Clawbacks (``services/clawbacks.py``): a refunded or lost-dispute fan payment takes its share back
+in the month it happens; a total below zero is carried out as a debt, never paid.
 
 The split is by weighted engagement (``CREATOR_ENGAGEMENT_WEIGHTS``) of ACTIVE creators,
 computed in SQL (one GROUP BY over the period's partition) with integer arithmetic:
@@ -15,8 +22,8 @@ each creator gets floor(pool * score / total) minor units and the remaining unit
 to the largest remainders, ties by creator id, so parts sum to the pool exactly and
 deterministically (``split_largest_remainder`` is the same rule in Python).
 
-Carry-over: earnings below ``CREATOR_MIN_PAYOUT`` are carried out and come back as
-``carried_in`` in the creator's next cycle. The ledger gets, per chunk of creators, one
+Carry-over: earnings below the minimum payout (or negative) are carried out and come back as
+``carried_in`` in the creator's next cycle, per currency. The ledger gets, per chunk of creators, one
 balanced entry (debit expense:creator_revenue_share, credit liability:creator_payable) for
 the pool part; subscription shares were posted when the fan paid and carried balances
 are already payable, so neither is posted twice. ``CreatorEarning`` is the per-creator
