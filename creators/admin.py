@@ -61,7 +61,15 @@ def _run(request, fn, ok: str, **kwargs):
 class PayoutProfileInline(admin.StackedInline):
     model = PayoutProfile
     can_delete = False
-    readonly_fields = ["payout_account_id", "tax_form_status", "tax_form_type", "verified_at"]
+    readonly_fields = [
+        "payout_account_id",
+        "tax_form_status",
+        "tax_form_type",
+        "verified_at",
+        "payouts_enabled",
+        "requirements_due",
+        "connect_synced_at",
+    ]
 
 
 class CreatorStatsInline(admin.StackedInline):
