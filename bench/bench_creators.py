@@ -1,7 +1,8 @@
 """Creator revenue sharing at scale.
 
-- compute: a cycle over N creators and M engagement rows (earnings + ledger entries written)
-  vs one raw SQL aggregate of the same rows (target <= 3x);
+- compute: a cycle over N creators and M engagement rows, with pools in three currencies and fan
+  payments (half the creators, USD/EUR/GBP) a third of which are refunded (clawbacks), earnings +
+  ledger entries written, vs one raw SQL aggregate of the same engagement rows (target <= 3x);
 - ingestion through the bulk path (JSON lines -> validation -> COPY -> upsert), target >= 50,000 rows/s;
 - paying every payout through the fake payout provider (target <= 60 s for 100,000).
 
@@ -41,7 +42,7 @@ def _setup(n_creators: int, days: int) -> None:
             "TRUNCATE creators_payouthold, creators_payout, creators_creatorearning,"
             " creators_revenuesharecycle, creators_dailyengagement, creators_eligibilitydecision,"
             " creators_creatorstats, creators_payoutprofile, creators_creatorsubscriptionshare,"
-            " creators_creatorsubscriptionlink, creators_creatoraccount CASCADE",
+            " creators_creatorsubscriptionlink, creators_creatorclawback, creators_creatoraccount CASCADE",
         )
         _sql(
             c,
@@ -60,7 +61,8 @@ def _setup(n_creators: int, days: int) -> None:
         _sql(
             c,
             """INSERT INTO creators_payoutprofile (creator_id, payout_account_id, tax_form_status, tax_form_type,
-                   verified_at) SELECT id, 'acct_bench_' || id, 'verified', 'w9', now() FROM creators_creatoraccount""",
+                   verified_at, requirements_due)
+               SELECT id, 'acct_bench_' || id, 'verified', 'w9', now(), '[]' FROM creators_creatoraccount""",
         )
     ensure_engagement_partitions([(PERIOD.year, PERIOD.month), (INGEST_MONTH.year, INGEST_MONTH.month)])
     with connection.cursor() as c:
@@ -74,6 +76,38 @@ def _setup(n_creators: int, days: int) -> None:
                    FROM creators_creatoraccount a CROSS JOIN generate_series(0, {days - 1}) d""",
             [PERIOD],
         )
+        # Fan payments in three currencies for half the creators (their share 97%), a third of them refunded.
+        _sql(c, "DELETE FROM monetization_payment WHERE provider_reference LIKE 'bench-fan-%%'")
+        _sql(
+            c,
+            """INSERT INTO monetization_payment (provider, provider_reference, kind, amount_currency, amount,
+                   fee_currency, fee, tax_currency, tax, refunded_currency, refunded, status, failure_code,
+                   occurred_at, created_at, customer_id)
+               SELECT 'stripe', 'bench-fan-' || a.id, 'renewal', cur, 20, cur, 0, cur, 0, cur, 0, 'succeeded', '',
+                      %s::timestamptz, now(), a.customer_id
+               FROM creators_creatoraccount a,
+                    LATERAL (SELECT (ARRAY['USD','EUR','GBP'])[a.id %% 3 + 1] AS cur) c
+               WHERE a.id %% 2 = 0""",
+            [datetime.datetime(PERIOD.year, PERIOD.month, 10, tzinfo=datetime.UTC)],
+        )
+        _sql(
+            c,
+            """INSERT INTO creators_creatorsubscriptionshare (payment_id, creator_id, basis, amount, currency,
+                   lifetime_basis_before, occurred_at)
+               SELECT p.id, a.id, 20, 19.40, p.amount_currency, 0, p.occurred_at
+               FROM monetization_payment p
+               JOIN creators_creatoraccount a ON p.provider_reference = 'bench-fan-' || a.id""",
+        )
+        _sql(
+            c,
+            """INSERT INTO creators_creatorclawback (reference, kind, share_id, creator_id, payment_amount, amount,
+                   currency, occurred_at)
+               SELECT 'bench-refund-' || s.id, 'refund', s.id, s.creator_id, 20, 19.40, s.currency,
+                      s.occurred_at + interval '5 days'
+               FROM creators_creatorsubscriptionshare s WHERE s.creator_id %% 6 = 0""",
+        )
+        _sql(c, "ANALYZE creators_creatorsubscriptionshare")
+        _sql(c, "ANALYZE creators_creatorclawback")
         _sql(c, "ANALYZE creators_dailyengagement")
         _sql(c, "ANALYZE creators_creatoraccount")
         _sql(c, "CHECKPOINT")
@@ -138,7 +172,7 @@ def run(args) -> dict:
     from django.contrib.auth import get_user_model
     from djmoney.money import Money
 
-    from creators.models import Payout, RevenueShareCycle
+    from creators.models import CreatorClawback, Payout, RevenueShareCycle
     from creators.services.cycles import cycle_approve, cycle_compute, cycle_submit
     from creators.services.payouts import cycle_pay
     from monetization.demo.providers import FakePayoutProvider
@@ -169,6 +203,18 @@ def run(args) -> dict:
             posted_at=datetime.datetime(PERIOD.year, PERIOD.month, 15, tzinfo=datetime.UTC),
         )
     )
+    for currency in ("EUR", "GBP"):  # every currency funds its own pool
+        journal_post(
+            Posting(
+                key=f"bench:creators:revenue:{currency}:{time.time_ns()}",
+                kind="payment",
+                legs=[
+                    Leg("cash:stripe", Money(Decimal(n_creators) * 50, currency)),
+                    Leg("revenue:subscriptions", Money(-Decimal(n_creators) * 50, currency)),
+                ],
+                posted_at=datetime.datetime(PERIOD.year, PERIOD.month, 15, tzinfo=datetime.UTC),
+            )
+        )
     raw = _raw_aggregate()
     cycle = RevenueShareCycle.objects.create(period=PERIOD)
     started = time.perf_counter()
@@ -189,9 +235,13 @@ def run(args) -> dict:
     )
     cycle_submit(cycle_id=cycle.pk, actor=bench)
     started = time.perf_counter()
-    cycle_approve(cycle_id=cycle.pk, actor=approver)
+    cycle_approve(cycle_id=cycle.pk, actor=approver, reason="figures reviewed")
     result["schedule_payouts_s"] = round(time.perf_counter() - started, 2)
     payouts = Payout.objects.filter(cycle=cycle, status="approved").count()
+    result["payouts_by_currency"] = {
+        cur: Payout.objects.filter(cycle=cycle, currency=cur).count() for cur in ("USD", "EUR", "GBP")
+    }
+    result["clawbacks"] = CreatorClawback.objects.count()
     # Workers share the cycle through FOR UPDATE SKIP LOCKED, as Celery workers would.
     workers = int(os.environ.get("BENCH_PAY_WORKERS", "3"))
     outcomes = []

@@ -39,6 +39,16 @@ class _Echo:
         return value
 
 
+def _plan_text(plan: dict) -> str:
+    if plan["run"] == "compute":
+        return (
+            f"computing would share a pool of {plan['pool']} {plan['currency']} among {plan['creators']} creators; "
+            f"{plan['payouts']} payouts, payable {plan['payable']}, carried out {plan['carried_out']}."
+        )
+    amounts = ", ".join(f"{cur} {amount}" for cur, amount in plan["payable"].items()) or "nothing"
+    return f"paying would pay {plan['payable_count']} payouts ({amounts}); {plan['held_count']} held, not paid."
+
+
 def _run(request, fn, ok: str, **kwargs):
     try:
         fn(**kwargs)
@@ -51,7 +61,15 @@ def _run(request, fn, ok: str, **kwargs):
 class PayoutProfileInline(admin.StackedInline):
     model = PayoutProfile
     can_delete = False
-    readonly_fields = ["payout_account_id", "tax_form_status", "tax_form_type", "verified_at"]
+    readonly_fields = [
+        "payout_account_id",
+        "tax_form_status",
+        "tax_form_type",
+        "verified_at",
+        "payouts_enabled",
+        "requirements_due",
+        "connect_synced_at",
+    ]
 
 
 class CreatorStatsInline(admin.StackedInline):
@@ -281,7 +299,7 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
         "start_paying": (runs.cycle_pay_request, "Paying run queued."),
         "close": (cycles.cycle_close, "Cycle closed."),
     }
-    WITH_REASON = {"reject", "reopen"}
+    WITH_REASON = {"approve", "reject", "reopen"}
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is None else [*self.readonly_fields, "period"]
@@ -304,6 +322,7 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
         return [
             path("<int:pk>/act/", view(self.act_view), name="creators_cycle_act"),
             path("<int:pk>/payouts.csv", view(self.export_view), name="creators_cycle_export"),
+            path("tax-totals/<int:year>.csv", view(self.tax_totals_view), name="creators_tax_totals"),
             *super().get_urls(),
         ]
 
@@ -316,7 +335,12 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
         ]
         order = list(self.ACTIONS)
         return [
-            {"op": t.name, "label": t.custom.get("label", t.name), "reason": t.custom.get("reason", False)}
+            {
+                "op": t.name,
+                "label": t.custom.get("label", t.name),
+                "reason": t.custom.get("reason", False),
+                "confirm_held": t.custom.get("confirm_held", False),
+            }
             for t in sorted(offered, key=lambda t: order.index(t.name))
         ]
 
@@ -325,11 +349,21 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
         if request.method != "POST":
             return HttpResponseRedirect(url)
         op = request.POST.get("op", "")
+        if op == "dry_run":
+            try:
+                plan = cycles.cycle_dry_run(cycle_id=pk, actor=request.user)
+            except DomainError as exc:
+                messages.error(request, f"{exc.code}: {exc.detail}")
+            else:
+                messages.info(request, "Dry run (nothing written): " + _plan_text(plan))
+            return HttpResponseRedirect(url)
         if op not in self.ACTIONS:
             messages.error(request, "Unknown action.")
             return HttpResponseRedirect(url)
         service, ok = self.ACTIONS[op]
         kwargs = {"reason": request.POST.get("reason", "")} if op in self.WITH_REASON else {}
+        if op == "close":
+            kwargs["confirm"] = request.POST.get("confirm") == "1"
         _run(request, service, ok, cycle_id=pk, actor=request.user, **kwargs)
         return HttpResponseRedirect(url)
 
@@ -344,6 +378,17 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="payouts-{cycle.period:%Y-%m}.csv"'
         return response
 
+    def tax_totals_view(self, request, year):
+        """Per creator and currency, the year's earnings, clawbacks and payouts (tax reporting)."""
+        if not request.user.has_perm("creators.export_payouts"):
+            raise PermissionDenied
+        writer = csv.writer(_Echo())
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in selectors.annual_creator_totals_rows(year)), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="creator-totals-{year}.csv"'
+        return response
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         cycle = get_object_or_404(RevenueShareCycle, pk=object_id)
         buckets = selectors.cycle_histogram(cycle)
@@ -356,6 +401,8 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
             "anomalies": selectors.cycle_anomalies(cycle),
             "actions": self._actions(cycle, request.user),
             "can_export": request.user.has_perm("creators.export_payouts"),
+            "can_dry_run": request.user.has_perm("creators.compute_cycle")
+            or request.user.has_perm("creators.approve_cycle"),
             # Approving is the model's transition, offered to anyone with the permission but whoever computed it.
             "four_eyes_block": can_proceed(cycle.approve)
             and request.user.has_perm(APPROVE_PERM)

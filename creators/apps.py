@@ -9,14 +9,20 @@ class CreatorsConfig(AppConfig):
         from monetization.demo import DemoStep, demo_steps
         from monetization.roles import role_shares
         from monetization.selectors_support import CustomerPanel, customer_panels
+        from monetization.services.dispute_hooks import dispute_lost_hooks
+        from monetization.services.refunds import refund_succeeded_hooks
         from subscriptions.services.payments import payment_hooks
 
         from . import roles
         from .selectors import customer_creator_panel
+        from .services.clawbacks import creator_dispute_clawback_hook, creator_refund_clawback_hook
         from .services.creator_subscriptions import creator_subscription_payment_hook
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
         demo_steps.register("creators.creators", DemoStep(50, "creators.demo.creators"))
         # A fan's payment of a creator-subscription plan posts the creator's share as it is recorded.
         payment_hooks.register("creators.subscription_share", creator_subscription_payment_hook)
+        # A refund or lost dispute of a fan payment takes the creator's share back (clawback).
+        refund_succeeded_hooks.register("creators.share_clawback", creator_refund_clawback_hook)
+        dispute_lost_hooks.register("creators.share_clawback", creator_dispute_clawback_hook)
         customer_panels.register("creators.creator", CustomerPanel(title="Creator", load=customer_creator_panel))

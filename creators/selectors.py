@@ -12,10 +12,24 @@ from django.db.models import Count, Max, Min, Q, Sum
 
 from .models import CreatorEarning, EligibilityDecision, Payout, RevenueShareCycle
 from .services.cycles import period_bounds
+from .services.payouts import cycle_pay_plan
 
 
 def cycle_totals(cycle: RevenueShareCycle) -> dict:
-    earnings = CreatorEarning.objects.filter(cycle=cycle).aggregate(
+    """Earnings totals in the pool currency (``earnings``) and per currency (``by_currency``)."""
+    by_currency = list(
+        CreatorEarning.objects.filter(cycle=cycle)
+        .values("currency")
+        .annotate(
+            creators=Count("id"),
+            pool_amount=Sum("pool_amount"),
+            clawed_back=Sum("clawed_back"),
+            payable=Sum("payable"),
+            carried_out=Sum("carried_out"),
+        )
+        .order_by("currency")
+    )
+    earnings = CreatorEarning.objects.filter(cycle=cycle, currency=cycle.currency).aggregate(
         creators=Count("id"),
         pool_amount=Sum("pool_amount"),
         subscription_amount=Sum("subscription_amount"),
@@ -30,8 +44,15 @@ def cycle_totals(cycle: RevenueShareCycle) -> dict:
         row["status"]: {"count": row["n"], "amount": row["amount"]}
         for row in Payout.objects.filter(cycle=cycle).values("status").annotate(n=Count("id"), amount=Sum("amount"))
     }
-    active_holds = Payout.objects.filter(cycle=cycle, holds__lifted_at__isnull=True).distinct().count()
-    return {"earnings": earnings, "payouts": payouts, "held_payouts": active_holds}
+    # Counted by the same queries the paying run claims from: what the page says is what gets paid.
+    plan = cycle_pay_plan(cycle.pk)
+    return {
+        "earnings": earnings,
+        "by_currency": by_currency,
+        "payouts": payouts,
+        "held_payouts": plan["held_count"],
+        "pay_plan": plan,
+    }
 
 
 def cycle_top_earners(cycle: RevenueShareCycle, limit: int = 20):
@@ -268,3 +289,81 @@ def customer_creator_panel(customer) -> list[dict]:
             }
         )
     return rows
+
+
+TAX_TOTALS_HEADER = [
+    "creator_id",
+    "customer_external_id",
+    "country",
+    "tax_form_type",
+    "payout_account",
+    "currency",
+    "earned",
+    "clawed_back",
+    "paid",
+    "payouts",
+    "paid_q1",
+    "paid_q2",
+    "paid_q3",
+    "paid_q4",
+]
+
+
+def annual_creator_totals_rows(year: int):
+    """Header then one row per creator and currency for tax reporting (1099-K / DAC7 style): what was earned
+    in the year's cycles (pool and subscription shares, before clawbacks), clawed back, and paid out (by the
+    date it was paid, in total and per quarter, with the number of payouts)."""
+    from django.db.models.functions import ExtractQuarter
+
+    yield TAX_TOTALS_HEADER
+    rows: dict[tuple[int, str], dict] = {}
+
+    def row(creator_id: int, currency: str) -> dict:
+        return rows.setdefault(
+            (creator_id, currency),
+            {"earned": Decimal(0), "clawed_back": Decimal(0), "paid": Decimal(0), "payouts": 0, "q": [Decimal(0)] * 4},
+        )
+
+    for r in (
+        CreatorEarning.objects.filter(cycle__period__year=year)
+        .values("creator_id", "currency")
+        .annotate(pool=Sum("pool_amount"), subs=Sum("subscription_amount"), claw=Sum("clawed_back"))
+    ):
+        entry = row(r["creator_id"], r["currency"])
+        entry["earned"] += (r["pool"] or 0) + (r["subs"] or 0)
+        entry["clawed_back"] += r["claw"] or 0
+    for r in (
+        Payout.objects.filter(status=Payout.Status.PAID, paid_at__year=year)
+        .annotate(quarter=ExtractQuarter("paid_at"))
+        .values("creator_id", "currency", "quarter")
+        .annotate(amount=Sum("amount"), n=Count("id"))
+    ):
+        entry = row(r["creator_id"], r["currency"])
+        entry["paid"] += r["amount"]
+        entry["payouts"] += r["n"]
+        entry["q"][r["quarter"] - 1] += r["amount"]
+    from .models import CreatorAccount
+
+    people = {
+        c["id"]: c
+        for c in CreatorAccount.objects.filter(id__in={cid for cid, _ in rows}).values(
+            "id",
+            "customer__external_id",
+            "customer__country",
+            "payout_profile__tax_form_type",
+            "payout_profile__payout_account_id",
+        )
+    }
+    for (creator_id, currency), t in sorted(rows.items()):
+        who = people.get(creator_id, {})
+        yield [
+            creator_id,
+            who.get("customer__external_id", ""),
+            who.get("customer__country", ""),
+            who.get("payout_profile__tax_form_type") or "",
+            who.get("payout_profile__payout_account_id") or "",
+            currency,
+            *(f"{v:.2f}" for v in (t["earned"], t["clawed_back"], t["paid"])),
+            t["payouts"],
+            *(f"{v:.2f}" for v in t["q"]),
+        ]

@@ -81,6 +81,18 @@ class OrgErrorCode:
     HANDLE_TAKEN = "handle_taken"
 
 
+class CreatorErrorCode:
+    """Creator revenue sharing: cycles and payouts."""
+
+    CONFIRMATION_REQUIRED = "confirmation_required"
+
+
+class FxErrorCode:
+    """Exchange rates (monetization/services/fx.py)."""
+
+    FX_RATE_MISSING = "fx_rate_missing"
+
+
 class DomainError(Exception):
     """A refusal the caller can act on. ``status`` is the HTTP status the API uses."""
 

@@ -67,6 +67,7 @@ class EarningOut(serializers.Serializer):
     score = serializers.DecimalField(max_digits=30, decimal_places=4)
     pool_amount = serializers.DecimalField(max_digits=19, decimal_places=2)
     subscription_amount = serializers.DecimalField(max_digits=19, decimal_places=2)
+    clawed_back = serializers.DecimalField(max_digits=19, decimal_places=2)
     carried_in = serializers.DecimalField(max_digits=19, decimal_places=2)
     total = serializers.DecimalField(max_digits=19, decimal_places=2)
     payable = serializers.DecimalField(max_digits=19, decimal_places=2)

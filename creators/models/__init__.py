@@ -2,10 +2,11 @@ from .accounts import CreatorAccount, CreatorStats, EligibilityDecision, PayoutP
 from .cycles import CreatorEarning, RevenueShareCycle
 from .engagement import DailyEngagement
 from .payouts import Payout, PayoutHold
-from .subscriptions import CreatorSubscriptionLink, CreatorSubscriptionShare
+from .subscriptions import CreatorClawback, CreatorSubscriptionLink, CreatorSubscriptionShare
 
 __all__ = [
     "CreatorAccount",
+    "CreatorClawback",
     "CreatorEarning",
     "CreatorStats",
     "CreatorSubscriptionLink",

@@ -95,6 +95,10 @@ class PayoutProfile(models.Model):
     tax_form_status = models.CharField(max_length=16, choices=TaxFormStatus.choices, default=TaxFormStatus.MISSING)
     tax_form_type = models.CharField(max_length=16, choices=TaxFormType.choices, blank=True, default="")
     verified_at = models.DateTimeField(null=True, blank=True)
+    # As Stripe last told us (``account.updated``): None until it has.
+    payouts_enabled = models.BooleanField(null=True, blank=True)
+    requirements_due = models.JSONField(default=list, blank=True)
+    connect_synced_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"payout profile of {self.creator_id}"

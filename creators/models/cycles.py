@@ -33,6 +33,7 @@ class RevenueShareCycle(FSMModelMixin, models.Model):
     pool = models.DecimalField(max_digits=19, decimal_places=4, default=0)
     pool_share = models.DecimalField(max_digits=6, decimal_places=4, default=0)
     revenue_by_currency = models.JSONField(default=dict, blank=True)
+    pools = models.JSONField(default=dict, blank=True, help_text="Pool per currency (each split and paid in its own)")
     weights = models.JSONField(default=dict, blank=True)
     compute_run = models.PositiveIntegerField(default=0, help_text="Bumped by each computation (ledger keys)")
     computed_by = models.ForeignKey(
@@ -101,7 +102,7 @@ class RevenueShareCycle(FSMModelMixin, models.Model):
         source=State.IN_REVIEW,
         target=State.APPROVED,
         permission=lambda cycle, user: user.has_perm(APPROVE_PERM) and cycle.computed_by_id != user.pk,
-        custom={"label": "Approve"},
+        custom={"label": "Approve", "reason": True},
     )
     def approve(self):
         """Four-eyes: never by whoever computed the cycle."""
@@ -142,17 +143,23 @@ class RevenueShareCycle(FSMModelMixin, models.Model):
         pass
 
     @transition(
-        field=state, source=State.PAID, target=State.CLOSED, permission=APPROVE_PERM, custom={"label": "Close cycle"}
+        field=state,
+        source=State.PAID,
+        target=State.CLOSED,
+        permission=APPROVE_PERM,
+        custom={"label": "Close cycle", "confirm_held": True},
     )
     def close(self):
         pass
 
 
 class CreatorEarning(models.Model):
-    """What one creator earned in one cycle (minor-unit exact amounts in the cycle currency).
+    """What one creator earned in one cycle in one currency (minor-unit exact amounts).
 
-    ``total = pool_amount + subscription_amount + carried_in``; ``payable`` is the total when it
-    reaches the minimum payout, else 0 and the total is ``carried_out`` to the next cycle.
+    ``total = pool_amount + subscription_amount - clawed_back + carried_in``; ``payable`` is the
+    total when it reaches the minimum payout, else 0 and the total is ``carried_out`` to the next
+    cycle. A negative total (clawbacks above what was earned) is carried out too: it is the
+    creator's recorded debt, set against their next earnings in that currency, never paid.
     This table is the creator-payable subledger; the ledger holds the balanced totals.
     """
 
@@ -169,6 +176,7 @@ class CreatorEarning(models.Model):
     pool_amount = models.DecimalField(max_digits=19, decimal_places=4, default=0)
     subscription_amount = models.DecimalField(max_digits=19, decimal_places=4, default=0)
     carried_in = models.DecimalField(max_digits=19, decimal_places=4, default=0)
+    clawed_back = models.DecimalField(max_digits=19, decimal_places=4, default=0)
     total = models.DecimalField(max_digits=19, decimal_places=4, default=0)
     payable = models.DecimalField(max_digits=19, decimal_places=4, default=0)
     carried_out = models.DecimalField(max_digits=19, decimal_places=4, default=0)
@@ -177,7 +185,7 @@ class CreatorEarning(models.Model):
     class Meta:
         ordering = ["-total"]
         constraints = [
-            models.UniqueConstraint(fields=["cycle", "creator"], name="uniq_earning_cycle_creator"),
+            models.UniqueConstraint(fields=["cycle", "creator", "currency"], name="uniq_earning_cycle_creator_cur"),
             models.CheckConstraint(
                 condition=models.Q(total=models.F("payable") + models.F("carried_out")), name="earning_split_exact"
             ),

@@ -8,9 +8,11 @@ from monetization import clock
 class Payout(FSMModelMixin, models.Model):
     """Money going to one creator for one cycle through the payout provider.
 
-    scheduled -> held | approved; held -> approved (last hold lifted); approved -> processing
-    -> paid | failed; failed -> processing (retried). ``idempotency_key`` (``payout:<id>``) goes
-    with every transfer request, so a crashed or repeated run never pays twice.
+    scheduled -> held | approved; held -> approved (last hold lifted); approved -> sending
+    (claimed by a paying run) -> paid | failed; failed -> processing (queued for a retry) ->
+    sending. ``idempotency_key`` (``payout:<id>``) goes with every transfer request, so a crashed
+    or repeated run never pays twice. ``claim_token`` names the database session that claimed a
+    sending payout: a run whose session is gone left it behind, and another run takes it over.
     """
 
     class Status(models.TextChoices):
@@ -18,6 +20,7 @@ class Payout(FSMModelMixin, models.Model):
         HELD = "held", "Held"
         APPROVED = "approved", "Approved"
         PROCESSING = "processing", "Processing"
+        SENDING = "sending", "Sending"
         PAID = "paid", "Paid"
         FAILED = "failed", "Failed"
 
@@ -31,6 +34,11 @@ class Payout(FSMModelMixin, models.Model):
     transfer_id = models.CharField(max_length=128, blank=True)
     failure_reason = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    sends = models.PositiveSmallIntegerField(
+        default=0, help_text="Transfers reversed so far: each re-send goes under a new idempotency key"
+    )
+    claim_token = models.CharField(max_length=64, blank=True, help_text="Session of the run sending it")
+    claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=clock.now)
     paid_at = models.DateTimeField(null=True, blank=True)
 
@@ -49,9 +57,16 @@ class Payout(FSMModelMixin, models.Model):
 
     @property
     def idempotency_key(self) -> str:
-        return f"payout:{self.pk}"
+        return f"payout:{self.pk}" if not self.sends else f"payout:{self.pk}:{self.sends}"
 
-    @transition(field=status, source=[Status.SCHEDULED, Status.APPROVED, Status.FAILED], target=Status.HELD)
+    @property
+    def paid_entry_key(self) -> str:
+        """The ledger key of this send's payment (the first send keeps the key it always had)."""
+        return f"payout:{self.pk}:paid" if not self.sends else f"payout:{self.pk}:{self.sends}:paid"
+
+    @transition(
+        field=status, source=[Status.SCHEDULED, Status.APPROVED, Status.PROCESSING, Status.FAILED], target=Status.HELD
+    )
     def hold(self):
         pass
 
@@ -59,22 +74,33 @@ class Payout(FSMModelMixin, models.Model):
     def approve(self):
         pass
 
-    @transition(field=status, source=[Status.APPROVED, Status.PROCESSING], target=Status.PROCESSING)
-    def start_processing(self):
+    @transition(field=status, source=[Status.APPROVED, Status.PROCESSING, Status.SENDING], target=Status.SENDING)
+    def claim(self, token: str):
+        """A paying run takes the payout (again from sending: its claimant's session is gone)."""
         self.attempts += 1
+        self.claim_token = token
+        self.claimed_at = clock.now()
 
-    @transition(field=status, source=Status.PROCESSING, target=Status.PAID)
+    @transition(field=status, source=Status.SENDING, target=Status.PAID)
     def mark_paid(self, transfer_id: str = ""):
         self.transfer_id = transfer_id
         self.paid_at = clock.now()
 
-    @transition(field=status, source=Status.PROCESSING, target=Status.FAILED)
+    @transition(field=status, source=Status.SENDING, target=Status.FAILED)
     def fail(self, reason: str = ""):
         self.failure_reason = reason[:255]
 
     @transition(field=status, source=Status.FAILED, target=Status.PROCESSING)
     def retry(self):
         self.failure_reason = ""
+
+    @transition(field=status, source=Status.PAID, target=Status.HELD)
+    def reverse(self, reason: str = ""):
+        """The transfer came back (Stripe ``transfer.reversed``): owed again, held, re-sent under a new key."""
+        self.sends += 1
+        self.transfer_id = ""
+        self.paid_at = None
+        self.failure_reason = reason[:255]
 
 
 class PayoutHold(models.Model):
@@ -84,6 +110,9 @@ class PayoutHold(models.Model):
         MISSING_TAX_FORM = "missing_tax_form", "Missing tax form"
         SANCTIONS_REVIEW = "sanctions_review", "Sanctions review"
         FRAUD = "fraud", "Fraud"
+        CONNECT_ACCOUNT = "connect_account", "Stripe account cannot be paid"
+        TRANSFER_REVERSED = "transfer_reversed", "Transfer reversed"
+        BANK_PAYOUT_FAILED = "bank_payout_failed", "Bank payout failed"
 
     payout = models.ForeignKey(Payout, on_delete=models.PROTECT, related_name="holds")
     kind = models.CharField(max_length=32, choices=Kind.choices)

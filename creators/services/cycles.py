@@ -1,13 +1,20 @@
 """Revenue-share cycles: computing the pool's split, review, four-eyes approval.
 
-The pool is ``CREATOR_POOL_SHARE`` of the period's subscription revenue read from the ledger
-(net credits to ``revenue:subscriptions`` of entries posted in the period, per currency).
+The pool is ``CREATOR_POOL_SHARE`` of the period's consumer subscription revenue read from the
+ledger (net credits to ``revenue:subscriptions`` of entries posted in the period, less the refunds
+of such payments posted in the period; an annual plan's payment counts month by month, see
+``period_revenue``), per currency.
 
-Multi-currency: revenue is reported per currency on the cycle (``revenue_by_currency``), but
-only the pool currency (USD) is distributed and paid; revenue in other currencies is not
-converted here (the FX rate is a Finance decision). A later step would convert each
-currency's pool at the cycle's booked rate and add it before the split; the split itself is
-currency-agnostic (minor units).
+Multi-currency: per-currency pools, no conversion. Each currency's revenue funds a pool in that
+currency, split by the same engagement scores; creator-subscription shares and clawbacks stay in
+the fan's currency; each earning (creator, cycle, currency) is paid in its currency. Converting
+would make creators carry FX risk chosen by us and need a booked rate per cycle; per-currency pools
+are exact. The minimum payout in another currency is ``CREATOR_MIN_PAYOUT`` converted at the
+period's last reference rate (``monetization.services.fx``), or set per currency in
+``CREATOR_MIN_PAYOUT_BY_CURRENCY``.
+
+Clawbacks (``services/clawbacks.py``): a refunded or lost-dispute fan payment takes its share back
+in the month it happens; a total below zero is carried out as a debt, never paid.
 
 The split is by weighted engagement (``CREATOR_ENGAGEMENT_WEIGHTS``) of ACTIVE creators,
 computed in SQL (one GROUP BY over the period's partition) with integer arithmetic:
@@ -15,8 +22,8 @@ each creator gets floor(pool * score / total) minor units and the remaining unit
 to the largest remainders, ties by creator id, so parts sum to the pool exactly and
 deterministically (``split_largest_remainder`` is the same rule in Python).
 
-Carry-over: earnings below ``CREATOR_MIN_PAYOUT`` are carried out and come back as
-``carried_in`` in the creator's next cycle. The ledger gets, per chunk of creators, one
+Carry-over: earnings below the minimum payout (or negative) are carried out and come back as
+``carried_in`` in the creator's next cycle, per currency. The ledger gets, per chunk of creators, one
 balanced entry (debit expense:creator_revenue_share, credit liability:creator_payable) for
 the pool part; subscription shares were posted when the fan paid and carried balances
 are already payable, so neither is posted twice. ``CreatorEarning`` is the per-creator
@@ -40,14 +47,25 @@ from django_fsm import can_proceed
 from djmoney.money import Money
 
 from monetization import clock
-from monetization.errors import Conflict, ErrorCode, IllegalTransition, InvalidInput, NotFound, PermissionDenied
-from monetization.models import JournalEntry, JournalLine
+from monetization.errors import (
+    Conflict,
+    CreatorErrorCode,
+    ErrorCode,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
+from monetization.models import JournalEntry, JournalLine, Refund
 from monetization.services.audit import audit_record, snapshot
+from monetization.services.fx import RateMissing, convert
 from monetization.services.ledger import Account, Leg, Posting, journal_post_many, minor_unit_exponent
 from monetization.services.permissions import require_perm
+from subscriptions.models import Plan, Subscription, SubscriptionPayment
 
 from ..models import (
     CreatorAccount,
+    CreatorClawback,
     CreatorEarning,
     CreatorSubscriptionShare,
     DailyEngagement,
@@ -56,6 +74,9 @@ from ..models import (
     PayoutProfile,
     RevenueShareCycle,
 )
+from .payouts import cycle_pay_plan, held_payouts, payable_payouts
+
+MAX_ANNUAL_YEARS = 3  # how far back an annual payment may still be recognized (plans of up to 3 years)
 
 CYCLE_FIELDS = ["state", "pool", "revenue", "computed_by", "approved_by", "rejected_reason", "compute_run"]
 METRICS = ("impressions", "replies", "reposts", "likes")
@@ -115,26 +136,93 @@ def from_minor(units: int, currency: str) -> Decimal:
 # --- reads --------------------------------------------------------------------------------
 
 
+def _month_index(day: datetime.datetime) -> int:
+    return day.year * 12 + day.month - 1
+
+
 def period_revenue(period: datetime.date) -> dict[str, Decimal]:
-    """Subscription revenue (net credits to revenue:subscriptions) of entries posted in the period, per currency."""
+    """Consumer subscription revenue of the period, per currency: net credits to revenue:subscriptions
+    of entries posted in the period, less the refunds posted in the period of payments that credited it.
+
+    A payment for an annual plan counts month by month: its revenue is spread over the 12 months
+    (x ``interval_count``) from the month it was paid in, in whole minor units that add up to it.
+    """
     start, end = period_bounds(period)
-    rows = (
-        JournalLine.objects.filter(
-            account=Account.revenue("subscriptions"), entry__posted_at__gte=start, entry__posted_at__lt=end
-        )
-        .values("currency")
-        .annotate(total=Sum("amount"))
-        .order_by("currency")
+    line, entry = JournalLine._meta.db_table, JournalEntry._meta.db_table
+    link, sub, plan = (
+        SubscriptionPayment._meta.db_table,
+        Subscription._meta.db_table,
+        Plan._meta.db_table,
     )
-    return {r["currency"]: -r["total"] for r in rows if r["total"]}
+    revenue: dict[str, Decimal] = defaultdict(Decimal)
+    lookback = start - datetime.timedelta(days=366 * MAX_ANNUAL_YEARS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT l.currency, l.amount, e.posted_at, p.interval_count
+                FROM {line} l JOIN {entry} e ON e.id = l.entry_id
+                LEFT JOIN {link} sp ON e.source_type = 'monetization.payment'
+                     AND sp.payment_id = CASE WHEN e.source_type = 'monetization.payment'
+                                              THEN e.source_id::bigint END
+                LEFT JOIN {sub} s ON s.id = sp.subscription_id
+                LEFT JOIN {plan} p ON p.id = s.plan_id AND p.interval = 'year'
+                WHERE l.account = %(revenue)s AND e.posted_at < %(end)s
+                  AND (e.posted_at >= %(start)s OR (p.id IS NOT NULL AND e.posted_at >= %(lookback)s))""",  # noqa: S608
+            {"revenue": Account.revenue("subscriptions"), "start": start, "end": end, "lookback": lookback},
+        )
+        rows = cursor.fetchall()
+    month = _month_index(start)
+    for currency, amount, posted_at, years in rows:
+        if years is None:
+            revenue[currency] -= amount
+            continue
+        months, k = 12 * years, month - _month_index(posted_at)
+        if 0 <= k < months:
+            total = to_minor(-amount, currency)
+            revenue[currency] += from_minor(total * (k + 1) // months - total * k // months, currency)
+    refund = Refund._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT l.currency, SUM(l.amount) FROM {line} l
+                JOIN {entry} e ON e.id = l.entry_id AND e.source_type = 'monetization.refund'
+                JOIN {refund} r ON e.source_id = r.id::text
+                WHERE l.account = %(refunds)s AND e.posted_at >= %(start)s AND e.posted_at < %(end)s
+                  AND EXISTS (SELECT 1 FROM {line} pl JOIN {entry} pe ON pe.id = pl.entry_id
+                              WHERE pe.source_type = 'monetization.payment' AND pe.source_id = r.payment_id::text
+                                AND pl.account = %(revenue)s)
+                GROUP BY l.currency""",  # noqa: S608 (table names are constants)
+            {"refunds": Account.REFUNDS, "revenue": Account.revenue("subscriptions"), "start": start, "end": end},
+        )
+        for currency, refunded in cursor.fetchall():
+            revenue[currency] = revenue.get(currency, Decimal(0)) - refunded
+    return {k: v for k, v in sorted(revenue.items()) if v}
+
+
+def min_payout_minor(currency: str, day: datetime.date | None = None) -> int:
+    """The smallest payout in ``currency`` (minor units).
+
+    CREATOR_MIN_PAYOUT_BY_CURRENCY when it names the currency; else CREATOR_MIN_PAYOUT (in the pool
+    currency) converted at ``day``'s reference rate; the same nominal amount when no rate is loaded.
+    """
+    explicit = getattr(settings, "CREATOR_MIN_PAYOUT_BY_CURRENCY", {}).get(currency)
+    if explicit is not None:
+        return max(1, to_minor(Decimal(str(explicit)), currency))
+    amount = Money(Decimal(str(settings.CREATOR_MIN_PAYOUT)), settings.CREATOR_POOL_CURRENCY)
+    if day is not None and currency != settings.CREATOR_POOL_CURRENCY:
+        try:
+            return max(1, to_minor(convert(amount, currency, day).amount, currency))
+        except RateMissing:
+            pass
+    return max(1, to_minor(amount.amount, currency))
 
 
 @dataclass
 class EarningLine:
     creator_id: int
     score: int
+    currency: str = ""
     pool_minor: int = 0
     subscription_minor: int = 0
+    clawed_back_minor: int = 0
     carried_in_minor: int = 0
     total_minor: int = 0
     payable_minor: int = 0
@@ -148,36 +236,55 @@ class CycleResult:
     revenue_by_currency: dict[str, Decimal]
     pool: Decimal
     weights: dict
+    pools: dict[str, Decimal] = field(default_factory=dict)
     lines: list[EarningLine] = field(default_factory=list)
+
+    def _sum(self, attr: str, currency: str | None = None) -> Decimal:
+        currency = currency or self.currency
+        return from_minor(sum(getattr(ln, attr) for ln in self.lines if ln.currency == currency), currency)
 
     @property
     def distributed(self) -> Decimal:
-        return from_minor(sum(line.pool_minor for line in self.lines), self.currency)
+        return self._sum("pool_minor")
 
     @property
     def payable(self) -> Decimal:
-        return from_minor(sum(line.payable_minor for line in self.lines), self.currency)
+        return self._sum("payable_minor")
 
     @property
     def carried_out(self) -> Decimal:
-        return from_minor(sum(line.carried_out_minor for line in self.lines), self.currency)
+        return self._sum("carried_out_minor")
 
     def summary(self) -> dict:
+        """Totals in the pool currency, and per currency under ``by_currency``."""
+        currencies = sorted({ln.currency for ln in self.lines} | set(self.pools))
         return {
             "period": self.period.isoformat(),
             "currency": self.currency,
             "revenue_by_currency": {k: str(v) for k, v in self.revenue_by_currency.items()},
             "pool": str(self.pool),
-            "creators": len(self.lines),
+            "creators": len({ln.creator_id for ln in self.lines}),
             "distributed": str(self.distributed),
             "payable": str(self.payable),
             "carried_out": str(self.carried_out),
             "payouts": sum(1 for line in self.lines if line.payable_minor > 0),
+            "by_currency": {
+                cur: {
+                    "pool": str(self.pools.get(cur, Decimal(0))),
+                    "distributed": str(self._sum("pool_minor", cur)),
+                    "clawed_back": str(self._sum("clawed_back_minor", cur)),
+                    "payable": str(self._sum("payable_minor", cur)),
+                    "carried_out": str(self._sum("carried_out_minor", cur)),
+                }
+                for cur in currencies
+            },
         }
 
 
 def _scores_sql(weights: dict[str, int]) -> str:
-    """(creator_id, score, pool share in minor units) of ACTIVE creators with engagement, in one statement.
+    """(currency, creator_id, score, pool share in minor units) of ACTIVE creators with engagement, one
+    statement for every currency's pool (``%(pool_currencies)s`` / ``%(pool_minors)s``): the engagement is
+    aggregated once and each pool split by the same scores.
 
     Integer arithmetic (div/mod on numeric) keeps the split exact; the leftover units go to the
     largest remainders, ties by creator id: the same rule as ``split_largest_remainder``.
@@ -196,32 +303,47 @@ def _scores_sql(weights: dict[str, int]) -> str:
             WHERE agg.score > 0
         ), tot AS (
             SELECT SUM(score) AS s FROM elig
+        ), pools AS (
+            SELECT * FROM unnest(%(pool_currencies)s::text[], %(pool_minors)s::numeric[]) AS p(currency, pool)
         ), base AS (
-            SELECT creator_id, score,
-                   div(%(pool)s::numeric * score, tot.s) AS fl,
-                   mod(%(pool)s::numeric * score, tot.s) AS rem
-            FROM elig, tot
+            SELECT pools.currency, pools.pool, creator_id, score,
+                   div(pools.pool * score, tot.s) AS fl,
+                   mod(pools.pool * score, tot.s) AS rem
+            FROM elig, tot, pools
         ), ranked AS (
-            SELECT creator_id, score, fl,
-                   row_number() OVER (ORDER BY rem DESC, creator_id) AS rn,
-                   %(pool)s - SUM(fl) OVER () AS leftover
+            SELECT currency, creator_id, score, fl,
+                   row_number() OVER (PARTITION BY currency ORDER BY rem DESC, creator_id) AS rn,
+                   pool - SUM(fl) OVER (PARTITION BY currency) AS leftover
             FROM base
         )
-        SELECT creator_id, score::bigint AS score,
+        SELECT currency, creator_id, score::bigint AS score,
                (fl + CASE WHEN rn <= leftover THEN 1 ELSE 0 END)::bigint AS pool_minor
         FROM ranked
     """  # noqa: S608 (table names are constants, weights are ints)
 
 
-def _scores_params(period: datetime.date, pool_minor: int) -> dict:
+def _scores_params(period: datetime.date, pools_minor: Mapping[str, int]) -> dict:
     start, end = period_bounds(period)
-    return {"start": start.date(), "end": end.date(), "active": CreatorAccount.State.ACTIVE, "pool": pool_minor}
+    return {
+        "start": start.date(),
+        "end": end.date(),
+        "active": CreatorAccount.State.ACTIVE,
+        "pool_currencies": list(pools_minor),
+        "pool_minors": [int(v) for v in pools_minor.values()],
+    }
+
+
+def _scores_by_currency(
+    period: datetime.date, weights: dict[str, int], pools_minor: Mapping[str, int]
+) -> list[tuple[str, int, int, int]]:
+    with connection.cursor() as cursor:
+        cursor.execute(_scores_sql(weights) + " ORDER BY creator_id, currency", _scores_params(period, pools_minor))
+        return cursor.fetchall()
 
 
 def _scores(period: datetime.date, weights: dict[str, int], pool_minor: int) -> list[tuple[int, int, int]]:
-    with connection.cursor() as cursor:
-        cursor.execute(_scores_sql(weights) + " ORDER BY creator_id", _scores_params(period, pool_minor))
-        return cursor.fetchall()
+    """One pool's split: (creator_id, score, pool share in minor units)."""
+    return [(cid, score, part) for _, cid, score, part in _scores_by_currency(period, weights, {"XXX": pool_minor})]
 
 
 def _previous_cycle(cycle: RevenueShareCycle) -> RevenueShareCycle | None:
@@ -237,12 +359,18 @@ def _previous_cycle(cycle: RevenueShareCycle) -> RevenueShareCycle | None:
 class Preparation:
     currency: str
     revenue: dict[str, Decimal]
-    pool: Decimal
-    pool_minor: int
+    pools: dict[str, Decimal]
     weights: dict[str, int]
     scale: int
-    min_payout_minor: int
     previous_cycle_id: int | None
+
+    @property
+    def pool(self) -> Decimal:
+        return self.pools.get(self.currency, Decimal(0))
+
+    @property
+    def pools_minor(self) -> dict[str, int]:
+        return {cur: to_minor(amount, cur) for cur, amount in self.pools.items()}
 
     @property
     def weights_json(self) -> dict:
@@ -250,22 +378,23 @@ class Preparation:
 
 
 def _prepare(cycle: RevenueShareCycle) -> Preparation:
+    """Per-currency pools: each currency's net consumer revenue funds a pool in that currency, split by the
+    same engagement scores and paid in that currency (no conversion). The pool currency always has a pool."""
     currency = settings.CREATOR_POOL_CURRENCY
     revenue = period_revenue(cycle.period)
     share = Decimal(str(settings.CREATOR_POOL_SHARE))
-    pool = (revenue.get(currency, Decimal(0)) * share).quantize(
-        Decimal(1).scaleb(-minor_unit_exponent(currency)), rounding=ROUND_DOWN
-    )
+    pools = {currency: Decimal(0)}
+    for cur, amount in revenue.items():
+        if amount > 0:
+            pools[cur] = (amount * share).quantize(Decimal(1).scaleb(-minor_unit_exponent(cur)), rounding=ROUND_DOWN)
     weights, scale = integer_weights(settings.CREATOR_ENGAGEMENT_WEIGHTS)
     previous = _previous_cycle(cycle)
     return Preparation(
         currency=currency,
         revenue=revenue,
-        pool=pool,
-        pool_minor=to_minor(pool, currency),
+        pools=pools,
         weights=weights,
         scale=scale,
-        min_payout_minor=to_minor(Decimal(str(settings.CREATOR_MIN_PAYOUT)), currency),
         previous_cycle_id=previous.pk if previous else None,
     )
 
@@ -273,35 +402,43 @@ def _prepare(cycle: RevenueShareCycle) -> Preparation:
 def cycle_plan(cycle: RevenueShareCycle) -> CycleResult:
     """Everything a computation would write, computed in Python without writing (the dry run)."""
     prep = _prepare(cycle)
-    currency = prep.currency
-    lines: dict[int, EarningLine] = {
-        cid: EarningLine(creator_id=cid, score=score, pool_minor=part)
-        for cid, score, part in _scores(cycle.period, prep.weights, prep.pool_minor)
+    lines: dict[tuple[int, str], EarningLine] = {
+        (cid, cur): EarningLine(creator_id=cid, score=score, currency=cur, pool_minor=part)
+        for cur, cid, score, part in _scores_by_currency(cycle.period, prep.weights, prep.pools_minor)
     }
+
+    def line(cid: int, cur: str) -> EarningLine:
+        return lines.setdefault((cid, cur), EarningLine(creator_id=cid, score=0, currency=cur))
+
     start, end = period_bounds(cycle.period)
-    for cid, total in (
-        CreatorSubscriptionShare.objects.filter(occurred_at__gte=start, occurred_at__lt=end, currency=currency)
-        .values("creator_id")
-        .annotate(total=Sum("amount"))
-        .values_list("creator_id", "total")
-    ):
-        lines.setdefault(cid, EarningLine(creator_id=cid, score=0)).subscription_minor = to_minor(total, currency)
+    for model, attr in ((CreatorSubscriptionShare, "subscription_minor"), (CreatorClawback, "clawed_back_minor")):
+        for cid, cur, total in (
+            model.objects.filter(occurred_at__gte=start, occurred_at__lt=end)
+            .values("creator_id", "currency")
+            .annotate(total=Sum("amount"))
+            .values_list("creator_id", "currency", "total")
+        ):
+            setattr(line(cid, cur), attr, to_minor(total, cur))
     if prep.previous_cycle_id is not None:
-        for cid, carried in CreatorEarning.objects.filter(
-            cycle_id=prep.previous_cycle_id, carried_out__gt=0, currency=currency
-        ).values_list("creator_id", "carried_out"):
-            lines.setdefault(cid, EarningLine(creator_id=cid, score=0)).carried_in_minor = to_minor(carried, currency)
-    for line in lines.values():
-        line.total_minor = line.pool_minor + line.subscription_minor + line.carried_in_minor
-        line.payable_minor = line.total_minor if line.total_minor >= prep.min_payout_minor else 0
-        line.carried_out_minor = line.total_minor - line.payable_minor
+        for cid, cur, carried in (
+            CreatorEarning.objects.filter(cycle_id=prep.previous_cycle_id)
+            .exclude(carried_out=0)
+            .values_list("creator_id", "currency", "carried_out")
+        ):
+            line(cid, cur).carried_in_minor = to_minor(carried, cur)
+    last_day = (end - datetime.timedelta(days=1)).date()
+    for ln in lines.values():
+        ln.total_minor = ln.pool_minor + ln.subscription_minor - ln.clawed_back_minor + ln.carried_in_minor
+        ln.payable_minor = ln.total_minor if ln.total_minor >= min_payout_minor(ln.currency, last_day) else 0
+        ln.carried_out_minor = ln.total_minor - ln.payable_minor
     return CycleResult(
         period=cycle.period,
-        currency=currency,
+        currency=prep.currency,
         revenue_by_currency=prep.revenue,
         pool=prep.pool,
+        pools=prep.pools,
         weights=prep.weights_json,
-        lines=[lines[cid] for cid in sorted(lines)],
+        lines=[lines[key] for key in sorted(lines)],
     )
 
 
@@ -357,6 +494,7 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
         cycle.revenue = prep.revenue.get(prep.currency, Decimal(0))
         cycle.revenue_by_currency = {k: str(v) for k, v in prep.revenue.items()}
         cycle.pool = prep.pool
+        cycle.pools = {k: str(v) for k, v in prep.pools.items()}
         cycle.pool_share = Decimal(str(settings.CREATOR_POOL_SHARE))
         cycle.currency = prep.currency
         cycle.weights = prep.weights_json
@@ -368,23 +506,25 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
             writer.relax_commit()
             cycle = _lock(cycle_id)
             if not CreatorEarning.objects.filter(cycle=cycle, creator_id__gte=low, creator_id__lte=high).exists():
-                pool_part = writer.write(low, high)
-                if pool_part:
-                    journal_post_many(
-                        [
-                            Posting(
-                                key=_earning_key(cycle, chunk_no),
-                                kind="creator_earnings",
-                                legs=[
-                                    Leg(Account.CREATOR_REVENUE_SHARE, Money(pool_part, prep.currency)),
-                                    Leg(Account.CREATOR_PAYABLE, Money(-pool_part, prep.currency)),
-                                ],
-                                memo=f"Revenue share {cycle.period:%Y-%m}, creators {low}-{high}",
-                                source_type="creators.revenuesharecycle",
-                                source_id=str(cycle.pk),
-                            )
-                        ]
-                    )
+                parts = writer.write(low, high)
+                journal_post_many(
+                    [
+                        Posting(
+                            # The pool currency keeps the key it always had; other currencies are suffixed.
+                            key=_earning_key(cycle, chunk_no) + ("" if cur == prep.currency else f":{cur}"),
+                            kind="creator_earnings",
+                            legs=[
+                                Leg(Account.CREATOR_REVENUE_SHARE, Money(part, cur)),
+                                Leg(Account.CREATOR_PAYABLE, Money(-part, cur)),
+                            ],
+                            memo=f"Revenue share {cycle.period:%Y-%m}, creators {low}-{high}, {cur}",
+                            source_type="creators.revenuesharecycle",
+                            source_id=str(cycle.pk),
+                        )
+                        for cur, part in sorted(parts.items())
+                        if part
+                    ]
+                )
             processed += count
             cycle.compute_processed = processed
             cycle.save(update_fields=["compute_processed"])
@@ -407,47 +547,70 @@ def selectors_summary(cycle: RevenueShareCycle) -> dict:
 
 
 class _ChunkWriter:
-    """The whole split is staged server-side in one statement (pool share, creator-subscription shares,
-    carry-ins) and each chunk is one INSERT ... SELECT: no row travels to Python and back."""
+    """The whole split is staged server-side in one statement (every currency's pool share, creator-subscription
+    shares less clawbacks, carry-ins) and each chunk is one INSERT ... SELECT: no row travels to Python and back."""
 
     STAGE = "creators_cycle_stage"
+    UNITS = "creators_cycle_units"
 
     def __init__(self, cycle: RevenueShareCycle, prep: Preparation):
         self.cycle, self.prep = cycle, prep
-        self.factor = 10 ** minor_unit_exponent(prep.currency)
         start, end = period_bounds(cycle.period)
         params = {
-            **_scores_params(cycle.period, prep.pool_minor),
+            **_scores_params(cycle.period, prep.pools_minor),
             "sub_start": start,
             "sub_end": end,
-            "currency": prep.currency,
             "prev": prep.previous_cycle_id or 0,
-            "factor": self.factor,
         }
+        shares, claws = CreatorSubscriptionShare._meta.db_table, CreatorClawback._meta.db_table
+        earnings = CreatorEarning._meta.db_table
         with connection.cursor() as cursor:
+            cursor.execute(
+                f"""SELECT currency FROM {shares} WHERE occurred_at >= %(sub_start)s AND occurred_at < %(sub_end)s
+                    UNION SELECT currency FROM {claws} WHERE occurred_at >= %(sub_start)s AND occurred_at < %(sub_end)s
+                    UNION SELECT currency FROM {earnings} WHERE cycle_id = %(prev)s AND carried_out <> 0""",  # noqa: S608
+                params,
+            )
+            currencies = sorted({r[0] for r in cursor.fetchall()} | set(prep.pools))
+            last_day = (end - datetime.timedelta(days=1)).date()
+            # Minor-unit factor and minimum payout of each currency the cycle touches.
+            cursor.execute(f"DROP TABLE IF EXISTS {self.UNITS}")
+            cursor.execute(
+                f"CREATE TEMP TABLE {self.UNITS} (currency text PRIMARY KEY, factor numeric, min_minor bigint)"
+            )
+            cursor.executemany(
+                f"INSERT INTO {self.UNITS} VALUES (%s, %s, %s)",  # noqa: S608
+                [(cur, 10 ** minor_unit_exponent(cur), min_payout_minor(cur, last_day)) for cur in currencies],
+            )
             cursor.execute(f"DROP TABLE IF EXISTS {self.STAGE}")
             cursor.execute(
                 f"""CREATE TEMP TABLE {self.STAGE} AS
-                WITH dist AS ({_scores_sql(prep.weights)}),
-                subs AS (
-                    SELECT creator_id, round(SUM(amount) * %(factor)s)::bigint AS sub_minor
-                    FROM {CreatorSubscriptionShare._meta.db_table}
-                    WHERE occurred_at >= %(sub_start)s AND occurred_at < %(sub_end)s AND currency = %(currency)s
-                    GROUP BY creator_id
-                ), carry AS (
-                    SELECT creator_id, round(carried_out * %(factor)s)::bigint AS carry_minor
-                    FROM {CreatorEarning._meta.db_table}
-                    WHERE cycle_id = %(prev)s AND carried_out > 0 AND currency = %(currency)s
-                )
-                SELECT COALESCE(d.creator_id, s.creator_id, c.creator_id) AS creator_id,
-                       COALESCE(d.score, 0) AS score, COALESCE(d.pool_minor, 0) AS pool_minor,
-                       COALESCE(s.sub_minor, 0) AS sub_minor, COALESCE(c.carry_minor, 0) AS carry_minor
-                FROM dist d
-                FULL JOIN subs s ON s.creator_id = d.creator_id
-                FULL JOIN carry c ON c.creator_id = COALESCE(d.creator_id, s.creator_id)""",  # noqa: S608
+                WITH dist AS ({_scores_sql(prep.weights)})
+                -- One aggregate over the parts (no joins): amounts are whole minor units, so
+                -- summing rounded rows equals rounding the sum.
+                SELECT creator_id, currency, SUM(score) AS score, SUM(pool_minor) AS pool_minor,
+                       SUM(sub_minor) AS sub_minor, SUM(claw_minor) AS claw_minor, SUM(carry_minor) AS carry_minor
+                FROM (
+                    SELECT creator_id, currency, score, pool_minor, 0::bigint AS sub_minor, 0::bigint AS claw_minor,
+                           0::bigint AS carry_minor
+                    FROM dist
+                    UNION ALL
+                    SELECT s.creator_id, s.currency, 0, 0, round(s.amount * u.factor)::bigint, 0, 0
+                    FROM {shares} s JOIN {self.UNITS} u ON u.currency = s.currency
+                    WHERE s.occurred_at >= %(sub_start)s AND s.occurred_at < %(sub_end)s
+                    UNION ALL
+                    SELECT c.creator_id, c.currency, 0, 0, 0, round(c.amount * u.factor)::bigint, 0
+                    FROM {claws} c JOIN {self.UNITS} u ON u.currency = c.currency
+                    WHERE c.occurred_at >= %(sub_start)s AND c.occurred_at < %(sub_end)s
+                    UNION ALL
+                    SELECT e.creator_id, e.currency, 0, 0, 0, 0, round(e.carried_out * u.factor)::bigint
+                    FROM {earnings} e JOIN {self.UNITS} u ON u.currency = e.currency
+                    WHERE e.cycle_id = %(prev)s AND e.carried_out <> 0
+                ) parts
+                GROUP BY creator_id, currency""",  # noqa: S608
                 params,
             )
-            cursor.execute(f"SELECT creator_id FROM {self.STAGE} ORDER BY creator_id")  # noqa: S608
+            cursor.execute(f"SELECT DISTINCT creator_id FROM {self.STAGE} ORDER BY creator_id")  # noqa: S608
             self.ids = [r[0] for r in cursor.fetchall()]
         self.total = len(self.ids)
 
@@ -456,39 +619,35 @@ class _ChunkWriter:
             part = self.ids[i : i + size]
             yield part[0], part[-1], len(part)
 
-    def write(self, low: int, high: int) -> Decimal:
+    def write(self, low: int, high: int) -> dict[str, Decimal]:
+        """Insert the earnings of creators ``low``..``high``; the pool parts written, per currency."""
         with connection.cursor() as cursor:
             cursor.execute(
-                f"""WITH ins AS (
+                f"""WITH rows AS (
+                    SELECT st.*, u.factor, u.min_minor,
+                           st.pool_minor + st.sub_minor - st.claw_minor + st.carry_minor AS total_minor
+                    FROM {self.STAGE} st JOIN {self.UNITS} u ON u.currency = st.currency
+                    WHERE st.creator_id BETWEEN %(low)s AND %(high)s
+                ), ins AS (
                     INSERT INTO {CreatorEarning._meta.db_table} (cycle_id, creator_id, score, pool_amount,
-                        subscription_amount, carried_in, total, payable, carried_out, currency)
+                        subscription_amount, clawed_back, carried_in, total, payable, carried_out, currency)
                     SELECT %(cycle)s, creator_id, round(score::numeric / %(scale)s, 4),
-                           pool_minor::numeric / %(factor)s, sub_minor::numeric / %(factor)s,
-                           carry_minor::numeric / %(factor)s,
-                           (pool_minor + sub_minor + carry_minor)::numeric / %(factor)s,
-                           CASE WHEN pool_minor + sub_minor + carry_minor >= %(min)s
-                                THEN pool_minor + sub_minor + carry_minor ELSE 0 END::numeric / %(factor)s,
-                           CASE WHEN pool_minor + sub_minor + carry_minor >= %(min)s
-                                THEN 0 ELSE pool_minor + sub_minor + carry_minor END::numeric / %(factor)s,
-                           %(currency)s
-                    FROM {self.STAGE} WHERE creator_id BETWEEN %(low)s AND %(high)s
-                    RETURNING pool_amount
-                ) SELECT COALESCE(SUM(pool_amount), 0) FROM ins""",  # noqa: S608
-                {
-                    "cycle": self.cycle.pk,
-                    "scale": self.prep.scale,
-                    "factor": self.factor,
-                    "min": self.prep.min_payout_minor,
-                    "currency": self.prep.currency,
-                    "low": low,
-                    "high": high,
-                },
+                           pool_minor::numeric / factor, sub_minor::numeric / factor, claw_minor::numeric / factor,
+                           carry_minor::numeric / factor, total_minor::numeric / factor,
+                           CASE WHEN total_minor >= min_minor THEN total_minor ELSE 0 END::numeric / factor,
+                           CASE WHEN total_minor >= min_minor THEN 0 ELSE total_minor END::numeric / factor,
+                           currency
+                    FROM rows
+                    RETURNING currency, pool_amount
+                ) SELECT currency, COALESCE(SUM(pool_amount), 0) FROM ins GROUP BY currency""",  # noqa: S608
+                {"cycle": self.cycle.pk, "scale": self.prep.scale, "low": low, "high": high},
             )
-            return Decimal(cursor.fetchone()[0])
+            return {cur: Decimal(amount) for cur, amount in cursor.fetchall()}
 
     def close(self):
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {self.STAGE}")
+            cursor.execute(f"DROP TABLE IF EXISTS {self.UNITS}")
 
     def relax_commit(self):
         # A chunk commit need not wait for its WAL flush: were the server to crash right after,
@@ -578,8 +737,10 @@ def cycle_reject(*, cycle_id: int, actor, reason: str, reopen: bool = False) -> 
         return cycle
 
 
-def cycle_approve(*, cycle_id: int, actor) -> RevenueShareCycle:
-    """Four-eyes approval; schedules the payouts (held when Compliance must look first)."""
+def cycle_approve(*, cycle_id: int, actor, reason: str = "") -> RevenueShareCycle:
+    """Four-eyes approval with a reason; schedules the payouts (held when Compliance must look first)."""
+    if not reason or not reason.strip():
+        raise InvalidInput("A reason is required to approve a cycle.", code=ErrorCode.REASON_REQUIRED)
     if actor is None or not actor.is_authenticated:
         raise PermissionDenied("Approving a cycle needs a staff member.")
     require_perm(actor, "creators.approve_cycle")
@@ -603,6 +764,7 @@ def cycle_approve(*, cycle_id: int, actor) -> RevenueShareCycle:
             actor=actor,
             before=before,
             after={**snapshot(cycle, CYCLE_FIELDS), "payouts": created, "held": held},
+            reason=reason,
         )
         return cycle
 
@@ -615,7 +777,7 @@ def _schedule_payouts(cycle: RevenueShareCycle, *, batch_size: int = 5000) -> tu
     profiles = {
         p["creator_id"]: p
         for p in PayoutProfile.objects.filter(creator__earnings__cycle=cycle, creator__earnings__payable__gt=0).values(
-            "creator_id", "payout_account_id", "tax_form_status"
+            "creator_id", "payout_account_id", "tax_form_status", "payouts_enabled"
         )
     }
     states = dict(
@@ -630,6 +792,8 @@ def _schedule_payouts(cycle: RevenueShareCycle, *, batch_size: int = 5000) -> tu
             PayoutProfile.TaxFormStatus.VERIFIED,
         ):
             reasons.append((PayoutHold.Kind.MISSING_TAX_FORM, "No payout account or tax form on file."))
+        if profile.get("payouts_enabled") is False:
+            reasons.append((PayoutHold.Kind.CONNECT_ACCOUNT, "Stripe says the account cannot receive payouts."))
         state = states.get(creator_id)
         if state != CreatorAccount.State.ACTIVE:
             reasons.append((PayoutHold.Kind.SANCTIONS_REVIEW, f"Creator account is {state}; Compliance to review."))
@@ -651,12 +815,40 @@ def _schedule_payouts(cycle: RevenueShareCycle, *, batch_size: int = 5000) -> tu
     return len(payouts), sum(1 for _, r in payouts if r)
 
 
-def cycle_close(*, cycle_id: int, actor=None) -> RevenueShareCycle:
+def cycle_close(*, cycle_id: int, actor=None, confirm: bool = False) -> RevenueShareCycle:
+    """Close a paid cycle. Held payouts stay owed (and held); closing over them needs ``confirm``."""
     with transaction.atomic():
         cycle = _lock(cycle_id)
-        if (
-            cycle.state == RevenueShareCycle.State.PAID
-            and cycle.payouts.filter(status__in=[Payout.Status.APPROVED, Payout.Status.PROCESSING]).exists()
-        ):
-            raise Conflict("Payouts are still being paid.")
+        held = 0
+        if cycle.state == RevenueShareCycle.State.PAID:
+            if payable_payouts(cycle_id).exists():
+                raise Conflict("Payouts are still being paid.")
+            held = held_payouts(cycle_id).count()
+        if held and not confirm:
+            raise Conflict(
+                f"{held} payout(s) are held by Compliance; confirm to close the cycle with them held.",
+                code=CreatorErrorCode.CONFIRMATION_REQUIRED,
+                extra={"held": held},
+            )
     return _simple_transition(cycle_id=cycle_id, actor=actor, name="close", perm="creators.approve_cycle")
+
+
+def cycle_dry_run(*, cycle_id: int, actor) -> dict:
+    """What the cycle's next run would do, writing nothing: the computation's plan while the cycle
+    is open or computing, else what a paying run would pay and leave held (the same queries it uses)."""
+    require_perm(actor, "creators.compute_cycle", or_perm="creators.approve_cycle")
+    cycle = RevenueShareCycle.objects.filter(pk=cycle_id).first()
+    if cycle is None:
+        raise NotFound("No such cycle.")
+    if cycle.state in (RevenueShareCycle.State.OPEN, RevenueShareCycle.State.COMPUTING):
+        result = {"run": "compute", **cycle_plan(cycle).summary()}
+    else:
+        plan = cycle_pay_plan(cycle_id)
+        result = {
+            "run": "pay",
+            "payable_count": plan["payable_count"],
+            "payable": {cur: str(row["amount"]) for cur, row in plan["payable"].items()},
+            "held_count": plan["held_count"],
+        }
+    audit_record(action="cycle.dry_run", obj=cycle, actor=actor, after=result)
+    return result

@@ -1,20 +1,26 @@
 """Payouts: Compliance holds, and the paying run.
 
-The paying run claims payouts in chunks with ``SELECT ... FOR UPDATE SKIP LOCKED`` (so
-several workers can share a cycle and never take the same payout), asks the provider to
-transfer each with the payout's own idempotency key (``payout:<id>``), then marks them paid
-and posts each to the ledger (key ``payout:<id>:paid``) in the same transaction.
+The paying run never holds a lock while it talks to the provider. Per chunk it
+1. claims: a short transaction takes approved payouts with ``SELECT ... FOR UPDATE SKIP LOCKED``
+   (so several runs share a cycle and never take the same payout) and marks them ``sending``
+   under its database session's token (``claim_token``), then commits;
+2. calls the provider for each, outside any transaction, with the payout's own idempotency key
+   (``payout:<id>``);
+3. records: a short transaction marks each still-ours payout paid or failed and posts the paid
+   ones to the ledger (key ``payout:<id>:paid``).
 
-Why this pays exactly once even when killed at any point: the provider remembers every key
-and answers a repeated key with the first transfer; our side (status + ledger) commits
-atomically per chunk or not at all, so a re-run re-asks the provider for the unfinished
-chunk, gets the same transfers back, and records them once.
+Exactly once even when killed at any point: a payout left ``sending`` by a run whose session is
+gone (the server drops a killed client's session) is claimed again by the next run, which
+re-asks the provider with the same key and gets the first transfer back; recording is
+conditional on the claim (status ``sending`` and our token) and the ledger key is unique. A
+session that is alive keeps its claims: two live runs never send the same payout.
 """
 
 from __future__ import annotations
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.db.models.expressions import RawSQL
 from django_fsm import can_proceed
 from djmoney.money import Money
 
@@ -29,11 +35,48 @@ from monetization.services.permissions import require_perm
 
 from ..models import Payout, PayoutHold, RevenueShareCycle
 
-PAYABLE_STATUSES = (Payout.Status.APPROVED, Payout.Status.PROCESSING)
+# Owed and on its way: approved, queued for a retry, or being sent by a paying run.
+PAYABLE_STATUSES = (Payout.Status.APPROVED, Payout.Status.PROCESSING, Payout.Status.SENDING)
 HOLD_PERM = "creators.manage_holds"  # place and lift holds
 RETRY_PERM = "creators.approve_cycle"  # send a failed payout back to the paying run
 PAYOUT_FIELDS = ["status", "transfer_id", "failure_reason", "attempts"]
 CASH_ACCOUNT = Account.cash("stripe_connect")
+
+
+def _active_hold():
+    return PayoutHold.objects.filter(payout=OuterRef("pk"), lifted_at__isnull=True)
+
+
+def payable_payouts(cycle_id: int):
+    """The payouts the paying run pays: the one query the run claims from and the cycle page counts.
+
+    A payout with an active hold is never paid, whatever its status says.
+    """
+    return Payout.objects.filter(cycle_id=cycle_id, status__in=PAYABLE_STATUSES).exclude(Exists(_active_hold()))
+
+
+def held_payouts(cycle_id: int):
+    """Payouts Compliance holds: at least one hold not lifted."""
+    return Payout.objects.filter(cycle_id=cycle_id).filter(Exists(_active_hold()))
+
+
+def _by_currency(qs) -> dict[str, dict]:
+    return {
+        row["currency"]: {"count": row["n"], "amount": row["amount"]}
+        for row in qs.order_by().values("currency").annotate(n=Count("id"), amount=Sum("amount"))
+    }
+
+
+def cycle_pay_plan(cycle_id: int) -> dict:
+    """What a paying run started now would pay and leave held, per currency (the dry run; writes nothing)."""
+    payable = _by_currency(payable_payouts(cycle_id))
+    held = _by_currency(held_payouts(cycle_id))
+    return {
+        "payable": payable,
+        "payable_count": sum(v["count"] for v in payable.values()),
+        "held": held,
+        "held_count": sum(v["count"] for v in held.values()),
+    }
 
 
 def payout_hold_place(*, payout_id: int, kind: str, reason: str, actor=None) -> PayoutHold:
@@ -123,6 +166,103 @@ def _save_outcomes(chunk: list[Payout]) -> None:
     bulk_update_rows(chunk, ["status", "attempts", "transfer_id", "paid_at", "failure_reason"])
 
 
+# A session is named by its server process and when it started: a pid alone is reused.
+_SESSION_TOKEN_SQL = "pid::text || ':' || extract(epoch FROM backend_start)::text"
+
+
+def _session_token() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {_SESSION_TOKEN_SQL} FROM pg_stat_activity WHERE pid = pg_backend_pid()")  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+def _claimable(cycle_id: int, token: str):
+    """Approved or retried payouts, and those left ``sending`` by a run whose session is gone or by an
+    earlier call that failed on this same session (one session is one thread: never a run still going)."""
+    live = RawSQL(f"SELECT {_SESSION_TOKEN_SQL} FROM pg_stat_activity WHERE backend_start IS NOT NULL", [])  # noqa: S608, S611
+    return payable_payouts(cycle_id).filter(
+        Q(status__in=[Payout.Status.APPROVED, Payout.Status.PROCESSING])
+        | (Q(status=Payout.Status.SENDING) & (~Q(claim_token__in=live) | Q(claim_token=token)))
+    )
+
+
+def _claim(cycle_id: int, chunk_size: int) -> tuple[str, list[Payout]]:
+    with transaction.atomic():
+        token = _session_token()
+        chunk = list(
+            _claimable(cycle_id, token)
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("creator")
+            .order_by("id")[:chunk_size]
+        )
+        for payout in chunk:
+            payout.claim(token)
+        bulk_update_rows(chunk, ["status", "attempts", "claim_token", "claimed_at"])
+    return token, chunk
+
+
+def _send(provider: PayoutProvider, chunk: list[Payout]) -> dict[int, tuple[str, str]]:
+    """Ask the provider for each transfer, with no transaction open.
+
+    Returns payout id -> ("paid", transfer id) or ("failed", why).
+    """
+    outcomes = {}
+    for payout in chunk:
+        try:
+            result = provider.transfer(
+                destination=payout.destination,
+                amount=Money(payout.amount, payout.currency),
+                idempotency_key=payout.idempotency_key,
+            )
+        except PayoutError as exc:
+            outcomes[payout.pk] = ("failed", str(exc))
+            continue
+        if result.amount != Money(payout.amount, payout.currency):
+            outcomes[payout.pk] = ("failed", f"provider reports {result.amount} for key {payout.idempotency_key}")
+        else:
+            outcomes[payout.pk] = ("paid", result.transfer_id)
+    return outcomes
+
+
+def _record(cycle_id: int, token: str, outcomes: dict[int, tuple[str, str]]) -> tuple[int, int]:
+    """Mark what the provider answered, only on payouts still claimed by us; post the paid ones."""
+    with transaction.atomic():
+        mine = list(
+            Payout.objects.select_for_update(of=("self",))
+            .filter(pk__in=list(outcomes), status=Payout.Status.SENDING, claim_token=token)
+            .select_related("creator")
+            .order_by("id")
+        )
+        postings = []
+        paid = failed = 0
+        for payout in mine:
+            outcome, detail = outcomes[payout.pk]
+            if outcome == "failed":
+                payout.fail(detail)
+                failed += 1
+                continue
+            payout.mark_paid(detail)
+            paid += 1
+            postings.append(
+                Posting(
+                    key=payout.paid_entry_key,
+                    kind="creator_payout",
+                    legs=[
+                        Leg(Account.CREATOR_PAYABLE, Money(payout.amount, payout.currency)),
+                        Leg(CASH_ACCOUNT, Money(-payout.amount, payout.currency)),
+                    ],
+                    memo=f"Payout {payout.pk} transfer {detail}",
+                    customer=Customer(pk=payout.creator.customer_id),
+                    source_type="creators.payout",
+                    source_id=str(payout.pk),
+                )
+            )
+        _save_outcomes(mine)
+        journal_post_many(postings)
+        RevenueShareCycle.objects.filter(pk=cycle_id).update(pay_processed=F("pay_processed") + paid)
+    return paid, failed
+
+
 def cycle_pay(
     *,
     cycle_id: int,
@@ -159,58 +299,17 @@ def cycle_pay(
             raise IllegalTransition(f"A {cycle.state} cycle cannot be paid.")
     paid = failed = 0
     while True:
-        with transaction.atomic():
-            chunk = list(
-                Payout.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(cycle_id=cycle_id, status__in=PAYABLE_STATUSES)
-                .select_related("creator")
-                .order_by("id")[:chunk_size]
-            )
-            if not chunk:
-                break
-            postings = []
-            chunk_paid = 0
-            for payout in chunk:
-                payout.start_processing()
-                try:
-                    result = provider.transfer(
-                        destination=payout.destination,
-                        amount=Money(payout.amount, payout.currency),
-                        idempotency_key=payout.idempotency_key,
-                    )
-                except PayoutError as exc:
-                    payout.fail(str(exc))
-                    failed += 1
-                    continue
-                if result.amount != Money(payout.amount, payout.currency):
-                    payout.fail(f"provider reports {result.amount} for key {payout.idempotency_key}")
-                    failed += 1
-                    continue
-                payout.mark_paid(result.transfer_id)
-                chunk_paid += 1
-                postings.append(
-                    Posting(
-                        key=f"payout:{payout.pk}:paid",
-                        kind="creator_payout",
-                        legs=[
-                            Leg(Account.CREATOR_PAYABLE, Money(payout.amount, payout.currency)),
-                            Leg(CASH_ACCOUNT, Money(-payout.amount, payout.currency)),
-                        ],
-                        memo=f"Payout {payout.pk} transfer {result.transfer_id}",
-                        customer=Customer(pk=payout.creator.customer_id),
-                        source_type="creators.payout",
-                        source_id=str(payout.pk),
-                    )
-                )
-            _save_outcomes(chunk)
-            journal_post_many(postings)
-            RevenueShareCycle.objects.filter(pk=cycle_id).update(pay_processed=F("pay_processed") + chunk_paid)
+        token, chunk = _claim(cycle_id, chunk_size)
+        if not chunk:
+            break
+        chunk_paid, chunk_failed = _record(cycle_id, token, _send(provider, chunk))
         paid += chunk_paid
+        failed += chunk_failed
         if progress:
             progress(paid=paid, failed=failed)
     with transaction.atomic():
         cycle = RevenueShareCycle.objects.select_for_update().get(pk=cycle_id)
-        remaining = cycle.payouts.filter(status__in=PAYABLE_STATUSES).exists()
+        remaining = payable_payouts(cycle_id).exists()
         if cycle.state == RevenueShareCycle.State.PAYING and not remaining:
             cycle.finish_paying()
             cycle.save()

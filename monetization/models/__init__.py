@@ -4,6 +4,7 @@ from .cache import CacheInvalidation
 from .consumption import ConsumptionRequest
 from .customers import Customer, Provider, ProviderIdentity
 from .disputes import Dispute
+from .fx import ExchangeRate
 from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
 from .payments import Payment
@@ -17,6 +18,7 @@ __all__ = [
     "ConsumptionRequest",
     "Customer",
     "Dispute",
+    "ExchangeRate",
     "IdempotencyKey",
     "JournalEntry",
     "JournalLine",

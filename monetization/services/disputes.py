@@ -23,6 +23,7 @@ from monetization.models import Dispute, Payment
 from monetization.money import money_from_minor
 from monetization.providers.base import DisputeReport
 from monetization.services.audit import audit_record, snapshot
+from monetization.services.dispute_hooks import run_dispute_lost_hooks
 from monetization.services.ledger import Account, Leg, Posting, journal_post
 
 DISPUTES = "contra_revenue:disputes"
@@ -73,10 +74,12 @@ def dispute_record_reported(*, payment: Payment, report: DisputeReport, cause) -
         before = None if created else snapshot(dispute, DISPUTE_FIELDS)
         changed = created
         newest = dispute.last_event_at is None or report.as_of >= dispute.last_event_at
+        lost_now = False
         if newest:
             for step in _PATHS.get((dispute.status, report.status), []):
                 getattr(dispute, step)()
                 changed = True
+                lost_now = lost_now or dispute.status == Dispute.Status.LOST
             if report.evidence_due_by and report.evidence_due_by != dispute.evidence_due_by:
                 dispute.evidence_due_by = report.evidence_due_by
                 changed = True
@@ -100,6 +103,14 @@ def dispute_record_reported(*, payment: Payment, report: DisputeReport, cause) -
                 dispute.fees = dispute.fees + fee
                 booked = changed = True
         dispute.save()
+        if lost_now:
+            # Once per dispute (its status moves to lost once): what the payment funded is taken back.
+            run_dispute_lost_hooks(
+                payment=payment,
+                amount=dispute.amount,
+                reference=f"dispute:{report.provider_dispute_id}",
+                occurred_at=report.as_of,
+            )
         if changed:
             audit_record(
                 action="dispute.record_from_provider" if created else "dispute.update_from_provider",

@@ -30,7 +30,7 @@ def paid_cycle():
     cycle = RevenueShareCycle.objects.create(period=SEPT)
     cycle_compute(cycle_id=cycle.pk, actor=alice)
     cycle_submit(cycle_id=cycle.pk, actor=alice)
-    cycle_approve(cycle_id=cycle.pk, actor=bob)
+    cycle_approve(cycle_id=cycle.pk, actor=bob, reason="figures reviewed")
     cycle_pay(cycle_id=cycle.pk)
     return cycle, a, b, alice, bob
 
@@ -107,7 +107,7 @@ def test_admin_approve_respects_four_eyes(client):
     client.post(f"/admin/creators/revenuesharecycle/{cycle.pk}/act/", {"op": "reject"})  # no reason: refused
     cycle.refresh_from_db()
     assert cycle.state == "in_review"
-    client.post(f"/admin/creators/revenuesharecycle/{cycle.pk}/act/", {"op": "approve"})
+    client.post(f"/admin/creators/revenuesharecycle/{cycle.pk}/act/", {"op": "approve", "reason": "checked"})
     cycle.refresh_from_db()
     assert cycle.state == "approved" and cycle.approved_by == bob
 
@@ -120,7 +120,7 @@ def test_compliance_holds_from_the_payout_page(client):
     cycle = RevenueShareCycle.objects.create(period=SEPT)
     cycle_compute(cycle_id=cycle.pk, actor=alice)
     cycle_submit(cycle_id=cycle.pk, actor=alice)
-    cycle_approve(cycle_id=cycle.pk, actor=bob)
+    cycle_approve(cycle_id=cycle.pk, actor=bob, reason="figures reviewed")
     payout = Payout.objects.get(cycle=cycle)
     carol = staff("carol", "Compliance")
     client.force_login(carol)

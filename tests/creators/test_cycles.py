@@ -9,7 +9,7 @@ from creators.models import CreatorAccount, CreatorEarning, Payout, PayoutHold, 
 from creators.services.creator_subscriptions import creator_subscription_payment_share, share_amount
 from creators.services.cycles import cycle_approve, cycle_close, cycle_compute, cycle_reject, cycle_submit
 from creators.services.payouts import cycle_pay
-from monetization.errors import ErrorCode, IllegalTransition, InvalidInput, PermissionDenied
+from monetization.errors import Conflict, ErrorCode, IllegalTransition, InvalidInput, PermissionDenied
 from monetization.models import AuditEvent, JournalEntry, JournalLine, Payment
 from monetization.services.ledger import ledger_report
 from subscriptions.models import Product
@@ -54,7 +54,10 @@ def test_pool_is_share_of_period_subscription_revenue_per_currency(finance):
     assert result.pool == Decimal("25.00")  # 25% of 100.03 rounded down to the cent
     assert cycle.revenue_by_currency == {"EUR": "500.0000", "USD": "100.0300"}
     assert cycle.pool == Decimal("25.00")
-    assert CreatorEarning.objects.get(cycle=cycle).pool_amount == Decimal("25.00")
+    # Every currency's revenue funds a pool in that currency, split and paid in it.
+    assert cycle.pools == {"EUR": "125.00", "USD": "25.00"}
+    earned = dict(CreatorEarning.objects.filter(cycle=cycle).values_list("currency", "pool_amount"))
+    assert earned == {"USD": Decimal("25.00"), "EUR": Decimal("125.00")}
     assert (cycle.compute_processed, cycle.compute_total, cycle.state) == (1, 1, "computed")
 
 
@@ -95,7 +98,7 @@ def test_small_balances_carry_over_until_they_reach_the_minimum(finance):
     post_revenue("160.00", at=at(SEPT))  # pool 40.00
     sept = RevenueShareCycle.objects.create(period=SEPT)
     run_to_review(sept, alice)
-    cycle_approve(cycle_id=sept.pk, actor=bob)
+    cycle_approve(cycle_id=sept.pk, actor=bob, reason="figures reviewed")
     cycle_pay(cycle_id=sept.pk)
     e = CreatorEarning.objects.get(cycle=sept, creator=small)
     assert (e.payable, e.carried_out) == (Decimal("0"), e.total)
@@ -108,7 +111,7 @@ def test_small_balances_carry_over_until_they_reach_the_minimum(finance):
     post_revenue("160.00", at=at(OCT))
     octo = RevenueShareCycle.objects.create(period=OCT)
     run_to_review(octo, alice)
-    cycle_approve(cycle_id=octo.pk, actor=bob)
+    cycle_approve(cycle_id=octo.pk, actor=bob, reason="figures reviewed")
     e2 = CreatorEarning.objects.get(cycle=octo, creator=small)
     assert e2.carried_in == carried
     assert e2.total == e2.pool_amount + carried
@@ -139,12 +142,12 @@ def test_four_eyes_the_computer_cannot_approve(finance):
     cycle = RevenueShareCycle.objects.create(period=SEPT)
     run_to_review(cycle, alice)
     with pytest.raises(PermissionDenied) as exc:
-        cycle_approve(cycle_id=cycle.pk, actor=alice)
+        cycle_approve(cycle_id=cycle.pk, actor=alice, reason="figures reviewed")
     assert exc.value.code == ErrorCode.FOUR_EYES
     support = staff("sam", "Support")
     with pytest.raises(PermissionDenied):
-        cycle_approve(cycle_id=cycle.pk, actor=support)
-    cycle_approve(cycle_id=cycle.pk, actor=bob)
+        cycle_approve(cycle_id=cycle.pk, actor=support, reason="figures reviewed")
+    cycle_approve(cycle_id=cycle.pk, actor=bob, reason="figures reviewed")
     cycle.refresh_from_db()
     assert (cycle.state, cycle.computed_by, cycle.approved_by) == ("approved", alice, bob)
 
@@ -179,7 +182,7 @@ def test_reject_needs_a_reason_and_reopen_reverses_the_ledger(finance):
     run_to_review(cycle, bob)
     assert CreatorEarning.objects.get(cycle=cycle).pool_amount == Decimal("50.00")
     assert payable_balance() == Decimal("50.00")
-    cycle_approve(cycle_id=cycle.pk, actor=alice)  # now alice may: bob computed
+    cycle_approve(cycle_id=cycle.pk, actor=alice, reason="figures reviewed")  # now alice may: bob computed
     assert ledger_report().balanced
 
 
@@ -208,7 +211,7 @@ def test_payouts_of_creators_missing_tax_form_or_not_active_are_held(finance):
     cycle = RevenueShareCycle.objects.create(period=SEPT)
     run_to_review(cycle, alice)
     CreatorAccount.objects.filter(pk=ok.pk).update(state="suspended")  # suspended after the compute
-    cycle_approve(cycle_id=cycle.pk, actor=bob)
+    cycle_approve(cycle_id=cycle.pk, actor=bob, reason="figures reviewed")
     kinds = dict(PayoutHold.objects.values_list("payout__creator_id", "kind"))
     assert kinds == {ok.pk: "sanctions_review", no_form.pk: "missing_tax_form"}
     assert set(Payout.objects.values_list("status", flat=True)) == {"held"}
@@ -216,7 +219,10 @@ def test_payouts_of_creators_missing_tax_form_or_not_active_are_held(finance):
     assert set(Payout.objects.values_list("status", flat=True)) == {"held"}
     cycle.refresh_from_db()
     assert cycle.state == "paid"  # nothing payable is left; held payouts wait for Compliance
-    cycle_close(cycle_id=cycle.pk, actor=bob)
+    with pytest.raises(Conflict) as refused:
+        cycle_close(cycle_id=cycle.pk, actor=bob)
+    assert refused.value.code == "confirmation_required"
+    cycle_close(cycle_id=cycle.pk, actor=bob, confirm=True)
 
 
 def test_creator_subscription_share_thresholds():
@@ -256,7 +262,7 @@ def test_creator_subscription_payments_join_the_earnings(finance):
     run_to_review(cycle, alice)  # no pool (no consumer revenue), but the share is earned
     e = CreatorEarning.objects.get(cycle=cycle, creator=creator)
     assert (e.pool_amount, e.subscription_amount, e.payable) == (Decimal("0"), Decimal("19.40"), Decimal("19.40"))
-    cycle_approve(cycle_id=cycle.pk, actor=bob)
+    cycle_approve(cycle_id=cycle.pk, actor=bob, reason="figures reviewed")
     cycle_pay(cycle_id=cycle.pk)
     assert payable_balance() == 0
     assert ledger_report().balanced
@@ -271,7 +277,7 @@ def test_server_side_compute_matches_the_python_plan_line_by_line(finance):
     post_revenue("123.45", at=at(SEPT))
     sept = RevenueShareCycle.objects.create(period=SEPT)
     run_to_review(sept, alice)
-    cycle_approve(cycle_id=sept.pk, actor=bob)
+    cycle_approve(cycle_id=sept.pk, actor=bob, reason="figures reviewed")
     for i, c in enumerate(creators[:4]):
         engagement(c, OCT, impressions=11 * i + 5, replies=2)
     post_revenue("77.77", at=at(OCT))

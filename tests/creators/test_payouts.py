@@ -30,7 +30,7 @@ def approved_cycle(n: int, *, revenue="10000.00") -> RevenueShareCycle:
     cycle = RevenueShareCycle.objects.create(period=SEPT)
     cycle_compute(cycle_id=cycle.pk, actor=alice)
     cycle_submit(cycle_id=cycle.pk, actor=alice)
-    cycle_approve(cycle_id=cycle.pk, actor=bob)
+    cycle_approve(cycle_id=cycle.pk, actor=bob, reason="figures reviewed")
     return cycle
 
 

@@ -30,7 +30,7 @@ def test_full_cycle_pays_everyone_exactly():
     assert result.pool == Decimal("250.00")
     assert sum(e.pool_amount for e in CreatorEarning.objects.filter(cycle=cycle)) == Decimal("250.00")
     cycle_submit(cycle_id=cycle.pk, actor=alice)
-    cycle_approve(cycle_id=cycle.pk, actor=bob)
+    cycle_approve(cycle_id=cycle.pk, actor=bob, reason="figures reviewed")
     cycle_pay(cycle_id=cycle.pk)
     cycle.refresh_from_db()
     assert cycle.state == RevenueShareCycle.State.PAID
