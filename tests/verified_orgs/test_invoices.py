@@ -1,0 +1,52 @@
+"""Organization invoices: numbered and open when issued, a PDF for org admins (API) and Finance (admin)."""
+
+import pytest
+
+from monetization.models import AuditEvent
+from tests.monetization.factories import CustomerFactory
+from tests.verified_orgs.factories import staff_user, verified_org
+from verified_orgs.models import OrgInvoice
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def app(client_with_scopes):
+    return client_with_scopes("orgs:write")
+
+
+def _as(app, customer):
+    app.credentials(
+        HTTP_AUTHORIZATION=app._credentials["HTTP_AUTHORIZATION"], HTTP_X_ACTING_CUSTOMER=customer.external_id
+    )
+    return app
+
+
+def test_org_admin_downloads_the_invoice_pdf_and_no_one_else(app):
+    org = verified_org(vat_id="DE123456789")
+    invoice = OrgInvoice.objects.get(organization=org)
+    assert invoice.vat_id == "DE123456789"
+    url = f"/api/v1/orgs/{org.handle}/invoices/{invoice.number}/pdf"
+    r = _as(app, org.billing_customer).get(url)
+    assert r.status_code == 200 and r["Content-Type"] == "application/pdf"
+    body = r.content
+    assert body.startswith(b"%PDF-") and invoice.number.encode() in body and b"DE123456789" in body
+    r = _as(app, CustomerFactory()).get(url)
+    assert (r.status_code, r.json()["code"]) == (403, "not_org_admin")
+    other = verified_org()
+    r = _as(app, other.billing_customer).get(f"/api/v1/orgs/{other.handle}/invoices/{invoice.number}/pdf")
+    assert (r.status_code, r.json()["code"]) == (404, "invoice_not_found")
+
+
+def test_finance_downloads_the_pdf_in_the_admin_audited_support_cannot(client):
+    org = verified_org()
+    invoice = OrgInvoice.objects.get(organization=org)
+    client.force_login(staff_user("finance", "Finance"))
+    r = client.get(f"/admin/verified_orgs/orginvoice/{invoice.pk}/pdf/")
+    assert r.status_code == 200 and r.content.startswith(b"%PDF-")
+    download = AuditEvent.objects.get(action="organization.invoice_download")
+    assert download.after == {"invoice": invoice.number} and download.actor_label
+    client.force_login(staff_user("support", "Support"))
+    r = client.get(f"/admin/verified_orgs/orginvoice/{invoice.pk}/pdf/")
+    assert r.status_code in (302, 403)
+    assert AuditEvent.objects.filter(action="organization.invoice_download").count() == 1
