@@ -7,6 +7,33 @@ import monetization.clock
 from django.db import migrations, models
 
 
+def number_existing_invoices(apps, schema_editor):
+    """Invoices from before Stripe Billing were charged when opened: they are paid, by the payment of
+    their period's ledger row, and get numbers in the order they were issued (gapless per year)."""
+    OrgInvoice = apps.get_model("verified_orgs", "OrgInvoice")
+    SeatLedgerEntry = apps.get_model("verified_orgs", "SeatLedgerEntry")
+    Counter = apps.get_model("verified_orgs", "InvoiceNumberCounter")
+    counters: dict[int, int] = {}
+    for invoice in OrgInvoice.objects.order_by("period_start", "id").iterator():
+        year = invoice.period_start.year
+        counters[year] = counters.get(year, 0) + 1
+        entry = (
+            SeatLedgerEntry.objects.filter(
+                organization_id=invoice.organization_id, period_start=invoice.period_start, reason="period_start"
+            )
+            .exclude(payment=None)
+            .first()
+        )
+        invoice.number = f"VO-{year}-{counters[year]:06d}"
+        invoice.status = "paid" if entry is not None else "open"
+        invoice.payment_id = entry.payment_id if entry is not None else None
+        invoice.issued_at = invoice.created_at
+        invoice.paid_at = invoice.created_at if entry is not None else None
+        invoice.save(update_fields=["number", "status", "payment", "issued_at", "paid_at"])
+    for year, last in counters.items():
+        Counter.objects.create(year=year, last_number=last)
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("monetization", "0006_audit_fk_indexes_covered"),
@@ -138,4 +165,5 @@ class Migration(migrations.Migration):
                 "ordering": ["-id"],
             },
         ),
+        migrations.RunPython(number_existing_invoices, migrations.RunPython.noop),
     ]

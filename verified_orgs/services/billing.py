@@ -12,13 +12,15 @@ period, and a change charges ``round(cumulative after) - charged so far``. Over
 any sequence of changes the charges sum to the rounded exact total: within
 half a minor unit of seat price x seat-time / period length.
 
-Provider payments (a payment hook, registered in verified_orgs.apps): a Stripe ``invoice.paid``
-of the org subscription is recorded by the webhook under the invoice id;
-:func:`org_renewal_from_payment` then opens that period with the same payment as its charge, so
-the period is charged once. Our own charges (the first period at verification, seat prorations)
-use ``org:`` references; a provider invoice for a period we already charged is flagged for
-finance (``organization.provider_payment_unmatched``). The organization following its
-subscription's state (grace, suspension for non-payment) is :mod:`verified_orgs.services.dunning`.
+Stripe Billing collects: verification creates the org's Stripe customer and subscription (seats
+with our count as quantity, the base price) and opens the first invoice, booking nothing. A seat
+change records its proration in the ledger and pushes it to Stripe as an invoice item, with the
+new quantity; Stripe's next invoice and ours both carry it. The payment is booked when Stripe says
+an invoice is paid (``invoice.paid``, recorded by the webhook under the invoice id):
+:func:`org_invoice_paid_from_payment`, a payment hook, pays our invoice with it. A Stripe invoice
+for a period we invoiced under another id, or for another amount, is flagged for Finance. The
+organization following its subscription's state (grace, suspension for non-payment) is
+:mod:`verified_orgs.services.dunning`.
 """
 
 from __future__ import annotations
@@ -57,8 +59,6 @@ from verified_orgs.models import (
 )
 from verified_orgs.services.locks import organization_lock
 
-CUSTOMER_CREDIT = "liability:customer_credit"
-REVENUE_STREAM = "organizations"
 FALLBACK_COUNTRY = "US"
 EXACT_PLACES = Decimal("1e-12")
 # Payments our own org billing records (period charges, seat prorations) carry references
