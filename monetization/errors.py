@@ -77,6 +77,7 @@ class OrgErrorCode:
     INVITATION_EXPIRED = "invitation_expired"
     HANDLE_TAKEN = "handle_taken"
     INVOICE_NOT_FOUND = "invoice_not_found"
+    BILLING_PROVIDER_FAILED = "billing_provider_failed"
 
 
 class DomainError(Exception):

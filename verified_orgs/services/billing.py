@@ -36,9 +36,9 @@ from django.db.models import Exists, OuterRef, Q
 from djmoney.money import Money
 
 from monetization import clock
-from monetization.errors import InvalidInput, OrgErrorCode
+from monetization.errors import DomainError, InvalidInput, OrgErrorCode
 from monetization.models import AuditEvent, Payment, Provider
-from monetization.providers.base import get_provider
+from monetization.providers.base import ProviderError, get_provider
 from monetization.services.audit import audit_record
 from monetization.services.ledger import quantize
 from subscriptions.models import Plan, Platform, Price, Product, Subscription
@@ -67,9 +67,35 @@ ORG_REFERENCE_PREFIX = "org:"
 INVOICE_NUMBER_PREFIX = "VO"
 
 
-def org_billing_provider():
+class _BillingCalls:
+    """The Stripe adapter's billing calls, a refusal or failure of Stripe turned into our refusal.
+
+    The caller's transaction rolls back, so nothing changed on our side; Stripe's side is kept
+    in step by the calls' idempotency keys when the change is tried again.
+    """
+
+    def __init__(self, provider):
+        self._provider = provider
+
+    def __getattr__(self, name):
+        fn = getattr(self._provider, name)
+
+        def call(**kwargs):
+            try:
+                return fn(**kwargs)
+            except ProviderError as exc:
+                raise DomainError(
+                    f"Stripe did not take the billing change ({exc.code}); nothing changed, try again.",
+                    code=OrgErrorCode.BILLING_PROVIDER_FAILED,
+                    status=503 if exc.retryable else 502,
+                ) from exc
+
+        return call
+
+
+def org_billing_provider() -> _BillingCalls:
     """The Stripe adapter that bills organizations (the demo and the tests configure the double)."""
-    return get_provider(Provider.STRIPE)
+    return _BillingCalls(get_provider(Provider.STRIPE))
 
 
 def org_plan_code() -> str:
