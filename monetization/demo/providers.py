@@ -14,6 +14,7 @@ import itertools
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from dateutil.relativedelta import relativedelta
 from djmoney.money import Money
@@ -45,12 +46,13 @@ class BillingInvoice:
     period_end: int
     billing_reason: str
     created: int
+    tax: int = 0  # on top of the lines (an exclusive rate)
     status: str = "open"  # open -> paid | uncollectible
     paid_at: int | None = None
 
     @property
     def total(self) -> int:
-        return sum(amount for _, amount in self.lines)
+        return sum(amount for _, amount in self.lines) + self.tax
 
 
 @dataclass
@@ -66,6 +68,7 @@ class BillingSubscription:
     period_start: datetime
     period_end: datetime
     external_id: str
+    tax_percent: Decimal | None = None
     status: str = "active"
 
 
@@ -124,6 +127,7 @@ class StripeBillingBook:
         quantity: int,
         metadata: dict,
         idempotency_key: str,
+        tax_percent: Decimal | None = None,
     ) -> dict:
         self.calls.append(("billing_subscription_create", {"customer": customer, "quantity": quantity}))
         self._maybe_fail("billing_subscription_create")
@@ -142,6 +146,7 @@ class StripeBillingBook:
                 period_start=now,
                 period_end=now + relativedelta(months=1),
                 external_id=metadata.get("external_id", ""),
+                tax_percent=tax_percent,
             )
             self.billing[sub.id] = sub
             invoice = self._invoice(sub, "subscription_create")
@@ -217,7 +222,13 @@ class StripeBillingBook:
         pending = self.pending_items.get(sub.id, [])
         lines += [(d, a) for d, a, at in pending if at <= boundary]
         self.pending_items[sub.id] = [p for p in pending if p[2] > boundary]
+        tax = 0
+        if sub.tax_percent is not None:  # per line, rounded half up, then summed
+            tax = sum(
+                int((Decimal(a) * sub.tax_percent / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)) for _, a in lines
+            )
         invoice = BillingInvoice(
+            tax=tax,
             id=self._id("in"),
             customer=sub.customer,
             subscription=sub.id,
@@ -293,6 +304,8 @@ class StripeBillingBook:
             number=invoice.id.upper(),
             currency=invoice.currency,
             paid=invoice.status == "paid",
+            tax=invoice.tax,
+            tax_rate="txr_dbl_vat" if invoice.tax else "",
             billing_reason=invoice.billing_reason,
             external_id=sub.external_id,
             finalized_at=invoice.created,

@@ -14,7 +14,7 @@ from djmoney.money import Money
 from monetization import clock
 from monetization.models import AuditEvent, JournalLine, WebhookEvent
 from monetization.money import minor_from_money
-from monetization.services.ledger import ledger_report
+from monetization.services.ledger import ledger_report, quantize
 from subscriptions.models import Subscription
 from tests.monetization.factories import CustomerFactory
 from tests.verified_orgs.factories import org_catalog, verified_org
@@ -39,6 +39,7 @@ def add_seats(org, n):
 
 def test_thirteen_months_for_three_organizations(client, settings, stripe_billing):
     settings.STRIPE_WEBHOOK_SECRET = secret = f"whsec_{secrets.token_hex(24)}"
+    settings.VERIFIED_ORG_TAX_RATES = {"GB": "20"}  # the British org pays VAT on every line
     double = stripe_billing
 
     def deliver(at):
@@ -101,6 +102,12 @@ def test_thirteen_months_for_three_organizations(client, settings, stripe_billin
         ).aggregate(s=Sum("amount"))["s"]
         assert cash == ours
         assert sum((i.payment.amount.amount for i in invoices), Decimal(0)) == ours
+    # VAT: 20% of the British org's lines, rounded per line as Stripe does, also a tax payable in the ledger.
+    for invoice in OrgInvoice.objects.filter(organization=british):
+        lines = [line.amount for line in invoice.lines.exclude(kind="tax")]
+        assert invoice.tax == sum(quantize(a * Decimal("0.2"), "GBP") for a in lines) > 0
+        assert invoice.payment.tax == Money(invoice.tax, "GBP")
+    assert not OrgInvoice.objects.filter(organization=upgraded, tax__gt=0).exists()
     # The upgrade's prorations reached the invoices: more than whole months of the seats at start.
     assert OrgInvoice.objects.filter(organization=upgraded, lines__kind="seat_proration").exists()
     assert ledger_report().balanced

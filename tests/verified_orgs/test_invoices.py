@@ -1,5 +1,7 @@
 """Organization invoices: numbered and open when issued, a PDF for org admins (API) and Finance (admin)."""
 
+from decimal import Decimal
+
 import pytest
 
 from monetization.models import AuditEvent
@@ -50,3 +52,20 @@ def test_finance_downloads_the_pdf_in_the_admin_audited_support_cannot(client):
     r = client.get(f"/admin/verified_orgs/orginvoice/{invoice.pk}/pdf/")
     assert r.status_code in (302, 403)
     assert AuditEvent.objects.filter(action="organization.invoice_download").count() == 1
+
+
+def test_tax_lines_follow_the_country_and_a_vat_id_reverse_charges(settings, stripe_billing):
+    settings.VERIFIED_ORG_TAX_RATES = {"DE": "19"}
+    taxed = verified_org(country="DE")
+    business = verified_org(country="DE", vat_id="de 123456789")
+    invoice = OrgInvoice.objects.get(organization=taxed)
+    assert [(line.kind, line.amount) for line in invoice.lines.all()] == [
+        ("base", 1000),
+        ("seats", 0),
+        ("tax", Decimal("190.00")),
+    ]
+    assert (invoice.tax, invoice.total) == (Decimal("190.00"), Decimal("1190.00"))
+    assert stripe_billing.invoices[invoice.provider_invoice_id].total == 119000  # Stripe charges the same
+    reverse = OrgInvoice.objects.get(organization=business)
+    assert (reverse.tax, reverse.total, reverse.vat_id) == (0, 1000, "DE 123456789")
+    assert reverse.lines.get(kind="tax").description == "Reverse charge, VAT id DE 123456789"

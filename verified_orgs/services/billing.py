@@ -98,6 +98,23 @@ def org_billing_provider() -> _BillingCalls:
     return _BillingCalls(get_provider(Provider.STRIPE))
 
 
+def org_tax_percent(org: Organization) -> Decimal | None:
+    """The VAT or sales tax we charge the organization, in percent, or None.
+
+    ``VERIFIED_ORG_TAX_RATES`` maps a billing country to its rate; an organization that gave a
+    VAT id is billed without it (reverse charge: the business accounts for the tax itself).
+    """
+    rate = (getattr(settings, "VERIFIED_ORG_TAX_RATES", None) or {}).get((org.country or "").upper())
+    if rate in (None, "") or org.vat_id:
+        return None
+    return Decimal(str(rate))
+
+
+def tax_of_lines(amounts: list[Decimal], percent: Decimal, currency: str) -> Decimal:
+    """Tax as Stripe computes it for a tax rate: on each line, rounded per line, then summed."""
+    return sum((quantize(a * percent / 100, currency) for a in amounts), Decimal(0))
+
+
 def org_plan_code() -> str:
     return getattr(settings, "VERIFIED_ORG_PLAN_CODE", "verified-org-monthly")
 
@@ -262,7 +279,10 @@ def org_period_open(
     quantity = _active_count(org)
     seats_amount = quantize(prices.seat.amount * quantity, cur)
     carried = _uninvoiced_prorations(org, period_start)
-    total = prices.base.amount + seats_amount + sum((e.proration.amount for e in carried), Decimal(0))
+    amounts = [prices.base.amount, seats_amount, *(e.proration.amount for e in carried)]
+    percent = org_tax_percent(org)
+    tax = tax_of_lines(amounts, percent, cur) if percent is not None else Decimal(0)
+    total = sum(amounts, Decimal(0)) + tax
     entry = SeatLedgerEntry.objects.create(
         organization=org,
         at=period_start,
@@ -282,6 +302,7 @@ def org_period_open(
         period_end=period_end,
         currency=cur,
         total=total,
+        tax=tax,
         vat_id=org.vat_id,
         provider_invoice_id=provider_invoice_id,
     )
@@ -315,6 +336,7 @@ def org_period_open(
                 )
                 for e in carried
             ),
+            *_tax_lines(invoice, org, percent, tax),
         ]
     )
     for e in carried:
@@ -368,6 +390,17 @@ def org_credit_note_for_refund(refund, actor) -> OrgCreditNote | None:
     return note
 
 
+def _tax_lines(invoice: OrgInvoice, org: Organization, percent: Decimal | None, tax: Decimal) -> list[OrgInvoiceLine]:
+    kind = OrgInvoiceLine.Kind.TAX
+    if percent is not None:
+        return [OrgInvoiceLine(invoice=invoice, kind=kind, description=f"Tax {percent.normalize()}%", amount=tax)]
+    if org.vat_id:
+        return [
+            OrgInvoiceLine(invoice=invoice, kind=kind, description=f"Reverse charge, VAT id {org.vat_id}", amount=0)
+        ]
+    return []
+
+
 def _proration_description(entry: SeatLedgerEntry) -> str:
     sign = "+" if entry.delta > 0 else ""
     return f"{sign}{entry.delta} seat ({entry.reason.replace('_', ' ')}) {entry.at:%Y-%m-%d %H:%M}"
@@ -404,6 +437,7 @@ def org_billing_start(*, organization: Organization, cause: Cause) -> Subscripti
         base_amount=prices.base,
         base_product=plan.product.code,
         quantity=quantity,
+        tax_percent=org_tax_percent(org),
         metadata=metadata,
         idempotency_key=f"{ORG_REFERENCE_PREFIX}{org.pk}:subscription",
     )

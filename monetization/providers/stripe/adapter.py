@@ -185,4 +185,3 @@ def _header(headers: dict[str, str], name: str) -> str:
         if key.lower() == lowered:
             return value
     return ""
-

@@ -10,6 +10,8 @@ collected reaches us as ``invoice.paid``.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from djmoney.money import Money
 
 from monetization.money import minor_from_money
@@ -36,15 +38,26 @@ class StripeBillingMixin:
         quantity: int,
         metadata: dict,
         idempotency_key: str,
+        tax_percent: Decimal | None = None,
     ) -> dict:
         """Create the subscription (charged automatically): its id, current period and first invoice id.
 
         ``seat_amount`` is what our catalog says the seat price charges; it goes into the metadata,
         so a Stripe price that disagrees shows on the subscription (and as an invoice mismatch).
+        ``tax_percent``: an exclusive tax rate applied to every line of its invoices.
         """
+        extra: dict = {}
+        if tax_percent is not None:
+            rate = self._call(
+                self.client.v1.tax_rates.create,
+                params={"display_name": "VAT", "percentage": str(tax_percent), "inclusive": False},
+                options={"idempotency_key": f"{idempotency_key}:tax_rate"},
+            )
+            extra["default_tax_rates"] = [rate.to_dict()["id"]]
         obj = self._call(
             self.client.v1.subscriptions.create,
             params={
+                **extra,
                 "customer": customer,
                 "collection_method": "charge_automatically",
                 "items": [
