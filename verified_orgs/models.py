@@ -360,6 +360,7 @@ class OrgInvoice(FSMModelMixin, models.Model):
     class Meta:
         verbose_name = "organization invoice"
         ordering = ["-period_start"]
+        permissions = [("manage_orginvoice", "Can void or write off an organization invoice")]
         constraints = [models.UniqueConstraint(fields=["organization", "period_start"], name="uniq_org_invoice")]
 
     def __str__(self) -> str:

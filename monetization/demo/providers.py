@@ -79,7 +79,8 @@ class StripeBillingBook:
     items and invoices here, answered as Stripe would (the same idempotency key returns the
     first result). :meth:`advance` is a test clock: each subscription whose period ended is
     invoiced (base, seats x quantity, pending items) and charged, unless its customer's card
-    fails (``failing_customers``); every change leaves the Stripe event it would send in
+    fails (``failing_customers``: Stripe customer ids or our customers' external ids); every
+    change leaves the Stripe event it would send in
     ``outbox``, rendered with the real payload builders.
     """
 
@@ -186,6 +187,16 @@ class StripeBillingBook:
 
         return self._once(idempotency_key, make)
 
+    def billing_invoice_close(self, *, invoice: str, uncollectible: bool, idempotency_key: str) -> None:
+        self.calls.append(("billing_invoice_close", {"invoice": invoice, "uncollectible": uncollectible}))
+        self._maybe_fail("billing_invoice_close")
+        found = self.invoices.get(invoice)
+        if found is None:
+            raise ProviderError(f"no such invoice {invoice}", code="not_found")
+        if found.status != "open":
+            raise ProviderError(f"invoice {invoice} is {found.status}", code="invoice_not_open")
+        found.status = "uncollectible" if uncollectible else "void"
+
     # --- the test clock ---
 
     def advance(self, to: datetime) -> None:
@@ -245,7 +256,8 @@ class StripeBillingBook:
     def _collect(self, invoice: BillingInvoice, *, retry: bool = False) -> None:
         sub = self.billing[invoice.subscription]
         now = int(clock.now().timestamp())
-        if invoice.customer in self.failing_customers or invoice.total < 0:
+        external_id = self.customers.get(invoice.customer, {}).get("metadata", {}).get("external_id")
+        if {invoice.customer, external_id} & self.failing_customers or invoice.total < 0:
             self._invoice_event("invoice.payment_failed", invoice)
             if sub.status != "past_due":
                 sub.status = "past_due"

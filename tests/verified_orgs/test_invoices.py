@@ -4,10 +4,12 @@ from decimal import Decimal
 
 import pytest
 
+from monetization.errors import DomainError
 from monetization.models import AuditEvent
 from tests.monetization.factories import CustomerFactory
 from tests.verified_orgs.factories import staff_user, verified_org
 from verified_orgs.models import OrgInvoice
+from verified_orgs.services.billing import org_invoice_close
 
 pytestmark = pytest.mark.django_db
 
@@ -69,3 +71,35 @@ def test_tax_lines_follow_the_country_and_a_vat_id_reverse_charges(settings, str
     reverse = OrgInvoice.objects.get(organization=business)
     assert (reverse.tax, reverse.total, reverse.vat_id) == (0, 1000, "DE 123456789")
     assert reverse.lines.get(kind="tax").description == "Reverse charge, VAT id DE 123456789"
+
+
+def test_finance_voids_or_writes_off_an_open_invoice_at_stripe_and_here(stripe_billing):
+    finance, support = staff_user("fin", "Finance"), staff_user("sup", "Support")
+    declined = [CustomerFactory(), CustomerFactory()]
+    stripe_billing.failing_customers.update(c.external_id for c in declined)  # first invoices stay open
+    first, second = (verified_org(billing_customer=c) for c in declined)
+    a, b = OrgInvoice.objects.get(organization=first), OrgInvoice.objects.get(organization=second)
+    paid_at_stripe = OrgInvoice.objects.get(organization=verified_org())
+    with pytest.raises(DomainError) as collected:
+        org_invoice_close(invoice=paid_at_stripe, transition="void", actor=finance, reason="too late")
+    assert (collected.value.code, collected.value.status) == ("billing_provider_failed", 502)
+    assert OrgInvoice.objects.get(pk=paid_at_stripe.pk).status == OrgInvoice.Status.OPEN
+    with pytest.raises(DomainError) as refused:
+        org_invoice_close(invoice=a, transition="void", actor=support, reason="duplicate")
+    assert refused.value.code == "permission_denied"
+    with pytest.raises(DomainError) as no_reason:
+        org_invoice_close(invoice=a, transition="void", actor=finance, reason=" ")
+    assert no_reason.value.code == "reason_required"
+    assert OrgInvoice.objects.get(pk=a.pk).status == OrgInvoice.Status.OPEN
+
+    org_invoice_close(invoice=a, transition="void", actor=finance, reason="issued twice")
+    org_invoice_close(invoice=b, transition="mark_uncollectible", actor=finance, reason="company dissolved")
+    assert OrgInvoice.objects.get(pk=a.pk).status == OrgInvoice.Status.VOID
+    assert OrgInvoice.objects.get(pk=b.pk).status == OrgInvoice.Status.UNCOLLECTIBLE
+    assert stripe_billing.invoices[a.provider_invoice_id].status == "void"
+    assert stripe_billing.invoices[b.provider_invoice_id].status == "uncollectible"
+    audit = AuditEvent.objects.get(action="organization.invoice_void")
+    assert (audit.before["status"], audit.after["status"], audit.reason) == ("open", "void", "issued twice")
+    with pytest.raises(DomainError) as again:
+        org_invoice_close(invoice=a, transition="mark_uncollectible", actor=finance, reason="late")
+    assert again.value.code == "illegal_transition"

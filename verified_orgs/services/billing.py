@@ -33,14 +33,16 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
+from django_fsm import can_proceed
 from djmoney.money import Money
 
 from monetization import clock
-from monetization.errors import DomainError, InvalidInput, OrgErrorCode
+from monetization.errors import DomainError, ErrorCode, IllegalTransition, InvalidInput, OrgErrorCode
 from monetization.models import AuditEvent, Payment, Provider
 from monetization.providers.base import ProviderError, get_provider
 from monetization.services.audit import audit_record
 from monetization.services.ledger import quantize
+from monetization.services.permissions import require_perm
 from subscriptions.models import Plan, Platform, Price, Product, Subscription
 from subscriptions.services.lifecycle import (
     Cause,
@@ -84,8 +86,9 @@ class _BillingCalls:
             try:
                 return fn(**kwargs)
             except ProviderError as exc:
+                again = "try again" if exc.retryable else "see Stripe"
                 raise DomainError(
-                    f"Stripe did not take the billing change ({exc.code}); nothing changed, try again.",
+                    f"Stripe did not take the billing change ({exc.code}): nothing changed here; {again}.",
                     code=OrgErrorCode.BILLING_PROVIDER_FAILED,
                     status=503 if exc.retryable else 502,
                 ) from exc
@@ -648,3 +651,46 @@ def _seat_change_push(org: Organization, sub: Subscription, entry: SeatLedgerEnt
     provider.billing_quantity_set(
         subscription=sub.provider_subscription_id, quantity=entry.quantity, idempotency_key=f"{ref}:quantity"
     )
+
+
+INVOICE_MANAGE_PERM = "verified_orgs.manage_orginvoice"
+CLOSING_TRANSITIONS = {"void": False, "mark_uncollectible": True}  # transition -> uncollectible at Stripe
+
+
+def org_invoice_close(*, invoice: OrgInvoice, transition: str, actor, reason: str) -> OrgInvoice:
+    """Finance voids an open invoice or writes it off as uncollectible, at Stripe and here, audited.
+
+    Stripe is told first (it stops collecting); our transaction then records the change, and a
+    Stripe refusal (an invoice paid meanwhile) changes nothing here.
+    """
+    require_perm(actor, INVOICE_MANAGE_PERM)
+    if transition not in CLOSING_TRANSITIONS:
+        raise InvalidInput(f"Unknown invoice transition {transition!r}.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("A reason is required.", code=ErrorCode.REASON_REQUIRED)
+    with transaction.atomic():
+        invoice = OrgInvoice.objects.select_for_update().select_related("organization").get(pk=invoice.pk)
+        method = getattr(invoice, transition)
+        if not can_proceed(method):
+            raise IllegalTransition(f"Cannot {transition.replace('_', ' ')} an invoice that is {invoice.status}.")
+        if invoice.provider_invoice_id:
+            org_billing_provider().billing_invoice_close(
+                invoice=invoice.provider_invoice_id,
+                uncollectible=CLOSING_TRANSITIONS[transition],
+                idempotency_key=f"{ORG_REFERENCE_PREFIX}invoice:{invoice.pk}:{transition}",
+            )
+        before = {"status": invoice.status}
+        method()
+        invoice.updated_at = clock.now()
+        invoice.save(update_fields=["status", "updated_at"])
+        audit_record(
+            action=f"organization.invoice_{transition}",
+            obj=invoice.organization,
+            actor=actor,
+            customer=invoice.organization.billing_customer,
+            before={**before, "invoice": invoice.number},
+            after={"status": invoice.status, "invoice": invoice.number},
+            reason=reason,
+        )
+    return invoice

@@ -106,6 +106,11 @@ class StripeBillingMixin:
         )
         return obj.to_dict()["id"]
 
+    def billing_invoice_close(self, *, invoice: str, uncollectible: bool, idempotency_key: str) -> None:
+        """Void an open invoice, or mark it uncollectible (Stripe stops collecting either way)."""
+        fn = self.client.v1.invoices.mark_uncollectible if uncollectible else self.client.v1.invoices.void_invoice
+        self._call(fn, invoice, options={"idempotency_key": idempotency_key})
+
 
 def billing_subscription_summary(sub: dict) -> dict:
     item = sub["items"]["data"][0]
