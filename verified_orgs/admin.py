@@ -33,6 +33,7 @@ from verified_orgs.models import (
     SeatLedgerEntry,
     VerificationApplication,
 )
+from verified_orgs.services.billing import org_invoice_close
 from verified_orgs.services.organizations import (
     EDITABLE_FIELDS,
     STAFF_TRANSITIONS,
@@ -329,7 +330,12 @@ INVOICE_VIEW_PERM = "verified_orgs.view_orginvoice"
 
 
 @admin.register(OrgInvoice)
-class OrgInvoiceAdmin(AppendOnlyAdmin):
+class OrgInvoiceAdmin(FSMAdminMixin, AppendOnlyAdmin):
+    """Read-only, but for Finance's two buttons on an open invoice: void, mark uncollectible."""
+
+    fsm_fields = ["status"]
+    fsm_forms = {"void": ReasonForm, "mark_uncollectible": ReasonForm}
+    change_form_template = "admin/verified_orgs/orginvoice/change_form.html"
     list_display = ["number", "organization", "status", "period_start", "period_end", "total", "currency", "pdf_link"]
     list_filter = ["status"]
     list_select_related = ["organization"]
@@ -371,6 +377,18 @@ class OrgInvoiceAdmin(AppendOnlyAdmin):
         return format_html(
             '<a href="{}">{}.pdf</a>', reverse("admin:verified_orgs_orginvoice_pdf", args=[obj.pk]), obj.number
         )
+
+    def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):
+        """The buttons go through the service (Stripe first, permission, audit)."""
+        try:
+            org_invoice_close(
+                invoice=obj, transition=transition_name, actor=request.user, reason=(kwargs or {}).get("reason", "")
+            )
+        except DomainError as exc:
+            self.message_user(request, f"{transition_name}: {exc.detail} ({exc.code})", level=messages.ERROR)
+            return False
+        self.message_user(request, f"{transition_name.replace('_', ' ').capitalize()}: done.", level=messages.SUCCESS)
+        return True
 
     def pdf_view(self, request, pk: int):
         """Finance downloads an issued invoice; the download is on the audit trail."""

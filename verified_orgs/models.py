@@ -21,6 +21,7 @@ VERIFY_PERM = "verified_orgs.verify_organization"
 REJECT_PERM = "verified_orgs.reject_organization"
 SUSPEND_PERM = "verified_orgs.suspend_organization"
 REINSTATE_PERM = "verified_orgs.reinstate_organization"
+INVOICE_MANAGE_PERM = "verified_orgs.manage_orginvoice"
 
 
 class Organization(FSMModelMixin, models.Model):
@@ -366,21 +367,33 @@ class OrgInvoice(FSMModelMixin, models.Model):
     def __str__(self) -> str:
         return f"{self.number or self.pk} {self.period_start:%Y-%m-%d} {self.total} {self.currency}"
 
-    @transition(field=status, source=Status.DRAFT, target=Status.OPEN)
+    @transition(field=status, source=Status.DRAFT, target=Status.OPEN, custom={"admin": False})
     def finalize(self, number: str):
         self.number = number
         self.issued_at = clock.now()
 
-    @transition(field=status, source=[Status.OPEN, Status.UNCOLLECTIBLE], target=Status.PAID)
+    @transition(field=status, source=[Status.OPEN, Status.UNCOLLECTIBLE], target=Status.PAID, custom={"admin": False})
     def pay(self, payment):
         self.payment = payment
         self.paid_at = clock.now()
 
-    @transition(field=status, source=[Status.DRAFT, Status.OPEN], target=Status.VOID)
+    @transition(
+        field=status,
+        source=[Status.DRAFT, Status.OPEN],
+        target=Status.VOID,
+        permission=INVOICE_MANAGE_PERM,
+        custom={"label": "Void"},
+    )
     def void(self):
         pass
 
-    @transition(field=status, source=Status.OPEN, target=Status.UNCOLLECTIBLE)
+    @transition(
+        field=status,
+        source=Status.OPEN,
+        target=Status.UNCOLLECTIBLE,
+        permission=INVOICE_MANAGE_PERM,
+        custom={"label": "Mark uncollectible"},
+    )
     def mark_uncollectible(self):
         pass
 

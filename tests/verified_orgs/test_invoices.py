@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
 from monetization.errors import DomainError
 from monetization.models import AuditEvent
@@ -103,3 +104,18 @@ def test_finance_voids_or_writes_off_an_open_invoice_at_stripe_and_here(stripe_b
     with pytest.raises(DomainError) as again:
         org_invoice_close(invoice=a, transition="mark_uncollectible", actor=finance, reason="late")
     assert again.value.code == "illegal_transition"
+
+
+def test_finance_voids_from_the_invoice_page_with_a_reason(client, stripe_billing):
+    declined = CustomerFactory()
+    stripe_billing.failing_customers.add(declined.external_id)
+    invoice = OrgInvoice.objects.get(organization=verified_org(billing_customer=declined))
+    client.force_login(staff_user("fin2", "Finance"))
+    page = client.get(f"/admin/verified_orgs/orginvoice/{invoice.pk}/change/")
+    url = reverse("admin:verified_orgs_orginvoice_transition", args=[invoice.pk, "void"])
+    assert page.status_code == 200 and url in page.content.decode()
+    assert client.post(url, {"reason": ""}).status_code == 200  # the form again: a reason is required
+    assert OrgInvoice.objects.get(pk=invoice.pk).status == OrgInvoice.Status.OPEN
+    assert client.post(url, {"reason": "sent to the wrong company"}).status_code == 302
+    assert OrgInvoice.objects.get(pk=invoice.pk).status == OrgInvoice.Status.VOID
+    assert AuditEvent.objects.get(action="organization.invoice_void").reason == "sent to the wrong company"

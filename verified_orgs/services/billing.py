@@ -51,6 +51,7 @@ from subscriptions.services.lifecycle import (
     subscription_quantity_set,
 )
 from verified_orgs.models import (
+    INVOICE_MANAGE_PERM,
     Affiliation,
     InvoiceNumberCounter,
     Organization,
@@ -653,7 +654,6 @@ def _seat_change_push(org: Organization, sub: Subscription, entry: SeatLedgerEnt
     )
 
 
-INVOICE_MANAGE_PERM = "verified_orgs.manage_orginvoice"
 CLOSING_TRANSITIONS = {"void": False, "mark_uncollectible": True}  # transition -> uncollectible at Stripe
 
 
