@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.demo.support import with_fake_providers
 from monetization.errors import DomainError
 from monetization.models import Customer, Payment, Provider
 from monetization.services.permissions import System
@@ -138,6 +139,11 @@ def _stripe_collects_first_invoice(org: Organization) -> None:
 
 
 def seed(*, rng, out, options=None) -> None:
+    # The demo has no Stripe account: organizations are billed through the in-memory double.
+    with_fake_providers(lambda: _seed(rng=rng, out=out))
+
+
+def _seed(*, rng, out) -> None:
     _ensure_catalog(out)
     taken = set(
         Affiliation.objects.filter(state__in=Affiliation.LIVE_STATES).values_list("customer_id", flat=True)
