@@ -79,6 +79,8 @@ class OrgErrorCode:
     INVITATION_NOT_FOR_CUSTOMER = "invitation_not_for_customer"
     INVITATION_EXPIRED = "invitation_expired"
     HANDLE_TAKEN = "handle_taken"
+    INVOICE_NOT_FOUND = "invoice_not_found"
+    BILLING_PROVIDER_FAILED = "billing_provider_failed"
 
 
 class CreatorErrorCode:

@@ -10,14 +10,19 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
+from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
 from monetization import clock
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError
+from monetization.services.audit import audit_record
+from monetization.services.permissions import require_perm
 from verified_orgs import selectors
+from verified_orgs.invoice_pdf import invoice_pdf
 from verified_orgs.models import (
     Affiliation,
     Organization,
@@ -28,6 +33,7 @@ from verified_orgs.models import (
     SeatLedgerEntry,
     VerificationApplication,
 )
+from verified_orgs.services.billing import org_invoice_close
 from verified_orgs.services.organizations import (
     EDITABLE_FIELDS,
     STAFF_TRANSITIONS,
@@ -320,10 +326,86 @@ class OrgInvoiceLineInline(admin.TabularInline):
         return False
 
 
+INVOICE_VIEW_PERM = "verified_orgs.view_orginvoice"
+
+
 @admin.register(OrgInvoice)
-class OrgInvoiceAdmin(AppendOnlyAdmin):
-    list_display = ["organization", "period_start", "period_end", "total", "currency"]
+class OrgInvoiceAdmin(FSMAdminMixin, AppendOnlyAdmin):
+    """Read-only, but for Finance's two buttons on an open invoice: void, mark uncollectible."""
+
+    fsm_fields = ["status"]
+    fsm_forms = {"void": ReasonForm, "mark_uncollectible": ReasonForm}
+    change_form_template = "admin/verified_orgs/orginvoice/change_form.html"
+    list_display = ["number", "organization", "status", "period_start", "period_end", "total", "currency", "pdf_link"]
+    list_filter = ["status"]
     list_select_related = ["organization"]
-    search_fields = ["=organization__handle"]
-    readonly_fields = ["organization", "period_start", "period_end", "currency", "total", "created_at", "updated_at"]
+    search_fields = ["=organization__handle", "=number"]
+    readonly_fields = [
+        "number",
+        "status",
+        "organization",
+        "period_start",
+        "period_end",
+        "currency",
+        "total",
+        "tax",
+        "vat_id",
+        "provider_invoice_id",
+        "payment",
+        "issued_at",
+        "paid_at",
+        "created_at",
+        "updated_at",
+        "pdf_link",
+    ]
     inlines = [OrgInvoiceLineInline]
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/pdf/",
+                self.admin_site.admin_view(self.pdf_view),
+                name="verified_orgs_orginvoice_pdf",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="PDF")
+    def pdf_link(self, obj):
+        if not obj.number:
+            return "-"
+        return format_html(
+            '<a href="{}">{}.pdf</a>', reverse("admin:verified_orgs_orginvoice_pdf", args=[obj.pk]), obj.number
+        )
+
+    def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):
+        """The buttons go through the service (Stripe first, permission, audit)."""
+        try:
+            org_invoice_close(
+                invoice=obj, transition=transition_name, actor=request.user, reason=(kwargs or {}).get("reason", "")
+            )
+        except DomainError as exc:
+            self.message_user(request, f"{transition_name}: {exc.detail} ({exc.code})", level=messages.ERROR)
+            return False
+        self.message_user(request, f"{transition_name.replace('_', ' ').capitalize()}: done.", level=messages.SUCCESS)
+        return True
+
+    def pdf_view(self, request, pk: int):
+        """Finance downloads an issued invoice; the download is on the audit trail."""
+        try:
+            require_perm(request.user, INVOICE_VIEW_PERM)
+        except DomainError as exc:
+            return HttpResponseForbidden(exc.detail)
+        invoice = OrgInvoice.objects.select_related("organization").filter(pk=pk).exclude(number=None).first()
+        if invoice is None:
+            raise Http404("No such issued invoice.")
+        audit_record(
+            action="organization.invoice_download",
+            obj=invoice.organization,
+            actor=request.user,
+            customer=invoice.organization.billing_customer,
+            after={"invoice": invoice.number},
+        )
+        response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
+        return response

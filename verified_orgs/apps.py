@@ -12,6 +12,7 @@ class VerifiedOrgsConfig(AppConfig):
         from monetization.demo import DemoStep, demo_steps
         from monetization.roles import role_shares
         from monetization.selectors_support import CustomerPanel, customer_panels
+        from monetization.services.refunds import refund_succeeded_hooks
         from subscriptions.entitlements import entitlement_sources
         from subscriptions.models import Subscription
         from subscriptions.services.lifecycle import state_hooks
@@ -20,7 +21,7 @@ class VerifiedOrgsConfig(AppConfig):
         from . import roles
         from .entitlement_sources import invalidate_on_subscription_transition, organization_entitlements
         from .selectors import customer_organizations_panel
-        from .services.billing import org_renewal_from_payment
+        from .services.billing import org_credit_note_for_refund, org_invoice_paid_from_payment
         from .services.dunning import orgs_follow_subscriptions
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
@@ -32,7 +33,8 @@ class VerifiedOrgsConfig(AppConfig):
         # The org follows its subscription's state (suspension for non-payment, reinstatement),
         # and a provider's payment of an org subscription is that period's charge.
         state_hooks.register("verified_orgs.follow_subscription", orgs_follow_subscriptions)
-        payment_hooks.register("verified_orgs.renewal_from_payment", org_renewal_from_payment)
+        payment_hooks.register("verified_orgs.renewal_from_payment", org_invoice_paid_from_payment)
+        refund_succeeded_hooks.register("verified_orgs.credit_note", org_credit_note_for_refund)
         customer_panels.register(
             "verified_orgs.organizations",
             CustomerPanel(title="Verified organizations", load=customer_organizations_panel),

@@ -21,6 +21,7 @@ VERIFY_PERM = "verified_orgs.verify_organization"
 REJECT_PERM = "verified_orgs.reject_organization"
 SUSPEND_PERM = "verified_orgs.suspend_organization"
 REINSTATE_PERM = "verified_orgs.reinstate_organization"
+INVOICE_MANAGE_PERM = "verified_orgs.manage_orginvoice"
 
 
 class Organization(FSMModelMixin, models.Model):
@@ -50,6 +51,9 @@ class Organization(FSMModelMixin, models.Model):
     billing_customer = models.ForeignKey(
         "monetization.Customer", on_delete=models.PROTECT, related_name="billed_organizations"
     )
+    vat_id = models.CharField(max_length=32, blank=True, help_text="VAT identification number, printed on invoices")
+    # The organization's customer at the billing provider (Stripe), created when it is verified.
+    provider_customer_id = models.CharField(max_length=64, blank=True)
     state = FSMField(default=State.APPLIED, choices=State.choices, protected=True, db_index=True)
     seat_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Blank: no limit. Set by staff.")
     subscription = models.OneToOneField(
@@ -309,24 +313,89 @@ class SeatLedgerEntry(models.Model):
         return f"{self.organization_id}: {self.delta:+d} -> {self.quantity}"
 
 
-class OrgInvoice(models.Model):
-    """What an organization owes for one billing period, derived from the seat ledger."""
+class InvoiceNumberCounter(models.Model):
+    """The last invoice number given out in a year: locked by whoever takes the next one, in the
+    same transaction as the invoice, so numbers are gapless (a rollback gives the number back)."""
+
+    year = models.PositiveIntegerField(unique=True)
+    last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last_number}"
+
+
+class OrgInvoice(FSMModelMixin, models.Model):
+    """What an organization owes for one billing period, derived from the seat ledger.
+
+    It mirrors one invoice of the billing provider (Stripe Billing): the period's base price and
+    seats in advance, plus the seat prorations of the period before (Stripe's pending invoice
+    items). draft -> open (numbered, sent to be collected) -> paid | void | uncollectible;
+    an uncollectible invoice may still be paid.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+        UNCOLLECTIBLE = "uncollectible", "Uncollectible"
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="invoices")
+    number = models.CharField(max_length=32, null=True, blank=True, unique=True, help_text="Gapless per year")
+    status = FSMField(default=Status.DRAFT, choices=Status.choices, protected=True, db_index=True)
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
     currency = CurrencyField(default="USD")
     total = models.DecimalField(max_digits=19, decimal_places=4, default=0)
+    tax = models.DecimalField(max_digits=19, decimal_places=4, default=0)
+    vat_id = models.CharField(max_length=32, blank=True, help_text="The organization's VAT id when issued")
+    provider_invoice_id = models.CharField(max_length=64, blank=True, db_index=True)
+    payment = models.ForeignKey(
+        "monetization.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    issued_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=clock.now)
     updated_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         verbose_name = "organization invoice"
         ordering = ["-period_start"]
+        permissions = [("manage_orginvoice", "Can void or write off an organization invoice")]
         constraints = [models.UniqueConstraint(fields=["organization", "period_start"], name="uniq_org_invoice")]
 
     def __str__(self) -> str:
-        return f"{self.organization_id} {self.period_start:%Y-%m-%d} {self.total} {self.currency}"
+        return f"{self.number or self.pk} {self.period_start:%Y-%m-%d} {self.total} {self.currency}"
+
+    @transition(field=status, source=Status.DRAFT, target=Status.OPEN, custom={"admin": False})
+    def finalize(self, number: str):
+        self.number = number
+        self.issued_at = clock.now()
+
+    @transition(field=status, source=[Status.OPEN, Status.UNCOLLECTIBLE], target=Status.PAID, custom={"admin": False})
+    def pay(self, payment):
+        self.payment = payment
+        self.paid_at = clock.now()
+
+    @transition(
+        field=status,
+        source=[Status.DRAFT, Status.OPEN],
+        target=Status.VOID,
+        permission=INVOICE_MANAGE_PERM,
+        custom={"label": "Void"},
+    )
+    def void(self):
+        pass
+
+    @transition(
+        field=status,
+        source=Status.OPEN,
+        target=Status.UNCOLLECTIBLE,
+        permission=INVOICE_MANAGE_PERM,
+        custom={"label": "Mark uncollectible"},
+    )
+    def mark_uncollectible(self):
+        pass
 
 
 class OrgInvoiceLine(models.Model):
@@ -334,6 +403,7 @@ class OrgInvoiceLine(models.Model):
         BASE = "base", "Base price"
         SEATS = "seats", "Seats at period start"
         SEAT_PRORATION = "seat_proration", "Seat change (prorated)"
+        TAX = "tax", "Tax"
 
     invoice = models.ForeignKey(OrgInvoice, on_delete=models.CASCADE, related_name="lines")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -349,6 +419,29 @@ class OrgInvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount}"
+
+
+class OrgCreditNote(models.Model):
+    """Money given back against an issued invoice: a seat credit or a refund, numbered like invoices."""
+
+    class Reason(models.TextChoices):
+        SEAT_CREDIT = "seat_credit", "Seat credit"
+        REFUND = "refund", "Refund"
+
+    invoice = models.ForeignKey(OrgInvoice, on_delete=models.PROTECT, related_name="credit_notes")
+    number = models.CharField(max_length=32, unique=True)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    amount = models.DecimalField(max_digits=19, decimal_places=4, help_text="Positive: what is credited")
+    currency = CurrencyField(default="USD")
+    memo = models.CharField(max_length=200, blank=True)
+    reference = models.CharField(max_length=128, unique=True, help_text="What it credits (once per reference)")
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.amount} {self.currency}"
 
 
 class ReviewQueueItem(Organization):

@@ -27,6 +27,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     "Finance": [
         "verified_orgs.view_organization",
         "verified_orgs.view_orginvoice",
+        "verified_orgs.manage_orginvoice",
         "verified_orgs.view_orginvoiceline",
         "verified_orgs.view_seatledgerentry",
     ],

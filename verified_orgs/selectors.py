@@ -9,6 +9,7 @@ from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from monetization.errors import NotFound, OrgErrorCode
 from monetization.models import AuditEvent, Customer
 from verified_orgs.errors import org_not_found
 from verified_orgs.models import (
@@ -50,6 +51,19 @@ def organization_by_handle(handle: str) -> Organization:
     if org is None:
         raise org_not_found(f"No organization @{handle}.")
     return org
+
+
+def org_invoice_by_number(org: Organization, number: str) -> OrgInvoice:
+    """An issued invoice of the organization, with its lines and credit notes (another org's: not found)."""
+    invoice = (
+        OrgInvoice.objects.select_related("organization")
+        .prefetch_related("lines", "credit_notes")
+        .filter(organization=org, number=number)
+        .first()
+    )
+    if invoice is None:
+        raise NotFound(f"No invoice {number} of @{org.handle}.", code=OrgErrorCode.INVOICE_NOT_FOUND)
+    return invoice
 
 
 AFFILIATE_ROW_FIELDS = (

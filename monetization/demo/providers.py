@@ -15,8 +15,10 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
+from dateutil.relativedelta import relativedelta
 from djmoney.money import Money
 
 from monetization import clock
@@ -34,9 +36,311 @@ from monetization.providers.base import (
 from monetization.providers.google_play import GooglePlayProvider
 from monetization.providers.stripe import StripeProvider
 
+# --- Stripe Billing double (organizations) ----------------------------------------------------
+
 
 @dataclass
-class FakeProvider:
+class BillingInvoice:
+    id: str
+    customer: str
+    subscription: str
+    currency: str
+    lines: list[tuple[str, int]]  # (description, amount in minor units)
+    period_start: int
+    period_end: int
+    billing_reason: str
+    created: int
+    tax: int = 0  # on top of the lines (an exclusive rate)
+    status: str = "open"  # open -> paid | uncollectible
+    paid_at: int | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(amount for _, amount in self.lines) + self.tax
+
+
+@dataclass
+class BillingSubscription:
+    id: str
+    customer: str
+    seat_price_id: str
+    seat_amount: int
+    base_amount: int
+    currency: str
+    quantity: int
+    anchor: datetime
+    period_start: datetime
+    period_end: datetime
+    external_id: str
+    tax_percent: Decimal | None = None
+    status: str = "active"
+
+
+class StripeBillingBook:
+    """Stripe Billing kept in memory with its own book (the provider doubles' billing calls).
+
+    The API calls that bill organizations keep customers, subscriptions, pending invoice
+    items and invoices here, answered as Stripe would (the same idempotency key returns the
+    first result). :meth:`advance` is a test clock: each subscription whose period ended is
+    invoiced (base, seats x quantity, pending items) and charged, unless its customer's card
+    fails (``failing_customers``: Stripe customer ids or our customers' external ids); every
+    change leaves the Stripe event it would send in
+    ``outbox``, rendered with the real payload builders.
+    """
+
+    def __post_init__(self):
+        self.customers: dict[str, dict] = {}
+        self.billing: dict[str, BillingSubscription] = {}
+        self.pending_items: dict[str, list[tuple[str, int, int]]] = {}  # by subscription: (description, amount, at)
+        self.invoices: dict[str, BillingInvoice] = {}
+        self.outbox: list[dict] = []
+        self.failing_customers: set[str] = set()
+        self._by_key: dict[str, object] = {}
+        self._book_lock = threading.Lock()
+        self._seq = itertools.count(1)
+
+    def _once(self, key: str, make):
+        with self._book_lock:
+            if key not in self._by_key:
+                self._by_key[key] = make()
+            return self._by_key[key]
+
+    def _id(self, prefix: str) -> str:
+        return f"{prefix}_dbl{next(self._seq):06d}"
+
+    # --- the adapter's billing calls ---
+
+    def billing_customer_create(self, *, name: str, email: str, metadata: dict, idempotency_key: str) -> str:
+        self.calls.append(("billing_customer_create", {"name": name}))
+        self._maybe_fail("billing_customer_create")
+
+        def make():
+            cid = self._id("cus")
+            self.customers[cid] = {"name": name, "email": email, "metadata": dict(metadata)}
+            return cid
+
+        return self._once(idempotency_key, make)
+
+    def billing_subscription_create(
+        self,
+        *,
+        customer: str,
+        seat_price_id: str,
+        seat_amount: Money,
+        base_amount: Money,
+        base_product: str,
+        quantity: int,
+        metadata: dict,
+        idempotency_key: str,
+        tax_percent: Decimal | None = None,
+    ) -> dict:
+        self.calls.append(("billing_subscription_create", {"customer": customer, "quantity": quantity}))
+        self._maybe_fail("billing_subscription_create")
+
+        def make():
+            now = clock.now().replace(microsecond=0)
+            sub = BillingSubscription(
+                id=self._id("sub"),
+                customer=customer,
+                seat_price_id=seat_price_id,
+                seat_amount=minor_from_money(seat_amount),
+                base_amount=minor_from_money(base_amount),
+                currency=str(base_amount.currency).lower(),
+                quantity=quantity,
+                anchor=now,
+                period_start=now,
+                period_end=now + relativedelta(months=1),
+                external_id=metadata.get("external_id", ""),
+                tax_percent=tax_percent,
+            )
+            self.billing[sub.id] = sub
+            invoice = self._invoice(sub, "subscription_create")
+            self._subscription_event("customer.subscription.created", sub)
+            self._collect(invoice)
+            return {
+                "id": sub.id,
+                "current_period_start": int(sub.period_start.timestamp()),
+                "current_period_end": int(sub.period_end.timestamp()),
+                "latest_invoice": invoice.id,
+            }
+
+        return self._once(idempotency_key, make)
+
+    def billing_quantity_set(self, *, subscription: str, quantity: int, idempotency_key: str) -> None:
+        self.calls.append(("billing_quantity_set", {"subscription": subscription, "quantity": quantity}))
+        self._maybe_fail("billing_quantity_set")
+
+        def make():
+            self.billing[subscription].quantity = quantity
+            return quantity
+
+        self._once(idempotency_key, make)
+
+    def billing_invoice_item_create(
+        self, *, customer: str, subscription: str, amount: Money, description: str, idempotency_key: str
+    ) -> str:
+        self.calls.append(("billing_invoice_item_create", {"subscription": subscription, "amount": amount}))
+        self._maybe_fail("billing_invoice_item_create")
+
+        def make():
+            item_id = self._id("ii")
+            self.pending_items.setdefault(subscription, []).append(
+                (description, minor_from_money(amount), int(clock.now().timestamp()))
+            )
+            return item_id
+
+        return self._once(idempotency_key, make)
+
+    def billing_invoice_close(self, *, invoice: str, uncollectible: bool, idempotency_key: str) -> None:
+        self.calls.append(("billing_invoice_close", {"invoice": invoice, "uncollectible": uncollectible}))
+        self._maybe_fail("billing_invoice_close")
+        found = self.invoices.get(invoice)
+        if found is None:
+            raise ProviderError(f"no such invoice {invoice}", code="not_found")
+        if found.status != "open":
+            raise ProviderError(f"invoice {invoice} is {found.status}", code="invoice_not_open")
+        found.status = "uncollectible" if uncollectible else "void"
+
+    # --- the test clock ---
+
+    def advance(self, to: datetime) -> None:
+        """Run every subscription's renewals up to ``to`` (invoice, charge, events), as Stripe's clock would."""
+        for sub in list(self.billing.values()):
+            while sub.period_end <= to and sub.status != "canceled":
+                sub.period_start = sub.period_end
+                n = 1
+                while sub.anchor + relativedelta(months=n) <= sub.period_start:
+                    n += 1
+                sub.period_end = sub.anchor + relativedelta(months=n)
+                with clock.frozen(sub.period_start):
+                    invoice = self._invoice(sub, "subscription_cycle")
+                    self._collect(invoice)
+
+    def set_seat_price(self, subscription: str, amount: Money) -> None:
+        self.billing[subscription].seat_amount = minor_from_money(amount)
+
+    def collected(self, customer: str | None = None) -> dict[str, int]:
+        """What Stripe collected, per currency (minor units), for a customer or everyone."""
+        out: dict[str, int] = {}
+        for inv in self.invoices.values():
+            if inv.status == "paid" and (customer is None or inv.customer == customer):
+                out[inv.currency.upper()] = out.get(inv.currency.upper(), 0) + inv.total
+        return out
+
+    def retry(self, invoice_id: str) -> None:
+        """A Smart Retry (or the customer paying by hand) of an open invoice."""
+        self._collect(self.invoices[invoice_id], retry=True)
+
+    def _invoice(self, sub: BillingSubscription, reason: str) -> BillingInvoice:
+        lines = [("Verified Organization", sub.base_amount), (f"{sub.quantity} seats", sub.seat_amount * sub.quantity)]
+        boundary = int(sub.period_start.timestamp())
+        pending = self.pending_items.get(sub.id, [])
+        lines += [(d, a) for d, a, at in pending if at <= boundary]
+        self.pending_items[sub.id] = [p for p in pending if p[2] > boundary]
+        tax = 0
+        if sub.tax_percent is not None:  # per line, rounded half up, then summed
+            tax = sum(
+                int((Decimal(a) * sub.tax_percent / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)) for _, a in lines
+            )
+        invoice = BillingInvoice(
+            tax=tax,
+            id=self._id("in"),
+            customer=sub.customer,
+            subscription=sub.id,
+            currency=sub.currency,
+            lines=lines,
+            period_start=boundary,
+            period_end=int(sub.period_end.timestamp()),
+            billing_reason=reason,
+            created=int(clock.now().timestamp()),
+        )
+        self.invoices[invoice.id] = invoice
+        return invoice
+
+    def _collect(self, invoice: BillingInvoice, *, retry: bool = False) -> None:
+        sub = self.billing[invoice.subscription]
+        now = int(clock.now().timestamp())
+        external_id = self.customers.get(invoice.customer, {}).get("metadata", {}).get("external_id")
+        if {invoice.customer, external_id} & self.failing_customers or invoice.total < 0:
+            self._invoice_event("invoice.payment_failed", invoice)
+            if sub.status != "past_due":
+                sub.status = "past_due"
+                self._subscription_event("customer.subscription.updated", sub)
+            return
+        invoice.status, invoice.paid_at = "paid", now
+        self._invoice_event("invoice.paid", invoice)
+        if sub.status != "active":
+            sub.status = "active"
+            self._subscription_event("customer.subscription.updated", sub)
+
+    def _subscription_event(self, event_type: str, sub: BillingSubscription) -> None:
+        from monetization.providers.stripe import payloads
+
+        obj = payloads.subscription(
+            sub_id=sub.id,
+            customer=sub.customer,
+            status=sub.status,
+            created=int(sub.anchor.timestamp()),
+            period_start=int(sub.period_start.timestamp()),
+            period_end=int(sub.period_end.timestamp()),
+            price_id=sub.seat_price_id,
+            product="prod_verified_org",
+            unit_amount=sub.seat_amount,
+            currency=sub.currency,
+            item_id=f"si_{sub.id}",
+            quantity=sub.quantity,
+            external_id=sub.external_id,
+            livemode=False,
+        )
+        self.outbox.append(
+            payloads.event(
+                event_id=self._id("evt"),
+                event_type=event_type,
+                created=int(clock.now().timestamp()),
+                obj=obj,
+                livemode=False,
+            )
+        )
+
+    def _invoice_event(self, event_type: str, invoice: BillingInvoice) -> None:
+        from monetization.providers.stripe import payloads
+
+        sub = self.billing[invoice.subscription]
+        obj = payloads.invoice(
+            invoice_id=invoice.id,
+            customer=invoice.customer,
+            sub_id=invoice.subscription,
+            total=invoice.total,
+            created=invoice.created,
+            period_start=invoice.period_start,
+            period_end=invoice.period_end,
+            price_id=sub.seat_price_id,
+            product="prod_verified_org",
+            line_id=f"il_{invoice.id}",
+            number=invoice.id.upper(),
+            currency=invoice.currency,
+            paid=invoice.status == "paid",
+            tax=invoice.tax,
+            tax_rate="txr_dbl_vat" if invoice.tax else "",
+            billing_reason=invoice.billing_reason,
+            external_id=sub.external_id,
+            finalized_at=invoice.created,
+            paid_at=invoice.paid_at,
+            livemode=False,
+        )
+        self.outbox.append(
+            payloads.event(
+                event_id=self._id("evt"),
+                event_type=event_type,
+                created=int(clock.now().timestamp()),
+                obj=obj,
+                livemode=False,
+            )
+        )
+
+
+@dataclass
+class FakeProvider(StripeBillingBook):
     name: str = "fake"
     subscriptions: dict[str, SubscriptionSnapshot] = field(default_factory=dict)
     refunds: dict[str, RefundResult] = field(default_factory=dict)  # by idempotency key
@@ -236,3 +540,14 @@ class BookedGooglePlayProvider(GooglePlayProvider):
 
     def __init__(self, name: str = "google_play"):
         super().__init__(name, client=PlayBookClient(os.environ["PLAY_BOOK_FILE"]))
+
+
+@dataclass
+class StripeBillingDouble(FakeProvider):
+    """The test double whose webhooks are verified by the real Stripe adapter (a real signature
+    with the configured secret), so the book's events can be delivered over HTTP."""
+
+    name: str = "stripe"
+
+    def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> list[ProviderEvent]:
+        return StripeProvider(self.name).verify_webhook(body=body, headers=headers)

@@ -362,6 +362,22 @@ def subscriptions_sync_from_snapshots(requests: Sequence[SyncRequest]) -> list[S
             path = transition_path(sub, target)
             untracked = _untracked_updates(sub, snapshot, cause, audits)
             updates = {**_field_updates(snapshot, target), **untracked}
+            if sub.is_organization_subscription() and updates.get("quantity", sub.quantity) != sub.quantity:
+                # An organization's seat count is ours (the seat ledger), pushed to the provider: a
+                # different count from the provider is flagged for Finance, never applied.
+                audits.append(
+                    partial(
+                        audit_event_build,
+                        action="subscription.quantity_conflict",
+                        obj=sub,
+                        actor_kind=cause.actor_kind,
+                        actor_label=cause.label,
+                        customer=sub.customer,
+                        before={"quantity": sub.quantity},
+                        after={"provider_quantity": updates.pop("quantity")},
+                        reason="The provider's seat count differs from ours: reconcile.",
+                    )
+                )
             if not path and sub.state != target:
                 # Unreachable by our state machine (e.g. a resubscribe after a revocation): keep the
                 # fields in step and leave the trail, without forcing the state.

@@ -4,6 +4,7 @@ import pytest
 
 from monetization import clock
 from monetization.models import AuditEvent
+from monetization.providers.base import ProviderError
 from tests.monetization.factories import CustomerFactory
 from tests.verified_orgs.factories import compliance_user, verified_org
 from verified_orgs.models import Affiliation, SeatLedgerEntry
@@ -70,8 +71,10 @@ def test_invite_accept_list_remove(app, org, admin):
         0,
     ]
     r = _as(app, admin).get(f"/api/v1/orgs/{org.handle}/invoices")
-    lines = r.json()["results"][0]["lines"]
-    assert [line["kind"] for line in lines] == ["base", "seats", "seat_proration", "seat_proration"]
+    invoice = r.json()["results"][0]
+    # The seat changes' prorations are Stripe invoice items of the next invoice, not of this one.
+    assert [line["kind"] for line in invoice["lines"]] == ["base", "seats"]
+    assert invoice["status"] == "open" and invoice["number"].startswith("VO-")
     actions = set(AuditEvent.objects.filter(object_type="verified_orgs.affiliation").values_list("action", flat=True))
     assert actions == {"affiliation.invite", "affiliation.accept", "affiliation.remove"}
 
@@ -136,3 +139,17 @@ def test_stale_invitation_does_not_block_a_new_one_before_the_sweep(app, org, ad
         assert _invite(app, org, admin, invitee).status_code == 201
     with clock.frozen(start + datetime.timedelta(days=8)):
         assert _invite(app, other, other.billing_customer, invitee).status_code == 201
+
+
+def test_stripe_refusing_the_seat_change_is_a_clear_error_that_changes_nothing(app, org, admin, stripe_billing):
+    invitee = CustomerFactory()
+    token = _invite(app, org, admin, invitee).json()["token"]
+    stripe_billing.fail_next["billing_quantity_set"] = ProviderError("Stripe is down", retryable=True)
+    r = _accept(app, invitee, token)
+    assert (r.status_code, r.json()["code"]) == (503, "billing_provider_failed")
+    assert Affiliation.objects.get(customer=invitee).state == Affiliation.State.INVITED
+    assert SeatLedgerEntry.objects.filter(organization=org).count() == 1  # the period start only
+    # Tried again: Stripe's invoice item from the first attempt is found by its key, not made twice.
+    assert _accept(app, invitee, token).status_code == 200
+    sub_id = org.subscription.provider_subscription_id
+    assert len(stripe_billing.pending_items[sub_id]) == 1 and stripe_billing.billing[sub_id].quantity == 1

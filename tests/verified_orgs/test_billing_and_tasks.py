@@ -41,13 +41,17 @@ def test_renewal_opens_a_period_with_base_plus_seats_and_resets_proration():
         again = org_renew(organization=org, period_start=renewal_at, cause=tasks_cause())  # re-delivered
     assert invoice.pk == again.pk and OrgInvoice.objects.filter(organization=org).count() == 2
     latest = OrgInvoice.objects.filter(organization=org).order_by("-period_start").first()
-    assert latest.total == Decimal("1150.00")  # base + 3 seats x 50
+    # base + 3 seats x 50 in advance, and the 3 seats added during the first period (Stripe's invoice items)
+    assert latest.total == Decimal("1300.00")
     assert [(line.kind, line.quantity, line.amount) for line in latest.lines.all()] == [
         ("base", 1, Decimal("1000.0000")),
         ("seats", 3, Decimal("150.0000")),
+        ("seat_proration", 1, Decimal("50.0000")),
+        ("seat_proration", 1, Decimal("50.0000")),
+        ("seat_proration", 1, Decimal("50.0000")),
     ]
-    renewal = Payment.objects.get(kind=Payment.Kind.RENEWAL)
-    assert renewal.amount.amount == Decimal("1150.00")
+    assert latest.status == OrgInvoice.Status.OPEN and latest.number
+    assert not Payment.objects.exists()  # booked when Stripe says the invoice is paid
     last = SeatLedgerEntry.objects.filter(organization=org).order_by("-id").first()
     assert (last.reason, last.quantity, last.period_exact_total) == ("period_start", 3, 0)
     org.subscription.refresh_from_db()

@@ -6,7 +6,7 @@ import pytest
 from monetization.models import Customer
 from monetization.services.ledger import ledger_report
 from verified_orgs.demo import organizations as demo
-from verified_orgs.models import Affiliation, Organization, SeatLedgerEntry
+from verified_orgs.models import Affiliation, Organization, OrgInvoice, SeatLedgerEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +29,10 @@ def test_demo_seed_covers_every_state_and_is_idempotent():
     acme.subscription.refresh_from_db()
     assert acme.subscription.quantity == active
     assert Organization.objects.filter(state__in=Organization.QUEUE_STATES).count() == 5
+    # Stripe collected each verified org's first invoice (what its invoice.paid does): paid, booked once.
+    firsts = OrgInvoice.objects.filter(organization__state__in=["verified", "suspended", "cancelled"])
+    assert firsts.exists() and set(firsts.values_list("status", flat=True)) == {"paid"}
+    assert all(i.payment.provider_reference == i.provider_invoice_id for i in firsts)
     assert ledger_report().balanced
     counts = (Organization.objects.count(), Affiliation.objects.count(), SeatLedgerEntry.objects.count())
     demo.seed(rng=random.Random(1), out=out, options={})

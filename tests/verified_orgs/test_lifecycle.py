@@ -32,8 +32,8 @@ def test_apply_review_verify_creates_subscription_invoice_and_audit():
     assert sub.plan.code == "verified-org-monthly" and sub.quantity == 0
     invoice = OrgInvoice.objects.get(organization=org)
     assert [(line.kind, line.amount) for line in invoice.lines.all()] == [("base", 1000), ("seats", 0)]
-    payment = Payment.objects.get(subscription_link__subscription=sub)
-    assert payment.amount.amount == 1000 and payment.kind == Payment.Kind.INITIAL
+    assert invoice.status == OrgInvoice.Status.OPEN and invoice.total == 1000
+    assert not Payment.objects.filter(subscription_link__subscription=sub).exists()  # booked when Stripe collects
     assert SeatLedgerEntry.objects.get(organization=org).reason == "period_start"
     application = VerificationApplication.objects.get(organization=org)
     assert application.decision == "verified" and application.reviewer == reviewer

@@ -11,12 +11,11 @@ from hypothesis import strategies as st
 
 from monetization import clock
 from monetization.models import JournalLine, Payment
-from monetization.services.ledger import ledger_report
 from tests.monetization.factories import CustomerFactory
 from tests.verified_orgs.factories import verified_org
 from verified_orgs.models import Affiliation, OrgInvoice, SeatLedgerEntry
 from verified_orgs.services.affiliations import affiliation_accept, affiliation_invite, affiliation_remove
-from verified_orgs.services.billing import CUSTOMER_CREDIT, proration_step
+from verified_orgs.services.billing import proration_step
 
 START = datetime.datetime(2026, 1, 31, 10, 0, tzinfo=datetime.UTC)
 END = datetime.datetime(2026, 2, 28, 10, 0, tzinfo=datetime.UTC)  # Jan 31 + 1 month
@@ -72,13 +71,19 @@ def test_charges_sum_to_seat_time_within_one_minor_unit(price, currency, deltas)
     assert abs(sum(charges) - expected) <= minor
 
 
+def _pushed(double, org) -> Decimal:
+    """The prorations Stripe holds as pending invoice items of the org's subscription."""
+    items = double.pending_items.get(org.subscription.provider_subscription_id, [])
+    return sum((Decimal(amount) / 100 for _, amount, _ in items), Decimal(0))
+
+
 @pytest.mark.django_db
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(ops=st.lists(st.tuples(st.integers(1, 3 * 86400), st.booleans()), min_size=1, max_size=8))
-def test_service_charges_and_credits_sum_to_seat_time(ops):
-    """Through the real services: payments (charges) minus ledger credits equal seat-time x price."""
+def test_service_prorations_pushed_to_stripe_sum_to_seat_time(stripe_billing, ops):
+    """Through the real services: the invoice items sent to Stripe equal seat-time x price, and nothing is booked."""
     with clock.frozen(START):
         org = verified_org()
     seat_price = Decimal("50.00")
@@ -96,25 +101,19 @@ def test_service_charges_and_credits_sum_to_seat_time(ops):
             else:
                 affiliation_remove(affiliation=live.pop(0))
                 changes.append((int((t - START).total_seconds()), -1))
-    charged = sum(
-        p.amount.amount
-        for p in Payment.objects.filter(subscription_link__subscription=org.subscription, kind=Payment.Kind.SEAT_CHANGE)
-    )
-    credited = -sum(
-        line.amount for line in JournalLine.objects.filter(account=CUSTOMER_CREDIT, entry__source_id=str(org.pk))
-    )
     expected = seat_price * Decimal(_seat_seconds(changes)) / Decimal(PERIOD)
-    assert abs(charged - credited - expected) <= Decimal("0.01")
+    pushed = _pushed(stripe_billing, org)
+    assert abs(pushed - expected) <= Decimal("0.01")
     ledger_total = sum(e.proration.amount for e in SeatLedgerEntry.objects.filter(organization=org))
-    assert ledger_total == charged - credited
-    invoice = OrgInvoice.objects.get(organization=org)
-    assert invoice.total == Decimal("1000.00") + ledger_total
+    assert ledger_total == pushed
+    assert stripe_billing.billing[org.subscription.provider_subscription_id].quantity == len(live)
     assert org.subscription.__class__.objects.get(pk=org.subscription_id).quantity == len(live)
-    assert ledger_report().balanced
+    assert not Payment.objects.exists() and not JournalLine.objects.exists()
+    assert OrgInvoice.objects.get(organization=org).total == Decimal("1000.00")  # prorations go on the next one
 
 
 @pytest.mark.django_db
-def test_half_period_seat_costs_half_the_seat_price():
+def test_half_period_seat_costs_half_the_seat_price(stripe_billing):
     with clock.frozen(START):
         org = verified_org()
     middle = START + (END - START) / 2
@@ -122,10 +121,12 @@ def test_half_period_seat_costs_half_the_seat_price():
     with clock.frozen(middle):
         _, token = affiliation_invite(organization=org, customer=customer, invited_by=org.billing_customer)
         aff = affiliation_accept(token=token, customer=customer)
-    payment = Payment.objects.get(kind=Payment.Kind.SEAT_CHANGE)
-    assert payment.amount == Money("25.00", "USD")
     with clock.frozen(middle + (END - START) / 4):
         affiliation_remove(affiliation=aff)
-    credit = JournalLine.objects.get(account=CUSTOMER_CREDIT)
-    assert credit.amount == Decimal("-12.5000")
-    assert JournalLine.objects.get(account="revenue:organizations", amount__gt=0).amount == Decimal("12.5000")
+    items = stripe_billing.pending_items[org.subscription.provider_subscription_id]
+    assert [amount for _, amount, _ in items] == [2500, -1250]  # +25.00 charged, -12.50 credited
+    assert [e.proration for e in SeatLedgerEntry.objects.filter(organization=org).order_by("id")][1:] == [
+        Money("25.00", "USD"),
+        Money("-12.50", "USD"),
+    ]
+    assert not Payment.objects.exists()

@@ -15,6 +15,7 @@ from django.db.models import Sum
 from creators.models import CreatorSubscriptionLink, CreatorSubscriptionShare
 from monetization import clock
 from monetization.models import AuditEvent, JournalEntry, JournalLine, Payment, WebhookEvent
+from monetization.providers.base import reset_providers
 from monetization.services.ledger import Account, ledger_report
 from subscriptions.entitlements import resolve_entitlements
 from subscriptions.models import Platform, Product, Subscription
@@ -24,12 +25,25 @@ from tests.monetization.factories import CustomerFactory
 from tests.subscriptions.factories import PlanFactory, ProductFactory, SkuFactory
 from tests.verified_orgs.factories import verified_org
 from verified_orgs.entitlement_sources import AFFILIATE_BADGE, ORG_GOLD_BADGE
-from verified_orgs.models import Organization, OrgInvoice, SeatLedgerEntry
+from verified_orgs.models import Organization, OrgInvoice
 from verified_orgs.services.affiliations import affiliation_accept, affiliation_invite
 
 from .support import post_stripe, stripe_invoice_event, stripe_subscription_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def stripe_billing(provider_settings):
+    """Organizations are billed through the Stripe Billing double; webhooks still go through the
+    real adapter's signature check (the double verifies with it)."""
+    provider_settings.PAYMENT_PROVIDERS = {
+        **provider_settings.PAYMENT_PROVIDERS,
+        "stripe": "monetization.demo.providers.StripeBillingDouble",
+    }
+    reset_providers()
+    yield
+    reset_providers()
 
 UTC = datetime.UTC
 START = datetime.datetime(2026, 1, 1, tzinfo=UTC)  # 1767225600: the fixtures' period start
@@ -130,15 +144,15 @@ def test_org_past_due_grace_suspension_and_recovery_through_webhooks(client, org
     paid_at = FEB_1 + datetime.timedelta(days=16, minutes=5)
     with clock.frozen(paid_at):
         for event_id in ("evt_org_inv", "evt_org_inv_again"):
-            event = org_invoice(org, event_id=event_id, invoice_id="in_org_feb", paid_at=paid_at, amount=105000)
+            event = org_invoice(org, event_id=event_id, invoice_id="in_org_feb", paid_at=paid_at, amount=110000)
             assert post_stripe(client, event).status_code == 200
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"applied"}
     feb = OrgInvoice.objects.get(organization=org, period_start=FEB_1)
-    assert feb.total == Decimal("1050.00")  # base 1000 + 1 seat x 50
+    # base 1000 + 1 seat x 50, and the seat added in January (a whole period: 50) as Stripe's invoice item
+    assert feb.total == Decimal("1100.00") and feb.status == OrgInvoice.Status.PAID
     renewals = Payment.objects.filter(subscription_link__subscription=org.subscription, kind=Payment.Kind.RENEWAL)
     assert [p.provider_reference for p in renewals] == ["in_org_feb"]
-    entry = SeatLedgerEntry.objects.get(organization=org, period_start=FEB_1, reason="period_start")
-    assert entry.payment.provider_reference == "in_org_feb"
+    assert feb.payment.provider_reference == "in_org_feb" and feb.provider_invoice_id == "in_org_feb"
     assert JournalEntry.objects.filter(key=f"payment:{renewals[0].pk}:capture").count() == 1
     assert not AuditEvent.objects.filter(action__startswith="organization.invoice_amount").exists()
     assert ledger_report().balanced
@@ -155,7 +169,7 @@ def test_invoice_paid_recovers_a_suspended_org_before_the_subscription_event(cli
     assert org.state == Organization.State.SUSPENDED
     paid_at = FEB_1 + datetime.timedelta(days=15, hours=2)
     with clock.frozen(paid_at):
-        post_stripe(client, org_invoice(org, event_id="evt_inv", invoice_id="in_org_1", paid_at=paid_at, amount=105000))
+        post_stripe(client, org_invoice(org, event_id="evt_inv", invoice_id="in_org_1", paid_at=paid_at, amount=110000))
     org.refresh_from_db()
     org.subscription.refresh_from_db()
     assert org.state == Organization.State.VERIFIED

@@ -8,6 +8,7 @@ that the invitation is theirs.
 
 from __future__ import annotations
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
@@ -20,6 +21,7 @@ from monetization.api.permissions import require_scope
 from monetization.errors import InvalidInput, NotFound, OrgErrorCode
 from monetization.models import Customer
 from verified_orgs import selectors
+from verified_orgs.invoice_pdf import invoice_pdf
 from verified_orgs.models import Affiliation, Organization, OrgInvoice
 from verified_orgs.services.affiliations import (
     affiliation_accept,
@@ -183,7 +185,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OrgInvoice
-        fields = ["id", "period_start", "period_end", "currency", "total", "lines"]
+        fields = ["id", "number", "status", "period_start", "period_end", "currency", "total", "tax", "vat_id", "lines"]
 
 
 class InvoicesView(OrgAdminView):
@@ -197,6 +199,22 @@ class InvoicesView(OrgAdminView):
         org, _ = self.org_for_admin(request, handle)
         page = self.paginate_queryset(OrgInvoice.objects.filter(organization=org).prefetch_related("lines"))
         return self.get_paginated_response(InvoiceSerializer(page, many=True).data)
+
+
+class InvoicePdfView(OrgAdminView):
+    """An invoice of the organization as a PDF, for its admins."""
+
+    @extend_schema(
+        parameters=[ACTING_CUSTOMER_PARAMETER],
+        responses={(200, "application/pdf"): bytes},
+        operation_id="org_invoice_pdf",
+    )
+    def get(self, request, handle: str, number: str):
+        org, _ = self.org_for_admin(request, handle)
+        invoice = selectors.org_invoice_by_number(org, number)
+        response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
+        return response
 
 
 class AcceptInvitationView(APIView):

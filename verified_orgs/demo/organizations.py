@@ -14,11 +14,13 @@ from django.contrib.auth import get_user_model
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.demo.support import with_fake_providers
 from monetization.errors import DomainError
-from monetization.models import Customer
+from monetization.models import Customer, Payment, Provider
 from monetization.services.permissions import System
 from subscriptions.models import Plan, Platform, Price, Product, Sku, Subscription
-from verified_orgs.models import Affiliation, Organization, SeatLedgerEntry
+from subscriptions.services.payments import subscription_payment_record
+from verified_orgs.models import Affiliation, Organization, OrgInvoice, SeatLedgerEntry
 from verified_orgs.services.affiliations import INVITATION_TTL, affiliation_accept, affiliation_invite
 from verified_orgs.services.billing import org_plan
 from verified_orgs.services.organizations import (
@@ -121,7 +123,27 @@ def _bulk_affiliates(org: Organization, customers: list[Customer], at) -> None:
     Subscription.objects.filter(pk=org.subscription_id).update(quantity=quantity)
 
 
+def _stripe_collects_first_invoice(org: Organization) -> None:
+    """What Stripe's invoice.paid does for the demo's orgs (the demo has no Stripe to send it):
+    the payment recorded under the Stripe invoice id, which pays our invoice through the hook."""
+    invoice = OrgInvoice.objects.get(organization=org)
+    subscription_payment_record(
+        subscription=org.subscription,
+        customer=org.billing_customer,
+        provider=Provider.STRIPE,
+        provider_reference=invoice.provider_invoice_id,
+        amount=Money(invoice.total, invoice.currency),
+        kind=Payment.Kind.INITIAL,
+        occurred_at=clock.now() + timedelta(minutes=1),
+    )
+
+
 def seed(*, rng, out, options=None) -> None:
+    # The demo has no Stripe account: organizations are billed through the in-memory double.
+    with_fake_providers(lambda: _seed(rng=rng, out=out))
+
+
+def _seed(*, rng, out) -> None:
     _ensure_catalog(out)
     taken = set(
         Affiliation.objects.filter(state__in=Affiliation.LIVE_STATES).values_list("customer_id", flat=True)
@@ -181,6 +203,7 @@ def seed(*, rng, out, options=None) -> None:
         # Verified at the start of the current period, so seats added now are prorated mid-period.
         with clock.frozen(now - timedelta(days=rng.randint(3, 20))):
             org = organization_verify(organization=org, reviewer=reviewer, reason="Registry and domain check out")
+            _stripe_collects_first_invoice(org)
         org.refresh_from_db()
         count = min(n_affiliates, max(0, len(pool) - 3))
         members, pool = pool[:count], pool[count:]

@@ -12,32 +12,37 @@ period, and a change charges ``round(cumulative after) - charged so far``. Over
 any sequence of changes the charges sum to the rounded exact total: within
 half a minor unit of seat price x seat-time / period length.
 
-Provider payments (a payment hook, registered in verified_orgs.apps): a Stripe ``invoice.paid``
-of the org subscription is recorded by the webhook under the invoice id;
-:func:`org_renewal_from_payment` then opens that period with the same payment as its charge, so
-the period is charged once. Our own charges (the first period at verification, seat prorations)
-use ``org:`` references; a provider invoice for a period we already charged is flagged for
-finance (``organization.provider_payment_unmatched``). The organization following its
-subscription's state (grace, suspension for non-payment) is :mod:`verified_orgs.services.dunning`.
+Stripe Billing collects: verification creates the org's Stripe customer and subscription (seats
+with our count as quantity, the base price) and opens the first invoice, booking nothing. A seat
+change records its proration in the ledger and pushes it to Stripe as an invoice item, with the
+new quantity; Stripe's next invoice and ours both carry it. The payment is booked when Stripe says
+an invoice is paid (``invoice.paid``, recorded by the webhook under the invoice id):
+:func:`org_invoice_paid_from_payment`, a payment hook, pays our invoice with it. A Stripe invoice
+for a period we invoiced under another id, or for another amount, is flagged for Finance. The
+organization following its subscription's state (grace, suspension for non-payment) is
+:mod:`verified_orgs.services.dunning`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, OuterRef, Q
+from django_fsm import can_proceed
 from djmoney.money import Money
 
 from monetization import clock
-from monetization.errors import InvalidInput, OrgErrorCode
+from monetization.errors import DomainError, ErrorCode, IllegalTransition, InvalidInput, OrgErrorCode
 from monetization.models import AuditEvent, Payment, Provider
+from monetization.providers.base import ProviderError, get_provider
 from monetization.services.audit import audit_record
-from monetization.services.ledger import Account, Leg, Posting, journal_post, quantize
+from monetization.services.ledger import quantize
+from monetization.services.permissions import require_perm
 from subscriptions.models import Plan, Platform, Price, Product, Subscription
 from subscriptions.services.lifecycle import (
     Cause,
@@ -45,17 +50,73 @@ from subscriptions.services.lifecycle import (
     subscription_create,
     subscription_quantity_set,
 )
-from subscriptions.services.payments import subscription_payment_record
-from verified_orgs.models import Affiliation, Organization, OrgInvoice, OrgInvoiceLine, SeatLedgerEntry
+from verified_orgs.models import (
+    INVOICE_MANAGE_PERM,
+    Affiliation,
+    InvoiceNumberCounter,
+    Organization,
+    OrgCreditNote,
+    OrgInvoice,
+    OrgInvoiceLine,
+    SeatLedgerEntry,
+)
 from verified_orgs.services.locks import organization_lock
 
-CUSTOMER_CREDIT = "liability:customer_credit"
-REVENUE_STREAM = "organizations"
 FALLBACK_COUNTRY = "US"
 EXACT_PLACES = Decimal("1e-12")
 # Payments our own org billing records (period charges, seat prorations) carry references
 # under this prefix; any other payment of an org subscription came from the provider.
 ORG_REFERENCE_PREFIX = "org:"
+INVOICE_NUMBER_PREFIX = "VO"
+
+
+class _BillingCalls:
+    """The Stripe adapter's billing calls, a refusal or failure of Stripe turned into our refusal.
+
+    The caller's transaction rolls back, so nothing changed on our side; Stripe's side is kept
+    in step by the calls' idempotency keys when the change is tried again.
+    """
+
+    def __init__(self, provider):
+        self._provider = provider
+
+    def __getattr__(self, name):
+        fn = getattr(self._provider, name)
+
+        def call(**kwargs):
+            try:
+                return fn(**kwargs)
+            except ProviderError as exc:
+                again = "try again" if exc.retryable else "see Stripe"
+                raise DomainError(
+                    f"Stripe did not take the billing change ({exc.code}): nothing changed here; {again}.",
+                    code=OrgErrorCode.BILLING_PROVIDER_FAILED,
+                    status=503 if exc.retryable else 502,
+                ) from exc
+
+        return call
+
+
+def org_billing_provider() -> _BillingCalls:
+    """The Stripe adapter that bills organizations (the demo and the tests configure the double)."""
+    return _BillingCalls(get_provider(Provider.STRIPE))
+
+
+def org_tax_percent(org: Organization) -> Decimal | None:
+    """The VAT or sales tax we charge the organization, in percent, or None.
+
+    ``VERIFIED_ORG_TAX_RATES`` maps a billing country to its rate; an organization that gave a
+    VAT id is billed without it (reverse charge: the business accounts for the tax itself).
+    """
+    rate = (getattr(settings, "VERIFIED_ORG_TAX_RATES", None) or {}).get((org.country or "").upper())
+    if rate in (None, "") or org.vat_id:
+        return None
+    return Decimal(str(rate))
+
+
+def tax_of_lines(amounts: list[Decimal], percent: Decimal, currency: str) -> Decimal:
+    """Tax as Stripe computes it for a tax rate: on each line, rounded per line, then summed."""
+    return sum((quantize(a * percent / 100, currency) for a in amounts), Decimal(0))
 
 
 def org_plan_code() -> str:
@@ -170,20 +231,45 @@ def _active_count(org: Organization) -> int:
     return Affiliation.objects.filter(organization=org, state=Affiliation.State.ACTIVE).count()
 
 
+def invoice_number_next(at: datetime) -> str:
+    """The next invoice (or credit note) number of ``at``'s year: gapless.
+
+    The year's counter row is locked until the caller's transaction ends, so numbers are
+    taken one after another and a rolled-back transaction gives its number back.
+    """
+    year = at.year
+    InvoiceNumberCounter.objects.bulk_create([InvoiceNumberCounter(year=year)], ignore_conflicts=True)
+    counter = InvoiceNumberCounter.objects.select_for_update().get(year=year)
+    counter.last_number += 1
+    counter.save(update_fields=["last_number"])
+    return f"{INVOICE_NUMBER_PREFIX}-{year}-{counter.last_number:06d}"
+
+
+def _uninvoiced_prorations(org: Organization, before: datetime) -> list[SeatLedgerEntry]:
+    """Seat changes before ``before`` that no invoice carries yet (Stripe's pending invoice items)."""
+    carried = OrgInvoiceLine.objects.filter(seat_ledger_entry=OuterRef("pk"))
+    return list(
+        SeatLedgerEntry.objects.filter(organization=org, at__lt=before)
+        .exclude(reason=SeatLedgerEntry.Reason.PERIOD_START)
+        .exclude(proration=0)
+        .filter(~Exists(carried))
+        .order_by("id")
+    )
+
+
 def org_period_open(
     *,
     organization: Organization,
     period_start: datetime,
     cause: Cause,
-    first: bool = False,
-    provider_reference: str = "",
+    provider_invoice_id: str = "",
 ) -> OrgInvoice:
-    """Open a billing period: ledger row for the seats at start, an invoice, and the charge for it.
+    """Open a billing period: the seats at its start in the ledger, and its invoice, numbered and open.
 
-    Call with the organization locked. Idempotent per (organization, period_start).
-    ``provider_reference``: the provider's invoice id when the provider charged the period
-    (a Stripe ``invoice.paid``): the charge is then that payment (payment_record dedupes on
-    it), never a second one beside it.
+    Call with the organization locked. Idempotent per (organization, period_start). The invoice
+    is what Stripe invoices for the period: base price and seats in advance, plus the seat
+    prorations not invoiced yet. Nothing is booked here: the payment is recorded when Stripe says
+    the invoice is paid (``invoice.paid``, :func:`org_invoice_paid_from_payment`).
     """
     org = organization
     sub = org.subscription
@@ -196,19 +282,11 @@ def org_period_open(
         return existing
     quantity = _active_count(org)
     seats_amount = quantize(prices.seat.amount * quantity, cur)
-    total = prices.base.amount + seats_amount
-    payment = None
-    own_reference = f"{ORG_REFERENCE_PREFIX}{org.pk}:period:{period_start:%Y%m%dT%H%M%S}"
-    if total > 0:
-        payment, _ = subscription_payment_record(
-            customer=org.billing_customer,
-            provider=Provider.STRIPE,
-            provider_reference=provider_reference or own_reference,
-            amount=Money(total, cur),
-            kind=Payment.Kind.INITIAL if first else Payment.Kind.RENEWAL,
-            subscription=sub,
-            occurred_at=period_start,
-        )
+    carried = _uninvoiced_prorations(org, period_start)
+    amounts = [prices.base.amount, seats_amount, *(e.proration.amount for e in carried)]
+    percent = org_tax_percent(org)
+    tax = tax_of_lines(amounts, percent, cur) if percent is not None else Decimal(0)
+    total = sum(amounts, Decimal(0)) + tax
     entry = SeatLedgerEntry.objects.create(
         organization=org,
         at=period_start,
@@ -221,11 +299,19 @@ def org_period_open(
         proration=Money(0, cur),
         period_exact_total=Decimal(0),
         period_charged_total=Decimal(0),
-        payment=payment,
     )
-    invoice = OrgInvoice.objects.create(
-        organization=org, period_start=period_start, period_end=period_end, currency=cur, total=total
+    invoice = OrgInvoice(
+        organization=org,
+        period_start=period_start,
+        period_end=period_end,
+        currency=cur,
+        total=total,
+        tax=tax,
+        vat_id=org.vat_id,
+        provider_invoice_id=provider_invoice_id,
     )
+    invoice.finalize(number=invoice_number_next(period_start))
+    invoice.save()
     OrgInvoiceLine.objects.bulk_create(
         [
             OrgInvoiceLine(
@@ -243,8 +329,23 @@ def org_period_open(
                 amount=seats_amount,
                 seat_ledger_entry=entry,
             ),
+            *(
+                OrgInvoiceLine(
+                    invoice=invoice,
+                    kind=OrgInvoiceLine.Kind.SEAT_PRORATION,
+                    description=_proration_description(e),
+                    quantity=e.delta,
+                    amount=e.proration.amount,
+                    seat_ledger_entry=e,
+                )
+                for e in carried
+            ),
+            *_tax_lines(invoice, org, percent, tax),
         ]
     )
+    for e in carried:
+        if e.proration.amount < 0:
+            _seat_credit_note(e, applied_to=invoice)
     subscription_change_state(
         subscription=sub,
         transition=None if sub.state == Subscription.State.ACTIVE else "activate",
@@ -255,42 +356,125 @@ def org_period_open(
     return invoice
 
 
+def _seat_credit_note(entry: SeatLedgerEntry, *, applied_to: OrgInvoice) -> OrgCreditNote | None:
+    """A seat removed mid-period credits the invoice of that period; the credit is netted on the next one."""
+    credited = OrgInvoice.objects.filter(organization_id=entry.organization_id, period_start=entry.period_start).first()
+    if credited is None:
+        return None
+    note, _ = OrgCreditNote.objects.get_or_create(
+        reference=f"seat:{entry.pk}",
+        defaults={
+            "invoice": credited,
+            "number": invoice_number_next(applied_to.period_start),
+            "reason": OrgCreditNote.Reason.SEAT_CREDIT,
+            "amount": -entry.proration.amount,
+            "currency": applied_to.currency,
+            "memo": f"{_proration_description(entry)}; applied to invoice {applied_to.number}",
+        },
+    )
+    return note
+
+
+def org_credit_note_for_refund(refund, actor) -> OrgCreditNote | None:
+    """Refund hook: a refund of the payment of an org invoice is a credit note on that invoice."""
+    invoice = OrgInvoice.objects.filter(payment_id=refund.payment_id).first()
+    if invoice is None:
+        return None
+    note, _ = OrgCreditNote.objects.get_or_create(
+        reference=f"refund:{refund.pk}",
+        defaults={
+            "invoice": invoice,
+            "number": invoice_number_next(clock.now()),
+            "reason": OrgCreditNote.Reason.REFUND,
+            "amount": refund.amount.amount,
+            "currency": str(refund.amount.currency),
+            "memo": (refund.reason_code or "")[:200],
+        },
+    )
+    return note
+
+
+def _tax_lines(invoice: OrgInvoice, org: Organization, percent: Decimal | None, tax: Decimal) -> list[OrgInvoiceLine]:
+    kind = OrgInvoiceLine.Kind.TAX
+    if percent is not None:
+        return [OrgInvoiceLine(invoice=invoice, kind=kind, description=f"Tax {percent.normalize()}%", amount=tax)]
+    if org.vat_id:
+        return [
+            OrgInvoiceLine(invoice=invoice, kind=kind, description=f"Reverse charge, VAT id {org.vat_id}", amount=0)
+        ]
+    return []
+
+
+def _proration_description(entry: SeatLedgerEntry) -> str:
+    sign = "+" if entry.delta > 0 else ""
+    return f"{sign}{entry.delta} seat ({entry.reason.replace('_', ' ')}) {entry.at:%Y-%m-%d %H:%M}"
+
+
 def org_billing_start(*, organization: Organization, cause: Cause) -> Subscription:
-    """Create the organization's subscription when it is verified and charge its first period."""
+    """Bill a newly verified organization through Stripe Billing; nothing is booked yet.
+
+    A Stripe customer for the org and a subscription (the base price, and the seats with our
+    seat count as quantity), created with idempotency keys of the organization so a retried
+    verification finds the same ones; then our subscription and the first period's open
+    invoice. Stripe collects it; :func:`org_invoice_paid_from_payment` books it when paid.
+    """
     org = organization
     if org.subscription_id is not None:
         return org.subscription
     plan = org_plan()
-    org_prices(country=org.country, plan=plan)  # refuse early when the catalog has no price
-    now = clock.now()
+    prices = org_prices(country=org.country, plan=plan)  # refuse early when the catalog has no price
+    sku = plan.skus.filter(platform=Platform.WEB).first()
+    provider = org_billing_provider()
+    customer = org.billing_customer
+    metadata = {"organization": str(org.pk), "external_id": customer.external_id}
+    customer_id = org.provider_customer_id or provider.billing_customer_create(
+        name=org.name,
+        email=customer.email,
+        metadata=metadata,
+        idempotency_key=f"{ORG_REFERENCE_PREFIX}{org.pk}:customer",
+    )
+    quantity = _active_count(org)
+    billed = provider.billing_subscription_create(
+        customer=customer_id,
+        seat_price_id=sku.store_product_id if sku else "",
+        seat_amount=prices.seat,
+        base_amount=prices.base,
+        base_product=plan.product.code,
+        quantity=quantity,
+        tax_percent=org_tax_percent(org),
+        metadata=metadata,
+        idempotency_key=f"{ORG_REFERENCE_PREFIX}{org.pk}:subscription",
+    )
+    started = _ts(billed["current_period_start"]) or clock.now()
     sub = subscription_create(
-        customer=org.billing_customer,
+        customer=customer,
         plan=plan,
-        sku=plan.skus.filter(platform=Platform.WEB).first(),
+        sku=sku,
         platform=Platform.WEB,
         provider=Provider.STRIPE,
-        provider_subscription_id=f"sub_org_{org.pk}",
-        quantity=0,
-        started_at=now,
+        provider_subscription_id=billed["id"],
+        quantity=quantity,
+        started_at=started,
         cause=cause,
     )
-    org.subscription = sub
-    Organization.objects.filter(pk=org.pk).update(subscription=sub)
-    org_period_open(organization=org, period_start=now, cause=cause, first=True)
+    org.subscription, org.provider_customer_id = sub, customer_id
+    Organization.objects.filter(pk=org.pk).update(subscription=sub, provider_customer_id=customer_id)
+    org_period_open(organization=org, period_start=started, cause=cause, provider_invoice_id=billed["latest_invoice"])
     return sub
 
 
-def org_renew(
-    *, organization: Organization, period_start: datetime, cause: Cause, provider_reference: str = ""
-) -> OrgInvoice:
-    """Start the period beginning at ``period_start`` (the renewal the provider charged).
+def _ts(value) -> datetime | None:
+    return datetime.fromtimestamp(int(value), tz=UTC) if value else None
 
-    Idempotent per period: a re-delivered renewal returns the period's invoice.
-    """
+
+def org_renew(
+    *, organization: Organization, period_start: datetime, cause: Cause, provider_invoice_id: str = ""
+) -> OrgInvoice:
+    """Open the period beginning at ``period_start`` (Stripe invoiced it). Idempotent per period."""
     with transaction.atomic():
         org = organization_lock(organization.pk)
         return org_period_open(
-            organization=org, period_start=period_start, cause=cause, provider_reference=provider_reference
+            organization=org, period_start=period_start, cause=cause, provider_invoice_id=provider_invoice_id
         )
 
 
@@ -307,22 +491,21 @@ def _period_start_at(anchor: datetime, at: datetime, plan: Plan) -> datetime:
     return anchor + step * n
 
 
-def org_renewal_from_payment(payment: Payment, subscription: Subscription) -> OrgInvoice | None:
-    """A provider payment of an org subscription (Stripe ``invoice.paid``) is that period's charge.
+def org_invoice_paid_from_payment(payment: Payment, subscription: Subscription) -> OrgInvoice | None:
+    """Stripe says an org's invoice is paid (``invoice.paid``, recorded and booked by the webhook
+    under the invoice id): that invoice of ours is paid by this payment.
 
-    Registered as a subscription payment hook (verified_orgs.apps): it runs inside the payment's recording, right
-    after the provider's payment is recorded and posted, and opens the billing period the
-    payment falls in with the *same* payment (``provider_reference`` = the invoice id), so the
-    period is charged once: by the provider's payment, never again by our own period charge.
-    A period our billing already opened and charged (the first one, at verification) is not
-    charged twice either: the provider's payment is left to finance with an audit record.
-    Idempotent: a redelivered invoice records no payment, so this does not run again; run
-    twice anyway it finds the period's invoice.
+    Registered as a subscription payment hook (verified_orgs.apps): it runs inside the payment's
+    recording. The invoice is ours by its Stripe id (the first one, opened at verification),
+    else the period the payment falls in is opened with it (a renewal). A period already
+    invoiced under another Stripe invoice is flagged for Finance, as is a paid amount other
+    than what our seat ledger computes. A redelivered invoice records no payment, so this does
+    not run again.
     """
     if payment.provider != Provider.STRIPE:
         return None
     if payment.provider_reference.startswith(ORG_REFERENCE_PREFIX):
-        return None  # our own billing's charge
+        return None  # a charge recorded by our own billing before it went through Stripe
     # The payment's recording loaded plan -> product to pick the revenue stream: no query here.
     if subscription.plan.product.kind != Product.Kind.ORGANIZATION:
         return None
@@ -332,43 +515,72 @@ def org_renewal_from_payment(payment: Payment, subscription: Subscription) -> Or
     cause = Cause(
         actor_kind=AuditEvent.ActorKind.PROVIDER,
         label=f"{payment.provider}:{payment.provider_reference}"[:200],
-        reason="provider charged the period",
+        reason="Stripe collected the invoice",
     )
-    sub = org.subscription
-    period_start = _period_start_at(sub.started_at, payment.occurred_at, sub.plan)
-    existing = OrgInvoice.objects.filter(organization=org, period_start=period_start).first()
-    if existing is not None or org.state not in (Organization.State.VERIFIED, Organization.State.SUSPENDED):
-        audit_record(
-            action="organization.provider_payment_unmatched",
-            obj=org,
-            actor_kind=AuditEvent.ActorKind.PROVIDER,
-            actor_label=cause.label,
-            customer=org.billing_customer,
-            after={
-                "payment": payment.pk,
-                "amount": str(payment.amount.amount),
+    invoice = OrgInvoice.objects.filter(organization=org, provider_invoice_id=payment.provider_reference).first()
+    if invoice is None:
+        sub = org.subscription
+        period_start = _period_start_at(sub.started_at, payment.occurred_at, sub.plan)
+        existing = OrgInvoice.objects.filter(organization=org, period_start=period_start).first()
+        if existing is not None and not existing.provider_invoice_id and existing.status == OrgInvoice.Status.OPEN:
+            OrgInvoice.objects.filter(pk=existing.pk).update(provider_invoice_id=payment.provider_reference)
+            invoice = existing
+        elif existing is not None or org.state not in (Organization.State.VERIFIED, Organization.State.SUSPENDED):
+            _flag(
+                org,
+                cause,
+                "organization.provider_payment_unmatched",
+                {
+                    "payment": payment.pk,
+                    "amount": str(payment.amount.amount),
+                    "currency": str(payment.amount.currency),
+                    "period_start": period_start.isoformat(),
+                    "invoice": existing.pk if existing else None,
+                    "organization_state": org.state,
+                },
+                "Stripe invoice for a period already invoiced (or an org not billed): reconcile.",
+            )
+            return existing
+        else:
+            invoice = org_renew(
+                organization=org,
+                period_start=period_start,
+                cause=cause,
+                provider_invoice_id=payment.provider_reference,
+            )
+    invoice = OrgInvoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status in (OrgInvoice.Status.OPEN, OrgInvoice.Status.UNCOLLECTIBLE):
+        invoice.pay(payment=payment)
+        invoice.updated_at = clock.now()
+        invoice.save(update_fields=["status", "payment", "paid_at", "updated_at"])
+    if invoice.total != payment.amount.amount or invoice.currency != str(payment.amount.currency):
+        _flag(
+            org,
+            cause,
+            "organization.invoice_amount_mismatch",
+            {
+                "invoice": invoice.pk,
+                "number": invoice.number,
+                "invoice_total": str(invoice.total),
+                "paid": str(payment.amount.amount),
                 "currency": str(payment.amount.currency),
-                "period_start": period_start.isoformat(),
-                "invoice": existing.pk if existing else None,
-                "organization_state": org.state,
             },
-            reason="Provider payment for a period already charged (or an org not billed): reconcile.",
-        )
-        return existing
-    invoice = org_renew(
-        organization=org, period_start=period_start, cause=cause, provider_reference=payment.provider_reference
-    )
-    if invoice.total != payment.amount.amount:
-        audit_record(
-            action="organization.invoice_amount_mismatch",
-            obj=org,
-            actor_kind=AuditEvent.ActorKind.PROVIDER,
-            actor_label=cause.label,
-            customer=org.billing_customer,
-            after={"invoice": invoice.pk, "invoice_total": str(invoice.total), "paid": str(payment.amount.amount)},
-            reason="The provider charged another amount than the seat ledger computes.",
+            "Stripe collected another amount than our seat ledger computes.",
         )
     return invoice
+
+
+def _flag(org: Organization, cause: Cause, action: str, after: dict, reason: str) -> None:
+    """Something for Finance to reconcile, on the organization's audit trail."""
+    audit_record(
+        action=action,
+        obj=org,
+        actor_kind=AuditEvent.ActorKind.PROVIDER,
+        actor_label=cause.label,
+        customer=org.billing_customer,
+        after=after,
+        reason=reason,
+    )
 
 
 def org_seat_change(
@@ -398,31 +610,6 @@ def org_seat_change(
     )
     quantity = last.quantity + delta
     ref = f"{ORG_REFERENCE_PREFIX}{org.pk}:seat:{affiliation.pk}:{reason}"
-    payment = None
-    if step.charge > 0:
-        payment, _ = subscription_payment_record(
-            customer=org.billing_customer,
-            provider=Provider.STRIPE,
-            provider_reference=ref,
-            amount=Money(step.charge, cur),
-            kind=Payment.Kind.SEAT_CHANGE,
-            subscription=sub,
-            occurred_at=now,
-        )
-    elif step.charge < 0:
-        credit = Money(-step.charge, cur)
-        journal_post(
-            Posting(
-                key=f"{ref}:credit",
-                kind="org_seat_credit",
-                legs=[Leg(Account.revenue(REVENUE_STREAM), credit), Leg(CUSTOMER_CREDIT, -credit)],
-                memo=f"Seat credit, organization {org.handle}",
-                customer=org.billing_customer,
-                source_type="verified_orgs.organization",
-                source_id=str(org.pk),
-                posted_at=now,
-            )
-        )
     entry = SeatLedgerEntry.objects.create(
         organization=org,
         at=now,
@@ -436,19 +623,74 @@ def org_seat_change(
         proration=Money(step.charge, cur),
         period_exact_total=step.period_exact_total,
         period_charged_total=step.period_charged_total,
-        payment=payment,
     )
-    invoice = OrgInvoice.objects.filter(organization=org, period_start=last.period_start).first()
-    if invoice is not None:
-        OrgInvoiceLine.objects.create(
-            invoice=invoice,
-            kind=OrgInvoiceLine.Kind.SEAT_PRORATION,
-            description=f"{'+' if delta > 0 else ''}{delta} seat ({reason.replace('_', ' ')}) {now:%Y-%m-%d %H:%M}",
-            quantity=delta,
-            amount=step.charge,
-            seat_ledger_entry=entry,
-        )
-        OrgInvoice.objects.filter(pk=invoice.pk).update(total=F("total") + step.charge, updated_at=now)
+    _seat_change_push(org, sub, entry, ref)
     # The subscription's quantity follows the ledger; the ledger row is its history.
     subscription_quantity_set(subscription=sub, quantity=quantity)
     return entry
+
+
+def _seat_change_push(org: Organization, sub: Subscription, entry: SeatLedgerEntry, ref: str) -> None:
+    """Tell Stripe: the proration as an invoice item on the next invoice, and the new seat count.
+
+    Called with the organization locked, so pushes of one org are in order; the idempotency keys
+    are the seat change's own (affiliation and reason), so a seat change retried after a failure
+    finds Stripe's first answer instead of charging twice. An org billed before Stripe Billing
+    (no Stripe customer) has nothing to push to.
+    """
+    if not org.provider_customer_id:
+        return
+    provider = org_billing_provider()
+    if entry.proration.amount:
+        provider.billing_invoice_item_create(
+            customer=org.provider_customer_id,
+            subscription=sub.provider_subscription_id,
+            amount=entry.proration,
+            description=_proration_description(entry),
+            idempotency_key=f"{ref}:item",
+        )
+    provider.billing_quantity_set(
+        subscription=sub.provider_subscription_id, quantity=entry.quantity, idempotency_key=f"{ref}:quantity"
+    )
+
+
+CLOSING_TRANSITIONS = {"void": False, "mark_uncollectible": True}  # transition -> uncollectible at Stripe
+
+
+def org_invoice_close(*, invoice: OrgInvoice, transition: str, actor, reason: str) -> OrgInvoice:
+    """Finance voids an open invoice or writes it off as uncollectible, at Stripe and here, audited.
+
+    Stripe is told first (it stops collecting); our transaction then records the change, and a
+    Stripe refusal (an invoice paid meanwhile) changes nothing here.
+    """
+    require_perm(actor, INVOICE_MANAGE_PERM)
+    if transition not in CLOSING_TRANSITIONS:
+        raise InvalidInput(f"Unknown invoice transition {transition!r}.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("A reason is required.", code=ErrorCode.REASON_REQUIRED)
+    with transaction.atomic():
+        invoice = OrgInvoice.objects.select_for_update().select_related("organization").get(pk=invoice.pk)
+        method = getattr(invoice, transition)
+        if not can_proceed(method):
+            raise IllegalTransition(f"Cannot {transition.replace('_', ' ')} an invoice that is {invoice.status}.")
+        if invoice.provider_invoice_id:
+            org_billing_provider().billing_invoice_close(
+                invoice=invoice.provider_invoice_id,
+                uncollectible=CLOSING_TRANSITIONS[transition],
+                idempotency_key=f"{ORG_REFERENCE_PREFIX}invoice:{invoice.pk}:{transition}",
+            )
+        before = {"status": invoice.status}
+        method()
+        invoice.updated_at = clock.now()
+        invoice.save(update_fields=["status", "updated_at"])
+        audit_record(
+            action=f"organization.invoice_{transition}",
+            obj=invoice.organization,
+            actor=actor,
+            customer=invoice.organization.billing_customer,
+            before={**before, "invoice": invoice.number},
+            after={"status": invoice.status, "invoice": invoice.number},
+            reason=reason,
+        )
+    return invoice

@@ -51,7 +51,7 @@ REASON_REQUIRED_FOR = {"reject", "suspend", "reinstate", "cancel"}
 CHANGE_PERM = "verified_orgs.change_organization"
 NOTES_PERM = "verified_orgs.change_verificationapplication"
 # What staff may correct on an organization; the handle, billing customer and state have their own ways.
-EDITABLE_FIELDS = ("name", "website", "country")
+EDITABLE_FIELDS = ("name", "website", "country", "vat_id")
 
 
 def _cause(actor, actor_label: str, reason: str, *, authorized_by: str = "") -> Cause:
@@ -75,6 +75,7 @@ def organization_apply(
     admins: Iterable[Customer] = (),
     website: str = "",
     country: str = "US",
+    vat_id: str = "",
     documents: list[dict] | None = None,
     notes: str = "",
     actor_label: str = "",
@@ -91,6 +92,7 @@ def organization_apply(
                     handle=handle,
                     website=website,
                     country=(country or "US").upper(),
+                    vat_id=(vat_id or "").strip().upper(),
                     billing_customer=billing_customer,
                     submitted_at=clock.now(),
                 )

@@ -25,10 +25,11 @@ from monetization.providers.base import (
     SubscriptionSnapshot,
 )
 
+from .billing import StripeBillingMixin
 from .parsing import HANDLED_TYPES, event_from_dict, snapshot_from_subscription
 
 
-class StripeProvider:
+class StripeProvider(StripeBillingMixin):
     """The Stripe adapter. ``http_client`` is injectable so tests replay recorded responses."""
 
     def __init__(self, name: str = "stripe", *, http_client: stripe.HTTPClient | None = None):
