@@ -650,6 +650,8 @@ class _ChunkWriter:
 
     def write(self, low: int, high: int) -> dict[str, Decimal]:
         """Insert the earnings of creators ``low``..``high``; the pool parts written, per currency."""
+        # Whole weights (scale 1, the usual case): the score is stored as summed, no division per row.
+        score = "score" if self.prep.scale == 1 else "round(score::numeric / %(scale)s, 4)"
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""WITH rows AS (
@@ -661,7 +663,7 @@ class _ChunkWriter:
                     -- In key order: each index of the table grows at its right edge instead of at random.
                     INSERT INTO {CreatorEarning._meta.db_table} (cycle_id, creator_id, score, pool_amount,
                         subscription_amount, clawed_back, carried_in, total, payable, carried_out, currency)
-                    SELECT %(cycle)s, creator_id, round(score::numeric / %(scale)s, 4),
+                    SELECT %(cycle)s, creator_id, {score},
                            -- minor units times the exact unit (0.01): exact, and cheaper than a division
                            pool_minor * unit, sub_minor * unit, claw_minor * unit, carry_minor * unit,
                            total_minor * unit,
