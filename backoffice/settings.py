@@ -294,6 +294,8 @@ PAYMENT_PROVIDERS = {
 # --- Provider credentials and webhook verification (secrets only from the environment) ---
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+# The Connect endpoint's own signing secret (events from creators' connected accounts); optional.
+STRIPE_CONNECT_WEBHOOK_SECRET = os.environ.get("STRIPE_CONNECT_WEBHOOK_SECRET", "")
 STRIPE_WEBHOOK_TOLERANCE = int(os.environ.get("STRIPE_WEBHOOK_TOLERANCE", "300"))
 # The API version our payload parsing is written for (current period lives on subscription items).
 STRIPE_API_VERSION = os.environ.get("STRIPE_API_VERSION", "2026-10-28.endive")

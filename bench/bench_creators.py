@@ -173,7 +173,7 @@ def run(args) -> dict:
     from djmoney.money import Money
 
     from creators.models import CreatorClawback, Payout, RevenueShareCycle
-    from creators.services.cycles import cycle_approve, cycle_compute, cycle_submit
+    from creators.services.cycles import cycle_approve, cycle_compute, cycle_submit, period_revenue
     from creators.services.payouts import cycle_pay
     from monetization.demo.providers import FakePayoutProvider
     from monetization.services.ledger import Leg, Posting, journal_post
@@ -192,29 +192,24 @@ def run(args) -> dict:
         "setup_s": round(time.perf_counter() - started, 1),
     }
 
-    journal_post(
-        Posting(
-            key=f"bench:creators:revenue:{time.time_ns()}",
-            kind="payment",
-            legs=[
-                Leg("cash:stripe", Money(Decimal(n_creators) * 100, "USD")),
-                Leg("revenue:subscriptions", Money(-Decimal(n_creators) * 100, "USD")),
-            ],
-            posted_at=datetime.datetime(PERIOD.year, PERIOD.month, 15, tzinfo=datetime.UTC),
-        )
-    )
-    for currency in ("EUR", "GBP"):  # every currency funds its own pool
-        journal_post(
-            Posting(
-                key=f"bench:creators:revenue:{currency}:{time.time_ns()}",
-                kind="payment",
-                legs=[
-                    Leg("cash:stripe", Money(Decimal(n_creators) * 50, currency)),
-                    Leg("revenue:subscriptions", Money(-Decimal(n_creators) * 50, currency)),
-                ],
-                posted_at=datetime.datetime(PERIOD.year, PERIOD.month, 15, tzinfo=datetime.UTC),
+    # The bench database is kept between runs (and shared by --quick and full runs): post only what tops
+    # the period's revenue up to this run's figure, so every run splits pools of the same size.
+    current = period_revenue(PERIOD)
+    for currency, per_creator in (("USD", 100), ("EUR", 50), ("GBP", 50)):  # every currency funds its own pool
+        missing = Decimal(n_creators) * per_creator - current.get(currency, Decimal(0))
+        if missing:
+            journal_post(
+                Posting(
+                    key=f"bench:creators:revenue:{currency}:{n_creators}:{time.time_ns()}",
+                    kind="payment",
+                    legs=[
+                        Leg("cash:stripe", Money(missing, currency)),
+                        Leg("revenue:subscriptions", Money(-missing, currency)),
+                    ],
+                    posted_at=datetime.datetime(PERIOD.year, PERIOD.month, 15, tzinfo=datetime.UTC),
+                )
             )
-        )
+    result["revenue_by_currency"] = {k: str(v) for k, v in period_revenue(PERIOD).items()}
     raw = _raw_aggregate()
     cycle = RevenueShareCycle.objects.create(period=PERIOD)
     started = time.perf_counter()

@@ -7,15 +7,18 @@ class CreatorsConfig(AppConfig):
 
     def ready(self):
         from monetization.demo import DemoStep, demo_steps
+        from monetization.providers.stripe import CONNECT
         from monetization.roles import role_shares
         from monetization.selectors_support import CustomerPanel, customer_panels
         from monetization.services.dispute_hooks import dispute_lost_hooks
         from monetization.services.refunds import refund_succeeded_hooks
+        from monetization.services.webhooks import EventApplier, event_appliers
         from subscriptions.services.payments import payment_hooks
 
         from . import roles
         from .selectors import customer_creator_panel
         from .services.clawbacks import creator_dispute_clawback_hook, creator_refund_clawback_hook
+        from .services.connect import connect_stored_event_apply
         from .services.creator_subscriptions import creator_subscription_payment_hook
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
@@ -25,4 +28,6 @@ class CreatorsConfig(AppConfig):
         # A refund or lost dispute of a fan payment takes the creator's share back (clawback).
         refund_succeeded_hooks.register("creators.share_clawback", creator_refund_clawback_hook)
         dispute_lost_hooks.register("creators.share_clawback", creator_dispute_clawback_hook)
+        # Stripe Connect events (account status, reversed transfers, failed bank payouts) from the inbox.
+        event_appliers.register(CONNECT, EventApplier(apply=connect_stored_event_apply))
         customer_panels.register("creators.creator", CustomerPanel(title="Creator", load=customer_creator_panel))

@@ -69,11 +69,19 @@ def webhook_accept(*, events: Iterable[ProviderEvent], raw_body: str = "") -> li
     return stored
 
 
-def webhook_receive(*, provider: str, body: bytes, headers: dict[str, str]) -> list[tuple[int, bool]]:
+def webhook_receive(
+    *, provider: str, body: bytes, headers: dict[str, str], connect: bool = False
+) -> list[tuple[int, bool]]:
     """Verify a delivery with the provider's adapter and accept its events.
 
     Raises InvalidSignature or MalformedPayload (nothing stored)."""
-    events = get_provider(provider).verify_webhook(body=body, headers=headers)
+    adapter = get_provider(provider)
+    # Only Stripe has a second endpoint (Connect), with its own secret.
+    events = (
+        adapter.verify_webhook(body=body, headers=headers, connect=True)
+        if connect
+        else adapter.verify_webhook(body=body, headers=headers)
+    )
     return webhook_accept(events=events, raw_body=body.decode("utf-8", errors="replace"))
 
 

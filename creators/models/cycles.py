@@ -168,9 +168,17 @@ class CreatorEarning(models.Model):
     # COMMIT). Integrity holds by construction: rows are only written by the compute, from ids
     # of existing creators and the locked cycle, and creators and cycles are never deleted
     # (PROTECT in the ORM, no delete in the admin).
-    cycle = models.ForeignKey(RevenueShareCycle, on_delete=models.PROTECT, related_name="earnings", db_constraint=False)
+    # Nor single-column indexes: (cycle, creator, currency) and (creator, cycle) cover those lookups, and
+    # every index is maintained for each of the cycle's rows (one per creator and pool currency).
+    cycle = models.ForeignKey(
+        RevenueShareCycle, on_delete=models.PROTECT, related_name="earnings", db_constraint=False, db_index=False
+    )
     creator = models.ForeignKey(
-        "creators.CreatorAccount", on_delete=models.PROTECT, related_name="earnings", db_constraint=False
+        "creators.CreatorAccount",
+        on_delete=models.PROTECT,
+        related_name="earnings",
+        db_constraint=False,
+        db_index=False,
     )
     score = models.DecimalField(max_digits=30, decimal_places=4, default=0, help_text="Weighted engagement")
     pool_amount = models.DecimalField(max_digits=19, decimal_places=4, default=0)

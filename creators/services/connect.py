@@ -162,3 +162,8 @@ def connect_event_apply(event: dict) -> str:
     if kind == "payout.failed":
         return connect_payout_failed(obj, account_id=event.get("account") or "")
     return f"{kind}: nothing to do"
+
+
+def connect_stored_event_apply(event) -> str:
+    """Apply a stored (verified) Connect event from the webhook inbox."""
+    return connect_event_apply(event.payload)

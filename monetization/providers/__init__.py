@@ -40,5 +40,11 @@ def provider_capabilities(name: str) -> Capabilities:
     return package.CAPABILITIES if package is not None else NO_CAPABILITIES
 
 
+# Event sources that are no payment provider (no package, no adapter of their own): whether an event type matters.
+EVENT_SOURCES = {stripe.CONNECT: stripe.connect_relevant}
+
+
 def provider_event_relevant(name: str, event_type: str) -> bool:
+    if name in EVENT_SOURCES:
+        return EVENT_SOURCES[name](event_type)
     return provider_package(name).relevant(event_type)

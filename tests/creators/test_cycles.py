@@ -75,6 +75,19 @@ def test_split_by_weighted_engagement_of_active_creators_only(finance):
     assert shares == {a.pk: Decimal("4.00"), b.pk: Decimal("6.00")}
 
 
+@override_settings(CREATOR_ENGAGEMENT_WEIGHTS={"impressions": "0.5", "replies": "1.25", "reposts": 0, "likes": 0})
+def test_fractional_weights_store_the_weighted_score_and_split_by_it(finance):
+    a, b = make_creator(), make_creator()
+    engagement(a, SEPT, impressions=101)  # 50.5
+    engagement(b, SEPT, impressions=1, replies=3)  # 0.5 + 3.75 = 4.25
+    post_revenue("40.00", at=at(SEPT))  # pool 10.00
+    cycle = RevenueShareCycle.objects.create(period=SEPT)
+    cycle_compute(cycle_id=cycle.pk, actor=finance[0])
+    rows = {e.creator_id: (e.score, e.pool_amount) for e in CreatorEarning.objects.filter(cycle=cycle)}
+    # 1000 cents x 50.5 / 54.75 = 922.37 and x 4.25 / 54.75 = 77.63: the leftover cent goes to the larger remainder
+    assert rows == {a.pk: (Decimal("50.5"), Decimal("9.22")), b.pk: (Decimal("4.25"), Decimal("0.78"))}
+
+
 def test_dry_run_writes_nothing(finance):
     c = make_creator()
     engagement(c, SEPT, impressions=10)

@@ -3,7 +3,10 @@
 from ..base import Capabilities
 from .adapter import StripeProvider
 from .parsing import (
+    CONNECT,
+    CONNECT_TYPES,
     HANDLED_TYPES,
+    connect_relevant,
     dispute_report,
     event_facts,
     event_snapshot,
@@ -20,10 +23,13 @@ CAPABILITIES = Capabilities(refund=True, cancel=True, extend=True, pause=True, p
 __all__ = [
     "ACCESS_RULES",
     "CAPABILITIES",
+    "CONNECT",
+    "CONNECT_TYPES",
     "HANDLED_TYPES",
     "PLATFORM_RULES",
     "StripeConnectPayouts",
     "StripeProvider",
+    "connect_relevant",
     "dispute_report",
     "event_facts",
     "event_snapshot",

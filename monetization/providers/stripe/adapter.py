@@ -40,12 +40,14 @@ class StripeProvider(StripeBillingMixin):
 
     # --- webhooks ---------------------------------------------------------
 
-    def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> list[ProviderEvent]:
+    def verify_webhook(self, *, body: bytes, headers: dict[str, str], connect: bool = False) -> list[ProviderEvent]:
+        """``connect``: a delivery to the Connect endpoint, signed with that endpoint's own secret."""
         signature = _header(headers, "Stripe-Signature")
-        secret = settings.STRIPE_WEBHOOK_SECRET
+        setting = "STRIPE_CONNECT_WEBHOOK_SECRET" if connect else "STRIPE_WEBHOOK_SECRET"
+        secret = getattr(settings, setting, "")
         if not secret:
             # Our misconfiguration, not the sender's fault: a 5xx makes Stripe retry later.
-            raise ProviderError("STRIPE_WEBHOOK_SECRET is not configured.", code="provider_not_configured")
+            raise ProviderError(f"{setting} is not configured.", code="provider_not_configured")
         # The SDK's signature check (HMAC-SHA256 over "t.body", any v1 signature, timestamp tolerance), then
         # one plain JSON parse. Not construct_event: it parses the body a second time into StripeObjects
         # we never use, which cost more than the whole signature check on this hot path.

@@ -88,6 +88,17 @@ def relevant(event_type: str) -> bool:
     return event_type in HANDLED_TYPES
 
 
+# Stripe Connect: events about creators' connected accounts, our transfers to them and their bank
+# payouts. Whichever endpoint they arrive on, they are stored as this event source's (not a payment
+# provider's), for the app registered in the inbox's event appliers under that name.
+CONNECT = "stripe_connect"
+CONNECT_TYPES = ("account.updated", "transfer.reversed", "payout.failed")
+
+
+def connect_relevant(event_type: str) -> bool:
+    return event_type in CONNECT_TYPES
+
+
 def ts(value) -> datetime | None:
     if value in (None, ""):
         return None
@@ -160,7 +171,7 @@ def event_from_dict(data: dict) -> ProviderEvent:
         elif obj.get("object") == "invoice":
             ref = invoice_subscription_id(obj)
     return ProviderEvent(
-        provider="stripe",
+        provider=CONNECT if event_type in CONNECT_TYPES else "stripe",
         event_id=event_id,
         event_type=str(event_type)[:64],
         occurred_at=created,
