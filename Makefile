@@ -8,7 +8,7 @@ PGURL ?= postgres://postgres@127.0.0.1:5432
 TEST_DATABASE_URL ?= $(PGURL)/backoffice
 REDIS ?= redis://127.0.0.1:6379
 
-.PHONY: run test bench lint services venv soak
+.PHONY: run test bench lint services venv soak reliability
 
 $(STAMP): requirements.txt
 	@command -v $(PY) >/dev/null || { echo "$(PY) not found"; exit 1; }
@@ -58,3 +58,11 @@ bench: $(STAMP) services
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# Faults without a person (reliability/__main__.py): 10,000 signed Stripe events over HTTP, the worker
+# SIGKILLed 5 times, its broker (a private redis-server on RELIABILITY_REDIS_PORT, 6421) stopped 15 s;
+# prints events sent, stored, applied, duplicated, stuck and the time to drain. RELIABILITY_ARGS
+# changes the sizes (e.g. "--events 300 --kills 2 --outage 5").
+reliability: $(STAMP) services
+	DATABASE_URL=$${DATABASE_URL:-$(PGURL)/backoffice_reliability} REDIS_URL=$${REDIS_URL:-$(REDIS)/3} \
+	$(BIN)/python -m reliability $(RELIABILITY_ARGS)
