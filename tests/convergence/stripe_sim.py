@@ -162,7 +162,7 @@ class StripeHistory:
         self.steps.append("purchase")
 
     def renew(self) -> None:
-        self.t = self.period_end
+        self.t = max(self.t, self.period_end)  # Stripe's clock never runs back
         self.period_start, self.period_end = self.period_end, self.period_end + MONTH
         self._pay("subscription_cycle")
         self._subscription_event()
@@ -170,7 +170,7 @@ class StripeHistory:
 
     def fail_then(self, recover: bool) -> bool:
         """A renewal charge fails; Smart Retries recover it, or give up and cancel. Returns whether it lives."""
-        self.t = self.period_end
+        self.t = max(self.t, self.period_end)  # Stripe's clock never runs back
         self.status = "past_due"
         self._subscription_event()
         failed = payloads.invoice(
@@ -278,7 +278,8 @@ class StripeHistory:
         return self.deliveries()[first:]
 
     def dispute(self, won: bool) -> None:
-        candidates = [i for i in self.invoices if not i.disputed and i.amount - i.refunded > 0]
+        # One dispute per charge, as at Stripe.
+        candidates = [i for i in self.invoices if not i.dispute_fees and i.amount - i.refunded > 0]
         if not candidates:
             return
         inv = self.rng.choice(candidates)
@@ -324,7 +325,7 @@ class StripeHistory:
         self.cancel_at_period_end = True
         self._subscription_event()
         if expire:
-            self.t = self.period_end
+            self.t = max(self.t, self.period_end)  # Stripe's clock never runs back
             self.status = "canceled"
             self._subscription_event("customer.subscription.deleted")
         self.steps.append("cancel_expire" if expire else "cancel")
