@@ -44,13 +44,15 @@ test: $(STAMP) services
 	$(BIN)/python -m backoffice.embedded_db run --prefer "$${DATABASE_URL:-$(TEST_DATABASE_URL)}" -- \
 	$(BIN)/pytest --create-db -q
 
-# Thousands of simulated provider histories (outside CI): STRIPE_SIM_HISTORIES, STRIPE_SIM_SEED to vary.
+# Thousands of simulated provider histories per provider (outside CI): STRIPE_SIM_HISTORIES and
+# SOAK_HISTORIES (the stores'), STRIPE_SIM_SEED to vary.
 soak: $(STAMP) services
 	REDIS_URL=$${REDIS_URL:-$(REDIS)/1} CELERY_TEST_BROKER_URL=$${CELERY_TEST_BROKER_URL:-$(REDIS)/2} DEBUG=1 \
 	STRIPE_SIM_HISTORIES=$${STRIPE_SIM_HISTORIES:-5000} STRIPE_SIM_TIMEOUT=$${STRIPE_SIM_TIMEOUT:-21600} \
-	STRIPE_SIM_SETTLE=$${STRIPE_SIM_SETTLE:-7200} \
+	STRIPE_SIM_SETTLE=$${STRIPE_SIM_SETTLE:-7200} SOAK_HISTORIES=$${SOAK_HISTORIES:-5000} \
 	$(BIN)/python -m backoffice.embedded_db run --prefer "$${DATABASE_URL:-$(TEST_DATABASE_URL)}" -- \
-	$(BIN)/pytest --create-db -q -s tests/convergence/test_stripe_simulator.py
+	$(BIN)/pytest --create-db -q -s tests/convergence/test_stripe_simulator.py \
+		tests/convergence/test_app_store_convergence.py tests/convergence/test_play_convergence.py
 
 bench: $(STAMP) services
 	DATABASE_URL=$${DATABASE_URL:-$(PGURL)/backoffice_bench} REDIS_URL=$${REDIS_URL:-$(REDIS)/3} \
