@@ -100,6 +100,9 @@ def test_random_stripe_histories_converge_on_stripes_book(
         "stripe": "monetization.demo.providers.StripeBookDouble",
     }
     settings.REFUND_APPROVAL_MAX_PER_CUSTOMER_30D = 10_000
+    # Deliveries are signed when the histories are made; a long run (make soak) sends the last ones
+    # long after: the signatures stay real, the accepted age covers the run.
+    settings.STRIPE_WEBHOOK_TOLERANCE = 24 * 3600
     monkeypatch.setenv("STRIPE_DOUBLE_BOOK", str(BOOK))
     reset_providers()
     now = int(time.time())
