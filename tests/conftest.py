@@ -4,6 +4,8 @@ from rest_framework.test import APIClient
 
 from monetization.demo.providers import FakePayoutProvider
 from monetization.models import ApiKey
+from monetization.providers.base import get_provider, reset_providers
+from subscriptions.services.provider_sync import _SKU_CACHE
 
 pytest_plugins = ["tests.celery_worker"]
 
@@ -49,3 +51,16 @@ def client_with_scopes(api_client, make_api_key):
         return api_client
 
     return make
+
+
+@pytest.fixture
+def stripe_billing_double(settings):
+    """Organizations are billed through the Stripe Billing double (a fresh book per test): any test that
+    verifies an organization needs it, since verifying creates the organization's Stripe subscription."""
+    double = "monetization.demo.providers.StripeBillingDouble"
+    settings.PAYMENT_PROVIDERS = {**settings.PAYMENT_PROVIDERS, "stripe": double}
+    reset_providers()
+    _SKU_CACHE.clear()  # SKU rows are recreated per test
+    yield get_provider("stripe")
+    reset_providers()
+    _SKU_CACHE.clear()

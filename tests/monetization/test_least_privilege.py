@@ -35,6 +35,7 @@ def test_support_session_cannot_post_creator_engagement(client):
     assert not DailyEngagement.objects.exists()
 
 
+@pytest.mark.usefixtures("stripe_billing_double")
 def test_support_session_cannot_invite_an_org_affiliate(client):
     org = verified_org()
     client.force_login(staff_user("sam", "Support"))
@@ -48,6 +49,7 @@ def test_support_session_cannot_invite_an_org_affiliate(client):
     assert not Affiliation.objects.filter(organization=org).exists()
 
 
+@pytest.mark.usefixtures("stripe_billing_double")
 def test_compliance_session_cannot_remove_an_org_affiliate(client, client_with_scopes):
     org = verified_org()
     app = client_with_scopes("orgs:write")
