@@ -90,19 +90,7 @@ def provider_event_apply(event: WebhookEvent) -> str:
 
     for report in facts.earlier_payments:
         if sub is not None:
-            _, created = subscription_payment_record(
-                subscription=sub,
-                customer=sub.customer,
-                provider=event.provider,
-                provider_reference=report.provider_reference,
-                amount=report.amount,
-                fee=report.fee,
-                tax=report.tax,
-                kind=report.kind,
-                occurred_at=report.occurred_at,
-            )
-            if created:
-                webhook_events_wake(provider=event.provider, subject_refs=[report.provider_reference])
+            _, created = _payment_record(event, sub, report)
             notes.append(f"earlier payment {report.provider_reference} {'recorded' if created else 'known'}")
 
     if facts.payment is not None:
@@ -113,20 +101,7 @@ def provider_event_apply(event: WebhookEvent) -> str:
             if sub is None:
                 # Providers do not order events: the subscription's own event is on its way.
                 raise SubjectMissing(f"subscription {facts.subscription_ref} not known yet")
-        payment, created = subscription_payment_record(
-            subscription=sub,
-            customer=sub.customer,
-            provider=event.provider,
-            provider_reference=report.provider_reference,
-            amount=report.amount,
-            fee=report.fee,
-            tax=report.tax,
-            kind=report.kind,
-            occurred_at=report.occurred_at,
-        )
-        if created:
-            # Refunds and disputes of this payment that came first wait for it: apply them now.
-            webhook_events_wake(provider=event.provider, subject_refs=[report.provider_reference])
+        payment, created = _payment_record(event, sub, report)
         if alone:
             return f"payment {payment.pk} {'recorded' if created else 'already recorded'}"
         notes.append(f"payment {payment.pk}")
@@ -207,6 +182,24 @@ def provider_event_apply(event: WebhookEvent) -> str:
         # Access ended with the snapshot; the provider's reasons go on the timeline.
         _refund_reported(sub, cause, facts.refund_reported)
     return "; ".join(notes)
+
+
+def _payment_record(event: WebhookEvent, sub: Subscription, report) -> tuple[Payment, bool]:
+    payment, created = subscription_payment_record(
+        subscription=sub,
+        customer=sub.customer,
+        provider=event.provider,
+        provider_reference=report.provider_reference,
+        amount=report.amount,
+        fee=report.fee,
+        tax=report.tax,
+        kind=report.kind,
+        occurred_at=report.occurred_at,
+    )
+    if created:
+        # Refunds, reversals and disputes of this payment that came first wait for it: apply them now.
+        webhook_events_wake(provider=event.provider, subject_refs=[report.provider_reference])
+    return payment, created
 
 
 def _payment_missing(reference: str) -> SubjectMissing:
