@@ -321,7 +321,7 @@ def revocation(key: str, n: int) -> dict:
     rows, price_id = _revocation_customers(n)
     connections.close_all()
     celery_app.conf.update(broker_url=broker_url())
-    with celery_app.connection_for_write() as conn:
+    with celery_app.connection_for_write(url=broker_url()) as conn:
         conn.default_channel.queue_purge("celery")  # no leftovers from an earlier run
     log_path = os.path.join(tempfile.gettempdir(), f"bench-ent1m-worker-{os.getpid()}.log")
     server = worker = log = None

@@ -278,7 +278,7 @@ def _drain(worker: subprocess.Popen, ids: list[int]) -> dict:
     elapsed = time.perf_counter() - started
     # The remaining tasks (their events applied in earlier batches) finish at once; let them, then count CPU.
     while time.perf_counter() < deadline:
-        with celery_app.connection_for_write() as conn:
+        with celery_app.connection_for_write(url=broker_url()) as conn:
             if not conn.default_channel.client.llen("celery"):
                 break
         time.sleep(0.05)
@@ -390,7 +390,7 @@ def run(args) -> dict:
 
     # This process enqueues for the worker below.
     celery_app.conf.update(broker_url=broker_url(), task_always_eager=False)
-    with celery_app.connection_for_write() as conn:
+    with celery_app.connection_for_write(url=broker_url()) as conn:
         result["enqueued_tasks_purged"] = conn.default_channel.queue_purge("celery")
     from django.core.cache import cache
 
