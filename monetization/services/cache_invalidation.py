@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 
+from monetization import clock
 from monetization.cache import CACHE_ERRORS
 from monetization.models import CacheInvalidation
 
@@ -45,8 +46,14 @@ def cache_invalidate(keys: Iterable[str], *, then=None) -> None:
     keys = sorted(set(keys))
     if not keys:
         return
-    rows = CacheInvalidation.objects.bulk_create([CacheInvalidation(key=k) for k in keys])
-    ids = [r.pk for r in rows]
+    # One statement whatever the count (the sweep invalidates up to its whole chunk at once).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {CacheInvalidation._meta.db_table} (key, created_at) "
+            "SELECT unnest(%s::varchar[]), %s RETURNING id",
+            [keys, clock.now()],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
 
     def delete():
         try:
