@@ -27,8 +27,11 @@ def start_worker(env: dict, *, node: str, log=None) -> subprocess.Popen:
 def wait_ready(proc: subprocess.Popen, node: str, *, timeout: float = 60, what: str = "") -> None:
     """Until the worker answers a ping (it consumes from then on); raises if it exits or stays silent."""
     from backoffice.celery import app as celery_app
+    from bench.lanes import broker_url
 
     deadline = time.monotonic() + timeout
-    while not celery_app.control.ping(destination=[node], timeout=0.5):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"celery worker not ready{'; see ' + what if what else ''}")
+    # The run's own broker, named by URL: the app's configured broker may be another (RabbitMQ).
+    with celery_app.connection_for_write(url=broker_url()) as conn:
+        while not celery_app.control.ping(destination=[node], timeout=0.5, connection=conn):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker not ready{'; see ' + what if what else ''}")
