@@ -19,10 +19,7 @@ from django_fsm.admin import FSMAdminMixin
 from monetization import clock
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError
-from monetization.services.audit import audit_record
-from monetization.services.permissions import require_perm
 from verified_orgs import selectors
-from verified_orgs.invoice_pdf import invoice_pdf
 from verified_orgs.models import (
     Affiliation,
     Organization,
@@ -33,7 +30,7 @@ from verified_orgs.models import (
     SeatLedgerEntry,
     VerificationApplication,
 )
-from verified_orgs.services.billing import org_invoice_close
+from verified_orgs.services.billing import org_invoice_close, org_invoice_pdf_for_staff
 from verified_orgs.services.organizations import (
     EDITABLE_FIELDS,
     STAFF_TRANSITIONS,
@@ -326,7 +323,6 @@ class OrgInvoiceLineInline(admin.TabularInline):
         return False
 
 
-INVOICE_VIEW_PERM = "verified_orgs.view_orginvoice"
 
 
 @admin.register(OrgInvoice)
@@ -391,21 +387,12 @@ class OrgInvoiceAdmin(FSMAdminMixin, AppendOnlyAdmin):
         return True
 
     def pdf_view(self, request, pk: int):
-        """Finance downloads an issued invoice; the download is on the audit trail."""
         try:
-            require_perm(request.user, INVOICE_VIEW_PERM)
+            invoice, pdf = org_invoice_pdf_for_staff(invoice_id=pk, actor=request.user)
         except DomainError as exc:
             return HttpResponseForbidden(exc.detail)
-        invoice = OrgInvoice.objects.select_related("organization").filter(pk=pk).exclude(number=None).first()
-        if invoice is None:
-            raise Http404("No such issued invoice.")
-        audit_record(
-            action="organization.invoice_download",
-            obj=invoice.organization,
-            actor=request.user,
-            customer=invoice.organization.billing_customer,
-            after={"invoice": invoice.number},
-        )
-        response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+        except OrgInvoice.DoesNotExist:
+            raise Http404("No such issued invoice.") from None
+        response = HttpResponse(pdf, content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
         return response

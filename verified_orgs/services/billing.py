@@ -50,6 +50,7 @@ from subscriptions.services.lifecycle import (
     subscription_create,
     subscription_quantity_set,
 )
+from verified_orgs.invoice_pdf import invoice_pdf
 from verified_orgs.models import (
     INVOICE_MANAGE_PERM,
     Affiliation,
@@ -652,6 +653,26 @@ def _seat_change_push(org: Organization, sub: Subscription, entry: SeatLedgerEnt
     provider.billing_quantity_set(
         subscription=sub.provider_subscription_id, quantity=entry.quantity, idempotency_key=f"{ref}:quantity"
     )
+
+
+INVOICE_VIEW_PERM = "verified_orgs.view_orginvoice"
+
+
+def org_invoice_pdf_for_staff(*, invoice_id: int, actor) -> tuple[OrgInvoice, bytes]:
+    """Finance downloads an issued invoice as a PDF; the download is on the audit trail.
+
+    Raises ``DomainError`` (no permission) or ``OrgInvoice.DoesNotExist`` (no such issued invoice).
+    """
+    require_perm(actor, INVOICE_VIEW_PERM)
+    invoice = OrgInvoice.objects.select_related("organization").exclude(number=None).get(pk=invoice_id)
+    audit_record(
+        action="organization.invoice_download",
+        obj=invoice.organization,
+        actor=actor,
+        customer=invoice.organization.billing_customer,
+        after={"invoice": invoice.number},
+    )
+    return invoice, invoice_pdf(invoice)
 
 
 CLOSING_TRANSITIONS = {"void": False, "mark_uncollectible": True}  # transition -> uncollectible at Stripe
