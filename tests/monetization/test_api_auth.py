@@ -1,5 +1,7 @@
 """Client-app authentication on the API: 401/403 with a stable code, and nothing leaks."""
 
+import time
+
 import pytest
 from django.core.cache import cache
 
@@ -140,13 +142,19 @@ def test_throttle_counter_is_one_key_with_an_expiry(client_with_scopes, customer
     if not isinstance(backend, RedisCache):
         pytest.skip("needs the Redis cache")
     client = client_with_scopes("entitlements:read")
+    # The window is the wall-clock second: start early in one so three requests fit in it
+    # even on a loaded machine (CI once crossed a second boundary here).
+    time.sleep(1 - time.time() % 1)
     for _ in range(3):
         assert client.get(URL.format(customer.external_id)).status_code == 200
     redis = backend._cache.get_client(write=True)
     keys = list(redis.keys("*throttle_client_key:*"))
-    assert len(keys) == 1
-    assert int(redis.get(keys[0])) == 3
-    assert 0 < redis.ttl(keys[0]) <= 2  # a one-second window (2,000/s), and its second of grace
+    # One counter per window: three hits in one second make one key; a slow run may
+    # still span two windows, never more, and every hit is counted exactly once.
+    assert 1 <= len(keys) <= 2
+    assert sum(int(redis.get(key)) for key in keys) == 3
+    for key in keys:
+        assert 0 < redis.ttl(key) <= 2  # a one-second window (2,000/s), and its second of grace
 
 
 @pytest.mark.django_db(transaction=True)
