@@ -60,9 +60,8 @@ def test_compute_and_pay_are_queued_by_services_that_record_who_asked(
     alice, bob = finance
     cycle = RevenueShareCycle.objects.create(period=SEPT)
     client.force_login(alice)
-    with django_capture_on_commit_callbacks(execute=True) as queued:
-        act(client, cycle, "start_computing")
-    assert len(queued) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        act(client, cycle, "start_computing")  # tasks run eagerly here: queued means run
     cycle.refresh_from_db()
     assert cycle.state == "computed" and cycle.computed_by == alice
     requested = AuditEvent.objects.get(action="cycle.compute_requested")
@@ -105,3 +104,32 @@ def test_the_pay_command_records_its_cause(finance):
     call_command("pay_cycle", str(cycle.pk), stdout=None)
     started = AuditEvent.objects.get(action="cycle.start_paying")
     assert (started.actor, started.actor_kind, started.actor_label) == (None, "system", "command:pay_cycle")
+
+
+def test_a_broker_outage_queues_nothing_and_records_no_request(client, finance, settings):
+    """The broker is down when Finance presses Compute: the page says so, no audit row claims a run
+    that was never queued, and the cycle is untouched (pressing again later works)."""
+    from backoffice.celery import app as celery_app
+    from tests.celery_worker import _reset_connections
+
+    alice, _ = finance
+    cycle = RevenueShareCycle.objects.create(period=SEPT)
+    client.force_login(alice)
+    dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    # The app reads its configuration under the CELERY_ namespace (backoffice/celery.py).
+    keys = ("CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER")
+    previous = {key: celery_app.conf.get(key) for key in keys}
+    celery_app.conf.update(CELERY_BROKER_URL=dead, CELERY_TASK_ALWAYS_EAGER=False)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    _reset_connections(celery_app, dead)
+    try:
+        response = act(client, cycle, "start_computing")
+    finally:
+        celery_app.conf.update(**previous)
+        _reset_connections(celery_app, "")
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "service_unavailable" in page.lower() and "nothing was queued" in page
+    cycle.refresh_from_db()
+    assert cycle.state == "open"
+    assert not AuditEvent.objects.filter(action="cycle.compute_requested").exists()
