@@ -14,7 +14,8 @@ period's last reference rate (``monetization.services.fx``), or set per currency
 ``CREATOR_MIN_PAYOUT_BY_CURRENCY``.
 
 Clawbacks (``services/clawbacks.py``): a refunded or lost-dispute fan payment takes its share back
-in the month it happens; a total below zero is carried out as a debt, never paid.
+in the month it happens; a total below zero is carried out as a debt, never paid. Consumer revenue
+refunded or lost to a dispute in a month leaves that month's pool (``period_revenue``).
 
 The split is by weighted engagement (``CREATOR_ENGAGEMENT_WEIGHTS``) of ACTIVE creators,
 computed in SQL (one GROUP BY over the period's partition) with integer arithmetic:
@@ -42,7 +43,8 @@ from fractions import Fraction
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Sum
+from django.db.models import CharField, Count, Exists, OuterRef, Sum
+from django.db.models.functions import Cast
 from django_fsm import can_proceed
 from djmoney.money import Money
 
@@ -56,10 +58,10 @@ from monetization.errors import (
     NotFound,
     PermissionDenied,
 )
-from monetization.models import JournalEntry, JournalLine, Refund
+from monetization.models import Dispute, JournalEntry, JournalLine, Refund
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.fx import RateMissing, convert
-from monetization.services.ledger import Account, Leg, Posting, journal_post_many, minor_unit_exponent
+from monetization.services.ledger import Account, Leg, Posting, journal_post_many, minor_unit_exponent, quantize
 from monetization.services.permissions import require_perm
 from subscriptions.models import Plan, Subscription, SubscriptionPayment
 
@@ -194,7 +196,33 @@ def period_revenue(period: datetime.date) -> dict[str, Decimal]:
         )
         for currency, refunded in cursor.fetchall():
             revenue[currency] = revenue.get(currency, Decimal(0)) - refunded
+    for currency, lost in _lost_disputes(start, end).items():
+        revenue[currency] = revenue.get(currency, Decimal(0)) - lost
     return {k: v for k, v in sorted(revenue.items()) if v}
+
+
+def _lost_disputes(start: datetime.datetime, end: datetime.datetime) -> dict[str, Decimal]:
+    """Consumer revenue lost to chargebacks in the period, per currency: disputes lost in it of payments that
+    credited revenue:subscriptions, net of their tax share (as a refund's is), so the pool shrinks as it does
+    for a refund. Counted when lost, not when the funds were withdrawn: a won dispute never touches the pool."""
+    captured_as_consumer_revenue = JournalLine.objects.filter(
+        entry__source_type="monetization.payment",
+        entry__source_id=Cast(OuterRef("payment_id"), CharField()),
+        account=Account.revenue("subscriptions"),
+    )
+    disputes = Dispute.objects.filter(
+        Exists(captured_as_consumer_revenue),
+        status=Dispute.Status.LOST,
+        closed_at__gte=start,
+        closed_at__lt=end,
+    )
+    lost: dict[str, Decimal] = defaultdict(Decimal)
+    for dispute in disputes.select_related("payment"):
+        currency, payment = str(dispute.amount.currency), dispute.payment
+        amount = dispute.amount.amount
+        tax_share = quantize(payment.tax.amount * amount / payment.amount.amount, currency) if payment.tax.amount else 0
+        lost[currency] += amount - tax_share
+    return lost
 
 
 def min_payout_minor(currency: str, day: datetime.date | None = None) -> int:
