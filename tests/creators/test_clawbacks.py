@@ -288,24 +288,68 @@ def test_without_a_rate_the_minimum_is_the_same_nominal_amount(finance):
     assert (e.payable, e.carried_out) == (Decimal("0"), Decimal("8.73"))
 
 
-def test_annual_plans_count_in_the_pool_month_by_month():
+def test_annual_plans_count_in_the_pool_month_by_month(finance):
     from creators.services.cycles import period_revenue
+    from monetization.services.revenue_recognition import revenue_recognize
     from subscriptions.models import Plan
 
     annual = SubscriptionFactory(plan=PlanFactory(interval=Plan.Interval.YEAR))
     monthly = SubscriptionFactory()
-    for sub, amount, ref in ((annual, "100.00", "in_annual"), (monthly, "20.00", "in_monthly")):
+    paid = datetime.datetime(2026, 9, 1, tzinfo=datetime.UTC)
+    for sub, amount, ref in ((annual, "365.00", "in_annual"), (monthly, "20.00", "in_monthly")):
         subscription_payment_record(
             customer=sub.customer,
             provider="stripe",
             provider_reference=ref,
             amount=Money(amount, "USD"),
             subscription=sub,
-            occurred_at=at(SEPT),
+            occurred_at=paid,
         )
+    creator = make_creator()
+    engagement(creator, SEPT, impressions=100)
+    cycle = run_cycle(SEPT, finance, pay=False)  # the cycle recognizes up to its period's end itself
+    cycle.refresh_from_db()
+    assert cycle.revenue == Decimal("50.00")  # 20.00 monthly + 30 days of the annual 365.00
     months = [datetime.date(2026 + (9 + i - 1) // 12, (9 + i - 1) % 12 + 1, 1) for i in range(13)]
+    revenue_recognize(through=datetime.datetime(2027, 10, 1, tzinfo=datetime.UTC))
     seen = [period_revenue(m).get("USD", Decimal(0)) for m in months]
-    assert seen[0] == Decimal("28.33")  # 20.00 monthly + 8.33 of the annual 100.00
-    assert set(seen[1:12]) == {Decimal("8.33"), Decimal("8.34")}  # whole cents, the remainder spread
+    assert seen[0] == Decimal("50.00")
+    assert seen[1:12] == [Decimal(31), 30, 31, 31, 28, 31, 30, 31, 30, 31, 31]  # a day's revenue, 1.00, per day
     assert seen[12] == 0  # a year later: fully recognized
-    assert sum(seen) == Decimal("120.00")
+    assert sum(seen) == Decimal("385.00")
+
+
+def test_a_refund_of_an_annual_plan_leaves_the_pool_only_for_what_had_been_recognized(finance):
+    from subscriptions.models import Plan
+
+    annual = SubscriptionFactory(plan=PlanFactory(interval=Plan.Interval.YEAR))
+    payment, _ = subscription_payment_record(
+        customer=annual.customer,
+        provider="stripe",
+        provider_reference="in_annual_refunded",
+        amount=Money("365.00", "USD"),
+        subscription=annual,
+        occurred_at=datetime.datetime(2026, 9, 1, tzinfo=datetime.UTC),
+    )
+    monthly = SubscriptionFactory()
+    subscription_payment_record(
+        customer=monthly.customer,
+        provider="stripe",
+        provider_reference="in_monthly_oct",
+        amount=Money("100.00", "USD"),
+        subscription=monthly,
+        occurred_at=at(OCT),
+    )
+    creator = make_creator()
+    engagement(creator, SEPT, impressions=100)
+    engagement(creator, OCT, impressions=100)
+    sept = run_cycle(SEPT, finance, pay=False)
+    sept.refresh_from_db()
+    assert sept.revenue == Decimal("30.00")
+    refund(payment, "365.00", datetime.datetime(2026, 10, 1, 12, tzinfo=datetime.UTC))  # 30.50 days served
+    octo = RevenueShareCycle.objects.create(period=OCT)
+    cycle_compute(cycle_id=octo.pk, actor=finance[0])
+    octo.refresh_from_db()
+    # October: 100.00 monthly, less the 30.00 of September's recognized revenue the refund gave back; the
+    # 335.00 never recognized comes out of deferred revenue and touches no month's pool.
+    assert octo.revenue == Decimal("70.00")
