@@ -351,6 +351,11 @@ CELERY_BEAT_SCHEDULE["acknowledge-play-purchases"] = {
     "task": "subscriptions.acknowledge_play_purchases",
     "schedule": 3600.0,
 }
+# Deferred revenue of multi-month plans released into revenue day by day (services/revenue_recognition.py).
+CELERY_BEAT_SCHEDULE["revenue-recognition"] = {
+    "task": "monetization.tasks.revenue_recognize_task",
+    "schedule": crontab(hour=0, minute=10),
+}
 # Nightly reconciliation with every provider's books (the drift left is a figure on Finance's dispute queue).
 CELERY_BEAT_SCHEDULE["reconcile-providers"] = {
     "task": "subscriptions.reconcile_providers",

@@ -19,5 +19,13 @@ class MonetizationConfig(AppConfig):
         # including permissions of models added by later migrations.
         post_migrate.connect(roles.sync_roles_after_migrate, dispatch_uid="monetization.sync_roles")
 
+        # Refunds and lost disputes of a multi-month payment come out of its unrecognized revenue first.
+        from .services.dispute_hooks import dispute_lost_hooks
+        from .services.refunds import refund_succeeded_hooks
+        from .services.revenue_recognition import deferral_dispute_lost_hook, deferral_refund_hook
+
+        refund_succeeded_hooks.register("monetization.deferred_revenue", deferral_refund_hook)
+        dispute_lost_hooks.register("monetization.deferred_revenue", deferral_dispute_lost_hook)
+
         # Support console: customer page, search and refund approvals in the admin.
         admin_support.install()

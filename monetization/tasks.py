@@ -11,6 +11,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+from monetization.services.revenue_recognition import revenue_recognize
 from monetization.services.webhooks import (
     webhook_event_apply,
     webhook_events_apply_batch,
@@ -60,3 +61,9 @@ def sweep_webhook_events() -> int:
         apply_webhook_events.delay(event_ids)
         queued += len(event_ids)
     return queued
+
+
+@shared_task(name="monetization.tasks.revenue_recognize_task", ignore_result=True)
+def revenue_recognize_task() -> dict[str, str]:
+    """Daily: release deferred revenue served up to today's midnight (UTC); missed days are caught up."""
+    return {currency: str(amount) for currency, amount in revenue_recognize().items()}

@@ -14,6 +14,10 @@
   marked not payable until ``account.updated`` says otherwise.
 
 Each returns a short note (what it did) for the event's record; each is idempotent.
+
+Onboarding (``creator_connect_onboarding_link``): the creator's Express account is created once and its id
+kept on the payout profile; each request gets a fresh single-use Account Link to Stripe's hosted
+onboarding. What Stripe then learns reaches us as ``account.updated`` (above).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from django.db import transaction
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.errors import Conflict, ErrorCode, InvalidInput, NotFound
 from monetization.models import Customer
+from monetization.providers.base import PayoutError, PayoutProvider, get_payout_provider
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.ledger import Account, Leg, Posting, journal_post
 from monetization.services.permissions import System
@@ -167,3 +173,48 @@ def connect_event_apply(event: dict) -> str:
 def connect_stored_event_apply(event) -> str:
     """Apply a stored (verified) Connect event from the webhook inbox."""
     return connect_event_apply(event.payload)
+
+
+def creator_connect_onboarding_link(
+    *, creator_id: int, refresh_url: str, return_url: str, provider: PayoutProvider | None = None
+) -> dict:
+    """Stripe's hosted onboarding for the creator: their Express account (made once) and a fresh Account Link.
+
+    The provider is called with no transaction or row lock open: the account is created under the creator's
+    own idempotency key (a retry gets the same account back) and recorded afterwards, only if none was.
+    """
+    for url in (refresh_url, return_url):
+        if not url.startswith("https://"):
+            raise InvalidInput("Onboarding return and refresh URLs must be https.")
+    provider = provider or get_payout_provider()
+    if not hasattr(provider, "onboarding_link"):
+        raise Conflict(
+            "The payout provider has no hosted onboarding.", code=ErrorCode.UNSUPPORTED_BY_PROVIDER, status=409
+        )
+    profile = PayoutProfile.objects.select_related("creator__customer").filter(creator_id=creator_id).first()
+    if profile is None:
+        raise NotFound("This creator has no payout profile.")
+    account_id, created = profile.payout_account_id, False
+    try:
+        if not account_id:
+            customer = profile.creator.customer
+            account_id = provider.account_create(
+                email=customer.email, country=customer.country, idempotency_key=f"creator:{creator_id}:connect_account"
+            )
+            created = True
+        link = provider.onboarding_link(account_id=account_id, refresh_url=refresh_url, return_url=return_url)
+    except PayoutError as exc:
+        raise Conflict(str(exc), code=ErrorCode.PROVIDER_ERROR, status=502) from exc
+    with transaction.atomic():
+        profile = PayoutProfile.objects.select_for_update().get(pk=profile.pk)
+        if created and not profile.payout_account_id:
+            profile.payout_account_id = account_id
+            profile.save(update_fields=["payout_account_id"])
+        audit_record(
+            action="creator.connect_onboarding_link",
+            obj=profile,
+            actor=System("creator onboarding"),
+            customer=Customer(pk=profile.creator.customer_id),
+            after={"account": profile.payout_account_id, "account_created": created},
+        )
+    return {"account": profile.payout_account_id, "url": link.url, "expires_at": link.expires_at.isoformat()}

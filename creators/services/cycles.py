@@ -2,8 +2,9 @@
 
 The pool is ``CREATOR_POOL_SHARE`` of the period's consumer subscription revenue read from the
 ledger (net credits to ``revenue:subscriptions`` of entries posted in the period, less the refunds
-of such payments posted in the period; an annual plan's payment counts month by month, see
-``period_revenue``), per currency.
+of such payments posted in the period, less consumer revenue lost to disputes; an annual plan's revenue
+is recognized day by day out of deferred revenue, so it counts month by month, see ``period_revenue``),
+per currency.
 
 Multi-currency: per-currency pools, no conversion. Each currency's revenue funds a pool in that
 currency, split by the same engagement scores; creator-subscription shares and clawbacks stay in
@@ -14,7 +15,8 @@ period's last reference rate (``monetization.services.fx``), or set per currency
 ``CREATOR_MIN_PAYOUT_BY_CURRENCY``.
 
 Clawbacks (``services/clawbacks.py``): a refunded or lost-dispute fan payment takes its share back
-in the month it happens; a total below zero is carried out as a debt, never paid.
+in the month it happens; a total below zero is carried out as a debt, never paid. Consumer revenue
+refunded or lost to a dispute in a month leaves that month's pool (``period_revenue``).
 
 The split is by weighted engagement (``CREATOR_ENGAGEMENT_WEIGHTS``) of ACTIVE creators,
 computed in SQL (one GROUP BY over the period's partition) with integer arithmetic:
@@ -42,7 +44,8 @@ from fractions import Fraction
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Sum
+from django.db.models import CharField, Count, Exists, OuterRef, Sum
+from django.db.models.functions import Cast
 from django_fsm import can_proceed
 from djmoney.money import Money
 
@@ -56,12 +59,12 @@ from monetization.errors import (
     NotFound,
     PermissionDenied,
 )
-from monetization.models import JournalEntry, JournalLine, Refund
+from monetization.models import Dispute, JournalEntry, JournalLine, Refund, RevenueDeferral
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.fx import RateMissing, convert
-from monetization.services.ledger import Account, Leg, Posting, journal_post_many, minor_unit_exponent
+from monetization.services.ledger import Account, Leg, Posting, journal_post_many, minor_unit_exponent, quantize
 from monetization.services.permissions import require_perm
-from subscriptions.models import Plan, Subscription, SubscriptionPayment
+from monetization.services.revenue_recognition import revenue_recognize
 
 from ..models import (
     CreatorAccount,
@@ -75,8 +78,6 @@ from ..models import (
     RevenueShareCycle,
 )
 from .payouts import cycle_pay_plan, held_payouts, payable_payouts
-
-MAX_ANNUAL_YEARS = 3  # how far back an annual payment may still be recognized (plans of up to 3 years)
 
 CYCLE_FIELDS = ["state", "pool", "revenue", "computed_by", "approved_by", "rejected_reason", "compute_run"]
 METRICS = ("impressions", "replies", "reposts", "likes")
@@ -136,49 +137,29 @@ def from_minor(units: int, currency: str) -> Decimal:
 # --- reads --------------------------------------------------------------------------------
 
 
-def _month_index(day: datetime.datetime) -> int:
-    return day.year * 12 + day.month - 1
-
-
 def period_revenue(period: datetime.date) -> dict[str, Decimal]:
     """Consumer subscription revenue of the period, per currency: net credits to revenue:subscriptions
-    of entries posted in the period, less the refunds posted in the period of payments that credited it.
+    of entries posted in the period, less the refunds posted in the period of consumer payments, less
+    the consumer revenue lost to disputes in the period.
 
-    A payment for an annual plan counts month by month: its revenue is spread over the 12 months
-    (x ``interval_count``) from the month it was paid in, in whole minor units that add up to it.
+    A multi-month plan's payment is captured into deferred revenue and recognized into
+    revenue:subscriptions day by day (``monetization.services.revenue_recognition``), so the period
+    counts what was recognized in it; a refund of such a payment counts only for the part of it that
+    had been recognized (the rest comes out of deferred revenue).
     """
     start, end = period_bounds(period)
     line, entry = JournalLine._meta.db_table, JournalEntry._meta.db_table
-    link, sub, plan = (
-        SubscriptionPayment._meta.db_table,
-        Subscription._meta.db_table,
-        Plan._meta.db_table,
-    )
+    deferral = RevenueDeferral._meta.db_table
     revenue: dict[str, Decimal] = defaultdict(Decimal)
-    lookback = start - datetime.timedelta(days=366 * MAX_ANNUAL_YEARS)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""SELECT l.currency, l.amount, e.posted_at, p.interval_count
-                FROM {line} l JOIN {entry} e ON e.id = l.entry_id
-                LEFT JOIN {link} sp ON e.source_type = 'monetization.payment'
-                     AND sp.payment_id = CASE WHEN e.source_type = 'monetization.payment'
-                                              THEN e.source_id::bigint END
-                LEFT JOIN {sub} s ON s.id = sp.subscription_id
-                LEFT JOIN {plan} p ON p.id = s.plan_id AND p.interval = 'year'
-                WHERE l.account = %(revenue)s AND e.posted_at < %(end)s
-                  AND (e.posted_at >= %(start)s OR (p.id IS NOT NULL AND e.posted_at >= %(lookback)s))""",  # noqa: S608
-            {"revenue": Account.revenue("subscriptions"), "start": start, "end": end, "lookback": lookback},
+            f"""SELECT l.currency, -SUM(l.amount) FROM {line} l JOIN {entry} e ON e.id = l.entry_id
+                WHERE l.account = %(revenue)s AND e.posted_at >= %(start)s AND e.posted_at < %(end)s
+                GROUP BY l.currency""",  # noqa: S608
+            {"revenue": Account.revenue("subscriptions"), "start": start, "end": end},
         )
-        rows = cursor.fetchall()
-    month = _month_index(start)
-    for currency, amount, posted_at, years in rows:
-        if years is None:
-            revenue[currency] -= amount
-            continue
-        months, k = 12 * years, month - _month_index(posted_at)
-        if 0 <= k < months:
-            total = to_minor(-amount, currency)
-            revenue[currency] += from_minor(total * (k + 1) // months - total * k // months, currency)
+        for currency, amount in cursor.fetchall():
+            revenue[currency] += amount
     refund = Refund._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
@@ -186,15 +167,50 @@ def period_revenue(period: datetime.date) -> dict[str, Decimal]:
                 JOIN {entry} e ON e.id = l.entry_id AND e.source_type = 'monetization.refund'
                 JOIN {refund} r ON e.source_id = r.id::text
                 WHERE l.account = %(refunds)s AND e.posted_at >= %(start)s AND e.posted_at < %(end)s
-                  AND EXISTS (SELECT 1 FROM {line} pl JOIN {entry} pe ON pe.id = pl.entry_id
-                              WHERE pe.source_type = 'monetization.payment' AND pe.source_id = r.payment_id::text
-                                AND pl.account = %(revenue)s)
+                  AND (EXISTS (SELECT 1 FROM {line} pl JOIN {entry} pe ON pe.id = pl.entry_id
+                               WHERE pe.source_type = 'monetization.payment' AND pe.source_id = r.payment_id::text
+                                 AND pl.account = %(revenue)s)
+                       OR EXISTS (SELECT 1 FROM {deferral} d WHERE d.payment_id = r.payment_id
+                                  AND d.stream = 'subscriptions'))
                 GROUP BY l.currency""",  # noqa: S608 (table names are constants)
             {"refunds": Account.REFUNDS, "revenue": Account.revenue("subscriptions"), "start": start, "end": end},
         )
         for currency, refunded in cursor.fetchall():
             revenue[currency] = revenue.get(currency, Decimal(0)) - refunded
+    for currency, lost in _lost_disputes(start, end).items():
+        revenue[currency] = revenue.get(currency, Decimal(0)) - lost
     return {k: v for k, v in sorted(revenue.items()) if v}
+
+
+def _lost_disputes(start: datetime.datetime, end: datetime.datetime) -> dict[str, Decimal]:
+    """Consumer revenue lost to chargebacks in the period, per currency: disputes lost in it of payments that
+    credited revenue:subscriptions, net of their tax share (as a refund's is), so the pool shrinks as it does
+    for a refund. Counted when lost, not when the funds were withdrawn: a won dispute never touches the pool."""
+    captured_as_consumer_revenue = JournalLine.objects.filter(
+        entry__source_type="monetization.payment",
+        entry__source_id=Cast(OuterRef("payment_id"), CharField()),
+        account=Account.revenue("subscriptions"),
+    )
+    deferred_as_consumer_revenue = RevenueDeferral.objects.filter(
+        payment_id=OuterRef("payment_id"), stream="subscriptions"
+    )
+    disputes = Dispute.objects.filter(
+        Exists(captured_as_consumer_revenue) | Exists(deferred_as_consumer_revenue),
+        status=Dispute.Status.LOST,
+        closed_at__gte=start,
+        closed_at__lt=end,
+    )
+    lost: dict[str, Decimal] = defaultdict(Decimal)
+    for dispute in disputes.select_related("payment"):
+        currency, payment = str(dispute.amount.currency), dispute.payment
+        amount = dispute.amount.amount
+        tax_share = quantize(payment.tax.amount * amount / payment.amount.amount, currency) if payment.tax.amount else 0
+        # What was never recognized came out of deferred revenue, not out of any month's revenue.
+        unrecognized = JournalLine.objects.filter(
+            entry__key=f"dispute:{dispute.provider_dispute_id}:deferred", account=Account.DEFERRED_REVENUE
+        ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
+        lost[currency] += amount - tax_share - unrecognized
+    return lost
 
 
 def min_payout_minor(currency: str, day: datetime.date | None = None) -> int:
@@ -503,6 +519,8 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
             cycle.compute_processed = 0
             cycle.save()
             audit_record(action="cycle.compute", obj=cycle, actor=actor, after=snapshot(cycle, CYCLE_FIELDS))
+    # Deferred revenue served up to the period's end (or today) counts in the pool even if the daily job lags.
+    revenue_recognize(through=min(period_bounds(cycle.period)[1], clock.now()))
     prep = _prepare(cycle)
     writer = _ChunkWriter(cycle, prep)
     with transaction.atomic():

@@ -3,6 +3,7 @@ from .audit import AuditEvent
 from .cache import CacheInvalidation
 from .consumption import ConsumptionRequest
 from .customers import Customer, Provider, ProviderIdentity
+from .deferrals import RevenueDeferral
 from .disputes import Dispute
 from .fx import ExchangeRate
 from .idempotency import IdempotencyKey
@@ -26,5 +27,6 @@ __all__ = [
     "Provider",
     "ProviderIdentity",
     "Refund",
+    "RevenueDeferral",
     "WebhookEvent",
 ]

@@ -9,6 +9,8 @@ Chart of accounts (signed amounts: debit > 0, credit < 0):
 - ``contra_revenue:refunds``           refunds given back
 - ``expense:creator_revenue_share``    creators' share of revenue (earnings)
 - ``liability:creator_payable``        earned by creators, not yet paid out
+- ``liability:deferred_revenue``       paid for months not yet served (multi-month plans), released
+                                       into ``revenue:<stream>`` day by day (services/revenue_recognition)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Account:
     REFUNDS = "contra_revenue:refunds"
     CREATOR_REVENUE_SHARE = "expense:creator_revenue_share"
     CREATOR_PAYABLE = "liability:creator_payable"
+    DEFERRED_REVENUE = "liability:deferred_revenue"
 
     @staticmethod
     def cash(provider: str) -> str:
@@ -164,12 +167,15 @@ def journal_post_many(postings: Sequence[Posting], *, batch_size: int = 5000) ->
     return len(todo)
 
 
-def payment_legs(*, provider: str, amount: Money, fee: Money, tax: Money, stream: str = "subscriptions") -> list[Leg]:
-    """Capture of a payment: cash net of fees at the provider, fees, revenue net of tax, tax payable."""
+def payment_legs(
+    *, provider: str, amount: Money, fee: Money, tax: Money, stream: str = "subscriptions", deferred: bool = False
+) -> list[Leg]:
+    """Capture of a payment: cash net of fees at the provider, fees, revenue net of tax (deferred revenue when
+    it pays for months still to come), tax payable."""
     return [
         Leg(Account.cash(provider), amount - fee),
         Leg(Account.PROVIDER_FEES, fee),
-        Leg(Account.revenue(stream), -(amount - tax)),
+        Leg(Account.DEFERRED_REVENUE if deferred else Account.revenue(stream), -(amount - tax)),
         Leg(Account.TAX_PAYABLE, -tax),
     ]
 

@@ -12,14 +12,22 @@ from monetization import clock
 from monetization.errors import InvalidInput
 from monetization.models import Customer, Payment
 from monetization.services.ledger import Posting, journal_post, payment_legs
+from monetization.services.revenue_recognition import deferral_create
 
 # The revenue account a payment feeds when its caller names none.
 DEFAULT_REVENUE_STREAM = "subscriptions"
 
 
-def payment_post_to_ledger(payment: Payment, *, revenue_stream: str = DEFAULT_REVENUE_STREAM) -> None:
-    """Post a succeeded payment's capture (exactly once, keyed by the payment)."""
-    journal_post(
+def payment_post_to_ledger(
+    payment: Payment, *, revenue_stream: str = DEFAULT_REVENUE_STREAM, service_months: int = 1
+) -> None:
+    """Post a succeeded payment's capture (exactly once, keyed by the payment).
+
+    A payment for more than one month is captured into deferred revenue and recognized month by month
+    (``revenue_recognition``); one for a month (or less) is revenue at once.
+    """
+    deferred = service_months > 1
+    _entry, posted = journal_post(
         Posting(
             key=f"payment:{payment.pk}:capture",
             kind="payment",
@@ -29,6 +37,7 @@ def payment_post_to_ledger(payment: Payment, *, revenue_stream: str = DEFAULT_RE
                 fee=payment.fee,
                 tax=payment.tax,
                 stream=revenue_stream,
+                deferred=deferred,
             ),
             memo=f"{payment.get_kind_display()} {payment.provider_reference}",
             customer=payment.customer,
@@ -37,6 +46,8 @@ def payment_post_to_ledger(payment: Payment, *, revenue_stream: str = DEFAULT_RE
             posted_at=payment.occurred_at,
         )
     )
+    if posted and deferred:
+        deferral_create(payment=payment, stream=revenue_stream, service_months=service_months)
 
 
 def payment_record(
@@ -52,6 +63,7 @@ def payment_record(
     failure_code: str = "",
     occurred_at: datetime | None = None,
     revenue_stream: str = DEFAULT_REVENUE_STREAM,
+    service_months: int = 1,
     link: Callable[[Payment], None] | None = None,
     on_succeeded: Callable[[Payment], None] | None = None,
 ) -> tuple[Payment, bool]:
@@ -60,7 +72,8 @@ def payment_record(
     Idempotent: a repeated call returns the existing payment (created=False).
     A pending payment that later succeeds or fails is moved on, never duplicated.
 
-    The core knows no product: the caller says which revenue account the payment feeds,
+    The core knows no product: the caller says which revenue account the payment feeds and how
+    many months it pays for (``service_months``: more than one defers its revenue),
     and may pass ``link(payment)``, called once when the row is created, to record what
     the payment paid for (a row of its own pointing at the payment), and
     ``on_succeeded(payment)``, called once when the payment becomes succeeded, right after
@@ -104,7 +117,7 @@ def payment_record(
             if succeeded:
                 payment.succeed()
                 payment.save(update_fields=["status"])
-                payment_post_to_ledger(payment, revenue_stream=revenue_stream)
+                payment_post_to_ledger(payment, revenue_stream=revenue_stream, service_months=service_months)
                 if on_succeeded is not None:
                     on_succeeded(payment)
             elif failure_code:

@@ -84,9 +84,16 @@ def subscription_payment_record(
         failure_code=failure_code,
         occurred_at=occurred_at,
         revenue_stream=revenue_stream(subscription),
+        service_months=plan_service_months(subscription),
         link=link,
         on_succeeded=succeeded_now,
     )
+
+
+def plan_service_months(subscription: Subscription) -> int:
+    """How many months one payment of the subscription's plan pays for (its revenue is recognized over them)."""
+    plan = subscription.plan
+    return plan.interval_count * (12 if plan.interval == plan.Interval.YEAR else 1)
 
 
 def payment_subscription(payment_id: int) -> Subscription | None:

@@ -1,22 +1,22 @@
-"""Property: for any sequence of fan payments, refunds and lost disputes across three currencies and
-two cycles, what each creator was paid plus what is carried forward equals what they earned (shares
-less clawbacks), per creator and currency; the ledger agrees and no payment is reversed beyond its share."""
+"""Property: for any sequence of fan payments, refunds and disputes (lost or won), and of consumer payments
+funding the pool (some refunded or lost to a dispute), across three currencies and two cycles, what each
+creator was paid plus what is carried forward equals what they earned (pool parts and shares less
+clawbacks), per creator and currency; the ledger agrees and no payment is reversed beyond its share.
+Refunds and disputes go through the provider paths (refund and dispute reports), not the clawback directly."""
 
 from decimal import Decimal
 
 import pytest
 from django.db import transaction
-from djmoney.money import Money
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from creators.models import CreatorClawback, CreatorEarning, CreatorSubscriptionShare, Payout
-from creators.services.clawbacks import creator_share_clawback
 from monetization.models import JournalLine
 from monetization.services.ledger import ledger_report
 
-from .factories import make_creator, staff
-from .test_clawbacks import OCT, SEPT, Fans, at, run_cycle
+from .factories import engagement, make_creator, staff
+from .test_clawbacks import OCT, SEPT, Fans, _consumer_payment, at, dispute, refund, run_cycle
 
 CURRENCIES = ("USD", "EUR", "GBP")
 
@@ -26,15 +26,22 @@ payment = st.tuples(
     st.integers(100, 4000),  # amount in cents
     st.integers(0, 1),  # cycle it is paid in
     st.lists(  # reversals: (kind, share of what is left in %, cycle it happens in (>= the payment's))
-        st.tuples(st.sampled_from(["refund", "dispute"]), st.integers(1, 100), st.integers(0, 1)), max_size=3
+        st.tuples(st.sampled_from(["refund", "lost", "won"]), st.integers(1, 100), st.integers(0, 1)), max_size=3
     ),
+)
+consumer = st.tuples(  # a consumer payment funding the pool: currency, cents, cycle, its fate
+    st.sampled_from(CURRENCIES), st.integers(100, 10000), st.integers(0, 1), st.sampled_from(["kept", "refund", "lost"])
 )
 
 
 @pytest.mark.django_db
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(payments=st.lists(payment, min_size=1, max_size=8))
-def test_paid_plus_carried_equals_earned_per_creator_and_currency(payments):
+@given(
+    payments=st.lists(payment, min_size=1, max_size=8),
+    consumers=st.lists(consumer, max_size=4),
+    impressions=st.tuples(st.integers(0, 50), st.integers(0, 50)),
+)
+def test_paid_plus_carried_equals_earned_per_creator_and_currency(payments, consumers, impressions):
     with transaction.atomic():
         sid = transaction.savepoint()
         finance = staff("alice", "Finance"), staff("bob", "Finance")
@@ -46,40 +53,60 @@ def test_paid_plus_carried_equals_earned_per_creator_and_currency(payments):
             schedule[when].append(("pay", n, who, cur, cents))
             for k, (kind, pct, rwhen) in enumerate(reversals):
                 schedule[max(when, rwhen)].append((kind, n, k, pct))
-        made = {}
+        for cur, cents, when, fate in consumers:
+            schedule[when].append(("consumer", cur, cents, fate))
+        made, disputed = {}, set()
         for cycle_no, period in enumerate(periods):
+            for creator, score in zip(creators, impressions, strict=True):
+                if score:
+                    engagement(creator, period, impressions=score)
             for step in schedule[cycle_no]:
                 if step[0] == "pay":
                     _, n, who, cur, cents = step
                     made[n] = fans[who].pay(str(Decimal(cents) / 100), cur, at(period, 5))
+                elif step[0] == "consumer":
+                    _, cur, cents, fate = step
+                    p = _consumer_payment(str(Decimal(cents) / 100), cur, at(period, 5))
+                    if fate == "refund":
+                        refund(p, str((p.amount.amount / 2).quantize(Decimal("0.01"))), at(period, 15))
+                    elif fate == "lost":
+                        dispute(p, str(p.amount.amount), at(period, 15))
                 else:
                     kind, n, k, pct = step
                     p = made[n]
-                    left = p.amount.amount - sum(
-                        CreatorClawback.objects.filter(share__payment=p).values_list("payment_amount", flat=True),
-                        Decimal(0),
-                    )
+                    if n in disputed:  # a chargeback is final: nothing is refunded or disputed after it
+                        continue
+                    p.refresh_from_db()
+                    left = p.amount.amount - p.refunded.amount
                     amount = (left * pct / 100).quantize(Decimal("0.01"))
-                    if amount > 0:
-                        creator_share_clawback(
-                            payment=p,
-                            amount=Money(amount, str(p.amount.currency)),
-                            reference=f"{kind}:{n}:{k}",
-                            kind=kind,
-                            occurred_at=at(period, 20),
-                        )
+                    if amount <= 0:
+                        continue
+                    if kind == "refund":
+                        refund(p, str(amount), at(period, 20))
+                    else:
+                        disputed.add(n)
+                        dispute(p, str(amount), at(period, 20), status=kind)
             last = run_cycle(period, finance)
 
         for creator in creators:
             for cur in CURRENCIES:
-                earned = sum(
-                    CreatorSubscriptionShare.objects.filter(creator=creator, currency=cur).values_list(
-                        "amount", flat=True
-                    ),
-                    Decimal(0),
-                ) - sum(
-                    CreatorClawback.objects.filter(creator=creator, currency=cur).values_list("amount", flat=True),
-                    Decimal(0),
+                earned = (
+                    sum(
+                        CreatorEarning.objects.filter(creator=creator, currency=cur).values_list(
+                            "pool_amount", flat=True
+                        ),
+                        Decimal(0),
+                    )
+                    + sum(
+                        CreatorSubscriptionShare.objects.filter(creator=creator, currency=cur).values_list(
+                            "amount", flat=True
+                        ),
+                        Decimal(0),
+                    )
+                    - sum(
+                        CreatorClawback.objects.filter(creator=creator, currency=cur).values_list("amount", flat=True),
+                        Decimal(0),
+                    )
                 )
                 paid = sum(
                     Payout.objects.filter(creator=creator, currency=cur, status="paid").values_list(

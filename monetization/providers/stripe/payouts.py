@@ -1,4 +1,5 @@
-"""Stripe Connect payouts: a Transfer from the platform balance to a creator's connected account.
+"""Stripe Connect payouts: a Transfer from the platform balance to a creator's connected account, and the
+creator's onboarding (an Express connected account, then an Account Link to Stripe's hosted onboarding).
 
 Through the same ``StripeClient`` (``STRIPE_API_KEY``, pinned ``STRIPE_API_VERSION``) as the
 rest of the Stripe adapter. Every transfer carries the payout's own idempotency key
@@ -8,12 +9,24 @@ the money again, which is what makes a crashed or repeated paying run safe.
 
 from __future__ import annotations
 
+import datetime
+from dataclasses import dataclass
+
 import stripe
 from django.conf import settings
 from djmoney.money import Money
 
 from monetization.money import minor_from_money, money_from_minor
 from monetization.providers.base import PayoutError, TransferResult
+
+
+@dataclass(frozen=True)
+class OnboardingLink:
+    """Stripe's hosted onboarding page for one connected account: single use, expires within minutes."""
+
+    account_id: str
+    url: str
+    expires_at: datetime.datetime
 
 
 class StripeConnectPayouts:
@@ -59,4 +72,42 @@ class StripeConnectPayouts:
             transfer_id=data["id"],
             amount=money_from_minor(data["amount"], data["currency"]),
             destination=data.get("destination") or destination,
+        )
+
+    def account_create(self, *, email: str, country: str, idempotency_key: str) -> str:
+        """An Express connected account that can receive transfers; its id. A repeated key returns the same one."""
+        params: dict = {
+            "type": "express",
+            "capabilities": {"transfers": {"requested": True}},
+            "metadata": {"idempotency_key": idempotency_key},
+        }
+        if email:
+            params["email"] = email
+        if country:
+            params["country"] = country
+        try:
+            account = self.client.v1.accounts.create(params=params, options={"idempotency_key": idempotency_key})
+        except stripe.StripeError as exc:
+            raise PayoutError(str(exc)) from exc
+        return account.to_dict()["id"]
+
+    def onboarding_link(self, *, account_id: str, refresh_url: str, return_url: str) -> OnboardingLink:
+        """An Account Link (``account_onboarding``): Stripe asks the creator for what it still needs."""
+        try:
+            link = self.client.v1.account_links.create(
+                params={
+                    "account": account_id,
+                    "refresh_url": refresh_url,
+                    "return_url": return_url,
+                    "type": "account_onboarding",
+                    "collection_options": {"fields": "currently_due"},
+                }
+            )
+        except stripe.StripeError as exc:
+            raise PayoutError(str(exc)) from exc
+        data = link.to_dict()
+        return OnboardingLink(
+            account_id=account_id,
+            url=data["url"],
+            expires_at=datetime.datetime.fromtimestamp(data["expires_at"], tz=datetime.UTC),
         )
