@@ -13,6 +13,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import redirect
+from django.urls import path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django_fsm.admin import FSMAdminMixin
@@ -23,6 +24,8 @@ from monetization.models import AuditEvent
 from subscriptions.models import DunningAttempt, Grant, Subscription
 from subscriptions.services.actions import staff_grant_create, staff_grant_revoke
 from subscriptions.services.lifecycle import Cause, subscription_change_state
+
+from .finance import finance_dashboard_view
 
 HISTORY_ROWS = 50
 
@@ -77,6 +80,12 @@ class SubscriptionAdmin(FSMAdminMixin, LargeTableAdmin):
     search_help_text = "Exact provider subscription id, customer external id, or subscription id."
     ordering = ("-id",)
     fsm_fields = ["state"]
+
+    def get_urls(self):
+        # The Finance page lives beside the subscriptions it charts (subscriptions.admin.finance).
+        view = self.admin_site.admin_view(lambda request: finance_dashboard_view(request, self.admin_site))
+        return [path("finance/", view, name="subscriptions_finance"), *super().get_urls()]
+
     fsm_forms = {
         "cancel": ReasonForm,
         "pause": ReasonForm,

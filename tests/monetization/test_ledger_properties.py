@@ -37,7 +37,9 @@ def payment(draw):
         draw(st.sampled_from(CURRENCIES)),
         draw(st.sampled_from(PROVIDERS)),
         units,
-        draw(st.integers(min_value=0, max_value=units // 4)),  # fee, minor units (with tax and commission, within the amount)
+        draw(
+            st.integers(min_value=0, max_value=units // 4)
+        ),  # fee, minor units (with tax and commission, within the amount)
         draw(st.integers(min_value=0, max_value=units // 3)),  # tax, minor units
         draw(st.integers(min_value=0, max_value=30)),  # provider reference (collisions = redeliveries)
         draw(st.booleans()),  # succeeded
