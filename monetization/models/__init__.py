@@ -8,6 +8,7 @@ from .fx import ExchangeRate
 from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
 from .payments import Payment
+from .reconciliation import ProviderReport, ReconciliationMismatch
 from .refunds import Refund
 from .webhooks import WebhookEvent
 
@@ -25,6 +26,8 @@ __all__ = [
     "Payment",
     "Provider",
     "ProviderIdentity",
+    "ProviderReport",
+    "ReconciliationMismatch",
     "Refund",
     "WebhookEvent",
 ]
