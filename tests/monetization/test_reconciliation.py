@@ -139,3 +139,30 @@ def test_finance_resolves_a_mismatch_with_a_resolution_on_the_record(stripe_book
     assert event.actor_id == finance.pk and event.before["status"] == "open" and event.after["status"] == "resolved"
     with pytest.raises(Conflict):
         mismatch_resolve(actor=finance, mismatch_id=mismatch.pk, resolution="again")
+
+
+def test_finance_imports_and_resolves_in_the_admin(stripe_books, client, make_staff):
+    client.force_login(make_staff("Finance"))
+    assert "Import a report" in client.get("/admin/monetization/providerreport/").content.decode()
+    with open(FIXTURES / "stripe_itemized_balance.csv", "rb") as f:
+        response = client.post("/admin/monetization/providerreport/upload/", {"kind": "stripe_balance", "file": f})
+    assert response.status_code == 302 and "reconciliationmismatch" in response["Location"]
+    queue = client.get(response["Location"]).content.decode()
+    assert "in_rec_9" in queue and "in_rec_4" in queue
+    mismatch = ReconciliationMismatch.objects.get(reference="in_rec_3")
+    page = client.get(f"/admin/monetization/reconciliationmismatch/{mismatch.pk}/change/").content.decode()
+    assert 'id="resolve-form"' in page
+    client.post(
+        f"/admin/monetization/reconciliationmismatch/{mismatch.pk}/resolve/",
+        {"resolution": "Price change on Stripe; customer charged the new price"},
+    )
+    mismatch.refresh_from_db()
+    assert mismatch.status == "resolved"
+    rows = client.get("/admin/monetization/reconciliationmismatch/export.csv", {"status__exact": "open"})
+    assert b"in_rec_3" not in b"".join(rows.streaming_content)
+
+
+def test_support_sees_no_reconciliation(stripe_books, client, make_staff):
+    client.force_login(make_staff("Support"))
+    assert client.get("/admin/monetization/providerreport/upload/").status_code == 403
+    assert client.get("/admin/monetization/reconciliationmismatch/").status_code == 403
