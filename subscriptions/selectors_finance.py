@@ -11,6 +11,11 @@ Definitions (the one place they are written; the Finance page links here and rep
 - **MRR** on a day: over its active subscriptions, the latest covering payment's price net of
   tax (before the store's commission), divided by the months it pays for; per currency, and in the
   reporting currency at the day's reference rate (``settings.REPORTING_CURRENCY``).
+- **MRR movement** on a day, per currency (no exchange rate in it, so a rate change is not a
+  movement): from each subscription's MRR at the end of the day before to the end of the day,
+  *new* (first ever paid period), *reactivation* (paid again after a lapse), *expansion* and
+  *contraction* (a higher or lower price: upgrade, downgrade, seats) and *churn* (no longer
+  active); start + new + reactivation + expansion - contraction - churn = end, every day.
 - **Churn** over ``[start, end]``: subscriptions active at the start of ``start`` that are not
   active at the end of ``end``; the rate divides them by those active at the start.
 - **Trial conversion** over ``[start, end]``: subscriptions whose trial ended in the range (and
@@ -145,6 +150,65 @@ def mrr_series(*, start: datetime.date, end: datetime.date, segment: str = "", c
                 seg_mrr += converted
         point.by_segment[seg] = (seg_count + count, seg_mrr)
     return list(series.values())
+
+
+@dataclass
+class MrrMovement:
+    day: datetime.date
+    currency: str
+    start: Decimal = Decimal(0)
+    new: Decimal = Decimal(0)
+    reactivation: Decimal = Decimal(0)
+    expansion: Decimal = Decimal(0)
+    contraction: Decimal = Decimal(0)
+    churn: Decimal = Decimal(0)
+    end: Decimal = Decimal(0)
+
+
+def mrr_movement(*, start: datetime.date, end: datetime.date) -> list[MrrMovement]:
+    """Each day's MRR movement per currency over ``[start, end]`` (definitions above)."""
+    t = _tables()
+    sql = f"""
+        WITH periods AS ({_periods_sql("")}),
+        days AS (SELECT d::date AS day
+                 FROM generate_series(%(start)s::date - 1, %(end)s::date, interval '1 day') d),
+        covering AS (
+            SELECT DISTINCT ON (days.day, periods.sid) days.day, periods.sid, periods.monthly, periods.currency
+            FROM days JOIN periods
+              ON periods.starts < days.day + 1 AND periods.ends > (days.day + 1)::timestamp AT TIME ZONE 'UTC'
+            ORDER BY days.day, periods.sid, periods.starts DESC
+        ),
+        firsts AS (
+            SELECT sp.subscription_id AS sid, min(p.occurred_at) AS first_paid
+            FROM {t["sp"]} sp JOIN {t["p"]} p ON p.id = sp.payment_id
+            WHERE p.status = ANY(%(paid)s) AND p.kind = ANY(%(kinds)s)
+            GROUP BY sp.subscription_id
+        ),
+        pairs AS (
+            SELECT COALESCE(a.day, b.day + 1) AS day, COALESCE(a.sid, b.sid) AS sid,
+                   COALESCE(a.currency, b.currency) AS currency, b.monthly AS before, a.monthly AS after
+            FROM (SELECT * FROM covering WHERE day >= %(start)s) a
+            FULL OUTER JOIN (SELECT * FROM covering WHERE day < %(end)s) b ON b.sid = a.sid AND b.day = a.day - 1
+        )
+        SELECT pairs.day, pairs.currency,
+               COALESCE(sum(before), 0), COALESCE(sum(after), 0),
+               COALESCE(sum(after) FILTER (WHERE before IS NULL
+                   AND f.first_paid >= pairs.day::timestamp AT TIME ZONE 'UTC'), 0),
+               COALESCE(sum(after) FILTER (WHERE before IS NULL
+                   AND f.first_paid < pairs.day::timestamp AT TIME ZONE 'UTC'), 0),
+               COALESCE(sum(after - before) FILTER (WHERE after > before), 0),
+               COALESCE(sum(before - after) FILTER (WHERE after < before), 0),
+               COALESCE(sum(before) FILTER (WHERE after IS NULL), 0)
+        FROM pairs JOIN firsts f ON f.sid = pairs.sid
+        GROUP BY 1, 2 ORDER BY 1, 2
+    """  # noqa: S608 (table names from model metadata; values are parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _params(start, end))
+        rows = cursor.fetchall()
+    return [
+        MrrMovement(day, currency, before, new, reactivation, expansion, contraction, churned, after)
+        for day, currency, before, after, new, reactivation, expansion, contraction, churned in rows
+    ]
 
 
 @dataclass(frozen=True)
