@@ -390,6 +390,21 @@ CELERY_BEAT_SCHEDULE["idempotency-keys-purge"] = {
 }
 CELERY_IMPORTS = ["monetization.tasks_support", "monetization.tasks_cache"]
 
+# --- Net revenue (monetization.commission; the provider packages hold the dated commission defaults) ---
+# Dated versions added to a provider's commission rules, e.g. Apple's Small Business Program:
+# {"app_store": [{"since": "2021-01-01", "small_business_program": True}]}.
+STORE_COMMISSION_RULES: dict = {}
+# Tax included in store prices by storefront country (the stores collect and remit it), dated.
+STORE_TAX_RATES: dict = {
+    country: [{"since": "2000-01-01", "rate": rate}]
+    for country, rate in {
+        "GB": "0.20", "DE": "0.19", "FR": "0.20", "ES": "0.21", "IT": "0.22",
+        "JP": "0.10", "IN": "0.18", "BR": "0.00", "AU": "0.10", "CA": "0.00", "US": "0.00",
+    }.items()
+}  # fmt: skip
+# The one currency Finance totals in (converted at the day's ECB reference rate, monetization.services.fx).
+REPORTING_CURRENCY = os.environ.get("REPORTING_CURRENCY", "USD")
+
 # --- Subscription lifecycle (subscriptions.platform_rules holds the dated defaults) ---
 # Per provider, a list of dated rule versions overriding the defaults, e.g.
 # {"google_play": [{"since": "2000-01-01", "grace_days": 3, "hold_days": 30}]}.

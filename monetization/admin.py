@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError
+from monetization.exports import CsvExportMixin
 from monetization.models import (
     ApiKey,
     AuditEvent,
@@ -239,8 +240,24 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(LargeTableAdmin):
+class PaymentAdmin(CsvExportMixin, LargeTableAdmin):
     """Read-mostly: payments are written by provider events and services, never typed in."""
+
+    csv_columns = (
+        "id",
+        "customer__external_id",
+        "provider",
+        "provider_reference",
+        "kind",
+        "status",
+        "amount_currency",
+        "amount",
+        "tax",
+        "commission",
+        "fee",
+        "refunded",
+        "occurred_at",
+    )
 
     list_display = (
         "id",
@@ -271,7 +288,7 @@ class PaymentAdmin(LargeTableAdmin):
 
 
 @admin.register(Dispute)
-class DisputeAdmin(AppendOnlyAdmin, LargeTableAdmin):
+class DisputeAdmin(CsvExportMixin, AppendOnlyAdmin, LargeTableAdmin):
     """Finance's dispute queue: open chargebacks first, the nearest evidence deadline on top.
 
     Read-only: disputes are written by provider events; evidence is submitted at the provider.
@@ -292,6 +309,22 @@ class DisputeAdmin(AppendOnlyAdmin, LargeTableAdmin):
     )
     list_filter = ("status", "provider")
     list_select_related = ("customer", "payment")
+    csv_columns = (
+        "id",
+        "provider",
+        "provider_dispute_id",
+        "payment__provider_reference",
+        "customer__external_id",
+        "status",
+        "reason",
+        "amount_currency",
+        "amount",
+        "withdrawn",
+        "fees",
+        "evidence_due_by",
+        "opened_at",
+        "closed_at",
+    )
     provider_scoped_search_fields = ("provider_dispute_id",)
     integer_search_fields = ("id", "customer_id", "payment_id")
     search_help_text = "Exact provider dispute id, dispute id, customer id or payment id."
@@ -355,8 +388,19 @@ class JournalEntryAdmin(AppendOnlyAdmin, LargeTableAdmin):
 
 
 @admin.register(JournalLine)
-class JournalLineAdmin(AppendOnlyAdmin, LargeTableAdmin):
+class JournalLineAdmin(CsvExportMixin, AppendOnlyAdmin, LargeTableAdmin):
     list_display = ("id", "entry", "account", "amount", "currency")
+    csv_columns = (
+        "id",
+        "entry_id",
+        "entry__key",
+        "entry__kind",
+        "entry__posted_at",
+        "entry__customer__external_id",
+        "account",
+        "currency",
+        "amount",
+    )
     list_select_related = ("entry",)
     exact_search_fields = ("account",)
     integer_search_fields = ("id", "entry_id")

@@ -33,6 +33,7 @@ from djmoney.money import Money
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError
+from monetization.exports import CsvExportMixin
 from monetization.models import AuditEvent, Customer, Payment, Refund
 from monetization.registry import Registry
 from monetization.selectors_support import customer_find, customer_overview, customer_timeline
@@ -309,8 +310,26 @@ class FallbackCustomerAdmin(LargeTableAdmin):
     exact_search_fields = ("external_id", "handle", "email")
 
 
-class RefundAdmin(LargeTableAdmin):
+class RefundAdmin(CsvExportMixin, LargeTableAdmin):
     """Refunds change only through services (customer page, approval queue, staff API)."""
+
+    change_list_template = "admin/monetization/refund/change_list.html"
+    csv_columns = (
+        "id",
+        "payment_id",
+        "payment__provider",
+        "payment__provider_reference",
+        "customer__external_id",
+        "status",
+        "reason_code",
+        "amount_currency",
+        "amount",
+        "provider_refund_id",
+        "requested_by__username",
+        "approved_by__username",
+        "requested_at",
+        "completed_at",
+    )
 
     list_display = ("id", "customer", "payment", "amount", "reason_code", "status", "requested_by", "requested_at")
     list_filter = ("status", "reason_code")

@@ -47,6 +47,13 @@ ROLE_PERMISSIONS[SUPPORT] += ["monetization.view_webhookevent", "monetization.re
 ROLE_PERMISSIONS[FINANCE] += ["monetization.view_webhookevent"]
 # Disputes: Finance answers them (the queue by evidence due date).
 ROLE_PERMISSIONS[FINANCE] += ["monetization.view_dispute"]
+# Reconciliation with the providers' reports: Finance imports them and resolves what differs.
+ROLE_PERMISSIONS[FINANCE] += [
+    "monetization.view_providerreport",
+    "monetization.add_providerreport",
+    "monetization.view_reconciliationmismatch",
+    "monetization.resolve_reconciliationmismatch",
+]
 
 
 def role_permissions() -> dict[str, set[str]]:

@@ -9,6 +9,7 @@ from .fx import ExchangeRate
 from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
 from .payments import Payment
+from .reconciliation import ProviderReport, ReconciliationMismatch
 from .refunds import Refund
 from .webhooks import WebhookEvent
 
@@ -26,6 +27,8 @@ __all__ = [
     "Payment",
     "Provider",
     "ProviderIdentity",
+    "ProviderReport",
+    "ReconciliationMismatch",
     "Refund",
     "RevenueDeferral",
     "WebhookEvent",

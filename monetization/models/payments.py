@@ -34,6 +34,13 @@ class Payment(FSMModelMixin, models.Model):
     amount = MoneyField(max_digits=19, decimal_places=4, default_currency="USD")
     fee = MoneyField(max_digits=19, decimal_places=4, default_currency="USD", default=0)
     tax = MoneyField(max_digits=19, decimal_places=4, default_currency="USD", default=0)
+    commission = MoneyField(
+        max_digits=19,
+        decimal_places=4,
+        default_currency="USD",
+        default=0,
+        help_text="What the store keeps of the sale at the rate in force (monetization.commission).",
+    )
     refunded = MoneyField(
         max_digits=19,
         decimal_places=4,

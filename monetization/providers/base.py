@@ -10,7 +10,8 @@ double that speaks the same interface lives with the demo.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
@@ -156,6 +157,25 @@ class PaymentReport:
     occurred_at: datetime
     fee: Money | None = None
     tax: Money | None = None
+
+
+@dataclass(frozen=True)
+class ReportLine:
+    """One payment or refund as a provider's payout report states it (what it took, kept and paid).
+
+    ``reference`` is the id our books know it by (Stripe invoice or refund id, Play order id);
+    amounts are magnitudes in ``currency``'s major units: ``gross`` what the customer paid (or got
+    back), ``fee`` the processing fee, ``commission`` the store's share, ``tax`` the tax it withheld.
+    """
+
+    reference: str
+    line_kind: str  # "payment" or "refund"
+    currency: str
+    gross: Decimal
+    fee: Decimal = Decimal(0)
+    commission: Decimal = Decimal(0)
+    tax: Decimal = Decimal(0)
+    occurred_on: date | None = None
 
 
 @dataclass(frozen=True)

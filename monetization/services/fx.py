@@ -75,6 +75,54 @@ def convert(amount: Money, to: str, day: datetime.date) -> Money:
     return Money(value.quantize(Decimal(1).scaleb(-minor_unit_exponent(to)), rounding=ROUND_HALF_EVEN), to)
 
 
+class RateTable:
+    """Every rate a report over ``[start, end]`` needs, read in one query, answered like :func:`rate_on`.
+
+    Reports convert thousands of (day, currency) totals: one query for the range, not one per total.
+    """
+
+    def __init__(self, *, currencies: Iterable[str], to: str, start: datetime.date, end: datetime.date):
+        self.to = to
+        wanted = set(currencies) | {to}
+        self._days: dict[str, list[tuple[datetime.date, Decimal]]] = {c: [] for c in wanted}
+        rows = ExchangeRate.objects.filter(
+            base=ECB_BASE,
+            currency__in=wanted - {ECB_BASE},
+            day__gte=start - datetime.timedelta(days=MAX_STALE_DAYS),
+            day__lte=end,
+        ).order_by("day")
+        for day, currency, rate in rows.values_list("day", "currency", "rate"):
+            self._days[currency].append((day, rate))
+
+    def _base_rate(self, currency: str, day: datetime.date) -> Decimal | None:
+        if currency == ECB_BASE:
+            return Decimal(1)
+        best = None
+        for published, rate in self._days.get(currency, ()):
+            if published > day:
+                break
+            best = (published, rate)
+        if best is None or best[0] < day - datetime.timedelta(days=MAX_STALE_DAYS):
+            return None
+        return best[1]
+
+    def rate(self, currency: str, day: datetime.date) -> Decimal | None:
+        """Units of the reporting currency one ``currency`` is worth on ``day``; None when no rate is known."""
+        if currency == self.to:
+            return Decimal(1)
+        to_rate, from_rate = self._base_rate(self.to, day), self._base_rate(currency, day)
+        if to_rate is None or from_rate is None:
+            return None
+        return to_rate / from_rate
+
+    def convert(self, amount: Decimal, currency: str, day: datetime.date) -> Decimal | None:
+        rate = self.rate(currency, day)
+        if rate is None:
+            return None
+        exp = Decimal(1).scaleb(-minor_unit_exponent(self.to))
+        return (amount * rate).quantize(exp, rounding=ROUND_HALF_EVEN)
+
+
 # --- loading ------------------------------------------------------------------------------------
 
 

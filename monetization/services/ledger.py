@@ -3,7 +3,8 @@
 Chart of accounts (signed amounts: debit > 0, credit < 0):
 
 - ``cash:<provider>``                  asset: money held at / owed by a provider
-- ``expense:provider_fees``            what providers keep
+- ``expense:provider_fees``            what providers keep for processing (Stripe's fee)
+- ``expense:store_commission``         what the stores keep of each sale (App Store, Google Play)
 - ``liability:tax_payable``            tax collected on behalf of authorities
 - ``revenue:<stream>``                 subscriptions, organizations, creator_subscriptions
 - ``contra_revenue:refunds``           refunds given back
@@ -34,6 +35,7 @@ from monetization.money import quantize as quantize
 
 class Account:
     PROVIDER_FEES = "expense:provider_fees"
+    STORE_COMMISSION = "expense:store_commission"
     TAX_PAYABLE = "liability:tax_payable"
     REFUNDS = "contra_revenue:refunds"
     CREATOR_REVENUE_SHARE = "expense:creator_revenue_share"
@@ -168,16 +170,33 @@ def journal_post_many(postings: Sequence[Posting], *, batch_size: int = 5000) ->
 
 
 def payment_legs(
-    *, provider: str, amount: Money, fee: Money, tax: Money, stream: str = "subscriptions", deferred: bool = False
+    *,
+    provider: str,
+    amount: Money,
+    fee: Money,
+    tax: Money,
+    stream: str = "subscriptions",
+    deferred: bool = False,
+    commission: Money | None = None,
+    tax_remitted_by_provider: bool = False,
 ) -> list[Leg]:
-    """Capture of a payment: cash net of fees at the provider, fees, revenue net of tax (deferred revenue when
-    it pays for months still to come), tax payable."""
-    return [
-        Leg(Account.cash(provider), amount - fee),
+    """Capture of a payment: cash net of what the provider keeps, fees, commission, revenue net of tax
+    (deferred revenue when it pays for months still to come), tax.
+
+    A provider that is the merchant of record (the stores) keeps the tax and pays it to the
+    authorities itself: it never reaches our cash, and we owe none of it.
+    """
+    commission = commission if commission is not None else Money(0, amount.currency)
+    kept = fee + commission + (tax if tax_remitted_by_provider else Money(0, amount.currency))
+    legs = [
+        Leg(Account.cash(provider), amount - kept),
         Leg(Account.PROVIDER_FEES, fee),
+        Leg(Account.STORE_COMMISSION, commission),
         Leg(Account.DEFERRED_REVENUE if deferred else Account.revenue(stream), -(amount - tax)),
-        Leg(Account.TAX_PAYABLE, -tax),
     ]
+    if not tax_remitted_by_provider:
+        legs.append(Leg(Account.TAX_PAYABLE, -tax))
+    return legs
 
 
 @dataclass

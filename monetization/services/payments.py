@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.commission import commission_for, provider_remits_tax, store_tax
 from monetization.errors import InvalidInput
 from monetization.models import Customer, Payment
 from monetization.services.ledger import Posting, journal_post, payment_legs
@@ -38,6 +39,8 @@ def payment_post_to_ledger(
                 tax=payment.tax,
                 stream=revenue_stream,
                 deferred=deferred,
+                commission=payment.commission,
+                tax_remitted_by_provider=provider_remits_tax(payment.provider),
             ),
             memo=f"{payment.get_kind_display()} {payment.provider_reference}",
             customer=payment.customer,
@@ -58,6 +61,8 @@ def payment_record(
     amount: Money,
     fee: Money | None = None,
     tax: Money | None = None,
+    commission: Money | None = None,
+    past_first_year: bool = False,
     kind: str = Payment.Kind.RENEWAL,
     succeeded: bool = True,
     failure_code: str = "",
@@ -79,14 +84,27 @@ def payment_record(
     ``on_succeeded(payment)``, called once when the payment becomes succeeded, right after
     its capture is posted. Both run in this transaction: a callback that raises rolls the
     payment back with it, so a redelivered webhook retries all of it.
+
+    Net revenue is booked as the provider keeps it: a store's tax (the price includes it, at
+    the customer's country's rate, ``STORE_TAX_RATES``) and commission (at the rate in force
+    when the payment happened, reduced ``past_first_year`` of the subscriber's paid service)
+    are computed when the caller does not say them (``monetization.commission``).
     """
     currency = str(amount.currency)
+    occurred_at = occurred_at or clock.now()
     fee = fee if fee is not None else Money(0, currency)
-    tax = tax if tax is not None else Money(0, currency)
     if amount.amount <= 0:
         raise InvalidInput("A payment amount must be positive.")
-    if {str(fee.currency), str(tax.currency)} != {currency}:
-        raise InvalidInput("Fee and tax must be in the payment's currency.")
+    if tax is None:
+        tax = store_tax(provider=provider, amount=amount, country=customer.country, at=occurred_at)
+    if commission is None:
+        commission = commission_for(
+            provider=provider, amount=amount, tax=tax, at=occurred_at, past_first_year=past_first_year
+        )
+    if {str(fee.currency), str(tax.currency), str(commission.currency)} != {currency}:
+        raise InvalidInput("Fee, tax and commission must be in the payment's currency.")
+    if fee.amount < 0 or tax.amount < 0 or commission.amount < 0 or fee + tax + commission > amount:
+        raise InvalidInput("Fee, tax and commission must be positive and within the amount.")
     with transaction.atomic():
         payment = (
             Payment.objects.select_for_update().filter(provider=provider, provider_reference=provider_reference).first()
@@ -103,8 +121,9 @@ def payment_record(
                         amount=amount,
                         fee=fee,
                         tax=tax,
+                        commission=commission,
                         refunded=Money(0, currency),
-                        occurred_at=occurred_at or clock.now(),
+                        occurred_at=occurred_at,
                     )
                 created = True
             except IntegrityError:

@@ -25,6 +25,7 @@ from django.db.models import Sum
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.commission import provider_remits_tax
 from monetization.errors import Conflict, DomainError, ErrorCode, InvalidInput, NotFound, PermissionDenied
 from monetization.models import AuditEvent, Payment, Refund
 from monetization.money import money_from_minor
@@ -314,17 +315,28 @@ def refund_execute(*, refund: Refund, actor, reason: str = "") -> Refund:
 def refund_legs(payment: Payment, amount: Money) -> list[Leg]:
     """Give back ``amount``: its tax share out of tax payable, the rest against revenue; cash leaves the provider.
 
-    The provider keeps its fee (Stripe, the stores do), so fees are not reversed.
+    The provider keeps its processing fee (Stripe does), so fees are not reversed; a store gives
+    back its commission on what it refunds (it takes back only the proceeds it paid), and the tax
+    it remitted itself never passed through our cash or our tax payable.
     """
     currency = str(amount.currency)
-    tax_share = Decimal(0)
-    if payment.tax.amount and payment.amount.amount:
-        tax_share = quantize(payment.tax.amount * amount.amount / payment.amount.amount, currency)
-    return [
+    tax_share = commission_share = Decimal(0)
+    if payment.amount.amount:
+        ratio = amount.amount / payment.amount.amount
+        tax_share = quantize(payment.tax.amount * ratio, currency)
+        commission_share = quantize(payment.commission.amount * ratio, currency)
+    remitted = provider_remits_tax(payment.provider)
+    legs = [
         Leg(Account.REFUNDS, Money(amount.amount - tax_share, currency)),
-        Leg(Account.TAX_PAYABLE, Money(tax_share, currency)),
-        Leg(Account.cash(payment.provider), -amount),
+        Leg(Account.STORE_COMMISSION, Money(-commission_share, currency)),
+        Leg(
+            Account.cash(payment.provider),
+            Money(-(amount.amount - commission_share - (tax_share if remitted else 0)), currency),
+        ),
     ]
+    if not remitted:
+        legs.append(Leg(Account.TAX_PAYABLE, Money(tax_share, currency)))
+    return legs
 
 
 def _book_success(*, refund: Refund, provider_refund_id: str, actor, actor_kind=None, actor_label="", reason=""):

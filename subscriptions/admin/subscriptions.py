@@ -13,16 +13,20 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import redirect
+from django.urls import path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django_fsm.admin import FSMAdminMixin
 
 from monetization.changelist import LargeTableAdmin
 from monetization.errors import DomainError
+from monetization.exports import CsvExportMixin
 from monetization.models import AuditEvent
 from subscriptions.models import DunningAttempt, Grant, Subscription
 from subscriptions.services.actions import staff_grant_create, staff_grant_revoke
 from subscriptions.services.lifecycle import Cause, subscription_change_state
+
+from .finance import finance_dashboard_view
 
 HISTORY_ROWS = 50
 
@@ -59,7 +63,7 @@ class DunningAttemptInline(admin.TabularInline):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(FSMAdminMixin, LargeTableAdmin):
+class SubscriptionAdmin(CsvExportMixin, FSMAdminMixin, LargeTableAdmin):
     list_display = (
         "id",
         "customer",
@@ -77,6 +81,29 @@ class SubscriptionAdmin(FSMAdminMixin, LargeTableAdmin):
     search_help_text = "Exact provider subscription id, customer external id, or subscription id."
     ordering = ("-id",)
     fsm_fields = ["state"]
+    csv_columns = (
+        "id",
+        "customer__external_id",
+        "customer__country",
+        "plan__code",
+        "platform",
+        "provider",
+        "provider_subscription_id",
+        "state",
+        "started_at",
+        "trial_end",
+        "current_period_start",
+        "current_period_end",
+        "auto_renew",
+        "cancel_reason",
+        "ended_at",
+    )
+
+    def get_urls(self):
+        # The Finance page lives beside the subscriptions it charts (subscriptions.admin.finance).
+        view = self.admin_site.admin_view(lambda request: finance_dashboard_view(request, self.admin_site))
+        return [path("finance/", view, name="subscriptions_finance"), *super().get_urls()]
+
     fsm_forms = {
         "cancel": ReasonForm,
         "pause": ReasonForm,

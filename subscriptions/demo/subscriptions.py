@@ -26,6 +26,7 @@ from django.db import connection
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.commission import commission_for, provider_remits_tax
 from monetization.models import AuditEvent, Customer, Payment, ProviderIdentity, WebhookEvent
 from monetization.services.ledger import Posting, journal_post_many, payment_legs, quantize
 from subscriptions.demo.inbox import Context, day_events, start_replayable, subscription_events
@@ -104,6 +105,9 @@ def _price(table, plan: Plan, platform: str, country: str) -> Money:
         if key in table:
             return table[key]
     return FALLBACK_PRICE.get(plan.interval, FALLBACK_PRICE["month"])
+
+
+STORES = ("app_store", "google_play")
 
 
 def _fee(provider: str, amount: Money, first_year: bool) -> Money:
@@ -288,12 +292,19 @@ def seed(*, rng: random.Random, out, options) -> None:
                 amount=amount,
                 fee=_fee(fields["provider"], amount, first_year=n < 12) if ok else Money(0, currency),
                 tax=_tax(amount, customer.country) if ok else Money(0, currency),
+                commission=Money(0, currency),
                 refunded=Money(0, currency),
                 status=Payment.Status.SUCCEEDED if ok else Payment.Status.FAILED,
                 failure_code="" if ok else "card_declined",
                 occurred_at=at,
                 created_at=at,
             )
+            if ok and fields["provider"] in STORES:
+                # The stores keep a commission (at the rate in force), not a processing fee.
+                payment.fee = Money(0, currency)
+                payment.commission = commission_for(
+                    provider=fields["provider"], amount=amount, tax=payment.tax, at=at, past_first_year=n >= 12
+                )
             sub_payments.append(payment)
             if payment.provider_reference not in withheld:
                 payments.append(payment)
@@ -418,7 +429,12 @@ def _post_payments(references: list[str]) -> int:
                     key=f"payment:{payment.pk}:capture",
                     kind="payment",
                     legs=payment_legs(
-                        provider=payment.provider, amount=payment.amount, fee=payment.fee, tax=payment.tax
+                        provider=payment.provider,
+                        amount=payment.amount,
+                        fee=payment.fee,
+                        tax=payment.tax,
+                        commission=payment.commission,
+                        tax_remitted_by_provider=provider_remits_tax(payment.provider),
                     ),
                     memo=f"{payment.get_kind_display()} {payment.provider_reference}",
                     customer=payment.customer,

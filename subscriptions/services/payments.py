@@ -11,16 +11,20 @@ a refund-succeeded hook of the core.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django_fsm import can_proceed
 from djmoney.money import Money
 
+from monetization import clock
 from monetization.models import Customer, Payment, Refund
 from monetization.registry import Registry
 from monetization.services.payments import payment_record
 from subscriptions.models import Subscription, SubscriptionPayment
 from subscriptions.services.lifecycle import Cause, subscription_change_state
+
+# A payment that was taken, even if refunded since, counts as paid service.
+PAID_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED)
 
 # Which revenue account a payment feeds, by product kind.
 REVENUE_STREAM_BY_PRODUCT_KIND = {
@@ -68,6 +72,19 @@ def subscription_payment_record(
     def link(payment: Payment) -> None:
         SubscriptionPayment.objects.create(payment=payment, subscription=subscription)
 
+    # The stores reduce their commission once a subscriber has a year of paid service: counted
+    # from the subscription's first successful payment (one indexed read).
+    first_paid = (
+        SubscriptionPayment.objects.filter(
+            subscription=subscription, payment__status__in=PAID_STATUSES, payment__provider=provider
+        )
+        .order_by("payment__occurred_at")
+        .values_list("payment__occurred_at", flat=True)
+        .first()
+    )
+    at = occurred_at or clock.now()
+    past_first_year = first_paid is not None and first_paid <= at - timedelta(days=365)
+
     def succeeded_now(payment: Payment) -> None:
         for hook in payment_hooks:
             hook(payment, subscription)
@@ -79,6 +96,7 @@ def subscription_payment_record(
         amount=amount,
         fee=fee,
         tax=tax,
+        past_first_year=past_first_year,
         kind=kind,
         succeeded=succeeded,
         failure_code=failure_code,

@@ -14,8 +14,9 @@ from djmoney.money import Money
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monetization.commission import commission_rule, provider_remits_tax
 from monetization.models import JournalEntry, JournalLine
-from monetization.services.ledger import Account, ledger_report, minor_unit_exponent
+from monetization.services.ledger import Account, ledger_report, minor_unit_exponent, quantize
 from monetization.services.payments import payment_record
 from tests.monetization.factories import CustomerFactory
 from tests.processes import database_url
@@ -36,7 +37,9 @@ def payment(draw):
         draw(st.sampled_from(CURRENCIES)),
         draw(st.sampled_from(PROVIDERS)),
         units,
-        draw(st.integers(min_value=0, max_value=units // 2)),  # fee, minor units
+        draw(
+            st.integers(min_value=0, max_value=units // 4)
+        ),  # fee, minor units (with tax and commission, within the amount)
         draw(st.integers(min_value=0, max_value=units // 3)),  # tax, minor units
         draw(st.integers(min_value=0, max_value=30)),  # provider reference (collisions = redeliveries)
         draw(st.booleans()),  # succeeded
@@ -57,7 +60,7 @@ def test_ledger_balances_per_currency_for_any_payment_sequence(payments):
         fee = minor(currency, fee_units)
         tax = minor(currency, tax_units)
         reference = f"{customer.external_id}-{currency}-{ref}"
-        _, created = payment_record(
+        payment_row, created = payment_record(
             customer=customer,
             provider=provider,
             provider_reference=reference,
@@ -73,10 +76,17 @@ def test_ledger_balances_per_currency_for_any_payment_sequence(payments):
             continue
         seen.add(key)
         if succeeded:
-            expected[(Account.cash(provider), currency)] += amount - fee
+            # The stores keep their commission on the price net of tax, and the tax they remit themselves.
+            rate = commission_rule(provider, payment_row.occurred_at).rate_for(past_first_year=False)
+            commission = quantize((amount - tax) * rate, currency)
+            assert payment_row.commission.amount == commission
+            remitted = provider_remits_tax(provider)
+            expected[(Account.cash(provider), currency)] += amount - fee - commission - (tax if remitted else 0)
             expected[(Account.PROVIDER_FEES, currency)] += fee
+            expected[(Account.STORE_COMMISSION, currency)] += commission
             expected[(Account.revenue(), currency)] -= amount - tax
-            expected[(Account.TAX_PAYABLE, currency)] -= tax
+            if not remitted:
+                expected[(Account.TAX_PAYABLE, currency)] -= tax
     report = ledger_report()
     assert report.balanced, report
     assert all(total == 0 for total in report.trial_balance.values())
@@ -121,7 +131,8 @@ def test_ledger_check_passes_on_balanced_books(capsys):
     payment_record(customer=customer, provider="app_store", provider_reference="tx_1", amount=Money(1200, "JPY"))
     call_command("ledger_check")
     out = capsys.readouterr().out
-    assert "journal entries: 2" in out and "journal lines:   6" in out  # zero fee/tax legs are not written
+    # Zero fee/tax legs are not written; the App Store payment books its commission (the store keeps the tax).
+    assert "journal entries: 2" in out and "journal lines:   7" in out
     assert "JPY:" in out and "USD:" in out and "The ledger balances." in out
 
 

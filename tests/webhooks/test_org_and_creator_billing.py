@@ -45,6 +45,7 @@ def stripe_billing(provider_settings):
     yield
     reset_providers()
 
+
 UTC = datetime.UTC
 START = datetime.datetime(2026, 1, 1, tzinfo=UTC)  # 1767225600: the fixtures' period start
 FEB_1 = datetime.datetime(2026, 2, 1, tzinfo=UTC)  # 1769904000

@@ -10,15 +10,17 @@ from .parsing import (
     snapshot_from_transaction,
     transaction_amount,
 )
-from .rules import PLATFORM_RULES, REFUND_ACCESS, rule_problem
+from .rules import COMMISSION_RULES, PLATFORM_RULES, REFUND_ACCESS, REMITS_TAX, rule_problem
 
 # Apple refunds and cancels App Store purchases itself; extending a renewal date is the one write it allows.
 CAPABILITIES = Capabilities(extend=True, refund_reversal=True)
 
 __all__ = [
     "CAPABILITIES",
+    "COMMISSION_RULES",
     "PLATFORM_RULES",
     "REFUND_ACCESS",
+    "REMITS_TAX",
     "AppStoreProvider",
     "app_store_status",
     "event_facts",

@@ -24,6 +24,19 @@ PLATFORM_RULES: list[dict] = [
 ]
 
 
+# What Apple keeps of each sale, as of each date (monetization.commission composes these with
+# STORE_COMMISSION_RULES): 30%; 15% for a subscriber past one year of paid service (since the
+# 2016-06-13 change) and for every sale of a developer in the Small Business Program (from its
+# 2021-01-01 start, when enrolled: set ``small_business_program`` from the enrolment date).
+# Apple is the merchant of record: prices include the tax it collects and remits, and the
+# commission is taken from the price net of that tax.
+COMMISSION_RULES: list[dict] = [
+    {"since": "2000-01-01", "rate": "0.30", "reduced_rate": "0.30", "small_business_program": False},
+    {"since": "2016-06-13", "reduced_rate": "0.15", "reduced_after_first_year": True},
+]
+REMITS_TAX = True
+
+
 def rule_problem(rule) -> str:
     """Why a rule cannot be the App Store's, or "" (``rule``: a subscriptions.platform_rules.PlatformRule)."""
     if rule.grace_days not in GRACE_OPTIONS:

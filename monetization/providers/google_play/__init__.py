@@ -13,7 +13,7 @@ from .parsing import (
     relevant,
     snapshot_from_v2,
 )
-from .rules import PLATFORM_RULES, REFUND_ACCESS, rule_problem
+from .rules import COMMISSION_RULES, PLATFORM_RULES, REFUND_ACCESS, REMITS_TAX, rule_problem
 
 # Users pause Play subscriptions in the store (we follow through its notifications); we cannot.
 CAPABILITIES = Capabilities(refund=True, cancel=True, extend=True, paused_state=True)
@@ -21,10 +21,12 @@ CAPABILITIES = Capabilities(refund=True, cancel=True, extend=True, paused_state=
 
 __all__ = [
     "CAPABILITIES",
+    "COMMISSION_RULES",
     "NOTIFICATION_TYPES",
     "PAYMENT_CODES",
     "PLATFORM_RULES",
     "REFUND_ACCESS",
+    "REMITS_TAX",
     "GoogleApiSubscriptionsV2Client",
     "GooglePlayProvider",
     "SubscriptionsV2Client",

@@ -19,6 +19,17 @@ PLATFORM_RULES: list[dict] = [
 ]
 
 
+# What Google keeps of each subscription sale, as of each date (monetization.commission composes
+# these with STORE_COMMISSION_RULES): 30%, 15% past a subscriber's first paid year, then 15% on
+# every subscription from 2022-01-01. Google is the merchant of record: it collects and remits the
+# tax included in the price, and takes its fee from the price net of tax.
+COMMISSION_RULES: list[dict] = [
+    {"since": "2000-01-01", "rate": "0.30", "reduced_rate": "0.15", "reduced_after_first_year": True},
+    {"since": "2022-01-01", "rate": "0.15"},
+]
+REMITS_TAX = True
+
+
 def rule_problem(rule) -> str:
     """Why a rule cannot be Google Play's, or "" (``rule``: a subscriptions.platform_rules.PlatformRule)."""
     if rule.grace_days not in GRACE_OPTIONS:
