@@ -8,7 +8,7 @@ PGURL ?= postgres://postgres@127.0.0.1:5432
 TEST_DATABASE_URL ?= $(PGURL)/backoffice
 REDIS ?= redis://127.0.0.1:6379
 
-.PHONY: run test bench lint services venv soak reliability
+.PHONY: run test bench lint services venv soak reliability prod-local prod-local-check
 
 $(STAMP): requirements.txt
 	@command -v $(PY) >/dev/null || { echo "$(PY) not found"; exit 1; }
@@ -68,3 +68,15 @@ lint: $(STAMP)
 reliability: $(STAMP) services
 	DATABASE_URL=$${DATABASE_URL:-$(PGURL)/backoffice_reliability} REDIS_URL=$${REDIS_URL:-$(REDIS)/3} \
 	$(BIN)/python -m reliability $(RELIABILITY_ARGS)
+
+# Production's processes on this machine (deploy/prod_local.py): the Procfile under honcho with DEBUG off,
+# web x2 (PROD_LOCAL_PORT, 8000 and 8001), a worker pool for the webhooks queue and one for the others, beat;
+# migrate first. PostgreSQL at PROD_LOCAL_DATABASE_URL; a private redis-server (PROD_LOCAL_REDIS_PORT, 6431)
+# as cache and broker unless PROD_LOCAL_BROKER_URL names one (RabbitMQ). Ctrl-C stops everything.
+prod-local: $(STAMP)
+	$(BIN)/python deploy/prod_local.py start
+
+# The same, driven: PROD_LOCAL_WEBHOOKS (10,000) signed Stripe events and PROD_LOCAL_READS (50,000)
+# entitlement reads through both web processes; prints errors, events applied, p99; stops by itself.
+prod-local-check: $(STAMP)
+	$(BIN)/python deploy/prod_local.py check $(PROD_LOCAL_ARGS)

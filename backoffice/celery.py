@@ -1,13 +1,17 @@
 import os
+import time
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import before_task_publish, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backoffice.settings")
 
 app = Celery("backoffice")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# JSON log lines, and the request id carried from a request into the tasks it queues (signals).
+from backoffice import logs  # noqa: E402, F401
 
 
 @task_prerun.connect
@@ -21,3 +25,10 @@ def _close_old_database_connections(**kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@before_task_publish.connect
+def _stamp_sent_at(headers=None, **kwargs) -> None:
+    """When the message was published, for the queue age metric (backoffice/metrics.py)."""
+    if headers is not None:
+        headers.setdefault("sent_at", time.time())

@@ -16,6 +16,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from backoffice.env import Environment, enabled_providers, require_provider_credentials
 
@@ -54,6 +55,8 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "csp",
+    "health_check",
+    "django_prometheus",
     "monetization",
     "subscriptions",
     "verified_orgs",
@@ -61,6 +64,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request counts and latency by view and status (/metrics); its pair is the last but one.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "monetization.middleware.RequestIdMiddleware",
@@ -74,6 +79,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: it turns a lockout signalled during sign-in into its response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -275,12 +281,19 @@ CELERY_BEAT_SCHEDULE["cache-invalidations-flush"] = {
 }
 IDEMPOTENCY_KEY_TTL = timedelta(hours=int(os.environ.get("IDEMPOTENCY_KEY_TTL_HOURS", "48")))
 
+# JSON lines with the request id (backoffice/logs.py) unless LOG_FORMAT=text (the default with DEBUG on).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "backoffice.logs.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", **({"formatter": "json"} if LOG_FORMAT == "json" else {})}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+# Workers log through LOGGING above (JSON, with the request id that queued the task), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Provider adapters by name (dotted paths); the demo and the tests use monetization.demo.providers.FakeProvider.
 PAYMENT_PROVIDERS = {
@@ -439,6 +452,27 @@ CREATOR_PAYOUT_PROVIDER = env.get("CREATOR_PAYOUT_PROVIDER", "monetization.provi
 CELERY_BEAT_SCHEDULE["creators-eligibility"] = {
     "task": "creators.tasks.eligibility_reevaluate_all",
     "schedule": timedelta(hours=24),
+}
+
+# --- Queues: one per kind of work, so that a slow export or payout run never delays a webhook ---
+# Production runs a worker pool per queue (Procfile, deploy/k8s: ``celery worker -Q webhooks``...); a
+# worker started without -Q (the tests, the demo, bench, reliability) consumes every queue below.
+# Routed by task name; a task added later joins its kind by name (``*.outbound*``, ``*export*``).
+CELERY_TASK_DEFAULT_QUEUE = "default"
+WORK_QUEUES = ("webhooks", "sweeps", "payouts", "outbound", "exports", "default")
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in WORK_QUEUES]
+CELERY_TASK_ROUTES = {
+    "monetization.tasks.*": {"queue": "webhooks"},  # apply received / waiting events, the webhook sweep
+    "creators.tasks.cycle_*": {"queue": "payouts"},
+    "*outbound*": {"queue": "outbound"},
+    "subscriptions.acknowledge_play_purchases": {"queue": "outbound"},  # calls Google Play
+    "*export*": {"queue": "exports"},
+    "subscriptions.lifecycle_sweep": {"queue": "sweeps"},
+    "subscriptions.reconcile_providers": {"queue": "sweeps"},
+    "verified_orgs.*": {"queue": "sweeps"},
+    "creators.tasks.eligibility_*": {"queue": "sweeps"},
+    "monetization.tasks_support.*": {"queue": "sweeps"},
+    "monetization.tasks_cache.*": {"queue": "sweeps"},
 }
 
 # --- Webhook throughput: kombu's Redis transport with one reusable publishing client per channel ---

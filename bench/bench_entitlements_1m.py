@@ -322,7 +322,7 @@ def revocation(key: str, n: int) -> dict:
     connections.close_all()
     celery_app.conf.update(broker_url=broker_url())
     with celery_app.connection_for_write(url=broker_url()) as conn:
-        conn.default_channel.queue_purge("celery")  # no leftovers from an earlier run
+        conn.default_channel.queue_purge("webhooks")  # no leftovers from an earlier run
     log_path = os.path.join(tempfile.gettempdir(), f"bench-ent1m-worker-{os.getpid()}.log")
     server = worker = log = None
     latencies, accept_ms, not_gone, polls = [], [], 0, 0

@@ -262,12 +262,12 @@ def _drain(worker: subprocess.Popen, ids: list[int]) -> dict:
     # The queue is filled while the worker doesn't consume, then the clock starts as it does: the rate is
     # the worker's, not this process's enqueueing.
     node = worker.args[worker.args.index("-n") + 1]
-    celery_app.control.cancel_consumer("celery", destination=[node], reply=True, timeout=5)
+    celery_app.control.cancel_consumer("webhooks", destination=[node], reply=True, timeout=5)
     for _ in ids:  # each delivery's commit, as the endpoints do: the first queues a task, the rest see it queued
         webhook_apply_schedule()
     cpu = _tree_cpu(worker.pid)
     started = time.perf_counter()
-    celery_app.control.add_consumer("celery", destination=[node], reply=True, timeout=5)
+    celery_app.control.add_consumer("webhooks", destination=[node], reply=True, timeout=5)
     deadline = started + 600
     applied = 0
     while time.perf_counter() < deadline:
@@ -279,7 +279,7 @@ def _drain(worker: subprocess.Popen, ids: list[int]) -> dict:
     # The remaining tasks (their events applied in earlier batches) finish at once; let them, then count CPU.
     while time.perf_counter() < deadline:
         with celery_app.connection_for_write(url=broker_url()) as conn:
-            if not conn.default_channel.client.llen("celery"):
+            if not conn.default_channel.client.llen("webhooks"):
                 break
         time.sleep(0.05)
     drained = time.perf_counter() - started
@@ -319,7 +319,7 @@ def run(args) -> dict:
     env = {
         **os.environ,
         "STRIPE_WEBHOOK_SECRET": SECRET,
-        # The broker the gunicorn enqueues onto (its "celery" list is purged afterwards).
+        # The broker the gunicorn enqueues onto (its "webhooks" list is purged afterwards).
         "CELERY_BROKER_URL": broker_url(),
         "PAYMENT_PROVIDERS_ENABLED": "stripe,app_store",
         # Production settings ask for the providers' API credentials; this run never calls their APIs.
@@ -391,7 +391,7 @@ def run(args) -> dict:
     # This process enqueues for the worker below.
     celery_app.conf.update(broker_url=broker_url(), task_always_eager=False)
     with celery_app.connection_for_write(url=broker_url()) as conn:
-        result["enqueued_tasks_purged"] = conn.default_channel.queue_purge("celery")
+        result["enqueued_tasks_purged"] = conn.default_channel.queue_purge("webhooks")
     from django.core.cache import cache
 
     from monetization.services.webhooks import APPLY_SCHEDULED_KEY

@@ -8,6 +8,8 @@ attempt's time and the sweep queues it again once that has passed.
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 
@@ -18,6 +20,8 @@ from monetization.services.webhooks import (
     webhook_events_apply_waiting,
     webhook_events_due,
 )
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
@@ -43,6 +47,7 @@ def apply_waiting_webhook_events(self) -> int:
     at a time). A long backlog is applied a slice at a time, each slice a task, so other tasks get the
     worker in between."""
     outcomes, more = webhook_events_apply_waiting(max_batches=settings.WEBHOOK_APPLY_BATCHES_PER_TASK)
+    log.info("webhook events applied", extra={"events": len(outcomes), "more": more})
     if more:
         self.delay()
     return len(outcomes)

@@ -138,9 +138,10 @@ def broker(celery_app, settings, broker_url: str):
     _reset_connections(celery_app, broker_url)
     # Leftover messages of an earlier run would reach this worker: start from an empty queue.
     with celery_app.connection_for_write() as conn:
-        if not broker_url.startswith("redis"):  # RabbitMQ: a new vhost has no queue yet
-            celery_app.amqp.queues[celery_app.conf.task_default_queue].bind(conn.default_channel).declare()
-        conn.default_channel.queue_purge("celery")
+        for name in settings.WORK_QUEUES:  # one queue per kind of work (backoffice/settings.py)
+            if not broker_url.startswith("redis"):  # RabbitMQ: a new vhost has no queue yet
+                celery_app.amqp.queues[name].bind(conn.default_channel).declare()
+            conn.default_channel.queue_purge(name)
         if broker_url.startswith("redis"):
             # And the messages a killed worker left unacknowledged: Redis hands them out again once the
             # visibility timeout has passed, to whichever worker runs then (a later test's).

@@ -16,12 +16,18 @@ class VerifiedOrgsConfig(AppConfig):
         from subscriptions.entitlements import entitlement_sources
         from subscriptions.models import Subscription
         from subscriptions.services.lifecycle import state_hooks
-        from subscriptions.services.payments import payment_hooks
+        from subscriptions.services.payments import invoice_hooks, payment_hooks
+        from subscriptions.services.provider_sync import pushed_quantities
 
         from . import roles
         from .entitlement_sources import invalidate_on_subscription_transition, organization_entitlements
         from .selectors import customer_organizations_panel
-        from .services.billing import org_credit_note_for_refund, org_invoice_paid_from_payment
+        from .services.billing import (
+            org_credit_note_for_refund,
+            org_invoice_from_provider,
+            org_invoice_paid_from_payment,
+            org_seat_counts_since,
+        )
         from .services.dunning import orgs_follow_subscriptions
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
@@ -34,6 +40,8 @@ class VerifiedOrgsConfig(AppConfig):
         # and a provider's payment of an org subscription is that period's charge.
         state_hooks.register("verified_orgs.follow_subscription", orgs_follow_subscriptions)
         payment_hooks.register("verified_orgs.renewal_from_payment", org_invoice_paid_from_payment)
+        invoice_hooks.register("verified_orgs.invoice_from_provider", org_invoice_from_provider)
+        pushed_quantities.register("verified_orgs.seat_ledger", org_seat_counts_since)
         refund_succeeded_hooks.register("verified_orgs.credit_note", org_credit_note_for_refund)
         customer_panels.register(
             "verified_orgs.organizations",

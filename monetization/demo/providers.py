@@ -171,7 +171,9 @@ class StripeBillingBook:
         self._maybe_fail("billing_quantity_set")
 
         def make():
-            self.billing[subscription].quantity = quantity
+            sub = self.billing[subscription]
+            sub.quantity = quantity
+            self._subscription_event("customer.subscription.updated", sub)  # Stripe echoes the change
             return quantity
 
         self._once(idempotency_key, make)
@@ -200,6 +202,7 @@ class StripeBillingBook:
         if found.status != "open":
             raise ProviderError(f"invoice {invoice} is {found.status}", code="invoice_not_open")
         found.status = "uncollectible" if uncollectible else "void"
+        self._invoice_event("invoice.marked_uncollectible" if uncollectible else "invoice.voided", found)
 
     # --- the test clock ---
 

@@ -179,6 +179,18 @@ class ReportLine:
 
 
 @dataclass(frozen=True)
+class InvoiceReport:
+    """Where one of the provider's invoices of a subscription stands (Stripe Billing): finalized and
+    open (its charge failed), paid, void or uncollectible. ``period_start`` is the period it bills."""
+
+    provider_invoice_id: str
+    status: str  # "open" | "paid" | "void" | "uncollectible"
+    number: str
+    period_start: datetime | None
+    amount_due: Money
+
+
+@dataclass(frozen=True)
 class RefundReport:
     """The provider gave money back on one of its payments (our own refunds come back this way too).
 
@@ -227,6 +239,7 @@ class EventFacts:
     # renewal whose notification was late or lost: its read-back already names a later order).
     earlier_payments: tuple[PaymentReport, ...] = ()
     payment_failed: dict | None = None  # a renewal charge failed: the provider's details, for the timeline
+    invoice: InvoiceReport | None = None  # the provider's invoice of the subscription, as it stands now
     refund: RefundReport | None = None
     # Money went back or access was revoked: the provider's details, for the timeline; with
     # ``access_ends`` and no snapshot (which would say so itself), access ends now.

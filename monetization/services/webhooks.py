@@ -174,6 +174,10 @@ def webhook_store(*, events: Iterable[ProviderEvent], raw_body: str = "") -> lis
             result.append((existing.first(), False))
             continue
         result.append((hit, True))
+    log.info(
+        "webhook stored",
+        extra={"provider": rows[0][0], "event_ids": [row[1] for row in rows], "new": sum(c for _, c in result)},
+    )
     return result
 
 

@@ -18,6 +18,7 @@ from djmoney.money import Money
 
 from monetization import clock
 from monetization.models import Customer, Payment, Refund
+from monetization.providers.base import InvoiceReport
 from monetization.registry import Registry
 from monetization.services.payments import payment_record
 from subscriptions.models import Subscription, SubscriptionPayment
@@ -42,6 +43,18 @@ REVENUE_STREAM_BY_PRODUCT_KIND = {
 # reach them by other paths.
 PaymentHook = Callable[[Payment, Subscription], None]
 payment_hooks: Registry[PaymentHook] = Registry("subscription payment hook")
+
+# Apps that keep invoices of their own (an organization's) follow the provider's invoice of a
+# subscription as it stands (open with a failed charge, paid, void, uncollectible):
+# invoice_hooks.register(name, fn(subscription, report, cause) -> note or None). They run in the
+# event's transaction before its payment is recorded, so the payment finds its invoice by id.
+# Idempotent: a redelivered event reaches them again.
+InvoiceHook = Callable[[Subscription, InvoiceReport, Cause], "str | None"]
+invoice_hooks: Registry[InvoiceHook] = Registry("subscription invoice hook")
+
+
+def invoice_hooks_run(subscription: Subscription, report: InvoiceReport, cause: Cause) -> list[str]:
+    return [note for hook in invoice_hooks if (note := hook(subscription, report, cause))]
 
 
 def revenue_stream(subscription: Subscription) -> str:

@@ -29,7 +29,7 @@ from monetization.services.webhooks import EventApplier
 from monetization.webhook_queue import webhook_events_wake
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
-from subscriptions.services.payments import payment_subscription, subscription_payment_record
+from subscriptions.services.payments import invoice_hooks_run, payment_subscription, subscription_payment_record
 from subscriptions.services.provider_sync import (
     SubscriptionSyncError,
     SyncRequest,
@@ -93,6 +93,14 @@ def provider_event_apply(event: WebhookEvent) -> str:
             _, created = _payment_record(event, sub, report)
             notes.append(f"earlier payment {report.provider_reference} {'recorded' if created else 'known'}")
 
+    if facts.invoice is not None:
+        invoiced = sub or _subscription(event.provider, facts.subscription_ref)
+        if invoiced is None:
+            raise SubjectMissing(f"subscription {facts.subscription_ref} not known yet")
+        notes.extend(invoice_hooks_run(invoiced, facts.invoice, cause))
+        if facts.payment is None and facts.payment_failed is None:
+            return "; ".join(notes) or f"invoice {facts.invoice.provider_invoice_id} {facts.invoice.status}"
+
     if facts.payment is not None:
         report = facts.payment
         alone = sub is None
@@ -103,7 +111,7 @@ def provider_event_apply(event: WebhookEvent) -> str:
                 raise SubjectMissing(f"subscription {facts.subscription_ref} not known yet")
         payment, created = _payment_record(event, sub, report)
         if alone:
-            return f"payment {payment.pk} {'recorded' if created else 'already recorded'}"
+            return "; ".join([*notes, f"payment {payment.pk} {'recorded' if created else 'already recorded'}"])
         notes.append(f"payment {payment.pk}")
 
     if facts.payment_failed is not None:
@@ -121,7 +129,7 @@ def provider_event_apply(event: WebhookEvent) -> str:
             customer=sub.customer,
             after=facts.payment_failed,
         )
-        return f"payment failure recorded on subscription {sub.pk}"
+        return "; ".join([*notes, f"payment failure recorded on subscription {sub.pk}"])
 
     if facts.dispute is not None:
         return _dispute_apply(event, facts, cause)

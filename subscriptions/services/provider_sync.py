@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.db import IntegrityError, transaction
@@ -29,6 +30,7 @@ from monetization.bulk import bulk_update_rows
 from monetization.errors import Conflict, ErrorCode, InvalidInput
 from monetization.models import AuditEvent, Customer, Provider, ProviderIdentity
 from monetization.providers.base import Acknowledgement, SubscriptionSnapshot, SubscriptionStatus
+from monetization.registry import Registry
 from monetization.services.audit import audit_event_build, audit_events_write, audit_record
 from monetization.webhook_queue import webhook_events_wake
 from subscriptions.entitlements import entitlements_invalidate
@@ -42,6 +44,25 @@ from subscriptions.services.lifecycle import (
 )
 
 S = Subscription.State
+
+# A product app that keeps a subscription's seat count in a ledger of its own and pushes it to the
+# provider (organizations) says which counts it held from a moment on: the provider echoes each
+# push in its own time (an event about quantity 1 may arrive after we pushed 2), and an echo is no
+# conflict. pushed_quantities.register(name, fn(subscription, since) -> set of counts or None).
+PushedQuantities = Callable[[Subscription, datetime], "set[int] | None"]
+pushed_quantities: Registry[PushedQuantities] = Registry("pushed subscription quantities")
+# How far the provider's event clock may run behind the moment we recorded a push.
+PUSH_ECHO_SKEW = timedelta(minutes=5)
+
+
+def _quantity_echoed(sub: Subscription, quantity: int, as_of: datetime) -> bool:
+    """The provider's count is one we pushed and held at or after the snapshot's moment."""
+    for source in pushed_quantities:
+        held = source(sub, as_of - PUSH_ECHO_SKEW)
+        if held and quantity in held:
+            return True
+    return False
+
 
 PLATFORM_BY_PROVIDER = {
     Provider.STRIPE: Platform.WEB,
@@ -364,20 +385,23 @@ def subscriptions_sync_from_snapshots(requests: Sequence[SyncRequest]) -> list[S
             updates = {**_field_updates(snapshot, target), **untracked}
             if sub.is_organization_subscription() and updates.get("quantity", sub.quantity) != sub.quantity:
                 # An organization's seat count is ours (the seat ledger), pushed to the provider: a
-                # different count from the provider is flagged for Finance, never applied.
-                audits.append(
-                    partial(
-                        audit_event_build,
-                        action="subscription.quantity_conflict",
-                        obj=sub,
-                        actor_kind=cause.actor_kind,
-                        actor_label=cause.label,
-                        customer=sub.customer,
-                        before={"quantity": sub.quantity},
-                        after={"provider_quantity": updates.pop("quantity")},
-                        reason="The provider's seat count differs from ours: reconcile.",
+                # different count from the provider is flagged for Finance, never applied; the echo of
+                # a count we pushed (and held since the event's moment) is no conflict.
+                provider_quantity = updates.pop("quantity")
+                if not _quantity_echoed(sub, provider_quantity, snapshot.as_of):
+                    audits.append(
+                        partial(
+                            audit_event_build,
+                            action="subscription.quantity_conflict",
+                            obj=sub,
+                            actor_kind=cause.actor_kind,
+                            actor_label=cause.label,
+                            customer=sub.customer,
+                            before={"quantity": sub.quantity},
+                            after={"provider_quantity": provider_quantity},
+                            reason="The provider's seat count differs from ours: reconcile.",
+                        )
                     )
-                )
             if not path and sub.state != target:
                 # Unreachable by our state machine (e.g. a resubscribe after a revocation): keep the
                 # fields in step and leave the trail, without forcing the state.

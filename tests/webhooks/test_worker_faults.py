@@ -67,7 +67,7 @@ def test_events_held_by_a_killed_worker_are_applied_once_after_a_restart(
     # One task for the whole backlog (as a burst gets in production: up to 2,000 events a task), so the
     # first kill loses the only message for them.
     with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("celery")
+        conn.default_channel.queue_purge("webhooks")  # the webhook tasks' queue
     cache.delete(APPLY_SCHEDULED_KEY)
     webhook_apply_schedule()
     worker.start(wait=False)  # killed as soon as it has applied some, ready or not

@@ -39,7 +39,7 @@ from djmoney.money import Money
 from monetization import clock
 from monetization.errors import DomainError, ErrorCode, IllegalTransition, InvalidInput, OrgErrorCode
 from monetization.models import AuditEvent, Payment, Provider
-from monetization.providers.base import ProviderError, get_provider
+from monetization.providers.base import InvoiceReport, ProviderError, get_provider
 from monetization.services.audit import audit_record
 from monetization.services.ledger import quantize
 from monetization.services.permissions import require_perm
@@ -569,6 +569,102 @@ def org_invoice_paid_from_payment(payment: Payment, subscription: Subscription) 
             "Stripe collected another amount than our seat ledger computes.",
         )
     return invoice
+
+
+def org_invoice_from_provider(subscription: Subscription, report: InvoiceReport, cause: Cause) -> str | None:
+    """Invoice hook: our invoice follows Stripe's invoice of the org's subscription, found by its id.
+
+    An invoice we do not have yet (a renewal whose charge failed: finalized, open, retried by
+    Stripe) is opened for the period it bills, numbered, with that id, so the org's admins and
+    Finance see what is owed and its payment, whenever it comes, finds it by id. Stripe voiding
+    an invoice or writing it off is applied here too. Runs before the event's payment is recorded.
+    """
+    if subscription.provider != Provider.STRIPE or not subscription.is_organization_subscription():
+        return None
+    org = Organization.objects.filter(subscription_id=subscription.pk).select_related("subscription__plan").first()
+    if org is None:
+        return None
+    invoice = _invoice_of_provider(org, report, cause)
+    if invoice is None:
+        return f"Stripe invoice {report.provider_invoice_id} unmatched: flagged"
+    transition = PROVIDER_CLOSING.get(report.status)
+    if transition is None:
+        return f"invoice {invoice.number} {invoice.status}"
+    invoice = OrgInvoice.objects.select_for_update().get(pk=invoice.pk)
+    method = getattr(invoice, transition)
+    if not can_proceed(method):
+        return f"invoice {invoice.number} {invoice.status} (Stripe: {report.status})"
+    before = invoice.status
+    method()
+    invoice.updated_at = clock.now()
+    invoice.save(update_fields=["status", "updated_at"])
+    audit_record(
+        action=f"organization.invoice_{transition}",
+        obj=org,
+        actor_kind=AuditEvent.ActorKind.PROVIDER,
+        actor_label=cause.label,
+        customer=org.billing_customer,
+        before={"status": before, "invoice": invoice.number},
+        after={"status": invoice.status, "invoice": invoice.number},
+        reason=f"Stripe: invoice {report.status}",
+    )
+    return f"invoice {invoice.number} {invoice.status}"
+
+
+# Stripe's closing of an invoice -> our invoice's transition.
+PROVIDER_CLOSING = {"void": "void", "uncollectible": "mark_uncollectible"}
+
+
+def _invoice_of_provider(org: Organization, report: InvoiceReport, cause: Cause) -> OrgInvoice | None:
+    """Our invoice of a Stripe invoice: by its id, else the period it bills opened with that id.
+
+    A period already invoiced under another Stripe id, a period older than one we opened since
+    (its seats and prorations are on the later invoice already) or an org no longer billed is
+    flagged for Finance instead.
+    """
+    invoice = OrgInvoice.objects.filter(organization=org, provider_invoice_id=report.provider_invoice_id).first()
+    if invoice is not None or report.period_start is None:
+        return invoice
+    sub = org.subscription
+    period_start = _period_start_at(sub.started_at, report.period_start, sub.plan)
+    existing = OrgInvoice.objects.filter(organization=org, period_start=period_start).first()
+    if existing is not None and not existing.provider_invoice_id:
+        OrgInvoice.objects.filter(pk=existing.pk).update(provider_invoice_id=report.provider_invoice_id)
+        existing.provider_invoice_id = report.provider_invoice_id
+        return existing
+    later = OrgInvoice.objects.filter(organization=org, period_start__gt=period_start).exists()
+    billed = org.state in (Organization.State.VERIFIED, Organization.State.SUSPENDED)
+    if existing is not None or later or not billed:
+        _flag(
+            org,
+            cause,
+            "organization.provider_invoice_unmatched",
+            {
+                "provider_invoice": report.provider_invoice_id,
+                "status": report.status,
+                "amount_due": str(report.amount_due.amount),
+                "currency": str(report.amount_due.currency),
+                "period_start": period_start.isoformat(),
+                "invoice": existing.pk if existing else None,
+                "organization_state": org.state,
+            },
+            "Stripe invoice for a period already (or later) invoiced, or of an org not billed: reconcile.",
+        )
+        return None
+    return org_renew(
+        organization=org, period_start=period_start, cause=cause, provider_invoice_id=report.provider_invoice_id
+    )
+
+
+def org_seat_counts_since(subscription: Subscription, since: datetime) -> set[int] | None:
+    """The seat counts an org's ledger held from ``since`` on (what we pushed to Stripe since)."""
+    org_id = Organization.objects.filter(subscription_id=subscription.pk).values_list("pk", flat=True).first()
+    if org_id is None:
+        return None
+    rows = SeatLedgerEntry.objects.filter(organization_id=org_id)
+    held = set(rows.filter(at__gt=since).values_list("quantity", flat=True))
+    then = rows.filter(at__lte=since).order_by("-at", "-id").values_list("quantity", flat=True).first()
+    return held | ({then} if then is not None else set())
 
 
 def _flag(org: Organization, cause: Cause, action: str, after: dict, reason: str) -> None:

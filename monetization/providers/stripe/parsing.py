@@ -8,6 +8,7 @@ which Stripe does for events created before an upgrade).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from monetization.models import ProviderIdentity
@@ -16,6 +17,7 @@ from monetization.providers.base import (
     DisputeReport,
     EventFacts,
     EventIgnored,
+    InvoiceReport,
     MalformedPayload,
     PaymentReport,
     ProviderEvent,
@@ -38,6 +40,8 @@ HANDLED_TYPES = (
     "customer.subscription.deleted",
     "invoice.paid",
     "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
     "charge.refunded",
     "refund.created",
     "refund.updated",
@@ -140,7 +144,8 @@ def snapshot_from_subscription(obj: dict, *, as_of: datetime) -> SubscriptionSna
         trial_end=ts(obj.get("trial_end")),
         auto_renew=auto_renew,
         cancel_reason=(cancel_details.get("reason") or "")[:64],
-        quantity=int(item.get("quantity") or 1),
+        # Zero seats is a quantity (an org with no affiliates yet); only a missing one means one.
+        quantity=1 if item.get("quantity") is None else int(item["quantity"]),
     )
 
 
@@ -233,6 +238,27 @@ def invoice_payment(obj: dict, *, as_of: datetime) -> EventFacts:
     )
 
 
+# Stripe stopped collecting an invoice: voided (it never was owed) or written off (still payable).
+INVOICE_CLOSED = {"invoice.voided": "void", "invoice.marked_uncollectible": "uncollectible"}
+
+
+def invoice_report(obj: dict, status: str) -> InvoiceReport:
+    """An invoice as it stands; its period is its subscription line's (Stripe's invoice-level
+    ``period_start`` of a renewal is the period before), the latest line period, else the invoice's."""
+    starts = [
+        int(line["period"]["start"])
+        for line in (obj.get("lines") or {}).get("data") or []
+        if isinstance(line, dict) and (line.get("period") or {}).get("start")
+    ]
+    return InvoiceReport(
+        provider_invoice_id=obj["id"],
+        status=status,
+        number=obj.get("number") or "",
+        period_start=ts(max(starts)) if starts else ts(obj.get("period_start")),
+        amount_due=money_from_minor(int(obj.get("amount_due") or 0), obj.get("currency") or "usd"),
+    )
+
+
 def event_facts(event: StoredEvent) -> EventFacts:
     snapshot = event_snapshot(event)
     if snapshot is not None:
@@ -240,9 +266,10 @@ def event_facts(event: StoredEvent) -> EventFacts:
     obj = event.payload["data"]["object"]
     kind = event.event_type
     if kind == "invoice.paid":
-        return invoice_payment(obj, as_of=event.occurred_at)
+        return replace(invoice_payment(obj, as_of=event.occurred_at), invoice=invoice_report(obj, "paid"))
     if kind == "invoice.payment_failed":
-        # The state follows customer.subscription.updated (past_due); the attempt goes on the timeline.
+        # The state follows customer.subscription.updated (past_due); the attempt goes on the timeline,
+        # and the invoice stays open (finalized, Stripe retries it).
         return EventFacts(
             subscription_ref=invoice_subscription_id(obj),
             payment_failed={
@@ -252,7 +279,13 @@ def event_facts(event: StoredEvent) -> EventFacts:
                 "attempt_count": obj.get("attempt_count"),
                 "next_payment_attempt": obj.get("next_payment_attempt"),
             },
+            invoice=invoice_report(obj, "open"),
         )
+    if kind in INVOICE_CLOSED:
+        sub_id = invoice_subscription_id(obj)
+        if not sub_id:
+            raise EventIgnored("invoice without a subscription")
+        return EventFacts(subscription_ref=sub_id, invoice=invoice_report(obj, INVOICE_CLOSED[kind]))
     if kind == "charge.refunded":
         return _charge_refunded(obj)
     if kind in ("refund.created", "refund.updated"):
