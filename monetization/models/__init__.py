@@ -7,6 +7,7 @@ from .disputes import Dispute
 from .fx import ExchangeRate
 from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
+from .outbox import EventDelivery, EventEndpoint, OutboxEvent
 from .payments import Payment
 from .refunds import Refund
 from .webhooks import WebhookEvent
@@ -18,10 +19,13 @@ __all__ = [
     "ConsumptionRequest",
     "Customer",
     "Dispute",
+    "EventDelivery",
+    "EventEndpoint",
     "ExchangeRate",
     "IdempotencyKey",
     "JournalEntry",
     "JournalLine",
+    "OutboxEvent",
     "Payment",
     "Provider",
     "ProviderIdentity",

@@ -12,6 +12,7 @@ from monetization import clock
 from monetization.errors import InvalidInput
 from monetization.models import Customer, Payment
 from monetization.services.ledger import Posting, journal_post, payment_legs
+from monetization.services.outbox import outbox_payment_succeeded
 
 # The revenue account a payment feeds when its caller names none.
 DEFAULT_REVENUE_STREAM = "subscriptions"
@@ -105,6 +106,7 @@ def payment_record(
                 payment.succeed()
                 payment.save(update_fields=["status"])
                 payment_post_to_ledger(payment, revenue_stream=revenue_stream)
+                outbox_payment_succeeded(payment)
                 if on_succeeded is not None:
                     on_succeeded(payment)
             elif failure_code:
