@@ -1,1 +1,2 @@
-"""Outbound events: the catalogue, signing, sinks and delivery (the writer is monetization.services.outbox)."""
+"""Outbound event delivery: signing, sinks and the dispatcher (the writer is monetization.services.outbox,
+the catalogue monetization.event_catalogue)."""

@@ -14,8 +14,8 @@ from django.db.models.functions import Now
 
 from monetization import clock
 from monetization.errors import InvalidInput, PermissionDenied
+from monetization.event_catalogue import CATALOGUE
 from monetization.models import EventDelivery, EventEndpoint
-from monetization.outbox.catalogue import CATALOGUE
 from monetization.services.audit import audit_record
 
 ENDPOINT_FIELDS = ["url", "event_types", "enabled"]

@@ -16,8 +16,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
+from monetization.event_catalogue import CATALOGUE, event_type_for_audit
 from monetization.models import AuditEvent, Customer, OutboxEvent
-from monetization.outbox.catalogue import CATALOGUE, event_type_for_audit
 from monetization.registry import Registry
 
 # What the customer may use after the change: subscriptions registers its resolver

@@ -6,8 +6,8 @@ import pytest
 from django.db import connection, transaction
 
 from monetization import clock
+from monetization.event_catalogue import CATALOGUE, event_schema, event_type_for_audit
 from monetization.models import AuditEvent, EventDelivery, EventEndpoint, OutboxEvent
-from monetization.outbox.catalogue import CATALOGUE, event_schema, event_type_for_audit
 from monetization.outbox.delivery import entitlements_fill, event_envelope
 from subscriptions.models import Subscription
 from subscriptions.services.grants import grant_create
