@@ -41,7 +41,11 @@ class Receiver:
             protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver
 
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                if len(body) != length:  # the sender died mid-request: nothing was received
+                    self.close_connection = True
+                    return
                 received = Received(body=body, headers=dict(self.headers.items()))
                 status = receiver.answer(received)
                 with receiver.lock:
