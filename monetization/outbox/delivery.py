@@ -1,9 +1,9 @@
 """Delivering the outbox: at least once, in order per customer, retried with backoff, then parked.
 
 One dispatcher per endpoint at a time (a PostgreSQL session advisory lock: a killed worker's lock
-goes with its connection). It takes the due pending deliveries in outbox order, sends them one by
-one through the sink and marks them delivered in small batches after the receiver accepted them;
-a worker killed in between sends those again, with the same event id. A failure holds back the
+goes with its connection). It takes the due pending deliveries in outbox order, sends them through
+the sink in lanes by customer (each lane in order) and marks them delivered once the receiver
+accepted them; a worker killed in between sends those again, with the same event id. A failure holds back the
 rest of that customer's events until the retry succeeds, so a customer's events arrive in order;
 other customers go on. After ``OUTBOX_RETRY_FOR`` (three days) a delivery is parked: it is no
 longer retried and no longer holds the customer's later events back; staff can replay it.
@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -31,7 +33,6 @@ from monetization.services.audit import audit_record
 from monetization.services.outbox import outbox_entitlements
 
 LOCK_NAMESPACE = 0x0B0C  # pg_advisory_lock(namespace, endpoint id)
-MARK_BATCH = 100
 
 
 def event_envelope(event: OutboxEvent) -> dict:
@@ -148,10 +149,35 @@ def _record_failure(delivery: EventDelivery, result: SendResult, run: DeliveryRu
     return give_up
 
 
-def endpoint_deliver(endpoint: EventEndpoint, *, sink: Sink, budget_seconds: float, run: DeliveryRun) -> None:
-    """Deliver what is due for one endpoint until nothing is due or the time budget is spent."""
+def _lane_send(sink: Sink, endpoint: EventEndpoint, items: list[tuple[EventDelivery, bytes]], deadline: float):
+    """One lane: its deliveries in outbox order; a customer's failure skips that customer's later ones."""
+    blocked: set[int] = set()
+    results: list[tuple[EventDelivery, SendResult]] = []
+    for delivery, body in items:
+        if delivery.customer_id is not None and delivery.customer_id in blocked:
+            continue
+        if time.monotonic() >= deadline:
+            break
+        event = delivery.event
+        result = sink.send(endpoint, str(event.event_id), event.type, body)
+        results.append((delivery, result))
+        if not result.ok and delivery.customer_id is not None:
+            blocked.add(delivery.customer_id)
+    return results
+
+
+def endpoint_deliver(
+    endpoint: EventEndpoint, *, sinks: list[Sink], pool: ThreadPoolExecutor, budget_seconds: float, run: DeliveryRun
+) -> None:
+    """Deliver what is due for one endpoint until nothing is due or the time budget is spent.
+
+    A batch is split into lanes by customer, sent concurrently (one connection each): a customer's
+    events stay in one lane, in order, so concurrency never reorders them. What the receiver accepted
+    is marked when the batch is done; a worker killed before that sends it again (at least once).
+    """
     deadline = time.monotonic() + budget_seconds
     any_success = any_failure = False
+    lanes = len(sinks)
     while time.monotonic() < deadline:
         with connection.cursor() as cursor:
             cursor.execute(_DUE_SQL, {"endpoint": endpoint.pk, "limit": settings.OUTBOX_DELIVER_BATCH})
@@ -160,37 +186,30 @@ def endpoint_deliver(endpoint: EventEndpoint, *, sink: Sink, budget_seconds: flo
             break
         deliveries = list(EventDelivery.objects.filter(pk__in=ids).select_related("event").order_by("event_id"))
         entitlements_fill([d.event for d in deliveries])
-        blocked: set[int] = set()
+        by_lane: list[list[tuple[EventDelivery, bytes]]] = [[] for _ in range(lanes)]
+        for delivery in deliveries:
+            key = delivery.customer_id if delivery.customer_id is not None else delivery.pk
+            by_lane[key % lanes].append((delivery, event_body(delivery.event)))
+        futures = [
+            pool.submit(_lane_send, sinks[i], endpoint, items, deadline) for i, items in enumerate(by_lane) if items
+        ]
         delivered: list[int] = []
         codes: dict[int, int | None] = {}
-        for delivery in deliveries:
-            if delivery.customer_id is not None and delivery.customer_id in blocked:
-                continue
-            event = delivery.event
-            result = sink.send(endpoint, str(event.event_id), event.type, event_body(event))
-            if result.ok:
-                any_success = True
-                delivered.append(delivery.pk)
-                codes[delivery.pk] = result.status_code
-                if len(delivered) >= MARK_BATCH:
-                    _mark_delivered(delivered, codes)
-                    run.delivered += len(delivered)
-                    delivered, codes = [], {}
-            else:
-                any_failure = True
-                # What was accepted before the failure is marked first: the order of the log is the order sent.
-                _mark_delivered(delivered, codes)
-                run.delivered += len(delivered)
-                delivered, codes = [], {}
-                parked = _record_failure(delivery, result, run)
-                if delivery.customer_id is not None and not parked:
-                    blocked.add(delivery.customer_id)
-            if time.monotonic() >= deadline:
-                break
+        failures: list[tuple[EventDelivery, SendResult]] = []
+        for future in futures:
+            for delivery, result in future.result():
+                if result.ok:
+                    delivered.append(delivery.pk)
+                    codes[delivery.pk] = result.status_code
+                else:
+                    failures.append((delivery, result))
         _mark_delivered(delivered, codes)
         run.delivered += len(delivered)
-        if any_failure and not any_success:
-            break  # the endpoint is down: leave the rest for their retries
+        parked = [_record_failure(delivery, result, run) for delivery, result in failures]
+        any_success = any_success or bool(delivered)
+        any_failure = any_failure or bool(failures)
+        if failures and not delivered and not any(parked):
+            break  # the endpoint is down: leave the rest for their retries (a parked one releases its customer)
     endpoint_health_update(endpoint, succeeded=any_success, failed=any_failure)
 
 
@@ -245,22 +264,21 @@ def endpoint_health_update(endpoint: EventEndpoint, *, succeeded: bool, failed: 
             )
 
 
-def outbox_deliver(*, sink: Sink | None = None, budget_seconds: float | None = None) -> DeliveryRun:
+def outbox_deliver(*, sink_factory: Callable[[], Sink] = HttpSink, budget_seconds: float | None = None) -> DeliveryRun:
     """One pass over every enabled endpoint this worker can lock."""
     run = DeliveryRun()
     budget = settings.OUTBOX_DELIVER_BUDGET_SECONDS if budget_seconds is None else budget_seconds
-    own_sink = sink is None
-    sink = sink or HttpSink()
-    try:
+    lanes = max(1, settings.OUTBOX_DELIVER_LANES)
+    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="outbox-lane") as pool:
         for endpoint in EventEndpoint.objects.filter(enabled=True).order_by("id"):
             if not _advisory_lock(endpoint.pk):
                 continue  # another worker is delivering to it
+            sinks = [sink_factory() for _ in range(lanes)]
             try:
                 run.endpoints.append(endpoint.pk)
-                endpoint_deliver(endpoint, sink=sink, budget_seconds=budget, run=run)
+                endpoint_deliver(endpoint, sinks=sinks, pool=pool, budget_seconds=budget, run=run)
             finally:
                 _advisory_unlock(endpoint.pk)
-    finally:
-        if own_sink:
-            sink.close()
+                for sink in sinks:
+                    sink.close()
     return run
