@@ -418,6 +418,24 @@ STORE_TAX_RATES: dict = {
 # The one currency Finance totals in (converted at the day's ECB reference rate, monetization.services.fx).
 REPORTING_CURRENCY = os.environ.get("REPORTING_CURRENCY", "USD")
 
+# --- Outbound events (monetization/outbox): delivery to the endpoints superusers register ---
+OUTBOX_DELIVER_INTERVAL = float(os.environ.get("OUTBOX_DELIVER_INTERVAL", "2"))
+OUTBOX_DELIVER_BUDGET_SECONDS = float(os.environ.get("OUTBOX_DELIVER_BUDGET_SECONDS", "30"))
+OUTBOX_DELIVER_BATCH = int(os.environ.get("OUTBOX_DELIVER_BATCH", "500"))
+# Concurrent connections per endpoint; a customer's events always share one, in order.
+OUTBOX_DELIVER_LANES = int(os.environ.get("OUTBOX_DELIVER_LANES", "8"))
+OUTBOX_RETRY_BASE_SECONDS = float(os.environ.get("OUTBOX_RETRY_BASE_SECONDS", "30"))
+OUTBOX_RETRY_MAX_SECONDS = float(os.environ.get("OUTBOX_RETRY_MAX_SECONDS", str(6 * 3600)))
+# Stripe's figure: retried for three days, then parked (replayable from the admin).
+OUTBOX_RETRY_FOR_SECONDS = float(os.environ.get("OUTBOX_RETRY_FOR_SECONDS", str(3 * 86400)))
+OUTBOX_ENDPOINT_DISABLE_AFTER_SECONDS = float(os.environ.get("OUTBOX_ENDPOINT_DISABLE_AFTER_SECONDS", str(5 * 86400)))
+CELERY_IMPORTS.append("monetization.tasks_outbox")
+CELERY_BEAT_SCHEDULE["outbox-deliver"] = {
+    "task": "monetization.tasks_outbox.outbox_deliver_task",
+    "schedule": OUTBOX_DELIVER_INTERVAL,
+    "options": {"expires": max(OUTBOX_DELIVER_INTERVAL, 1.0)},
+}
+
 # --- Subscription lifecycle (subscriptions.platform_rules holds the dated defaults) ---
 # Per provider, a list of dated rule versions overriding the defaults, e.g.
 # {"google_play": [{"since": "2000-01-01", "grace_days": 3, "hold_days": 30}]}.

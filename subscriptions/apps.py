@@ -15,6 +15,7 @@ class SubscriptionsConfig(AppConfig):
         from monetization.providers import PACKAGES
         from monetization.roles import role_shares
         from monetization.selectors_support import customer_lookups, customer_panels
+        from monetization.services.outbox import outbox_entitlements
         from monetization.services.refunds import refund_succeeded_hooks
         from monetization.services.webhooks import event_appliers
 
@@ -24,7 +25,9 @@ class SubscriptionsConfig(AppConfig):
         from .entitlement_sources import grant_entitlements, subscription_entitlements
         from .entitlements import entitlement_sources
         from .models import Price
+        from .outbox_events import customer_entitlements, sweep_events_write
         from .selectors import customers_by_provider_subscription_id
+        from .services.lifecycle import state_hooks
         from .services.payments import subscription_refund_access
         from .services.provider_events import EVENT_APPLIER
         from .services.reconcile import reconcilers
@@ -36,6 +39,8 @@ class SubscriptionsConfig(AppConfig):
         entitlement_sources.register("subscriptions.grant", grant_entitlements)
         for provider in PACKAGES:  # one applier, provider-agnostic: the provider packages read the events
             event_appliers.register(provider, EVENT_APPLIER)
+        outbox_entitlements.register("subscriptions", customer_entitlements)
+        state_hooks.register("subscriptions.outbox_sweep", sweep_events_write)
         refund_succeeded_hooks.register("subscriptions.refund_access", subscription_refund_access)
         reconcilers.register("stripe", stripe_reconcile)
         reconcilers.register("app_store", app_store_reconcile)

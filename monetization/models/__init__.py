@@ -8,6 +8,7 @@ from .disputes import Dispute
 from .fx import ExchangeRate
 from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
+from .outbox import EventDelivery, EventEndpoint, OutboxEvent
 from .payments import Payment
 from .reconciliation import ProviderReport, ReconciliationMismatch
 from .refunds import Refund
@@ -20,10 +21,13 @@ __all__ = [
     "ConsumptionRequest",
     "Customer",
     "Dispute",
+    "EventDelivery",
+    "EventEndpoint",
     "ExchangeRate",
     "IdempotencyKey",
     "JournalEntry",
     "JournalLine",
+    "OutboxEvent",
     "Payment",
     "Provider",
     "ProviderIdentity",

@@ -13,6 +13,7 @@ from monetization.commission import commission_for, provider_remits_tax, store_t
 from monetization.errors import InvalidInput
 from monetization.models import Customer, Payment
 from monetization.services.ledger import Posting, journal_post, payment_legs
+from monetization.services.outbox import outbox_payment_succeeded
 from monetization.services.revenue_recognition import deferral_create
 
 # The revenue account a payment feeds when its caller names none.
@@ -137,6 +138,7 @@ def payment_record(
                 payment.succeed()
                 payment.save(update_fields=["status"])
                 payment_post_to_ledger(payment, revenue_stream=revenue_stream, service_months=service_months)
+                outbox_payment_succeeded(payment)
                 if on_succeeded is not None:
                     on_succeeded(payment)
             elif failure_code:

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from monetization import clock
 from monetization.errors import Conflict, DomainError, NotFound, OrgErrorCode, PermissionDenied
 from monetization.models import AuditEvent, Customer
-from monetization.services.audit import audit_record
+from monetization.services.audit import audit_events_write, audit_record
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.services.lifecycle import Cause
 from verified_orgs.errors import not_org_admin, org_not_verified
@@ -60,7 +60,7 @@ def _expire_ids(ids: list[int], *, now: datetime, label: str) -> None:
     Affiliation.objects.filter(pk__in=ids, state=Affiliation.State.INVITED).update(
         state=Affiliation.State.EXPIRED, ended_at=now
     )
-    AuditEvent.objects.bulk_create(
+    audit_events_write(
         [
             AuditEvent(
                 occurred_at=now,
@@ -76,7 +76,6 @@ def _expire_ids(ids: list[int], *, now: datetime, label: str) -> None:
             )
             for aff_id, customer_id in rows
         ],
-        batch_size=2000,
     )
 
 

@@ -1,0 +1,204 @@
+"""Outbound events: what writing the outbox costs the sweep, and how fast one worker delivers.
+
+Targets (issue 15): writing the outbox adds at most 10% to the lifecycle sweep (and to webhook
+apply); one delivery loop delivers at least 1,000 events/s to a local receiver.
+
+- sweep: N canceled subscriptions past their period end expired by ``lifecycle_sweep``, once with the
+  outbox's state hook unregistered (baseline) and once with it (each run on freshly built rows);
+- delivery: N events for N/50 customers delivered by ``outbox_deliver`` (the task's body, in this
+  process) over HTTP to a receiver in another process on 127.0.0.1 (keep-alive, answers 200).
+
+Destructive: TRUNCATEs the subscriptions, audit and outbox tables of the database in DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+
+from django.core.management import call_command
+from django.db import connection
+
+from monetization import clock
+
+RECEIVER = textwrap.dedent(
+    """
+    import sys
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        def log_message(self, *a):
+            pass
+
+    ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+    """
+)
+
+
+def _sql(statement: str, params=None) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.rowcount
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _truncate() -> None:
+    _sql(
+        "TRUNCATE monetization_eventdelivery, monetization_outboxevent, monetization_eventendpoint, "
+        "subscriptions_dunningattempt, subscriptions_subscription, monetization_auditevent RESTART IDENTITY CASCADE"
+    )
+
+
+def _sweep_rows(n: int, now: datetime) -> None:
+    _truncate()
+    _sql(
+        """
+        INSERT INTO monetization_customer (external_id, handle, email, country, created_at)
+        SELECT 'bench-' || g, 'bench' || g, '', 'US', %s FROM generate_series(1, %s) g
+        ON CONFLICT (external_id) DO NOTHING
+        """,
+        [now, max(1, n // 5)],
+    )
+    _sql(
+        """
+        INSERT INTO subscriptions_product (code, name, kind, description, rank, is_active)
+        VALUES ('bench-premium', 'Bench Premium', 'consumer', '', 1, true) ON CONFLICT (code) DO NOTHING
+        """
+    )
+    _sql(
+        """
+        INSERT INTO subscriptions_plan (product_id, code, interval, interval_count, trial_days, is_active)
+        SELECT id, 'bench-premium-monthly', 'month', 1, 0, true FROM subscriptions_product WHERE code = 'bench-premium'
+        ON CONFLICT (code) DO NOTHING
+        """
+    )
+    end = now - timedelta(hours=3)
+    _sql(
+        """
+        INSERT INTO subscriptions_subscription
+            (customer_id, plan_id, platform, provider, provider_subscription_id, state, quantity, auto_renew,
+             started_at, current_period_start, current_period_end, cancel_reason, created_at, updated_at)
+        SELECT c.id, p.id, 'web', 'stripe', 'sub_bench_' || g, 'canceled', 1, false,
+               %(start)s, %(start)s, %(end)s, '', %(start)s, %(start)s
+        FROM generate_series(1, %(n)s) g
+        JOIN monetization_customer c ON c.external_id = 'bench-' || (1 + g %% %(customers)s)
+        CROSS JOIN (SELECT id FROM subscriptions_plan WHERE code = 'bench-premium-monthly') p
+        """,
+        {"start": end - timedelta(days=30), "end": end, "n": n, "customers": max(1, n // 5)},
+    )
+    _sql("ANALYZE")
+
+
+def _sweep_seconds(n: int, *, with_outbox: bool) -> float:
+    from subscriptions.outbox_events import sweep_events_write
+    from subscriptions.services.lifecycle import state_hooks
+    from subscriptions.services.sweep import lifecycle_sweep
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    _sweep_rows(n, now)
+    if with_outbox:
+        state_hooks.register("subscriptions.outbox_sweep", sweep_events_write)
+    else:
+        state_hooks.unregister("subscriptions.outbox_sweep")
+    try:
+        started = time.perf_counter()
+        with clock.frozen(now):
+            result = lifecycle_sweep()
+        elapsed = time.perf_counter() - started
+    finally:
+        state_hooks.register("subscriptions.outbox_sweep", sweep_events_write)
+    assert result.total == n, result
+    return elapsed
+
+
+def _delivery_rows(n: int, url: str) -> None:
+    _truncate()
+    customers = max(1, n // 50)
+    _sql(
+        """
+        INSERT INTO monetization_customer (external_id, handle, email, country, created_at)
+        SELECT 'bench-' || g, 'bench' || g, '', 'US', now() FROM generate_series(1, %s) g
+        ON CONFLICT (external_id) DO NOTHING
+        """,
+        [customers],
+    )
+    _sql(
+        "INSERT INTO monetization_eventendpoint (url, description, event_types, secret, previous_secret, enabled, "
+        "cursor, disabled_reason, created_at) VALUES (%s, 'bench', '[]', 'whsec_bench', '', true, 0, '', now())",
+        [url],
+    )
+    _sql(
+        """
+        INSERT INTO monetization_outboxevent
+            (event_id, type, version, occurred_at, customer_id, customer_external_id, object_type, object_id,
+             cause, audit_event_id, data, entitlements)
+        SELECT gen_random_uuid(), 'RENEWAL', 1, now(), c.id, c.external_id, 'subscriptions.subscription', g::text,
+               '{"kind": "schedule", "label": "bench"}', NULL, jsonb_build_object('n', g),
+               '[{"key": "verified_badge", "source": "subscription", "source_id": "1", "expires_at": null}]'
+        FROM generate_series(1, %s) g
+        JOIN monetization_customer c ON c.external_id = 'bench-' || (1 + g %% %s)
+        ORDER BY g
+        """,
+        [n, customers],
+    )
+    _sql(
+        """
+        INSERT INTO monetization_eventdelivery
+            (endpoint_id, event_id, customer_id, status, attempts, next_attempt_at, last_error, created_at)
+        SELECT e.id, o.id, o.customer_id, 'pending', 0, now(), '', now()
+        FROM monetization_outboxevent o CROSS JOIN monetization_eventendpoint e
+        """
+    )
+    _sql("ANALYZE")
+
+
+def _delivery_rate(n: int) -> float:
+    from monetization.outbox.delivery import outbox_deliver
+
+    port = _free_port()
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port)])
+    try:
+        time.sleep(0.5)
+        _delivery_rows(n, f"http://127.0.0.1:{port}/events")
+        started = time.perf_counter()
+        run = outbox_deliver(budget_seconds=3600)
+        elapsed = time.perf_counter() - started
+    finally:
+        receiver.terminate()
+        receiver.wait()
+    assert run.delivered == n, run
+    return n / elapsed
+
+
+def run(args) -> dict:
+    call_command("migrate", verbosity=0)
+    sweep_n = 20_000 if args.quick else 200_000
+    delivery_n = 2_000 if args.quick else 20_000
+    baseline = _sweep_seconds(sweep_n, with_outbox=False)
+    with_outbox = _sweep_seconds(sweep_n, with_outbox=True)
+    rate = _delivery_rate(delivery_n)
+    return {
+        "sweep_rows": sweep_n,
+        "sweep_seconds_without_outbox": round(baseline, 2),
+        "sweep_seconds_with_outbox": round(with_outbox, 2),
+        "sweep_outbox_overhead_pct": round(100 * (with_outbox - baseline) / baseline, 1),
+        "sweep_target_overhead_pct": 10,
+        "delivery_events": delivery_n,
+        "delivery_events_per_second": round(rate),
+        "delivery_target_events_per_second": 1000,
+    }

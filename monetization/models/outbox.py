@@ -1,0 +1,116 @@
+"""Outbound events: the transactional outbox, the endpoints that subscribe to it, and each delivery.
+
+An :class:`OutboxEvent` is written in the transaction of the change it reports, so it exists exactly
+when the change committed. Delivery reads the table afterwards; nothing is sent from inside the
+change's transaction.
+"""
+
+import uuid
+
+from django.db import models
+
+from monetization import clock
+
+
+class OutboxEvent(models.Model):
+    """One change, as the rest of the platform hears of it. Append-only.
+
+    ``id`` orders the outbox (the pull API's cursor and the delivery order per customer);
+    ``event_id`` is the stable id a consumer deduplicates on (the same on every redelivery).
+    """
+
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    type = models.CharField(max_length=64, help_text="A catalogue name, e.g. EXPIRATION")
+    version = models.PositiveSmallIntegerField(default=1)
+    occurred_at = models.DateTimeField(default=clock.now)
+    # No FK index: reads go by id (cursor) or by (customer, id) below.
+    customer = models.ForeignKey(
+        "monetization.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    customer_external_id = models.CharField(max_length=64, blank=True)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    cause = models.JSONField(default=dict)
+    audit_event_id = models.BigIntegerField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    # NULL: written in bulk (the sweep) without resolving them; resolved once, by the first delivery.
+    entitlements = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["customer", "id"], name="outbox_customer_id_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk} ({self.customer_external_id or '-'})"
+
+
+class EventEndpoint(models.Model):
+    """A URL that receives events of the listed types (empty: every type), signed with ``secret``.
+
+    Rotation: the new secret goes in ``secret`` and the old one in ``previous_secret``; both sign
+    until ``previous_secret_expires_at``, so a receiver can switch without losing a delivery.
+    """
+
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(default=list, blank=True, help_text="Catalogue names; empty means all.")
+    secret = models.CharField(max_length=128)
+    previous_secret = models.CharField(max_length=128, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    # The last outbox id fanned out into deliveries for this endpoint.
+    cursor = models.BigIntegerField(default=0)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+class EventDelivery(models.Model):
+    """One event to one endpoint: pending until the endpoint answers 2xx, parked when retries run out."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        PARKED = "parked", "Parked"
+
+    endpoint = models.ForeignKey(EventEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(OutboxEvent, on_delete=models.PROTECT, related_name="deliveries", db_index=False)
+    # Copied from the event: ordering per customer is checked on this table alone.
+    customer_id = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=clock.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "event"], name="uniq_delivery_endpoint_event")]
+        indexes = [
+            models.Index(
+                fields=["endpoint", "event"],
+                name="delivery_pending_idx",
+                condition=models.Q(status="pending"),
+            ),
+            models.Index(
+                fields=["endpoint", "customer_id", "event"],
+                name="delivery_pending_customer_idx",
+                condition=models.Q(status="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} -> {self.endpoint_id} ({self.status})"

@@ -1,0 +1,192 @@
+"""The transactional outbox: the one writer of outbound events.
+
+:func:`outbox_event_write` appends an event in the caller's transaction, so the event commits
+exactly when the change does and a rollback takes both back. The audit writer calls
+:func:`outbox_events_from_audit` for every audit event it appends (the catalogue says which actions
+publish what), and the set-based sweep writes its chunk's events in one statement with
+:func:`outbox_events_write_from_audit_sql`. Delivery happens later, from the table
+(monetization.outbox.delivery), never from inside the change's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+
+from monetization.event_catalogue import CATALOGUE, event_type_for_audit
+from monetization.models import AuditEvent, Customer, OutboxEvent
+from monetization.registry import Registry
+
+# What the customer may use after the change: subscriptions registers its resolver
+# (``fn(customer_id) -> [entitlement dicts]``) from AppConfig.ready(); the core knows no product.
+EntitlementsResolver = Callable[[int], list[dict]]
+outbox_entitlements: Registry[EntitlementsResolver] = Registry("outbox entitlements resolver")
+
+_CAUSE_KINDS = {
+    AuditEvent.ActorKind.PROVIDER: "provider_event",
+    AuditEvent.ActorKind.STAFF: "staff_action",
+    AuditEvent.ActorKind.SYSTEM: "schedule",
+    AuditEvent.ActorKind.CLIENT: "client_app",
+}
+
+
+def customer_entitlements(customer_id: int | None) -> list[dict] | None:
+    if customer_id is None:
+        return []
+    resolvers = list(outbox_entitlements)
+    if not resolvers:
+        return None  # resolved at delivery, once an app has registered
+    found: list[dict] = []
+    for resolve in resolvers:
+        found.extend(resolve(customer_id))
+    return found
+
+
+def cause_of_audit(audit: AuditEvent) -> dict[str, Any]:
+    return {
+        "kind": _CAUSE_KINDS.get(audit.actor_kind, "schedule"),
+        "label": audit.actor_label,
+        "actor": audit.actor_label if audit.actor_kind == AuditEvent.ActorKind.STAFF else None,
+        "reason": audit.reason,
+    }
+
+
+def outbox_event_write(
+    *,
+    type: str,
+    customer: Customer | None = None,
+    customer_id: int | None = None,
+    customer_external_id: str = "",
+    object_type: str = "",
+    object_id: str | int = "",
+    cause: dict[str, Any],
+    audit_event_id: int | None = None,
+    data: dict[str, Any] | None = None,
+    occurred_at=None,
+) -> OutboxEvent:
+    """Append one event in the caller's transaction, with the customer's entitlements as they are now."""
+    if type not in CATALOGUE:
+        raise ImproperlyConfigured(f"{type!r} is not in the event catalogue.")
+    if customer is not None:
+        customer_id, customer_external_id = customer.pk, customer.external_id
+    elif customer_id is not None and not customer_external_id:
+        customer_external_id = Customer.objects.values_list("external_id", flat=True).get(pk=customer_id)
+    fields = {
+        "type": type,
+        "version": CATALOGUE[type].version,
+        "customer_id": customer_id,
+        "customer_external_id": customer_external_id,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "cause": cause,
+        "audit_event_id": audit_event_id,
+        "data": data or {},
+        "entitlements": customer_entitlements(customer_id),
+    }
+    if occurred_at is not None:
+        fields["occurred_at"] = occurred_at
+    event = OutboxEvent.objects.create(**fields)
+    with connection.cursor() as cursor:
+        cursor.execute(_FAN_OUT_ONE_SQL, {"event": event.pk, "type": type, "customer": customer_id})
+    return event
+
+
+# Deliveries are written with the event, in its transaction: a cursor over the outbox would skip
+# an event whose transaction commits after a later id's (ids are taken before commit).
+_ENDPOINTS_FOR_TYPE = (
+    "e.enabled AND (e.event_types = '[]'::jsonb OR e.event_types @> jsonb_build_array(%(type)s::text))"
+)
+_FAN_OUT_ONE_SQL = f"""
+    INSERT INTO monetization_eventdelivery
+        (endpoint_id, event_id, customer_id, status, attempts, next_attempt_at, last_error, created_at)
+    SELECT e.id, %(event)s, %(customer)s, 'pending', 0, now(), '', now()
+    FROM monetization_eventendpoint e WHERE {_ENDPOINTS_FOR_TYPE}
+"""  # noqa: S608
+
+
+def outbox_events_from_audit(audits: Sequence[AuditEvent]) -> None:
+    """The events the just-written audit events publish (same transaction)."""
+    for audit in audits:
+        event_type = event_type_for_audit(audit.action, audit.before, audit.after)
+        if event_type is None:
+            continue
+        outbox_event_write(
+            type=event_type,
+            customer_id=audit.customer_id,
+            object_type=audit.object_type,
+            object_id=audit.object_id,
+            cause=cause_of_audit(audit),
+            audit_event_id=audit.pk,
+            data={"action": audit.action, "before": audit.before, "after": audit.after},
+            occurred_at=audit.occurred_at,
+        )
+
+
+_BULK_SQL = f"""
+    WITH events AS (
+    INSERT INTO monetization_outboxevent
+        (event_id, type, version, occurred_at, customer_id, customer_external_id, object_type, object_id,
+         cause, audit_event_id, data, entitlements)
+    SELECT gen_random_uuid(), %(type)s, %(version)s, a.occurred_at, a.customer_id, c.external_id,
+           a.object_type, a.object_id,
+           jsonb_build_object('kind', 'schedule', 'label', a.actor_label, 'actor', NULL, 'reason', a.reason),
+           a.id, jsonb_build_object('action', a.action, 'before', a.before, 'after', a.after), NULL
+    FROM (
+        -- the newest audit row of this move per object is the one written in this transaction:
+        -- the rows are locked by the move until it commits
+        SELECT DISTINCT ON (a.object_id) a.*
+        FROM monetization_auditevent a
+        WHERE a.object_type = %(object_type)s AND a.object_id = ANY(%(object_ids)s)
+          AND a.action = %(action)s AND a.actor_label = %(actor_label)s
+        ORDER BY a.object_id, a.id DESC
+    ) a
+    LEFT JOIN monetization_customer c ON c.id = a.customer_id
+    ORDER BY a.id
+    RETURNING id, customer_id
+    )
+    INSERT INTO monetization_eventdelivery
+        (endpoint_id, event_id, customer_id, status, attempts, next_attempt_at, last_error, created_at)
+    SELECT e.id, ev.id, ev.customer_id, 'pending', 0, now(), '', now()
+    FROM events ev CROSS JOIN monetization_eventendpoint e WHERE {_ENDPOINTS_FOR_TYPE}
+"""  # noqa: S608
+
+
+def outbox_events_write_from_audit_sql(
+    *, object_type: str, object_ids: Sequence[int | str], action: str, actor_label: str
+) -> None:
+    """The bulk variant, for set-based moves that wrote their audit rows in SQL: one event per object,
+    one statement. Entitlements are left for the first delivery to resolve (per-customer resolution
+    would cost the sweep more than the move itself)."""
+    event_type = event_type_for_audit(action)
+    if event_type is None or not object_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _BULK_SQL,
+            {
+                "type": event_type,
+                "version": CATALOGUE[event_type].version,
+                "object_type": object_type,
+                "object_ids": [str(i) for i in object_ids],
+                "action": action,
+                "actor_label": actor_label,
+            },
+        )
+
+
+def outbox_payment_succeeded(payment) -> OutboxEvent:
+    """A captured payment (payments write no audit event: the provider's event is their record)."""
+    return outbox_event_write(
+        type="PAYMENT_SUCCEEDED",
+        customer_id=payment.customer_id,
+        object_type=payment._meta.label_lower,
+        object_id=payment.pk,
+        cause={"kind": "provider_event", "label": f"{payment.provider}:{payment.provider_reference}", "actor": None},
+        data={
+            "kind": payment.kind,
+            "payment": {"amount": str(payment.amount.amount), "currency": str(payment.amount.currency)},
+        },
+    )
