@@ -135,12 +135,14 @@ def _server_env() -> dict:
     return env
 
 
-def start_server(port: int, extra_env: dict | None = None) -> subprocess.Popen:
+def start_server(
+    port: int, extra_env: dict | None = None, app: str = "backoffice.wsgi:application", ready: str = "/healthz"
+) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
         "gunicorn",
-        "backoffice.wsgi:application",
+        app,
         "--workers",
         "2",
         "--worker-class",
@@ -159,7 +161,7 @@ def start_server(port: int, extra_env: dict | None = None) -> subprocess.Popen:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            status, _ = _request(port, "/healthz", "")
+            status, _ = _request(port, ready, "")
             if status == 200:
                 return proc
         except OSError:
@@ -203,25 +205,8 @@ def _client(port, key, paths, duration, max_requests, queue):
     queue.put((lat, errors))
 
 
-def load(
-    port: int, key: str, paths: list[str], *, duration: float, concurrency: int, max_requests: int = 10**9
-) -> dict:
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    shards = [paths[n::concurrency] for n in range(concurrency)]
-    procs = [
-        ctx.Process(target=_client, args=(port, key, shard, duration, max_requests // concurrency + 1, queue))
-        for shard in shards
-    ]
-    started = time.perf_counter()
-    for p in procs:
-        p.start()
-    results = [queue.get() for _ in procs]
-    for p in procs:
-        p.join()
-    elapsed = time.perf_counter() - started
-    lat = sorted(x for r, _ in results for x in r)
-    errors = sum(e for _, e in results)
+def _figures(lat: list[float], errors: int, elapsed: float) -> dict:
+    lat = sorted(lat)
     if not lat:
         return {"requests": 0}
     return {
@@ -233,8 +218,41 @@ def load(
     }
 
 
+def load(
+    port: int, key: str, paths: list[str], *, duration: float, concurrency: int, max_requests: int = 10**9
+) -> dict:
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    shards = [paths[n::concurrency] or paths for n in range(concurrency)]  # a one-path scenario: all ask it
+    procs = [
+        ctx.Process(target=_client, args=(port, key, shard, duration, max_requests // concurrency + 1, queue))
+        for shard in shards
+    ]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    elapsed = time.perf_counter() - started
+    lat = [x for r, _ in results for x in r]
+    return {**_figures(lat, sum(e for _, e in results), elapsed), "_lat": lat, "_elapsed": elapsed}
+
+
+def _combined(rounds: list[dict]) -> dict:
+    """One scenario's figures over all its rounds."""
+    lat = [x for r in rounds for x in r.get("_lat", [])]
+    errors = sum(r.get("errors", 0) for r in rounds)
+    return _figures(lat, errors, sum(r.get("_elapsed", 0) for r in rounds))
+
+
+def _public(figures: dict) -> dict:
+    return {k: v for k, v in figures.items() if not k.startswith("_")}
+
+
 def measure(
     port: int,
+    hello_port: int | None,
     key: str,
     working_ids: list[str],
     miss_paths: list[str],
@@ -243,7 +261,8 @@ def measure(
     duration: float,
     concurrency: int,
 ) -> dict:
-    """Prime the working set, then measure the hit path, the bare view and the miss path (in that order)."""
+    """Prime the working set, then measure in turns the hit path, the bare view, a Django view without
+    database and a bare WSGI hello (on ``hello_port``), then the miss path."""
     from django.core.cache import cache
     from django.db import connections
 
@@ -261,31 +280,60 @@ def measure(
     ] or ent_paths
     connections.close_all()
     load(port, key, bare_paths[:2000], duration=2, concurrency=concurrency)  # warm-up
-    ent = load(port, key, ent_paths, duration=duration, concurrency=concurrency)
-    bare = load(port, key, bare_paths, duration=duration, concurrency=concurrency)
-    miss = load(port, key, miss_paths, duration=min(duration, 5.0), concurrency=concurrency)
-    return {
-        "prime": prime,
-        "working_set_cached": len(ent_paths),
-        "entitlements": ent,
-        "bare": bare,
-        "entitlements_miss": miss,
+    # Each scenario in ROUNDS turns, interleaved, so that the machine's load (busy with other work)
+    # weighs on all alike; ratios are taken per round and over all rounds.
+    scenarios = {
+        "entitlements": (port, ent_paths),
+        "bare": (port, bare_paths),
+        "nodb": (port, ["/bench/nodb"]),
+        "hello": (hello_port, ["/hello"]),
     }
+    turns = {name: [] for name in scenarios}
+    for _ in range(ROUNDS):
+        for name, (at, paths) in scenarios.items():
+            if at is not None:
+                turns[name].append(load(at, key, paths, duration=duration / ROUNDS, concurrency=concurrency))
+    miss = load(port, key, miss_paths, duration=min(duration, 5.0), concurrency=concurrency)
+    figures = {name: _combined(rounds) for name, rounds in turns.items() if rounds}
+    ratios = {}
+    for other in ("bare", "nodb", "hello"):
+        per_round = [
+            round(e["req_per_s"] / o["req_per_s"], 2)
+            for e, o in zip(turns["entitlements"], turns[other], strict=False)
+            if o.get("req_per_s")
+        ]
+        if per_round:
+            ratios[f"entitlements_over_{other}"] = {
+                "all_rounds": round(figures["entitlements"]["req_per_s"] / figures[other]["req_per_s"], 2),
+                "per_round": per_round,
+            }
+    return {
+        "prime": _public(prime),
+        "working_set_cached": len(ent_paths),
+        **figures,
+        "entitlements_miss": _public(miss),
+        "ratios": ratios,
+    }
+
+
+ROUNDS = 3
 
 
 def serve_and_measure(
     full_key: str, working_ids: list[str], miss_paths: list[str], bare_paths: list[str], *, duration, concurrency
 ) -> tuple[dict, float | None]:
     """Start gunicorn, run :func:`measure`, stop it; returns the figures and entitlements/bare req/s."""
-    port = _free_port()
+    port, hello_port = _free_port(), _free_port()
     server = start_server(port)
+    hello = start_server(hello_port, app="bench.hello:application", ready="/hello")
     try:
         figures = measure(
-            port, full_key, working_ids, miss_paths, bare_paths, duration=duration, concurrency=concurrency
+            port, hello_port, full_key, working_ids, miss_paths, bare_paths, duration=duration, concurrency=concurrency
         )
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for proc in (server, hello):
+            proc.terminate()
+            proc.wait(timeout=30)
     ent, bare = figures["entitlements"], figures["bare"]
     ratio = round(ent["req_per_s"] / bare["req_per_s"], 2) if bare.get("req_per_s") else None
     return figures, ratio

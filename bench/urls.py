@@ -1,4 +1,5 @@
-"""The real URLs plus ``/bench/bare/<pk>``: a plain Django view reading one row by primary key."""
+"""The real URLs plus ``/bench/bare/<pk>``: a plain Django view reading one row by primary key, and
+``/bench/nodb``: a Django view that touches no database (Django's own cost through the middleware)."""
 
 from django.http import JsonResponse
 from django.urls import path
@@ -12,4 +13,8 @@ def bare(request, pk: int):
     return JsonResponse(row or {}, status=200 if row else 404)
 
 
-urlpatterns = [*real_urlpatterns, path("bench/bare/<int:pk>", bare)]
+def nodb(request):
+    return JsonResponse({"ok": True})
+
+
+urlpatterns = [*real_urlpatterns, path("bench/bare/<int:pk>", bare), path("bench/nodb", nodb)]

@@ -79,6 +79,73 @@ def _count_in_redis(backend, keys: list[tuple[str, int]], prefetch: list[str]) -
     return counts, values
 
 
+# Reads KEYS[1..n] (n = ARGV[1]); only when all exist, INCRs each remaining key (a window counter)
+# and gives it the expiry ARGV[i + 1] if it has none, as _count_in_redis does. Returns the values,
+# then the counts when counted. A script so that a miss (which Django answers, and counts) is
+# never counted here: reading and counting in one round trip, without counting on a guess.
+_COUNT_IF_CACHED = """
+local n = tonumber(ARGV[1])
+local found = redis.call('MGET', unpack(KEYS, 1, n))
+for i = 1, n do
+  if not found[i] then return found end
+end
+for i = n + 1, #KEYS do
+  found[i] = redis.call('INCR', KEYS[i])
+  redis.call('EXPIRE', KEYS[i], ARGV[i - n + 1], 'NX')
+end
+return found
+"""
+
+# Takes back one count from each existing counter (never creates one: an expired window stays gone).
+_UNCOUNT = """
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('DECR', KEYS[i]) end
+end
+return 0
+"""
+
+_scripts: dict[tuple[int, str], object] = {}
+
+
+def _script(client, source: str):
+    # redis-py's Script runs EVALSHA (one round trip), loading the script on NOSCRIPT.
+    found = _scripts.get((id(client), source))
+    if found is None:
+        found = _scripts[(id(client), source)] = client.register_script(source)
+    return found
+
+
+def count_if_cached(backend, read: list[str], counters: list[tuple[str, int]]) -> tuple[list, list[int]] | None:
+    """The values of the ``read`` cache keys and the counts of ``counters`` (``(key, expiry)``)
+    after one increment each, in one Redis round trip; None, with nothing counted, when any of
+    ``read`` is not cached or Redis is unreachable (a failure marks the backend down).
+    ``backend`` is a Redis cache (monetization.cache.RedisCache)."""
+    if backend.is_down:
+        return None
+    make = backend.make_and_validate_key
+    try:
+        client = backend._cache.get_client(None, write=True)
+        found = _script(client, _COUNT_IF_CACHED)(
+            keys=[make(k) for k in read] + [make(k) for k, _ in counters],
+            args=[len(read), *(timeout for _, timeout in counters)],
+            client=client,
+        )
+    except CACHE_ERRORS as exc:
+        backend.failed(exc)
+        return None
+    if len(found) < len(read) + len(counters) or any(v is None for v in found[: len(read)]):
+        return None
+    loads = backend._cache._serializer.loads
+    return [loads(v) for v in found[: len(read)]], [int(c) for c in found[len(read) :]]
+
+
+def uncount(backend, counters: list[tuple[str, int]]) -> None:
+    """Take back a count of :func:`count_if_cached` for a request Django answers without counting
+    (a wrong secret, a missing scope). Raises a cache error."""
+    client = backend._cache.get_client(None, write=True)
+    _script(client, _UNCOUNT)(keys=[backend.make_and_validate_key(k) for k, _ in counters], client=client)
+
+
 # Where the WSGI fast path (subscriptions.api.fast_path) leaves ``(bucket, allowed, wait)`` when it
 # counted a request over the rate and handed it to Django for the 429: counted once, not twice.
 # Not an HTTP_* name, so no client header can set it.
@@ -86,6 +153,12 @@ COUNTED_ENVIRON_KEY = "monetization.throttle.counted"
 
 
 _now = time.time  # the windows' clock (a test may run it faster than real time)
+
+
+def window_clock() -> float:
+    """The time the windows are counted by (see :meth:`ClientThrottle.counters`)."""
+    return _now()
+
 
 # Where the fast path names the customer of a request it counts (the entitlements path's id).
 CUSTOMER_ENVIRON_KEY = "monetization.throttle.customer"
@@ -140,19 +213,26 @@ class ClientThrottle(SimpleRateThrottle):
         """Count one request in each bucket's current window: whether all are within their rates
         (also kept, with the wait, as ``self.counted``), and the values of the ``prefetch`` cache keys."""
         now = _now()
-        windows = [int(now // duration) for _, _, duration in buckets]
-        counts, values = _count(
-            [(f"{key}:{w}", duration + 1) for (key, _, duration), w in zip(buckets, windows, strict=True)], prefetch
-        )
+        counts, values = _count(self.counters(buckets, now), prefetch)
+        return self.judge(buckets, counts, now), values
+
+    @staticmethod
+    def counters(buckets: list[tuple[str, int, int]], now: float) -> list[tuple[str, int]]:
+        """``(counter key, expiry seconds)`` of each bucket's window at ``now``."""
+        return [(f"{key}:{int(now // duration)}", duration + 1) for key, _, duration in buckets]
+
+    def judge(self, buckets: list[tuple[str, int, int]], counts: list[int], now: float) -> bool:
+        """Whether the request, counted at ``now`` to ``counts``, is within every bucket's rate
+        (also kept, with the wait, as ``self.counted``)."""
         waits = [
-            (w + 1) * duration - now
-            for (_, num, duration), w, count in zip(buckets, windows, counts, strict=True)
+            (int(now // duration) + 1) * duration - now
+            for (_, num, duration), count in zip(buckets, counts, strict=True)
             if count > num
         ]
         allowed = not waits
         self._wait = max(waits) if waits else 0
         self.counted = (buckets[0][0], allowed, self._wait)
-        return allowed, values
+        return allowed
 
     def allow_request(self, request, view):
         if self.rate is None:

@@ -33,13 +33,21 @@ from django.urls.resolvers import RoutePattern
 from rest_framework.exceptions import APIException
 
 from monetization.api.authentication import (
+    ApiClient,
     ApiKeyAuthentication,
     AuthFailed,
     api_client_for,
     api_key_cache_key,
     api_key_credentials,
 )
-from monetization.api.throttling import COUNTED_ENVIRON_KEY, CUSTOMER_ENVIRON_KEY, ClientThrottle
+from monetization.api.throttling import (
+    COUNTED_ENVIRON_KEY,
+    CUSTOMER_ENVIRON_KEY,
+    ClientThrottle,
+    count_if_cached,
+    uncount,
+    window_clock,
+)
 from monetization.middleware import request_id_for
 from monetization.services.cache_invalidation import cache_trusted
 from subscriptions.api.views import EntitlementsView
@@ -49,6 +57,9 @@ logger = logging.getLogger(__name__)
 
 # The external ids served: a conservative subset of what the route's ``<str:external_id>`` takes.
 EXTERNAL_ID = r"[A-Za-z0-9._:@-]{1,255}"
+
+# API key ids by prefix kept per process, a bound on the memory of keys seen.
+KEY_IDS_KEPT = 10_000
 
 # What each middleware does to a GET of that path without a query string or cookie. Any other
 # middleware in settings.MIDDLEWARE turns the fast path off: its effect would be missing here.
@@ -178,6 +189,7 @@ class EntitlementsFastPath:
             settings.SECURE_SSL_REDIRECT
         )
         self.cache = caches["default"]
+        self.key_ids: dict[str, int] = {}  # prefix -> the key's id: immutable, so safe to keep
 
     def _static_headers(self, secure: bool) -> dict[str, str]:
         """The 200's headers in the order Django's path adds them: the view's, then each middleware's,
@@ -231,25 +243,21 @@ class EntitlementsFastPath:
             return None  # Django's response headers may refuse (500) or encode it
         token, prefix = credentials
         row_key, body_key = api_key_cache_key(prefix), entitlements_cache_key(path[1])
+        environ[CUSTOMER_ENVIRON_KEY] = path[1]  # the customer bucket, as Django's view kwargs name it
         # Anything unexpected from here on (Redis down, ...): Django meets it too and answers it its
         # way. (Should the counter's round trip fail after Redis applied it, Django counts again.)
         try:
             if not cache_trusted():
                 return None  # invalidations wait to be applied: Django answers from the database
-            found = self.cache.get_many([row_key, body_key])  # round trip 1
-            row, body = found.get(row_key), found.get(body_key)
-            if row is None or not isinstance(body, bytes):
-                return None  # an uncached key (Django loads it) or an entitlements miss
-            request.user = api_client_for(row, token)
-            if not all(p.has_permission(request, self.view) for p in self.permissions):
-                return None
+            key_id = self.key_ids.get(prefix)
             throttle = ClientThrottle()
-            environ[CUSTOMER_ENVIRON_KEY] = path[1]  # the customer bucket, as Django's view kwargs name it
-            if not throttle.allow_request(request, None):  # round trip 2: counts this request
-                # Django answers the 429 in its format, counting on what was counted here.
-                environ[COUNTED_ENVIRON_KEY] = throttle.counted
-                return None
+            if key_id is None or throttle.rate is None:
+                body = self._serve_in_two_trips(request, token, prefix, row_key, body_key, throttle)
+            else:
+                body = self._serve_in_one_trip(request, token, prefix, key_id, row_key, body_key, throttle)
         except Exception:
+            return None
+        if body is None:
             return None
         headers = dict(self.headers[request.is_secure()])  # Django's order, placeholders filled in place
         if "X-Request-ID" in headers:
@@ -257,6 +265,61 @@ class EntitlementsFastPath:
         if "Content-Length" in headers:
             headers["Content-Length"] = str(len(body))
         return list(headers.items()), body
+
+    def _serve_in_one_trip(self, request, token, prefix, key_id, row_key, body_key, throttle) -> bytes | None:
+        """The body of a hit, read with the key row and counted in one Redis round trip, or None.
+
+        The throttle's buckets are named by the key's id, known from an earlier request (a prefix
+        names one key for good), and counted only when the row and body are both cached. The checks
+        Django makes before it counts (the secret, revocation, the scope) come after: when one
+        fails, the count is taken back and Django answers, uncounted, as it would have.
+        """
+        request.user = ApiClient(key_id=key_id, name="", scopes=frozenset())  # names the buckets only
+        buckets = throttle.buckets(request, None, throttle.get_cache_key(request, None))
+        now = window_clock()
+        counters = throttle.counters(buckets, now)
+        found = count_if_cached(self.cache, [row_key, body_key], counters)
+        if found is None:
+            return None  # a miss (nothing counted): Django loads and counts
+        (row, body), counts = found
+        try:
+            request.user = api_client_for(row, token)
+        except AuthFailed:
+            request.user = None
+        if (
+            request.user is None
+            or request.user.key_id != key_id
+            or not isinstance(body, bytes)
+            or not all(p.has_permission(request, self.view) for p in self.permissions)
+        ):
+            if request.user is not None and request.user.key_id != key_id:
+                self.key_ids.pop(prefix, None)  # another key under that prefix: learn it again
+            uncount(self.cache, counters)
+            return None
+        if not throttle.judge(buckets, counts, now):
+            # Django answers the 429 in its format, counting on what was counted here.
+            request.META[COUNTED_ENVIRON_KEY] = throttle.counted
+            return None
+        return body
+
+    def _serve_in_two_trips(self, request, token, prefix, row_key, body_key, throttle) -> bytes | None:
+        """The body of a hit, with the key row and body read in one round trip and counted in another
+        (the first request of a key in this process, whose id names the throttle's buckets), or None."""
+        found = self.cache.get_many([row_key, body_key])
+        row, body = found.get(row_key), found.get(body_key)
+        if row is None or not isinstance(body, bytes):
+            return None  # an uncached key (Django loads it) or an entitlements miss
+        request.user = api_client_for(row, token)
+        if not all(p.has_permission(request, self.view) for p in self.permissions):
+            return None
+        if len(self.key_ids) >= KEY_IDS_KEPT:
+            self.key_ids.clear()
+        self.key_ids[prefix] = request.user.key_id
+        if not throttle.allow_request(request, None):
+            # Django answers the 429 in its format, counting on what was counted here.
+            request.META[COUNTED_ENVIRON_KEY] = throttle.counted
+            return None
+        return body
 
     def _django_would_reach_view(self, request: _Peek) -> bool:
         """Whether the request passes Django's middleware and DRF's negotiation (or when in doubt, not)."""

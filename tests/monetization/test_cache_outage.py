@@ -18,6 +18,7 @@ import pytest
 import redis
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import transaction
 
 from monetization.models import CacheInvalidation
 from monetization.services import cache_invalidation
@@ -174,3 +175,21 @@ def test_api_key_revoke_during_outage_commits_and_holds(private_redis, client_wi
     assert private_redis.raw_exists(api_key_cache_key(key.prefix))  # the stale, unrevoked row came back
     r = app.get(f"/api/v1/customers/{external_id}/entitlements")
     assert (r.status_code, r.json()["code"]) == (401, "api_key_revoked")
+
+
+def test_many_keys_invalidated_during_an_outage_take_one_row_and_are_all_flushed(private_redis):
+    keys = [entitlements_cache_key(f"cust-{n}") for n in range(2500)]
+    cache.set_many(dict.fromkeys(keys, b"{}"))
+    private_redis.stop()
+
+    with transaction.atomic():
+        cache_invalidation.cache_invalidate(keys)
+    assert CacheInvalidation.objects.count() == 1  # one row, however many keys
+    assert sorted(CacheInvalidation.objects.get().keys) == sorted(keys)
+    assert cache_invalidation.cache_trusted() is False
+
+    private_redis.start()
+    assert all(private_redis.raw_exists(k) for k in (keys[0], keys[-1]))  # the stale entries came back
+    assert cache_invalidation.cache_trusted() is True  # flushed, in slices
+    assert not any(private_redis.raw_exists(k) for k in keys)
+    assert not CacheInvalidation.objects.exists()

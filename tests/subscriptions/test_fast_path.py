@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache, caches
 from django.core.handlers.wsgi import WSGIHandler
+from redis.connection import Connection
 
 from monetization.api.authentication import api_key_cache_key
 from monetization.api.throttling import ClientThrottle
@@ -344,3 +345,51 @@ def test_the_wsgi_application_has_the_fast_path():
     from backoffice.wsgi import application
 
     assert isinstance(application, EntitlementsFastPath) and application.enabled
+
+
+class RedisTrips:
+    """Counts the commands or pipelines the process sends to Redis: its round trips."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        send = Connection.send_packed_command
+
+        def counted(connection, *args, **kwargs):
+            self.count += 1
+            return send(connection, *args, **kwargs)
+
+        monkeypatch.setattr(Connection, "send_packed_command", counted)
+
+
+def test_a_hit_of_a_key_seen_before_costs_one_redis_round_trip_and_one_count(apps, monkeypatch, customer, key):
+    monkeypatch.setattr(ClientThrottle, "THROTTLE_RATES", {"client": "100/day"})
+    app = apps()
+    path, auth = URL.format(customer.external_id), bearer(key[0])
+    call(app.fast, path, **auth)  # a miss: Django resolves, caches and counts
+    call(app.fast, path, **auth)  # the first hit learns the key's id (two round trips)
+    trips = RedisTrips(monkeypatch)
+
+    for served in range(1, 4):
+        assert call(app.fast, path, **auth).status == "200 OK"
+        assert trips.count == served  # key row, entitlements and the throttle count together
+    assert app.inner.calls == 1 and _throttle_count() == 5
+
+
+@pytest.mark.parametrize("refusal", ["wrong-secret", "revoked"])
+def test_a_refused_request_is_not_counted_by_the_fast_path(apps, monkeypatch, customer, key, refusal):
+    monkeypatch.setattr(ClientThrottle, "THROTTLE_RATES", {"client": "100/day"})
+    app = apps()
+    full, row = key
+    path = URL.format(customer.external_id)
+    call(app.fast, path, **bearer(full))
+    call(app.fast, path, **bearer(full))  # the key's id is known: the next requests take one round trip
+    assert _throttle_count() == 2
+    if refusal == "revoked":
+        api_key_revoke(key=row, revoked_by=None, reason="leaked")
+        request = bearer(full)
+    else:
+        request = bearer(_forged(full))
+
+    response = call(app.fast, path, **request)
+    assert response.status.startswith("401") and app.inner.calls == 2
+    assert _throttle_count() == 2  # as Django alone: authentication fails before the throttle counts
