@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "monetization.middleware.RequestIdMiddleware",
+    "monetization.middleware.ApiErrorBodyMiddleware",
     "monetization.middleware.OutageMiddleware",
     "monetization.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

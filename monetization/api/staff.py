@@ -186,6 +186,13 @@ class RefundListCreateView(StaffView, generics.GenericAPIView):
             return ("monetization.request_refund",)
         return ("monetization.view_refund",)
 
+    class RefundFilterSerializer(serializers.Serializer):
+        """A filter value that cannot match (``?status=AAA``, ``?customer=x``) is 400, not an empty page."""
+
+        status = serializers.ChoiceField(Refund.Status.choices, required=False)
+        customer = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+        payment = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
     class RefundCreateInputSerializer(serializers.Serializer):
         payment_id = serializers.IntegerField()
         amount = serializers.DecimalField(max_digits=19, decimal_places=4, required=False, help_text="Blank: full")
@@ -196,19 +203,17 @@ class RefundListCreateView(StaffView, generics.GenericAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("status", str, enum=Refund.Status.values),
-            OpenApiParameter("customer", int),
-            OpenApiParameter("payment", int),
+            OpenApiParameter("customer", int, description="customer id"),
+            OpenApiParameter("payment", int, description="payment id"),
         ],
         responses=RefundOut(many=True),
         operation_id="staff_refunds_list",
         tags=["staff"],
     )
     def get(self, request):
-        qs = Refund.objects.all()
-        for name in ("status", "customer", "payment"):
-            value = request.query_params.get(name)
-            if value:
-                qs = qs.filter(**{name: value})
+        filters = self.RefundFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        qs = Refund.objects.filter(**filters.validated_data)
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(RefundOut(page, many=True).data)
 
