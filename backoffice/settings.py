@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "djmoney",
     "django_fsm",
     "django_celery_beat",
@@ -69,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "monetization.middleware.RequestIdMiddleware",
+    "monetization.middleware.ApiErrorBodyMiddleware",
     "monetization.middleware.OutageMiddleware",
     "monetization.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -151,8 +153,8 @@ OTP_TOTP_ISSUER = env.get("OTP_TOTP_ISSUER", "Monetization back office")
 # Staff sessions end after 8 hours and when the browser closes.
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
-# Content-Security-Policy (django-csp) for the admin's HTML; the JSON API (and its docs page, which
-# loads Swagger UI from a CDN) carries none.
+# Content-Security-Policy (django-csp) for the admin's HTML; the JSON API (and its docs page, whose
+# Swagger UI comes from our static files but starts from an inline script) carries none.
 CONTENT_SECURITY_POLICY = {
     "EXCLUDE_URL_PREFIXES": ["/api/"],
     "DIRECTIVES": {
@@ -239,6 +241,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "monetization.api.schema.postprocess_error_responses",
+    ],
+    # /api/docs/ serves Swagger UI from our own static files (drf-spectacular-sidecar): no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery ---

@@ -24,4 +24,5 @@ urlpatterns = [
     path("api/v1/", include("creators.api.urls")),
 ]
 
+handler404 = "monetization.views.not_found"
 handler500 = "monetization.views.server_error"

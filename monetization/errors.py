@@ -21,6 +21,8 @@ class ErrorCode:
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     SERVICE_UNAVAILABLE = "service_unavailable"  # a database or cache outage: retry after Retry-After
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    SERVER_ERROR = "server_error"
     # API keys
     API_KEY_INVALID = "api_key_invalid"
     API_KEY_REVOKED = "api_key_revoked"

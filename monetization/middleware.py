@@ -2,6 +2,7 @@ import contextvars
 import logging
 import re
 import uuid
+from http import HTTPStatus
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -117,6 +118,48 @@ class RequestGuardMiddleware:
                 400, ErrorCode.INVALID_INPUT, f"JSON nested deeper than {settings.REQUEST_JSON_MAX_DEPTH} levels."
             )
         return None
+
+
+# Codes for the error answers Django gives by itself (no URL matched, method not allowed, ...).
+_STATUS_CODES = {
+    400: ErrorCode.INVALID_INPUT,
+    401: ErrorCode.NOT_AUTHENTICATED,
+    403: ErrorCode.PERMISSION_DENIED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    429: ErrorCode.THROTTLED,
+    503: ErrorCode.SERVICE_UNAVAILABLE,
+}
+
+
+class ApiErrorBodyMiddleware:
+    """Under ``/api/`` every error answer is JSON with a code: Django's own answers (an HTML 404 for a
+    path no URL matches, such as a non-numeric id; the empty 405 of ``require_POST``; an HTML 403 or
+    500) are rewritten, keeping their status and headers (``Allow``, ``Retry-After``)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or not request.path.startswith("/api/")
+            or response.get("Content-Type", "").startswith("application/json")
+            or response.streaming
+        ):
+            return response
+        status = response.status_code
+        code = _STATUS_CODES.get(status, ErrorCode.SERVER_ERROR if status >= 500 else ErrorCode.INVALID_INPUT)
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        detail = f"{phrase}."
+        rewritten = JsonResponse({"code": code, "detail": detail}, status=status)
+        for name in ("Allow", "Retry-After", "X-Request-ID", "WWW-Authenticate"):
+            if name in response:
+                rewritten[name] = response[name]
+        return rewritten
 
 
 OUTAGE_ERRORS = (OperationalError, InterfaceError, *CACHE_ERRORS)

@@ -19,7 +19,8 @@ ACTING_CUSTOMER_HEADER = "X-Acting-Customer"
 # Declared once for every endpoint that reads the header: @extend_schema(parameters=[ACTING_CUSTOMER_PARAMETER]).
 ACTING_CUSTOMER_PARAMETER = OpenApiParameter(
     ACTING_CUSTOMER_HEADER,
-    str,
+    # As the server reads it: blank (after stripping) is refused, so the schema refuses it too.
+    {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^\S(.*\S)?$"},
     OpenApiParameter.HEADER,
     required=True,
     description="External id of the customer the client app acts for (already authenticated by the app).",

@@ -6,8 +6,9 @@ import functools
 
 from rest_framework.response import Response
 
+from monetization.api.errors import api_exception_handler
 from monetization.errors import ErrorCode, InvalidInput
-from monetization.services.idempotency import idempotent_run, request_fingerprint
+from monetization.services.idempotency import canonical_parameters, idempotent_run, request_fingerprint
 
 HEADER = "Idempotency-Key"
 
@@ -20,10 +21,13 @@ def _scope(request, endpoint: str) -> str:
 
 
 def idempotent(endpoint: str, *, required: bool = True):
-    """Decorate an APIView ``post``: the same key and body replay the first response.
+    """Decorate an APIView ``post``: the same key and parameters replay the first response.
 
-    An error raised by the view releases the key (nothing was done; the caller may try again); a
-    response of any status is stored and replayed, marked ``Idempotent-Replayed: true``.
+    The parameters are compared parsed (JSON in another key order, or the same fields as a form,
+    are the same request). A refusal (4xx) is an answer like any other: stored and replayed, so a
+    retry cannot turn a refused request into a different outcome. Only an unexpected error or a
+    5xx (an outage, a provider down) releases the key: the caller may try again. Replays are marked
+    ``Idempotent-Replayed: true``.
     """
 
     def decorate(view_method):
@@ -42,14 +46,21 @@ def idempotent(endpoint: str, *, required: bool = True):
             answered: list[Response] = []
 
             def work() -> tuple[int, object]:
-                response = view_method(self, request, *args, **kwargs)
+                try:
+                    response = view_method(self, request, *args, **kwargs)
+                except Exception as exc:
+                    response = api_exception_handler(exc, {"view": self, "request": request})
+                    if response is None or response.status_code >= 500:
+                        raise
                 answered.append(response)
                 return response.status_code, response.data
 
+            # request.data, not request.body: a multipart body has been read by the parser already.
+            params = {"query": request.query_params, "data": request.data}
             answer = idempotent_run(
                 scope=_scope(request, endpoint),
                 key=key,
-                fingerprint=request_fingerprint(request.method, request.get_full_path(), request.body),
+                fingerprint=request_fingerprint(request.method, request.path, canonical_parameters(params)),
                 work=work,
             )
             if not answer.replayed:

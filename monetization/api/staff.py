@@ -3,7 +3,7 @@
 Session-authenticated staff only (API keys are refused by StaffPermission);
 each view names the Django permissions it needs in ``required_perms`` and the
 service checks them again. Refund creation takes an ``Idempotency-Key``.
-The money core's part: customers, refunds, the audit trail. Apps above it add
+The money core's part: customers, refunds, webhook replay, the audit trail. Apps above it add
 their endpoints (subscriptions: grants and subscription actions) and their parts
 of the customer summary (:data:`customer_summary_parts`).
 """
@@ -27,10 +27,11 @@ from rest_framework.views import APIView
 
 from monetization.api.idempotency import idempotent
 from monetization.api.permissions import StaffPermission
-from monetization.models import AuditEvent, Customer, Payment, Refund
+from monetization.models import AuditEvent, Customer, Payment, Refund, WebhookEvent
 from monetization.registry import Registry
 from monetization.selectors_support import customer_overview
 from monetization.services import refunds as refund_services
+from monetization.webhook_queue import webhook_event_replay
 
 STAFF_AUTH = [SessionAuthentication]
 
@@ -186,6 +187,13 @@ class RefundListCreateView(StaffView, generics.GenericAPIView):
             return ("monetization.request_refund",)
         return ("monetization.view_refund",)
 
+    class RefundFilterSerializer(serializers.Serializer):
+        """A filter value that cannot match (``?status=AAA``, ``?customer=x``) is 400, not an empty page."""
+
+        status = serializers.ChoiceField(Refund.Status.choices, required=False)
+        customer = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+        payment = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
     class RefundCreateInputSerializer(serializers.Serializer):
         payment_id = serializers.IntegerField()
         amount = serializers.DecimalField(max_digits=19, decimal_places=4, required=False, help_text="Blank: full")
@@ -196,19 +204,17 @@ class RefundListCreateView(StaffView, generics.GenericAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("status", str, enum=Refund.Status.values),
-            OpenApiParameter("customer", int),
-            OpenApiParameter("payment", int),
+            OpenApiParameter("customer", int, description="customer id"),
+            OpenApiParameter("payment", int, description="payment id"),
         ],
         responses=RefundOut(many=True),
         operation_id="staff_refunds_list",
         tags=["staff"],
     )
     def get(self, request):
-        qs = Refund.objects.all()
-        for name in ("status", "customer", "payment"):
-            value = request.query_params.get(name)
-            if value:
-                qs = qs.filter(**{name: value})
+        filters = self.RefundFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        qs = Refund.objects.filter(**filters.validated_data)
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(RefundOut(page, many=True).data)
 
@@ -311,3 +317,28 @@ class AuditEventDetailView(generics.RetrieveAPIView):
     required_perms = ("monetization.view_auditevent",)
     queryset = AuditEvent.objects.all()
     serializer_class = AuditEventOut
+
+
+# --- webhook inbox -----------------------------------------------------------------
+
+
+class WebhookEventOut(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookEvent
+        fields = ["id", "provider", "event_id", "event_type", "status", "attempts", "last_error", "note"]
+
+
+class WebhookEventReplayView(StaffView):
+    """Apply a failed (or stuck) event again, on a worker, with a fresh budget of attempts (the admin's Replay)."""
+
+    required_perms = ("monetization.replay_webhookevent",)
+
+    @extend_schema(
+        request=ReasonIn, responses=WebhookEventOut, operation_id="staff_webhook_events_replay", tags=["staff"]
+    )
+    def post(self, request, pk: int):
+        body = ReasonIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        event = get_object_or_404(WebhookEvent, pk=pk)
+        event = webhook_event_replay(event=event, user=request.user, reason=body.validated_data["reason"])
+        return Response(WebhookEventOut(event).data)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("refunds/<int:pk>/approve", staff.RefundApproveView.as_view(), name="staff-refund-approve"),
     path("refunds/<int:pk>/reject", staff.RefundRejectView.as_view(), name="staff-refund-reject"),
     path("refunds/<int:pk>/retry", staff.RefundRetryView.as_view(), name="staff-refund-retry"),
+    path("webhook-events/<int:pk>/replay", staff.WebhookEventReplayView.as_view(), name="staff-webhook-event-replay"),
     path("audit-events", staff.AuditEventListView.as_view(), name="staff-audit-events"),
     path("audit-events/<int:pk>", staff.AuditEventDetailView.as_view(), name="staff-audit-event"),
 ]

@@ -4,13 +4,15 @@
 and from the admin alike. The key is claimed by inserting its row *before* the work runs and
 committing at once, so a duplicate arriving while the first request is still working finds the
 row and gets 409 instead of doing the work twice. When the work finishes its answer (a status
-and a JSON body) is stored; later duplicates get it back verbatim. Work that raises releases
-the key: nothing was done, the caller may try again.
+and a JSON body, a refusal included) is stored; later duplicates get it back verbatim for
+``IDEMPOTENCY_KEY_TTL`` (at least 24 hours), after which the key is free again. Work that raises
+releases the key: nothing was done, the caller may try again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,21 @@ class Answer:
     replayed: bool = False
 
 
+def canonical_parameters(params: Any) -> bytes:
+    """The request's parsed parameters as canonical JSON: the same JSON in another key order, or the
+    same form fields, give the same bytes. A multi-valued form field keeps its list; files count by
+    name and size."""
+
+    def plain(value):
+        if hasattr(value, "lists"):  # QueryDict / MultiValueDict
+            return {k: [plain(v) for v in vs] if len(vs) != 1 else plain(vs[0]) for k, vs in value.lists()}
+        if hasattr(value, "read") and hasattr(value, "size"):
+            return {"file": getattr(value, "name", ""), "size": value.size}
+        return value
+
+    return json.dumps(plain(params), sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
     digest = hashlib.sha256()
     for part in (method.upper().encode(), b"\n", path.encode(), b"\n", body or b""):
@@ -41,15 +58,27 @@ def idempotency_claim(*, scope: str, key: str, fingerprint: str) -> IdempotencyK
     """Claim ``key``. Returns None when claimed now; the stored row when it existed already.
 
     Raises 422 ``idempotency_key_reused`` for a different request under the same
-    key and 409 ``idempotency_key_in_progress`` while the first one still runs.
+    key and 409 ``idempotency_key_in_progress`` while the first one still runs. A finished key
+    older than ``IDEMPOTENCY_KEY_TTL`` (not purged yet) is expired: it is taken over.
     """
-    try:
-        with transaction.atomic():
-            IdempotencyKey.objects.create(scope=scope, key=key, fingerprint=fingerprint, created_at=clock.now())
-        return None
-    except IntegrityError:
-        pass
-    row = IdempotencyKey.objects.get(scope=scope, key=key)
+    for _ in range(2):
+        try:
+            with transaction.atomic():
+                IdempotencyKey.objects.create(scope=scope, key=key, fingerprint=fingerprint, created_at=clock.now())
+            return None
+        except IntegrityError:
+            pass
+        expired = clock.now() - settings.IDEMPOTENCY_KEY_TTL
+        if not IdempotencyKey.objects.filter(
+            scope=scope, key=key, created_at__lt=expired, response_status__isnull=False
+        ).delete()[0]:
+            break
+    row = IdempotencyKey.objects.filter(scope=scope, key=key).first()
+    if row is None:  # released by the first request between our insert and this read: it may be retried
+        raise Conflict(
+            "A request with this Idempotency-Key is still being processed.",
+            code=ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS,
+        )
     if row.fingerprint != fingerprint:
         raise InvalidInput(
             "This Idempotency-Key was used for a different request.", code=ErrorCode.IDEMPOTENCY_KEY_REUSED, status=422

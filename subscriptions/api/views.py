@@ -104,9 +104,21 @@ class CatalogView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("platform", enum=Platform.values, required=True),
-            OpenApiParameter("country", description="ISO 3166-1 alpha-2", required=True),
+            OpenApiParameter(
+                "country",
+                {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+                description="ISO 3166-1 alpha-2 (a code with no prices is 400 unknown_country)",
+                required=True,
+            ),
         ],
-        responses=ProductSerializer(many=True),
+        responses=inline_serializer(
+            "Catalog",
+            {
+                "platform": serializers.CharField(),
+                "country": serializers.CharField(),
+                "products": ProductSerializer(many=True),
+            },
+        ),
         operation_id="catalog",
     )
     def get(self, request):

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from monetization import clock
 from monetization.models import AuditEvent, IdempotencyKey, Provider, Refund
 from monetization.providers.base import ProviderError, UnsupportedOperation
-from monetization.services.idempotency import idempotency_keys_purge, request_fingerprint
+from monetization.services.idempotency import canonical_parameters, idempotency_keys_purge, request_fingerprint
 from monetization.services.refunds import refund_request
 from subscriptions.models import Subscription
 from tests.monetization.support_fixtures import fake_providers, make_payment, make_staff, register_with_fake  # noqa: F401
@@ -188,7 +188,9 @@ def test_duplicate_while_first_is_in_flight_is_409(fake_providers, make_payment,
     IdempotencyKey.objects.create(
         scope=f"user:{user.pk}:staff.refunds.create",
         key="busy",
-        fingerprint=request_fingerprint("POST", f"{BASE}/refunds", body),
+        fingerprint=request_fingerprint(
+            "POST", f"{BASE}/refunds", canonical_parameters({"query": {}, "data": refund_body(payment)})
+        ),
     )
     response = client_for(user).post(
         f"{BASE}/refunds", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="busy"
@@ -198,12 +200,16 @@ def test_duplicate_while_first_is_in_flight_is_409(fake_providers, make_payment,
     assert Refund.objects.count() == 0
 
 
-def test_a_refused_request_releases_its_key(fake_providers, make_payment, make_staff):
+def test_a_refused_request_is_replayed_not_retried(fake_providers, make_payment, make_staff):
+    """A refusal is the answer to that key: the same request again gets it back, even once it would pass."""
     client = client_for(make_staff("Support"))
     payment = make_payment(amount="50")
     bad = _post(client, f"{BASE}/refunds", refund_body(payment, "60.00"), HTTP_IDEMPOTENCY_KEY="k")
     assert bad.status_code == 400 and bad.json()["code"] == "refund_exceeds_refundable"
-    assert not IdempotencyKey.objects.filter(key="k").exists()
+    again = _post(client, f"{BASE}/refunds", refund_body(payment, "60.00"), HTTP_IDEMPOTENCY_KEY="k")
+    assert (again.status_code, again.json(), again["Idempotent-Replayed"]) == (400, bad.json(), "true")
+    assert IdempotencyKey.objects.get(key="k").response_status == 400
+    assert Refund.objects.count() == 0
 
 
 def test_keys_are_kept_24h_then_purged(settings):

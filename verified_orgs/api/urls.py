@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from . import views
+from . import staff, views
 
 urlpatterns = [
     path("orgs/<str:handle>/affiliates", views.AffiliatesView.as_view(), name="org-affiliates"),
@@ -9,4 +9,14 @@ urlpatterns = [
     path("orgs/<str:handle>/invoices", views.InvoicesView.as_view(), name="org-invoices"),
     path("orgs/<str:handle>/invoices/<str:number>/pdf", views.InvoicePdfView.as_view(), name="org-invoice-pdf"),
     path("org-invitations/accept", views.AcceptInvitationView.as_view(), name="org-invitation-accept"),
+    re_path(
+        r"^staff/organizations/(?P<pk>[0-9]+)/(?P<action>start_review|verify|reject|suspend|reinstate|cancel)$",
+        staff.OrganizationActionView.as_view(),
+        name="staff-organization-action",
+    ),
+    re_path(
+        r"^staff/org-invoices/(?P<pk>[0-9]+)/(?P<action>void|mark_uncollectible)$",
+        staff.OrgInvoiceActionView.as_view(),
+        name="staff-org-invoice-action",
+    ),
 ]
