@@ -87,7 +87,7 @@ def test_support_refunds_grants_and_cancels_and_finance_approves(console, settin
     entitlement = Entitlement.objects.order_by("key").first()
     page = support.go(f"/admin/monetization/customer/{sub.customer_id}/support/")
     grant_form = page.locator("#grant-form form")
-    grant_form.locator("[name=entitlement]").fill(entitlement.key)
+    grant_form.locator("select[name=entitlement]").select_option(entitlement.key)
     grant_form.locator("[name=days]").fill("7")
     grant_form.locator("[name=reason]").fill("e2e: outage compensation")
     grant_form.get_by_role("button", name="Grant").click()
