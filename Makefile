@@ -8,7 +8,7 @@ PGURL ?= postgres://postgres@127.0.0.1:5432
 TEST_DATABASE_URL ?= $(PGURL)/backoffice
 REDIS ?= redis://127.0.0.1:6379
 
-.PHONY: run test bench lint services venv soak reliability prod-local prod-local-check
+.PHONY: run test e2e bench lint services venv soak reliability prod-local prod-local-check
 
 $(STAMP): requirements.txt
 	@command -v $(PY) >/dev/null || { echo "$(PY) not found"; exit 1; }
@@ -43,6 +43,13 @@ test: $(STAMP) services
 	REDIS_URL=$${REDIS_URL:-$(REDIS)/1} CELERY_TEST_BROKER_URL=$${CELERY_TEST_BROKER_URL:-$(REDIS)/2} DEBUG=1 \
 	$(BIN)/python -m backoffice.embedded_db run --prefer "$${DATABASE_URL:-$(TEST_DATABASE_URL)}" -- \
 	$(BIN)/pytest --create-db -q
+
+# The browser journeys alone (tests/e2e, also part of make test): Debian's chromium, installed with apt when
+# missing; screenshots of failures in test-results/e2e/.
+e2e: $(STAMP) services
+	REDIS_URL=$${REDIS_URL:-$(REDIS)/1} CELERY_TEST_BROKER_URL=$${CELERY_TEST_BROKER_URL:-$(REDIS)/2} DEBUG=1 \
+	$(BIN)/python -m backoffice.embedded_db run --prefer "$${DATABASE_URL:-$(TEST_DATABASE_URL)}" -- \
+	$(BIN)/pytest --create-db -q tests/e2e
 
 # Thousands of simulated provider histories per provider (outside CI): STRIPE_SIM_HISTORIES and
 # SOAK_HISTORIES (the stores'), STRIPE_SIM_SEED to vary.

@@ -7,7 +7,7 @@ from functools import partial
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -76,6 +76,13 @@ class CreatorStatsInline(admin.StackedInline):
     model = CreatorStats
     can_delete = False
     readonly_fields = ["verified_followers", "account_created_at", "updated_at"]
+
+
+def _by_id_or_404(model, object_id):
+    """The admin's change URLs take any path as an id (a page-relative link makes one): not a number, 404."""
+    if not str(object_id).isdigit():
+        raise Http404
+    return get_object_or_404(model, pk=object_id)
 
 
 @admin.register(CreatorAccount)
@@ -154,7 +161,7 @@ class CreatorAccountAdmin(LargeTableAdmin):
         return HttpResponseRedirect(url)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        creator = get_object_or_404(CreatorAccount, pk=object_id)
+        creator = _by_id_or_404(CreatorAccount, object_id)
         # The account's available transitions that staff take, and this user may take.
         staff = accounts.STAFF_TRANSITIONS
         transitions = [
@@ -239,7 +246,7 @@ class PayoutAdmin(LargeTableAdmin):
         return HttpResponseRedirect(url)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        payout = get_object_or_404(Payout, pk=object_id)
+        payout = _by_id_or_404(Payout, object_id)
         may_hold = request.user.has_perm(payouts.HOLD_PERM)
         extra_context = {
             **(extra_context or {}),
@@ -390,7 +397,7 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
         return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        cycle = get_object_or_404(RevenueShareCycle, pk=object_id)
+        cycle = _by_id_or_404(RevenueShareCycle, object_id)
         buckets = selectors.cycle_histogram(cycle)
         extra_context = {
             **(extra_context or {}),

@@ -84,20 +84,34 @@ def cycle_histogram(cycle: RevenueShareCycle, *, bins: int = 20) -> list[dict]:
 
 
 def histogram_svg(buckets: list[dict], *, width: int = 640, height: int = 160) -> str:
-    """An inline SVG bar chart rendered server-side (no JS)."""
+    """An inline SVG bar chart rendered server-side (no JS): each bar carries its count, the axes their names,
+    and the whole chart a text alternative listing every bucket (screen readers read the numbers too)."""
     peak = max((b["count"] for b in buckets), default=0) or 1
     bar = width / max(len(buckets), 1)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}" role="img">']
+    total = sum(b["count"] for b in buckets)
+    summary = "; ".join(f"${b['low']:,} to ${b['high']:,}: {b['count']}" for b in buckets) or "no earnings"
+    top = 14  # room for the counts above the tallest bar
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + top + 34}" role="img" '
+        f'aria-label="Creators per earnings bucket ({total} in all): {summary}">'
+    ]
     for i, b in enumerate(buckets):
         h = round(b["count"] / peak * height, 1)
         x = round(i * bar, 1)
+        y = top + height - h
         parts.append(
-            f'<rect x="{x}" y="{height - h}" width="{bar - 2:.1f}" height="{h}" fill="#417690">'
+            f'<rect x="{x}" y="{y}" width="{bar - 2:.1f}" height="{h}" fill="#417690">'
             f"<title>${b['low']:,} - ${b['high']:,}: {b['count']} creators</title></rect>"
         )
+        if b["count"]:
+            middle = x + (bar - 2) / 2
+            parts.append(f'<text x="{middle:.1f}" y="{y - 2}" font-size="10" text-anchor="middle">{b["count"]}</text>')
         if i % 4 == 0:
-            parts.append(f'<text x="{x}" y="{height + 14}" font-size="10">${b["low"]:,}</text>')
-    parts.append("</svg>")
+            parts.append(f'<text x="{x}" y="{top + height + 14}" font-size="10">${b["low"]:,}</text>')
+    parts.append(
+        f'<text x="{width / 2:.0f}" y="{top + height + 30}" font-size="11" text-anchor="middle">'
+        "earnings per creator (bucket lower bound, log scale); bar label: creators</text></svg>"
+    )
     return "".join(parts)
 
 

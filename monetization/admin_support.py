@@ -97,6 +97,35 @@ def act(request, fn, success: str) -> bool:
     return True
 
 
+def act_once(request, fn, success: str, *, kind: str) -> bool:
+    """:func:`act`, at most once per rendered form: the form's ``idempotency_key`` makes a double click or a
+    resubmitted page replay the first outcome instead of acting twice."""
+    key = request.POST.get("idempotency_key", "")
+    if not key:
+        return act(request, fn, success)
+    fields = sorted((k, v) for k, v in request.POST.items() if k != "csrfmiddlewaretoken")
+    results: list = []
+
+    def work():
+        results.append(fn())
+        return 201, {}
+
+    try:
+        answer = idempotent_run(
+            scope=f"admin:user:{request.user.pk}:{kind}",
+            key=key,
+            fingerprint=request_fingerprint("POST", f"admin-{kind}", repr(fields).encode()),
+            work=work,
+        )
+    except DomainError as exc:
+        messages.error(request, f"{exc.detail} ({exc.code})")
+        return False
+    if answer.replayed:
+        messages.info(request, "This form was already submitted; nothing was done twice.")
+        return False
+    return act(request, lambda: results[0], success)
+
+
 def form_errors(request, form) -> None:
     for field, errors in form.errors.items():
         messages.error(request, f"{field}: {' '.join(errors)}")

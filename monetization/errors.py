@@ -43,6 +43,7 @@ class ErrorCode:
     # Support console: refunds, staff actions
     IDEMPOTENCY_KEY_REQUIRED = "idempotency_key_required"
     REASON_REQUIRED = "reason_required"
+    GRANT_END_REQUIRED = "grant_end_required"
     REFUND_EXCEEDS_REFUNDABLE = "refund_exceeds_refundable"
     REFUND_PAYMENT_NOT_REFUNDABLE = "refund_payment_not_refundable"
     REFUND_CURRENCY_MISMATCH = "refund_currency_mismatch"

@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import threading
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -98,6 +99,9 @@ class StripeBillingBook:
         self._by_key: dict[str, object] = {}
         self._book_lock = threading.Lock()
         self._seq = itertools.count(1)
+        # Ids unique across books: the demo seeds through one book and the server bills through another,
+        # so two books counting from 1 would hand out the same Stripe subscription id.
+        self._token = uuid.uuid4().hex[:8]
 
     def _once(self, key: str, make):
         with self._book_lock:
@@ -106,7 +110,7 @@ class StripeBillingBook:
             return self._by_key[key]
 
     def _id(self, prefix: str) -> str:
-        return f"{prefix}_dbl{next(self._seq):06d}"
+        return f"{prefix}_dbl{self._token}{next(self._seq):06d}"
 
     # --- the adapter's billing calls ---
 

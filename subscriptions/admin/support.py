@@ -8,11 +8,13 @@ by provider subscription id (``customer_lookups``).
 
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 from django.contrib import messages
 from django.shortcuts import get_object_or_404
 
-from monetization.admin_support import act, form_errors
+from monetization.admin_support import act, act_once, form_errors
 from monetization.models import Customer
 from monetization.selectors_support import CustomerPanel
 from subscriptions.models import Entitlement, Grant, Product, Subscription
@@ -23,11 +25,24 @@ SUBSCRIPTION_ACTIONS = ("cancel", "cancel_now", "extend", "pause", "resume", "re
 
 
 class GrantForm(forms.Form):
-    entitlement = forms.CharField(required=False, help_text="Entitlement key, or")
-    product = forms.CharField(required=False, help_text="product code")
-    days = forms.IntegerField(required=False, min_value=1, help_text="N days, or")
-    until = forms.DateTimeField(required=False, help_text="until (YYYY-MM-DD HH:MM)")
+    """What to grant is picked from the catalog, and for how long must be said: N days or an end date."""
+
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
+    entitlement = forms.ChoiceField(required=False, help_text="An entitlement, or")
+    product = forms.ChoiceField(required=False, help_text="a whole product")
+    days = forms.IntegerField(required=False, min_value=1, max_value=3660, help_text="For N days, or")
+    until = forms.DateTimeField(
+        required=False,
+        help_text="until (YYYY-MM-DD HH:MM, UTC). One of the two is required.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["entitlement"].choices = [("", "—"), *Entitlement.objects.order_by("key").values_list("key", "key")]
+        products = Product.objects.filter(is_active=True).order_by("rank", "code")
+        self.fields["product"].choices = [("", "—"), *((p.code, f"{p.name} ({p.code})") for p in products)]
 
 
 class TargetForm(forms.Form):
@@ -45,7 +60,7 @@ def panel_load(customer: Customer) -> dict:
         "entitlements": data.entitlements,
         "grants": data.grants,
         "subscription_actions": SUBSCRIPTION_ACTIONS,
-        "grant_form": GrantForm(),
+        "grant_form": GrantForm(initial={"idempotency_key": uuid.uuid4().hex}),
     }
 
 
@@ -65,7 +80,7 @@ def grant(request, customer: Customer) -> None:
     if (v["entitlement"] and ent is None) or (v["product"] and prod is None):
         messages.error(request, "Unknown entitlement key or product code.")
         return
-    act(
+    act_once(
         request,
         lambda: actions.staff_grant_create(
             customer=customer,
@@ -77,6 +92,7 @@ def grant(request, customer: Customer) -> None:
             until=v["until"],
         ),
         "Access granted.",
+        kind="grant",
     )
 
 

@@ -207,12 +207,18 @@ def staff_grant_create(
     product: Product | None = None,
     days: int | None = None,
     until: datetime.datetime | None = None,
+    open_ended: bool = False,
 ) -> Grant:
-    """Complimentary access for N days or until a date (or open-ended when neither is given)."""
+    """Complimentary access for N days or until a date; open-ended only when asked for by name
+    (a blank end used to mean "forever" without anyone choosing it)."""
     _check(user, PERM_GRANT, reason, "A grant")
     if days is not None and until is not None:
         raise InvalidInput("Give either a number of days or an end date, not both.")
+    if days is None and until is None and not open_ended:
+        raise InvalidInput("A grant needs an end: a number of days or an end date.", code=ErrorCode.GRANT_END_REQUIRED)
     starts = clock.now()
+    if until is not None and until <= starts:
+        raise InvalidInput("A grant's end date must be in the future.")
     ends = until
     if days is not None:
         if days < 1 or days > 3660:
