@@ -57,6 +57,8 @@ soak: $(STAMP) services
 	REDIS_URL=$${REDIS_URL:-$(REDIS)/1} CELERY_TEST_BROKER_URL=$${CELERY_TEST_BROKER_URL:-$(REDIS)/2} DEBUG=1 \
 	STRIPE_SIM_HISTORIES=$${STRIPE_SIM_HISTORIES:-5000} STRIPE_SIM_TIMEOUT=$${STRIPE_SIM_TIMEOUT:-21600} \
 	STRIPE_SIM_SETTLE=$${STRIPE_SIM_SETTLE:-7200} SOAK_HISTORIES=$${SOAK_HISTORIES:-5000} \
+	SOAK_TIMEOUT=$${SOAK_TIMEOUT:-21600} SOAK_BATCH=$${SOAK_BATCH:-250} SOAK_WORKERS=$${SOAK_WORKERS:-3} \
+	SOAK_LOG=$${SOAK_LOG:-soak.log} \
 	$(BIN)/python -m backoffice.embedded_db run --prefer "$${DATABASE_URL:-$(TEST_DATABASE_URL)}" -- \
 	$(BIN)/pytest --create-db -q -s tests/convergence/test_stripe_simulator.py \
 		tests/convergence/test_app_store_convergence.py tests/convergence/test_play_convergence.py

@@ -137,3 +137,8 @@ def customers_by_provider_subscription_id(term: str) -> list[int]:
             "customer_id", flat=True
         )[:20]
     )
+
+
+def subscription_for_output(pk: int) -> Subscription:
+    """A subscription as it stands now, with what an API answer shows of it (customer, plan)."""
+    return Subscription.objects.select_related("customer", "plan").get(pk=pk)

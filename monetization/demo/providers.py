@@ -10,6 +10,7 @@ Nothing here is in the production schema.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -500,30 +501,37 @@ class StripeBookDouble(StripeProvider):
 class PlayBookClient:
     """Google Play's Developer API answering from a store's book: a JSON file (``PLAY_BOOK_FILE``) of
     ``resources`` (subscriptionsv2 by purchase token), ``orders`` (orders.get by order id) and
-    ``voided`` (voidedpurchases.list rows), read on every call, so a simulator in another process
-    (a test, the soak run) can write what Play says and a worker reads it as the real client would."""
+    ``voided`` (voidedpurchases.list rows), read again whenever the file changes, so a simulator in another
+    process (a test, the soak run) can write what Play says and a worker reads it as the real client would."""
 
     def __init__(self, path: str):
         self.path = path
+        self._cached: tuple[int, dict] | None = None
 
     def _book(self) -> dict:
-        with open(self.path) as fh:
-            return json.load(fh)
+        # Parsed once per version of the file, not per call: a soak's book holds thousands of histories.
+        mtime = os.stat(self.path).st_mtime_ns
+        if self._cached is None or self._cached[0] != mtime:
+            with open(self.path) as fh:
+                self._cached = (mtime, json.load(fh))
+        return self._cached[1]
 
     def get(self, *, package_name: str, token: str) -> dict:
         try:
-            return self._book()["resources"][token]
+            return copy.deepcopy(self._book()["resources"][token])  # the caller's to change, not the book's
         except KeyError:
             raise ProviderError(f"no purchase {token}", code="not_found") from None
 
     def get_order(self, *, package_name: str, order_id: str) -> dict:
         try:
-            return self._book()["orders"][order_id]
+            return copy.deepcopy(self._book()["orders"][order_id])
         except KeyError:
             raise ProviderError(f"no order {order_id}", code="not_found") from None
 
     def list_voided(self, *, package_name: str, start_ms: int, page_token: str = "") -> dict:
-        rows = [row for row in self._book().get("voided", []) if int(row["voidedTimeMillis"]) >= start_ms]
+        rows = [
+            copy.deepcopy(row) for row in self._book().get("voided", []) if int(row["voidedTimeMillis"]) >= start_ms
+        ]
         return {"voidedPurchases": rows}
 
     def acknowledge(self, *, package_name: str, product_id: str, token: str) -> None:

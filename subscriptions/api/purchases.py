@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monetization.api.permissions import require_scope
+from subscriptions.selectors import subscription_for_output
 from subscriptions.services.purchases import purchase_submit
 
 
@@ -49,8 +50,10 @@ class PurchaseView(APIView):
             stripe_subscription_id=v.get("stripe_subscription_id", ""),
             client_label=request.user.get_username(),
         )
-        sub = result.subscription
-        sub.refresh_from_db()
+        # Read again, not refresh_from_db(): django-fsm's refresh_from_db lifts the state field's protection
+        # process-wide while it runs, so two threads of one server refreshing at once fail ("Direct state
+        # modification is not allowed"), as concurrent purchase calls to a threaded server did.
+        sub = subscription_for_output(result.subscription.pk)
         return Response(
             self.PurchaseOutputSerializer(sub).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,

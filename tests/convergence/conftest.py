@@ -1,7 +1,11 @@
+import os
+
 import pytest
 
 from monetization.providers.base import reset_providers
+from subscriptions.models import Plan, Platform
 from subscriptions.services.provider_sync import _SKU_CACHE
+from tests.subscriptions.factories import EntitlementFactory, PlanFactory, SkuFactory
 from tests.webhooks.conftest import apple_pki, catalog  # noqa: F401  (shared fixtures)
 from tests.webhooks.support import STRIPE_SECRET
 
@@ -20,3 +24,27 @@ def real_adapters(settings):
     yield settings
     reset_providers()
     _SKU_CACHE.clear()
+
+
+@pytest.fixture
+def store_catalog(catalog):
+    """The shared catalog with the store side of a subscription group: Premium Plus (a higher tier that grants
+    more) and Premium yearly (the same tier, another duration) sold on the App Store and Google Play, so the
+    simulators can upgrade, downgrade and crossgrade."""
+    plus = Plan.objects.get(code="premium-plus-monthly")
+    plus.product.entitlements.add(*catalog.product.entitlements.all(), EntitlementFactory(key="priority_support"))
+    SkuFactory(plan=plus, platform=Platform.IOS, store_product_id="com.example.premium.plus.monthly")
+    SkuFactory(plan=plus, platform=Platform.ANDROID, store_product_id="premium_plus", base_plan_id="monthly")
+    yearly = PlanFactory(product=catalog.product, code="premium-yearly", interval=Plan.Interval.YEAR)
+    SkuFactory(plan=yearly, platform=Platform.IOS, store_product_id="com.example.premium.yearly")
+    _SKU_CACHE.clear()
+    return catalog
+
+
+@pytest.fixture
+def soak_workers(celery_worker_process, celery_worker_factory):
+    """``SOAK_WORKERS`` workers in all (default 1, as CI runs): a soak spreads applying over several, as
+    production does (the first one runs beat); each spends most of its time waiting for the database."""
+    for _ in range(int(os.environ.get("SOAK_WORKERS", "1")) - 1):
+        celery_worker_factory(beat=False).start()
+    return celery_worker_process

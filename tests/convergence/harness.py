@@ -16,10 +16,13 @@ namespace before comparing.
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -102,9 +105,144 @@ def deliver_shuffled(
     return report
 
 
+def deliver_interleaved(
+    base_url: str,
+    ordered: Sequence[Delivery],
+    shuffled: Sequence[Delivery],
+    *,
+    rng: random.Random,
+    repeat: float = 0.3,
+    waves: int = 4,
+    pause: float = 0.3,
+    senders: int | None = None,
+) -> tuple[SendReport, SendReport]:
+    """A batch of histories sent at once: the in-order run (each history's deliveries in the provider's
+    order, one history after another on one sender) and the shuffled run (all of the batch's deliveries
+    shuffled together, a ``repeat`` share sent again) interleaved over ``senders`` concurrent senders, in
+    ``waves`` with a ``pause`` between them, so the worker applies some before the rest arrive.
+
+    Returns the in-order and the shuffled run's reports."""
+    senders = senders or int(os.environ.get("SOAK_SENDERS", "4"))
+    histories: dict[str, list[Delivery]] = defaultdict(list)
+    for delivery in sorted(ordered, key=lambda d: (d.history, d.seq)):
+        histories[delivery.history].append(delivery)
+    runs = list(histories.values())
+    pool = list(shuffled)
+    pool += [rng.choice(pool) for _ in range(int(len(pool) * repeat))] if pool else []
+    rng.shuffle(pool)
+    in_order, out_of_order = SendReport(), SendReport(duplicates=len(pool) - len(shuffled))
+    local, lock = threading.local(), threading.Lock()
+
+    def send(chunk: Sequence[Delivery], report: SendReport) -> None:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        mine = SendReport()
+        for delivery in chunk:
+            _post(session, base_url, delivery, mine)
+        with lock:
+            report.sent += mine.sent
+            for status, n in mine.statuses.items():
+                report.statuses[status] += n
+
+    waves = max(1, waves)
+    with ThreadPoolExecutor(max_workers=max(1, senders)) as executor:
+        for wave in range(waves):
+            # The wave's in-order histories and slices of its shuffled deliveries, submitted alternately.
+            histories_now = runs[wave::waves]
+            part = pool[wave * len(pool) // waves : (wave + 1) * len(pool) // waves]
+            slices = max(1, senders, len(histories_now))
+            jobs = []
+            for k in range(slices):
+                if k < len(histories_now):
+                    jobs.append(executor.submit(send, histories_now[k], in_order))
+                if part[k::slices]:
+                    jobs.append(executor.submit(send, part[k::slices], out_of_order))
+            for job in jobs:
+                job.result()  # a refused delivery fails the batch
+            if wave + 1 < waves:
+                time.sleep(pause)
+    return in_order, out_of_order
+
+
+@dataclass
+class BatchOutcome:
+    histories: int  # histories of the batch (each run in order and shuffled)
+    deliveries: int  # requests sent, duplicates included
+    duplicates: int
+    diverged: list  # what differed, per diverging history
+    phases: dict[str, float] = field(default_factory=dict)  # seconds spent sending, draining, comparing
+
+
+class Stopwatch:
+    """Seconds per phase of a batch: ``with watch("send"): ...``."""
+
+    def __init__(self):
+        self.phases: dict[str, float] = defaultdict(float)
+
+    def __call__(self, phase: str):
+        watch = self
+
+        class _Lap:
+            def __enter__(self):
+                self.started = time.monotonic()
+
+            def __exit__(self, *exc):
+                watch.phases[phase] += time.monotonic() - self.started
+
+        return _Lap()
+
+
+def soak_batches(
+    provider: str, total: int, run_batch: Callable[[int, int], BatchOutcome], *, size: int | None = None
+) -> BatchOutcome:
+    """Run ``total`` histories in batches of ``size`` (``SOAK_BATCH``, default 250): ``run_batch(first, count)``
+    makes, delivers, drains and compares one batch. One line per batch says how far the run got (printed, and
+    appended to ``SOAK_LOG`` when set), so a run stopped half-way still tells what it proved. With ``SOAK_BUDGET``
+    (seconds) set, no batch starts after the budget is spent: the histories run so far are what is checked."""
+    size = max(1, size or int(os.environ.get("SOAK_BATCH", "250")))
+    log_path = os.environ.get("SOAK_LOG", "")
+    started = time.monotonic()
+    total_outcome = BatchOutcome(histories=0, deliveries=0, duplicates=0, diverged=[])
+    budget = float(os.environ.get("SOAK_BUDGET", "0"))  # seconds; 0: run every batch
+    for first in range(0, total, size):
+        if budget and time.monotonic() - started > budget:
+            _log(
+                f"{time.strftime('%H:%M:%S')} {provider}: stopped after {total_outcome.histories} of {total} "
+                f"histories, the {budget:.0f} s budget (SOAK_BUDGET) spent",
+                log_path,
+            )
+            break
+        batch_started = time.monotonic()
+        outcome = run_batch(first, min(size, total - first))
+        total_outcome.histories += outcome.histories
+        total_outcome.deliveries += outcome.deliveries
+        total_outcome.duplicates += outcome.duplicates
+        total_outcome.diverged += outcome.diverged
+        now = time.monotonic()
+        line = (
+            f"{time.strftime('%H:%M:%S')} {provider} batch {first // size + 1}/{-(-total // size)}: "
+            f"histories {total_outcome.histories}/{total}, deliveries {total_outcome.deliveries} "
+            f"({total_outcome.duplicates} duplicates), diverged {len(total_outcome.diverged)}; "
+            f"batch {now - batch_started:.1f} s ({', '.join(f'{k} {v:.1f}' for k, v in outcome.phases.items())}), "
+            f"total {now - started:.1f} s"
+        )
+        _log(line, log_path)
+    return total_outcome
+
+
+def _log(line: str, log_path: str) -> None:
+    print(line, flush=True)
+    if log_path:
+        with open(log_path, "a") as fh:
+            fh.write(line + "\n")
+
+
 def unfinished() -> dict[str, int]:
     """Stored events not finished yet, by status."""
-    rows = WebhookEvent.objects.exclude(status__in=FINISHED).values_list("status", flat=True)
+    # Asked for by the unfinished statuses (not "all but finished"): the partial index answers it at once,
+    # however many finished events a long soak has stored.
+    rows = WebhookEvent.objects.filter(status__in=WebhookEvent.UNFINISHED).values_list("status", flat=True)
     counts: dict[str, int] = defaultdict(int)
     for status in rows:
         counts[status] += 1
@@ -125,9 +263,9 @@ def settle(*, timeout: float = 180.0, quiet: float = 1.0) -> None:
             return
         time.sleep(0.1)
     stuck = list(
-        WebhookEvent.objects.exclude(status__in=FINISHED).values_list("provider", "event_type", "status", "last_error")[
-            :20
-        ]
+        WebhookEvent.objects.filter(status__in=WebhookEvent.UNFINISHED).values_list(
+            "provider", "event_type", "status", "last_error"
+        )[:20]
     )
     raise AssertionError(f"events still unfinished after {timeout} s: {unfinished()}; e.g. {stuck}")
 
@@ -154,45 +292,48 @@ def strip(value, namespace: str):
 def customer_books(external_id: str) -> dict:
     """What we hold for one customer, in comparable form: subscriptions, entitlements, payments,
     refunds and the customer's ledger balances per account and currency."""
-    customer = Customer.objects.get(external_id=external_id)
-    subscriptions = sorted(
-        (
-            s.provider,
-            s.provider_subscription_id,
-            s.plan.code,
-            s.state,
-            s.current_period_end,
-            s.auto_renew,
+    return customers_books([external_id])[external_id]
+
+
+def customers_books(external_ids: Iterable[str]) -> dict[str, dict]:
+    """:func:`customer_books` for many customers, in a few queries (a soak batch compares thousands)."""
+    customers = dict(Customer.objects.filter(external_id__in=list(external_ids)).values_list("pk", "external_id"))
+    books = {
+        external_id: {"subscriptions": [], "entitlements": [], "payments": [], "refunds": [], "ledger": {}}
+        for external_id in customers.values()
+    }
+    for s in Subscription.objects.filter(customer_id__in=customers).select_related("plan"):
+        books[customers[s.customer_id]]["subscriptions"].append(
+            (s.provider, s.provider_subscription_id, s.plan.code, s.state, s.current_period_end, s.auto_renew)
         )
-        for s in Subscription.objects.filter(customer=customer).select_related("plan")
-    )
-    entitlements = sorted({e.key for e in resolve_entitlements(customer.pk)})
-    payments = sorted(
-        (
-            p.provider,
-            p.provider_reference,
-            p.kind,
-            str(p.amount.amount),
-            str(p.amount.currency),
-            p.status,
-            str(p.refunded.amount),
+    for p in Payment.objects.filter(customer_id__in=customers):
+        books[customers[p.customer_id]]["payments"].append(
+            (
+                p.provider,
+                p.provider_reference,
+                p.kind,
+                str(p.amount.amount),
+                str(p.amount.currency),
+                p.status,
+                str(p.refunded.amount),
+            )
         )
-        for p in Payment.objects.filter(customer=customer)
-    )
-    refunds = sorted(
-        (r.payment.provider_reference, str(r.amount.amount), r.status)
-        for r in Refund.objects.filter(customer=customer).select_related("payment")
-    )
-    ledger = {
-        (row["account"], row["currency"]): Decimal(row["total"] or 0)
-        for row in JournalLine.objects.filter(entry__customer=customer)
-        .values("account", "currency")
+    for r in Refund.objects.filter(customer_id__in=customers).select_related("payment"):
+        books[customers[r.customer_id]]["refunds"].append(
+            (r.payment.provider_reference, str(r.amount.amount), r.status)
+        )
+    for row in (
+        JournalLine.objects.filter(entry__customer_id__in=customers)
+        .values("entry__customer_id", "account", "currency")
         .annotate(total=Sum("amount"))
-    }
-    return {
-        "subscriptions": subscriptions,
-        "entitlements": entitlements,
-        "payments": payments,
-        "refunds": refunds,
-        "ledger": {f"{a}/{c}": str(v) for (a, c), v in sorted(ledger.items()) if v != 0},
-    }
+        .order_by("entry__customer_id", "account", "currency")
+    ):
+        total = Decimal(row["total"] or 0)
+        if total != 0:
+            books[customers[row["entry__customer_id"]]]["ledger"][f"{row['account']}/{row['currency']}"] = str(total)
+    for pk, external_id in customers.items():
+        book = books[external_id]
+        for key in ("subscriptions", "payments", "refunds"):
+            book[key].sort()
+        book["entitlements"] = sorted({e.key for e in resolve_entitlements(pk)})
+    return books

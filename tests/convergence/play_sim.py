@@ -3,9 +3,12 @@ every order with the refunds processed on it) and the real-time developer notifi
 
 A history is a random walk: purchase, renewals, grace (recovered, or into account hold and out of
 it or expired), a pause (resumed, or still paused at the end), cancel (restored, or expired),
-refunds made at Play (partial, or whole: Play voids the purchase and ends it). Notifications only
-say that something changed: the worker reads the book back through the Play API double, as the
-real adapter reads Play. The book is what Play says at the end.
+refunds made at Play (partial, or whole: Play voids the purchase and ends it), and upgrades and
+downgrades between Premium and Premium Plus: a new purchase (a new token, ``linkedPurchaseToken``
+naming the one it replaces, charged the new plan's full price at once: Play's
+IMMEDIATE_AND_CHARGE_FULL_PRICE) announced by SUBSCRIPTION_PURCHASED; the old purchase ends there,
+with no notification of its own. Notifications only say that something changed: the worker reads
+the book back through the Play API double, as the real adapter reads Play. The book is what Play says at the end.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from .harness import Delivery
 START = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)  # every period ends after today: access depends on state alone
 MONTH = dt.timedelta(days=30)
 PRICE = 999  # cents
+# Play products (base plan "monthly") -> (our plan, price in cents).
+PRODUCTS = {"premium": ("premium-monthly", PRICE), "premium_plus": ("premium-plus-monthly", 1999)}
 ENTITLED = {"active", "canceled", "in_grace_period"}
 OUR_STATE = {
     "SUBSCRIPTION_STATE_ACTIVE": "active",
@@ -46,6 +51,21 @@ class PlayBook:
     partial_refunds: dict[str, list[tuple[dt.datetime, int]]] = field(default_factory=dict)
     refunded_whole: dict[str, dt.datetime] = field(default_factory=dict)
     revoked: bool = False  # a whole refund made at Play ended it (our REVOKED)
+    product: str = "premium"
+    linked: str = ""  # the purchase token this purchase replaced (an upgrade or downgrade)
+    previous: list[PlayBook] = field(default_factory=list)  # the purchases it replaced, oldest first
+
+    @property
+    def price(self) -> int:
+        return PRODUCTS[self.product][1]
+
+    @property
+    def plan(self) -> str:
+        return PRODUCTS[self.product][0]
+
+    def purchases(self) -> list[PlayBook]:
+        """Every purchase of the customer's subscription, the current one last."""
+        return [*self.previous, self]
 
     @property
     def our_state(self) -> str:
@@ -57,23 +77,24 @@ class PlayBook:
 
     def refunded(self, order_id: str) -> int:
         if order_id in self.refunded_whole:
-            return PRICE
+            return self.price
         return sum(cents for _at, cents in self.partial_refunds.get(order_id, []))
 
     def resource(self) -> dict:
         resource = play.subscription_v2(
             state=self.state,
-            product_id="premium",
+            product_id=self.product,
             base_plan_id="monthly",
             start=play.zulu(START),
             expiry=play.zulu(self.expiry),
             order_id=self.orders[-1],
             currency="USD",
-            units=str(PRICE // 100),
-            nanos=(PRICE % 100) * 10_000_000,
+            units=str(self.price // 100),
+            nanos=(self.price % 100) * 10_000_000,
             account_id=self.external_id,
             acknowledgement="ACKNOWLEDGEMENT_STATE_ACKNOWLEDGED",
             etag="CMPKu8aW0pEDEAE=",
+            linked_purchase_token=self.linked,
         )
         resource["lineItems"][0]["autoRenewingPlan"]["autoRenewEnabled"] = self.auto_renew
         return resource
@@ -82,7 +103,7 @@ class PlayBook:
         return play.order(
             order_id=order_id,
             token=self.token,
-            total_minor=PRICE,
+            total_minor=self.price,
             currency="USD",
             created=created,
             partial_refunds=self.partial_refunds.get(order_id, []),
@@ -110,7 +131,7 @@ class _Play:
             )
         else:
             notification = play.developer_notification(
-                package_name=PLAY_PACKAGE, event_ms=ms, code=code, token=self.book.token, product_id="premium"
+                package_name=PLAY_PACKAGE, event_ms=ms, code=code, token=self.book.token, product_id=self.book.product
             )
         seq = len(self.deliveries)
         envelope = play.pubsub_push(
@@ -131,7 +152,7 @@ class _Play:
         )
 
     def charge(self, code: int) -> None:
-        base = f"GPA.{self.ns}-0001"
+        base = f"GPA.{self.ns}-{len(self.book.previous) + 1:04d}"
         n = len(self.book.orders)
         order_id = base if n == 0 else f"{base}..{n - 1}"
         self.book.orders.append(order_id)
@@ -141,15 +162,18 @@ class _Play:
         self.push(code)
 
     def run(self) -> None:
-        rng, book = self.rng, self.book
+        rng = self.rng
         self.charge(4)
         for _month in range(rng.randint(0, 5)):
+            book = self.book  # the current purchase (a plan change starts a new one)
             self.now = book.expiry
-            move = rng.choices(["renew", "grace", "pause", "cancel", "partial", "refund"], weights=[6, 2, 2, 2, 1, 1])[
-                0
-            ]
+            move = rng.choices(
+                ["renew", "grace", "pause", "cancel", "partial", "refund", "change"], weights=[6, 2, 2, 2, 1, 1, 2]
+            )[0]
             if move == "renew":
                 self.charge(2)
+            elif move == "change":
+                self.change_plan()
             elif move == "grace":
                 book.state = "SUBSCRIPTION_STATE_IN_GRACE_PERIOD"
                 self.push(6)
@@ -203,8 +227,24 @@ class _Play:
             else:
                 self.refund_whole()
                 return
-        if rng.random() < 0.2 and book.state == "SUBSCRIPTION_STATE_ACTIVE":
+        if rng.random() < 0.2 and self.book.state == "SUBSCRIPTION_STATE_ACTIVE":
             self.refund_whole()
+
+    def change_plan(self) -> None:
+        """An upgrade (or downgrade) in the app: a new purchase replaces this one, charged at once."""
+        old = self.book
+        self.now -= dt.timedelta(days=10)  # mid-period
+        old.state, old.auto_renew, old.expiry = "SUBSCRIPTION_STATE_EXPIRED", False, self.now
+        self.book = PlayBook(
+            ns=old.ns,
+            external_id=old.external_id,
+            token=f"{old.token}.{len(old.previous) + 1}",
+            product="premium" if old.product == "premium_plus" else "premium_plus",
+            linked=old.token,
+            previous=[*old.previous, old],
+        )
+        old.previous = []
+        self.charge(4)
 
     def refund_whole(self) -> None:
         book = self.book
@@ -216,9 +256,10 @@ class _Play:
         self.push(voided_order=order_id)
 
     def store(self) -> dict:
+        purchases = self.book.purchases()
         return {
-            "resources": {self.book.token: self.book.resource()},
-            "orders": {order_id: self.book.order(order_id, self.created[order_id]) for order_id in self.book.orders},
+            "resources": {p.token: p.resource() for p in purchases},
+            "orders": {o: p.order(o, self.created[o]) for p in purchases for o in p.orders},
         }
 
 

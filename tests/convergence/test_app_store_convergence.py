@@ -6,6 +6,7 @@ Apple's book ends: subscription state, access, payments, refunds and the ledger.
 
 import os
 import random
+import time
 from decimal import Decimal
 
 import pytest
@@ -14,9 +15,22 @@ from monetization.models import ProviderIdentity
 from tests.monetization.factories import CustomerFactory
 
 from .app_store_sim import app_store_history
-from .harness import customer_books, deliver_in_order, deliver_shuffled, failed_events, settle, strip
+from .harness import (
+    BatchOutcome,
+    Stopwatch,
+    customers_books,
+    deliver_interleaved,
+    failed_events,
+    settle,
+    soak_batches,
+    strip,
+)
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.worker,
+    pytest.mark.timeout(int(os.environ.get("SOAK_TIMEOUT", "300"))),
+]
 HISTORIES = int(os.environ.get("SOAK_HISTORIES", "120"))
 
 
@@ -35,6 +49,7 @@ def _expected(book) -> dict:
     """What Apple's book says we should hold, in customer_books' words."""
     return {
         "state": book.state,
+        "plan": book.plan,
         "entitled": book.entitled,
         "payments": sorted(
             (txid, f"{cents / 100:.4f}", f"{book.refunded.get(txid, 0) / 100:.4f}")
@@ -48,6 +63,7 @@ def _held(books: dict) -> dict:
     (subscription,) = books["subscriptions"]
     return {
         "state": subscription[3],
+        "plan": subscription[2],
         "entitled": bool(books["entitlements"]),
         "payments": sorted((ref, amount, refunded) for _p, ref, _k, amount, _c, _s, refunded in books["payments"]),
         "refunds": Decimal(books["ledger"].get("contra_revenue:refunds/USD", "0")),
@@ -55,35 +71,47 @@ def _held(books: dict) -> dict:
 
 
 def test_app_store_histories_converge_on_apples_book(
-    app_store_settings, celery_worker_process, live_server, catalog, apple_pki, make_api_key
+    app_store_settings, soak_workers, live_server, store_catalog, apple_pki, make_api_key
 ):
     api_key, _ = make_api_key("purchases:write")
-    books, ordered, shuffled = {}, [], []
-    for i in range(HISTORIES):
-        for run, deliveries in (("AO", ordered), ("AS", shuffled)):
-            ns = f"{run}{i}Z"
-            book, history = app_store_history(random.Random(1000 + i), ns, pki=apple_pki, api_key=api_key)
-            customer = CustomerFactory(external_id=book.external_id)
-            if not book.linked_by_purchase_call:  # the app linked it at sign-up; otherwise its purchase call does
-                ProviderIdentity.objects.create(
-                    customer=customer,
-                    provider="app_store",
-                    kind=ProviderIdentity.Kind.APP_ACCOUNT_TOKEN,
-                    value=book.account_token,
-                )
-            books[ns] = book
-            deliveries.extend(history)
-    assert deliver_in_order(live_server.url, ordered).all_accepted
-    report = deliver_shuffled(live_server.url, shuffled, rng=random.Random(7), repeat=0.3, waves=4)
-    assert report.all_accepted and report.duplicates
-    settle(timeout=60 + HISTORIES)
-    assert failed_events() == []
-    diverged = []
-    for i in range(HISTORIES):
-        o, s = f"AO{i}Z", f"AS{i}Z"
-        in_order = strip(customer_books(books[o].external_id), o)
-        out_of_order = strip(customer_books(books[s].external_id), s)
-        expected = strip(_expected(books[o]), o)
-        if in_order != out_of_order or _held(in_order) != expected:
-            diverged.append((i, expected, _held(in_order), _held(out_of_order)))
-    assert diverged == [], f"{len(diverged)} of {HISTORIES} diverged, e.g. {diverged[:3]}"
+
+    def run_batch(first: int, count: int) -> BatchOutcome:
+        watch = Stopwatch()
+        books, ordered, shuffled = {}, [], []
+        for i in range(first, first + count):
+            for run, deliveries in (("AO", ordered), ("AS", shuffled)):
+                ns = f"{run}{i}Z"
+                book, history = app_store_history(random.Random(1000 + i), ns, pki=apple_pki, api_key=api_key)
+                customer = CustomerFactory(external_id=book.external_id)
+                if not book.linked_by_purchase_call:  # the app linked it at sign-up; otherwise its purchase call does
+                    ProviderIdentity.objects.create(
+                        customer=customer,
+                        provider="app_store",
+                        kind=ProviderIdentity.Kind.APP_ACCOUNT_TOKEN,
+                        value=book.account_token,
+                    )
+                books[ns] = book
+                deliveries.extend(history)
+        with watch("send"):
+            in_order, report = deliver_interleaved(
+                live_server.url, ordered, shuffled, rng=random.Random(7 + first), repeat=0.3, waves=4
+            )
+        assert in_order.all_accepted and report.all_accepted and report.duplicates
+        with watch("drain"):
+            settle(timeout=60 + count)
+        assert failed_events() == []
+        diverged = []
+        compared = time.monotonic()
+        held = customers_books(book.external_id for book in books.values())
+        for i in range(first, first + count):
+            o, s = f"AO{i}Z", f"AS{i}Z"
+            in_order_books = strip(held[books[o].external_id], o)
+            out_of_order = strip(held[books[s].external_id], s)
+            expected = strip(_expected(books[o]), o)
+            if in_order_books != out_of_order or _held(in_order_books) != expected:
+                diverged.append((i, expected, _held(in_order_books), _held(out_of_order)))
+        watch.phases["compare"] = time.monotonic() - compared
+        return BatchOutcome(count, in_order.sent + report.sent, report.duplicates, diverged, watch.phases)
+
+    outcome = soak_batches("app_store", HISTORIES, run_batch)
+    assert outcome.diverged == [], f"{len(outcome.diverged)} of {HISTORIES} diverged, e.g. {outcome.diverged[:3]}"

@@ -15,6 +15,7 @@ import os
 import random
 import tempfile
 import time
+from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,7 +27,16 @@ from monetization.providers.base import reset_providers
 from monetization.services.refunds import refund_request
 from subscriptions.models import Plan
 
-from .harness import customer_books, deliver_in_order, deliver_shuffled, failed_events, settle, strip
+from .harness import (
+    BatchOutcome,
+    Stopwatch,
+    customers_books,
+    deliver_interleaved,
+    failed_events,
+    settle,
+    soak_batches,
+    strip,
+)
 from .stripe_sim import MONTH, StripeHistory, write_book
 
 HISTORIES = int(os.environ.get("STRIPE_SIM_HISTORIES", "100"))
@@ -44,12 +54,16 @@ pytestmark = [
 ]
 
 
-def _histories(now: int) -> list[tuple[StripeHistory, StripeHistory]]:
+def _histories(now: int, first: int, count: int) -> list[tuple[StripeHistory, StripeHistory]]:
+    """Histories ``first`` .. ``first + count - 1`` of the seeded sequence (a batch draws the same ones
+    whatever the batch size)."""
     rng = random.Random(SEED)
     pairs = []
-    for i in range(HISTORIES):
-        seed, months = rng.randrange(2**32), rng.randint(1, 8)
-        start = now - months * MONTH - rng.randint(0, MONTH)
+    for i in range(first + count):
+        seed, months, offset = rng.randrange(2**32), rng.randint(1, 8), rng.randint(0, MONTH)
+        if i < first:
+            continue
+        start = now - months * MONTH - offset
         pair = tuple(
             StripeHistory(ns=f"{mode}{i:05d}q", rng=random.Random(seed), t=start).walk(months=months)
             for mode in ("o", "s")
@@ -62,25 +76,35 @@ def _cents(value) -> str:
     return str(Decimal(value).quantize(Decimal("0.01")))
 
 
-def _ours(history: StripeHistory, keys_by_plan: dict[str, list[str]]) -> dict:
-    """Our books for the history's customer, in the simulator's words."""
-    books = customer_books(history.external_id)
-    [(_provider, _sub, plan, state, period_end, auto_renew)] = books["subscriptions"]
-    customer = Customer.objects.get(external_id=history.external_id)
-    return {
-        "state": state,
-        "plan": plan,
-        "period_end": int(period_end.timestamp()),
-        "auto_renew": auto_renew,
-        "entitled": books["entitlements"] == keys_by_plan[plan] and bool(books["entitlements"]),
-        "payments": sorted((p[1], _cents(p[3]), _cents(p[6])) for p in books["payments"]),
-        "refunds": sorted(
-            (r.provider_refund_id, str(r.amount.amount.quantize(Decimal("0.01"))))
-            for r in Refund.objects.filter(customer=customer, status=Refund.Status.SUCCEEDED)
-        ),
-        "disputes": sorted(Dispute.objects.filter(customer=customer).values_list("provider_dispute_id", "status")),
-        "ledger": {k: str(Decimal(v).quantize(Decimal("0.01"))) for k, v in books["ledger"].items()},
-    }
+def _ours(histories: list[StripeHistory], keys_by_plan: dict[str, list[str]]) -> dict[str, dict]:
+    """Our books for the histories' customers, in the simulator's words, by the history's namespace."""
+    ids = {h.external_id: h.ns for h in histories}
+    held = customers_books(ids)
+    refunds, disputes = defaultdict(list), defaultdict(list)
+    for external_id, refund_id, amount in Refund.objects.filter(
+        customer__external_id__in=list(ids), status=Refund.Status.SUCCEEDED
+    ).values_list("customer__external_id", "provider_refund_id", "amount"):
+        refunds[external_id].append((refund_id, str(amount.quantize(Decimal("0.01")))))
+    for external_id, dispute_id, status in Dispute.objects.filter(customer__external_id__in=list(ids)).values_list(
+        "customer__external_id", "provider_dispute_id", "status"
+    ):
+        disputes[external_id].append((dispute_id, status))
+    ours = {}
+    for external_id, ns in ids.items():
+        books = held[external_id]
+        [(_provider, _sub, plan, state, period_end, auto_renew)] = books["subscriptions"]
+        ours[ns] = {
+            "state": state,
+            "plan": plan,
+            "period_end": int(period_end.timestamp()),
+            "auto_renew": auto_renew,
+            "entitled": books["entitlements"] == keys_by_plan[plan] and bool(books["entitlements"]),
+            "payments": sorted((p[1], _cents(p[3]), _cents(p[6])) for p in books["payments"]),
+            "refunds": sorted(refunds[external_id]),
+            "disputes": sorted(disputes[external_id]),
+            "ledger": {k: str(Decimal(v).quantize(Decimal("0.01"))) for k, v in books["ledger"].items()},
+        }
+    return ours
 
 
 def _normal(expected: dict) -> dict:
@@ -92,7 +116,7 @@ def _normal(expected: dict) -> dict:
 
 
 def test_random_stripe_histories_converge_on_stripes_book(
-    celery_worker_process, live_server, catalog, settings, monkeypatch, django_user_model
+    soak_workers, live_server, catalog, settings, monkeypatch, django_user_model
 ):
     # Staff refunds in this process reach the same book the worker reads.
     settings.PAYMENT_PROVIDERS = {
@@ -106,73 +130,103 @@ def test_random_stripe_histories_converge_on_stripes_book(
     monkeypatch.setenv("STRIPE_DOUBLE_BOOK", str(BOOK))
     reset_providers()
     now = int(time.time())
-    pairs = _histories(now)
-    write_book(BOOK, [h for pair in pairs for h in pair])
-    Customer.objects.bulk_create(
-        Customer(external_id=h.external_id, handle=h.external_id, email=f"{h.external_id}@example.com", country="US")
-        for pair in pairs
-        for h in pair
-    )
-    ordered = [d for o, _s in pairs for d in o.deliveries()]
-    shuffled = [d for _o, s in pairs for d in s.deliveries()]
-    started = time.monotonic()
-    deliver_in_order(live_server.url, ordered)
-    report = deliver_shuffled(live_server.url, shuffled, rng=random.Random(SEED), repeat=0.3, waves=4, pause=1.0)
-    assert report.all_accepted
-    settle(timeout=float(os.environ.get("STRIPE_SIM_SETTLE", "600")), quiet=2.0)
-    assert failed_events() == []
-    # Support refunds some payments (partial or full, keeping access or ending it); Stripe echoes each refund.
-    echoes = {"o": [], "s": []}
     staff = django_user_model.objects.create_superuser("support-sim", password="x")
-    for pair in pairs:
-        for history in pair:
-            plan = history.staff_refund_plan()
-            if plan is None:
-                continue
-            invoice_id, amount, revoke = plan
-            payment = Payment.objects.get(provider="stripe", provider_reference=invoice_id)
-            refund = refund_request(
-                payment=payment,
-                amount=money_from_minor(amount, "USD"),
-                reason_code=Refund.Reason.REQUESTED_BY_CUSTOMER,
-                requested_by=staff,
-                revoke_access=revoke,
-            )
-            assert refund.status == Refund.Status.SUCCEEDED, refund.failure_message
-            echoes[history.ns[0]] += history.staff_refund_echo(invoice_id, refund.provider_refund_id, amount, revoke)
-    deliver_in_order(live_server.url, echoes["o"])
-    echo_report = deliver_shuffled(live_server.url, echoes["s"], rng=random.Random(SEED), repeat=0.5, waves=2)
-    settle(timeout=float(os.environ.get("STRIPE_SIM_SETTLE", "600")), quiet=2.0)
-    elapsed = time.monotonic() - started
-    assert failed_events() == []
-
     keys_by_plan = {
         plan.code: sorted(plan.product.entitlements.values_list("key", flat=True))
         for plan in Plan.objects.select_related("product")
     }
-    diverged = []
-    for o, s in pairs:
-        expected = _normal(o.expected(now))
-        ours_o, ours_s = _ours(o, keys_by_plan), _ours(s, keys_by_plan)
-        if expected["entitled"] and not keys_by_plan[expected["plan"]]:
-            expected["entitled"] = False  # a plan that grants nothing
-        if ours_o != expected:
-            diverged.append(
-                (o.ns, o.steps, "book", {k: (ours_o[k], expected[k]) for k in ours_o if ours_o[k] != expected[k]})
+    steps: set[str] = set()
+    settle_timeout = float(os.environ.get("STRIPE_SIM_SETTLE", "600"))
+
+    def run_batch(first: int, count: int) -> BatchOutcome:
+        watch = Stopwatch()
+        pairs = _histories(now, first, count)
+        # The book holds this batch only: the double rewrites it on every staff refund.
+        write_book(BOOK, [h for pair in pairs for h in pair])
+        Customer.objects.bulk_create(
+            Customer(
+                external_id=h.external_id, handle=h.external_id, email=f"{h.external_id}@example.com", country="US"
             )
-        if strip(ours_o, o.ns) != strip(ours_s, s.ns):
-            diverged.append(
-                (
-                    s.ns,
-                    s.steps,
-                    "order",
-                    {k: (ours_o[k], ours_s[k]) for k in ours_o if strip(ours_o[k], o.ns) != strip(ours_s[k], s.ns)},
+            for pair in pairs
+            for h in pair
+        )
+        ordered = [d for o, _s in pairs for d in o.deliveries()]
+        shuffled = [d for _o, s in pairs for d in s.deliveries()]
+        with watch("send"):
+            in_order, report = deliver_interleaved(
+                live_server.url, ordered, shuffled, rng=random.Random(SEED + first), repeat=0.3, waves=4, pause=1.0
+            )
+        assert in_order.all_accepted and report.all_accepted
+        with watch("drain"):
+            settle(timeout=settle_timeout, quiet=2.0)
+        assert failed_events() == []
+        # Support refunds some payments (partial or full, keeping access or ending it); Stripe echoes each refund.
+        echoes = {"o": [], "s": []}
+        refunding = time.monotonic()
+        for pair in pairs:
+            for history in pair:
+                plan = history.staff_refund_plan()
+                if plan is None:
+                    continue
+                invoice_id, amount, revoke = plan
+                payment = Payment.objects.get(provider="stripe", provider_reference=invoice_id)
+                refund = refund_request(
+                    payment=payment,
+                    amount=money_from_minor(amount, "USD"),
+                    reason_code=Refund.Reason.REQUESTED_BY_CUSTOMER,
+                    requested_by=staff,
+                    revoke_access=revoke,
                 )
+                assert refund.status == Refund.Status.SUCCEEDED, refund.failure_message
+                echoes[history.ns[0]] += history.staff_refund_echo(
+                    invoice_id, refund.provider_refund_id, amount, revoke
+                )
+        watch.phases["staff refunds"] = time.monotonic() - refunding
+        with watch("send"):
+            echo_in_order, echo_report = deliver_interleaved(
+                live_server.url, echoes["o"], echoes["s"], rng=random.Random(SEED + first), repeat=0.5, waves=2
             )
-    steps = sorted({step for o, _s in pairs for step in o.steps})
+        assert echo_in_order.all_accepted and echo_report.all_accepted
+        with watch("drain"):
+            settle(timeout=settle_timeout, quiet=2.0)
+        assert failed_events() == []
+
+        diverged = []
+        compared = time.monotonic()
+        ours = _ours([h for pair in pairs for h in pair], keys_by_plan)
+        for o, s in pairs:
+            expected = _normal(o.expected(now))
+            ours_o, ours_s = ours[o.ns], ours[s.ns]
+            if expected["entitled"] and not keys_by_plan[expected["plan"]]:
+                expected["entitled"] = False  # a plan that grants nothing
+            if ours_o != expected:
+                diverged.append(
+                    (o.ns, o.steps, "book", {k: (ours_o[k], expected[k]) for k in ours_o if ours_o[k] != expected[k]})
+                )
+            if strip(ours_o, o.ns) != strip(ours_s, s.ns):
+                diverged.append(
+                    (
+                        s.ns,
+                        s.steps,
+                        "order",
+                        {k: (ours_o[k], ours_s[k]) for k in ours_o if strip(ours_o[k], o.ns) != strip(ours_s[k], s.ns)},
+                    )
+                )
+        steps.update(step for o, _s in pairs for step in o.steps)
+        watch.phases["compare"] = time.monotonic() - compared
+        return BatchOutcome(
+            count,
+            in_order.sent + report.sent + echo_in_order.sent + echo_report.sent,
+            report.duplicates + echo_report.duplicates,
+            diverged,
+            watch.phases,
+        )
+
+    started = time.monotonic()
+    outcome = soak_batches("stripe", HISTORIES, run_batch)
     print(
-        f"\nstripe simulator: {len(pairs)} histories x 2, "
-        f"{len(ordered) + report.sent + len(echoes['o']) + echo_report.sent} deliveries "
-        f"({report.duplicates} duplicates), {elapsed:.1f} s; steps seen: {', '.join(steps)}; diverged: {len(diverged)}"
+        f"\nstripe simulator: {outcome.histories} histories x 2, {outcome.deliveries} deliveries "
+        f"({outcome.duplicates} duplicates), {time.monotonic() - started:.1f} s; "
+        f"steps seen: {', '.join(sorted(steps))}; diverged: {len(outcome.diverged)}"
     )
-    assert not diverged, diverged[:5]
+    assert not outcome.diverged, outcome.diverged[:5]

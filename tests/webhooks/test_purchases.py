@@ -1,4 +1,8 @@
+import threading
+
 import pytest
+from django.db import connection
+from rest_framework.test import APIClient
 
 from monetization.models import AuditEvent, ProviderIdentity
 from subscriptions.models import Subscription
@@ -98,3 +102,41 @@ def test_missing_fields_and_unknown_customer(client_with_scopes, customers):
     assert response.status_code == 400 and response.json()["code"] == "invalid_input"
     response = api.post("/api/v1/purchases", {"platform": "web", "customer": "nobody"}, format="json")
     assert response.status_code == 404
+
+
+def test_concurrent_purchase_calls_all_answer(make_api_key, apple_pki, catalog):
+    """Purchase calls served at once by one process's threads (a threaded server) all answer: none fails on
+    django-fsm's process-wide lifting of the state field's protection during another's refresh_from_db."""
+    key, _ = make_api_key("purchases:write")
+    customers = [CustomerFactory() for _ in range(8)]
+    bodies = [
+        {
+            "platform": "ios",
+            "customer": customer.external_id,
+            "signed_transaction": _transaction_jws(
+                apple_pki,
+                transactionId=f"30000008123450{i:02d}",
+                originalTransactionId=f"30000008123450{i:02d}",
+                appAccountToken="",
+                expiresDate=4102444800000,
+            ),
+        }
+        for i, customer in enumerate(customers)
+    ]
+    statuses: list[int] = []
+
+    def calls(body):
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        try:
+            statuses.extend(api.post("/api/v1/purchases", body, format="json").status_code for _ in range(6))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=calls, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(set(statuses)) == [200, 201] and len(statuses) == 48
+    assert Subscription.objects.count() == 8

@@ -147,10 +147,19 @@ def _snapshot(event: StoredEvent) -> SubscriptionSnapshot:
     )
 
 
+def _upgrade(notification: dict) -> bool:
+    """An upgrade (or a crossgrade to the same duration) is a new transaction, charged and in effect at once;
+    a DOWNGRADE (or no subtype: the downgrade taken back) changes only what renews next."""
+    return (
+        notification.get("notificationType") == "DID_CHANGE_RENEWAL_PREF" and notification.get("subtype") == "UPGRADE"
+    )
+
+
 def event_snapshot(event: StoredEvent) -> SubscriptionSnapshot | None:
     """Renewal-status, grace, billing-retry and expiry notifications are snapshots alone (no payment, no refund)."""
-    ntype = (event.payload.get("notification") or {}).get("notificationType", "")
-    if ntype in SINGLE_TYPES:
+    notification = event.payload.get("notification") or {}
+    ntype = notification.get("notificationType", "")
+    if ntype in SINGLE_TYPES or _upgrade(notification):
         return None
     try:
         return _snapshot(event)
@@ -199,12 +208,20 @@ def event_facts(event: StoredEvent) -> EventFacts:
     snapshot = _snapshot(event)
     payment = refund = reported = None
     amount = transaction_amount(transaction)
-    if ntype in PAYMENT_TYPES and amount is not None and not transaction.get("revocationDate"):
+    upgrade = _upgrade(notification)
+    # A family member's transactions were paid by the purchaser (whose own transactions book the money).
+    shared = transaction.get("inAppOwnershipType") == "FAMILY_SHARED"
+    if (
+        (ntype in PAYMENT_TYPES or upgrade)
+        and amount is not None
+        and not transaction.get("revocationDate")
+        and not shared
+    ):
         first = ntype == "SUBSCRIBED" and transaction.get("transactionReason", "PURCHASE") == "PURCHASE"
         payment = PaymentReport(
             provider_reference=str(transaction["transactionId"]),
             amount=amount,
-            kind="initial" if first and subtype != "RESUBSCRIBE" else "renewal",
+            kind="upgrade" if upgrade else "initial" if first and subtype != "RESUBSCRIBE" else "renewal",
             occurred_at=ms(transaction.get("purchaseDate")) or event.occurred_at,
         )
     if ntype == "REFUND":
