@@ -323,8 +323,6 @@ class OrgInvoiceLineInline(admin.TabularInline):
         return False
 
 
-
-
 @admin.register(OrgInvoice)
 class OrgInvoiceAdmin(FSMAdminMixin, AppendOnlyAdmin):
     """Read-only, but for Finance's two buttons on an open invoice: void, mark uncollectible."""
