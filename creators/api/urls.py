@@ -22,4 +22,9 @@ urlpatterns = [
         staff.CycleActionView.as_view(),
         name="staff-cycle-action",
     ),
+    path(
+        "creators/me/connect/onboarding-link",
+        views.CreatorConnectOnboardingLinkView.as_view(),
+        name="creators-connect-onboarding-link",
+    ),
 ]

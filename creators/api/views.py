@@ -8,6 +8,11 @@
   app acting for a creator names them with the header ``X-Acting-Customer: <external_id>``
   (monetization.api.acting; the platform account id of the signed-in creator, whom the app has
   authenticated); a customer with no creator account is 404 ``not_found``.
+- ``POST /api/v1/creators/me/connect/onboarding-link`` (scope ``creators:write``), body
+  ``{"refresh_url", "return_url"}`` (https): the creator's Stripe Express account (made once) and a
+  fresh single-use link to Stripe's hosted onboarding, ``{"account", "url", "expires_at"}``; 409
+  ``unsupported_by_provider`` when the payout provider has no hosted onboarding, 502
+  ``provider_error`` when Stripe refuses.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from monetization.models import AuditEvent
 
 from .. import selectors
 from ..models import CreatorAccount
+from ..services.connect import creator_connect_onboarding_link
 from ..services.engagement import engagement_ingest, iter_json_array, iter_json_lines
 
 
@@ -120,3 +126,23 @@ class CreatorEligibilityView(APIView):
                 "reasons": decision.reasons if decision else {},
             }
         )
+
+
+class CreatorConnectOnboardingLinkView(APIView):
+    permission_classes = [require_scope("creators:write")]
+
+    class InputSerializer(serializers.Serializer):
+        refresh_url = serializers.URLField(max_length=500)
+        return_url = serializers.URLField(max_length=500)
+
+    class OutputSerializer(serializers.Serializer):
+        account = serializers.CharField()
+        url = serializers.URLField()
+        expires_at = serializers.DateTimeField()
+
+    @extend_schema(parameters=[ACTING_CUSTOMER_PARAMETER], request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request):
+        creator = acting_creator(request)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(creator_connect_onboarding_link(creator_id=creator.pk, **data.validated_data))

@@ -21,6 +21,7 @@ class ApiKey(models.Model):
         PURCHASES_WRITE = "purchases:write"
         ORGS_WRITE = "orgs:write"
         CREATORS_READ = "creators:read"
+        CREATORS_WRITE = "creators:write"
         ENGAGEMENT_WRITE = "engagement:write"
 
     name = models.CharField(max_length=100)

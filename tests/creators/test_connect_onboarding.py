@@ -177,3 +177,30 @@ def test_the_onboarded_accounts_status_comes_back_through_account_updated(stripe
     payable = account_body(profile.payout_account_id, email="c@example.com", country="US", payouts_enabled=True, due=())
     assert connect_account_updated(payable) == "account payable; 1 hold(s) lifted"
     assert not PayoutHold.objects.filter(lifted_at__isnull=True).exists()
+
+
+def test_the_creator_app_asks_for_an_onboarding_link_over_the_api(stripe_key, client_with_scopes, settings):
+    creator = make_creator(profile=False)
+    http = StripeConnectStub()
+    settings.CREATOR_PAYOUT_PROVIDER = "tests.creators.test_connect_onboarding.RecordedConnect"
+    RecordedConnect.http = http
+    app = client_with_scopes("creators:write")
+    url = "/api/v1/creators/me/connect/onboarding-link"
+    headers = {"HTTP_X_ACTING_CUSTOMER": creator.customer.external_id}
+    answer = app.post(url, URLS, format="json", **headers)
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["account"] == "acct_1QRecorded000001"
+    assert answer.json()["url"].startswith("https://connect.stripe.com/setup/e/acct_1QRecorded000001/")
+    bad = app.post(url, {"refresh_url": "not a url", "return_url": URLS["return_url"]}, format="json", **headers)
+    assert bad.status_code == 400 and len(http.requests) == 2  # refused before Stripe is called
+    reader = client_with_scopes("creators:read")
+    assert reader.post(url, URLS, format="json", **headers).status_code == 403
+
+
+class RecordedConnect(StripeConnectPayouts):
+    """The real adapter over the recorded HTTP, as ``CREATOR_PAYOUT_PROVIDER`` names it."""
+
+    http: StripeConnectStub
+
+    def __init__(self):
+        super().__init__(http_client=self.http)
