@@ -17,7 +17,14 @@ from django.template.response import TemplateResponse
 from monetization import clock
 from monetization.selectors_finance import recognized_revenue, revenue_by_provider_currency
 from subscriptions.models import Subscription
-from subscriptions.selectors_finance import SEGMENTS, churn, mrr_series, retention_cohorts, trial_conversion
+from subscriptions.selectors_finance import (
+    SEGMENTS,
+    churn,
+    mrr_movement,
+    mrr_series,
+    retention_cohorts,
+    trial_conversion,
+)
 
 from .charts import bar_chart, line_chart
 
@@ -47,6 +54,22 @@ class FinanceRangeForm(forms.Form):
 
 def _pct(value) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
+
+
+MOVEMENT_PARTS = ("new", "reactivation", "expansion", "contraction", "churn")
+
+
+def _movement_over_range(start, end) -> list[dict]:
+    """Per currency: MRR at the start, each kind of movement summed over the range, MRR at the end."""
+    rows: dict[str, dict] = {}
+    for m in mrr_movement(start=start, end=end):
+        row = rows.setdefault(
+            m.currency, {"currency": m.currency, "start": m.start, **dict.fromkeys(MOVEMENT_PARTS, 0)}
+        )
+        for part in MOVEMENT_PARTS:
+            row[part] += getattr(m, part)
+        row["end"] = m.end
+    return [rows[c] for c in sorted(rows)]
 
 
 def finance_dashboard_view(request, admin_site):
@@ -100,6 +123,7 @@ def finance_dashboard_view(request, admin_site):
             y_label=f"proceeds ({currency})",
         ),
         recognized=recognized_revenue(start=start, end=end),
+        movement=_movement_over_range(start, end),
         pct=_pct,
     )
     context["churn_rate"] = _pct(context["churn"].rate)

@@ -22,7 +22,7 @@ from monetization import clock
 from monetization.models import ExchangeRate
 from monetization.selectors_finance import recognized_revenue, revenue_by_provider_currency
 from monetization.services.refunds import refund_record_from_provider
-from subscriptions.selectors_finance import churn, mrr_series, retention_cohorts, trial_conversion
+from subscriptions.selectors_finance import churn, mrr_movement, mrr_series, retention_cohorts, trial_conversion
 from subscriptions.services.lifecycle import Cause
 from subscriptions.services.payments import subscription_payment_record
 from tests.monetization.factories import CustomerFactory
@@ -110,6 +110,14 @@ def test_a_missing_rate_says_so_instead_of_a_wrong_total(history):
     assert last.by_currency["GBP"] == Decimal("8.32")
 
 
+def test_mrr_movement_over_march(history):
+    usd = {m.day: m for m in mrr_movement(start=MARCH_1, end=MARCH_31) if m.currency == "USD"}
+    assert usd[datetime.date(2026, 3, 8)].new == Decimal("10.00")  # E's first payment
+    eur = {m.day: m for m in mrr_movement(start=MARCH_1, end=MARCH_31) if m.currency == "EUR"}
+    assert eur[datetime.date(2026, 3, 5)].churn == Decimal("10.00")  # C lapsed
+    assert (eur[datetime.date(2026, 3, 5)].start, eur[datetime.date(2026, 3, 5)].end) == (Decimal("10.00"), 0)
+
+
 def test_churn_over_march(history):
     result = churn(start=MARCH_1, end=MARCH_31)
     assert (result.active_at_start, result.churned) == (3, 1)  # C did not renew
@@ -161,6 +169,7 @@ def test_finance_page_for_finance_only(history, client, make_staff):
     body = response.content.decode()
     assert 'id="churn-rate">33.3%' in body and 'id="trial-rate">50.0%' in body
     assert "<svg" in body and "MRR (USD)" in body and "40.77" in body
+    assert 'id="movement"' in body
     assert client.get("/admin/subscriptions/subscription/finance/", {"segment": "plan"}).status_code == 200
     reversed_range = client.get(
         "/admin/subscriptions/subscription/finance/", {"start": "2026-03-31", "end": "2026-03-01"}

@@ -148,8 +148,9 @@ def history(django_db_setup, django_db_blocker):
         Subscription.objects.filter(provider_subscription_id__startswith="sub_oracle_").delete()
         Customer.objects.filter(external_id__startswith="oracle-").delete()
         ExchangeRate.objects.all().delete()
-        monthly.delete()
-        annual.delete()
+        for plan in (monthly, annual):
+            plan.delete()
+            plan.product.delete()
 
 
 def value_at(history, at: datetime.datetime) -> dict[int, tuple[Decimal, str]]:
