@@ -22,6 +22,7 @@ class ApiKey(models.Model):
         ORGS_WRITE = "orgs:write"
         CREATORS_READ = "creators:read"
         ENGAGEMENT_WRITE = "engagement:write"
+        EVENTS_READ = "events:read"
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)
