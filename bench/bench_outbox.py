@@ -13,6 +13,7 @@ Destructive: TRUNCATEs the subscriptions, audit and outbox tables of the databas
 
 from __future__ import annotations
 
+import resource
 import socket
 import subprocess
 import sys
@@ -167,7 +168,7 @@ def _delivery_rows(n: int, url: str) -> None:
     _sql("ANALYZE")
 
 
-def _delivery_rate(n: int) -> float:
+def _delivery_rate(n: int) -> tuple[float, float]:
     from monetization.outbox.delivery import outbox_deliver
 
     port = _free_port()
@@ -175,14 +176,62 @@ def _delivery_rate(n: int) -> float:
     try:
         time.sleep(0.5)
         _delivery_rows(n, f"http://127.0.0.1:{port}/events")
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         run = outbox_deliver(budget_seconds=3600)
         elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
     finally:
         receiver.terminate()
         receiver.wait()
     assert run.delivered == n, run
-    return n / elapsed
+    # The dispatcher's own CPU per event (threads included): its rate on a core of its own, on a shared machine.
+    cpu_us = 1e6 * ((after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)) / n
+    return n / elapsed, cpu_us
+
+
+def _write_cost(n: int) -> tuple[float, float]:
+    """Microseconds per audited change: the audit row alone (baseline) and with its outbox event (entitlements
+    resolved, one delivery fanned out), each in its own transaction."""
+    from django.db import transaction
+
+    import monetization.services.audit as audit
+    from monetization.models import Customer
+    from monetization.services.audit import audit_record
+
+    _truncate()
+    _sql(
+        "INSERT INTO monetization_eventendpoint (url, description, event_types, secret, previous_secret, enabled, "
+        "cursor, disabled_reason, created_at) "
+        "VALUES ('http://127.0.0.1:9/', 'bench', '[]', 's', '', true, 0, '', now())"
+    )
+    customer, _ = Customer.objects.get_or_create(external_id="bench-writer", defaults={"handle": "writer"})
+
+    def once(i: int) -> None:
+        with transaction.atomic():
+            audit_record(
+                action="subscription.expire",
+                object_type="subscriptions.subscription",
+                object_id=i,
+                customer=customer,
+                actor_label="bench",
+                after={"state": "expired"},
+            )
+
+    hook = audit.outbox_events_from_audit
+    results = []
+    for with_outbox in (False, True):
+        audit.outbox_events_from_audit = hook if with_outbox else (lambda audits: None)
+        try:
+            for i in range(50):
+                once(i)  # warm up
+            started = time.perf_counter()
+            for i in range(n):
+                once(i)
+            results.append(1e6 * (time.perf_counter() - started) / n)
+        finally:
+            audit.outbox_events_from_audit = hook
+    return results[0], results[1]
 
 
 def run(args) -> dict:
@@ -191,8 +240,11 @@ def run(args) -> dict:
     delivery_n = 2_000 if args.quick else 20_000
     baseline = _sweep_seconds(sweep_n, with_outbox=False)
     with_outbox = _sweep_seconds(sweep_n, with_outbox=True)
-    rate = _delivery_rate(delivery_n)
+    rate, cpu_us = _delivery_rate(delivery_n)
+    audit_us, audit_outbox_us = _write_cost(500 if args.quick else 3000)
     return {
+        "audited_change_us_without_outbox": round(audit_us),
+        "audited_change_us_with_outbox": round(audit_outbox_us),
         "sweep_rows": sweep_n,
         "sweep_seconds_without_outbox": round(baseline, 2),
         "sweep_seconds_with_outbox": round(with_outbox, 2),
@@ -200,5 +252,7 @@ def run(args) -> dict:
         "sweep_target_overhead_pct": 10,
         "delivery_events": delivery_n,
         "delivery_events_per_second": round(rate),
+        "delivery_cpu_us_per_event": round(cpu_us),
+        "delivery_events_per_cpu_second": round(1e6 / cpu_us),
         "delivery_target_events_per_second": 1000,
     }

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import webhooks
+from . import events, webhooks
 
 urlpatterns: list = [
     path("webhooks/stripe", webhooks.stripe_webhook, name="webhook-stripe"),
@@ -8,4 +8,6 @@ urlpatterns: list = [
     path("webhooks/app-store", webhooks.app_store_webhook, name="webhook-app-store"),
     path("webhooks/google-play", webhooks.google_play_webhook, name="webhook-google-play"),
     path("staff/", include("monetization.api.staff_urls")),
+    path("events", events.EventsView.as_view(), name="events"),
+    path("events/catalogue", events.EventCatalogueView.as_view(), name="events-catalogue"),
 ]

@@ -23,6 +23,7 @@ class ApiKey(models.Model):
         CREATORS_READ = "creators:read"
         CREATORS_WRITE = "creators:write"
         ENGAGEMENT_WRITE = "engagement:write"
+        EVENTS_READ = "events:read"
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)
