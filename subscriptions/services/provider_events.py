@@ -52,8 +52,9 @@ def _cause(event: WebhookEvent) -> Cause:
 def _subscription(provider: str, provider_subscription_id: str) -> Subscription | None:
     if not provider_subscription_id:
         return None
+    # Plan and product too: a payment's revenue stream and its hooks read them (two queries fewer per payment).
     return (
-        Subscription.objects.select_related("customer")
+        Subscription.objects.select_related("customer", "plan__product")
         .filter(provider=provider, provider_subscription_id=provider_subscription_id)
         .first()
     )
