@@ -67,6 +67,7 @@ UNDERSTOOD_MIDDLEWARE = {
     "django.middleware.security.SecurityMiddleware": "SSL redirect (falls through here); its headers",
     "whitenoise.middleware.WhiteNoiseMiddleware": "serves STATIC_URL only (WHITENOISE_ROOT unset)",
     "monetization.middleware.RequestIdMiddleware": "X-Request-ID",
+    "monetization.middleware.ApiErrorBodyMiddleware": "nothing: it rewrites non-JSON errors; a hit is a JSON 200",
     "monetization.middleware.OutageMiddleware": "nothing: a cache hit meets no outage",
     "monetization.middleware.RequestGuardMiddleware": "nothing: a GET with no query string, a path without NUL",
     "django.contrib.sessions.middleware.SessionMiddleware": "nothing: no cookie, the session is never read",
