@@ -152,7 +152,7 @@ class CreatorAccountAdmin(LargeTableAdmin):
             _run(
                 request,
                 accounts.creator_transition,
-                f"{name} done.",
+                f"{name.replace('_', ' ').capitalize()}: done.",
                 creator_id=pk,
                 transition=name,
                 actor=request.user,
@@ -164,10 +164,13 @@ class CreatorAccountAdmin(LargeTableAdmin):
         creator = _by_id_or_404(CreatorAccount, object_id)
         # The account's available transitions that staff take, and this user may take.
         staff = accounts.STAFF_TRANSITIONS
+        # (name, label); a transition into the state the account is already in (ban a banned creator) is none.
         transitions = [
-            t.name
+            (t.name, t.custom.get("label") or t.name.replace("_", " ").capitalize())
             for t in creator.get_available_state_transitions()
-            if t.name in staff and (staff[t.name] is None or request.user.has_perm(staff[t.name]))
+            if t.name in staff
+            and t.target != creator.state
+            and (staff[t.name] is None or request.user.has_perm(staff[t.name]))
         ]
         extra_context = {
             **(extra_context or {}),
@@ -199,9 +202,15 @@ class HoldInline(admin.TabularInline):
 class PayoutAdmin(LargeTableAdmin):
     list_display = ["id", "cycle", "creator", "amount", "currency", "status", "paid_at"]
     list_filter = ["status"]
-    exact_search_fields = ("transfer_id", "creator__customer__external_id")
+    exact_search_fields = ("transfer_id", "creator__customer__external_id", "creator__customer__handle")
     integer_search_fields = ("id", "creator_id")
+    search_help_text = "Exact creator handle (without @), external id, transfer id, payout id or creator id."
     readonly_fields = [f.name for f in Payout._meta.fields]
+
+    def get_search_results(self, request, queryset, search_term):
+        # Compliance types handles as they see them, with the @.
+        return super().get_search_results(request, queryset, search_term.strip().removeprefix("@"))
+
     inlines = [HoldInline]
     change_form_template = "admin/creators/payout/change_form.html"
 

@@ -188,6 +188,11 @@ def payouts_csv_rows(cycle: RevenueShareCycle):
         "paid_at",
         "active_holds",
     ]
+    if not Payout.objects.filter(cycle=cycle).exists():
+        # Before approval there are no payouts yet: Finance reviews what approving would create, one row per
+        # payable earning, rather than an empty file.
+        yield from _proposed_payout_rows(cycle)
+        return
     last = 0
     while True:
         chunk = list(
@@ -211,6 +216,21 @@ def payouts_csv_rows(cycle: RevenueShareCycle):
             return
         for row in chunk:
             yield [*row[:3], f"{Decimal(row[3]):.2f}", *row[4:8], row[8].isoformat() if row[8] else "", row[9]]
+        last = chunk[-1][0]
+
+
+def _proposed_payout_rows(cycle: RevenueShareCycle):
+    last = 0
+    while True:
+        chunk = list(
+            CreatorEarning.objects.filter(cycle=cycle, payable__gt=0, pk__gt=last)
+            .order_by("pk")
+            .values_list("pk", "creator_id", "creator__customer__external_id", "payable", "currency")[:5000]
+        )
+        if not chunk:
+            return
+        for _, creator_id, external_id, payable, currency in chunk:
+            yield ["", creator_id, external_id, f"{Decimal(payable):.2f}", currency, "proposed", "", "", "", 0]
         last = chunk[-1][0]
 
 

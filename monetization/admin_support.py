@@ -44,6 +44,8 @@ from monetization.services.idempotency import (
 from monetization.services.refunds import (
     payment_refundable,
     refund_approve,
+    refund_decisions_offered,
+    refund_offered,
     refund_reject,
     refund_request,
     refund_retry,
@@ -226,7 +228,9 @@ def customer_support_view(request, object_id: int, admin_site):
     if request.method == "POST":
         _handle_post(request, customer)
         return HttpResponseRedirect(here)
-    overview = customer_overview(customer)
+    overview = customer_overview(customer, viewer=request.user)
+    for refund in overview.refunds:
+        refund.decisions = refund_decisions_offered(refund, request.user)
     page = customer_timeline(customer.pk, cursor=request.GET.get("cursor", ""))
     context = {
         **admin_site.each_context(request),
@@ -237,9 +241,7 @@ def customer_support_view(request, object_id: int, admin_site):
         "timeline": page.events,
         "next_cursor": page.next_cursor,
         "refund_form": RefundForm(initial={"idempotency_key": uuid.uuid4().hex}),
-        "refundable_payments": [
-            p for p in overview.payments if p.status in (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED)
-        ],
+        "refundable_payments": [p for p in overview.payments if refund_offered(p, request.user)],
         "top_panels": [p for p in overview.panels if p.top],
         "panels": [p for p in overview.panels if not p.top],
         "here": here,

@@ -37,6 +37,9 @@ class CustomerPanel:
     load: Callable[[Customer], Any]
     template: str = ""
     top: bool = False
+    # ``for_viewer(data, user)``: the data narrowed to what this staff member may do (the page offers nothing
+    # that can only fail); applied when the page names its viewer.
+    for_viewer: Callable[[Any, Any], Any] | None = None
 
 
 # Apps add panels from AppConfig.ready(): customer_panels.register(name, CustomerPanel(...)).
@@ -70,8 +73,8 @@ class CustomerOverview:
         return {panel.name: panel.data for panel in self.panels}
 
 
-def customer_overview(customer: Customer, *, panels: Collection[str] | None = None) -> CustomerOverview:
-    """The customer's own sections and the panels (all, or only those named)."""
+def customer_overview(customer: Customer, *, panels: Collection[str] | None = None, viewer=None) -> CustomerOverview:
+    """The customer's own sections and the panels (all, or only those named), for ``viewer`` when given."""
     return CustomerOverview(
         customer=customer,
         identities=list(
@@ -84,11 +87,16 @@ def customer_overview(customer: Customer, *, panels: Collection[str] | None = No
             .order_by("-id")[:SECTION_LIMIT]
         ),
         panels=[
-            LoadedPanel(name=name, title=p.title, template=p.template, top=p.top, data=p.load(customer))
+            LoadedPanel(name=name, title=p.title, template=p.template, top=p.top, data=_panel_data(p, customer, viewer))
             for name, p in customer_panels.items()
             if panels is None or name in panels
         ],
     )
+
+
+def _panel_data(panel: CustomerPanel, customer: Customer, viewer) -> Any:
+    data = panel.load(customer)
+    return panel.for_viewer(data, viewer) if viewer is not None and panel.for_viewer else data
 
 
 def _encode_cursor(event: AuditEvent) -> str:

@@ -57,6 +57,20 @@ class OptionalReasonForm(forms.Form):
     )
 
 
+class ConfirmedReasonForm(ReasonForm):
+    """A transition that takes the organization's badge or billing away: said on purpose, with a reason."""
+
+    confirm = forms.BooleanField(
+        required=True,
+        label="I confirm this action",
+        help_text="It takes effect at once; undoing it is another review.",
+    )
+
+
+# Transitions that take something away: labelled as such, listed last, and confirmed.
+DESTRUCTIVE_TRANSITIONS = {"reject": "Reject…", "suspend": "Suspend…", "cancel": "Cancel organization…"}
+
+
 class OrganizationAdminInline(admin.TabularInline):
     model = OrganizationAdmin
     extra = 0
@@ -75,11 +89,15 @@ class OrganizationModelAdmin(FSMAdminMixin, admin.ModelAdmin):
     fsm_forms = {
         "start_review": OptionalReasonForm,
         "verify": OptionalReasonForm,
-        "reject": ReasonForm,
-        "suspend": ReasonForm,
+        "reject": ConfirmedReasonForm,
+        "suspend": ConfirmedReasonForm,
         "reinstate": ReasonForm,
-        "cancel": ReasonForm,
+        "cancel": ConfirmedReasonForm,
     }
+
+    def get_fsm_label(self, transition) -> str:
+        return DESTRUCTIVE_TRANSITIONS.get(transition.name) or super().get_fsm_label(transition)
+
     change_form_template = "admin/verified_orgs/organization/change_form.html"
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "handle", "state", "country", "seat_limit", "submitted_at", "verified_at"]
@@ -143,6 +161,7 @@ class OrganizationModelAdmin(FSMAdminMixin, admin.ModelAdmin):
             except ValueError:
                 seats_page = 1
             extra_context["org_page"] = selectors.organization_page(organization=obj, seats_page=seats_page)
+        extra_context["destructive_transitions"] = list(DESTRUCTIVE_TRANSITIONS)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):

@@ -62,6 +62,27 @@ def _require_reason(text: str, what: str) -> None:
         raise InvalidInput(f"{what} needs a reason.", code=ErrorCode.REASON_REQUIRED)
 
 
+def refund_offered(payment: Payment, user) -> bool:
+    """Whether a console should offer this user a refund of this payment: the permission, a payment with
+    money left to refund, and a platform that lets us refund (Apple refunds App Store purchases itself)."""
+    return (
+        user.has_perm(PERM_REQUEST)
+        and payment.status in (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED)
+        and provider_capabilities(payment.provider).refund
+    )
+
+
+def refund_decisions_offered(refund: Refund, user) -> list[str]:
+    """The decisions this user may take on this refund now (four-eyes: never on their own request)."""
+    if refund.status == Refund.Status.PENDING_APPROVAL:
+        if user.has_perm(PERM_APPROVE) and refund.requested_by_id != user.pk:
+            return ["approve_refund", "reject_refund"]
+        return []
+    if refund.status == Refund.Status.FAILED and (user.has_perm(PERM_REQUEST) or user.has_perm(PERM_APPROVE)):
+        return ["retry_refund"]
+    return []
+
+
 def refund_threshold(currency: str) -> Decimal | None:
     value = settings.REFUND_APPROVAL_THRESHOLDS.get(currency)
     return Decimal(value) if value is not None else None

@@ -21,7 +21,7 @@ from subscriptions.models import Entitlement, Grant, Product, Subscription
 from subscriptions.selectors import customer_subscriptions
 from subscriptions.services import actions
 
-SUBSCRIPTION_ACTIONS = ("cancel", "cancel_now", "extend", "pause", "resume", "revoke")
+SUBSCRIPTION_ACTIONS = tuple(actions.SUBSCRIPTION_ACTIONS)
 
 
 class GrantForm(forms.Form):
@@ -64,8 +64,36 @@ def panel_load(customer: Customer) -> dict:
     }
 
 
+ACTION_LABELS = {
+    "cancel": "Cancel at period end",
+    "cancel_now": "Cancel now (access ends)",
+    "extend": "Extend by days",
+    "pause": "Pause",
+    "resume": "Resume",
+    "revoke": "Revoke access",
+}
+
+
+def panel_for_viewer(data: dict, user) -> dict:
+    """Each subscription with the actions this viewer may take in its state; the grant form and revoke
+    buttons only for who holds those permissions."""
+    return {
+        **data,
+        "subscription_rows": [
+            (s, [(op, ACTION_LABELS[op]) for op in actions.subscription_actions_offered(s, user)])
+            for s in data["subscriptions"]
+        ],
+        "may_grant": user.has_perm(actions.PERM_GRANT),
+        "may_revoke_grant": user.has_perm(actions.PERM_REVOKE_GRANT),
+    }
+
+
 PANEL = CustomerPanel(
-    title="Subscriptions", load=panel_load, template="admin/subscriptions/customer_panel.html", top=True
+    title="Subscriptions",
+    load=panel_load,
+    template="admin/subscriptions/customer_panel.html",
+    top=True,
+    for_viewer=panel_for_viewer,
 )
 
 

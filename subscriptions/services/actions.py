@@ -188,6 +188,38 @@ def _pause_or_resume(
     )
 
 
+# What each staff action on a subscription needs: the permission, the state machine's transition (None: any
+# state but the final ones) and the platform's capability (None: ours alone).
+SUBSCRIPTION_ACTIONS = {
+    "cancel": (PERM_CANCEL, "cancel", "cancel"),
+    "cancel_now": (PERM_CANCEL, "expire", "cancel"),
+    "extend": (PERM_EXTEND, None, "extend"),
+    "pause": (PERM_PAUSE, "pause", "pause"),
+    "resume": (PERM_PAUSE, "resume", "pause"),
+    "revoke": (PERM_REVOKE, "revoke", None),
+}
+
+
+def subscription_actions_offered(subscription: Subscription, user) -> list[str]:
+    """The staff actions this user may take on this subscription now: the same permission, state and
+    platform rules the actions check, so a console offers nothing that can only fail."""
+    external = subscription.provider in settings.PAYMENT_PROVIDERS
+    capabilities = provider_capabilities(subscription.provider)
+    offered = []
+    for op, (perm, transition, capability) in SUBSCRIPTION_ACTIONS.items():
+        if not user.has_perm(perm):
+            continue
+        if capability and external and not getattr(capabilities, capability):
+            continue
+        if transition is None:
+            if subscription.state in (Subscription.State.EXPIRED, Subscription.State.REVOKED):
+                continue
+        elif not can_proceed(getattr(subscription, transition)):
+            continue
+        offered.append(op)
+    return offered
+
+
 def subscription_revoke(*, subscription: Subscription, user, reason: str) -> Subscription:
     """Compliance: end access at once (fraud, abuse). The platform is not refunded here."""
     _check(user, PERM_REVOKE, reason, "Revoking a subscription")

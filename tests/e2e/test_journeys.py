@@ -179,6 +179,9 @@ def test_compliance_verifies_and_rejects_organizations_and_reads_the_audit_trail
             reason = page.locator("[name=reason]")
             if reason.count():
                 reason.fill(f"e2e: {step} after reading the documents")
+            confirm = page.locator("[name=confirm]")
+            if confirm.count():
+                confirm.check()
             page.locator("#content form [type=submit]").first.click()
             expect(page.locator("ul.messagelist")).to_contain_text("done")
     to_verify.refresh_from_db()
