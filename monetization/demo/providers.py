@@ -506,14 +506,16 @@ class PlayBookClient:
 
     def __init__(self, path: str):
         self.path = path
-        self._cached: tuple[int, dict] | None = None
+        self._cached: tuple[tuple, dict] | None = None
 
     def _book(self) -> dict:
         # Parsed once per version of the file, not per call: a soak's book holds thousands of histories.
-        mtime = os.stat(self.path).st_mtime_ns
-        if self._cached is None or self._cached[0] != mtime:
+        # (A file replaced within one tick of the clock is still told apart by its inode and size.)
+        stat = os.stat(self.path)
+        version = (stat.st_mtime_ns, stat.st_ino, stat.st_size)
+        if self._cached is None or self._cached[0] != version:
             with open(self.path) as fh:
-                self._cached = (mtime, json.load(fh))
+                self._cached = (version, json.load(fh))
         return self._cached[1]
 
     def get(self, *, package_name: str, token: str) -> dict:
