@@ -86,6 +86,9 @@ class GrantCreateView(StaffView):
         product = serializers.CharField(required=False, help_text="product code")
         days = serializers.IntegerField(required=False, min_value=1)
         until = serializers.DateTimeField(required=False)
+        open_ended = serializers.BooleanField(
+            required=False, default=False, help_text="no end: only when asked for by name (else days or until)"
+        )
         reason = serializers.CharField()
 
     @extend_schema(
@@ -109,6 +112,7 @@ class GrantCreateView(StaffView):
             product=product,
             days=v.get("days"),
             until=v.get("until"),
+            open_ended=v["open_ended"],
         )
         return Response(GrantOut(grant).data, status=status.HTTP_201_CREATED)
 

@@ -13,7 +13,7 @@ from monetization.models import AuditEvent, IdempotencyKey, Provider, Refund
 from monetization.providers.base import ProviderError, UnsupportedOperation
 from monetization.services.idempotency import canonical_parameters, idempotency_keys_purge, request_fingerprint
 from monetization.services.refunds import refund_request
-from subscriptions.models import Subscription
+from subscriptions.models import Grant, Subscription
 from tests.monetization.support_fixtures import fake_providers, make_payment, make_staff, register_with_fake  # noqa: F401
 from tests.subscriptions.factories import EntitlementFactory, GrantFactory, SubscriptionFactory
 
@@ -365,3 +365,15 @@ def test_approve_with_idempotency_key_replays(world, make_staff):
     # Without a key a second approval is a plain conflict, never a second refund.
     assert _post(client, url, {"reason": "ok"}).status_code == 409
     assert Refund.objects.filter(pk=world["pending"].pk, status="succeeded").count() == 1
+
+
+def test_a_grant_without_an_end_is_refused_unless_asked_for_by_name(world, make_staff):
+    """The console's rule, on the API too: a blank end no longer means "forever" by accident."""
+    client = client_for(make_staff("Support"))
+    body = {"customer": world["customer"].external_id, "entitlement": "premium", "reason": "vip"}
+    before = Grant.objects.count()
+    refused = _post(client, f"{BASE}/grants", body)
+    assert refused.status_code == 400 and refused.json()["code"] == "grant_end_required"
+    assert Grant.objects.count() == before
+    granted = _post(client, f"{BASE}/grants", {**body, "open_ended": True})
+    assert granted.status_code == 201 and granted.json()["ends_at"] is None
