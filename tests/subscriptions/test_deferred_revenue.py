@@ -10,6 +10,9 @@ import pytest
 from django.conf import settings
 from django.db import close_old_connections
 from djmoney.money import Money
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from monetization import clock
 from monetization.models import JournalEntry, JournalLine, RevenueDeferral
@@ -209,3 +212,67 @@ def test_the_daily_job_is_on_the_beat_schedule():
     entry = settings.CELERY_BEAT_SCHEDULE["revenue-recognition"]
     assert entry["task"] == "monetization.tasks.revenue_recognize_task"
     assert entry["schedule"].hour == {0}
+
+
+@pytest.mark.django_db
+@hyp_settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payments=st.lists(
+        st.tuples(
+            st.sampled_from(["USD", "EUR", "JPY"]),
+            st.integers(1200, 50000),  # minor units
+            st.integers(0, 40),  # day of the payment after Sep 1
+            st.lists(st.tuples(st.integers(0, 400), st.integers(1, 100)), max_size=2),  # refunds: day, % of left
+            st.integers(1, 3),  # months of recognition runs before the end (run every N days)
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_deferred_revenue_ends_as_revenue_less_refunds_whatever_the_order(payments):
+    """However refunds and recognition runs interleave, once every period is over: deferred revenue is empty,
+    each payment's recognized revenue plus what its refunds took from deferred is its revenue, and the
+    revenue account less the refunds' contra account is what was paid less what was given back."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        sid = transaction.savepoint()
+        start = datetime.datetime(2026, 9, 1, tzinfo=UTC)
+        events = []
+        for cur, minor, day, refunds, step in payments:
+            exponent = 0 if cur == "JPY" else 2
+            amount = Decimal(minor).scaleb(-exponent)
+            p = pay(str(amount), currency=cur, when=start + datetime.timedelta(days=day, hours=7))
+            for rday, pct in refunds:
+                events.append((day + rday, "refund", p, pct, exponent))
+            for d in range(day, day + 400, 30 * step):
+                events.append((d, "run", None, 0, 0))
+        for d, kind, p, pct, exponent in sorted(events, key=lambda e: (e[0], e[1])):
+            at_ = start + datetime.timedelta(days=d, hours=13)
+            if kind == "run":
+                revenue_recognize(through=at_)
+                continue
+            p.refresh_from_db()
+            left = p.amount.amount - p.refunded.amount
+            amount = (left * pct / 100).quantize(Decimal(1).scaleb(-exponent))
+            if amount > 0:
+                _refund(p, str(amount), at_)
+        revenue_recognize(through=datetime.datetime(2028, 1, 1, tzinfo=UTC))
+        for cur in ("USD", "EUR", "JPY"):
+            assert balance(DEFERRED_REVENUE, cur) == 0
+            paid = sum(
+                (d.amount for d in RevenueDeferral.objects.filter(currency=cur)),
+                Decimal(0),
+            )
+            given_back = sum(
+                (
+                    d.payment.refunded.amount
+                    for d in RevenueDeferral.objects.filter(currency=cur).select_related("payment")
+                ),
+                Decimal(0),
+            )
+            assert -balance(REVENUE, cur) - balance(Account.REFUNDS, cur) == paid - given_back
+        for d in RevenueDeferral.objects.all():
+            assert d.recognized + d.reversed == d.amount and d.recognized >= 0
+        assert ledger_report().balanced
+        transaction.savepoint_rollback(sid)
