@@ -11,6 +11,7 @@ Job). 200 when all pass, else 503 with each check's result (no secret in them: n
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -46,7 +47,7 @@ class Broker(HealthCheck):
 class MigrationsApplied(HealthCheck):
     """Every migration of the code this process runs is applied; once true it stays true (cached)."""
 
-    _applied: bool = dataclasses.field(default=False, init=False, repr=False)
+    _applied: ClassVar[bool] = False
 
     def run(self) -> None:
         if MigrationsApplied._applied:

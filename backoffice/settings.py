@@ -193,6 +193,8 @@ STORAGES = {
 # would lock both out. Anything else is served over HTTPS.
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.get_bool("SECURE_SSL_REDIRECT", default=True)
+    # Probes and the metrics scraper call a pod over plain HTTP inside the cluster: no redirect for them.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz", r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

@@ -79,6 +79,9 @@ UNDERSTOOD_MIDDLEWARE = {
     "django_otp.middleware.OTPMiddleware": "nothing: a lazy user's verification, never read by the API",
     "csp.middleware.CSPMiddleware": "nothing: /api/ is excluded from the policy (checked at start)",
     "axes.middleware.AxesMiddleware": "nothing: it acts only on a sign-in's lockout",
+    # Request metrics for /metrics: a fast-path hit is not counted in them (README, Metrics).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware": "nothing to the response: request metrics",
+    "django_prometheus.middleware.PrometheusAfterMiddleware": "nothing to the response: request metrics",
 }
 
 

@@ -2,6 +2,8 @@
 
 import json
 import logging
+import re
+from pathlib import Path
 
 import pytest
 
@@ -114,6 +116,7 @@ def test_metrics_show_each_queue_depth_and_its_oldest_message_age(client, settin
         settings.CELERY_BROKER_URL = BROKER_URL
         sweep_webhook_events.delay()
         sweep_webhook_events.delay()
+        client.get("/healthz/live")
         text = client.get("/metrics").content.decode()
         with celery_app.connection_for_write() as conn:
             conn.default_channel.queue_purge("webhooks")
@@ -123,3 +126,12 @@ def test_metrics_show_each_queue_depth_and_its_oldest_message_age(client, settin
         line for line in text.splitlines() if line.startswith('backoffice_queue_oldest_age_seconds{queue="webhooks"}')
     ]
     assert 0 <= float(age.split()[-1]) < 60
+
+    # Every series the Grafana dashboard plots is exported.
+    dashboard = json.loads((Path(__file__).parents[2] / "deploy/grafana/backoffice.json").read_text())
+    plotted = {
+        name
+        for p in dashboard["panels"]
+        for name in re.findall(r"\b(?:django|backoffice)_\w+", p["targets"][0]["expr"])
+    }
+    assert plotted and all(name in text for name in plotted), plotted
