@@ -10,6 +10,7 @@ publish what), and the set-based sweep writes its chunk's events in one statemen
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -74,23 +75,40 @@ def outbox_event_write(
         customer_id, customer_external_id = customer.pk, customer.external_id
     elif customer_id is not None and not customer_external_id:
         customer_external_id = Customer.objects.values_list("external_id", flat=True).get(pk=customer_id)
-    fields = {
-        "type": type,
-        "version": CATALOGUE[type].version,
-        "customer_id": customer_id,
-        "customer_external_id": customer_external_id,
-        "object_type": object_type,
-        "object_id": str(object_id),
-        "cause": cause,
-        "audit_event_id": audit_event_id,
-        "data": data or {},
-        "entitlements": customer_entitlements(customer_id),
-    }
+    event = OutboxEvent(
+        type=type,
+        version=CATALOGUE[type].version,
+        customer_id=customer_id,
+        customer_external_id=customer_external_id,
+        object_type=object_type,
+        object_id=str(object_id),
+        cause=cause,
+        audit_event_id=audit_event_id,
+        data=data or {},
+        entitlements=customer_entitlements(customer_id),
+    )
     if occurred_at is not None:
-        fields["occurred_at"] = occurred_at
-    event = OutboxEvent.objects.create(**fields)
+        event.occurred_at = occurred_at
     with connection.cursor() as cursor:
-        cursor.execute(_FAN_OUT_ONE_SQL, {"event": event.pk, "type": type, "customer": customer_id})
+        cursor.execute(
+            _WRITE_SQL,
+            {
+                "event_id": event.event_id,
+                "type": event.type,
+                "version": event.version,
+                "occurred_at": event.occurred_at,
+                "customer": customer_id,
+                "external_id": customer_external_id,
+                "object_type": event.object_type,
+                "object_id": event.object_id,
+                "cause": json.dumps(cause),
+                "audit": audit_event_id,
+                "data": json.dumps(event.data),
+                "entitlements": None if event.entitlements is None else json.dumps(event.entitlements),
+            },
+        )
+        event.pk = cursor.fetchone()[0]
+    event._state.adding = False
     return event
 
 
@@ -99,11 +117,23 @@ def outbox_event_write(
 _ENDPOINTS_FOR_TYPE = (
     "e.enabled AND (e.event_types = '[]'::jsonb OR e.event_types @> jsonb_build_array(%(type)s::text))"
 )
-_FAN_OUT_ONE_SQL = f"""
-    INSERT INTO monetization_eventdelivery
-        (endpoint_id, event_id, customer_id, status, attempts, next_attempt_at, last_error, created_at)
-    SELECT e.id, %(event)s, %(customer)s, 'pending', 0, now(), '', now()
-    FROM monetization_eventendpoint e WHERE {_ENDPOINTS_FOR_TYPE}
+# One round trip: the event and its deliveries in one statement.
+_WRITE_SQL = f"""
+    WITH ev AS (
+        INSERT INTO monetization_outboxevent
+            (event_id, type, version, occurred_at, customer_id, customer_external_id, object_type, object_id,
+             cause, audit_event_id, data, entitlements)
+        VALUES (%(event_id)s, %(type)s, %(version)s, %(occurred_at)s, %(customer)s, %(external_id)s,
+                %(object_type)s, %(object_id)s, %(cause)s::jsonb, %(audit)s, %(data)s::jsonb,
+                %(entitlements)s::jsonb)
+        RETURNING id
+    ), deliveries AS (
+        INSERT INTO monetization_eventdelivery
+            (endpoint_id, event_id, customer_id, status, attempts, next_attempt_at, last_error, created_at)
+        SELECT e.id, ev.id, %(customer)s, 'pending', 0, now(), '', now()
+        FROM ev CROSS JOIN monetization_eventendpoint e WHERE {_ENDPOINTS_FOR_TYPE}
+    )
+    SELECT id FROM ev
 """  # noqa: S608
 
 
@@ -113,8 +143,11 @@ def outbox_events_from_audit(audits: Sequence[AuditEvent]) -> None:
         event_type = event_type_for_audit(audit.action, audit.before, audit.after)
         if event_type is None:
             continue
+        # The customer the audited service passed in is cached on the audit event: no lookup for its id.
+        cached = AuditEvent.customer.is_cached(audit) and audit.customer is not None
         outbox_event_write(
             type=event_type,
+            customer=audit.customer if cached else None,
             customer_id=audit.customer_id,
             object_type=audit.object_type,
             object_id=audit.object_id,
