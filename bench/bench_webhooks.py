@@ -157,7 +157,7 @@ def _gunicorn(env: dict, port: int) -> subprocess.Popen:
         cwd=REPO,
         env=env,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a shared, busy machine can take over 30 s to import and fork
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
@@ -233,6 +233,50 @@ def _stripe_event(run: str, i: int, *, created: int) -> dict:
     }
 
 
+def _stripe_renewals(run: str, count: int, *, created: int, tag: str) -> list:
+    """``customer.subscription.updated`` of the run's first ``count`` subscriptions, into a period from ``created``."""
+    from monetization.providers.stripe.parsing import event_from_dict
+
+    events = []
+    for i in range(count):
+        event = _stripe_event(run, i, created=created)
+        event["id"] = f"evt_bench_{run}_{tag}_{i}"
+        event["data"]["object"]["items"]["data"][0].update(
+            current_period_start=created, current_period_end=created + 2592000
+        )
+        events.append(event_from_dict(event))
+    return events
+
+
+def _stripe_invoices(run: str, count: int, *, created: int, tag: str) -> list:
+    """``invoice.paid`` of a renewal of each of the run's first ``count`` subscriptions (the recorded invoice)."""
+    from monetization.providers.stripe.parsing import event_from_dict
+    from tests.webhooks.support import stripe_invoice_event
+
+    return [
+        event_from_dict(
+            stripe_invoice_event(
+                event_id=f"evt_bench_{run}_{tag}_inv_{i}",
+                created=created + i,
+                invoice_id=f"in_bench_{run}_{tag}_{i}",
+                sub_id=f"sub_bench_{run}_{i}",
+                customer=f"cus_bench_{run}",
+            )
+        )
+        for i in range(count)
+    ]
+
+
+def _store(events: list) -> list[int]:
+    """Store events in the inbox as a delivery does (not yet applied); their ids."""
+    from monetization.services.webhooks import webhook_store
+
+    stored = []
+    for start in range(0, len(events), 500):
+        stored += [pk for pk, _ in webhook_store(events=events[start : start + 500])]
+    return stored
+
+
 def _sign(body: bytes) -> str:
     import hashlib
     import hmac
@@ -246,7 +290,7 @@ def _worker(env: dict) -> subprocess.Popen:
     node = f"bench-webhooks-{os.getpid()}@localhost"
     proc = start_worker(env, node=node)
     try:
-        wait_ready(proc, node)
+        wait_ready(proc, node, timeout=180)  # a shared, busy machine can take minutes to start one
     except RuntimeError:
         proc.kill()
         raise
@@ -401,8 +445,6 @@ def run(args) -> dict:
     # 3. Apply: a real Celery worker (solo pool: one process) consuming the apply tasks from Redis as the
     #    webhook endpoints queue them; the clock runs from the worker consuming to the last event applied.
     from monetization.models import WebhookEvent
-    from monetization.providers.stripe.parsing import event_from_dict
-    from monetization.services.webhooks import webhook_store
 
     ids = list(
         WebhookEvent.objects.filter(provider="stripe", event_id__startswith=f"evt_bench_{run_id}_", status="received")
@@ -415,13 +457,7 @@ def run(args) -> dict:
         status="ignored", note="set aside by the benchmark"
     )
     later = created + 2592000
-    renewals = []
-    for i in range(len(ids)):
-        event = _stripe_event(run_id, i, created=later)
-        event["id"] = f"evt_bench_{run_id}_renew_{i}"
-        item = event["data"]["object"]["items"]["data"][0]
-        item.update(current_period_start=later, current_period_end=later + 2592000)
-        renewals.append(event_from_dict(event))
+    renewals = _stripe_renewals(run_id, len(ids), created=later, tag="renew")
     connection.close()
     worker = _worker(env)
     try:
@@ -429,11 +465,22 @@ def run(args) -> dict:
         result["apply"]["note"] = "each event creates a subscription (customer, SKU lookups, audit, state change)"
         result["apply_events_per_s"] = result["apply"]["events_per_s"]
         # 3b. The steady state: events about subscriptions we already know (renewals, status changes).
-        stored = []
-        for start in range(0, len(renewals), 500):
-            stored += [pk for pk, _ in webhook_store(events=renewals[start : start + 500])]
-        result["apply_existing"] = _drain(worker, stored)
+        result["apply_existing"] = _drain(worker, _store(renewals))
         result["apply_existing_events_per_s"] = result["apply_existing"]["events_per_s"]
+        # 3c. Per event type (issue 18's real mix): the renewal's payment, then half status changes and half
+        #     payments, each about subscriptions we know; the worker's CPU per event says what each costs.
+        paid = _stripe_invoices(run_id, len(ids), created=later, tag="paid")
+        result["apply_invoice_paid"] = _drain(worker, _store(paid))
+        updated = _stripe_renewals(run_id, len(ids) // 2, created=later + 2592000, tag="mix")
+        payments = _stripe_invoices(run_id, len(ids) // 2, created=later, tag="mix")
+        mix = [event for pair in zip(updated, payments, strict=True) for event in pair]
+        result["apply_mix_updated_and_paid"] = _drain(worker, _store(mix))
+        per_event = {
+            "customer.subscription.updated": result["apply_existing"]["worker_cpu_ms_per_event"],
+            "invoice.paid": result["apply_invoice_paid"]["worker_cpu_ms_per_event"],
+        }
+        result["apply_worker_cpu_ms_per_event_by_type"] = per_event
+        result["apply_invoice_paid_events_per_s"] = result["apply_invoice_paid"]["events_per_s"]
     finally:
         worker.terminate()
         worker.wait(timeout=30)

@@ -60,7 +60,6 @@ from subscriptions.services.lifecycle import Cause, StateMoves, state_hooks_run
 SWEEP_NAME = "lifecycle_sweep"
 ACTOR_LABEL = f"task:{SWEEP_NAME}"
 DEFAULT_CHUNK = 20_000
-INVALIDATE_BATCH = 1000
 
 S = Subscription.State
 TABLE = Subscription._meta.db_table
@@ -444,10 +443,8 @@ def lifecycle_sweep(
                             subscription_ids=[row[0] for row in rows],
                         )
                     )
-                    # On commit, in slices: one huge DEL would block Redis for everyone else.
-                    unique = sorted({row[1] for row in rows})
-                    for i in range(0, len(unique), INVALIDATE_BATCH):
-                        entitlements_invalidate(unique[i : i + INVALIDATE_BATCH])
+                    # One invalidation row for the chunk; its keys are deleted on commit in slices.
+                    entitlements_invalidate(row[1] for row in rows)
             if progress:
                 progress(move.name, index, len(ranges), moved)
         if moved:
