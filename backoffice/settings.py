@@ -243,6 +243,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for an enum that several serializers render (the org API and the staff API).
+    "ENUM_NAME_OVERRIDES": {"OrgInvoiceStatusEnum": "verified_orgs.models.OrgInvoice.Status"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "monetization.api.schema.postprocess_error_responses",

@@ -15,7 +15,8 @@ ERROR_SCHEMA = {
     "properties": {
         "code": {"type": "string", "example": "invalid_input"},
         "detail": {"type": "string"},
-        "fields": {"type": "object", "description": "invalid_input: the message list per field"},
+        # Usually the messages per field; a list for a refusal of the whole body.
+        "fields": {"description": "invalid_input: the messages per field"},
     },
     "required": ["code", "detail"],
 }

@@ -1,5 +1,6 @@
 """Bad input is a 4xx, never a 5xx: every URL pattern, walked from Django's resolver, gets NUL bytes,
-10,000-deep JSON, a 10 MB body and wrong content types, as a client app, a superuser and nobody."""
+10,000-deep JSON, a 10 MB body, wrong content types and non-numeric ids, as a client app, a superuser
+and nobody; under /api/ every error answer is JSON with a code, never an HTML page."""
 
 from __future__ import annotations
 
@@ -98,6 +99,16 @@ def quiet_logging():
     logging.disable(logging.NOTSET)
 
 
+def _error_without_code(path: str, response) -> bool:
+    """Under /api/ an error answer is JSON with a machine-readable code, never an HTML page."""
+    if not path.startswith("/api/") or response.status_code < 400:
+        return False
+    if not response.get("Content-Type", "").startswith("application/json"):
+        return True
+    body = response.json()
+    return not (isinstance(body, dict) and isinstance(body.get("code"), str) and body["code"])
+
+
 def test_no_url_answers_5xx_to_bad_input(clients, quiet_logging):
     failures = []
     for path in all_paths():
@@ -106,17 +117,31 @@ def test_no_url_answers_5xx_to_bad_input(clients, quiet_logging):
             if not is_api and who == "app":
                 continue
             response = client.get(path + "?q=%00&external_id=a%00b")
-            if response.status_code >= 500:
+            if response.status_code >= 500 or _error_without_code(path, response):
                 failures.append((who, "GET", path, "nul-query", response.status_code))
             methods = ("post", "put", "patch", "delete") if is_api else ("post",)
             for method in methods:
                 for name, (body, content_type) in BODIES.items():
                     response = getattr(client, method)(path, data=body, content_type=content_type)
-                    if response.status_code >= 500:
+                    if response.status_code >= 500 or _error_without_code(path, response):
                         failures.append((who, method, path, name, response.status_code))
                     elif name == "10mb" and body_limit(path) < len(body):
                         assert response.status_code == 413, (who, method, path)
     assert not failures, failures[:30]
+
+
+@pytest.mark.parametrize("suffix", ["x", "1x", "%C3%A9", "-1", "1.5"])
+def test_a_non_numeric_id_under_api_is_a_json_404(clients, suffix):
+    """Paths whose id is not a number match no URL: JSON 404 with a code for every caller, every method."""
+    for path in all_paths():
+        if not path.startswith("/api/") or "/1" not in path:
+            continue
+        bad = path.replace("/1", f"/{suffix}", 1)
+        for who, client in clients.items():
+            for method in ("get", "post", "delete"):
+                response = getattr(client, method)(bad)
+                assert response.status_code in (400, 401, 403, 404, 405), (who, method, bad, response.status_code)
+                assert not _error_without_code(bad, response), (who, method, bad, response.content[:200])
 
 
 def test_an_outage_is_a_json_503_with_retry_after(monkeypatch, client_with_scopes):
