@@ -176,6 +176,7 @@ class CreatorAccountAdmin(LargeTableAdmin):
             **(extra_context or {}),
             "transitions": transitions,
             "can_evaluate": request.user.has_perm("creators.review_eligibility"),
+            "payout_section": selectors.creator_payouts_and_holds(creator.pk),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
