@@ -176,6 +176,7 @@ class CreatorAccountAdmin(LargeTableAdmin):
             **(extra_context or {}),
             "transitions": transitions,
             "can_evaluate": request.user.has_perm("creators.review_eligibility"),
+            "payout_section": selectors.creator_payouts_and_holds(creator.pk),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -315,7 +316,9 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
         "start_paying": (runs.cycle_pay_request, "Paying run queued."),
         "close": (cycles.cycle_close, "Cycle closed."),
     }
-    WITH_REASON = {"approve", "reject", "reopen"}
+    WITH_REASON = {"approve", "reject", "reopen", "close"}
+    # What cannot be taken back from here: ticked on purpose besides the reason.
+    CONFIRMED = {"approve", "close"}
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is None else [*self.readonly_fields, "period"]
@@ -354,7 +357,8 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
             {
                 "op": t.name,
                 "label": t.custom.get("label", t.name),
-                "reason": t.custom.get("reason", False),
+                "reason": t.custom.get("reason", False) or t.name in self.WITH_REASON,
+                "confirm": t.name in self.CONFIRMED,
                 "confirm_held": t.custom.get("confirm_held", False),
             }
             for t in sorted(offered, key=lambda t: order.index(t.name))
@@ -377,6 +381,13 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
             messages.error(request, "Unknown action.")
             return HttpResponseRedirect(url)
         service, ok = self.ACTIONS[op]
+        reason = request.POST.get("reason", "").strip()
+        if op == "close" and not reason:  # the other services check their reasons themselves
+            messages.error(request, "Give a reason for closing; it is kept in the audit trail.")
+            return HttpResponseRedirect(url)
+        if op in self.CONFIRMED and reason and request.POST.get("confirm_action") != "1":
+            messages.error(request, "Tick the confirmation box: this cannot be undone from here.")
+            return HttpResponseRedirect(url)
         kwargs = {"reason": request.POST.get("reason", "")} if op in self.WITH_REASON else {}
         if op == "close":
             kwargs["confirm"] = request.POST.get("confirm") == "1"

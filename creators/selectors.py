@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max, Min, Q, Sum
 
-from .models import CreatorEarning, EligibilityDecision, Payout, RevenueShareCycle
+from .models import CreatorEarning, EligibilityDecision, Payout, PayoutHold, RevenueShareCycle
 from .services.cycles import period_bounds
 from .services.payouts import cycle_pay_plan
 
@@ -232,6 +232,23 @@ def _proposed_payout_rows(cycle: RevenueShareCycle):
         for _, creator_id, external_id, payable, currency in chunk:
             yield ["", creator_id, external_id, f"{Decimal(payable):.2f}", currency, "proposed", "", "", "", 0]
         last = chunk[-1][0]
+
+
+def creator_payouts_and_holds(creator_id: int, *, limit: int = 12) -> dict:
+    """The creator page's payout section: the latest payouts (with their open holds counted) and every hold
+    still in place, so Compliance reaches a payout's hold form from the creator."""
+    payouts = list(
+        Payout.objects.filter(creator_id=creator_id)
+        .select_related("cycle")
+        .annotate(active_holds=Count("holds", filter=Q(holds__lifted_at__isnull=True)))
+        .order_by("-id")[:limit]
+    )
+    holds = list(
+        PayoutHold.objects.filter(payout__creator_id=creator_id, lifted_at__isnull=True)
+        .select_related("payout", "placed_by")
+        .order_by("-placed_at")[:50]
+    )
+    return {"payouts": payouts, "holds": holds}
 
 
 def _decision_summary(decision: EligibilityDecision | None) -> str:

@@ -714,7 +714,9 @@ def cycle_submit(*, cycle_id: int, actor=None) -> RevenueShareCycle:
     return _simple_transition(cycle_id=cycle_id, actor=actor, name="submit", perm="creators.compute_cycle")
 
 
-def _simple_transition(*, cycle_id: int, actor, name: str, perm: str, reason: str = "") -> RevenueShareCycle:
+def _simple_transition(
+    *, cycle_id: int, actor, name: str, perm: str, reason: str = "", audit_reason: str = ""
+) -> RevenueShareCycle:
     require_perm(actor, perm)
     with transaction.atomic():
         cycle = _lock(cycle_id)
@@ -730,7 +732,7 @@ def _simple_transition(*, cycle_id: int, actor, name: str, perm: str, reason: st
             actor=actor,
             before=before,
             after=snapshot(cycle, CYCLE_FIELDS),
-            reason=reason,
+            reason=reason or audit_reason,
         )
         return cycle
 
@@ -867,8 +869,9 @@ def _schedule_payouts(cycle: RevenueShareCycle, *, batch_size: int = 5000) -> tu
     return len(payouts), sum(1 for _, r in payouts if r)
 
 
-def cycle_close(*, cycle_id: int, actor=None, confirm: bool = False) -> RevenueShareCycle:
-    """Close a paid cycle. Held payouts stay owed (and held); closing over them needs ``confirm``."""
+def cycle_close(*, cycle_id: int, actor=None, confirm: bool = False, reason: str = "") -> RevenueShareCycle:
+    """Close a paid cycle. Held payouts stay owed (and held); closing over them needs ``confirm``.
+    ``reason`` goes to the audit trail."""
     with transaction.atomic():
         cycle = _lock(cycle_id)
         held = 0
@@ -882,7 +885,9 @@ def cycle_close(*, cycle_id: int, actor=None, confirm: bool = False) -> RevenueS
                 code=CreatorErrorCode.CONFIRMATION_REQUIRED,
                 extra={"held": held},
             )
-    return _simple_transition(cycle_id=cycle_id, actor=actor, name="close", perm="creators.approve_cycle")
+    return _simple_transition(
+        cycle_id=cycle_id, actor=actor, name="close", perm="creators.approve_cycle", audit_reason=reason
+    )
 
 
 def cycle_dry_run(*, cycle_id: int, actor) -> dict:

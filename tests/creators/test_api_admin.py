@@ -107,7 +107,8 @@ def test_admin_approve_respects_four_eyes(client):
     client.post(f"/admin/creators/revenuesharecycle/{cycle.pk}/act/", {"op": "reject"})  # no reason: refused
     cycle.refresh_from_db()
     assert cycle.state == "in_review"
-    client.post(f"/admin/creators/revenuesharecycle/{cycle.pk}/act/", {"op": "approve", "reason": "checked"})
+    approve = {"op": "approve", "reason": "checked", "confirm_action": "1"}  # the page's confirmation ticked
+    client.post(f"/admin/creators/revenuesharecycle/{cycle.pk}/act/", approve)
     cycle.refresh_from_db()
     assert cycle.state == "approved" and cycle.approved_by == bob
 

@@ -38,3 +38,19 @@ def test_payouts_are_found_by_the_creators_handle(client):
         html = client.get("/admin/creators/payout/", {"q": term}).content.decode()
         assert f"/admin/creators/payout/{first.pk}/change/" in html, term
         assert f"/admin/creators/payout/{second.pk}/change/" not in html, term
+
+
+def test_the_creator_page_shows_holds_in_place_and_links_each_payout(client):
+    from creators.services.payouts import payout_hold_place
+    from tests.creators.test_payouts import approved_cycle
+
+    cycle = approved_cycle(2)
+    payout = Payout.objects.filter(cycle=cycle).order_by("id").first()
+    compliance = staff("c3", "Compliance")
+    payout_hold_place(payout_id=payout.pk, kind="fraud", reason="x" * 5000, actor=compliance)
+    client.force_login(compliance)
+    html = client.get(f"/admin/creators/creatoraccount/{payout.creator_id}/change/").content.decode()
+    section = html[html.index('id="payouts-and-holds"') :]
+    assert f"/admin/creators/payout/{payout.pk}/change/" in section
+    assert "Fraud" in section or "fraud" in section
+    assert "x" * 5000 not in section  # a long reason is cut, the payout page has it whole

@@ -101,7 +101,7 @@ def test_approving_needs_a_reason(client):
     assert any("reason_required" in m for m in shown)
     cycle.refresh_from_db()
     assert cycle.state == "in_review" and not Payout.objects.filter(cycle=cycle).exists()
-    act(client, cycle, "approve", reason="totals match the ledger")
+    act(client, cycle, "approve", reason="totals match the ledger", confirm_action="1")
     cycle.refresh_from_db()
     assert cycle.state == "approved" and cycle.approved_by == bob
     assert AuditEvent.objects.get(action="cycle.approve").reason == "totals match the ledger"
@@ -116,11 +116,11 @@ def test_closing_with_a_held_payout_asks_for_confirmation(client):
     assert cycle.state == "paid"
     client.force_login(staff("fin", "Finance"))
     assert re.search(r'name="confirm" value="1" required> Close with 1 payout', page(client, cycle))
-    shown = messages_of(act(client, cycle, "close"))
+    shown = messages_of(act(client, cycle, "close", reason="all paid", confirm_action="1"))
     assert any("confirmation_required" in m for m in shown)
     cycle.refresh_from_db()
     assert cycle.state == "paid"
-    act(client, cycle, "close", confirm="1")
+    act(client, cycle, "close", confirm="1", reason="all paid", confirm_action="1")
     cycle.refresh_from_db()
     assert cycle.state == "closed"
     held.refresh_from_db()
@@ -132,6 +132,6 @@ def test_closing_without_holds_needs_no_confirmation(client):
     cycle_pay(cycle_id=cycle.pk)
     client.force_login(staff("fin", "Finance"))
     assert 'name="confirm"' not in page(client, cycle)
-    act(client, cycle, "close")
+    act(client, cycle, "close", reason="all paid", confirm_action="1")
     cycle.refresh_from_db()
     assert cycle.state == "closed"

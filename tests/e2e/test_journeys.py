@@ -123,6 +123,7 @@ def test_finance_reviews_approves_pays_and_exports_a_cycle_while_compliance_hold
     review = page.locator("#cycle-review")
     approve = review.locator("form", has=page.locator("input[name=op][value=approve]"))
     approve.locator("input[name=reason]").fill("e2e: totals match the pool")
+    approve.locator("input[name=confirm_action]").check()
     approve.locator("input[type=submit]").click()
     expect(page.locator("ul.messagelist")).to_contain_text("approved")
     cycle.refresh_from_db()
@@ -160,6 +161,8 @@ def test_finance_reviews_approves_pays_and_exports_a_cycle_while_compliance_hold
 
     page.reload()
     close = page.locator("#cycle-review form", has=page.locator("input[name=op][value=close]"))
+    close.locator("input[name=reason]").fill("e2e: every payout paid")
+    close.locator("input[name=confirm_action]").check()
     close.locator("input[type=submit]").click()
     expect(page.locator("ul.messagelist")).to_contain_text("closed")
     cycle.refresh_from_db()
