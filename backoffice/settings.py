@@ -458,7 +458,7 @@ SUBSCRIPTION_PLATFORM_RULES: dict = {}
 SUBSCRIPTION_SWEEP_CHUNK = int(os.environ.get("SUBSCRIPTION_SWEEP_CHUNK", "20000"))
 CELERY_BEAT_SCHEDULE["subscriptions-lifecycle-sweep"] = {
     "task": "subscriptions.lifecycle_sweep",
-    "schedule": timedelta(minutes=5),
+    "schedule": timedelta(seconds=int(os.environ.get("SUBSCRIPTION_SWEEP_INTERVAL", "300"))),
 }
 
 # Grace a product grants on its own terms, by product kind, whatever the platform rule says

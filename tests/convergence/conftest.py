@@ -11,6 +11,14 @@ from tests.webhooks.support import STRIPE_SECRET
 
 
 @pytest.fixture(autouse=True)
+def no_clock_moves(monkeypatch):
+    """The simulators' books say where a provider's events leave a subscription, not where the clock takes it
+    afterwards: the workers run the lifecycle sweep once a month unless told otherwise (a soak runs past its
+    5 minutes, and the Stripe histories end around today; the sweep's moves are tested in tests/subscriptions)."""
+    monkeypatch.setenv("SUBSCRIPTION_SWEEP_INTERVAL", os.environ.get("SUBSCRIPTION_SWEEP_INTERVAL", str(30 * 86400)))
+
+
+@pytest.fixture(autouse=True)
 def real_adapters(settings):
     """The live server verifies signatures with the real adapters, keys made in the tests."""
     settings.PAYMENT_PROVIDERS = {

@@ -228,6 +228,8 @@ def soak_batches(
             f"total {now - started:.1f} s"
         )
         _log(line, log_path)
+        for example in outcome.diverged[:2]:  # what diverged, so a partial run says why
+            _log(f"    diverged: {str(example)[:1500]}", log_path)
     return total_outcome
 
 
