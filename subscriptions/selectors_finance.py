@@ -230,7 +230,7 @@ def churn(*, start: datetime.date, end: datetime.date) -> Churn:
                        AND ends > %(start)s::timestamp AT TIME ZONE 'UTC'),
         at_end AS (SELECT DISTINCT sid FROM periods WHERE starts < %(until)s AND ends > %(until)s)
         SELECT (SELECT count(*) FROM at_start),
-               (SELECT count(*) FROM at_start WHERE sid NOT IN (SELECT sid FROM at_end))
+               (SELECT count(*) FROM (SELECT sid FROM at_start EXCEPT SELECT sid FROM at_end) gone)
     """  # noqa: S608 (table names from model metadata, segment from a fixed map; values are parameters)
     with connection.cursor() as cursor:
         cursor.execute(sql, _params(start, end))
@@ -308,12 +308,11 @@ def retention_cohorts(*, start: datetime.date, end: datetime.date, months: int, 
             FROM firsts WHERE first_paid >= %(from)s AND first_paid < %(until)s
         ),
         offsets AS (SELECT k FROM generate_series(0, %(months)s) k)
-        SELECT m.cohort, o.k, count(*) AS size,
-               count(*) FILTER (WHERE EXISTS (
-                   SELECT 1 FROM periods p WHERE p.sid = m.sid
-                     AND p.starts <= m.first_paid + make_interval(months => o.k)
-                     AND p.ends > m.first_paid + make_interval(months => o.k)))
+        SELECT m.cohort, o.k, count(DISTINCT m.sid) AS size, count(DISTINCT p.sid) AS kept
         FROM members m CROSS JOIN offsets o
+        LEFT JOIN periods p ON p.sid = m.sid
+             AND p.starts <= m.first_paid + make_interval(months => o.k)
+             AND p.ends > m.first_paid + make_interval(months => o.k)
         WHERE m.first_paid + make_interval(months => o.k) <= %(now)s
         GROUP BY 1, 2 ORDER BY 1, 2
     """  # noqa: S608 (table names from model metadata, segment from a fixed map; values are parameters)
