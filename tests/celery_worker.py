@@ -137,7 +137,8 @@ def broker(celery_app, settings, broker_url: str):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     _reset_connections(celery_app, broker_url)
     # Leftover messages of an earlier run would reach this worker: start from an empty queue.
-    with celery_app.connection_for_write() as conn:
+    # The URL named explicitly: the app's own write connection can still be the one configured at start.
+    with celery_app.connection_for_write(url=broker_url) as conn:
         for name in settings.WORK_QUEUES:  # one queue per kind of work (backoffice/settings.py)
             if not broker_url.startswith("redis"):  # RabbitMQ: a new vhost has no queue yet
                 celery_app.amqp.queues[name].bind(conn.default_channel).declare()

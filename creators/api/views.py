@@ -131,18 +131,22 @@ class CreatorEligibilityView(APIView):
 class CreatorConnectOnboardingLinkView(APIView):
     permission_classes = [require_scope("creators:write")]
 
-    class InputSerializer(serializers.Serializer):
+    class OnboardingLinkRequestSerializer(serializers.Serializer):
         refresh_url = serializers.URLField(max_length=500)
         return_url = serializers.URLField(max_length=500)
 
-    class OutputSerializer(serializers.Serializer):
+    class OnboardingLinkSerializer(serializers.Serializer):
         account = serializers.CharField()
         url = serializers.URLField()
         expires_at = serializers.DateTimeField()
 
-    @extend_schema(parameters=[ACTING_CUSTOMER_PARAMETER], request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(
+        parameters=[ACTING_CUSTOMER_PARAMETER],
+        request=OnboardingLinkRequestSerializer,
+        responses={200: OnboardingLinkSerializer},
+    )
     def post(self, request):
         creator = acting_creator(request)
-        data = self.InputSerializer(data=request.data)
+        data = self.OnboardingLinkRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         return Response(creator_connect_onboarding_link(creator_id=creator.pk, **data.validated_data))

@@ -14,15 +14,36 @@ from monetization.event_catalogue import ENVELOPE_SCHEMA, catalogue_document
 from monetization.outbox.delivery import entitlements_fill, event_envelope
 from monetization.selectors_outbox import outbox_events_after
 
-PAGE_SCHEMA = {
-    "type": "object",
-    "required": ["events", "next"],
-    "properties": {
-        "events": {"type": "array", "items": ENVELOPE_SCHEMA},
-        "next": {"type": ["string", "null"], "description": "Pass as `after` for the next page."},
-        "has_more": {"type": "boolean"},
-    },
-}
+
+def as_openapi(schema):
+    """The catalogue's JSON Schema as OpenAPI 3.0 states it: a type list with "null" is a ``nullable``
+    type (3.0 has no type lists; the catalogue keeps JSON Schema's form for consumers who validate)."""
+    if isinstance(schema, list):
+        return [as_openapi(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    # "$schema" and "$id" name the JSON Schema dialect, which OpenAPI 3.0 does not accept.
+    out = {key: as_openapi(value) for key, value in schema.items() if key not in ("$schema", "$id")}
+    types = out.get("type")
+    if isinstance(types, list):
+        named = [t for t in types if t != "null"]
+        out["type"] = named[0] if len(named) == 1 else named
+        if "null" in types:
+            out["nullable"] = True
+    return out
+
+
+PAGE_SCHEMA = as_openapi(
+    {
+        "type": "object",
+        "required": ["events", "next"],
+        "properties": {
+            "events": {"type": "array", "items": ENVELOPE_SCHEMA},
+            "next": {"type": ["string", "null"], "description": "Pass as `after` for the next page."},
+            "has_more": {"type": "boolean"},
+        },
+    }
+)
 
 
 class EventsView(APIView):

@@ -235,6 +235,12 @@ class GrantAdmin(LargeTableAdmin):
         fields += ["revoked_at", "revoked_by", "revoke_reason"]
         return [*fields, "revoke_reason_input"] if obj.revoked_at is None else fields
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None:  # a grant needs an end (staff_grant_create says so too): asked for on the form
+            form.base_fields["ends_at"].required = True
+        return form
+
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()

@@ -118,7 +118,7 @@ def test_metrics_show_each_queue_depth_and_its_oldest_message_age(client, settin
         sweep_webhook_events.delay()
         client.get("/healthz/live")
         text = client.get("/metrics").content.decode()
-        with celery_app.connection_for_write() as conn:
+        with celery_app.connection_for_write(url=BROKER_URL) as conn:
             conn.default_channel.queue_purge("webhooks")
     assert 'backoffice_queue_depth{queue="webhooks"} 2.0' in text
     assert 'backoffice_queue_depth{queue="payouts"} 0.0' in text

@@ -101,6 +101,17 @@ def test_grants_are_created_and_revoked_through_services(client):
             "reason": "outage goodwill",
         },
     )
+    assert response.status_code == 200 and not Grant.objects.exists()  # no end given: the form asks for one
+    response = client.post(
+        reverse("admin:subscriptions_grant_add"),
+        {
+            "customer": sub.customer.pk,
+            "entitlement": entitlement.pk,
+            "ends_at_0": "2099-01-31",
+            "ends_at_1": "12:00:00",
+            "reason": "outage goodwill",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     grant = Grant.objects.get()
     assert grant.granted_by == agent

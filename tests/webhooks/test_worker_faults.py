@@ -16,7 +16,7 @@ from monetization.models import AuditEvent, Payment, WebhookEvent
 from monetization.services.ledger import ledger_report
 from monetization.services.webhooks import APPLY_SCHEDULED_KEY
 from monetization.webhook_queue import webhook_apply_schedule
-from tests.celery_worker import wait_for
+from tests.celery_worker import BROKER_URL, wait_for
 from tests.webhooks.support import post_stripe, stripe_invoice_event, stripe_subscription_event
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -66,7 +66,7 @@ def test_events_held_by_a_killed_worker_are_applied_once_after_a_restart(
     total = len(deliveries)
     # One task for the whole backlog (as a burst gets in production: up to 2,000 events a task), so the
     # first kill loses the only message for them.
-    with celery_app.connection_for_write() as conn:
+    with celery_app.connection_for_write(url=BROKER_URL) as conn:
         conn.default_channel.queue_purge("webhooks")  # the webhook tasks' queue
     cache.delete(APPLY_SCHEDULED_KEY)
     webhook_apply_schedule()
