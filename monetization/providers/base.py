@@ -157,6 +157,9 @@ class PaymentReport:
     occurred_at: datetime
     fee: Money | None = None
     tax: Money | None = None
+    # The store product the payment bought, where the provider says (App Store transactions): a
+    # subscription's plan can have changed by the time a shuffled delivery books an older payment.
+    store_product_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from monetization.models import Customer, Payment, Refund
 from monetization.providers.base import InvoiceReport
 from monetization.registry import Registry
 from monetization.services.payments import payment_record
-from subscriptions.models import Subscription, SubscriptionPayment
+from subscriptions.models import Plan, Subscription, SubscriptionPayment
 from subscriptions.services.lifecycle import Cause, subscription_change_state
 
 # A payment that was taken, even if refunded since, counts as paid service.
@@ -75,8 +75,12 @@ def subscription_payment_record(
     succeeded: bool = True,
     failure_code: str = "",
     occurred_at: datetime | None = None,
+    plan: Plan | None = None,
 ) -> tuple[Payment, bool]:
     """Record a payment of ``subscription`` once per (provider, reference), linked to it, hooks run.
+
+    ``plan`` is the plan the payment bought when the provider says (else the subscription's): its
+    months are the service period the revenue is recognized over.
 
     Idempotent like ``payment_record``: a repeated call returns the existing payment
     (created=False), links nothing twice and runs no hook again.
@@ -115,15 +119,14 @@ def subscription_payment_record(
         failure_code=failure_code,
         occurred_at=occurred_at,
         revenue_stream=revenue_stream(subscription),
-        service_months=plan_service_months(subscription),
+        service_months=plan_months(plan or subscription.plan),
         link=link,
         on_succeeded=succeeded_now,
     )
 
 
-def plan_service_months(subscription: Subscription) -> int:
-    """How many months one payment of the subscription's plan pays for (its revenue is recognized over them)."""
-    plan = subscription.plan
+def plan_months(plan: Plan) -> int:
+    """How many months one payment of ``plan`` pays for (its revenue is recognized over them)."""
     return plan.interval_count * (12 if plan.interval == plan.Interval.YEAR else 1)
 
 

@@ -34,6 +34,7 @@ from subscriptions.services.provider_sync import (
     SubscriptionSyncError,
     SyncRequest,
     SyncResult,
+    sku_for,
     subscription_revoke_for_refund,
     subscription_sync_from_snapshot,
     subscriptions_sync_from_snapshots,
@@ -194,6 +195,12 @@ def provider_event_apply(event: WebhookEvent) -> str:
 
 
 def _payment_record(event: WebhookEvent, sub: Subscription, report) -> tuple[Payment, bool]:
+    plan = None
+    if report.store_product_id:
+        try:
+            plan = sku_for(event.provider, report.store_product_id).plan
+        except SubscriptionSyncError:
+            plan = None  # a product we don't sell: the subscription's plan it is
     payment, created = subscription_payment_record(
         subscription=sub,
         customer=sub.customer,
@@ -204,6 +211,7 @@ def _payment_record(event: WebhookEvent, sub: Subscription, report) -> tuple[Pay
         tax=report.tax,
         kind=report.kind,
         occurred_at=report.occurred_at,
+        plan=plan,
     )
     if created:
         # Refunds, reversals and disputes of this payment that came first wait for it: apply them now.

@@ -179,25 +179,28 @@ _SKU_CACHE_TTL = 60.0
 
 def sku_resolve(snapshot: SubscriptionSnapshot) -> Sku:
     """The SKU a store product id (+ base plan) names. Cached briefly per process: the catalog barely moves."""
-    key = (snapshot.provider, snapshot.store_product_id, snapshot.base_plan_id)
+    return sku_for(snapshot.provider, snapshot.store_product_id, snapshot.base_plan_id)
+
+
+def sku_for(provider: str, store_product_id: str, base_plan_id: str = "") -> Sku:
+    """The SKU of ``provider``'s store product id (+ base plan), cached as :func:`sku_resolve`."""
+    key = (provider, store_product_id, base_plan_id)
     hit = _SKU_CACHE.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
-    sku = _sku_lookup(snapshot)
+    sku = _sku_lookup(provider, store_product_id, base_plan_id)
     _SKU_CACHE[key] = (time.monotonic() + _SKU_CACHE_TTL, sku)
     return sku
 
 
-def _sku_lookup(snapshot: SubscriptionSnapshot) -> Sku:
-    platform = PLATFORM_BY_PROVIDER[snapshot.provider]
-    skus = Sku.objects.select_related("plan__product").filter(
-        platform=platform, store_product_id=snapshot.store_product_id
-    )
-    sku = skus.filter(base_plan_id=snapshot.base_plan_id).first() or skus.first()
+def _sku_lookup(provider: str, store_product_id: str, base_plan_id: str) -> Sku:
+    platform = PLATFORM_BY_PROVIDER[provider]
+    skus = Sku.objects.select_related("plan__product").filter(platform=platform, store_product_id=store_product_id)
+    sku = skus.filter(base_plan_id=base_plan_id).first() or skus.first()
     if sku is None:
         raise SubscriptionSyncError(
-            f"No {platform} SKU for store product '{snapshot.store_product_id}'"
-            + (f" base plan '{snapshot.base_plan_id}'" if snapshot.base_plan_id else "")
+            f"No {platform} SKU for store product '{store_product_id}'"
+            + (f" base plan '{base_plan_id}'" if base_plan_id else "")
             + ".",
             code=ErrorCode.UNKNOWN_SKU,
         )

@@ -66,7 +66,11 @@ def _held(books: dict) -> dict:
         "plan": subscription[2],
         "entitled": bool(books["entitlements"]),
         "payments": sorted((ref, amount, refunded) for _p, ref, _k, amount, _c, _s, refunded in books["payments"]),
-        "refunds": Decimal(books["ledger"].get("contra_revenue:refunds/USD", "0")),
+        # What was given back, refund by refund. Not the contra account alone: a refund of a yearly plan's
+        # payment comes out of deferred revenue first (monetization/services/revenue_recognition.py).
+        "refunds": sum(
+            (Decimal(amount) for _ref, amount, status in books["refunds"] if status == "succeeded"), Decimal(0)
+        ),
     }
 
 

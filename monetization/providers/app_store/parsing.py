@@ -223,6 +223,7 @@ def event_facts(event: StoredEvent) -> EventFacts:
             amount=amount,
             kind="upgrade" if upgrade else "initial" if first and subtype != "RESUBSCRIBE" else "renewal",
             occurred_at=ms(transaction.get("purchaseDate")) or event.occurred_at,
+            store_product_id=str(transaction.get("productId") or ""),
         )
     if ntype == "REFUND":
         # Apple owns App Store refunds; it tells us the transaction it refunded (whole or prorated).
