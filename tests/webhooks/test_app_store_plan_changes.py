@@ -117,3 +117,52 @@ def test_a_family_member_gets_access_without_a_payment_until_revoked(client, app
     sub.refresh_from_db()
     assert sub.state == Subscription.State.REVOKED
     assert not JournalLine.objects.exists()
+
+
+YEARLY = "com.example.premium.yearly"
+
+
+@pytest.mark.parametrize("renewal_first", [False, True])
+def test_a_payment_is_deferred_by_its_own_product_not_the_plan_it_is_booked_under(
+    client, apple_pki, catalog, customers, renewal_first
+):
+    """The first month is paid monthly, the renewal buys a year. Delivered shuffled, the monthly payment
+    is booked after the subscription is already yearly: its revenue is still the month's, not deferred."""
+    yearly = Plan.objects.create(product=catalog.product, code="premium-yearly", interval=Plan.Interval.YEAR)
+    SkuFactory(plan=yearly, platform=Platform.IOS, store_product_id=YEARLY)
+    _SKU_CACHE.clear()
+    renewal_tx = {
+        "transactionId": "2000000812345003",
+        "productId": YEARLY,
+        "purchaseDate": T0 + 30 * DAY,
+        "expiresDate": T0 + 395 * DAY,
+        "price": 99990,
+        "transactionReason": "RENEWAL",
+    }
+    steps = [
+        lambda: _notify(client, apple_pki, "SUBSCRIBED", "INITIAL_BUY", uuid="y-1", at=T0),
+        lambda: _notify(
+            client,
+            apple_pki,
+            "DID_RENEW",
+            uuid="y-2",
+            at=T0 + 30 * DAY + 1000,
+            tx=renewal_tx,
+            renewal={"productId": YEARLY, "autoRenewProductId": YEARLY, "renewalPrice": 99990},
+        ),
+    ]
+    for step in reversed(steps) if renewal_first else steps:
+        step()
+    _SKU_CACHE.clear()
+    assert Payment.objects.filter(provider="app_store").count() == 2
+    monthly = Payment.objects.exclude(provider_reference="2000000812345003").get(provider="app_store")
+
+    def deferred(payment):
+        return JournalLine.objects.filter(
+            account="liability:deferred_revenue",
+            entry__source_type="monetization.payment",
+            entry__source_id=str(payment.pk),
+        ).exists()
+
+    assert not deferred(monthly), "the month's payment was deferred as if it bought a year"
+    assert deferred(Payment.objects.get(provider_reference="2000000812345003"))
