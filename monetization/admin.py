@@ -31,6 +31,7 @@ from monetization.models import (
     ProviderIdentity,
 )
 from monetization.registry import Registry
+from monetization.selectors_support import customer_find
 from monetization.services.api_keys import api_key_create, api_key_revoke
 from monetization.services.consumption import consumption_request_mark_answered
 
@@ -107,7 +108,10 @@ class CustomerAdmin(LargeTableAdmin):
     list_display = ("external_id", "handle", "email", "country", "providers", "created_at")
     list_filter = (CustomerCountryFilter,)
     exact_search_fields = ("external_id", "handle", "email")
-    search_help_text = "Exact external id, @handle, email, or any App Store / Google Play / Stripe id."
+    search_help_text = (
+        "Part of a @handle or e-mail (any case), an external id, or any App Store / Google Play / Stripe id "
+        "(payment, invoice, refund, subscription)."
+    )
     inlines = (ProviderIdentityInline,)
     readonly_fields = ("created_at",)
     ordering = ("-id",)
@@ -120,19 +124,12 @@ class CustomerAdmin(LargeTableAdmin):
     def providers(self, obj):
         return ", ".join(sorted({i.get_provider_display() for i in obj.identities.all()})) or "-"
 
-    def search_conditions(self, term: str) -> list[Q]:
-        handle = term[1:] if term.startswith("@") else term
-        # Every condition is an indexed equality: external_id (unique), handle, email,
-        # provider identity value, and the primary key for a number.
-        conditions = [
-            Q(external_id=term),
-            Q(handle=handle),
-            Q(email__in={term, term.lower()}),
-            Q(pk__in=list(ProviderIdentity.objects.filter(value=term).values_list("customer_id", flat=True)[:50])),
-        ]
-        if term.isdigit() and len(term) < 19:
-            conditions.append(Q(id=int(term)))
-        return conditions
+    def get_search_results(self, request, queryset, search_term):
+        # The same search as the front page's finder: exact ids, then any case, then part of a handle or e-mail.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(pk__in=[c.pk for c in customer_find(term)]), False
 
 
 @admin.register(ProviderIdentity)

@@ -131,25 +131,39 @@ def customer_timeline(customer_id: int, *, cursor: str = "", limit: int = TIMELI
     return TimelinePage(events=rows, next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
 
 
+# Below this a trigram index can't narrow the search (pg_trgm needs a whole trigram), so it would scan.
+PARTIAL_SEARCH_MIN = 3
+
+
 def customer_find(term: str) -> list[Customer]:
-    """Exact, indexed lookups: external id, handle, email, any provider id (identity, the apps' lookups, payment)."""
+    """Exact ids first, then case-insensitive handle/e-mail, then partial handle/e-mail matches.
+
+    Exact: external id, any provider id (identity, the apps' lookups, payment or Stripe invoice id,
+    refund id), the customer's number. Partial matches use the pg_trgm GIN indexes on UPPER(handle)
+    and UPPER(email) (monetization migration 0016), so ``icontains`` is an index scan, not a table scan.
+    """
     term = term.strip()
     if not term:
         return []
     handle = term[1:] if term.startswith("@") else term
-    ids: list[int] = list(
-        Customer.objects.filter(Q(external_id=term) | Q(handle=handle) | Q(email=term)).values_list("id", flat=True)[
-            :20
-        ]
-    )
+    ids: list[int] = list(Customer.objects.filter(external_id=term).values_list("id", flat=True))
     ids += ProviderIdentity.objects.filter(value=term).values_list("customer_id", flat=True)[:20]
     for lookup in customer_lookups:
         ids += lookup(term)
-    # The unique index leads with provider: naming every provider keeps this an index lookup.
+    # The unique indexes lead with provider: naming every provider keeps this an index lookup.
     ids += Payment.objects.filter(provider__in=list(Provider.values), provider_reference=term).values_list(
         "customer_id", flat=True
     )[:20]
+    ids += Refund.objects.filter(provider_refund_id=term).values_list("customer_id", flat=True)[:20]
     if term.isdigit() and len(term) < 19:
         ids += Customer.objects.filter(pk=int(term)).values_list("id", flat=True)
-    unique = list(dict.fromkeys(ids))
-    return list(Customer.objects.filter(pk__in=unique).order_by("-id")[:50])
+    ids += Customer.objects.filter(Q(handle__iexact=handle) | Q(email__iexact=term)).values_list("id", flat=True)[:20]
+    if len(handle) >= PARTIAL_SEARCH_MIN:
+        ids += (
+            Customer.objects.filter(Q(handle__icontains=handle) | Q(email__icontains=term))
+            .order_by("-id")
+            .values_list("id", flat=True)[:SECTION_LIMIT]
+        )
+    ranked = list(dict.fromkeys(ids))[:SECTION_LIMIT]
+    found = Customer.objects.in_bulk(ranked)
+    return [found[pk] for pk in ranked if pk in found]
