@@ -14,9 +14,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Count, Q, Sum
 
-from monetization.models import AuditEvent, Customer, Payment, Provider, ProviderIdentity, Refund
+from monetization import clock
+from monetization.models import AuditEvent, Customer, Dispute, Payment, Provider, ProviderIdentity, Refund
 from monetization.registry import Registry
 
 SECTION_LIMIT = 50
@@ -167,3 +168,54 @@ def customer_find(term: str) -> list[Customer]:
     ranked = list(dict.fromkeys(ids))[:SECTION_LIMIT]
     found = Customer.objects.in_bulk(ranked)
     return [found[pk] for pk in ranked if pk in found]
+
+
+# A subscription renews at most monthly: two platforms charging within this window means paying twice.
+DOUBLE_PAYING_WINDOW = datetime.timedelta(days=35)
+RECENT_REFUNDS = datetime.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class CustomerSummary:
+    """The customer page's header line: what Support asks first."""
+
+    lifetime_value: dict[str, Any]  # currency -> net paid (charged less refunded)
+    refunds_30d: int
+    disputes: int
+    open_disputes: int
+    paying_providers: list[str]  # providers with a successful charge in the last 35 days
+
+    @property
+    def paying_twice(self) -> bool:
+        return len(self.paying_providers) > 1
+
+
+def customer_summary(customer_id: int) -> CustomerSummary:
+    """Four aggregate queries over the customer's indexed rows, whatever the history's length."""
+    now = clock.now()
+    paid = Payment.objects.filter(
+        customer_id=customer_id,
+        status__in=[Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED],
+    )
+    lifetime = {
+        row["amount_currency"]: row["charged"] - row["refunded_total"]
+        for row in paid.order_by()
+        .values("amount_currency")
+        .annotate(charged=Sum("amount"), refunded_total=Sum("refunded"))
+        .order_by("amount_currency")
+    }
+    providers = sorted(
+        set(paid.filter(occurred_at__gte=now - DOUBLE_PAYING_WINDOW).order_by().values_list("provider", flat=True))
+    )
+    disputes = Dispute.objects.filter(customer_id=customer_id).aggregate(
+        total=Count("id"), open=Count("id", filter=Q(status__in=Dispute.OPEN))
+    )
+    return CustomerSummary(
+        lifetime_value=lifetime,
+        refunds_30d=Refund.objects.filter(customer_id=customer_id, requested_at__gte=now - RECENT_REFUNDS)
+        .exclude(status__in=[Refund.Status.REJECTED])
+        .count(),
+        disputes=disputes["total"],
+        open_disputes=disputes["open"],
+        paying_providers=[Provider(p).label for p in providers],
+    )
