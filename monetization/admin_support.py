@@ -251,7 +251,7 @@ def customer_support_view(request, object_id: int, admin_site):
         "opts": Customer._meta,
         "overview": overview,
         "customer": customer,
-        "timeline": page.events,
+        "timeline": page.rows,
         "summary": customer_summary(customer.pk),
         "next_cursor": page.next_cursor,
         "refund_form": RefundForm(initial={"idempotency_key": uuid.uuid4().hex}),

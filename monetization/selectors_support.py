@@ -117,6 +117,13 @@ def _decode_cursor(cursor: str) -> tuple[datetime.datetime, int] | None:
 class TimelinePage:
     events: list[AuditEvent]
     next_cursor: str | None
+    # The customer's charges and renewals in the page's span of time (payments are not audit events).
+    payments: list[Payment] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list:
+        """Events and payments together, newest first."""
+        return sorted([*self.events, *self.payments], key=lambda row: row.occurred_at, reverse=True)
 
 
 def customer_timeline(customer_id: int, *, cursor: str = "", limit: int = TIMELINE_PAGE) -> TimelinePage:
@@ -129,7 +136,18 @@ def customer_timeline(customer_id: int, *, cursor: str = "", limit: int = TIMELI
     rows = list(qs.order_by("-occurred_at", "-id")[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
-    return TimelinePage(events=rows, next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
+    # The page spans from its oldest event (or the beginning, on the last page) up to the cursor (or now):
+    # consecutive pages' spans touch without overlapping, so each payment is shown once.
+    payments = Payment.objects.filter(customer_id=customer_id)
+    if position is not None:
+        payments = payments.filter(occurred_at__lt=position[0])
+    if more and rows:
+        payments = payments.filter(occurred_at__gte=rows[-1].occurred_at)
+    return TimelinePage(
+        events=rows,
+        next_cursor=_encode_cursor(rows[-1]) if more and rows else None,
+        payments=list(payments.order_by("-occurred_at", "-id")[:limit]),
+    )
 
 
 # Below this a trigram index can't narrow the search (pg_trgm needs a whole trigram), so it would scan.

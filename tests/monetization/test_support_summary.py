@@ -9,8 +9,8 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from monetization import clock
-from monetization.models import AuditEvent, Provider
-from monetization.selectors_support import customer_summary
+from monetization.models import AuditEvent, Payment, Provider
+from monetization.selectors_support import customer_summary, customer_timeline
 from monetization.services.refunds import refund_request
 from tests.monetization.factories import CustomerFactory
 from tests.monetization.support_fixtures import fake_providers, make_payment, make_staff  # noqa: F401
@@ -64,3 +64,44 @@ def test_timeline_events_link_to_their_objects(make_payment, make_staff):
     html = client.get(reverse("admin:monetization_customer_support", args=[customer.pk])).content.decode()
     link = reverse("admin:monetization_payment_change", args=[payment.pk])
     assert f'<a href="{link}">monetization.payment#{payment.pk}</a>' in html
+
+
+def test_timeline_shows_charges_and_renewals_linked(make_payment, make_staff):
+    payment = make_payment(amount="7.50")
+    client = Client()
+    client.force_login(make_staff("Support"))
+    html = client.get(reverse("admin:monetization_customer_support", args=[payment.customer.pk])).content.decode()
+    timeline = html[html.index('id="timeline"') :]
+    assert f"payment.{payment.kind}" in timeline and "$7.50" in timeline
+    assert reverse("admin:monetization_payment_change", args=[payment.pk]) in timeline
+
+
+def test_paged_timeline_shows_each_payment_once(make_payment):
+    customer = CustomerFactory()
+    now = clock.now()
+    payments = []
+    for minutes in range(0, 50, 10):
+        payment = make_payment(customer=customer)
+        Payment.objects.filter(pk=payment.pk).update(occurred_at=now - datetime.timedelta(minutes=minutes + 5))
+        payments.append(payment.pk)
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            customer=customer,
+            occurred_at=now - datetime.timedelta(minutes=i),
+            actor_kind="system",
+            action="subscription.renew",
+            object_type="subscriptions.subscription",
+            object_id="1",
+        )
+        for i in range(60)
+    )
+    seen, cursor = [], ""
+    while True:
+        page = customer_timeline(customer.pk, cursor=cursor, limit=7)
+        seen += [p.pk for p in page.payments]
+        rows = page.rows
+        assert [r.occurred_at for r in rows] == sorted((r.occurred_at for r in rows), reverse=True)
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    assert sorted(seen) == sorted(payments)
