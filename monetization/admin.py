@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Case, Q, Value, When
+from django.db.models import Case, OuterRef, Q, Subquery, Sum, Value, When
 from django.template.response import TemplateResponse
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError
-from monetization.exports import CsvExportMixin
+from monetization.exports import EXPORT_PERMISSION, CsvExportMixin
 from monetization.models import (
     ApiKey,
     AuditEvent,
@@ -31,6 +32,7 @@ from monetization.models import (
     ProviderIdentity,
 )
 from monetization.registry import Registry
+from monetization.selectors_support import customer_find
 from monetization.services.api_keys import api_key_create, api_key_revoke
 from monetization.services.consumption import consumption_request_mark_answered
 
@@ -107,7 +109,10 @@ class CustomerAdmin(LargeTableAdmin):
     list_display = ("external_id", "handle", "email", "country", "providers", "created_at")
     list_filter = (CustomerCountryFilter,)
     exact_search_fields = ("external_id", "handle", "email")
-    search_help_text = "Exact external id, @handle, email, or any App Store / Google Play / Stripe id."
+    search_help_text = (
+        "Part of a @handle or e-mail (any case), an external id, or any App Store / Google Play / Stripe id "
+        "(payment, invoice, refund, subscription)."
+    )
     inlines = (ProviderIdentityInline,)
     readonly_fields = ("created_at",)
     ordering = ("-id",)
@@ -120,19 +125,12 @@ class CustomerAdmin(LargeTableAdmin):
     def providers(self, obj):
         return ", ".join(sorted({i.get_provider_display() for i in obj.identities.all()})) or "-"
 
-    def search_conditions(self, term: str) -> list[Q]:
-        handle = term[1:] if term.startswith("@") else term
-        # Every condition is an indexed equality: external_id (unique), handle, email,
-        # provider identity value, and the primary key for a number.
-        conditions = [
-            Q(external_id=term),
-            Q(handle=handle),
-            Q(email__in={term, term.lower()}),
-            Q(pk__in=list(ProviderIdentity.objects.filter(value=term).values_list("customer_id", flat=True)[:50])),
-        ]
-        if term.isdigit() and len(term) < 19:
-            conditions.append(Q(id=int(term)))
-        return conditions
+    def get_search_results(self, request, queryset, search_term):
+        # The same search as the front page's finder: exact ids, then any case, then part of a handle or e-mail.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(pk__in=[c.pk for c in customer_find(term)]), False
 
 
 @admin.register(ProviderIdentity)
@@ -371,15 +369,48 @@ class JournalKindFilter(IndexedValueFilter):
     column = "kind"
 
 
+class JournalSourceTypeFilter(IndexedValueFilter):
+    title = "source"
+    parameter_name = "source_type"
+    model = JournalEntry
+    column = "source_type"
+
+
 @admin.register(JournalEntry)
 class JournalEntryAdmin(AppendOnlyAdmin, LargeTableAdmin):
-    list_filter = (JournalKindFilter,)
-    list_display = ("id", "posted_at", "kind", "key", "customer", "source_type", "source_id", "memo")
+    list_filter = (JournalKindFilter, JournalSourceTypeFilter)
+    date_hierarchy = "posted_at"
+    list_display = ("id", "posted_at", "kind", "amount", "key", "customer", "source_type", "source_id", "memo")
     list_select_related = ("customer",)
     exact_search_fields = ("key",)
     integer_search_fields = ("id", "customer_id")
     search_help_text = "Exact entry key, source id (of any source type), entry id or customer id."
     inlines = (JournalLineInline,)
+
+    def get_queryset(self, request):
+        # An entry's size is the sum of its debits; a correlated subquery costs only the page's rows.
+        debits = (
+            JournalLine.objects.filter(entry=OuterRef("pk"), amount__gt=0)
+            .order_by()
+            .values("entry")
+            .annotate(total=Sum("amount"))
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                debit_total=Subquery(debits.values("total")),
+                debit_currency=Subquery(
+                    JournalLine.objects.filter(entry=OuterRef("pk"), amount__gt=0).values("currency")[:1]
+                ),
+            )
+        )
+
+    @admin.display(description="amount")
+    def amount(self, obj):
+        if obj.debit_total is None:
+            return "-"
+        return f"{obj.debit_total:,.2f} {obj.debit_currency or ''}".strip()
 
     def search_conditions(self, term: str) -> list[Q]:
         # (source_type, source_id) is the index: probe it once per source type instead of scanning it.
@@ -387,9 +418,18 @@ class JournalEntryAdmin(AppendOnlyAdmin, LargeTableAdmin):
         return [*super().search_conditions(term), by_source]
 
 
+class JournalAccountFilter(IndexedValueFilter):
+    title = "account"
+    parameter_name = "account"
+    model = JournalLine
+    column = "account"
+
+
 @admin.register(JournalLine)
 class JournalLineAdmin(CsvExportMixin, AppendOnlyAdmin, LargeTableAdmin):
-    list_display = ("id", "entry", "account", "amount", "currency")
+    list_display = ("id", "entry", "posted_at", "account", "amount", "currency")
+    list_filter = (JournalAccountFilter, "currency")
+    date_hierarchy = "entry__posted_at"
     csv_columns = (
         "id",
         "entry_id",
@@ -406,6 +446,10 @@ class JournalLineAdmin(CsvExportMixin, AppendOnlyAdmin, LargeTableAdmin):
     integer_search_fields = ("id", "entry_id")
     search_help_text = "Exact account name, line id or entry id."
 
+    @admin.display(description="posted", ordering="entry__posted_at")
+    def posted_at(self, obj):
+        return obj.entry.posted_at
+
 
 # --- Audit trail -------------------------------------------------------------------------------
 
@@ -417,22 +461,58 @@ class AuditActionFilter(IndexedValueFilter):
     column = "action"
 
 
+class AuditObjectTypeFilter(IndexedValueFilter):
+    title = "object"
+    parameter_name = "object_type"
+    model = AuditEvent
+    column = "object_type"
+
+
+class AuditActorFilter(admin.SimpleListFilter):
+    """Which staff member acted: answers "what did Support do today" with the date hierarchy."""
+
+    title = "staff member"
+    parameter_name = "actor"
+
+    def lookups(self, request, model_admin):
+        staff = get_user_model().objects.filter(is_staff=True).order_by("username")
+        return [(str(user.pk), user.get_username()) for user in staff[:200]]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        # A hand-edited, non-numeric id matches nobody rather than failing the page.
+        if value:
+            return queryset.filter(actor_id=int(value)) if value.isdigit() else queryset.none()
+        return queryset
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(AppendOnlyAdmin, LargeTableAdmin):
-    list_display = (
-        "occurred_at",
-        "action",
-        "actor_kind",
-        "actor_label",
-        "object_type",
-        "object_id",
-        "customer",
-        "short_reason",
-    )
-    list_filter = ("actor_kind", AuditActionFilter)
+class AuditEventAdmin(CsvExportMixin, AppendOnlyAdmin, LargeTableAdmin):
+    # The reason beside the action, so it is on screen without scrolling.
+    list_display = ("occurred_at", "actor_name", "action", "short_reason", "object_type", "object_id", "customer")
+    list_filter = (AuditActorFilter, "actor_kind", AuditActionFilter, AuditObjectTypeFilter)
+    date_hierarchy = "occurred_at"
     list_select_related = ("customer", "actor")
     integer_search_fields = ("customer_id",)
     search_help_text = "Exact object id (of any type) or customer id."
+    csv_columns = (
+        "occurred_at",
+        "actor__username",
+        "actor_kind",
+        "actor_label",
+        "action",
+        "object_type",
+        "object_id",
+        "customer__external_id",
+        "reason",
+        "request_id",
+    )
+    # Finance (who reads the books) and Compliance (who reads the trail) export it; each export is audited.
+    csv_export_permissions = (EXPORT_PERMISSION, "monetization.view_auditevent")
+
+    @admin.display(description="by", ordering="actor__username")
+    def actor_name(self, obj):
+        return obj.actor.get_username() if obj.actor_id else (obj.actor_label or obj.get_actor_kind_display())
 
     @admin.display(description="reason")
     def short_reason(self, obj):

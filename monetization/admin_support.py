@@ -28,7 +28,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from djmoney.money import Money
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
@@ -36,7 +36,7 @@ from monetization.errors import DomainError
 from monetization.exports import CsvExportMixin
 from monetization.models import AuditEvent, Customer, Payment, Refund
 from monetization.registry import Registry
-from monetization.selectors_support import customer_find, customer_overview, customer_timeline
+from monetization.selectors_support import customer_find, customer_overview, customer_summary, customer_timeline
 from monetization.services.idempotency import (
     idempotent_run,
     request_fingerprint,
@@ -221,6 +221,17 @@ def _require_view(request, perm: str = "monetization.view_customer") -> None:
         raise DjangoPermissionDenied
 
 
+def _admin_link(object_type: str, object_id: str) -> str:
+    """The admin page of a timeline event's object ("app_label.model" + id), or "" when it has none."""
+    app_label, _, model = object_type.partition(".")
+    if not model or not object_id:
+        return ""
+    try:
+        return reverse(f"admin:{app_label}_{model}_change", args=[object_id])
+    except NoReverseMatch:
+        return ""
+
+
 def customer_support_view(request, object_id: int, admin_site):
     _require_view(request)
     customer = get_object_or_404(Customer, pk=object_id)
@@ -232,13 +243,16 @@ def customer_support_view(request, object_id: int, admin_site):
     for refund in overview.refunds:
         refund.decisions = refund_decisions_offered(refund, request.user)
     page = customer_timeline(customer.pk, cursor=request.GET.get("cursor", ""))
+    for event in page.events:
+        event.link = _admin_link(event.object_type, event.object_id)
     context = {
         **admin_site.each_context(request),
         "title": f"Customer {customer}",
         "opts": Customer._meta,
         "overview": overview,
         "customer": customer,
-        "timeline": page.events,
+        "timeline": page.rows,
+        "summary": customer_summary(customer.pk),
         "next_cursor": page.next_cursor,
         "refund_form": RefundForm(initial={"idempotency_key": uuid.uuid4().hex}),
         "refundable_payments": [p for p in overview.payments if refund_offered(p, request.user)],

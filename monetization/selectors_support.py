@@ -14,9 +14,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Count, Q, Sum
 
-from monetization.models import AuditEvent, Customer, Payment, Provider, ProviderIdentity, Refund
+from monetization import clock
+from monetization.models import AuditEvent, Customer, Dispute, Payment, Provider, ProviderIdentity, Refund
 from monetization.registry import Registry
 
 SECTION_LIMIT = 50
@@ -116,6 +117,13 @@ def _decode_cursor(cursor: str) -> tuple[datetime.datetime, int] | None:
 class TimelinePage:
     events: list[AuditEvent]
     next_cursor: str | None
+    # The customer's charges and renewals in the page's span of time (payments are not audit events).
+    payments: list[Payment] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list:
+        """Events and payments together, newest first."""
+        return sorted([*self.events, *self.payments], key=lambda row: row.occurred_at, reverse=True)
 
 
 def customer_timeline(customer_id: int, *, cursor: str = "", limit: int = TIMELINE_PAGE) -> TimelinePage:
@@ -128,28 +136,104 @@ def customer_timeline(customer_id: int, *, cursor: str = "", limit: int = TIMELI
     rows = list(qs.order_by("-occurred_at", "-id")[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
-    return TimelinePage(events=rows, next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
+    # The page spans from its oldest event (or the beginning, on the last page) up to the cursor (or now):
+    # consecutive pages' spans touch without overlapping, so each payment is shown once.
+    payments = Payment.objects.filter(customer_id=customer_id)
+    if position is not None:
+        payments = payments.filter(occurred_at__lt=position[0])
+    if more and rows:
+        payments = payments.filter(occurred_at__gte=rows[-1].occurred_at)
+    return TimelinePage(
+        events=rows,
+        next_cursor=_encode_cursor(rows[-1]) if more and rows else None,
+        payments=list(payments.order_by("-occurred_at", "-id")[:limit]),
+    )
+
+
+# Below this a trigram index can't narrow the search (pg_trgm needs a whole trigram), so it would scan.
+PARTIAL_SEARCH_MIN = 3
 
 
 def customer_find(term: str) -> list[Customer]:
-    """Exact, indexed lookups: external id, handle, email, any provider id (identity, the apps' lookups, payment)."""
+    """Exact ids first, then case-insensitive handle/e-mail, then partial handle/e-mail matches.
+
+    Exact: external id, any provider id (identity, the apps' lookups, payment or Stripe invoice id,
+    refund id), the customer's number. Partial matches use the pg_trgm GIN indexes on UPPER(handle)
+    and UPPER(email) (monetization migration 0016), so ``icontains`` is an index scan, not a table scan.
+    """
     term = term.strip()
     if not term:
         return []
     handle = term[1:] if term.startswith("@") else term
-    ids: list[int] = list(
-        Customer.objects.filter(Q(external_id=term) | Q(handle=handle) | Q(email=term)).values_list("id", flat=True)[
-            :20
-        ]
-    )
+    ids: list[int] = list(Customer.objects.filter(external_id=term).values_list("id", flat=True))
     ids += ProviderIdentity.objects.filter(value=term).values_list("customer_id", flat=True)[:20]
     for lookup in customer_lookups:
         ids += lookup(term)
-    # The unique index leads with provider: naming every provider keeps this an index lookup.
+    # The unique indexes lead with provider: naming every provider keeps this an index lookup.
     ids += Payment.objects.filter(provider__in=list(Provider.values), provider_reference=term).values_list(
         "customer_id", flat=True
     )[:20]
+    ids += Refund.objects.filter(provider_refund_id=term).values_list("customer_id", flat=True)[:20]
     if term.isdigit() and len(term) < 19:
         ids += Customer.objects.filter(pk=int(term)).values_list("id", flat=True)
-    unique = list(dict.fromkeys(ids))
-    return list(Customer.objects.filter(pk__in=unique).order_by("-id")[:50])
+    ids += Customer.objects.filter(Q(handle__iexact=handle) | Q(email__iexact=term)).values_list("id", flat=True)[:20]
+    if len(handle) >= PARTIAL_SEARCH_MIN:
+        ids += (
+            Customer.objects.filter(Q(handle__icontains=handle) | Q(email__icontains=term))
+            .order_by("-id")
+            .values_list("id", flat=True)[:SECTION_LIMIT]
+        )
+    ranked = list(dict.fromkeys(ids))[:SECTION_LIMIT]
+    found = Customer.objects.in_bulk(ranked)
+    return [found[pk] for pk in ranked if pk in found]
+
+
+# A subscription renews at most monthly: two platforms charging within this window means paying twice.
+DOUBLE_PAYING_WINDOW = datetime.timedelta(days=35)
+RECENT_REFUNDS = datetime.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class CustomerSummary:
+    """The customer page's header line: what Support asks first."""
+
+    lifetime_value: dict[str, Any]  # currency -> net paid (charged less refunded)
+    refunds_30d: int
+    disputes: int
+    open_disputes: int
+    paying_providers: list[str]  # providers with a successful charge in the last 35 days
+
+    @property
+    def paying_twice(self) -> bool:
+        return len(self.paying_providers) > 1
+
+
+def customer_summary(customer_id: int) -> CustomerSummary:
+    """Four aggregate queries over the customer's indexed rows, whatever the history's length."""
+    now = clock.now()
+    paid = Payment.objects.filter(
+        customer_id=customer_id,
+        status__in=[Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED],
+    )
+    lifetime = {
+        row["amount_currency"]: row["charged"] - row["refunded_total"]
+        for row in paid.order_by()
+        .values("amount_currency")
+        .annotate(charged=Sum("amount"), refunded_total=Sum("refunded"))
+        .order_by("amount_currency")
+    }
+    providers = sorted(
+        set(paid.filter(occurred_at__gte=now - DOUBLE_PAYING_WINDOW).order_by().values_list("provider", flat=True))
+    )
+    disputes = Dispute.objects.filter(customer_id=customer_id).aggregate(
+        total=Count("id"), open=Count("id", filter=Q(status__in=Dispute.OPEN))
+    )
+    return CustomerSummary(
+        lifetime_value=lifetime,
+        refunds_30d=Refund.objects.filter(customer_id=customer_id, requested_at__gte=now - RECENT_REFUNDS)
+        .exclude(status__in=[Refund.Status.REJECTED])
+        .count(),
+        disputes=disputes["total"],
+        open_disputes=disputes["open"],
+        paying_providers=[Provider(p).label for p in providers],
+    )

@@ -1,4 +1,6 @@
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models.functions import Upper
 
 from monetization import clock
 
@@ -21,6 +23,12 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        # Support searches part of a handle or e-mail in any case: trigram indexes on the
+        # UPPER() that ``icontains`` compares, so the search is an index scan (selectors_support.customer_find).
+        indexes = [
+            GinIndex(OpClass(Upper("handle"), name="gin_trgm_ops"), name="customer_handle_trgm_idx"),
+            GinIndex(OpClass(Upper("email"), name="gin_trgm_ops"), name="customer_email_trgm_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"@{self.handle} ({self.external_id})"

@@ -95,6 +95,10 @@ class Refund(FSMModelMixin, models.Model):
         indexes = [
             models.Index(fields=["customer", "-requested_at"], name="refund_customer_time_idx"),
             models.Index(fields=["payment", "status"], name="refund_payment_status_idx"),
+            # Support finds a customer by the provider's refund id alone.
+            models.Index(
+                fields=["provider_refund_id"], name="refund_provider_id_idx", condition=~models.Q(provider_refund_id="")
+            ),
         ]
         permissions = [
             ("request_refund", "Can request a refund"),

@@ -77,9 +77,9 @@ def test_customer_search_by_any_id(admin_client, data):
     stripe_id = target.identities.get(provider=Provider.STRIPE).value
     response = admin_client.get("/admin/monetization/customer/", {"q": stripe_id})
     assert list(response.context["cl"].result_list) == [target]
-    # Partial terms match nothing: search is exact (indexed), not a scan.
-    response = admin_client.get("/admin/monetization/customer/", {"q": target.handle[:-1]})
-    assert list(response.context["cl"].result_list) == []
+    # Part of a handle, in any case, finds it too (through the trigram index: see test_support_search).
+    response = admin_client.get("/admin/monetization/customer/", {"q": target.handle.upper()[:-1]})
+    assert target in list(response.context["cl"].result_list)
 
 
 @pytest.mark.parametrize(
