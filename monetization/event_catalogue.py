@@ -100,7 +100,10 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
         },
         "entitlements": {
             "type": "array",
-            "description": "The customer's active entitlements after the change.",
+            "description": (
+                "The customer's active entitlements as of the event's first delivery (at or after its commit, "
+                "so they may already show a later change of the same customer), kept for every redelivery."
+            ),
             "items": {
                 "type": "object",
                 "required": ["key", "source", "source_id", "expires_at"],

@@ -11,10 +11,12 @@ publish what), and the set-based sweep writes its chunk's events in one statemen
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
 from monetization.event_catalogue import CATALOGUE, event_type_for_audit
@@ -32,18 +34,6 @@ _CAUSE_KINDS = {
     AuditEvent.ActorKind.SYSTEM: "schedule",
     AuditEvent.ActorKind.CLIENT: "client_app",
 }
-
-
-def customer_entitlements(customer_id: int | None) -> list[dict] | None:
-    if customer_id is None:
-        return []
-    resolvers = list(outbox_entitlements)
-    if not resolvers:
-        return None  # resolved at delivery, once an app has registered
-    found: list[dict] = []
-    for resolve in resolvers:
-        found.extend(resolve(customer_id))
-    return found
 
 
 def cause_of_audit(audit: AuditEvent) -> dict[str, Any]:
@@ -68,7 +58,9 @@ def outbox_event_write(
     data: dict[str, Any] | None = None,
     occurred_at=None,
 ) -> OutboxEvent:
-    """Append one event in the caller's transaction, with the customer's entitlements as they are now."""
+    """Append one event in the caller's transaction. The customer's entitlements are resolved when the
+    event is first delivered or served (``entitlements_fill``), then kept: resolving them here cost
+    every change about three queries in its own transaction (a webhook went from 9 statements to 13)."""
     if type not in CATALOGUE:
         raise ImproperlyConfigured(f"{type!r} is not in the event catalogue.")
     if customer is not None:
@@ -85,7 +77,7 @@ def outbox_event_write(
         cause=cause,
         audit_event_id=audit_event_id,
         data=data or {},
-        entitlements=customer_entitlements(customer_id),
+        entitlements=None if customer_id is not None else [],
     )
     if occurred_at is not None:
         event.occurred_at = occurred_at
@@ -138,24 +130,57 @@ _WRITE_SQL = f"""
 
 
 def outbox_events_from_audit(audits: Sequence[AuditEvent]) -> None:
-    """The events the just-written audit events publish (same transaction)."""
+    """The events the just-written audit events publish (same transaction), in one statement however
+    many: a batch of webhooks costs one outbox write, not one per event."""
+    rows = []
     for audit in audits:
         event_type = event_type_for_audit(audit.action, audit.before, audit.after)
         if event_type is None:
             continue
-        # The customer the audited service passed in is cached on the audit event: no lookup for its id.
-        cached = AuditEvent.customer.is_cached(audit) and audit.customer is not None
-        outbox_event_write(
-            type=event_type,
-            customer=audit.customer if cached else None,
-            customer_id=audit.customer_id,
-            object_type=audit.object_type,
-            object_id=audit.object_id,
-            cause=cause_of_audit(audit),
-            audit_event_id=audit.pk,
-            data={"action": audit.action, "before": audit.before, "after": audit.after},
-            occurred_at=audit.occurred_at,
+        rows.append(
+            {
+                "ord": len(rows),
+                "event_id": str(uuid.uuid4()),
+                "type": event_type,
+                "version": CATALOGUE[event_type].version,
+                "occurred_at": audit.occurred_at.isoformat(),
+                "customer_id": audit.customer_id,
+                "object_type": audit.object_type,
+                "object_id": str(audit.object_id),
+                "cause": cause_of_audit(audit),
+                "audit_event_id": audit.pk,
+                "data": {"action": audit.action, "before": audit.before, "after": audit.after},
+            }
         )
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.execute(_MANY_SQL, {"rows": json.dumps(rows, cls=DjangoJSONEncoder)})
+
+
+# The events of several audit rows and their deliveries, in one statement (ids in the rows' order,
+# so a customer's events keep the order their changes were made in). Entitlements: at first delivery.
+_MANY_SQL = """
+    WITH r AS (
+        SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+            ord int, event_id uuid, type text, version int, occurred_at timestamptz, customer_id bigint,
+            object_type text, object_id text, cause jsonb, audit_event_id bigint, data jsonb)
+    ), ev AS (
+        INSERT INTO monetization_outboxevent
+            (event_id, type, version, occurred_at, customer_id, customer_external_id, object_type, object_id,
+             cause, audit_event_id, data, entitlements)
+        SELECT r.event_id, r.type, r.version, r.occurred_at, r.customer_id, COALESCE(c.external_id, ''),
+               r.object_type, r.object_id, r.cause, r.audit_event_id, r.data,
+               CASE WHEN r.customer_id IS NULL THEN '[]'::jsonb END
+        FROM r LEFT JOIN monetization_customer c ON c.id = r.customer_id
+        ORDER BY r.ord
+        RETURNING id, customer_id, type
+    )
+    INSERT INTO monetization_eventdelivery
+        (endpoint_id, event_id, customer_id, status, attempts, next_attempt_at, last_error, created_at)
+    SELECT e.id, ev.id, ev.customer_id, 'pending', 0, now(), '', now()
+    FROM ev JOIN monetization_eventendpoint e
+      ON e.enabled AND (e.event_types = '[]'::jsonb OR e.event_types @> jsonb_build_array(ev.type))
+"""
 
 
 _BULK_SQL = f"""

@@ -41,6 +41,8 @@ def test_a_staff_grant_publishes_its_event_with_entitlements_cause_and_audit_id(
     assert event.audit_event_id == audit.pk
     assert event.customer_external_id == customer.external_id
     assert event.object_id == str(grant.pk)
+    assert event.entitlements is None  # resolved by the first delivery, not inside the grant's transaction
+    entitlements_fill([event])
     assert [e["key"] for e in event.entitlements] == ["ads_free"]
     assert event.cause == {
         "kind": "staff_action",
