@@ -116,10 +116,12 @@ def test_a_broker_outage_queues_nothing_and_records_no_request(client, finance, 
     cycle = RevenueShareCycle.objects.create(period=SEPT)
     client.force_login(alice)
     dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    # The app reads its configuration under the CELERY_ namespace (backoffice/celery.py).
-    keys = ("CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER")
-    previous = {key: celery_app.conf.get(key) for key in keys}
-    celery_app.conf.update(CELERY_BROKER_URL=dead, CELERY_TASK_ALWAYS_EAGER=False)
+    # As tests/celery_worker.broker() points publishing elsewhere: Django's setting (which Celery reads
+    # through its CELERY_ namespace) and the app's own keys, restored after. Setting the namespaced key
+    # on the app instead would pin it for every later test.
+    previous = {key: celery_app.conf.get(key) for key in ("broker_url", "task_always_eager")}
+    celery_app.conf.update(broker_url=dead, task_always_eager=False)
+    settings.CELERY_BROKER_URL = dead
     settings.CELERY_TASK_ALWAYS_EAGER = False
     _reset_connections(celery_app, dead)
     try:
