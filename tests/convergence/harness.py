@@ -233,6 +233,52 @@ def soak_batches(
     return total_outcome
 
 
+def store_batch(
+    base_url: str,
+    first: int,
+    count: int,
+    *,
+    prefix: str,
+    history: Callable[[int, str], tuple[object, list[Delivery]]],
+    expected: Callable[[object], dict],
+    held: Callable[[dict], dict],
+    before_send: Callable[[], None] | None = None,
+) -> BatchOutcome:
+    """One batch of a store's histories: history ``i`` made twice, under namespaces ``<prefix>O<i>Z`` (delivered
+    in order) and ``<prefix>S<i>Z`` (shuffled, repeated, in waves), drained, then each pair compared with itself
+    and with the store's book. ``history(i, namespace)`` returns the store's book and its deliveries (and sets up
+    the customer); ``expected(book)`` and ``held(customer_books)`` put both sides in the same words."""
+    watch = Stopwatch()
+    books, ordered, shuffled = {}, [], []
+    for i in range(first, first + count):
+        for namespace, deliveries in ((f"{prefix}O{i}Z", ordered), (f"{prefix}S{i}Z", shuffled)):
+            book, made = history(i, namespace)
+            books[namespace] = book
+            deliveries.extend(made)
+    if before_send is not None:
+        before_send()
+    with watch("send"):
+        in_order, report = deliver_interleaved(
+            base_url, ordered, shuffled, rng=random.Random(7 + first), repeat=0.3, waves=4
+        )
+    assert in_order.all_accepted and report.all_accepted and report.duplicates
+    with watch("drain"):
+        settle(timeout=60 + count)
+    assert failed_events() == []
+    diverged = []
+    compared = time.monotonic()
+    ours = customers_books(book.external_id for book in books.values())
+    for i in range(first, first + count):
+        o, s = f"{prefix}O{i}Z", f"{prefix}S{i}Z"
+        in_order_books = strip(ours[books[o].external_id], o)
+        out_of_order = strip(ours[books[s].external_id], s)
+        want = strip(expected(books[o]), o)
+        if in_order_books != out_of_order or held(in_order_books) != want:
+            diverged.append((i, want, held(in_order_books), held(out_of_order)))
+    watch.phases["compare"] = time.monotonic() - compared
+    return BatchOutcome(count, in_order.sent + report.sent, report.duplicates, diverged, watch.phases)
+
+
 def _log(line: str, log_path: str) -> None:
     print(line, flush=True)
     if log_path:

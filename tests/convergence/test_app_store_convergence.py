@@ -6,7 +6,6 @@ Apple's book ends: subscription state, access, payments, refunds and the ledger.
 
 import os
 import random
-import time
 from decimal import Decimal
 
 import pytest
@@ -15,16 +14,7 @@ from monetization.models import ProviderIdentity
 from tests.monetization.factories import CustomerFactory
 
 from .app_store_sim import app_store_history
-from .harness import (
-    BatchOutcome,
-    Stopwatch,
-    customers_books,
-    deliver_interleaved,
-    failed_events,
-    settle,
-    soak_batches,
-    strip,
-)
+from .harness import soak_batches, store_batch
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -79,43 +69,20 @@ def test_app_store_histories_converge_on_apples_book(
 ):
     api_key, _ = make_api_key("purchases:write")
 
-    def run_batch(first: int, count: int) -> BatchOutcome:
-        watch = Stopwatch()
-        books, ordered, shuffled = {}, [], []
-        for i in range(first, first + count):
-            for run, deliveries in (("AO", ordered), ("AS", shuffled)):
-                ns = f"{run}{i}Z"
-                book, history = app_store_history(random.Random(1000 + i), ns, pki=apple_pki, api_key=api_key)
-                customer = CustomerFactory(external_id=book.external_id)
-                if not book.linked_by_purchase_call:  # the app linked it at sign-up; otherwise its purchase call does
-                    ProviderIdentity.objects.create(
-                        customer=customer,
-                        provider="app_store",
-                        kind=ProviderIdentity.Kind.APP_ACCOUNT_TOKEN,
-                        value=book.account_token,
-                    )
-                books[ns] = book
-                deliveries.extend(history)
-        with watch("send"):
-            in_order, report = deliver_interleaved(
-                live_server.url, ordered, shuffled, rng=random.Random(7 + first), repeat=0.3, waves=4
+    def history(i: int, namespace: str):
+        book, deliveries = app_store_history(random.Random(1000 + i), namespace, pki=apple_pki, api_key=api_key)
+        customer = CustomerFactory(external_id=book.external_id)
+        if not book.linked_by_purchase_call:  # the app linked it at sign-up; otherwise its purchase call does
+            ProviderIdentity.objects.create(
+                customer=customer,
+                provider="app_store",
+                kind=ProviderIdentity.Kind.APP_ACCOUNT_TOKEN,
+                value=book.account_token,
             )
-        assert in_order.all_accepted and report.all_accepted and report.duplicates
-        with watch("drain"):
-            settle(timeout=60 + count)
-        assert failed_events() == []
-        diverged = []
-        compared = time.monotonic()
-        held = customers_books(book.external_id for book in books.values())
-        for i in range(first, first + count):
-            o, s = f"AO{i}Z", f"AS{i}Z"
-            in_order_books = strip(held[books[o].external_id], o)
-            out_of_order = strip(held[books[s].external_id], s)
-            expected = strip(_expected(books[o]), o)
-            if in_order_books != out_of_order or _held(in_order_books) != expected:
-                diverged.append((i, expected, _held(in_order_books), _held(out_of_order)))
-        watch.phases["compare"] = time.monotonic() - compared
-        return BatchOutcome(count, in_order.sent + report.sent, report.duplicates, diverged, watch.phases)
+        return book, deliveries
+
+    def run_batch(first: int, count: int):
+        return store_batch(live_server.url, first, count, prefix="A", history=history, expected=_expected, held=_held)
 
     outcome = soak_batches("app_store", HISTORIES, run_batch)
     assert outcome.diverged == [], f"{len(outcome.diverged)} of {HISTORIES} diverged, e.g. {outcome.diverged[:3]}"

@@ -8,7 +8,6 @@ every order paid, refunds (partial and whole) and the ledger.
 import json
 import os
 import random
-import time
 from decimal import Decimal
 
 import pytest
@@ -16,16 +15,7 @@ import pytest
 from tests.monetization.factories import CustomerFactory
 from tests.webhooks.support import PLAY_PACKAGE, PLAY_PUSH_TOKEN
 
-from .harness import (
-    BatchOutcome,
-    Stopwatch,
-    customers_books,
-    deliver_interleaved,
-    failed_events,
-    settle,
-    soak_batches,
-    strip,
-)
+from .harness import soak_batches, store_batch
 from .play_sim import play_history
 
 pytestmark = [
@@ -76,41 +66,29 @@ def _held(books: dict) -> dict:
 def test_play_histories_converge_on_plays_book(play_book, soak_workers, live_server, store_catalog):
     store: dict = {"resources": {}, "orders": {}}
 
-    def run_batch(first: int, count: int) -> BatchOutcome:
-        watch = Stopwatch()
-        books, ordered, shuffled = {}, [], []
-        for i in range(first, first + count):
-            for run, deliveries in (("PO", ordered), ("PS", shuffled)):
-                ns = f"{run}{i}Z"
-                book, history, answers = play_history(random.Random(2000 + i), ns)
-                CustomerFactory(external_id=book.external_id)  # the app sets obfuscatedExternalAccountId to it
-                for key in store:
-                    store[key].update(answers[key])
-                books[ns] = book
-                deliveries.extend(history)
+    def history(i: int, namespace: str):
+        book, deliveries, answers = play_history(random.Random(2000 + i), namespace)
+        CustomerFactory(external_id=book.external_id)  # the app sets obfuscatedExternalAccountId to it
+        for key in store:
+            store[key].update(answers[key])
+        return book, deliveries
+
+    def publish_book():
         # Written whole, then moved into place: the worker never reads half a book.
         play_book.with_suffix(".tmp").write_text(json.dumps(store))
         play_book.with_suffix(".tmp").replace(play_book)
-        with watch("send"):
-            in_order, report = deliver_interleaved(
-                live_server.url, ordered, shuffled, rng=random.Random(7 + first), repeat=0.3, waves=4
-            )
-        assert in_order.all_accepted and report.all_accepted and report.duplicates
-        with watch("drain"):
-            settle(timeout=60 + count)
-        assert failed_events() == []
-        diverged = []
-        compared = time.monotonic()
-        held = customers_books(book.external_id for book in books.values())
-        for i in range(first, first + count):
-            o, s = f"PO{i}Z", f"PS{i}Z"
-            in_order_books = strip(held[books[o].external_id], o)
-            out_of_order = strip(held[books[s].external_id], s)
-            expected = strip(_expected(books[o]), o)
-            if in_order_books != out_of_order or _held(in_order_books) != expected:
-                diverged.append((i, expected, _held(in_order_books), _held(out_of_order)))
-        watch.phases["compare"] = time.monotonic() - compared
-        return BatchOutcome(count, in_order.sent + report.sent, report.duplicates, diverged, watch.phases)
+
+    def run_batch(first: int, count: int):
+        return store_batch(
+            live_server.url,
+            first,
+            count,
+            prefix="P",
+            history=history,
+            expected=_expected,
+            held=_held,
+            before_send=publish_book,
+        )
 
     outcome = soak_batches("google_play", HISTORIES, run_batch)
     assert outcome.diverged == [], f"{len(outcome.diverged)} of {HISTORIES} diverged, e.g. {outcome.diverged[:3]}"
