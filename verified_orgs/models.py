@@ -12,10 +12,11 @@ import hashlib
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, transition
 from djmoney.models.fields import CurrencyField, MoneyField
 
 from monetization import clock
+from monetization.models.state_machine import StateMachineModel
 
 VERIFY_PERM = "verified_orgs.verify_organization"
 REJECT_PERM = "verified_orgs.reject_organization"
@@ -24,7 +25,7 @@ REINSTATE_PERM = "verified_orgs.reinstate_organization"
 INVOICE_MANAGE_PERM = "verified_orgs.manage_orginvoice"
 
 
-class Organization(FSMModelMixin, models.Model):
+class Organization(StateMachineModel, models.Model):
     """An organization that applies for, and pays for, verification.
 
     applied -> in_review -> verified | rejected (may re-apply: rejected -> applied);
@@ -208,7 +209,7 @@ class VerificationApplication(models.Model):
         return f"application {self.pk} ({self.decision})"
 
 
-class Affiliation(FSMModelMixin, models.Model):
+class Affiliation(StateMachineModel, models.Model):
     """An account affiliated with an organization: a seat once active.
 
     A customer has at most one invited-or-active affiliation (a database constraint,
@@ -324,7 +325,7 @@ class InvoiceNumberCounter(models.Model):
         return f"{self.year}: {self.last_number}"
 
 
-class OrgInvoice(FSMModelMixin, models.Model):
+class OrgInvoice(StateMachineModel, models.Model):
     """What an organization owes for one billing period, derived from the seat ledger.
 
     It mirrors one invoice of the billing provider (Stripe Billing): the period's base price and

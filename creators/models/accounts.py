@@ -1,11 +1,12 @@
 from django.conf import settings
 from django.db import models
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, transition
 
 from monetization import clock
+from monetization.models.state_machine import StateMachineModel
 
 
-class CreatorAccount(FSMModelMixin, models.Model):
+class CreatorAccount(StateMachineModel, models.Model):
     """A customer taking part in revenue sharing.
 
     applied -> eligible | ineligible; eligible -> onboarding -> active (needs a payout

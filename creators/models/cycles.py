@@ -1,14 +1,15 @@
 from django.conf import settings
 from django.db import models
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, transition
 
 from monetization import clock
+from monetization.models.state_machine import StateMachineModel
 
 COMPUTE_PERM = "creators.compute_cycle"
 APPROVE_PERM = "creators.approve_cycle"
 
 
-class RevenueShareCycle(FSMModelMixin, models.Model):
+class RevenueShareCycle(StateMachineModel, models.Model):
     """One month of revenue sharing.
 
     open -> computing -> computed -> in_review -> approved -> paying -> paid -> closed;

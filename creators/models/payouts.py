@@ -1,11 +1,12 @@
 from django.conf import settings
 from django.db import models
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, transition
 
 from monetization import clock
+from monetization.models.state_machine import StateMachineModel
 
 
-class Payout(FSMModelMixin, models.Model):
+class Payout(StateMachineModel, models.Model):
     """Money going to one creator for one cycle through the payout provider.
 
     scheduled -> held | approved; held -> approved (last hold lifted); approved -> sending

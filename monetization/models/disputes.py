@@ -1,11 +1,13 @@
 from django.db import models
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, transition
 from djmoney.models.fields import MoneyField
 
 from monetization import clock
 
+from .state_machine import StateMachineModel
 
-class Dispute(FSMModelMixin, models.Model):
+
+class Dispute(StateMachineModel, models.Model):
     """A chargeback on a payment, as the provider reports it (Stripe ``charge.dispute.*``).
 
     Lifecycle: needs_response -> under_review -> won | lost (needs_response -> won | lost

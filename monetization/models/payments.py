@@ -1,13 +1,14 @@
 from django.db import models
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, transition
 from djmoney.models.fields import MoneyField
 
 from monetization import clock
 
 from .customers import Provider
+from .state_machine import StateMachineModel
 
 
-class Payment(FSMModelMixin, models.Model):
+class Payment(StateMachineModel, models.Model):
     """Money a customer paid (or tried to pay) through a provider.
 
     What it paid for is the product app's to record (``subscriptions.SubscriptionPayment``

@@ -2,17 +2,19 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, transition
 from djmoney.models.fields import MoneyField
 
 from monetization import clock
+
+from .state_machine import StateMachineModel
 
 
 def new_idempotency_key() -> str:
     return uuid.uuid4().hex
 
 
-class Refund(FSMModelMixin, models.Model):
+class Refund(StateMachineModel, models.Model):
     """Money given back on a payment, full or partial.
 
     Lifecycle: requested -> pending_approval -> approved -> submitted -> succeeded | failed;

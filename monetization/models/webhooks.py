@@ -1,12 +1,13 @@
 from django.db import models
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, transition
 
 from monetization import clock
 
 from .customers import Provider
+from .state_machine import StateMachineModel
 
 
-class WebhookEvent(FSMModelMixin, models.Model):
+class WebhookEvent(StateMachineModel, models.Model):
     """A verified provider notification, stored once and applied by a worker.
 
     The inbox is the idempotency boundary: (provider, event_id) is unique, so a

@@ -50,9 +50,7 @@ class PurchaseView(APIView):
             stripe_subscription_id=v.get("stripe_subscription_id", ""),
             client_label=request.user.get_username(),
         )
-        # Read again, not refresh_from_db(): django-fsm's refresh_from_db lifts the state field's protection
-        # process-wide while it runs, so two threads of one server refreshing at once fail ("Direct state
-        # modification is not allowed"), as concurrent purchase calls to a threaded server did.
+        # Read again as it stands after the purchase, with what the answer shows of it.
         sub = subscription_for_output(result.subscription.pk)
         return Response(
             self.PurchaseOutputSerializer(sub).data,

@@ -5,11 +5,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django_fsm import FSMField, FSMModelMixin, can_proceed, transition
+from django_fsm import FSMField, can_proceed, transition
 
 from monetization import clock
 from monetization.errors import InvalidInput
 from monetization.models import Provider
+from monetization.models.state_machine import StateMachineModel
 from monetization.providers import provider_capabilities
 from subscriptions.platform_rules import PlatformRule, rule_for
 
@@ -74,7 +75,7 @@ LAPSE_STEPS = (
 )
 
 
-class Subscription(FSMModelMixin, models.Model):
+class Subscription(StateMachineModel, models.Model):
     """A customer's subscription at one provider.
 
     States follow what the stores really do (see DESIGN.md, platform facts).
