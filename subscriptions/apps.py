@@ -25,9 +25,8 @@ class SubscriptionsConfig(AppConfig):
         from .entitlement_sources import grant_entitlements, subscription_entitlements
         from .entitlements import entitlement_sources
         from .models import Price
-        from .outbox_events import customer_entitlements, sweep_events_write
+        from .outbox_events import customer_entitlements
         from .selectors import customers_by_provider_subscription_id
-        from .services.lifecycle import state_hooks
         from .services.payments import subscription_refund_access
         from .services.provider_events import EVENT_APPLIER
         from .services.reconcile import reconcilers
@@ -40,7 +39,6 @@ class SubscriptionsConfig(AppConfig):
         for provider in PACKAGES:  # one applier, provider-agnostic: the provider packages read the events
             event_appliers.register(provider, EVENT_APPLIER)
         outbox_entitlements.register("subscriptions", customer_entitlements)
-        state_hooks.register("subscriptions.outbox_sweep", sweep_events_write)
         refund_succeeded_hooks.register("subscriptions.refund_access", subscription_refund_access)
         reconcilers.register("stripe", stripe_reconcile)
         reconcilers.register("app_store", app_store_reconcile)

@@ -3,8 +3,8 @@
 :func:`outbox_event_write` appends an event in the caller's transaction, so the event commits
 exactly when the change does and a rollback takes both back. The audit writer calls
 :func:`outbox_events_from_audit` for every audit event it appends (the catalogue says which actions
-publish what), and the set-based sweep writes its chunk's events in one statement with
-:func:`outbox_events_write_from_audit_sql`. Delivery happens later, from the table
+publish what), and the set-based sweep writes its chunk's events in the statement that moves the
+chunk (:func:`outbox_events_from_audit_sql`). Delivery happens later, from the table
 (monetization.outbox.delivery), never from inside the change's transaction.
 """
 
@@ -183,56 +183,40 @@ _MANY_SQL = """
 """
 
 
-_BULK_SQL = f"""
-    WITH events AS (
-    INSERT INTO monetization_outboxevent
-        (event_id, type, version, occurred_at, customer_id, customer_external_id, object_type, object_id,
-         cause, audit_event_id, data, entitlements)
-    SELECT gen_random_uuid(), %(type)s, %(version)s, a.occurred_at, a.customer_id, c.external_id,
-           a.object_type, a.object_id,
-           jsonb_build_object('kind', 'schedule', 'label', a.actor_label, 'actor', NULL, 'reason', a.reason),
-           a.id, jsonb_build_object('action', a.action, 'before', a.before, 'after', a.after), NULL
-    FROM (
-        -- the newest audit row of this move per object is the one written in this transaction:
-        -- the rows are locked by the move until it commits
-        SELECT DISTINCT ON (a.object_id) a.*
-        FROM monetization_auditevent a
-        WHERE a.object_type = %(object_type)s AND a.object_id = ANY(%(object_ids)s)
-          AND a.action = %(action)s AND a.actor_label = %(actor_label)s
-        ORDER BY a.object_id, a.id DESC
-    ) a
-    LEFT JOIN monetization_customer c ON c.id = a.customer_id
-    ORDER BY a.id
-    RETURNING id, customer_id
-    )
-    INSERT INTO monetization_eventdelivery
-        (endpoint_id, event_id, customer_id, status, attempts, next_attempt_at, last_error, created_at)
-    SELECT e.id, ev.id, ev.customer_id, 'pending', 0, now(), '', now()
-    FROM events ev CROSS JOIN monetization_eventendpoint e WHERE {_ENDPOINTS_FOR_TYPE}
-"""  # noqa: S608
-
-
-def outbox_events_write_from_audit_sql(
-    *, object_type: str, object_ids: Sequence[int | str], action: str, actor_label: str
-) -> None:
-    """The bulk variant, for set-based moves that wrote their audit rows in SQL: one event per object,
-    one statement. Entitlements are left for the first delivery to resolve (per-customer resolution
-    would cost the sweep more than the move itself)."""
-    event_type = event_type_for_audit(action)
-    if event_type is None or not object_ids:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _BULK_SQL,
-            {
-                "type": event_type,
-                "version": CATALOGUE[event_type].version,
-                "object_type": object_type,
-                "object_ids": [str(i) for i in object_ids],
-                "action": action,
-                "actor_label": actor_label,
-            },
-        )
+def outbox_events_from_audit_sql(audit: str, *, event_type: str | None, param: Callable[[Any], str]) -> str:
+    """For set-based moves that write their audit rows in SQL: common table expressions that publish one
+    event per row of the CTE ``audit`` (an ``INSERT INTO monetization_auditevent ... RETURNING *``) with
+    its deliveries, so the move, its history and its events are one statement (re-reading the history
+    afterwards cost the sweep a second pass over the audit table). ``param(value)`` adds a query
+    parameter and returns its placeholder. Empty when the move publishes nothing. Entitlements are left
+    for the first delivery to resolve (per-customer resolution would cost the sweep more than the move).
+    Begins with a comma: it follows the caller's last CTE."""
+    if event_type is None:
+        return ""
+    type_ = param(event_type)
+    return f"""
+        , {audit}_events AS (
+            INSERT INTO monetization_outboxevent
+                (event_id, type, version, occurred_at, customer_id, customer_external_id, object_type, object_id,
+                 cause, audit_event_id, data, entitlements)
+            SELECT gen_random_uuid(), {type_}, {param(CATALOGUE[event_type].version)}, a.occurred_at,
+                   a.customer_id,
+                   -- one primary-key lookup per row (a join would hash the whole customer table)
+                   COALESCE((SELECT c.external_id FROM monetization_customer c WHERE c.id = a.customer_id), ''),
+                   a.object_type, a.object_id,
+                   jsonb_build_object('kind', {param(_CAUSE_KINDS[AuditEvent.ActorKind.SYSTEM])}::text,
+                                      'label', a.actor_label, 'actor', NULL, 'reason', a.reason),
+                   a.id, jsonb_build_object('action', a.action, 'before', a.before, 'after', a.after), NULL
+            FROM {audit} a
+            ORDER BY a.id
+            RETURNING id, customer_id
+        ), {audit}_deliveries AS (
+            INSERT INTO monetization_eventdelivery
+                (endpoint_id, event_id, customer_id, status, attempts, next_attempt_at, last_error, created_at)
+            SELECT e.id, ev.id, ev.customer_id, 'pending', 0, now(), '', now()
+            FROM {audit}_events ev CROSS JOIN monetization_eventendpoint e
+            WHERE e.enabled AND (e.event_types = '[]'::jsonb OR e.event_types @> jsonb_build_array({type_}::text))
+        )"""  # noqa: S608
 
 
 def outbox_payment_succeeded(payment) -> OutboxEvent:
