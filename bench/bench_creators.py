@@ -81,10 +81,10 @@ def _setup(n_creators: int, days: int) -> None:
         _sql(
             c,
             """INSERT INTO monetization_payment (provider, provider_reference, kind, amount_currency, amount,
-                   fee_currency, fee, tax_currency, tax, refunded_currency, refunded, status, failure_code,
-                   occurred_at, created_at, customer_id)
-               SELECT 'stripe', 'bench-fan-' || a.id, 'renewal', cur, 20, cur, 0, cur, 0, cur, 0, 'succeeded', '',
-                      %s::timestamptz, now(), a.customer_id
+                   fee_currency, fee, tax_currency, tax, commission_currency, commission, refunded_currency, refunded,
+                   status, failure_code, occurred_at, created_at, customer_id)
+               SELECT 'stripe', 'bench-fan-' || a.id, 'renewal', cur, 20, cur, 0, cur, 0, cur, 0, cur, 0,
+                      'succeeded', '', %s::timestamptz, now(), a.customer_id
                FROM creators_creatoraccount a,
                     LATERAL (SELECT (ARRAY['USD','EUR','GBP'])[a.id %% 3 + 1] AS cur) c
                WHERE a.id %% 2 = 0""",

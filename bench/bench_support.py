@@ -74,8 +74,9 @@ def _generate(n_rows: int) -> dict:
                 """
                 INSERT INTO monetization_payment
                   (customer_id, provider, provider_reference, kind, amount, amount_currency, fee, fee_currency,
-                   tax, tax_currency, refunded, refunded_currency, status, failure_code, occurred_at, created_at)
-                SELECT c.id, 'stripe', 'in_bench_' || g, 'renewal', 8, 'USD', 0.53, 'USD', 0, 'USD', 0, 'USD',
+                   tax, tax_currency, commission, commission_currency, refunded, refunded_currency, status,
+                   failure_code, occurred_at, created_at)
+                SELECT c.id, 'stripe', 'in_bench_' || g, 'renewal', 8, 'USD', 0.53, 'USD', 0, 'USD', 0, 'USD', 0, 'USD',
                        'succeeded', '', now() - (g || ' seconds')::interval, now()
                 FROM generate_series(1, %s) g JOIN monetization_customer c ON c.external_id = 'b' || g
                 ON CONFLICT DO NOTHING

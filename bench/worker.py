@@ -26,12 +26,21 @@ def start_worker(env: dict, *, node: str, log=None) -> subprocess.Popen:
 
 def wait_ready(proc: subprocess.Popen, node: str, *, timeout: float = 60, what: str = "") -> None:
     """Until the worker answers a ping (it consumes from then on); raises if it exits or stays silent."""
+    from django.conf import settings
+
     from backoffice.celery import app as celery_app
     from bench.lanes import broker_url
 
     deadline = time.monotonic() + timeout
-    # The run's own broker, named by URL: the app's configured broker may be another (RabbitMQ).
-    with celery_app.connection_for_write(url=broker_url()) as conn:
-        while not celery_app.control.ping(destination=[node], timeout=0.5, connection=conn):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"celery worker not ready{'; see ' + what if what else ''}")
+    # The run's own broker: the ping is published through the app's producer pool whatever connection
+    # it is given, and a benchmark process has no broker configured (Celery then defaults to RabbitMQ's),
+    # so the app is pointed at it, through the Django setting its configuration reads, before the pool
+    # is first built.
+    url = broker_url()
+    if celery_app.conf.broker_url != url:
+        if celery_app._pool is not None:
+            raise RuntimeError("the benchmark published to another broker before starting its worker")
+        settings.CELERY_BROKER_URL = url
+    while not celery_app.control.ping(destination=[node], timeout=0.5):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"celery worker not ready{'; see ' + what if what else ''}")
