@@ -23,7 +23,7 @@ class SuperuserOnly:
 
 @admin.register(EventEndpoint)
 class EventEndpointAdmin(SuperuserOnly, admin.ModelAdmin):
-    list_display = ("id", "url", "enabled", "event_types", "failing_since", "disabled_at")
+    list_display = ("id", "display_url", "enabled", "event_types", "failing_since", "disabled_at")
     list_filter = ("enabled",)
     fields = (
         "url",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -213,3 +214,22 @@ def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def rabbitmq_vhost():
+    """A vhost of the test's own on the machine's RabbitMQ (created and deleted here), or a skip."""
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("RabbitMQ is not installed")
+    vhost = f"bo_test_{os.getpid()}"
+
+    def ctl(*args: str) -> bool:
+        return subprocess.run(["rabbitmqctl", *args], capture_output=True, timeout=60).returncode == 0
+
+    if not ctl("add_vhost", vhost):
+        pytest.skip("RabbitMQ is not running")
+    try:
+        ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        ctl("delete_vhost", vhost)

@@ -7,7 +7,9 @@ change's transaction.
 
 import uuid
 
+from django.core.validators import URLValidator
 from django.db import models
+from kombu.utils.url import maybe_sanitize_url
 
 from monetization import clock
 
@@ -51,7 +53,9 @@ class EventEndpoint(models.Model):
     until ``previous_secret_expires_at``, so a receiver can switch without losing a delivery.
     """
 
-    url = models.URLField(max_length=500)
+    # An HTTP receiver, or a RabbitMQ exchange: amqp://user:password@host:port/vhost?exchange=name
+    # (monetization.outbox.sinks).
+    url = models.CharField(max_length=500, validators=[URLValidator(schemes=["https", "http", "amqps", "amqp"])])
     description = models.CharField(max_length=200, blank=True)
     event_types = models.JSONField(default=list, blank=True, help_text="Catalogue names; empty means all.")
     secret = models.CharField(max_length=128)
@@ -69,7 +73,12 @@ class EventEndpoint(models.Model):
         ordering = ["id"]
 
     def __str__(self) -> str:
-        return self.url
+        return self.display_url
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password (a broker URL carries one)."""
+        return maybe_sanitize_url(self.url)
 
     def wants(self, event_type: str) -> bool:
         return not self.event_types or event_type in self.event_types

@@ -28,7 +28,7 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 
 from monetization.models import EventDelivery, EventEndpoint, OutboxEvent
-from monetization.outbox.sinks import HttpSink, SendResult, Sink
+from monetization.outbox.sinks import SendResult, Sink, sink_for
 from monetization.services.audit import audit_record
 from monetization.services.outbox import outbox_entitlements
 
@@ -264,7 +264,9 @@ def endpoint_health_update(endpoint: EventEndpoint, *, succeeded: bool, failed: 
             )
 
 
-def outbox_deliver(*, sink_factory: Callable[[], Sink] = HttpSink, budget_seconds: float | None = None) -> DeliveryRun:
+def outbox_deliver(
+    *, sink_factory: Callable[[EventEndpoint], Sink] = sink_for, budget_seconds: float | None = None
+) -> DeliveryRun:
     """One pass over every enabled endpoint this worker can lock."""
     run = DeliveryRun()
     budget = settings.OUTBOX_DELIVER_BUDGET_SECONDS if budget_seconds is None else budget_seconds
@@ -273,7 +275,7 @@ def outbox_deliver(*, sink_factory: Callable[[], Sink] = HttpSink, budget_second
         for endpoint in EventEndpoint.objects.filter(enabled=True).order_by("id"):
             if not _advisory_lock(endpoint.pk):
                 continue  # another worker is delivering to it
-            sinks = [sink_factory() for _ in range(lanes)]
+            sinks = [sink_factory(endpoint) for _ in range(lanes)]
             try:
                 run.endpoints.append(endpoint.pk)
                 endpoint_deliver(endpoint, sinks=sinks, pool=pool, budget_seconds=budget, run=run)

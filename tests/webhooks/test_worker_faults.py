@@ -156,25 +156,6 @@ def test_the_worker_survives_its_broker_restarting_and_applies_what_comes_after(
     assert worker.alive()
 
 
-@pytest.fixture
-def rabbitmq_vhost():
-    """A vhost of the test's own on the machine's RabbitMQ (created and deleted here), or a skip."""
-    if shutil.which("rabbitmqctl") is None:
-        pytest.skip("RabbitMQ is not installed")
-    vhost = f"bo_test_{os.getpid()}"
-
-    def ctl(*args: str) -> bool:
-        return subprocess.run(["rabbitmqctl", *args], capture_output=True, timeout=60).returncode == 0
-
-    if not ctl("add_vhost", vhost):
-        pytest.skip("RabbitMQ is not running")
-    try:
-        ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    finally:
-        ctl("delete_vhost", vhost)
-
-
 def test_a_worker_on_rabbitmq_applies_events(celery_worker_factory, rabbitmq_vhost, client, catalog, customers):
     worker = celery_worker_factory(broker_url=rabbitmq_vhost).start()
     created = stripe_subscription_event(
