@@ -5,6 +5,8 @@ when the change committed. Delivery reads the table afterwards; nothing is sent 
 change's transaction.
 """
 
+import os
+import time
 import uuid
 
 from django.core.validators import URLValidator
@@ -14,6 +16,17 @@ from kombu.utils.url import maybe_sanitize_url
 from monetization import clock
 
 
+def event_id_new() -> uuid.UUID:
+    """A time-ordered UUID (version 7: Unix milliseconds in the first 48 bits, then random bits): as unique as
+    a random one, but each new id lands at the end of the unique index instead of on a random page of it
+    (a page written per event, which cost the sweep's bulk writes more than the events themselves).
+    The database makes the same for events written in SQL: ``monetization_event_id_new()``."""
+    value = (time.time_ns() // 1_000_000 & (1 << 48) - 1) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
 class OutboxEvent(models.Model):
     """One change, as the rest of the platform hears of it. Append-only.
 
@@ -21,7 +34,7 @@ class OutboxEvent(models.Model):
     ``event_id`` is the stable id a consumer deduplicates on (the same on every redelivery).
     """
 
-    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    event_id = models.UUIDField(default=event_id_new, unique=True, editable=False)
     type = models.CharField(max_length=64, help_text="A catalogue name, e.g. EXPIRATION")
     version = models.PositiveSmallIntegerField(default=1)
     occurred_at = models.DateTimeField(default=clock.now)

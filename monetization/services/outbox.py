@@ -11,7 +11,6 @@ chunk (:func:`outbox_events_from_audit_sql`). Delivery happens later, from the t
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from django.db import connection
 
 from monetization.event_catalogue import CATALOGUE, event_type_for_audit
 from monetization.models import AuditEvent, Customer, OutboxEvent
+from monetization.models.outbox import event_id_new
 from monetization.registry import Registry
 
 # What the customer may use after the change: subscriptions registers its resolver
@@ -140,7 +140,7 @@ def outbox_events_from_audit(audits: Sequence[AuditEvent]) -> None:
         rows.append(
             {
                 "ord": len(rows),
-                "event_id": str(uuid.uuid4()),
+                "event_id": str(event_id_new()),
                 "type": event_type,
                 "version": CATALOGUE[event_type].version,
                 "occurred_at": audit.occurred_at.isoformat(),
@@ -199,7 +199,7 @@ def outbox_events_from_audit_sql(audit: str, *, event_type: str | None, param: C
             INSERT INTO monetization_outboxevent
                 (event_id, type, version, occurred_at, customer_id, customer_external_id, object_type, object_id,
                  cause, audit_event_id, data, entitlements)
-            SELECT gen_random_uuid(), {type_}, {param(CATALOGUE[event_type].version)}, a.occurred_at,
+            SELECT monetization_event_id_new(), {type_}, {param(CATALOGUE[event_type].version)}, a.occurred_at,
                    a.customer_id,
                    -- one primary-key lookup per row (a join would hash the whole customer table)
                    COALESCE((SELECT c.external_id FROM monetization_customer c WHERE c.id = a.customer_id), ''),
