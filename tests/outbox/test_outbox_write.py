@@ -1,5 +1,6 @@
 """The outbox is written in the change's transaction: with the change, never without it."""
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -117,6 +118,24 @@ def test_the_sweep_bulk_expiry_emits_one_expiration_per_subscription_in_its_own_
     event.refresh_from_db()
     assert event.entitlements == []  # the customer had only this subscription
     assert event.customer_external_id.startswith("sweep-")
+    _assert_time_ordered_ids(OutboxEvent.objects.order_by("id").values_list("event_id", flat=True))
+
+
+def _assert_time_ordered_ids(event_ids) -> None:
+    """Version 7 ids whose millisecond prefixes never go back in outbox order (and are about now)."""
+    ids = list(event_ids)
+    assert {i.version for i in ids} == {7} and len(set(ids)) == len(ids)
+    millis = [i.int >> 80 for i in ids]
+    assert millis == sorted(millis)
+    assert abs(millis[-1] / 1000 - time.time()) < 600
+
+
+def test_events_written_row_by_row_get_time_ordered_ids(make_staff):
+    staff, customer, entitlement = make_staff(superuser=True), CustomerFactory(), EntitlementFactory(key="ads_free")
+    for _ in range(3):
+        grant_create(customer=customer, entitlement=entitlement, reason="Outage goodwill", granted_by=staff)
+        time.sleep(0.002)  # a later millisecond: ids within one millisecond are ordered only by chance
+    _assert_time_ordered_ids(OutboxEvent.objects.order_by("id").values_list("event_id", flat=True))
 
 
 def test_every_catalogue_event_has_a_versioned_schema_that_its_envelope_satisfies(make_staff):
