@@ -91,3 +91,10 @@ class RedisCache(django_redis.RedisCache):
         except CACHE_ERRORS as exc:
             self.failed(exc)
             return False
+
+    def delete_many(self, keys, version=None):
+        # Keys made without Django's per-character memcached check (these are our own keys, and Redis has
+        # no such limits): at about 10 us a key it was half the cost of forgetting a sweep chunk's
+        # customers. Raises like Django's: an invalidation must know it failed.
+        if keys:
+            self._cache.delete_many([self.make_key(key, version=version) for key in keys])

@@ -193,3 +193,15 @@ def test_many_keys_invalidated_during_an_outage_take_one_row_and_are_all_flushed
     assert cache_invalidation.cache_trusted() is True  # flushed, in slices
     assert not any(private_redis.raw_exists(k) for k in keys)
     assert not CacheInvalidation.objects.exists()
+
+
+def test_delete_many_forgets_exactly_the_keys_named_in_every_version():
+    cache.set_many({"a": 1, "b": 2, "keep": 3})
+    cache.set("a", 10, version=2)
+
+    cache.delete_many(["a", "b", "missing"])
+    cache.delete_many(["a"], version=2)
+    cache.delete_many([])
+
+    assert cache.get_many(["a", "b", "keep"]) == {"keep": 3}
+    assert cache.get("a", version=2) is None
