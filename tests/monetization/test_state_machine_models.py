@@ -1,12 +1,10 @@
 """The state machines' refresh: protected state survives it, and threads refreshing at once don't trip on
 each other (django-fsm's own refresh switched protection off for the whole process while it ran)."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from monetization.models import Payment
+from tests.concurrency import run_at_once
 from tests.monetization.factories import PaymentFactory
 
 
@@ -37,25 +35,10 @@ def test_refresh_of_other_fields_leaves_the_state_loaded():
 
 @pytest.mark.django_db(transaction=True)
 def test_threads_refreshing_at_once_do_not_fail():
-    pks = [PaymentFactory().pk for _ in range(6)]
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(pks))
+    payments = [Payment.objects.get(pk=PaymentFactory().pk) for _ in range(6)]
 
-    def refresh_many(pk: int) -> None:
-        try:
-            payment = Payment.objects.get(pk=pk)
-            start.wait()
-            for _ in range(150):  # each refresh waits on the database: the threads interleave inside it
-                payment.refresh_from_db()
-        except BaseException as exc:  # collected, asserted below
-            errors.append(exc)
-        finally:
-            connection.close()
+    def refresh_many(payment: Payment) -> None:
+        for _ in range(150):  # each refresh waits on the database: the threads interleave inside it
+            payment.refresh_from_db()
 
-    threads = [threading.Thread(target=refresh_many, args=(pk,)) for pk in pks]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    assert run_at_once(refresh_many, [(p,) for p in payments]) == []

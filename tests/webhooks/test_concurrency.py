@@ -9,6 +9,7 @@ from monetization.models import WebhookEvent
 from monetization.providers.stripe.parsing import event_from_dict
 from monetization.services.webhooks import webhook_event_apply, webhook_store
 from subscriptions.models import Subscription
+from tests.concurrency import run_at_once
 
 from .support import stripe_subscription_event
 
@@ -27,24 +28,7 @@ def test_concurrent_events_for_a_new_subscription_converge(catalog, customers):
             for i, status in enumerate(["active", "past_due"])
         ]
         ids = [pk for pk, _ in webhook_store(events=events)]
-        barrier = threading.Barrier(len(ids))
-        errors = []
-
-        def work(event_id, barrier=barrier, errors=errors):
-            try:
-                barrier.wait()
-                webhook_event_apply(event_id=event_id)
-            except Exception as exc:  # pragma: no cover - reported below
-                errors.append(exc)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=work, args=(pk,)) for pk in ids]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
+        assert run_at_once(lambda pk: webhook_event_apply(event_id=pk), [(pk,) for pk in ids]) == []
         assert Subscription.objects.filter(provider_subscription_id=sub_id).count() == 1
         assert Subscription.objects.get(provider_subscription_id=sub_id).state == Subscription.State.ON_HOLD
         assert set(WebhookEvent.objects.filter(id__in=ids).values_list("status", flat=True)) == {"applied"}

@@ -1,11 +1,9 @@
-import threading
-
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from monetization.models import AuditEvent, ProviderIdentity
 from subscriptions.models import Subscription
+from tests.concurrency import run_at_once
 from tests.monetization.factories import CustomerFactory
 
 from .conftest import ANDROID_CUSTOMER, IOS_CUSTOMER, WEB_CUSTOMER
@@ -128,15 +126,8 @@ def test_concurrent_purchase_calls_all_answer(make_api_key, apple_pki, catalog):
     def calls(body):
         api = APIClient()
         api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-        try:
-            statuses.extend(api.post("/api/v1/purchases", body, format="json").status_code for _ in range(6))
-        finally:
-            connection.close()
+        statuses.extend(api.post("/api/v1/purchases", body, format="json").status_code for _ in range(6))
 
-    threads = [threading.Thread(target=calls, args=(body,)) for body in bodies]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert run_at_once(calls, [(body,) for body in bodies]) == []
     assert sorted(set(statuses)) == [200, 201] and len(statuses) == 48
     assert Subscription.objects.count() == 8
