@@ -593,15 +593,17 @@ def selectors_summary(cycle: RevenueShareCycle) -> dict:
 
 def _written_summary(cycle: RevenueShareCycle, rows: int, pool: Decimal, payable: Decimal, carried: Decimal) -> dict:
     """``selectors_summary`` of what one run wrote, without reading the cycle's earnings back."""
-    if not rows:
-        return {"pool": str(cycle.pool), "creators": "0", "distributed": "0", "payable": "0", "carried_out": "0"}
     places = Decimal(1).scaleb(-CreatorEarning._meta.get_field("total").decimal_places)  # as the table sums them
+
+    def total(value: Decimal) -> str:
+        return str(value.quantize(places)) if value else "0"
+
     return {
         "pool": str(cycle.pool),
         "creators": str(rows),
-        "distributed": str(pool.quantize(places)),
-        "payable": str(payable.quantize(places)),
-        "carried_out": str(carried.quantize(places)),
+        "distributed": total(pool),
+        "payable": total(payable),
+        "carried_out": total(carried),
     }
 
 
