@@ -314,7 +314,10 @@ def _scores_sql(weights: dict[str, int]) -> str:
             WHERE e.day >= %(start)s AND e.day < %(end)s
             GROUP BY e.creator_id
         ), elig AS (
-            SELECT agg.creator_id, agg.score FROM agg
+            -- The score in bigint once per creator, rather than cast for each pool twice (a score is stored
+            -- as a bigint: one beyond it is refused here as it was when stored).
+            SELECT agg.creator_id, agg.score, agg.score::bigint AS score_b
+            FROM agg
             JOIN {CreatorAccount._meta.db_table} a ON a.id = agg.creator_id AND a.state = %(active)s
             WHERE agg.score > 0
         ), tot AS (
@@ -324,33 +327,33 @@ def _scores_sql(weights: dict[str, int]) -> str:
             -- ``small``: pool * total score < 2^63, so every pool * score is exact in bigint (several times
             -- cheaper than numeric); otherwise numeric. Either way the quotient (<= pool) and remainder
             -- (< total score) fit in bigint.
-            SELECT p.k, p.currency, p.pool, q.small,
+            SELECT p.k, p.currency, p.pool, q.small, tot.s AS tot,
                    CASE WHEN q.small THEN p.pool::bigint END AS pool_b,
                    CASE WHEN q.small THEN tot.s::bigint END AS tot_b
             FROM unnest(%(pool_currencies)s::text[], %(pool_minors)s::numeric[])
                  WITH ORDINALITY AS p(currency, pool, k), tot,
                  LATERAL (SELECT p.pool * tot.s < 9223372036854775807 AND tot.s < 9223372036854775807 AS small) q
         ), base AS (
-            SELECT pools.k, pools.currency, pools.pool, creator_id, score,
+            -- Only bigints from here to the split (the pool's currency and amount are joined back by k):
+            -- the rows materialised, aggregated and sorted below stay narrow.
+            SELECT pools.k, creator_id, score_b,
                    -- (score <= total score < 2^63 when small: the casts cannot overflow)
-                   CASE WHEN small THEN pool_b * score::bigint / tot_b
-                        ELSE div(pools.pool * score, tot.s)::bigint END AS fl,
-                   CASE WHEN small THEN pool_b * score::bigint %% tot_b
-                        ELSE mod(pools.pool * score, tot.s)::bigint END AS rem
-            FROM elig, tot, pools
+                   CASE WHEN small THEN pool_b * score_b / tot_b ELSE div(pools.pool * score, tot)::bigint END AS fl,
+                   CASE WHEN small THEN pool_b * score_b %% tot_b ELSE mod(pools.pool * score, tot)::bigint END AS rem
+            FROM elig, pools
         ), spare AS (
             -- Each pool's units left after the floors: one aggregate, rather than a window over whole
             -- partitions (which buffers every row of a pool before returning the first).
-            SELECT k, MIN(pool) - SUM(fl) AS leftover FROM base GROUP BY k
+            SELECT k, SUM(fl) AS floors FROM base GROUP BY k
         ), ranked AS (
-            SELECT b.currency, b.creator_id, b.score, b.fl,
+            SELECT b.k, b.creator_id, b.score_b, b.fl,
                    row_number() OVER (PARTITION BY b.k ORDER BY b.rem DESC, b.creator_id) AS rn,
-                   spare.leftover
+                   spare.floors
             FROM base b JOIN spare ON spare.k = b.k
         )
-        SELECT currency, creator_id, score::bigint AS score,
-               (fl + CASE WHEN rn <= leftover THEN 1 ELSE 0 END)::bigint AS pool_minor
-        FROM ranked
+        SELECT pools.currency, ranked.creator_id, ranked.score_b AS score,
+               (ranked.fl + CASE WHEN ranked.rn <= pools.pool - ranked.floors THEN 1 ELSE 0 END)::bigint AS pool_minor
+        FROM ranked JOIN pools ON pools.k = ranked.k
     """  # noqa: S608 (table names are constants, weights are ints)
 
 
@@ -535,12 +538,19 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
         cycle.compute_total = writer.total
         cycle.save()
     processed = 0
+    # What this run wrote (rows, pool parts, payable, carried out): the audit's totals when it wrote every chunk.
+    written, whole_run = [0, Decimal(0), Decimal(0), Decimal(0)], True
     for chunk_no, (low, high, count) in enumerate(writer.chunks(chunk_size)):
         with transaction.atomic():
             writer.relax_commit()
             cycle = _lock(cycle_id)
-            if not CreatorEarning.objects.filter(cycle=cycle, creator_id__gte=low, creator_id__lte=high).exists():
-                parts = writer.write(low, high)
+            if CreatorEarning.objects.filter(cycle=cycle, creator_id__gte=low, creator_id__lte=high).exists():
+                whole_run = False  # written by a run cut short: count from the table
+            else:
+                sums = writer.write(low, high)
+                for n, pool, payable, carried in sums.values():
+                    written = [written[0] + n, written[1] + pool, written[2] + payable, written[3] + carried]
+                parts = {cur: pool for cur, (_, pool, _, _) in sums.items()}
                 journal_post_many(
                     [
                         Posting(
@@ -569,7 +579,8 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
         cycle.compute_processed = cycle.compute_total
         cycle.finish_computing()
         cycle.save()
-        audit_record(action="cycle.computed", obj=cycle, actor=actor, before=before, after=selectors_summary(cycle))
+        summary = _written_summary(cycle, *written) if whole_run else selectors_summary(cycle)
+        audit_record(action="cycle.computed", obj=cycle, actor=actor, before=before, after=summary)
     return cycle
 
 
@@ -578,6 +589,22 @@ def selectors_summary(cycle: RevenueShareCycle) -> dict:
         creators=Count("id"), distributed=Sum("pool_amount"), payable=Sum("payable"), carried_out=Sum("carried_out")
     )
     return {"pool": str(cycle.pool), **{k: str(v or 0) for k, v in totals.items()}}
+
+
+def _written_summary(cycle: RevenueShareCycle, rows: int, pool: Decimal, payable: Decimal, carried: Decimal) -> dict:
+    """``selectors_summary`` of what one run wrote, without reading the cycle's earnings back."""
+    places = Decimal(1).scaleb(-CreatorEarning._meta.get_field("total").decimal_places)  # as the table sums them
+
+    def total(value: Decimal) -> str:
+        return str(value.quantize(places)) if value else "0"
+
+    return {
+        "pool": str(cycle.pool),
+        "creators": str(rows),
+        "distributed": total(pool),
+        "payable": total(payable),
+        "carried_out": total(carried),
+    }
 
 
 class _ChunkWriter:
@@ -649,52 +676,78 @@ class _ChunkWriter:
                         WHERE e.cycle_id = %(prev)s AND e.carried_out <> 0
                     ) parts
                     GROUP BY creator_id, currency
+                ), line AS (
+                    SELECT COALESCE(d.creator_id, x.creator_id) AS creator_id,
+                           COALESCE(d.currency, x.currency) AS currency,
+                           COALESCE(d.score, 0) AS score, COALESCE(d.pool_minor, 0) AS pool_minor,
+                           COALESCE(x.sub_minor, 0) AS sub_minor, COALESCE(x.claw_minor, 0) AS claw_minor,
+                           COALESCE(x.carry_minor, 0) AS carry_minor
+                    FROM dist d FULL JOIN extra x ON x.creator_id = d.creator_id AND x.currency = d.currency
+                ), total AS (
+                    SELECT line.*, u.unit,
+                           line.pool_minor + line.sub_minor - line.claw_minor + line.carry_minor AS total_minor,
+                           u.min_minor
+                    FROM line JOIN {self.UNITS} u ON u.currency = line.currency
                 )
-                SELECT COALESCE(d.creator_id, x.creator_id) AS creator_id, COALESCE(d.currency, x.currency) AS currency,
-                       COALESCE(d.score, 0) AS score, COALESCE(d.pool_minor, 0) AS pool_minor,
-                       COALESCE(x.sub_minor, 0) AS sub_minor, COALESCE(x.claw_minor, 0) AS claw_minor,
-                       COALESCE(x.carry_minor, 0) AS carry_minor
-                FROM dist d FULL JOIN extra x ON x.creator_id = d.creator_id AND x.currency = d.currency""",  # noqa: S608
+                -- Everything a chunk writes, in the order it writes it: a chunk's INSERT only scales
+                -- minor units, and the stage's first row of each creator numbers the chunks.
+                SELECT creator_id, currency, score, unit, pool_minor, sub_minor, claw_minor, carry_minor,
+                       total_minor,
+                       CASE WHEN total_minor >= min_minor THEN total_minor ELSE 0 END AS payable_minor,
+                       CASE WHEN total_minor >= min_minor THEN 0 ELSE total_minor END AS carried_minor,
+                       row_number() OVER (PARTITION BY creator_id ORDER BY currency COLLATE "C") = 1 AS first
+                FROM total
+                ORDER BY creator_id, currency COLLATE "C"
+                """,  # noqa: S608
                 params,
             )
-            cursor.execute(f"SELECT DISTINCT creator_id FROM {self.STAGE} ORDER BY creator_id")  # noqa: S608
-            self.ids = [r[0] for r in cursor.fetchall()]
-        self.total = len(self.ids)
+            cursor.execute(f"SELECT count(*) FROM {self.STAGE} WHERE first")  # noqa: S608
+            self.total = cursor.fetchone()[0]
 
     def chunks(self, size: int):
-        for i in range(0, len(self.ids), size):
-            part = self.ids[i : i + size]
-            yield part[0], part[-1], len(part)
-
-    def write(self, low: int, high: int) -> dict[str, Decimal]:
-        """Insert the earnings of creators ``low``..``high``; the pool parts written, per currency."""
-        # Whole weights (scale 1, the usual case): the score is stored as summed, no division per row.
-        score = "score" if self.prep.scale == 1 else "round(score::numeric / %(scale)s, 4)"
+        """(first creator id, last creator id, creators) of each run of ``size`` creators, in id order."""
         with connection.cursor() as cursor:
             cursor.execute(
-                f"""WITH rows AS (
-                    SELECT st.*, u.unit, u.min_minor,
-                           st.pool_minor + st.sub_minor - st.claw_minor + st.carry_minor AS total_minor
-                    FROM {self.STAGE} st JOIN {self.UNITS} u ON u.currency = st.currency
-                    WHERE st.creator_id BETWEEN %(low)s AND %(high)s
-                ), ins AS (
-                    -- In key order: each index of the table grows at its right edge instead of at random.
-                    INSERT INTO {CreatorEarning._meta.db_table} (cycle_id, creator_id, score, pool_amount,
-                        subscription_amount, clawed_back, carried_in, total, payable, carried_out, currency)
-                    SELECT %(cycle)s, creator_id, {score},
-                           -- minor units times the exact unit (0.01): exact, and cheaper than a division
-                           pool_minor * unit, sub_minor * unit, claw_minor * unit, carry_minor * unit,
-                           total_minor * unit,
-                           CASE WHEN total_minor >= min_minor THEN total_minor ELSE 0 END * unit,
-                           CASE WHEN total_minor >= min_minor THEN 0 ELSE total_minor END * unit,
-                           currency
-                    FROM rows
-                    ORDER BY creator_id, currency COLLATE "C"
-                    RETURNING currency, pool_amount
-                ) SELECT currency, COALESCE(SUM(pool_amount), 0) FROM ins GROUP BY currency""",  # noqa: S608
-                {"cycle": self.cycle.pk, "scale": self.prep.scale, "low": low, "high": high},
+                f"""SELECT MIN(creator_id), MAX(creator_id), COUNT(*) FROM (
+                        SELECT creator_id, (row_number() OVER (ORDER BY creator_id) - 1) / %s AS chunk
+                        FROM {self.STAGE} WHERE first
+                    ) numbered GROUP BY chunk ORDER BY chunk""",  # noqa: S608
+                [size],
             )
-            return {cur: Decimal(amount) for cur, amount in cursor.fetchall()}
+            return cursor.fetchall()
+
+    def write(self, low: int, high: int) -> dict[str, tuple[int, Decimal, Decimal, Decimal]]:
+        """Insert the earnings of creators ``low``..``high``; per currency: (rows, pool parts, payable,
+        carried out) written."""
+        # Whole weights (scale 1, the usual case): the score is stored as summed, no division per row.
+        score = "score" if self.prep.scale == 1 else "round(score::numeric / %(scale)s, 4)"
+        bounds = {"cycle": self.cycle.pk, "scale": self.prep.scale, "low": low, "high": high}
+        with connection.cursor() as cursor:
+            # The stage is in key order and a temporary table's scan returns it as written: each index
+            # of the earnings grows at its right edge instead of at random (that order is only speed:
+            # nothing depends on it). Minor units times the exact unit (0.01): exact, and cheaper than
+            # a division.
+            cursor.execute(
+                f"""INSERT INTO {CreatorEarning._meta.db_table} (cycle_id, creator_id, score, pool_amount,
+                        subscription_amount, clawed_back, carried_in, total, payable, carried_out, currency)
+                    SELECT %(cycle)s, creator_id, {score}, pool_minor * unit, sub_minor * unit, claw_minor * unit,
+                           carry_minor * unit, total_minor * unit, payable_minor * unit, carried_minor * unit,
+                           currency
+                    FROM {self.STAGE} WHERE creator_id BETWEEN %(low)s AND %(high)s""",  # noqa: S608
+                bounds,
+            )
+            # What was written, summed in minor units from the same rows (bigint sums, no numeric pass
+            # over what the INSERT returned).
+            cursor.execute(
+                f"""SELECT currency, COUNT(*), SUM(pool_minor), SUM(payable_minor), SUM(carried_minor)
+                    FROM {self.STAGE} WHERE creator_id BETWEEN %(low)s AND %(high)s
+                    GROUP BY currency""",  # noqa: S608
+                bounds,
+            )
+            return {
+                cur: (n, from_minor(pool, cur), from_minor(payable, cur), from_minor(carried, cur))
+                for cur, n, pool, payable, carried in cursor.fetchall()
+            }
 
     def close(self):
         with connection.cursor() as cursor:

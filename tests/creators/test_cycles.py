@@ -319,3 +319,27 @@ def test_server_side_compute_matches_the_python_plan_line_by_line(finance):
     octo.refresh_from_db()
     assert (octo.compute_processed, octo.compute_total) == (len(expected), len(expected))
     assert JournalEntry.objects.filter(key__startswith=f"cycle:{octo.pk}:run:1:earnings:").count() == 2
+
+
+def test_computed_audit_totals_are_what_the_table_holds_whole_or_resumed(finance):
+    """The audit of a computation states the earnings' totals, whether the run wrote every chunk or resumed one."""
+    from creators.services.cycles import selectors_summary
+
+    creators = [make_creator() for _ in range(5)]
+    for i, c in enumerate(creators):
+        engagement(c, SEPT, impressions=13 * i + 2, likes=i)
+    post_revenue("101.01", at=at(SEPT))
+    post_revenue("55.55", at=at(SEPT), currency="EUR")
+    post_revenue("7", at=at(SEPT), currency="JPY")
+    cycle = RevenueShareCycle.objects.create(period=SEPT)
+    cycle_compute(cycle_id=cycle.pk, actor=finance[0], chunk_size=2)
+    computed = AuditEvent.objects.filter(action="cycle.computed", object_id=str(cycle.pk))
+    cycle.refresh_from_db()
+    assert CreatorEarning.objects.filter(cycle=cycle).count() == 15
+    assert computed.get().after == selectors_summary(cycle)
+    # A run cut short after its first chunk: the resumed run writes the rest and still states the whole.
+    CreatorEarning.objects.filter(cycle=cycle, creator_id__gt=creators[1].pk).delete()
+    RevenueShareCycle.objects.filter(pk=cycle.pk).update(state="computing")
+    cycle_compute(cycle_id=cycle.pk, actor=finance[0], chunk_size=2)
+    assert CreatorEarning.objects.filter(cycle=cycle).count() == 15
+    assert computed.latest("id").after == selectors_summary(cycle)
