@@ -42,7 +42,7 @@ class OverlapCaseAdmin(admin.ModelAdmin):
     form = OverlapDecisionForm
     list_display = ("id", "customer_link", "providers_list", "entitlements", "suggestion", "store_link", "state")
     list_filter = ("state", "fix")
-    list_select_related = ("customer", "end", "keep")
+    list_select_related = ("customer", "end__plan", "keep")
     ordering = ("-detected_at", "-id")
     search_fields = ("=customer__external_id",)
     readonly_fields = (
