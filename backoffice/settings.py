@@ -508,6 +508,7 @@ CELERY_TASK_ROUTES = {
     "*export*": {"queue": "exports"},
     "subscriptions.lifecycle_sweep": {"queue": "sweeps"},
     "subscriptions.reconcile_providers": {"queue": "sweeps"},
+    "subscriptions.overlaps_detect": {"queue": "sweeps"},
     "verified_orgs.*": {"queue": "sweeps"},
     "creators.tasks.eligibility_*": {"queue": "sweeps"},
     "monetization.tasks_support.*": {"queue": "sweeps"},
