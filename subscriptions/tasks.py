@@ -41,6 +41,6 @@ def reconcile_providers() -> dict[str, int]:
 def overlaps_detect_task() -> dict[str, int]:
     """Daily: customers paying on two platforms at once for the same entitlements, into Support's queue."""
     run = overlaps_detect()
-    summary = {"opened": run.opened, "still_open": run.still_open, "closed": run.closed}
+    summary = {"opened": run.opened, "still_found": run.still_found, "closed": run.closed}
     logger.info("two-platform detection: %s", summary)
     return summary

@@ -24,7 +24,7 @@ from monetization.services.audit import audit_event_build, audit_events_write, a
 from monetization.services.permissions import require_perm
 from subscriptions.models import Entitlement, OverlapCase, Plan, Product, Subscription
 
-PAID_STATES = [Subscription.State.ACTIVE, Subscription.State.IN_GRACE_PERIOD]
+PAID_STATES = [str(Subscription.State.ACTIVE), str(Subscription.State.IN_GRACE_PERIOD)]
 CASE_FIELDS = ["state", "decision_reason"]
 SYSTEM_LABEL = "task:overlaps_detect"
 
@@ -80,7 +80,7 @@ NO_LONGER = "No longer paying twice: the overlap ended (a subscription was cance
 @dataclass(frozen=True)
 class OverlapRun:
     opened: int
-    still_open: int
+    still_found: int  # found again: open, or closed by Support (a dismissed one stays dismissed)
     closed: int
 
 
@@ -99,12 +99,13 @@ def overlaps_detect() -> OverlapRun:
     (and the new cases' store links and audit events), whatever the number of subscriptions."""
     now = clock.now()
     params = {
-        "states": list(PAID_STATES),
-        "web": Provider.STRIPE,
-        "cancel_web": OverlapCase.Fix.CANCEL_WEB,
-        "cancel_in_store": OverlapCase.Fix.CANCEL_IN_STORE,
-        "open": OverlapCase.State.OPEN,
-        "resolved": OverlapCase.State.RESOLVED,
+        # Plain strings: the choices' enum members are not what the driver should be left to adapt.
+        "states": PAID_STATES,
+        "web": str(Provider.STRIPE),
+        "cancel_web": str(OverlapCase.Fix.CANCEL_WEB),
+        "cancel_in_store": str(OverlapCase.Fix.CANCEL_IN_STORE),
+        "open": str(OverlapCase.State.OPEN),
+        "resolved": str(OverlapCase.State.RESOLVED),
         "now": now,
         "reason": NO_LONGER,
     }
@@ -152,7 +153,7 @@ def overlaps_detect() -> OverlapRun:
             event.customer_id = customer_id
             events.append(event)
         audit_events_write(events)
-    return OverlapRun(opened=len(opened), still_open=len(rows) - len(opened), closed=len(closed))
+    return OverlapRun(opened=len(opened), still_found=len(rows) - len(opened), closed=len(closed))
 
 
 def overlap_case_decide(*, case: OverlapCase, user, decision: str, reason: str) -> OverlapCase:

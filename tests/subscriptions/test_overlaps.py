@@ -73,7 +73,7 @@ def test_the_daily_job_finds_overlaps_and_suggests_the_fix(plans, settings):
     sub(on_hold, plans["premium"], 30, **IOS)
     sub(on_hold, plans["premium"], 5, state=Subscription.State.ON_HOLD, **ANDROID)
 
-    assert run(T0) == {"opened": 2, "still_open": 0, "closed": 0}
+    assert run(T0) == {"opened": 2, "still_found": 0, "closed": 0}
 
     cases = {c.customer_id: c for c in OverlapCase.objects.all()}
     assert set(cases) == {web_and_store.pk, two_stores.pk}
@@ -99,12 +99,12 @@ def test_a_new_run_refreshes_open_cases_and_closes_the_ones_gone(plans):
     sub(customer, plans["premium"], 100, **IOS)
     web = sub(customer, plans["premium"], 1, **WEB)
     run(T0)
-    assert run(T0 + datetime.timedelta(days=1)) == {"opened": 0, "still_open": 1, "closed": 0}
+    assert run(T0 + datetime.timedelta(days=1)) == {"opened": 0, "still_found": 1, "closed": 0}
     case = OverlapCase.objects.get()
     assert case.last_seen_at == T0 + datetime.timedelta(days=1) and case.state == "open"
 
     Subscription.objects.filter(pk=web.pk).update(state=Subscription.State.CANCELED, auto_renew=False)
-    assert run(T0 + datetime.timedelta(days=2)) == {"opened": 0, "still_open": 0, "closed": 1}
+    assert run(T0 + datetime.timedelta(days=2)) == {"opened": 0, "still_found": 0, "closed": 1}
     case.refresh_from_db()
     assert case.state == "resolved" and "No longer paying twice" in case.decision_reason
     closed = AuditEvent.objects.get(action="subscription.overlap_resolve")
@@ -121,7 +121,7 @@ def test_a_dismissed_case_is_not_raised_again(plans, make_staff):
     overlap_case_decide(
         case=OverlapCase.objects.get(), user=make_staff("Support"), decision="dismiss", reason="family account"
     )
-    assert run(T0 + datetime.timedelta(days=1)) == {"opened": 0, "still_open": 1, "closed": 0}
+    assert run(T0 + datetime.timedelta(days=1)) == {"opened": 0, "still_found": 1, "closed": 0}
     assert list(OverlapCase.objects.values_list("state", flat=True)) == ["dismissed"]
 
 
