@@ -3,16 +3,17 @@
 Two App Store subscribers also subscribe on the web to the same product, and one Play subscriber
 on the App Store: the detection then opens three cases (the web one to end for the first two, the
 newer store one with its manage link for the third), alongside any overlap the seeded history
-already holds. Idempotent: a re-run finds the cases and stops.
+already holds. Idempotent: a re-run finds the second-platform subscriptions and stops.
 """
 
 from __future__ import annotations
 
 from monetization.models import Provider
-from subscriptions.models import OverlapCase, Platform, Sku, Subscription
+from subscriptions.models import Platform, Sku, Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state, subscription_create
 from subscriptions.services.overlaps import overlaps_detect
 
+PREFIX = "demo_second_platform_"
 SECOND_PLATFORM = (
     (Provider.APP_STORE, Provider.STRIPE, Platform.WEB),
     (Provider.APP_STORE, Provider.STRIPE, Platform.WEB),
@@ -21,7 +22,7 @@ SECOND_PLATFORM = (
 
 
 def seed(*, rng, out, options) -> None:
-    if OverlapCase.objects.exists():
+    if Subscription.objects.filter(provider_subscription_id__startswith=PREFIX).exists():
         out.write("  two-platform cases already seeded")
         return
     cause = Cause.task("demo", reason="demo seed: a second platform")
@@ -44,7 +45,7 @@ def seed(*, rng, out, options) -> None:
             plan=sku.plan,
             sku=sku,
             provider=second,
-            provider_subscription_id=f"demo_second_platform_{n}_{sub.customer.external_id}",
+            provider_subscription_id=f"{PREFIX}{n}_{sub.customer.external_id}",
             cause=cause,
         )
         subscription_change_state(
