@@ -461,6 +461,11 @@ CELERY_BEAT_SCHEDULE["subscriptions-lifecycle-sweep"] = {
     "task": "subscriptions.lifecycle_sweep",
     "schedule": timedelta(seconds=int(os.environ.get("SUBSCRIPTION_SWEEP_INTERVAL", "300"))),
 }
+# Customers paying on two platforms at once for the same entitlements: Support's queue, daily.
+CELERY_BEAT_SCHEDULE["subscriptions-overlaps-detect"] = {
+    "task": "subscriptions.overlaps_detect",
+    "schedule": crontab(hour=4, minute=20),
+}
 
 # Grace a product grants on its own terms, by product kind, whatever the platform rule says
 # (a Verified Organization keeps its badges 14 days after a failed invoice, then is suspended).
@@ -503,6 +508,7 @@ CELERY_TASK_ROUTES = {
     "*export*": {"queue": "exports"},
     "subscriptions.lifecycle_sweep": {"queue": "sweeps"},
     "subscriptions.reconcile_providers": {"queue": "sweeps"},
+    "subscriptions.overlaps_detect": {"queue": "sweeps"},
     "verified_orgs.*": {"queue": "sweeps"},
     "creators.tasks.eligibility_*": {"queue": "sweeps"},
     "monetization.tasks_support.*": {"queue": "sweeps"},

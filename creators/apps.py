@@ -11,13 +11,18 @@ class CreatorsConfig(AppConfig):
         from monetization.roles import role_shares
         from monetization.selectors_support import CustomerPanel, customer_panels
         from monetization.services.dispute_hooks import dispute_lost_hooks
+        from monetization.services.refund_preview import refund_preview_parts
         from monetization.services.refunds import refund_succeeded_hooks
         from monetization.services.webhooks import EventApplier, event_appliers
         from subscriptions.services.payments import payment_hooks
 
         from . import roles
         from .selectors import customer_creator_panel
-        from .services.clawbacks import creator_dispute_clawback_hook, creator_refund_clawback_hook
+        from .services.clawbacks import (
+            creator_dispute_clawback_hook,
+            creator_refund_clawback_hook,
+            creator_refund_preview,
+        )
         from .services.connect import connect_stored_event_apply
         from .services.creator_subscriptions import creator_subscription_payment_hook
 
@@ -27,6 +32,7 @@ class CreatorsConfig(AppConfig):
         payment_hooks.register("creators.subscription_share", creator_subscription_payment_hook)
         # A refund or lost dispute of a fan payment takes the creator's share back (clawback).
         refund_succeeded_hooks.register("creators.share_clawback", creator_refund_clawback_hook)
+        refund_preview_parts.register("creator", creator_refund_preview)
         dispute_lost_hooks.register("creators.share_clawback", creator_dispute_clawback_hook)
         # Stripe Connect events (account status, reversed transfers, failed bank payouts) from the inbox.
         event_appliers.register(CONNECT, EventApplier(apply=connect_stored_event_apply))

@@ -41,6 +41,7 @@ from monetization.services.idempotency import (
     idempotent_run,
     request_fingerprint,
 )
+from monetization.services.refund_preview import refund_preview
 from monetization.services.refunds import (
     payment_refundable,
     refund_approve,
@@ -187,6 +188,50 @@ def _handle_refund(request, customer, data, payment_id=None):
     act(request, lambda: refunds[0], success)
 
 
+def _refund_preview_page(request, customer, data, admin_site, payment_id=None):
+    """The preview step: what the refund in the form would do, and the same form to confirm it.
+
+    Nothing is written; the confirm button posts the unchanged fields (with the form's idempotency
+    key) to the payment's refund page. A refusal goes back to the page it came from."""
+    form = RefundForm(data)
+    back = reverse("admin:monetization_customer_support", args=[customer.pk])
+    if not form.is_valid():
+        form_errors(request, form)
+        return HttpResponseRedirect(back)
+    pid = payment_id or form.cleaned_data["payment"]
+    payment = Payment.objects.filter(pk=pid, customer=customer).first()
+    if payment is None:
+        messages.error(request, "Choose a payment of this customer.")
+        return HttpResponseRedirect(back)
+    amount = form.cleaned_data["amount"]
+    if amount is None:
+        amount = payment_refundable(payment).amount
+    try:
+        preview = refund_preview(
+            payment=payment,
+            amount=Money(amount, str(payment.amount.currency)),
+            revoke_access=form.cleaned_data["revoke_access"],
+            user=request.user,
+        )
+    except DomainError as exc:
+        messages.error(request, f"{exc.detail} ({exc.code})")
+        return HttpResponseRedirect(back)
+    confirm = {k: v for k, v in form.cleaned_data.items() if k != "payment"}
+    confirm["amount"] = amount
+    context = {
+        **admin_site.each_context(request),
+        "title": f"Preview: refund of payment {payment.provider_reference}",
+        "opts": Payment._meta,
+        "payment": payment,
+        "refundable": preview.refundable,
+        "preview": preview,
+        "preview_data": preview.as_dict(),
+        "confirm": confirm,
+        "refunds": list(payment.refunds.order_by("-id")[:50]),
+    }
+    return render(request, "admin/monetization/payment/refund.html", context)
+
+
 def _handle_post(request, customer) -> None:
     op = request.POST.get("op", "")
     if op == "refund":
@@ -237,6 +282,8 @@ def customer_support_view(request, object_id: int, admin_site):
     customer = get_object_or_404(Customer, pk=object_id)
     here = reverse("admin:monetization_customer_support", args=[customer.pk])
     if request.method == "POST":
+        if request.POST.get("op") == "refund" and "preview" in request.POST:
+            return _refund_preview_page(request, customer, request.POST, admin_site)
         _handle_post(request, customer)
         return HttpResponseRedirect(here)
     overview = customer_overview(customer, viewer=request.user)
@@ -267,6 +314,8 @@ def payment_refund_view(request, payment_id: int, admin_site):
     _require_view(request, "monetization.view_payment")
     payment = get_object_or_404(Payment.objects.select_related("customer"), pk=payment_id)
     if request.method == "POST":
+        if "preview" in request.POST:
+            return _refund_preview_page(request, payment.customer, request.POST, admin_site, payment_id=payment.pk)
         _handle_refund(request, payment.customer, request.POST, payment_id=payment.pk)
         return HttpResponseRedirect(reverse("admin:monetization_customer_support", args=[payment.customer_id]))
     context = {

@@ -86,6 +86,16 @@ class OrgErrorCode:
     BILLING_PROVIDER_FAILED = "billing_provider_failed"
 
 
+class SelfServiceErrorCode:
+    """Customer self-service (the client app's customer center)."""
+
+    # A store subscription (App Store, Google Play) is cancelled or changed by the customer in the store:
+    # the answer carries ``manage_url``, the store's page.
+    STORE_MANAGED_SUBSCRIPTION = "store_managed_subscription"
+    PLAN_NOT_SWITCHABLE = "plan_not_switchable"
+    BILLING_ACCOUNT_MISSING = "billing_account_missing"
+
+
 class CreatorErrorCode:
     """Creator revenue sharing: cycles and payouts."""
 

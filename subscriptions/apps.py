@@ -16,6 +16,7 @@ class SubscriptionsConfig(AppConfig):
         from monetization.roles import role_shares
         from monetization.selectors_support import customer_lookups, customer_panels
         from monetization.services.outbox import outbox_entitlements
+        from monetization.services.refund_preview import refund_preview_parts
         from monetization.services.refunds import refund_succeeded_hooks
         from monetization.services.webhooks import event_appliers
 
@@ -32,6 +33,7 @@ class SubscriptionsConfig(AppConfig):
         from .services.reconcile import reconcilers
         from .services.reconcile_stores import app_store_reconcile, google_play_reconcile
         from .services.reconcile_stripe import stripe_reconcile
+        from .services.refund_preview import subscription_refund_preview
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
         entitlement_sources.register("subscriptions.subscription", subscription_entitlements)
@@ -40,6 +42,7 @@ class SubscriptionsConfig(AppConfig):
             event_appliers.register(provider, EVENT_APPLIER)
         outbox_entitlements.register("subscriptions", customer_entitlements)
         refund_succeeded_hooks.register("subscriptions.refund_access", subscription_refund_access)
+        refund_preview_parts.register("subscription", subscription_refund_preview)
         reconcilers.register("stripe", stripe_reconcile)
         reconcilers.register("app_store", app_store_reconcile)
         reconcilers.register("google_play", google_play_reconcile)
@@ -52,3 +55,4 @@ class SubscriptionsConfig(AppConfig):
         demo_steps.register("subscriptions.catalog", DemoStep(10, "subscriptions.demo.catalog"))
         demo_steps.register("subscriptions.subscriptions", DemoStep(30, "subscriptions.demo.subscriptions"))
         demo_steps.register("subscriptions.support", DemoStep(61, "subscriptions.demo.support"))
+        demo_steps.register("subscriptions.overlaps", DemoStep(62, "subscriptions.demo.overlaps"))

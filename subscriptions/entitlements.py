@@ -61,6 +61,19 @@ def resolve_entitlements(customer_id: int, *, at: datetime | None = None) -> lis
     return sorted(set(found), key=lambda e: (e.key, e.source, e.source_id))
 
 
+def entitlements_given_by(customer_id: int, *, source: str, source_id, at: datetime | None = None) -> dict:
+    """What ending one source (a subscription, an organization) takes from a customer, resolved by the
+    same sources as the entitlement endpoint: ``ends``, the entitlements only it gives; ``kept``, the
+    keys it gives that another source gives too (the customer keeps them)."""
+    active = resolve_entitlements(customer_id, at=at)
+    mine = [e for e in active if e.source == source and e.source_id == str(source_id)]
+    others = {e.key for e in active if not (e.source == source and e.source_id == str(source_id))}
+    return {
+        "ends": [e.as_dict() for e in mine if e.key not in others],
+        "kept": sorted({e.key for e in mine if e.key in others}),
+    }
+
+
 def entitlements_cache_key(external_id: str) -> str:
     return f"ent:v1:{external_id}"
 

@@ -28,6 +28,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "subscriptions.extend_subscription",
         "subscriptions.pause_subscription",
         "subscriptions.resume_subscription",
+        # The two-platform queue: Support sees it and closes its cases.
+        "subscriptions.view_overlapcase",
+        "subscriptions.decide_overlapcase",
     ],
     FINANCE: [*_VIEW],
     COMPLIANCE: [

@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 
+from subscriptions.services.overlaps import overlaps_detect
 from subscriptions.services.play_acknowledgement import play_acknowledge_pending
 from subscriptions.services.reconcile import providers_reconcile_recent
 from subscriptions.services.sweep import lifecycle_sweep
@@ -34,3 +35,12 @@ def reconcile_providers() -> dict[str, int]:
     left = providers_reconcile_recent()
     logger.info("reconciliation, drifts left: %s", left)
     return left
+
+
+@shared_task(name="subscriptions.overlaps_detect", ignore_result=True)
+def overlaps_detect_task() -> dict[str, int]:
+    """Daily: customers paying on two platforms at once for the same entitlements, into Support's queue."""
+    run = overlaps_detect()
+    summary = {"opened": run.opened, "still_found": run.still_found, "closed": run.closed}
+    logger.info("two-platform detection: %s", summary)
+    return summary

@@ -12,6 +12,7 @@ class VerifiedOrgsConfig(AppConfig):
         from monetization.demo import DemoStep, demo_steps
         from monetization.roles import role_shares
         from monetization.selectors_support import CustomerPanel, customer_panels
+        from monetization.services.refund_preview import refund_preview_parts
         from monetization.services.refunds import refund_succeeded_hooks
         from subscriptions.entitlements import entitlement_sources
         from subscriptions.models import Subscription
@@ -29,6 +30,7 @@ class VerifiedOrgsConfig(AppConfig):
             org_seat_counts_since,
         )
         from .services.dunning import orgs_follow_subscriptions
+        from .services.refund_preview import org_refund_preview
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
         demo_steps.register("verified_orgs.organizations", DemoStep(40, "verified_orgs.demo.organizations"))
@@ -43,6 +45,7 @@ class VerifiedOrgsConfig(AppConfig):
         invoice_hooks.register("verified_orgs.invoice_from_provider", org_invoice_from_provider)
         pushed_quantities.register("verified_orgs.seat_ledger", org_seat_counts_since)
         refund_succeeded_hooks.register("verified_orgs.credit_note", org_credit_note_for_refund)
+        refund_preview_parts.register("organization", org_refund_preview)
         customer_panels.register(
             "verified_orgs.organizations",
             CustomerPanel(title="Verified organizations", load=customer_organizations_panel),

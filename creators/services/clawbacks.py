@@ -28,6 +28,17 @@ from monetization.services.ledger import Account, Leg, Posting, journal_post, qu
 from ..models import CreatorAccount, CreatorClawback, CreatorSubscriptionShare
 
 
+def clawback_amounts(*, share: CreatorSubscriptionShare, payment: Payment, amount: Money) -> tuple[Decimal, Decimal]:
+    """(part of the payment reversed now, share taken back now) when ``amount`` more of ``payment`` is
+    reversed: proportional to everything reversed so far, so rounding never drifts past the share."""
+    before = CreatorClawback.objects.filter(share=share).aggregate(reversed=Sum("payment_amount"), taken=Sum("amount"))
+    reversed_before = before["reversed"] or Decimal(0)
+    paid = payment.amount.amount
+    reversed_total = min(paid, reversed_before + amount.amount)
+    target = share.amount if reversed_total >= paid else quantize(share.amount * reversed_total / paid, share.currency)
+    return reversed_total - reversed_before, max(Decimal(0), target - (before["taken"] or Decimal(0)))
+
+
 def creator_share_clawback(
     *, payment: Payment, amount: Money, reference: str, kind: str, occurred_at: datetime.datetime | None = None
 ) -> CreatorClawback | None:
@@ -49,20 +60,13 @@ def creator_share_clawback(
         existing = CreatorClawback.objects.filter(reference=reference).first()
         if existing is not None:
             return existing
-        before = CreatorClawback.objects.filter(share=share).aggregate(
-            reversed=Sum("payment_amount"), taken=Sum("amount")
-        )
-        paid = payment.amount.amount
-        reversed_total = min(paid, (before["reversed"] or Decimal(0)) + amount.amount)
-        # Proportional to everything reversed so far, so rounding never drifts past the share.
-        target = share.amount if reversed_total >= paid else quantize(share.amount * reversed_total / paid, currency)
-        taken = max(Decimal(0), target - (before["taken"] or Decimal(0)))
+        reversed_now, taken = clawback_amounts(share=share, payment=payment, amount=amount)
         clawback = CreatorClawback.objects.create(
             reference=reference,
             kind=kind,
             share=share,
             creator=creator,
-            payment_amount=reversed_total - (before["reversed"] or Decimal(0)),
+            payment_amount=reversed_now,
             amount=taken,
             currency=currency,
             occurred_at=occurred_at or clock.now(),
@@ -104,3 +108,19 @@ def creator_dispute_clawback_hook(payment, amount, reference, occurred_at) -> No
     creator_share_clawback(
         payment=payment, amount=amount, reference=reference, kind=CreatorClawback.Kind.DISPUTE, occurred_at=occurred_at
     )
+
+
+def creator_refund_preview(intent) -> dict | None:
+    """Refund preview part (registered in creators.apps): the share a refund of a fan payment takes back."""
+    share = CreatorSubscriptionShare.objects.select_related("creator__customer").filter(payment_id=intent.payment.pk)
+    share = share.first()
+    if share is None:
+        return None
+    _reversed, taken = clawback_amounts(share=share, payment=intent.payment, amount=intent.amount)
+    return {
+        "creator": share.creator_id,
+        "handle": share.creator.customer.handle,
+        "share": str(share.amount),
+        "clawback": str(taken),
+        "currency": share.currency,
+    }

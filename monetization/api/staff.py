@@ -31,6 +31,7 @@ from monetization.models import AuditEvent, Customer, Payment, Refund, WebhookEv
 from monetization.registry import Registry
 from monetization.selectors_support import customer_overview
 from monetization.services import refunds as refund_services
+from monetization.services.refund_preview import refund_preview
 from monetization.webhook_queue import webhook_event_replay
 
 STAFF_AUTH = [SessionAuthentication]
@@ -244,6 +245,62 @@ class RefundListCreateView(StaffView, generics.GenericAPIView):
             requested_by=request.user,
         )
         return Response(RefundOut(refund).data, status=status.HTTP_201_CREATED)
+
+
+class RefundPreviewView(StaffView):
+    """What a refund would do (money, access, seats, creator clawback), before it is requested. Writes nothing."""
+
+    required_perms = ("monetization.request_refund",)
+
+    class RefundPreviewInputSerializer(serializers.Serializer):
+        payment_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+        amount = serializers.DecimalField(max_digits=19, decimal_places=4, required=False, help_text="Blank: full")
+        revoke_access = serializers.ChoiceField(Refund.RevokeAccess.choices, default=Refund.RevokeAccess.NONE)
+
+    class LedgerLineOut(serializers.Serializer):
+        account = serializers.CharField()
+        amount = serializers.DecimalField(max_digits=19, decimal_places=4)
+
+    class RefundPreviewOut(serializers.Serializer):
+        payment = serializers.IntegerField()
+        amount = serializers.DecimalField(max_digits=19, decimal_places=4)
+        currency = serializers.CharField()
+        refundable = serializers.DecimalField(max_digits=19, decimal_places=4)
+        revoke_access = serializers.ChoiceField(Refund.RevokeAccess.choices)
+        needs_approval = serializers.BooleanField()
+        approval_reason = serializers.CharField(allow_blank=True)
+        tax_reversed = serializers.DecimalField(max_digits=19, decimal_places=4)
+        commission_reversed = serializers.DecimalField(max_digits=19, decimal_places=4)
+        fee_reversed = serializers.DecimalField(max_digits=19, decimal_places=4)
+        fee_kept = serializers.DecimalField(max_digits=19, decimal_places=4)
+        cash_out = serializers.DecimalField(max_digits=19, decimal_places=4)
+        ledger = serializers.ListField(child=serializers.DictField())
+        effects = serializers.DictField(
+            child=serializers.DictField(),
+            help_text="Per app: subscription (transition, entitlements ending), organization (credit note, "
+            "seats losing access, badges ending), creator (share clawed back)",
+        )
+
+    @extend_schema(
+        request=RefundPreviewInputSerializer,
+        responses=RefundPreviewOut,
+        operation_id="staff_refunds_preview",
+        tags=["staff"],
+    )
+    def post(self, request):
+        data = self.RefundPreviewInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        payment = get_object_or_404(Payment, pk=data.validated_data["payment_id"])
+        amount = data.validated_data.get("amount")
+        if amount is None:
+            amount = refund_services.payment_refundable(payment).amount
+        preview = refund_preview(
+            payment=payment,
+            amount=Money(Decimal(amount), str(payment.amount.currency)),
+            revoke_access=data.validated_data["revoke_access"],
+            user=request.user,
+        )
+        return Response(preview.as_dict())
 
 
 class _RefundAction(StaffView):

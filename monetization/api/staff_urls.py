@@ -5,6 +5,7 @@ from . import staff
 urlpatterns = [
     path("customers/<str:external_id>", staff.CustomerSummaryView.as_view(), name="staff-customer"),
     path("refunds", staff.RefundListCreateView.as_view(), name="staff-refunds"),
+    path("refunds/preview", staff.RefundPreviewView.as_view(), name="staff-refunds-preview"),
     path("refunds/<int:pk>/approve", staff.RefundApproveView.as_view(), name="staff-refund-approve"),
     path("refunds/<int:pk>/reject", staff.RefundRejectView.as_view(), name="staff-refund-reject"),
     path("refunds/<int:pk>/retry", staff.RefundRetryView.as_view(), name="staff-refund-retry"),

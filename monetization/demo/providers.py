@@ -27,6 +27,7 @@ from monetization import clock
 from monetization.money import minor_from_money
 from monetization.providers.base import (
     PayoutError,
+    PortalSession,
     ProviderError,
     ProviderEvent,
     RefundResult,
@@ -352,6 +353,7 @@ class FakeProvider(StripeBillingBook):
     name: str = "fake"
     subscriptions: dict[str, SubscriptionSnapshot] = field(default_factory=dict)
     refunds: dict[str, RefundResult] = field(default_factory=dict)  # by idempotency key
+    portal_sessions: dict[str, PortalSession] = field(default_factory=dict)  # by idempotency key
     calls: list[tuple[str, dict]] = field(default_factory=list)
     fail_next: dict[str, ProviderError] = field(default_factory=dict)
     supports_refunds: bool = True
@@ -403,6 +405,39 @@ class FakeProvider(StripeBillingBook):
     def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None:
         self.calls.append(("resume_subscription", {"id": provider_subscription_id, "key": idempotency_key}))
         self._maybe_fail("resume_subscription")
+
+    def change_subscription_plan(
+        self, provider_subscription_id: str, *, store_product_id: str, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        """Like Stripe: the one item moves to the new price, the period stays (the proration is Stripe's invoice)."""
+        self.calls.append(
+            (
+                "change_subscription_plan",
+                {"id": provider_subscription_id, "price": store_product_id, "key": idempotency_key},
+            )
+        )
+        self._maybe_fail("change_subscription_plan")
+        snap = self.subscriptions.get(provider_subscription_id)
+        if snap is None:
+            raise ProviderError(f"no such subscription {provider_subscription_id}", code="not_found")
+        snap = replace(snap, store_product_id=store_product_id, as_of=clock.now())
+        self.subscriptions[provider_subscription_id] = snap
+        return snap
+
+    def billing_portal_session(self, *, customer_ref: str, return_url: str, idempotency_key: str) -> PortalSession:
+        """A session shaped as Stripe's ``billing_portal.session`` answers (bps_ id, billing.stripe.com URL);
+        the same key answers the same session, as Stripe's idempotency does."""
+        self.calls.append(("billing_portal_session", {"customer": customer_ref, "return_url": return_url}))
+        self._maybe_fail("billing_portal_session")
+        if idempotency_key not in self.portal_sessions:
+            n = next(self._ids)
+            self.portal_sessions[idempotency_key] = PortalSession(
+                id=f"bps_fake_{n}",
+                url=f"https://billing.stripe.com/p/session/test_fake_{n}",
+                return_url=return_url,
+                created_at=clock.now(),
+            )
+        return self.portal_sessions[idempotency_key]
 
     def extend_subscription(
         self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str

@@ -24,6 +24,8 @@ class ApiKey(models.Model):
         CREATORS_WRITE = "creators:write"
         ENGAGEMENT_WRITE = "engagement:write"
         EVENTS_READ = "events:read"
+        SUBSCRIPTIONS_READ = "subscriptions:read"  # the customer center: the acting customer's subscriptions
+        SUBSCRIPTIONS_WRITE = "subscriptions:write"  # ... cancel, switch plan, billing portal
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)

@@ -12,7 +12,9 @@ Each package (``stripe``, ``app_store``, ``google_play``) offers, besides its ad
   subscription snapshot, a payment, a refund, ...), with subscription statuses mapped
   to :class:`~.base.SubscriptionStatus`;
 - ``PLATFORM_RULES`` and ``rule_problem(rule)``: its dated billing rules (grace, hold,
-  dunning), which ``subscriptions.platform_rules`` composes with settings.
+  dunning), which ``subscriptions.platform_rules`` composes with settings;
+- ``manage_subscription_url(store_product_id, package_name)`` (the stores): where the customer
+  manages a subscription only they can cancel.
 
 :func:`monetization.providers.base.get_provider` gives the configured adapter for API calls.
 A provider without a package (``internal``: comped subscriptions) can do nothing.
@@ -21,6 +23,8 @@ A provider without a package (``internal``: comped subscriptions) can do nothing
 from __future__ import annotations
 
 from types import ModuleType
+
+from django.conf import settings
 
 from . import app_store, google_play, stripe
 from .base import NO_CAPABILITIES, Capabilities
@@ -48,3 +52,13 @@ def provider_event_relevant(name: str, event_type: str) -> bool:
     if name in EVENT_SOURCES:
         return EVENT_SOURCES[name](event_type)
     return provider_package(name).relevant(event_type)
+
+
+def provider_manage_url(name: str, store_product_id: str = "") -> str:
+    """The store's own page where the customer manages a subscription of ``name`` ("" for a platform
+    without one: web subscriptions are managed through us and Stripe's Billing Portal)."""
+    package = PACKAGES.get(name)
+    link = getattr(package, "manage_subscription_url", None)
+    if link is None:
+        return ""
+    return link(store_product_id, settings.GOOGLE_PLAY_PACKAGE_NAME)

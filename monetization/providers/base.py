@@ -263,6 +263,17 @@ class RefundResult:
     status: str  # "succeeded" | "pending"
 
 
+@dataclass(frozen=True)
+class PortalSession:
+    """A customer's short-lived session in the provider's hosted billing page (Stripe's Billing Portal):
+    the customer updates their card and invoices there, then comes back to ``return_url``."""
+
+    id: str
+    url: str
+    return_url: str
+    created_at: datetime | None = None
+
+
 class PaymentProvider(Protocol):
     """What the back office asks of a payment platform."""
 
@@ -285,6 +296,13 @@ class PaymentProvider(Protocol):
     def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None: ...
 
     def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None: ...
+
+    # Web subscriptions only (Stripe): the stores let only the customer change a plan or a card, in the store.
+    def change_subscription_plan(
+        self, provider_subscription_id: str, *, store_product_id: str, idempotency_key: str
+    ) -> SubscriptionSnapshot: ...
+
+    def billing_portal_session(self, *, customer_ref: str, return_url: str, idempotency_key: str) -> PortalSession: ...
 
 
 def get_provider(name: str) -> PaymentProvider:

@@ -97,7 +97,7 @@ def payment_refundable(payment: Payment) -> Money:
     return Money(payment.amount.amount - payment.refunded.amount - reserved, currency)
 
 
-def _needs_approval(*, customer_id: int, amount: Money, now: datetime.datetime) -> tuple[bool, str]:
+def refund_needs_approval(*, customer_id: int, amount: Money, now: datetime.datetime) -> tuple[bool, str]:
     threshold = refund_threshold(str(amount.currency))
     if threshold is None:
         return True, f"no auto-approval threshold for {amount.currency}"
@@ -127,24 +127,9 @@ def _audit(refund: Refund, action: str, *, actor, before=None, reason: str = "",
     )
 
 
-def refund_request(
-    *,
-    payment: Payment,
-    amount: Money,
-    reason_code: str,
-    requested_by,
-    note: str = "",
-    revoke_access: str = Refund.RevokeAccess.NONE,
-    execute: bool = True,
-) -> Refund:
-    """Ask for a refund. Small ones are approved and executed at once; the rest wait for four-eyes.
-
-    Refused (nothing written) when the amount is not positive, exceeds what is
-    still refundable, is in another currency, or the platform owns its refunds.
-    """
-    require_perm(requested_by, PERM_REQUEST)
-    if reason_code not in Refund.Reason.values:
-        raise InvalidInput(f"Unknown reason code '{reason_code}'. Use one of: {', '.join(Refund.Reason.values)}.")
+def refund_check(*, payment: Payment, amount: Money, revoke_access: str) -> None:
+    """Refuse (nothing written) a refund the platform owns, in another currency, not positive or finer than
+    the currency's minor unit, or with an unknown revoke option: what a request and its preview both check."""
     if revoke_access not in Refund.RevokeAccess.values:
         raise InvalidInput(f"Unknown revoke option '{revoke_access}'.")
     adapter = get_provider_or_none(payment.provider)
@@ -165,21 +150,47 @@ def refund_request(
         raise InvalidInput("A refund amount must be positive.")
     if quantize(amount.amount, currency) != amount.amount:
         raise InvalidInput(f"{amount.amount} is finer than {currency}'s minor unit.")
+
+
+def refund_check_payment(payment: Payment, amount: Money) -> Money:
+    """Refuse a refund of a payment not in a refundable state or beyond what it still has; returns what it has.
+    A request calls it with the payment locked; a preview reads it as it stands."""
+    if payment.status not in REFUNDABLE_PAYMENT_STATUSES:
+        raise Conflict(f"A {payment.status} payment cannot be refunded.", code=ErrorCode.REFUND_PAYMENT_NOT_REFUNDABLE)
+    remaining = payment_refundable(payment)
+    if amount > remaining:
+        raise InvalidInput(
+            f"Only {remaining} can still be refunded on this payment.",
+            code=ErrorCode.REFUND_EXCEEDS_REFUNDABLE,
+            extra={"refundable": str(remaining.amount), "currency": str(remaining.currency)},
+        )
+    return remaining
+
+
+def refund_request(
+    *,
+    payment: Payment,
+    amount: Money,
+    reason_code: str,
+    requested_by,
+    note: str = "",
+    revoke_access: str = Refund.RevokeAccess.NONE,
+    execute: bool = True,
+) -> Refund:
+    """Ask for a refund. Small ones are approved and executed at once; the rest wait for four-eyes.
+
+    Refused (nothing written) when the amount is not positive, exceeds what is
+    still refundable, is in another currency, or the platform owns its refunds.
+    """
+    require_perm(requested_by, PERM_REQUEST)
+    if reason_code not in Refund.Reason.values:
+        raise InvalidInput(f"Unknown reason code '{reason_code}'. Use one of: {', '.join(Refund.Reason.values)}.")
+    refund_check(payment=payment, amount=amount, revoke_access=revoke_access)
     now = clock.now()
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
-        if locked.status not in REFUNDABLE_PAYMENT_STATUSES:
-            raise Conflict(
-                f"A {locked.status} payment cannot be refunded.", code=ErrorCode.REFUND_PAYMENT_NOT_REFUNDABLE
-            )
-        remaining = payment_refundable(locked)
-        if amount > remaining:
-            raise InvalidInput(
-                f"Only {remaining} can still be refunded on this payment.",
-                code=ErrorCode.REFUND_EXCEEDS_REFUNDABLE,
-                extra={"refundable": str(remaining.amount), "currency": currency},
-            )
-        needs_approval, why = _needs_approval(customer_id=locked.customer_id, amount=amount, now=now)
+        refund_check_payment(locked, amount)
+        needs_approval, why = refund_needs_approval(customer_id=locked.customer_id, amount=amount, now=now)
         refund = Refund(
             payment=locked,
             customer_id=locked.customer_id,

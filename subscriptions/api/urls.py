@@ -1,11 +1,31 @@
 from django.urls import path, re_path
 
-from . import purchases, staff, views
+from . import customer_center, purchases, staff, views
 
 urlpatterns = [
     path("customers/<str:external_id>/entitlements", views.EntitlementsView.as_view(), name="customer-entitlements"),
     path("catalog", views.CatalogView.as_view(), name="catalog"),
     path("purchases", purchases.PurchaseView.as_view(), name="purchases"),
+    path(
+        "customer-center/subscriptions",
+        customer_center.CustomerCenterSubscriptionsView.as_view(),
+        name="customer-center-subscriptions",
+    ),
+    path(
+        "customer-center/subscriptions/<int:pk>/cancel",
+        customer_center.CustomerCenterCancelView.as_view(),
+        name="customer-center-subscription-cancel",
+    ),
+    path(
+        "customer-center/subscriptions/<int:pk>/switch-plan",
+        customer_center.CustomerCenterSwitchPlanView.as_view(),
+        name="customer-center-subscription-switch-plan",
+    ),
+    path(
+        "customer-center/billing-portal",
+        customer_center.CustomerCenterBillingPortalView.as_view(),
+        name="customer-center-billing-portal",
+    ),
     path("staff/grants", staff.GrantCreateView.as_view(), name="staff-grants"),
     path("staff/grants/<int:pk>/revoke", staff.GrantRevokeView.as_view(), name="staff-grant-revoke"),
     re_path(

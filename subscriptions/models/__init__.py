@@ -1,5 +1,6 @@
 from .catalog import Entitlement, Plan, Platform, Price, Product, Sku
 from .grants import Grant
+from .overlaps import OverlapCase
 from .payments import SubscriptionPayment
 from .subscriptions import DunningAttempt, Subscription
 
@@ -7,6 +8,7 @@ __all__ = [
     "DunningAttempt",
     "Entitlement",
     "Grant",
+    "OverlapCase",
     "Plan",
     "Platform",
     "Price",

@@ -58,7 +58,7 @@ def _provider(subscription: Subscription):
     return get_provider(subscription.provider)
 
 
-def _call(fn, *args, **kwargs):
+def provider_call(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except UnsupportedOperation as exc:
@@ -72,7 +72,7 @@ def _ensure(subscription: Subscription, transition: str) -> None:
         raise IllegalTransition(f"Cannot {transition} a subscription that is {subscription.state}.")
 
 
-def _op_key(subscription: Subscription, op: str, *params, action_id: str = "") -> str:
+def provider_op_key(subscription: Subscription, op: str, *params, action_id: str = "") -> str:
     """The provider idempotency key of one staff action, the same for every retry of it.
 
     ``action_id`` is the action's own id when the caller has one (the API's Idempotency-Key);
@@ -95,11 +95,11 @@ def subscription_cancel(
     _ensure(subscription, transition)
     provider = _provider(subscription)
     if provider is not None:
-        _call(
+        provider_call(
             provider.cancel_subscription,
             subscription.provider_subscription_id,
             at_period_end=at_period_end,
-            idempotency_key=_op_key(
+            idempotency_key=provider_op_key(
                 subscription, "cancel", "period_end" if at_period_end else "now", action_id=action_id
             ),
         )
@@ -135,12 +135,12 @@ def subscription_extend(
     new_end = base + datetime.timedelta(days=days)
     provider = _provider(subscription)
     if provider is not None:
-        snap = _call(
+        snap = provider_call(
             provider.extend_subscription,
             subscription.provider_subscription_id,
             days=days,
             reason=reason,
-            idempotency_key=_op_key(subscription, "extend", days, action_id=action_id),
+            idempotency_key=provider_op_key(subscription, "extend", days, action_id=action_id),
         )
         new_end = getattr(snap, "current_period_end", None) or new_end
     return subscription_change_state(
@@ -175,10 +175,10 @@ def _pause_or_resume(
     _ensure(subscription, operation)
     provider = _provider(subscription)
     if provider is not None:
-        _call(
+        provider_call(
             getattr(provider, f"{operation}_subscription"),
             subscription.provider_subscription_id,
-            idempotency_key=_op_key(subscription, operation, action_id=action_id),
+            idempotency_key=provider_op_key(subscription, operation, action_id=action_id),
         )
     return subscription_change_state(
         subscription=subscription,

@@ -136,25 +136,39 @@ def payment_subscription(payment_id: int) -> Subscription | None:
     return link.subscription if link is not None else None
 
 
+def refund_access_change(payment_id: int, revoke_access: str) -> tuple[Subscription | None, str]:
+    """What a refund of this payment does to the access it paid for: the subscription and the transition
+    ("revoke": ends now, "cancel": ends at the period end, "": nothing). The refund hook takes this
+    decision and the refund preview shows it."""
+    if revoke_access == Refund.RevokeAccess.NONE:
+        return None, ""
+    sub = payment_subscription(payment_id)
+    if sub is None:
+        return None, ""
+    if revoke_access == Refund.RevokeAccess.NOW and can_proceed(sub.revoke):
+        return sub, "revoke"
+    if revoke_access == Refund.RevokeAccess.AT_PERIOD_END and can_proceed(sub.cancel):
+        return sub, "cancel"
+    return sub, ""
+
+
 def subscription_refund_access(refund: Refund, actor) -> None:
     """Refund-succeeded hook: a refund asked to end access (now, or at the period end) ends it.
 
     Runs in the transaction that books the refund, so the booking and the access change
     commit together. A change the subscription's state no longer allows is skipped.
     """
-    if refund.revoke_access == Refund.RevokeAccess.NONE:
-        return
-    sub = payment_subscription(refund.payment_id)
-    if sub is None:
+    sub, transition = refund_access_change(refund.payment_id, refund.revoke_access)
+    if not transition:
         return
     cause = (
         Cause.staff_consequence(actor, f"refund #{refund.pk}", authorized_by="monetization.request_refund")
         if actor is not None
         else Cause.task("refund", reason=f"refund #{refund.pk}")
     )
-    if refund.revoke_access == Refund.RevokeAccess.NOW and can_proceed(sub.revoke):
+    if transition == "revoke":
         subscription_change_state(subscription=sub, transition="revoke", cause=cause, action="subscription.revoke")
-    elif refund.revoke_access == Refund.RevokeAccess.AT_PERIOD_END and can_proceed(sub.cancel):
+    else:
         subscription_change_state(
             subscription=sub, transition="cancel", cause=cause, transition_kwargs={"reason": "refunded"}
         )

@@ -14,8 +14,9 @@ from monetization.providers.base import RetryableApplyError
 from monetization.providers.stripe.parsing import snapshot_from_subscription
 from monetization.services.ledger import ledger_report
 from monetization.services.webhooks import webhook_event_apply
+from subscriptions.demo import overlaps as overlaps_demo
 from subscriptions.demo import subscriptions as demo
-from subscriptions.models import DunningAttempt, Grant, Plan, Subscription
+from subscriptions.models import DunningAttempt, Grant, OverlapCase, Plan, Subscription
 from subscriptions.services.provider_sync import target_state
 from subscriptions.services.sweep import lifecycle_sweep
 from tests.monetization.factories import CustomerFactory
@@ -220,5 +221,8 @@ def test_seed_demo_command_runs_the_subscriptions_step(catalog):
     out = io.StringIO()
     call_command("seed_demo", "--customers", "30", stdout=out)
     assert "seeding subscriptions.demo.subscriptions" in out.getvalue()
-    # The money core's step adds its own 30 demo customers beside the factory's; each gets one.
-    assert Subscription.objects.count() == Customer.objects.count() == 60
+    # The money core's step adds its own 30 demo customers beside the factory's; each gets one (and a
+    # few a second one on another platform, for the two-platform queue).
+    seeded = Subscription.objects.exclude(provider_subscription_id__startswith=overlaps_demo.PREFIX)
+    assert seeded.count() == Customer.objects.count() == 60
+    assert OverlapCase.objects.count() == Subscription.objects.count() - 60 > 0

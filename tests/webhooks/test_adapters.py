@@ -1,6 +1,7 @@
 """Adapter writes go through the real SDKs (recorded HTTP) and carry idempotency keys."""
 
 from datetime import UTC, datetime
+from urllib.parse import unquote
 
 import pytest
 from djmoney.money import Money
@@ -196,3 +197,38 @@ def test_creator_payouts_default_to_stripe_connect_whatever_debug_says():
         pytest.skip("CREATOR_PAYOUT_PROVIDER is set in this environment")
     assert project_settings.DEBUG  # the tests run with DEBUG on: the default must not follow it
     assert project_settings.CREATOR_PAYOUT_PROVIDER == "monetization.providers.stripe.StripeConnectPayouts"
+
+
+def test_stripe_plan_switch_moves_the_one_item_with_prorations(stripe_http):
+    current = _sub_obj()
+    switched = _sub_obj()
+    switched["items"]["data"][0]["price"] = {
+        **switched["items"]["data"][0]["price"],
+        "id": "price_1QpremiumYearlyUSD0001",
+    }
+    stripe_http.responses[("get", f"/v1/subscriptions/{SUB}")] = current
+    stripe_http.responses[("post", f"/v1/subscriptions/{SUB}")] = switched
+    snapshot = get_provider("stripe").change_subscription_plan(
+        SUB, store_product_id="price_1QpremiumYearlyUSD0001", idempotency_key="switch-1"
+    )
+    request = stripe_http.requests[-1]
+    assert request["headers"]["Idempotency-Key"] == "switch-1"
+    body = unquote(request["body"])
+    assert "items[0][id]=si_RwebItem000000001" in body and "items[0][price]=price_1QpremiumYearlyUSD0001" in body
+    assert "proration_behavior=create_prorations" in body
+    assert snapshot.store_product_id == "price_1QpremiumYearlyUSD0001"
+
+
+def test_stripe_billing_portal_session_as_recorded(stripe_http):
+    stripe_http.responses[("post", "/v1/billing_portal/sessions")] = fixture("stripe", "billing_portal.sessions.create")
+    session = get_provider("stripe").billing_portal_session(
+        customer_ref="cus_RwebCustomer0001", return_url="https://app.example.com/account", idempotency_key="portal-1"
+    )
+    request = stripe_http.requests[-1]
+    assert request["headers"]["Idempotency-Key"] == "portal-1"
+    assert "customer=cus_RwebCustomer0001" in request["body"]
+    assert "return_url=" in request["body"]
+    assert session.id == "bps_1QwebPortal0000000001"
+    assert session.url.startswith("https://billing.stripe.com/p/session/")
+    assert session.return_url == "https://app.example.com/account"
+    assert session.created_at == datetime(2026, 2, 2, tzinfo=UTC)

@@ -10,7 +10,14 @@ from .parsing import (
     snapshot_from_transaction,
     transaction_amount,
 )
-from .rules import COMMISSION_RULES, PLATFORM_RULES, REFUND_ACCESS, REMITS_TAX, rule_problem
+from .rules import (
+    COMMISSION_RULES,
+    PLATFORM_RULES,
+    REFUND_ACCESS,
+    REMITS_TAX,
+    manage_subscription_url,
+    rule_problem,
+)
 
 # Apple refunds and cancels App Store purchases itself; extending a renewal date is the one write it allows.
 CAPABILITIES = Capabilities(extend=True, refund_reversal=True)
@@ -25,6 +32,7 @@ __all__ = [
     "app_store_status",
     "event_facts",
     "event_snapshot",
+    "manage_subscription_url",
     "relevant",
     "rule_problem",
     "snapshot_from_transaction",

@@ -312,6 +312,14 @@ class AppStoreProvider:
     def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None:
         raise UnsupportedOperation("The App Store has no developer-initiated pause.")
 
+    def change_subscription_plan(
+        self, provider_subscription_id: str, *, store_product_id: str, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        raise UnsupportedOperation("App Store plans are changed by the customer in their Apple account settings.")
+
+    def billing_portal_session(self, *, customer_ref: str, return_url: str, idempotency_key: str):
+        raise UnsupportedOperation("Apple keeps the payment method; the customer updates it in their Apple account.")
+
     def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None:
         raise UnsupportedOperation("The App Store has no developer-initiated pause.")
 

@@ -42,3 +42,12 @@ def rule_problem(rule) -> str:
     if rule.grace_days not in GRACE_OPTIONS:
         return f"App Store grace must be one of {GRACE_OPTIONS} days"
     return ""
+
+
+# Where a customer manages (cancels, changes) an App Store subscription: only the customer can, in
+# Apple's own subscriptions page (apps can also open it with StoreKit's showManageSubscriptions).
+MANAGE_SUBSCRIPTION_URL = "https://apps.apple.com/account/subscriptions"
+
+
+def manage_subscription_url(store_product_id: str, package_name: str = "") -> str:
+    return MANAGE_SUBSCRIPTION_URL

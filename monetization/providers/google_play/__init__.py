@@ -13,7 +13,14 @@ from .parsing import (
     relevant,
     snapshot_from_v2,
 )
-from .rules import COMMISSION_RULES, PLATFORM_RULES, REFUND_ACCESS, REMITS_TAX, rule_problem
+from .rules import (
+    COMMISSION_RULES,
+    PLATFORM_RULES,
+    REFUND_ACCESS,
+    REMITS_TAX,
+    manage_subscription_url,
+    rule_problem,
+)
 
 # Users pause Play subscriptions in the store (we follow through its notifications); we cannot.
 CAPABILITIES = Capabilities(refund=True, cancel=True, extend=True, paused_state=True)
@@ -32,6 +39,7 @@ __all__ = [
     "SubscriptionsV2Client",
     "event_facts",
     "event_snapshot",
+    "manage_subscription_url",
     "order_refund",
     "play_money",
     "relevant",

@@ -206,6 +206,14 @@ class GooglePlayProvider:
     def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> None:
         raise UnsupportedOperation("Google Play subscriptions are paused by the user in Play, not by the developer.")
 
+    def change_subscription_plan(
+        self, provider_subscription_id: str, *, store_product_id: str, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        raise UnsupportedOperation("A Play plan change is a new purchase the customer makes in the app (Play Billing).")
+
+    def billing_portal_session(self, *, customer_ref: str, return_url: str, idempotency_key: str):
+        raise UnsupportedOperation("Google keeps the payment method; the customer updates it in Play.")
+
     def extend_subscription(
         self, provider_subscription_id: str, *, days: int, reason: str, idempotency_key: str
     ) -> SubscriptionSnapshot:

@@ -3,6 +3,8 @@
 Field meanings: subscriptions.platform_rules.
 """
 
+from urllib.parse import urlencode
+
 GRACE_OPTIONS = (0, 3, 7, 14, 30)
 
 # What a refund made at Google Play (a voided purchase: refunded in the Play Console, by Google,
@@ -38,3 +40,14 @@ def rule_problem(rule) -> str:
     if not 30 <= total <= 60 or not 0 <= rule.hold().days <= 60:
         return "Google Play needs grace + account hold between 30 and 60 days"
     return ""
+
+
+# Play's deep link to one subscription's page in the Play Store (Google's documented form); without
+# the product, the subscriptions list.
+MANAGE_SUBSCRIPTION_URL = "https://play.google.com/store/account/subscriptions"
+
+
+def manage_subscription_url(store_product_id: str, package_name: str = "") -> str:
+    if not (store_product_id and package_name):
+        return MANAGE_SUBSCRIPTION_URL
+    return f"{MANAGE_SUBSCRIPTION_URL}?{urlencode({'sku': store_product_id, 'package': package_name})}"

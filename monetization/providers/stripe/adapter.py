@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import stripe
 from django.conf import settings
@@ -19,6 +19,7 @@ from monetization.money import minor_from_money, money_from_minor
 from monetization.providers.base import (
     InvalidSignature,
     MalformedPayload,
+    PortalSession,
     ProviderError,
     ProviderEvent,
     RefundResult,
@@ -190,6 +191,45 @@ class StripeProvider(StripeBillingMixin):
             provider_subscription_id,
             params={"pause_collection": ""},
             options={"idempotency_key": idempotency_key},
+        )
+
+    def change_subscription_plan(
+        self, provider_subscription_id: str, *, store_product_id: str, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        """Switch the subscription's one item to another price. Stripe prorates (its default,
+        ``create_prorations``): the unused time of the old price is credited and the new one charged
+        for the rest of the period on the next invoice; the period itself does not move."""
+        current = self._call(self.client.v1.subscriptions.retrieve, provider_subscription_id).to_dict()
+        items = (current.get("items") or {}).get("data") or []
+        if len(items) != 1:
+            raise ProviderError(
+                f"Subscription {provider_subscription_id} has {len(items)} items; only a one-price plan can switch.",
+                code="unsupported_subscription",
+            )
+        obj = self._call(
+            self.client.v1.subscriptions.update,
+            provider_subscription_id,
+            params={
+                "items": [{"id": items[0]["id"], "price": store_product_id}],
+                "proration_behavior": "create_prorations",
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+        return snapshot_from_subscription(obj.to_dict(), as_of=clock.now())
+
+    def billing_portal_session(self, *, customer_ref: str, return_url: str, idempotency_key: str) -> PortalSession:
+        """A Billing Portal session (the portal's default configuration): the customer updates the card there."""
+        obj = self._call(
+            self.client.v1.billing_portal.sessions.create,
+            params={"customer": customer_ref, "return_url": return_url},
+            options={"idempotency_key": idempotency_key},
+        ).to_dict()
+        created = obj.get("created")
+        return PortalSession(
+            id=obj["id"],
+            url=obj["url"],
+            return_url=obj.get("return_url") or return_url,
+            created_at=datetime.fromtimestamp(created, UTC) if created else None,
         )
 
     def extend_subscription(
