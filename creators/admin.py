@@ -9,13 +9,15 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django_fsm import can_proceed
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
-from monetization.errors import DomainError
+from monetization.errors import DomainError, staff_message
+from monetization.reasons import REASON_MAX_LENGTH, reason_check
 
 from . import runs, selectors
 from .models import (
@@ -53,7 +55,7 @@ def _run(request, fn, ok: str, **kwargs):
     try:
         fn(**kwargs)
     except DomainError as exc:
-        messages.error(request, f"{exc.code}: {exc.detail}")
+        messages.error(request, staff_message(exc))
     else:
         messages.success(request, ok)
 
@@ -317,8 +319,6 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
         "close": (cycles.cycle_close, "Cycle closed."),
     }
     WITH_REASON = {"approve", "reject", "reopen", "close"}
-    # What cannot be taken back from here: ticked on purpose besides the reason.
-    CONFIRMED = {"approve", "close"}
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is None else [*self.readonly_fields, "period"]
@@ -358,8 +358,8 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
                 "op": t.name,
                 "label": t.custom.get("label", t.name),
                 "reason": t.custom.get("reason", False) or t.name in self.WITH_REASON,
-                "confirm": t.name in self.CONFIRMED,
-                "confirm_held": t.custom.get("confirm_held", False),
+                # Approve and close open their confirmation page; the others are forms on the cycle page.
+                "confirm": t.name in cycles.CONFIRMED_ACTIONS,
             }
             for t in sorted(offered, key=lambda t: order.index(t.name))
         ]
@@ -367,13 +367,16 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
     def act_view(self, request, pk):
         url = reverse("admin:creators_revenuesharecycle_change", args=[pk])
         if request.method != "POST":
+            op = request.GET.get("op", "")
+            if op in cycles.CONFIRMED_ACTIONS:
+                return self._confirm_page(request, pk, op)
             return HttpResponseRedirect(url)
         op = request.POST.get("op", "")
         if op == "dry_run":
             try:
                 plan = cycles.cycle_dry_run(cycle_id=pk, actor=request.user)
             except DomainError as exc:
-                messages.error(request, f"{exc.code}: {exc.detail}")
+                messages.error(request, staff_message(exc))
             else:
                 messages.info(request, "Dry run (nothing written): " + _plan_text(plan))
             return HttpResponseRedirect(url)
@@ -381,18 +384,42 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
             messages.error(request, "Unknown action.")
             return HttpResponseRedirect(url)
         service, ok = self.ACTIONS[op]
-        reason = request.POST.get("reason", "").strip()
-        if op == "close" and not reason:  # the other services check their reasons themselves
-            messages.error(request, "Give a reason for closing; it is kept in the audit trail.")
-            return HttpResponseRedirect(url)
-        if op in self.CONFIRMED and reason and request.POST.get("confirm_action") != "1":
-            messages.error(request, "Tick the confirmation box: this cannot be undone from here.")
-            return HttpResponseRedirect(url)
-        kwargs = {"reason": request.POST.get("reason", "")} if op in self.WITH_REASON else {}
+        reason = request.POST.get("reason", "")
+        if op in cycles.CONFIRMED_ACTIONS:
+            # Refused here, nothing is written: the confirmation page again, with what was typed and why.
+            try:
+                reason_check(reason, what=f"To {op} a cycle")
+                cycles.cycle_action_confirmed(action=op, confirmed=request.POST.get("confirm_action") == "1")
+            except DomainError as exc:
+                return self._confirm_page(request, pk, op, error=staff_message(exc), reason=reason)
+        kwargs = {"reason": reason} if op in self.WITH_REASON else {}
         if op == "close":
             kwargs["confirm"] = request.POST.get("confirm") == "1"
         _run(request, service, ok, cycle_id=pk, actor=request.user, **kwargs)
         return HttpResponseRedirect(url)
+
+    def _confirm_page(self, request, pk, op: str, *, error: str = "", reason: str = ""):
+        """Approve or close, on a page of its own: what it does, a required reason, a ticked confirmation."""
+        cycle = _by_id_or_404(RevenueShareCycle, pk)
+        offered = {a["op"]: a for a in self._actions(cycle, request.user)}
+        if op not in offered:
+            messages.error(request, f"You cannot {op} this cycle now.")
+            return HttpResponseRedirect(reverse("admin:creators_revenuesharecycle_change", args=[pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"{offered[op]['label']}: cycle {cycle.period:%Y-%m}",
+            "cycle": cycle,
+            "op": op,
+            "label": offered[op]["label"],
+            "totals": selectors.cycle_totals(cycle),
+            "error": error,
+            "reason": reason,
+            "reason_max": REASON_MAX_LENGTH,
+        }
+        return TemplateResponse(
+            request, "admin/creators/revenuesharecycle/confirm.html", context, status=400 if error else 200
+        )
 
     def export_view(self, request, pk):
         if not request.user.has_perm("creators.export_payouts"):
@@ -424,6 +451,8 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
             "cycle": cycle,
             "totals": selectors.cycle_totals(cycle),
             "histogram_svg": mark_safe(selectors.histogram_svg(buckets)),  # noqa: S308 (numbers only)
+            "histogram": buckets,
+            "histogram_total": sum(b["count"] for b in buckets),
             "top_earners": selectors.cycle_top_earners(cycle),
             "anomalies": selectors.cycle_anomalies(cycle),
             "actions": self._actions(cycle, request.user),

@@ -17,7 +17,7 @@ from django.db.models import Case, OuterRef, Q, Subquery, Sum, Value, When
 from django.template.response import TemplateResponse
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
-from monetization.errors import DomainError
+from monetization.errors import DomainError, staff_message
 from monetization.exports import EXPORT_PERMISSION, CsvExportMixin
 from monetization.models import (
     ApiKey,
@@ -230,7 +230,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 api_key_revoke(key=key, revoked_by=request.user, reason="Revoked in the admin")
                 revoked += 1
             except DomainError as exc:
-                self.message_user(request, f"{key}: {exc.detail}", messages.ERROR)
+                self.message_user(request, f"{key}: {staff_message(exc)}", messages.ERROR)
         self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
 
 

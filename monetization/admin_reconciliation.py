@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from monetization.changelist import AppendOnlyAdmin
-from monetization.errors import DomainError
+from monetization.errors import DomainError, staff_message
 from monetization.exports import CsvExportMixin
 from monetization.models import ProviderReport, ReconciliationMismatch
 from monetization.services.reconciliation import mismatch_resolve, provider_report_import, report_kinds
@@ -58,7 +58,7 @@ class ProviderReportAdmin(AppendOnlyAdmin):
                         actor=request.user, kind=form.cleaned_data["kind"], name=upload.name, content=upload.read()
                     )
                 except DomainError as exc:
-                    messages.error(request, f"{exc.code}: {exc}")
+                    messages.error(request, staff_message(exc))
                 else:
                     verb = "Imported" if created else "Already imported"
                     messages.success(
@@ -124,7 +124,7 @@ class ReconciliationMismatchAdmin(CsvExportMixin, AppendOnlyAdmin):
         try:
             mismatch_resolve(actor=request.user, mismatch_id=pk, resolution=form.cleaned_data["resolution"])
         except DomainError as exc:
-            messages.error(request, f"{exc.code}: {exc}")
+            messages.error(request, staff_message(exc))
         else:
             messages.success(request, "Resolved.")
         return HttpResponseRedirect(here)

@@ -32,7 +32,7 @@ from django.urls import NoReverseMatch, path, reverse
 from djmoney.money import Money
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
-from monetization.errors import DomainError
+from monetization.errors import DomainError, staff_message
 from monetization.exports import CsvExportMixin
 from monetization.models import AuditEvent, Customer, Payment, Refund
 from monetization.registry import Registry
@@ -83,7 +83,7 @@ def act(request, fn, success: str) -> bool:
     try:
         result = fn()
     except DomainError as exc:
-        messages.error(request, f"{exc.detail} ({exc.code})")
+        messages.error(request, staff_message(exc))
         return False
     if isinstance(result, Refund) and result.status == Refund.Status.FAILED:
         # The request or approval went through, the provider did not: say so, not "done".
@@ -120,7 +120,7 @@ def act_once(request, fn, success: str, *, kind: str) -> bool:
             work=work,
         )
     except DomainError as exc:
-        messages.error(request, f"{exc.detail} ({exc.code})")
+        messages.error(request, staff_message(exc))
         return False
     if answer.replayed:
         messages.info(request, "This form was already submitted; nothing was done twice.")
@@ -179,7 +179,7 @@ def _handle_refund(request, customer, data, payment_id=None):
             work=work,
         )
     except DomainError as exc:
-        messages.error(request, f"{exc.detail} ({exc.code})")
+        messages.error(request, staff_message(exc))
         return
     if answer.replayed:
         messages.info(request, "This refund form was already submitted; nothing was done twice.")

@@ -18,7 +18,7 @@ from django_fsm.admin import FSMAdminMixin
 
 from monetization import clock
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
-from monetization.errors import DomainError
+from monetization.errors import DomainError, staff_message
 from verified_orgs import selectors
 from verified_orgs.models import (
     Affiliation,
@@ -200,7 +200,7 @@ class OrganizationModelAdmin(FSMAdminMixin, admin.ModelAdmin):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except DomainError as exc:
-            self.message_user(request, f"{exc.detail} ({exc.code})", level=messages.ERROR)
+            self.message_user(request, staff_message(exc), level=messages.ERROR)
             return redirect(request.path)
 
     def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):
@@ -212,7 +212,7 @@ class OrganizationModelAdmin(FSMAdminMixin, admin.ModelAdmin):
         try:
             service(obj, request.user, (kwargs or {}).get("reason", ""))
         except DomainError as exc:
-            self.message_user(request, f"{transition_name}: {exc.detail} ({exc.code})", level=messages.ERROR)
+            self.message_user(request, f"{transition_name}: {staff_message(exc)}", level=messages.ERROR)
             return False
         self.message_user(request, f"{transition_name.replace('_', ' ').capitalize()}: done.", level=messages.SUCCESS)
         return True
@@ -398,7 +398,7 @@ class OrgInvoiceAdmin(FSMAdminMixin, AppendOnlyAdmin):
                 invoice=obj, transition=transition_name, actor=request.user, reason=(kwargs or {}).get("reason", "")
             )
         except DomainError as exc:
-            self.message_user(request, f"{transition_name}: {exc.detail} ({exc.code})", level=messages.ERROR)
+            self.message_user(request, f"{transition_name}: {staff_message(exc)}", level=messages.ERROR)
             return False
         self.message_user(request, f"{transition_name.replace('_', ' ').capitalize()}: done.", level=messages.SUCCESS)
         return True

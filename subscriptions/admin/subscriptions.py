@@ -19,7 +19,7 @@ from django.utils.safestring import mark_safe
 from django_fsm.admin import FSMAdminMixin
 
 from monetization.changelist import LargeTableAdmin
-from monetization.errors import DomainError
+from monetization.errors import DomainError, staff_message
 from monetization.exports import CsvExportMixin
 from monetization.models import AuditEvent
 from subscriptions.models import DunningAttempt, Grant, Subscription
@@ -200,7 +200,7 @@ class SubscriptionAdmin(CsvExportMixin, FSMAdminMixin, LargeTableAdmin):
                 transition_kwargs=kwargs,
             )
         except DomainError as exc:
-            self.message_user(request, f"{transition_name}: {exc.detail}", level=messages.ERROR)
+            self.message_user(request, f"{transition_name}: {staff_message(exc)}", level=messages.ERROR)
             return False
         self.message_user(request, f"Subscription {obj.pk}: {transition_name} done.", level=messages.SUCCESS)
         return True
@@ -272,7 +272,7 @@ class GrantAdmin(LargeTableAdmin):
             elif form.cleaned_data.get("revoke_reason_input", "").strip():
                 staff_grant_revoke(grant=obj, user=request.user, reason=form.cleaned_data["revoke_reason_input"])
         except DomainError as exc:
-            self.message_user(request, exc.detail, level=messages.ERROR)
+            self.message_user(request, staff_message(exc), level=messages.ERROR)
 
 
 @admin.register(DunningAttempt)
