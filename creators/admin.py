@@ -7,6 +7,7 @@ from functools import partial
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -18,6 +19,7 @@ from django_fsm import can_proceed
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError, staff_message
 from monetization.reasons import REASON_MAX_LENGTH, reason_check
+from monetization.selectors_support import customer_find
 
 from . import runs, selectors
 from .models import (
@@ -130,8 +132,42 @@ class CreatorAccountAdmin(LargeTableAdmin):
                 self.admin_site.admin_view(self.transition_view),
                 name="creators_creator_transition",
             ),
+            path("<int:pk>/holds/", self.admin_site.admin_view(self.holds_view), name="creators_creator_holds"),
             *super().get_urls(),
         ]
+
+    def holds_view(self, request, pk):
+        """Place a hold on one of the creator's payouts, or lift one, from the creator's page."""
+        url = reverse("admin:creators_creatoraccount_change", args=[pk]) + "#payouts-and-holds"
+        if request.method != "POST":
+            return HttpResponseRedirect(url)
+        op, reason = request.POST.get("op"), request.POST.get("reason", "")
+        target = request.POST.get("payout_id" if op == "place" else "hold_id", "")
+        mine = (
+            Payout.objects.filter(creator_id=pk) if op == "place" else PayoutHold.objects.filter(payout__creator_id=pk)
+        )
+        if op not in ("place", "lift") or not target.isdigit() or not mine.filter(pk=int(target)).exists():
+            messages.error(request, "Pick one of this creator's payouts or holds.")
+        elif op == "place":
+            _run(
+                request,
+                payouts.payout_hold_place,
+                f"Hold placed on payout #{target}.",
+                payout_id=int(target),
+                kind=request.POST.get("kind", ""),
+                reason=reason,
+                actor=request.user,
+            )
+        else:
+            _run(
+                request,
+                payouts.payout_hold_lift,
+                "Hold lifted.",
+                hold_id=int(target),
+                reason=reason,
+                actor=request.user,
+            )
+        return HttpResponseRedirect(url)
 
     def transition_view(self, request, pk):
         url = reverse("admin:creators_creatoraccount_change", args=[pk])
@@ -174,11 +210,20 @@ class CreatorAccountAdmin(LargeTableAdmin):
             and t.target != creator.state
             and (staff[t.name] is None or request.user.has_perm(staff[t.name]))
         ]
+        section = selectors.creator_payouts_and_holds(creator.pk)
+        may_hold = request.user.has_perm(payouts.HOLD_PERM)
         extra_context = {
             **(extra_context or {}),
             "transitions": transitions,
             "can_evaluate": request.user.has_perm("creators.review_eligibility"),
-            "payout_section": selectors.creator_payouts_and_holds(creator.pk),
+            "payout_section": section,
+            # Compliance places and lifts holds here; others read them.
+            "can_hold": may_hold,
+            "holdable": [p for p in section["payouts"] if p.status == Payout.Status.HELD or can_proceed(p.hold)]
+            if may_hold
+            else [],
+            "hold_kinds": PayoutHold.Kind.choices,
+            "reason_max": REASON_MAX_LENGTH,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -205,14 +250,20 @@ class HoldInline(admin.TabularInline):
 class PayoutAdmin(LargeTableAdmin):
     list_display = ["id", "cycle", "creator", "amount", "currency", "status", "paid_at"]
     list_filter = ["status"]
-    exact_search_fields = ("transfer_id", "creator__customer__external_id", "creator__customer__handle")
+    exact_search_fields = ("transfer_id",)
     integer_search_fields = ("id", "creator_id")
-    search_help_text = "Exact creator handle (without @), external id, transfer id, payout id or creator id."
+    search_help_text = (
+        "Creator handle or e-mail (any case, part of it from 3 characters, with or without @), "
+        "external id, transfer id, payout id or creator id."
+    )
     readonly_fields = [f.name for f in Payout._meta.fields]
 
-    def get_search_results(self, request, queryset, search_term):
-        # Compliance types handles as they see them, with the @.
-        return super().get_search_results(request, queryset, search_term.strip().removeprefix("@"))
+    def search_conditions(self, term: str) -> list[Q]:
+        # The creator is found the way Support finds a customer (trigram indexes, exact ids first); a number
+        # is a payout's or creator's id, not a customer's.
+        customers = [] if term.isdigit() else [c.pk for c in customer_find(term)]
+        found = [Q(creator__customer_id__in=customers)] if customers else []
+        return [*super().search_conditions(term), *found]
 
     inlines = [HoldInline]
     change_form_template = "admin/creators/payout/change_form.html"
