@@ -36,7 +36,13 @@ from monetization.errors import DomainError, staff_message
 from monetization.exports import CsvExportMixin
 from monetization.models import AuditEvent, Customer, Payment, Refund
 from monetization.registry import Registry
-from monetization.selectors_support import customer_find, customer_overview, customer_summary, customer_timeline
+from monetization.selectors_support import (
+    customer_find,
+    customer_overview,
+    customer_summary,
+    customer_timeline,
+    timeline_webhook_events,
+)
 from monetization.services.idempotency import (
     idempotent_run,
     request_fingerprint,
@@ -243,8 +249,14 @@ def customer_support_view(request, object_id: int, admin_site):
     for refund in overview.refunds:
         refund.decisions = refund_decisions_offered(refund, request.user)
     page = customer_timeline(customer.pk, cursor=request.GET.get("cursor", ""))
+    received = timeline_webhook_events(page.events)
     for event in page.events:
         event.link = _admin_link(event.object_type, event.object_id)
+        # A provider's event links to what it sent; a staff member's to their audit trail.
+        if event.actor_label in received:
+            event.actor_link = reverse("admin:monetization_webhookevent_change", args=[received[event.actor_label]])
+        elif event.actor_id:
+            event.actor_link = reverse("admin:monetization_auditevent_changelist") + f"?actor={event.actor_id}"
     context = {
         **admin_site.each_context(request),
         "title": f"Customer {customer}",
