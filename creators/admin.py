@@ -12,6 +12,7 @@ from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django_fsm import can_proceed
@@ -118,7 +119,7 @@ class CreatorAccountAdmin(LargeTableAdmin):
             items.append(
                 format_html(
                     "<li>{} {}: {}</li>",
-                    d.decided_at.strftime("%Y-%m-%d %H:%M"),
+                    date_format(d.decided_at, "DATETIME_FORMAT"),
                     "eligible" if d.eligible else "ineligible",
                     detail,
                 )
@@ -339,7 +340,7 @@ class PayoutHoldAdmin(LargeTableAdmin):
 
 @admin.register(CreatorEarning)
 class CreatorEarningAdmin(LargeTableAdmin, AppendOnlyAdmin):
-    list_display = ["id", "cycle", "creator", "pool_amount", "subscription_amount", "carried_in", "total", "payable"]
+    list_display = ["id", "cycle", "creator", "pool_amount", "subscription_amount", "total", "payable"]
     integer_search_fields = ("id", "creator_id")
 
 

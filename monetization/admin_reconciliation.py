@@ -37,7 +37,7 @@ class ResolveForm(forms.Form):
 
 @admin.register(ProviderReport)
 class ProviderReportAdmin(AppendOnlyAdmin):
-    list_display = ("id", "provider", "kind", "name", "lines", "matched", "mismatches", "imported_by", "imported_at")
+    list_display = ("id", "provider", "kind", "name", "matched", "mismatches", "imported_at")
     list_filter = ("provider", "kind")
 
     def get_urls(self):
@@ -78,18 +78,7 @@ class ProviderReportAdmin(AppendOnlyAdmin):
 
 @admin.register(ReconciliationMismatch)
 class ReconciliationMismatchAdmin(CsvExportMixin, AppendOnlyAdmin):
-    list_display = (
-        "id",
-        "provider",
-        "reference",
-        "line_kind",
-        "kind",
-        "currency",
-        "ours",
-        "theirs",
-        "status",
-        "report",
-    )
+    list_display = ("reference", "provider", "kind", "currency", "ours", "theirs", "status")
     list_filter = ("status", "provider", "kind")
     search_fields = ("=reference",)
     csv_columns = (

@@ -388,7 +388,7 @@ class RefundAdmin(CsvExportMixin, LargeTableAdmin):
         "completed_at",
     )
 
-    list_display = ("id", "customer", "payment", "amount", "reason_code", "status", "requested_by", "requested_at")
+    list_display = ("id", "customer", "amount", "reason_code", "status", "requested_by", "requested_at")
     list_filter = ("status", "reason_code")
     list_select_related = ("customer", "payment", "requested_by")
     exact_search_fields = ("provider_refund_id",)

@@ -305,7 +305,7 @@ class VerificationApplicationAdmin(admin.ModelAdmin):
 
 @admin.register(Affiliation)
 class AffiliationAdmin(LargeTableAdmin):
-    list_display = ["id", "organization", "customer", "state", "invited_at", "accepted_at", "expires_at", "ended_at"]
+    list_display = ["id", "organization", "customer", "state", "accepted_at", "expires_at", "ended_at"]
     list_filter = ["state"]
     list_select_related = ["organization", "customer"]
     exact_search_fields = ("customer__external_id", "customer__handle", "organization__handle")
@@ -324,7 +324,7 @@ class AffiliationAdmin(LargeTableAdmin):
 
 @admin.register(SeatLedgerEntry)
 class SeatLedgerEntryAdmin(AppendOnlyAdmin, LargeTableAdmin):
-    list_display = ["id", "organization", "at", "delta", "quantity", "reason", "proration", "payment"]
+    list_display = ["id", "organization", "at", "delta", "quantity", "reason", "payment"]
     list_filter = ["reason"]
     list_select_related = ["organization"]
     exact_search_fields = ("organization__handle",)
@@ -349,7 +349,7 @@ class OrgInvoiceAdmin(FSMAdminMixin, AppendOnlyAdmin):
     fsm_fields = ["status"]
     fsm_forms = {"void": ReasonForm, "mark_uncollectible": ReasonForm}
     change_form_template = "admin/verified_orgs/orginvoice/change_form.html"
-    list_display = ["number", "organization", "status", "period_start", "period_end", "total", "currency", "pdf_link"]
+    list_display = ["number", "organization", "status", "period_end", "total", "currency", "pdf_link"]
     list_filter = ["status"]
     list_select_related = ["organization"]
     search_fields = ["=organization__handle", "=number"]
