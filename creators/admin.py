@@ -19,7 +19,7 @@ from django_fsm import can_proceed
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError, staff_message
-from monetization.reasons import REASON_MAX_LENGTH, reason_check
+from monetization.reasons import REASON_MAX_LENGTH
 from monetization.selectors_support import customer_find
 
 from . import runs, selectors
@@ -440,8 +440,9 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
         if op in cycles.CONFIRMED_ACTIONS:
             # Refused here, nothing is written: the confirmation page again, with what was typed and why.
             try:
-                reason_check(reason, what=f"To {op} a cycle")
-                cycles.cycle_action_confirmed(action=op, confirmed=request.POST.get("confirm_action") == "1")
+                cycles.cycle_action_confirmed(
+                    action=op, reason=reason, confirmed=request.POST.get("confirm_action") == "1"
+                )
             except DomainError as exc:
                 return self._confirm_page(request, pk, op, error=staff_message(exc), reason=reason)
         kwargs = {"reason": reason} if op in self.WITH_REASON else {}

@@ -15,7 +15,6 @@ from rest_framework.response import Response
 
 from monetization.api.staff import ReasonIn, StaffView
 from monetization.errors import NotFound
-from monetization.reasons import reason_check
 
 from .. import runs
 from ..models import CreatorAccount, EligibilityDecision, Payout, PayoutHold, RevenueShareCycle
@@ -215,9 +214,9 @@ class CycleActionView(StaffView):
         body.is_valid(raise_exception=True)
         service, _, with_reason = CYCLE_ACTIONS[action]
         kwargs = {"reason": body.validated_data["reason"]} if with_reason else {}
-        if with_reason:
-            reason_check(kwargs["reason"], what=f"To {action} a cycle")
-        cycles.cycle_action_confirmed(action=action, confirmed=body.validated_data["confirm"])
+        cycles.cycle_action_confirmed(
+            action=action, reason=body.validated_data["reason"], confirmed=body.validated_data["confirm"]
+        )
         if action == "close":
             kwargs["confirm"] = body.validated_data["confirm"]
         cycle = service(cycle_id=pk, actor=request.user, **kwargs)

@@ -715,8 +715,16 @@ class _ChunkWriter:
 CONFIRMED_ACTIONS = frozenset({"approve", "close"})
 
 
-def cycle_action_confirmed(*, action: str, confirmed: bool) -> None:
-    """Refuse an approve or close that was not explicitly confirmed (``confirmation_required``)."""
+# How a refusal names the action ("Closing a cycle needs a reason.").
+_DOING = {"approve": "Approving", "reject": "Rejecting", "reopen": "Reopening", "close": "Closing"}
+
+
+def cycle_action_confirmed(*, action: str, reason: str, confirmed: bool) -> None:
+    """What an entry point checks before calling the action's service, in this order: the reason the
+    service requires (``reason_required``, ``reason_too_long``), then, for approve and close, an explicit
+    confirmation (``confirmation_required``). Nothing is read or written."""
+    if action in _DOING:
+        reason_check(reason, what=f"{_DOING[action]} a cycle")
     if action in CONFIRMED_ACTIONS and not confirmed:
         raise InvalidInput(
             f"Confirm that you mean to {action} this cycle: it cannot be undone from here.",

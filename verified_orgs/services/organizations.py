@@ -48,6 +48,8 @@ TRANSITION_PERMS = {
     "cancel": SUSPEND_PERM,
 }
 REASON_REQUIRED_FOR = {"reject", "suspend", "reinstate", "cancel"}
+# How a refusal names the transition ("Rejecting an organization needs a reason.").
+_DOING = {"reject": "Rejecting", "suspend": "Suspending", "reinstate": "Reinstating", "cancel": "Cancelling"}
 CHANGE_PERM = "verified_orgs.change_organization"
 NOTES_PERM = "verified_orgs.change_verificationapplication"
 # What staff may correct on an organization; the handle, billing customer and state have their own ways.
@@ -126,7 +128,9 @@ def _transition(
     kwargs: dict | None = None,
 ) -> tuple[Organization, dict]:
     """Lock, check permission and source state, transition, save, audit. Returns (org, before)."""
-    reason = reason_check(reason, required=name in REASON_REQUIRED_FOR, what=f"To {name} an organization").strip()
+    reason = reason_check(
+        reason, required=name in REASON_REQUIRED_FOR, what=f"{_DOING.get(name, name.capitalize())} an organization"
+    ).strip()
     org = organization_lock(organization.pk)
     method = getattr(org, name)
     perm = TRANSITION_PERMS.get(name)
