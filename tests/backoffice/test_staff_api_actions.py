@@ -226,7 +226,7 @@ def test_finance_takes_a_cycle_from_open_to_closed_with_four_eyes():
     dry = as_user(alice).post(f"{url}/dry-run", {}, format="json")
     assert dry.status_code == 200 and dry.json()["run"] == "pay"
     assert as_user(alice).post(f"{url}/submit", {}, format="json").json()["state"] == "in_review"
-    own = as_user(alice).post(f"{url}/approve", {"reason": "fine"}, format="json")
+    own = as_user(alice).post(f"{url}/approve", {"reason": "fine", "confirm": True}, format="json")
     assert own.status_code == 403 and own.json()["code"] == "four_eyes_required"
     no_reason = as_user(bob).post(f"{url}/approve", {}, format="json")
     assert no_reason.status_code == 400 and no_reason.json()["code"] == "reason_required"
