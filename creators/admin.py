@@ -16,6 +16,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django_fsm import can_proceed
+from djmoney.money import Money
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
 from monetization.errors import DomainError, staff_message
@@ -249,7 +250,7 @@ class HoldInline(admin.TabularInline):
 
 @admin.register(Payout)
 class PayoutAdmin(LargeTableAdmin):
-    list_display = ["id", "cycle", "creator", "amount", "currency", "status", "paid_at"]
+    list_display = ["id", "cycle", "creator", "amount_money", "status", "paid_at"]
     list_filter = ["status"]
     exact_search_fields = ("transfer_id",)
     integer_search_fields = ("id", "creator_id")
@@ -268,6 +269,10 @@ class PayoutAdmin(LargeTableAdmin):
 
     inlines = [HoldInline]
     change_form_template = "admin/creators/payout/change_form.html"
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_money(self, obj):
+        return Money(obj.amount, obj.currency)
 
     def has_add_permission(self, request):
         return False
@@ -352,7 +357,11 @@ class CreatorSubscriptionLinkAdmin(admin.ModelAdmin):
 
 @admin.register(CreatorSubscriptionShare)
 class CreatorSubscriptionShareAdmin(LargeTableAdmin, AppendOnlyAdmin):
-    list_display = ["id", "creator", "payment", "basis", "amount", "currency", "occurred_at"]
+    list_display = ["id", "creator", "payment", "basis", "amount_money", "occurred_at"]
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_money(self, obj):
+        return Money(obj.amount, obj.currency)
 
 
 @admin.register(RevenueShareCycle)

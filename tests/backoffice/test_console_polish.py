@@ -44,13 +44,14 @@ def test_every_list_a_role_opens_has_at_most_seven_columns(make_staff, role):
     client = logged_in(make_staff(role))
     opened = 0
     too_wide = {}
-    for model in list(admin.site._registry):
+    for model, model_admin in list(admin.site._registry.items()):
         url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
         answer = client.get(url)
         if answer.status_code != 200:
             continue  # not this role's list (403) or a list that redirects
         opened += 1
-        columns = len(header_cells(answer.content.decode()))
+        # An empty list renders no table: then the columns it would show.
+        columns = len(header_cells(answer.content.decode())) or len(model_admin.get_list_display(answer.wsgi_request))
         if columns > MAX_COLUMNS:
             too_wide[model._meta.label] = columns
     assert opened >= 10 and not too_wide, too_wide
@@ -70,9 +71,9 @@ def test_money_and_dates_read_the_same_in_lists_and_on_the_customer_page(fake_pr
 
     page = client.get(reverse("admin:monetization_customer_support", args=[customer.pk])).content.decode()
     payments = page[page.index('id="payments"') :]
-    assert "1,194.99\xa0USD" in payments and "1,380\xa0JPY" in payments and "2026-11-02 07:05" in payments
+    assert "1,194.99 USD" in payments and "1,380 JPY" in payments and "2026-11-02 07:05" in payments
     summary = page[page.index('id="customer-summary"') :]
-    assert "1,380\xa0JPY" in summary[: summary.index("</p>")]
+    assert "1,380 JPY" in summary[: summary.index("</p>")]
     assert str(Money(Decimal("1194.99"), "USD")) == "1,194.99 USD" and str(yen.amount) == "1,380 JPY"
 
 
@@ -85,7 +86,7 @@ def test_creator_payouts_print_money_the_same_way(client):
     payout = Payout.objects.get(cycle=cycle)
     client.force_login(staff("fin", "Finance"))
     page = client.get(f"/admin/creators/creatoraccount/{payout.creator_id}/change/").content.decode()
-    assert f"{payout.amount:,.2f}\xa0USD" in page
+    assert f"{payout.amount:,.2f} USD" in page
     listed = client.get("/admin/creators/payout/").content.decode()
     assert f"{payout.amount:,.2f}" in listed
 
@@ -118,6 +119,7 @@ def test_the_plan_page_costs_the_same_whatever_its_prices(make_staff):
         return len(captured)
 
     PriceFactory(plan=plan, country="US")
+    queries()  # the first page also loads the session's user and permissions
     few = queries()
     for i in range(60):
         PriceFactory(plan=plan, country=f"{chr(65 + i // 26)}{chr(65 + i % 26)}", amount=Money("5.00", "EUR"))

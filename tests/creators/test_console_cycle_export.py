@@ -140,7 +140,8 @@ def test_the_cycle_chart_names_its_axes_and_lists_its_counts_beside_it(client):
     cycle, _, bob = reviewed_cycle()
     client.force_login(bob)
     html = client.get(f"/admin/creators/revenuesharecycle/{cycle.pk}/change/").content.decode()
-    svg = html[html.index("<svg") : html.index("</svg>")]
+    start = html.index('<svg xmlns="http://www.w3.org/2000/svg"')
+    svg = html[start : html.index("</svg>", start)]
     assert ">creators (peak " in svg and "earnings per creator" in svg
     table = html[html.index('id="histogram-counts"') :]
     table = table[: table.index("</table>")]
