@@ -181,6 +181,10 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One date format (backoffice/formats/en/formats.py) and one money format everywhere: "1,234.50 USD",
+# grouped, the currency's own decimals (JPY none), its ISO code after (every Money's str(), the admin's lists).
+FORMAT_MODULE_PATH = ["backoffice.formats"]
+MONEY_FORMAT = {"format": "#,##0.00 ¤¤"}
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -7,15 +7,21 @@ from functools import partial
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django_fsm import can_proceed
+from djmoney.money import Money
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
-from monetization.errors import DomainError
+from monetization.errors import DomainError, staff_message
+from monetization.reasons import REASON_MAX_LENGTH
+from monetization.selectors_support import customer_find
 
 from . import runs, selectors
 from .models import (
@@ -53,7 +59,7 @@ def _run(request, fn, ok: str, **kwargs):
     try:
         fn(**kwargs)
     except DomainError as exc:
-        messages.error(request, f"{exc.code}: {exc.detail}")
+        messages.error(request, staff_message(exc))
     else:
         messages.success(request, ok)
 
@@ -114,7 +120,7 @@ class CreatorAccountAdmin(LargeTableAdmin):
             items.append(
                 format_html(
                     "<li>{} {}: {}</li>",
-                    d.decided_at.strftime("%Y-%m-%d %H:%M"),
+                    date_format(d.decided_at, "DATETIME_FORMAT"),
                     "eligible" if d.eligible else "ineligible",
                     detail,
                 )
@@ -128,8 +134,42 @@ class CreatorAccountAdmin(LargeTableAdmin):
                 self.admin_site.admin_view(self.transition_view),
                 name="creators_creator_transition",
             ),
+            path("<int:pk>/holds/", self.admin_site.admin_view(self.holds_view), name="creators_creator_holds"),
             *super().get_urls(),
         ]
+
+    def holds_view(self, request, pk):
+        """Place a hold on one of the creator's payouts, or lift one, from the creator's page."""
+        url = reverse("admin:creators_creatoraccount_change", args=[pk]) + "#payouts-and-holds"
+        if request.method != "POST":
+            return HttpResponseRedirect(url)
+        op, reason = request.POST.get("op"), request.POST.get("reason", "")
+        target = request.POST.get("payout_id" if op == "place" else "hold_id", "")
+        mine = (
+            Payout.objects.filter(creator_id=pk) if op == "place" else PayoutHold.objects.filter(payout__creator_id=pk)
+        )
+        if op not in ("place", "lift") or not target.isdigit() or not mine.filter(pk=int(target)).exists():
+            messages.error(request, "Pick one of this creator's payouts or holds.")
+        elif op == "place":
+            _run(
+                request,
+                payouts.payout_hold_place,
+                f"Hold placed on payout #{target}.",
+                payout_id=int(target),
+                kind=request.POST.get("kind", ""),
+                reason=reason,
+                actor=request.user,
+            )
+        else:
+            _run(
+                request,
+                payouts.payout_hold_lift,
+                "Hold lifted.",
+                hold_id=int(target),
+                reason=reason,
+                actor=request.user,
+            )
+        return HttpResponseRedirect(url)
 
     def transition_view(self, request, pk):
         url = reverse("admin:creators_creatoraccount_change", args=[pk])
@@ -172,11 +212,20 @@ class CreatorAccountAdmin(LargeTableAdmin):
             and t.target != creator.state
             and (staff[t.name] is None or request.user.has_perm(staff[t.name]))
         ]
+        section = selectors.creator_payouts_and_holds(creator.pk)
+        may_hold = request.user.has_perm(payouts.HOLD_PERM)
         extra_context = {
             **(extra_context or {}),
             "transitions": transitions,
             "can_evaluate": request.user.has_perm("creators.review_eligibility"),
-            "payout_section": selectors.creator_payouts_and_holds(creator.pk),
+            "payout_section": section,
+            # Compliance places and lifts holds here; others read them.
+            "can_hold": may_hold,
+            "holdable": [p for p in section["payouts"] if p.status == Payout.Status.HELD or can_proceed(p.hold)]
+            if may_hold
+            else [],
+            "hold_kinds": PayoutHold.Kind.choices,
+            "reason_max": REASON_MAX_LENGTH,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -201,19 +250,29 @@ class HoldInline(admin.TabularInline):
 
 @admin.register(Payout)
 class PayoutAdmin(LargeTableAdmin):
-    list_display = ["id", "cycle", "creator", "amount", "currency", "status", "paid_at"]
+    list_display = ["id", "cycle", "creator", "amount_money", "status", "paid_at"]
     list_filter = ["status"]
-    exact_search_fields = ("transfer_id", "creator__customer__external_id", "creator__customer__handle")
+    exact_search_fields = ("transfer_id",)
     integer_search_fields = ("id", "creator_id")
-    search_help_text = "Exact creator handle (without @), external id, transfer id, payout id or creator id."
+    search_help_text = (
+        "Creator handle or e-mail (any case, part of it from 3 characters, with or without @), "
+        "external id, transfer id, payout id or creator id."
+    )
     readonly_fields = [f.name for f in Payout._meta.fields]
 
-    def get_search_results(self, request, queryset, search_term):
-        # Compliance types handles as they see them, with the @.
-        return super().get_search_results(request, queryset, search_term.strip().removeprefix("@"))
+    def search_conditions(self, term: str) -> list[Q]:
+        # The creator is found the way Support finds a customer (trigram indexes, exact ids first); a number
+        # is a payout's or creator's id, not a customer's.
+        customers = [] if term.isdigit() else [c.pk for c in customer_find(term)]
+        found = [Q(creator__customer_id__in=customers)] if customers else []
+        return [*super().search_conditions(term), *found]
 
     inlines = [HoldInline]
     change_form_template = "admin/creators/payout/change_form.html"
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_money(self, obj):
+        return Money(obj.amount, obj.currency)
 
     def has_add_permission(self, request):
         return False
@@ -286,7 +345,7 @@ class PayoutHoldAdmin(LargeTableAdmin):
 
 @admin.register(CreatorEarning)
 class CreatorEarningAdmin(LargeTableAdmin, AppendOnlyAdmin):
-    list_display = ["id", "cycle", "creator", "pool_amount", "subscription_amount", "carried_in", "total", "payable"]
+    list_display = ["id", "cycle", "creator", "pool_amount", "subscription_amount", "total", "payable"]
     integer_search_fields = ("id", "creator_id")
 
 
@@ -298,7 +357,11 @@ class CreatorSubscriptionLinkAdmin(admin.ModelAdmin):
 
 @admin.register(CreatorSubscriptionShare)
 class CreatorSubscriptionShareAdmin(LargeTableAdmin, AppendOnlyAdmin):
-    list_display = ["id", "creator", "payment", "basis", "amount", "currency", "occurred_at"]
+    list_display = ["id", "creator", "payment", "basis", "amount_money", "occurred_at"]
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_money(self, obj):
+        return Money(obj.amount, obj.currency)
 
 
 @admin.register(RevenueShareCycle)
@@ -317,8 +380,6 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
         "close": (cycles.cycle_close, "Cycle closed."),
     }
     WITH_REASON = {"approve", "reject", "reopen", "close"}
-    # What cannot be taken back from here: ticked on purpose besides the reason.
-    CONFIRMED = {"approve", "close"}
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is None else [*self.readonly_fields, "period"]
@@ -358,8 +419,8 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
                 "op": t.name,
                 "label": t.custom.get("label", t.name),
                 "reason": t.custom.get("reason", False) or t.name in self.WITH_REASON,
-                "confirm": t.name in self.CONFIRMED,
-                "confirm_held": t.custom.get("confirm_held", False),
+                # Approve and close open their confirmation page; the others are forms on the cycle page.
+                "confirm": t.name in cycles.CONFIRMED_ACTIONS,
             }
             for t in sorted(offered, key=lambda t: order.index(t.name))
         ]
@@ -367,13 +428,16 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
     def act_view(self, request, pk):
         url = reverse("admin:creators_revenuesharecycle_change", args=[pk])
         if request.method != "POST":
+            op = request.GET.get("op", "")
+            if op in cycles.CONFIRMED_ACTIONS:
+                return self._confirm_page(request, pk, op)
             return HttpResponseRedirect(url)
         op = request.POST.get("op", "")
         if op == "dry_run":
             try:
                 plan = cycles.cycle_dry_run(cycle_id=pk, actor=request.user)
             except DomainError as exc:
-                messages.error(request, f"{exc.code}: {exc.detail}")
+                messages.error(request, staff_message(exc))
             else:
                 messages.info(request, "Dry run (nothing written): " + _plan_text(plan))
             return HttpResponseRedirect(url)
@@ -381,18 +445,43 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
             messages.error(request, "Unknown action.")
             return HttpResponseRedirect(url)
         service, ok = self.ACTIONS[op]
-        reason = request.POST.get("reason", "").strip()
-        if op == "close" and not reason:  # the other services check their reasons themselves
-            messages.error(request, "Give a reason for closing; it is kept in the audit trail.")
-            return HttpResponseRedirect(url)
-        if op in self.CONFIRMED and reason and request.POST.get("confirm_action") != "1":
-            messages.error(request, "Tick the confirmation box: this cannot be undone from here.")
-            return HttpResponseRedirect(url)
-        kwargs = {"reason": request.POST.get("reason", "")} if op in self.WITH_REASON else {}
+        reason = request.POST.get("reason", "")
+        if op in cycles.CONFIRMED_ACTIONS:
+            # Refused here, nothing is written: the confirmation page again, with what was typed and why.
+            try:
+                cycles.cycle_action_confirmed(
+                    action=op, reason=reason, confirmed=request.POST.get("confirm_action") == "1"
+                )
+            except DomainError as exc:
+                return self._confirm_page(request, pk, op, error=staff_message(exc), reason=reason)
+        kwargs = {"reason": reason} if op in self.WITH_REASON else {}
         if op == "close":
             kwargs["confirm"] = request.POST.get("confirm") == "1"
         _run(request, service, ok, cycle_id=pk, actor=request.user, **kwargs)
         return HttpResponseRedirect(url)
+
+    def _confirm_page(self, request, pk, op: str, *, error: str = "", reason: str = ""):
+        """Approve or close, on a page of its own: what it does, a required reason, a ticked confirmation."""
+        cycle = _by_id_or_404(RevenueShareCycle, pk)
+        offered = {a["op"]: a for a in self._actions(cycle, request.user)}
+        if op not in offered:
+            messages.error(request, f"You cannot {op} this cycle now.")
+            return HttpResponseRedirect(reverse("admin:creators_revenuesharecycle_change", args=[pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"{offered[op]['label']}: cycle {cycle.period:%Y-%m}",
+            "cycle": cycle,
+            "op": op,
+            "label": offered[op]["label"],
+            "totals": selectors.cycle_totals(cycle),
+            "error": error,
+            "reason": reason,
+            "reason_max": REASON_MAX_LENGTH,
+        }
+        return TemplateResponse(
+            request, "admin/creators/revenuesharecycle/confirm.html", context, status=400 if error else 200
+        )
 
     def export_view(self, request, pk):
         if not request.user.has_perm("creators.export_payouts"):
@@ -424,6 +513,8 @@ class RevenueShareCycleAdmin(admin.ModelAdmin):
             "cycle": cycle,
             "totals": selectors.cycle_totals(cycle),
             "histogram_svg": mark_safe(selectors.histogram_svg(buckets)),  # noqa: S308 (numbers only)
+            "histogram": buckets,
+            "histogram_total": sum(b["count"] for b in buckets),
             "top_earners": selectors.cycle_top_earners(cycle),
             "anomalies": selectors.cycle_anomalies(cycle),
             "actions": self._actions(cycle, request.user),

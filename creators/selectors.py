@@ -87,7 +87,8 @@ def histogram_svg(buckets: list[dict], *, width: int = 640, height: int = 160) -
     """An inline SVG bar chart rendered server-side (no JS): each bar carries its count, the axes their names,
     and the whole chart a text alternative listing every bucket (screen readers read the numbers too)."""
     peak = max((b["count"] for b in buckets), default=0) or 1
-    bar = width / max(len(buckets), 1)
+    left = 18  # room for the vertical axis's name
+    bar = (width - left) / max(len(buckets), 1)
     total = sum(b["count"] for b in buckets)
     summary = "; ".join(f"${b['low']:,} to ${b['high']:,}: {b['count']}" for b in buckets) or "no earnings"
     top = 14  # room for the counts above the tallest bar
@@ -97,7 +98,7 @@ def histogram_svg(buckets: list[dict], *, width: int = 640, height: int = 160) -
     ]
     for i, b in enumerate(buckets):
         h = round(b["count"] / peak * height, 1)
-        x = round(i * bar, 1)
+        x = round(left + i * bar, 1)
         y = top + height - h
         parts.append(
             f'<rect x="{x}" y="{y}" width="{bar - 2:.1f}" height="{h}" fill="#417690">'
@@ -108,6 +109,12 @@ def histogram_svg(buckets: list[dict], *, width: int = 640, height: int = 160) -
             parts.append(f'<text x="{middle:.1f}" y="{y - 2}" font-size="10" text-anchor="middle">{b["count"]}</text>')
         if i % 4 == 0:
             parts.append(f'<text x="{x}" y="{top + height + 14}" font-size="10">${b["low"]:,}</text>')
+    parts.append(
+        f'<text x="12" y="{top + height / 2:.0f}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 12 {top + height / 2:.0f})">creators (peak {peak if total else 0})</text>'
+        f'<line x1="{left - 2}" y1="{top}" x2="{left - 2}" y2="{top + height}" stroke="#999"/>'
+        f'<line x1="{left - 2}" y1="{top + height}" x2="{width}" y2="{top + height}" stroke="#999"/>'
+    )
     parts.append(
         f'<text x="{width / 2:.0f}" y="{top + height + 30}" font-size="11" text-anchor="middle">'
         "earnings per creator (bucket lower bound, log scale); bar label: creators</text></svg>"

@@ -15,9 +15,10 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Case, OuterRef, Q, Subquery, Sum, Value, When
 from django.template.response import TemplateResponse
+from djmoney.money import Money
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
-from monetization.errors import DomainError
+from monetization.errors import DomainError, staff_message
 from monetization.exports import EXPORT_PERMISSION, CsvExportMixin
 from monetization.models import (
     ApiKey,
@@ -230,7 +231,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 api_key_revoke(key=key, revoked_by=request.user, reason="Revoked in the admin")
                 revoked += 1
             except DomainError as exc:
-                self.message_user(request, f"{key}: {exc.detail}", messages.ERROR)
+                self.message_user(request, f"{key}: {staff_message(exc)}", messages.ERROR)
         self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
 
 
@@ -257,17 +258,7 @@ class PaymentAdmin(CsvExportMixin, LargeTableAdmin):
         "occurred_at",
     )
 
-    list_display = (
-        "id",
-        "customer",
-        "provider",
-        "provider_reference",
-        "kind",
-        "amount",
-        "refunded",
-        "status",
-        "occurred_at",
-    )
+    list_display = ("id", "customer", "provider", "kind", "amount", "status", "occurred_at")
     list_filter = ("provider", "status", "kind")
     list_select_related = ("customer",)
     provider_scoped_search_fields = ("provider_reference",)
@@ -293,18 +284,7 @@ class DisputeAdmin(CsvExportMixin, AppendOnlyAdmin, LargeTableAdmin):
     Seeing it takes ``view_dispute`` (Finance).
     """
 
-    list_display = (
-        "provider_dispute_id",
-        "evidence_due_by",
-        "status",
-        "amount",
-        "withdrawn",
-        "fees",
-        "reason",
-        "customer",
-        "payment",
-        "opened_at",
-    )
+    list_display = ("provider_dispute_id", "customer", "status", "amount", "evidence_due_by", "opened_at")
     list_filter = ("status", "provider")
     list_select_related = ("customer", "payment")
     csv_columns = (
@@ -380,7 +360,7 @@ class JournalSourceTypeFilter(IndexedValueFilter):
 class JournalEntryAdmin(AppendOnlyAdmin, LargeTableAdmin):
     list_filter = (JournalKindFilter, JournalSourceTypeFilter)
     date_hierarchy = "posted_at"
-    list_display = ("id", "posted_at", "kind", "amount", "key", "customer", "source_type", "source_id", "memo")
+    list_display = ("id", "posted_at", "kind", "amount", "customer", "source_type", "memo")
     list_select_related = ("customer",)
     exact_search_fields = ("key",)
     integer_search_fields = ("id", "customer_id")
@@ -410,7 +390,9 @@ class JournalEntryAdmin(AppendOnlyAdmin, LargeTableAdmin):
     def amount(self, obj):
         if obj.debit_total is None:
             return "-"
-        return f"{obj.debit_total:,.2f} {obj.debit_currency or ''}".strip()
+        if not obj.debit_currency:  # several currencies in one entry: no one amount to print
+            return f"{obj.debit_total:,.2f}"
+        return str(Money(obj.debit_total, obj.debit_currency))
 
     def search_conditions(self, term: str) -> list[Q]:
         # (source_type, source_id) is the index: probe it once per source type instead of scanning it.
@@ -544,7 +526,7 @@ class IdempotencyKeyAdmin(AppendOnlyAdmin, LargeTableAdmin):
 class ConsumptionRequestAdmin(admin.ModelAdmin):
     """Support's queue: what a store asked about a purchase, nearest deadline first."""
 
-    list_display = ("id", "provider", "transaction_id", "customer", "reason", "deadline", "status", "answered_at")
+    list_display = ("id", "provider", "transaction_id", "customer", "reason", "deadline", "status")
     list_filter = ("status", "provider")
     list_select_related = ("customer",)
     ordering = ("status", "deadline")

@@ -7,7 +7,7 @@ import json
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from monetization.errors import DomainError
+from monetization.errors import DomainError, staff_message
 from monetization.models import EventDelivery, EventEndpoint, OutboxEvent
 from monetization.outbox.delivery import event_envelope
 from monetization.services.event_endpoints import endpoint_secret_generate, event_deliveries_replay
@@ -83,7 +83,7 @@ class EventDeliveryAdmin(SuperuserOnly, admin.ModelAdmin):
                 reason=f"replayed from the admin by {request.user}",
             )
         except DomainError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+            self.message_user(request, staff_message(exc), messages.ERROR)
             return
         self.message_user(request, f"{done} deliveries queued again.", messages.SUCCESS)
 

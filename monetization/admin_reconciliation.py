@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from monetization.changelist import AppendOnlyAdmin
-from monetization.errors import DomainError
+from monetization.errors import DomainError, staff_message
 from monetization.exports import CsvExportMixin
 from monetization.models import ProviderReport, ReconciliationMismatch
 from monetization.services.reconciliation import mismatch_resolve, provider_report_import, report_kinds
@@ -37,7 +37,7 @@ class ResolveForm(forms.Form):
 
 @admin.register(ProviderReport)
 class ProviderReportAdmin(AppendOnlyAdmin):
-    list_display = ("id", "provider", "kind", "name", "lines", "matched", "mismatches", "imported_by", "imported_at")
+    list_display = ("id", "provider", "kind", "name", "matched", "mismatches", "imported_at")
     list_filter = ("provider", "kind")
 
     def get_urls(self):
@@ -58,7 +58,7 @@ class ProviderReportAdmin(AppendOnlyAdmin):
                         actor=request.user, kind=form.cleaned_data["kind"], name=upload.name, content=upload.read()
                     )
                 except DomainError as exc:
-                    messages.error(request, f"{exc.code}: {exc}")
+                    messages.error(request, staff_message(exc))
                 else:
                     verb = "Imported" if created else "Already imported"
                     messages.success(
@@ -78,18 +78,7 @@ class ProviderReportAdmin(AppendOnlyAdmin):
 
 @admin.register(ReconciliationMismatch)
 class ReconciliationMismatchAdmin(CsvExportMixin, AppendOnlyAdmin):
-    list_display = (
-        "id",
-        "provider",
-        "reference",
-        "line_kind",
-        "kind",
-        "currency",
-        "ours",
-        "theirs",
-        "status",
-        "report",
-    )
+    list_display = ("reference", "provider", "kind", "currency", "ours", "theirs", "status")
     list_filter = ("status", "provider", "kind")
     search_fields = ("=reference",)
     csv_columns = (
@@ -124,7 +113,7 @@ class ReconciliationMismatchAdmin(CsvExportMixin, AppendOnlyAdmin):
         try:
             mismatch_resolve(actor=request.user, mismatch_id=pk, resolution=form.cleaned_data["resolution"])
         except DomainError as exc:
-            messages.error(request, f"{exc.code}: {exc}")
+            messages.error(request, staff_message(exc))
         else:
             messages.success(request, "Resolved.")
         return HttpResponseRedirect(here)

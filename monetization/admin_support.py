@@ -32,11 +32,17 @@ from django.urls import NoReverseMatch, path, reverse
 from djmoney.money import Money
 
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
-from monetization.errors import DomainError
+from monetization.errors import DomainError, staff_message
 from monetization.exports import CsvExportMixin
 from monetization.models import AuditEvent, Customer, Payment, Refund
 from monetization.registry import Registry
-from monetization.selectors_support import customer_find, customer_overview, customer_summary, customer_timeline
+from monetization.selectors_support import (
+    customer_find,
+    customer_overview,
+    customer_summary,
+    customer_timeline,
+    timeline_webhook_events,
+)
 from monetization.services.idempotency import (
     idempotent_run,
     request_fingerprint,
@@ -84,7 +90,7 @@ def act(request, fn, success: str) -> bool:
     try:
         result = fn()
     except DomainError as exc:
-        messages.error(request, f"{exc.detail} ({exc.code})")
+        messages.error(request, staff_message(exc))
         return False
     if isinstance(result, Refund) and result.status == Refund.Status.FAILED:
         # The request or approval went through, the provider did not: say so, not "done".
@@ -121,7 +127,7 @@ def act_once(request, fn, success: str, *, kind: str) -> bool:
             work=work,
         )
     except DomainError as exc:
-        messages.error(request, f"{exc.detail} ({exc.code})")
+        messages.error(request, staff_message(exc))
         return False
     if answer.replayed:
         messages.info(request, "This form was already submitted; nothing was done twice.")
@@ -180,7 +186,7 @@ def _handle_refund(request, customer, data, payment_id=None):
             work=work,
         )
     except DomainError as exc:
-        messages.error(request, f"{exc.detail} ({exc.code})")
+        messages.error(request, staff_message(exc))
         return
     if answer.replayed:
         messages.info(request, "This refund form was already submitted; nothing was done twice.")
@@ -290,8 +296,14 @@ def customer_support_view(request, object_id: int, admin_site):
     for refund in overview.refunds:
         refund.decisions = refund_decisions_offered(refund, request.user)
     page = customer_timeline(customer.pk, cursor=request.GET.get("cursor", ""))
+    received = timeline_webhook_events(page.events)
     for event in page.events:
         event.link = _admin_link(event.object_type, event.object_id)
+        # A provider's event links to what it sent; a staff member's to their audit trail.
+        if event.actor_label in received:
+            event.actor_link = reverse("admin:monetization_webhookevent_change", args=[received[event.actor_label]])
+        elif event.actor_id:
+            event.actor_link = reverse("admin:monetization_auditevent_changelist") + f"?actor={event.actor_id}"
     context = {
         **admin_site.each_context(request),
         "title": f"Customer {customer}",
@@ -425,7 +437,7 @@ class RefundAdmin(CsvExportMixin, LargeTableAdmin):
         "completed_at",
     )
 
-    list_display = ("id", "customer", "payment", "amount", "reason_code", "status", "requested_by", "requested_at")
+    list_display = ("id", "customer", "amount", "reason_code", "status", "requested_by", "requested_at")
     list_filter = ("status", "reason_code")
     list_select_related = ("customer", "payment", "requested_by")
     exact_search_fields = ("provider_refund_id",)

@@ -17,18 +17,7 @@ from monetization.webhook_queue import webhook_event_replay
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(LargeTableAdmin):
-    list_display = (
-        "id",
-        "provider",
-        "event_type",
-        "event_id",
-        "status",
-        "attempts",
-        "age",
-        "next_attempt_at",
-        "occurred_at",
-        "received_at",
-    )
+    list_display = ("id", "provider", "event_type", "event_id", "status", "attempts", "age")
     list_filter = ("status", "provider")
     exact_search_fields = ("event_id", "subscription_ref")
     date_hierarchy = None

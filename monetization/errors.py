@@ -43,6 +43,7 @@ class ErrorCode:
     # Support console: refunds, staff actions
     IDEMPOTENCY_KEY_REQUIRED = "idempotency_key_required"
     REASON_REQUIRED = "reason_required"
+    REASON_TOO_LONG = "reason_too_long"
     GRANT_END_REQUIRED = "grant_end_required"
     REFUND_EXCEEDS_REFUNDABLE = "refund_exceeds_refundable"
     REFUND_PAYMENT_NOT_REFUNDABLE = "refund_payment_not_refundable"
@@ -155,3 +156,43 @@ class PermissionDenied(DomainError):
 
     code = ErrorCode.PERMISSION_DENIED
     status = 403
+
+
+# What staff read in the admin for a code: people act on a sentence, clients on the code. A code without an
+# entry reads as the generic line; the refusal's own detail follows either way.
+STAFF_MESSAGES = {
+    ErrorCode.INVALID_INPUT: "That input was not accepted",
+    ErrorCode.NOT_FOUND: "It no longer exists",
+    ErrorCode.PERMISSION_DENIED: "You may not do this",
+    ErrorCode.CONFLICT: "Not possible now",
+    ErrorCode.SERVICE_UNAVAILABLE: "A service is unavailable; try again in a minute",
+    ErrorCode.ILLEGAL_TRANSITION: "Not possible in its current state",
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: "This form was already sent with other values",
+    ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS: "This form is still being processed",
+    ErrorCode.IDEMPOTENCY_KEY_REQUIRED: "Reload the page and send the form again",
+    ErrorCode.REASON_REQUIRED: "Give a reason",
+    ErrorCode.REASON_TOO_LONG: "The reason is too long",
+    ErrorCode.GRANT_END_REQUIRED: "Give the grant an end",
+    ErrorCode.REFUND_EXCEEDS_REFUNDABLE: "More than is left to refund",
+    ErrorCode.REFUND_PAYMENT_NOT_REFUNDABLE: "This payment cannot be refunded",
+    ErrorCode.REFUND_CURRENCY_MISMATCH: "The refund is not in the payment's currency",
+    ErrorCode.REFUND_UNSUPPORTED_BY_PROVIDER: "The platform refunds this itself",
+    ErrorCode.REFUND_SELF_APPROVAL: "Someone else must approve your own request",
+    ErrorCode.UNSUPPORTED_BY_PROVIDER: "The platform does not support this",
+    ErrorCode.PROVIDER_ERROR: "The payment platform refused; nothing changed here",
+    ErrorCode.PROVIDER_UNAVAILABLE: "The payment platform is unreachable; nothing changed here",
+    ErrorCode.FOUR_EYES: "Someone else must approve this",
+    ErrorCode.WEBHOOK_NOT_REPLAYABLE: "This event cannot be replayed",
+    ErrorCode.LEDGER_UNBALANCED: "The ledger entry does not balance",
+    OrgErrorCode.SEAT_LIMIT_REACHED: "No seat left",
+    OrgErrorCode.BILLING_PROVIDER_FAILED: "Stripe did not take the billing change",
+    CreatorErrorCode.CONFIRMATION_REQUIRED: "Confirm it first",
+    FxErrorCode.FX_RATE_MISSING: "An exchange rate is missing",
+}
+STAFF_MESSAGE_DEFAULT = "That could not be done"
+
+
+def staff_message(exc: DomainError) -> str:
+    """The admin's message for a refusal: a sentence for its code, then what the service said."""
+    lead = STAFF_MESSAGES.get(exc.code, STAFF_MESSAGE_DEFAULT)
+    return f"{lead}. {exc.detail}" if exc.detail else f"{lead}."

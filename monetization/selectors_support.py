@@ -17,7 +17,16 @@ from typing import Any
 from django.db.models import Count, Q, Sum
 
 from monetization import clock
-from monetization.models import AuditEvent, Customer, Dispute, Payment, Provider, ProviderIdentity, Refund
+from monetization.models import (
+    AuditEvent,
+    Customer,
+    Dispute,
+    Payment,
+    Provider,
+    ProviderIdentity,
+    Refund,
+    WebhookEvent,
+)
 from monetization.registry import Registry
 
 SECTION_LIMIT = 50
@@ -50,6 +59,21 @@ customer_panels: Registry[CustomerPanel] = Registry("customer panel")
 # -> customer ids, at most a few, through an index). The search box and the support page's finder use them.
 CustomerLookup = Callable[[str], list[int]]
 customer_lookups: Registry[CustomerLookup] = Registry("customer lookup")
+
+
+@dataclass(frozen=True)
+class SummaryFact:
+    """One item of the customer page's summary line that an app above the core knows (the current plan and
+    its platform), linked to its admin page when it has one."""
+
+    label: str
+    text: str
+    link: str = ""
+
+
+# customer_summary_facts.register(name, fn(customer_id) -> list[SummaryFact]) from AppConfig.ready(); each is
+# one bounded query, whatever the customer's history.
+customer_summary_facts: Registry[Callable[[int], list[SummaryFact]]] = Registry("customer summary fact")
 
 
 @dataclass(frozen=True)
@@ -150,6 +174,25 @@ def customer_timeline(customer_id: int, *, cursor: str = "", limit: int = TIMELI
     )
 
 
+def timeline_webhook_events(events: list[AuditEvent]) -> dict[str, int]:
+    """The inbox rows behind a page's provider events ("stripe:evt_123" -> WebhookEvent id): one query on the
+    (provider, event_id) unique index, so each provider event links to what the provider sent."""
+    pairs = set()
+    for event in events:
+        provider, _, event_id = event.actor_label.partition(":")
+        if event.actor_kind == AuditEvent.ActorKind.PROVIDER and provider in Provider.values and event_id:
+            pairs.add((provider, event_id))
+    if not pairs:
+        return {}
+    condition = Q()
+    for provider, event_id in pairs:
+        condition |= Q(provider=provider, event_id=event_id)
+    return {
+        f"{provider}:{event_id}": pk
+        for pk, provider, event_id in WebhookEvent.objects.filter(condition).values_list("pk", "provider", "event_id")
+    }
+
+
 # Below this a trigram index can't narrow the search (pg_trgm needs a whole trigram), so it would scan.
 PARTIAL_SEARCH_MIN = 3
 
@@ -202,6 +245,7 @@ class CustomerSummary:
     disputes: int
     open_disputes: int
     paying_providers: list[str]  # providers with a successful charge in the last 35 days
+    facts: list[SummaryFact] = field(default_factory=list)  # the apps' (current plan and platform)
 
     @property
     def paying_twice(self) -> bool:
@@ -209,7 +253,8 @@ class CustomerSummary:
 
 
 def customer_summary(customer_id: int) -> CustomerSummary:
-    """Four aggregate queries over the customer's indexed rows, whatever the history's length."""
+    """Four aggregate queries over the customer's indexed rows, and one per app's facts, whatever the
+    history's length."""
     now = clock.now()
     paid = Payment.objects.filter(
         customer_id=customer_id,
@@ -236,4 +281,5 @@ def customer_summary(customer_id: int) -> CustomerSummary:
         disputes=disputes["total"],
         open_disputes=disputes["open"],
         paying_providers=[Provider(p).label for p in providers],
+        facts=[fact for facts in customer_summary_facts for fact in facts(customer_id)],
     )

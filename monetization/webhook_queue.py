@@ -23,6 +23,7 @@ from django.db import transaction
 from monetization.models import WebhookEvent
 from monetization.providers import provider_event_relevant
 from monetization.providers.base import ProviderEvent, get_provider
+from monetization.reasons import reason_check
 from monetization.services.audit import audit_record
 from monetization.services.webhooks import (
     APPLY_SCHEDULED_KEY,
@@ -114,6 +115,7 @@ def webhook_events_wake(*, provider: str, subject_refs: Iterable[str]) -> None:
 
 def webhook_event_replay(*, event: WebhookEvent, user, reason: str = "") -> WebhookEvent:
     """Staff: apply a failed (or stuck) event again, on a worker, in a task of its own. Audited."""
+    reason_check(reason, required=False)
     with transaction.atomic():
         locked = webhook_event_check_replayable(event_id=event.pk)
         audit_record(

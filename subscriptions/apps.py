@@ -14,7 +14,7 @@ class SubscriptionsConfig(AppConfig):
         from monetization.demo import DemoStep, demo_steps
         from monetization.providers import PACKAGES
         from monetization.roles import role_shares
-        from monetization.selectors_support import customer_lookups, customer_panels
+        from monetization.selectors_support import customer_lookups, customer_panels, customer_summary_facts
         from monetization.services.outbox import outbox_entitlements
         from monetization.services.refund_preview import refund_preview_parts
         from monetization.services.refunds import refund_succeeded_hooks
@@ -47,6 +47,7 @@ class SubscriptionsConfig(AppConfig):
         reconcilers.register("app_store", app_store_reconcile)
         reconcilers.register("google_play", google_play_reconcile)
         customer_panels.register("subscriptions", support.PANEL)
+        customer_summary_facts.register("subscriptions.current_plan", support.summary_facts)
         for op, action in support.CUSTOMER_ACTIONS.items():
             customer_actions.register(op, action)
         customer_lookups.register("subscriptions.provider_subscription_id", customers_by_provider_subscription_id)

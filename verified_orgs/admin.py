@@ -18,7 +18,7 @@ from django_fsm.admin import FSMAdminMixin
 
 from monetization import clock
 from monetization.changelist import AppendOnlyAdmin, LargeTableAdmin
-from monetization.errors import DomainError
+from monetization.errors import DomainError, staff_message
 from verified_orgs import selectors
 from verified_orgs.models import (
     Affiliation,
@@ -200,7 +200,7 @@ class OrganizationModelAdmin(FSMAdminMixin, admin.ModelAdmin):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except DomainError as exc:
-            self.message_user(request, f"{exc.detail} ({exc.code})", level=messages.ERROR)
+            self.message_user(request, staff_message(exc), level=messages.ERROR)
             return redirect(request.path)
 
     def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):
@@ -212,7 +212,7 @@ class OrganizationModelAdmin(FSMAdminMixin, admin.ModelAdmin):
         try:
             service(obj, request.user, (kwargs or {}).get("reason", ""))
         except DomainError as exc:
-            self.message_user(request, f"{transition_name}: {exc.detail} ({exc.code})", level=messages.ERROR)
+            self.message_user(request, f"{transition_name}: {staff_message(exc)}", level=messages.ERROR)
             return False
         self.message_user(request, f"{transition_name.replace('_', ' ').capitalize()}: done.", level=messages.SUCCESS)
         return True
@@ -305,7 +305,7 @@ class VerificationApplicationAdmin(admin.ModelAdmin):
 
 @admin.register(Affiliation)
 class AffiliationAdmin(LargeTableAdmin):
-    list_display = ["id", "organization", "customer", "state", "invited_at", "accepted_at", "expires_at", "ended_at"]
+    list_display = ["id", "organization", "customer", "state", "accepted_at", "expires_at", "ended_at"]
     list_filter = ["state"]
     list_select_related = ["organization", "customer"]
     exact_search_fields = ("customer__external_id", "customer__handle", "organization__handle")
@@ -324,7 +324,7 @@ class AffiliationAdmin(LargeTableAdmin):
 
 @admin.register(SeatLedgerEntry)
 class SeatLedgerEntryAdmin(AppendOnlyAdmin, LargeTableAdmin):
-    list_display = ["id", "organization", "at", "delta", "quantity", "reason", "proration", "payment"]
+    list_display = ["id", "organization", "at", "delta", "quantity", "reason", "payment"]
     list_filter = ["reason"]
     list_select_related = ["organization"]
     exact_search_fields = ("organization__handle",)
@@ -349,7 +349,7 @@ class OrgInvoiceAdmin(FSMAdminMixin, AppendOnlyAdmin):
     fsm_fields = ["status"]
     fsm_forms = {"void": ReasonForm, "mark_uncollectible": ReasonForm}
     change_form_template = "admin/verified_orgs/orginvoice/change_form.html"
-    list_display = ["number", "organization", "status", "period_start", "period_end", "total", "currency", "pdf_link"]
+    list_display = ["number", "organization", "status", "period_end", "total", "currency", "pdf_link"]
     list_filter = ["status"]
     list_select_related = ["organization"]
     search_fields = ["=organization__handle", "=number"]
@@ -398,7 +398,7 @@ class OrgInvoiceAdmin(FSMAdminMixin, AppendOnlyAdmin):
                 invoice=obj, transition=transition_name, actor=request.user, reason=(kwargs or {}).get("reason", "")
             )
         except DomainError as exc:
-            self.message_user(request, f"{transition_name}: {exc.detail} ({exc.code})", level=messages.ERROR)
+            self.message_user(request, f"{transition_name}: {staff_message(exc)}", level=messages.ERROR)
             return False
         self.message_user(request, f"{transition_name.replace('_', ' ').capitalize()}: done.", level=messages.SUCCESS)
         return True

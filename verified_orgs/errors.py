@@ -1,6 +1,6 @@
 """The verified organizations' refusals, built on the codes in monetization.errors."""
 
-from monetization.errors import Conflict, DomainError, ErrorCode, InvalidInput, NotFound, OrgErrorCode, PermissionDenied
+from monetization.errors import Conflict, DomainError, NotFound, OrgErrorCode, PermissionDenied
 
 
 def org_not_found(detail: str = "No such organization.") -> DomainError:
@@ -15,7 +15,3 @@ def not_org_admin() -> DomainError:
 
 def org_not_verified(state: str) -> DomainError:
     return Conflict(f"The organization is {state}, not verified.", code=OrgErrorCode.ORG_NOT_VERIFIED)
-
-
-def reason_required() -> DomainError:
-    return InvalidInput("A reason is required.", code=ErrorCode.REASON_REQUIRED)

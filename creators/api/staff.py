@@ -183,13 +183,14 @@ CYCLE_ACTIONS = {
     "reject": (partial(cycles.cycle_reject, reopen=False), APPROVE_PERM, True),
     "reopen": (partial(cycles.cycle_reject, reopen=True), APPROVE_PERM, True),
     "pay": (runs.cycle_pay_request, APPROVE_PERM, False),
-    "close": (cycles.cycle_close, APPROVE_PERM, False),
+    "close": (cycles.cycle_close, APPROVE_PERM, True),
 }
 
 
 class CycleActionView(StaffView):
-    """compute and pay queue their run (progress in compute_/pay_processed); approve, reject and reopen
-    need a reason (approve: never by whoever computed it); close over held payouts needs ``confirm``."""
+    """compute and pay queue their run (progress in compute_/pay_processed); approve, reject, reopen and
+    close need a reason (approve: never by whoever computed it); approve and close also need ``confirm``
+    (for close it also accepts closing over payouts Compliance holds)."""
 
     @property
     def required_perms(self):
@@ -197,7 +198,9 @@ class CycleActionView(StaffView):
 
     class CycleActionInputSerializer(serializers.Serializer):
         reason = serializers.CharField(required=False, allow_blank=True, default="")
-        confirm = serializers.BooleanField(required=False, default=False, help_text="close: with payouts held")
+        confirm = serializers.BooleanField(
+            required=False, default=False, help_text="approve and close: true, or confirmation_required"
+        )
 
     @extend_schema(
         request=CycleActionInputSerializer,
@@ -211,6 +214,9 @@ class CycleActionView(StaffView):
         body.is_valid(raise_exception=True)
         service, _, with_reason = CYCLE_ACTIONS[action]
         kwargs = {"reason": body.validated_data["reason"]} if with_reason else {}
+        cycles.cycle_action_confirmed(
+            action=action, reason=body.validated_data["reason"], confirmed=body.validated_data["confirm"]
+        )
         if action == "close":
             kwargs["confirm"] = body.validated_data["confirm"]
         cycle = service(cycle_id=pk, actor=request.user, **kwargs)

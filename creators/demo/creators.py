@@ -153,7 +153,7 @@ def seed(*, rng, out, options=None) -> None:
         cycle_submit(cycle_id=cycle.pk, actor=first)
         cycle_approve(cycle_id=cycle.pk, actor=second, reason="Demo: figures reviewed")
         cycle_pay(cycle_id=cycle.pk, provider=FakePayoutProvider())  # the demo pays nobody for real
-        cycle_close(cycle_id=cycle.pk, actor=second, confirm=True)
+        cycle_close(cycle_id=cycle.pk, actor=second, confirm=True, reason="Demo: every payout paid")
     cycle, _ = RevenueShareCycle.objects.get_or_create(period=pending)
     if cycle.state == RevenueShareCycle.State.OPEN:
         cycle_compute(cycle_id=cycle.pk, actor=first)

@@ -8,6 +8,7 @@ from django_fsm import can_proceed
 from monetization import clock
 from monetization.errors import IllegalTransition, InvalidInput, NotFound
 from monetization.models import Customer
+from monetization.reasons import reason_check
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.permissions import System, require_perm
 
@@ -52,8 +53,7 @@ def creator_transition(
     perm = STAFF_TRANSITIONS[transition]
     if perm:
         require_perm(actor, perm)
-    if not isinstance(actor, System) and transition in REASON_REQUIRED and not reason.strip():
-        raise InvalidInput("A reason is required.", code="reason_required")
+    reason_check(reason, required=not isinstance(actor, System) and transition in REASON_REQUIRED)
     with transaction.atomic():
         creator = CreatorAccount.objects.select_for_update().filter(pk=creator_id).first()
         if creator is None:

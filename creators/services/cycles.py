@@ -60,6 +60,7 @@ from monetization.errors import (
     PermissionDenied,
 )
 from monetization.models import Dispute, JournalEntry, JournalLine, Refund, RevenueDeferral
+from monetization.reasons import reason_check
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.fx import RateMissing, convert
 from monetization.services.ledger import Account, Leg, Posting, journal_post_many, minor_unit_exponent, quantize
@@ -762,6 +763,28 @@ class _ChunkWriter:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
+# Approving pays money out and closing ends the cycle for good: whoever takes either, from the admin or the
+# staff API, confirms it on purpose (besides the reason the services require).
+CONFIRMED_ACTIONS = frozenset({"approve", "close"})
+
+
+# How a refusal names the action ("Closing a cycle needs a reason.").
+_DOING = {"approve": "Approving", "reject": "Rejecting", "reopen": "Reopening", "close": "Closing"}
+
+
+def cycle_action_confirmed(*, action: str, reason: str, confirmed: bool) -> None:
+    """What an entry point checks before calling the action's service, in this order: the reason the
+    service requires (``reason_required``, ``reason_too_long``), then, for approve and close, an explicit
+    confirmation (``confirmation_required``). Nothing is read or written."""
+    if action in _DOING:
+        reason_check(reason, what=f"{_DOING[action]} a cycle")
+    if action in CONFIRMED_ACTIONS and not confirmed:
+        raise InvalidInput(
+            f"Confirm that you mean to {action} this cycle: it cannot be undone from here.",
+            code=CreatorErrorCode.CONFIRMATION_REQUIRED,
+        )
+
+
 def cycle_submit(*, cycle_id: int, actor=None) -> RevenueShareCycle:
     """Send a computed cycle to review."""
     return _simple_transition(cycle_id=cycle_id, actor=actor, name="submit", perm="creators.compute_cycle")
@@ -795,8 +818,7 @@ def cycle_reject(*, cycle_id: int, actor, reason: str, reopen: bool = False) -> 
 
     Reopening deletes the earnings and posts reversing ledger entries for the computation.
     """
-    if not reason or not reason.strip():
-        raise InvalidInput("A reason is required to reject a cycle.", code=ErrorCode.REASON_REQUIRED)
+    reason_check(reason, what="Rejecting a cycle")
     require_perm(actor, "creators.approve_cycle")
     if not reopen:
         return _simple_transition(
@@ -846,8 +868,7 @@ def cycle_reject(*, cycle_id: int, actor, reason: str, reopen: bool = False) -> 
 
 def cycle_approve(*, cycle_id: int, actor, reason: str = "") -> RevenueShareCycle:
     """Four-eyes approval with a reason; schedules the payouts (held when Compliance must look first)."""
-    if not reason or not reason.strip():
-        raise InvalidInput("A reason is required to approve a cycle.", code=ErrorCode.REASON_REQUIRED)
+    reason_check(reason, what="Approving a cycle")
     if actor is None or not actor.is_authenticated:
         raise PermissionDenied("Approving a cycle needs a staff member.")
     require_perm(actor, "creators.approve_cycle")
@@ -923,8 +944,9 @@ def _schedule_payouts(cycle: RevenueShareCycle, *, batch_size: int = 5000) -> tu
 
 
 def cycle_close(*, cycle_id: int, actor=None, confirm: bool = False, reason: str = "") -> RevenueShareCycle:
-    """Close a paid cycle. Held payouts stay owed (and held); closing over them needs ``confirm``.
-    ``reason`` goes to the audit trail."""
+    """Close a paid cycle, with a reason for the audit trail. Held payouts stay owed (and held); closing
+    over them needs ``confirm``."""
+    reason_check(reason, what="Closing a cycle")
     with transaction.atomic():
         cycle = _lock(cycle_id)
         held = 0

@@ -26,9 +26,10 @@ from djmoney.money import Money
 
 from monetization import clock
 from monetization.bulk import bulk_update_rows
-from monetization.errors import ErrorCode, IllegalTransition, InvalidInput, NotFound
+from monetization.errors import IllegalTransition, InvalidInput, NotFound
 from monetization.models import Customer
 from monetization.providers.base import PayoutError, PayoutProvider, get_payout_provider
+from monetization.reasons import reason_check
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.ledger import Account, Leg, Posting, journal_post_many
 from monetization.services.permissions import require_perm
@@ -84,8 +85,7 @@ def payout_hold_place(*, payout_id: int, kind: str, reason: str, actor=None) -> 
     require_perm(actor, HOLD_PERM)
     if kind not in PayoutHold.Kind.values:
         raise InvalidInput(f"Unknown hold kind {kind!r}.")
-    if not reason or not reason.strip():
-        raise InvalidInput("A reason is required.", code=ErrorCode.REASON_REQUIRED)
+    reason_check(reason, what="A hold")
     with transaction.atomic():
         payout = Payout.objects.select_for_update().filter(pk=payout_id).select_related("creator").first()
         if payout is None:
@@ -114,8 +114,7 @@ def payout_hold_place(*, payout_id: int, kind: str, reason: str, actor=None) -> 
 def payout_hold_lift(*, hold_id: int, reason: str, actor=None) -> Payout:
     """Lift one hold; the payout becomes approved again once no hold is left on it."""
     require_perm(actor, HOLD_PERM)
-    if not reason or not reason.strip():
-        raise InvalidInput("A reason is required.", code=ErrorCode.REASON_REQUIRED)
+    reason_check(reason, what="A hold")
     with transaction.atomic():
         hold = PayoutHold.objects.select_for_update().filter(pk=hold_id).first()
         if hold is None:

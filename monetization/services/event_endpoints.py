@@ -16,6 +16,7 @@ from monetization import clock
 from monetization.errors import InvalidInput, PermissionDenied
 from monetization.event_catalogue import CATALOGUE
 from monetization.models import EventDelivery, EventEndpoint
+from monetization.reasons import reason_check
 from monetization.services.audit import audit_record
 
 ENDPOINT_FIELDS = ["url", "event_types", "enabled"]
@@ -66,8 +67,7 @@ def event_endpoint_rotate_secret(*, user, endpoint: EventEndpoint, overlap: time
 def event_deliveries_replay(*, user, delivery_ids: list[int], reason: str, at: datetime | None = None) -> int:
     """Send the chosen deliveries again (parked, failed or already delivered), with the same event id."""
     _require_superuser(user)
-    if not reason.strip():
-        raise InvalidInput("A replay needs a reason.")
+    reason_check(reason, what="A replay")
     with transaction.atomic():
         ids = list(EventDelivery.objects.select_for_update().filter(pk__in=delivery_ids).values_list("pk", flat=True))
         EventDelivery.objects.filter(pk__in=ids).update(

@@ -31,6 +31,7 @@ from monetization.models import AuditEvent, Payment, Refund
 from monetization.money import money_from_minor
 from monetization.providers import provider_capabilities
 from monetization.providers.base import ProviderError, RefundReport, UnsupportedOperation, get_provider
+from monetization.reasons import reason_check
 from monetization.registry import Registry
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.ledger import Account, Leg, Posting, journal_post, quantize
@@ -58,8 +59,7 @@ class RefundUnsupported(DomainError):
 
 
 def _require_reason(text: str, what: str) -> None:
-    if not (text or "").strip():
-        raise InvalidInput(f"{what} needs a reason.", code=ErrorCode.REASON_REQUIRED)
+    reason_check(text, what=what)
 
 
 def refund_offered(payment: Payment, user) -> bool:

@@ -7,8 +7,11 @@ price is a superuser's job (see subscriptions/roles.py).
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils.html import format_html
 
+from monetization import clock
 from subscriptions.models import Entitlement, Plan, Price, Product, Sku
 
 
@@ -47,20 +50,37 @@ class SkuInline(admin.TabularInline):
     fields = ("platform", "store_product_id", "base_plan_id", "is_active")
 
 
-class PriceInline(admin.TabularInline):
-    model = Price
-    extra = 0
-    fields = ("platform", "country", "component", "amount", "valid_from", "valid_until")
-    ordering = ("country", "platform", "component", "-valid_from")
-
-
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
     list_display = ("code", "product", "interval", "interval_count", "trial_days", "is_active")
     list_filter = ("interval", "product__kind", "is_active")
     list_select_related = ("product",)
     search_fields = ("code", "product__name")
-    inlines = (SkuInline, PriceInline)
+    # A plan has a price per country, platform and component, and keeps every past one: as an inline that was
+    # hundreds of forms, each with a select of every currency (seconds per page). The page summarises them in
+    # one query and links to the Price list, where they are edited.
+    inlines = (SkuInline,)
+    readonly_fields = ("prices",)
+
+    @admin.display(description="prices")
+    def prices(self, obj):
+        if obj is None or obj.pk is None:
+            return "Add the plan first; its prices are added in the Price list."
+        rows = (
+            Price.objects.filter(plan=obj)
+            .values("amount_currency")
+            .annotate(
+                n=Count("id"),
+                current=Count("id", filter=Q(valid_until__isnull=True) | Q(valid_until__gt=clock.now())),
+                countries=Count("country", distinct=True),
+            )
+            .order_by("amount_currency")
+        )
+        summary = "; ".join(
+            f"{r['amount_currency']}: {r['current']} current of {r['n']} in {r['countries']} countries" for r in rows
+        )
+        url = reverse("admin:subscriptions_price_changelist") + f"?plan__id__exact={obj.pk}"
+        return format_html('{} <a href="{}">See and edit them in the Price list</a>', summary or "None yet.", url)
 
 
 @admin.register(Sku)

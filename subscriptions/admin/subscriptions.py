@@ -14,12 +14,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.urls import path
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django_fsm.admin import FSMAdminMixin
 
 from monetization.changelist import LargeTableAdmin
-from monetization.errors import DomainError
+from monetization.errors import DomainError, staff_message
 from monetization.exports import CsvExportMixin
 from monetization.models import AuditEvent
 from subscriptions.models import DunningAttempt, Grant, Subscription
@@ -64,16 +65,7 @@ class DunningAttemptInline(admin.TabularInline):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(CsvExportMixin, FSMAdminMixin, LargeTableAdmin):
-    list_display = (
-        "id",
-        "customer",
-        "plan",
-        "platform",
-        "state",
-        "current_period_end",
-        "auto_renew",
-        "provider_subscription_id",
-    )
+    list_display = ("id", "customer", "plan", "platform", "state", "current_period_end", "auto_renew")
     list_select_related = ("customer", "plan", "plan__product")
     list_filter = ("state", "platform")
     exact_search_fields = ("customer__external_id",)
@@ -151,7 +143,7 @@ class SubscriptionAdmin(CsvExportMixin, FSMAdminMixin, LargeTableAdmin):
             "<tr><td>{}</td><td>{}</td><td>{} &rarr; {}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    e.occurred_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                    date_format(e.occurred_at, "DATETIME_FORMAT"),
                     e.action,
                     (e.before or {}).get("state", ""),
                     (e.after or {}).get("state", ""),
@@ -200,7 +192,7 @@ class SubscriptionAdmin(CsvExportMixin, FSMAdminMixin, LargeTableAdmin):
                 transition_kwargs=kwargs,
             )
         except DomainError as exc:
-            self.message_user(request, f"{transition_name}: {exc.detail}", level=messages.ERROR)
+            self.message_user(request, f"{transition_name}: {staff_message(exc)}", level=messages.ERROR)
             return False
         self.message_user(request, f"Subscription {obj.pk}: {transition_name} done.", level=messages.SUCCESS)
         return True
@@ -222,7 +214,7 @@ class GrantForm(forms.ModelForm):
 @admin.register(Grant)
 class GrantAdmin(LargeTableAdmin):
     form = GrantForm
-    list_display = ("id", "customer", "entitlement", "product", "starts_at", "ends_at", "revoked_at", "granted_by")
+    list_display = ("id", "customer", "entitlement", "product", "ends_at", "revoked_at", "granted_by")
     list_select_related = ("customer", "entitlement", "product", "granted_by")
     exact_search_fields = ("customer__external_id",)
     raw_id_fields = ("customer",)
@@ -272,7 +264,7 @@ class GrantAdmin(LargeTableAdmin):
             elif form.cleaned_data.get("revoke_reason_input", "").strip():
                 staff_grant_revoke(grant=obj, user=request.user, reason=form.cleaned_data["revoke_reason_input"])
         except DomainError as exc:
-            self.message_user(request, exc.detail, level=messages.ERROR)
+            self.message_user(request, staff_message(exc), level=messages.ERROR)
 
 
 @admin.register(DunningAttempt)

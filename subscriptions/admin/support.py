@@ -13,10 +13,11 @@ import uuid
 from django import forms
 from django.contrib import messages
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 
 from monetization.admin_support import act, act_once, form_errors
 from monetization.models import Customer
-from monetization.selectors_support import CustomerPanel
+from monetization.selectors_support import CustomerPanel, SummaryFact
 from subscriptions.models import Entitlement, Grant, Product, Subscription
 from subscriptions.selectors import customer_subscriptions
 from subscriptions.services import actions
@@ -51,6 +52,29 @@ class TargetForm(forms.Form):
     target = forms.IntegerField(widget=forms.HiddenInput)
     reason = forms.CharField()
     days = forms.IntegerField(required=False, min_value=1)
+
+
+# A subscription that is still the customer's (pending to canceled-but-running), newest first.
+SUMMARY_STATES = Subscription.LIVE_STATES
+
+
+def summary_facts(customer_id: int) -> list[SummaryFact]:
+    """The summary line's current plan and platform: each live subscription (a few at most), linked."""
+    live = (
+        Subscription.objects.filter(customer_id=customer_id, state__in=SUMMARY_STATES)
+        .select_related("plan__product")
+        .order_by("-started_at", "-id")[:3]
+    )
+    facts = [
+        SummaryFact(
+            label="current plan",
+            text=f"{sub.plan.product.name} {sub.plan.get_interval_display().lower()} on {sub.get_platform_display()}"
+            f" ({sub.get_state_display().lower()})",
+            link=reverse("admin:subscriptions_subscription_change", args=[sub.pk]),
+        )
+        for sub in live
+    ]
+    return facts or [SummaryFact(label="current plan", text="none")]
 
 
 def panel_load(customer: Customer) -> dict:

@@ -183,7 +183,14 @@ def _build(customer, platform, plan, state, rng, now, price_table, identities):
         )
         return sub, [("failed", started, 0)], []
     else:
-        days_ago = {S.IN_GRACE_PERIOD: rng.randint(1, 2), S.ON_HOLD: rng.randint(2, 12), S.PAUSED: rng.randint(1, 20)}
+        # On hold means its grace is over: the lapse is at least the platform's grace ago, or the hold
+        # would start (and show on the timeline) in the future.
+        grace_days = rule_for(provider, now).grace_days
+        days_ago = {
+            S.IN_GRACE_PERIOD: rng.randint(1, 2),
+            S.ON_HOLD: grace_days + rng.randint(2, 12),
+            S.PAUSED: rng.randint(1, 20),
+        }
         end_target = now - timedelta(days=days_ago.get(state, rng.randint(20, 300)), hours=rng.randint(0, 23))
     # Count the paid periods back from the end; clamping (Mar 31 -> Feb 28) only moves the end earlier.
     anchor = add_interval(end_target, plan.interval, -paid)

@@ -18,6 +18,7 @@ from monetization.errors import DomainError, ErrorCode, IllegalTransition, Inval
 from monetization.models import Customer
 from monetization.providers import provider_capabilities
 from monetization.providers.base import ProviderError, UnsupportedOperation, get_provider
+from monetization.reasons import reason_check
 from monetization.services.permissions import require_perm
 from subscriptions.models import Entitlement, Grant, Product, Subscription
 from subscriptions.services.grants import grant_create, grant_revoke
@@ -48,8 +49,7 @@ class ProviderFailed(DomainError):
 
 def _check(user, perm: str, reason: str, what: str) -> None:
     require_perm(user, perm)
-    if not (reason or "").strip():
-        raise InvalidInput(f"{what} needs a reason.", code=ErrorCode.REASON_REQUIRED)
+    reason_check(reason, what=what)
 
 
 def _provider(subscription: Subscription):

@@ -9,6 +9,7 @@ from django.db import transaction
 from monetization import clock
 from monetization.errors import Conflict, InvalidInput
 from monetization.models import Customer
+from monetization.reasons import reason_check
 from monetization.services.audit import audit_record, snapshot
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.models import Entitlement, Grant, Product
@@ -28,8 +29,7 @@ def grant_create(
 ) -> Grant:
     if (entitlement is None) == (product is None):
         raise InvalidInput("Grant either one entitlement or one product.")
-    if not reason.strip():
-        raise InvalidInput("A grant needs a reason.")
+    reason_check(reason, what="A grant")
     starts_at = starts_at or clock.now()
     if ends_at is not None and ends_at <= starts_at:
         raise InvalidInput("A grant must end after it starts.")
@@ -58,8 +58,7 @@ def grant_create(
 
 
 def grant_revoke(*, grant: Grant, revoked_by, reason: str) -> Grant:
-    if not reason.strip():
-        raise InvalidInput("Revoking a grant needs a reason.")
+    reason_check(reason, what="Revoking a grant")
     with transaction.atomic():
         locked = Grant.objects.select_for_update().select_related("customer").get(pk=grant.pk)
         if locked.revoked_at is not None:

@@ -72,8 +72,8 @@ MATRIX = [
     ("payouts/1/retry", {}, "Finance"),
     ("cycles", {"period": "2026-11-01"}, "Finance"),
     ("cycles/{cycle}/compute", {}, "Finance"),
-    ("cycles/{cycle}/approve", {"reason": "r"}, "Finance"),
-    ("cycles/{cycle}/close", {}, "Finance"),
+    ("cycles/{cycle}/approve", {"reason": "r", "confirm": True}, "Finance"),
+    ("cycles/{cycle}/close", {"reason": "r", "confirm": True}, "Finance"),
     ("cycles/{cycle}/dry-run", {}, "Finance"),
     ("webhook-events/{event}/replay", {"reason": "r"}, "Support"),
 ]
@@ -184,7 +184,12 @@ def test_compliance_places_and_lifts_a_hold_on_a_payout():
     alice, bob = role_user("Finance"), role_user("Finance")
     cycle = computed_cycle(alice)
     as_user(alice).post(f"{BASE}/cycles/{cycle.pk}/submit", {}, format="json")
-    assert as_user(bob).post(f"{BASE}/cycles/{cycle.pk}/approve", {"reason": "ok"}, format="json").status_code == 200
+    assert (
+        as_user(bob)
+        .post(f"{BASE}/cycles/{cycle.pk}/approve", {"reason": "ok", "confirm": True}, format="json")
+        .status_code
+        == 200
+    )
     payout = Payout.objects.filter(cycle=cycle).order_by("id").first()
     compliance = role_user("Compliance")
     client = as_user(compliance)
@@ -221,16 +226,16 @@ def test_finance_takes_a_cycle_from_open_to_closed_with_four_eyes():
     dry = as_user(alice).post(f"{url}/dry-run", {}, format="json")
     assert dry.status_code == 200 and dry.json()["run"] == "pay"
     assert as_user(alice).post(f"{url}/submit", {}, format="json").json()["state"] == "in_review"
-    own = as_user(alice).post(f"{url}/approve", {"reason": "fine"}, format="json")
+    own = as_user(alice).post(f"{url}/approve", {"reason": "fine", "confirm": True}, format="json")
     assert own.status_code == 403 and own.json()["code"] == "four_eyes_required"
     no_reason = as_user(bob).post(f"{url}/approve", {}, format="json")
     assert no_reason.status_code == 400 and no_reason.json()["code"] == "reason_required"
     assert RevenueShareCycle.objects.get(pk=cycle.pk).state == "in_review"
-    approved = as_user(bob).post(f"{url}/approve", {"reason": "figures reviewed"}, format="json")
+    approved = as_user(bob).post(f"{url}/approve", {"reason": "figures reviewed", "confirm": True}, format="json")
     assert approved.status_code == 200 and approved.json()["state"] == "approved"
     assert approved.json()["approved_by"] == bob.pk
     assert AuditEvent.objects.get(action="cycle.approve", actor=bob).reason == "figures reviewed"
-    early = as_user(bob).post(f"{url}/close", {"reason": "done"}, format="json")
+    early = as_user(bob).post(f"{url}/close", {"reason": "done", "confirm": True}, format="json")
     assert early.status_code == 409  # an approved cycle is paid before it is closed
     paying = as_user(bob).post(f"{url}/pay", {}, format="json")
     assert paying.status_code == 200 and paying.json()["state"] == "paid"

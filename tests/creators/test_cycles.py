@@ -233,9 +233,9 @@ def test_payouts_of_creators_missing_tax_form_or_not_active_are_held(finance):
     cycle.refresh_from_db()
     assert cycle.state == "paid"  # nothing payable is left; held payouts wait for Compliance
     with pytest.raises(Conflict) as refused:
-        cycle_close(cycle_id=cycle.pk, actor=bob)
+        cycle_close(cycle_id=cycle.pk, actor=bob, reason="all paid")
     assert refused.value.code == "confirmation_required"
-    cycle_close(cycle_id=cycle.pk, actor=bob, confirm=True)
+    cycle_close(cycle_id=cycle.pk, actor=bob, confirm=True, reason="all paid")
 
 
 def test_creator_subscription_share_thresholds():

@@ -121,10 +121,12 @@ def test_finance_reviews_approves_pays_and_exports_a_cycle_while_compliance_hold
     expect(page.locator("#cycle-review h2")).to_contain_text(cycle.period.strftime("%Y-%m"))
 
     review = page.locator("#cycle-review")
-    approve = review.locator("form", has=page.locator("input[name=op][value=approve]"))
-    approve.locator("input[name=reason]").fill("e2e: totals match the pool")
-    approve.locator("input[name=confirm_action]").check()
-    approve.locator("input[type=submit]").click()
+    review.locator("form", has=page.locator("input[name=op][value=approve]")).locator("input[type=submit]").click()
+    confirm = page.locator("#cycle-confirm")  # its own page: what approving pays, a reason, a ticked box
+    expect(confirm).to_contain_text("payable to")
+    confirm.locator("textarea[name=reason]").fill("e2e: totals match the pool")
+    confirm.locator("input[name=confirm_action]").check()
+    confirm.locator("input[type=submit]").click()
     expect(page.locator("ul.messagelist")).to_contain_text("approved")
     cycle.refresh_from_db()
     assert cycle.state == RevenueShareCycle.State.APPROVED
@@ -160,8 +162,11 @@ def test_finance_reviews_approves_pays_and_exports_a_cycle_while_compliance_hold
     assert len(rows) == 1 + Payout.objects.filter(cycle=cycle).count()
 
     page.reload()
-    close = page.locator("#cycle-review form", has=page.locator("input[name=op][value=close]"))
-    close.locator("input[name=reason]").fill("e2e: every payout paid")
+    page.locator("#cycle-review form", has=page.locator("input[name=op][value=close]")).locator(
+        "input[type=submit]"
+    ).click()
+    close = page.locator("#cycle-confirm")
+    close.locator("textarea[name=reason]").fill("e2e: every payout paid")
     close.locator("input[name=confirm_action]").check()
     close.locator("input[type=submit]").click()
     expect(page.locator("ul.messagelist")).to_contain_text("closed")

@@ -369,7 +369,7 @@ def test_double_submitted_refund_form_refunds_once(fake_providers, make_payment,
     client.post(support_url(payment.customer), form)
     assert Refund.objects.count() == 1
     response = client.post(support_url(payment.customer), {**form, "amount": "6.00"}, follow=True)
-    assert "idempotency_key_reused" in response.content.decode()
+    assert "This form was already sent with other values." in response.content.decode()
     assert Refund.objects.count() == 1
 
 

@@ -72,7 +72,7 @@ def test_timeline_shows_charges_and_renewals_linked(make_payment, make_staff):
     client.force_login(make_staff("Support"))
     html = client.get(reverse("admin:monetization_customer_support", args=[payment.customer.pk])).content.decode()
     timeline = html[html.index('id="timeline"') :]
-    assert f"payment.{payment.kind}" in timeline and "$7.50" in timeline
+    assert f"payment.{payment.kind}" in timeline and "7.50 USD" in timeline
     assert reverse("admin:monetization_payment_change", args=[payment.pk]) in timeline
 
 

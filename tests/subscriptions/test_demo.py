@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 from djmoney.money import Money
 
+from monetization import clock
 from monetization.models import AuditEvent, Customer, JournalEntry, Payment, WebhookEvent
 from monetization.providers.app_store.parsing import snapshot_from_transaction
 from monetization.providers.base import RetryableApplyError
@@ -226,3 +227,20 @@ def test_seed_demo_command_runs_the_subscriptions_step(catalog):
     seeded = Subscription.objects.exclude(provider_subscription_id__startswith=overlaps_demo.PREFIX)
     assert seeded.count() == Customer.objects.count() == 60
     assert OverlapCase.objects.count() == Subscription.objects.count() - 60 > 0
+
+
+def test_demo_history_and_payments_are_never_dated_in_the_future():
+    """The customer page's timeline shows these at when they happened: nothing may happen after now (an
+    iOS subscription on hold had its hold begin when its 16-day grace would end, days from now)."""
+    now = clock.now()
+    customer = Customer(pk=1, external_id="demo-future")
+    for interval in (Plan.Interval.MONTH, Plan.Interval.YEAR):
+        plan = Plan(code=f"p-{interval}", interval=interval)
+        for platform, states in demo.STATES.items():
+            for state in states:
+                for seed in range(25):
+                    _, payments, history = demo._build(
+                        customer, platform, plan, state, random.Random(seed), now, {}, {}
+                    )
+                    late = [h for h in history if h[3] > now] + [p for p in payments if p[1] > now]
+                    assert not late, (platform, state, interval, seed, late)

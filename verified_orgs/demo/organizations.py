@@ -134,7 +134,7 @@ def _stripe_collects_first_invoice(org: Organization) -> None:
         provider_reference=invoice.provider_invoice_id,
         amount=Money(invoice.total, invoice.currency),
         kind=Payment.Kind.INITIAL,
-        occurred_at=clock.now() + timedelta(minutes=1),
+        occurred_at=clock.now(),
     )
 
 

@@ -37,9 +37,10 @@ from django_fsm import can_proceed
 from djmoney.money import Money
 
 from monetization import clock
-from monetization.errors import DomainError, ErrorCode, IllegalTransition, InvalidInput, OrgErrorCode
+from monetization.errors import DomainError, IllegalTransition, InvalidInput, OrgErrorCode
 from monetization.models import AuditEvent, Payment, Provider
 from monetization.providers.base import InvoiceReport, ProviderError, get_provider
+from monetization.reasons import reason_check
 from monetization.services.audit import audit_record
 from monetization.services.ledger import quantize
 from monetization.services.permissions import require_perm
@@ -783,9 +784,7 @@ def org_invoice_close(*, invoice: OrgInvoice, transition: str, actor, reason: st
     require_perm(actor, INVOICE_MANAGE_PERM)
     if transition not in CLOSING_TRANSITIONS:
         raise InvalidInput(f"Unknown invoice transition {transition!r}.")
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("A reason is required.", code=ErrorCode.REASON_REQUIRED)
+    reason = reason_check(reason, what="Closing an invoice").strip()
     with transaction.atomic():
         invoice = OrgInvoice.objects.select_for_update().select_related("organization").get(pk=invoice.pk)
         method = getattr(invoice, transition)

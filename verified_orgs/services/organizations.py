@@ -17,12 +17,12 @@ from django_fsm import TransitionNotAllowed, can_proceed
 from monetization import clock
 from monetization.errors import Conflict, IllegalTransition, InvalidInput, NotFound, OrgErrorCode
 from monetization.models import AuditEvent, Customer
+from monetization.reasons import reason_check
 from monetization.services.audit import audit_event_build, audit_events_write, audit_record, snapshot
 from monetization.services.permissions import System, require_perm
 from subscriptions.entitlements import entitlements_invalidate
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
-from verified_orgs.errors import reason_required
 from verified_orgs.models import (
     REINSTATE_PERM,
     REJECT_PERM,
@@ -48,6 +48,8 @@ TRANSITION_PERMS = {
     "cancel": SUSPEND_PERM,
 }
 REASON_REQUIRED_FOR = {"reject", "suspend", "reinstate", "cancel"}
+# How a refusal names the transition ("Rejecting an organization needs a reason.").
+_DOING = {"reject": "Rejecting", "suspend": "Suspending", "reinstate": "Reinstating", "cancel": "Cancelling"}
 CHANGE_PERM = "verified_orgs.change_organization"
 NOTES_PERM = "verified_orgs.change_verificationapplication"
 # What staff may correct on an organization; the handle, billing customer and state have their own ways.
@@ -126,9 +128,9 @@ def _transition(
     kwargs: dict | None = None,
 ) -> tuple[Organization, dict]:
     """Lock, check permission and source state, transition, save, audit. Returns (org, before)."""
-    reason = (reason or "").strip()
-    if name in REASON_REQUIRED_FOR and not reason:
-        raise reason_required()
+    reason = reason_check(
+        reason, required=name in REASON_REQUIRED_FOR, what=f"{_DOING.get(name, name.capitalize())} an organization"
+    ).strip()
     org = organization_lock(organization.pk)
     method = getattr(org, name)
     perm = TRANSITION_PERMS.get(name)
