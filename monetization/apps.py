@@ -8,7 +8,7 @@ class MonetizationConfig(AppConfig):
     verbose_name = "Money core"
 
     def ready(self):
-        from . import admin_outbox, admin_reconciliation, admin_support, admin_webhooks, roles  # noqa: F401  (admins register themselves)
+        from . import admin_outbox, admin_privacy, admin_reconciliation, admin_support, admin_webhooks, roles  # noqa: F401  (admins register themselves)
         from .demo import DemoStep, demo_steps
 
         roles.role_shares.register(self.label, roles.ROLE_PERMISSIONS)
@@ -26,6 +26,11 @@ class MonetizationConfig(AppConfig):
 
         refund_succeeded_hooks.register("monetization.deferred_revenue", deferral_refund_hook)
         dispute_lost_hooks.register("monetization.deferred_revenue", deferral_dispute_lost_hook)
+
+        # Personal data requests: the core's own tables in the registry that export and erasure read.
+        from .personal_data import register_core_sources
+
+        register_core_sources()
 
         # Support console: customer page, search and refund approvals in the admin.
         admin_support.install()

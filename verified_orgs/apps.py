@@ -43,6 +43,10 @@ class VerifiedOrgsConfig(AppConfig):
         invoice_hooks.register("verified_orgs.invoice_from_provider", org_invoice_from_provider)
         pushed_quantities.register("verified_orgs.seat_ledger", org_seat_counts_since)
         refund_succeeded_hooks.register("verified_orgs.credit_note", org_credit_note_for_refund)
+        # What organizations hold on a person, for export and erasure.
+        from . import personal_data
+
+        personal_data.register()
         customer_panels.register(
             "verified_orgs.organizations",
             CustomerPanel(title="Verified organizations", load=customer_organizations_panel),
