@@ -74,10 +74,10 @@ class ErasureRequestAdmin(admin.ModelAdmin):
     def deadline(self, obj):
         if obj.state not in ErasureRequest.OPEN:
             return "-"
-        days = (obj.due_at - clock.now()).days
+        now = clock.now()
         if obj.overdue:
-            return format_html('<strong class="errornote">overdue by {} day(s)</strong>', -days)
-        return f"{days} day(s) left"
+            return format_html('<strong class="errornote">overdue by {} day(s)</strong>', (now - obj.due_at).days)
+        return f"{(obj.due_at - now).days} day(s) left"
 
     @admin.display(description="Outcome")
     def pretty_outcome(self, obj):

@@ -15,6 +15,7 @@ class MonetizationConfig(AppConfig):
         demo_steps.register("monetization.customers", DemoStep(20, "monetization.demo.customers"))
         # Runs last but one, on the others' data; subscriptions.support follows it.
         demo_steps.register("monetization.support", DemoStep(60, "monetization.demo.support"))
+        demo_steps.register("monetization.privacy", DemoStep(62, "monetization.demo.privacy"))
         # Keep the staff groups' permissions exactly as the roles say after every migrate,
         # including permissions of models added by later migrations.
         post_migrate.connect(roles.sync_roles_after_migrate, dispatch_uid="monetization.sync_roles")
