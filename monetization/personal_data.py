@@ -79,7 +79,9 @@ class PersonalDataSource:
         if self.rows is not None:
             return self.rows(subject)
         condition = reduce(lambda a, b: a | b, (Q(**{path: subject.customer.pk}) for path in self.customer_paths))
-        return self.model_class._default_manager.filter(condition).distinct()
+        rows = self.model_class._default_manager.filter(condition)
+        # A path through a reverse or many-valued relation can repeat a row.
+        return rows.distinct() if len(self.customer_paths) > 1 or "__" in self.customer_paths[0] else rows
 
     def scrubbed_fields(self) -> list[models.Field]:
         concrete = [f for f in self.model_class._meta.concrete_fields if isinstance(f, TEXT_FIELDS)]
@@ -199,9 +201,9 @@ def _audit_rows(subject: Subject) -> QuerySet:
 
     condition = Q(customer=subject.customer)
     for src in personal_data_sources:
-        if src.rows is not None:
-            continue
         model = src.model_class
+        if src.rows is not None or len(model._meta.pk_fields) > 1:
+            continue  # audit rows name objects by one id
         ids = [str(pk) for pk in src.queryset(subject).values_list("pk", flat=True)]
         if ids:
             condition |= Q(object_type=model._meta.label_lower, object_id__in=ids)
@@ -224,7 +226,7 @@ def register_core_sources() -> None:
     source("monetization.Customer", customer_paths=("pk",))
     source("monetization.ProviderIdentity", customer_paths=("customer",))
     source("monetization.Payment", customer_paths=("customer",))
-    source("monetization.Refund", customer_paths=("customer",), exclude_fields=("idempotency_key",))
+    source("monetization.Refund", customer_paths=("customer",))
     source("monetization.Dispute", customer_paths=("customer",))
     source("monetization.ConsumptionRequest", customer_paths=("customer",))
     source("monetization.RevenueDeferral", customer_paths=("payment__customer",))

@@ -18,7 +18,7 @@ EXPORT_FORMAT = 1
 def _rows(source, subject: Subject) -> list[dict[str, Any]]:
     model = source.model_class
     columns = [f.attname for f in model._meta.concrete_fields if f.name not in source.exclude_fields]
-    return list(source.queryset(subject).order_by("pk").values(*columns))
+    return list(source.queryset(subject).order_by(*(f.attname for f in model._meta.pk_fields)).values(*columns))
 
 
 def customer_personal_data(customer: Customer) -> dict[str, Any]:
