@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 
 import pytest
 from django.apps import apps
@@ -30,6 +31,7 @@ from monetization.models import (
 )
 from monetization.personal_data import not_personal_data, personal_data_sources
 from monetization.services.audit import audit_record
+from monetization.services.privacy import erasure_request_create, erasure_request_execute
 from subscriptions.models import Platform, Product, Subscription
 from subscriptions.services.actions import staff_grant_create
 from subscriptions.services.payments import subscription_payment_record
@@ -504,3 +506,30 @@ def test_the_append_only_tables_still_refuse_everything_but_pseudonymization(wor
         )
     event.refresh_from_db()
     assert event.action == "customer.update"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_compliance_officers_executing_at_once_erase_once(make_staff):
+    first, second = make_staff("Compliance"), make_staff("Compliance")
+    customer = CustomerFactory(handle=HANDLE, email=EMAIL)
+    erasure = erasure_request_create(customer=customer, actor=first, reason="letter")
+    barrier = threading.Barrier(2)
+    states, errors = [], []
+
+    def execute(actor):
+        try:
+            barrier.wait()
+            states.append(erasure_request_execute(erasure=erasure, actor=actor).state)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=execute, args=(actor,)) for actor in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and states == ["done", "done"]
+    assert AuditEvent.objects.filter(action="privacy.erasure_execute").count() == 1
+    assert Customer.objects.get(pk=customer.pk).handle == f"erased-{customer.pk}"
