@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -42,7 +43,7 @@ class CustomerPersonalDataView(StaffView):
 
     required_perms = (privacy_services.PERM_EXPORT,)
 
-    @extend_schema(responses={200: dict}, tags=["staff"])
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, tags=["staff"])
     def get(self, request, external_id: str):
         customer = get_object_or_404(Customer, external_id=external_id)
         document = privacy_services.personal_data_export(customer=customer, actor=request.user)
