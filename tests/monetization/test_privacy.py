@@ -29,7 +29,7 @@ from monetization.models import (
     Refund,
     WebhookEvent,
 )
-from monetization.personal_data import not_personal_data, personal_data_sources
+from monetization.personal_data import Subject, not_personal_data, personal_data_sources
 from monetization.services.audit import audit_record
 from monetization.services.privacy import erasure_request_create, erasure_request_execute
 from subscriptions.models import Platform, Product, Subscription
@@ -38,6 +38,7 @@ from subscriptions.services.payments import subscription_payment_record
 from tests.creators.factories import make_creator
 from tests.monetization.factories import CustomerFactory, ProviderIdentityFactory
 from tests.monetization.support_fixtures import fake_providers, make_payment, make_staff, register_with_fake  # noqa: F401
+from tests.monetization.test_db_roles import as_app_role
 from tests.subscriptions.factories import EntitlementFactory, PlanFactory, ProductFactory, SubscriptionFactory
 from tests.verified_orgs.factories import verified_org
 from verified_orgs.models import Affiliation
@@ -533,3 +534,17 @@ def test_two_compliance_officers_executing_at_once_erase_once(make_staff):
     assert errors == [] and states == ["done", "done"]
     assert AuditEvent.objects.filter(action="privacy.erasure_execute").count() == 1
     assert Customer.objects.get(pk=customer.pk).handle == f"erased-{customer.pk}"
+
+
+def test_the_app_role_pseudonymizes_through_the_database_function_and_cannot_update_directly(world):
+    event = audit_record(action="customer.note", obj=world["ada"], customer=world["ada"], reason=f"note on {NAME}")
+    direct = as_app_role(f"UPDATE monetization_auditevent SET reason = 'x' WHERE id = {event.pk}")
+    assert getattr(direct.__cause__, "sqlstate", None) == "42501", direct
+    pattern = Subject(customer=world["ada"], identifiers=[NAME]).pattern.replace("'", "''")
+    through_function = as_app_role(
+        "SELECT monetization_pseudonymize('monetization_auditevent'::regclass, "
+        f"ARRAY[{event.pk}]::bigint[], ARRAY['reason'], '{pattern}', 'erased-x')"
+    )
+    assert through_function is None
+    event.refresh_from_db()
+    assert event.reason == "note on erased-x"
