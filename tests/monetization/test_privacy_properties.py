@@ -55,8 +55,9 @@ def shape(value):
 
 
 def strings(value):
+    """The string values, in an order that does not depend on key order (jsonb sorts keys)."""
     if isinstance(value, dict):
-        for v in value.values():
+        for _, v in sorted(value.items()):
             yield from strings(v)
     elif isinstance(value, list):
         for v in value:
