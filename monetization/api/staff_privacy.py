@@ -56,7 +56,7 @@ class CustomerPersonalDataView(StaffView):
 class ErasureRequestListCreateView(StaffView):
     """The erasure queue: open requests by legal deadline (GET); log a new request (POST)."""
 
-    class InputSerializer(serializers.Serializer):
+    class ErasureRequestIn(serializers.Serializer):
         customer = serializers.CharField(help_text="The customer's external id.")
         reason = serializers.CharField(help_text="How the request reached us.")
 
@@ -70,9 +70,9 @@ class ErasureRequestListCreateView(StaffView):
     def get(self, request):
         return Response(ErasureRequestOut(erasure_queue()[:500], many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: ErasureRequestOut}, tags=["staff"])
+    @extend_schema(request=ErasureRequestIn, responses={201: ErasureRequestOut}, tags=["staff"])
     def post(self, request):
-        body = self.InputSerializer(data=request.data)
+        body = self.ErasureRequestIn(data=request.data)
         body.is_valid(raise_exception=True)
         customer = get_object_or_404(Customer, external_id=body.validated_data["customer"])
         erasure = privacy_services.erasure_request_create(
@@ -81,16 +81,16 @@ class ErasureRequestListCreateView(StaffView):
         return Response(ErasureRequestOut(erasure).data, status=status.HTTP_201_CREATED)
 
 
-class ReasonIn(serializers.Serializer):
+class ErasureNoteIn(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 class _ErasureAction(StaffView):
     required_perms = (privacy_services.PERM_EXECUTE,)
 
-    @extend_schema(request=ReasonIn, responses=ErasureRequestOut, tags=["staff"])
+    @extend_schema(request=ErasureNoteIn, responses=ErasureRequestOut, tags=["staff"])
     def post(self, request, pk: int):
-        body = ReasonIn(data=request.data)
+        body = ErasureNoteIn(data=request.data)
         body.is_valid(raise_exception=True)
         erasure = get_object_or_404(ErasureRequest, pk=pk)
         erasure = self.act(erasure, request.user, body.validated_data["reason"])
