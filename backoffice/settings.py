@@ -416,6 +416,15 @@ REFUND_APPROVAL_THRESHOLDS = {
 REFUND_APPROVAL_MAX_PER_CUSTOMER_30D = int(os.environ.get("REFUND_APPROVAL_MAX_PER_CUSTOMER_30D", "3"))
 # A refund still "submitted" this long after its provider call may be retried (same idempotency key).
 REFUND_SUBMITTED_STUCK_AFTER = timedelta(minutes=int(os.environ.get("REFUND_SUBMITTED_STUCK_AFTER_MINUTES", "15")))
+
+# --- Personal data: erasure ---
+# Erasure cancels the subscriptions of these providers through the provider interface. The others
+# are listed for Support: App Store subscriptions only the customer can cancel; Play ones too,
+# unless Support revokes them (which refunds), a choice erasure does not make for them.
+ERASURE_CANCEL_PROVIDERS = tuple(
+    p for p in os.environ.get("ERASURE_CANCEL_PROVIDERS", "stripe,internal").split(",") if p
+)
+
 CELERY_BEAT_SCHEDULE["idempotency-keys-purge"] = {
     "task": "monetization.tasks_support.idempotency_keys_purge_task",
     "schedule": timedelta(hours=1),

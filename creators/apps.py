@@ -37,3 +37,7 @@ class CreatorsConfig(AppConfig):
         # Stripe Connect events (account status, reversed transfers, failed bank payouts) from the inbox.
         event_appliers.register(CONNECT, EventApplier(apply=connect_stored_event_apply))
         customer_panels.register("creators.creator", CustomerPanel(title="Creator", load=customer_creator_panel))
+        # What creators' tables hold on a person, for export and erasure.
+        from . import personal_data
+
+        personal_data.register()

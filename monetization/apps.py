@@ -8,13 +8,14 @@ class MonetizationConfig(AppConfig):
     verbose_name = "Money core"
 
     def ready(self):
-        from . import admin_outbox, admin_reconciliation, admin_support, admin_webhooks, roles  # noqa: F401  (admins register themselves)
+        from . import admin_outbox, admin_privacy, admin_reconciliation, admin_support, admin_webhooks, roles  # noqa: F401  (admins register themselves)
         from .demo import DemoStep, demo_steps
 
         roles.role_shares.register(self.label, roles.ROLE_PERMISSIONS)
         demo_steps.register("monetization.customers", DemoStep(20, "monetization.demo.customers"))
         # Runs last but one, on the others' data; subscriptions.support follows it.
         demo_steps.register("monetization.support", DemoStep(60, "monetization.demo.support"))
+        demo_steps.register("monetization.privacy", DemoStep(62, "monetization.demo.privacy"))
         # Keep the staff groups' permissions exactly as the roles say after every migrate,
         # including permissions of models added by later migrations.
         post_migrate.connect(roles.sync_roles_after_migrate, dispatch_uid="monetization.sync_roles")
@@ -26,6 +27,11 @@ class MonetizationConfig(AppConfig):
 
         refund_succeeded_hooks.register("monetization.deferred_revenue", deferral_refund_hook)
         dispute_lost_hooks.register("monetization.deferred_revenue", deferral_dispute_lost_hook)
+
+        # Personal data requests: the core's own tables in the registry that export and erasure read.
+        from .personal_data import register_core_sources
+
+        register_core_sources()
 
         # Support console: customer page, search and refund approvals in the admin.
         admin_support.install()

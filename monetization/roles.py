@@ -109,3 +109,16 @@ def _extend(role: str, perms: list[str]) -> None:
 _extend(SUPPORT, ["monetization.view_refund", "monetization.add_refund", "monetization.request_refund"])
 _extend(FINANCE, ["monetization.view_refund", "monetization.approve_refund", "monetization.view_provideridentity"])
 _extend(COMPLIANCE, ["monetization.view_refund", "monetization.view_auditevent"])
+
+# Personal data requests: Support logs an erasure request and sees what the customer must cancel
+# themselves; Compliance exports a customer's data and executes or rejects erasures.
+_extend(SUPPORT, ["monetization.view_erasurerequest", "monetization.add_erasurerequest"])
+_extend(
+    COMPLIANCE,
+    [
+        "monetization.view_erasurerequest",
+        "monetization.add_erasurerequest",
+        "monetization.execute_erasurerequest",
+        "monetization.export_personal_data",
+    ],
+)

@@ -53,6 +53,10 @@ class SubscriptionsConfig(AppConfig):
         customer_lookups.register("subscriptions.provider_subscription_id", customers_by_provider_subscription_id)
         customer_summary_parts.register("subscriptions", CUSTOMER_SUMMARY)
         customer_countries.register("subscriptions.prices", lambda: distinct_values(Price, "country"))
+        # Its tables, provider ids and subscription cancellation for personal data requests.
+        from . import personal_data
+
+        personal_data.register()
         demo_steps.register("subscriptions.catalog", DemoStep(10, "subscriptions.demo.catalog"))
         demo_steps.register("subscriptions.subscriptions", DemoStep(30, "subscriptions.demo.subscriptions"))
         demo_steps.register("subscriptions.support", DemoStep(61, "subscriptions.demo.support"))

@@ -46,6 +46,10 @@ class VerifiedOrgsConfig(AppConfig):
         pushed_quantities.register("verified_orgs.seat_ledger", org_seat_counts_since)
         refund_succeeded_hooks.register("verified_orgs.credit_note", org_credit_note_for_refund)
         refund_preview_parts.register("organization", org_refund_preview)
+        # What organizations hold on a person, for export and erasure.
+        from . import personal_data
+
+        personal_data.register()
         customer_panels.register(
             "verified_orgs.organizations",
             CustomerPanel(title="Verified organizations", load=customer_organizations_panel),

@@ -1,9 +1,30 @@
 from django.urls import path
 
-from . import staff
+from . import staff, staff_privacy
 
 urlpatterns = [
     path("customers/<str:external_id>", staff.CustomerSummaryView.as_view(), name="staff-customer"),
+    path(
+        "customers/<str:external_id>/personal-data",
+        staff_privacy.CustomerPersonalDataView.as_view(),
+        name="staff-customer-personal-data",
+    ),
+    path("erasure-requests", staff_privacy.ErasureRequestListCreateView.as_view(), name="staff-erasure-requests"),
+    path(
+        "erasure-requests/<int:pk>/start",
+        staff_privacy.ErasureRequestStartView.as_view(),
+        name="staff-erasure-request-start",
+    ),
+    path(
+        "erasure-requests/<int:pk>/execute",
+        staff_privacy.ErasureRequestExecuteView.as_view(),
+        name="staff-erasure-request-execute",
+    ),
+    path(
+        "erasure-requests/<int:pk>/reject",
+        staff_privacy.ErasureRequestRejectView.as_view(),
+        name="staff-erasure-request-reject",
+    ),
     path("refunds", staff.RefundListCreateView.as_view(), name="staff-refunds"),
     path("refunds/preview", staff.RefundPreviewView.as_view(), name="staff-refunds-preview"),
     path("refunds/<int:pk>/approve", staff.RefundApproveView.as_view(), name="staff-refund-approve"),

@@ -10,6 +10,7 @@ from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
 from .outbox import EventDelivery, EventEndpoint, OutboxEvent
 from .payments import Payment
+from .privacy import ErasureRequest
 from .reconciliation import ProviderReport, ReconciliationMismatch
 from .refunds import Refund
 from .webhooks import WebhookEvent
@@ -21,6 +22,7 @@ __all__ = [
     "ConsumptionRequest",
     "Customer",
     "Dispute",
+    "ErasureRequest",
     "EventDelivery",
     "EventEndpoint",
     "ExchangeRate",
