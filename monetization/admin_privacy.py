@@ -36,7 +36,7 @@ class ErasureRequestForm(forms.ModelForm):
 
 @admin.register(ErasureRequest)
 class ErasureRequestAdmin(admin.ModelAdmin):
-    list_display = ("id", "customer", "state", "due_at", "deadline", "requested_at", "requested_by", "decided_by")
+    list_display = ("id", "customer", "state", "due_at", "deadline", "requested_at", "decided_by")
     list_filter = ("state",)
     list_select_related = ("customer", "requested_by", "decided_by")
     ordering = ("due_at", "id")

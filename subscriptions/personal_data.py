@@ -26,6 +26,8 @@ def register() -> None:
     source("subscriptions.Grant", customer_paths=("customer",))
     source("subscriptions.SubscriptionPayment", customer_paths=("payment__customer", "subscription__customer"))
     source("subscriptions.DunningAttempt", customer_paths=("subscription__customer",))
+    # Two-platform cases: ids and entitlement keys, and Support's reason for the decision.
+    source("subscriptions.OverlapCase", customer_paths=("customer",), personal_fields=("decision_reason",))
     provider_references.register("subscriptions.provider_subscription_id", subscription_references)
     erasure_hooks.register("subscriptions.cancel", subscriptions_erasure)
 

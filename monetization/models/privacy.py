@@ -4,9 +4,11 @@ import datetime
 
 from django.conf import settings
 from django.db import models
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, transition
 
 from monetization import clock
+
+from .state_machine import StateMachineModel
 
 # GDPR art. 12(3): answer within one month of the request.
 ERASURE_DEADLINE = datetime.timedelta(days=30)
@@ -16,7 +18,7 @@ def erasure_due_at() -> datetime.datetime:
     return clock.now() + ERASURE_DEADLINE
 
 
-class ErasureRequest(FSMModelMixin, models.Model):
+class ErasureRequest(StateMachineModel, models.Model):
     """A request to erase what we hold on a customer, due 30 days after it was received.
 
     Lifecycle: requested -> in_progress (Compliance has verified the person and taken it on)

@@ -1,14 +1,15 @@
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, transition
 
 from monetization import clock
+from monetization.models.state_machine import StateMachineModel
 
 DECIDE_PERM = "subscriptions.decide_overlapcase"
 
 
-class OverlapCase(FSMModelMixin, models.Model):
+class OverlapCase(StateMachineModel, models.Model):
     """A customer paying on two platforms at once for the same entitlements (found by the daily
     detection): Support's queue, with the suggested fix, until someone resolves or dismisses it.
 
