@@ -384,6 +384,14 @@ CELERY_BEAT_SCHEDULE["revenue-recognition"] = {
     "task": "monetization.tasks.revenue_recognize_task",
     "schedule": crontab(hour=0, minute=10),
 }
+# Finance's daily snapshots: today, yesterday and the days late events marked (subscriptions/services/finance_snapshots.py).
+FINANCE_SNAPSHOT_INTERVAL = float(os.environ.get("FINANCE_SNAPSHOT_INTERVAL", "600"))
+CELERY_BEAT_SCHEDULE["finance-snapshots-refresh"] = {
+    "task": "subscriptions.finance_snapshots_refresh",
+    "schedule": FINANCE_SNAPSHOT_INTERVAL,
+    # A refresh queued while no worker ran is dropped: the next one covers the same days.
+    "options": {"expires": FINANCE_SNAPSHOT_INTERVAL},
+}
 # Nightly reconciliation with every provider's books (the drift left is a figure on Finance's dispute queue).
 CELERY_BEAT_SCHEDULE["reconcile-providers"] = {
     "task": "subscriptions.reconcile_providers",

@@ -1,8 +1,9 @@
 """The Finance page in the admin: MRR, active subscriptions, churn, trial conversion, cohorts, revenue.
 
 Thin: a form for the range and the segment, the selectors (``subscriptions.selectors_finance``,
-``monetization.selectors_finance``, where the definitions are written), and the charts, each with
-its numbers in a table beside it. Who may read the ledger (Finance) may open it.
+``monetization.selectors_finance``, where the definitions are written; they read the daily
+snapshot tables only), and the charts, each with its numbers in a table beside it. Who may read the
+ledger (Finance) may open it.
 """
 
 from __future__ import annotations
@@ -88,7 +89,6 @@ def finance_dashboard_view(request, admin_site):
     data = form.cleaned_data
     start, end, segment = data["start"], data["end"], data.get("segment") or ""
     currency = settings.REPORTING_CURRENCY
-    now = clock.now()
     series = mrr_series(start=start, end=end, segment=segment, currency=currency)
     segments = sorted({seg for point in series for seg in point.by_segment})
     revenue = revenue_by_provider_currency(start=start, end=end, to=currency)
@@ -112,8 +112,8 @@ def finance_dashboard_view(request, admin_site):
             y_label="active subscriptions",
         ),
         churn=churn(start=start, end=end),
-        trials=trial_conversion(start=start, end=end, now=now),
-        cohorts=retention_cohorts(start=end - datetime.timedelta(days=365), end=end, months=COHORT_MONTHS, now=now),
+        trials=trial_conversion(start=start, end=end),
+        cohorts=retention_cohorts(start=end - datetime.timedelta(days=365), end=end, months=COHORT_MONTHS),
         cohort_offsets=list(range(COHORT_MONTHS + 1)),
         revenue=revenue,
         revenue_chart=bar_chart(

@@ -1,5 +1,6 @@
 from .catalog import Entitlement, Plan, Platform, Price, Product, Sku
 from .grants import Grant
+from .metrics import MetricsDay, RetentionCell
 from .payments import SubscriptionPayment
 from .subscriptions import DunningAttempt, Subscription
 
@@ -7,10 +8,12 @@ __all__ = [
     "DunningAttempt",
     "Entitlement",
     "Grant",
+    "MetricsDay",
     "Plan",
     "Platform",
     "Price",
     "Product",
+    "RetentionCell",
     "Sku",
     "Subscription",
     "SubscriptionPayment",
