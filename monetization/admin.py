@@ -241,6 +241,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 class PaymentAdmin(CsvExportMixin, LargeTableAdmin):
     """Read-mostly: payments are written by provider events and services, never typed in."""
 
+    close_pack_date_field = "occurred_at"
     csv_columns = (
         "id",
         "customer__external_id",
@@ -307,6 +308,7 @@ class DisputeAdmin(CsvExportMixin, AppendOnlyAdmin, LargeTableAdmin):
     )
     list_filter = ("status", "provider")
     list_select_related = ("customer", "payment")
+    close_pack_date_field = "opened_at"
     csv_columns = (
         "id",
         "provider",
@@ -430,6 +432,7 @@ class JournalLineAdmin(CsvExportMixin, AppendOnlyAdmin, LargeTableAdmin):
     list_display = ("id", "entry", "posted_at", "account", "amount", "currency")
     list_filter = (JournalAccountFilter, "currency")
     date_hierarchy = "entry__posted_at"
+    close_pack_date_field = "entry__posted_at"
     csv_columns = (
         "id",
         "entry_id",
