@@ -54,3 +54,5 @@ class SubscriptionsConfig(AppConfig):
         demo_steps.register("subscriptions.catalog", DemoStep(10, "subscriptions.demo.catalog"))
         demo_steps.register("subscriptions.subscriptions", DemoStep(30, "subscriptions.demo.subscriptions"))
         demo_steps.register("subscriptions.support", DemoStep(61, "subscriptions.demo.support"))
+        # Last: the snapshots sum up what every step before made.
+        demo_steps.register("subscriptions.finance", DemoStep(90, "subscriptions.demo.finance"))

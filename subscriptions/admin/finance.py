@@ -13,11 +13,14 @@ import datetime
 from django import forms
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db.models import Max
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from monetization import clock
 from monetization.selectors_finance import recognized_revenue, revenue_by_provider_currency
-from subscriptions.models import Subscription
+from subscriptions.models import MetricsDay, Subscription
 from subscriptions.selectors_finance import (
     SEGMENTS,
     churn,
@@ -30,6 +33,13 @@ from subscriptions.selectors_finance import (
 from .charts import bar_chart, line_chart
 
 PERMISSION = "monetization.view_journalentry"
+# The lists Finance exports a range of, from this page: (label, admin changelist, the date it filters by).
+RANGE_EXPORTS = (
+    ("Payments", "monetization_payment", "occurred_at"),
+    ("Refunds", "monetization_refund", "requested_at"),
+    ("Disputes", "monetization_dispute", "opened_at"),
+    ("Subscriptions started", "subscriptions_subscription", "started_at"),
+)
 MAX_RANGE_DAYS = 731
 COHORT_MONTHS = 6
 
@@ -123,6 +133,15 @@ def finance_dashboard_view(request, admin_site):
             y_label=f"proceeds ({currency})",
         ),
         recognized=recognized_revenue(start=start, end=end),
+        refreshed_at=MetricsDay.objects.filter(day=end).aggregate(at=Max("refreshed_at"))["at"],
+        exports=[
+            (
+                label,
+                reverse(f"admin:{url}_changelist"),
+                urlencode({f"{field}__date__gte": start, f"{field}__date__lte": end}),
+            )
+            for label, url, field in RANGE_EXPORTS
+        ],
         movement=_movement_over_range(start, end),
         pct=_pct,
     )
