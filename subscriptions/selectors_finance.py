@@ -102,6 +102,11 @@ def _rows(start: datetime.date, end: datetime.date, segment: str = "", **filters
     return rows, ([SEGMENTS[segment]] if segment else [])
 
 
+def _values(group: list[str]) -> list[str]:
+    """The columns to group by: day, currency and the segment's (once, when it is the currency)."""
+    return ["day", "currency", *[g for g in group if g != "currency"]]
+
+
 @dataclass
 class MrrDay:
     day: datetime.date
@@ -119,10 +124,10 @@ def mrr_series(*, start: datetime.date, end: datetime.date, segment: str = "", c
     rows = [
         (r["day"], r[group[0]] if group else "", r["currency"], r["n"], r["value"])
         for r in qs.exclude(currency="")
-        .values("day", "currency", *group)
+        .values(*_values(group))
         .annotate(n=Sum("active"), value=Sum("mrr"))
         .filter(n__gt=0)
-        .order_by("day", *group, "currency")
+        .order_by(*_values(group))
     ]
     rates = RateTable(currencies={r[2] for r in rows}, to=currency, start=start, end=end)
     series = {
@@ -170,9 +175,9 @@ def mrr_movement(*, start: datetime.date, end: datetime.date, segment: str = "")
     qs, group = _rows(start, end, segment)
     rows = (
         qs.exclude(currency="")
-        .values("day", "currency", *group)
+        .values(*_values(group))
         .annotate(**{f"t_{name}": Sum(name) for name in MOVEMENT})
-        .order_by("day", "currency", *group)
+        .order_by(*_values(group))
     )
     return [
         MrrMovement(

@@ -291,6 +291,5 @@ def finance_snapshots_refresh_recent(*, now: datetime.datetime | None = None) ->
             result.ranges.append((start, end))
             result.days += part.days
             result.rows += part.rows
-        with connection.cursor() as cursor:
-            result.rows += retention_refresh(now=now)
+        result.rows += retention_refresh(now=now)
     return result

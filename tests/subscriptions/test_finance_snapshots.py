@@ -4,18 +4,20 @@ subscriptions/selectors_finance.py)."""
 
 import datetime
 import io
+import threading
 from datetime import UTC
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from djmoney.money import Money
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monetization import clock
 from monetization.models import Customer, FinanceDirtyDay, Payment, RevenueDay
+from monetization.services.finance_snapshots import finance_days_touch, finance_dirty_days_take
 from monetization.services.refunds import refund_record_from_provider
 from subscriptions.models import MetricsDay, Subscription, SubscriptionPayment
 from subscriptions.selectors_finance import mrr_series
@@ -237,3 +239,75 @@ def test_snapshot_rows_add_up_and_any_refreshed_range_equals_the_rebuild(history
         finance_snapshots_refresh(start=end - ONE_DAY, end=end, now=now)
         assert _snapshot() == rebuilt
         transaction.set_rollback(True)
+
+
+# --- concurrency ---------------------------------------------------------------------------------
+
+
+def _in_thread(fn):
+    """Run ``fn`` on its own connection; returns (thread, box) where box holds its result or error."""
+    box: dict = {}
+
+    def run():
+        try:
+            box["result"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, box
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_day_marked_while_a_refresh_holds_the_marks_stays_marked_for_the_next():
+    """The refresh takes the marks in its transaction; a late event marking the same day meanwhile
+    waits for it to commit, then leaves its mark: the next refresh recomputes that day again."""
+    day = datetime.date(2026, 3, 1)
+    FinanceDirtyDay.objects.create(day=day, marked_at=clock.now())
+    taken, release = threading.Event(), threading.Event()
+
+    def refresh_holding_the_marks():
+        with transaction.atomic():
+            days = finance_dirty_days_take()
+            taken.set()
+            release.wait(10)
+            return days
+
+    refresher, refreshed = _in_thread(refresh_holding_the_marks)
+    assert taken.wait(10)
+    marker, marked = _in_thread(lambda: finance_days_touch(datetime.datetime(2026, 3, 1, 12, tzinfo=UTC)))
+    marker.join(0.5)
+    assert marker.is_alive()  # waiting on the refresh's transaction
+    release.set()
+    refresher.join(10)
+    marker.join(10)
+    assert "error" not in refreshed and "error" not in marked, (refreshed, marked)
+    assert refreshed["result"] == [day]
+    assert list(FinanceDirtyDay.objects.values_list("day", flat=True)) == [day]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_refreshes_of_the_same_days_leave_what_one_alone_leaves():
+    plan = PlanFactory(code="snap-concurrent", interval="month")
+    for i in range(6):
+        sub = SubscriptionFactory(plan=plan, customer=CustomerFactory(country="DE" if i % 2 else "US"))
+        pay(sub, "10.00", datetime.datetime(2026, 2, 1 + i * 4, 8, tzinfo=UTC), f"in_snap_conc_{i}")
+    now = datetime.datetime(2026, 4, 1, tzinfo=UTC)
+    start, end = datetime.date(2026, 2, 1), datetime.date(2026, 3, 31)
+    finance_snapshots_refresh(start=start, end=end, now=now)
+    alone = _snapshot()
+    MetricsDay.objects.all().delete()
+    gate = threading.Barrier(2)
+
+    def refresh():
+        gate.wait(10)
+        return finance_snapshots_refresh(start=start, end=end, now=now).days
+
+    runs = [_in_thread(refresh) for _ in range(2)]
+    for thread, _ in runs:
+        thread.join(60)
+    assert [box.get("result") for _, box in runs] == [59, 59], [box.get("error") for _, box in runs]
+    assert _snapshot() == alone
