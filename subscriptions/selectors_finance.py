@@ -9,8 +9,10 @@ Definitions (the one place they are written; the Finance page links here and rep
 - **Active subscription** at an instant: one a paid period covers. Trials and grants are not
   active: nobody paid for them. A day's figure is taken at the end of the day (00:00 UTC next day).
 - **MRR** on a day: over its active subscriptions, the latest covering payment's price net of
-  tax (before the store's commission), divided by the months it pays for; per currency, and in the
-  reporting currency at the day's reference rate (``settings.REPORTING_CURRENCY``).
+  tax (before the store's commission), divided by the months it pays for (to 4 decimal places,
+  once, so that every sum of it adds up exactly); per currency, and in the
+  reporting currency at the day's reference rate (``settings.REPORTING_CURRENCY``). Of two payments
+  made at the same instant, the one recorded last is the latest.
 - **MRR movement** on a day, per currency (no exchange rate in it, so a rate change is not a
   movement): from each subscription's MRR at the end of the day before to the end of the day,
   *new* (first ever paid period), *reactivation* (paid again after a lapse), *expansion* and
@@ -81,9 +83,9 @@ def periods_sql() -> str:
     )
     months = months_sql()
     return f"""
-        SELECT sp.subscription_id AS sid, p.occurred_at AS starts,
+        SELECT sp.subscription_id AS sid, p.id AS pid, p.occurred_at AS starts,
                p.occurred_at + make_interval(months => {months}) AS ends,
-               (p.amount - p.tax) / {months} AS monthly, p.amount_currency AS currency
+               round((p.amount - p.tax) / {months}, 4) AS monthly, p.amount_currency AS currency
         FROM {sp} sp
         JOIN {p} p ON p.id = sp.payment_id
         JOIN {s} s ON s.id = sp.subscription_id

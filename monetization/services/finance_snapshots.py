@@ -56,7 +56,7 @@ def revenue_days_refresh(*, start: datetime.date, end: datetime.date) -> int:
         INSERT INTO {t} (day, provider, currency, payments, refunds_count, gross, refunds, commission, fees, tax,
                          refreshed_at)
         SELECT day, provider, currency, sum(n), sum(rn), sum(gross), sum(refunds), sum(commission), sum(fees),
-               sum(tax), now()
+               sum(tax), %(stamp)s
         FROM (
             SELECT (p.occurred_at AT TIME ZONE 'UTC')::date AS day, p.provider, p.amount_currency AS currency,
                    count(*) AS n, 0 AS rn, sum(p.amount) AS gross, 0 AS refunds, sum(p.commission) AS commission,
@@ -86,10 +86,19 @@ def revenue_days_refresh(*, start: datetime.date, end: datetime.date) -> int:
         "until": midnight(end + datetime.timedelta(days=1)),
     }
     with transaction.atomic(), connection.cursor() as cursor:
+        params["stamp"] = refresh_stamp(cursor)
         cursor.execute(sql, params)
         written = cursor.rowcount
         cursor.execute(
-            f"DELETE FROM {t} WHERE day BETWEEN %s AND %s AND refreshed_at <> now()",  # noqa: S608
-            [start, end],
+            f"DELETE FROM {t} WHERE day BETWEEN %s AND %s AND refreshed_at <> %s",  # noqa: S608
+            [start, end, params["stamp"]],
         )
     return written
+
+
+def refresh_stamp(cursor) -> datetime.datetime:
+    """This refresh's instant, the ``refreshed_at`` of every row it writes: a row of the range not
+    stamped with it was not found again, so goes. The wall clock, not the transaction's start: two
+    refreshes in one transaction must not share it."""
+    cursor.execute("SELECT clock_timestamp()", [])
+    return cursor.fetchone()[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -60,7 +61,7 @@ class _MetricsView(StaffView):
 
 class MrrMetricsView(_MetricsView):
     @extend_schema(
-        parameters=[MetricsRangeIn], responses=serializers.DictField(), operation_id="staff_metrics_mrr", tags=["staff"]
+        parameters=[MetricsRangeIn], responses=OpenApiTypes.OBJECT, operation_id="staff_metrics_mrr", tags=["staff"]
     )
     def get(self, request):
         r = self._range(request)
@@ -93,7 +94,7 @@ class MrrMetricsView(_MetricsView):
 class MovementMetricsView(_MetricsView):
     @extend_schema(
         parameters=[MetricsRangeIn],
-        responses=serializers.DictField(),
+        responses=OpenApiTypes.OBJECT,
         operation_id="staff_metrics_movement",
         tags=["staff"],
     )
@@ -116,7 +117,7 @@ class MovementMetricsView(_MetricsView):
 class SummaryMetricsView(_MetricsView):
     @extend_schema(
         parameters=[MetricsRangeIn],
-        responses=serializers.DictField(),
+        responses=OpenApiTypes.OBJECT,
         operation_id="staff_metrics_summary",
         tags=["staff"],
     )

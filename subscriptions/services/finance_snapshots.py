@@ -22,7 +22,12 @@ from django.db import connection, transaction
 
 from monetization import clock
 from monetization.models import Customer, Payment
-from monetization.services.finance_snapshots import finance_dirty_days_take, midnight, revenue_days_refresh
+from monetization.services.finance_snapshots import (
+    finance_dirty_days_take,
+    midnight,
+    refresh_stamp,
+    revenue_days_refresh,
+)
 from subscriptions.models import MetricsDay, Plan, Product, RetentionCell, Subscription, SubscriptionPayment
 from subscriptions.selectors_finance import PAID, PERIOD_KINDS, months_sql, periods_sql
 
@@ -90,7 +95,7 @@ def _metrics_sql() -> str:
                 least((periods.ends AT TIME ZONE 'UTC')::date, %(end)s::date), interval '1 day') g(day)
             WHERE periods.starts < (g.day::date + 1)::timestamp AT TIME ZONE 'UTC'
               AND periods.ends > (g.day::date + 1)::timestamp AT TIME ZONE 'UTC'
-            ORDER BY g.day, periods.sid, periods.starts DESC
+            ORDER BY g.day, periods.sid, periods.starts DESC, periods.pid DESC
         ),
         pairs AS (
             SELECT COALESCE(a.day, b.day + 1) AS day, COALESCE(a.sid, b.sid) AS sid,
@@ -130,7 +135,8 @@ def _metrics_sql() -> str:
             GROUP BY d.day, {segment}
         )
         INSERT INTO {t["md"]} ({columns})
-        SELECT {", ".join(f"x{i}" for i in range(7))}, {", ".join(f"sum(f{i})" for i in range(len(FIGURES)))}, now()
+        SELECT {", ".join(f"x{i}" for i in range(7))}, {", ".join(f"sum(f{i})" for i in range(len(FIGURES)))},
+               %(stamp)s
         FROM (SELECT * FROM mrr UNION ALL SELECT * FROM trials)
              AS x({", ".join(f"x{i}" for i in range(7))}, {", ".join(f"f{i}" for i in range(len(FIGURES)))})
         GROUP BY {", ".join(f"x{i}" for i in range(7))}
@@ -155,11 +161,12 @@ def metrics_days_refresh(*, start: datetime.date, end: datetime.date, now: datet
     }
     t = _tables()
     with connection.cursor() as cursor:
+        params["stamp"] = refresh_stamp(cursor)
         cursor.execute(_metrics_sql(), params)
         written = cursor.rowcount
         cursor.execute(
-            f"DELETE FROM {t['md']} WHERE day BETWEEN %s AND %s AND refreshed_at <> now()",  # noqa: S608
-            [start, end],
+            f"DELETE FROM {t['md']} WHERE day BETWEEN %s AND %s AND refreshed_at <> %s",  # noqa: S608
+            [start, end, params["stamp"]],
         )
     return written
 
@@ -184,7 +191,7 @@ def retention_refresh(*, now: datetime.datetime) -> int:
         ),
         offsets AS (SELECT k FROM generate_series(0, %(months)s) k)
         INSERT INTO {t["rc"]} (cohort, "offset", size, kept, refreshed_at)
-        SELECT m.cohort, o.k, count(DISTINCT m.sid), count(DISTINCT p.sid), now()
+        SELECT m.cohort, o.k, count(DISTINCT m.sid), count(DISTINCT p.sid), %(stamp)s
         FROM members m CROSS JOIN offsets o
         LEFT JOIN periods p ON p.sid = m.sid
              AND p.starts <= m.first_paid + make_interval(months => o.k)
@@ -203,9 +210,10 @@ def retention_refresh(*, now: datetime.datetime) -> int:
         "months": COHORT_OFFSETS,
     }
     with connection.cursor() as cursor:
+        params["stamp"] = refresh_stamp(cursor)
         cursor.execute(sql, params)
         written = cursor.rowcount
-        cursor.execute(f"DELETE FROM {t['rc']} WHERE refreshed_at <> now()", [])  # noqa: S608
+        cursor.execute(f"DELETE FROM {t['rc']} WHERE refreshed_at <> %s", [params["stamp"]])  # noqa: S608
     return written
 
 
