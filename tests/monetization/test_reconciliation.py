@@ -229,5 +229,5 @@ def test_app_store_financial_report_matches_the_fiscal_month_by_storefront_and_p
             actor=SYSTEM,
             kind="app_store_sales",
             name="x.txt",
-            content=(FIXTURES / "app_store_financial.tsv").read_bytes(),
+            content=(FIXTURES / "app_store_financial.tsv").read_bytes() + b"\n",  # not the file imported above
         )
