@@ -103,7 +103,7 @@ def _metrics_sql() -> str:
             FROM (SELECT * FROM covering WHERE day >= %(start)s) a
             FULL OUTER JOIN (SELECT * FROM covering WHERE day < %(end)s) b ON b.sid = a.sid AND b.day = a.day - 1
         ),
-        moved AS (
+        moved AS MATERIALIZED (
             SELECT pairs.*, CASE WHEN pairs.before IS NULL THEN EXISTS ({returning}) END AS back FROM pairs
         ),
         mrr AS (
@@ -219,6 +219,9 @@ def retention_refresh(*, now: datetime.datetime) -> int:
 
 def _lock(cursor) -> None:
     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REFRESH_LOCK])
+    # The planner cannot size a full join of days and it overestimates it by orders of magnitude:
+    # compiling the statement (JIT) then costs seconds where running it costs milliseconds.
+    cursor.execute("SET LOCAL jit = off")
 
 
 def _days(start: datetime.date, end: datetime.date) -> int:
