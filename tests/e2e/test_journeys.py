@@ -220,7 +220,7 @@ def test_finance_opens_the_dashboard_changes_the_range_and_exports(console):
 
     with page.expect_download() as download:
         page.locator("#exports + ul li", has_text="Payments").locator("a.range-export-xlsx").click()
-    sheet = load_workbook(download.value.path(), read_only=True).worksheets[0]
+    sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes()), read_only=True).worksheets[0]
     rows = list(sheet.iter_rows(values_only=True))
     in_range = Payment.objects.filter(occurred_at__date__gte=start, occurred_at__date__lte=end)
     assert len(rows) - 1 == in_range.count() > 0
