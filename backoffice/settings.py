@@ -388,6 +388,20 @@ CELERY_BEAT_SCHEDULE["revenue-recognition"] = {
     "task": "monetization.tasks.revenue_recognize_task",
     "schedule": crontab(hour=0, minute=10),
 }
+# Finance's daily snapshots: today, yesterday and the days late events marked (services/finance_snapshots.py).
+FINANCE_SNAPSHOT_INTERVAL = float(os.environ.get("FINANCE_SNAPSHOT_INTERVAL", "600"))
+CELERY_BEAT_SCHEDULE["finance-snapshots-refresh"] = {
+    "task": "subscriptions.finance_snapshots_refresh",
+    "schedule": FINANCE_SNAPSHOT_INTERVAL,
+    # A refresh queued while no worker ran is dropped: the next one covers the same days.
+    "options": {"expires": FINANCE_SNAPSHOT_INTERVAL},
+}
+# The monthly close pack: last month's Finance exports as CSV and XLSX (monetization/exports.py).
+FINANCE_CLOSE_PACK_DIR = os.environ.get("FINANCE_CLOSE_PACK_DIR", str(BASE_DIR / "var" / "close-packs"))
+CELERY_BEAT_SCHEDULE["finance-close-pack"] = {
+    "task": "monetization.tasks.close_pack_write_task",
+    "schedule": crontab(day_of_month=1, hour=2, minute=0),
+}
 # Nightly reconciliation with every provider's books (the drift left is a figure on Finance's dispute queue).
 CELERY_BEAT_SCHEDULE["reconcile-providers"] = {
     "task": "subscriptions.reconcile_providers",

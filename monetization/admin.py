@@ -242,6 +242,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 class PaymentAdmin(CsvExportMixin, LargeTableAdmin):
     """Read-mostly: payments are written by provider events and services, never typed in."""
 
+    close_pack_date_field = "occurred_at"
     csv_columns = (
         "id",
         "customer__external_id",
@@ -287,6 +288,7 @@ class DisputeAdmin(CsvExportMixin, AppendOnlyAdmin, LargeTableAdmin):
     list_display = ("provider_dispute_id", "customer", "status", "amount", "evidence_due_by", "opened_at")
     list_filter = ("status", "provider")
     list_select_related = ("customer", "payment")
+    close_pack_date_field = "opened_at"
     csv_columns = (
         "id",
         "provider",
@@ -412,6 +414,7 @@ class JournalLineAdmin(CsvExportMixin, AppendOnlyAdmin, LargeTableAdmin):
     list_display = ("id", "entry", "posted_at", "account", "amount", "currency")
     list_filter = (JournalAccountFilter, "currency")
     date_hierarchy = "entry__posted_at"
+    close_pack_date_field = "entry__posted_at"
     csv_columns = (
         "id",
         "entry_id",

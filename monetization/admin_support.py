@@ -420,6 +420,7 @@ class RefundAdmin(CsvExportMixin, LargeTableAdmin):
     """Refunds change only through services (customer page, approval queue, staff API)."""
 
     change_list_template = "admin/monetization/refund/change_list.html"
+    close_pack_date_field = "requested_at"
     csv_columns = (
         "id",
         "payment_id",

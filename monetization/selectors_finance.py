@@ -7,25 +7,24 @@
   they give back (a refund's tax and commission shares are taken in proportion to its payment).
 - **Recognized revenue**: the ledger's revenue accounts (credits, less refunds' contra-revenue).
 
-Amounts are summed per (provider, currency, day) in SQL, then converted at each day's reference
-rate (``monetization.services.fx.RateTable``); a currency with no rate that day is reported apart.
+Amounts are summed per (provider, currency, day) into the daily snapshot ``RevenueDay``
+(``services.finance_snapshots``: one set-based statement per range of days, refreshed by beat),
+then read back and converted at each day's reference rate (``monetization.services.fx.RateTable``);
+a currency with no rate that day is reported apart.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Q, Sum
 
-from monetization.models import JournalLine, Payment, Refund
+from monetization.models import JournalLine, RevenueDay
 from monetization.money import quantize
 from monetization.services.fx import RateTable
 
-TAKEN = (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED)
 FIELDS = ("gross", "refunds", "commission", "fees", "tax")
 
 
@@ -52,59 +51,31 @@ class RevenueRow:
 
 
 def revenue_by_provider_currency(*, start: datetime.date, end: datetime.date, to: str) -> list[RevenueRow]:
-    """Gross, refunds, commission, fees, tax and proceeds over ``[start, end]`` per provider and currency."""
-    since, until = _midnight(start), _midnight(end + datetime.timedelta(days=1))
-    payments = (
-        Payment.objects.filter(status__in=TAKEN, occurred_at__gte=since, occurred_at__lt=until)
-        .annotate(day=TruncDate("occurred_at", tzinfo=datetime.UTC))
-        .values("provider", "amount_currency", "day")
-        .annotate(n=Count("id"), gross=Sum("amount"), commission=Sum("commission"), fees=Sum("fee"), tax=Sum("tax"))
-        .order_by()
+    """Gross, refunds, commission, fees, tax and proceeds over ``[start, end]`` per provider and currency.
+
+    Read from the daily snapshot (``RevenueDay``, written by ``services.finance_snapshots``)."""
+    days = (
+        RevenueDay.objects.filter(day__gte=start, day__lte=end)
+        .values("provider", "currency", "day", "payments", "refunds_count", *FIELDS)
+        .order_by("provider", "currency", "day")
     )
-    share = ExpressionWrapper(
-        F("amount") / F("payment__amount"), output_field=DecimalField(max_digits=30, decimal_places=12)
-    )
-    refunds = (
-        Refund.objects.filter(status=Refund.Status.SUCCEEDED, completed_at__gte=since, completed_at__lt=until)
-        .annotate(day=TruncDate("completed_at", tzinfo=datetime.UTC), share=share)
-        .values("payment__provider", "amount_currency", "day")
-        .annotate(
-            n=Count("id"),
-            amount=Sum("amount"),
-            commission=Sum(F("share") * F("payment__commission")),
-            tax=Sum(F("share") * F("payment__tax")),
-        )
-        .order_by()
-    )
-    # (provider, currency, day) -> figures; refunds give back their share of tax and commission.
-    by_day: dict[tuple[str, str, datetime.date], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for r in payments:
-        key = (r["provider"], r["amount_currency"], r["day"])
-        for name, column in (("gross", "gross"), ("commission", "commission"), ("fees", "fees"), ("tax", "tax")):
-            by_day[key][name] += r[column]
-        counts[key[:2]][0] += r["n"]
-    for r in refunds:
-        currency = r["amount_currency"]
-        key = (r["payment__provider"], currency, r["day"])
-        by_day[key]["refunds"] += r["amount"]
-        by_day[key]["commission"] -= quantize(r["commission"] or Decimal(0), currency)
-        by_day[key]["tax"] -= quantize(r["tax"] or Decimal(0), currency)
-        counts[key[:2]][1] += r["n"]
-    rates = RateTable(currencies={k[1] for k in by_day}, to=to, start=start, end=end)
+    days = list(days)
+    rates = RateTable(currencies={r["currency"] for r in days}, to=to, start=start, end=end)
     rows: dict[tuple[str, str], RevenueRow] = {}
-    for (provider, currency, day), figures in sorted(by_day.items()):
-        row = rows.setdefault((provider, currency), RevenueRow(provider=provider, currency=currency))
+    for r in days:
+        currency = r["currency"]
+        row = rows.setdefault((r["provider"], currency), RevenueRow(provider=r["provider"], currency=currency))
+        row.payments += r["payments"]
+        row.refunds_count += r["refunds_count"]
         for name in FIELDS:
-            value = figures.get(name, Decimal(0))
+            value = quantize(r[name], currency)
             setattr(row, name, getattr(row, name) + value)
-            converted = rates.convert(value, currency, day)
+            converted = rates.convert(value, currency, r["day"])
             if converted is None or row.reporting.get(name, 0) is None:
                 row.reporting[name] = None
             else:
                 row.reporting[name] = row.reporting.get(name, Decimal(0)) + converted
-    for key, row in rows.items():
-        row.payments, row.refunds_count = counts[key]
+    for row in rows.values():
         values = [row.reporting.get(n) for n in FIELDS]
         row.reporting["proceeds"] = (
             None if any(v is None for v in values) else values[0] - values[1] - values[2] - values[3] - values[4]

@@ -8,11 +8,17 @@ attempt's time and the sweep queues it again once that has passed.
 
 from __future__ import annotations
 
+import datetime
 import logging
+from pathlib import Path
 
 from celery import shared_task
 from django.conf import settings
+from django.contrib import admin
 
+from monetization import clock
+from monetization.exports import close_pack_write
+from monetization.services.permissions import System
 from monetization.services.revenue_recognition import revenue_recognize
 from monetization.services.webhooks import (
     webhook_event_apply,
@@ -72,3 +78,17 @@ def sweep_webhook_events() -> int:
 def revenue_recognize_task() -> dict[str, str]:
     """Daily: release deferred revenue served up to today's midnight (UTC); missed days are caught up."""
     return {currency: str(amount) for currency, amount in revenue_recognize().items()}
+
+
+@shared_task(ignore_result=True)
+def close_pack_write_task() -> int:
+    """The month just ended, as CSV and XLSX, in ``FINANCE_CLOSE_PACK_DIR`` (beat, on the 1st)."""
+    month = (clock.now().date().replace(day=1) - datetime.timedelta(days=1)).replace(day=1)
+    written = close_pack_write(
+        admin_site=admin.site,
+        month=month,
+        directory=Path(settings.FINANCE_CLOSE_PACK_DIR),
+        actor=System("schedule:close_pack"),
+    )
+    log.info("close pack %s: %s files", f"{month:%Y-%m}", len(written))
+    return len(written)

@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from subscriptions.services.overlaps import overlaps_detect
+from subscriptions.services.finance_snapshots import finance_snapshots_refresh_recent
 from subscriptions.services.play_acknowledgement import play_acknowledge_pending
 from subscriptions.services.reconcile import providers_reconcile_recent
 from subscriptions.services.sweep import lifecycle_sweep
@@ -44,3 +45,11 @@ def overlaps_detect_task() -> dict[str, int]:
     summary = {"opened": run.opened, "still_found": run.still_found, "closed": run.closed}
     logger.info("two-platform detection: %s", summary)
     return summary
+
+
+@shared_task(name="subscriptions.finance_snapshots_refresh", ignore_result=True)
+def finance_snapshots_refresh_task() -> int:
+    """Today's and yesterday's snapshots, and the days late events marked."""
+    result = finance_snapshots_refresh_recent()
+    logger.info("finance snapshots refreshed: %s (%s rows)", result.ranges, result.rows)
+    return result.days

@@ -5,6 +5,7 @@ from .consumption import ConsumptionRequest
 from .customers import Customer, Provider, ProviderIdentity
 from .deferrals import RevenueDeferral
 from .disputes import Dispute
+from .finance import FinanceDirtyDay, RevenueDay
 from .fx import ExchangeRate
 from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
@@ -26,6 +27,7 @@ __all__ = [
     "EventDelivery",
     "EventEndpoint",
     "ExchangeRate",
+    "FinanceDirtyDay",
     "IdempotencyKey",
     "JournalEntry",
     "JournalLine",
@@ -36,6 +38,7 @@ __all__ = [
     "ProviderReport",
     "ReconciliationMismatch",
     "Refund",
+    "RevenueDay",
     "RevenueDeferral",
     "WebhookEvent",
 ]

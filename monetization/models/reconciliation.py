@@ -39,6 +39,7 @@ class ReconciliationMismatch(models.Model):
         FEE = "fee", "Fee differs"
         COMMISSION = "commission", "Commission differs"
         TAX = "tax", "Tax differs"
+        PROCEEDS = "proceeds", "Proceeds differ"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

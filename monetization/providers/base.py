@@ -179,6 +179,8 @@ class ReportLine:
     commission: Decimal = Decimal(0)
     tax: Decimal = Decimal(0)
     occurred_on: date | None = None
+    # What the store paid out for it (a report that states only that: App Store); None when not stated.
+    proceeds: Decimal | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from monetization import clock
 from monetization.commission import commission_for, provider_remits_tax, store_tax
 from monetization.errors import InvalidInput
 from monetization.models import Customer, Payment
+from monetization.services.finance_snapshots import finance_days_touch
 from monetization.services.ledger import Posting, journal_post, payment_legs
 from monetization.services.outbox import outbox_payment_succeeded
 from monetization.services.revenue_recognition import deferral_create
@@ -133,6 +134,8 @@ def payment_record(
                 )
         if created and link is not None:
             link(payment)
+        if created:
+            finance_days_touch(occurred_at)  # a payment recorded late changes days already snapshotted
         if payment.status == Payment.Status.PENDING:
             if succeeded:
                 payment.succeed()

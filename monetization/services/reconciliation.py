@@ -19,11 +19,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Sum
+from django.db.models.functions import TruncDate
 
 from monetization import clock
 from monetization.errors import Conflict, InvalidInput, NotFound
 from monetization.models import Payment, ProviderReport, ReconciliationMismatch, Refund
+from monetization.money import quantize
+from monetization.providers.app_store.reports import financial_report_lines, group_reference, sales_report_lines
 from monetization.providers.base import ReportLine
 from monetization.providers.google_play.reports import earnings_report_lines
 from monetization.providers.stripe.reports import balance_report_lines
@@ -43,6 +46,9 @@ class ReportKind:
     # Which figures the report states, per line kind (the rest it does not say, so is not compared).
     payment_figures: tuple[str, ...]
     refund_figures: tuple[str, ...] = ("amount",)
+    # The report sums sales by day (or period), storefront, currency and price instead of listing them:
+    # ours are summed the same way (``app_store.reports.group_reference``) to meet its lines.
+    grouped: bool = False
 
 
 report_kinds: Registry[ReportKind] = Registry("provider report kind")
@@ -50,9 +56,23 @@ report_kinds.register("stripe_balance", ReportKind("stripe", balance_report_line
 report_kinds.register(
     "play_earnings", ReportKind("google_play", earnings_report_lines, ("amount", "commission", "tax"))
 )
+report_kinds.register(
+    "app_store_sales",
+    ReportKind("app_store", sales_report_lines, ("amount", "proceeds"), ("amount", "proceeds"), grouped=True),
+)
+report_kinds.register(
+    "app_store_financial",
+    ReportKind("app_store", financial_report_lines, ("amount", "proceeds"), ("amount", "proceeds"), grouped=True),
+)
 
-FIGURE_KIND = {"amount": Kind.AMOUNT, "fee": Kind.FEE, "commission": Kind.COMMISSION, "tax": Kind.TAX}
-LINE_FIGURE = {"amount": "gross", "fee": "fee", "commission": "commission", "tax": "tax"}
+FIGURE_KIND = {
+    "amount": Kind.AMOUNT,
+    "fee": Kind.FEE,
+    "commission": Kind.COMMISSION,
+    "tax": Kind.TAX,
+    "proceeds": Kind.PROCEEDS,
+}
+LINE_FIGURE = {"amount": "gross", "fee": "fee", "commission": "commission", "tax": "tax", "proceeds": "proceeds"}
 
 
 def _chunks(items: list, size: int = CHUNK):
@@ -107,8 +127,97 @@ def _compare(report, line: ReportLine, ours: dict | None, figures: tuple[str, ..
     return [
         mismatch(FIGURE_KIND[f], ours[f], getattr(line, LINE_FIGURE[f]))
         for f in figures
-        if ours[f] != getattr(line, LINE_FIGURE[f])
+        if getattr(line, LINE_FIGURE[f]) is not None and ours[f] != getattr(line, LINE_FIGURE[f])
     ]
+
+
+def _midnight(day: datetime.date) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time(), tzinfo=datetime.UTC)
+
+
+def _ours_grouped(provider: str, lines: list[ReportLine]) -> dict[tuple[str, str], dict]:
+    """Our payments and refunds over each of the report's spans (a day, or a fiscal month), summed by
+    storefront (the customer's country), currency and price like the report: (reference, kind) -> figures."""
+    spans = {line.reference.split(" ", 1)[0] for line in lines}
+    found: dict[tuple[str, str], dict] = {}
+    net = ExpressionWrapper(F("amount") - F("tax") - F("commission"), output_field=DecimalField())
+    for span in spans:
+        first, _, last = span.partition("..")
+        first_day = datetime.date.fromisoformat(first)
+        last_day = datetime.date.fromisoformat(last) if last else first_day
+        since, until = _midnight(first_day), _midnight(last_day + datetime.timedelta(days=1))
+        by_day = not last  # a daily report's lines each say their day
+        day = {"day": TruncDate("occurred_at", tzinfo=datetime.UTC)} if by_day else {}
+        paid = (
+            Payment.objects.filter(provider=provider, status__in=TAKEN, occurred_at__gte=since, occurred_at__lt=until)
+            .annotate(**day)
+            .values(*day, "customer__country", "amount_currency", "amount")
+            .annotate(n=Count("id"), gross=Sum("amount"), proceeds=Sum(net))
+            .order_by()
+        )
+        for row in paid:
+            on = row.get("day", first_day)
+            reference = group_reference(
+                on, on if by_day else last_day, row["customer__country"], row["amount_currency"], row["amount"]
+            )
+            found[(reference, "payment")] = {
+                "amount": row["gross"],
+                "proceeds": row["proceeds"],
+                "currency": row["amount_currency"],
+                "day": on,
+            }
+        share = ExpressionWrapper(
+            F("amount") * (F("payment__amount") - F("payment__tax") - F("payment__commission")) / F("payment__amount"),
+            output_field=DecimalField(max_digits=30, decimal_places=12),
+        )
+        day = {"day": TruncDate("completed_at", tzinfo=datetime.UTC)} if by_day else {}
+        refunded = (
+            Refund.objects.filter(
+                payment__provider=provider,
+                status=Refund.Status.SUCCEEDED,
+                completed_at__gte=since,
+                completed_at__lt=until,
+            )
+            .annotate(**day)
+            .values(*day, "payment__customer__country", "amount_currency", "payment__amount")
+            .annotate(gross=Sum("amount"), proceeds=Sum(share))
+            .order_by()
+        )
+        for row in refunded:
+            on = row.get("day", first_day)
+            currency = row["amount_currency"]
+            reference = group_reference(
+                on, on if by_day else last_day, row["payment__customer__country"], currency, row["payment__amount"]
+            )
+            found[(reference, "refund")] = {
+                "amount": row["gross"],
+                "proceeds": quantize(row["proceeds"], currency),
+                "currency": currency,
+                "day": on,
+            }
+    return found
+
+
+def _grouped_mismatches(report, lines: list[ReportLine], spec: ReportKind) -> list[ReconciliationMismatch]:
+    ours = _ours_grouped(spec.provider, lines)
+    found: list[ReconciliationMismatch] = []
+    for line in lines:
+        figures = spec.payment_figures if line.line_kind == "payment" else spec.refund_figures
+        found += _compare(report, line, ours.pop((line.reference, line.line_kind), None), figures)
+    # What is left is ours in the report's spans that it does not state.
+    for (reference, line_kind), mine in sorted(ours.items()):
+        found.append(
+            ReconciliationMismatch(
+                report=report,
+                provider=spec.provider,
+                reference=reference,
+                line_kind=line_kind,
+                kind=Kind.MISSING_THERE,
+                currency=mine["currency"],
+                ours=mine["amount"],
+            )
+        )
+    return found
 
 
 def provider_report_import(*, actor, kind: str, name: str, content: bytes) -> tuple[ProviderReport, bool]:
@@ -130,9 +239,10 @@ def provider_report_import(*, actor, kind: str, name: str, content: bytes) -> tu
         raise InvalidInput(f"{name}: no payments or refunds in the report.")
     payments = [line for line in lines if line.line_kind == "payment"]
     refunds = [line for line in lines if line.line_kind == "refund"]
-    ours_paid = _ours_payments(spec.provider, [line.reference for line in payments])
-    by_payment = spec.provider == "google_play"
-    ours_refunded = _ours_refunds(spec.provider, [line.reference for line in refunds], by_payment=by_payment)
+    if not spec.grouped:
+        ours_paid = _ours_payments(spec.provider, [line.reference for line in payments])
+        by_payment = spec.provider == "google_play"
+        ours_refunded = _ours_refunds(spec.provider, [line.reference for line in refunds], by_payment=by_payment)
     with transaction.atomic():
         report = ProviderReport.objects.create(
             provider=spec.provider,
@@ -143,11 +253,14 @@ def provider_report_import(*, actor, kind: str, name: str, content: bytes) -> tu
             imported_by=actor if getattr(actor, "is_authenticated", False) else None,
         )
         found: list[ReconciliationMismatch] = []
-        for line in payments:
-            found += _compare(report, line, ours_paid.get(line.reference), spec.payment_figures)
-        for line in refunds:
-            found += _compare(report, line, ours_refunded.get(line.reference), spec.refund_figures)
-        found += _missing_there(report, spec.provider, lines)
+        if spec.grouped:
+            found += _grouped_mismatches(report, lines, spec)
+        else:
+            for line in payments:
+                found += _compare(report, line, ours_paid.get(line.reference), spec.payment_figures)
+            for line in refunds:
+                found += _compare(report, line, ours_refunded.get(line.reference), spec.refund_figures)
+            found += _missing_there(report, spec.provider, lines)
         ReconciliationMismatch.objects.bulk_create(found, batch_size=CHUNK)
         differing = {(m.reference, m.line_kind) for m in found if m.kind != Kind.MISSING_THERE}
         report.matched = len(lines) - len(differing)

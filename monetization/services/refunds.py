@@ -34,6 +34,7 @@ from monetization.providers.base import ProviderError, RefundReport, Unsupported
 from monetization.reasons import reason_check
 from monetization.registry import Registry
 from monetization.services.audit import audit_record, snapshot
+from monetization.services.finance_snapshots import finance_days_touch
 from monetization.services.ledger import Account, Leg, Posting, journal_post, quantize
 from monetization.services.permissions import require_perm
 
@@ -383,6 +384,8 @@ def _book_success(*, refund: Refund, provider_refund_id: str, actor, actor_kind=
     else:
         payment.refund_partially()
     payment.save(update_fields=["refunded", "status"])
+    # A refund in full takes back the period its payment bought: that payment's days change.
+    finance_days_touch(payment.occurred_at, refund.completed_at or clock.now())
     journal_post(
         Posting(
             key=f"refund:{refund.pk}",
@@ -562,6 +565,7 @@ def refunds_reverse_reported(*, payment: Payment, refund_id_prefix: str, cause) 
             )
             reversed_now.append(refund)
         if reversed_now:
+            finance_days_touch(locked.occurred_at, *(r.completed_at for r in reversed_now if r.completed_at))
             if locked.refunded.amount <= 0:
                 locked.refund_reversed_fully()
             else:

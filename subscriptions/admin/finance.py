@@ -1,8 +1,9 @@
 """The Finance page in the admin: MRR, active subscriptions, churn, trial conversion, cohorts, revenue.
 
 Thin: a form for the range and the segment, the selectors (``subscriptions.selectors_finance``,
-``monetization.selectors_finance``, where the definitions are written), and the charts, each with
-its numbers in a table beside it. Who may read the ledger (Finance) may open it.
+``monetization.selectors_finance``, where the definitions are written; they read the daily
+snapshot tables only), and the charts, each with its numbers in a table beside it. Who may read the
+ledger (Finance) may open it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import datetime
 from django import forms
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db.models import Max
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from monetization import clock
 from monetization.selectors_finance import recognized_revenue, revenue_by_provider_currency
-from subscriptions.models import Subscription
+from subscriptions.models import MetricsDay, Subscription
 from subscriptions.selectors_finance import (
     SEGMENTS,
     churn,
@@ -29,6 +33,13 @@ from subscriptions.selectors_finance import (
 from .charts import bar_chart, line_chart
 
 PERMISSION = "monetization.view_journalentry"
+# The lists Finance exports a range of, from this page: (label, admin changelist, the date it filters by).
+RANGE_EXPORTS = (
+    ("Payments", "monetization_payment", "occurred_at"),
+    ("Refunds", "monetization_refund", "requested_at"),
+    ("Disputes", "monetization_dispute", "opened_at"),
+    ("Subscriptions started", "subscriptions_subscription", "started_at"),
+)
 MAX_RANGE_DAYS = 731
 COHORT_MONTHS = 6
 
@@ -88,7 +99,6 @@ def finance_dashboard_view(request, admin_site):
     data = form.cleaned_data
     start, end, segment = data["start"], data["end"], data.get("segment") or ""
     currency = settings.REPORTING_CURRENCY
-    now = clock.now()
     series = mrr_series(start=start, end=end, segment=segment, currency=currency)
     segments = sorted({seg for point in series for seg in point.by_segment})
     revenue = revenue_by_provider_currency(start=start, end=end, to=currency)
@@ -112,8 +122,8 @@ def finance_dashboard_view(request, admin_site):
             y_label="active subscriptions",
         ),
         churn=churn(start=start, end=end),
-        trials=trial_conversion(start=start, end=end, now=now),
-        cohorts=retention_cohorts(start=end - datetime.timedelta(days=365), end=end, months=COHORT_MONTHS, now=now),
+        trials=trial_conversion(start=start, end=end),
+        cohorts=retention_cohorts(start=end - datetime.timedelta(days=365), end=end, months=COHORT_MONTHS),
         cohort_offsets=list(range(COHORT_MONTHS + 1)),
         revenue=revenue,
         revenue_chart=bar_chart(
@@ -123,6 +133,15 @@ def finance_dashboard_view(request, admin_site):
             y_label=f"proceeds ({currency})",
         ),
         recognized=recognized_revenue(start=start, end=end),
+        refreshed_at=MetricsDay.objects.filter(day=end).aggregate(at=Max("refreshed_at"))["at"],
+        exports=[
+            (
+                label,
+                reverse(f"admin:{url}_changelist"),
+                urlencode({f"{field}__date__gte": start, f"{field}__date__lte": end}),
+            )
+            for label, url, field in RANGE_EXPORTS
+        ],
         movement=_movement_over_range(start, end),
         pct=_pct,
     )

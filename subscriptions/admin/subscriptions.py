@@ -73,6 +73,7 @@ class SubscriptionAdmin(CsvExportMixin, FSMAdminMixin, LargeTableAdmin):
     search_help_text = "Exact provider subscription id, customer external id, or subscription id."
     ordering = ("-id",)
     fsm_fields = ["state"]
+    close_pack_date_field = "started_at"
     csv_columns = (
         "id",
         "customer__external_id",

@@ -7,15 +7,18 @@ demo's records to work on and to check what the pages claim happened.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import re
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 from playwright.sync_api import expect
 
 from creators.models import Payout, PayoutHold, RevenueShareCycle
+from monetization import clock
 from monetization.models import AuditEvent, Payment, ProviderIdentity, Refund
 from subscriptions.models import Entitlement, Grant, Subscription
 from tests.verified_orgs.factories import applied_org
@@ -202,3 +205,28 @@ def test_compliance_verifies_and_rejects_organizations_and_reads_the_audit_trail
     page.locator("#changelist-search [type=submit]").click()
     expect(page.locator("#result_list")).to_contain_text("reject")
     assert AuditEvent.objects.filter(action__contains="reject", actor__username="compliance").exists()
+
+
+def test_finance_opens_the_dashboard_changes_the_range_and_exports(console):
+    finance = console("finance")
+    page = finance.go("/admin/subscriptions/subscription/finance/")
+    expect(page.locator("h2#mrr")).to_be_visible()
+    expect(page.locator("#snapshot-age")).to_contain_text("refreshed")  # the demo built the snapshots
+
+    end = clock.now().date()
+    start = end - datetime.timedelta(days=89)
+    form = page.locator("#finance-range")
+    form.locator("input[name=start]").fill(start.isoformat())
+    form.locator("select[name=segment]").select_option("plan")
+    form.get_by_role("button", name="Show").click()
+    expect(page.locator("#content")).to_contain_text(f"{start.isoformat()} to {end.isoformat()}")
+    expect(page.locator("#content")).to_contain_text("By plan")
+    finance.check()
+
+    with page.expect_download() as download:
+        page.locator("#exports + ul li", has_text="Payments").locator("a.range-export-xlsx").click()
+    sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes()), read_only=True).worksheets[0]
+    rows = list(sheet.iter_rows(values_only=True))
+    in_range = Payment.objects.filter(occurred_at__date__gte=start, occurred_at__date__lte=end)
+    assert len(rows) - 1 == in_range.count() > 0
+    assert AuditEvent.objects.filter(action="export.xlsx", actor__username="finance").exists()

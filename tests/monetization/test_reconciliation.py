@@ -1,12 +1,14 @@
 """Reconciliation: providers' reports in their own layouts, with planted mismatches, find exactly those."""
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from djmoney.money import Money
 
+from monetization import clock
 from monetization.errors import Conflict, InvalidInput, PermissionDenied
 from monetization.models import AuditEvent, ProviderReport, ReconciliationMismatch
 from monetization.services.payments import payment_record
@@ -166,3 +168,66 @@ def test_support_sees_no_reconciliation(stripe_books, client, make_staff):
     client.force_login(make_staff("Support"))
     assert client.get("/admin/monetization/providerreport/upload/").status_code == 403
     assert client.get("/admin/monetization/reconciliationmismatch/").status_code == 403
+
+
+@pytest.fixture
+def app_store_books(db):
+    """GB storefront, GBP: 9.99 nets 8.32 of 20% VAT, the store keeps 2.50, we get 5.82."""
+    n = iter(range(100, 200))
+    for _ in range(3):
+        first = _pay("app_store", f"20000000000{next(n)}", "9.99", "GBP", country="GB")
+    assert (first.tax, first.commission) == (Money("1.67", "GBP"), Money("2.50", "GBP"))
+    for _ in range(2):
+        _pay("app_store", f"20000000000{next(n)}", "4.99", "GBP", country="GB")  # Apple says 3 sold
+    march_11 = datetime(2026, 3, 11, 9, tzinfo=UTC)
+    _pay("app_store", f"20000000000{next(n)}", "9.99", "GBP", country="GB", at=march_11)  # Apple paid 6.99
+    _pay("app_store", f"20000000000{next(n)}", "19.99", "GBP", country="GB", at=march_11)  # not in Apple's report
+    with clock.frozen(march_11):
+        refund_record_from_provider(
+            payment=first,
+            amount=Money("9.99", "GBP"),
+            provider_refund_id=f"{first.provider_reference}:refund",
+            cause=Cause.provider_event("app_store", "notif-refund"),
+        )
+
+
+def test_app_store_sales_report_finds_exactly_the_planted_mismatches(app_store_books):
+    report, created = provider_report_import(
+        actor=SYSTEM,
+        kind="app_store_sales",
+        name="S_D_80000000_20260310.txt",
+        content=(FIXTURES / "app_store_sales_summary.tsv").read_bytes(),
+    )
+    assert created
+    assert _found(report) == {
+        ("2026-03-10 GB GBP 4.99", "amount"),  # 3 sold at Apple, 2 booked
+        ("2026-03-10 GB GBP 4.99", "proceeds"),
+        ("2026-03-10 GB GBP 49.99", "missing_here"),  # a yearly sale we never recorded
+        ("2026-03-11 GB GBP 9.99", "proceeds"),  # Apple paid 6.99, we booked 5.82
+        ("2026-03-11 GB GBP 19.99", "missing_there"),  # ours, that day, not in the report
+    }
+    amount = ReconciliationMismatch.objects.get(report=report, reference="2026-03-10 GB GBP 4.99", kind="amount")
+    assert (amount.ours, amount.theirs, amount.currency) == (Decimal("9.98"), Decimal("14.97"), "GBP")
+    # The sales of 03-10 at 9.99 (two rows at Apple) and the refund of 03-11 match.
+    assert (report.lines, report.matched, report.mismatches) == (5, 2, 5)
+
+
+def test_app_store_financial_report_matches_the_fiscal_month_by_storefront_and_price(app_store_books):
+    report, _ = provider_report_import(
+        actor=SYSTEM,
+        kind="app_store_financial",
+        name="80000000_0326_GB.txt",
+        content=(FIXTURES / "app_store_financial.tsv").read_bytes(),
+    )
+    assert _found(report) == {
+        ("2026-03-01..2026-03-31 GB GBP 2.99", "missing_here"),
+        ("2026-03-01..2026-03-31 GB GBP 4.99", "missing_there"),
+        ("2026-03-01..2026-03-31 GB GBP 19.99", "missing_there"),
+    }
+    with pytest.raises(InvalidInput, match="not an App Store sales report"):
+        provider_report_import(
+            actor=SYSTEM,
+            kind="app_store_sales",
+            name="x.txt",
+            content=(FIXTURES / "app_store_financial.tsv").read_bytes() + b"\n",  # not the file imported above
+        )

@@ -1,4 +1,5 @@
-"""The Finance page's numbers on a known history (definitions: subscriptions/selectors_finance.py).
+"""The Finance page's numbers on a known history (definitions: subscriptions/selectors_finance.py),
+read from the daily snapshots the rebuild command writes.
 
 March 2026, reporting in USD (1 EUR = 1.10 USD = 0.85 GBP every day):
 
@@ -12,10 +13,12 @@ March 2026, reporting in USD (1 EUR = 1.10 USD = 0.85 GBP every day):
 """
 
 import datetime
+import io
 from datetime import UTC
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from djmoney.money import Money
 
 from monetization import clock
@@ -47,6 +50,11 @@ def _pay(sub, amount, at, ref):
         occurred_at=at,
     )
     return payment
+
+
+def rebuild(at=NOW):
+    with clock.frozen(at):
+        call_command("rebuild_finance_snapshots", start="2026-02-01", end="2026-03-31", stdout=io.StringIO())
 
 
 @pytest.fixture
@@ -81,6 +89,7 @@ def history(db):
             provider_refund_id="re_g1",
             cause=Cause.provider_event("stripe", "evt_g1"),
         )
+    rebuild()
     return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "g": g}
 
 
@@ -125,14 +134,15 @@ def test_churn_over_march(history):
 
 
 def test_trial_conversion_over_march(history):
-    result = trial_conversion(start=MARCH_1, end=MARCH_31, now=NOW)
-    assert (result.ended, result.converted) == (2, 1)
-    # A trial ending after "now" is not counted yet.
-    assert trial_conversion(start=MARCH_1, end=MARCH_31, now=noon(3, 8, 2026)).ended == 1
+    result = trial_conversion(start=MARCH_1, end=MARCH_31)
+    assert (result.ended, result.converted, result.started) == (2, 1, 2)
+    # A trial ending after the refresh is not counted yet.
+    rebuild(at=noon(3, 8, 2026))
+    assert trial_conversion(start=MARCH_1, end=MARCH_31).ended == 1
 
 
 def test_retention_cohorts(history):
-    cohorts = {c.month: c for c in retention_cohorts(start=datetime.date(2025, 6, 1), end=MARCH_31, months=3, now=NOW)}
+    cohorts = {c.month: c for c in retention_cohorts(start=datetime.date(2025, 6, 1), end=MARCH_31, months=3)}
     assert set(cohorts) == {datetime.date(2025, 6, 1), datetime.date(2026, 2, 1), datetime.date(2026, 3, 1)}
     february = cohorts[datetime.date(2026, 2, 1)]
     assert (february.size, february.retained) == (2, [2, 1])  # A renewed, C did not; month 2 not reached yet

@@ -10,7 +10,10 @@ from monetization.services.reconciliation import provider_report_import, report_
 
 
 class Command(BaseCommand):
-    help = "Match a provider's report (Stripe itemized balance CSV, Play earnings CSV) against our books."
+    help = (
+        "Match a provider's report (Stripe itemized balance CSV, Play earnings CSV, App Store sales or financial "
+        "report TSV) against our books."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("kind", help="the report's layout: " + ", ".join(name for name, _ in report_kinds.items()))
