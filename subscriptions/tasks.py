@@ -6,8 +6,8 @@ import logging
 
 from celery import shared_task
 
-from subscriptions.services.overlaps import overlaps_detect
 from subscriptions.services.finance_snapshots import finance_snapshots_refresh_recent
+from subscriptions.services.overlaps import overlaps_detect
 from subscriptions.services.play_acknowledgement import play_acknowledge_pending
 from subscriptions.services.reconcile import providers_reconcile_recent
 from subscriptions.services.sweep import lifecycle_sweep

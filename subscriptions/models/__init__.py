@@ -1,7 +1,7 @@
 from .catalog import Entitlement, Plan, Platform, Price, Product, Sku
 from .grants import Grant
-from .overlaps import OverlapCase
 from .metrics import MetricsDay, RetentionCell
+from .overlaps import OverlapCase
 from .payments import SubscriptionPayment
 from .subscriptions import DunningAttempt, Subscription
 
@@ -9,8 +9,8 @@ __all__ = [
     "DunningAttempt",
     "Entitlement",
     "Grant",
-    "OverlapCase",
     "MetricsDay",
+    "OverlapCase",
     "Plan",
     "Platform",
     "Price",
