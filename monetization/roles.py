@@ -109,3 +109,9 @@ def _extend(role: str, perms: list[str]) -> None:
 _extend(SUPPORT, ["monetization.view_refund", "monetization.add_refund", "monetization.request_refund"])
 _extend(FINANCE, ["monetization.view_refund", "monetization.approve_refund", "monetization.view_provideridentity"])
 _extend(COMPLIANCE, ["monetization.view_refund", "monetization.view_auditevent"])
+
+# Transfers and merges of customers: Support moves a purchase or merges two accounts of one person;
+# one that moves more money than a refund could without approval waits for Finance (never the requester).
+_extend(SUPPORT, ["monetization.view_customermerge", "monetization.request_customer_merge"])
+_extend(FINANCE, ["monetization.view_customermerge", "monetization.approve_customer_merge"])
+_extend(COMPLIANCE, ["monetization.view_customermerge"])

@@ -8,6 +8,7 @@ from .disputes import Dispute
 from .fx import ExchangeRate
 from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
+from .merges import CustomerMerge
 from .outbox import EventDelivery, EventEndpoint, OutboxEvent
 from .payments import Payment
 from .reconciliation import ProviderReport, ReconciliationMismatch
@@ -20,6 +21,7 @@ __all__ = [
     "CacheInvalidation",
     "ConsumptionRequest",
     "Customer",
+    "CustomerMerge",
     "Dispute",
     "EventDelivery",
     "EventEndpoint",
