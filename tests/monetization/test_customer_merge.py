@@ -6,12 +6,14 @@ Through the staff API and the admin, against the real database; the payment prov
 import json
 import threading
 
+import jsonschema
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from djmoney.money import Money
 from rest_framework.test import APIClient
 
+from monetization.event_catalogue import event_schema
 from monetization.models import (
     AuditEvent,
     CustomerMerge,
@@ -23,6 +25,7 @@ from monetization.models import (
     ProviderIdentity,
     Refund,
 )
+from monetization.outbox.delivery import event_envelope
 from monetization.services.refunds import refund_record_from_provider, refund_request
 from subscriptions.models import Grant, Subscription
 from subscriptions.services.lifecycle import Cause
@@ -169,6 +172,8 @@ def test_merge_above_the_threshold_waits_for_a_second_person_then_moves_everythi
         assert AuditEvent.objects.filter(customer=customer, action="customer.merge").count() == 1
         assert OutboxEvent.objects.filter(customer=customer, type="CUSTOMER_MERGED").count() == 1
         assert OutboxEvent.objects.filter(customer=customer, type="TRANSFER").count() == 3
+    for event in OutboxEvent.objects.filter(type__in=["TRANSFER", "CUSTOMER_MERGED"]):
+        jsonschema.validate(event_envelope(event), event_schema(event.type))
     # The tombstone: nothing merges into or out of the merged-away customer again.
     again = _post(
         client_for(support),
