@@ -21,7 +21,7 @@ from .support import (
     stripe_subscription_event,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # a refused purchase rolls its request back
 
 STRIPE_SUB = "sub_1QwebPremium0000000001"
 
