@@ -28,6 +28,7 @@ class PreviewOut(serializers.Serializer):
 
 
 class CustomerMergeOut(serializers.ModelSerializer):
+    kind = serializers.CharField(help_text="transfer (one purchase) or merge (everything)")
     source = serializers.CharField(source="source.external_id")
     target = serializers.CharField(source="target.external_id")
     preview = MovedOut(many=True)
