@@ -428,6 +428,10 @@ REFUND_APPROVAL_THRESHOLDS = {
 }
 # The (N+1)th refund for one customer within 30 days waits for approval too.
 REFUND_APPROVAL_MAX_PER_CUSTOMER_30D = int(os.environ.get("REFUND_APPROVAL_MAX_PER_CUSTOMER_30D", "3"))
+# A purchase presented by, or a provider event naming, another customer than its owner (a restore on a
+# new login): "transfer" moves it to that customer (RevenueCat's default), "keep" leaves it with its
+# owner (the purchase API answers 409 purchase_owned_by_other_customer). subscriptions.services.transfers.
+PURCHASE_OWNERSHIP_RULE = os.environ.get("PURCHASE_OWNERSHIP_RULE", "transfer")
 # A refund still "submitted" this long after its provider call may be retried (same idempotency key).
 REFUND_SUBMITTED_STUCK_AFTER = timedelta(minutes=int(os.environ.get("REFUND_SUBMITTED_STUCK_AFTER_MINUTES", "15")))
 

@@ -10,6 +10,7 @@ class CreatorsConfig(AppConfig):
         from monetization.providers.stripe import CONNECT
         from monetization.roles import role_shares
         from monetization.selectors_support import CustomerPanel, customer_panels
+        from monetization.services.customer_merge import customer_movers
         from monetization.services.dispute_hooks import dispute_lost_hooks
         from monetization.services.refund_preview import refund_preview_parts
         from monetization.services.refunds import refund_succeeded_hooks
@@ -25,8 +26,10 @@ class CreatorsConfig(AppConfig):
         )
         from .services.connect import connect_stored_event_apply
         from .services.creator_subscriptions import creator_subscription_payment_hook
+        from .services.customer_merge import creators_move
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
+        customer_movers.register("creators", creators_move)
         demo_steps.register("creators.creators", DemoStep(50, "creators.demo.creators"))
         # A fan's payment of a creator-subscription plan posts the creator's share as it is recorded.
         payment_hooks.register("creators.subscription_share", creator_subscription_payment_hook)

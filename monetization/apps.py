@@ -8,7 +8,15 @@ class MonetizationConfig(AppConfig):
     verbose_name = "Money core"
 
     def ready(self):
-        from . import admin_outbox, admin_privacy, admin_reconciliation, admin_support, admin_webhooks, roles  # noqa: F401  (admins register themselves)
+        from . import (  # noqa: F401  (admins register themselves)
+            admin_merges,
+            admin_outbox,
+            admin_privacy,
+            admin_reconciliation,
+            admin_support,
+            admin_webhooks,
+            roles,
+        )
         from .demo import DemoStep, demo_steps
 
         roles.role_shares.register(self.label, roles.ROLE_PERMISSIONS)

@@ -109,6 +109,15 @@ class FxErrorCode:
     FX_RATE_MISSING = "fx_rate_missing"
 
 
+class OwnershipErrorCode:
+    """Purchases owned by another customer, transfers and merges of customers."""
+
+    CUSTOMER_MERGED = "customer_merged"  # merged away: its tombstone names the survivor
+    CUSTOMER_MERGE_IN_PROGRESS = "customer_merge_in_progress"
+    CUSTOMER_MERGE_BLOCKED = "customer_merge_blocked"
+    PURCHASE_NOT_OWNED_BY_SOURCE = "purchase_not_owned_by_source"
+
+
 class DomainError(Exception):
     """A refusal the caller can act on. ``status`` is the HTTP status the API uses."""
 

@@ -39,6 +39,30 @@ _MONEY = {
     "required": ["amount", "currency"],
 }
 
+_OWNER = {"type": "object", "properties": {"customer": {"type": "string"}}, "required": ["customer"]}
+_TRANSFER_DATA = {
+    "action": {"const": "subscription.transfer"},
+    "before": {**_OWNER, "description": "The customer it belonged to (external id)."},
+    "after": {
+        **_OWNER,
+        "description": "The customer it belongs to now, and how many rows of each kind moved with it.",
+        "properties": {"customer": {"type": "string"}, "moved": {"type": "object"}},
+    },
+}
+_MERGE_DATA = {
+    "action": {"const": "customer.merge"},
+    "after": {
+        "type": "object",
+        "required": ["customer", "survivor", "role"],
+        "properties": {
+            "customer": {"type": "string", "description": "The merged-away customer's external id."},
+            "survivor": {"type": "string", "description": "The surviving customer's external id."},
+            "role": {"enum": ["merged_away", "survivor"], "description": "Which of the two this event is for."},
+            "moved": {"type": "object", "description": "How many rows of each kind moved."},
+        },
+    },
+}
+
 CATALOGUE: dict[str, EventType] = {
     e.name: e
     for e in [
@@ -55,7 +79,11 @@ CATALOGUE: dict[str, EventType] = {
         EventType("EXPIRATION", "A subscription ended; access is gone.", data=_SUBSCRIPTION_DATA),
         EventType("BILLING_ISSUE", "A renewal payment failed (grace, hold or retry).", data=_SUBSCRIPTION_DATA),
         EventType("PRODUCT_CHANGE", "A subscription moved to another plan.", data=_SUBSCRIPTION_DATA),
-        EventType("TRANSFER", "A subscription moved to another customer.", data=_SUBSCRIPTION_DATA),
+        EventType(
+            "TRANSFER",
+            "A subscription (with its payments and refunds) moved to another customer; sent for both customers.",
+            data=_TRANSFER_DATA,
+        ),
         EventType("SUBSCRIPTION_EXTENDED", "Staff or the store extended the period.", data=_SUBSCRIPTION_DATA),
         EventType("TEMPORARY_ENTITLEMENT_GRANT", "Complimentary access was granted.", data=_SUBSCRIPTION_DATA),
         EventType("GRANT_REVOKED", "A complimentary grant was revoked.", data=_SUBSCRIPTION_DATA),
@@ -65,6 +93,13 @@ CATALOGUE: dict[str, EventType] = {
         EventType("PAYMENT_FAILED", "A payment failed.", group="money"),
         EventType("DISPUTE_OPENED", "The customer disputed a payment.", group="money"),
         EventType("DISPUTE_UPDATED", "A dispute moved on (won, lost, closed).", group="money"),
+        EventType(
+            "CUSTOMER_MERGED",
+            "Staff merged two accounts of one person: everything the merged-away customer owned now belongs to the "
+            "survivor; sent for both customers.",
+            group="customer",
+            data=_MERGE_DATA,
+        ),
         EventType("ORGANIZATION_VERIFIED", "An organization was verified.", group="organization"),
         EventType("ORGANIZATION_SUSPENDED", "An organization was suspended.", group="organization"),
         EventType("ORGANIZATION_REINSTATED", "A suspended organization was reinstated.", group="organization"),
@@ -185,6 +220,7 @@ _SUBSCRIPTION_TRANSITIONS = {
 _FIXED = {
     "grant.create": "TEMPORARY_ENTITLEMENT_GRANT",
     "grant.revoke": "GRANT_REVOKED",
+    "customer.merge": "CUSTOMER_MERGED",
     "refund.succeed": "REFUND",
     "refund.record_from_provider": "REFUND",
     "refund.reverse": "REFUND_REVERSED",

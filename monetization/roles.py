@@ -122,3 +122,8 @@ _extend(
         "monetization.export_personal_data",
     ],
 )
+# Transfers and merges of customers: Support moves a purchase or merges two accounts of one person;
+# one that moves more money than a refund could without approval waits for Finance (never the requester).
+_extend(SUPPORT, ["monetization.view_customermerge", "monetization.request_customer_merge"])
+_extend(FINANCE, ["monetization.view_customermerge", "monetization.approve_customer_merge"])
+_extend(COMPLIANCE, ["monetization.view_customermerge"])

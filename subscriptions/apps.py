@@ -15,6 +15,7 @@ class SubscriptionsConfig(AppConfig):
         from monetization.providers import PACKAGES
         from monetization.roles import role_shares
         from monetization.selectors_support import customer_lookups, customer_panels, customer_summary_facts
+        from monetization.services.customer_merge import customer_movers
         from monetization.services.outbox import outbox_entitlements
         from monetization.services.refund_preview import refund_preview_parts
         from monetization.services.refunds import refund_succeeded_hooks
@@ -34,8 +35,10 @@ class SubscriptionsConfig(AppConfig):
         from .services.reconcile_stores import app_store_reconcile, google_play_reconcile
         from .services.reconcile_stripe import stripe_reconcile
         from .services.refund_preview import subscription_refund_preview
+        from .services.transfers import subscriptions_move
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
+        customer_movers.register("subscriptions", subscriptions_move)
         entitlement_sources.register("subscriptions.subscription", subscription_entitlements)
         entitlement_sources.register("subscriptions.grant", grant_entitlements)
         for provider in PACKAGES:  # one applier, provider-agnostic: the provider packages read the events

@@ -12,6 +12,7 @@ class VerifiedOrgsConfig(AppConfig):
         from monetization.demo import DemoStep, demo_steps
         from monetization.roles import role_shares
         from monetization.selectors_support import CustomerPanel, customer_panels
+        from monetization.services.customer_merge import customer_movers
         from monetization.services.refund_preview import refund_preview_parts
         from monetization.services.refunds import refund_succeeded_hooks
         from subscriptions.entitlements import entitlement_sources
@@ -29,10 +30,12 @@ class VerifiedOrgsConfig(AppConfig):
             org_invoice_paid_from_payment,
             org_seat_counts_since,
         )
+        from .services.customer_merge import organizations_move
         from .services.dunning import orgs_follow_subscriptions
         from .services.refund_preview import org_refund_preview
 
         role_shares.register(self.label, roles.ROLE_PERMISSIONS)
+        customer_movers.register("verified_orgs", organizations_move)
         demo_steps.register("verified_orgs.organizations", DemoStep(40, "verified_orgs.demo.organizations"))
         entitlement_sources.register("verified_orgs.organization", organization_entitlements)
         post_transition.connect(

@@ -9,6 +9,7 @@ from .finance import FinanceDirtyDay, RevenueDay
 from .fx import ExchangeRate
 from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
+from .merges import CustomerMerge
 from .outbox import EventDelivery, EventEndpoint, OutboxEvent
 from .payments import Payment
 from .privacy import ErasureRequest
@@ -22,6 +23,7 @@ __all__ = [
     "CacheInvalidation",
     "ConsumptionRequest",
     "Customer",
+    "CustomerMerge",
     "Dispute",
     "ErasureRequest",
     "EventDelivery",

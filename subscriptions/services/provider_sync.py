@@ -27,7 +27,7 @@ from django.db.models import Q
 
 from monetization import clock
 from monetization.bulk import bulk_update_rows
-from monetization.errors import Conflict, ErrorCode, InvalidInput
+from monetization.errors import ErrorCode, InvalidInput
 from monetization.models import AuditEvent, Customer, Provider, ProviderIdentity
 from monetization.providers.base import Acknowledgement, SubscriptionSnapshot, SubscriptionStatus
 from monetization.registry import Registry
@@ -41,6 +41,15 @@ from subscriptions.services.lifecycle import (
     subscription_change_in_memory,
     subscription_change_state,
     transition_path,
+)
+from subscriptions.services.transfers import (
+    KEEP,
+    PURCHASE_IDENTITY_KINDS,
+    TRANSFER,
+    named_owner,
+    ownership_rule,
+    purchase_owned_elsewhere,
+    subscription_transfer,
 )
 
 S = Subscription.State
@@ -318,7 +327,7 @@ class SyncRequest:
     snapshot: SubscriptionSnapshot
     cause: Cause
     # The customer a client app says it is (purchases API); a subscription already
-    # linked to someone else is refused with a conflict.
+    # linked to someone else follows PURCHASE_OWNERSHIP_RULE (subscriptions.services.transfers).
     customer: Customer | None = None
 
 
@@ -367,19 +376,23 @@ def subscriptions_sync_from_snapshots(requests: Sequence[SyncRequest]) -> list[S
         audits: list[Callable[[], AuditEvent]] = []
         changes: list[tuple[Subscription, StateChange, Cause]] = []
         dirty: dict[int, Subscription] = {}
-        for request, target in zip(requests, targets, strict=True):
+        named = _accounts_named(requests, subs, created_keys)
+        for index, (request, target) in enumerate(zip(requests, targets, strict=True)):
             snapshot, cause = request.snapshot, request.cause
             key = _key(snapshot)
             sub = subs[key]
             created = key in created_keys
             created_keys.discard(key)  # only the first request about a new subscription created it
             if request.customer is not None and sub.customer_id != request.customer.pk:
-                raise Conflict(
-                    "This purchase belongs to another customer.", code=ErrorCode.PURCHASE_OWNED_BY_OTHER_CUSTOMER
-                )
+                # A purchase presented by another customer (a restore on a new login): the configured rule.
+                if ownership_rule() == KEEP:
+                    raise purchase_owned_elsewhere(sub)
+                subscription_transfer(subscription=sub, target=request.customer, cause=cause)
             if sub.last_event_at is not None and snapshot.as_of < sub.last_event_at:
                 results.append(SyncResult(subscription=sub, created=created, stale=True))
                 continue
+            if index in named:
+                _named_account_apply(sub, named[index], cause)
             if target == S.IN_GRACE_PERIOD and not sub.grace_configured():
                 # "Retrying" without grace in force is billing retry: no access (Stripe past_due on web).
                 target = S.ON_HOLD
@@ -441,6 +454,66 @@ def subscriptions_sync_from_snapshots(requests: Sequence[SyncRequest]) -> list[S
         for sub, change, cause in changes:
             change.run_hooks(sub, cause)
     return results
+
+
+def _accounts_named(
+    requests: Sequence[SyncRequest], subs: dict[tuple[str, str], Subscription], created_keys: set
+) -> dict[int, Customer]:
+    """The customer each provider snapshot names as its account where that is not the subscription's owner
+    (by request index). Our external id, when the provider carries it, decides (no query when it is the
+    owner's); otherwise the account id the snapshot names (App Store app account token, Stripe customer):
+    one query for the batch, only for snapshots that name one."""
+    by_external: dict[int, str] = {}
+    by_identity: dict[int, tuple[str, str, str]] = {}
+    for index, request in enumerate(requests):
+        snapshot = request.snapshot
+        key = _key(snapshot)
+        if request.customer is not None or key in created_keys:
+            continue
+        owner = subs[key].customer
+        if snapshot.external_id:
+            if snapshot.external_id != owner.external_id:
+                by_external[index] = snapshot.external_id
+            continue
+        account = next((pair for pair in _identities(snapshot) if pair[0] not in PURCHASE_IDENTITY_KINDS), None)
+        if account is not None:
+            by_identity[index] = (snapshot.provider, *account)
+    named: dict[int, Customer] = {}
+    if by_identity:
+        q = Q()
+        for provider, kind, value in set(by_identity.values()):
+            q |= Q(provider=provider, kind=kind, value=value)
+        owners = {
+            (i.provider, i.kind, i.value): i.customer
+            for i in ProviderIdentity.objects.filter(q).select_related("customer")
+        }
+        for index, pair in by_identity.items():
+            owner = owners.get(pair)
+            if owner is not None and owner.pk != subs[_key(requests[index].snapshot)].customer_id:
+                named[index] = owner
+    if by_external:
+        found = Customer.objects.in_bulk(set(by_external.values()), field_name="external_id")
+        named.update({index: found[x] for index, x in by_external.items() if x in found})
+    return named
+
+
+def _named_account_apply(sub: Subscription, named: Customer, cause: Cause) -> None:
+    """A provider event names another account as the purchase's: the configured rule."""
+    new_owner = named_owner(sub, named)
+    if new_owner is None:
+        return
+    if ownership_rule() == TRANSFER:
+        subscription_transfer(subscription=sub, target=new_owner, cause=cause)
+        return
+    audit_record(
+        action="subscription.ownership_kept",
+        obj=sub,
+        actor_kind=cause.actor_kind,
+        actor_label=cause.label,
+        customer=sub.customer,
+        after={"named_customer": new_owner.external_id},
+        reason="The provider names another account; PURCHASE_OWNERSHIP_RULE keeps the purchase with its owner.",
+    )
 
 
 def _save(subs: list[Subscription]) -> None:

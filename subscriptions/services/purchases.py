@@ -5,6 +5,7 @@ from __future__ import annotations
 from monetization.errors import ErrorCode, InvalidInput, NotFound
 from monetization.models import AuditEvent, Customer
 from monetization.providers.base import InvalidSignature, MalformedPayload, ProviderError, get_provider
+from monetization.services.customer_merge import customer_survivor
 from subscriptions.services.lifecycle import Cause
 from subscriptions.services.provider_sync import SyncResult, subscription_sync_from_snapshot
 
@@ -24,6 +25,8 @@ def purchase_submit(
     customer = Customer.objects.filter(external_id=customer_external_id).first()
     if customer is None:
         raise NotFound(f"No customer with external id '{customer_external_id}'.")
+    # A login of a customer merged into another buys for the survivor.
+    customer = customer_survivor(customer)
     try:
         if platform == "ios":
             if not signed_transaction:

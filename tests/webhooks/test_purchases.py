@@ -72,7 +72,10 @@ def test_stripe_subscription_is_retrieved(client_with_scopes, catalog, customers
     assert response.json()["state"] == "active"
 
 
-def test_purchase_of_another_customer_is_a_conflict(client_with_scopes, apple_pki, catalog, customers):
+def test_purchase_of_another_customer_is_a_conflict_when_owners_keep_purchases(
+    client_with_scopes, apple_pki, catalog, customers, settings
+):
+    settings.PURCHASE_OWNERSHIP_RULE = "keep"  # the default transfers it: tests/webhooks/test_purchase_ownership.py
     api = client_with_scopes("purchases:write")
     jws = _transaction_jws(apple_pki, expiresDate=4102444800000)
     api.post(
