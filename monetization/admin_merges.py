@@ -48,7 +48,7 @@ class DecisionForm(forms.Form):
 @admin.register(CustomerMerge)
 class CustomerMergeAdmin(AppendOnlyAdmin):
     change_list_template = "admin/monetization/customermerge/change_list.html"
-    list_display = ("id", "kind", "source", "target", "purchase_id", "status", "requested_by", "requested_at")
+    list_display = ("id", "kind", "source", "target", "status", "requested_by", "requested_at")
     list_filter = ("status", "kind")
     list_select_related = ("source", "target", "requested_by")
 

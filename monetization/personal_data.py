@@ -243,5 +243,11 @@ def register_core_sources() -> None:
     source("monetization.WebhookEvent", rows=lambda subject: _inbox_rows(subject.customer))
     source("monetization.IdempotencyKey", rows=_idempotency_rows)
     source("monetization.ErasureRequest", customer_paths=("customer",))
+    # Transfers and merges name the customer on either side; staff's reasons may quote them.
+    source(
+        "monetization.CustomerMerge",
+        customer_paths=("source", "target"),
+        personal_fields=("reason", "decided_reason", "preview", "moved"),
+    )
     source("admin.LogEntry", rows=_admin_log_rows)
     identifier_finders.register("monetization.provider_payloads", provider_identifiers)

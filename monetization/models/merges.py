@@ -1,11 +1,13 @@
 from django.conf import settings
 from django.db import models
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, transition
 
 from monetization import clock
 
+from .state_machine import StateMachineModel
 
-class CustomerMerge(FSMModelMixin, models.Model):
+
+class CustomerMerge(StateMachineModel, models.Model):
     """Staff moving what one customer owns to another: one purchase (``transfer``) or everything (``merge``).
 
     Lifecycle, as a refund's: requested -> pending_approval -> completed | rejected; requested ->

@@ -42,3 +42,14 @@ def test_threads_refreshing_at_once_do_not_fail():
             payment.refresh_from_db()
 
     assert run_at_once(refresh_many, [(p,) for p in payments]) == []
+
+
+def test_every_state_machine_takes_the_thread_safe_base():
+    from django.apps import apps
+    from django_fsm import FSMFieldMixin
+
+    from monetization.models.state_machine import StateMachineModel
+
+    machines = [m for m in apps.get_models() if any(isinstance(f, FSMFieldMixin) for f in m._meta.fields)]
+    assert machines
+    assert [m._meta.label for m in machines if not issubclass(m, StateMachineModel)] == []
