@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection
+from django.db import connections
 
+from monetization.db_routing import read_alias
 from monetization.models import Customer, Payment
 from monetization.services.fx import RateTable
 
@@ -127,7 +128,7 @@ def mrr_series(*, start: datetime.date, end: datetime.date, segment: str = "", c
         )
         SELECT day, segment, currency, count(*), sum(monthly) FROM covering GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     """  # noqa: S608 (table names from model metadata, segment from a fixed map; values are parameters)
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(sql, _params(start, end))
         rows = cursor.fetchall()
     rates = RateTable(currencies={r[2] for r in rows}, to=currency, start=start, end=end)
@@ -202,7 +203,7 @@ def mrr_movement(*, start: datetime.date, end: datetime.date) -> list[MrrMovemen
         FROM pairs JOIN firsts f ON f.sid = pairs.sid
         GROUP BY 1, 2 ORDER BY 1, 2
     """  # noqa: S608 (table names from model metadata; values are parameters)
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(sql, _params(start, end))
         rows = cursor.fetchall()
     return [
@@ -232,7 +233,7 @@ def churn(*, start: datetime.date, end: datetime.date) -> Churn:
         SELECT (SELECT count(*) FROM at_start),
                (SELECT count(*) FROM (SELECT sid FROM at_start EXCEPT SELECT sid FROM at_end) gone)
     """  # noqa: S608 (table names from model metadata, segment from a fixed map; values are parameters)
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(sql, _params(start, end))
         active, churned = cursor.fetchone()
     return Churn(active_at_start=active, churned=churned)
@@ -269,7 +270,7 @@ def trial_conversion(*, start: datetime.date, end: datetime.date, now: datetime.
         "until": _midnight(end + datetime.timedelta(days=1)),
         "now": now,
     }
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(sql, params)
         ended, converted = cursor.fetchone()
     return TrialConversion(ended=ended, converted=converted)
@@ -324,7 +325,7 @@ def retention_cohorts(*, start: datetime.date, end: datetime.date, months: int, 
         "months": months,
         "now": now,
     }
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     cohorts: dict[datetime.date, Cohort] = {}
