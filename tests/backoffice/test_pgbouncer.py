@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, connections, transaction
 from django.db.utils import DatabaseError
 
@@ -156,3 +157,12 @@ def test_server_side_cursors_would_break_behind_transaction_pooling(transactiona
         pytest.raises(DatabaseError, match="cursor"),
     ):
         _iterate_while_another_client_holds_a_server_connection()
+
+
+def test_the_pooler_setting_shapes_the_connection_and_refuses_unknown_poolers():
+    direct = database_settings("postgres://postgres@127.0.0.1:5432/x")
+    assert "DISABLE_SERVER_SIDE_CURSORS" not in direct and "prepare_threshold" not in direct.get("OPTIONS", {})
+    pooled = database_settings("postgres://postgres@127.0.0.1:6432/x", pooler="pgbouncer")
+    assert pooled["DISABLE_SERVER_SIDE_CURSORS"] is True and pooled["OPTIONS"]["prepare_threshold"] is None
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_POOLER"):
+        database_settings("postgres://postgres@127.0.0.1:6432/x", pooler="pgpool")
