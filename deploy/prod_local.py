@@ -182,6 +182,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 _killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+            _killpg(proc.pid, signal.SIGKILL)  # any child its leader left behind
 
 
 def _killpg(pid: int, sig: int) -> None:
