@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from django.conf import settings
 from django.db import router, transaction
 
 from monetization.db_routing import primary_only, read_alias, reads_from_replica, session_alias
@@ -13,8 +14,9 @@ from monetization.models import Payment
 
 
 @pytest.fixture
-def with_replica(settings):
-    settings.DATABASES = {**settings.DATABASES, "replica": {**settings.DATABASES["default"]}}
+def with_replica(monkeypatch):
+    # An alias is enough: nothing here connects to it.
+    monkeypatch.setitem(settings.DATABASES, "replica", {**settings.DATABASES["default"]})
 
 
 def test_without_a_replica_every_read_is_the_primarys():
