@@ -39,7 +39,7 @@ def test_replica_reads_nest_under_primary_only_and_end_with_their_block(with_rep
     assert read_alias() == "default"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # not inside the test case's own transaction
 def test_a_transaction_on_the_primary_reads_the_primary(with_replica):
     with reads_from_replica():
         with transaction.atomic():
