@@ -265,7 +265,9 @@ def wait_replayed(primary_dsn: str, replica_dsn: str, timeout: float = 60) -> No
     import psycopg
 
     with psycopg.connect(primary_dsn, autocommit=True) as conn:
-        target = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        # The insert position, not the written one: with synchronous_commit off a commit may still sit in
+        # the WAL buffers, past pg_current_wal_lsn().
+        target = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
     deadline = time.monotonic() + timeout
     with psycopg.connect(replica_dsn, autocommit=True) as conn:
         while time.monotonic() < deadline:

@@ -12,6 +12,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, connections, transaction
@@ -154,14 +155,15 @@ def test_server_side_cursors_would_break_behind_transaction_pooling(transactiona
     Customer.objects.bulk_create([Customer(external_id=f"many-{i:05d}", handle=f"many-{i}") for i in range(ROWS)])
     with (
         databases_at(default=_pooled(bouncer, DISABLE_SERVER_SIDE_CURSORS=False)),
-        pytest.raises(DatabaseError, match="cursor"),
+        # Django's error from the fetch, or psycopg's own from closing the cursor that is not there either.
+        pytest.raises((DatabaseError, psycopg.Error), match=r"cursor .* does not exist"),
     ):
         _iterate_while_another_client_holds_a_server_connection()
 
 
 def test_the_pooler_setting_shapes_the_connection_and_refuses_unknown_poolers():
     direct = database_settings("postgres://postgres@127.0.0.1:5432/x")
-    assert "DISABLE_SERVER_SIDE_CURSORS" not in direct and "prepare_threshold" not in direct.get("OPTIONS", {})
+    assert not direct["DISABLE_SERVER_SIDE_CURSORS"] and "prepare_threshold" not in direct.get("OPTIONS", {})
     pooled = database_settings("postgres://postgres@127.0.0.1:6432/x", pooler="pgbouncer")
     assert pooled["DISABLE_SERVER_SIDE_CURSORS"] is True and pooled["OPTIONS"]["prepare_threshold"] is None
     with pytest.raises(ImproperlyConfigured, match="DATABASE_POOLER"):

@@ -33,10 +33,15 @@ from subscriptions.selectors_finance import mrr_series
 from tests.backoffice.private_postgres import databases_at, load_test_database
 from tests.monetization.factories import CustomerFactory
 
-pytestmark = pytest.mark.skipif(
-    not (PG_BIN / "initdb").exists() or not (PG_BIN / "pg_basebackup").exists(),
-    reason=f"PostgreSQL's server binaries (initdb, pg_basebackup) are not in {PG_BIN}: no private replica",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (PG_BIN / "initdb").exists() or not (PG_BIN / "pg_basebackup").exists(),
+        reason=f"PostgreSQL's server binaries (initdb, pg_basebackup) are not in {PG_BIN}: no private replica",
+    ),
+    # The test database is set up (the private primary starts as its copy) and no test transaction wraps
+    # these tests: their rows are written to the private primary, and go with it.
+    pytest.mark.django_db(transaction=True),
+]
 
 NAME = "backoffice"
 
