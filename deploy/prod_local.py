@@ -203,6 +203,7 @@ def databases(run: Path) -> Iterator[dict[str, str]]:
 
     pg_port = int(os.environ.get("PROD_LOCAL_PG_PORT", "6441"))
     bouncer_port = int(os.environ.get("PROD_LOCAL_PGBOUNCER_PORT", "6443"))
+    run.chmod(0o755)  # PostgreSQL and PgBouncer run as postgres when this runs as root: they must reach in
     with streaming_pair(run / "pg", pg_port, pg_port + 1):
         bouncer = start_pgbouncer(
             run / "pgbouncer",
