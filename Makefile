@@ -78,14 +78,18 @@ reliability: $(STAMP) services
 	DATABASE_URL=$${DATABASE_URL:-$(PGURL)/backoffice_reliability} REDIS_URL=$${REDIS_URL:-$(REDIS)/3} \
 	$(BIN)/python -m reliability $(RELIABILITY_ARGS)
 
-# Production's processes on this machine (deploy/prod_local.py): the Procfile under honcho with DEBUG off,
-# web x2 (PROD_LOCAL_PORT, 8000 and 8001), a worker pool for the webhooks queue and one for the others, beat;
-# migrate first. PostgreSQL at PROD_LOCAL_DATABASE_URL; a private redis-server (PROD_LOCAL_REDIS_PORT, 6431)
-# as cache and broker unless PROD_LOCAL_BROKER_URL names one (RabbitMQ). Ctrl-C stops everything.
+# Production's processes on this machine (deploy/prod_local.py) under its supervisor (a process that exits
+# is started again) with DEBUG off: web x2 (PROD_LOCAL_PORT, 8000 and 8001), a worker pool for the webhooks
+# queue and one for the others, beat; migrate first. PostgreSQL is private to the run: a primary
+# (PROD_LOCAL_PG_PORT, 6441), its streaming replica (6442) and PgBouncer in transaction mode
+# (PROD_LOCAL_PGBOUNCER_PORT, 6443; Debian's pgbouncer, installed with apt when missing). A private
+# redis-server (PROD_LOCAL_REDIS_PORT, 6431) as cache and broker unless PROD_LOCAL_BROKER_URL names one
+# (RabbitMQ). Ctrl-C stops everything.
 prod-local: $(STAMP)
 	$(BIN)/python deploy/prod_local.py start
 
 # The same, driven: PROD_LOCAL_WEBHOOKS (10,000) signed Stripe events and PROD_LOCAL_READS (50,000)
-# entitlement reads through both web processes; prints errors, events applied, p99; stops by itself.
+# entitlement reads through both web processes, web.1 and the webhooks pool SIGKILLed mid-run; prints errors,
+# events applied, restarts, replica lag, p99; stops by itself.
 prod-local-check: $(STAMP)
 	$(BIN)/python deploy/prod_local.py check $(PROD_LOCAL_ARGS)

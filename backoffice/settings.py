@@ -13,11 +13,11 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from backoffice.databases import database_settings
 from backoffice.env import Environment, enabled_providers, require_provider_credentials
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -107,15 +107,35 @@ TEMPLATES = [
 
 # PostgreSQL everywhere, the demo included (``make run`` starts an embedded one: backoffice/embedded_db.py).
 DATABASE_URL = env.required("DATABASE_URL")
+# DATABASE_POOLER=pgbouncer when DATABASE_URL names PgBouncer in transaction mode (backoffice/databases.py).
+DATABASE_POOLER = env.get("DATABASE_POOLER")
+_CONN_MAX_AGE = env.get_int("DB_CONN_MAX_AGE", 60)
 DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL or "postgres:///missing",
-        conn_max_age=env.get_int("DB_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
+    "default": database_settings(
+        DATABASE_URL or "postgres:///missing", pooler=DATABASE_POOLER, conn_max_age=_CONN_MAX_AGE
     )
 }
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-    raise ImproperlyConfigured(f"DATABASE_URL must name a PostgreSQL database, not {DATABASES['default']['ENGINE']}.")
+if DATABASE_POOLER:
+    # Session-level state (the outbox dispatcher's advisory lock) needs a connection of its own to
+    # PostgreSQL itself, past the pooler (monetization/db_routing.py). In tests, the primary's.
+    DATABASES["session"] = {
+        **database_settings(env.required("DATABASE_SESSION_URL") or DATABASE_URL, conn_max_age=_CONN_MAX_AGE),
+        "TEST": {"MIRROR": "default"},
+    }
+# A streaming replica for reports, charts and exports (backoffice/db_router.py); the replica's own
+# pooler, if any, in DATABASE_REPLICA_POOLER.
+DATABASE_REPLICA_URL = env.get("DATABASE_REPLICA_URL")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = {
+        **database_settings(
+            DATABASE_REPLICA_URL, pooler=env.get("DATABASE_REPLICA_POOLER"), conn_max_age=_CONN_MAX_AGE
+        ),
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["backoffice.db_router.ReplicaRouter"]
+for _alias, _config in DATABASES.items():
+    if _config["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"The {_alias} database must be PostgreSQL, not {_config['ENGINE']}.")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The role the app runs as in production (DATABASE_URL), granted row access only by the migrations,
 # which run as the tables' owner (MIGRATE_DATABASE_URL, see README "Database roles").

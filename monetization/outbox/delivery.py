@@ -1,12 +1,12 @@
 """Delivering the outbox: at least once, in order per customer, retried with backoff, then parked.
 
-One dispatcher per endpoint at a time (a PostgreSQL session advisory lock: a killed worker's lock
-goes with its connection). It takes the due pending deliveries in outbox order, sends them through
-the sink in lanes by customer (each lane in order) and marks them delivered once the receiver
+One dispatcher per endpoint at a time (a PostgreSQL session advisory lock, on a connection past any pooler: a
+killed worker's lock goes with its connection). It takes the due pending deliveries in outbox order, sends
+them through the sink in lanes by customer (each lane in order) and marks them delivered once the receiver
 accepted them; a worker killed in between sends those again, with the same event id. A failure holds back the
-rest of that customer's events until the retry succeeds, so a customer's events arrive in order;
-other customers go on. After ``OUTBOX_RETRY_FOR`` (three days) a delivery is parked: it is no
-longer retried and no longer holds the customer's later events back; staff can replay it.
+rest of that customer's events until the retry succeeds, so a customer's events arrive in order; other
+customers go on. After ``OUTBOX_RETRY_FOR`` (three days) a delivery is parked: it is no longer retried and no
+longer holds the customer's later events back; staff can replay it.
 
 Times here are the database's wall clock (``statement_timestamp()``), not the application clock: delivery is
 about real time, whatever date a demo or a test has set for the business.
@@ -25,8 +25,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
+from monetization.db_routing import session_alias
 from monetization.models import EventDelivery, EventEndpoint, OutboxEvent
 from monetization.outbox.sinks import SendResult, Sink, sink_for
 from monetization.services.audit import audit_record
@@ -101,13 +102,14 @@ class DeliveryRun:
 
 
 def _advisory_lock(endpoint_id: int) -> bool:
-    with connection.cursor() as cursor:
+    # Held across transactions: on the session connection, never through a transaction-mode pooler.
+    with connections[session_alias()].cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, endpoint_id])
         return cursor.fetchone()[0]
 
 
 def _advisory_unlock(endpoint_id: int) -> None:
-    with connection.cursor() as cursor:
+    with connections[session_alias()].cursor() as cursor:
         cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, endpoint_id])
 
 

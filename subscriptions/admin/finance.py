@@ -3,7 +3,7 @@
 Thin: a form for the range and the segment, the selectors (``subscriptions.selectors_finance``,
 ``monetization.selectors_finance``, where the definitions are written; they read the daily
 snapshot tables only), and the charts, each with its numbers in a table beside it. Who may read the
-ledger (Finance) may open it.
+ledger (Finance) may open it. Read from the replica when there is one (monetization/db_routing.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from monetization import clock
+from monetization.db_routing import reads_from_replica
 from monetization.selectors_finance import recognized_revenue, revenue_by_provider_currency
 from subscriptions.models import MetricsDay, Subscription
 from subscriptions.selectors_finance import (
@@ -83,6 +84,7 @@ def _movement_over_range(start, end) -> list[dict]:
     return [rows[c] for c in sorted(rows)]
 
 
+@reads_from_replica()
 def finance_dashboard_view(request, admin_site):
     if not request.user.has_perm(PERMISSION):
         raise PermissionDenied

@@ -1,0 +1,170 @@
+"""The app through a real PgBouncer in transaction mode: Debian's pgbouncer as a private process on a port
+of its own (deploy/local_postgres.py) in front of the test database, the connection shaped as the
+settings shape it for ``DATABASE_POOLER=pgbouncer`` (backoffice/databases.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, connections, transaction
+from django.db.utils import DatabaseError
+
+from backoffice.databases import database_settings
+from deploy.local_postgres import Unavailable, free_port, pgbouncer_binary, start_pgbouncer
+from monetization.models import ApiKey, Customer
+from tests.backoffice.private_postgres import databases_at
+
+POOL = 2  # server connections: few, so that one client's consecutive transactions can land on different ones
+ROWS = 3000
+
+
+@pytest.fixture(scope="module")
+def bouncer(django_db_setup):
+    try:
+        pgbouncer_binary()
+    except Unavailable as exc:
+        pytest.skip(f"no pgbouncer: {exc}")
+    upstream = connections["default"].settings_dict
+    directory = Path(tempfile.mkdtemp(prefix="bo-pgbouncer-test-"))
+    port = free_port()
+    process = start_pgbouncer(
+        directory,
+        port,
+        upstream_host=upstream["HOST"] or "127.0.0.1",
+        upstream_port=int(upstream["PORT"] or 5432),
+        pool_size=POOL,
+    )
+    try:
+        yield port
+    finally:
+        process.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _pooled(port: int, **overrides) -> dict:
+    shaped = database_settings("postgres://postgres@127.0.0.1:1/x", pooler="pgbouncer")
+    return {
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "DISABLE_SERVER_SIDE_CURSORS": shaped["DISABLE_SERVER_SIDE_CURSORS"],
+        "OPTIONS": {**connections["default"].settings_dict["OPTIONS"], **shaped["OPTIONS"]},
+        **overrides,
+    }
+
+
+@pytest.fixture
+def through_bouncer(transactional_db, bouncer):
+    with databases_at(default=_pooled(bouncer)):
+        yield bouncer
+
+
+def _transactions_served(port: int) -> int:
+    """Transactions PgBouncer has passed to the server (its admin console, which speaks only simple queries)."""
+    out = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "--csv", "-c", "SHOW STATS", "pgbouncer"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return sum(int(row["total_xact_count"]) for row in csv.DictReader(io.StringIO(out)))
+
+
+class _Holder(threading.Thread):
+    """A second client that opens a transaction through PgBouncer and holds its server connection."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.holding, self.release = threading.Event(), threading.Event()
+
+    def run(self):
+        try:
+            with transaction.atomic():
+                Customer.objects.exists()
+                self.holding.set()
+                self.release.wait(30)
+        finally:
+            connection.close()
+
+
+def test_requests_and_transactions_go_through_pgbouncer(through_bouncer, client):
+    served = _transactions_served(through_bouncer)
+    assert connection.settings_dict["PORT"] == str(through_bouncer)
+    full, prefix, key_hash = ApiKey.generate()
+    ApiKey.objects.create(name="pooled", prefix=prefix, key_hash=key_hash, scopes=["entitlements:read"])
+    Customer.objects.create(external_id="pooled-1", handle="pooled-1")
+    for _ in range(3):
+        response = client.get("/api/v1/customers/pooled-1/entitlements", headers={"authorization": f"Bearer {full}"})
+        assert response.status_code == 200, response.content
+    # Row locks and writes in transactions while another client holds a server connection of the two.
+    holder = _Holder()
+    holder.start()
+    assert holder.holding.wait(10)
+    try:
+        for i in range(10):
+            with transaction.atomic():
+                customer = Customer.objects.select_for_update().get(external_id="pooled-1")
+                customer.handle = f"pooled-{i}"
+                customer.save(update_fields=["handle"])
+    finally:
+        holder.release.set()
+        holder.join()
+    assert Customer.objects.get(external_id="pooled-1").handle == "pooled-9"
+    # No server-side prepared statement to outlive a transaction, and PgBouncer did carry the transactions.
+    assert connection.connection.prepare_threshold is None
+    assert _transactions_served(through_bouncer) >= served + 10
+
+
+def _iterate_while_another_client_holds_a_server_connection() -> list[str]:
+    seen, holder = [], _Holder()
+    try:
+        for n, external_id in enumerate(
+            Customer.objects.filter(external_id__startswith="many-")
+            .order_by("pk")
+            .values_list("external_id", flat=True)
+            .iterator(chunk_size=200)
+        ):
+            if n == 0:
+                # The next fetch runs in a later transaction: PgBouncer hands it the other server connection.
+                holder.start()
+                assert holder.holding.wait(10)
+            seen.append(external_id)
+    finally:
+        holder.release.set()
+        if holder.is_alive():
+            holder.join()
+    return seen
+
+
+def test_a_large_queryset_iterates_through_pgbouncer(through_bouncer):
+    Customer.objects.bulk_create([Customer(external_id=f"many-{i:05d}", handle=f"many-{i}") for i in range(ROWS)])
+    assert _iterate_while_another_client_holds_a_server_connection() == [f"many-{i:05d}" for i in range(ROWS)]
+
+
+def test_server_side_cursors_would_break_behind_transaction_pooling(transactional_db, bouncer):
+    """Why the setting: with server-side cursors on, ``.iterator()`` fetches from a cursor its server
+    connection no longer has."""
+    Customer.objects.bulk_create([Customer(external_id=f"many-{i:05d}", handle=f"many-{i}") for i in range(ROWS)])
+    with (
+        databases_at(default=_pooled(bouncer, DISABLE_SERVER_SIDE_CURSORS=False)),
+        # Django's error from the fetch, or psycopg's own from closing the cursor that is not there either.
+        pytest.raises((DatabaseError, psycopg.Error), match=r"cursor .* does not exist"),
+    ):
+        _iterate_while_another_client_holds_a_server_connection()
+
+
+def test_the_pooler_setting_shapes_the_connection_and_refuses_unknown_poolers():
+    direct = database_settings("postgres://postgres@127.0.0.1:5432/x")
+    assert not direct["DISABLE_SERVER_SIDE_CURSORS"] and "prepare_threshold" not in direct.get("OPTIONS", {})
+    pooled = database_settings("postgres://postgres@127.0.0.1:6432/x", pooler="pgbouncer")
+    assert pooled["DISABLE_SERVER_SIDE_CURSORS"] is True and pooled["OPTIONS"]["prepare_threshold"] is None
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_POOLER"):
+        database_settings("postgres://postgres@127.0.0.1:6432/x", pooler="pgpool")
