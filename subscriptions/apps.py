@@ -54,3 +54,4 @@ class SubscriptionsConfig(AppConfig):
         demo_steps.register("subscriptions.catalog", DemoStep(10, "subscriptions.demo.catalog"))
         demo_steps.register("subscriptions.subscriptions", DemoStep(30, "subscriptions.demo.subscriptions"))
         demo_steps.register("subscriptions.support", DemoStep(61, "subscriptions.demo.support"))
+        demo_steps.register("subscriptions.growth", DemoStep(62, "subscriptions.demo.growth"))

@@ -1,3 +1,3 @@
 """Admin for the subscriptions app, one module per area."""
 
-from . import catalog, subscriptions  # noqa: F401
+from . import catalog, growth, subscriptions  # noqa: F401
