@@ -18,14 +18,14 @@ class ExperimentArmView(APIView):
 
     permission_classes = [require_scope("catalog:read")]
 
-    class OutputSerializer(serializers.Serializer):
+    class ExperimentArmSerializer(serializers.Serializer):
         experiment = serializers.CharField()
         state = serializers.CharField()
         arm = serializers.CharField(allow_null=True)
         price = serializers.DictField(allow_null=True)
         offering = serializers.DictField(allow_null=True)
 
-    @extend_schema(responses=OutputSerializer, operation_id="customer_experiment_arm")
+    @extend_schema(responses=ExperimentArmSerializer, operation_id="customer_experiment_arm")
     def get(self, request, external_id: str, key: str):
         exposure = experiment_expose(experiment_key=key, customer_external_id=external_id)
         arm = exposure.arm
@@ -53,12 +53,12 @@ class PromoCodeRedeemView(APIView):
 
     permission_classes = [require_scope("purchases:write")]
 
-    class InputSerializer(serializers.Serializer):
+    class PromoRedeemInputSerializer(serializers.Serializer):
         code = serializers.CharField(max_length=64)
         customer = serializers.CharField(max_length=64, help_text="The customer's external id.")
         country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False, allow_blank=True)
 
-    class OutputSerializer(serializers.Serializer):
+    class PromoRedemptionSerializer(serializers.Serializer):
         code = serializers.CharField(source="promo_code.code")
         customer = serializers.CharField(source="customer.external_id")
         country = serializers.CharField()
@@ -66,14 +66,14 @@ class PromoCodeRedeemView(APIView):
         redeemed_at = serializers.DateTimeField()
 
     @extend_schema(
-        request=InputSerializer,
-        responses={200: OutputSerializer, 201: OutputSerializer},
+        request=PromoRedeemInputSerializer,
+        responses={200: PromoRedemptionSerializer, 201: PromoRedemptionSerializer},
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
         operation_id="promo_code_redeem",
     )
     @idempotent("promo_codes.redeem", required=False)
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.PromoRedeemInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         result = promo_code_redeem(
@@ -83,6 +83,6 @@ class PromoCodeRedeemView(APIView):
             client_label=request.user.get_username(),
         )
         return Response(
-            self.OutputSerializer(result.redemption).data,
+            self.PromoRedemptionSerializer(result.redemption).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
