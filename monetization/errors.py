@@ -103,6 +103,16 @@ class CreatorErrorCode:
     CONFIRMATION_REQUIRED = "confirmation_required"
 
 
+class GrowthErrorCode:
+    """Price experiments and promo codes (subscriptions/services/experiments.py, promo_codes.py)."""
+
+    EXPERIMENT_NOT_FOUND = "experiment_not_found"
+    PROMO_CODE_NOT_FOUND = "promo_code_not_found"
+    PROMO_CODE_EXHAUSTED = "promo_code_exhausted"
+    PROMO_CODE_EXPIRED = "promo_code_expired"
+    PROMO_CODE_NOT_ELIGIBLE = "promo_code_not_eligible"
+
+
 class FxErrorCode:
     """Exchange rates (monetization/services/fx.py)."""
 

@@ -63,6 +63,7 @@ class SubscriptionsConfig(AppConfig):
         demo_steps.register("subscriptions.catalog", DemoStep(10, "subscriptions.demo.catalog"))
         demo_steps.register("subscriptions.subscriptions", DemoStep(30, "subscriptions.demo.subscriptions"))
         demo_steps.register("subscriptions.support", DemoStep(61, "subscriptions.demo.support"))
-        demo_steps.register("subscriptions.overlaps", DemoStep(62, "subscriptions.demo.overlaps"))
+        demo_steps.register("subscriptions.overlaps", DemoStep(63, "subscriptions.demo.overlaps"))
         # Last: the snapshots sum up what every step before made.
         demo_steps.register("subscriptions.finance", DemoStep(90, "subscriptions.demo.finance"))
+        demo_steps.register("subscriptions.growth", DemoStep(62, "subscriptions.demo.growth"))

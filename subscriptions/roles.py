@@ -18,6 +18,10 @@ _VIEW = [
     "subscriptions.view_plan",
     "subscriptions.view_sku",
     "subscriptions.view_price",
+    "subscriptions.view_experiment",
+    "subscriptions.view_experimentarm",
+    "subscriptions.view_promocode",
+    "subscriptions.view_promoredemption",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

@@ -1,10 +1,16 @@
 from django.urls import path, re_path
 
-from . import customer_center, purchases, staff, staff_metrics, views
+from . import customer_center, growth, purchases, staff, staff_metrics, views
 
 urlpatterns = [
     path("customers/<str:external_id>/entitlements", views.EntitlementsView.as_view(), name="customer-entitlements"),
+    path(
+        "customers/<str:external_id>/experiments/<slug:key>",
+        growth.ExperimentArmView.as_view(),
+        name="customer-experiment-arm",
+    ),
     path("catalog", views.CatalogView.as_view(), name="catalog"),
+    path("promo-codes/redeem", growth.PromoCodeRedeemView.as_view(), name="promo-code-redeem"),
     path("purchases", purchases.PurchaseView.as_view(), name="purchases"),
     path(
         "customer-center/subscriptions",

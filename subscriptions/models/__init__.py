@@ -1,5 +1,6 @@
 from .catalog import Entitlement, Plan, Platform, Price, Product, Sku
 from .grants import Grant
+from .growth import Experiment, ExperimentArm, ExperimentExposure, PromoCode, PromoRedemption
 from .metrics import MetricsDay, RetentionCell
 from .overlaps import OverlapCase
 from .payments import SubscriptionPayment
@@ -8,6 +9,9 @@ from .subscriptions import DunningAttempt, Subscription
 __all__ = [
     "DunningAttempt",
     "Entitlement",
+    "Experiment",
+    "ExperimentArm",
+    "ExperimentExposure",
     "Grant",
     "MetricsDay",
     "OverlapCase",
@@ -15,6 +19,8 @@ __all__ = [
     "Platform",
     "Price",
     "Product",
+    "PromoCode",
+    "PromoRedemption",
     "RetentionCell",
     "Sku",
     "Subscription",

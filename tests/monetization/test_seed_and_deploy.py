@@ -31,6 +31,7 @@ def test_seed_demo_is_idempotent_and_prints_logins(settings):
     assert first["monetization.Customer"] == 200
     assert first["monetization.ProviderIdentity"] >= 150
     assert first["subscriptions.Product"] == 5
+    assert first["subscriptions.ExperimentExposure"] == 200 and first["subscriptions.PromoRedemption"] == 25
     text = out.getvalue()
     User = get_user_model()
     for username, role in (("support", "Support"), ("finance", "Finance"), ("compliance", "Compliance")):
