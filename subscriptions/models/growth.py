@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, transition
 
 from monetization import clock
+from monetization.models.state_machine import StateMachineModel
 
 
-class Experiment(FSMModelMixin, models.Model):
+class Experiment(StateMachineModel, models.Model):
     """A price or paywall experiment: each customer lands in one arm, picked from sha256(salt + external id).
 
     Once a customer is exposed their arm is stored; stopping the experiment (or editing its weights)
