@@ -434,8 +434,13 @@ def run(args) -> dict:
 
     # This process enqueues for the worker below.
     celery_app.conf.update(broker_url=broker_url(), task_always_eager=False)
+    # Every work queue, and the tasks a worker of an earlier run took but never acknowledged (Redis gives
+    # those back to the next worker that starts): any of them would apply the measured events before the
+    # clock starts.
     with celery_app.connection_for_write(url=broker_url()) as conn:
-        result["enqueued_tasks_purged"] = conn.default_channel.queue_purge("webhooks")
+        channel = conn.default_channel
+        result["enqueued_tasks_purged"] = sum(channel.queue_purge(queue) or 0 for queue in settings.WORK_QUEUES)
+        channel.client.delete(channel.unacked_key, channel.unacked_index_key)
     from django.core.cache import cache
 
     from monetization.services.webhooks import APPLY_SCHEDULED_KEY
