@@ -432,8 +432,11 @@ def run(args) -> dict:
     # Nobody consumed the enqueued tasks: drop them.
     from backoffice.celery import app as celery_app
 
-    # This process enqueues for the worker below.
-    celery_app.conf.update(broker_url=broker_url(), task_always_eager=False)
+    # This process enqueues for the worker below. Through Django's settings, which the app's configuration
+    # reads (``conf.update`` did not reach it): left eager, scheduling applied every event here, before the
+    # clock started.
+    settings.CELERY_BROKER_URL = broker_url()
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     # Every work queue, and the tasks a worker of an earlier run took but never acknowledged (Redis gives
     # those back to the next worker that starts): any of them would apply the measured events before the
     # clock starts.
