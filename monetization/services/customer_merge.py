@@ -28,6 +28,7 @@ from django.db.models import Sum
 
 from monetization.errors import Conflict, ErrorCode, InvalidInput, NotFound, OwnershipErrorCode, PermissionDenied
 from monetization.models import ConsumptionRequest, Customer, CustomerMerge, Dispute, Payment, ProviderIdentity, Refund
+from monetization.reasons import reason_check
 from monetization.registry import Registry
 from monetization.services.audit import audit_record, snapshot
 from monetization.services.permissions import require_perm
@@ -225,8 +226,7 @@ def _validate(source: Customer, target: Customer) -> None:
 
 
 def _require_reason(text: str, what: str) -> None:
-    if not (text or "").strip():
-        raise InvalidInput(f"{what} needs a reason.", code=ErrorCode.REASON_REQUIRED)
+    reason_check(text, what=what)
 
 
 def _audit(merge: CustomerMerge, action: str, *, actor, before=None, reason: str = "", actor_kind=None) -> None:
