@@ -28,6 +28,9 @@ def register() -> None:
     source("subscriptions.DunningAttempt", customer_paths=("subscription__customer",))
     # Two-platform cases: ids and entitlement keys, and Support's reason for the decision.
     source("subscriptions.OverlapCase", customer_paths=("customer",), personal_fields=("decision_reason",))
+    # Growth: which arm a customer was shown and which promo codes they redeemed (no free text).
+    source("subscriptions.ExperimentExposure", customer_paths=("customer",), personal_fields=())
+    source("subscriptions.PromoRedemption", customer_paths=("customer",), personal_fields=())
     provider_references.register("subscriptions.provider_subscription_id", subscription_references)
     erasure_hooks.register("subscriptions.cancel", subscriptions_erasure)
 

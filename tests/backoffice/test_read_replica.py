@@ -30,6 +30,7 @@ from monetization.roles import sync_roles
 from monetization.selectors_finance import revenue_by_provider_currency
 from monetization.services.payments import payment_record
 from subscriptions.selectors_finance import mrr_series
+from subscriptions.services.finance_snapshots import finance_snapshots_refresh
 from tests.backoffice.private_postgres import databases_at, load_test_database
 from tests.monetization.factories import CustomerFactory
 
@@ -94,8 +95,10 @@ def _payments(n: int, tag: str) -> None:
 def test_reports_and_exports_are_served_by_the_replica_with_the_primary_refused(on_the_pair):
     tag = "replica-refused"
     _payments(3, tag)
-    wait_replayed(on_the_pair["primary_dsn"], on_the_pair["replica_dsn"])
     today = clock.now().date()
+    # Finance reads the daily snapshots: made on the primary (as beat does), then replayed with the payments.
+    finance_snapshots_refresh(start=today, end=today)
+    wait_replayed(on_the_pair["primary_dsn"], on_the_pair["replica_dsn"])
 
     with databases_at(default={"PORT": str(_refused_port())}):
         # The primary really is out of reach: a plain read, or one that must be the primary's, fails.
@@ -114,7 +117,7 @@ def test_reports_and_exports_are_served_by_the_replica_with_the_primary_refused(
                 )
             )
             revenue = revenue_by_provider_currency(start=today, end=today, to="USD")  # the ORM, routed
-            series = mrr_series(start=today - datetime.timedelta(days=1), end=today, currency="USD")  # raw SQL
+            series = mrr_series(start=today - datetime.timedelta(days=1), end=today, currency="USD")
 
     assert [r[0] for r in rows[1:]] == [f"{tag}-{i}" for i in range(3)]
     assert {(r.provider, r.currency) for r in revenue} >= {("stripe", "USD")}
