@@ -310,6 +310,9 @@ ENTITLEMENT_CACHE_TTL = int(os.environ.get("ENTITLEMENT_CACHE_TTL", "300"))
 # Cache hits of the entitlement endpoint answered ahead of Django (subscriptions/api/fast_path.py);
 # inert without the Redis cache.
 ENTITLEMENTS_FAST_PATH = env.get_bool("ENTITLEMENTS_FAST_PATH", default=True)
+# Cached offerings bodies and customers' arms (subscriptions/services/offerings.py); every edit
+# forgets them at once, so this bounds only what no edit announces.
+OFFERINGS_CACHE_TTL = int(os.environ.get("OFFERINGS_CACHE_TTL", "3600"))
 API_KEY_CACHE_TTL = int(os.environ.get("API_KEY_CACHE_TTL", "60"))
 # How often (seconds) each process looks for invalidations a cache outage left pending
 # (monetization.services.cache_invalidation): a revocation's bound once Redis is back.

@@ -56,6 +56,16 @@ class SubscriptionsConfig(AppConfig):
         customer_lookups.register("subscriptions.provider_subscription_id", customers_by_provider_subscription_id)
         customer_summary_parts.register("subscriptions", CUSTOMER_SUMMARY)
         customer_countries.register("subscriptions.prices", lambda: distinct_values(Price, "country"))
+        # Any edit of what an offerings body shows forgets the cached bodies on commit.
+        from django.db.models.signals import post_delete, post_save
+
+        from . import models
+        from .services.offerings import SHAPES_OFFERINGS, offerings_changed
+
+        for name in SHAPES_OFFERINGS:
+            sender = getattr(models, name)
+            post_save.connect(offerings_changed, sender=sender, dispatch_uid=f"offerings.{name}.save")
+            post_delete.connect(offerings_changed, sender=sender, dispatch_uid=f"offerings.{name}.delete")
         # Its tables, provider ids and subscription cancellation for personal data requests.
         from . import personal_data
 

@@ -22,6 +22,9 @@ _VIEW = [
     "subscriptions.view_experimentarm",
     "subscriptions.view_promocode",
     "subscriptions.view_promoredemption",
+    "subscriptions.view_offering",
+    "subscriptions.view_offeringpackage",
+    "subscriptions.view_offeringcountry",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
@@ -35,6 +38,15 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         # The two-platform queue: Support sees it and closes its cases.
         "subscriptions.view_overlapcase",
         "subscriptions.decide_overlapcase",
+        # Support and product staff edit the paywalls (offerings); each edit is audited.
+        "subscriptions.add_offering",
+        "subscriptions.change_offering",
+        "subscriptions.add_offeringpackage",
+        "subscriptions.change_offeringpackage",
+        "subscriptions.delete_offeringpackage",
+        "subscriptions.add_offeringcountry",
+        "subscriptions.change_offeringcountry",
+        "subscriptions.delete_offeringcountry",
     ],
     FINANCE: [*_VIEW],
     COMPLIANCE: [

@@ -19,7 +19,7 @@ from subscriptions.services import experiments, promo_codes
 class ExperimentArmInline(admin.TabularInline):
     model = ExperimentArm
     extra = 0
-    fields = ("key", "weight", "price", "offering")
+    fields = ("key", "weight", "price", "paywall", "offering")
     raw_id_fields = ("price",)
 
 

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import customer_center, growth, purchases, staff, staff_metrics, views
+from . import customer_center, growth, offerings, purchases, staff, staff_metrics, views
 
 urlpatterns = [
     path("customers/<str:external_id>/entitlements", views.EntitlementsView.as_view(), name="customer-entitlements"),
@@ -10,6 +10,7 @@ urlpatterns = [
         name="customer-experiment-arm",
     ),
     path("catalog", views.CatalogView.as_view(), name="catalog"),
+    path("offerings", offerings.OfferingsView.as_view(), name="offerings"),
     path("promo-codes/redeem", growth.PromoCodeRedeemView.as_view(), name="promo-code-redeem"),
     path("purchases", purchases.PurchaseView.as_view(), name="purchases"),
     path(

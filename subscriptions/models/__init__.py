@@ -2,6 +2,7 @@ from .catalog import Entitlement, Plan, Platform, Price, Product, Sku
 from .grants import Grant
 from .growth import Experiment, ExperimentArm, ExperimentExposure, PromoCode, PromoRedemption
 from .metrics import MetricsDay, RetentionCell
+from .offerings import Offering, OfferingCountry, OfferingPackage
 from .overlaps import OverlapCase
 from .payments import SubscriptionPayment
 from .subscriptions import DunningAttempt, Subscription
@@ -14,6 +15,9 @@ __all__ = [
     "ExperimentExposure",
     "Grant",
     "MetricsDay",
+    "Offering",
+    "OfferingCountry",
+    "OfferingPackage",
     "OverlapCase",
     "Plan",
     "Platform",

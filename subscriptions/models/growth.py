@@ -53,6 +53,14 @@ class ExperimentArm(models.Model):
     weight = models.PositiveIntegerField(help_text="Relative share of customers (weights need not sum to 100).")
     price = models.ForeignKey("subscriptions.Price", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     offering = models.JSONField(default=dict, blank=True, help_text="What the client shows in this arm.")
+    paywall = models.ForeignKey(
+        "subscriptions.Offering",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The offering this arm's customers see at GET /api/v1/offerings.",
+    )
 
     class Meta:
         ordering = ["experiment", "id"]
@@ -60,7 +68,7 @@ class ExperimentArm(models.Model):
             models.UniqueConstraint(fields=["experiment", "key"], name="uniq_experiment_arm_key"),
             models.CheckConstraint(condition=models.Q(weight__gt=0), name="experiment_arm_weight_positive"),
             models.CheckConstraint(
-                condition=models.Q(price__isnull=False) | ~models.Q(offering={}),
+                condition=models.Q(price__isnull=False) | models.Q(paywall__isnull=False) | ~models.Q(offering={}),
                 name="experiment_arm_price_or_offering",
             ),
         ]
