@@ -15,6 +15,8 @@ from monetization.services.audit import snapshot
 from subscriptions.models import Experiment, ExperimentArm, PromoCode, PromoRedemption
 from subscriptions.services import experiments, promo_codes
 
+from .experiment_readout import readout_table
+
 
 class ExperimentArmInline(admin.TabularInline):
     model = ExperimentArm
@@ -28,7 +30,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_display = ("key", "name", "state", "arm_count", "exposure_count", "started_at", "stopped_at")
     list_filter = ("state",)
     search_fields = ("key", "name")
-    readonly_fields = ("state", "started_at", "stopped_at", "created_at")
+    readonly_fields = ("state", "started_at", "stopped_at", "created_at", "readout")
     inlines = (ExperimentArmInline,)
     actions = ("start_experiments", "stop_experiments")
 
@@ -46,6 +48,10 @@ class ExperimentAdmin(admin.ModelAdmin):
     @admin.display(description="exposed customers", ordering="_exposures")
     def exposure_count(self, obj):
         return obj._exposures
+
+    @admin.display(description="readout")
+    def readout(self, obj):
+        return readout_table(obj)
 
     def save_model(self, request, obj, form, change):
         before = snapshot(Experiment.objects.get(pk=obj.pk), experiments.AUDITED_FIELDS) if change else None

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import customer_center, growth, offerings, purchases, staff, staff_metrics, views
+from . import customer_center, growth, offerings, purchases, staff, staff_experiments, staff_metrics, views
 
 urlpatterns = [
     path("customers/<str:external_id>/entitlements", views.EntitlementsView.as_view(), name="customer-entitlements"),
@@ -35,6 +35,11 @@ urlpatterns = [
     ),
     path("staff/grants", staff.GrantCreateView.as_view(), name="staff-grants"),
     path("staff/grants/<int:pk>/revoke", staff.GrantRevokeView.as_view(), name="staff-grant-revoke"),
+    path(
+        "staff/experiments/<int:pk>/readout",
+        staff_experiments.ExperimentReadoutView.as_view(),
+        name="staff-experiment-readout",
+    ),
     path("staff/metrics/mrr", staff_metrics.MrrMetricsView.as_view(), name="staff-metrics-mrr"),
     path("staff/metrics/movement", staff_metrics.MovementMetricsView.as_view(), name="staff-metrics-movement"),
     path("staff/metrics/summary", staff_metrics.SummaryMetricsView.as_view(), name="staff-metrics-summary"),
