@@ -6,6 +6,8 @@
 - Server, load generator, rounds: those of ``bench_entitlements`` (gunicorn, 2 sync workers,
   production settings, Redis cache; N client processes in a closed loop, a new connection per
   request), scenarios alternated round by round (A B A B) so the machine's load weighs on both.
+- The offerings hits are answered by the WSGI fast path (subscriptions/api/offerings_fast_path.py)
+  as production serves them (backoffice/wsgi.py).
 - Scenarios: ``offerings`` (``GET /api/v1/offerings?platform=..&country=..&customer=..`` for a
   working set of customers on two platforms and two countries, primed beforehand: every request
   is a hit), ``bare`` (a Django view reading one customer by primary key, bench/urls.py), and
@@ -74,6 +76,7 @@ def run(args) -> dict:
     from bench.lanes import cache_clear
     from monetization.services.api_keys import api_key_create
 
+    load_at_start = os.getloadavg()
     quick = getattr(args, "quick", False)
     count = 10_000 if quick else 100_000
     duration = 8.0 if quick else 24.0
@@ -131,7 +134,8 @@ def run(args) -> dict:
         "rounds_offerings_req_per_s": [t["req_per_s"] for t in turns["offerings"]],
         "rounds_bare_req_per_s": [t["req_per_s"] for t in turns["bare"]],
         "ratio_offerings_over_bare": {"all_rounds": ratio, "per_round": per_round},
-        "load_average_at_start": os.getloadavg(),
+        "load_average_at_start": [round(x, 2) for x in load_at_start],
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "target": f"offerings req/s >= {TARGET}x bare",
         "target_met": ratio >= TARGET,
     }

@@ -106,7 +106,7 @@ class _Unsupported(Exception):
     """Why the fast path cannot stand in for Django's path under these settings and URLs."""
 
 
-def _check_settings() -> None:
+def _check_settings(view_class=EntitlementsView) -> None:
     unknown = [m for m in settings.MIDDLEWARE if m not in UNDERSTOOD_MIDDLEWARE]
     if unknown:
         raise _Unsupported(f"middleware it does not reproduce: {unknown}")
@@ -120,12 +120,12 @@ def _check_settings() -> None:
     if settings.CSRF_USE_SESSIONS or getattr(settings, "WHITENOISE_ROOT", None):
         raise _Unsupported("CSRF_USE_SESSIONS or WHITENOISE_ROOT is set")
     if (
-        EntitlementsView.authentication_classes[:1] != [ApiKeyAuthentication]
-        or list(EntitlementsView.throttle_classes) != [ClientThrottle]
-        or not all(hasattr(p, "required_scope") for p in EntitlementsView.permission_classes)
-        or EntitlementsView.versioning_class is not None
+        view_class.authentication_classes[:1] != [ApiKeyAuthentication]
+        or list(view_class.throttle_classes) != [ClientThrottle]
+        or not all(hasattr(p, "required_scope") for p in view_class.permission_classes)
+        or view_class.versioning_class is not None
     ):
-        raise _Unsupported("EntitlementsView's authentication, permissions, throttles or versioning changed")
+        raise _Unsupported(f"{view_class.__name__}'s authentication, permissions, throttles or versioning changed")
 
 
 def _entitlements_route():
@@ -167,7 +167,13 @@ def _entitlements_route():
 
 
 class EntitlementsFastPath:
-    """WSGI middleware: ``EntitlementsFastPath(get_wsgi_application())`` (monetization/wsgi.py)."""
+    """WSGI middleware: ``EntitlementsFastPath(get_wsgi_application())`` (monetization/wsgi.py).
+
+    A subclass serves another cached endpoint the same way (subscriptions/api/offerings_fast_path.py):
+    it names its view and route and says which request it serves and how its body is read."""
+
+    view_class = EntitlementsView
+    name = "Entitlements"
 
     def __init__(self, app):
         self.app = app
@@ -175,13 +181,13 @@ class EntitlementsFastPath:
         if not self.enabled:  # off, or the demo's in-process cache
             return
         try:
-            _check_settings()
-            pattern, self.path = _entitlements_route()
+            _check_settings(self.view_class)
+            pattern, self.path = self._route()
         except _Unsupported as exc:
-            logger.warning("Entitlements fast path off: %s.", exc)
+            logger.warning("%s fast path off: %s.", self.name, exc)
             self.enabled = False
             return
-        view = EntitlementsView(**pattern.callback.view_initkwargs)
+        view = self.view_class(**pattern.callback.view_initkwargs)
         view.setup(None)  # as as_view() does: it adds HEAD, which DRF's Allow header lists
         self.view = view
         self.negotiator = view.get_content_negotiator()
@@ -198,7 +204,7 @@ class EntitlementsFastPath:
     def _static_headers(self, secure: bool) -> dict[str, str]:
         """The 200's headers in the order Django's path adds them: the view's, then each middleware's,
         innermost first. Content-Length and X-Request-ID hold their places, filled per request."""
-        response = HttpResponse(content_type=EntitlementsView.response_content_type)
+        response = HttpResponse(content_type=self.view_class.response_content_type)
         self.view.headers = self.view.default_response_headers
         self.view.finalize_response(None, response)  # DRF's Allow and Vary
         peek = _Peek({"wsgi.url_scheme": "https" if secure else "http"})
@@ -226,13 +232,13 @@ class EntitlementsFastPath:
         """The headers and body of Django's 200 if this is a cache hit the fast path may serve, else None."""
         if (
             environ.get("REQUEST_METHOD") != "GET"
-            or environ.get("QUERY_STRING")  # ?format= and friends: DRF's negotiation reads them
             or "HTTP_COOKIE" in environ  # session and CSRF cookies may make Django set or vary on cookies
         ):
             return None
-        path = self.path.fullmatch(environ.get("PATH_INFO", ""))
-        if path is None:
+        matched = self._match(environ)
+        if matched is None:
             return None
+        body_key, customer = matched
         try:
             credentials = api_key_credentials(environ.get("HTTP_AUTHORIZATION", ""))
         except AuthFailed:
@@ -246,8 +252,9 @@ class EntitlementsFastPath:
         if not (request_id.isascii() and request_id.isprintable()):
             return None  # Django's response headers may refuse (500) or encode it
         token, prefix = credentials
-        row_key, body_key = api_key_cache_key(prefix), entitlements_cache_key(path[1])
-        environ[CUSTOMER_ENVIRON_KEY] = path[1]  # the customer bucket, as Django's view kwargs name it
+        row_key = api_key_cache_key(prefix)
+        if customer is not None:
+            environ[CUSTOMER_ENVIRON_KEY] = customer  # the customer bucket, as Django's view kwargs name it
         # Anything unexpected from here on (Redis down, ...): Django meets it too and answers it its
         # way. (Should the counter's round trip fail after Redis applied it, Django counts again.)
         try:
@@ -282,7 +289,7 @@ class EntitlementsFastPath:
         buckets = throttle.buckets(request, None, throttle.get_cache_key(request, None))
         now = window_clock()
         counters = throttle.counters(buckets, now)
-        found = count_if_cached(self.cache, [row_key, body_key], counters)
+        found = self._read_and_count(row_key, body_key, counters)
         if found is None:
             return None  # a miss (nothing counted): Django loads and counts
         (row, body), counts = found
@@ -309,8 +316,7 @@ class EntitlementsFastPath:
     def _serve_in_two_trips(self, request, token, prefix, row_key, body_key, throttle) -> bytes | None:
         """The body of a hit, with the key row and body read in one round trip and counted in another
         (the first request of a key in this process, whose id names the throttle's buckets), or None."""
-        found = self.cache.get_many([row_key, body_key])
-        row, body = found.get(row_key), found.get(body_key)
+        row, body = self._read(row_key, body_key)
         if row is None or not isinstance(body, bytes):
             return None  # an uncached key (Django loads it) or an entitlements miss
         request.user = api_client_for(row, token)
@@ -324,6 +330,28 @@ class EntitlementsFastPath:
             request.META[COUNTED_ENVIRON_KEY] = throttle.counted
             return None
         return body
+
+    # What differs from one cached endpoint to another.
+
+    def _route(self):
+        return _entitlements_route()
+
+    def _match(self, environ) -> tuple[object, str | None] | None:
+        """The body's cache key and the customer bucket's name, if this is a request the path serves."""
+        if environ.get("QUERY_STRING"):  # ?format= and friends: DRF's negotiation reads them
+            return None
+        path = self.path.fullmatch(environ.get("PATH_INFO", ""))
+        if path is None:
+            return None
+        return entitlements_cache_key(path[1]), path[1]
+
+    def _read_and_count(self, row_key: str, body_key, counters) -> tuple[list, list[int]] | None:
+        """``([row, body], counts)`` in one round trip, or None (nothing counted) on a miss."""
+        return count_if_cached(self.cache, [row_key, body_key], counters)
+
+    def _read(self, row_key: str, body_key) -> tuple[object, object]:
+        found = self.cache.get_many([row_key, body_key])
+        return found.get(row_key), found.get(body_key)
 
     def _django_would_reach_view(self, request: _Peek) -> bool:
         """Whether the request passes Django's middleware and DRF's negotiation (or when in doubt, not)."""
