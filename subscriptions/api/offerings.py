@@ -28,7 +28,9 @@ class OfferingsView(APIView):
             OpenApiParameter("platform", enum=Platform.values, required=True),
             OpenApiParameter("country", {"type": "string", "pattern": "^[A-Za-z]{2}$"}, required=True),
             OpenApiParameter(
-                "customer", str, description="The customer's external id (places them in running experiments)"
+                "customer",
+                {"type": "string", "maxLength": 255},
+                description="The customer's external id (places them in running experiments)",
             ),
         ],
         responses=inline_serializer(

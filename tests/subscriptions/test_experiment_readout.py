@@ -9,6 +9,8 @@ from decimal import Decimal
 
 import pytest
 from djmoney.money import Money
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monetization.models import Customer, Payment
 from subscriptions.models import Experiment, ExperimentArm, ExperimentExposure, Subscription
@@ -28,6 +30,19 @@ def test_wilson_and_newcombe_reproduce_newcombes_published_examples():
     d = newcombe(wilson(56, 70), wilson(48, 80))
     assert (round(d.value, 4), round(d.low, 4), round(d.high, 4)) == (0.2, 0.0524, 0.3339)
     assert wilson(0, 10).low == 0.0 and wilson(10, 10).high == 1.0 and wilson(0, 0).value is None
+
+
+counts = st.integers(min_value=1, max_value=100_000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n)))
+
+
+@given(arm=counts, control=counts)
+def test_intervals_hold_their_estimate_inside_the_possible_range(arm, control):
+    a, c = wilson(*arm), wilson(*control)
+    for interval in (a, c):
+        assert 0.0 <= interval.low <= interval.value <= interval.high <= 1.0
+    d = newcombe(a, c)
+    assert -1.0 <= d.low <= d.value <= d.high <= 1.0
+    assert d.value == pytest.approx(arm[0] / arm[1] - control[0] / control[1])
 
 
 def _history(seed: int):
