@@ -25,6 +25,7 @@ from subscriptions.models import (
 from subscriptions.services.experiments import experiment_start, experiment_stop
 from tests.creators.factories import staff
 from tests.monetization.factories import CustomerFactory
+from tests.monetization.test_cache_outage import private_redis  # noqa: F401 (a fixture)
 from tests.subscriptions.factories import PlanFactory, PriceFactory, ProductFactory, SkuFactory
 
 # Services' on_commit cache deletes run, as in production.
@@ -242,3 +243,44 @@ def test_support_edits_offerings_in_the_admin_audited_and_finance_may_only_look(
     assert changed.actor_id == agent.pk
     assert changed.before["packages"] == ["0:monthly:premium-monthly:all"]
     assert changed.after["packages"] == ["0:annual:premium-annual:all", "1:monthly:premium-monthly:all"]
+
+
+def test_concurrent_first_requests_expose_a_customer_once_and_agree(catalog, make_api_key):
+    from rest_framework.test import APIClient
+
+    from tests.concurrency import run_at_once
+
+    experiment = _paywall_experiment(catalog)
+    customer = CustomerFactory()
+    full, _ = make_api_key("catalog:read")
+    seen = []
+
+    def ask():
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {full}")
+        seen.append(_get(client, platform="web", country="US", customer=customer.external_id)["offering"]["key"])
+
+    assert run_at_once(ask, [()] * 8) == []
+    assert len(seen) == 8 and len(set(seen)) == 1
+    exposure = ExperimentExposure.objects.get(experiment=experiment, customer=customer)
+    assert seen[0] == {"control": "default", "sale": "sale"}[exposure.arm.key]
+
+
+def test_an_edit_during_a_redis_outage_holds_during_and_after(catalog, client_with_scopes, private_redis):
+    from monetization.models import CacheInvalidation
+    from subscriptions.services.offerings import GENERATION_KEY
+
+    client = client_with_scopes("catalog:read")
+    assert _get(client, platform="web", country="US")["offering"]["name"] == "Default"
+    assert private_redis.raw_exists(GENERATION_KEY)
+
+    private_redis.stop()
+    catalog["default"].name = "Edited while Redis is down"
+    catalog["default"].save()
+    assert _get(client, platform="web", country="US")["offering"]["name"] == "Edited while Redis is down"
+    assert CacheInvalidation.objects.exists()  # the forgetting waits for Redis
+
+    private_redis.start()
+    assert private_redis.raw_exists(GENERATION_KEY)  # the stale generation came back with Redis
+    assert _get(client, platform="web", country="US")["offering"]["name"] == "Edited while Redis is down"
+    assert not CacheInvalidation.objects.exists()
