@@ -22,6 +22,9 @@ _VIEW = [
     "subscriptions.view_experimentarm",
     "subscriptions.view_promocode",
     "subscriptions.view_promoredemption",
+    "subscriptions.view_productfamily",
+    "subscriptions.view_introductoryoffer",
+    "subscriptions.view_introductoryofferuse",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

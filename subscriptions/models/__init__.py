@@ -2,6 +2,7 @@ from .catalog import Entitlement, Plan, Platform, Price, Product, Sku
 from .grants import Grant
 from .growth import Experiment, ExperimentArm, ExperimentExposure, PromoCode, PromoRedemption
 from .metrics import MetricsDay, RetentionCell
+from .offers import IntroductoryOffer, IntroductoryOfferUse, ProductFamily
 from .overlaps import OverlapCase
 from .payments import SubscriptionPayment
 from .subscriptions import DunningAttempt, Subscription
@@ -13,12 +14,15 @@ __all__ = [
     "ExperimentArm",
     "ExperimentExposure",
     "Grant",
+    "IntroductoryOffer",
+    "IntroductoryOfferUse",
     "MetricsDay",
     "OverlapCase",
     "Plan",
     "Platform",
     "Price",
     "Product",
+    "ProductFamily",
     "PromoCode",
     "PromoRedemption",
     "RetentionCell",
