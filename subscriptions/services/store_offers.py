@@ -1,4 +1,5 @@
-"""What provider events say about offers: introductory offers used (eligibility everywhere after).
+"""What provider events say about offers: introductory offers used (eligibility everywhere after), and
+store codes redeemed (App Store offer codes, Play promo codes: Support's list of who redeemed what).
 
 Called by the provider sync for every snapshot it applies, in the same transaction: rows are written
 set-based with ON CONFLICT DO NOTHING, so re-deliveries and batches write each fact once.
@@ -11,8 +12,16 @@ from collections.abc import Sequence
 from django.db.models import Q
 
 from monetization.providers.base import OfferKind, SubscriptionSnapshot
-from subscriptions.models import IntroductoryOffer, IntroductoryOfferUse, Plan, Platform, Subscription
+from subscriptions.models import (
+    IntroductoryOffer,
+    IntroductoryOfferUse,
+    Plan,
+    Platform,
+    PromoRedemption,
+    Subscription,
+)
 
+STORE_PROVIDERS = ("app_store", "google_play")
 PROVIDER_PLATFORM = {"app_store": Platform.IOS, "google_play": Platform.ANDROID, "stripe": Platform.WEB}
 
 
@@ -45,10 +54,11 @@ def _introductory(snapshot: SubscriptionSnapshot, catalog_ids: set[tuple[str, st
 
 
 def store_offers_record(pairs: Sequence[tuple[Subscription, SubscriptionSnapshot]]) -> None:
-    """Record the introductory offers the snapshots show (once per subscription)."""
+    """Record the introductory offers and store codes the snapshots show (each once per subscription)."""
     pairs = [(sub, snap) for sub, snap in pairs if snap.offer is not None or snap.trial_end is not None]
     if not pairs:
         return
+    store_codes_record(pairs)
     catalog_ids = _catalog_intro_ids([snap for _sub, snap in pairs])
     intro = [(sub, snap) for sub, snap in pairs if _introductory(snap, catalog_ids)]
     if not intro:
@@ -69,3 +79,23 @@ def store_offers_record(pairs: Sequence[tuple[Subscription, SubscriptionSnapshot
         ],
         ignore_conflicts=True,
     )
+
+
+def store_codes_record(pairs: Sequence[tuple[Subscription, SubscriptionSnapshot]]) -> None:
+    """A store code the customer redeemed, as a redemption Support reads beside the web's promo codes.
+    Our web codes are redeemed at checkout (promo_codes.promo_code_redeem), not from Stripe's echo."""
+    rows = [
+        PromoRedemption(
+            promo_code=None,
+            customer_id=sub.customer_id,
+            platform=PROVIDER_PLATFORM[sub.provider],
+            subscription=sub,
+            store_offer_id=snap.offer.offer_id,
+            store_code=snap.offer.code[:64],
+            redeemed_at=snap.current_period_start or snap.as_of,
+        )
+        for sub, snap in pairs
+        if snap.offer is not None and snap.offer.kind == OfferKind.OFFER_CODE and sub.provider in STORE_PROVIDERS
+    ]
+    if rows:
+        PromoRedemption.objects.bulk_create(rows, ignore_conflicts=True)

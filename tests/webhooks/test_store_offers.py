@@ -1,15 +1,28 @@
-"""Introductory offers across the three stores: a use on any one, shown by its signed provider event,
-blocks the offer on the other two (and its own) in the catalog API; a customer with no history sees it."""
+"""Offers from the stores' signed events. Introductory offers: a use on any store blocks the offer on the
+other two (and its own) in the catalog API; a customer with no history sees it. Store codes: App Store
+offer codes and Play promo codes become redemptions Support reads beside the web's promo codes."""
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.urls import reverse
 from djmoney.money import Money
 
 from monetization.models import AuditEvent
-from subscriptions.models import IntroductoryOffer, IntroductoryOfferUse, Platform, Product, ProductFamily
+from monetization.roles import SUPPORT, sync_roles
+from subscriptions.models import (
+    IntroductoryOffer,
+    IntroductoryOfferUse,
+    Platform,
+    Product,
+    ProductFamily,
+    PromoRedemption,
+)
 from tests.subscriptions.factories import PriceFactory
 
 from .conftest import ANDROID_CUSTOMER, IOS_CUSTOMER, WEB_CUSTOMER
 from .support import (
+    APPLE_TRANSACTION_ID,
     PLAY_TOKEN,
     app_store_notification,
     play_push,
@@ -174,3 +187,66 @@ def test_redelivery_records_the_use_once(client, customers, offers, apple_pki):
     _use_on_app_store(client, apple_pki)
     assert IntroductoryOfferUse.objects.count() == 1
     assert not AuditEvent.objects.filter(action__startswith="introductory_offer").exists()
+
+
+# --- store codes -----------------------------------------------------------------------------
+
+
+def _support_client(client):
+    sync_roles()
+    agent = get_user_model().objects.create_user("support1", password="pw-long-enough-123", is_staff=True)
+    agent.groups.add(Group.objects.get(name=SUPPORT))
+    client.force_login(agent)
+    return client
+
+
+def test_an_app_store_offer_code_is_a_redemption_support_sees(client, catalog, customers, apple_pki):
+    for uuid in ("5b1c4f3e-0000-4000-8000-00000000c001", "5b1c4f3e-0000-4000-8000-00000000c001"):  # redelivered
+        body, _parts = app_store_notification(
+            apple_pki,
+            notification_type="OFFER_REDEEMED",
+            subtype="INITIAL_BUY",
+            uuid=uuid,
+            signed_ms=1767225605000,
+            # An offer code as the signed transaction carries it: offerType 3 and the offer's identifier.
+            transaction_updates={"offerType": 3, "offerIdentifier": "SPRING2026", "offerDiscountType": "FREE_TRIAL"},
+        )
+        assert post_app_store(client, body).status_code == 200
+    redemption = PromoRedemption.objects.get()
+    assert redemption.promo_code is None and redemption.platform == Platform.IOS
+    assert redemption.store_offer_id == "SPRING2026" and redemption.customer.external_id == IOS_CUSTOMER
+    assert redemption.subscription.provider_subscription_id == APPLE_TRANSACTION_ID
+
+    page = _support_client(client).get(reverse("admin:subscriptions_promoredemption_changelist"), {"q": "SPRING2026"})
+    assert page.status_code == 200
+    assert "SPRING2026" in page.content.decode() and IOS_CUSTOMER in page.content.decode()
+
+
+def test_a_play_promo_code_is_a_redemption(client, catalog, customers, play_client):
+    resource = play_resource("SUBSCRIPTION_STATE_ACTIVE", acknowledgementState="ACKNOWLEDGEMENT_STATE_ACKNOWLEDGED")
+    resource["signupPromotion"] = {"vanityCode": {"promotionCode": "WELCOMEBACK"}}
+    resource["lineItems"][0]["offerDetails"] = {"basePlanId": "monthly", "offerId": "promo-1m", "offerTags": []}
+    play_client.resources[PLAY_TOKEN] = resource
+    assert post_play(client, play_push(code=4, message_id="code-1", event_ms=1767225605123)).status_code == 200
+    assert post_play(client, play_push(code=2, message_id="code-2", event_ms=1767225606123)).status_code == 200
+    redemption = PromoRedemption.objects.get()
+    assert (redemption.platform, redemption.store_code, redemption.store_offer_id) == (
+        "android",
+        "WELCOMEBACK",
+        "promo-1m",
+    )
+    assert redemption.customer.external_id == ANDROID_CUSTOMER
+
+
+def test_a_play_one_time_code_is_a_redemption_without_a_name(client, catalog, customers, play_client):
+    resource = play_resource("SUBSCRIPTION_STATE_ACTIVE", acknowledgementState="ACKNOWLEDGEMENT_STATE_ACKNOWLEDGED")
+    resource["signupPromotion"] = {"oneTimeCode": {}}
+    play_client.resources[PLAY_TOKEN] = resource
+    assert post_play(client, play_push(code=4, message_id="code-3", event_ms=1767225605123)).status_code == 200
+    redemption = PromoRedemption.objects.get()
+    assert redemption.code_label == "Android (Google Play) code" and redemption.platform == "android"
+
+
+def test_an_introductory_offer_is_no_store_code(client, catalog, customers, apple_pki):
+    _use_on_app_store(client, apple_pki)
+    assert not PromoRedemption.objects.exists()
