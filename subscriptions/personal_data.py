@@ -33,6 +33,8 @@ def register() -> None:
     source("subscriptions.PromoRedemption", customer_paths=("customer",), personal_fields=())
     # Offers: which introductory offers a customer used (store ids only, no free text).
     source("subscriptions.IntroductoryOfferUse", customer_paths=("customer",), personal_fields=())
+    # Win-back: which rule targeted a customer and when (no free text).
+    source("subscriptions.WinBackTarget", customer_paths=("customer",), personal_fields=())
     provider_references.register("subscriptions.provider_subscription_id", subscription_references)
     erasure_hooks.register("subscriptions.cancel", subscriptions_erasure)
 

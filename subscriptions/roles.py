@@ -25,6 +25,8 @@ _VIEW = [
     "subscriptions.view_productfamily",
     "subscriptions.view_introductoryoffer",
     "subscriptions.view_introductoryofferuse",
+    "subscriptions.view_winbackrule",
+    "subscriptions.view_winbacktarget",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

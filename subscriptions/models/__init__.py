@@ -6,6 +6,7 @@ from .offers import IntroductoryOffer, IntroductoryOfferUse, ProductFamily
 from .overlaps import OverlapCase
 from .payments import SubscriptionPayment
 from .subscriptions import DunningAttempt, Subscription
+from .winback import WinBackRule, WinBackTarget
 
 __all__ = [
     "DunningAttempt",
@@ -29,4 +30,6 @@ __all__ = [
     "Sku",
     "Subscription",
     "SubscriptionPayment",
+    "WinBackRule",
+    "WinBackTarget",
 ]
