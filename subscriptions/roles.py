@@ -27,6 +27,7 @@ _VIEW = [
     "subscriptions.view_introductoryofferuse",
     "subscriptions.view_winbackrule",
     "subscriptions.view_winbacktarget",
+    "subscriptions.view_pricechange",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

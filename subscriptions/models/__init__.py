@@ -5,6 +5,7 @@ from .metrics import MetricsDay, RetentionCell
 from .offers import IntroductoryOffer, IntroductoryOfferUse, ProductFamily
 from .overlaps import OverlapCase
 from .payments import SubscriptionPayment
+from .price_changes import PriceChange
 from .subscriptions import DunningAttempt, Subscription
 from .winback import WinBackRule, WinBackTarget
 
@@ -22,6 +23,7 @@ __all__ = [
     "Plan",
     "Platform",
     "Price",
+    "PriceChange",
     "Product",
     "ProductFamily",
     "PromoCode",
