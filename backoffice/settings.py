@@ -521,6 +521,15 @@ CELERY_BEAT_SCHEDULE["subscriptions-overlaps-detect"] = {
     "schedule": crontab(hour=4, minute=20),
 }
 
+# Win-back rules (subscriptions.services.win_back): lapsed and churned customers targeted, conversions measured.
+WIN_BACK_INTERVAL = float(os.environ.get("WIN_BACK_INTERVAL", "3600"))
+WIN_BACK_CHUNK = int(os.environ.get("WIN_BACK_CHUNK", "5000"))
+CELERY_BEAT_SCHEDULE["subscriptions-win-back"] = {
+    "task": "subscriptions.win_back_run",
+    "schedule": WIN_BACK_INTERVAL,
+    "options": {"expires": WIN_BACK_INTERVAL},
+}
+
 # Grace a product grants on its own terms, by product kind, whatever the platform rule says
 # (a Verified Organization keeps its badges 14 days after a failed invoice, then is suspended).
 SUBSCRIPTION_PRODUCT_GRACE_DAYS = {"organization": int(os.environ.get("VERIFIED_ORG_GRACE_DAYS", "14"))}
@@ -563,6 +572,7 @@ CELERY_TASK_ROUTES = {
     "subscriptions.lifecycle_sweep": {"queue": "sweeps"},
     "subscriptions.reconcile_providers": {"queue": "sweeps"},
     "subscriptions.overlaps_detect": {"queue": "sweeps"},
+    "subscriptions.win_back_run": {"queue": "sweeps"},
     "verified_orgs.*": {"queue": "sweeps"},
     "creators.tasks.eligibility_*": {"queue": "sweeps"},
     "monetization.tasks_support.*": {"queue": "sweeps"},

@@ -119,6 +119,14 @@ class FxErrorCode:
     FX_RATE_MISSING = "fx_rate_missing"
 
 
+class PriceChangeErrorCode:
+    """Plan price changes (subscriptions/services/price_changes.py)."""
+
+    PRICE_CHANGE_STORE_CONSENT = "price_change_store_consent"
+    PRICE_CHANGE_NOTICE_TOO_SHORT = "price_change_notice_too_short"
+    PRICE_CHANGE_NOT_IN_FUTURE = "price_change_not_in_future"
+
+
 class OwnershipErrorCode:
     """Purchases owned by another customer, transfers and merges of customers."""
 

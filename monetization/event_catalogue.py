@@ -39,6 +39,23 @@ _MONEY = {
     "required": ["amount", "currency"],
 }
 
+_WIN_BACK_DATA = {
+    "rule": {"type": "string", "description": "The win-back rule's key."},
+    "reason": {"enum": ["lapsed", "cancelled_for_price", "billing_issue"]},
+    "platform": {"enum": ["ios", "android", "web"], "description": "Where the lapsed subscription was sold."},
+    "plan": {"type": "string"},
+    "ended_at": {"type": ["string", "null"], "format": "date-time"},
+    "window_ends_at": {"type": "string", "format": "date-time", "description": "Conversion counts until then."},
+    "offers": {
+        "type": "object",
+        "description": "The offer per platform: App Store win-back offer id, Play offer id, Stripe coupon.",
+        "properties": {
+            "ios": {"type": "object", "properties": {"win_back_offer_id": {"type": "string"}}},
+            "android": {"type": "object", "properties": {"offer_id": {"type": "string"}}},
+            "web": {"type": "object", "properties": {"coupon_id": {"type": "string"}}},
+        },
+    },
+}
 _OWNER = {"type": "object", "properties": {"customer": {"type": "string"}}, "required": ["customer"]}
 _TRANSFER_DATA = {
     "action": {"const": "subscription.transfer"},
@@ -109,6 +126,13 @@ CATALOGUE: dict[str, EventType] = {
         EventType("CREATOR_CYCLE_CHANGED", "A revenue-share cycle moved on.", group="creator"),
         EventType(
             "CREATOR_PAYOUT_CHANGED", "A creator payout was held, released, failed or reversed.", group="creator"
+        ),
+        EventType(
+            "WIN_BACK_TARGETED",
+            "A win-back rule picked a lapsed or churned customer: the messaging service sends the offer of the "
+            "platform they left (once per rule per window).",
+            group="growth",
+            data=_WIN_BACK_DATA,
         ),
     ]
 }

@@ -31,6 +31,10 @@ def register() -> None:
     # Growth: which arm a customer was shown and which promo codes they redeemed (no free text).
     source("subscriptions.ExperimentExposure", customer_paths=("customer",), personal_fields=())
     source("subscriptions.PromoRedemption", customer_paths=("customer",), personal_fields=())
+    # Offers: which introductory offers a customer used (store ids only, no free text).
+    source("subscriptions.IntroductoryOfferUse", customer_paths=("customer",), personal_fields=())
+    # Win-back: which rule targeted a customer and when (no free text).
+    source("subscriptions.WinBackTarget", customer_paths=("customer",), personal_fields=())
     provider_references.register("subscriptions.provider_subscription_id", subscription_references)
     erasure_hooks.register("subscriptions.cancel", subscriptions_erasure)
 

@@ -25,6 +25,12 @@ _VIEW = [
     "subscriptions.view_offering",
     "subscriptions.view_offeringpackage",
     "subscriptions.view_offeringcountry",
+    "subscriptions.view_productfamily",
+    "subscriptions.view_introductoryoffer",
+    "subscriptions.view_introductoryofferuse",
+    "subscriptions.view_winbackrule",
+    "subscriptions.view_winbacktarget",
+    "subscriptions.view_pricechange",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

@@ -13,7 +13,7 @@ from monetization.errors import ErrorCode, InvalidInput
 from monetization.models import Customer, Provider
 
 from .entitlements import ActiveEntitlement, resolve_entitlements
-from .models import Grant, Plan, Platform, Price, Product, Sku, Subscription
+from .models import Grant, IntroductoryOffer, Plan, Platform, Price, Product, Sku, Subscription
 
 SECTION_LIMIT = 50
 
@@ -28,6 +28,9 @@ class CatalogPlan:
     sku: Sku
     price: Price | None
     seat_price: Price | None
+    # Filled by selectors_offers.catalog_offers_attach: the offer this customer may take (None: none).
+    introductory_offer: IntroductoryOffer | None = None
+    introductory_offer_eligible: bool | None = None  # None: no customer was named
 
 
 @dataclass

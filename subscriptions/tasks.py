@@ -11,6 +11,7 @@ from subscriptions.services.overlaps import overlaps_detect
 from subscriptions.services.play_acknowledgement import play_acknowledge_pending
 from subscriptions.services.reconcile import providers_reconcile_recent
 from subscriptions.services.sweep import lifecycle_sweep
+from subscriptions.services.win_back import win_back_run
 
 logger = logging.getLogger(__name__)
 
@@ -53,3 +54,12 @@ def finance_snapshots_refresh_task() -> int:
     result = finance_snapshots_refresh_recent()
     logger.info("finance snapshots refreshed: %s (%s rows)", result.ranges, result.rows)
     return result.days
+
+
+# acks_late is safe: a run is idempotent (a customer is targeted once per rule per window).
+@shared_task(name="subscriptions.win_back_run", acks_late=True, ignore_result=True)
+def win_back_run_task() -> dict:
+    result = win_back_run()
+    summary = {"targeted": result.targeted, "converted": result.converted}
+    logger.info("win-back run: %s", summary)
+    return summary

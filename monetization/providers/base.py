@@ -110,6 +110,27 @@ class Acknowledgement(StrEnum):
     ACKNOWLEDGED = "acknowledged"
 
 
+class OfferKind(StrEnum):
+    """Under what offer a subscription's current period was sold, in words every provider's map to."""
+
+    INTRODUCTORY = "introductory"  # a free trial or introductory price (App Store offerType 1, Play intro phase)
+    PROMOTIONAL = "promotional"  # App Store promotional offer (2), a Play developer-determined offer
+    OFFER_CODE = "offer_code"  # App Store offer code (3), Play promo code (signupPromotion)
+    WIN_BACK = "win_back"  # App Store win-back offer (4)
+    COUPON = "coupon"  # a Stripe coupon (directly or through a promotion code)
+
+
+@dataclass(frozen=True)
+class OfferFacts:
+    """The offer a provider says a subscription is under: the store's ids, never our own."""
+
+    kind: str  # an OfferKind
+    offer_id: str = ""  # App Store offerIdentifier, Play offerId, Stripe coupon id
+    code: str = ""  # the code the customer typed where the provider names it (Play vanity code, Stripe promo code)
+    free_trial: bool = False
+    tags: tuple[str, ...] = ()  # Play offer tags
+
+
 @dataclass(frozen=True)
 class SubscriptionSnapshot:
     """What the provider says a subscription looks like now (the truth we converge to)."""
@@ -134,6 +155,7 @@ class SubscriptionSnapshot:
     quantity: int = 1
     acknowledgement: str = Acknowledgement.NOT_NEEDED
     acknowledged_at: datetime | None = None  # set when we acknowledged it just now
+    offer: OfferFacts | None = None
     extra: dict = field(default_factory=dict)  # what only its own provider package reads
 
 

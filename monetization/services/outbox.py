@@ -157,6 +157,32 @@ def outbox_events_from_audit(audits: Sequence[AuditEvent]) -> None:
             cursor.execute(_MANY_SQL, {"rows": json.dumps(rows, cls=DjangoJSONEncoder)})
 
 
+def outbox_events_write_many(*, type: str, events: Sequence[dict[str, Any]], cause: dict[str, Any]) -> None:
+    """Append many events of one type with their deliveries, in one statement (a set-based job's events, in
+    its transaction). Each event: ``customer_id``, ``object_type``, ``object_id``, ``data``, ``occurred_at``."""
+    if type not in CATALOGUE:
+        raise ImproperlyConfigured(f"{type!r} is not in the event catalogue.")
+    rows = [
+        {
+            "ord": index,
+            "event_id": str(event_id_new()),
+            "type": type,
+            "version": CATALOGUE[type].version,
+            "occurred_at": event["occurred_at"],
+            "customer_id": event["customer_id"],
+            "object_type": event["object_type"],
+            "object_id": str(event["object_id"]),
+            "cause": cause,
+            "audit_event_id": None,
+            "data": event["data"],
+        }
+        for index, event in enumerate(events)
+    ]
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.execute(_MANY_SQL, {"rows": json.dumps(rows, cls=DjangoJSONEncoder)})
+
+
 # The events of several audit rows and their deliveries, in one statement (ids in the rows' order,
 # so a customer's events keep the order their changes were made in). Entitlements: at first delivery.
 _MANY_SQL = """

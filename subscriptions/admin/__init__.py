@@ -1,3 +1,3 @@
 """Admin for the subscriptions app, one module per area."""
 
-from . import catalog, growth, offerings, overlaps, subscriptions  # noqa: F401
+from . import catalog, growth, offerings, offers, overlaps, price_changes, subscriptions, win_back  # noqa: F401

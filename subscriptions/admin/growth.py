@@ -101,13 +101,18 @@ class PromoCodeAdmin(admin.ModelAdmin):
 
 @admin.register(PromoRedemption)
 class PromoRedemptionAdmin(admin.ModelAdmin):
-    """Support's answer to "did my code work": who redeemed which code, where and when. Read-only."""
+    """Support's answer to "did my code work": who redeemed which code, where and when: web promo codes, App
+    Store offer codes and Play promo codes (from the stores' events). Read-only."""
 
-    list_display = ("promo_code", "customer_external_id", "country", "redeemed_at")
-    list_filter = ("country",)
+    list_display = ("code", "platform", "customer_external_id", "country", "redeemed_at")
+    list_filter = ("platform", "country")
     list_select_related = ("promo_code", "customer")
-    search_fields = ("=promo_code__code", "=customer__external_id")
+    search_fields = ("=promo_code__code", "=customer__external_id", "=store_offer_id", "=store_code")
     date_hierarchy = "redeemed_at"
+
+    @admin.display(description="code")
+    def code(self, obj):
+        return obj.code_label
 
     @admin.display(description="customer", ordering="customer__external_id")
     def customer_external_id(self, obj):

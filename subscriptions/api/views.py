@@ -17,6 +17,7 @@ from subscriptions.entitlements import (
     resolve_entitlements,
 )
 from subscriptions.models import Platform
+from subscriptions.selectors_offers import catalog_offers_attach
 
 
 class EntitlementsView(APIView):
@@ -65,20 +66,46 @@ class CatalogView(APIView):
     class InputSerializer(serializers.Serializer):
         platform = serializers.CharField()
         country = serializers.CharField()
+        customer = serializers.CharField(required=False, max_length=64)
 
     class MoneySerializer(serializers.Serializer):
         amount = serializers.DecimalField(max_digits=14, decimal_places=2, source="amount.amount")
         currency = serializers.CharField(source="amount.currency.code")
 
+    class IntroductoryOfferSerializer(serializers.Serializer):
+        payment_mode = serializers.CharField()
+        duration = serializers.IntegerField()
+        duration_unit = serializers.CharField()
+        price = serializers.SerializerMethodField()
+        play_offer_id = serializers.CharField()
+        play_offer_tags = serializers.ListField(child=serializers.CharField())
+        stripe_coupon_id = serializers.CharField()
+
+        def get_price(self, obj) -> dict | None:
+            if obj.price is None:
+                return None
+            return {"amount": str(obj.price.amount), "currency": obj.price.currency.code}
+
     class PlanSerializer(serializers.Serializer):
         code = serializers.CharField(source="plan.code")
         interval = serializers.CharField(source="plan.interval")
         interval_count = serializers.IntegerField(source="plan.interval_count")
-        trial_days = serializers.IntegerField(source="plan.trial_days")
+        trial_days = serializers.SerializerMethodField()
         store_product_id = serializers.CharField(source="sku.store_product_id")
         base_plan_id = serializers.CharField(source="sku.base_plan_id")
         price = serializers.SerializerMethodField()
         seat_price = serializers.SerializerMethodField()
+        introductory_offer = serializers.SerializerMethodField()
+        introductory_offer_eligible = serializers.BooleanField(allow_null=True)
+
+        def get_trial_days(self, obj) -> int:
+            # The plan's own trial is an introductory offer too: not for a customer who used one.
+            return 0 if obj.introductory_offer_eligible is False else obj.plan.trial_days
+
+        def get_introductory_offer(self, obj) -> dict | None:
+            if obj.introductory_offer is None:
+                return None
+            return CatalogView.IntroductoryOfferSerializer(obj.introductory_offer).data
 
         def _money(self, price):
             if price is None:
@@ -110,6 +137,12 @@ class CatalogView(APIView):
                 description="ISO 3166-1 alpha-2 (a code with no prices is 400 unknown_country)",
                 required=True,
             ),
+            OpenApiParameter(
+                "customer",
+                str,
+                description="The customer's external id: introductory offers only where they may take one",
+                required=False,
+            ),
         ],
         responses=inline_serializer(
             "Catalog",
@@ -124,8 +157,12 @@ class CatalogView(APIView):
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        products = selectors.catalog_for(
-            platform=params.validated_data["platform"], country=params.validated_data["country"]
+        v = params.validated_data
+        products = catalog_offers_attach(
+            selectors.catalog_for(platform=v["platform"], country=v["country"]),
+            platform=v["platform"],
+            country=v["country"],
+            customer_external_id=v.get("customer", ""),
         )
         return Response(
             {

@@ -3,9 +3,12 @@ from .grants import Grant
 from .growth import Experiment, ExperimentArm, ExperimentExposure, PromoCode, PromoRedemption
 from .metrics import MetricsDay, RetentionCell
 from .offerings import Offering, OfferingCountry, OfferingPackage
+from .offers import IntroductoryOffer, IntroductoryOfferUse, ProductFamily
 from .overlaps import OverlapCase
 from .payments import SubscriptionPayment
+from .price_changes import PriceChange
 from .subscriptions import DunningAttempt, Subscription
+from .winback import WinBackRule, WinBackTarget
 
 __all__ = [
     "DunningAttempt",
@@ -14,6 +17,8 @@ __all__ = [
     "ExperimentArm",
     "ExperimentExposure",
     "Grant",
+    "IntroductoryOffer",
+    "IntroductoryOfferUse",
     "MetricsDay",
     "Offering",
     "OfferingCountry",
@@ -22,11 +27,15 @@ __all__ = [
     "Plan",
     "Platform",
     "Price",
+    "PriceChange",
     "Product",
+    "ProductFamily",
     "PromoCode",
     "PromoRedemption",
     "RetentionCell",
     "Sku",
     "Subscription",
     "SubscriptionPayment",
+    "WinBackRule",
+    "WinBackTarget",
 ]

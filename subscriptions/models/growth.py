@@ -9,6 +9,8 @@ from django_fsm import FSMField, transition
 from monetization import clock
 from monetization.models.state_machine import StateMachineModel
 
+from .catalog import Platform
+
 
 class Experiment(StateMachineModel, models.Model):
     """A price or paywall experiment: each customer lands in one arm, picked from sha256(salt + external id).
@@ -127,10 +129,22 @@ class PromoCode(models.Model):
 
 
 class PromoRedemption(models.Model):
-    """Who redeemed which code, once per customer and code."""
+    """Who redeemed which code: a web promo code (once per customer and code), or a store's code as its
+    provider event showed it (App Store offer code: offerType 3 and its offerIdentifier; Google Play
+    promo code: signupPromotion), once per subscription and offer."""
 
-    promo_code = models.ForeignKey(PromoCode, on_delete=models.PROTECT, related_name="redemptions")
+    promo_code = models.ForeignKey(
+        PromoCode, null=True, blank=True, on_delete=models.PROTECT, related_name="redemptions"
+    )
     customer = models.ForeignKey("monetization.Customer", on_delete=models.PROTECT, related_name="+")
+    platform = models.CharField(max_length=8, choices=Platform.choices, default=Platform.WEB)
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    store_offer_id = models.CharField(
+        max_length=255, blank=True, help_text="App Store offer code's offerIdentifier, or the Play offer id"
+    )
+    store_code = models.CharField(max_length=64, blank=True, help_text="Play vanity code (one-time codes are unnamed)")
     country = models.CharField(max_length=2, blank=True)
     redeemed_at = models.DateTimeField(default=clock.now)
 
@@ -138,7 +152,22 @@ class PromoRedemption(models.Model):
         ordering = ["-redeemed_at"]
         constraints = [
             models.UniqueConstraint(fields=["promo_code", "customer"], name="uniq_promo_redemption_per_customer"),
+            models.UniqueConstraint(
+                fields=["subscription", "store_offer_id", "store_code"],
+                condition=models.Q(promo_code__isnull=True),
+                name="uniq_store_code_redemption",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(promo_code__isnull=False) | models.Q(subscription__isnull=False),
+                name="promo_redemption_web_or_store",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.promo_code.code} by {self.customer_id}"
+        return f"{self.code_label} by {self.customer_id}"
+
+    @property
+    def code_label(self) -> str:
+        if self.promo_code_id is not None:
+            return self.promo_code.code
+        return self.store_code or self.store_offer_id or f"{self.get_platform_display()} code"

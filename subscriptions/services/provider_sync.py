@@ -42,6 +42,7 @@ from subscriptions.services.lifecycle import (
     subscription_change_state,
     transition_path,
 )
+from subscriptions.services.store_offers import store_offers_record
 from subscriptions.services.transfers import (
     KEEP,
     PURCHASE_IDENTITY_KINDS,
@@ -449,6 +450,14 @@ def subscriptions_sync_from_snapshots(requests: Sequence[SyncRequest]) -> list[S
                 dirty[sub.pk] = sub
             results.append(SyncResult(subscription=sub, created=created, stale=False))
         _save(list(dirty.values()))
+        # The offers the store says each subscription is under (introductory offers, store codes).
+        store_offers_record(
+            [
+                (subs[_key(request.snapshot)], request.snapshot)
+                for request, result in zip(requests, results, strict=True)
+                if not result.stale
+            ]
+        )
         audit_events_write([build() for build in audits])
         entitlements_invalidate({sub.customer.external_id for sub, _change, _cause in changes})
         for sub, change, cause in changes:

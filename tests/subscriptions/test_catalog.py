@@ -127,10 +127,15 @@ def test_catalog_query_count_does_not_grow_with_products(client_with_scopes, dja
     demo_catalog.seed(rng=None, out=_Null(), options={})
     client = client_with_scopes("catalog:read")
     client.get("/api/v1/catalog", {"platform": "web", "country": "US"})  # warm the key cache
-    with django_assert_max_num_queries(4):
+    # Plans, SKUs, prices, entitlement keys, introductory offers.
+    with django_assert_max_num_queries(5):
         response = client.get("/api/v1/catalog", {"platform": "web", "country": "US"})
     assert response.status_code == 200
     assert len(response.json()["products"]) == 5
+    # A named customer adds their offer history: the customer, their uses and trials, the family peers.
+    with django_assert_max_num_queries(9):
+        response = client.get("/api/v1/catalog", {"platform": "web", "country": "US", "customer": "1700000000001"})
+    assert response.status_code == 200
 
 
 class _Null:

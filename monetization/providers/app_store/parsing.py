@@ -17,6 +17,8 @@ from monetization.providers.base import (
     EventFacts,
     EventIgnored,
     MalformedPayload,
+    OfferFacts,
+    OfferKind,
     PaymentReport,
     RefundReport,
     StoredEvent,
@@ -85,6 +87,22 @@ def app_store_status(
     return "active"
 
 
+# App Store Server API: JWSTransactionDecodedPayload.offerType.
+OFFER_TYPES = {1: OfferKind.INTRODUCTORY, 2: OfferKind.PROMOTIONAL, 3: OfferKind.OFFER_CODE, 4: OfferKind.WIN_BACK}
+
+
+def transaction_offer(transaction: dict) -> OfferFacts | None:
+    """The offer a signed transaction was bought under (offerType, offerIdentifier, offerDiscountType)."""
+    kind = OFFER_TYPES.get(transaction.get("offerType"))
+    if kind is None:
+        return None
+    return OfferFacts(
+        kind=kind,
+        offer_id=transaction.get("offerIdentifier") or "",
+        free_trial=transaction.get("offerDiscountType") == "FREE_TRIAL",
+    )
+
+
 def snapshot_from_transaction(
     transaction: dict, renewal: dict | None, *, as_of: datetime, notification_type: str = "", subtype: str = ""
 ) -> SubscriptionSnapshot:
@@ -115,6 +133,7 @@ def snapshot_from_transaction(
         auto_renew=auto_renew,
         cancel_reason="auto_renew_disabled" if not auto_renew else "",
         quantity=int(transaction.get("quantity") or 1),
+        offer=transaction_offer(transaction),
         extra={"auto_renew_product_id": renewal.get("autoRenewProductId", "")},
     )
 

@@ -20,6 +20,8 @@ from monetization.providers.base import (
     EventFacts,
     EventIgnored,
     MalformedPayload,
+    OfferFacts,
+    OfferKind,
     PaymentReport,
     ProviderError,
     RefundReport,
@@ -127,6 +129,24 @@ def order_refund(order: dict) -> tuple[RefundReport | None, str]:
     return report, kind
 
 
+def v2_offer(data: dict, item: dict) -> OfferFacts | None:
+    """The offer of a subscriptionsv2 resource: a promo code (``signupPromotion``), an introductory
+    phase (``offerPhase``), or another offer on the base plan (``offerDetails.offerId``)."""
+    details = item.get("offerDetails") or {}
+    offer_id, tags = details.get("offerId", ""), tuple(details.get("offerTags") or ())
+    phase = item.get("offerPhase") or {}
+    free_trial = "freeTrial" in phase
+    promotion = data.get("signupPromotion") or {}
+    if promotion:
+        code = (promotion.get("vanityCode") or {}).get("promotionCode", "")
+        return OfferFacts(kind=OfferKind.OFFER_CODE, offer_id=offer_id, code=code, free_trial=free_trial, tags=tags)
+    if free_trial or "introductoryPrice" in phase:
+        return OfferFacts(kind=OfferKind.INTRODUCTORY, offer_id=offer_id, free_trial=free_trial, tags=tags)
+    if offer_id:
+        return OfferFacts(kind=OfferKind.PROMOTIONAL, offer_id=offer_id, tags=tags)
+    return None
+
+
 def snapshot_from_v2(token: str, data: dict, *, as_of: datetime) -> SubscriptionSnapshot:
     """A ``SubscriptionPurchaseV2`` resource as a snapshot."""
     items = data.get("lineItems") or []
@@ -161,6 +181,7 @@ def snapshot_from_v2(token: str, data: dict, *, as_of: datetime) -> Subscription
         grace_end=expiry if state == "SUBSCRIPTION_STATE_IN_GRACE_PERIOD" else None,
         auto_renew=auto_renew if state != "SUBSCRIPTION_STATE_CANCELED" else False,
         acknowledgement=ACKNOWLEDGEMENT.get(data.get("acknowledgementState", ""), Acknowledgement.NOT_NEEDED),
+        offer=v2_offer(data, item),
         extra={
             "latest_order_id": item.get("latestSuccessfulOrderId", ""),
             "recurring_price": plan.get("recurringPrice"),

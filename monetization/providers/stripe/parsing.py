@@ -19,6 +19,8 @@ from monetization.providers.base import (
     EventIgnored,
     InvoiceReport,
     MalformedPayload,
+    OfferFacts,
+    OfferKind,
     PaymentReport,
     ProviderEvent,
     RefundReport,
@@ -109,6 +111,27 @@ def ts(value) -> datetime | None:
     return datetime.fromtimestamp(int(value), tz=UTC)
 
 
+def subscription_offer(obj: dict) -> OfferFacts | None:
+    """A trial, or the coupon of the subscription's discount (``discount`` in older API versions, the first
+    of ``discounts`` in newer ones, where an unexpanded one is only its id and says no coupon)."""
+    discount = obj.get("discount")
+    if not discount:
+        discount = next((d for d in obj.get("discounts") or [] if isinstance(d, dict)), None)
+    if discount:
+        coupon = discount.get("coupon") or (discount.get("source") or {}).get("coupon") or {}
+        coupon_id = coupon.get("id", "") if isinstance(coupon, dict) else str(coupon)
+        promotion = discount.get("promotion_code") or ""
+        if isinstance(promotion, dict):
+            promotion = promotion.get("code") or promotion.get("id", "")
+        if coupon_id:
+            return OfferFacts(
+                kind=OfferKind.COUPON, offer_id=coupon_id, code=promotion, free_trial=bool(obj.get("trial_end"))
+            )
+    if obj.get("trial_end"):
+        return OfferFacts(kind=OfferKind.INTRODUCTORY, free_trial=True)
+    return None
+
+
 def snapshot_from_subscription(obj: dict, *, as_of: datetime) -> SubscriptionSnapshot:
     """A Stripe Subscription object (as a dict) as a snapshot."""
     items = (obj.get("items") or {}).get("data") or []
@@ -146,6 +169,7 @@ def snapshot_from_subscription(obj: dict, *, as_of: datetime) -> SubscriptionSna
         cancel_reason=(cancel_details.get("reason") or "")[:64],
         # Zero seats is a quantity (an org with no affiliates yet); only a missing one means one.
         quantity=1 if item.get("quantity") is None else int(item["quantity"]),
+        offer=subscription_offer(obj),
     )
 
 

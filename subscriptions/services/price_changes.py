@@ -1,0 +1,141 @@
+"""Plan price changes under the stores' rules (subscriptions/price_change_rules.py).
+
+A change writes the new Price version (new subscribers pay it from ``effective_at``) and a PriceChange
+saying whether existing subscribers move. Only on the web do we move them, with the rule's notice; an
+App Store or Play change for existing subscribers is the store's to run (with their consent), so it is
+refused here with a code, and nothing is written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from djmoney.money import Money
+
+from monetization import clock
+from monetization.errors import InvalidInput, PriceChangeErrorCode
+from monetization.reasons import reason_check
+from monetization.services.audit import audit_record
+from monetization.services.permissions import require_perm
+from subscriptions.models import Plan, Platform, Price, PriceChange, Subscription
+from subscriptions.price_change_rules import price_change_rule
+from subscriptions.selectors import COUNTRY_CODES
+
+KEEP, MOVE = PriceChange.ExistingSubscribers.KEEP, PriceChange.ExistingSubscribers.MOVE
+
+
+def price_change_problem(
+    *, platform: str, existing_subscribers: str, announced_at: datetime, effective_at: datetime
+) -> InvalidInput | None:
+    """Why the rules refuse this change, or None (the admin form asks before saving)."""
+    if effective_at <= announced_at:
+        return InvalidInput(
+            "A price change takes effect after it is announced.", code=PriceChangeErrorCode.PRICE_CHANGE_NOT_IN_FUTURE
+        )
+    if existing_subscribers != MOVE:
+        return None
+    rule = price_change_rule(platform, announced_at)
+    if rule.store_runs_it:
+        return InvalidInput(
+            "The store moves its existing subscribers itself, with their consent (App Store Connect, Play "
+            "Console); here they keep their price.",
+            code=PriceChangeErrorCode.PRICE_CHANGE_STORE_CONSENT,
+        )
+    if effective_at - announced_at < timedelta(days=rule.notice_days):
+        return InvalidInput(
+            f"Existing subscribers must be told at least {rule.notice_days} days ahead.",
+            code=PriceChangeErrorCode.PRICE_CHANGE_NOTICE_TOO_SHORT,
+        )
+    return None
+
+
+def price_change_schedule(
+    *,
+    actor,
+    plan: Plan,
+    platform: str,
+    country: str,
+    amount: Money,
+    effective_at: datetime,
+    existing_subscribers: str = KEEP,
+    reason: str,
+) -> PriceChange:
+    """Schedule a plan's new price in one country on one platform (checked, audited, all or nothing)."""
+    require_perm(actor, "subscriptions.add_pricechange")
+    reason = reason_check(reason)
+    country = country.strip().upper()
+    if country not in COUNTRY_CODES or platform not in Platform.values:
+        raise InvalidInput("Give a known platform and an ISO 3166-1 alpha-2 country.")
+    announced_at = clock.now()
+    problem = price_change_problem(
+        platform=platform,
+        existing_subscribers=existing_subscribers,
+        announced_at=announced_at,
+        effective_at=effective_at,
+    )
+    if problem is not None:
+        raise problem
+    with transaction.atomic():
+        price = Price.objects.create(
+            plan=plan, platform=platform, country=country, amount=amount, valid_from=effective_at
+        )
+        change = PriceChange.objects.create(
+            plan=plan,
+            platform=platform,
+            country=country,
+            amount=amount,
+            price=price,
+            existing_subscribers=existing_subscribers,
+            announced_at=announced_at,
+            effective_at=effective_at,
+            reason=reason,
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
+        audit_record(
+            action="price_change.scheduled",
+            obj=change,
+            actor=actor,
+            reason=reason,
+            after={
+                "plan": plan.code,
+                "platform": platform,
+                "country": country,
+                "amount": str(amount.amount),
+                "currency": amount.currency.code,
+                "effective_at": effective_at.isoformat(),
+                "existing_subscribers": existing_subscribers,
+            },
+        )
+    return change
+
+
+def subscription_price(subscription: Subscription, *, country: str, at: datetime | None = None) -> Price | None:
+    """The price an existing subscriber pays for the period renewing at ``at``: the version in force when they
+    subscribed, unless a web change moves existing subscribers and is effective by then."""
+    at = at or clock.now()
+    versions = list(
+        Price.objects.filter(
+            plan_id=subscription.plan_id,
+            country=country.upper(),
+            platform__in=["", subscription.platform],
+            component=Price.Component.BASE,
+        ).select_related("change")
+    )
+
+    def in_force(price: Price, moment: datetime) -> bool:
+        return price.valid_from <= moment and (price.valid_until is None or price.valid_until > moment)
+
+    def newest(prices: list[Price]) -> Price | None:
+        prices.sort(key=lambda p: (p.platform == subscription.platform, p.valid_from), reverse=True)
+        return prices[0] if prices else None
+
+    moved = [
+        p
+        for p in versions
+        if in_force(p, at)
+        and getattr(p, "change", None) is not None
+        and p.change.existing_subscribers == MOVE
+        and p.valid_from > subscription.started_at
+    ]
+    return newest(moved) or newest([p for p in versions if in_force(p, subscription.started_at)])
