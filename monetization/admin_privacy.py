@@ -105,6 +105,9 @@ class ErasureRequestAdmin(admin.ModelAdmin):
         ]
 
     def act_view(self, request, pk: int, op: str):
+        # Whoever may not decide gets a 403, as from the staff API, not a redirect with a message.
+        if not request.user.has_perm(privacy_services.PERM_EXECUTE):
+            raise DjangoPermissionDenied
         erasure = get_object_or_404(ErasureRequest, pk=pk)
         reason = request.POST.get("reason", "")
         actions = {

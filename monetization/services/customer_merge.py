@@ -356,8 +356,10 @@ def customer_merge_approve(*, merge: CustomerMerge, approved_by, reason: str) ->
         _refuse_merged([source, target])
         locked.decided_reason = reason
         scope = _scope(source, target, locked.purchase_id, approved_by, reason)
-        _audit(locked, f"customer_{locked.kind}.approve", actor=approved_by, reason=reason)
+        before = snapshot(locked, MERGE_FIELDS)
         _complete(locked, scope=scope, by=approved_by)
+        # Recorded once done, so the timeline reads pending_approval -> completed, with the approver.
+        _audit(locked, f"customer_{locked.kind}.approve", actor=approved_by, before=before, reason=reason)
     return locked
 
 

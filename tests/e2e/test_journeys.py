@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import json
 import re
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
@@ -19,9 +20,19 @@ from playwright.sync_api import expect
 
 from creators.models import Payout, PayoutHold, RevenueShareCycle
 from monetization import clock
-from monetization.models import AuditEvent, Payment, ProviderIdentity, Refund
+from monetization.models import (
+    AuditEvent,
+    Customer,
+    CustomerMerge,
+    ErasureRequest,
+    Payment,
+    ProviderIdentity,
+    Refund,
+)
+from subscriptions.entitlements import resolve_entitlements
 from subscriptions.models import Entitlement, Grant, Subscription
 from tests.verified_orgs.factories import applied_org
+from verified_orgs.models import Affiliation
 
 pytestmark = pytest.mark.e2e
 
@@ -230,3 +241,255 @@ def test_finance_opens_the_dashboard_changes_the_range_and_exports(console):
     in_range = Payment.objects.filter(occurred_at__date__gte=start, occurred_at__date__lte=end)
     assert len(rows) - 1 == in_range.count() > 0
     assert AuditEvent.objects.filter(action="export.xlsx", actor__username="finance").exists()
+
+
+# --- transfers, merges, personal data -----------------------------------------------------------------
+
+
+def _consumers():
+    """Demo customers with an e-mail, no creator account and no organization to pay for, not in the erasure queue."""
+    return (
+        Customer.objects.exclude(email="")
+        .filter(creator_account__isnull=True, billed_organizations__isnull=True)
+        .exclude(pk__in=ErasureRequest.objects.values("customer_id"))
+        .order_by("id")
+    )
+
+
+def _paid_subscription(customer_ids=None, *, provider="stripe"):
+    """An active subscription of a consumer with its payments, all in one currency: (sub, payments)."""
+    subs = Subscription.objects.filter(customer__in=_consumers(), provider=provider, state="active").order_by("id")
+    if customer_ids is not None:
+        subs = subs.filter(customer_id__in=customer_ids)
+    for sub in subs:
+        payments = list(Payment.objects.filter(subscription_link__subscription=sub, customer=sub.customer))
+        if payments and len({str(p.amount.currency) for p in payments}) == 1:
+            return sub, payments
+    raise AssertionError(f"the demo has no active {provider} subscriber with payments")
+
+
+def _column(page, section: str) -> set[int]:
+    """The first column of a customer page section's table: the rows' ids."""
+    cells = page.locator(f"#{section} tbody tr td:first-child").all_inner_texts()
+    return {int(text) for text in map(str.strip, cells) if text.isdigit()}
+
+
+def test_support_transfers_a_purchase_finance_approves_and_both_timelines_show_it(console, settings):
+    sub, payments = _paid_subscription()
+    owner = sub.customer
+    # The new login: a customer with nothing active of their own.
+    newcomer = _consumers().exclude(pk=owner.pk).exclude(subscriptions__state__in=["active", "trialing"]).first()
+    currency = str(payments[0].amount.currency)
+    total = sum(p.amount.amount for p in payments)
+    # Just under what the purchase's payments add up to: the transfer waits for a second person.
+    threshold = total - Decimal("0.01")
+    settings.REFUND_APPROVAL_THRESHOLDS = {**settings.REFUND_APPROVAL_THRESHOLDS, currency: str(threshold)}
+    keys = {e.key for e in resolve_entitlements(owner.pk) if e.source == "subscription" and e.source_id == str(sub.pk)}
+    assert keys and not [e for e in resolve_entitlements(newcomer.pk) if e.source == "subscription"]
+
+    # Support opens the owner's page and starts the transfer from it (the owner is filled in).
+    support = console("support")
+    page = support.go(f"/admin/monetization/customer/{owner.pk}/support/")
+    page.get_by_role("link", name="transfer or merge…").click()
+    support.check()
+    form = page.locator("#customer-move")
+    expect(form.locator("input[name=source]")).to_have_value(owner.external_id)
+    form.locator("input[name=target]").fill(newcomer.external_id)
+    form.locator("input[name=purchase]").fill(str(sub.pk))
+    form.locator("textarea[name=reason]").fill("e2e: bought on the wrong login, ticket #7001")
+    form.get_by_role("button", name="Preview").click()
+
+    # The preview says what moves and that it needs a second person.
+    preview = page.locator("#move-preview")
+    expect(preview.locator("tr", has_text="subscriptions")).to_contain_text("1")
+    expect(preview.locator("tr", has_text="payments")).to_contain_text(f"{len(payments)}")
+    expect(preview.locator("tr", has_text="payments")).to_contain_text(currency)
+    expect(preview).to_contain_text("Needs approval")
+    assert Subscription.objects.get(pk=sub.pk).customer_id == owner.pk  # a preview moves nothing
+    page.get_by_role("button", name="Request transfer").click()
+    expect(page.locator("ul.messagelist")).to_contain_text("second person")
+    merge = CustomerMerge.objects.get(source=owner, target=newcomer)
+    assert merge.status == CustomerMerge.Status.PENDING_APPROVAL and merge.purchase_id == sub.pk
+    assert Subscription.objects.get(pk=sub.pk).customer_id == owner.pk
+
+    # Support cannot approve its own request; Finance approves it from the queue.
+    page = support.go("/admin/monetization/customermerge/awaiting-approval/")
+    row = page.locator("tr", has=page.locator(f"input[name=target][value='{merge.pk}']"))
+    expect(page.locator("tr", has_text=f"subscription {sub.pk}")).to_contain_text("your own request")
+    expect(row).to_have_count(0)
+    finance = console("finance")
+    page = finance.go("/admin/monetization/customermerge/awaiting-approval/")
+    row = page.locator("tr", has=page.locator(f"input[name=target][value='{merge.pk}']"))
+    row.locator("input[name=reason]").fill("e2e: the receipt is in the ticket")
+    row.get_by_role("button", name="Approve").click()
+    expect(page.locator("ul.messagelist")).to_contain_text(f"Approved: request {merge.pk} done")
+
+    # The purchase, its money and its entitlements are the newcomer's now.
+    merge.refresh_from_db()
+    assert merge.status == CustomerMerge.Status.COMPLETED and merge.approved_by.username == "finance"
+    assert Subscription.objects.get(pk=sub.pk).customer_id == newcomer.pk
+    assert Payment.objects.filter(pk__in=[p.pk for p in payments], customer=newcomer).count() == len(payments)
+    assert keys <= {e.key for e in resolve_entitlements(newcomer.pk) if e.source_id == str(sub.pk)}
+    assert not [e for e in resolve_entitlements(owner.pk) if e.source_id == str(sub.pk)]
+
+    # Both timelines show the transfer; the newcomer's page lists the purchase, its payments and entitlements.
+    for customer in (owner, newcomer):
+        page = support.go(f"/admin/monetization/customer/{customer.pk}/support/")
+        timeline = page.locator("#timeline")
+        requested = timeline.locator("tr", has_text="customer_transfer.request")
+        expect(requested).to_contain_text("support")
+        expect(requested).to_contain_text("bought on the wrong login")
+        approved = timeline.locator("tr", has_text="customer_transfer.approve")
+        expect(approved).to_contain_text("finance")
+        expect(approved).to_contain_text("pending_approval → completed")
+        expect(timeline.locator("tr", has_text="subscription.transfer")).to_contain_text(
+            f"owner {owner.external_id} → {newcomer.external_id}"
+        )
+        expect(timeline.locator("tr", has_text="customer.transfer")).to_contain_text(
+            f"subscription {sub.pk} moved from {owner.external_id} to {newcomer.external_id}"
+        )
+        expect(timeline).not_to_contain_text("merged into")
+    assert sub.pk in _column(page, "subscriptions")
+    assert {p.pk for p in payments} <= _column(page, "payments")
+    for key in keys:
+        expect(page.locator("#entitlements tr", has_text=key)).to_contain_text(f"subscription #{sub.pk}")
+    page = support.go(f"/admin/monetization/customer/{owner.pk}/support/")
+    assert sub.pk not in _column(page, "subscriptions")
+
+
+def test_support_merges_two_accounts_of_one_person_and_the_survivor_holds_both_histories(console, settings):
+    # Most demo customers hold an organization seat, and two seats cannot become one: the merged-away
+    # account is one without a seat.
+    unseated = _consumers().exclude(affiliations__state__in=Affiliation.LIVE_STATES).values("pk")
+    first, _ = _paid_subscription(unseated, provider="app_store")
+    second, _ = _paid_subscription(_consumers().exclude(pk=first.customer_id).values("pk"))
+    merged_away, survivor = first.customer, second.customer
+    histories = {
+        "payments": set(Payment.objects.filter(customer__in=[merged_away, survivor]).values_list("pk", flat=True)),
+        "subscriptions": set(
+            Subscription.objects.filter(customer__in=[merged_away, survivor]).values_list("pk", flat=True)
+        ),
+    }
+    assert len(histories["payments"]) <= 50  # the page lists them all
+    currencies = set(Payment.objects.filter(customer=merged_away).values_list("amount_currency", flat=True))
+    # Thresholds above anything a demo customer paid: the merge goes through at once.
+    settings.REFUND_APPROVAL_THRESHOLDS = {**settings.REFUND_APPROVAL_THRESHOLDS, **dict.fromkeys(currencies, "100000")}
+
+    support = console("support")
+    page = support.go("/admin/monetization/customermerge/")
+    page.get_by_role("link", name="Transfer or merge…").click()
+    form = page.locator("#customer-move")
+    form.locator("input[name=source]").fill(merged_away.external_id)
+    form.locator("input[name=target]").fill(survivor.external_id)
+    form.locator("textarea[name=reason]").fill("e2e: one person, an iPhone login and a web login")
+    form.get_by_role("button", name="Preview").click()
+    preview = page.locator("#move-preview")
+    expect(preview).to_contain_text("Goes through at once")
+    expect(preview.locator("tr", has_text="identities")).to_be_visible()
+    page.get_by_role("button", name="Request merge").click()
+    expect(page.locator("ul.messagelist")).to_contain_text(f"moved to {survivor.external_id}")
+    support.check()
+
+    # The survivor's page (where Support lands) lists both people's subscriptions and payments.
+    expect(page.locator("#identity h2")).to_contain_text(f"@{survivor.handle}")
+    assert histories["subscriptions"] <= _column(page, "subscriptions")
+    assert histories["payments"] <= _column(page, "payments")
+    expect(page.locator("#timeline tr", has_text="customer.merge")).to_contain_text(
+        f"{merged_away.external_id} merged into {survivor.external_id}"
+    )
+    page = support.go(f"/admin/monetization/customer/{merged_away.pk}/support/")
+    expect(page.locator("#timeline tr", has_text="customer.merge")).to_contain_text(
+        f"merged into {survivor.external_id}"
+    )
+    expect(page.locator("#subscriptions")).to_contain_text("No subscriptions.")
+
+    assert set(Payment.objects.filter(customer=survivor).values_list("pk", flat=True)) == histories["payments"]
+    assert (
+        set(Subscription.objects.filter(customer=survivor).values_list("pk", flat=True)) == (histories["subscriptions"])
+    )
+    assert CustomerMerge.objects.get(source=merged_away, target=survivor).status == CustomerMerge.Status.COMPLETED
+    assert {e.source_id for e in resolve_entitlements(survivor.pk)} >= {str(first.pk), str(second.pk)}
+
+
+def test_compliance_exports_and_erases_a_customer_that_support_asked_for(console):
+    sub, payments = _paid_subscription()
+    customer = sub.customer
+    email, handle = customer.email, customer.handle
+    assert email and payments
+
+    # Compliance finds the customer by e-mail and downloads everything held on them.
+    compliance = console("compliance")
+    page = compliance.go("/admin/")
+    page.get_by_label("Find a customer").fill(email)
+    page.get_by_role("button", name="Go").click()
+    expect(page.locator("#identity h2")).to_contain_text(f"@{handle}")
+    compliance.check()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="export personal data").click()
+    document = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert (document["customer"]["email"], document["customer"]["handle"]) == (email, handle)
+    exported = {row["provider_reference"] for row in document["sources"]["monetization.Payment"]}
+    assert exported == set(Payment.objects.filter(customer=customer).values_list("provider_reference", flat=True))
+    assert {p.provider_reference for p in payments} <= exported
+    assert AuditEvent.objects.filter(action="privacy.export", actor__username="compliance", customer=customer).exists()
+
+    # Support logs the person's erasure request from the customer page, and cannot execute it.
+    support = console("support")
+    page = support.go(f"/admin/monetization/customer/{customer.pk}/support/")
+    expect(page.get_by_role("link", name="export personal data")).to_have_count(0)
+    page.get_by_role("link", name="log an erasure request…").click()
+    support.check()
+    page.locator("textarea[name=reason]").fill("e2e: e-mail to privacy@, ticket #7002")
+    page.locator("input[name=_save]").click()
+    expect(page.locator("ul.messagelist")).to_contain_text("added successfully")
+    erasure = ErasureRequest.objects.get(customer=customer)
+    assert erasure.state == ErasureRequest.State.REQUESTED and erasure.requested_by.username == "support"
+    page = support.go(f"/admin/monetization/erasurerequest/{erasure.pk}/change/")
+    expect(page.locator("#erasure-actions")).to_have_count(0)
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    denied = page.request.post(
+        f"{support.base_url}/admin/monetization/erasurerequest/{erasure.pk}/act/execute/",
+        headers={"X-CSRFToken": csrf},
+        max_redirects=0,
+    )
+    assert denied.status == 403
+    erasure.refresh_from_db()
+    assert erasure.state == ErasureRequest.State.REQUESTED
+
+    # Compliance takes it from the queue: the export is there too; start, then execute.
+    page = compliance.go("/admin/monetization/erasurerequest/")
+    page.locator(f"#result_list a[href$='/erasurerequest/{erasure.pk}/change/']").click()
+    compliance.check()
+    expect(page.locator(".object-tools")).to_contain_text("Export personal data")
+    page.get_by_role("button", name="Start (the person is verified)").click()
+    expect(page.locator("ul.messagelist")).to_contain_text("start done")
+    actions = page.locator("#erasure-actions")
+    actions.get_by_label("Execution note").fill(f"e2e: identity checked against {email}")
+    actions.get_by_role("button", name=re.compile("Execute erasure")).click()
+    expect(page.locator("ul.messagelist")).to_contain_text("execute done")
+    expect(page.locator("#content")).to_contain_text("pseudonymized_rows")
+    erasure.refresh_from_db()
+    assert erasure.state == ErasureRequest.State.DONE and erasure.decided_by.username == "compliance"
+
+    # The customer page now shows the pseudonym, and neither the e-mail nor the handle anywhere.
+    page = support.go(f"/admin/monetization/customer/{customer.pk}/support/")
+    expect(page.locator("#identity h2")).to_contain_text(f"@erased-{customer.pk}")
+    expect(page.locator("#identity")).to_contain_text("(no email)")
+    content = page.content().lower()
+    assert email.lower() not in content and f"@{handle.lower()}" not in content
+    customer.refresh_from_db()
+    assert (customer.email, customer.handle) == ("", f"erased-{customer.pk}")
+    assert Subscription.objects.get(pk=sub.pk).auto_renew is False  # the web subscription stops renewing
+
+    # The audit trail records who erased whom, without the e-mail.
+    page = compliance.go("/admin/monetization/auditevent/")
+    page.locator("#searchbar").fill(str(customer.pk))
+    page.locator("#changelist-search [type=submit]").click()
+    executed = page.locator("#result_list tr", has_text="privacy.erasure_execute")
+    expect(executed).to_contain_text("compliance")
+    expect(page.locator("#result_list")).to_contain_text("privacy.erasure_request")
+    expect(page.locator("#result_list")).to_contain_text("privacy.export")
+    assert email.lower() not in page.content().lower()
+    assert AuditEvent.objects.filter(
+        action="privacy.erasure_execute", actor__username="compliance", customer=customer
+    ).exists()

@@ -321,3 +321,33 @@ def test_four_eyes_nobody_decides_their_own_request_and_a_rejection_moves_nothin
     assert late.status_code == 409 and late.json()["code"] == "illegal_transition"
     assert Subscription.objects.filter(customer=pair["source"]).count() == 3
     assert Payment.objects.filter(customer=pair["source"]).count() == 3
+
+
+@pytest.mark.django_db
+def test_an_approved_transfer_reads_as_a_transfer_on_both_timelines(fake_providers, make_payment, make_staff, client):
+    pair = build_pair(make_payment, make_staff, amount="150.00")  # one purchase above the 100 USD threshold
+    source, survivor = pair["source"], pair["survivor"]
+    play = Subscription.objects.get(customer=source, provider=Provider.GOOGLE_PLAY)
+    support, finance = make_staff("Support"), make_staff("Finance")
+    client.force_login(support)
+    form = {"source": source.external_id, "target": survivor.external_id, "purchase": play.pk, "reason": "wrong login"}
+    assert client.post("/admin/monetization/customermerge/new/", {**form, "op": "request"}).status_code == 302
+    merge = CustomerMerge.objects.get()
+    assert merge.status == "pending_approval"
+    client.force_login(finance)
+    decided = client.post(
+        "/admin/monetization/customermerge/awaiting-approval/",
+        {"target": merge.pk, "op": "approve", "reason": "receipt checked"},
+    )
+    assert decided.status_code == 302
+    assert Subscription.objects.get(pk=play.pk).customer == survivor
+
+    # The approval is recorded once done: it names the approver and reads pending_approval -> completed.
+    for customer in (source, survivor):
+        approval = AuditEvent.objects.get(customer=customer, action="customer_transfer.approve")
+        assert approval.actor == finance and approval.reason == "receipt checked"
+        assert (approval.before["status"], approval.after["status"]) == ("pending_approval", "completed")
+        page = client.get(f"/admin/monetization/customer/{customer.pk}/support/").content.decode()
+        assert f"subscription {play.pk} moved from {source.external_id} to {survivor.external_id}" in page
+        assert "pending_approval → completed" in page
+        assert "merged into" not in page  # one purchase moved; nobody was merged

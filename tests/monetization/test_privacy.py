@@ -548,3 +548,37 @@ def test_the_app_role_pseudonymizes_through_the_database_function_and_cannot_upd
     assert through_function is None
     event.refresh_from_db()
     assert event.reason == "note on erased-x"
+
+
+@pytest.mark.parametrize(
+    ("role", "links"),
+    [
+        ("Compliance", {"export personal data", "log an erasure request"}),
+        ("Support", {"log an erasure request"}),
+        ("Finance", set()),
+    ],
+)
+def test_the_customer_page_offers_export_and_erasure_to_whom_the_role_allows(world, make_staff, role, links):
+    client = APIClient()
+    client.force_login(make_staff(role))
+    page = client.get(f"/admin/monetization/customer/{world['ada'].pk}/support/").content.decode()
+    offered = {link for link in ("export personal data", "log an erasure request") if link in page}
+    assert offered == links
+    if "log an erasure request" in links:
+        form = client.get(f"/admin/monetization/erasurerequest/add/?customer={world['ada'].pk}")
+        assert form.status_code == 200 and f'value="{world["ada"].pk}"' in form.content.decode()
+
+
+@pytest.mark.parametrize("op", ["start", "execute", "reject"])
+def test_support_cannot_decide_an_erasure_from_the_admin_either(world, op):
+    erasure = erasure_request_create(customer=world["ada"], actor=world["support"], reason="e-mail of 2026-11-30")
+    before = AuditEvent.objects.count()
+    client = APIClient()
+    client.force_login(world["support"])
+    page = client.get(f"/admin/monetization/erasurerequest/{erasure.pk}/change/")
+    assert page.status_code == 200 and b"erasure-actions" not in page.content
+    response = client.post(f"/admin/monetization/erasurerequest/{erasure.pk}/act/{op}/", {"reason": "because"})
+    assert response.status_code == 403
+    erasure.refresh_from_db()
+    assert erasure.state == ErasureRequest.State.REQUESTED and AuditEvent.objects.count() == before
+    assert Customer.objects.get(pk=world["ada"].pk).email == EMAIL
