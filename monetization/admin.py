@@ -33,7 +33,7 @@ from monetization.models import (
     ProviderIdentity,
 )
 from monetization.registry import Registry
-from monetization.selectors_support import customer_find
+from monetization.selectors_support import customer_find_ids
 from monetization.services.api_keys import api_key_create, api_key_revoke
 from monetization.services.consumption import consumption_request_mark_answered
 
@@ -131,7 +131,7 @@ class CustomerAdmin(LargeTableAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(pk__in=[c.pk for c in customer_find(term)]), False
+        return queryset.filter(pk__in=customer_find_ids(term)), False
 
 
 @admin.register(ProviderIdentity)

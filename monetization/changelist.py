@@ -76,11 +76,15 @@ class LargeTableAdmin(admin.ModelAdmin):
             return queryset, False
         # Each condition is its own index probe. OR-ing them in one WHERE (across a join, or
         # with an IN subquery) makes PostgreSQL scan the table: 0.2-1.2 s on a million rows.
+        # The probes go as one UNION ALL: one round trip, each branch still its own index scan.
         manager = self.model._default_manager
-        ids: set = set()
-        for condition in self.search_conditions(term):
-            probe = manager.filter(condition).order_by().values_list("pk", flat=True)
-            ids.update(probe[: self.search_match_limit])
+        probes = [
+            manager.filter(condition).order_by().values_list("pk", flat=True)[: self.search_match_limit]
+            for condition in self.search_conditions(term)
+        ]
+        if not probes:
+            return queryset.none(), False
+        ids = set(probes[0].union(*probes[1:], all=True)) if len(probes) > 1 else set(probes[0])
         return queryset.filter(pk__in=ids), False
 
 
