@@ -2,7 +2,9 @@
 
 - compute: a cycle over N creators and M engagement rows, with pools in three currencies and fan
   payments (half the creators, USD/EUR/GBP) a third of which are refunded (clawbacks), earnings +
-  ledger entries written, vs one raw SQL aggregate of the same engagement rows (target <= 3x);
+  ledger entries written, vs one raw SQL aggregate of what the cycle reads (the engagement per creator and the
+  fan payments net of refunds and disputes per creator and currency, at the compute's work_mem; target <= 3x,
+  2x for issue 18); the ratio to the engagement aggregate alone (the baseline before 2026-12-01) is reported too;
 - ingestion through the bulk path (JSON lines -> validation -> COPY -> upsert), target >= 50,000 rows/s;
 - paying every payout through the fake payout provider (target <= 60 s for 100,000).
 
@@ -119,19 +121,38 @@ def _setup(n_creators: int, days: int) -> None:
         _sql(c, "CHECKPOINT")
 
 
-def _raw_aggregate() -> float:
-    from django.db import connection
+def _raw_aggregate(*, fan_payments: bool = True) -> float:
+    """The baseline: one raw aggregate of what the cycle reads, best of two runs.
+
+    The cycle splits the pools by the period's engagement per creator and adds each creator's fan payment shares
+    net of refunds and lost disputes (clawbacks), per creator and currency: one statement aggregates both (the
+    engagement per creator, the fan payments per creator and currency), with the work_mem the compute's stage
+    statement sets for itself, so that neither spills to disk where the other does not. ``fan_payments=False`` is
+    the engagement aggregate alone at the server's default work_mem (the baseline of figures before 2026-12-01).
+    """
+    from django.db import connection, transaction
 
     best = float("inf")
     end = datetime.date(PERIOD.year, PERIOD.month + 1, 1)
+    start_at = datetime.datetime(PERIOD.year, PERIOD.month, 1, tzinfo=datetime.UTC)
+    end_at = datetime.datetime(end.year, end.month, 1, tzinfo=datetime.UTC)
+    engagement = """SELECT creator_id, NULL AS currency, SUM(impressions * 1 + replies * 20 + reposts * 10 + likes * 2)
+                     FROM creators_dailyengagement WHERE day >= %(start)s AND day < %(end)s GROUP BY creator_id"""
+    fans = """SELECT creator_id, currency, SUM(amount) FROM (
+                  SELECT creator_id, currency, amount FROM creators_creatorsubscriptionshare
+                  WHERE occurred_at >= %(start_at)s AND occurred_at < %(end_at)s
+                  UNION ALL
+                  SELECT creator_id, currency, -amount FROM creators_creatorclawback
+                  WHERE occurred_at >= %(start_at)s AND occurred_at < %(end_at)s
+              ) fan GROUP BY creator_id, currency"""
+    sql = f"{engagement} UNION ALL {fans}" if fan_payments else engagement
+    params = {"start": PERIOD, "end": end, "start_at": start_at, "end_at": end_at}
     for _ in range(2):
         started = time.perf_counter()
-        with connection.cursor() as c:
-            c.execute(
-                """SELECT creator_id, SUM(impressions * 1 + replies * 20 + reposts * 10 + likes * 2)
-                   FROM creators_dailyengagement WHERE day >= %s AND day < %s GROUP BY creator_id""",
-                [PERIOD, end],
-            )
+        with transaction.atomic(), connection.cursor() as c:
+            if fan_payments:
+                c.execute("SET LOCAL work_mem TO '256MB'")  # as the compute's stage statement
+            c.execute(sql, params)
             c.fetchall()
         best = min(best, time.perf_counter() - started)
     return best
@@ -226,25 +247,27 @@ def run(args) -> dict:
                 )
             )
     result["revenue_by_currency"] = {k: str(v) for k, v in period_revenue(PERIOD).items()}
-    measured = []  # (ratio, raw, compute) per round
+    measured = []  # (ratio, raw, compute, ratio to the engagement aggregate alone) per round
     cycle = None
     for _ in range(rounds):
         if cycle is not None:
             _drop_cycle(cycle.pk)
         raw = _raw_aggregate()
+        engagement_only = _raw_aggregate(fan_payments=False)
         cycle = RevenueShareCycle.objects.create(period=PERIOD)
         started = time.perf_counter()
         cycle_compute(cycle_id=cycle.pk, actor=bench)
         compute = time.perf_counter() - started
-        measured.append((compute / raw, raw, compute))
-    ratio, raw, compute = sorted(measured)[len(measured) // 2]
+        measured.append((compute / raw, raw, compute, compute / engagement_only))
+    ratio, raw, compute, _ = sorted(measured)[len(measured) // 2]
     result.update(
         {
             "raw_aggregate_s": round(raw, 3),
             "compute_s": round(compute, 3),
             "compute_vs_raw_ratio": round(ratio, 2),
-            "compute_vs_raw_ratio_by_round": [round(r, 2) for r, _, _ in measured],
-            "compute_target": "<= 3x raw aggregate",
+            "compute_vs_raw_ratio_by_round": [round(r, 2) for r, _, _, _ in measured],
+            "compute_vs_engagement_aggregate_ratio_by_round": [round(r, 2) for _, _, _, r in measured],
+            "compute_target": "<= 3x raw aggregate (2x for issue 18)",
         }
     )
 

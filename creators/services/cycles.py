@@ -526,7 +526,7 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
     # Deferred revenue served up to the period's end (or today) counts in the pool even if the daily job lags.
     revenue_recognize(through=min(period_bounds(cycle.period)[1], clock.now()))
     prep = _prepare(cycle)
-    writer = _ChunkWriter(cycle, prep)
+    writer = _ChunkWriter(cycle, prep, chunk_size)
     with transaction.atomic():
         cycle = _lock(cycle_id)
         cycle.revenue = prep.revenue.get(prep.currency, Decimal(0))
@@ -541,14 +541,15 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
     processed = 0
     # What this run wrote (rows, pool parts, payable, carried out): the audit's totals when it wrote every chunk.
     written, whole_run = [0, Decimal(0), Decimal(0), Decimal(0)], True
-    for chunk_no, (low, high, count) in enumerate(writer.chunks(chunk_size)):
+    for chunk in writer.plan:
+        chunk_no, low, high, count = chunk.no, chunk.low, chunk.high, chunk.creators
         with transaction.atomic():
             writer.relax_commit()
             cycle = _lock(cycle_id)
             if CreatorEarning.objects.filter(cycle=cycle, creator_id__gte=low, creator_id__lte=high).exists():
                 whole_run = False  # written by a run cut short: count from the table
             else:
-                sums = writer.write(low, high)
+                sums = writer.write(chunk)
                 for n, pool, payable, carried in sums.values():
                     written = [written[0] + n, written[1] + pool, written[2] + payable, written[3] + carried]
                 parts = {cur: pool for cur, (_, pool, _, _) in sums.items()}
@@ -608,6 +609,27 @@ def _written_summary(cycle: RevenueShareCycle, rows: int, pool: Decimal, payable
     }
 
 
+@dataclass
+class _Chunk:
+    """A run of creators written in one transaction: its creator ids, its rows in the stage (from the row
+    address ``first_row`` up to ``end_row``, the next chunk's first, or the end) and their sums per currency."""
+
+    no: int
+    low: int
+    high: int
+    first_row: str
+    end_row: str | None = None
+    creators: int = 0
+    rows: int = 0
+    sums: dict[str, tuple[int, Decimal, Decimal, Decimal]] = field(default_factory=dict)
+
+
+def _tid(text: str) -> tuple[int, int]:
+    """A row address '(page,item)' as numbers, to compare."""
+    page, item = text.strip("()").split(",")
+    return int(page), int(item)
+
+
 class _ChunkWriter:
     """The whole split is staged server-side in one statement (every currency's pool share, creator-subscription
     shares less clawbacks, carry-ins) and each chunk is one INSERT ... SELECT: no row travels to Python and back."""
@@ -615,7 +637,7 @@ class _ChunkWriter:
     STAGE = "creators_cycle_stage"
     UNITS = "creators_cycle_units"
 
-    def __init__(self, cycle: RevenueShareCycle, prep: Preparation):
+    def __init__(self, cycle: RevenueShareCycle, prep: Preparation, chunk_size: int):
         self.cycle, self.prep = cycle, prep
         start, end = period_bounds(cycle.period)
         params = {
@@ -623,6 +645,7 @@ class _ChunkWriter:
             "sub_start": start,
             "sub_end": end,
             "prev": prep.previous_cycle_id or 0,
+            "chunk_size": max(1, int(chunk_size)),
         }
         shares, claws = CreatorSubscriptionShare._meta.db_table, CreatorClawback._meta.db_table
         earnings = CreatorEarning._meta.db_table
@@ -630,6 +653,8 @@ class _ChunkWriter:
             # The stage's aggregate and window sorts hold a row per creator and pool currency: in memory,
             # not spilled to disk batch by batch.
             cursor.execute("SET LOCAL work_mem TO '256MB'")
+            # Compiling the stage's expressions (JIT) costs more than it saves on a few hundred thousand rows.
+            cursor.execute("SET LOCAL jit TO off")
             cursor.execute(
                 f"""SELECT currency FROM {shares} WHERE occurred_at >= %(sub_start)s AND occurred_at < %(sub_end)s
                     UNION SELECT currency FROM {claws} WHERE occurred_at >= %(sub_start)s AND occurred_at < %(sub_end)s
@@ -660,8 +685,9 @@ class _ChunkWriter:
                 -- grouping over the whole split. Amounts are whole minor units, so summing rounded rows
                 -- equals rounding the sum.
                 extra AS (
-                    SELECT creator_id, currency, SUM(sub_minor) AS sub_minor, SUM(claw_minor) AS claw_minor,
-                           SUM(carry_minor) AS carry_minor
+                    -- Summed back to bigint (SUM of bigint is numeric): every total below stays bigint.
+                    SELECT creator_id, currency, SUM(sub_minor)::bigint AS sub_minor,
+                           SUM(claw_minor)::bigint AS claw_minor, SUM(carry_minor)::bigint AS carry_minor
                     FROM (
                         SELECT s.creator_id, s.currency, round(s.amount * u.factor)::bigint AS sub_minor,
                                0::bigint AS claw_minor, 0::bigint AS carry_minor
@@ -696,59 +722,64 @@ class _ChunkWriter:
                        total_minor,
                        CASE WHEN total_minor >= min_minor THEN total_minor ELSE 0 END AS payable_minor,
                        CASE WHEN total_minor >= min_minor THEN 0 ELSE total_minor END AS carried_minor,
-                       row_number() OVER (PARTITION BY creator_id ORDER BY currency COLLATE "C") = 1 AS first
+                       row_number() OVER (PARTITION BY creator_id ORDER BY currency COLLATE "C") = 1 AS first,
+                       -- The chunk (runs of chunk_size creators in id order) numbered by the same sort.
+                       (dense_rank() OVER (ORDER BY creator_id) - 1) / %(chunk_size)s AS chunk
                 FROM total
                 ORDER BY creator_id, currency COLLATE "C"
                 """,  # noqa: S608
                 params,
             )
-            cursor.execute(f"SELECT count(*) FROM {self.STAGE} WHERE first")  # noqa: S608
-            self.total = cursor.fetchone()[0]
-
-    def chunks(self, size: int):
-        """(first creator id, last creator id, creators) of each run of ``size`` creators, in id order."""
-        with connection.cursor() as cursor:
+            # Every chunk's bounds and what it will write, per currency, in one pass over the stage. A
+            # temporary table's rows lie in the order they were written (key order): a chunk starts at
+            # the smallest row address (ctid) of its rows and ends where the next one starts, so its
+            # INSERT reads only its own pages (the chunk's filter and row count still decide).
             cursor.execute(
-                f"""SELECT MIN(creator_id), MAX(creator_id), COUNT(*) FROM (
-                        SELECT creator_id, (row_number() OVER (ORDER BY creator_id) - 1) / %s AS chunk
-                        FROM {self.STAGE} WHERE first
-                    ) numbered GROUP BY chunk ORDER BY chunk""",  # noqa: S608
-                [size],
+                f"""SELECT chunk, currency, MIN(creator_id), MAX(creator_id), COUNT(*) FILTER (WHERE first),
+                           COUNT(*), SUM(pool_minor), SUM(payable_minor), SUM(carried_minor), MIN(ctid)::text
+                    FROM {self.STAGE} GROUP BY chunk, currency ORDER BY chunk, currency"""  # noqa: S608
             )
-            return cursor.fetchall()
+            chunks: dict[int, _Chunk] = {}
+            for no, cur, low, high, creators, rows, pool, payable, carried, first_row in cursor.fetchall():
+                chunk = chunks.setdefault(no, _Chunk(no=no, low=low, high=high, first_row=first_row))
+                chunk.low, chunk.high = min(chunk.low, low), max(chunk.high, high)
+                chunk.creators += creators
+                chunk.rows += rows
+                if _tid(first_row) < _tid(chunk.first_row):
+                    chunk.first_row = first_row
+                chunk.sums[cur] = (rows, from_minor(pool, cur), from_minor(payable, cur), from_minor(carried, cur))
+            self.plan = [chunks[no] for no in sorted(chunks)]
+            for chunk, following in zip(self.plan, self.plan[1:], strict=False):
+                chunk.end_row = following.first_row
+            self.total = sum(chunk.creators for chunk in self.plan)
 
-    def write(self, low: int, high: int) -> dict[str, tuple[int, Decimal, Decimal, Decimal]]:
-        """Insert the earnings of creators ``low``..``high``; per currency: (rows, pool parts, payable,
-        carried out) written."""
+    def write(self, chunk: _Chunk) -> dict[str, tuple[int, Decimal, Decimal, Decimal]]:
+        """Insert the earnings of ``chunk``; per currency: (rows, pool parts, payable, carried out) written."""
         # Whole weights (scale 1, the usual case): the score is stored as summed, no division per row.
         score = "score" if self.prep.scale == 1 else "round(score::numeric / %(scale)s, 4)"
-        bounds = {"cycle": self.cycle.pk, "scale": self.prep.scale, "low": low, "high": high}
+        bounds = {"cycle": self.cycle.pk, "scale": self.prep.scale, "chunk": chunk.no}
+        rows = "ctid >= %(first_row)s::tid"
+        bounds["first_row"] = chunk.first_row
+        if chunk.end_row is not None:
+            rows += " AND ctid < %(end_row)s::tid"
+            bounds["end_row"] = chunk.end_row
         with connection.cursor() as cursor:
-            # The stage is in key order and a temporary table's scan returns it as written: each index
-            # of the earnings grows at its right edge instead of at random (that order is only speed:
-            # nothing depends on it). Minor units times the exact unit (0.01): exact, and cheaper than
-            # a division.
+            # The stage is in key order: each index of the earnings grows at its right edge instead of at
+            # random (that order is only speed: nothing depends on it). Minor units times the exact unit
+            # (0.01): exact, and cheaper than a division.
             cursor.execute(
                 f"""INSERT INTO {CreatorEarning._meta.db_table} (cycle_id, creator_id, score, pool_amount,
                         subscription_amount, clawed_back, carried_in, total, payable, carried_out, currency)
                     SELECT %(cycle)s, creator_id, {score}, pool_minor * unit, sub_minor * unit, claw_minor * unit,
                            carry_minor * unit, total_minor * unit, payable_minor * unit, carried_minor * unit,
                            currency
-                    FROM {self.STAGE} WHERE creator_id BETWEEN %(low)s AND %(high)s""",  # noqa: S608
+                    FROM {self.STAGE} WHERE {rows} AND chunk = %(chunk)s""",  # noqa: S608
                 bounds,
             )
-            # What was written, summed in minor units from the same rows (bigint sums, no numeric pass
-            # over what the INSERT returned).
-            cursor.execute(
-                f"""SELECT currency, COUNT(*), SUM(pool_minor), SUM(payable_minor), SUM(carried_minor)
-                    FROM {self.STAGE} WHERE creator_id BETWEEN %(low)s AND %(high)s
-                    GROUP BY currency""",  # noqa: S608
-                bounds,
-            )
-            return {
-                cur: (n, from_minor(pool, cur), from_minor(payable, cur), from_minor(carried, cur))
-                for cur, n, pool, payable, carried in cursor.fetchall()
-            }
+            if cursor.rowcount != chunk.rows:  # the row addresses missed some of the chunk: write nothing
+                raise RuntimeError(f"Cycle stage chunk {chunk.no}: {cursor.rowcount} rows read, {chunk.rows} staged.")
+        # What was written, summed in minor units when the stage was planned (no pass over the rows again).
+        return chunk.sums
 
     def close(self):
         with connection.cursor() as cursor:
