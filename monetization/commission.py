@@ -83,6 +83,12 @@ def commission_rule(provider: str, at: datetime) -> CommissionRule:
     return rule
 
 
+def commission_reduced_after_first_year(provider: str, at: datetime) -> bool:
+    """Whether the rule in force at ``at`` takes less past a subscriber's first year (else that year is not asked)."""
+    rule = commission_rule(provider, at)
+    return rule.rate_for(past_first_year=True) != rule.rate_for(past_first_year=False)
+
+
 def provider_remits_tax(provider: str) -> bool:
     """The provider is the merchant of record: it collects the sale's tax and pays it to the authorities."""
     return bool(getattr(PACKAGES.get(provider), "REMITS_TAX", False))

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.db.models.functions import Round
 from djmoney.money import Money
@@ -105,25 +105,37 @@ def journal_post(posting: Posting) -> tuple[JournalEntry, bool]:
     what makes retried webhooks, tasks and payout runs safe.
     """
     _validate(posting)
-    existing = JournalEntry.objects.filter(key=posting.key).first()
-    if existing is not None:
-        return existing, False
-    try:
-        with transaction.atomic():
-            entry = JournalEntry.objects.create(
-                key=posting.key,
-                kind=posting.kind,
-                memo=posting.memo[:255],
-                customer=posting.customer,
-                source_type=posting.source_type,
-                source_id=str(posting.source_id),
-                posted_at=posting.posted_at or clock.now(),
-            )
-            JournalLine.objects.bulk_create(_lines(entry, posting.legs))
-    except IntegrityError:
-        # A concurrent poster won the race on the unique key.
-        return JournalEntry.objects.get(key=posting.key), False
+    entry = JournalEntry(
+        key=posting.key,
+        kind=posting.kind,
+        memo=posting.memo[:255],
+        customer=posting.customer,
+        source_type=posting.source_type,
+        source_id=str(posting.source_id),
+        posted_at=posting.posted_at or clock.now(),
+    )
+    # One statement for the exactly-once check and the insert (no read first, no savepoint): a concurrent
+    # poster of the same key makes it wait for that transaction, then insert nothing.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(
+            _ENTRY_INSERT_SQL,
+            [entry.key, entry.kind, entry.memo, entry.posted_at, entry.customer_id, entry.source_type, entry.source_id],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return JournalEntry.objects.get(key=posting.key), False
+        entry.pk = row[0]
+        entry._state.adding = False
+        JournalLine.objects.bulk_create(_lines(entry, posting.legs))
     return entry, True
+
+
+_ENTRY_INSERT_SQL = f"""
+INSERT INTO {JournalEntry._meta.db_table} (key, kind, memo, posted_at, customer_id, source_type, source_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (key) DO NOTHING
+RETURNING id
+"""  # noqa: S608 (the table's name, no input)
 
 
 def journal_post_many(postings: Sequence[Posting], *, batch_size: int = 5000) -> int:

@@ -107,27 +107,36 @@ def payment_record(
         raise InvalidInput("Fee, tax and commission must be in the payment's currency.")
     if fee.amount < 0 or tax.amount < 0 or commission.amount < 0 or fee + tax + commission > amount:
         raise InvalidInput("Fee, tax and commission must be positive and within the amount.")
-    with transaction.atomic():
+    # No savepoint of its own (callers let what it raises roll their transaction back; the webhook batch
+    # holds one per event): the insert race below keeps its own.
+    with transaction.atomic(savepoint=False):
         payment = (
             Payment.objects.select_for_update().filter(provider=provider, provider_reference=provider_reference).first()
         )
         created = False
+        moved = False  # to succeeded, by this call
         if payment is None:
+            fresh = Payment(
+                customer=customer,
+                provider=provider,
+                provider_reference=provider_reference,
+                kind=kind,
+                amount=amount,
+                fee=fee,
+                tax=tax,
+                commission=commission,
+                refunded=Money(0, currency),
+                occurred_at=occurred_at,
+            )
+            # Written in its final status at once (one statement, not an insert and then an update).
+            if succeeded:
+                fresh.succeed()
+            elif failure_code:
+                fresh.fail(code=failure_code)
             try:
                 with transaction.atomic():
-                    payment = Payment.objects.create(
-                        customer=customer,
-                        provider=provider,
-                        provider_reference=provider_reference,
-                        kind=kind,
-                        amount=amount,
-                        fee=fee,
-                        tax=tax,
-                        commission=commission,
-                        refunded=Money(0, currency),
-                        occurred_at=occurred_at,
-                    )
-                created = True
+                    fresh.save(force_insert=True)
+                payment, created, moved = fresh, True, succeeded
             except IntegrityError:
                 payment = Payment.objects.select_for_update().get(
                     provider=provider, provider_reference=provider_reference
@@ -140,11 +149,13 @@ def payment_record(
             if succeeded:
                 payment.succeed()
                 payment.save(update_fields=["status"])
-                payment_post_to_ledger(payment, revenue_stream=revenue_stream, service_months=service_months)
-                outbox_payment_succeeded(payment)
-                if on_succeeded is not None:
-                    on_succeeded(payment)
+                moved = True
             elif failure_code:
                 payment.fail(code=failure_code)
                 payment.save(update_fields=["status", "failure_code"])
+        if moved:
+            payment_post_to_ledger(payment, revenue_stream=revenue_stream, service_months=service_months)
+            outbox_payment_succeeded(payment)
+            if on_succeeded is not None:
+                on_succeeded(payment)
     return payment, created

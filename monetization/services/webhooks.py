@@ -304,6 +304,7 @@ def webhook_events_apply_batch(
                 applier = event_appliers.get(event.provider)
                 by_applier.setdefault(id(applier), (applier, []))[1].append(event)
             applied: list[WebhookEvent] = []
+            alone: list[tuple[EventApplier, WebhookEvent]] = []
             now = clock.now()
             for applier, events in by_applier.values():
                 notes = applier.apply_together(events)
@@ -314,6 +315,24 @@ def webhook_events_apply_batch(
                         event.mark_applied(note=notes[event.pk])
                         outcomes[event.pk] = event
                         applied.append(event)
+                    else:
+                        alone.append((applier, event))
+            # The others (payments, refunds, disputes...) one at a time, still in this transaction and under
+            # its locks: a savepoint each instead of a transaction, a lock and an update of their own. One
+            # that fails is rolled back to its savepoint and left to webhook_event_apply below, which redoes
+            # it alone and records what went wrong on its row.
+            for applier, event in sorted(alone, key=lambda pair: (pair[1].occurred_at, pair[1].pk)):
+                event.attempts += 1
+                event.last_attempt_at = now
+                try:
+                    with transaction.atomic():
+                        note = applier.apply(event)
+                except Exception:
+                    log.info("webhook event %s failed in its batch; applying it alone", event.pk, exc_info=True)
+                    continue
+                event.mark_applied(note=note or "")
+                outcomes[event.pk] = event
+                applied.append(event)
             if applied:
                 bulk_update_rows(applied, OUTCOME_FIELDS)
     except Exception:

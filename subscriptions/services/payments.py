@@ -17,6 +17,7 @@ from django_fsm import can_proceed
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.commission import commission_reduced_after_first_year
 from monetization.models import Customer, Payment, Refund
 from monetization.providers.base import InvoiceReport
 from monetization.registry import Registry
@@ -90,17 +91,19 @@ def subscription_payment_record(
         SubscriptionPayment.objects.create(payment=payment, subscription=subscription)
 
     # The stores reduce their commission once a subscriber has a year of paid service: counted
-    # from the subscription's first successful payment (one indexed read).
-    first_paid = (
-        SubscriptionPayment.objects.filter(
-            subscription=subscription, payment__status__in=PAID_STATUSES, payment__provider=provider
-        )
-        .order_by("payment__occurred_at")
-        .values_list("payment__occurred_at", flat=True)
-        .first()
-    )
+    # from the subscription's first successful payment (one indexed read, only where the rule cares).
     at = occurred_at or clock.now()
-    past_first_year = first_paid is not None and first_paid <= at - timedelta(days=365)
+    past_first_year = False
+    if commission_reduced_after_first_year(provider, at):
+        first_paid = (
+            SubscriptionPayment.objects.filter(
+                subscription=subscription, payment__status__in=PAID_STATUSES, payment__provider=provider
+            )
+            .order_by("payment__occurred_at")
+            .values_list("payment__occurred_at", flat=True)
+            .first()
+        )
+        past_first_year = first_paid is not None and first_paid <= at - timedelta(days=365)
 
     def succeeded_now(payment: Payment) -> None:
         for hook in payment_hooks:

@@ -95,6 +95,7 @@ def provider_event_apply(event: WebhookEvent) -> str:
             _, created = _payment_record(event, sub, report)
             notes.append(f"earlier payment {report.provider_reference} {'recorded' if created else 'known'}")
 
+    invoiced = None
     if facts.invoice is not None:
         invoiced = sub or _subscription(event.provider, facts.subscription_ref)
         if invoiced is None:
@@ -107,7 +108,8 @@ def provider_event_apply(event: WebhookEvent) -> str:
         report = facts.payment
         alone = sub is None
         if alone:
-            sub = _subscription(event.provider, facts.subscription_ref)
+            # The invoice's subscription, when the event is an invoice: read above already.
+            sub = invoiced or _subscription(event.provider, facts.subscription_ref)
             if sub is None:
                 # Providers do not order events: the subscription's own event is on its way.
                 raise SubjectMissing(f"subscription {facts.subscription_ref} not known yet")
@@ -119,7 +121,7 @@ def provider_event_apply(event: WebhookEvent) -> str:
     if facts.payment_failed is not None:
         if not facts.subscription_ref:
             raise EventIgnored("payment failure of no subscription")
-        sub = _subscription(event.provider, facts.subscription_ref)
+        sub = invoiced or _subscription(event.provider, facts.subscription_ref)
         if sub is None:
             # Support reads dunning on the subscription's timeline: wait for the subscription.
             raise SubjectMissing(f"subscription {facts.subscription_ref} not known yet")
