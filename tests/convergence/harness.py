@@ -113,13 +113,16 @@ def deliver_interleaved(
     rng: random.Random,
     repeat: float = 0.3,
     waves: int = 4,
-    pause: float = 0.3,
+    pause: float | None = None,
     senders: int | None = None,
 ) -> tuple[SendReport, SendReport]:
     """A batch of histories sent at once: the in-order run (each history's deliveries in the provider's
     order, one history after another on one sender) and the shuffled run (all of the batch's deliveries
     shuffled together, a ``repeat`` share sent again) interleaved over ``senders`` concurrent senders, in
-    ``waves`` with a ``pause`` between them, so the worker applies some before the rest arrive.
+    ``waves`` with a ``pause`` between them, so the worker applies some before the rest arrive. The pause
+    (``pause=None``) lasts until the worker has taken every event sent so far, at most a second plus 10 ms per
+    delivery of the wave: a late event then really finds its successors applied, however large the batch and
+    however busy the machine (a fixed pause was too short for a large batch and idle time for a small one).
 
     Returns the in-order and the shuffled run's reports."""
     senders = senders or int(os.environ.get("SOAK_SENDERS", "4"))
@@ -161,8 +164,23 @@ def deliver_interleaved(
             for job in jobs:
                 job.result()  # a refused delivery fails the batch
             if wave + 1 < waves:
-                time.sleep(pause)
+                if pause is None:
+                    caught_up(timeout=1.0 + 0.01 * (sum(map(len, histories_now)) + len(part)))
+                else:
+                    time.sleep(pause)
     return in_order, out_of_order
+
+
+def caught_up(*, timeout: float) -> bool:
+    """Wait (at most ``timeout`` seconds) until the worker has taken every stored event: none is left
+    ``received``. Events waiting for their subject or for a retry do not count: their subject may be in
+    the next wave."""
+    deadline = time.monotonic() + timeout
+    while WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED).exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @dataclass
