@@ -157,6 +157,7 @@ def test_random_stripe_histories_converge_on_stripes_book(
             in_order, report = deliver_interleaved(
                 server, ordered, shuffled, rng=random.Random(SEED + first), repeat=0.3, waves=4
             )
+        watch.paused(report)
         assert in_order.all_accepted and report.all_accepted
         with watch("drain"):
             settle(timeout=settle_timeout, quiet=2.0)
@@ -187,6 +188,7 @@ def test_random_stripe_histories_converge_on_stripes_book(
             echo_in_order, echo_report = deliver_interleaved(
                 server, echoes["o"], echoes["s"], rng=random.Random(SEED + first), repeat=0.5, waves=2
             )
+        watch.paused(echo_report)
         assert echo_in_order.all_accepted and echo_report.all_accepted
         with watch("drain"):
             settle(timeout=settle_timeout, quiet=2.0)
