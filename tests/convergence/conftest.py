@@ -1,4 +1,5 @@
 import os
+import subprocess
 
 import pytest
 
@@ -56,3 +57,65 @@ def soak_workers(celery_worker_process, celery_worker_factory):
     for _ in range(int(os.environ.get("SOAK_WORKERS", "1")) - 1):
         celery_worker_factory(beat=False).start()
     return celery_worker_process
+
+
+# The settings a test sets on this process that the server must run with too (it reads them from its environment).
+_SERVER_SETTINGS = (
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_WEBHOOK_TOLERANCE",
+    "APP_STORE_ROOT_CERTS",
+    "APP_STORE_BUNDLE_ID",
+    "APP_STORE_APP_APPLE_ID",
+    "APP_STORE_ENVIRONMENT",
+    "GOOGLE_PLAY_PACKAGE_NAME",
+    "GOOGLE_PLAY_PUSH_TOKEN",
+)
+
+
+@pytest.fixture
+def soak_server(celery_worker_factory, settings, request):
+    """``soak_server()``: the base URL the deliveries go to, a real gunicorn (bench/bench_webhooks.py's, sync
+    workers) on the test database and the test broker, with the settings this test has set by then.
+
+    Not pytest-django's ``live_server`` (Django's threaded dev server, in this process): it shares the GIL with
+    the senders and comparisons, opens a thread and a database connection per request, and served the soak at
+    about 45 requests/s. ``SOAK_SERVER=live`` still uses it (to compare)."""
+    from django.db import connection
+
+    from bench.bench_webhooks import _free_port, _gunicorn
+    from tests.celery_worker import BROKER_URL, worker_env
+    from tests.processes import database_url
+
+    servers = []
+
+    def start() -> str:
+        if os.environ.get("SOAK_SERVER") == "live":
+            return request.getfixturevalue("live_server").url
+        marked = marker.kwargs if (marker := request.node.get_closest_marker("worker_env")) else {}
+        env = worker_env(
+            database_url(connection.settings_dict),
+            BROKER_URL,
+            **{
+                **marked,
+                **{name: str(getattr(settings, name) or "") for name in _SERVER_SETTINGS},
+                **{f"PAYMENT_PROVIDER_{p.upper()}": path for p, path in settings.PAYMENT_PROVIDERS.items()},
+                # A connection per gunicorn worker for the run, not one per request; the soak is not about
+                # throttling.
+                "DB_CONN_MAX_AGE": "600",
+                "API_THROTTLE_CUSTOMER_RATE": "100000000/min",
+                "API_THROTTLE_IP_RATE": "100000000/min",
+                "LOG_LEVEL": "WARNING",
+            },
+        )
+        port = _free_port()
+        servers.append(_gunicorn(env, port))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server in servers:  # before the test database is flushed or dropped: its connections go with it
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -54,6 +54,7 @@ class SendReport:
     sent: int = 0
     duplicates: int = 0
     statuses: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    paused: float = 0.0  # seconds spent between waves, waiting for the worker
 
     @property
     def all_accepted(self) -> bool:
@@ -113,13 +114,16 @@ def deliver_interleaved(
     rng: random.Random,
     repeat: float = 0.3,
     waves: int = 4,
-    pause: float = 0.3,
+    pause: float | None = None,
     senders: int | None = None,
 ) -> tuple[SendReport, SendReport]:
     """A batch of histories sent at once: the in-order run (each history's deliveries in the provider's
     order, one history after another on one sender) and the shuffled run (all of the batch's deliveries
     shuffled together, a ``repeat`` share sent again) interleaved over ``senders`` concurrent senders, in
-    ``waves`` with a ``pause`` between them, so the worker applies some before the rest arrive.
+    ``waves`` with a ``pause`` between them, so the worker applies some before the rest arrive. The pause
+    (``pause=None``) lasts until the worker has taken every event sent so far, at most a second plus 10 ms per
+    delivery of the wave: a late event then really finds its successors applied, however large the batch and
+    however busy the machine (a fixed pause was too short for a large batch and idle time for a small one).
 
     Returns the in-order and the shuffled run's reports."""
     senders = senders or int(os.environ.get("SOAK_SENDERS", "4"))
@@ -161,8 +165,25 @@ def deliver_interleaved(
             for job in jobs:
                 job.result()  # a refused delivery fails the batch
             if wave + 1 < waves:
-                time.sleep(pause)
+                paused = time.monotonic()
+                if pause is None:
+                    caught_up(timeout=1.0 + 0.01 * (sum(map(len, histories_now)) + len(part)))
+                else:
+                    time.sleep(pause)
+                out_of_order.paused += time.monotonic() - paused
     return in_order, out_of_order
+
+
+def caught_up(*, timeout: float) -> bool:
+    """Wait (at most ``timeout`` seconds) until the worker has taken every stored event: none is left
+    ``received``. Events waiting for their subject or for a retry do not count: their subject may be in
+    the next wave."""
+    deadline = time.monotonic() + timeout
+    while WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED).exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @dataclass
@@ -179,6 +200,11 @@ class Stopwatch:
 
     def __init__(self):
         self.phases: dict[str, float] = defaultdict(float)
+
+    def paused(self, report: SendReport) -> None:
+        """Count a send's pauses between waves as such, not as sending."""
+        self.phases["send"] -= report.paused
+        self.phases["pauses"] += report.paused
 
     def __call__(self, phase: str):
         watch = self
@@ -261,6 +287,7 @@ def store_batch(
         in_order, report = deliver_interleaved(
             base_url, ordered, shuffled, rng=random.Random(7 + first), repeat=0.3, waves=4
         )
+    watch.paused(report)
     assert in_order.all_accepted and report.all_accepted and report.duplicates
     with watch("drain"):
         settle(timeout=60 + count)
@@ -274,7 +301,10 @@ def store_batch(
         out_of_order = strip(ours[books[s].external_id], s)
         want = strip(expected(books[o]), o)
         if in_order_books != out_of_order or held(in_order_books) != want:
-            diverged.append((i, want, held(in_order_books), held(out_of_order)))
+            # The book's view, and every part of our books where the two runs differ (in order, shuffled): a
+            # difference outside the book's view (periods, auto-renew, ledger accounts) shows only there.
+            apart = {k: (v, out_of_order[k]) for k, v in in_order_books.items() if out_of_order[k] != v}
+            diverged.append((i, want, held(in_order_books), held(out_of_order), apart))
     watch.phases["compare"] = time.monotonic() - compared
     return BatchOutcome(count, in_order.sent + report.sent, report.duplicates, diverged, watch.phases)
 

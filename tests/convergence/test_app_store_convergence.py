@@ -65,7 +65,7 @@ def _held(books: dict) -> dict:
 
 
 def test_app_store_histories_converge_on_apples_book(
-    app_store_settings, soak_workers, live_server, store_catalog, apple_pki, make_api_key
+    app_store_settings, soak_workers, soak_server, store_catalog, apple_pki, make_api_key
 ):
     api_key, _ = make_api_key("purchases:write")
 
@@ -81,8 +81,10 @@ def test_app_store_histories_converge_on_apples_book(
             )
         return book, deliveries
 
+    server = soak_server()
+
     def run_batch(first: int, count: int):
-        return store_batch(live_server.url, first, count, prefix="A", history=history, expected=_expected, held=_held)
+        return store_batch(server, first, count, prefix="A", history=history, expected=_expected, held=_held)
 
     outcome = soak_batches("app_store", HISTORIES, run_batch)
     assert outcome.diverged == [], f"{len(outcome.diverged)} of {HISTORIES} diverged, e.g. {outcome.diverged[:3]}"

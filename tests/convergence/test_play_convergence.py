@@ -63,7 +63,7 @@ def _held(books: dict) -> dict:
     }
 
 
-def test_play_histories_converge_on_plays_book(play_book, soak_workers, live_server, store_catalog):
+def test_play_histories_converge_on_plays_book(play_book, soak_workers, soak_server, store_catalog):
     store: dict = {"resources": {}, "orders": {}}
 
     def history(i: int, namespace: str):
@@ -78,9 +78,11 @@ def test_play_histories_converge_on_plays_book(play_book, soak_workers, live_ser
         play_book.with_suffix(".tmp").write_text(json.dumps(store))
         play_book.with_suffix(".tmp").replace(play_book)
 
+    server = soak_server()
+
     def run_batch(first: int, count: int):
         return store_batch(
-            live_server.url,
+            server,
             first,
             count,
             prefix="P",

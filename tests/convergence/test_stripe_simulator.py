@@ -116,7 +116,7 @@ def _normal(expected: dict) -> dict:
 
 
 def test_random_stripe_histories_converge_on_stripes_book(
-    soak_workers, live_server, catalog, settings, monkeypatch, django_user_model
+    soak_workers, soak_server, catalog, settings, monkeypatch, django_user_model
 ):
     # Staff refunds in this process reach the same book the worker reads.
     settings.PAYMENT_PROVIDERS = {
@@ -137,6 +137,7 @@ def test_random_stripe_histories_converge_on_stripes_book(
     }
     steps: set[str] = set()
     settle_timeout = float(os.environ.get("STRIPE_SIM_SETTLE", "600"))
+    server = soak_server()  # after the settings above: it runs with them
 
     def run_batch(first: int, count: int) -> BatchOutcome:
         watch = Stopwatch()
@@ -154,8 +155,9 @@ def test_random_stripe_histories_converge_on_stripes_book(
         shuffled = [d for _o, s in pairs for d in s.deliveries()]
         with watch("send"):
             in_order, report = deliver_interleaved(
-                live_server.url, ordered, shuffled, rng=random.Random(SEED + first), repeat=0.3, waves=4, pause=1.0
+                server, ordered, shuffled, rng=random.Random(SEED + first), repeat=0.3, waves=4
             )
+        watch.paused(report)
         assert in_order.all_accepted and report.all_accepted
         with watch("drain"):
             settle(timeout=settle_timeout, quiet=2.0)
@@ -184,8 +186,9 @@ def test_random_stripe_histories_converge_on_stripes_book(
         watch.phases["staff refunds"] = time.monotonic() - refunding
         with watch("send"):
             echo_in_order, echo_report = deliver_interleaved(
-                live_server.url, echoes["o"], echoes["s"], rng=random.Random(SEED + first), repeat=0.5, waves=2
+                server, echoes["o"], echoes["s"], rng=random.Random(SEED + first), repeat=0.5, waves=2
             )
+        watch.paused(echo_report)
         assert echo_in_order.all_accepted and echo_report.all_accepted
         with watch("drain"):
             settle(timeout=settle_timeout, quiet=2.0)
