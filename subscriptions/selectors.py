@@ -39,7 +39,7 @@ class CatalogProduct:
     plans: list[CatalogPlan]
 
 
-def _pick_price(prices: list[Price], *, platform: str, country: str, component: str, at: datetime) -> Price | None:
+def price_in_force(prices: list[Price], *, platform: str, country: str, component: str, at: datetime) -> Price | None:
     """The price valid at ``at`` for the country, a platform-specific one beating a generic one."""
     candidates = [
         p
@@ -88,10 +88,10 @@ def catalog_for(*, platform: str, country: str, at: datetime | None = None) -> l
             CatalogPlan(
                 plan=plan,
                 sku=sku,
-                price=_pick_price(
+                price=price_in_force(
                     plan_prices, platform=platform, country=country, component=Price.Component.BASE, at=at
                 ),
-                seat_price=_pick_price(
+                seat_price=price_in_force(
                     plan_prices, platform=platform, country=country, component=Price.Component.SEAT, at=at
                 ),
             )

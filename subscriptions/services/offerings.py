@@ -47,7 +47,7 @@ from subscriptions.models import (
     Price,
     Sku,
 )
-from subscriptions.selectors import COUNTRY_CODES, _pick_price
+from subscriptions.selectors import COUNTRY_CODES, price_in_force
 from subscriptions.services.experiments import experiment_expose
 
 GENERATION_KEY = "off:v1:gen"
@@ -185,7 +185,7 @@ def offerings_render(*, platform: str, country: str, tag: str, at: datetime | No
             arm_price = arms.prices.get(package.plan_id)
             if arm_price is not None and (arm_price.country != country or arm_price.platform not in ("", platform)):
                 arm_price = None
-            price = arm_price or _pick_price(
+            price = arm_price or price_in_force(
                 prices.get(package.plan_id, []),
                 platform=platform,
                 country=country,

@@ -20,7 +20,7 @@ from monetization.services.audit import audit_record
 from monetization.services.permissions import require_perm
 from subscriptions.models import Plan, Platform, Price, PriceChange, Subscription
 from subscriptions.price_change_rules import price_change_rule
-from subscriptions.selectors import COUNTRY_CODES
+from subscriptions.selectors import COUNTRY_CODES, price_in_force
 
 KEEP, MOVE = PriceChange.ExistingSubscribers.KEEP, PriceChange.ExistingSubscribers.MOVE
 
@@ -123,19 +123,16 @@ def subscription_price(subscription: Subscription, *, country: str, at: datetime
         ).select_related("change")
     )
 
-    def in_force(price: Price, moment: datetime) -> bool:
-        return price.valid_from <= moment and (price.valid_until is None or price.valid_until > moment)
-
-    def newest(prices: list[Price]) -> Price | None:
-        prices.sort(key=lambda p: (p.platform == subscription.platform, p.valid_from), reverse=True)
-        return prices[0] if prices else None
+    def in_force(prices: list[Price], moment: datetime) -> Price | None:
+        return price_in_force(
+            prices, platform=subscription.platform, country=country.upper(), component=Price.Component.BASE, at=moment
+        )
 
     moved = [
         p
         for p in versions
-        if in_force(p, at)
-        and getattr(p, "change", None) is not None
+        if getattr(p, "change", None) is not None
         and p.change.existing_subscribers == MOVE
         and p.valid_from > subscription.started_at
     ]
-    return newest(moved) or newest([p for p in versions if in_force(p, subscription.started_at)])
+    return in_force(moved, at) or in_force(versions, subscription.started_at)
