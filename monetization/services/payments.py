@@ -107,9 +107,9 @@ def payment_record(
         raise InvalidInput("Fee, tax and commission must be in the payment's currency.")
     if fee.amount < 0 or tax.amount < 0 or commission.amount < 0 or fee + tax + commission > amount:
         raise InvalidInput("Fee, tax and commission must be positive and within the amount.")
-    # No savepoint of its own (callers let what it raises roll their transaction back; the webhook batch
-    # holds one per event): the insert race below keeps its own.
-    with transaction.atomic(savepoint=False):
+    # Atomic on its own (a savepoint inside a caller's transaction): a failing payment hook takes the payment,
+    # its ledger entry and its event back with it, and the caller's transaction stays usable.
+    with transaction.atomic():
         payment = (
             Payment.objects.select_for_update().filter(provider=provider, provider_reference=provider_reference).first()
         )
