@@ -104,7 +104,8 @@ def test_admin_search_uses_indexes_only(data, model_label, term):
     with CaptureQueriesContext(connection) as captured:
         qs, _ = model_admin.get_search_results(None, model.objects.all(), term)
         list(qs[:50])
-    selects = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT")]
+    # An exact search's probes may go as one UNION ALL of parenthesized SELECTs.
+    selects = [q["sql"] for q in captured.captured_queries if q["sql"].lstrip("(").startswith("SELECT")]
     assert selects
     with connection.cursor() as cursor:
         # Small test tables would be scanned anyway: forbid scans to see whether an index can serve.
