@@ -46,6 +46,8 @@ def cache_invalidate(keys: Iterable[str], *, then=None) -> None:
     keys = sorted(set(keys))
     if not keys:
         return
+    if then is None and _pending(keys):
+        return  # this transaction already forgets them once it commits (a catalog re-save, a seed run again)
     # One row whatever the count (the sweep invalidates a chunk's customers at once): a row per
     # key cost the 1M sweep 200,000 rows inserted and deleted.
     with connection.cursor() as cursor:
@@ -68,7 +70,16 @@ def cache_invalidate(keys: Iterable[str], *, then=None) -> None:
         if then is not None:
             then()
 
+    delete.invalidates = keys
     transaction.on_commit(delete, robust=True)
+
+
+def _pending(keys: list[str]) -> bool:
+    """Whether the current transaction already holds an invalidation of exactly these keys. Django drops the
+    commit callbacks of a rolled-back savepoint, so a pending one is one whose row is still there."""
+    return connection.in_atomic_block and any(
+        getattr(func, "invalidates", None) == keys for _, func, _ in connection.run_on_commit
+    )
 
 
 def _rows_delete(ids: list[int]) -> None:
