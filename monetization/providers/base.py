@@ -182,6 +182,10 @@ class PaymentReport:
     # The store product the payment bought, where the provider says (App Store transactions): a
     # subscription's plan can have changed by the time a shuffled delivery books an older payment.
     store_product_id: str = ""
+    # Since when the subscriber has had paid service, as the provider signs it with the payment (App
+    # Store): the store's commission counts its first year from here, whatever order payments are
+    # booked in. None: counted from the subscription's payments booked so far.
+    paid_service_since: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -77,11 +77,17 @@ def subscription_payment_record(
     failure_code: str = "",
     occurred_at: datetime | None = None,
     plan: Plan | None = None,
+    paid_service_since: datetime | None = None,
 ) -> tuple[Payment, bool]:
     """Record a payment of ``subscription`` once per (provider, reference), linked to it, hooks run.
 
     ``plan`` is the plan the payment bought when the provider says (else the subscription's): its
     months are the service period the revenue is recognized over.
+
+    ``paid_service_since`` is when the subscriber's paid service began, when the provider signs it
+    with the payment (App Store): the store's reduced commission past the first year counts from it.
+    Without it, the year counts from the subscription's first payment booked so far, which is only
+    right when payments are booked in the order they were taken.
 
     Idempotent like ``payment_record``: a repeated call returns the existing payment
     (created=False), links nothing twice and runs no hook again.
@@ -90,20 +96,22 @@ def subscription_payment_record(
     def link(payment: Payment) -> None:
         SubscriptionPayment.objects.create(payment=payment, subscription=subscription)
 
-    # The stores reduce their commission once a subscriber has a year of paid service: counted
-    # from the subscription's first successful payment (one indexed read, only where the rule cares).
+    # The stores reduce their commission once a subscriber has a year of paid service: counted from
+    # when the provider says paid service began, else from the subscription's first successful
+    # payment booked (one indexed read, only where the rule cares).
     at = occurred_at or clock.now()
     past_first_year = False
     if commission_reduced_after_first_year(provider, at):
-        first_paid = (
-            SubscriptionPayment.objects.filter(
-                subscription=subscription, payment__status__in=PAID_STATUSES, payment__provider=provider
+        if paid_service_since is None:
+            paid_service_since = (
+                SubscriptionPayment.objects.filter(
+                    subscription=subscription, payment__status__in=PAID_STATUSES, payment__provider=provider
+                )
+                .order_by("payment__occurred_at")
+                .values_list("payment__occurred_at", flat=True)
+                .first()
             )
-            .order_by("payment__occurred_at")
-            .values_list("payment__occurred_at", flat=True)
-            .first()
-        )
-        past_first_year = first_paid is not None and first_paid <= at - timedelta(days=365)
+        past_first_year = paid_service_since is not None and paid_service_since <= at - timedelta(days=365)
 
     def succeeded_now(payment: Payment) -> None:
         for hook in payment_hooks:

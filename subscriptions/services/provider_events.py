@@ -214,6 +214,7 @@ def _payment_record(event: WebhookEvent, sub: Subscription, report) -> tuple[Pay
         kind=report.kind,
         occurred_at=report.occurred_at,
         plan=plan,
+        paid_service_since=report.paid_service_since,
     )
     if created:
         # Refunds, reversals and disputes of this payment that came first wait for it: apply them now.

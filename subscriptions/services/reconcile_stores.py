@@ -16,7 +16,7 @@ from django.db.models import Q
 
 from monetization.models import Payment
 from monetization.money import minor_from_money
-from monetization.providers.app_store.parsing import ms, refund_report, transaction_amount
+from monetization.providers.app_store.parsing import ms, paid_service_since, refund_report, transaction_amount
 from monetization.providers.app_store.payloads import SUBSCRIPTION
 from monetization.providers.base import PaymentReport, ProviderError, RefundReport, SubscriptionSnapshot, get_provider
 from monetization.providers.google_play import REFUND_ACCESS as PLAY_REFUND_ACCESS
@@ -67,6 +67,7 @@ def _record_payment(sub: Subscription, report: PaymentReport) -> None:
         amount=report.amount,
         kind=report.kind,
         occurred_at=report.occurred_at,
+        paid_service_since=report.paid_service_since,
     )
 
 
@@ -117,6 +118,7 @@ def app_store_reconcile(*, since: datetime) -> Iterator[Drift]:
                     amount=amount,
                     kind="initial" if first else "renewal",
                     occurred_at=ms(tx.get("purchaseDate")),
+                    paid_service_since=paid_service_since(tx),
                 )
                 yield Drift(
                     "app_store",

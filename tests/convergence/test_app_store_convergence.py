@@ -4,17 +4,19 @@ Apple's book ends: subscription state, access, payments, refunds and the ledger.
 ``SOAK_HISTORIES`` scales it (``make soak``: thousands); CI runs the default.
 """
 
+import dataclasses
 import os
 import random
 from decimal import Decimal
 
 import pytest
 
-from monetization.models import ProviderIdentity
+from monetization.models import JournalLine, Payment, ProviderIdentity
+from monetization.services.ledger import Account
 from tests.monetization.factories import CustomerFactory
 
-from .app_store_sim import app_store_history
-from .harness import soak_batches, store_batch
+from .app_store_sim import START, YEARLY, _Apple, app_store_history
+from .harness import deliver_in_order, settle, soak_batches, store_batch
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -88,3 +90,33 @@ def test_app_store_histories_converge_on_apples_book(
 
     outcome = soak_batches("app_store", HISTORIES, run_batch)
     assert outcome.diverged == [], f"{len(outcome.diverged)} of {HISTORIES} diverged, e.g. {outcome.diverged[:3]}"
+
+
+def test_the_store_commission_of_a_renewal_does_not_depend_on_the_order_payments_arrive_in(
+    app_store_settings, soak_workers, soak_server, store_catalog, apple_pki, make_api_key
+):
+    """Three yearly payments whose notifications arrive newest first: Apple keeps 30% of the first year and
+    15% of the two after it (a year of paid service since the original purchase), as it does in order."""
+    api_key, _ = make_api_key("purchases:write")
+    apple = _Apple(random.Random(0), "AC1Z", apple_pki, api_key)
+    apple.book.family = False  # the subscriber pays
+    apple.product = apple.next_product = YEARLY
+    apple.pay("SUBSCRIBED", "INITIAL_BUY", START)
+    apple.pay("DID_RENEW", "", apple.tx["expiresDate"])
+    apple.pay("DID_RENEW", "", apple.tx["expiresDate"])
+    customer = CustomerFactory(external_id=apple.book.external_id, country="US")
+    ProviderIdentity.objects.create(
+        customer=customer,
+        provider="app_store",
+        kind=ProviderIdentity.Kind.APP_ACCOUNT_TOKEN,
+        value=apple.book.account_token,
+    )
+    server = soak_server()
+    for delivery in reversed(apple.deliveries):  # each applied before the one Apple sent before it arrives
+        assert deliver_in_order(server, [dataclasses.replace(delivery, seq=0)]).all_accepted
+        settle(timeout=120)
+
+    payments = Payment.objects.filter(customer=customer).order_by("occurred_at")
+    assert [p.commission.amount for p in payments] == [Decimal("30.00"), Decimal("15.00"), Decimal("15.00")]
+    kept = JournalLine.objects.filter(entry__customer=customer, account=Account.STORE_COMMISSION)
+    assert sum(line.amount for line in kept) == Decimal("60.00")

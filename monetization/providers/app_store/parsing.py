@@ -146,6 +146,25 @@ def transaction_amount(transaction: dict) -> Money | None:
     return Money(Decimal(int(price)) / 1000, currency)
 
 
+def paid_service_since(transaction: dict, renewal: dict | None = None) -> datetime | None:
+    """Since when the subscriber has had paid service, as Apple signs it with a transaction.
+
+    Apple takes 15% instead of 30% once a subscriber has a year of paid service, and a lapse of
+    more than 60 days starts the count again. Read from what Apple signed with the payment (not
+    from the payments we booked before it, which a late or reordered notification leaves short),
+    so a payment gets the same rate whatever order notifications are applied in: the
+    subscription's ``originalPurchaseDate``, or the renewal info's ``recentSubscriptionStartDate``
+    (the series' start ignoring lapses of 60 days or less) when it travels with the transaction.
+    Apple's exact count leaves out the days of a free trial and of a short lapse; this counts them,
+    so it may reduce the rate up to those days early (the proceeds reconciliation shows Apple's own).
+    """
+    since = ms(transaction.get("originalPurchaseDate"))
+    recent = ms((renewal or {}).get("recentSubscriptionStartDate"))
+    if since is None or (recent is not None and recent > since):
+        return recent
+    return since
+
+
 def _snapshot(event: StoredEvent) -> SubscriptionSnapshot:
     """The notification's subscription snapshot (raises EventIgnored for what we don't act on)."""
     notification = event.payload.get("notification") or {}
@@ -243,6 +262,7 @@ def event_facts(event: StoredEvent) -> EventFacts:
             kind="upgrade" if upgrade else "initial" if first and subtype != "RESUBSCRIBE" else "renewal",
             occurred_at=ms(transaction.get("purchaseDate")) or event.occurred_at,
             store_product_id=str(transaction.get("productId") or ""),
+            paid_service_since=paid_service_since(transaction, event.payload.get("renewal")),
         )
     if ntype == "REFUND":
         # Apple owns App Store refunds; it tells us the transaction it refunded (whole or prorated).
