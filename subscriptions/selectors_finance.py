@@ -73,8 +73,10 @@ def months_sql(plan: str = "pl") -> str:
 
 
 def periods_sql() -> str:
-    """Every paid period that may cover a day from ``%(periods_since)s`` to ``%(until)s``: subscription,
-    start, end, monthly value net of tax and currency (a CTE body; parameters ``paid``, ``kinds``)."""
+    """Every paid period that may cover a day up to ``%(until)s`` and paid since ``%(periods_since)s``:
+    subscription, start, end, monthly value net of tax and currency (a CTE body; parameters ``paid``,
+    ``kinds``). ``periods_since`` is a constant (the first day less the longest plan in the catalog),
+    not a subquery, so that the planner sizes the payments' range from the index."""
     sp, p, s, pl = (
         SubscriptionPayment._meta.db_table,
         Payment._meta.db_table,
@@ -91,9 +93,7 @@ def periods_sql() -> str:
         JOIN {s} s ON s.id = sp.subscription_id
         JOIN {pl} pl ON pl.id = s.plan_id
         WHERE p.status = ANY(%(paid)s) AND p.kind = ANY(%(kinds)s) AND p.occurred_at < %(until)s
-          -- a period paid longer ago than the longest plan in the catalog covers none of these days
           AND p.occurred_at >= %(periods_since)s
-              - (SELECT make_interval(months => max({months_sql("lp")})) FROM {pl} lp)
     """  # noqa: S608 (table names from model metadata; values are parameters)
 
 

@@ -63,7 +63,12 @@ class Payment(StateMachineModel, models.Model):
                 condition=models.Q(refunded__lte=models.F("amount")), name="payment_refund_not_above_amount"
             ),
         ]
-        indexes = [models.Index(fields=["customer", "-occurred_at"], name="payment_customer_time_idx")]
+        indexes = [
+            models.Index(fields=["customer", "-occurred_at"], name="payment_customer_time_idx"),
+            # Finance's daily snapshots read the payments of a range of days (and the periods that
+            # may cover it): without it, refreshing one day scans every payment ever taken.
+            models.Index(fields=["occurred_at"], name="payment_occurred_at_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} {self.provider_reference} {self.amount}"

@@ -10,6 +10,7 @@ into the table through ``manage.py load_exchange_rates`` from a source in :data:
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime
 import io
@@ -75,6 +76,10 @@ def convert(amount: Money, to: str, day: datetime.date) -> Money:
     return Money(value.quantize(Decimal(1).scaleb(-minor_unit_exponent(to)), rounding=ROUND_HALF_EVEN), to)
 
 
+# Sorts after any rate: ``(day, _ANY_RATE)`` comes after every row published on ``day``.
+_ANY_RATE = Decimal("Infinity")
+
+
 class RateTable:
     """Every rate a report over ``[start, end]`` needs, read in one query, answered like :func:`rate_on`.
 
@@ -85,6 +90,7 @@ class RateTable:
         self.to = to
         wanted = set(currencies) | {to}
         self._days: dict[str, list[tuple[datetime.date, Decimal]]] = {c: [] for c in wanted}
+        self._rates: dict[tuple[str, datetime.date], Decimal | None] = {}
         rows = ExchangeRate.objects.filter(
             base=ECB_BASE,
             currency__in=wanted - {ECB_BASE},
@@ -97,19 +103,23 @@ class RateTable:
     def _base_rate(self, currency: str, day: datetime.date) -> Decimal | None:
         if currency == ECB_BASE:
             return Decimal(1)
-        best = None
-        for published, rate in self._days.get(currency, ()):
-            if published > day:
-                break
-            best = (published, rate)
-        if best is None or best[0] < day - datetime.timedelta(days=MAX_STALE_DAYS):
+        # A report asks for every (day, currency) of its range: a binary search, not a walk from the start.
+        published = self._days.get(currency, ())
+        at = bisect.bisect_right(published, (day, _ANY_RATE)) - 1
+        if at < 0 or published[at][0] < day - datetime.timedelta(days=MAX_STALE_DAYS):
             return None
-        return best[1]
+        return published[at][1]
 
     def rate(self, currency: str, day: datetime.date) -> Decimal | None:
         """Units of the reporting currency one ``currency`` is worth on ``day``; None when no rate is known."""
         if currency == self.to:
             return Decimal(1)
+        if (currency, day) in self._rates:  # each figure of a (day, currency) total asks again
+            return self._rates[currency, day]
+        self._rates[currency, day] = self._rate(currency, day)
+        return self._rates[currency, day]
+
+    def _rate(self, currency: str, day: datetime.date) -> Decimal | None:
         to_rate, from_rate = self._base_rate(self.to, day), self._base_rate(currency, day)
         if to_rate is None or from_rate is None:
             return None

@@ -166,6 +166,13 @@ class Subscription(StateMachineModel, models.Model):
             # The sweep's other due dates; partial, so only rows in that state carry an entry
             # and a sweep with nothing due reads nothing.
             models.Index(fields=["trial_end"], name="subscription_trial_due_idx", condition=models.Q(state="trialing")),
+            # Finance's trial figures of a range of days: trials started, and trials ended, in it.
+            models.Index(
+                fields=["started_at"], name="subscription_trial_start_idx", condition=models.Q(trial_end__isnull=False)
+            ),
+            models.Index(
+                fields=["trial_end"], name="subscription_trial_end_idx", condition=models.Q(trial_end__isnull=False)
+            ),
             models.Index(
                 fields=["grace_end"], name="subscription_grace_due_idx", condition=models.Q(state="in_grace_period")
             ),
