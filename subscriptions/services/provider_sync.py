@@ -29,7 +29,7 @@ from monetization import clock
 from monetization.bulk import bulk_update_rows
 from monetization.errors import ErrorCode, InvalidInput
 from monetization.models import AuditEvent, Customer, Provider, ProviderIdentity
-from monetization.providers.base import Acknowledgement, SubscriptionSnapshot, SubscriptionStatus
+from monetization.providers.base import Acknowledgement, CancelReason, SubscriptionSnapshot, SubscriptionStatus
 from monetization.registry import Registry
 from monetization.services.audit import audit_event_build, audit_events_write, audit_record
 from monetization.webhook_queue import webhook_events_wake
@@ -236,6 +236,18 @@ def _field_updates(snapshot: SubscriptionSnapshot, target: str) -> dict:
     return {k: v for k, v in updates.items() if v is not None or k in ("grace_end", "trial_end")}
 
 
+def _cancel_reason_update(sub: Subscription, snapshot: SubscriptionSnapshot, target: str) -> dict:
+    """The provider's reason a subscription stopped renewing or ended (win-back rules read it), also when
+    no transition runs (an expiry that names its reason after the cancellation did). A reason staff typed
+    (not one of the providers' words) is kept."""
+    reason = snapshot.cancel_reason
+    if not reason or target not in (S.CANCELED, S.EXPIRED) or sub.cancel_reason == reason:
+        return {}
+    if sub.cancel_reason and sub.cancel_reason not in CancelReason._value2member_map_:
+        return {}
+    return {"cancel_reason": reason}
+
+
 def _key(snapshot: SubscriptionSnapshot) -> tuple[str, str]:
     return snapshot.provider, snapshot.provider_subscription_id
 
@@ -399,7 +411,7 @@ def subscriptions_sync_from_snapshots(requests: Sequence[SyncRequest]) -> list[S
                 target = S.ON_HOLD
             path = transition_path(sub, target)
             untracked = _untracked_updates(sub, snapshot, cause, audits)
-            updates = {**_field_updates(snapshot, target), **untracked}
+            updates = {**_field_updates(snapshot, target), **untracked, **_cancel_reason_update(sub, snapshot, target)}
             if sub.is_organization_subscription() and updates.get("quantity", sub.quantity) != sub.quantity:
                 # An organization's seat count is ours (the seat ledger), pushed to the provider: a
                 # different count from the provider is flagged for Finance, never applied; the echo of
