@@ -127,6 +127,14 @@ class CancelReason(StrEnum):
     OTHER = "other"
 
 
+class PriceIncrease(StrEnum):
+    """Where a subscriber stands on a store's price increase (App Store consent, Play price change)."""
+
+    NONE = ""  # none announced to them (or the provider does not say)
+    PENDING = "pending"  # asked, not answered: they keep their price, and the store ends it unless they accept
+    ACCEPTED = "accepted"  # consented, or told of one that needs no consent: they pay it from its renewal on
+
+
 class OfferKind(StrEnum):
     """Under what offer a subscription's current period was sold, in words every provider's map to."""
 
@@ -169,6 +177,7 @@ class SubscriptionSnapshot:
     grace_end: datetime | None = None
     auto_renew: bool = True
     cancel_reason: str = ""  # a CancelReason (why it stopped renewing), "" while it renews
+    price_increase: str = PriceIncrease.NONE
     quantity: int = 1
     acknowledgement: str = Acknowledgement.NOT_NEEDED
     acknowledged_at: datetime | None = None  # set when we acknowledged it just now

@@ -112,7 +112,8 @@ def price_change_schedule(
 
 def subscription_price(subscription: Subscription, *, country: str, at: datetime | None = None) -> Price | None:
     """The price an existing subscriber pays for the period renewing at ``at``: the version in force when they
-    subscribed, unless a web change moves existing subscribers and is effective by then."""
+    subscribed, unless a web change moves existing subscribers, or the subscriber accepted a store's increase
+    (``price_consented_at``), and it is effective by then. One who has not answered keeps their price."""
     at = at or clock.now()
     versions = list(
         Price.objects.filter(
@@ -128,11 +129,18 @@ def subscription_price(subscription: Subscription, *, country: str, at: datetime
             prices, platform=subscription.platform, country=country.upper(), component=Price.Component.BASE, at=moment
         )
 
+    consented = subscription.price_consented_at
+
+    def moves(change: PriceChange) -> bool:
+        # The web moves existing subscribers by the change itself; a store moves those who accepted it
+        # (App Store consent, Play confirmation) once it was announced to them.
+        if change.existing_subscribers == MOVE:
+            return True
+        return consented is not None and change.platform == subscription.platform and change.announced_at <= consented
+
     moved = [
         p
         for p in versions
-        if getattr(p, "change", None) is not None
-        and p.change.existing_subscribers == MOVE
-        and p.valid_from > subscription.started_at
+        if getattr(p, "change", None) is not None and p.valid_from > subscription.started_at and moves(p.change)
     ]
     return in_force(moved, at) or in_force(versions, subscription.started_at)

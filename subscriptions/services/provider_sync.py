@@ -29,7 +29,13 @@ from monetization import clock
 from monetization.bulk import bulk_update_rows
 from monetization.errors import ErrorCode, InvalidInput
 from monetization.models import AuditEvent, Customer, Provider, ProviderIdentity
-from monetization.providers.base import Acknowledgement, CancelReason, SubscriptionSnapshot, SubscriptionStatus
+from monetization.providers.base import (
+    Acknowledgement,
+    CancelReason,
+    PriceIncrease,
+    SubscriptionSnapshot,
+    SubscriptionStatus,
+)
 from monetization.registry import Registry
 from monetization.services.audit import audit_event_build, audit_events_write, audit_record
 from monetization.webhook_queue import webhook_events_wake
@@ -364,6 +370,8 @@ _SYNCED_FIELDS = [
     "billing_issue_at",
     "auto_renew",
     "cancel_reason",
+    "price_increase",
+    "price_consented_at",
     "quantity",
     "ended_at",
     "last_event_at",
@@ -547,12 +555,31 @@ def _save(subs: list[Subscription]) -> None:
 def _untracked_updates(
     sub: Subscription, snapshot: SubscriptionSnapshot, cause: Cause, audits: list[Callable[[], AuditEvent]]
 ) -> dict:
-    """Fields outside the state history: event clock, plan changes, Play acknowledgement."""
+    """Fields outside the state history: event clock, price increase consent, plan changes, Play acknowledgement."""
     changes: dict = {}
     if sub.last_event_at is None or snapshot.as_of > sub.last_event_at:
         changes["last_event_at"] = snapshot.as_of
     if snapshot.acknowledgement == Acknowledgement.ACKNOWLEDGED and sub.acknowledged_at is None:
         changes["acknowledged_at"] = snapshot.acknowledged_at or clock.now()
+    if snapshot.price_increase and snapshot.price_increase != sub.price_increase:
+        # A store's price increase, as the subscriber answered it. Only a consent moves their price
+        # (subscription_price); a snapshot that no longer names one (the increase applied) changes nothing.
+        changes["price_increase"] = snapshot.price_increase
+        if snapshot.price_increase == PriceIncrease.ACCEPTED:
+            changes["price_consented_at"] = snapshot.as_of
+        audits.append(
+            partial(
+                audit_event_build,
+                action="subscription.price_increase",
+                obj=sub,
+                actor_kind=cause.actor_kind,
+                actor_label=cause.label,
+                customer=sub.customer,
+                before={"price_increase": sub.price_increase},
+                after={"price_increase": snapshot.price_increase},
+                reason=cause.reason,
+            )
+        )
     sku = sku_resolve(snapshot)
     if sku.pk != sub.sku_id:
         # Upgrade / crossgrade (downgrades reach us at renewal, when the store switches product).

@@ -21,6 +21,7 @@ from monetization.providers.base import (
     OfferFacts,
     OfferKind,
     PaymentReport,
+    PriceIncrease,
     RefundReport,
     StoredEvent,
     SubscriptionSnapshot,
@@ -135,6 +136,19 @@ def cancel_reason(renewal: dict, *, status: str, auto_renew: bool, subtype: str 
     return CancelReason.VOLUNTARY if not auto_renew else ""
 
 
+# JWSRenewalInfoDecodedPayload.priceIncreaseStatus, and the PRICE_INCREASE notification's subtypes.
+PRICE_INCREASE_STATUS = {0: PriceIncrease.PENDING, 1: PriceIncrease.ACCEPTED}
+PRICE_INCREASE_SUBTYPE = {"PENDING": PriceIncrease.PENDING, "ACCEPTED": PriceIncrease.ACCEPTED}
+
+
+def price_increase(renewal: dict, *, notification_type: str = "", subtype: str = "") -> str:
+    """The subscriber's answer to a price increase: a PRICE_INCREASE notification says it, else the renewal
+    info's priceIncreaseStatus (1 also when Apple told them of one that needs no consent)."""
+    if notification_type == "PRICE_INCREASE" and subtype in PRICE_INCREASE_SUBTYPE:
+        return PRICE_INCREASE_SUBTYPE[subtype]
+    return PRICE_INCREASE_STATUS.get(renewal.get("priceIncreaseStatus"), PriceIncrease.NONE)
+
+
 def snapshot_from_transaction(
     transaction: dict, renewal: dict | None, *, as_of: datetime, notification_type: str = "", subtype: str = ""
 ) -> SubscriptionSnapshot:
@@ -164,6 +178,7 @@ def snapshot_from_transaction(
         grace_end=ms(renewal.get("gracePeriodExpiresDate")),
         auto_renew=auto_renew,
         cancel_reason=cancel_reason(renewal, status=status, auto_renew=auto_renew, subtype=subtype),
+        price_increase=price_increase(renewal, notification_type=notification_type, subtype=subtype),
         quantity=int(transaction.get("quantity") or 1),
         offer=transaction_offer(transaction),
         extra={"auto_renew_product_id": renewal.get("autoRenewProductId", "")},

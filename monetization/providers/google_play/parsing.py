@@ -24,6 +24,7 @@ from monetization.providers.base import (
     OfferFacts,
     OfferKind,
     PaymentReport,
+    PriceIncrease,
     ProviderError,
     RefundReport,
     RetryableApplyError,
@@ -165,6 +166,15 @@ def price_increase_outstanding(item: dict) -> bool:
     return change.get("priceChangeMode") == "PRICE_INCREASE" and change.get("priceChangeState") == "OUTSTANDING"
 
 
+def price_increase(item: dict) -> str:
+    """The subscriber's answer to a price change (``autoRenewingPlan.priceChangeDetails``): an opt-in increase
+    still OUTSTANDING waits for them; confirmed or applied, an opt-out increase or a decrease needs nothing."""
+    change = (item.get("autoRenewingPlan") or {}).get("priceChangeDetails") or {}
+    if not change:
+        return PriceIncrease.NONE
+    return PriceIncrease.PENDING if price_increase_outstanding(item) else PriceIncrease.ACCEPTED
+
+
 def cancel_reason(data: dict, item: dict) -> str:
     """Why a Play subscription stops renewing, from ``canceledStateContext`` ("" while it renews)."""
     context = data.get("canceledStateContext") or {}
@@ -217,6 +227,7 @@ def snapshot_from_v2(token: str, data: dict, *, as_of: datetime) -> Subscription
         grace_end=expiry if state == "SUBSCRIPTION_STATE_IN_GRACE_PERIOD" else None,
         auto_renew=auto_renew if state != "SUBSCRIPTION_STATE_CANCELED" else False,
         cancel_reason=cancel_reason(data, item),
+        price_increase=price_increase(item),
         acknowledgement=ACKNOWLEDGEMENT.get(data.get("acknowledgementState", ""), Acknowledgement.NOT_NEEDED),
         offer=v2_offer(data, item),
         extra={
