@@ -352,6 +352,11 @@ class PaymentProvider(Protocol):
         self, provider_subscription_id: str, *, store_product_id: str, idempotency_key: str
     ) -> SubscriptionSnapshot: ...
 
+    # Web only: a plan's new price from the subscription's next renewal (the stores move their subscribers).
+    def move_subscription_price(
+        self, provider_subscription_id: str, *, store_product_id: str, idempotency_key: str
+    ) -> SubscriptionSnapshot: ...
+
     def billing_portal_session(self, *, customer_ref: str, return_url: str, idempotency_key: str) -> PortalSession: ...
 
 

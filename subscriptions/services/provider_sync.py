@@ -213,6 +213,13 @@ def _sku_lookup(provider: str, store_product_id: str, base_plan_id: str) -> Sku:
     platform = PLATFORM_BY_PROVIDER[provider]
     skus = Sku.objects.select_related("plan__product").filter(platform=platform, store_product_id=store_product_id)
     sku = skus.filter(base_plan_id=base_plan_id).first() or skus.first()
+    if sku is None and platform == Platform.WEB:
+        # A web price change's Stripe price (pushed to existing subscribers at renewal) is the plan's SKU too.
+        sku = (
+            Sku.objects.select_related("plan__product")
+            .filter(platform=platform, plan__price_changes__stripe_price_id=store_product_id)
+            .first()
+        )
     if sku is None:
         raise SubscriptionSyncError(
             f"No {platform} SKU for store product '{store_product_id}'"
