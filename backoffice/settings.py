@@ -529,6 +529,14 @@ CELERY_BEAT_SCHEDULE["subscriptions-win-back"] = {
     "schedule": WIN_BACK_INTERVAL,
     "options": {"expires": WIN_BACK_INTERVAL},
 }
+# Web price changes that move existing subscribers: their Stripe subscriptions switch price before the renewal
+# the change takes effect at (subscriptions.services.price_changes.price_changes_push; idempotent).
+PRICE_CHANGE_PUSH_INTERVAL = float(os.environ.get("PRICE_CHANGE_PUSH_INTERVAL", "3600"))
+CELERY_BEAT_SCHEDULE["subscriptions-price-changes-push"] = {
+    "task": "subscriptions.price_changes_push",
+    "schedule": PRICE_CHANGE_PUSH_INTERVAL,
+    "options": {"expires": PRICE_CHANGE_PUSH_INTERVAL},
+}
 
 # Grace a product grants on its own terms, by product kind, whatever the platform rule says
 # (a Verified Organization keeps its badges 14 days after a failed invoice, then is suspended).
@@ -573,6 +581,7 @@ CELERY_TASK_ROUTES = {
     "subscriptions.reconcile_providers": {"queue": "sweeps"},
     "subscriptions.overlaps_detect": {"queue": "sweeps"},
     "subscriptions.win_back_run": {"queue": "sweeps"},
+    "subscriptions.price_changes_push": {"queue": "outbound"},  # calls Stripe
     "verified_orgs.*": {"queue": "sweeps"},
     "creators.tasks.eligibility_*": {"queue": "sweeps"},
     "monetization.tasks_support.*": {"queue": "sweeps"},

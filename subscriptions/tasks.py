@@ -9,6 +9,7 @@ from celery import shared_task
 from subscriptions.services.finance_snapshots import finance_snapshots_refresh_recent
 from subscriptions.services.overlaps import overlaps_detect
 from subscriptions.services.play_acknowledgement import play_acknowledge_pending
+from subscriptions.services.price_changes import price_changes_push
 from subscriptions.services.reconcile import providers_reconcile_recent
 from subscriptions.services.sweep import lifecycle_sweep
 from subscriptions.services.win_back import win_back_run
@@ -62,4 +63,12 @@ def win_back_run_task() -> dict:
     result = win_back_run()
     summary = {"targeted": result.targeted, "converted": result.converted}
     logger.info("win-back run: %s", summary)
+    return summary
+
+
+@shared_task(name="subscriptions.price_changes_push", acks_late=True, ignore_result=True)
+def price_changes_push_task() -> dict:
+    result = price_changes_push()
+    summary = {"claimed": result.claimed, "pushed": result.pushed, "failed": result.failed}
+    logger.info("price changes pushed: %s", summary)
     return summary

@@ -424,6 +424,24 @@ class FakeProvider(StripeBillingBook):
         self.subscriptions[provider_subscription_id] = snap
         return snap
 
+    def move_subscription_price(
+        self, provider_subscription_id: str, *, store_product_id: str, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        """Like Stripe without proration: the item's price changes, the next renewal charges it."""
+        self.calls.append(
+            (
+                "move_subscription_price",
+                {"id": provider_subscription_id, "price": store_product_id, "key": idempotency_key},
+            )
+        )
+        self._maybe_fail("move_subscription_price")
+        snap = self.subscriptions.get(provider_subscription_id)
+        if snap is None:
+            raise ProviderError(f"no such subscription {provider_subscription_id}", code="not_found")
+        snap = replace(snap, store_product_id=store_product_id, as_of=clock.now())
+        self.subscriptions[provider_subscription_id] = snap
+        return snap
+
     def billing_portal_session(self, *, customer_ref: str, return_url: str, idempotency_key: str) -> PortalSession:
         """A session shaped as Stripe's ``billing_portal.session`` answers (bps_ id, billing.stripe.com URL);
         the same key answers the same session, as Stripe's idempotency does."""

@@ -110,6 +110,31 @@ class Acknowledgement(StrEnum):
     ACKNOWLEDGED = "acknowledged"
 
 
+class CancelReason(StrEnum):
+    """Why a subscription stopped renewing, in words every provider's reasons map to (win-back rules read them)."""
+
+    VOLUNTARY = "voluntary"  # the customer turned renewal off and gave no reason
+    TOO_EXPENSIVE = "too_expensive"  # the customer said it costs too much
+    PRICE_INCREASE = "price_increase"  # the customer did not accept a price increase
+    BILLING_ERROR = "billing_error"  # the payment failed and was never recovered
+    PRODUCT_UNAVAILABLE = "product_unavailable"  # the product is no longer for sale
+    UNUSED = "unused"  # the customer said they did not use it enough
+    SWITCHED = "switched_service"  # the customer found something better
+    QUALITY = "quality"  # technical issues, quality, missing features, too complex, customer service
+    REPLACED = "replaced"  # replaced by another purchase (upgrade, downgrade, resubscribe)
+    DEVELOPER = "developer"  # cancelled by us (the developer), not the customer
+    DISPUTED = "payment_disputed"  # the customer disputed a payment
+    OTHER = "other"
+
+
+class PriceIncrease(StrEnum):
+    """Where a subscriber stands on a store's price increase (App Store consent, Play price change)."""
+
+    NONE = ""  # none announced to them (or the provider does not say)
+    PENDING = "pending"  # asked, not answered: they keep their price, and the store ends it unless they accept
+    ACCEPTED = "accepted"  # consented, or told of one that needs no consent: they pay it from its renewal on
+
+
 class OfferKind(StrEnum):
     """Under what offer a subscription's current period was sold, in words every provider's map to."""
 
@@ -151,7 +176,8 @@ class SubscriptionSnapshot:
     trial_end: datetime | None = None
     grace_end: datetime | None = None
     auto_renew: bool = True
-    cancel_reason: str = ""
+    cancel_reason: str = ""  # a CancelReason (why it stopped renewing), "" while it renews
+    price_increase: str = PriceIncrease.NONE
     quantity: int = 1
     acknowledgement: str = Acknowledgement.NOT_NEEDED
     acknowledged_at: datetime | None = None  # set when we acknowledged it just now
@@ -327,6 +353,11 @@ class PaymentProvider(Protocol):
 
     # Web subscriptions only (Stripe): the stores let only the customer change a plan or a card, in the store.
     def change_subscription_plan(
+        self, provider_subscription_id: str, *, store_product_id: str, idempotency_key: str
+    ) -> SubscriptionSnapshot: ...
+
+    # Web only: a plan's new price from the subscription's next renewal (the stores move their subscribers).
+    def move_subscription_price(
         self, provider_subscription_id: str, *, store_product_id: str, idempotency_key: str
     ) -> SubscriptionSnapshot: ...
 

@@ -14,7 +14,16 @@ from subscriptions.services import price_changes
 class PriceChangeForm(forms.ModelForm):
     class Meta:
         model = PriceChange
-        fields = ("plan", "platform", "country", "amount", "effective_at", "existing_subscribers", "reason")
+        fields = (
+            "plan",
+            "platform",
+            "country",
+            "amount",
+            "effective_at",
+            "existing_subscribers",
+            "stripe_price_id",
+            "reason",
+        )
 
     def clean(self):
         data = super().clean()
@@ -48,6 +57,7 @@ class PriceChangeAdmin(admin.ModelAdmin):
             amount=obj.amount,
             effective_at=obj.effective_at,
             existing_subscribers=obj.existing_subscribers,
+            stripe_price_id=obj.stripe_price_id,
             reason=obj.reason,
         )
         obj.pk = scheduled.pk

@@ -6,7 +6,7 @@ from .offerings import Offering, OfferingCountry, OfferingPackage
 from .offers import IntroductoryOffer, IntroductoryOfferUse, ProductFamily
 from .overlaps import OverlapCase
 from .payments import SubscriptionPayment
-from .price_changes import PriceChange
+from .price_changes import PriceChange, PriceChangePush
 from .subscriptions import DunningAttempt, Subscription
 from .winback import WinBackRule, WinBackTarget
 
@@ -28,6 +28,7 @@ __all__ = [
     "Platform",
     "Price",
     "PriceChange",
+    "PriceChangePush",
     "Product",
     "ProductFamily",
     "PromoCode",

@@ -30,6 +30,11 @@ class PriceChange(models.Model):
     effective_at = models.DateTimeField()
     reason = models.CharField(max_length=2000)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    stripe_price_id = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="Web: the Stripe price existing subscribers move to at renewal (a move pushes it to Stripe)",
+    )
 
     class Meta:
         ordering = ["-effective_at"]
@@ -46,3 +51,26 @@ class PriceChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan.code} {self.platform} {self.country} {self.amount} from {self.effective_at:%Y-%m-%d}"
+
+
+class PriceChangePush(models.Model):
+    """A web subscription a price change moves: claimed once (unique), pushed to Stripe once (``pushed_at``);
+    a push interrupted between the two is retried under the same idempotency key."""
+
+    change = models.ForeignKey(PriceChange, on_delete=models.PROTECT, related_name="pushes")
+    subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.PROTECT, related_name="+")
+    claimed_at = models.DateTimeField(default=clock.now)
+    pushed_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["change", "subscription"], name="uniq_price_change_push"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.change} -> subscription {self.subscription_id}"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"price-change-push-{self.pk}"

@@ -128,6 +128,15 @@ class Subscription(StateMachineModel, models.Model):
     )
     auto_renew = models.BooleanField(default=True)
     cancel_reason = models.CharField(max_length=64, blank=True)
+    # A store's price increase (App Store consent, Play price change), as the provider last said.
+    price_increase = models.CharField(
+        max_length=8,
+        blank=True,
+        choices=[("", "None"), ("pending", "Pending: not answered"), ("accepted", "Accepted")],
+    )
+    price_consented_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the subscriber last accepted a store's price increase"
+    )
     quantity = models.PositiveIntegerField(default=1)
     started_at = models.DateTimeField(default=clock.now)
     ended_at = models.DateTimeField(null=True, blank=True)

@@ -12,7 +12,8 @@ from .catalog import Product
 
 
 def default_price_reasons() -> list[str]:
-    # Stripe's cancellation feedback, Apple's expirationIntent 2 (price increase not consented), as we store them.
+    # CancelReason: the customer said too expensive (Stripe feedback, Play survey), or did not accept a price
+    # increase (App Store expirationIntent 3 / EXPIRED PRICE_INCREASE, Play's unaccepted opt-in increase).
     return ["too_expensive", "price_increase"]
 
 

@@ -29,7 +29,13 @@ from monetization import clock
 from monetization.bulk import bulk_update_rows
 from monetization.errors import ErrorCode, InvalidInput
 from monetization.models import AuditEvent, Customer, Provider, ProviderIdentity
-from monetization.providers.base import Acknowledgement, SubscriptionSnapshot, SubscriptionStatus
+from monetization.providers.base import (
+    Acknowledgement,
+    CancelReason,
+    PriceIncrease,
+    SubscriptionSnapshot,
+    SubscriptionStatus,
+)
 from monetization.registry import Registry
 from monetization.services.audit import audit_event_build, audit_events_write, audit_record
 from monetization.webhook_queue import webhook_events_wake
@@ -207,6 +213,13 @@ def _sku_lookup(provider: str, store_product_id: str, base_plan_id: str) -> Sku:
     platform = PLATFORM_BY_PROVIDER[provider]
     skus = Sku.objects.select_related("plan__product").filter(platform=platform, store_product_id=store_product_id)
     sku = skus.filter(base_plan_id=base_plan_id).first() or skus.first()
+    if sku is None and platform == Platform.WEB:
+        # A web price change's Stripe price (pushed to existing subscribers at renewal) is the plan's SKU too.
+        sku = (
+            Sku.objects.select_related("plan__product")
+            .filter(platform=platform, plan__price_changes__stripe_price_id=store_product_id)
+            .first()
+        )
     if sku is None:
         raise SubscriptionSyncError(
             f"No {platform} SKU for store product '{store_product_id}'"
@@ -234,6 +247,18 @@ def _field_updates(snapshot: SubscriptionSnapshot, target: str) -> dict:
     if snapshot.extra.get("hold_end") is not None:
         updates["hold_end"] = snapshot.extra["hold_end"]
     return {k: v for k, v in updates.items() if v is not None or k in ("grace_end", "trial_end")}
+
+
+def _cancel_reason_update(sub: Subscription, snapshot: SubscriptionSnapshot, target: str) -> dict:
+    """The provider's reason a subscription stopped renewing or ended (win-back rules read it), also when
+    no transition runs (an expiry that names its reason after the cancellation did). A reason staff typed
+    (not one of the providers' words) is kept."""
+    reason = snapshot.cancel_reason
+    if not reason or target not in (S.CANCELED, S.EXPIRED) or sub.cancel_reason == reason:
+        return {}
+    if sub.cancel_reason and sub.cancel_reason not in CancelReason._value2member_map_:
+        return {}
+    return {"cancel_reason": reason}
 
 
 def _key(snapshot: SubscriptionSnapshot) -> tuple[str, str]:
@@ -352,6 +377,8 @@ _SYNCED_FIELDS = [
     "billing_issue_at",
     "auto_renew",
     "cancel_reason",
+    "price_increase",
+    "price_consented_at",
     "quantity",
     "ended_at",
     "last_event_at",
@@ -399,7 +426,7 @@ def subscriptions_sync_from_snapshots(requests: Sequence[SyncRequest]) -> list[S
                 target = S.ON_HOLD
             path = transition_path(sub, target)
             untracked = _untracked_updates(sub, snapshot, cause, audits)
-            updates = {**_field_updates(snapshot, target), **untracked}
+            updates = {**_field_updates(snapshot, target), **untracked, **_cancel_reason_update(sub, snapshot, target)}
             if sub.is_organization_subscription() and updates.get("quantity", sub.quantity) != sub.quantity:
                 # An organization's seat count is ours (the seat ledger), pushed to the provider: a
                 # different count from the provider is flagged for Finance, never applied; the echo of
@@ -535,12 +562,31 @@ def _save(subs: list[Subscription]) -> None:
 def _untracked_updates(
     sub: Subscription, snapshot: SubscriptionSnapshot, cause: Cause, audits: list[Callable[[], AuditEvent]]
 ) -> dict:
-    """Fields outside the state history: event clock, plan changes, Play acknowledgement."""
+    """Fields outside the state history: event clock, price increase consent, plan changes, Play acknowledgement."""
     changes: dict = {}
     if sub.last_event_at is None or snapshot.as_of > sub.last_event_at:
         changes["last_event_at"] = snapshot.as_of
     if snapshot.acknowledgement == Acknowledgement.ACKNOWLEDGED and sub.acknowledged_at is None:
         changes["acknowledged_at"] = snapshot.acknowledged_at or clock.now()
+    if snapshot.price_increase and snapshot.price_increase != sub.price_increase:
+        # A store's price increase, as the subscriber answered it. Only a consent moves their price
+        # (subscription_price); a snapshot that no longer names one (the increase applied) changes nothing.
+        changes["price_increase"] = snapshot.price_increase
+        if snapshot.price_increase == PriceIncrease.ACCEPTED:
+            changes["price_consented_at"] = snapshot.as_of
+        audits.append(
+            partial(
+                audit_event_build,
+                action="subscription.price_increase",
+                obj=sub,
+                actor_kind=cause.actor_kind,
+                actor_label=cause.label,
+                customer=sub.customer,
+                before={"price_increase": sub.price_increase},
+                after={"price_increase": snapshot.price_increase},
+                reason=cause.reason,
+            )
+        )
     sku = sku_resolve(snapshot)
     if sku.pk != sub.sku_id:
         # Upgrade / crossgrade (downgrades reach us at renewal, when the store switches product).

@@ -14,12 +14,14 @@ from djmoney.money import Money
 from monetization.models import ProviderIdentity
 from monetization.money import minor_from_money, quantize
 from monetization.providers.base import (
+    CancelReason,
     EventFacts,
     EventIgnored,
     MalformedPayload,
     OfferFacts,
     OfferKind,
     PaymentReport,
+    PriceIncrease,
     RefundReport,
     StoredEvent,
     SubscriptionSnapshot,
@@ -103,6 +105,50 @@ def transaction_offer(transaction: dict) -> OfferFacts | None:
     )
 
 
+# JWSRenewalInfoDecodedPayload.expirationIntent: why Apple ended (or will end) the subscription.
+EXPIRATION_INTENT = {
+    1: CancelReason.VOLUNTARY,
+    2: CancelReason.BILLING_ERROR,
+    3: CancelReason.PRICE_INCREASE,  # the customer did not consent to a price increase
+    4: CancelReason.PRODUCT_UNAVAILABLE,
+    5: CancelReason.OTHER,
+}
+# The subtypes of EXPIRED (and DID_CHANGE_RENEWAL_STATUS) that say why, for renewal info without an intent.
+EXPIRED_SUBTYPE = {
+    "VOLUNTARY": CancelReason.VOLUNTARY,
+    "AUTO_RENEW_DISABLED": CancelReason.VOLUNTARY,
+    "BILLING_RETRY": CancelReason.BILLING_ERROR,
+    "PRICE_INCREASE": CancelReason.PRICE_INCREASE,
+    "PRODUCT_NOT_FOR_SALE": CancelReason.PRODUCT_UNAVAILABLE,
+}
+
+
+def cancel_reason(renewal: dict, *, status: str, auto_renew: bool, subtype: str = "") -> str:
+    """Why an App Store subscription stops renewing: the renewal info's expirationIntent, else the
+    notification's subtype, else a customer who turned renewal off ("" while it renews)."""
+    if status != "expired" and auto_renew:
+        return ""
+    intent = EXPIRATION_INTENT.get(renewal.get("expirationIntent"))
+    if intent is not None:
+        return intent
+    if subtype in EXPIRED_SUBTYPE:
+        return EXPIRED_SUBTYPE[subtype]
+    return CancelReason.VOLUNTARY if not auto_renew else ""
+
+
+# JWSRenewalInfoDecodedPayload.priceIncreaseStatus, and the PRICE_INCREASE notification's subtypes.
+PRICE_INCREASE_STATUS = {0: PriceIncrease.PENDING, 1: PriceIncrease.ACCEPTED}
+PRICE_INCREASE_SUBTYPE = {"PENDING": PriceIncrease.PENDING, "ACCEPTED": PriceIncrease.ACCEPTED}
+
+
+def price_increase(renewal: dict, *, notification_type: str = "", subtype: str = "") -> str:
+    """The subscriber's answer to a price increase: a PRICE_INCREASE notification says it, else the renewal
+    info's priceIncreaseStatus (1 also when Apple told them of one that needs no consent)."""
+    if notification_type == "PRICE_INCREASE" and subtype in PRICE_INCREASE_SUBTYPE:
+        return PRICE_INCREASE_SUBTYPE[subtype]
+    return PRICE_INCREASE_STATUS.get(renewal.get("priceIncreaseStatus"), PriceIncrease.NONE)
+
+
 def snapshot_from_transaction(
     transaction: dict, renewal: dict | None, *, as_of: datetime, notification_type: str = "", subtype: str = ""
 ) -> SubscriptionSnapshot:
@@ -131,7 +177,8 @@ def snapshot_from_transaction(
         trial_end=expires if status == "trialing" else None,
         grace_end=ms(renewal.get("gracePeriodExpiresDate")),
         auto_renew=auto_renew,
-        cancel_reason="auto_renew_disabled" if not auto_renew else "",
+        cancel_reason=cancel_reason(renewal, status=status, auto_renew=auto_renew, subtype=subtype),
+        price_increase=price_increase(renewal, notification_type=notification_type, subtype=subtype),
         quantity=int(transaction.get("quantity") or 1),
         offer=transaction_offer(transaction),
         extra={"auto_renew_product_id": renewal.get("autoRenewProductId", "")},

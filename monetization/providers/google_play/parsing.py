@@ -17,12 +17,14 @@ from monetization.models import Payment, ProviderIdentity
 from monetization.money import minor_from_money
 from monetization.providers.base import (
     Acknowledgement,
+    CancelReason,
     EventFacts,
     EventIgnored,
     MalformedPayload,
     OfferFacts,
     OfferKind,
     PaymentReport,
+    PriceIncrease,
     ProviderError,
     RefundReport,
     RetryableApplyError,
@@ -147,6 +149,50 @@ def v2_offer(data: dict, item: dict) -> OfferFacts | None:
     return None
 
 
+# canceledStateContext.userInitiatedCancellation.cancelSurveyResult.reason (the cancel survey's answer).
+CANCEL_SURVEY_REASON = {
+    "CANCEL_SURVEY_REASON_COST_RELATED": CancelReason.TOO_EXPENSIVE,
+    "CANCEL_SURVEY_REASON_NOT_ENOUGH_USAGE": CancelReason.UNUSED,
+    "CANCEL_SURVEY_REASON_TECHNICAL_ISSUES": CancelReason.QUALITY,
+    "CANCEL_SURVEY_REASON_FOUND_BETTER_APP": CancelReason.SWITCHED,
+    "CANCEL_SURVEY_REASON_OTHERS": CancelReason.OTHER,
+}
+ENDED_STATES = {"SUBSCRIPTION_STATE_CANCELED", "SUBSCRIPTION_STATE_EXPIRED"}
+
+
+def price_increase_outstanding(item: dict) -> bool:
+    """An opt-in price increase the customer has not accepted (Play ends the subscription at renewal)."""
+    change = (item.get("autoRenewingPlan") or {}).get("priceChangeDetails") or {}
+    return change.get("priceChangeMode") == "PRICE_INCREASE" and change.get("priceChangeState") == "OUTSTANDING"
+
+
+def price_increase(item: dict) -> str:
+    """The subscriber's answer to a price change (``autoRenewingPlan.priceChangeDetails``): an opt-in increase
+    still OUTSTANDING waits for them; confirmed or applied, an opt-out increase or a decrease needs nothing."""
+    change = (item.get("autoRenewingPlan") or {}).get("priceChangeDetails") or {}
+    if not change:
+        return PriceIncrease.NONE
+    return PriceIncrease.PENDING if price_increase_outstanding(item) else PriceIncrease.ACCEPTED
+
+
+def cancel_reason(data: dict, item: dict) -> str:
+    """Why a Play subscription stops renewing, from ``canceledStateContext`` ("" while it renews)."""
+    context = data.get("canceledStateContext") or {}
+    if data.get("subscriptionState") not in ENDED_STATES and not context:
+        return ""
+    if "userInitiatedCancellation" in context:
+        survey = (context["userInitiatedCancellation"] or {}).get("cancelSurveyResult") or {}
+        return CANCEL_SURVEY_REASON.get(survey.get("reason", ""), CancelReason.VOLUNTARY)
+    if "replacementCancellation" in context:
+        return CancelReason.REPLACED
+    if "developerInitiatedCancellation" in context:
+        return CancelReason.DEVELOPER
+    if "systemInitiatedCancellation" in context:
+        # The system ends a subscription whose opt-in price increase nobody accepted, or whose payment failed.
+        return CancelReason.PRICE_INCREASE if price_increase_outstanding(item) else CancelReason.BILLING_ERROR
+    return ""
+
+
 def snapshot_from_v2(token: str, data: dict, *, as_of: datetime) -> SubscriptionSnapshot:
     """A ``SubscriptionPurchaseV2`` resource as a snapshot."""
     items = data.get("lineItems") or []
@@ -180,6 +226,8 @@ def snapshot_from_v2(token: str, data: dict, *, as_of: datetime) -> Subscription
         trial_end=expiry if "freeTrial" in offer_phase else None,
         grace_end=expiry if state == "SUBSCRIPTION_STATE_IN_GRACE_PERIOD" else None,
         auto_renew=auto_renew if state != "SUBSCRIPTION_STATE_CANCELED" else False,
+        cancel_reason=cancel_reason(data, item),
+        price_increase=price_increase(item),
         acknowledgement=ACKNOWLEDGEMENT.get(data.get("acknowledgementState", ""), Acknowledgement.NOT_NEEDED),
         offer=v2_offer(data, item),
         extra={

@@ -199,6 +199,22 @@ class StripeProvider(StripeBillingMixin):
         """Switch the subscription's one item to another price. Stripe prorates (its default,
         ``create_prorations``): the unused time of the old price is credited and the new one charged
         for the rest of the period on the next invoice; the period itself does not move."""
+        return self._switch_price(
+            provider_subscription_id, store_product_id, proration="create_prorations", idempotency_key=idempotency_key
+        )
+
+    def move_subscription_price(
+        self, provider_subscription_id: str, *, store_product_id: str, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        """Move the subscription's one item to a plan's new price from its next renewal: no proration,
+        so the period already paid stays at the old price and the next invoice charges the new one."""
+        return self._switch_price(
+            provider_subscription_id, store_product_id, proration="none", idempotency_key=idempotency_key
+        )
+
+    def _switch_price(
+        self, provider_subscription_id: str, store_product_id: str, *, proration: str, idempotency_key: str
+    ) -> SubscriptionSnapshot:
         current = self._call(self.client.v1.subscriptions.retrieve, provider_subscription_id).to_dict()
         items = (current.get("items") or {}).get("data") or []
         if len(items) != 1:
@@ -211,7 +227,7 @@ class StripeProvider(StripeBillingMixin):
             provider_subscription_id,
             params={
                 "items": [{"id": items[0]["id"], "price": store_product_id}],
-                "proration_behavior": "create_prorations",
+                "proration_behavior": proration,
             },
             options={"idempotency_key": idempotency_key},
         )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from monetization.models import ProviderIdentity
 from monetization.money import money_from_minor
 from monetization.providers.base import (
+    CancelReason,
     DisputeReport,
     EventFacts,
     EventIgnored,
@@ -132,6 +133,31 @@ def subscription_offer(obj: dict) -> OfferFacts | None:
     return None
 
 
+# cancellation_details.feedback: what the customer answered when cancelling (Billing portal, or given by us).
+CANCEL_FEEDBACK = {
+    "too_expensive": CancelReason.TOO_EXPENSIVE,
+    "unused": CancelReason.UNUSED,
+    "switched_service": CancelReason.SWITCHED,
+    "low_quality": CancelReason.QUALITY,
+    "missing_features": CancelReason.QUALITY,
+    "too_complex": CancelReason.QUALITY,
+    "customer_service": CancelReason.QUALITY,
+    "other": CancelReason.OTHER,
+}
+# cancellation_details.reason: how it was cancelled, when the customer said nothing more.
+CANCEL_DETAILS_REASON = {
+    "cancellation_requested": CancelReason.VOLUNTARY,
+    "payment_failed": CancelReason.BILLING_ERROR,
+    "payment_disputed": CancelReason.DISPUTED,
+}
+
+
+def cancel_reason(details: dict) -> str:
+    """Why a Stripe subscription stops renewing: the customer's feedback, else how it was cancelled."""
+    feedback = CANCEL_FEEDBACK.get(details.get("feedback") or "")
+    return feedback or CANCEL_DETAILS_REASON.get(details.get("reason") or "", "")
+
+
 def snapshot_from_subscription(obj: dict, *, as_of: datetime) -> SubscriptionSnapshot:
     """A Stripe Subscription object (as a dict) as a snapshot."""
     items = (obj.get("items") or {}).get("data") or []
@@ -166,7 +192,7 @@ def snapshot_from_subscription(obj: dict, *, as_of: datetime) -> SubscriptionSna
         current_period_end=ts(end),
         trial_end=ts(obj.get("trial_end")),
         auto_renew=auto_renew,
-        cancel_reason=(cancel_details.get("reason") or "")[:64],
+        cancel_reason=cancel_reason(cancel_details),
         # Zero seats is a quantity (an org with no affiliates yet); only a missing one means one.
         quantity=1 if item.get("quantity") is None else int(item["quantity"]),
         offer=subscription_offer(obj),
