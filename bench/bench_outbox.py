@@ -13,6 +13,7 @@ Destructive: TRUNCATEs the subscriptions, audit and outbox tables of the databas
 
 from __future__ import annotations
 
+import os
 import resource
 import socket
 import subprocess
@@ -105,7 +106,22 @@ def _sweep_rows(n: int, now: datetime) -> None:
     _sql("ANALYZE")
 
 
-def _sweep_seconds(n: int, *, with_outbox: bool) -> float:
+def _backend_cpu_seconds() -> float | None:
+    """CPU the database session has used so far (PostgreSQL on this machine), or None: on a loaded machine
+    the wall clock also counts waiting for a core, this only the work."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _sweep_seconds(n: int, *, with_outbox: bool) -> tuple[float, float | None]:
+    """Wall seconds and database CPU seconds of one sweep over freshly built rows."""
     from subscriptions.services import sweep
 
     now = datetime(2030, 1, 1, tzinfo=UTC)
@@ -114,14 +130,46 @@ def _sweep_seconds(n: int, *, with_outbox: bool) -> float:
     if not with_outbox:  # the same sweep without its events' common table expressions
         sweep.outbox_events_from_audit_sql = lambda *args, **kwargs: ""
     try:
+        cpu = _backend_cpu_seconds()
         started = time.perf_counter()
         with clock.frozen(now):
             result = sweep.lifecycle_sweep()
         elapsed = time.perf_counter() - started
+        after = _backend_cpu_seconds()
     finally:
         sweep.outbox_events_from_audit_sql = publish
     assert result.total == n, result
-    return elapsed
+    return elapsed, (after - cpu if cpu is not None and after is not None else None)
+
+
+def _sweep_ab(n: int, rounds: int) -> dict:
+    """Rounds alternate which side goes first, so a change in the machine's load falls on both."""
+    walls: dict[bool, list[float]] = {False: [], True: []}
+    cpus: dict[bool, list[float]] = {False: [], True: []}
+    for round_ in range(rounds):
+        for with_outbox in (False, True) if round_ % 2 == 0 else (True, False):
+            wall, cpu = _sweep_seconds(n, with_outbox=with_outbox)
+            walls[with_outbox].append(wall)
+            if cpu is not None:
+                cpus[with_outbox].append(cpu)
+            side = "with" if with_outbox else "without"
+            print(f"   sweep {n:,} {side} outbox: {wall:.2f}s, db cpu {cpu}s", flush=True)
+    base, out = sum(walls[False]), sum(walls[True])
+    figures = {
+        "sweep_rows": n,
+        "sweep_rounds": rounds,
+        "sweep_seconds_without_outbox": [round(t, 2) for t in walls[False]],
+        "sweep_seconds_with_outbox": [round(t, 2) for t in walls[True]],
+        "sweep_outbox_overhead_pct": round(100 * (out - base) / base, 1),
+    }
+    if len(cpus[False]) == len(cpus[True]) == rounds:
+        base_cpu, out_cpu = sum(cpus[False]), sum(cpus[True])
+        figures |= {
+            "sweep_db_cpu_us_per_row_without_outbox": round(1e6 * base_cpu / (n * rounds), 1),
+            "sweep_db_cpu_us_per_row_with_outbox": round(1e6 * out_cpu / (n * rounds), 1),
+            "sweep_outbox_db_cpu_overhead_pct": round(100 * (out_cpu - base_cpu) / base_cpu, 1),
+        }
+    return figures
 
 
 def _delivery_rows(n: int, url: str) -> None:
@@ -231,21 +279,82 @@ def _write_cost(n: int) -> tuple[float, float]:
     return results[0], results[1]
 
 
+def _webhook_apply_ab(n: int, rounds: int) -> dict:
+    """Stripe webhooks that each create a subscription (customer and SKU look-ups, audit, state change), applied
+    in batches as the worker applies them, with the outbox writes switched off (baseline) and on, in interleaved
+    rounds; one enabled endpoint, so each event also writes its delivery. Wall and CPU (this process and its
+    database session) per event."""
+    from django.conf import settings
+
+    import monetization.services.audit as audit
+    import monetization.services.payments as payments
+    from bench.bench_webhooks import _seed, _store, _stripe_event
+    from monetization.providers.stripe.parsing import event_from_dict
+    from monetization.services.webhooks import webhook_events_apply_batch
+
+    _truncate()
+    _sql(
+        "INSERT INTO monetization_eventendpoint (url, description, event_types, secret, previous_secret, enabled, "
+        "cursor, disabled_reason, created_at) "
+        "VALUES ('http://127.0.0.1:9/', 'bench', '[]', 's', '', true, 0, '', now())"
+    )
+    _seed()
+    hooks = (audit.outbox_events_from_audit, payments.outbox_payment_succeeded)
+    batch = settings.WEBHOOK_APPLY_BATCH
+    created = int(time.time()) - 3600
+    walls: dict[bool, list[float]] = {False: [], True: []}
+    cpus: dict[bool, list[float]] = {False: [], True: []}
+    for round_ in range(rounds):
+        for with_outbox in (False, True) if round_ % 2 == 0 else (True, False):
+            tag = f"obx{os.getpid()}r{round_}{'w' if with_outbox else 'b'}"
+            ids = _store([event_from_dict(_stripe_event(tag, i, created=created)) for i in range(n)])
+            if not with_outbox:
+                audit.outbox_events_from_audit = lambda audits: None
+                payments.outbox_payment_succeeded = lambda payment: None
+            try:
+                db_cpu = _backend_cpu_seconds()
+                own = resource.getrusage(resource.RUSAGE_SELF)
+                started = time.perf_counter()
+                for start in range(0, n, batch):
+                    webhook_events_apply_batch(event_ids=ids[start : start + batch])
+                walls[with_outbox].append(time.perf_counter() - started)
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                db_after = _backend_cpu_seconds()
+            finally:
+                audit.outbox_events_from_audit, payments.outbox_payment_succeeded = hooks
+            own_s = (after.ru_utime + after.ru_stime) - (own.ru_utime + own.ru_stime)
+            cpus[with_outbox].append(own_s + ((db_after - db_cpu) if db_cpu is not None else 0))
+    base, out = sum(walls[False]), sum(walls[True])
+    base_cpu, out_cpu = sum(cpus[False]), sum(cpus[True])
+    return {
+        "webhook_apply_events": n,
+        "webhook_apply_rounds": rounds,
+        "webhook_apply_us_per_event_without_outbox": round(1e6 * base / (n * rounds)),
+        "webhook_apply_us_per_event_with_outbox": round(1e6 * out / (n * rounds)),
+        "webhook_apply_outbox_overhead_pct": round(100 * (out - base) / base, 1),
+        "webhook_apply_cpu_us_per_event_without_outbox": round(1e6 * base_cpu / (n * rounds)),
+        "webhook_apply_cpu_us_per_event_with_outbox": round(1e6 * out_cpu / (n * rounds)),
+        "webhook_apply_outbox_cpu_overhead_pct": round(100 * (out_cpu - base_cpu) / base_cpu, 1),
+    }
+
+
 def run(args) -> dict:
     call_command("migrate", verbosity=0)
-    sweep_n = 20_000 if args.quick else 200_000
+    sweep_n = int(os.environ.get("BENCH_OUTBOX_SWEEP_ROWS") or (20_000 if args.quick else 200_000))
+    rounds = int(os.environ.get("BENCH_OUTBOX_ROUNDS", "2"))
     delivery_n = 2_000 if args.quick else 20_000
-    baseline = _sweep_seconds(sweep_n, with_outbox=False)
-    with_outbox = _sweep_seconds(sweep_n, with_outbox=True)
+    if os.environ.get("BENCH_OUTBOX_WEBHOOKS_ONLY"):
+        return _webhook_apply_ab(300 if args.quick else 2000, rounds)
+    figures = _sweep_ab(sweep_n, rounds)
+    if os.environ.get("BENCH_OUTBOX_SWEEP_ONLY"):
+        return figures | {"sweep_target_overhead_pct": 10}
+    figures |= _webhook_apply_ab(300 if args.quick else 2000, rounds)
     rate, cpu_us = _delivery_rate(delivery_n)
     audit_us, audit_outbox_us = _write_cost(500 if args.quick else 3000)
     return {
         "audited_change_us_without_outbox": round(audit_us),
         "audited_change_us_with_outbox": round(audit_outbox_us),
-        "sweep_rows": sweep_n,
-        "sweep_seconds_without_outbox": round(baseline, 2),
-        "sweep_seconds_with_outbox": round(with_outbox, 2),
-        "sweep_outbox_overhead_pct": round(100 * (with_outbox - baseline) / baseline, 1),
+        **figures,
         "sweep_target_overhead_pct": 10,
         "delivery_events": delivery_n,
         "delivery_events_per_second": round(rate),
