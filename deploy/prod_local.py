@@ -14,8 +14,9 @@ PROD_LOCAL_REDIS_PORT (6431) unless PROD_LOCAL_BROKER_URL names another broker (
 
 ``check`` (``make prod-local-check``): starts the same, waits for both web processes to be ready
 (``/healthz/ready``), sends ``--webhooks`` signed Stripe events (10,000) spread over both and
-``--reads`` entitlement reads (50,000); a third of the way through the webhooks it SIGKILLs web.1
-(gunicorn and its workers), two thirds of the way the webhooks worker pool (``--no-kills`` not to);
+``--reads`` entitlement reads (50,000); while the webhooks go in it SIGKILLs, one at a time, web.1
+(gunicorn and its workers), the webhooks worker pool, the batch worker pool and web.2, and while the
+reads go in web.1 again and beat (``--no-kills`` not to);
 a request refused by a dead web process is sent to the other, as a load balancer would. Then it waits
 for every event to be applied (on the primary, and replayed on the replica), and prints errors,
 retries, events applied, the processes restarted, replica lag, throughput and p99; it stops everything
@@ -62,7 +63,7 @@ def _args(argv=None):
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--drain-timeout", type=float, default=600.0)
     parser.add_argument("--json", help="also write the figures to this file")
-    parser.add_argument("--no-kills", action="store_true", help="do not kill web.1 and worker_webhooks.1 mid-run")
+    parser.add_argument("--no-kills", action="store_true", help="do not kill processes mid-run")
     return parser.parse_args(argv)
 
 
@@ -359,7 +360,10 @@ def _drive(ports: list[int], jobs: list[tuple], clients: int, kills: list[tuple[
     """``jobs`` over ``clients`` processes; each of ``kills`` (share done, action) runs once that share is done."""
     out: mp.Queue = mp.Queue()
     counter = mp.Value("l", 0)
-    procs = [mp.Process(target=_client, args=(ports, jobs[i::clients], counter, out)) for i in range(clients)]
+    # Daemons: a check stopped (Ctrl-C) stops its clients too, not waits for them to send everything.
+    procs = [
+        mp.Process(target=_client, args=(ports, jobs[i::clients], counter, out), daemon=True) for i in range(clients)
+    ]
     started = time.perf_counter()
     for proc in procs:
         proc.start()
@@ -418,9 +422,14 @@ def check(args, env: dict[str, str], port: int, supervisor: Supervisor) -> dict:
 
         return action
 
-    kills = [] if args.no_kills else [(1 / 3, kill("web.1")), (2 / 3, kill("worker_webhooks.1"))]
+    # Each kind of process at least once, one at a time (each is back well before the next kill): while webhooks
+    # arrive, both web processes and both worker pools; while entitlements are read, a web process and beat.
+    webhook_kills = [(0.2, "web.1"), (0.4, "worker_webhooks.1"), (0.6, "worker_batch.1"), (0.8, "web.2")]
+    read_kills = [(0.33, "web.1"), (0.66, "beat.1")]
+    if args.no_kills:
+        webhook_kills, read_kills = [], []
     started = time.perf_counter()
-    sent = _drive(ports, webhooks, args.clients, kills)
+    sent = _drive(ports, webhooks, args.clients, [(share, kill(name)) for share, name in webhook_kills])
     result["webhook_errors"] = sent["errors"]
     result["webhook_retries"] = sent["retries"]
     result["webhooks_per_s"] = sent["per_s"]
@@ -430,7 +439,7 @@ def check(args, env: dict[str, str], port: int, supervisor: Supervisor) -> dict:
     reads = [
         ("GET", f"/api/v1/customers/{run_id}-{(i * 7919) % CUSTOMERS}/entitlements", auth) for i in range(args.reads)
     ]
-    read = _drive(ports, reads, args.clients, [])
+    read = _drive(ports, reads, args.clients, [(share, kill(name)) for share, name in read_kills])
     result["read_errors"] = read["errors"]
     result["read_retries"] = read["retries"]
     result["reads_per_s"] = read["per_s"]
@@ -465,7 +474,7 @@ def check(args, env: dict[str, str], port: int, supervisor: Supervisor) -> dict:
         or result["not_applied"]
         or result["replica_applied"] != args.webhooks
         or len(standbys) != 1
-        or any(supervisor.restarts[name] < 1 for name in killed)
+        or any(supervisor.restarts[name] < killed.count(name) for name in killed)
     )
     return result
 
