@@ -434,6 +434,8 @@ def check(args, env: dict[str, str], port: int, supervisor: Supervisor) -> dict:
     result["webhook_retries"] = sent["retries"]
     result["webhooks_per_s"] = sent["per_s"]
     result["webhook_p99_ms"] = sent["p99_ms"]
+    # A full-size run takes long on a busy machine: each phase's figures as soon as it ends.
+    print(f"webhooks sent: {sent}", file=sys.stderr, flush=True)
 
     auth = {"Authorization": f"Bearer {full}"}
     reads = [
@@ -444,6 +446,7 @@ def check(args, env: dict[str, str], port: int, supervisor: Supervisor) -> dict:
     result["read_retries"] = read["retries"]
     result["reads_per_s"] = read["per_s"]
     result["read_p99_ms"] = read["p99_ms"]
+    print(f"reads done: {read}", file=sys.stderr, flush=True)
 
     primary = env["PROD_LOCAL_PRIMARY_URL"]
     rows = WebhookEvent.objects.filter(event_id__startswith=f"evt_bench_{run_id}_")
