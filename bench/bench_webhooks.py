@@ -442,7 +442,9 @@ def run_pooled(args, env: dict) -> dict:
                 _stopped(server)
         result["stripe_http"] = {
             **{side: _totals(http[side], "gunicorn_cpu_ms_per_event") for side in sides},
-            "pgbouncer_over_direct_events_per_s": ratios(http["direct"], http["pgbouncer"], "events_per_s"),
+            "pgbouncer_over_direct_events_per_s": ratios(
+                _with_rate(http["direct"]), _with_rate(http["pgbouncer"]), "_rate"
+            ),
             "pgbouncer_over_direct_p99": ratios(http["direct"], http["pgbouncer"], "p99_ms"),
         }
 
@@ -491,7 +493,9 @@ def run_pooled(args, env: dict) -> dict:
                 _stopped(worker)
         result["apply_existing"] = {
             **{side: _totals(apply[side], "worker_cpu_ms_per_event") for side in sides},
-            "pgbouncer_over_direct_events_per_s": ratios(apply["direct"], apply["pgbouncer"], "events_per_s"),
+            "pgbouncer_over_direct_events_per_s": ratios(
+                _with_rate(apply["direct"]), _with_rate(apply["pgbouncer"]), "_rate"
+            ),
         }
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["target"] = "pgbouncer events/s >= 0.9 x direct (issue 17)"
@@ -506,6 +510,11 @@ def _stopped(proc: subprocess.Popen, timeout: float = 60) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def _with_rate(turns: list[dict]) -> list[dict]:
+    """Each turn with its unrounded events/s (``_rate``): at tens of events a second rounded rates skew ratios."""
+    return [{**t, "_rate": t["events"] / t["seconds"] if t["seconds"] else 0.0} for t in turns]
 
 
 def _totals(turns: list[dict], cpu_key: str) -> dict:

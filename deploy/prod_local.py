@@ -428,6 +428,25 @@ def check(args, env: dict[str, str], port: int, supervisor: Supervisor) -> dict:
     read_kills = [(0.33, "web.1"), (0.66, "beat.1")]
     if args.no_kills:
         webhook_kills, read_kills = [], []
+    # Replica lag under load: the primary's view of the standby, sampled every second while the requests go in
+    # and until every event is applied.
+    primary = env["PROD_LOCAL_PRIMARY_URL"]
+    lag = {"bytes": 0, "seconds": 0.0, "samples": 0, "all_applied_at": None}
+    sampling = threading.Event()
+
+    def sample_lag() -> None:
+        while not sampling.wait(1.0):
+            with contextlib.suppress(Exception):  # a sample lost to a busy primary is only a sample
+                for standby in replication_lag(primary):
+                    lag["bytes"] = max(lag["bytes"], standby["lag_bytes"] or 0)
+                    lag["seconds"] = max(lag["seconds"], standby["lag_seconds"])
+                lag["samples"] += 1
+                # When the last event was applied, while the reads may still be going in.
+                if lag["all_applied_at"] is None and _applied(primary, run_id) >= args.webhooks:
+                    lag["all_applied_at"] = time.perf_counter()
+
+    sampler = threading.Thread(target=sample_lag, name="replica-lag", daemon=True)
+    sampler.start()
     started = time.perf_counter()
     sent = _drive(ports, webhooks, args.clients, [(share, kill(name)) for share, name in webhook_kills])
     result["webhook_errors"] = sent["errors"]
@@ -448,29 +467,26 @@ def check(args, env: dict[str, str], port: int, supervisor: Supervisor) -> dict:
     result["read_p99_ms"] = read["p99_ms"]
     print(f"reads done: {read}", file=sys.stderr, flush=True)
 
-    primary = env["PROD_LOCAL_PRIMARY_URL"]
     rows = WebhookEvent.objects.filter(event_id__startswith=f"evt_bench_{run_id}_")
     deadline = time.monotonic() + args.drain_timeout
-    lag_bytes, lag_s = 0, 0.0
-    while True:
-        for standby in replication_lag(primary):
-            lag_bytes, lag_s = max(lag_bytes, standby["lag_bytes"] or 0), max(lag_s, standby["lag_seconds"])
-        if rows.filter(status="applied").count() >= args.webhooks or time.monotonic() > deadline:
-            break
+    while rows.filter(status="applied").count() < args.webhooks and time.monotonic() < deadline:
         time.sleep(0.5)
+    sampling.set()
+    sampler.join()
     result["applied"] = rows.filter(status="applied").count()
     result["not_applied"] = args.webhooks - result["applied"]
-    result["drained_s"] = round(time.perf_counter() - started, 1)
+    result["drained_s"] = round((lag["all_applied_at"] or time.perf_counter()) - started, 1)
     result["killed"] = ", ".join(killed) or "none"
     # Every killed process is back (the supervisor's restarts) and serving.
     _wait(lambda: all(_ready(p) for p in ports), "the web processes after the kills", timeout=120)
     result["restarts"] = ", ".join(f"{name} x{n}" for name, n in supervisor.restarts.items() if n) or "none"
-    result["replica_lag_max_bytes"] = lag_bytes
-    result["replica_lag_max_s"] = lag_s
+    result["replica_lag_max_bytes"] = lag["bytes"]
+    result["replica_lag_max_s"] = lag["seconds"]
+    result["replica_lag_samples"] = lag["samples"]
     standbys = replication_lag(primary)
     result["replica_lag_now_bytes"] = sum(s["lag_bytes"] or 0 for s in standbys)
     wait_replayed(primary, env["DATABASE_REPLICA_URL"])
-    result["replica_applied"] = _replica_applied(env["DATABASE_REPLICA_URL"], run_id)
+    result["replica_applied"] = _applied(env["DATABASE_REPLICA_URL"], run_id)
     result["errors"] = result["webhook_errors"] + result["read_errors"]
     result["ok"] = not (
         result["errors"]
@@ -482,10 +498,11 @@ def check(args, env: dict[str, str], port: int, supervisor: Supervisor) -> dict:
     return result
 
 
-def _replica_applied(replica_url: str, run_id: str) -> int:
+def _applied(url: str, run_id: str) -> int:
+    """The run's events applied, as the database at ``url`` (the primary or the replica) has them."""
     import psycopg
 
-    with psycopg.connect(replica_url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+    with psycopg.connect(url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
         return conn.execute(
             "SELECT count(*) FROM monetization_webhookevent WHERE event_id LIKE %s AND status = 'applied'",
             [f"evt_bench_{run_id}_%"],
