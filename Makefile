@@ -89,7 +89,7 @@ prod-local: $(STAMP)
 	$(BIN)/python deploy/prod_local.py start
 
 # The same, driven: PROD_LOCAL_WEBHOOKS (10,000) signed Stripe events and PROD_LOCAL_READS (50,000)
-# entitlement reads through both web processes, web.1 and the webhooks pool SIGKILLed mid-run; prints errors,
-# events applied, restarts, replica lag, p99; stops by itself.
+# entitlement reads through both web processes, each web process, each worker pool and beat SIGKILLed mid-run
+# (one at a time); prints errors, events applied, restarts, replica lag, p99; stops by itself.
 prod-local-check: $(STAMP)
 	$(BIN)/python deploy/prod_local.py check $(PROD_LOCAL_ARGS)

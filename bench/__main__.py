@@ -27,6 +27,11 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="smaller data sets, for a smoke run")
+    parser.add_argument(
+        "--via-pgbouncer",
+        action="store_true",
+        help="entitlements, webhooks: the same load direct and through a private PgBouncer, in interleaved rounds",
+    )
     args = parser.parse_args()
     available = sorted(
         m.name[len("bench_") :]
@@ -41,10 +46,11 @@ def main() -> int:
     OUT.mkdir(exist_ok=True)
     if os.environ.get("BENCH_CHILD") == "1":
         return _run_one(names[0], args)
-    return _run_each_in_its_own_database(names, quick=args.quick)
+    flags = [flag for flag, on in (("--quick", args.quick), ("--via-pgbouncer", args.via_pgbouncer)) if on]
+    return _run_each_in_its_own_database(names, flags=flags)
 
 
-def _run_each_in_its_own_database(names: list[str], *, quick: bool) -> int:
+def _run_each_in_its_own_database(names: list[str], *, flags: list[str]) -> int:
     """Each benchmark builds data of its own shape: give each its own database and process."""
     base = os.environ.get("DATABASE_URL", "")
     summary, failed = {}, []
@@ -55,7 +61,7 @@ def _run_each_in_its_own_database(names: list[str], *, quick: bool) -> int:
         # Its own cache keys too: API key and customer ids repeat across the benchmarks' databases, and
         # a throttle counter or cached entitlement left by one must not be read by the next.
         env["CACHE_KEY_PREFIX"] = f"{os.environ.get('CACHE_KEY_PREFIX', 'bo')}-bench-{name}"
-        code = subprocess.call([sys.executable, "-m", "bench", name, *(["--quick"] if quick else [])], env=env)
+        code = subprocess.call([sys.executable, "-m", "bench", name, *flags], env=env)
         if code != 0:
             failed.append(name)
             continue

@@ -158,7 +158,7 @@ def start_server(
     env["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     env.update(extra_env or {})
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a shared, busy machine can take over 30 s to import and fork
     while time.monotonic() < deadline:
         try:
             status, _ = _request(port, ready, "")
@@ -339,6 +339,94 @@ def serve_and_measure(
     return figures, ratio
 
 
+def measure_pooled(
+    full_key: str, working_ids: list[str], miss_paths: list[str], bare_paths: list[str], *, duration, concurrency
+) -> dict:
+    """``--via-pgbouncer``: the same gunicorn twice, straight to PostgreSQL and through a private PgBouncer
+    (bench/pooler.py), each scenario in ROUNDS interleaved turns (the side going first alternates): the cached
+    hit path, the bare view (one primary-key read a request) and the miss path (entitlements resolved from the
+    database, customers never asked before: a slice of its own per turn). Figures per side, pooled over direct
+    per round and over all rounds, and gunicorn's CPU per request (master and workers)."""
+    from django.core.cache import cache
+
+    from bench.bench_webhooks import _stopped, _tree_cpu
+    from bench.pooler import pgbouncer_env, ratios
+    from subscriptions.entitlements import entitlements_cache_key
+
+    ent_paths = [f"/api/v1/customers/{x}/entitlements" for x in working_ids]
+    sides = ("direct", "pgbouncer")
+    slices = [miss_paths[n :: ROUNDS * len(sides)] for n in range(ROUNDS * len(sides))]
+    with pgbouncer_env(os.environ["DATABASE_URL"]) as pooled_env:
+        ports = {"direct": _free_port(), "pgbouncer": _free_port()}
+        servers: dict = {}
+        try:
+            servers["direct"] = start_server(ports["direct"])
+            servers["pgbouncer"] = start_server(ports["pgbouncer"], pooled_env)
+            status, body = _request(ports["pgbouncer"], ent_paths[0], full_key)
+            assert status == 200, body[:300]
+            # The cache is the two sides' one Redis: primed once, through both.
+            prime = load(
+                ports["pgbouncer"],
+                full_key,
+                ent_paths,
+                duration=180,
+                concurrency=concurrency,
+                max_requests=len(ent_paths),
+            )
+            # The hit path on what the priming really cached (on a busy machine it may not finish).
+            cached = cache.get_many([entitlements_cache_key(x) for x in working_ids])
+            ent_paths = [
+                f"/api/v1/customers/{x}/entitlements" for x in working_ids if entitlements_cache_key(x) in cached
+            ] or ent_paths
+            for side in sides:
+                load(ports[side], full_key, bare_paths[:2000], duration=2, concurrency=concurrency)  # warm-up
+            turns: dict = {(side, name): [] for side in sides for name in ("entitlements", "bare", "miss")}
+            for r in range(ROUNDS):
+                for k, side in enumerate(sides if r % 2 == 0 else sides[::-1]):
+                    port, pid = ports[side], servers[side].pid
+                    miss = slices[r * len(sides) + k]
+                    for name, paths, limit in (
+                        ("entitlements", ent_paths, 10**9),
+                        ("bare", bare_paths, 10**9),
+                        ("miss", miss, len(miss)),  # never a path twice: each a miss
+                    ):
+                        cpu = _tree_cpu(pid)
+                        figures = load(
+                            port,
+                            full_key,
+                            paths,
+                            duration=duration / ROUNDS,
+                            concurrency=concurrency,
+                            max_requests=limit,
+                        )
+                        figures["_cpu"] = _tree_cpu(pid) - cpu
+                        # Unrounded: at a few requests a second, rounded rates make ratios of 1.0 or 2.0.
+                        figures["_rate"] = figures.get("requests", 0) / figures["_elapsed"]
+                        turns[(side, name)].append(figures)
+        finally:
+            for proc in servers.values():
+                proc.terminate()
+            for proc in servers.values():
+                _stopped(proc)
+    result: dict = {"prime": _public(prime), "working_set_cached": len(ent_paths)}
+    for name in ("entitlements", "bare", "miss"):
+        per_side = {}
+        for side in sides:
+            rounds = turns[(side, name)]
+            requests = sum(r.get("requests", 0) for r in rounds)
+            cpu = sum(r["_cpu"] for r in rounds)
+            per_side[side] = {
+                **_combined(rounds),
+                "gunicorn_cpu_ms_per_request": round(cpu * 1000 / requests, 2) if requests else None,
+            }
+        result[name] = {
+            **per_side,
+            "pgbouncer_over_direct_req_per_s": ratios(turns[("direct", name)], turns[("pgbouncer", name)], "_rate"),
+            "pgbouncer_over_direct_p99": ratios(turns[("direct", name)], turns[("pgbouncer", name)], "p99_ms"),
+        }
+    return result
+
+
 def run(args) -> dict:
     from django.db import connections
 
@@ -347,7 +435,8 @@ def run(args) -> dict:
 
     quick = getattr(args, "quick", False)
     count = 10_000 if quick else 100_000
-    duration = 5.0 if quick else 15.0
+    # Seconds of load per scenario, over all its rounds: longer on a busy machine for steadier figures.
+    duration = float(os.environ.get("BENCH_DURATION", "5" if quick else "15"))
     concurrency = int(os.environ.get("BENCH_CONCURRENCY", "4"))
     data = seed(count)
     pks = data.pop("pks")
@@ -362,6 +451,25 @@ def run(args) -> dict:
     miss_paths = [f"/api/v1/customers/{PREFIX}{i:09d}/entitlements" for i in rng.sample(cold, min(len(cold), 20_000))]
     bare_paths = [f"/bench/bare/{pk}" for pk in rng.choices(pks, k=20_000)]
 
+    if getattr(args, "via_pgbouncer", False):
+        return {
+            **data,
+            "seed_seconds": round(data["seed_seconds"], 1),
+            "concurrency": concurrency,
+            "duration_s": duration,
+            "rounds": ROUNDS,
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            **measure_pooled(
+                full_key,
+                [f"{PREFIX}{i:09d}" for i in working],
+                miss_paths,
+                bare_paths,
+                duration=duration,
+                concurrency=concurrency,
+            ),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            "target": "pgbouncer req/s >= 0.9 x direct (issue 17)",
+        }
     figures, ratio = serve_and_measure(
         full_key,
         [f"{PREFIX}{i:09d}" for i in working],

@@ -17,6 +17,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -157,7 +158,7 @@ def _gunicorn(env: dict, port: int) -> subprocess.Popen:
         cwd=REPO,
         env=env,
     )
-    deadline = time.monotonic() + 120  # a shared, busy machine can take over 30 s to import and fork
+    deadline = time.monotonic() + 300  # a shared, busy machine can take minutes to import and fork
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
@@ -166,7 +167,8 @@ def _gunicorn(env: dict, port: int) -> subprocess.Popen:
             return proc
         except OSError:
             time.sleep(0.2)
-    proc.kill()
+    proc.terminate()  # the master, so that it stops its workers too
+    _stopped(proc)
     raise RuntimeError("gunicorn did not start")
 
 
@@ -285,9 +287,9 @@ def _sign(body: bytes) -> str:
     return f"t={t},v1={hmac.new(SECRET.encode(), f'{t}.'.encode() + body, hashlib.sha256).hexdigest()}"
 
 
-def _worker(env: dict) -> subprocess.Popen:
+def _worker(env: dict, name: str = "") -> subprocess.Popen:
     """``celery worker --pool solo`` on the bench broker, ready (answering a ping) when returned."""
-    node = f"bench-webhooks-{os.getpid()}@localhost"
+    node = f"bench-webhooks-{os.getpid()}{name}@localhost"
     proc = start_worker(env, node=node)
     try:
         wait_ready(proc, node, timeout=180)  # a shared, busy machine can take minutes to start one
@@ -338,28 +340,37 @@ def _drain(worker: subprocess.Popen, ids: list[int]) -> dict:
     }
 
 
-def run(args) -> dict:
+def _purge_queues() -> int:
+    """Every work queue of the bench broker emptied, and the tasks a worker of an earlier run took but never
+    acknowledged (Redis gives those back to the next worker that starts): any of them would apply the measured
+    events before the clock starts. Returns how many tasks went."""
     from django.conf import settings
-    from django.core.management import call_command
-    from django.db import connection
+    from django.core.cache import cache
 
-    call_command("migrate", verbosity=0)
-    _seed()
-    quick = getattr(args, "quick", False)
-    n_http = 1500 if quick else 6000
-    n_jws = 600 if quick else 3000
-    n_apply = 500 if quick else 3000
-    clients = 4
-    run_id = str(int(time.time()))
-    # The machine is shared: the 1/5/15-minute load averages say how busy it was around the run.
-    result: dict = {"targets": TARGETS, "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    from backoffice.celery import app as celery_app
+    from monetization.services.webhooks import APPLY_SCHEDULED_KEY
 
+    # This process enqueues for the workers. Through Django's settings, which the app's configuration
+    # reads (``conf.update`` did not reach it): left eager, scheduling applied every event here, before the
+    # clock started.
+    settings.CELERY_BROKER_URL = broker_url()
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    with celery_app.connection_for_write(url=broker_url()) as conn:
+        channel = conn.default_channel
+        purged = sum(channel.queue_purge(queue) or 0 for queue in settings.WORK_QUEUES)
+        channel.client.delete(channel.unacked_key, channel.unacked_index_key)
+    cache.delete(APPLY_SCHEDULED_KEY)  # its task was just purged
+    return purged
+
+
+def _production_env() -> tuple[dict, object, Path]:
+    """The environment of a production process here (DEBUG off, made-up secrets), the Apple-shaped PKI its
+    App Store root certificate is from, and the temporary directory that certificate is in."""
+    tmp = Path(tempfile.mkdtemp())
     from tests.webhooks.support import ApplePKI  # the same throwaway Apple-shaped PKI the tests use
 
     pki = ApplePKI()
-    tmp = Path(tempfile.mkdtemp())
     root = pki.write_root(tmp / "root.cer")
-    port = _free_port()
     env = {
         **os.environ,
         "STRIPE_WEBHOOK_SECRET": SECRET,
@@ -381,6 +392,172 @@ def run(args) -> dict:
         "SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "WARNING",
     }
+    return env, pki, tmp
+
+
+ROUNDS = 3
+
+
+def run_pooled(args, env: dict) -> dict:
+    """``--via-pgbouncer``: Stripe deliveries over HTTP and the worker applying events, each direct and through a
+    private PgBouncer (bench/pooler.py) in ROUNDS interleaved turns, the side going first alternating: two
+    gunicorns and two ``--pool solo`` workers, one of each side, up at once; pooled over direct per round and
+    over all rounds, and the CPU per event of each side."""
+    from backoffice.celery import app as celery_app
+    from bench.pooler import pgbouncer_env, ratios
+    from monetization.models import WebhookEvent
+
+    quick = getattr(args, "quick", False)
+    per_turn_http = 300 if quick else 1000
+    n_apply = 300 if quick else 1500
+    clients = 4
+    run_id = str(int(time.time()))
+    created = int(time.time()) - 60
+    sides = ("direct", "pgbouncer")
+    result: dict = {"rounds": ROUNDS, "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    with pgbouncer_env(os.environ["DATABASE_URL"]) as pooled:
+        envs = {"direct": env, "pgbouncer": {**env, **pooled}}
+        ports = {side: _free_port() for side in sides}
+        servers: dict = {}
+        http: dict = {side: [] for side in sides}
+        try:
+            for side in sides:
+                servers[side] = _gunicorn(envs[side], ports[side])
+            sent = 0
+            for r in range(ROUNDS + 1):  # the first round warms both up and is not counted
+                for side in sides if r % 2 == 0 else sides[::-1]:
+                    count = 100 if r == 0 else per_turn_http
+                    bodies = []
+                    for i in range(sent, sent + count):  # signed just before sending: the signature's tolerance
+                        body = json.dumps(_stripe_event(run_id, i, created=created)).encode()
+                        bodies.append((body, {"Stripe-Signature": _sign(body)}))
+                    sent += count
+                    figures = _load(ports[side], "/api/v1/webhooks/stripe", bodies, clients, servers[side].pid)
+                    if r:
+                        http[side].append(figures)
+        finally:
+            for server in servers.values():
+                server.send_signal(signal.SIGTERM)
+            for server in servers.values():
+                _stopped(server)
+        result["stripe_http"] = {
+            **{side: _totals(http[side], "gunicorn_cpu_ms_per_event") for side in sides},
+            "pgbouncer_over_direct_events_per_s": ratios(
+                _with_rate(http["direct"]), _with_rate(http["pgbouncer"]), "_rate"
+            ),
+            "pgbouncer_over_direct_p99": ratios(http["direct"], http["pgbouncer"], "p99_ms"),
+        }
+
+        result["enqueued_tasks_purged"] = _purge_queues()
+        # The subscriptions the applied events are about: created by the first n_apply deliveries, applied by
+        # the direct worker (not measured); the rest of the deliveries are set aside.
+        ids = list(
+            WebhookEvent.objects.filter(
+                provider="stripe", event_id__startswith=f"evt_bench_{run_id}_", status="received"
+            )
+            .order_by("id")
+            .values_list("id", flat=True)[:n_apply]
+        )
+        WebhookEvent.objects.filter(status="received").exclude(id__in=ids).update(
+            status="ignored", note="set aside by the benchmark"
+        )
+        from django.db import connection
+
+        connection.close()
+        workers: dict = {}
+        nodes: dict = {}
+
+        def drain(side: str, event_ids: list[int]) -> dict:
+            figures = _drain(workers[side], event_ids)
+            celery_app.control.cancel_consumer("webhooks", destination=[nodes[side]], reply=True, timeout=5)
+            return figures
+
+        apply: dict = {side: [] for side in sides}
+        try:
+            for side in sides:
+                workers[side] = _worker(envs[side], f"-{side}")
+                nodes[side] = workers[side].args[workers[side].args.index("-n") + 1]
+            celery_app.control.cancel_consumer("webhooks", destination=list(nodes.values()), reply=True, timeout=5)
+            drain("direct", ids)
+            turn = 0
+            for r in range(ROUNDS):
+                for side in sides if r % 2 == 0 else sides[::-1]:
+                    # Every subscription renewed once more: a newer period each turn, so each event changes it.
+                    turn += 1
+                    renewals = _stripe_renewals(run_id, len(ids), created=created + turn * 2592000, tag=f"t{turn}")
+                    apply[side].append(drain(side, _store(renewals)))
+        finally:
+            for worker in workers.values():
+                worker.terminate()
+            for worker in workers.values():
+                _stopped(worker)
+        result["apply_existing"] = {
+            **{side: _totals(apply[side], "worker_cpu_ms_per_event") for side in sides},
+            "pgbouncer_over_direct_events_per_s": ratios(
+                _with_rate(apply["direct"]), _with_rate(apply["pgbouncer"]), "_rate"
+            ),
+        }
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["target"] = "pgbouncer events/s >= 0.9 x direct (issue 17)"
+    return result
+
+
+def _stopped(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until ``proc``, already told to stop, has; killed past ``timeout`` (a busy machine's gunicorn can take
+    longer than its graceful timeout to finish)."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _with_rate(turns: list[dict]) -> list[dict]:
+    """Each turn with its unrounded events/s (``_rate``): at tens of events a second rounded rates skew ratios."""
+    return [{**t, "_rate": t["events"] / t["seconds"] if t["seconds"] else 0.0} for t in turns]
+
+
+def _totals(turns: list[dict], cpu_key: str) -> dict:
+    """One side's turns together: events, events/s over the time they took, the worst p99, mean CPU per event."""
+    events = sum(t["events"] for t in turns)
+    seconds = sum(t["seconds"] for t in turns)
+    totals = {
+        "events": events,
+        "events_per_s": round(events / seconds) if seconds else None,
+        cpu_key: round(sum(t[cpu_key] * t["events"] for t in turns) / events, 2) if events else None,
+        "per_round_events_per_s": [t["events_per_s"] for t in turns],
+    }
+    if all("p99_ms" in t for t in turns):
+        totals["p99_ms_worst_round"] = max(t["p99_ms"] for t in turns)
+    if all("errors" in t for t in turns):
+        totals["errors"] = sum(t["errors"] for t in turns)
+    return totals
+
+
+def run(args) -> dict:
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    _seed()
+    if getattr(args, "via_pgbouncer", False):
+        env, _, tmp = _production_env()
+        try:
+            return run_pooled(args, env)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    quick = getattr(args, "quick", False)
+    n_http = 1500 if quick else 6000
+    n_jws = 600 if quick else 3000
+    n_apply = 500 if quick else 3000
+    clients = 4
+    run_id = str(int(time.time()))
+    # The machine is shared: the 1/5/15-minute load averages say how busy it was around the run.
+    result: dict = {"targets": TARGETS, "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+    env, pki, _ = _production_env()
+    port = _free_port()
     server = _gunicorn(env, port)
     try:
         # 1. Stripe.
@@ -430,25 +607,7 @@ def run(args) -> dict:
         server.wait(timeout=20)
 
     # Nobody consumed the enqueued tasks: drop them.
-    from backoffice.celery import app as celery_app
-
-    # This process enqueues for the worker below. Through Django's settings, which the app's configuration
-    # reads (``conf.update`` did not reach it): left eager, scheduling applied every event here, before the
-    # clock started.
-    settings.CELERY_BROKER_URL = broker_url()
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    # Every work queue, and the tasks a worker of an earlier run took but never acknowledged (Redis gives
-    # those back to the next worker that starts): any of them would apply the measured events before the
-    # clock starts.
-    with celery_app.connection_for_write(url=broker_url()) as conn:
-        channel = conn.default_channel
-        result["enqueued_tasks_purged"] = sum(channel.queue_purge(queue) or 0 for queue in settings.WORK_QUEUES)
-        channel.client.delete(channel.unacked_key, channel.unacked_index_key)
-    from django.core.cache import cache
-
-    from monetization.services.webhooks import APPLY_SCHEDULED_KEY
-
-    cache.delete(APPLY_SCHEDULED_KEY)  # its task was just purged
+    result["enqueued_tasks_purged"] = _purge_queues()
 
     # 3. Apply: a real Celery worker (solo pool: one process) consuming the apply tasks from Redis as the
     #    webhook endpoints queue them; the clock runs from the worker consuming to the last event applied.

@@ -41,6 +41,7 @@ def wait_ready(proc: subprocess.Popen, node: str, *, timeout: float = 60, what: 
         if celery_app._pool is not None:
             raise RuntimeError("the benchmark published to another broker before starting its worker")
         settings.CELERY_BROKER_URL = url
-    while not celery_app.control.ping(destination=[node], timeout=0.5):
+    # A busy machine's worker can take over half a second to answer: a reply after the timeout is lost.
+    while not celery_app.control.ping(destination=[node], timeout=2):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"celery worker not ready{'; see ' + what if what else ''}")

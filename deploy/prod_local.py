@@ -14,8 +14,9 @@ PROD_LOCAL_REDIS_PORT (6431) unless PROD_LOCAL_BROKER_URL names another broker (
 
 ``check`` (``make prod-local-check``): starts the same, waits for both web processes to be ready
 (``/healthz/ready``), sends ``--webhooks`` signed Stripe events (10,000) spread over both and
-``--reads`` entitlement reads (50,000); a third of the way through the webhooks it SIGKILLs web.1
-(gunicorn and its workers), two thirds of the way the webhooks worker pool (``--no-kills`` not to);
+``--reads`` entitlement reads (50,000); while the webhooks go in it SIGKILLs, one at a time, web.1
+(gunicorn and its workers), the webhooks worker pool, the batch worker pool and web.2, and while the
+reads go in web.1 again and beat (``--no-kills`` not to);
 a request refused by a dead web process is sent to the other, as a load balancer would. Then it waits
 for every event to be applied (on the primary, and replayed on the replica), and prints errors,
 retries, events applied, the processes restarted, replica lag, throughput and p99; it stops everything
@@ -62,7 +63,7 @@ def _args(argv=None):
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--drain-timeout", type=float, default=600.0)
     parser.add_argument("--json", help="also write the figures to this file")
-    parser.add_argument("--no-kills", action="store_true", help="do not kill web.1 and worker_webhooks.1 mid-run")
+    parser.add_argument("--no-kills", action="store_true", help="do not kill processes mid-run")
     return parser.parse_args(argv)
 
 
@@ -359,7 +360,10 @@ def _drive(ports: list[int], jobs: list[tuple], clients: int, kills: list[tuple[
     """``jobs`` over ``clients`` processes; each of ``kills`` (share done, action) runs once that share is done."""
     out: mp.Queue = mp.Queue()
     counter = mp.Value("l", 0)
-    procs = [mp.Process(target=_client, args=(ports, jobs[i::clients], counter, out)) for i in range(clients)]
+    # Daemons: a check stopped (Ctrl-C) stops its clients too, not waits for them to send everything.
+    procs = [
+        mp.Process(target=_client, args=(ports, jobs[i::clients], counter, out), daemon=True) for i in range(clients)
+    ]
     started = time.perf_counter()
     for proc in procs:
         proc.start()
@@ -418,62 +422,87 @@ def check(args, env: dict[str, str], port: int, supervisor: Supervisor) -> dict:
 
         return action
 
-    kills = [] if args.no_kills else [(1 / 3, kill("web.1")), (2 / 3, kill("worker_webhooks.1"))]
+    # Each kind of process at least once, one at a time (each is back well before the next kill): while webhooks
+    # arrive, both web processes and both worker pools; while entitlements are read, a web process and beat.
+    webhook_kills = [(0.2, "web.1"), (0.4, "worker_webhooks.1"), (0.6, "worker_batch.1"), (0.8, "web.2")]
+    read_kills = [(0.33, "web.1"), (0.66, "beat.1")]
+    if args.no_kills:
+        webhook_kills, read_kills = [], []
+    # Replica lag under load: the primary's view of the standby, sampled every second while the requests go in
+    # and until every event is applied.
+    primary = env["PROD_LOCAL_PRIMARY_URL"]
+    lag = {"bytes": 0, "seconds": 0.0, "samples": 0, "all_applied_at": None}
+    sampling = threading.Event()
+
+    def sample_lag() -> None:
+        while not sampling.wait(1.0):
+            with contextlib.suppress(Exception):  # a sample lost to a busy primary is only a sample
+                for standby in replication_lag(primary):
+                    lag["bytes"] = max(lag["bytes"], standby["lag_bytes"] or 0)
+                    lag["seconds"] = max(lag["seconds"], standby["lag_seconds"])
+                lag["samples"] += 1
+                # When the last event was applied, while the reads may still be going in.
+                if lag["all_applied_at"] is None and _applied(primary, run_id) >= args.webhooks:
+                    lag["all_applied_at"] = time.perf_counter()
+
+    sampler = threading.Thread(target=sample_lag, name="replica-lag", daemon=True)
+    sampler.start()
     started = time.perf_counter()
-    sent = _drive(ports, webhooks, args.clients, kills)
+    sent = _drive(ports, webhooks, args.clients, [(share, kill(name)) for share, name in webhook_kills])
     result["webhook_errors"] = sent["errors"]
     result["webhook_retries"] = sent["retries"]
     result["webhooks_per_s"] = sent["per_s"]
     result["webhook_p99_ms"] = sent["p99_ms"]
+    # A full-size run takes long on a busy machine: each phase's figures as soon as it ends.
+    print(f"webhooks sent: {sent}", file=sys.stderr, flush=True)
 
     auth = {"Authorization": f"Bearer {full}"}
     reads = [
         ("GET", f"/api/v1/customers/{run_id}-{(i * 7919) % CUSTOMERS}/entitlements", auth) for i in range(args.reads)
     ]
-    read = _drive(ports, reads, args.clients, [])
+    read = _drive(ports, reads, args.clients, [(share, kill(name)) for share, name in read_kills])
     result["read_errors"] = read["errors"]
     result["read_retries"] = read["retries"]
     result["reads_per_s"] = read["per_s"]
     result["read_p99_ms"] = read["p99_ms"]
+    print(f"reads done: {read}", file=sys.stderr, flush=True)
 
-    primary = env["PROD_LOCAL_PRIMARY_URL"]
     rows = WebhookEvent.objects.filter(event_id__startswith=f"evt_bench_{run_id}_")
     deadline = time.monotonic() + args.drain_timeout
-    lag_bytes, lag_s = 0, 0.0
-    while True:
-        for standby in replication_lag(primary):
-            lag_bytes, lag_s = max(lag_bytes, standby["lag_bytes"] or 0), max(lag_s, standby["lag_seconds"])
-        if rows.filter(status="applied").count() >= args.webhooks or time.monotonic() > deadline:
-            break
+    while rows.filter(status="applied").count() < args.webhooks and time.monotonic() < deadline:
         time.sleep(0.5)
+    sampling.set()
+    sampler.join()
     result["applied"] = rows.filter(status="applied").count()
     result["not_applied"] = args.webhooks - result["applied"]
-    result["drained_s"] = round(time.perf_counter() - started, 1)
+    result["drained_s"] = round((lag["all_applied_at"] or time.perf_counter()) - started, 1)
     result["killed"] = ", ".join(killed) or "none"
     # Every killed process is back (the supervisor's restarts) and serving.
     _wait(lambda: all(_ready(p) for p in ports), "the web processes after the kills", timeout=120)
     result["restarts"] = ", ".join(f"{name} x{n}" for name, n in supervisor.restarts.items() if n) or "none"
-    result["replica_lag_max_bytes"] = lag_bytes
-    result["replica_lag_max_s"] = lag_s
+    result["replica_lag_max_bytes"] = lag["bytes"]
+    result["replica_lag_max_s"] = lag["seconds"]
+    result["replica_lag_samples"] = lag["samples"]
     standbys = replication_lag(primary)
     result["replica_lag_now_bytes"] = sum(s["lag_bytes"] or 0 for s in standbys)
     wait_replayed(primary, env["DATABASE_REPLICA_URL"])
-    result["replica_applied"] = _replica_applied(env["DATABASE_REPLICA_URL"], run_id)
+    result["replica_applied"] = _applied(env["DATABASE_REPLICA_URL"], run_id)
     result["errors"] = result["webhook_errors"] + result["read_errors"]
     result["ok"] = not (
         result["errors"]
         or result["not_applied"]
         or result["replica_applied"] != args.webhooks
         or len(standbys) != 1
-        or any(supervisor.restarts[name] < 1 for name in killed)
+        or any(supervisor.restarts[name] < killed.count(name) for name in killed)
     )
     return result
 
 
-def _replica_applied(replica_url: str, run_id: str) -> int:
+def _applied(url: str, run_id: str) -> int:
+    """The run's events applied, as the database at ``url`` (the primary or the replica) has them."""
     import psycopg
 
-    with psycopg.connect(replica_url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+    with psycopg.connect(url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
         return conn.execute(
             "SELECT count(*) FROM monetization_webhookevent WHERE event_id LIKE %s AND status = 'applied'",
             [f"evt_bench_{run_id}_%"],

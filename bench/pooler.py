@@ -1,0 +1,58 @@
+"""``--via-pgbouncer``: a private PgBouncer in transaction mode in front of the benchmark's database
+(deploy/local_postgres.py, Debian's pgbouncer, installed with apt when missing), so that a benchmark
+can serve the same load direct and pooled, in interleaved rounds, and report one over the other.
+
+The pooled processes are configured as production's web processes and webhooks pool are behind
+PgBouncer (``make prod-local``): ``DATABASE_POOLER=pgbouncer`` (no server-side cursors, no prepared
+statements kept on the server: backoffice/databases.py) and the session connection straight to
+PostgreSQL (``DATABASE_SESSION_URL``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+# As make prod-local's (PROD_LOCAL_PGBOUNCER_POOL): enough server connections for every client process.
+POOL_SIZE = int(os.environ.get("BENCH_PGBOUNCER_POOL", "20"))
+
+
+@contextlib.contextmanager
+def pgbouncer_env(database_url: str) -> Iterator[dict[str, str]]:
+    """PgBouncer in front of the server of ``database_url`` while the block runs; yields the environment
+    a process reaches the same database through it with."""
+    from deploy.local_postgres import free_port, start_pgbouncer
+
+    url = urlsplit(database_url)
+    run = Path(tempfile.mkdtemp(prefix="bench-pgbouncer-"))
+    run.chmod(0o755)  # PgBouncer runs as postgres when this runs as root: it must reach in
+    port = free_port()
+    bouncer = start_pgbouncer(
+        run / "pgbouncer",
+        port,
+        upstream_host=url.hostname or "127.0.0.1",
+        upstream_port=url.port or 5432,
+        pool_size=POOL_SIZE,
+    )
+    try:
+        netloc = f"{url.username or 'postgres'}@127.0.0.1:{port}"
+        yield {
+            "DATABASE_URL": urlunsplit(url._replace(netloc=netloc)),
+            "DATABASE_POOLER": "pgbouncer",
+            "DATABASE_SESSION_URL": database_url,
+        }
+    finally:
+        bouncer.stop()
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def ratios(direct: list[dict], pooled: list[dict], key: str) -> dict:
+    """pooled / direct of ``key`` per interleaved round and over all of them."""
+    per_round = [round(p[key] / d[key], 2) for d, p in zip(direct, pooled, strict=True) if d.get(key)]
+    total_d, total_p = sum(d.get(key) or 0 for d in direct), sum(p.get(key) or 0 for p in pooled)
+    return {"all_rounds": round(total_p / total_d, 2) if total_d else None, "per_round": per_round}
