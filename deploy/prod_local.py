@@ -256,8 +256,8 @@ def running(env: dict[str, str], port: int, logs: Path, *, to_terminal: bool = F
             specs = procfile(port)
             for spec in specs:
                 if spec.name.startswith("worker_batch"):
-                    # Batch work keeps session state across the transactions of one run (a creator cycle's
-                    # staging temp tables, written chunk by chunk): past the pooler, on a connection of its own.
+                    # Batch work keeps session state across the transactions of one run (a paying run's
+                    # claims are named by its server session): past the pooler, on a connection of its own.
                     spec.env.update(DATABASE_URL=urls["PROD_LOCAL_PRIMARY_URL"], DATABASE_POOLER="")
             supervisor = Supervisor(specs, env, None if to_terminal else logs).start()
             try:

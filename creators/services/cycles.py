@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import threading
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from fractions import Fraction
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import CharField, Count, Exists, OuterRef, Sum
+from django.db.models import CharField, Count, Exists, F, OuterRef, Sum
 from django.db.models.functions import Cast
 from django_fsm import can_proceed
 from djmoney.money import Money
@@ -298,14 +299,19 @@ class CycleResult:
         }
 
 
-def _scores_sql(weights: dict[str, int]) -> str:
+def _scores_sql(weights: dict[str, int], units: str | None = None) -> str:
     """(currency, creator_id, score, pool share in minor units) of ACTIVE creators with engagement, one
     statement for every currency's pool (``%(pool_currencies)s`` / ``%(pool_minors)s``): the engagement is
     aggregated once and each pool split by the same scores.
 
     Integer arithmetic (bigint when it cannot overflow, else numeric) keeps the split exact; the leftover
     units go to the largest remainders, ties by creator id: the same rule as ``split_largest_remainder``.
+    With ``units`` (a table of currency, unit, min_minor) each row also carries its currency's unit and minimum
+    payout, joined to the pools (a row each) rather than to every creator's row.
     """
+    unit_columns = ", spare.unit, spare.min_minor" if units else ""
+    unit_join = f"JOIN {units} u ON u.currency = pools.currency" if units else ""
+    unit_pick = ", u.unit, u.min_minor" if units else ""
     return f"""
         WITH agg AS (
             SELECT e.creator_id,
@@ -343,18 +349,19 @@ def _scores_sql(weights: dict[str, int]) -> str:
                    CASE WHEN small THEN pool_b * score_b %% tot_b ELSE mod(pools.pool * score, tot)::bigint END AS rem
             FROM elig, pools
         ), spare AS (
-            -- Each pool's units left after the floors: one aggregate, rather than a window over whole
-            -- partitions (which buffers every row of a pool before returning the first).
-            SELECT k, SUM(fl) AS floors FROM base GROUP BY k
+            -- Each pool's units left after the floors (a row per pool): one aggregate, rather than a window
+            -- over whole partitions (which buffers every row of a pool before returning the first).
+            SELECT pools.k, pools.currency, pools.pool - f.floors AS spare{unit_pick}
+            FROM (SELECT k, SUM(fl) AS floors FROM base GROUP BY k) f JOIN pools ON pools.k = f.k {unit_join}
         ), ranked AS (
             SELECT b.k, b.creator_id, b.score_b, b.fl,
-                   row_number() OVER (PARTITION BY b.k ORDER BY b.rem DESC, b.creator_id) AS rn,
-                   spare.floors
-            FROM base b JOIN spare ON spare.k = b.k
+                   row_number() OVER (PARTITION BY b.k ORDER BY b.rem DESC, b.creator_id) AS rn
+            FROM base b
         )
-        SELECT pools.currency, ranked.creator_id, ranked.score_b AS score,
-               (ranked.fl + CASE WHEN ranked.rn <= pools.pool - ranked.floors THEN 1 ELSE 0 END)::bigint AS pool_minor
-        FROM ranked JOIN pools ON pools.k = ranked.k
+        -- The creators' rows meet the pools' once (currency, leftover units), after the ranking.
+        SELECT spare.currency, ranked.creator_id, ranked.score_b AS score,
+               (ranked.fl + CASE WHEN ranked.rn <= spare.spare THEN 1 ELSE 0 END)::bigint AS pool_minor{unit_columns}
+        FROM ranked JOIN spare ON spare.k = ranked.k
     """  # noqa: S608 (table names are constants, weights are ints)
 
 
@@ -501,10 +508,11 @@ def _earning_key(cycle: RevenueShareCycle, chunk_no: int) -> str:
     return f"cycle:{cycle.pk}:run:{cycle.compute_run}:earnings:{chunk_no}"
 
 
-def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_size: int = 25_000):
+def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_size: int = 25_000, sessions: int = 2):
     """Compute a cycle's earnings and post them; resumable after a crash (state ``computing``).
 
-    ``dry_run`` returns the :class:`CycleResult` and writes nothing at all.
+    ``dry_run`` returns the :class:`CycleResult` and writes nothing at all. ``sessions``: how many database
+    sessions write chunks at once (one when called inside a transaction: other sessions could not see it).
     """
     require_perm(actor, "creators.compute_cycle")
     if dry_run:
@@ -537,44 +545,23 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
         cycle.currency = prep.currency
         cycle.weights = prep.weights_json
         cycle.compute_total = writer.total
+        cycle.compute_processed = 0  # every chunk, written now or by a run cut short, adds its creators below
         cycle.save()
-    processed = 0
+    try:
+        if connection.in_atomic_block or len(writer.plan) < 2 or sessions < 2:
+            results = [_compute_chunk(cycle, prep, writer, chunk) for chunk in writer.plan]
+        else:
+            results = _compute_chunks_in_sessions(cycle, prep, writer, sessions)
+    finally:
+        writer.close()
     # What this run wrote (rows, pool parts, payable, carried out): the audit's totals when it wrote every chunk.
     written, whole_run = [0, Decimal(0), Decimal(0), Decimal(0)], True
-    for chunk in writer.plan:
-        chunk_no, low, high, count = chunk.no, chunk.low, chunk.high, chunk.creators
-        with transaction.atomic():
-            writer.relax_commit()
-            cycle = _lock(cycle_id)
-            if CreatorEarning.objects.filter(cycle=cycle, creator_id__gte=low, creator_id__lte=high).exists():
-                whole_run = False  # written by a run cut short: count from the table
-            else:
-                sums = writer.write(chunk)
-                for n, pool, payable, carried in sums.values():
-                    written = [written[0] + n, written[1] + pool, written[2] + payable, written[3] + carried]
-                parts = {cur: pool for cur, (_, pool, _, _) in sums.items()}
-                journal_post_many(
-                    [
-                        Posting(
-                            # The pool currency keeps the key it always had; other currencies are suffixed.
-                            key=_earning_key(cycle, chunk_no) + ("" if cur == prep.currency else f":{cur}"),
-                            kind="creator_earnings",
-                            legs=[
-                                Leg(Account.CREATOR_REVENUE_SHARE, Money(part, cur)),
-                                Leg(Account.CREATOR_PAYABLE, Money(-part, cur)),
-                            ],
-                            memo=f"Revenue share {cycle.period:%Y-%m}, creators {low}-{high}, {cur}",
-                            source_type="creators.revenuesharecycle",
-                            source_id=str(cycle.pk),
-                        )
-                        for cur, part in sorted(parts.items())
-                        if part
-                    ]
-                )
-            processed += count
-            cycle.compute_processed = processed
-            cycle.save(update_fields=["compute_processed"])
-    writer.close()
+    for sums in results:
+        if sums is None:
+            whole_run = False  # written by a run cut short: count from the table
+            continue
+        for n, pool, payable, carried in sums.values():
+            written = [written[0] + n, written[1] + pool, written[2] + payable, written[3] + carried]
     with transaction.atomic():
         cycle = _lock(cycle_id)
         before = snapshot(cycle, CYCLE_FIELDS)
@@ -584,6 +571,86 @@ def cycle_compute(*, cycle_id: int, actor=None, dry_run: bool = False, chunk_siz
         summary = _written_summary(cycle, *written) if whole_run else selectors_summary(cycle)
         audit_record(action="cycle.computed", obj=cycle, actor=actor, before=before, after=summary)
     return cycle
+
+
+def _compute_chunk(
+    cycle: RevenueShareCycle, prep: Preparation, writer: _ChunkWriter, chunk: _Chunk
+) -> dict[str, tuple[int, Decimal, Decimal, Decimal]] | None:
+    """One chunk's earnings and its ledger entries in one transaction; None when a run cut short wrote it.
+
+    Chunks may be written by several sessions at once: a chunk is claimed by a transaction-scoped advisory
+    lock on (cycle, run, chunk) rather than by locking the cycle's row for the whole transaction, and the
+    cycle's row is updated last (its progress, and a check it is still computing), so that two chunks'
+    inserts overlap and only their last statements wait for each other.
+    """
+    with transaction.atomic():
+        writer.relax_commit()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_earning_key(cycle, chunk.no)])
+        sums = None
+        if not CreatorEarning.objects.filter(
+            cycle=cycle, creator_id__gte=chunk.low, creator_id__lte=chunk.high
+        ).exists():
+            sums = writer.write(chunk)
+            parts = {cur: pool for cur, (_, pool, _, _) in sums.items()}
+            journal_post_many(
+                [
+                    Posting(
+                        # The pool currency keeps the key it always had; other currencies are suffixed.
+                        key=_earning_key(cycle, chunk.no) + ("" if cur == prep.currency else f":{cur}"),
+                        kind="creator_earnings",
+                        legs=[
+                            Leg(Account.CREATOR_REVENUE_SHARE, Money(part, cur)),
+                            Leg(Account.CREATOR_PAYABLE, Money(-part, cur)),
+                        ],
+                        memo=f"Revenue share {cycle.period:%Y-%m}, creators {chunk.low}-{chunk.high}, {cur}",
+                        source_type="creators.revenuesharecycle",
+                        source_id=str(cycle.pk),
+                    )
+                    for cur, part in sorted(parts.items())
+                    if part
+                ]
+            )
+        progressed = RevenueShareCycle.objects.filter(
+            pk=cycle.pk, state=RevenueShareCycle.State.COMPUTING, compute_run=cycle.compute_run
+        ).update(compute_processed=F("compute_processed") + chunk.creators)
+        if not progressed:
+            raise IllegalTransition("The cycle stopped computing while its earnings were written.")
+    return sums
+
+
+def _compute_chunks_in_sessions(
+    cycle: RevenueShareCycle, prep: Preparation, writer: _ChunkWriter, sessions: int
+) -> list[dict[str, tuple[int, Decimal, Decimal, Decimal]] | None]:
+    """Write the chunks from ``sessions`` database sessions at once (a thread each, taking the next chunk
+    in turn): an INSERT runs on one server process, and most of a chunk's cost is its earnings' index
+    entries. Each chunk is still one transaction; the first error is raised once every thread has stopped."""
+    results: dict[int, dict | None] = {}
+    errors: list[BaseException] = []
+    pending = iter(writer.plan)
+    take = threading.Lock()
+
+    def work():
+        try:
+            while not errors:
+                with take:
+                    chunk = next(pending, None)
+                if chunk is None:
+                    return
+                results[chunk.no] = _compute_chunk(cycle, prep, writer, chunk)
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [threading.Thread(target=work, name=f"cycle-{cycle.pk}-chunks-{i}") for i in range(sessions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return [results[chunk.no] for chunk in writer.plan]
 
 
 def selectors_summary(cycle: RevenueShareCycle) -> dict:
@@ -634,11 +701,14 @@ class _ChunkWriter:
     """The whole split is staged server-side in one statement (every currency's pool share, creator-subscription
     shares less clawbacks, carry-ins) and each chunk is one INSERT ... SELECT: no row travels to Python and back."""
 
-    STAGE = "creators_cycle_stage"
     UNITS = "creators_cycle_units"
 
     def __init__(self, cycle: RevenueShareCycle, prep: Preparation, chunk_size: int):
         self.cycle, self.prep = cycle, prep
+        # The stage is read by every session that writes chunks, so not a session's temporary table: an
+        # unlogged one of the cycle's own (never WAL-logged; emptied by a server crash, after which the
+        # resumed run builds it again). A second run of the same cycle rebuilds it and the first one stops.
+        self.stage = f"creators_cycle_stage_{int(cycle.pk)}"
         start, end = period_bounds(cycle.period)
         params = {
             **_scores_params(cycle.period, prep.pools_minor),
@@ -667,7 +737,7 @@ class _ChunkWriter:
             cursor.execute(f"DROP TABLE IF EXISTS {self.UNITS}")
             cursor.execute(
                 f"CREATE TEMP TABLE {self.UNITS}"
-                " (currency text PRIMARY KEY, factor numeric, unit numeric, min_minor bigint)"
+                " (currency text PRIMARY KEY, factor numeric, unit numeric, min_minor bigint) ON COMMIT DROP"
             )
             cursor.executemany(
                 f"INSERT INTO {self.UNITS} VALUES (%s, %s, %s, %s)",  # noqa: S608
@@ -676,29 +746,33 @@ class _ChunkWriter:
                     for cur in currencies
                 ],
             )
-            cursor.execute(f"DROP TABLE IF EXISTS {self.STAGE}")
+            cursor.execute(f"DROP TABLE IF EXISTS {self.stage}")
             cursor.execute(
-                f"""CREATE TEMP TABLE {self.STAGE} AS
-                WITH dist AS ({_scores_sql(prep.weights)}),
+                f"""CREATE UNLOGGED TABLE {self.stage} AS
+                WITH dist AS ({_scores_sql(prep.weights, self.UNITS)}),
                 -- What is not the pool's (a few rows per fan payment, refund or carried balance) is summed
                 -- on its own, then joined to the pool parts (one row per creator and currency): no
                 -- grouping over the whole split. Amounts are whole minor units, so summing rounded rows
                 -- equals rounding the sum.
                 extra AS (
                     -- Summed back to bigint (SUM of bigint is numeric): every total below stays bigint.
+                    -- Each row carries its currency's unit and minimum payout (as the pool parts do), so
+                    -- the joined rows need no join to the units of their own.
                     SELECT creator_id, currency, SUM(sub_minor)::bigint AS sub_minor,
-                           SUM(claw_minor)::bigint AS claw_minor, SUM(carry_minor)::bigint AS carry_minor
+                           SUM(claw_minor)::bigint AS claw_minor, SUM(carry_minor)::bigint AS carry_minor,
+                           MIN(unit) AS unit, MIN(min_minor) AS min_minor
                     FROM (
                         SELECT s.creator_id, s.currency, round(s.amount * u.factor)::bigint AS sub_minor,
-                               0::bigint AS claw_minor, 0::bigint AS carry_minor
+                               0::bigint AS claw_minor, 0::bigint AS carry_minor, u.unit, u.min_minor
                         FROM {shares} s JOIN {self.UNITS} u ON u.currency = s.currency
                         WHERE s.occurred_at >= %(sub_start)s AND s.occurred_at < %(sub_end)s
                         UNION ALL
-                        SELECT c.creator_id, c.currency, 0, round(c.amount * u.factor)::bigint, 0
+                        SELECT c.creator_id, c.currency, 0, round(c.amount * u.factor)::bigint, 0, u.unit, u.min_minor
                         FROM {claws} c JOIN {self.UNITS} u ON u.currency = c.currency
                         WHERE c.occurred_at >= %(sub_start)s AND c.occurred_at < %(sub_end)s
                         UNION ALL
-                        SELECT e.creator_id, e.currency, 0, 0, round(e.carried_out * u.factor)::bigint
+                        SELECT e.creator_id, e.currency, 0, 0, round(e.carried_out * u.factor)::bigint, u.unit,
+                               u.min_minor
                         FROM {earnings} e JOIN {self.UNITS} u ON u.currency = e.currency
                         WHERE e.cycle_id = %(prev)s AND e.carried_out <> 0
                     ) parts
@@ -706,44 +780,48 @@ class _ChunkWriter:
                 ), line AS (
                     SELECT COALESCE(d.creator_id, x.creator_id) AS creator_id,
                            COALESCE(d.currency, x.currency) AS currency,
-                           COALESCE(d.score, 0) AS score, COALESCE(d.pool_minor, 0) AS pool_minor,
+                           COALESCE(d.score, 0) AS score, COALESCE(d.unit, x.unit) AS unit,
+                           COALESCE(d.min_minor, x.min_minor) AS min_minor,
+                           COALESCE(d.pool_minor, 0) AS pool_minor,
                            COALESCE(x.sub_minor, 0) AS sub_minor, COALESCE(x.claw_minor, 0) AS claw_minor,
                            COALESCE(x.carry_minor, 0) AS carry_minor
                     FROM dist d FULL JOIN extra x ON x.creator_id = d.creator_id AND x.currency = d.currency
                 ), total AS (
-                    SELECT line.*, u.unit,
-                           line.pool_minor + line.sub_minor - line.claw_minor + line.carry_minor AS total_minor,
-                           u.min_minor
-                    FROM line JOIN {self.UNITS} u ON u.currency = line.currency
+                    SELECT line.*,
+                           line.pool_minor + line.sub_minor - line.claw_minor + line.carry_minor AS total_minor
+                    FROM line
                 )
                 -- Everything a chunk writes, in the order it writes it: a chunk's INSERT only scales
-                -- minor units, and the stage's first row of each creator numbers the chunks.
+                -- minor units. ``n`` numbers the creators in id order (one window over the same sort): the
+                -- chunks are runs of chunk_size of them, and a chunk's creators are its last n less its first.
                 SELECT creator_id, currency, score, unit, pool_minor, sub_minor, claw_minor, carry_minor,
                        total_minor,
                        CASE WHEN total_minor >= min_minor THEN total_minor ELSE 0 END AS payable_minor,
                        CASE WHEN total_minor >= min_minor THEN 0 ELSE total_minor END AS carried_minor,
-                       row_number() OVER (PARTITION BY creator_id ORDER BY currency COLLATE "C") = 1 AS first,
-                       -- The chunk (runs of chunk_size creators in id order) numbered by the same sort.
+                       dense_rank() OVER (ORDER BY creator_id) AS n,
                        (dense_rank() OVER (ORDER BY creator_id) - 1) / %(chunk_size)s AS chunk
                 FROM total
                 ORDER BY creator_id, currency COLLATE "C"
                 """,  # noqa: S608
                 params,
             )
-            # Every chunk's bounds and what it will write, per currency, in one pass over the stage. A
-            # temporary table's rows lie in the order they were written (key order): a chunk starts at
-            # the smallest row address (ctid) of its rows and ends where the next one starts, so its
-            # INSERT reads only its own pages (the chunk's filter and row count still decide).
+            # Every chunk's bounds and what it will write, per currency, in one pass over the stage. A table
+            # written by one CREATE TABLE AS holds its rows in the order they were written (key order): a
+            # chunk starts at the smallest row address (ctid) of its rows and ends where the next one
+            # starts, so its INSERT reads only its own pages (the chunk's filter and row count still decide).
             cursor.execute(
-                f"""SELECT chunk, currency, MIN(creator_id), MAX(creator_id), COUNT(*) FILTER (WHERE first),
+                f"""SELECT chunk, currency, MIN(creator_id), MAX(creator_id), MIN(n), MAX(n),
                            COUNT(*), SUM(pool_minor), SUM(payable_minor), SUM(carried_minor), MIN(ctid)::text
-                    FROM {self.STAGE} GROUP BY chunk, currency ORDER BY chunk, currency"""  # noqa: S608
+                    FROM {self.stage} GROUP BY chunk, currency ORDER BY chunk, currency"""  # noqa: S608
             )
             chunks: dict[int, _Chunk] = {}
-            for no, cur, low, high, creators, rows, pool, payable, carried, first_row in cursor.fetchall():
+            numbers: dict[int, tuple[int, int]] = {}  # the chunk's first and last creator number
+            for no, cur, low, high, first_n, last_n, rows, pool, payable, carried, first_row in cursor.fetchall():
                 chunk = chunks.setdefault(no, _Chunk(no=no, low=low, high=high, first_row=first_row))
                 chunk.low, chunk.high = min(chunk.low, low), max(chunk.high, high)
-                chunk.creators += creators
+                first_n, last_n = min(first_n, numbers.get(no, (first_n,))[0]), max(last_n, numbers.get(no, (0, 0))[1])
+                numbers[no] = (first_n, last_n)
+                chunk.creators = last_n - first_n + 1
                 chunk.rows += rows
                 if _tid(first_row) < _tid(chunk.first_row):
                     chunk.first_row = first_row
@@ -773,7 +851,7 @@ class _ChunkWriter:
                     SELECT %(cycle)s, creator_id, {score}, pool_minor * unit, sub_minor * unit, claw_minor * unit,
                            carry_minor * unit, total_minor * unit, payable_minor * unit, carried_minor * unit,
                            currency
-                    FROM {self.STAGE} WHERE {rows} AND chunk = %(chunk)s""",  # noqa: S608
+                    FROM {self.stage} WHERE {rows} AND chunk = %(chunk)s""",  # noqa: S608
                 bounds,
             )
             if cursor.rowcount != chunk.rows:  # the row addresses missed some of the chunk: write nothing
@@ -783,8 +861,7 @@ class _ChunkWriter:
 
     def close(self):
         with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {self.STAGE}")
-            cursor.execute(f"DROP TABLE IF EXISTS {self.UNITS}")
+            cursor.execute(f"DROP TABLE IF EXISTS {self.stage}")
 
     def relax_commit(self):
         # A chunk commit need not wait for its WAL flush: were the server to crash right after,
