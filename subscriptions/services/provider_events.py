@@ -15,8 +15,10 @@ note it returns is shown in the admin's webhook inbox.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
+from django.db import transaction
 from django.db.models import Q
 
 from monetization.errors import ErrorCode
@@ -46,6 +48,8 @@ from subscriptions.services.provider_sync import (
     subscription_sync_from_snapshot,
     subscriptions_sync_from_snapshots,
 )
+
+log = logging.getLogger(__name__)
 
 
 def sync_note(result: SyncResult) -> str:
@@ -119,7 +123,7 @@ def provider_event_apply(event: WebhookEvent) -> str:
         if sub is None:
             # Providers do not order events: the subscription's own event is on its way.
             raise SubjectMissing(f"subscription {facts.subscription_ref} not known yet")
-        return _payments_apply([(event, facts, sub)])[0]
+        return _payment_alone_note(*_payments_apply([(event, facts, sub)])[0])
 
     invoiced = None
     if facts.invoice is not None:
@@ -274,21 +278,28 @@ def _payment_alone(facts: EventFacts) -> bool:
     )
 
 
-def _payments_apply(items: Sequence[tuple[WebhookEvent, EventFacts, Subscription]]) -> list[str]:
-    """Apply events that are payments alone (``_payment_alone``) of known subscriptions, as one batch: each
-    invoice's hooks first (the payment finds its invoice by id), then the payments, in a few statements per
-    provider. Their notes, in order."""
-    notes: list[list[str]] = []
-    for event, facts, sub in items:
-        notes.append(invoice_hooks_run(sub, facts.invoice, _cause(event)) if facts.invoice is not None else [])
+def _payments_apply(
+    items: Sequence[tuple[WebhookEvent, EventFacts, Subscription]],
+) -> list[tuple[list[str], Payment, bool]]:
+    """Record the payments of events about known subscriptions, as one batch: each invoice's hooks first (the
+    payment finds its invoice by id), then the payments, in a few statements per provider. Per event, in order:
+    the invoice hooks' notes, the payment and whether it was created."""
+    hook_notes = [
+        invoice_hooks_run(sub, facts.invoice, _cause(event)) if facts.invoice is not None else []
+        for event, facts, sub in items
+    ]
     by_provider: dict[str, list[int]] = {}
     for index, (event, _facts, _sub) in enumerate(items):
         by_provider.setdefault(event.provider, []).append(index)
+    recorded: dict[int, tuple[Payment, bool]] = {}
     for provider, indexes in by_provider.items():
         results = _payments_record(provider, [(items[i][2], items[i][1].payment) for i in indexes])
-        for index, (payment, created) in zip(indexes, results, strict=True):
-            notes[index].append(f"payment {payment.pk} {'recorded' if created else 'already recorded'}")
-    return ["; ".join(n) for n in notes]
+        recorded.update(zip(indexes, results, strict=True))
+    return [(hook_notes[i], *recorded[i]) for i in range(len(items))]
+
+
+def _payment_alone_note(notes: list[str], payment: Payment, created: bool) -> str:
+    return "; ".join([*notes, f"payment {payment.pk} {'recorded' if created else 'already recorded'}"])
 
 
 def _payment_missing(reference: str) -> SubjectMissing:
@@ -356,32 +367,99 @@ def _refund_reported(sub: Subscription, cause: Cause, detail: dict | None) -> No
 _FACTS_FROM_EVENT = (Provider.STRIPE, Provider.APP_STORE)
 
 
+def _renewal(facts: EventFacts) -> bool:
+    """The event converges a subscription and records its payment, nothing else (an App Store ``DID_RENEW``)."""
+    return (
+        facts.snapshot is not None
+        and facts.payment is not None
+        and facts.invoice is None
+        and not facts.replaces
+        and not facts.earlier_payments
+        and facts.payment_failed is None
+        and facts.dispute is None
+        and facts.refund is None
+        and not facts.refund_reversed
+        and facts.refund_reported is None
+        and facts.consumption_request is None
+        and not facts.access_ends
+    )
+
+
+def _sync(pairs: Sequence[tuple[WebhookEvent, object]]) -> list[SyncResult]:
+    return subscriptions_sync_from_snapshots(
+        [SyncRequest(snapshot=snapshot, cause=_cause(event)) for event, snapshot in pairs]
+    )
+
+
 def provider_events_apply_together(events: Sequence[WebhookEvent]) -> dict[int, str]:
-    """Apply in bulk, in the events' order, the events that are snapshots alone (subscriptions converged
-    together), then those that are payments alone of known subscriptions (recorded together)."""
-    snapshots = [(event, provider_package(event.provider).event_snapshot(event)) for event in events]
-    synced = [(event, snapshot) for event, snapshot in snapshots if snapshot is not None]
-    notes: dict[int, str] = {}
-    if synced:
-        results = subscriptions_sync_from_snapshots(
-            [SyncRequest(snapshot=snapshot, cause=_cause(event)) for event, snapshot in synced]
-        )
-        notes = {event.pk: sync_note(result) for (event, _snapshot), result in zip(synced, results, strict=True)}
-    paid = []
-    for event, snapshot in snapshots:
-        if snapshot is None and event.provider in _FACTS_FROM_EVENT:
-            facts = provider_package(event.provider).event_facts(event)
-            if _payment_alone(facts) and facts.subscription_ref:
-                paid.append((event, facts))
+    """Apply in bulk the events whose whole effect allows it: snapshots alone and renewals (a snapshot and its
+    payment) converge their subscriptions together, in the events' order; then the renewals' payments and the
+    payments alone of known subscriptions (``invoice.paid``) are recorded together. The others are left to
+    ``provider_event_apply``, one at a time."""
+    synced: list[tuple[WebhookEvent, object]] = []
+    renewals: dict[int, EventFacts] = {}  # by event pk
+    paid: list[tuple[WebhookEvent, EventFacts]] = []
+    for event in events:
+        package = provider_package(event.provider)
+        snapshot = package.event_snapshot(event)
+        if snapshot is not None:
+            synced.append((event, snapshot))
+            continue
+        if event.provider not in _FACTS_FROM_EVENT:
+            continue
+        try:
+            facts = package.event_facts(event)
+        except Exception:  # noqa: S112 (ignored or unreadable: applied alone, which records why)
+            continue
+        if _renewal(facts):
+            renewals[event.pk] = facts
+            synced.append((event, facts.snapshot))
+        elif _payment_alone(facts) and facts.subscription_ref:
+            paid.append((event, facts))
+    results: list[SyncResult] = []
+    if renewals:
+        try:
+            with transaction.atomic():
+                results = _sync(synced)
+        except Exception:
+            # A renewal the bulk sync cannot take (a purchase whose customer is not linked yet: it waits): the
+            # renewals are applied alone, the snapshots alone still together.
+            log.info("renewals of a webhook batch failed together; applying them one at a time", exc_info=True)
+            synced = [(event, snapshot) for event, snapshot in synced if event.pk not in renewals]
+            renewals = {}
+            results = _sync(synced) if synced else []
+    elif synced:
+        results = _sync(synced)
+    notes = {event.pk: sync_note(result) for (event, _snapshot), result in zip(synced, results, strict=True)}
+    known = [
+        (event, renewals[event.pk], result.subscription)
+        for (event, _snapshot), result in zip(synced, results, strict=True)
+        if event.pk in renewals
+    ]
     if paid:
         subscriptions = _subscriptions({(event.provider, facts.subscription_ref) for event, facts in paid})
         # A subscription not known yet: the event waits for it, applied alone.
-        known = [
+        known += [
             (event, facts, subscriptions[(event.provider, facts.subscription_ref)])
             for event, facts in paid
             if (event.provider, facts.subscription_ref) in subscriptions
         ]
-        notes.update({event.pk: note for (event, _f, _s), note in zip(known, _payments_apply(known), strict=True)})
+    if known:
+        try:
+            with transaction.atomic():
+                recorded = _payments_apply(known)
+        except Exception:
+            if renewals:
+                raise  # their snapshots are applied already: the whole batch is redone one event at a time
+            # One of them is bad (a hook failed, an amount is invalid): each is applied alone, under its own
+            # savepoint, so it fails alone.
+            log.info("payments of a webhook batch failed together; applying them one at a time", exc_info=True)
+        else:
+            for (event, _facts, _sub), (hook_notes, payment, created) in zip(known, recorded, strict=True):
+                if event.pk in renewals:
+                    notes[event.pk] = f"{notes[event.pk]}; payment {payment.pk}"
+                else:
+                    notes[event.pk] = _payment_alone_note(hook_notes, payment, created)
     return notes
 
 
