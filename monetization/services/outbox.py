@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
+from monetization import clock
 from monetization.event_catalogue import CATALOGUE, event_type_for_audit
 from monetization.models import AuditEvent, Customer, OutboxEvent
 from monetization.models.outbox import event_id_new
@@ -159,7 +160,8 @@ def outbox_events_from_audit(audits: Sequence[AuditEvent]) -> None:
 
 def outbox_events_write_many(*, type: str, events: Sequence[dict[str, Any]], cause: dict[str, Any]) -> None:
     """Append many events of one type with their deliveries, in one statement (a set-based job's events, in
-    its transaction). Each event: ``customer_id``, ``object_type``, ``object_id``, ``data``, ``occurred_at``."""
+    its transaction). Each event: ``customer_id``, ``object_type``, ``object_id``, ``data``, ``occurred_at``, and
+    its own ``cause`` where it is not the one given for all."""
     if type not in CATALOGUE:
         raise ImproperlyConfigured(f"{type!r} is not in the event catalogue.")
     rows = [
@@ -172,7 +174,7 @@ def outbox_events_write_many(*, type: str, events: Sequence[dict[str, Any]], cau
             "customer_id": event["customer_id"],
             "object_type": event["object_type"],
             "object_id": str(event["object_id"]),
-            "cause": cause,
+            "cause": event.get("cause", cause),
             "audit_event_id": None,
             "data": event["data"],
         }
@@ -245,16 +247,29 @@ def outbox_events_from_audit_sql(audit: str, *, event_type: str | None, param: C
         )"""  # noqa: S608
 
 
-def outbox_payment_succeeded(payment) -> OutboxEvent:
-    """A captured payment (payments write no audit event: the provider's event is their record)."""
-    return outbox_event_write(
+def outbox_payments_succeeded(payments: Sequence) -> None:
+    """Captured payments, one event each in one statement (payments write no audit event: the provider's
+    event is their record)."""
+    now = clock.now()
+    outbox_events_write_many(
         type="PAYMENT_SUCCEEDED",
-        customer_id=payment.customer_id,
-        object_type=payment._meta.label_lower,
-        object_id=payment.pk,
-        cause={"kind": "provider_event", "label": f"{payment.provider}:{payment.provider_reference}", "actor": None},
-        data={
-            "kind": payment.kind,
-            "payment": {"amount": str(payment.amount.amount), "currency": str(payment.amount.currency)},
-        },
+        events=[
+            {
+                "customer_id": payment.customer_id,
+                "object_type": payment._meta.label_lower,
+                "object_id": payment.pk,
+                "occurred_at": now,
+                "cause": {
+                    "kind": "provider_event",
+                    "label": f"{payment.provider}:{payment.provider_reference}",
+                    "actor": None,
+                },
+                "data": {
+                    "kind": payment.kind,
+                    "payment": {"amount": str(payment.amount.amount), "currency": str(payment.amount.currency)},
+                },
+            }
+            for payment in payments
+        ],
+        cause={},
     )

@@ -10,9 +10,11 @@ a refund-succeeded hook of the core.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import Min, Q
 from django_fsm import can_proceed
 from djmoney.money import Money
 
@@ -21,7 +23,7 @@ from monetization.commission import commission_reduced_after_first_year
 from monetization.models import Customer, Payment, Refund
 from monetization.providers.base import InvoiceReport
 from monetization.registry import Registry
-from monetization.services.payments import payment_record
+from monetization.services.payments import PaymentToRecord, payments_record
 from subscriptions.models import Plan, Subscription, SubscriptionPayment
 from subscriptions.services.lifecycle import Cause, subscription_change_state
 
@@ -63,6 +65,28 @@ def revenue_stream(subscription: Subscription) -> str:
     return REVENUE_STREAM_BY_PRODUCT_KIND.get(subscription.plan.product.kind, "subscriptions")
 
 
+@dataclass(frozen=True)
+class SubscriptionPaymentToRecord:
+    """One payment of a subscription, as :func:`subscription_payments_record` takes it."""
+
+    subscription: Subscription
+    customer: Customer
+    provider: str
+    provider_reference: str
+    amount: Money
+    fee: Money | None = None
+    tax: Money | None = None
+    kind: str = Payment.Kind.RENEWAL
+    succeeded: bool = True
+    failure_code: str = ""
+    occurred_at: datetime | None = None
+    plan: Plan | None = None
+    # When the subscriber's paid service began, when the provider signs it with the payment (App
+    # Store): the store's reduced commission past the first year counts from it, whatever order
+    # payments are booked in. None: counted from the subscription's payments booked so far.
+    paid_service_since: datetime | None = None
+
+
 def subscription_payment_record(
     *,
     subscription: Subscription,
@@ -90,50 +114,106 @@ def subscription_payment_record(
     right when payments are booked in the order they were taken.
 
     Idempotent like ``payment_record``: a repeated call returns the existing payment
-    (created=False), links nothing twice and runs no hook again.
+    (created=False), links nothing twice and runs no hook again. A batch of one of
+    :func:`subscription_payments_record`.
     """
+    return subscription_payments_record(
+        [
+            SubscriptionPaymentToRecord(
+                subscription=subscription,
+                customer=customer,
+                provider=provider,
+                provider_reference=provider_reference,
+                amount=amount,
+                fee=fee,
+                tax=tax,
+                kind=kind,
+                succeeded=succeeded,
+                failure_code=failure_code,
+                occurred_at=occurred_at,
+                plan=plan,
+                paid_service_since=paid_service_since,
+            )
+        ]
+    )[0]
 
-    def link(payment: Payment) -> None:
-        SubscriptionPayment.objects.create(payment=payment, subscription=subscription)
 
+def _first_paid(records: Sequence[SubscriptionPaymentToRecord]) -> dict[tuple[int, str], datetime]:
+    """When each subscription's first successful payment (of its provider) happened, for the records whose
+    provider's commission drops after a subscriber's first year (one indexed read for them all)."""
+    asked = {
+        (r.subscription.pk, r.provider)
+        for r in records
+        if r.paid_service_since is None
+        and commission_reduced_after_first_year(r.provider, r.occurred_at or clock.now())
+    }
+    if not asked:
+        return {}
+    match = Q()
+    for subscription_id, provider in asked:
+        match |= Q(subscription_id=subscription_id, payment__provider=provider)
+    return {
+        (row["subscription_id"], row["payment__provider"]): row["first"]
+        for row in SubscriptionPayment.objects.filter(match, payment__status__in=PAID_STATUSES)
+        .values("subscription_id", "payment__provider")
+        .annotate(first=Min("payment__occurred_at"))
+    }
+
+
+def subscription_payments_record(records: Sequence[SubscriptionPaymentToRecord]) -> list[tuple[Payment, bool]]:
+    """Record many subscriptions' payments (``payments_record``): each linked to its subscription, hooks run.
+
+    Returns (payment, created) per record, in order. A few statements for the batch, whatever its size.
+    """
     # The stores reduce their commission once a subscriber has a year of paid service: counted from
     # when the provider says paid service began, else from the subscription's first successful
-    # payment booked (one indexed read, only where the rule cares).
-    at = occurred_at or clock.now()
-    past_first_year = False
-    if commission_reduced_after_first_year(provider, at):
-        if paid_service_since is None:
-            paid_service_since = (
-                SubscriptionPayment.objects.filter(
-                    subscription=subscription, payment__status__in=PAID_STATUSES, payment__provider=provider
-                )
-                .order_by("payment__occurred_at")
-                .values_list("payment__occurred_at", flat=True)
-                .first()
+    # payment booked (earlier ones of this batch included).
+    first_paid = _first_paid(records)
+    to_record = []
+    for record in records:
+        at = record.occurred_at or clock.now()
+        key = (record.subscription.pk, record.provider)
+        first = first_paid.get(key)
+        since = record.paid_service_since or first
+        past_first_year = since is not None and since <= at - timedelta(days=365)
+        if (
+            record.paid_service_since is None
+            and record.succeeded
+            and (first is None or at < first)
+            and commission_reduced_after_first_year(record.provider, at)
+        ):
+            first_paid[key] = at
+        to_record.append(
+            PaymentToRecord(
+                customer=record.customer,
+                provider=record.provider,
+                provider_reference=record.provider_reference,
+                amount=record.amount,
+                fee=record.fee,
+                tax=record.tax,
+                past_first_year=past_first_year,
+                kind=record.kind,
+                succeeded=record.succeeded,
+                failure_code=record.failure_code,
+                occurred_at=record.occurred_at,
+                revenue_stream=revenue_stream(record.subscription),
+                service_months=plan_months(record.plan or record.subscription.plan),
             )
-        past_first_year = paid_service_since is not None and paid_service_since <= at - timedelta(days=365)
+        )
 
-    def succeeded_now(payment: Payment) -> None:
+    def link(created: list[tuple[int, Payment]]) -> None:
+        SubscriptionPayment.objects.bulk_create(
+            [
+                SubscriptionPayment(payment=payment, subscription=records[index].subscription)
+                for index, payment in created
+            ]
+        )
+
+    def succeeded_now(index: int, payment: Payment) -> None:
         for hook in payment_hooks:
-            hook(payment, subscription)
+            hook(payment, records[index].subscription)
 
-    return payment_record(
-        customer=customer,
-        provider=provider,
-        provider_reference=provider_reference,
-        amount=amount,
-        fee=fee,
-        tax=tax,
-        past_first_year=past_first_year,
-        kind=kind,
-        succeeded=succeeded,
-        failure_code=failure_code,
-        occurred_at=occurred_at,
-        revenue_stream=revenue_stream(subscription),
-        service_months=plan_months(plan or subscription.plan),
-        link=link,
-        on_succeeded=succeeded_now,
-    )
+    return payments_record(to_record, link=link, on_succeeded=succeeded_now)
 
 
 def plan_months(plan: Plan) -> int:

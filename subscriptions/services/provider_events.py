@@ -15,12 +15,16 @@ note it returns is shown in the admin's webhook inbox.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
+from django.db import transaction
+from django.db.models import Q
+
 from monetization.errors import ErrorCode
-from monetization.models import Payment, Refund, WebhookEvent
+from monetization.models import Payment, Provider, Refund, WebhookEvent
 from monetization.providers import provider_package
-from monetization.providers.base import EventIgnored, SubjectMissing
+from monetization.providers.base import EventFacts, EventIgnored, PaymentReport, SubjectMissing
 from monetization.services.audit import audit_record
 from monetization.services.consumption import consumption_request_record
 from monetization.services.disputes import dispute_record_reported
@@ -29,7 +33,12 @@ from monetization.services.webhooks import EventApplier
 from monetization.webhook_queue import webhook_events_wake
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause, subscription_change_state
-from subscriptions.services.payments import invoice_hooks_run, payment_subscription, subscription_payment_record
+from subscriptions.services.payments import (
+    SubscriptionPaymentToRecord,
+    invoice_hooks_run,
+    payment_subscription,
+    subscription_payments_record,
+)
 from subscriptions.services.provider_sync import (
     SubscriptionSyncError,
     SyncRequest,
@@ -39,6 +48,8 @@ from subscriptions.services.provider_sync import (
     subscription_sync_from_snapshot,
     subscriptions_sync_from_snapshots,
 )
+
+log = logging.getLogger(__name__)
 
 
 def sync_note(result: SyncResult) -> str:
@@ -59,6 +70,17 @@ def _subscription(provider: str, provider_subscription_id: str) -> Subscription 
         .filter(provider=provider, provider_subscription_id=provider_subscription_id)
         .first()
     )
+
+
+def _subscriptions(refs: set[tuple[str, str]]) -> dict[tuple[str, str], Subscription]:
+    """The subscriptions of these (provider, provider subscription id) pairs, as ``_subscription`` reads one."""
+    match = Q()
+    for provider, provider_subscription_id in refs:
+        match |= Q(provider=provider, provider_subscription_id=provider_subscription_id)
+    return {
+        (sub.provider, sub.provider_subscription_id): sub
+        for sub in Subscription.objects.select_related("customer", "plan__product").filter(match)
+    }
 
 
 def provider_event_apply(event: WebhookEvent) -> str:
@@ -94,6 +116,14 @@ def provider_event_apply(event: WebhookEvent) -> str:
         if sub is not None:
             _, created = _payment_record(event, sub, report)
             notes.append(f"earlier payment {report.provider_reference} {'recorded' if created else 'known'}")
+
+    if _payment_alone(facts):
+        # The same as a batch's payments (provider_events_apply_together), for a batch of one.
+        sub = _subscription(event.provider, facts.subscription_ref)
+        if sub is None:
+            # Providers do not order events: the subscription's own event is on its way.
+            raise SubjectMissing(f"subscription {facts.subscription_ref} not known yet")
+        return _payment_alone_note(*_payments_apply([(event, facts, sub)])[0])
 
     invoiced = None
     if facts.invoice is not None:
@@ -196,30 +226,81 @@ def provider_event_apply(event: WebhookEvent) -> str:
     return "; ".join(notes)
 
 
-def _payment_record(event: WebhookEvent, sub: Subscription, report) -> tuple[Payment, bool]:
-    plan = None
-    if report.store_product_id:
-        try:
-            plan = sku_for(event.provider, report.store_product_id).plan
-        except SubscriptionSyncError:
-            plan = None  # a product we don't sell: the subscription's plan it is
-    payment, created = subscription_payment_record(
-        subscription=sub,
-        customer=sub.customer,
-        provider=event.provider,
-        provider_reference=report.provider_reference,
-        amount=report.amount,
-        fee=report.fee,
-        tax=report.tax,
-        kind=report.kind,
-        occurred_at=report.occurred_at,
-        plan=plan,
-        paid_service_since=report.paid_service_since,
-    )
+def _payment_record(event: WebhookEvent, sub: Subscription, report: PaymentReport) -> tuple[Payment, bool]:
+    return _payments_record(event.provider, [(sub, report)])[0]
+
+
+def _payments_record(provider: str, items: Sequence[tuple[Subscription, PaymentReport]]) -> list[tuple[Payment, bool]]:
+    """Record the payments ``provider`` reported of these subscriptions (one batch); wake what waits for them."""
+    records = []
+    for sub, report in items:
+        plan = None
+        if report.store_product_id:
+            try:
+                plan = sku_for(provider, report.store_product_id).plan
+            except SubscriptionSyncError:
+                plan = None  # a product we don't sell: the subscription's plan it is
+        records.append(
+            SubscriptionPaymentToRecord(
+                subscription=sub,
+                customer=sub.customer,
+                provider=provider,
+                provider_reference=report.provider_reference,
+                amount=report.amount,
+                fee=report.fee,
+                tax=report.tax,
+                kind=report.kind,
+                occurred_at=report.occurred_at,
+                plan=plan,
+                paid_service_since=report.paid_service_since,
+            )
+        )
+    results = subscription_payments_record(records)
+    created = [payment.provider_reference for payment, new in results if new]
     if created:
-        # Refunds, reversals and disputes of this payment that came first wait for it: apply them now.
-        webhook_events_wake(provider=event.provider, subject_refs=[report.provider_reference])
-    return payment, created
+        # Refunds, reversals and disputes of these payments that came first wait for them: apply them now.
+        webhook_events_wake(provider=provider, subject_refs=created)
+    return results
+
+
+def _payment_alone(facts: EventFacts) -> bool:
+    """The event records a payment of a known subscription and nothing else (its invoice aside): ``invoice.paid``."""
+    return (
+        facts.payment is not None
+        and facts.snapshot is None
+        and not facts.earlier_payments
+        and facts.payment_failed is None
+        and facts.dispute is None
+        and facts.refund is None
+        and not facts.refund_reversed
+        and facts.refund_reported is None
+        and facts.consumption_request is None
+        and not facts.access_ends
+    )
+
+
+def _payments_apply(
+    items: Sequence[tuple[WebhookEvent, EventFacts, Subscription]],
+) -> list[tuple[list[str], Payment, bool]]:
+    """Record the payments of events about known subscriptions, as one batch: each invoice's hooks first (the
+    payment finds its invoice by id), then the payments, in a few statements per provider. Per event, in order:
+    the invoice hooks' notes, the payment and whether it was created."""
+    hook_notes = [
+        invoice_hooks_run(sub, facts.invoice, _cause(event)) if facts.invoice is not None else []
+        for event, facts, sub in items
+    ]
+    by_provider: dict[str, list[int]] = {}
+    for index, (event, _facts, _sub) in enumerate(items):
+        by_provider.setdefault(event.provider, []).append(index)
+    recorded: dict[int, tuple[Payment, bool]] = {}
+    for provider, indexes in by_provider.items():
+        results = _payments_record(provider, [(items[i][2], items[i][1].payment) for i in indexes])
+        recorded.update(zip(indexes, results, strict=True))
+    return [(hook_notes[i], *recorded[i]) for i in range(len(items))]
+
+
+def _payment_alone_note(notes: list[str], payment: Payment, created: bool) -> str:
+    return "; ".join([*notes, f"payment {payment.pk} {'recorded' if created else 'already recorded'}"])
 
 
 def _payment_missing(reference: str) -> SubjectMissing:
@@ -283,16 +364,104 @@ def _refund_reported(sub: Subscription, cause: Cause, detail: dict | None) -> No
     )
 
 
-def provider_events_apply_together(events: Sequence[WebhookEvent]) -> dict[int, str]:
-    """Converge, in bulk and in the events' order, the subscriptions of the events that are snapshots alone."""
-    synced = [(event, provider_package(event.provider).event_snapshot(event)) for event in events]
-    synced = [(event, snapshot) for event, snapshot in synced if snapshot is not None]
-    if not synced:
-        return {}
-    results = subscriptions_sync_from_snapshots(
-        [SyncRequest(snapshot=snapshot, cause=_cause(event)) for event, snapshot in synced]
+# Their facts are read from the stored event alone (Google Play's from its API: once, when applied alone).
+_FACTS_FROM_EVENT = (Provider.STRIPE, Provider.APP_STORE)
+
+
+def _renewal(facts: EventFacts) -> bool:
+    """The event converges a subscription and records its payment, nothing else (an App Store ``DID_RENEW``)."""
+    return (
+        facts.snapshot is not None
+        and facts.payment is not None
+        and facts.invoice is None
+        and not facts.replaces
+        and not facts.earlier_payments
+        and facts.payment_failed is None
+        and facts.dispute is None
+        and facts.refund is None
+        and not facts.refund_reversed
+        and facts.refund_reported is None
+        and facts.consumption_request is None
+        and not facts.access_ends
     )
-    return {event.pk: sync_note(result) for (event, _snapshot), result in zip(synced, results, strict=True)}
+
+
+def _sync(pairs: Sequence[tuple[WebhookEvent, object]]) -> list[SyncResult]:
+    return subscriptions_sync_from_snapshots(
+        [SyncRequest(snapshot=snapshot, cause=_cause(event)) for event, snapshot in pairs]
+    )
+
+
+def provider_events_apply_together(events: Sequence[WebhookEvent]) -> dict[int, str]:
+    """Apply in bulk the events whose whole effect allows it: snapshots alone and renewals (a snapshot and its
+    payment) converge their subscriptions together, in the events' order; then the renewals' payments and the
+    payments alone of known subscriptions (``invoice.paid``) are recorded together. The others are left to
+    ``provider_event_apply``, one at a time."""
+    synced: list[tuple[WebhookEvent, object]] = []
+    renewals: dict[int, EventFacts] = {}  # by event pk
+    paid: list[tuple[WebhookEvent, EventFacts]] = []
+    for event in events:
+        package = provider_package(event.provider)
+        snapshot = package.event_snapshot(event)
+        if snapshot is not None:
+            synced.append((event, snapshot))
+            continue
+        if event.provider not in _FACTS_FROM_EVENT:
+            continue
+        try:
+            facts = package.event_facts(event)
+        except Exception:  # noqa: S112 (ignored or unreadable: applied alone, which records why)
+            continue
+        if _renewal(facts):
+            renewals[event.pk] = facts
+            synced.append((event, facts.snapshot))
+        elif _payment_alone(facts) and facts.subscription_ref:
+            paid.append((event, facts))
+    results: list[SyncResult] = []
+    if renewals:
+        try:
+            with transaction.atomic():
+                results = _sync(synced)
+        except Exception:
+            # A renewal the bulk sync cannot take (a purchase whose customer is not linked yet: it waits): the
+            # renewals are applied alone, the snapshots alone still together.
+            log.info("renewals of a webhook batch failed together; applying them one at a time", exc_info=True)
+            synced = [(event, snapshot) for event, snapshot in synced if event.pk not in renewals]
+            renewals = {}
+            results = _sync(synced) if synced else []
+    elif synced:
+        results = _sync(synced)
+    notes = {event.pk: sync_note(result) for (event, _snapshot), result in zip(synced, results, strict=True)}
+    known = [
+        (event, renewals[event.pk], result.subscription)
+        for (event, _snapshot), result in zip(synced, results, strict=True)
+        if event.pk in renewals
+    ]
+    if paid:
+        subscriptions = _subscriptions({(event.provider, facts.subscription_ref) for event, facts in paid})
+        # A subscription not known yet: the event waits for it, applied alone.
+        known += [
+            (event, facts, subscriptions[(event.provider, facts.subscription_ref)])
+            for event, facts in paid
+            if (event.provider, facts.subscription_ref) in subscriptions
+        ]
+    if known:
+        try:
+            with transaction.atomic():
+                recorded = _payments_apply(known)
+        except Exception:
+            if renewals:
+                raise  # their snapshots are applied already: the whole batch is redone one event at a time
+            # One of them is bad (a hook failed, an amount is invalid): each is applied alone, under its own
+            # savepoint, so it fails alone.
+            log.info("payments of a webhook batch failed together; applying them one at a time", exc_info=True)
+        else:
+            for (event, _facts, _sub), (hook_notes, payment, created) in zip(known, recorded, strict=True):
+                if event.pk in renewals:
+                    notes[event.pk] = f"{notes[event.pk]}; payment {payment.pk}"
+                else:
+                    notes[event.pk] = _payment_alone_note(hook_notes, payment, created)
+    return notes
 
 
 EVENT_APPLIER = EventApplier(apply=provider_event_apply, apply_together=provider_events_apply_together)

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monetization.models import AuditEvent, WebhookEvent
+from monetization.models import AuditEvent, JournalEntry, Payment, WebhookEvent
 from monetization.providers.stripe.parsing import event_from_dict
 from monetization.services.webhooks import (
     APPLY_SCHEDULED_KEY,
@@ -21,9 +21,9 @@ from monetization.services.webhooks import (
 )
 from monetization.tasks import apply_waiting_webhook_events
 from monetization.webhook_queue import webhook_accept
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, SubscriptionPayment
 
-from .support import stripe_subscription_event
+from .support import stripe_invoice_event, stripe_subscription_event
 from .test_convergence import _app_store_sequence, _deliver, _state, _stripe_sequence
 
 _run = itertools.count()
@@ -215,3 +215,59 @@ def test_app_store_notifications_in_batches_end_where_one_at_a_time_ends(apple_p
     _deliver(reference, range(length))
     _apply_in_batches(_store([batched[i] for i in order]), size)
     assert _state("app_store", f"93{n:06d}") == _state("app_store", f"94{n:06d}")
+
+
+def _invoices_paid(prefix: str, count: int, *, sub_prefix: str = "") -> list:
+    """``invoice.paid`` of the renewal of each of ``count`` subscriptions made by ``_new_subscription_events``."""
+    return [
+        event_from_dict(
+            stripe_invoice_event(
+                event_id=f"evt_{prefix}_paid_{i}",
+                created=1767225700 + i,
+                invoice_id=f"in_{prefix}_{i}",
+                sub_id=f"sub_{sub_prefix or prefix}_{i}",
+            )
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.mark.django_db
+def test_payments_in_a_batch_cost_the_same_statements_whatever_their_number(catalog, customers):
+    webhook_events_apply_batch(event_ids=_store(_new_subscription_events("warm", 1)))
+    webhook_events_apply_batch(event_ids=_store(_invoices_paid("warm", 1)))  # SKU and rules cached
+    counts = []
+    for prefix, size in (("small", 5), ("large", 40)):
+        webhook_events_apply_batch(event_ids=_store(_new_subscription_events(prefix, size)))
+        ids = _store(_invoices_paid(prefix, size))
+        with CaptureQueriesContext(connection) as queries:
+            outcomes = webhook_events_apply_batch(event_ids=ids)
+        assert all(isinstance(o, WebhookEvent) and o.status == "applied" for o in outcomes.values())
+        payments = Payment.objects.filter(provider="stripe", provider_reference__startswith=f"in_{prefix}_")
+        assert payments.count() == size
+        # Each one booked and linked once, as one at a time.
+        assert JournalEntry.objects.filter(key__in=[f"payment:{p.pk}:capture" for p in payments]).count() == size
+        assert SubscriptionPayment.objects.filter(payment__in=payments).count() == size
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts  # one at a time: 16 statements per payment
+
+
+@pytest.mark.django_db
+def test_a_payment_twice_in_a_batch_is_recorded_once_and_an_unknown_subscription_waits(catalog, customers):
+    webhook_events_apply_batch(event_ids=_store(_new_subscription_events("pay", 2)))
+    paid = _invoices_paid("pay", 2)
+    again = event_from_dict(  # the same invoice under another event id (Stripe's invoice.payment_succeeded)
+        stripe_invoice_event(event_id="evt_pay_again", created=1767225800, invoice_id="in_pay_0", sub_id="sub_pay_0")
+    )
+    unknown = _invoices_paid("nosub", 1)[0]
+    outcomes = webhook_events_apply_batch(event_ids=_store([paid[0], unknown, again, paid[1]]))
+
+    assert Payment.objects.filter(provider_reference="in_pay_0").count() == 1
+    assert Payment.objects.filter(provider_reference="in_pay_1").count() == 1
+    notes = dict(WebhookEvent.objects.filter(event_id__startswith="evt_pay_").values_list("event_id", "note"))
+    assert notes["evt_pay_paid_0"].endswith(" recorded") and notes["evt_pay_again"].endswith("already recorded")
+    assert set(WebhookEvent.objects.filter(event_id__startswith="evt_pay_").values_list("status", flat=True)) == {
+        "applied"
+    }
+    waiting = WebhookEvent.objects.get(event_id="evt_nosub_paid_0")
+    assert waiting.status == "waiting" and isinstance(outcomes[waiting.pk], Exception)
