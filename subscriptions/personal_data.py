@@ -35,6 +35,9 @@ def register() -> None:
     source("subscriptions.IntroductoryOfferUse", customer_paths=("customer",), personal_fields=())
     # Win-back: which rule targeted a customer and when (no free text).
     source("subscriptions.WinBackTarget", customer_paths=("customer",), personal_fields=())
+    # Price changes: which subscription was moved to a new Stripe price and when (the provider's
+    # refusal, if any, is an error code and message about the price, not about the person).
+    source("subscriptions.PriceChangePush", customer_paths=("subscription__customer",), personal_fields=())
     provider_references.register("subscriptions.provider_subscription_id", subscription_references)
     erasure_hooks.register("subscriptions.cancel", subscriptions_erasure)
 
