@@ -410,31 +410,24 @@ class FakeProvider(StripeBillingBook):
         self, provider_subscription_id: str, *, store_product_id: str, idempotency_key: str
     ) -> SubscriptionSnapshot:
         """Like Stripe: the one item moves to the new price, the period stays (the proration is Stripe's invoice)."""
-        self.calls.append(
-            (
-                "change_subscription_plan",
-                {"id": provider_subscription_id, "price": store_product_id, "key": idempotency_key},
-            )
+        return self._item_price_set(
+            "change_subscription_plan", provider_subscription_id, store_product_id, idempotency_key
         )
-        self._maybe_fail("change_subscription_plan")
-        snap = self.subscriptions.get(provider_subscription_id)
-        if snap is None:
-            raise ProviderError(f"no such subscription {provider_subscription_id}", code="not_found")
-        snap = replace(snap, store_product_id=store_product_id, as_of=clock.now())
-        self.subscriptions[provider_subscription_id] = snap
-        return snap
 
     def move_subscription_price(
         self, provider_subscription_id: str, *, store_product_id: str, idempotency_key: str
     ) -> SubscriptionSnapshot:
         """Like Stripe without proration: the item's price changes, the next renewal charges it."""
-        self.calls.append(
-            (
-                "move_subscription_price",
-                {"id": provider_subscription_id, "price": store_product_id, "key": idempotency_key},
-            )
+        return self._item_price_set(
+            "move_subscription_price", provider_subscription_id, store_product_id, idempotency_key
         )
-        self._maybe_fail("move_subscription_price")
+
+    def _item_price_set(
+        self, call: str, provider_subscription_id: str, store_product_id: str, idempotency_key: str
+    ) -> SubscriptionSnapshot:
+        """The subscription's one item on a new price, the period kept (a plan change and a price move alike)."""
+        self.calls.append((call, {"id": provider_subscription_id, "price": store_product_id, "key": idempotency_key}))
+        self._maybe_fail(call)
         snap = self.subscriptions.get(provider_subscription_id)
         if snap is None:
             raise ProviderError(f"no such subscription {provider_subscription_id}", code="not_found")

@@ -263,12 +263,10 @@ def _payments_record(provider: str, items: Sequence[tuple[Subscription, PaymentR
     return results
 
 
-def _payment_alone(facts: EventFacts) -> bool:
-    """The event records a payment of a known subscription and nothing else (its invoice aside): ``invoice.paid``."""
+def _nothing_more(facts: EventFacts) -> bool:
+    """The event carries no earlier payments, failure, dispute, refund, consumption request or end of access."""
     return (
-        facts.payment is not None
-        and facts.snapshot is None
-        and not facts.earlier_payments
+        not facts.earlier_payments
         and facts.payment_failed is None
         and facts.dispute is None
         and facts.refund is None
@@ -277,6 +275,11 @@ def _payment_alone(facts: EventFacts) -> bool:
         and facts.consumption_request is None
         and not facts.access_ends
     )
+
+
+def _payment_alone(facts: EventFacts) -> bool:
+    """The event records a payment of a known subscription and nothing else (its invoice aside): ``invoice.paid``."""
+    return facts.payment is not None and facts.snapshot is None and _nothing_more(facts)
 
 
 def _payments_apply(
@@ -375,14 +378,7 @@ def _renewal(facts: EventFacts) -> bool:
         and facts.payment is not None
         and facts.invoice is None
         and not facts.replaces
-        and not facts.earlier_payments
-        and facts.payment_failed is None
-        and facts.dispute is None
-        and facts.refund is None
-        and not facts.refund_reversed
-        and facts.refund_reported is None
-        and facts.consumption_request is None
-        and not facts.access_ends
+        and _nothing_more(facts)
     )
 
 
