@@ -129,9 +129,12 @@ class Subscription(StateMachineModel, models.Model):
     auto_renew = models.BooleanField(default=True)
     cancel_reason = models.CharField(max_length=64, blank=True)
     # A store's price increase (App Store consent, Play price change), as the provider last said.
+    # db_default: set-based inserts (benchmarks, bulk paths) that predate the column need not name it.
     price_increase = models.CharField(
         max_length=8,
         blank=True,
+        default="",
+        db_default="",
         choices=[("", "None"), ("pending", "Pending: not answered"), ("accepted", "Accepted")],
     )
     price_consented_at = models.DateTimeField(
