@@ -29,7 +29,7 @@ ROWS = 3000
 
 
 @pytest.fixture(scope="module")
-def bouncer(django_db_setup):
+def bouncer_process(django_db_setup):
     try:
         pgbouncer_binary()
     except Unavailable as exc:
@@ -43,12 +43,18 @@ def bouncer(django_db_setup):
         upstream_host=upstream["HOST"] or "127.0.0.1",
         upstream_port=int(upstream["PORT"] or 5432),
         pool_size=POOL,
+        unix_socket=True,
     )
     try:
-        yield port
+        yield process
     finally:
         process.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def bouncer(bouncer_process):
+    return bouncer_process.port
 
 
 def _pooled(port: int, **overrides) -> dict:
@@ -127,6 +133,20 @@ def test_requests_and_transactions_go_through_pgbouncer(through_bouncer, client)
     # No server-side prepared statement to outlive a transaction, and PgBouncer did carry the transactions.
     assert connection.connection.prepare_threshold is None
     assert _transactions_served(through_bouncer) >= served + 10
+
+
+def test_the_app_reaches_pgbouncer_by_its_unix_socket(transactional_db, bouncer_process):
+    """As beside a web process (make prod-local, production): libpq's host is the socket's directory."""
+    url = bouncer_process.url("x")
+    assert url.startswith("postgres://postgres@%2F") and database_settings(url)["HOST"] == str(
+        bouncer_process.directory
+    )
+    served = _transactions_served(bouncer_process.port)
+    with databases_at(default=_pooled(bouncer_process.port, HOST=str(bouncer_process.directory))):
+        Customer.objects.create(external_id="by-socket", handle="by-socket")
+        assert connection.connection.info.host == str(bouncer_process.directory)
+        assert Customer.objects.filter(external_id="by-socket").exists()
+    assert _transactions_served(bouncer_process.port) >= served + 2
 
 
 def _queries_for_reads(port: int, pk: int, requests: int) -> int:
