@@ -63,12 +63,16 @@ _CUSTOMER_FOUND = "customer"  # the source name of the row that says the externa
 def entitlement_rows(queryset: QuerySet, *, source: str, source_id, key, expires_at) -> QuerySet:
     """``queryset`` as rows of one active entitlement each: ``source`` and expressions for the rest
     (``key`` NULL: no entitlement, the row is dropped)."""
-    return queryset.annotate(
-        entitlement_source=Value(source, output_field=CharField()),
-        entitlement_source_id=Cast(source_id, output_field=CharField()),
-        entitlement_key=Cast(key, output_field=CharField()),
-        entitlement_expires_at=Cast(expires_at, output_field=DateTimeField()),
-    ).values_list(*ROW)
+    return (
+        queryset.order_by()
+        .annotate(  # no model ordering: a sort per branch the union does not keep
+            entitlement_source=Value(source, output_field=CharField()),
+            entitlement_source_id=Cast(source_id, output_field=CharField()),
+            entitlement_key=Cast(key, output_field=CharField()),
+            entitlement_expires_at=Cast(expires_at, output_field=DateTimeField()),
+        )
+        .values_list(*ROW)
+    )
 
 
 def _resolved(querysets: list[QuerySet]) -> list[tuple]:
@@ -103,7 +107,7 @@ def resolve_entitlements_by_external_id(external_id: str) -> list[ActiveEntitlem
     found = entitlement_rows(
         customer, source=_CUSTOMER_FOUND, source_id=F("id"), key=Value(None), expires_at=Value(None)
     )
-    rows = _resolved([found, *_source_rows(Subquery(customer.values("id")[:1]), clock.now())])
+    rows = _resolved([found, *_source_rows(Subquery(customer.order_by().values("id")[:1]), clock.now())])
     if not any(row[0] == _CUSTOMER_FOUND for row in rows):
         return None
     return _entitlements(rows)
