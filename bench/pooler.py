@@ -16,10 +16,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 # As make prod-local's (PROD_LOCAL_PGBOUNCER_POOL): enough server connections for every client process.
 POOL_SIZE = int(os.environ.get("BENCH_PGBOUNCER_POOL", "20"))
+# How the web process reaches PgBouncer: "socket", a Unix socket beside it (as make prod-local and
+# production run it), or "tcp" on 127.0.0.1.
+VIA = os.environ.get("BENCH_PGBOUNCER_VIA", "socket")
 
 
 @contextlib.contextmanager
@@ -38,11 +41,11 @@ def pgbouncer_env(database_url: str) -> Iterator[dict[str, str]]:
         upstream_host=url.hostname or "127.0.0.1",
         upstream_port=url.port or 5432,
         pool_size=POOL_SIZE,
+        unix_socket=VIA == "socket",
     )
     try:
-        netloc = f"{url.username or 'postgres'}@127.0.0.1:{port}"
         yield {
-            "DATABASE_URL": urlunsplit(url._replace(netloc=netloc)),
+            "DATABASE_URL": bouncer.url(url.path.lstrip("/"), url.username or "postgres"),
             "DATABASE_POOLER": "pgbouncer",
             "DATABASE_SESSION_URL": database_url,
         }

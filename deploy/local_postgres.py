@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 PGBOUNCER = os.environ.get("PGBOUNCER", "/usr/sbin/pgbouncer")
@@ -85,6 +86,13 @@ class Process:
     proc: subprocess.Popen
     port: int
     directory: Path
+    unix_socket: bool = False  # PgBouncer's: also listening on ``directory/.s.PGSQL.<port>``
+
+    def url(self, database: str, user: str = SUPERUSER) -> str:
+        """A libpq URL to ``database`` here: by the Unix socket when there is one (``host`` its
+        directory, percent-encoded), else TCP on 127.0.0.1."""
+        host = quote(str(self.directory), safe="") if self.unix_socket else "127.0.0.1"
+        return f"postgres://{user}@{host}:{self.port}/{database}"
 
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -98,9 +106,17 @@ class Process:
 
 
 def start_pgbouncer(
-    directory: Path, port: int, *, upstream_host: str, upstream_port: int, pool_size: int = 20
+    directory: Path,
+    port: int,
+    *,
+    upstream_host: str,
+    upstream_port: int,
+    pool_size: int = 20,
+    unix_socket: bool = False,
 ) -> Process:
-    """PgBouncer in transaction mode on ``port`` in front of every database at ``upstream``."""
+    """PgBouncer in transaction mode on ``port`` in front of every database at ``upstream``; with
+    ``unix_socket`` also on a Unix socket in ``directory`` (``.s.PGSQL.<port>``, what libpq finds with
+    ``host=<directory>``), as beside a web process: no TCP stack between the two."""
     binary = pgbouncer_binary()
     directory.mkdir(parents=True, exist_ok=True)
     _own(directory)
@@ -115,7 +131,7 @@ def start_pgbouncer(
                 "[pgbouncer]",
                 "listen_addr = 127.0.0.1",
                 f"listen_port = {port}",
-                "unix_socket_dir =",
+                f"unix_socket_dir = {directory if unix_socket else ''}",
                 "auth_type = trust",
                 f"auth_file = {directory / 'userlist.txt'}",
                 "pool_mode = transaction",
@@ -141,7 +157,7 @@ def start_pgbouncer(
     _wait(lambda: answers(port) or proc.poll() is not None, "pgbouncer")
     if proc.poll() is not None:
         raise RuntimeError(f"pgbouncer exited: see {directory / 'pgbouncer.log'}")
-    return Process(proc, port, directory)
+    return Process(proc, port, directory, unix_socket=unix_socket)
 
 
 def _pg_ctl_start(data: Path, port: int) -> Process:

@@ -212,11 +212,13 @@ def databases(run: Path) -> Iterator[dict[str, str]]:
             upstream_host="127.0.0.1",
             upstream_port=pg_port,
             pool_size=int(os.environ.get("PROD_LOCAL_PGBOUNCER_POOL", "20")),
+            # Beside the web processes, as in production: a Unix socket, no TCP stack on the hop.
+            unix_socket=True,
         )
         try:
             direct = f"postgres://{SUPERUSER}@127.0.0.1:{pg_port}/{DB_NAME}"
             yield {
-                "DATABASE_URL": f"postgres://{SUPERUSER}@127.0.0.1:{bouncer_port}/{DB_NAME}",
+                "DATABASE_URL": bouncer.url(DB_NAME),
                 "DATABASE_POOLER": "pgbouncer",
                 "DATABASE_SESSION_URL": direct,
                 "DATABASE_REPLICA_URL": f"postgres://{SUPERUSER}@127.0.0.1:{pg_port + 1}/{DB_NAME}",

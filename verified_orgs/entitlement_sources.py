@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import CharField, Q, Value
+from django.db.models import CharField, F, Q, QuerySet, Value
 
-from subscriptions.entitlements import ActiveEntitlement, entitlements_invalidate
+from subscriptions.entitlement_sources import in_grace_or_period_end
+from subscriptions.entitlements import entitlement_rows, entitlements_invalidate
 from subscriptions.models import Subscription
 
 from .models import Affiliation, Organization, OrganizationAdmin
@@ -32,38 +33,20 @@ def _entitling(prefix: str, at: datetime) -> Q:
     )
 
 
-def _expiry(state: str, period_end, grace_end):
-    if state == Subscription.State.IN_GRACE_PERIOD and grace_end:
-        return grace_end
-    return period_end
-
-
-def organization_entitlements(customer_id: int, at: datetime) -> list[ActiveEntitlement]:
-    """Affiliate and admin badges in one UNION query (the entitlement endpoint's miss path)."""
-    fields = (
-        "badge",
-        "organization_id",
-        "organization__subscription__state",
-        "organization__subscription__current_period_end",
-        "organization__subscription__grace_end",
-    )
-    affiliations = (
-        Affiliation.objects.filter(customer_id=customer_id, state=Affiliation.State.ACTIVE)
-        .filter(_entitling("organization__", at))
-        .annotate(badge=Value(AFFILIATE_BADGE, output_field=CharField()))
-        .values_list(*fields)
-    )
-    admins = (
-        OrganizationAdmin.objects.filter(customer_id=customer_id)
-        .filter(_entitling("organization__", at))
-        .annotate(badge=Value(ORG_GOLD_BADGE, output_field=CharField()))
-        .values_list(*fields)
-    )
+def organization_entitlements(customer, at: datetime) -> list[QuerySet]:
+    """Affiliate and admin badges: two branches of the entitlement endpoint's one query."""
     return [
-        ActiveEntitlement(
-            key=badge, source="organization", source_id=str(org_id), expires_at=_expiry(state, period_end, grace_end)
+        entitlement_rows(
+            model.objects.filter(customer_id=customer).filter(extra).filter(_entitling("organization__", at)),
+            source="organization",
+            source_id=F("organization_id"),
+            key=Value(badge, output_field=CharField()),
+            expires_at=in_grace_or_period_end("organization__subscription__"),
         )
-        for badge, org_id, state, period_end, grace_end in affiliations.union(admins, all=True)
+        for model, extra, badge in (
+            (Affiliation, Q(state=Affiliation.State.ACTIVE), AFFILIATE_BADGE),
+            (OrganizationAdmin, Q(), ORG_GOLD_BADGE),
+        )
     ]
 
 

@@ -6,7 +6,6 @@ from rest_framework.views import APIView
 
 from monetization.api.permissions import require_scope
 from monetization.errors import NotFound
-from monetization.models import Customer
 from monetization.services.cache_invalidation import cache_trusted
 from subscriptions import selectors
 from subscriptions.entitlements import (
@@ -14,14 +13,14 @@ from subscriptions.entitlements import (
     cached_entitlements_json,
     entitlements_body,
     entitlements_cache_key,
-    resolve_entitlements,
+    resolve_entitlements_by_external_id,
 )
 from subscriptions.models import Platform
 from subscriptions.selectors_offers import catalog_offers_attach
 
 
 class EntitlementsView(APIView):
-    """The hot path: what a customer may use now. Served from cache; a miss costs one query per source."""
+    """The hot path: what a customer may use now. Served from cache; a miss costs one query (every source)."""
 
     permission_classes = [require_scope("entitlements:read")]
     response_content_type = "application/json"  # of the cached body (also served by api/fast_path.py)
@@ -50,10 +49,9 @@ class EntitlementsView(APIView):
         else:
             body = cached_entitlements_json(external_id)
         if body is None:
-            customer_id = Customer.objects.filter(external_id=external_id).values_list("id", flat=True).first()
-            if customer_id is None:
+            entitlements = resolve_entitlements_by_external_id(external_id)
+            if entitlements is None:
                 raise NotFound(f"No customer with external id '{external_id}'.")
-            entitlements = resolve_entitlements(customer_id)
             body = entitlements_body(external_id, entitlements)
             cache_entitlements(external_id, entitlements, body)
         # Bypass serializer and renderer: the body is already JSON (this is the hottest endpoint).

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import request_finished, request_started
 from django.db import connection, connections, transaction
 from django.db.utils import DatabaseError
 
@@ -28,7 +29,7 @@ ROWS = 3000
 
 
 @pytest.fixture(scope="module")
-def bouncer(django_db_setup):
+def bouncer_process(django_db_setup):
     try:
         pgbouncer_binary()
     except Unavailable as exc:
@@ -42,12 +43,18 @@ def bouncer(django_db_setup):
         upstream_host=upstream["HOST"] or "127.0.0.1",
         upstream_port=int(upstream["PORT"] or 5432),
         pool_size=POOL,
+        unix_socket=True,
     )
     try:
-        yield port
+        yield process
     finally:
         process.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def bouncer(bouncer_process):
+    return bouncer_process.port
 
 
 def _pooled(port: int, **overrides) -> dict:
@@ -56,6 +63,7 @@ def _pooled(port: int, **overrides) -> dict:
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "DISABLE_SERVER_SIDE_CURSORS": shaped["DISABLE_SERVER_SIDE_CURSORS"],
+        "CONN_HEALTH_CHECKS": shaped["CONN_HEALTH_CHECKS"],
         "OPTIONS": {**connections["default"].settings_dict["OPTIONS"], **shaped["OPTIONS"]},
         **overrides,
     }
@@ -69,13 +77,17 @@ def through_bouncer(transactional_db, bouncer):
 
 def _transactions_served(port: int) -> int:
     """Transactions PgBouncer has passed to the server (its admin console, which speaks only simple queries)."""
+    return _stats(port, "total_xact_count")
+
+
+def _stats(port: int, column: str) -> int:
     out = subprocess.run(
         ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "--csv", "-c", "SHOW STATS", "pgbouncer"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    return sum(int(row["total_xact_count"]) for row in csv.DictReader(io.StringIO(out)))
+    return sum(int(row[column]) for row in csv.DictReader(io.StringIO(out)))
 
 
 class _Holder(threading.Thread):
@@ -123,6 +135,47 @@ def test_requests_and_transactions_go_through_pgbouncer(through_bouncer, client)
     assert _transactions_served(through_bouncer) >= served + 10
 
 
+def test_the_app_reaches_pgbouncer_by_its_unix_socket(transactional_db, bouncer_process):
+    """As beside a web process (make prod-local, production): libpq's host is the socket's directory."""
+    url = bouncer_process.url("x")
+    assert url.startswith("postgres://postgres@%2F") and database_settings(url)["HOST"] == str(
+        bouncer_process.directory
+    )
+    served = _transactions_served(bouncer_process.port)
+    with databases_at(default=_pooled(bouncer_process.port, HOST=str(bouncer_process.directory))):
+        Customer.objects.create(external_id="by-socket", handle="by-socket")
+        assert connection.connection.info.host == str(bouncer_process.directory)
+        assert Customer.objects.filter(external_id="by-socket").exists()
+    assert _transactions_served(bouncer_process.port) >= served + 2
+
+
+def _queries_for_reads(port: int, pk: int, requests: int) -> int:
+    """Statements PgBouncer passed to the server for ``requests`` one-row reads, each between the
+    request signals that manage a kept connection (as the WSGI handler sends them), over those for none
+    (PgBouncer counts a statement with a lag: the one that opened the connection shows in both)."""
+
+    def served(n: int) -> int:
+        Customer.objects.filter(pk=pk).first()  # the connection open before counting
+        before = _stats(port, "total_query_count")
+        for _ in range(n):
+            request_started.send(sender=None)
+            assert Customer.objects.filter(pk=pk).values_list("external_id", flat=True).first() == "kept"
+            request_finished.send(sender=None)
+        return _stats(port, "total_query_count") - before
+
+    return served(requests) - served(0)
+
+
+def test_a_kept_connection_costs_no_health_check_round_trip_through_pgbouncer(transactional_db, bouncer):
+    """Behind the pooler Django's per-request ``SELECT 1`` would be a server round trip of its own."""
+    pk = Customer.objects.create(external_id="kept", handle="kept").pk
+    with databases_at(default=_pooled(bouncer, CONN_MAX_AGE=60)):
+        assert _queries_for_reads(bouncer, pk, 5) == 5
+    # The same with Django's health check on: a SELECT 1 before each request's read.
+    with databases_at(default=_pooled(bouncer, CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)):
+        assert _queries_for_reads(bouncer, pk, 5) == 10
+
+
 def _iterate_while_another_client_holds_a_server_connection() -> list[str]:
     seen, holder = [], _Holder()
     try:
@@ -166,5 +219,6 @@ def test_the_pooler_setting_shapes_the_connection_and_refuses_unknown_poolers():
     assert not direct["DISABLE_SERVER_SIDE_CURSORS"] and "prepare_threshold" not in direct.get("OPTIONS", {})
     pooled = database_settings("postgres://postgres@127.0.0.1:6432/x", pooler="pgbouncer")
     assert pooled["DISABLE_SERVER_SIDE_CURSORS"] is True and pooled["OPTIONS"]["prepare_threshold"] is None
+    assert direct["CONN_HEALTH_CHECKS"] is True and pooled["CONN_HEALTH_CHECKS"] is False
     with pytest.raises(ImproperlyConfigured, match="DATABASE_POOLER"):
         database_settings("postgres://postgres@127.0.0.1:6432/x", pooler="pgpool")
