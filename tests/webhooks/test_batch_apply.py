@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monetization.models import AuditEvent, JournalEntry, Payment, WebhookEvent
+from monetization.providers.base import get_provider
 from monetization.providers.stripe.parsing import event_from_dict
 from monetization.services.webhooks import (
     APPLY_SCHEDULED_KEY,
@@ -23,7 +24,7 @@ from monetization.tasks import apply_waiting_webhook_events
 from monetization.webhook_queue import webhook_accept
 from subscriptions.models import Subscription, SubscriptionPayment
 
-from .support import stripe_invoice_event, stripe_subscription_event
+from .support import PLAY_PUSH_TOKEN, play_push, play_resource, stripe_invoice_event, stripe_subscription_event
 from .test_convergence import _app_store_sequence, _deliver, _state, _stripe_sequence
 
 _run = itertools.count()
@@ -271,3 +272,65 @@ def test_a_payment_twice_in_a_batch_is_recorded_once_and_an_unknown_subscription
     }
     waiting = WebhookEvent.objects.get(event_id="evt_nosub_paid_0")
     assert waiting.status == "waiting" and isinstance(outcomes[waiting.pk], Exception)
+
+
+def _play_events(code: int, tokens: list[str], *, event_ms: int, tag: str) -> list:
+    """Play's developer notifications as its push delivers them (the adapter's parsing), one per token."""
+    adapter = get_provider("google_play")
+    return [
+        event
+        for i, token in enumerate(tokens)
+        for event in adapter.verify_webhook(
+            body=play_push(code=code, message_id=f"{tag}-{i}", event_ms=event_ms + i, token=token),
+            headers={"X-Push-Token": PLAY_PUSH_TOKEN},
+        )
+    ]
+
+
+def _play_says(play_client, tokens: list[str], *, renewed: bool) -> None:
+    """What Play answers now for each token: bought (its first order), or renewed (its next order, a month on)."""
+    for token in tokens:
+        play_client.resources[token] = play_resource(
+            "SUBSCRIPTION_STATE_ACTIVE",
+            latestSuccessfulOrderId=f"GPA.{token}..0" if renewed else f"GPA.{token}",
+            expiryTime="2026-03-01T00:00:00Z" if renewed else "2026-02-01T00:00:00Z",
+        )
+
+
+@pytest.mark.django_db
+def test_google_play_purchases_and_renewals_in_batches_end_where_one_at_a_time_ends(catalog, customers, play_client):
+    """SUBSCRIPTION_PURCHASED and SUBSCRIPTION_RENEWED go in bulk (read back from the Play API once each, as
+    alone): the same subscriptions and payments as one at a time, in statements that do not grow with the batch."""
+    alone = [f"play-alone-{i}" for i in range(6)]
+    _play_says(play_client, alone, renewed=False)
+    for event_id in _store(_play_events(4, alone, event_ms=1767225605000, tag="alone-buy")):
+        webhook_event_apply(event_id=event_id)
+    _play_says(play_client, alone, renewed=True)
+    for event_id in _store(_play_events(2, alone, event_ms=1769904005000, tag="alone-renew")):
+        webhook_event_apply(event_id=event_id)
+
+    counts = []
+    for size in (2, 6):
+        tokens = [f"play-batch{size}-{i}" for i in range(size)]
+        _play_says(play_client, tokens, renewed=False)
+        webhook_events_apply_batch(event_ids=_store(_play_events(4, tokens, event_ms=1767225605000, tag=f"b{size}")))
+        _play_says(play_client, tokens, renewed=True)
+        play_client.calls.clear()
+        ids = _store(_play_events(2, tokens, event_ms=1769904005000, tag=f"r{size}"))
+        with CaptureQueriesContext(connection) as queries:
+            outcomes = webhook_events_apply_batch(event_ids=ids)
+        assert {o.status for o in outcomes.values()} == {"applied"}
+        assert sorted(args["token"] for call, args in play_client.calls if call == "get") == sorted(tokens)
+        counts.append(len(queries))
+        for i, token in enumerate(tokens):
+            (fields, payments), (alone_fields, alone_payments) = _state("google_play", token), _state(
+                "google_play", alone[i]
+            )
+            # The event clock of a Play snapshot is when it was read back from the API: not compared.
+            assert (fields[:-1], payments) == (alone_fields[:-1], alone_payments)
+            assert Payment.objects.filter(provider_reference__in=[f"GPA.{token}", f"GPA.{token}..0"]).count() == 2
+    paid = [("9.99 USD", "initial", "succeeded"), ("9.99 USD", "renewal", "succeeded")]
+    assert _state("google_play", alone[0])[1] == paid
+    # Alone, a renewal was 20 statements (44 for 2, 124 for 6); in bulk 27 and 31: each
+    # renewal still looks for the earlier orders it holds no payment for (one read each).
+    assert counts[1] - counts[0] <= 4, counts
