@@ -384,14 +384,24 @@ def _refund_reported(sub: Subscription, cause: Cause, detail: dict | None) -> No
 
 # Their facts are read from the stored event alone.
 _FACTS_FROM_EVENT = (Provider.STRIPE, Provider.APP_STORE)
-# Google Play's are read back from its API: in the batch only for the notifications of a charge, which are
-# renewals (a snapshot and its payment) as a rule; any other is applied alone, where it is read.
-_PLAY_CHARGES = ("SUBSCRIPTION_RENEWED", "SUBSCRIPTION_PURCHASED")
+# Google Play's are read back from its API, once an event (kept on it, for when it is applied alone after all):
+# what it reads is a renewal (a snapshot and its payment: SUBSCRIPTION_RENEWED, _PURCHASED) or a snapshot
+# alone (a status change) as a rule, both taken in bulk.
+_FACTS_READ_BACK = (Provider.GOOGLE_PLAY,)
 
 
 def _facts_in_batch(event: WebhookEvent) -> bool:
-    return event.provider in _FACTS_FROM_EVENT or (
-        event.provider == Provider.GOOGLE_PLAY and event.event_type in _PLAY_CHARGES
+    return event.provider in _FACTS_FROM_EVENT or event.provider in _FACTS_READ_BACK
+
+
+def _snapshot_alone(facts: EventFacts) -> bool:
+    """The event converges a subscription and does nothing else (a Play status change, read back)."""
+    return (
+        facts.snapshot is not None
+        and facts.payment is None
+        and facts.invoice is None
+        and not facts.replaces
+        and _nothing_more(facts)
     )
 
 
@@ -419,6 +429,7 @@ def provider_events_apply_together(events: Sequence[WebhookEvent]) -> dict[int, 
     ``provider_event_apply``, one at a time."""
     synced: list[tuple[WebhookEvent, object]] = []
     renewals: dict[int, EventFacts] = {}  # by event pk
+    read_back: set[int] = set()  # snapshots alone read from the provider's API, by event pk
     paid: list[tuple[WebhookEvent, EventFacts]] = []
     for event in events:
         package = provider_package(event.provider)
@@ -437,16 +448,23 @@ def provider_events_apply_together(events: Sequence[WebhookEvent]) -> dict[int, 
             synced.append((event, facts.snapshot))
         elif _payment_alone(facts) and facts.subscription_ref:
             paid.append((event, facts))
+        elif event.provider in _FACTS_READ_BACK and _snapshot_alone(facts):
+            read_back.add(event.pk)
+            synced.append((event, facts.snapshot))
     results: list[SyncResult] = []
-    if renewals:
+    if renewals or read_back:
         try:
             with transaction.atomic():
                 results = _sync(synced)
         except Exception:
-            # A renewal the bulk sync cannot take (a purchase whose customer is not linked yet: it waits): the
-            # renewals are applied alone, the snapshots alone still together.
+            # A renewal or a read-back snapshot the bulk sync cannot take (a purchase whose customer is not
+            # linked yet: it waits): those are applied alone, the snapshots of the events still together.
             log.info("renewals of a webhook batch failed together; applying them one at a time", exc_info=True)
-            synced = [(event, snapshot) for event, snapshot in synced if event.pk not in renewals]
+            synced = [
+                (event, snapshot)
+                for event, snapshot in synced
+                if event.pk not in renewals and event.pk not in read_back
+            ]
             renewals = {}
             results = _sync(synced) if synced else []
     elif synced:
