@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.lanes import broker_url
@@ -366,6 +367,110 @@ def _app_store_mix(run: str, count: int, *, tag: str) -> list:
         )
         for i in range(count)
     ]
+
+
+PLAY_PRODUCT = "bench.premium"
+
+
+def _play_says(client, tokens: list[str], *, order: str, expiry: str, auto_renew: bool = True) -> None:
+    """What the recorded Play API answers now for each token (its latest order ``GPA.<token><order>``)."""
+    from monetization.providers.google_play import payloads as play
+
+    for token in tokens:
+        client.resources[token] = play.subscription_v2(
+            state="SUBSCRIPTION_STATE_ACTIVE",
+            product_id=PLAY_PRODUCT,
+            base_plan_id="monthly",
+            start="2026-01-01T00:00:00.000Z",
+            expiry=expiry,
+            order_id=f"GPA.{token}{order}",
+            currency="USD",
+            units="9",
+            nanos=990000000,
+            account_id="bench-customer",
+            auto_renew=auto_renew,
+        )
+
+
+def _play_events(tokens: list[str], codes: list[int], *, tag: str) -> list:
+    """Play developer notifications as its push stores them, ``codes[i]`` about ``tokens[i]``."""
+    from monetization.providers.base import ProviderEvent
+    from monetization.providers.google_play import NOTIFICATION_TYPES
+    from monetization.providers.google_play import payloads as play
+
+    now_ms = int(time.time() * 1000)
+    events = []
+    for i, (token, code) in enumerate(zip(tokens, codes, strict=True)):
+        note = play.developer_notification(
+            package_name="com.example.backoffice", event_ms=now_ms + i, code=code, token=token, product_id=PLAY_PRODUCT
+        )
+        events.append(
+            ProviderEvent(
+                provider="google_play",
+                event_id=f"bench-play-{tag}-{i}",
+                event_type=NOTIFICATION_TYPES[code],
+                occurred_at=datetime.fromtimestamp((now_ms + i) / 1000, tz=UTC),
+                payload={"message": {"messageId": f"bench-play-{tag}-{i}"}, "notification": note},
+                subscription_ref=token,
+            )
+        )
+    return events
+
+
+def _play_mix(run: str, count: int) -> dict:
+    """Google Play, in this process (its events are read back from the Play API, which only the tests' recorded
+    client stands in for, and a worker process has none): ``count`` purchases, then a mix of half renewals
+    (``SUBSCRIPTION_RENEWED``: a snapshot and a payment) and half auto-renew turned off (``SUBSCRIPTION_CANCELED``),
+    applied as the worker applies them (``webhook_events_apply_waiting``, its batches); events/s, CPU of this
+    process and of its database session per event, statements per event."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from monetization.providers.base import get_provider
+    from monetization.services.webhooks import webhook_events_apply_waiting
+    from subscriptions.models import Plan, Platform, Sku
+    from tests.webhooks.support import RecordedPlayClient
+
+    Sku.objects.get_or_create(
+        plan=Plan.objects.get(code="bench-premium-monthly"),
+        platform=Platform.ANDROID,
+        store_product_id=PLAY_PRODUCT,
+        defaults={"base_plan_id": "monthly"},
+    )
+    client = RecordedPlayClient()
+    get_provider("google_play").client = client
+    tokens = [f"bench-play-{run}-{i}" for i in range(count)]
+    _play_says(client, tokens, order="", expiry="2027-01-01T00:00:00.000Z")
+
+    def apply(events: list) -> dict:
+        ids = _store(events)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
+        session_cpu = _tree_cpu(backend)
+        cpu, started = time.process_time(), time.perf_counter()
+        with CaptureQueriesContext(connection) as queries:
+            outcomes, _more = webhook_events_apply_waiting(max_batches=10**6)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        session_cpu = _tree_cpu(backend) - session_cpu
+        return {
+            "events": len(ids),
+            "applied": sum(not isinstance(o, Exception) and o.status == "applied" for o in outcomes.values()),
+            "events_per_s": round(len(ids) / elapsed),
+            "cpu_ms_per_event_in_process": round(cpu * 1000 / len(ids), 2),
+            "db_session_cpu_ms_per_event": round(session_cpu * 1000 / len(ids), 2),
+            "queries_per_event": round(len(queries) / len(ids), 2),
+        }
+
+    result = {"purchases": apply(_play_events(tokens, [4] * count, tag=f"{run}-buy"))}
+    renewed, turned_off = tokens[0::2], tokens[1::2]
+    _play_says(client, renewed, order="..0", expiry="2027-02-01T00:00:00.000Z")
+    _play_says(client, turned_off, order="", expiry="2027-01-01T00:00:00.000Z", auto_renew=False)
+    mixed = [token for pair in zip(renewed, turned_off, strict=False) for token in pair]
+    codes = [2 if token in set(renewed) else 3 for token in mixed]
+    result["mix"] = apply(_play_events(mixed, codes, tag=f"{run}-mix"))
+    result["note"] = "in process (no Celery worker), the Play API answered by the tests' recorded client"
+    return result
 
 
 def _queries_per_event(events: list) -> dict:
@@ -806,6 +911,9 @@ def run(args) -> dict:
         ),
         "app_store mix": _queries_per_event(_app_store_mix(run_id, sample, tag="q")),
     }
+    # 3f. Google Play's mix, in this process (see _play_mix).
+    result["apply_play_in_process"] = _play_mix(run_id, min(len(ids), 1000 if quick else 3000))
+    result["apply_play_mix_events_per_s_in_process"] = result["apply_play_in_process"]["mix"]["events_per_s"]
     result["apply_settings"] = {"WEBHOOK_APPLY_BATCH": settings.WEBHOOK_APPLY_BATCH, "worker": "celery --pool solo"}
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     for key, target in TARGETS.items():

@@ -364,8 +364,12 @@ def webhook_events_apply_waiting(*, max_batches: int) -> tuple[dict[int, Webhook
         event_ids = webhook_events_pending(limit=settings.WEBHOOK_APPLY_BATCH, exclude=tried)
         if not event_ids:
             return outcomes, False
-        tried += event_ids
-        outcomes.update(webhook_events_apply_batch(event_ids=event_ids, wait_for_locked=False))
+        batch = webhook_events_apply_batch(event_ids=event_ids, wait_for_locked=False)
+        outcomes.update(batch)
+        # Left out of the next look: those another worker holds (absent from the outcomes) and those that
+        # failed (their failure is recorded, unless saving it failed too). The applied ones are no longer
+        # received; leaving them out as well made the look cost more with every batch of a long backlog.
+        tried += [e for e in event_ids if e not in batch or isinstance(batch[e], Exception)]
     return outcomes, True
 
 

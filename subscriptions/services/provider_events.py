@@ -74,18 +74,33 @@ def _subscription(provider: str, provider_subscription_id: str) -> Subscription 
 
 def _subscriptions(refs: set[tuple[str, str]]) -> dict[tuple[str, str], Subscription]:
     """The subscriptions of these (provider, provider subscription id) pairs, as ``_subscription`` reads one."""
-    match = Q()
+    # One ``= ANY(...)`` per provider, not an OR per pair: a batch's hundred ORs cost more to build in Django
+    # and to plan in PostgreSQL than the read itself.
+    by_provider: dict[str, list[str]] = {}
     for provider, provider_subscription_id in refs:
-        match |= Q(provider=provider, provider_subscription_id=provider_subscription_id)
+        by_provider.setdefault(provider, []).append(provider_subscription_id)
+    match = Q()
+    for provider, provider_subscription_ids in by_provider.items():
+        match |= Q(provider=provider, provider_subscription_id__in=provider_subscription_ids)
     return {
         (sub.provider, sub.provider_subscription_id): sub
         for sub in Subscription.objects.select_related("customer", "plan__product").filter(match)
     }
 
 
+def _event_facts(event: WebhookEvent) -> EventFacts:
+    """What the event says, read once per event object: Google Play's facts are read from its API, and an event
+    the batch read but could not take is applied alone with the facts already read (not a second API call)."""
+    facts = getattr(event, "_facts_read", None)
+    if facts is None:
+        facts = provider_package(event.provider).event_facts(event)
+        event._facts_read = facts
+    return facts
+
+
 def provider_event_apply(event: WebhookEvent) -> str:
     """Apply one stored provider event (in the caller's transaction); returns its note."""
-    facts = provider_package(event.provider).event_facts(event)
+    facts = _event_facts(event)
     cause = _cause(event)
     notes: list[str] = []
     sub = None
@@ -367,8 +382,27 @@ def _refund_reported(sub: Subscription, cause: Cause, detail: dict | None) -> No
     )
 
 
-# Their facts are read from the stored event alone (Google Play's from its API: once, when applied alone).
+# Their facts are read from the stored event alone.
 _FACTS_FROM_EVENT = (Provider.STRIPE, Provider.APP_STORE)
+# Google Play's are read back from its API, once an event (kept on it, for when it is applied alone after all):
+# what it reads is a renewal (a snapshot and its payment: SUBSCRIPTION_RENEWED, _PURCHASED) or a snapshot
+# alone (a status change) as a rule, both taken in bulk.
+_FACTS_READ_BACK = (Provider.GOOGLE_PLAY,)
+
+
+def _facts_in_batch(event: WebhookEvent) -> bool:
+    return event.provider in _FACTS_FROM_EVENT or event.provider in _FACTS_READ_BACK
+
+
+def _snapshot_alone(facts: EventFacts) -> bool:
+    """The event converges a subscription and does nothing else (a Play status change, read back)."""
+    return (
+        facts.snapshot is not None
+        and facts.payment is None
+        and facts.invoice is None
+        and not facts.replaces
+        and _nothing_more(facts)
+    )
 
 
 def _renewal(facts: EventFacts) -> bool:
@@ -395,6 +429,7 @@ def provider_events_apply_together(events: Sequence[WebhookEvent]) -> dict[int, 
     ``provider_event_apply``, one at a time."""
     synced: list[tuple[WebhookEvent, object]] = []
     renewals: dict[int, EventFacts] = {}  # by event pk
+    read_back: set[int] = set()  # snapshots alone read from the provider's API, by event pk
     paid: list[tuple[WebhookEvent, EventFacts]] = []
     for event in events:
         package = provider_package(event.provider)
@@ -402,27 +437,34 @@ def provider_events_apply_together(events: Sequence[WebhookEvent]) -> dict[int, 
         if snapshot is not None:
             synced.append((event, snapshot))
             continue
-        if event.provider not in _FACTS_FROM_EVENT:
+        if not _facts_in_batch(event):
             continue
         try:
-            facts = package.event_facts(event)
-        except Exception:  # noqa: S112 (ignored or unreadable: applied alone, which records why)
+            facts = _event_facts(event)
+        except Exception:  # noqa: S112 (ignored, unreadable or the API failed: applied alone, which records why)
             continue
         if _renewal(facts):
             renewals[event.pk] = facts
             synced.append((event, facts.snapshot))
         elif _payment_alone(facts) and facts.subscription_ref:
             paid.append((event, facts))
+        elif event.provider in _FACTS_READ_BACK and _snapshot_alone(facts):
+            read_back.add(event.pk)
+            synced.append((event, facts.snapshot))
     results: list[SyncResult] = []
-    if renewals:
+    if renewals or read_back:
         try:
             with transaction.atomic():
                 results = _sync(synced)
         except Exception:
-            # A renewal the bulk sync cannot take (a purchase whose customer is not linked yet: it waits): the
-            # renewals are applied alone, the snapshots alone still together.
+            # A renewal or a read-back snapshot the bulk sync cannot take (a purchase whose customer is not
+            # linked yet: it waits): those are applied alone, the snapshots of the events still together.
             log.info("renewals of a webhook batch failed together; applying them one at a time", exc_info=True)
-            synced = [(event, snapshot) for event, snapshot in synced if event.pk not in renewals]
+            synced = [
+                (event, snapshot)
+                for event, snapshot in synced
+                if event.pk not in renewals and event.pk not in read_back
+            ]
             renewals = {}
             results = _sync(synced) if synced else []
     elif synced:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monetization.models import AuditEvent, JournalEntry, Payment, WebhookEvent
+from monetization.providers.base import get_provider
 from monetization.providers.stripe.parsing import event_from_dict
 from monetization.services.webhooks import (
     APPLY_SCHEDULED_KEY,
@@ -23,7 +24,7 @@ from monetization.tasks import apply_waiting_webhook_events
 from monetization.webhook_queue import webhook_accept
 from subscriptions.models import Subscription, SubscriptionPayment
 
-from .support import stripe_invoice_event, stripe_subscription_event
+from .support import PLAY_PUSH_TOKEN, play_push, play_resource, stripe_invoice_event, stripe_subscription_event
 from .test_convergence import _app_store_sequence, _deliver, _state, _stripe_sequence
 
 _run = itertools.count()
@@ -271,3 +272,70 @@ def test_a_payment_twice_in_a_batch_is_recorded_once_and_an_unknown_subscription
     }
     waiting = WebhookEvent.objects.get(event_id="evt_nosub_paid_0")
     assert waiting.status == "waiting" and isinstance(outcomes[waiting.pk], Exception)
+
+
+def _play_events(code: int, tokens: list[str], *, event_ms: int, tag: str) -> list:
+    """Play's developer notifications as its push delivers them (the adapter's parsing), one per token."""
+    adapter = get_provider("google_play")
+    return [
+        event
+        for i, token in enumerate(tokens)
+        for event in adapter.verify_webhook(
+            body=play_push(code=code, message_id=f"{tag}-{i}", event_ms=event_ms + i, token=token),
+            headers={"X-Push-Token": PLAY_PUSH_TOKEN},
+        )
+    ]
+
+
+def _play_says(play_client, tokens: list[str], *, step: str) -> None:
+    """What Play answers now for each token: bought (its first order), renewed (its next order, a month on), or
+    renewed and then auto-renew turned off."""
+    for token in tokens:
+        play_client.resources[token] = play_resource(
+            "SUBSCRIPTION_STATE_CANCELED" if step == "canceled" else "SUBSCRIPTION_STATE_ACTIVE",
+            latestSuccessfulOrderId=f"GPA.{token}" if step == "bought" else f"GPA.{token}..0",
+            expiryTime="2026-02-01T00:00:00Z" if step == "bought" else "2026-03-01T00:00:00Z",
+            autoRenewEnabled=step != "canceled",
+        )
+
+
+# Bought (a payment), renewed (a payment), auto-renew turned off (a status change), as Play notifies them.
+_PLAY_STEPS = (("bought", 4, 1767225605000), ("renewed", 2, 1769904005000), ("canceled", 3, 1769904905000))
+
+
+@pytest.mark.django_db
+def test_google_play_notifications_in_batches_end_where_one_at_a_time_ends(catalog, customers, play_client):
+    """Play's purchases, renewals and status changes go in bulk, read back from the Play API once each as alone:
+    the same subscriptions and payments as one at a time, in statements that do not grow with the batch."""
+    alone = [f"play-alone-{i}" for i in range(6)]
+    for step, code, event_ms in _PLAY_STEPS:
+        _play_says(play_client, alone, step=step)
+        for event_id in _store(_play_events(code, alone, event_ms=event_ms, tag=f"alone-{step}")):
+            webhook_event_apply(event_id=event_id)
+
+    counts: dict[str, list[int]] = {}
+    for size in (2, 6):
+        tokens = [f"play-batch{size}-{i}" for i in range(size)]
+        for step, code, event_ms in _PLAY_STEPS:
+            _play_says(play_client, tokens, step=step)
+            play_client.calls.clear()
+            ids = _store(_play_events(code, tokens, event_ms=event_ms, tag=f"b{size}-{step}"))
+            with CaptureQueriesContext(connection) as queries:
+                outcomes = webhook_events_apply_batch(event_ids=ids)
+            assert {o.status for o in outcomes.values()} == {"applied"}
+            assert sorted(args["token"] for call, args in play_client.calls if call == "get") == sorted(tokens)
+            counts.setdefault(step, []).append(len(queries))
+        for i, token in enumerate(tokens):
+            (fields, payments), (alone_fields, alone_payments) = (
+                _state("google_play", token),
+                _state("google_play", alone[i]),
+            )
+            # The event clock of a Play snapshot is when it was read back from the API: not compared.
+            assert (fields[:-1], payments) == (alone_fields[:-1], alone_payments)
+    assert _state("google_play", alone[0])[0][:2] == ("canceled", _state("google_play", alone[0])[0][1])
+    paid = [("9.99 USD", "initial", "succeeded"), ("9.99 USD", "renewal", "succeeded")]
+    assert _state("google_play", alone[0])[1] == paid
+    # Alone, a renewal was 20 statements (44 for 2, 124 for 6); in bulk 27 and 31: each renewal still looks for
+    # the earlier orders it holds no payment for (one read each). Status changes: the same count for 2 and 6.
+    assert counts["renewed"][1] - counts["renewed"][0] <= 4, counts
+    assert counts["canceled"][1] == counts["canceled"][0], counts
