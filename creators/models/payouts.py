@@ -25,8 +25,27 @@ class Payout(StateMachineModel, models.Model):
         PAID = "paid", "Paid"
         FAILED = "failed", "Failed"
 
-    cycle = models.ForeignKey("creators.RevenueShareCycle", on_delete=models.PROTECT, related_name="payouts")
-    creator = models.ForeignKey("creators.CreatorAccount", on_delete=models.PROTECT, related_name="payouts")
+    # Approving a cycle inserts a payout per payable earning (100k+) in one statement. The cycle and
+    # creator columns have no database FK constraint (as on the earnings): each deferred check cost a row
+    # lookup at COMMIT (1.0 s and 1.8 s of 4.8 s at 167k payouts), the cycle is the one approve holds
+    # locked, creator_id is copied from the earning, and cycles and creators are never deleted (PROTECT in
+    # the ORM). The earning keeps its constraint: earnings are deleted when a cycle is recomputed, and a
+    # payout must never outlive its earning. No single-column indexes either: payout_claim_idx leads with
+    # the cycle and payout_creator_idx with the creator.
+    cycle = models.ForeignKey(
+        "creators.RevenueShareCycle",
+        on_delete=models.PROTECT,
+        related_name="payouts",
+        db_constraint=False,
+        db_index=False,
+    )
+    creator = models.ForeignKey(
+        "creators.CreatorAccount",
+        on_delete=models.PROTECT,
+        related_name="payouts",
+        db_constraint=False,
+        db_index=False,
+    )
     earning = models.OneToOneField("creators.CreatorEarning", on_delete=models.PROTECT, related_name="payout")
     amount = models.DecimalField(max_digits=19, decimal_places=4)
     currency = models.CharField(max_length=3, default="USD")

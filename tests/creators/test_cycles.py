@@ -5,7 +5,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.test import override_settings
 
-from creators.models import CreatorAccount, CreatorEarning, Payout, PayoutHold, RevenueShareCycle
+from creators.models import CreatorAccount, CreatorEarning, Payout, PayoutHold, PayoutProfile, RevenueShareCycle
 from creators.services.creator_subscriptions import creator_subscription_payment_share, share_amount
 from creators.services.cycles import cycle_approve, cycle_close, cycle_compute, cycle_reject, cycle_submit
 from creators.services.payouts import cycle_pay
@@ -236,6 +236,41 @@ def test_payouts_of_creators_missing_tax_form_or_not_active_are_held(finance):
         cycle_close(cycle_id=cycle.pk, actor=bob, reason="all paid")
     assert refused.value.code == "confirmation_required"
     cycle_close(cycle_id=cycle.pk, actor=bob, confirm=True, reason="all paid")
+
+
+def test_approve_schedules_one_payout_per_payable_earning_with_every_hold_reason(finance):
+    """The set-based scheduling keeps each rule: every reason that applies is its own hold, in this order."""
+    alice, bob = finance
+    ok = make_creator()
+    everything_wrong = make_creator()
+    for creator in (ok, everything_wrong):
+        engagement(creator, SEPT, impressions=10)
+    post_revenue("200.00", at=at(SEPT))
+    cycle = RevenueShareCycle.objects.create(period=SEPT)
+    run_to_review(cycle, alice)
+    PayoutProfile.objects.filter(creator=everything_wrong).update(
+        payout_account_id="", tax_form_status="missing", payouts_enabled=False
+    )
+    CreatorAccount.objects.filter(pk=everything_wrong.pk).update(state="suspended")
+    cycle_approve(cycle_id=cycle.pk, actor=bob, reason="figures reviewed")
+    cycle.refresh_from_db()
+    assert cycle.pay_total == 2
+    good = Payout.objects.get(creator=ok)
+    earning = CreatorEarning.objects.get(cycle=cycle, creator=ok)
+    assert (good.status, good.earning_id, good.currency) == ("approved", earning.pk, "USD")
+    assert good.amount == earning.payable
+    assert good.destination == ok.payout_profile.payout_account_id != ""
+    assert not good.holds.exists()
+    held = Payout.objects.get(creator=everything_wrong)
+    assert (held.status, held.destination) == ("held", "")
+    assert sorted(held.holds.values_list("kind", "reason")) == [
+        ("connect_account", "Stripe says the account cannot receive payouts."),
+        ("missing_tax_form", "No payout account or tax form on file."),
+        ("sanctions_review", "Creator account is suspended; Compliance to review."),
+    ]
+    assert all(h.placed_at and h.lifted_at is None for h in held.holds.all())
+    audit = AuditEvent.objects.filter(action="cycle.approve").get()
+    assert (audit.after["payouts"], audit.after["held"]) == (2, 1)
 
 
 def test_creator_subscription_share_thresholds():
