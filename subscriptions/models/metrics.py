@@ -88,6 +88,10 @@ class FinanceState(models.Model):
 
     class Meta:
         indexes = [
+            # A moved subscription's state at the end of the day before: its open row.
+            models.Index(
+                fields=["subscription"], name="finance_state_open_idx", condition=models.Q(until__isnull=True)
+            ),
             # Undoing the days after a late event's day: rows begun, or closed, after it.
             models.Index(fields=["since"], name="finance_state_since_idx"),
             models.Index(fields=["until"], name="finance_state_until_idx"),

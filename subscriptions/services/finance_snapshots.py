@@ -14,6 +14,7 @@ reader sees either the old day or the new one. Refreshes are serialized by an ad
 
 from __future__ import annotations
 
+import calendar
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,6 +121,8 @@ def _state_seed(cursor, *, day: datetime.date) -> None:
         """,  # noqa: S608 (table names from model metadata; values are parameters)
         {**_params(at=midnight(day + datetime.timedelta(days=1))), "day": day},
     )
+    # Every row is new: without statistics the planner would take the open rows for a handful.
+    cursor.execute(f"ANALYZE {st}", [])
 
 
 def _state_truncate(cursor, *, day: datetime.date) -> None:
@@ -146,22 +149,29 @@ def _moved_sql(months: list[int]) -> str:
         WHERE sp2.subscription_id = cand.sid AND p2.status = ANY(%(paid)s) AND p2.kind = ANY(%(kinds)s)
           AND p2.occurred_at < %(t0)s
     """  # noqa: S608
+    # A period of k months ends in the day when it started k months before: from ``t0`` less k months
+    # (adding k months back never passes ``t0``) to ``t1`` less k months and four days more (a
+    # month's end clamps a start up to three days later onto the same end). The day's payments and
+    # those windows are read first, by the payments' time index (materialized: the planner cannot size
+    # the windows and would rather walk every subscription's payments), then kept exactly.
+    windows = "".join(
+        f"""
+            UNION ALL
+            SELECT id FROM {t["p"]} WHERE occurred_at >= %(ends_from_{i})s AND occurred_at < %(ends_to_{i})s"""  # noqa: S608
+        for i in range(len(months))
+    )
     return f"""
-        WITH cand AS (
-            SELECT sp.subscription_id AS sid FROM {t["p"]} p JOIN {t["sp"]} sp ON sp.payment_id = p.id
-            WHERE p.occurred_at >= %(t0)s AND p.occurred_at < %(t1)s
-            UNION
-            -- A period of k months ends in the day when it started k months (give or take the
-            -- months' lengths) before: read by the payments' time index, then kept exactly.
-            SELECT sp.subscription_id
-            FROM unnest(%(months)s::int[]) k(months)
-            JOIN {t["p"]} p ON p.occurred_at >= %(t0)s - make_interval(months => k.months, days => 4)
-                           AND p.occurred_at < %(t1)s - make_interval(months => k.months, days => -4)
+        WITH near AS MATERIALIZED (
+            SELECT id FROM {t["p"]} WHERE occurred_at >= %(t0)s AND occurred_at < %(t1)s{windows}
+        ),
+        cand AS (
+            SELECT sp.subscription_id AS sid
+            FROM (SELECT DISTINCT id FROM near) n JOIN {t["p"]} p ON p.id = n.id
             JOIN {t["sp"]} sp ON sp.payment_id = p.id
             JOIN {t["s"]} s ON s.id = sp.subscription_id JOIN {t["pl"]} pl ON pl.id = s.plan_id
-            WHERE {months_of} = k.months
-              AND p.occurred_at + make_interval(months => k.months) > %(t0)s
-              AND p.occurred_at + make_interval(months => k.months) <= %(t1)s
+            WHERE (p.occurred_at >= %(t0)s AND p.occurred_at < %(t1)s)
+               OR (p.occurred_at + make_interval(months => {months_of}) > %(t0)s
+                   AND p.occurred_at + make_interval(months => {months_of}) <= %(t1)s)
             UNION
             SELECT s.id FROM {t["s"]} s WHERE s.updated_at >= %(t0)s AND s.updated_at < %(t1)s
         )
@@ -278,6 +288,9 @@ def metrics_day_carry(cursor, *, day: datetime.date, now: datetime.datetime, bas
         "before": day - datetime.timedelta(days=1),
         "months": _period_months(),
     }
+    for i, k in enumerate(params["months"]):
+        params[f"ends_from_{i}"] = _months_before(t0, k)
+        params[f"ends_to_{i}"] = _months_before(t1, k) + datetime.timedelta(days=4)
     cursor.execute("DROP TABLE IF EXISTS finance_moved", [])
     cursor.execute(f"CREATE TEMPORARY TABLE finance_moved ON COMMIT DROP AS {_moved_sql(params['months'])}", params)
     params["stamp"] = refresh_stamp(cursor)
@@ -432,6 +445,12 @@ def finance_snapshots_refresh(
             _lock(cursor)
             result.rows += retention_refresh(now=now)
     return result
+
+
+def _months_before(at: datetime.datetime, months: int) -> datetime.datetime:
+    """``at`` less ``months`` months, the day clamped to the month's end (only a window's bound)."""
+    year, month0 = divmod(at.year * 12 + at.month - 1 - months, 12)
+    return at.replace(year=year, month=month0 + 1, day=min(at.day, calendar.monthrange(year, month0 + 1)[1]))
 
 
 def _period_months() -> list[int]:
