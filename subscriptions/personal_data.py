@@ -38,6 +38,9 @@ def register() -> None:
     # Price changes: which subscription was moved to a new Stripe price and when (the provider's
     # refusal, if any, is an error code and message about the price, not about the person).
     source("subscriptions.PriceChangePush", customer_paths=("subscription__customer",), personal_fields=())
+    # Finance's carried snapshot state: a subscription's segment (plan, platform, country) and MRR
+    # over a run of days, the figures the daily snapshots counted (no free text).
+    source("subscriptions.FinanceState", customer_paths=("subscription__customer",), personal_fields=())
     provider_references.register("subscriptions.provider_subscription_id", subscription_references)
     erasure_hooks.register("subscriptions.cancel", subscriptions_erasure)
 

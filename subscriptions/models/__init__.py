@@ -1,7 +1,7 @@
 from .catalog import Entitlement, Plan, Platform, Price, Product, Sku
 from .grants import Grant
 from .growth import Experiment, ExperimentArm, ExperimentExposure, PromoCode, PromoRedemption
-from .metrics import MetricsDay, RetentionCell
+from .metrics import FinanceCarry, FinanceState, MetricsDay, RetentionCell
 from .offerings import Offering, OfferingCountry, OfferingPackage
 from .offers import IntroductoryOffer, IntroductoryOfferUse, ProductFamily
 from .overlaps import OverlapCase
@@ -16,6 +16,8 @@ __all__ = [
     "Experiment",
     "ExperimentArm",
     "ExperimentExposure",
+    "FinanceCarry",
+    "FinanceState",
     "Grant",
     "IntroductoryOffer",
     "IntroductoryOfferUse",

@@ -62,3 +62,51 @@ class RetentionCell(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cohort:%Y-%m} +{self.offset}: {self.kept}/{self.size}"
+
+
+class FinanceState(models.Model):
+    """What the daily snapshots counted a subscription as, over a run of days: its segment and its MRR
+    (a carried state; ``services.finance_snapshots`` writes it, nothing else reads it).
+
+    A row holds at the end of every day from ``since`` up to (not including) ``until``; the open row
+    (``until`` null) is the subscription's state at the end of the last day carried. A subscription
+    with no row holding on a day was not active at its end. Refreshing a day starts from the day
+    before's rows and recomputes only the subscriptions that moved that day, so a row is added only
+    when a subscription's segment or MRR changes (not at each renewal at the same price).
+    """
+
+    subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.CASCADE, related_name="+")
+    since = models.DateField()
+    until = models.DateField(null=True)
+    product = models.CharField(max_length=64)
+    plan = models.CharField(max_length=64)
+    platform = models.CharField(max_length=16)
+    provider = models.CharField(max_length=16)
+    country = models.CharField(max_length=2)
+    currency = models.CharField(max_length=3)
+    mrr = models.DecimalField(max_digits=19, decimal_places=4)
+
+    class Meta:
+        indexes = [
+            # A moved subscription's state at the end of the day before: its open row.
+            models.Index(
+                fields=["subscription"], name="finance_state_open_idx", condition=models.Q(until__isnull=True)
+            ),
+            # Undoing the days after a late event's day: rows begun, or closed, after it.
+            models.Index(fields=["since"], name="finance_state_since_idx"),
+            models.Index(fields=["until"], name="finance_state_until_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"subscription {self.subscription_id} {self.since}..{self.until or ''} {self.mrr} {self.currency}"
+
+
+class FinanceCarry(models.Model):
+    """The one row saying which days ``FinanceState`` holds: from the end of ``seed`` (a state derived
+    from the payments whole) to the end of ``through`` (carried forward a day at a time)."""
+
+    seed = models.DateField()
+    through = models.DateField()
+
+    def __str__(self) -> str:
+        return f"carried {self.seed}..{self.through}"

@@ -185,6 +185,9 @@ class Subscription(StateMachineModel, models.Model):
             models.Index(
                 fields=["trial_end"], name="subscription_trial_end_idx", condition=models.Q(trial_end__isnull=False)
             ),
+            # Finance's carried snapshot: the subscriptions changed on a day (a plan change moves a
+            # subscription between segments without a payment).
+            models.Index(fields=["updated_at"], name="subscription_updated_idx"),
             models.Index(
                 fields=["grace_end"], name="subscription_grace_due_idx", condition=models.Q(state="in_grace_period")
             ),

@@ -14,6 +14,7 @@ reader sees either the old day or the new one. Refreshes are serialized by an ad
 
 from __future__ import annotations
 
+import calendar
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,16 @@ from monetization.services.finance_snapshots import (
     refresh_stamp,
     revenue_days_refresh,
 )
-from subscriptions.models import MetricsDay, Plan, Product, RetentionCell, Subscription, SubscriptionPayment
+from subscriptions.models import (
+    FinanceCarry,
+    FinanceState,
+    MetricsDay,
+    Plan,
+    Product,
+    RetentionCell,
+    Subscription,
+    SubscriptionPayment,
+)
 from subscriptions.selectors_finance import PAID, PERIOD_KINDS, months_sql, periods_sql
 
 CHUNK_DAYS = 31
@@ -71,104 +81,258 @@ FIGURES = (
 SEGMENT_COLUMNS = ("product", "plan", "platform", "provider", "country", "currency")
 
 
-def _metrics_sql() -> str:
+def _segment_sql() -> tuple[str, str]:
+    """A subscription's segment as it is now (the columns, and the joins from ``s`` that give them)."""
     t = _tables()
-    paid_before = f"""
-        SELECT 1 FROM {t["sp"]} sp2 JOIN {t["p"]} p2 ON p2.id = sp2.payment_id
-        WHERE sp2.subscription_id = {{sid}} AND p2.status = ANY(%(paid)s) AND p2.kind = ANY(%(kinds)s)
-    """  # noqa: S608 (table names from model metadata)
-    converted = paid_before.format(sid="s.id") + " AND p2.occurred_at >= s.started_at"
-    returning = paid_before.format(sid="pairs.sid") + " AND p2.occurred_at < pairs.day::timestamp AT TIME ZONE 'UTC'"
-    segment = "pr.code, pl.code, s.platform, s.provider, c.country"
     joins = f"""
         JOIN {t["pl"]} pl ON pl.id = s.plan_id JOIN {t["pr"]} pr ON pr.id = pl.product_id
         JOIN {t["c"]} c ON c.id = s.customer_id
     """
+    return "pr.code, pl.code, s.platform, s.provider, c.country", joins
+
+
+def _params(*, at: datetime.datetime, now: datetime.datetime | None = None) -> dict:
+    """The parameters of ``periods_sql`` (and the statements below) for the periods covering ``at``."""
+    return {
+        "paid": [str(x) for x in PAID],
+        "paid_any": [str(x) for x in (*PAID, Payment.Status.REFUNDED)],  # a trial paid for converted
+        "kinds": [str(x) for x in PERIOD_KINDS],
+        "until": at,
+        # A period paid longer ago than the longest plan in the catalog covers none of these instants.
+        "periods_since": at - datetime.timedelta(days=_longest_period_days()),
+        "now": now,
+    }
+
+
+def _state_seed(cursor, *, day: datetime.date) -> None:
+    """Derive every subscription's state at the end of ``day`` from the payments whole (the start of a
+    carry: a rebuild's first day, or a refresh that starts before the state table's first day)."""
+    t, st = _tables(), FinanceState._meta.db_table
+    segment, joins = _segment_sql()
+    cursor.execute(f"DELETE FROM {st}", [])  # noqa: S608
+    cursor.execute(
+        f"""
+        WITH periods AS ({periods_sql()})
+        INSERT INTO {st} (subscription_id, since, until, product, plan, platform, provider, country, currency, mrr)
+        SELECT l.sid, %(day)s, NULL, {segment}, l.currency, l.monthly
+        FROM (SELECT DISTINCT ON (sid) sid, monthly, currency FROM periods
+              WHERE starts < %(until)s AND ends > %(until)s ORDER BY sid, starts DESC, pid DESC) l
+        JOIN {t["s"]} s ON s.id = l.sid {joins}
+        """,  # noqa: S608 (table names from model metadata; values are parameters)
+        {**_params(at=midnight(day + datetime.timedelta(days=1))), "day": day},
+    )
+    # Every row is new: without statistics the planner would take the open rows for a handful.
+    cursor.execute(f"ANALYZE {st}", [])
+
+
+def _state_truncate(cursor, *, day: datetime.date) -> None:
+    """Forget what the days after ``day`` carried: the state is again the one at the end of ``day``."""
+    st = FinanceState._meta.db_table
+    cursor.execute(f"DELETE FROM {st} WHERE since > %s", [day])  # noqa: S608
+    cursor.execute(f"UPDATE {st} SET until = NULL WHERE until > %s", [day])  # noqa: S608
+
+
+STATE_COLUMNS = ("product", "plan", "platform", "provider", "country", "currency", "mrr")
+
+
+def _moved_sql(months: list[int]) -> str:
+    """The subscriptions that may move on the day ``[%(t0)s, %(t1)s)``, with what the day before counted
+    (``b_*``, ``before``: their open state row) and what the end of the day counts (``after``: the latest
+    paid period covering it; the segment as it is now). A subscription moves when one of its paid
+    periods starts or ends in the day, or when it was changed that day (a plan change moves it to
+    another segment without a payment); every other one is where the day before left it."""
+    t, st = _tables(), FinanceState._meta.db_table
+    segment, joins = _segment_sql()
+    months_of = months_sql()
+    paid_before = f"""
+        SELECT 1 FROM {t["sp"]} sp2 JOIN {t["p"]} p2 ON p2.id = sp2.payment_id
+        WHERE sp2.subscription_id = cand.sid AND p2.status = ANY(%(paid)s) AND p2.kind = ANY(%(kinds)s)
+          AND p2.occurred_at < %(t0)s
+    """  # noqa: S608
+    # A period of k months ends in the day when it started k months before: from ``t0`` less k months
+    # (adding k months back never passes ``t0``) to ``t1`` less k months and four days more (a
+    # month's end clamps a start up to three days later onto the same end). The day's payments and
+    # those windows are read first, by the payments' time index (materialized: the planner cannot size
+    # the windows and would rather walk every subscription's payments), then kept exactly.
+    windows = "".join(
+        f"""
+            UNION ALL
+            SELECT id FROM {t["p"]} WHERE occurred_at >= %(ends_from_{i})s AND occurred_at < %(ends_to_{i})s"""  # noqa: S608
+        for i in range(len(months))
+    )
+    return f"""
+        WITH near AS MATERIALIZED (
+            SELECT id FROM {t["p"]} WHERE occurred_at >= %(t0)s AND occurred_at < %(t1)s{windows}
+        ),
+        cand AS (
+            SELECT sp.subscription_id AS sid
+            FROM (SELECT DISTINCT id FROM near) n JOIN {t["p"]} p ON p.id = n.id
+            JOIN {t["sp"]} sp ON sp.payment_id = p.id
+            JOIN {t["s"]} s ON s.id = sp.subscription_id JOIN {t["pl"]} pl ON pl.id = s.plan_id
+            WHERE (p.occurred_at >= %(t0)s AND p.occurred_at < %(t1)s)
+               OR (p.occurred_at + make_interval(months => {months_of}) > %(t0)s
+                   AND p.occurred_at + make_interval(months => {months_of}) <= %(t1)s)
+            UNION
+            SELECT s.id FROM {t["s"]} s WHERE s.updated_at >= %(t0)s AND s.updated_at < %(t1)s
+        )
+        SELECT cand.sid, {segment.replace("pr.code", "pr.code AS product").replace("pl.code", "pl.code AS plan")},
+               b.product AS b_product, b.plan AS b_plan, b.platform AS b_platform, b.provider AS b_provider,
+               b.country AS b_country, b.currency AS b_currency, b.mrr AS before,
+               a.monthly AS after, a.currency AS a_currency,
+               CASE WHEN b.mrr IS NULL THEN EXISTS ({paid_before}) END AS back
+        FROM cand JOIN {t["s"]} s ON s.id = cand.sid {joins}
+        LEFT JOIN {st} b ON b.subscription_id = cand.sid AND b.until IS NULL
+        LEFT JOIN LATERAL (
+            SELECT round((p.amount - p.tax) / {months_of}, 4) AS monthly, p.amount_currency AS currency
+            FROM {t["sp"]} sp JOIN {t["p"]} p ON p.id = sp.payment_id
+            WHERE sp.subscription_id = cand.sid AND p.status = ANY(%(paid)s) AND p.kind = ANY(%(kinds)s)
+              AND p.occurred_at < %(t1)s AND p.occurred_at >= %(periods_since)s
+              AND p.occurred_at + make_interval(months => {months_of}) > %(t1)s
+            ORDER BY p.occurred_at DESC, p.id DESC LIMIT 1
+        ) a ON true
+        WHERE b.mrr IS NOT NULL OR a.monthly IS NOT NULL
+    """  # noqa: S608 (table names from model metadata; values are parameters)
+
+
+def _day_sql(*, baseline_from_state: bool) -> str:
+    """One day's metrics rows: the day before's active subscriptions and MRR per segment, less what the
+    moved subscriptions were counted as there, plus their movement (``finance_moved``), plus the
+    day's trials."""
+    t, st = _tables(), FinanceState._meta.db_table
+    segment, joins = _segment_sql()
+    seg = ", ".join(SEGMENT_COLUMNS[:-1])
+    zeros = lambda n: ", ".join(["0"] * n)  # noqa: E731
+    if baseline_from_state:  # the day before is a seed: no metrics row was written for it
+        baseline = f"""SELECT {seg}, currency, count(*), sum(mrr), sum(mrr), {zeros(11)}, count(*)
+                       FROM {st} WHERE until IS NULL GROUP BY {seg}, currency"""  # noqa: S608
+    else:
+        baseline = f"""SELECT {seg}, currency, active, mrr, mrr, {zeros(11)}, active
+                       FROM {t["md"]} WHERE day = %(before)s AND currency <> ''"""  # noqa: S608
     columns = ", ".join(("day", *SEGMENT_COLUMNS, *FIGURES, "refreshed_at"))
     updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in (*FIGURES, "refreshed_at"))
+    figures = ", ".join(f"f{i}" for i in range(len(FIGURES)))
     return f"""
-        WITH periods AS ({periods_sql()}),
-        covering AS (
-            SELECT DISTINCT ON (g.day, periods.sid) g.day::date AS day, periods.sid, periods.monthly, periods.currency
-            FROM periods CROSS JOIN LATERAL generate_series(
-                greatest((periods.starts AT TIME ZONE 'UTC')::date, %(first)s::date),
-                least((periods.ends AT TIME ZONE 'UTC')::date, %(end)s::date), interval '1 day') g(day)
-            WHERE periods.starts < (g.day::date + 1)::timestamp AT TIME ZONE 'UTC'
-              AND periods.ends > (g.day::date + 1)::timestamp AT TIME ZONE 'UTC'
-            ORDER BY g.day, periods.sid, periods.starts DESC, periods.pid DESC
-        ),
-        pairs AS (
-            SELECT COALESCE(a.day, b.day + 1) AS day, COALESCE(a.sid, b.sid) AS sid,
-                   COALESCE(a.currency, b.currency) AS currency, b.monthly AS before, a.monthly AS after
-            FROM (SELECT * FROM covering WHERE day >= %(start)s) a
-            FULL OUTER JOIN (SELECT * FROM covering WHERE day < %(end)s) b ON b.sid = a.sid AND b.day = a.day - 1
-        ),
-        moved AS MATERIALIZED (
-            SELECT pairs.*, CASE WHEN pairs.before IS NULL THEN EXISTS ({returning}) END AS back FROM pairs
-        ),
-        mrr AS (
-            SELECT m.day, {segment}, m.currency,
-                   count(*) FILTER (WHERE after IS NOT NULL), COALESCE(sum(after), 0), COALESCE(sum(before), 0),
-                   COALESCE(sum(after) FILTER (WHERE NOT back), 0), COALESCE(sum(after) FILTER (WHERE back), 0),
-                   COALESCE(sum(after - before) FILTER (WHERE after > before), 0),
-                   COALESCE(sum(before - after) FILTER (WHERE after < before), 0),
-                   COALESCE(sum(before) FILTER (WHERE after IS NULL), 0),
-                   count(*) FILTER (WHERE NOT back), count(*) FILTER (WHERE back),
-                   count(*) FILTER (WHERE after IS NULL), 0, 0, 0
-            FROM moved m JOIN {t["s"]} s ON s.id = m.sid {joins}
-            GROUP BY m.day, {segment}, m.currency
-        ),
-        trial_days AS (
-            SELECT s.id, (s.started_at AT TIME ZONE 'UTC')::date AS day, 1 AS started, 0 AS ended, 0 AS converted
+        WITH trial_days AS (
+            SELECT s.id, 1 AS started, 0 AS ended, 0 AS converted
             FROM {t["s"]} s
-            WHERE s.trial_end IS NOT NULL AND s.started_at >= %(since)s AND s.started_at < %(until)s
+            WHERE s.trial_end IS NOT NULL AND s.started_at >= %(t0)s AND s.started_at < %(t1)s
             UNION ALL
-            SELECT s.id, (s.trial_end AT TIME ZONE 'UTC')::date, 0, 1,
-                   CASE WHEN EXISTS ({converted.replace("%(paid)s", "%(paid_any)s")}) THEN 1 ELSE 0 END
+            SELECT s.id, 0, 1, CASE WHEN EXISTS (
+                SELECT 1 FROM {t["sp"]} sp2 JOIN {t["p"]} p2 ON p2.id = sp2.payment_id
+                WHERE sp2.subscription_id = s.id AND p2.status = ANY(%(paid_any)s) AND p2.kind = ANY(%(kinds)s)
+                  AND p2.occurred_at >= s.started_at) THEN 1 ELSE 0 END
             FROM {t["s"]} s
-            WHERE s.trial_end >= %(since)s AND s.trial_end < %(until)s AND s.trial_end <= %(now)s
+            WHERE s.trial_end >= %(t0)s AND s.trial_end < %(t1)s AND s.trial_end <= %(now)s
         ),
-        trials AS (
-            SELECT d.day, {segment}, '', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                   sum(d.started), sum(d.ended), sum(d.converted)
+        rows AS (
+            {baseline}
+            UNION ALL
+            SELECT b_product, b_plan, b_platform, b_provider, b_country, b_currency, -1, -before, -before,
+                   {zeros(11)}, -1
+            FROM finance_moved WHERE before IS NOT NULL
+            UNION ALL
+            SELECT product, plan, platform, provider, country, COALESCE(a_currency, b_currency),
+                   (after IS NOT NULL)::int, COALESCE(after, 0), COALESCE(before, 0),
+                   CASE WHEN before IS NULL AND NOT back THEN after ELSE 0 END,
+                   CASE WHEN before IS NULL AND back THEN after ELSE 0 END,
+                   CASE WHEN after > before THEN after - before ELSE 0 END,
+                   CASE WHEN after < before THEN before - after ELSE 0 END,
+                   CASE WHEN after IS NULL THEN before ELSE 0 END,
+                   (before IS NULL AND NOT back)::int, (before IS NULL AND back)::int, (after IS NULL)::int,
+                   0, 0, 0, 1
+            FROM finance_moved
+            UNION ALL
+            SELECT {segment}, '', {zeros(11)}, d.started, d.ended, d.converted, 1
             FROM trial_days d JOIN {t["s"]} s ON s.id = d.id {joins}
-            GROUP BY d.day, {segment}
         )
         INSERT INTO {t["md"]} ({columns})
-        SELECT {", ".join(f"x{i}" for i in range(7))}, {", ".join(f"sum(f{i})" for i in range(len(FIGURES)))},
-               %(stamp)s
-        FROM (SELECT * FROM mrr UNION ALL SELECT * FROM trials)
-             AS x({", ".join(f"x{i}" for i in range(7))}, {", ".join(f"f{i}" for i in range(len(FIGURES)))})
-        GROUP BY {", ".join(f"x{i}" for i in range(7))}
+        SELECT %(day)s, x.*, %(stamp)s FROM (
+            SELECT {", ".join(SEGMENT_COLUMNS)}, {", ".join(f"sum(f{i})" for i in range(len(FIGURES)))}
+            FROM rows AS r({", ".join(SEGMENT_COLUMNS)}, {figures}, presence)
+            GROUP BY {", ".join(SEGMENT_COLUMNS)}
+            -- A segment with nobody counted in it that day has no row, as if computed from scratch.
+            HAVING sum(presence) > 0
+        ) x
         ON CONFLICT (day, {", ".join(SEGMENT_COLUMNS)}) DO UPDATE SET {updates}
     """  # noqa: S608 (table names from model metadata; values are parameters)
 
 
-def metrics_days_refresh(*, start: datetime.date, end: datetime.date, now: datetime.datetime) -> int:
-    """Recompute the metrics snapshot of every day in ``[start, end]`` (caller's transaction)."""
-    first = start - datetime.timedelta(days=1)  # the day before: where each day's movement starts from
+def _state_carry_sql() -> tuple[str, str]:
+    """Close the open state rows of the moved subscriptions whose segment or MRR changed; open their new ones."""
+    st = FinanceState._meta.db_table
+    now = ", ".join(("product", "plan", "platform", "provider", "country", "a_currency", "after"))
+    was = ", ".join(f"b_{c}" for c in STATE_COLUMNS[:-1]) + ", before"
+    changed = f"({now}) IS DISTINCT FROM ({was})"
+    in_m = lambda columns: ", ".join(f"m.{c}" for c in columns.split(", "))  # noqa: E731
+    close = f"""
+        UPDATE {st} SET until = %(day)s FROM finance_moved m
+        WHERE {st}.subscription_id = m.sid AND {st}.until IS NULL AND m.before IS NOT NULL
+          AND ({in_m(now)}) IS DISTINCT FROM ({in_m(was)})
+    """  # noqa: S608
+    open_ = f"""
+        INSERT INTO {st} (subscription_id, since, until, {", ".join(STATE_COLUMNS)})
+        SELECT sid, %(day)s, NULL, {now} FROM finance_moved WHERE after IS NOT NULL AND {changed}
+    """  # noqa: S608
+    return close, open_
+
+
+def metrics_day_carry(cursor, *, day: datetime.date, now: datetime.datetime, baseline_from_state: bool) -> int:
+    """Refresh one day's metrics from the state at the end of the day before, and carry the state to
+    the end of ``day`` (caller's transaction, the refresh lock held)."""
+    t0, t1 = midnight(day), midnight(day + datetime.timedelta(days=1))
     params = {
-        "paid": [str(x) for x in PAID],
-        "paid_any": [str(x) for x in (*PAID, Payment.Status.REFUNDED)],  # a trial paid for converted
-        "kinds": [str(x) for x in PERIOD_KINDS],
-        "first": first,
-        "start": start,
-        "end": end,
-        "since": midnight(start),
-        "until": midnight(end + datetime.timedelta(days=1)),
-        # A period paid longer ago than the longest plan in the catalog covers none of these days.
-        "periods_since": midnight(first) - datetime.timedelta(days=_longest_period_days()),
-        "now": now,
+        **_params(at=t1, now=now),
+        "t0": t0,
+        "t1": t1,
+        "day": day,
+        "before": day - datetime.timedelta(days=1),
+        "months": _period_months(),
     }
-    t = _tables()
+    for i, k in enumerate(params["months"]):
+        params[f"ends_from_{i}"] = _months_before(t0, k)
+        params[f"ends_to_{i}"] = _months_before(t1, k) + datetime.timedelta(days=4)
+    cursor.execute("DROP TABLE IF EXISTS finance_moved", [])
+    cursor.execute(f"CREATE TEMPORARY TABLE finance_moved ON COMMIT DROP AS {_moved_sql(params['months'])}", params)
+    params["stamp"] = refresh_stamp(cursor)
+    cursor.execute(_day_sql(baseline_from_state=baseline_from_state), params)
+    written = cursor.rowcount
+    cursor.execute(
+        f"DELETE FROM {_tables()['md']} WHERE day = %s AND refreshed_at <> %s",  # noqa: S608
+        [day, params["stamp"]],
+    )
+    for statement in _state_carry_sql():
+        cursor.execute(statement, params)
+    return written
+
+
+def metrics_days_refresh(
+    *, start: datetime.date, end: datetime.date, now: datetime.datetime, reseed: bool = False
+) -> int:
+    """Refresh the metrics of every day in ``[start, end]`` a day at a time, each from the day before's
+    state (caller's transaction, the refresh lock held).
+
+    The state must be the one at the end of ``start - 1``: when the state table holds that day it is
+    cut back to it (the days after are carried again); otherwise, or with ``reseed``, it is derived
+    from the payments whole at that day (as much work as computing one day from scratch)."""
+    before = start - datetime.timedelta(days=1)
+    carry = FinanceCarry.objects.select_for_update().first()
     with connection.cursor() as cursor:
-        params["stamp"] = refresh_stamp(cursor)
-        cursor.execute(_metrics_sql(), params)
-        written = cursor.rowcount
-        cursor.execute(
-            f"DELETE FROM {t['md']} WHERE day BETWEEN %s AND %s AND refreshed_at <> %s",  # noqa: S608
-            [start, end, params["stamp"]],
-        )
+        if carry and not reseed and carry.seed <= before <= carry.through:
+            if before < carry.through:
+                _state_truncate(cursor, day=before)
+        else:
+            _state_seed(cursor, day=before)
+            carry = carry or FinanceCarry(seed=before, through=before)
+            carry.seed = before
+        from_state = before == carry.seed
+        written = 0
+        day = start
+        while day <= end:
+            written += metrics_day_carry(cursor, day=day, now=now, baseline_from_state=from_state)
+            from_state = False
+            day += datetime.timedelta(days=1)
+    carry.through = end
+    carry.save()
     return written
 
 
@@ -246,9 +410,21 @@ def finance_snapshots_refresh(
     now: datetime.datetime | None = None,
     progress: Progress | None = None,
     cohorts: bool = True,
+    rebuild: bool = False,
+    recarry: bool = True,
 ) -> RefreshResult:
-    """Recompute every snapshot of ``[start, end]``, ``CHUNK_DAYS`` days a transaction."""
+    """Refresh every snapshot of ``[start, end]``, ``CHUNK_DAYS`` days a transaction, each day carried
+    forward from the day before.
+
+    Days after ``end`` that an earlier refresh carried are carried again (their state follows from
+    these days'), unless ``recarry`` is off: then the state ends at ``end`` and a later refresh of a
+    later day derives it afresh. ``rebuild`` derives the state at ``start - 1`` from the payments
+    whole instead of cutting back the one carried (the rebuild command: history written without the
+    late-event marks a live system makes)."""
     now = now or clock.now()
+    carried = FinanceCarry.objects.values_list("through", flat=True).first()
+    if recarry and carried and start <= carried + datetime.timedelta(days=1):
+        end = max(end, carried)
     result = RefreshResult(ranges=[(start, end)])
     total = _days(start, end)
     chunk_start = start
@@ -257,7 +433,9 @@ def finance_snapshots_refresh(
         with transaction.atomic(), connection.cursor() as cursor:
             _lock(cursor)
             result.rows += revenue_days_refresh(start=chunk_start, end=chunk_end)
-            result.rows += metrics_days_refresh(start=chunk_start, end=chunk_end, now=now)
+            result.rows += metrics_days_refresh(
+                start=chunk_start, end=chunk_end, now=now, reseed=rebuild and chunk_start == start
+            )
         result.days += _days(chunk_start, chunk_end)
         if progress:
             progress(result.days, total)
@@ -267,6 +445,19 @@ def finance_snapshots_refresh(
             _lock(cursor)
             result.rows += retention_refresh(now=now)
     return result
+
+
+def _months_before(at: datetime.datetime, months: int) -> datetime.datetime:
+    """``at`` less ``months`` months, the day clamped to the month's end (only a window's bound)."""
+    year, month0 = divmod(at.year * 12 + at.month - 1 - months, 12)
+    return at.replace(year=year, month=month0 + 1, day=min(at.day, calendar.monthrange(year, month0 + 1)[1]))
+
+
+def _period_months() -> list[int]:
+    """The lengths in months of the catalog's plans' periods."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT {months_sql()} FROM {_tables()['pl']} pl", [])  # noqa: S608
+        return sorted(row[0] for row in cursor.fetchall()) or [1]
 
 
 def _longest_period_days() -> int:

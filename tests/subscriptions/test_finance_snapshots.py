@@ -148,6 +148,40 @@ def test_staff_metrics_api(db, client, make_staff):
     assert denied.status_code == 403 and denied.json()["code"] == "permission_denied"
 
 
+@pytest.mark.django_db
+def test_a_late_event_is_carried_into_every_day_after_it():
+    """Each day is carried forward from the day before's state: a refund in full of a payment 20 days
+    back and a payment recorded 10 days late change every day after them. The beat refresh of the days
+    they marked carries all of those days again, up to today: the snapshots equal a rebuild's."""
+    plan = PlanFactory(code="snap-carry", interval="month")
+    today = datetime.date(2026, 3, 31)
+    now = datetime.datetime.combine(today, datetime.time(12), tzinfo=UTC)
+    subs = [SubscriptionFactory(plan=plan, customer=CustomerFactory()) for _ in range(3)]
+    at = lambda days_ago: now - datetime.timedelta(days=days_ago)  # noqa: E731
+    with clock.frozen(now):
+        refunded = pay(subs[0], "10.00", at(20), "in_snap_carry_0")
+        pay(subs[1], "8.00", at(45), "in_snap_carry_1")
+        pay(subs[1], "12.00", at(15), "in_snap_carry_2")  # back after a lapse of two days
+        rebuild(today - datetime.timedelta(days=60), today)
+        FinanceDirtyDay.objects.all().delete()  # what the payments marked, the rebuild covered
+        before = _snapshot()
+        refund_record_from_provider(
+            payment=refunded,
+            amount=Money("10.00", "USD"),
+            provider_refund_id="re_snap_carry",
+            cause=Cause.provider_event("stripe", "evt_snap_carry"),
+        )
+        pay(subs[2], "5.00", at(10), "in_snap_carry_3")  # recorded late
+        assert sorted(FinanceDirtyDay.objects.values_list("day", flat=True)) == [at(20).date(), at(10).date()]
+        finance_snapshots_refresh_recent(now=now)
+        carried = _snapshot()
+        assert carried != before
+        active = {p.day: p.active for p in mrr_series(start=today - datetime.timedelta(days=30), end=today)}
+        assert active[at(15).date()] == 1 and active[at(5).date()] == 2  # b's upgrade; c's late payment
+        rebuild(today - datetime.timedelta(days=60), today)
+    assert _snapshot() == carried
+
+
 # --- invariants over any history ----------------------------------------------------------------
 
 START = datetime.date(2026, 1, 1)
@@ -222,7 +256,7 @@ def test_snapshot_rows_add_up_and_any_refreshed_range_equals_the_rebuild(history
                 )
                 SubscriptionPayment.objects.create(payment=payment, subscription=sub)
         now = datetime.datetime.combine(end + ONE_DAY, datetime.time(), tzinfo=UTC)
-        finance_snapshots_refresh(start=START - ONE_DAY, end=end, now=now)
+        finance_snapshots_refresh(start=START - ONE_DAY, end=end, now=now, rebuild=True)
         rebuilt = _snapshot()
         ends: dict[tuple, Decimal] = {}
         for key, (start_, new, react, exp, con, churn, mrr, *_) in sorted(rebuilt.items()):

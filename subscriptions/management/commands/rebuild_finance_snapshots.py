@@ -41,7 +41,7 @@ class Command(BaseCommand):
             elapsed = time.monotonic() - started
             self.stdout.write(f"  [{'#' * filled}{'.' * (BAR - filled)}] {done}/{total} days  {elapsed:.1f}s")
 
-        result = finance_snapshots_refresh(start=start, end=end, progress=progress)
+        result = finance_snapshots_refresh(start=start, end=end, progress=progress, rebuild=True)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Rebuilt {result.days} days ({start} to {end}), {result.rows} rows, "
