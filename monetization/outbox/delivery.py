@@ -98,12 +98,16 @@ def retry_delay(attempts: int) -> timedelta:
 _DUE_SQL = """
     SELECT d.id FROM monetization_eventdelivery d
     WHERE d.endpoint_id = %(endpoint)s AND d.status = 'pending' AND d.next_attempt_at <= statement_timestamp()
-      -- a customer waiting on a retry gets nothing newer first
-      AND NOT EXISTS (
+      -- a customer waiting on a retry gets nothing newer first. A scalar subquery, not NOT EXISTS: PostgreSQL
+      -- never turns it into a join, so it is always one probe of the (endpoint, customer, event) index per row;
+      -- as an anti-join on deliveries the relay has just written (no statistics yet) it was planned as a scan
+      -- of every pending delivery per row (24 s for a batch of 1,000 out of 10,000).
+      AND (
           SELECT 1 FROM monetization_eventdelivery w
           WHERE w.endpoint_id = d.endpoint_id AND w.status = 'pending' AND w.customer_id = d.customer_id
             AND w.event_id < d.event_id AND w.next_attempt_at > statement_timestamp()
-      )
+          LIMIT 1
+      ) IS NULL
     ORDER BY d.event_id
     LIMIT %(limit)s
 """
