@@ -77,7 +77,7 @@ def test_a_worker_killed_at_random_points_delivers_every_event_in_order_per_cust
         worker.start(wait=False)
         marks = sorted(rng.uniform(0.05, 0.9) for _ in range(KILLS))
         for share in marks:
-            wait_for(lambda share=share: len(receiver.accepted) >= EVENTS * share, timeout=180, interval=0.01)
+            wait_for(lambda share=share: len(receiver.accepted) >= EVENTS * share, timeout=300, interval=0.01)
             worker.kill()
             worker.start(wait=False)
 
