@@ -491,6 +491,8 @@ REPORTING_CURRENCY = os.environ.get("REPORTING_CURRENCY", "USD")
 OUTBOX_DELIVER_INTERVAL = float(os.environ.get("OUTBOX_DELIVER_INTERVAL", "2"))
 OUTBOX_DELIVER_BUDGET_SECONDS = float(os.environ.get("OUTBOX_DELIVER_BUDGET_SECONDS", "30"))
 OUTBOX_DELIVER_BATCH = int(os.environ.get("OUTBOX_DELIVER_BATCH", "500"))
+# Audit rows the relay reads per transaction (monetization.services.outbox.outbox_relay).
+OUTBOX_RELAY_BATCH = int(os.environ.get("OUTBOX_RELAY_BATCH", "5000"))
 OUTBOX_PULL_PAGE = int(os.environ.get("OUTBOX_PULL_PAGE", "100"))  # GET /api/v1/events default page
 # Concurrent connections per endpoint; a customer's events always share one, in order.
 OUTBOX_DELIVER_LANES = int(os.environ.get("OUTBOX_DELIVER_LANES", "8"))

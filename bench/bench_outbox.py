@@ -3,8 +3,13 @@
 Targets (issue 15): writing the outbox adds at most 10% to the lifecycle sweep (and to webhook
 apply); one delivery loop delivers at least 1,000 events/s to a local receiver.
 
-- sweep: N canceled subscriptions past their period end expired by ``lifecycle_sweep``, once with the
-  outbox's state hook unregistered (baseline) and once with it (each run on freshly built rows);
+The audit row is the event: what a change pays for the outbox is the audit rows' transaction id (its
+default and its (txid, id) index) and, for captured payments, their audit rows. "Without outbox" switches
+those off (the column's default dropped, the index dropped, no payment audit rows); the relay that
+publishes the rows afterwards is timed apart (its own transactions, after the change).
+
+- sweep: N canceled subscriptions past their period end expired by ``lifecycle_sweep``, once without the
+  outbox's writes (baseline) and once with them (each run on freshly built rows), then the relay over them;
 - delivery: N events for N/50 customers delivered by ``outbox_deliver`` (the task's body, in this
   process) over HTTP to a receiver in another process on 127.0.0.1 (keep-alive, answers 200).
 
@@ -62,7 +67,8 @@ def _free_port() -> int:
 def _truncate() -> None:
     _sql(
         "TRUNCATE monetization_eventdelivery, monetization_outboxevent, monetization_eventendpoint, "
-        "subscriptions_dunningattempt, subscriptions_subscription, monetization_auditevent RESTART IDENTITY CASCADE"
+        "subscriptions_dunningattempt, subscriptions_subscription, monetization_auditevent, monetization_outboxrelay "
+        "RESTART IDENTITY CASCADE"
     )
 
 
@@ -120,15 +126,29 @@ def _backend_cpu_seconds() -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _audit_txid(on: bool) -> None:
+    """The outbox's part of every audit insert: the transaction id's default and its index (on the current,
+    small or empty, audit table)."""
+    if on:
+        _sql("ALTER TABLE monetization_auditevent ALTER COLUMN txid SET DEFAULT pg_current_xact_id()")
+        _sql("CREATE INDEX IF NOT EXISTS audit_txid_id_idx ON monetization_auditevent (txid, id)")
+    else:
+        _sql("DROP INDEX IF EXISTS audit_txid_id_idx")
+        _sql("ALTER TABLE monetization_auditevent ALTER COLUMN txid DROP DEFAULT")
+
+
+RELAY: dict[str, list[float]] = {"wall": [], "cpu": [], "events": []}
+
+
 def _sweep_seconds(n: int, *, with_outbox: bool) -> tuple[float, float | None]:
-    """Wall seconds and database CPU seconds of one sweep over freshly built rows."""
+    """Wall seconds and database CPU seconds of one sweep over freshly built rows (then, with the outbox, the
+    relay over its audit rows, timed apart into RELAY)."""
+    from monetization.services.outbox import outbox_relay
     from subscriptions.services import sweep
 
     now = datetime(2030, 1, 1, tzinfo=UTC)
     _sweep_rows(n, now)
-    publish = sweep.outbox_events_from_audit_sql
-    if not with_outbox:  # the same sweep without its events' common table expressions
-        sweep.outbox_events_from_audit_sql = lambda *args, **kwargs: ""
+    _audit_txid(with_outbox)
     try:
         cpu = _backend_cpu_seconds()
         started = time.perf_counter()
@@ -136,8 +156,17 @@ def _sweep_seconds(n: int, *, with_outbox: bool) -> tuple[float, float | None]:
             result = sweep.lifecycle_sweep()
         elapsed = time.perf_counter() - started
         after = _backend_cpu_seconds()
+        if with_outbox:
+            _sql("DELETE FROM monetization_outboxrelay")
+            relay_started = time.perf_counter()
+            events = outbox_relay()
+            RELAY["wall"].append(time.perf_counter() - relay_started)
+            relay_cpu = _backend_cpu_seconds()
+            RELAY["cpu"].append(relay_cpu - after if relay_cpu is not None and after is not None else 0.0)
+            RELAY["events"].append(events)
+            assert events == n, events
     finally:
-        sweep.outbox_events_from_audit_sql = publish
+        _audit_txid(True)
     assert result.total == n, result
     return elapsed, (after - cpu if cpu is not None and after is not None else None)
 
@@ -162,6 +191,14 @@ def _sweep_ab(n: int, rounds: int) -> dict:
         "sweep_seconds_with_outbox": [round(t, 2) for t in walls[True]],
         "sweep_outbox_overhead_pct": round(100 * (out - base) / base, 1),
     }
+    if RELAY["events"]:
+        events = sum(RELAY["events"])
+        figures |= {
+            "relay_seconds": [round(t, 2) for t in RELAY["wall"]],
+            "relay_events_per_second": round(events / sum(RELAY["wall"])),
+            "relay_db_cpu_us_per_event": round(1e6 * sum(RELAY["cpu"]) / events, 1),
+            "sweep_plus_relay_overhead_pct": round(100 * (out + sum(RELAY["wall"]) - base) / base, 1),
+        }
     if len(cpus[False]) == len(cpus[True]) == rounds:
         base_cpu, out_cpu = sum(cpus[False]), sum(cpus[True])
         figures |= {
@@ -236,11 +273,10 @@ def _delivery_rate(n: int) -> tuple[float, float]:
 
 
 def _write_cost(n: int) -> tuple[float, float]:
-    """Microseconds per audited change: the audit row alone (baseline) and with its outbox event (entitlements
-    resolved, one delivery fanned out), each in its own transaction."""
+    """Microseconds per audited change, each in its own transaction: the audit row without the outbox's
+    transaction id and index (baseline) and with them."""
     from django.db import transaction
 
-    import monetization.services.audit as audit
     from monetization.models import Customer
     from monetization.services.audit import audit_record
 
@@ -263,10 +299,9 @@ def _write_cost(n: int) -> tuple[float, float]:
                 after={"state": "expired"},
             )
 
-    hook = audit.outbox_events_from_audit
     results = []
     for with_outbox in (False, True):
-        audit.outbox_events_from_audit = hook if with_outbox else (lambda audits: None)
+        _audit_txid(with_outbox)
         try:
             for i in range(50):
                 once(i)  # warm up
@@ -275,18 +310,17 @@ def _write_cost(n: int) -> tuple[float, float]:
                 once(i)
             results.append(1e6 * (time.perf_counter() - started) / n)
         finally:
-            audit.outbox_events_from_audit = hook
+            _audit_txid(True)
     return results[0], results[1]
 
 
 def _webhook_apply_ab(n: int, rounds: int) -> dict:
     """Stripe webhooks that each create a subscription (customer and SKU look-ups, audit, state change), applied
     in batches as the worker applies them, with the outbox writes switched off (baseline) and on, in interleaved
-    rounds; one enabled endpoint, so each event also writes its delivery. Wall and CPU (this process and its
+    rounds (deliveries are the relay's, after the change). Wall and CPU (this process and its
     database session) per event."""
     from django.conf import settings
 
-    import monetization.services.audit as audit
     import monetization.services.payments as payments
     from bench.bench_webhooks import _seed, _store, _stripe_event
     from monetization.providers.stripe.parsing import event_from_dict
@@ -299,7 +333,7 @@ def _webhook_apply_ab(n: int, rounds: int) -> dict:
         "VALUES ('http://127.0.0.1:9/', 'bench', '[]', 's', '', true, 0, '', now())"
     )
     _seed()
-    hooks = (audit.outbox_events_from_audit, payments.outbox_payment_succeeded)
+    hook = payments.payments_succeeded_audit
     batch = settings.WEBHOOK_APPLY_BATCH
     created = int(time.time()) - 3600
     walls: dict[bool, list[float]] = {False: [], True: []}
@@ -308,9 +342,9 @@ def _webhook_apply_ab(n: int, rounds: int) -> dict:
         for with_outbox in (False, True) if round_ % 2 == 0 else (True, False):
             tag = f"obx{os.getpid()}r{round_}{'w' if with_outbox else 'b'}"
             ids = _store([event_from_dict(_stripe_event(tag, i, created=created)) for i in range(n)])
+            _audit_txid(with_outbox)
             if not with_outbox:
-                audit.outbox_events_from_audit = lambda audits: None
-                payments.outbox_payment_succeeded = lambda payment: None
+                payments.payments_succeeded_audit = lambda payments: None
             try:
                 db_cpu = _backend_cpu_seconds()
                 own = resource.getrusage(resource.RUSAGE_SELF)
@@ -321,7 +355,8 @@ def _webhook_apply_ab(n: int, rounds: int) -> dict:
                 after = resource.getrusage(resource.RUSAGE_SELF)
                 db_after = _backend_cpu_seconds()
             finally:
-                audit.outbox_events_from_audit, payments.outbox_payment_succeeded = hooks
+                payments.payments_succeeded_audit = hook
+                _audit_txid(True)
             own_s = (after.ru_utime + after.ru_stime) - (own.ru_utime + own.ru_stime)
             cpus[with_outbox].append(own_s + ((db_after - db_cpu) if db_cpu is not None else 0))
     base, out = sum(walls[False]), sum(walls[True])

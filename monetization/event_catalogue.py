@@ -259,7 +259,11 @@ _FIXED = {
     "affiliation.accept": "ORGANIZATION_SEATS_CHANGED",
     "affiliation.remove": "ORGANIZATION_SEATS_CHANGED",
     "affiliation.expire": "ORGANIZATION_SEATS_CHANGED",
+    "payment.succeed": "PAYMENT_SUCCEEDED",
+    "win_back.target": "WIN_BACK_TARGETED",
 }
+# Actions whose audit ``after`` is the event's ``data`` as the catalogue declares it (no before/after pair).
+_DATA_IS_AFTER = {"payment.succeed", "win_back.target"}
 _NOT_EVENTS = {"cycle.dry_run", "cycle.compute_requested", "cycle.pay_requested", "organization.invoice_download"}
 
 
@@ -277,6 +281,13 @@ def _subscription_update(before: dict | None, after: dict | None) -> str | None:
     if after.get("current_period_end") and after.get("current_period_end") != before.get("current_period_end"):
         return "RENEWAL"
     return None
+
+
+def event_data_for_audit(action: str, before: Any = None, after: Any = None) -> dict[str, Any]:
+    """The ``data`` of the event an audited action publishes."""
+    if action in _DATA_IS_AFTER:
+        return dict(after or {})
+    return {"action": action, "before": before, "after": after}
 
 
 def event_type_for_audit(action: str, before: Any = None, after: Any = None) -> str | None:

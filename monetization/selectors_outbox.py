@@ -23,9 +23,14 @@ def cursor_parse(cursor: str | None) -> tuple[int, int]:
 
 # The oldest transaction still running in this database, as a 64-bit transaction id (the epoch taken from
 # the snapshot's xmax), or xmax when none runs. A transaction writes only its own database, so others'
-# long transactions (another database on the cluster) never hold this API back.
+# long transactions (another database on the cluster) never hold this API back. The reader's own
+# transaction does not hold itself back: what it wrote is visible to it and shares its fate (xmax is one past
+# the last *completed* transaction, so it can lie below the reader's own id).
 _HORIZON_SQL = """
-    WITH s AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax)
+    WITH s AS (
+        SELECT GREATEST(pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+                        COALESCE(pg_current_xact_id_if_assigned()::text::bigint + 1, 0)) AS xmax
+    )
     SELECT COALESCE(
         min(s.xmax - (((s.xmax & 4294967295) - a.backend_xid::text::bigint + 4294967296) % 4294967296)),
         min(s.xmax)
@@ -33,6 +38,14 @@ _HORIZON_SQL = """
     FROM s LEFT JOIN pg_stat_activity a
       ON a.datname = current_database() AND a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()
 """
+
+
+def commit_horizon() -> int:
+    """The 64-bit transaction id below which every transaction of this database has ended: rows they wrote
+    are final. Read it in its own statement, before the rows: a later statement's snapshot sees them all."""
+    with connection.cursor() as c:
+        c.execute(_HORIZON_SQL)
+        return int(c.fetchone()[0])
 
 
 def outbox_events_after(*, cursor: str | None, limit: int) -> tuple[list[OutboxEvent], str | None]:
@@ -44,9 +57,8 @@ def outbox_events_after(*, cursor: str | None, limit: int) -> tuple[list[OutboxE
     events by a later statement (a later snapshot), which sees every transaction below the horizon.
     """
     txid, last_id = cursor_parse(cursor)
+    horizon = commit_horizon()
     with connection.cursor() as c:
-        c.execute(_HORIZON_SQL)
-        (horizon,) = c.fetchone()
         c.execute(
             """
             SELECT o.id, o.txid::text FROM monetization_outboxevent o

@@ -1,8 +1,7 @@
 """What subscriptions plugs into the outbox: the customer's entitlements after a change.
 
-Row-by-row changes publish through their audit events (monetization.services.outbox); the
-lifecycle sweep writes its chunk's events in the statement that moves the chunk
-(subscriptions.services.sweep).
+Every change publishes through its audit row (the outbox relay, monetization.services.outbox), the
+lifecycle sweep's set-based moves included.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from .fx import ExchangeRate
 from .idempotency import IdempotencyKey
 from .ledger import JournalEntry, JournalLine
 from .merges import CustomerMerge
-from .outbox import EventDelivery, EventEndpoint, OutboxEvent
+from .outbox import EventDelivery, EventEndpoint, OutboxEvent, OutboxRelay
 from .payments import Payment
 from .privacy import ErasureRequest
 from .reconciliation import ProviderReport, ReconciliationMismatch
@@ -34,6 +34,7 @@ __all__ = [
     "JournalEntry",
     "JournalLine",
     "OutboxEvent",
+    "OutboxRelay",
     "Payment",
     "Provider",
     "ProviderIdentity",

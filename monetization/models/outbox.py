@@ -1,8 +1,9 @@
-"""Outbound events: the transactional outbox, the endpoints that subscribe to it, and each delivery.
+"""Outbound events: the endpoints that subscribe to them, each delivery, and the relay's place in the audit trail.
 
-An :class:`OutboxEvent` is written in the transaction of the change it reports, so it exists exactly
-when the change committed. Delivery reads the table afterwards; nothing is sent from inside the
-change's transaction.
+The audit row is the event: a change writes its audit row in its own transaction and nothing more. The
+relay (monetization.services.outbox) reads committed audit rows in commit-safe order afterwards and
+makes an :class:`OutboxEvent` (the envelope as delivered and served) with its deliveries for each one the
+catalogue publishes. Nothing is sent from inside the change's transaction.
 """
 
 import os
@@ -14,6 +15,13 @@ from django.db import models
 from kombu.utils.url import maybe_sanitize_url
 
 from monetization import clock
+
+
+def event_id_for_audit(audit_id: int) -> uuid.UUID:
+    """The stable id of the event an audit row publishes: the audit id in the first 48 bits, version 8, no
+    random bits, so relaying the row again (a relay killed before it moved on) makes the same id, and the
+    unique index refuses the copy. Increasing with the audit id: each new id lands at the end of the index."""
+    return uuid.UUID(int=(audit_id & (1 << 48) - 1) << 80 | 0x8 << 76 | 0x2 << 62)
 
 
 def event_id_new() -> uuid.UUID:
@@ -28,7 +36,7 @@ def event_id_new() -> uuid.UUID:
 
 
 class OutboxEvent(models.Model):
-    """One change, as the rest of the platform hears of it. Append-only.
+    """One change, as the rest of the platform hears of it: made by the relay from the audit row. Append-only.
 
     ``id`` orders the outbox (the pull API's cursor and the delivery order per customer);
     ``event_id`` is the stable id a consumer deduplicates on (the same on every redelivery).
@@ -48,7 +56,7 @@ class OutboxEvent(models.Model):
     cause = models.JSONField(default=dict)
     audit_event_id = models.BigIntegerField(null=True, blank=True)
     data = models.JSONField(default=dict, blank=True)
-    # NULL: written in bulk (the sweep) without resolving them; resolved once, by the first delivery.
+    # NULL until the first delivery (or pull) resolves them once; kept so every redelivery sends the same body.
     entitlements = models.JSONField(null=True, blank=True)
 
     class Meta:
@@ -57,6 +65,18 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.pk} ({self.customer_external_id or '-'})"
+
+
+class OutboxRelay(models.Model):
+    """How far the relay has read the audit trail: the (transaction id, audit id) of the last row it read.
+    One row; the relay locks it, so two relays never publish the same rows twice."""
+
+    txid = models.BigIntegerField(default=0)
+    audit_id = models.BigIntegerField(default=0)
+    relayed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"outbox relay at {self.txid}.{self.audit_id}"
 
 
 class EventEndpoint(models.Model):

@@ -13,7 +13,6 @@ from djmoney.money import Money
 from monetization import clock
 from monetization.middleware import current_request_id
 from monetization.models import AuditEvent
-from monetization.services.outbox import outbox_events_from_audit
 from monetization.services.permissions import System
 
 
@@ -84,16 +83,14 @@ def audit_event_build(
 
 
 def audit_event_write(event: AuditEvent) -> AuditEvent:
+    # Nothing else for the outbox: this row is the event (the relay publishes it once it is committed).
     event.save(force_insert=True)
-    outbox_events_from_audit([event])  # what the change publishes, in its transaction
     return event
 
 
 def audit_events_write(events: list[AuditEvent]) -> list[AuditEvent]:
     """Append many built events in one INSERT (bulk provider sync)."""
-    written = AuditEvent.objects.bulk_create(events) if events else []
-    outbox_events_from_audit(written)
-    return written
+    return AuditEvent.objects.bulk_create(events) if events else []
 
 
 def audit_record(**fields) -> AuditEvent:

@@ -13,10 +13,10 @@ from djmoney.money import Money
 from monetization import clock
 from monetization.commission import commission_for, provider_remits_tax, store_tax
 from monetization.errors import InvalidInput
-from monetization.models import Customer, Payment
+from monetization.models import AuditEvent, Customer, Payment
+from monetization.services.audit import audit_event_build, audit_events_write
 from monetization.services.finance_snapshots import finance_days_touch
 from monetization.services.ledger import Posting, journal_post, journal_post_many, payment_legs
-from monetization.services.outbox import outbox_payments_succeeded
 from monetization.services.revenue_recognition import deferral_create
 
 # The revenue account a payment feeds when its caller names none.
@@ -48,6 +48,26 @@ def _capture_posting(payment: Payment, *, revenue_stream: str, service_months: i
         source_id=str(payment.pk),
         posted_at=payment.occurred_at,
     )
+
+
+def payments_succeeded_audit(payments: Sequence[Payment]) -> None:
+    """Captured payments, one audit row each in one INSERT: the row is the PAYMENT_SUCCEEDED event (the
+    outbox relay publishes it, its ``after`` as the event's data)."""
+    events = []
+    for payment in payments:
+        event = audit_event_build(
+            action="payment.succeed",
+            obj=payment,
+            actor_kind=AuditEvent.ActorKind.PROVIDER,
+            actor_label=f"{payment.provider}:{payment.provider_reference}",
+            after={
+                "kind": payment.kind,
+                "payment": {"amount": str(payment.amount.amount), "currency": str(payment.amount.currency)},
+            },
+        )
+        event.customer_id = payment.customer_id  # the id alone: no look-up of the customer per payment
+        events.append(event)
+    audit_events_write(events)
 
 
 def payment_post_to_ledger(
@@ -285,7 +305,7 @@ def payments_record(
                         stream=records[index].revenue_stream,
                         service_months=records[index].service_months,
                     )
-            outbox_payments_succeeded([payment for _index, payment in moved])
+            payments_succeeded_audit([payment for _index, payment in moved])
             if on_succeeded is not None:
                 for index, payment in moved:
                     on_succeeded(index, payment)

@@ -3,8 +3,9 @@
 Each rule's run is one INSERT ... SELECT per chunk: the customers whose subscription ended ``lapsed_days``
 ago (within the rule's window), for the rule's reason, who have nothing live now and were not targeted by
 the rule within the window. ``ON CONFLICT DO NOTHING`` on (rule, customer, window number) keeps two runs
-at once from targeting anyone twice. The outbound event (WIN_BACK_TARGETED) is written in the same
-statement's transaction, so a target and its event commit together. Conversion is measured set-based
+at once from targeting anyone twice. Each target's audit row (``win_back.target``) is written in the
+chunk's transaction and is the outbound event (WIN_BACK_TARGETED, published by the outbox relay), so a
+target and its event commit together. Conversion is measured set-based
 too: a target converts when the customer has a subscription that started (or restarted: an App Store
 resubscribe keeps its original transaction) within the window.
 """
@@ -18,8 +19,8 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from monetization import clock
-from monetization.services.audit import audit_record, snapshot
-from monetization.services.outbox import outbox_events_write_many
+from monetization.models import AuditEvent
+from monetization.services.audit import audit_event_build, audit_events_write, audit_record, snapshot
 from monetization.services.permissions import require_perm
 from subscriptions.models import Subscription, WinBackRule
 
@@ -35,7 +36,6 @@ RULE_FIELDS = [
     "stripe_coupon_id",
     "is_active",
 ]
-EVENT_TYPE = "WIN_BACK_TARGETED"
 LIVE = tuple(str(s) for s in Subscription.LIVE_STATES)
 
 
@@ -86,6 +86,29 @@ _TARGET_SQL = """
 """
 
 
+def _target_audit(rule: WinBackRule, now: datetime, offers: dict, window_ends_at: datetime, row: tuple):
+    target_id, customer_id, platform, plan_code, ended_at = row
+    event = audit_event_build(
+        action="win_back.target",
+        object_type="subscriptions.winbacktarget",
+        object_id=target_id,
+        actor_kind=AuditEvent.ActorKind.SYSTEM,
+        actor_label="task:win_back_run",
+        after={
+            "rule": rule.key,
+            "reason": rule.reason,
+            "platform": platform,
+            "plan": plan_code,
+            "ended_at": ended_at,
+            "window_ends_at": window_ends_at,
+            "offers": offers,
+        },
+        reason=rule.reason,
+    )
+    event.customer_id, event.occurred_at = customer_id, now
+    return event
+
+
 def win_back_targets_pick(*, rule: WinBackRule, now: datetime | None = None, chunk: int | None = None) -> int:
     """Target the rule's customers (chunk by chunk, each in its own transaction); how many were targeted."""
     now = now or clock.now()
@@ -113,28 +136,9 @@ def win_back_targets_pick(*, rule: WinBackRule, now: datetime | None = None, chu
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
                 rows = cursor.fetchall()
-            outbox_events_write_many(
-                type=EVENT_TYPE,
-                cause={"kind": "schedule", "label": "task:win_back_run", "actor": None, "reason": rule.reason},
-                events=[
-                    {
-                        "customer_id": customer_id,
-                        "object_type": "subscriptions.winbacktarget",
-                        "object_id": target_id,
-                        "occurred_at": now,
-                        "data": {
-                            "rule": rule.key,
-                            "reason": rule.reason,
-                            "platform": platform,
-                            "plan": plan_code,
-                            "ended_at": ended_at,
-                            "window_ends_at": params["window_ends_at"],
-                            "offers": offers,
-                        },
-                    }
-                    for target_id, customer_id, platform, plan_code, ended_at in rows
-                ],
-            )
+            # One audit row per target, in the chunk's transaction: the row is the event (the outbox relay
+            # publishes it as WIN_BACK_TARGETED, its ``after`` as the event's data).
+            audit_events_write([_target_audit(rule, now, offers, params["window_ends_at"], row) for row in rows])
         total += len(rows)
         if len(rows) < chunk:
             return total

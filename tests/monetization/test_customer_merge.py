@@ -26,6 +26,7 @@ from monetization.models import (
     Refund,
 )
 from monetization.outbox.delivery import event_envelope
+from monetization.services.outbox import outbox_relay
 from monetization.services.refunds import refund_record_from_provider, refund_request
 from subscriptions.models import Grant, Subscription
 from subscriptions.services.lifecycle import Cause
@@ -167,7 +168,8 @@ def test_merge_above_the_threshold_waits_for_a_second_person_then_moves_everythi
     # The merged-away customer's cached entitlements are gone; the survivor's are resolved afresh.
     assert _entitlements(api, source) == set()
     assert _entitlements(api, survivor) == {"verified_badge", "edit_post", "early_access"}
-    # Both timelines show it; both customers' consumers hear of it.
+    # Both timelines show it; both customers' consumers hear of it (once the relay has published the rows).
+    outbox_relay()
     for customer in (source, survivor):
         assert AuditEvent.objects.filter(customer=customer, action="customer.merge").count() == 1
         assert OutboxEvent.objects.filter(customer=customer, type="CUSTOMER_MERGED").count() == 1

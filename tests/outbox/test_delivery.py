@@ -11,8 +11,9 @@ from monetization.errors import PermissionDenied
 from monetization.models import AuditEvent, EventDelivery, EventEndpoint, OutboxEvent
 from monetization.outbox.delivery import outbox_deliver
 from monetization.outbox.signing import signature_header
+from monetization.services.audit import audit_record
 from monetization.services.event_endpoints import event_deliveries_replay, event_endpoint_rotate_secret
-from monetization.services.outbox import outbox_event_write
+from monetization.services.outbox import outbox_relay
 from tests.monetization.factories import CustomerFactory
 from tests.monetization.support_fixtures import make_staff  # noqa: F401
 from tests.outbox.receiver import Receiver
@@ -38,11 +39,26 @@ def receiver():
     r.stop()
 
 
+# An audited change per event type (the audit row is the event).
+_ACTIONS = {"RENEWAL": "subscription.payment_recovered", "CANCELLATION": "subscription.cancel"}
+
+
 def write(customer, n=1, type="RENEWAL"):
-    return [
-        outbox_event_write(type=type, customer=customer, cause={"kind": "schedule", "label": "test"}, data={"n": i})
+    """n changes audited for ``customer``, published by the relay: their events, in order."""
+    audits = [
+        audit_record(
+            action=_ACTIONS[type],
+            object_type="subscriptions.subscription",
+            object_id=i,
+            customer=customer,
+            actor_label="test",
+            after={"n": i},
+        )
         for i in range(n)
     ]
+    outbox_relay()
+    by_audit = {e.audit_event_id: e for e in OutboxEvent.objects.filter(audit_event_id__in=[a.pk for a in audits])}
+    return [by_audit[a.pk] for a in audits]
 
 
 def test_deliveries_are_signed_and_the_readme_snippet_verifies_them_through_a_rotation(receiver, make_staff):

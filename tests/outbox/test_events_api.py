@@ -3,18 +3,13 @@
 import psycopg
 import pytest
 
-from monetization.services.outbox import outbox_event_write
+from monetization.services.audit import audit_record
+from monetization.services.outbox import outbox_relay
 from tests.monetization.factories import CustomerFactory
+from tests.outbox.test_delivery import write
 from tests.processes import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def write(customer, n):
-    return [
-        outbox_event_write(type="RENEWAL", customer=customer, cause={"kind": "schedule", "label": "t"}, data={"n": i})
-        for i in range(n)
-    ]
 
 
 def pull(client, after=None, limit=2):
@@ -44,24 +39,32 @@ def test_pages_through_every_event_in_order_and_waits_at_the_end(client_with_sco
 
 
 def test_an_event_whose_transaction_commits_late_is_not_skipped(client_with_scopes):
-    """T1 takes an outbox id and stays open; T2 takes the next id and commits: a reader must not move past
-    T2's event until T1 has committed, or it would never see T1's."""
+    """T1 writes an audit row (an event) and stays open; T2 writes the next one and commits: the relay must not
+    move past T2's row until T1 has committed, or it would never publish T1's."""
     client = client_with_scopes("events:read")
     customer = CustomerFactory()
     with psycopg.connect(database_url()) as slow:
         slow.execute(
-            "INSERT INTO monetization_outboxevent (event_id, type, version, occurred_at, customer_id, "
-            "customer_external_id, object_type, object_id, cause, data, entitlements) "
-            "VALUES (gen_random_uuid(), 'RENEWAL', 1, now(), %s, %s, '', '', '{}', '{}', '[]')",
-            [customer.pk, customer.external_id],
+            "INSERT INTO monetization_auditevent (occurred_at, actor_kind, actor_label, action, object_type, "
+            "object_id, customer_id, reason, request_id) "
+            "VALUES (now(), 'system', 't', 'subscription.payment_recovered', 'subscriptions.subscription', '1', %s, "
+            "'', '')",
+            [customer.pk],
         )
-        (fast,) = write(customer, 1)  # committed, with a higher id
-        page = pull(client, limit=100)
-        assert page["events"] == []  # held back while an older transaction may still add events
+        fast = audit_record(
+            action="subscription.payment_recovered",
+            object_type="subscriptions.subscription",
+            object_id=2,
+            customer=customer,
+            actor_label="t",
+        )  # committed, with a higher id
+        assert outbox_relay() == 0  # held back while an older transaction may still add events
+        assert pull(client, limit=100)["events"] == []
         slow.commit()
+    assert outbox_relay() == 2
     page = pull(client, limit=100)
-    sequences = [e["sequence"] for e in page["events"]]
-    assert len(sequences) == 2 and sequences[1] == fast.pk and sequences[0] < fast.pk
+    audit_ids = [e["audit_event_id"] for e in page["events"]]
+    assert len(audit_ids) == 2 and audit_ids[1] == fast.pk and audit_ids[0] < fast.pk
 
 
 def test_bad_cursor_and_missing_scope_are_refused(client_with_scopes, api_client):

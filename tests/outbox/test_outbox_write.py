@@ -1,6 +1,6 @@
-"""The outbox is written in the change's transaction: with the change, never without it."""
+"""The audit row is the event: written with the change, never without it, and published by the relay once the
+change's transaction is final."""
 
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -8,8 +8,10 @@ from django.db import connection, transaction
 
 from monetization import clock
 from monetization.event_catalogue import CATALOGUE, event_schema, event_type_for_audit
-from monetization.models import AuditEvent, EventDelivery, EventEndpoint, OutboxEvent
+from monetization.models import AuditEvent, EventDelivery, EventEndpoint, OutboxEvent, OutboxRelay
+from monetization.models.outbox import event_id_for_audit
 from monetization.outbox.delivery import entitlements_fill, event_envelope
+from monetization.services.outbox import outbox_relay
 from subscriptions.models import Subscription
 from subscriptions.services.grants import grant_create
 from subscriptions.services.sweep import ACTOR_LABEL, lifecycle_sweep
@@ -35,11 +37,14 @@ def test_a_staff_grant_publishes_its_event_with_entitlements_cause_and_audit_id(
     customer = CustomerFactory()
     entitlement = EntitlementFactory(key="ads_free")
     grant = grant_create(customer=customer, entitlement=entitlement, reason="Outage goodwill", granted_by=staff)
+    assert not OutboxEvent.objects.exists()  # the change wrote its audit row and nothing else
 
+    assert outbox_relay() == 1
     event = OutboxEvent.objects.get()
     audit = AuditEvent.objects.get(action="grant.create")
     assert event.type == "TEMPORARY_ENTITLEMENT_GRANT"
     assert event.audit_event_id == audit.pk
+    assert event.event_id == event_id_for_audit(audit.pk)
     assert event.customer_external_id == customer.external_id
     assert event.object_id == str(grant.pk)
     assert event.entitlements is None  # resolved by the first delivery, not inside the grant's transaction
@@ -64,6 +69,7 @@ def test_a_change_that_rolls_back_leaves_no_event(make_staff):
     with pytest.raises(RuntimeError), transaction.atomic():
         grant_create(customer=customer, entitlement=EntitlementFactory(), reason="x", granted_by=staff)
         raise RuntimeError("crash after the change")
+    assert outbox_relay() == 0
     assert not OutboxEvent.objects.exists()
     assert not EventDelivery.objects.exists()
 
@@ -95,20 +101,33 @@ def test_the_sweep_bulk_expiry_emits_one_expiration_per_subscription_in_its_own_
         result = lifecycle_sweep(chunk_size=2_500)
     assert result.total == n
 
-    assert OutboxEvent.objects.filter(type="EXPIRATION").count() == n
+    # Each expiry's audit row (the event) was written by the transaction that moved its subscription.
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT count(*), count(DISTINCT o.object_id), count(DISTINCT o.xmin::text)
-            FROM monetization_outboxevent o JOIN monetization_auditevent a ON a.id = o.audit_event_id
-            WHERE o.xmin = a.xmin AND a.action = 'subscription.expire' AND a.object_id = o.object_id
-              AND o.customer_id = a.customer_id
+            SELECT count(*), count(DISTINCT a.object_id), count(DISTINCT a.xmin::text)
+            FROM monetization_auditevent a JOIN subscriptions_subscription s ON s.id::text = a.object_id
+            WHERE a.action = 'subscription.expire' AND a.xmin = s.xmin AND s.state = 'expired'
             """
         )
         same_transaction, subscriptions, transactions = cursor.fetchone()
     assert same_transaction == n
     assert subscriptions == n
     assert transactions == 4  # one per chunk
+    assert not OutboxEvent.objects.exists()  # the sweep writes no event rows of its own
+
+    assert outbox_relay(batch=3_000) == n
+    assert outbox_relay() == 0  # published once
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT count(*) FROM monetization_outboxevent o JOIN monetization_auditevent a ON a.id = o.audit_event_id
+            WHERE o.type = 'EXPIRATION' AND a.action = 'subscription.expire' AND a.object_id = o.object_id
+              AND o.customer_id = a.customer_id
+            """
+        )
+        (published,) = cursor.fetchone()
+    assert published == OutboxEvent.objects.count() == n
     assert EventDelivery.objects.filter(endpoint=endpoint, status="pending").count() == n
 
     event = OutboxEvent.objects.order_by("id").first()
@@ -118,30 +137,29 @@ def test_the_sweep_bulk_expiry_emits_one_expiration_per_subscription_in_its_own_
     event.refresh_from_db()
     assert event.entitlements == []  # the customer had only this subscription
     assert event.customer_external_id.startswith("sweep-")
-    _assert_time_ordered_ids(OutboxEvent.objects.order_by("id").values_list("event_id", flat=True))
 
 
-def _assert_time_ordered_ids(event_ids) -> None:
-    """Version 7 ids whose millisecond prefixes never go back in outbox order (and are about now)."""
-    ids = list(event_ids)
-    assert {i.version for i in ids} == {7} and len(set(ids)) == len(ids)
-    millis = [i.int >> 80 for i in ids]
-    assert millis == sorted(millis)
-    assert abs(millis[-1] / 1000 - time.time()) < 600
-
-
-def test_events_written_row_by_row_get_time_ordered_ids(make_staff):
+def test_an_event_id_is_derived_from_its_audit_row_and_a_second_relay_makes_no_copy(make_staff):
     staff, customer, entitlement = make_staff(superuser=True), CustomerFactory(), EntitlementFactory(key="ads_free")
+    EventEndpoint.objects.create(url="http://127.0.0.1:9/hook", secret="s1")
     for _ in range(3):
         grant_create(customer=customer, entitlement=entitlement, reason="Outage goodwill", granted_by=staff)
-        time.sleep(0.002)  # a later millisecond: ids within one millisecond are ordered only by chance
-    _assert_time_ordered_ids(OutboxEvent.objects.order_by("id").values_list("event_id", flat=True))
+    assert outbox_relay() == 3
+    events = list(OutboxEvent.objects.order_by("id").values_list("event_id", "audit_event_id"))
+    assert [e for e, _ in events] == [event_id_for_audit(a) for _, a in events]
+    assert [e for e, _ in events] == sorted(e for e, _ in events)  # increasing: appended to the unique index
+    # A relay killed after publishing but before moving on publishes the same rows again: same ids, no copies.
+    OutboxRelay.objects.update(txid=0, audit_id=0)
+    outbox_relay()
+    assert list(OutboxEvent.objects.order_by("id").values_list("event_id", "audit_event_id")) == events
+    assert EventDelivery.objects.count() == 3
 
 
 def test_every_catalogue_event_has_a_versioned_schema_that_its_envelope_satisfies(make_staff):
     jsonschema = pytest.importorskip("jsonschema")
     staff = make_staff(superuser=True)
     grant_create(customer=CustomerFactory(), entitlement=EntitlementFactory(), reason="x", granted_by=staff)
+    outbox_relay()
     event = OutboxEvent.objects.get()
     for name in CATALOGUE:
         schema = event_schema(name)
@@ -170,6 +188,8 @@ def test_every_catalogue_event_has_a_versioned_schema_that_its_envelope_satisfie
         ("cycle.dry_run", None, None, None),
         ("payout.hold", None, None, "CREATOR_PAYOUT_CHANGED"),
         ("api_key.create", None, None, None),
+        ("payment.succeed", None, {"kind": "charge"}, "PAYMENT_SUCCEEDED"),
+        ("win_back.target", None, {"rule": "r"}, "WIN_BACK_TARGETED"),
     ],
 )
 def test_audited_actions_map_to_catalogue_events(action, before, after, expected):

@@ -13,6 +13,7 @@ from monetization import clock
 from monetization.event_catalogue import event_schema
 from monetization.models import AuditEvent, OutboxEvent
 from monetization.outbox.delivery import entitlements_fill, event_envelope
+from monetization.services.outbox import outbox_relay
 from subscriptions.models import Subscription, WinBackRule, WinBackTarget
 from subscriptions.services.win_back import win_back_run
 from tests.celery_worker import wait_for
@@ -76,6 +77,9 @@ def test_each_rule_picks_its_customers_and_emits_one_event_each():
     assert _targeted(billing) == {unpaid.customer.external_id}
     assert result.targeted == {"billing": 1, "lapsed-7d": 3, "price": 1}
 
+    # Each target's audit row is its event; the relay publishes it.
+    assert AuditEvent.objects.filter(action="win_back.target").count() == 5
+    outbox_relay()
     events = OutboxEvent.objects.filter(type="WIN_BACK_TARGETED")
     assert events.count() == 5
     event = events.get(customer=too_expensive.customer, data__rule="price")
@@ -110,6 +114,7 @@ def test_a_customer_is_targeted_once_per_rule_per_window():
     later = clock.now() + 5 * DAY  # still within the window (and still lapsed within the rule's range)
     win_back_run(now=later)
     assert WinBackTarget.objects.filter(rule=rule).count() == 1
+    outbox_relay()
     assert OutboxEvent.objects.filter(type="WIN_BACK_TARGETED", customer=sub.customer).count() == 1
 
 
@@ -121,6 +126,7 @@ def test_two_runs_at_once_target_each_customer_once():
     errors = run_at_once(lambda: win_back_run(), [() for _ in range(4)])
     assert errors == []
     assert WinBackTarget.objects.filter(rule=rule).count() == 40
+    outbox_relay()
     assert OutboxEvent.objects.filter(type="WIN_BACK_TARGETED").count() == 40
 
 
@@ -194,10 +200,13 @@ def test_a_superuser_edits_a_rule_audited(client):
 
 
 @pytest.mark.worker
-@pytest.mark.worker_env(WIN_BACK_INTERVAL="1")
+@pytest.mark.worker_env(WIN_BACK_INTERVAL="1", OUTBOX_DELIVER_INTERVAL="0.5")
 def test_the_scheduled_run_targets_on_a_real_worker(celery_worker_factory):
     rule = _rule("lapsed-7d", WinBackRule.Reason.LAPSED)
     sub = _ended(10)
     celery_worker_factory().start()
     wait_for(lambda: WinBackTarget.objects.filter(rule=rule).exists(), timeout=60)
-    assert OutboxEvent.objects.filter(type="WIN_BACK_TARGETED", customer=sub.customer).count() == 1
+    # The same worker's outbox task relays the target's audit row into its event.
+    events = OutboxEvent.objects.filter(type="WIN_BACK_TARGETED", customer=sub.customer)
+    wait_for(events.exists, timeout=60)
+    assert events.count() == 1

@@ -6,6 +6,7 @@ import pytest
 from djmoney.money import Money
 
 from monetization.models import AuditEvent, OutboxEvent, Payment, ProviderIdentity
+from monetization.services.outbox import outbox_relay
 from subscriptions.models import Subscription
 from subscriptions.services.payments import subscription_payment_record
 from tests.monetization.factories import CustomerFactory
@@ -82,6 +83,7 @@ def test_transfer_rule_moves_the_purchase_and_its_money_to_the_new_customer(
     # ids (app account token, Play account, Stripe customer) stay with the account they name.
     assert {i.customer for i in ProviderIdentity.objects.filter(value=sub.provider_subscription_id)} <= {newcomer}
     assert not ProviderIdentity.objects.filter(customer=newcomer).exclude(value=sub.provider_subscription_id).exists()
+    outbox_relay()
     for who in (customers[platform], newcomer):
         audit = AuditEvent.objects.get(action="subscription.transfer", customer=who)
         assert audit.before["customer"] == owner_id and audit.after["customer"] == newcomer.external_id
