@@ -33,6 +33,7 @@ from monetization.providers.base import (
     Acknowledgement,
     CancelReason,
     PriceIncrease,
+    RetryableApplyError,
     SubscriptionSnapshot,
     SubscriptionStatus,
 )
@@ -291,12 +292,14 @@ def _lock_or_create(requests: Sequence[SyncRequest]) -> tuple[dict[tuple[str, st
     Returns the subscriptions by provider key and the keys created here. A subscription
     another worker inserted a moment ago (two events about one new subscription) is
     locked as a known one: the insert waits for that worker's commit, fails on the
-    unique key and is retried for what is still missing.
+    unique key and is retried for what is still missing. Each failed insert makes at
+    least one more key known, so a batch racing several workers on several new keys
+    (one conflict after another) needs as many retries: not a fixed two.
     """
     keys = {_key(r.snapshot) for r in requests}
     subs = _lock(keys)
     created: set[tuple[str, str]] = set()
-    for _attempt in range(2):
+    while True:
         new = [r for r in requests if _key(r.snapshot) not in subs]
         if not new:
             break
@@ -322,8 +325,12 @@ def _lock_or_create(requests: Sequence[SyncRequest]) -> tuple[dict[tuple[str, st
         try:
             with transaction.atomic():
                 Subscription.objects.bulk_create(rows)
-        except IntegrityError:
-            subs.update(_lock({_key(r.snapshot) for r in new}))
+        except IntegrityError as exc:
+            found = _lock({_key(r.snapshot) for r in new})
+            if not found:
+                # Not a subscription another worker inserted (we would see it now): a retry later may.
+                raise RetryableApplyError(f"subscription insert conflicted and the row is not visible: {exc}") from exc
+            subs.update(found)
             continue
         for r, sub in zip(new, rows, strict=True):
             subs[_key(r.snapshot)] = sub
@@ -343,8 +350,6 @@ def _lock_or_create(requests: Sequence[SyncRequest]) -> tuple[dict[tuple[str, st
             ]
         )
         break
-    else:  # pragma: no cover - a key that is neither insertable nor there
-        raise IntegrityError("subscription vanished while being created")
     return subs, created
 
 

@@ -1,5 +1,8 @@
-"""The App Store's and Google Play's reconcilers: their books (App Store transaction history; Play
-voided purchases, orders and subscriptionsv2) against ours, each difference a :class:`Drift`.
+"""The App Store's and Google Play's reconcilers: their books (App Store notification history, transaction
+history and subscription status; Play voided purchases, orders and subscriptionsv2) against ours, each
+difference a :class:`Drift`. An amount that differs is left for a person; Play has no list of
+subscriptions, so one whose every notification was missed is found there only once a purchase call or a
+later notification names it (the App Store's notification history names it).
 
 What a drift's ``repair`` does is what the store's own word would have done had its notification
 arrived: record the payment, book the refund (access following the provider's refund rule), converge
@@ -18,7 +21,14 @@ from monetization.models import Payment
 from monetization.money import minor_from_money
 from monetization.providers.app_store.parsing import ms, paid_service_since, refund_report, transaction_amount
 from monetization.providers.app_store.payloads import SUBSCRIPTION
-from monetization.providers.base import PaymentReport, ProviderError, RefundReport, SubscriptionSnapshot, get_provider
+from monetization.providers.base import (
+    PaymentReport,
+    ProviderError,
+    ProviderEvent,
+    RefundReport,
+    SubscriptionSnapshot,
+    get_provider,
+)
 from monetization.providers.google_play import REFUND_ACCESS as PLAY_REFUND_ACCESS
 from monetization.providers.google_play.parsing import order_chain, order_refund
 from monetization.services.refunds import refunds_record_reported
@@ -90,8 +100,46 @@ def _refunded_minor(payment: Payment, report: RefundReport) -> int:
 # --- App Store ------------------------------------------------------------------------------------
 
 
+def _app_store_unseen_subscriptions(adapter, since: datetime) -> Iterator[Drift]:
+    """A subscription Apple notified us about that we have never seen (its notifications all missed): found in
+    Apple's notification history, repaired by applying what was missed in the order Apple sent it. A missed
+    notification of a subscription we hold shows in that subscription's transactions and state instead."""
+    try:
+        events = list(adapter.list_events(since=since))
+    except ProviderError as exc:
+        yield Drift("app_store", "provider_unreachable", "notifications/history", f"App Store Server API: {exc}")
+        return
+    refs = {ev.subscription_ref for ev in events if ev.subscription_ref}
+    known = set(
+        Subscription.objects.filter(provider="app_store", provider_subscription_id__in=refs).values_list(
+            "provider_subscription_id", flat=True
+        )
+    )
+    unseen: dict[str, list[ProviderEvent]] = {}
+    for ev in sorted(events, key=lambda ev: ev.occurred_at):
+        if ev.subscription_ref and ev.subscription_ref not in known:
+            unseen.setdefault(ev.subscription_ref, []).append(ev)
+    for otid, missed in unseen.items():
+        yield Drift(
+            "app_store",
+            "missing_subscription",
+            otid,
+            f"Apple has a subscription we have never seen ({len(missed)} notification(s) missed)",
+            theirs=missed[-1].event_type,
+            repair=lambda missed=missed: _apply_missed(missed),
+        )
+
+
+def _apply_missed(events: list[ProviderEvent]) -> None:
+    """Store and apply missed notifications as the worker would have; one already stored is left alone."""
+    for event_id, created in webhook_store(events=events, raw_body=""):
+        if created:
+            webhook_event_apply(event_id=event_id)
+
+
 def app_store_reconcile(*, since: datetime) -> Iterator[Drift]:
     adapter = get_provider("app_store")
+    yield from _app_store_unseen_subscriptions(adapter, since)
     for sub in _subscriptions("app_store", since):
         otid = sub.provider_subscription_id
         try:
@@ -127,6 +175,16 @@ def app_store_reconcile(*, since: datetime) -> Iterator[Drift]:
                     f"transaction of {otid} not recorded",
                     theirs=str(amount),
                     repair=lambda sub=sub, report=report: _record_payment(sub, report),
+                )
+            elif payment.amount != amount:
+                # Left for a person: which side is right is not a resync's to say.
+                yield Drift(
+                    "app_store",
+                    "amount_mismatch",
+                    txid,
+                    f"paid amount differs ({otid})",
+                    str(payment.amount),
+                    str(amount),
                 )
             if tx.get("revocationDate") and tx.get("revocationType") != "FAMILY_REVOKE":
                 report = refund_report(tx)
@@ -229,7 +287,4 @@ def google_play_reconcile(*, since: datetime) -> Iterator[Drift]:
 
 def _play_resync(token: str) -> None:
     """Re-read one purchase as its notification would have: state, latest and earlier orders."""
-    event = get_provider("google_play").resync_event(token)
-    for event_id, created in webhook_store(events=[event], raw_body=""):
-        if created:
-            webhook_event_apply(event_id=event_id)
+    _apply_missed([get_provider("google_play").resync_event(token)])

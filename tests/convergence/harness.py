@@ -291,7 +291,7 @@ def store_batch(
     assert in_order.all_accepted and report.all_accepted and report.duplicates
     with watch("drain"):
         settle(timeout=60 + count)
-    assert failed_events() == []
+    assert_none_failed()
     diverged = []
     compared = time.monotonic()
     ours = customers_books(book.external_id for book in books.values())
@@ -346,6 +346,17 @@ def settle(*, timeout: float = 180.0, quiet: float = 1.0) -> None:
         )[:20]
     )
     raise AssertionError(f"events still unfinished after {timeout} s: {unfinished()}; e.g. {stuck}")
+
+
+def assert_none_failed() -> None:
+    """No stored event ended ``failed``; when some did, their errors go to the log (``SOAK_LOG``) before the
+    assertion stops the run, since the test database and its inbox are dropped after it."""
+    failed = failed_events()
+    if failed:
+        _log(f"{time.strftime('%H:%M:%S')} {len(failed)} events failed, e.g.:", os.environ.get("SOAK_LOG", ""))
+        for provider, event_id, event_type, error in failed[:10]:
+            _log(f"    failed: {provider} {event_id} {event_type}: {str(error)[:2000]}", os.environ.get("SOAK_LOG", ""))
+    assert failed == []
 
 
 def failed_events() -> list[tuple]:

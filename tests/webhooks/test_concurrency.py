@@ -1,17 +1,26 @@
 """Two workers applying events about one new subscription at the same time create it once."""
 
 import threading
+import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
+from monetization import clock
 from monetization.models import WebhookEvent
+from monetization.providers.stripe import snapshot_from_subscription
 from monetization.providers.stripe.parsing import event_from_dict
 from monetization.services.webhooks import webhook_event_apply, webhook_store
 from subscriptions.models import Subscription
+from subscriptions.services.lifecycle import Cause
+from subscriptions.services.provider_sync import (
+    SyncRequest,
+    subscription_sync_from_snapshot,
+    subscriptions_sync_from_snapshots,
+)
 from tests.concurrency import run_at_once
 
-from .support import stripe_subscription_event
+from .support import stripe_subscription_event, stripe_subscription_object
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,3 +59,81 @@ def test_the_same_event_applied_twice_at_once_applies_once(catalog, customers):
     for t in threads:
         t.join()
     assert WebhookEvent.objects.get(pk=pk).attempts == 1
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def _blocked_by(pid: int, blocker: int, *, within: float = 60) -> None:
+    """Wait until backend ``pid`` waits on a lock ``blocker`` holds (the step the test then releases)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT %s = ANY(pg_blocking_pids(%s))", [blocker, pid])
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"backend {pid} never waited for {blocker}")
+
+
+def test_a_batch_of_new_subscriptions_racing_two_workers_one_after_the_other_creates_each_once(catalog, customers):
+    """A worker's batch about two new subscriptions while two other workers create them, one commit after the
+    other: its insert fails on the first, then again on the second. Each failure makes a subscription known, so
+    the batch converges both (it used to give up after the second failure: 'subscription vanished')."""
+    snapshots = [
+        snapshot_from_subscription(stripe_subscription_object(sub_id=sub_id), as_of=clock.now())
+        for sub_id in ("sub_race_first", "sub_race_second")
+    ]
+    cause = Cause.task("test", reason="race")
+    # The customer's Stripe identity known beforehand, so the workers race on the subscriptions alone.
+    setup = snapshot_from_subscription(stripe_subscription_object(sub_id="sub_race_setup"), as_of=clock.now())
+    subscription_sync_from_snapshot(snapshot=setup, cause=cause)
+    inserted = [threading.Event(), threading.Event()]
+    release = [threading.Event(), threading.Event()]
+    pids: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def other_worker(i: int) -> None:
+        try:
+            with transaction.atomic():
+                pids[f"worker{i}"] = _backend_pid()
+                subscription_sync_from_snapshot(snapshot=snapshots[i], cause=cause)
+                inserted[i].set()
+                release[i].wait(60)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def batch() -> None:
+        try:
+            pids["batch"] = _backend_pid()
+            subscriptions_sync_from_snapshots([SyncRequest(snapshot=s, cause=cause) for s in snapshots])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=other_worker, args=(i,)) for i in range(2)]
+    for thread, done in zip(workers, inserted, strict=True):
+        thread.start()
+        assert done.wait(60), errors
+    batcher = threading.Thread(target=batch)
+    batcher.start()
+    while "batch" not in pids:
+        time.sleep(0.01)
+    for i in range(2):  # the batch's insert waits for the first worker, then (retried) for the second
+        _blocked_by(pids["batch"], pids[f"worker{i}"])
+        release[i].set()
+    batcher.join(60)
+    for thread in workers:
+        thread.join(60)
+    assert errors == []
+    assert sorted(Subscription.objects.values_list("provider_subscription_id", flat=True)) == [
+        "sub_race_first",
+        "sub_race_second",
+        "sub_race_setup",
+    ]
