@@ -291,8 +291,14 @@ def metrics_day_carry(cursor, *, day: datetime.date, now: datetime.datetime, bas
     for i, k in enumerate(params["months"]):
         params[f"ends_from_{i}"] = _months_before(t0, k)
         params[f"ends_to_{i}"] = _months_before(t1, k) + datetime.timedelta(days=4)
-    cursor.execute("DROP TABLE IF EXISTS finance_moved", [])
-    cursor.execute(f"CREATE TEMPORARY TABLE finance_moved ON COMMIT DROP AS {_moved_sql(params['months'])}", params)
+    # One temporary table per transaction, emptied for each day: a table made and dropped per day would
+    # hold its locks until commit, and a rebuild carries hundreds of days in one transaction.
+    cursor.execute("SELECT to_regclass('pg_temp.finance_moved') IS NOT NULL", [])
+    if cursor.fetchone()[0]:
+        cursor.execute("TRUNCATE finance_moved", [])
+        cursor.execute(f"INSERT INTO finance_moved {_moved_sql(params['months'])}", params)
+    else:
+        cursor.execute(f"CREATE TEMPORARY TABLE finance_moved ON COMMIT DROP AS {_moved_sql(params['months'])}", params)
     params["stamp"] = refresh_stamp(cursor)
     cursor.execute(_day_sql(baseline_from_state=baseline_from_state), params)
     written = cursor.rowcount

@@ -150,7 +150,7 @@ def test_an_outage_is_a_json_503_with_retry_after(monkeypatch, client_with_scope
     def down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(views, "resolve_entitlements", down)
+    monkeypatch.setattr(views, "resolve_entitlements_by_external_id", down)
     app = client_with_scopes("entitlements:read")
     app.raise_request_exception = False
     from tests.monetization.factories import CustomerFactory
