@@ -3,7 +3,22 @@ from django.db import models
 MONEY = {"max_digits": 19, "decimal_places": 4, "default": 0}
 
 
-class MetricsDay(models.Model):
+class FinanceSegment(models.Model):
+    """The segment a subscription is counted in by Finance: one set of fields for the snapshots and the
+    carried state (``services.finance_snapshots.SEGMENT_COLUMNS`` names them for its SQL)."""
+
+    product = models.CharField(max_length=64)
+    plan = models.CharField(max_length=64)
+    platform = models.CharField(max_length=16)
+    provider = models.CharField(max_length=16)
+    country = models.CharField(max_length=2)
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        abstract = True
+
+
+class MetricsDay(FinanceSegment):
     """One day's subscription metrics for one segment: product, plan, platform, provider, country and
     currency (a snapshot; the definitions are in ``subscriptions.selectors_finance``).
 
@@ -13,12 +28,6 @@ class MetricsDay(models.Model):
     """
 
     day = models.DateField()
-    product = models.CharField(max_length=64)
-    plan = models.CharField(max_length=64)
-    platform = models.CharField(max_length=16)
-    provider = models.CharField(max_length=16)
-    country = models.CharField(max_length=2)
-    currency = models.CharField(max_length=3)
     active = models.IntegerField(default=0)
     mrr = models.DecimalField(**MONEY)
     mrr_start = models.DecimalField(**MONEY)
@@ -64,7 +73,7 @@ class RetentionCell(models.Model):
         return f"{self.cohort:%Y-%m} +{self.offset}: {self.kept}/{self.size}"
 
 
-class FinanceState(models.Model):
+class FinanceState(FinanceSegment):
     """What the daily snapshots counted a subscription as, over a run of days: its segment and its MRR
     (a carried state; ``services.finance_snapshots`` writes it, nothing else reads it).
 
@@ -78,12 +87,6 @@ class FinanceState(models.Model):
     subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.CASCADE, related_name="+")
     since = models.DateField()
     until = models.DateField(null=True)
-    product = models.CharField(max_length=64)
-    plan = models.CharField(max_length=64)
-    platform = models.CharField(max_length=16)
-    provider = models.CharField(max_length=16)
-    country = models.CharField(max_length=2)
-    currency = models.CharField(max_length=3)
     mrr = models.DecimalField(max_digits=19, decimal_places=4)
 
     class Meta:
