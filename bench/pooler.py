@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import statistics
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +56,11 @@ def pgbouncer_env(database_url: str) -> Iterator[dict[str, str]]:
 
 
 def ratios(direct: list[dict], pooled: list[dict], key: str) -> dict:
-    """pooled / direct of ``key`` per interleaved round and over all of them."""
-    per_round = [round(p[key] / d[key], 2) for d, p in zip(direct, pooled, strict=True) if d.get(key)]
+    """pooled / direct of ``key`` per interleaved round, their median, and over all rounds together."""
+    per_round = [p[key] / d[key] for d, p in zip(direct, pooled, strict=True) if d.get(key)]
     total_d, total_p = sum(d.get(key) or 0 for d in direct), sum(p.get(key) or 0 for p in pooled)
-    return {"all_rounds": round(total_p / total_d, 2) if total_d else None, "per_round": per_round}
+    return {
+        "all_rounds": round(total_p / total_d, 2) if total_d else None,
+        "median": round(statistics.median(per_round), 2) if per_round else None,
+        "per_round": [round(r, 2) for r in per_round],
+    }
