@@ -452,12 +452,15 @@ def run(args) -> dict:
     bare_paths = [f"/bench/bare/{pk}" for pk in rng.choices(pks, k=20_000)]
 
     if getattr(args, "via_pgbouncer", False):
+        from bench.pooler import described
+
         return {
             **data,
             "seed_seconds": round(data["seed_seconds"], 1),
             "concurrency": concurrency,
             "duration_s": duration,
             "rounds": ROUNDS,
+            "pgbouncer": described(),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             **measure_pooled(
                 full_key,

@@ -639,7 +639,7 @@ def run_pooled(args, env: dict) -> dict:
     gunicorns and two ``--pool solo`` workers, one of each side, up at once; pooled over direct per round and
     over all rounds, and the CPU per event of each side."""
     from backoffice.celery import app as celery_app
-    from bench.pooler import pgbouncer_env, ratios
+    from bench.pooler import described, pgbouncer_env, ratios
     from monetization.models import WebhookEvent
 
     quick = getattr(args, "quick", False)
@@ -649,7 +649,11 @@ def run_pooled(args, env: dict) -> dict:
     run_id = str(int(time.time()))
     created = int(time.time()) - 60
     sides = ("direct", "pgbouncer")
-    result: dict = {"rounds": ROUNDS, "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    result: dict = {
+        "rounds": ROUNDS,
+        "pgbouncer": described(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
     with pgbouncer_env(os.environ["DATABASE_URL"]) as pooled:
         envs = {"direct": env, "pgbouncer": {**env, **pooled}}
         ports = {side: _free_port() for side in sides}

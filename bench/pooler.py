@@ -24,6 +24,11 @@ POOL_SIZE = int(os.environ.get("BENCH_PGBOUNCER_POOL", "20"))
 # How the web process reaches PgBouncer: "socket", a Unix socket beside it (as make prod-local and
 # production run it), or "tcp" on 127.0.0.1.
 VIA = os.environ.get("BENCH_PGBOUNCER_VIA", "socket")
+# How PgBouncer reaches PostgreSQL: "tcp", as the direct side does (production's PgBouncer is beside the app, the
+# database on another machine), or "socket", PostgreSQL's Unix socket (PgBouncer on the database's machine, or
+# everything on one, as here): one TCP stack fewer on the pooled side, so not like for like with direct.
+UPSTREAM = os.environ.get("BENCH_PGBOUNCER_UPSTREAM", "tcp")
+UPSTREAM_SOCKET_DIR = os.environ.get("BENCH_PGBOUNCER_UPSTREAM_SOCKET_DIR", "/var/run/postgresql")
 
 
 @contextlib.contextmanager
@@ -39,7 +44,7 @@ def pgbouncer_env(database_url: str) -> Iterator[dict[str, str]]:
     bouncer = start_pgbouncer(
         run / "pgbouncer",
         port,
-        upstream_host=url.hostname or "127.0.0.1",
+        upstream_host=UPSTREAM_SOCKET_DIR if UPSTREAM == "socket" else url.hostname or "127.0.0.1",
         upstream_port=url.port or 5432,
         pool_size=POOL_SIZE,
         unix_socket=VIA == "socket",
@@ -53,6 +58,11 @@ def pgbouncer_env(database_url: str) -> Iterator[dict[str, str]]:
     finally:
         bouncer.stop()
         shutil.rmtree(run, ignore_errors=True)
+
+
+def described() -> dict:
+    """How this run's PgBouncer was reached and configured, for the figures' record."""
+    return {"client_via": VIA, "upstream": UPSTREAM, "default_pool_size": POOL_SIZE}
 
 
 def ratios(direct: list[dict], pooled: list[dict], key: str) -> dict:
