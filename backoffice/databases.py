@@ -13,6 +13,11 @@ break (PgBouncer opens new server connections itself), and through the pooler it
 of its own to the server, as dear as the request's query (the bare one-row read: two round trips
 instead of one). Should PgBouncer itself restart, a process's next query fails once and Django
 drops the failed connection at the end of that request.
+
+No psycopg pool (Django's ``OPTIONS["pool"]``) on either side: every process serves one request or
+task at a time (gunicorn sync workers, solo and prefork Celery), so the connection ``conn_max_age``
+keeps is already that process's pool, and a pool in front of PgBouncer would pool pooled connections
+(README, PgBouncer, for the figures).
 """
 
 from __future__ import annotations
