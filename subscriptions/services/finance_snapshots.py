@@ -168,11 +168,9 @@ def _moved_sql() -> str:
         -- A paid period starting in the day covers its end and is the latest to: no need to read the
         -- subscription's older payments.
         day_latest AS (
-            SELECT DISTINCT ON (d.sid) d.sid, round((d.amount - d.tax) / {months_of}, 4) AS monthly,
-                   d.amount_currency AS currency, d.occurred_at + make_interval(months => {months_of}) AS ends
-            FROM day_paid d JOIN {t["s"]} s ON s.id = d.sid JOIN {t["pl"]} pl ON pl.id = s.plan_id
-            WHERE d.status = ANY(%(paid)s) AND d.kind = ANY(%(kinds)s)
-            ORDER BY d.sid, d.occurred_at DESC, d.pid DESC
+            SELECT DISTINCT ON (sid) sid, amount, tax, amount_currency, occurred_at FROM day_paid
+            WHERE status = ANY(%(paid)s) AND kind = ANY(%(kinds)s)
+            ORDER BY sid, occurred_at DESC, pid DESC
         ),
         cand AS (
             SELECT sid FROM day_paid
@@ -184,8 +182,9 @@ def _moved_sql() -> str:
         SELECT cand.sid, seg.product, seg.plan, seg.platform, seg.provider, seg.country,
                b.product AS b_product, b.plan AS b_plan, b.platform AS b_platform, b.provider AS b_provider,
                b.country AS b_country, b.currency AS b_currency, b.mrr AS before, b.id AS b_id,
-               COALESCE(d.monthly, a.monthly) AS after, COALESCE(d.currency, a.currency) AS a_currency,
-               COALESCE(d.ends, a.ends) AS a_ends,
+               COALESCE(round((d.amount - d.tax) / seg.months, 4), a.monthly) AS after,
+               COALESCE(d.amount_currency, a.currency) AS a_currency,
+               COALESCE(d.occurred_at + make_interval(months => seg.months), a.ends) AS a_ends,
                CASE WHEN b.mrr IS NULL THEN e.paid IS NOT NULL END AS back
         FROM cand LEFT JOIN day_latest d ON d.sid = cand.sid
         -- A day's candidates are a few thousand of millions of subscriptions: each one's segment and
@@ -217,7 +216,7 @@ def _moved_sql() -> str:
               AND p.status = ANY(%(paid)s) AND p.kind = ANY(%(kinds)s) AND p.occurred_at < %(t0)s
             LIMIT 1
         ) e ON true
-        WHERE b.mrr IS NOT NULL OR d.monthly IS NOT NULL OR a.monthly IS NOT NULL
+        WHERE b.mrr IS NOT NULL OR d.sid IS NOT NULL OR a.monthly IS NOT NULL
         ) moved
     """  # noqa: S608 (table names from model metadata; values are parameters)
 
