@@ -1,7 +1,7 @@
 from .catalog import Entitlement, Plan, Platform, Price, Product, Sku
 from .grants import Grant
 from .growth import Experiment, ExperimentArm, ExperimentExposure, PromoCode, PromoRedemption
-from .metrics import FinanceCarry, FinanceState, MetricsDay, RetentionCell
+from .metrics import FinanceCarry, FinancePeriodEnd, FinanceState, MetricsDay, RetentionCell
 from .offerings import Offering, OfferingCountry, OfferingPackage
 from .offers import IntroductoryOffer, IntroductoryOfferUse, ProductFamily
 from .overlaps import OverlapCase
@@ -17,6 +17,7 @@ __all__ = [
     "ExperimentArm",
     "ExperimentExposure",
     "FinanceCarry",
+    "FinancePeriodEnd",
     "FinanceState",
     "Grant",
     "IntroductoryOffer",

@@ -95,13 +95,43 @@ class FinanceState(FinanceSegment):
             models.Index(
                 fields=["subscription"], name="finance_state_open_idx", condition=models.Q(until__isnull=True)
             ),
-            # Undoing the days after a late event's day: rows begun, or closed, after it.
+            # Undoing the days after a late event's day: rows begun, or closed, after it. Closed rows
+            # only: an index holding the open rows too would be the planner's pick for them (``until IS
+            # NULL``) when the statistics are behind, read whole for each moved subscription.
             models.Index(fields=["since"], name="finance_state_since_idx"),
-            models.Index(fields=["until"], name="finance_state_until_idx"),
+            models.Index(fields=["until"], name="finance_state_closed_idx", condition=models.Q(until__isnull=False)),
         ]
 
     def __str__(self) -> str:
         return f"subscription {self.subscription_id} {self.since}..{self.until or ''} {self.mrr} {self.currency}"
+
+
+class FinancePeriodEnd(models.Model):
+    """When a subscription's latest paid period ends, as the carry of ``day`` (or the seed) counted it
+    (``services.finance_snapshots`` writes it, nothing else reads it).
+
+    The subscriptions whose period ends on a day are then a range of ``ends`` on its index, not a
+    month-ago window of payments followed to their subscriptions. A row per paid period that became
+    a subscription's latest; a period superseded before its end leaves a row that only makes its
+    subscription a candidate that day (the carry recomputes every candidate exactly).
+    """
+
+    # Keyed by the end first: a day's movers are a range of the key. No surrogate id and no database
+    # foreign key: a day writes thousands of these rows set-based, and each index or deferred key check
+    # is a share of the day's refresh (Django still cascades a subscription's deletion to them).
+    pk = models.CompositePrimaryKey("ends", "subscription", "day")
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    ends = models.DateTimeField()
+    day = models.DateField()
+
+    class Meta:
+        # Undoing the days after a late event's day.
+        indexes = [models.Index(fields=["day"], name="finance_period_end_day_idx")]
+
+    def __str__(self) -> str:
+        return f"subscription {self.subscription_id} paid until {self.ends:%Y-%m-%d %H:%M} (as of {self.day})"
 
 
 class FinanceCarry(models.Model):

@@ -14,7 +14,6 @@ reader sees either the old day or the new one. Refreshes are serialized by an ad
 
 from __future__ import annotations
 
-import calendar
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from monetization.services.finance_snapshots import (
 )
 from subscriptions.models import (
     FinanceCarry,
+    FinancePeriodEnd,
     FinanceState,
     MetricsDay,
     Plan,
@@ -107,90 +107,117 @@ def _params(*, at: datetime.datetime, now: datetime.datetime | None = None) -> d
 def _state_seed(cursor, *, day: datetime.date) -> None:
     """Derive every subscription's state at the end of ``day`` from the payments whole (the start of a
     carry: a rebuild's first day, or a refresh that starts before the state table's first day)."""
-    t, st = _tables(), FinanceState._meta.db_table
+    t, st, pe = _tables(), FinanceState._meta.db_table, FinancePeriodEnd._meta.db_table
     segment, joins = _segment_sql()
     cursor.execute(f"DELETE FROM {st}", [])  # noqa: S608
+    cursor.execute(f"DELETE FROM {pe}", [])  # noqa: S608
     cursor.execute(
         f"""
-        WITH periods AS ({periods_sql()})
+        WITH periods AS ({periods_sql()}),
+        latest AS MATERIALIZED (
+            SELECT DISTINCT ON (sid) sid, monthly, currency, ends FROM periods
+            WHERE starts < %(until)s AND ends > %(until)s ORDER BY sid, starts DESC, pid DESC
+        ),
+        ends AS (INSERT INTO {pe} (subscription_id, ends, day) SELECT sid, ends, %(day)s FROM latest)
         INSERT INTO {st} (subscription_id, since, until, product, plan, platform, provider, country, currency, mrr)
         SELECT l.sid, %(day)s, NULL, {segment}, l.currency, l.monthly
-        FROM (SELECT DISTINCT ON (sid) sid, monthly, currency FROM periods
-              WHERE starts < %(until)s AND ends > %(until)s ORDER BY sid, starts DESC, pid DESC) l
-        JOIN {t["s"]} s ON s.id = l.sid {joins}
+        FROM latest l JOIN {t["s"]} s ON s.id = l.sid {joins}
         """,  # noqa: S608 (table names from model metadata; values are parameters)
         {**_params(at=midnight(day + datetime.timedelta(days=1))), "day": day},
     )
     # Every row is new: without statistics the planner would take the open rows for a handful.
     cursor.execute(f"ANALYZE {st}", [])
+    cursor.execute(f"ANALYZE {pe}", [])
 
 
 def _state_truncate(cursor, *, day: datetime.date) -> None:
     """Forget what the days after ``day`` carried: the state is again the one at the end of ``day``."""
-    st = FinanceState._meta.db_table
+    st, pe = FinanceState._meta.db_table, FinancePeriodEnd._meta.db_table
     cursor.execute(f"DELETE FROM {st} WHERE since > %s", [day])  # noqa: S608
+    cursor.execute(f"DELETE FROM {pe} WHERE day > %s", [day])  # noqa: S608
     cursor.execute(f"UPDATE {st} SET until = NULL WHERE until > %s", [day])  # noqa: S608
 
 
 STATE_COLUMNS = ("product", "plan", "platform", "provider", "country", "currency", "mrr")
 
 
-def _moved_sql(months: list[int]) -> str:
+def _moved_sql() -> str:
     """The subscriptions that may move on the day ``[%(t0)s, %(t1)s)``, with what the day before counted
     (``b_*``, ``before``: their open state row) and what the end of the day counts (``after``: the latest
-    paid period covering it; the segment as it is now). A subscription moves when one of its paid
-    periods starts or ends in the day, or when it was changed that day (a plan change moves it to
-    another segment without a payment); every other one is where the day before left it."""
-    t, st = _tables(), FinanceState._meta.db_table
+    paid period covering it, and its end ``a_ends``; the segment as it is now). A subscription moves
+    when a paid period starts in the day (a payment of the day, by the payments' time index), when its
+    latest period ends in it (``FinancePeriodEnd``, by its index: the latest period at the end of the
+    day before was recorded on the day it became the latest), or when it was changed that day (a plan
+    change moves it to another segment without a payment); every other one is where the day before
+    left it. Periods of one subscription all last its plan's length, so the latest started covering
+    one also ends last: none but the latest can end a subscription's cover."""
+    t, st, pe = _tables(), FinanceState._meta.db_table, FinancePeriodEnd._meta.db_table
     segment, joins = _segment_sql()
     months_of = months_sql()
-    paid_before = f"""
-        SELECT 1 FROM {t["sp"]} sp2 JOIN {t["p"]} p2 ON p2.id = sp2.payment_id
-        WHERE sp2.subscription_id = cand.sid AND p2.status = ANY(%(paid)s) AND p2.kind = ANY(%(kinds)s)
-          AND p2.occurred_at < %(t0)s
-    """  # noqa: S608
-    # A period of k months ends in the day when it started k months before: from ``t0`` less k months
-    # (adding k months back never passes ``t0``) to ``t1`` less k months and four days more (a
-    # month's end clamps a start up to three days later onto the same end). The day's payments and
-    # those windows are read first, by the payments' time index (materialized: the planner cannot size
-    # the windows and would rather walk every subscription's payments), then kept exactly.
-    windows = "".join(
-        f"""
-            UNION ALL
-            SELECT id FROM {t["p"]} WHERE occurred_at >= %(ends_from_{i})s AND occurred_at < %(ends_to_{i})s"""  # noqa: S608
-        for i in range(len(months))
-    )
+    now = ", ".join(("product", "plan", "platform", "provider", "country", "a_currency", "after"))
+    was = ", ".join(f"b_{c}" for c in STATE_COLUMNS[:-1]) + ", before"
+    # ``changed``: the segment or the MRR, what makes the state a new row.
     return f"""
-        WITH near AS MATERIALIZED (
-            SELECT id FROM {t["p"]} WHERE occurred_at >= %(t0)s AND occurred_at < %(t1)s{windows}
+        SELECT *, ({now}) IS DISTINCT FROM ({was}) AS changed FROM (
+        WITH day_paid AS MATERIALIZED (
+            SELECT sp.subscription_id AS sid, p.id AS pid, p.occurred_at, p.status, p.kind, p.amount, p.tax,
+                   p.amount_currency
+            FROM {t["p"]} p JOIN {t["sp"]} sp ON sp.payment_id = p.id
+            WHERE p.occurred_at >= %(t0)s AND p.occurred_at < %(t1)s
+        ),
+        -- A paid period starting in the day covers its end and is the latest to: no need to read the
+        -- subscription's older payments.
+        day_latest AS (
+            SELECT DISTINCT ON (sid) sid, amount, tax, amount_currency, occurred_at FROM day_paid
+            WHERE status = ANY(%(paid)s) AND kind = ANY(%(kinds)s)
+            ORDER BY sid, occurred_at DESC, pid DESC
         ),
         cand AS (
-            SELECT sp.subscription_id AS sid
-            FROM (SELECT DISTINCT id FROM near) n JOIN {t["p"]} p ON p.id = n.id
-            JOIN {t["sp"]} sp ON sp.payment_id = p.id
-            JOIN {t["s"]} s ON s.id = sp.subscription_id JOIN {t["pl"]} pl ON pl.id = s.plan_id
-            WHERE (p.occurred_at >= %(t0)s AND p.occurred_at < %(t1)s)
-               OR (p.occurred_at + make_interval(months => {months_of}) > %(t0)s
-                   AND p.occurred_at + make_interval(months => {months_of}) <= %(t1)s)
+            SELECT sid FROM day_paid
+            UNION
+            SELECT subscription_id FROM {pe} WHERE ends > %(t0)s AND ends <= %(t1)s
             UNION
             SELECT s.id FROM {t["s"]} s WHERE s.updated_at >= %(t0)s AND s.updated_at < %(t1)s
         )
-        SELECT cand.sid, {segment.replace("pr.code", "pr.code AS product").replace("pl.code", "pl.code AS plan")},
+        SELECT cand.sid, seg.product, seg.plan, seg.platform, seg.provider, seg.country,
                b.product AS b_product, b.plan AS b_plan, b.platform AS b_platform, b.provider AS b_provider,
-               b.country AS b_country, b.currency AS b_currency, b.mrr AS before,
-               a.monthly AS after, a.currency AS a_currency,
-               CASE WHEN b.mrr IS NULL THEN EXISTS ({paid_before}) END AS back
-        FROM cand JOIN {t["s"]} s ON s.id = cand.sid {joins}
-        LEFT JOIN {st} b ON b.subscription_id = cand.sid AND b.until IS NULL
+               b.country AS b_country, b.currency AS b_currency, b.mrr AS before, b.id AS b_id,
+               COALESCE(round((d.amount - d.tax) / seg.months, 4), a.monthly) AS after,
+               COALESCE(d.amount_currency, a.currency) AS a_currency,
+               COALESCE(d.occurred_at + make_interval(months => seg.months), a.ends) AS a_ends,
+               CASE WHEN b.mrr IS NULL THEN e.paid IS NOT NULL END AS back
+        FROM cand LEFT JOIN day_latest d ON d.sid = cand.sid
+        -- A day's candidates are a few thousand of millions of subscriptions: each one's segment and
+        -- open state row by their indexes (OFFSET 0 keeps these lookups per candidate: joined flat,
+        -- the planner would rather hash the whole tables).
+        JOIN LATERAL (
+            SELECT {segment.replace("pr.code", "pr.code AS product").replace("pl.code", "pl.code AS plan")},
+                   {months_of} AS months
+            FROM {t["s"]} s {joins} WHERE s.id = cand.sid OFFSET 0
+        ) seg ON true
         LEFT JOIN LATERAL (
-            SELECT round((p.amount - p.tax) / {months_of}, 4) AS monthly, p.amount_currency AS currency
+            SELECT * FROM {st} WHERE subscription_id = cand.sid AND until IS NULL OFFSET 0
+        ) b ON true
+        LEFT JOIN LATERAL (
+            SELECT round((p.amount - p.tax) / seg.months, 4) AS monthly, p.amount_currency AS currency,
+                   p.occurred_at + make_interval(months => seg.months) AS ends
             FROM {t["sp"]} sp JOIN {t["p"]} p ON p.id = sp.payment_id
-            WHERE sp.subscription_id = cand.sid AND p.status = ANY(%(paid)s) AND p.kind = ANY(%(kinds)s)
+            WHERE d.sid IS NULL AND sp.subscription_id = cand.sid
+              AND p.status = ANY(%(paid)s) AND p.kind = ANY(%(kinds)s)
               AND p.occurred_at < %(t1)s AND p.occurred_at >= %(periods_since)s
-              AND p.occurred_at + make_interval(months => {months_of}) > %(t1)s
+              AND p.occurred_at + make_interval(months => seg.months) > %(t1)s
             ORDER BY p.occurred_at DESC, p.id DESC LIMIT 1
         ) a ON true
-        WHERE b.mrr IS NOT NULL OR a.monthly IS NOT NULL
+        -- Paid before the day, for one counted as new or as a reactivation (a lateral with LIMIT: as
+        -- an EXISTS the planner may hash every payment once instead).
+        LEFT JOIN LATERAL (
+            SELECT true AS paid FROM {t["sp"]} sp JOIN {t["p"]} p ON p.id = sp.payment_id
+            WHERE b.mrr IS NULL AND sp.subscription_id = cand.sid
+              AND p.status = ANY(%(paid)s) AND p.kind = ANY(%(kinds)s) AND p.occurred_at < %(t0)s
+            LIMIT 1
+        ) e ON true
+        WHERE b.mrr IS NOT NULL OR d.sid IS NOT NULL OR a.monthly IS NOT NULL
+        ) moved
     """  # noqa: S608 (table names from model metadata; values are parameters)
 
 
@@ -217,11 +244,15 @@ def _day_sql(*, baseline_from_state: bool) -> str:
             FROM {t["s"]} s
             WHERE s.trial_end IS NOT NULL AND s.started_at >= %(t0)s AND s.started_at < %(t1)s
             UNION ALL
-            SELECT s.id, 0, 1, CASE WHEN EXISTS (
-                SELECT 1 FROM {t["sp"]} sp2 JOIN {t["p"]} p2 ON p2.id = sp2.payment_id
-                WHERE sp2.subscription_id = s.id AND p2.status = ANY(%(paid_any)s) AND p2.kind = ANY(%(kinds)s)
-                  AND p2.occurred_at >= s.started_at) THEN 1 ELSE 0 END
+            SELECT s.id, 0, 1, (e.paid IS NOT NULL)::int
             FROM {t["s"]} s
+            -- A lateral with LIMIT, not an EXISTS: the planner may hash every payment once for that.
+            LEFT JOIN LATERAL (
+                SELECT true AS paid FROM {t["sp"]} sp2 JOIN {t["p"]} p2 ON p2.id = sp2.payment_id
+                WHERE sp2.subscription_id = s.id AND p2.status = ANY(%(paid_any)s) AND p2.kind = ANY(%(kinds)s)
+                  AND p2.occurred_at >= s.started_at
+                LIMIT 1
+            ) e ON true
             WHERE s.trial_end >= %(t0)s AND s.trial_end < %(t1)s AND s.trial_end <= %(now)s
         ),
         rows AS (
@@ -257,23 +288,26 @@ def _day_sql(*, baseline_from_state: bool) -> str:
     """  # noqa: S608 (table names from model metadata; values are parameters)
 
 
-def _state_carry_sql() -> tuple[str, str]:
-    """Close the open state rows of the moved subscriptions whose segment or MRR changed; open their new ones."""
+def _state_carry_sql() -> tuple[str, str, str]:
+    """Close the open state rows of the moved subscriptions whose segment or MRR changed; open their new
+    ones; record when their latest periods end."""
     st = FinanceState._meta.db_table
     now = ", ".join(("product", "plan", "platform", "provider", "country", "a_currency", "after"))
-    was = ", ".join(f"b_{c}" for c in STATE_COLUMNS[:-1]) + ", before"
-    changed = f"({now}) IS DISTINCT FROM ({was})"
-    in_m = lambda columns: ", ".join(f"m.{c}" for c in columns.split(", "))  # noqa: E731
+    # By the open rows' keys: a day's few changed rows by the index, not by hashing the whole state.
     close = f"""
-        UPDATE {st} SET until = %(day)s FROM finance_moved m
-        WHERE {st}.subscription_id = m.sid AND {st}.until IS NULL AND m.before IS NOT NULL
-          AND ({in_m(now)}) IS DISTINCT FROM ({in_m(was)})
+        UPDATE {st} SET until = %(day)s
+        WHERE id = ANY(ARRAY(SELECT b_id FROM finance_moved WHERE changed AND b_id IS NOT NULL))
     """  # noqa: S608
     open_ = f"""
         INSERT INTO {st} (subscription_id, since, until, {", ".join(STATE_COLUMNS)})
-        SELECT sid, %(day)s, NULL, {now} FROM finance_moved WHERE after IS NOT NULL AND {changed}
+        SELECT sid, %(day)s, NULL, {now} FROM finance_moved WHERE after IS NOT NULL AND changed
     """  # noqa: S608
-    return close, open_
+    # The end of each moved subscription's latest period, for the day it ends (see ``_moved_sql``).
+    ends = f"""
+        INSERT INTO {FinancePeriodEnd._meta.db_table} (subscription_id, ends, day)
+        SELECT sid, a_ends, %(day)s FROM finance_moved WHERE after IS NOT NULL
+    """  # noqa: S608
+    return close, open_, ends
 
 
 def metrics_day_carry(cursor, *, day: datetime.date, now: datetime.datetime, baseline_from_state: bool) -> int:
@@ -286,19 +320,21 @@ def metrics_day_carry(cursor, *, day: datetime.date, now: datetime.datetime, bas
         "t1": t1,
         "day": day,
         "before": day - datetime.timedelta(days=1),
-        "months": _period_months(),
     }
-    for i, k in enumerate(params["months"]):
-        params[f"ends_from_{i}"] = _months_before(t0, k)
-        params[f"ends_to_{i}"] = _months_before(t1, k) + datetime.timedelta(days=4)
     # One temporary table per transaction, emptied for each day: a table made and dropped per day would
     # hold its locks until commit, and a rebuild carries hundreds of days in one transaction.
-    cursor.execute("SELECT to_regclass('pg_temp.finance_moved') IS NOT NULL", [])
-    if cursor.fetchone()[0]:
+    cursor.execute("SELECT to_regclass('pg_temp.finance_moved') IS NOT NULL, current_setting('enable_seqscan')", [])
+    exists, seqscan = cursor.fetchone()
+    # Every read of the day's movers is an index lookup or range. A rebuild grows the state and the
+    # period ends from nothing inside one transaction, where their statistics still say empty: the
+    # planner would then scan them whole once per candidate.
+    cursor.execute("SET LOCAL enable_seqscan = off", [])
+    if exists:
         cursor.execute("TRUNCATE finance_moved", [])
-        cursor.execute(f"INSERT INTO finance_moved {_moved_sql(params['months'])}", params)
+        cursor.execute(f"INSERT INTO finance_moved {_moved_sql()}", params)
     else:
-        cursor.execute(f"CREATE TEMPORARY TABLE finance_moved ON COMMIT DROP AS {_moved_sql(params['months'])}", params)
+        cursor.execute(f"CREATE TEMPORARY TABLE finance_moved ON COMMIT DROP AS {_moved_sql()}", params)
+    cursor.execute("SELECT set_config('enable_seqscan', %s, true)", [seqscan])
     params["stamp"] = refresh_stamp(cursor)
     cursor.execute(_day_sql(baseline_from_state=baseline_from_state), params)
     written = cursor.rowcount
@@ -451,19 +487,6 @@ def finance_snapshots_refresh(
             _lock(cursor)
             result.rows += retention_refresh(now=now)
     return result
-
-
-def _months_before(at: datetime.datetime, months: int) -> datetime.datetime:
-    """``at`` less ``months`` months, the day clamped to the month's end (only a window's bound)."""
-    year, month0 = divmod(at.year * 12 + at.month - 1 - months, 12)
-    return at.replace(year=year, month=month0 + 1, day=min(at.day, calendar.monthrange(year, month0 + 1)[1]))
-
-
-def _period_months() -> list[int]:
-    """The lengths in months of the catalog's plans' periods."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT DISTINCT {months_sql()} FROM {_tables()['pl']} pl", [])  # noqa: S608
-        return sorted(row[0] for row in cursor.fetchall()) or [1]
 
 
 def _longest_period_days() -> int:
