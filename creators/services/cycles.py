@@ -306,12 +306,17 @@ def _scores_sql(weights: dict[str, int], units: str | None = None) -> str:
 
     Integer arithmetic (bigint when it cannot overflow, else numeric) keeps the split exact; the leftover
     units go to the largest remainders, ties by creator id: the same rule as ``split_largest_remainder``.
-    With ``units`` (a table of currency, unit, min_minor) each row also carries its currency's unit and minimum
-    payout, joined to the pools (a row each) rather than to every creator's row.
+    With ``units`` (a table of k, currency, unit, min_minor; k numbers the currencies in byte order) each row
+    also carries its currency's k, unit and minimum payout, taken from the pool it was split from.
+
+    No row is ranked: each pool's leftover units go to the creators at or above one cut (remainder, then
+    creator id), the last creator to get one, found by a bounded sort per pool; the creators' rows are then
+    made in one pass, without a window over every row nor a join of each back to its pool's leftover units.
     """
-    unit_columns = ", spare.unit, spare.min_minor" if units else ""
-    unit_join = f"JOIN {units} u ON u.currency = pools.currency" if units else ""
-    unit_pick = ", u.unit, u.min_minor" if units else ""
+    k = "u.k" if units else "p.ord"
+    unit_columns = ", p.k, p.unit, p.min_minor" if units else ""
+    unit_join = f"JOIN {units} u ON u.currency = p.currency" if units else ""
+    unit_pick = "u.unit, u.min_minor" if units else "NULL::numeric AS unit, NULL::bigint AS min_minor"
     return f"""
         WITH agg AS (
             SELECT e.creator_id,
@@ -320,7 +325,7 @@ def _scores_sql(weights: dict[str, int], units: str | None = None) -> str:
             FROM {DailyEngagement._meta.db_table} e
             WHERE e.day >= %(start)s AND e.day < %(end)s
             GROUP BY e.creator_id
-        ), elig AS (
+        ), elig AS MATERIALIZED (
             -- The score in bigint once per creator, rather than cast for each pool twice (a score is stored
             -- as a bigint: one beyond it is refused here as it was when stored).
             SELECT agg.creator_id, agg.score, agg.score::bigint AS score_b
@@ -329,39 +334,52 @@ def _scores_sql(weights: dict[str, int], units: str | None = None) -> str:
             WHERE agg.score > 0
         ), tot AS (
             SELECT SUM(score)::numeric AS s FROM elig
-        ), pools AS (
+        ), pools AS MATERIALIZED (
             -- k numbers the pools: partitions by a bigint, not by collated text (300k+ comparisons).
             -- ``small``: pool * total score < 2^63, so every pool * score is exact in bigint (several times
             -- cheaper than numeric); otherwise numeric. Either way the quotient (<= pool) and remainder
             -- (< total score) fit in bigint.
-            SELECT p.k, p.currency, p.pool, q.small, tot.s AS tot,
+            SELECT {k} AS k, p.currency, p.pool, q.small, tot.s AS tot,
                    CASE WHEN q.small THEN p.pool::bigint END AS pool_b,
-                   CASE WHEN q.small THEN tot.s::bigint END AS tot_b
+                   CASE WHEN q.small THEN tot.s::bigint END AS tot_b, {unit_pick}
             FROM unnest(%(pool_currencies)s::text[], %(pool_minors)s::numeric[])
-                 WITH ORDINALITY AS p(currency, pool, k), tot,
+                 WITH ORDINALITY AS p(currency, pool, ord) {unit_join}, tot,
                  LATERAL (SELECT p.pool * tot.s < 9223372036854775807 AND tot.s < 9223372036854775807 AS small) q
-        ), base AS (
-            -- Only bigints from here to the split (the pool's currency and amount are joined back by k):
-            -- the rows materialised, aggregated and sorted below stay narrow.
-            SELECT pools.k, creator_id, score_b,
+        ), base AS MATERIALIZED (
+            -- Each creator's floor and remainder in each pool: only bigints, to sum the floors and find the cut.
+            SELECT pools.k, creator_id,
                    -- (score <= total score < 2^63 when small: the casts cannot overflow)
                    CASE WHEN small THEN pool_b * score_b / tot_b ELSE div(pools.pool * score, tot)::bigint END AS fl,
                    CASE WHEN small THEN pool_b * score_b %% tot_b ELSE mod(pools.pool * score, tot)::bigint END AS rem
-            FROM elig, pools
+            FROM pools, elig
         ), spare AS (
-            -- Each pool's units left after the floors (a row per pool): one aggregate, rather than a window
-            -- over whole partitions (which buffers every row of a pool before returning the first).
-            SELECT pools.k, pools.currency, pools.pool - f.floors AS spare{unit_pick}
-            FROM (SELECT k, SUM(fl) AS floors FROM base GROUP BY k) f JOIN pools ON pools.k = f.k {unit_join}
-        ), ranked AS (
-            SELECT b.k, b.creator_id, b.score_b, b.fl,
-                   row_number() OVER (PARTITION BY b.k ORDER BY b.rem DESC, b.creator_id) AS rn
-            FROM base b
+            -- Each pool's units left after the floors (a row per pool).
+            SELECT pools.k, (pools.pool - f.floors)::bigint AS spare
+            FROM (SELECT k, SUM(fl) AS floors FROM base GROUP BY k) f JOIN pools ON pools.k = f.k
+        ), cut AS (
+            -- The spare-th largest (remainder, then smallest creator id) of each pool: that creator and every
+            -- one before it in that order get a leftover unit, the rest none (a bounded sort per pool).
+            SELECT spare.k, c.rem, c.creator_id
+            FROM spare, LATERAL (
+                SELECT base.rem, base.creator_id FROM base WHERE base.k = spare.k
+                ORDER BY base.rem DESC, base.creator_id OFFSET spare.spare - 1 LIMIT 1
+            ) c
+            WHERE spare.spare > 0
+        ), pool_cut AS MATERIALIZED (
+            SELECT pools.*, cut.rem AS cut_rem, cut.creator_id AS cut_creator
+            FROM pools LEFT JOIN cut ON cut.k = pools.k
+            ORDER BY pools.k
         )
-        -- The creators' rows meet the pools' once (currency, leftover units), after the ranking.
-        SELECT spare.currency, ranked.creator_id, ranked.score_b AS score,
-               (ranked.fl + CASE WHEN ranked.rn <= spare.spare THEN 1 ELSE 0 END)::bigint AS pool_minor{unit_columns}
-        FROM ranked JOIN spare ON spare.k = ranked.k
+        -- Floor and remainder again (two bigint operations), rather than joining each creator's back.
+        SELECT p.currency, e.creator_id, e.score_b AS score,
+               (s.fl + CASE WHEN s.rem > p.cut_rem OR (s.rem = p.cut_rem AND e.creator_id <= p.cut_creator)
+                            THEN 1 ELSE 0 END)::bigint AS pool_minor{unit_columns}
+        FROM elig e, pool_cut p, LATERAL (
+            SELECT CASE WHEN p.small THEN p.pool_b * e.score_b / p.tot_b ELSE div(p.pool * e.score, p.tot)::bigint END
+                       AS fl,
+                   CASE WHEN p.small THEN p.pool_b * e.score_b %% p.tot_b ELSE mod(p.pool * e.score, p.tot)::bigint END
+                       AS rem
+        ) s
     """  # noqa: S608 (table names are constants, weights are ints)
 
 
@@ -737,13 +755,15 @@ class _ChunkWriter:
             cursor.execute(f"DROP TABLE IF EXISTS {self.UNITS}")
             cursor.execute(
                 f"CREATE TEMP TABLE {self.UNITS}"
-                " (currency text PRIMARY KEY, factor numeric, unit numeric, min_minor bigint) ON COMMIT DROP"
+                " (k bigint, currency text PRIMARY KEY, factor numeric, unit numeric, min_minor bigint) ON COMMIT DROP"
             )
+            # k numbers the currencies in byte order (as ``sorted``): the stage is keyed and ordered by
+            # (creator, k), a bigint compared for the currency's collated text.
             cursor.executemany(
-                f"INSERT INTO {self.UNITS} VALUES (%s, %s, %s, %s)",  # noqa: S608
+                f"INSERT INTO {self.UNITS} VALUES (%s, %s, %s, %s, %s)",  # noqa: S608
                 [
-                    (cur, 10 ** minor_unit_exponent(cur), from_minor(1, cur), min_payout_minor(cur, last_day))
-                    for cur in currencies
+                    (k, cur, 10 ** minor_unit_exponent(cur), from_minor(1, cur), min_payout_minor(cur, last_day))
+                    for k, cur in enumerate(currencies)
                 ],
             )
             cursor.execute(f"DROP TABLE IF EXISTS {self.stage}")
@@ -758,34 +778,35 @@ class _ChunkWriter:
                     -- Summed back to bigint (SUM of bigint is numeric): every total below stays bigint.
                     -- Each row carries its currency's unit and minimum payout (as the pool parts do), so
                     -- the joined rows need no join to the units of their own.
-                    SELECT creator_id, currency, SUM(sub_minor)::bigint AS sub_minor,
+                    SELECT creator_id, k, MIN(currency) AS currency, SUM(sub_minor)::bigint AS sub_minor,
                            SUM(claw_minor)::bigint AS claw_minor, SUM(carry_minor)::bigint AS carry_minor,
                            MIN(unit) AS unit, MIN(min_minor) AS min_minor
                     FROM (
-                        SELECT s.creator_id, s.currency, round(s.amount * u.factor)::bigint AS sub_minor,
+                        SELECT s.creator_id, u.k, u.currency, round(s.amount * u.factor)::bigint AS sub_minor,
                                0::bigint AS claw_minor, 0::bigint AS carry_minor, u.unit, u.min_minor
                         FROM {shares} s JOIN {self.UNITS} u ON u.currency = s.currency
                         WHERE s.occurred_at >= %(sub_start)s AND s.occurred_at < %(sub_end)s
                         UNION ALL
-                        SELECT c.creator_id, c.currency, 0, round(c.amount * u.factor)::bigint, 0, u.unit, u.min_minor
+                        SELECT c.creator_id, u.k, u.currency, 0, round(c.amount * u.factor)::bigint, 0, u.unit,
+                               u.min_minor
                         FROM {claws} c JOIN {self.UNITS} u ON u.currency = c.currency
                         WHERE c.occurred_at >= %(sub_start)s AND c.occurred_at < %(sub_end)s
                         UNION ALL
-                        SELECT e.creator_id, e.currency, 0, 0, round(e.carried_out * u.factor)::bigint, u.unit,
+                        SELECT e.creator_id, u.k, u.currency, 0, 0, round(e.carried_out * u.factor)::bigint, u.unit,
                                u.min_minor
                         FROM {earnings} e JOIN {self.UNITS} u ON u.currency = e.currency
                         WHERE e.cycle_id = %(prev)s AND e.carried_out <> 0
                     ) parts
-                    GROUP BY creator_id, currency
+                    GROUP BY creator_id, k
                 ), line AS (
-                    SELECT COALESCE(d.creator_id, x.creator_id) AS creator_id,
+                    SELECT COALESCE(d.creator_id, x.creator_id) AS creator_id, COALESCE(d.k, x.k) AS k,
                            COALESCE(d.currency, x.currency) AS currency,
                            COALESCE(d.score, 0) AS score, COALESCE(d.unit, x.unit) AS unit,
                            COALESCE(d.min_minor, x.min_minor) AS min_minor,
                            COALESCE(d.pool_minor, 0) AS pool_minor,
                            COALESCE(x.sub_minor, 0) AS sub_minor, COALESCE(x.claw_minor, 0) AS claw_minor,
                            COALESCE(x.carry_minor, 0) AS carry_minor
-                    FROM dist d FULL JOIN extra x ON x.creator_id = d.creator_id AND x.currency = d.currency
+                    FROM dist d FULL JOIN extra x ON x.creator_id = d.creator_id AND x.k = d.k
                 ), total AS (
                     SELECT line.*,
                            line.pool_minor + line.sub_minor - line.claw_minor + line.carry_minor AS total_minor
@@ -801,7 +822,7 @@ class _ChunkWriter:
                        dense_rank() OVER (ORDER BY creator_id) AS n,
                        (dense_rank() OVER (ORDER BY creator_id) - 1) / %(chunk_size)s AS chunk
                 FROM total
-                ORDER BY creator_id, currency COLLATE "C"
+                ORDER BY creator_id, k
                 """,  # noqa: S608
                 params,
             )
