@@ -532,9 +532,13 @@ class StripeBookDouble(StripeProvider):
                 }
                 refunds.append(done)
                 book["refunds_by_key"][idempotency_key] = done
-                with open(self._path(), "w") as fh:
-                    json.dump(book, fh)
-                self._cached = None
+                # Written whole and swapped in (a worker reading the book never sees half of it), with the C
+                # encoder (json.dump to a file encodes in Python: 40 ms a refund for a soak batch's book).
+                path = self._path()
+                with open(f"{path}.tmp", "w") as fh:
+                    fh.write(json.dumps(book))
+                os.replace(f"{path}.tmp", path)
+                self._cached = (os.stat(path).st_mtime_ns, book)
         return RefundResult(provider_refund_id=done["id"], amount=amount, status="succeeded")
 
     def invoice_for_payment_intent(self, payment_intent: str) -> str:

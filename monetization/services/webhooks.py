@@ -208,8 +208,18 @@ def _record_failure(event: WebhookEvent, error: Exception) -> None:
         event.mark_failed(error=message)
 
 
+# Postgres ends one side of a deadlock (40P01) or a transaction it could not serialize (40001); the other side
+# commits, and the same work done again goes through. Workers applying events about overlapping customers and
+# subscriptions at once meet this (the soak did): a retry, not a failed event left for a person.
+TRANSIENT_SQLSTATES = ("40P01", "40001")
+
+
 def _retryable(error: Exception) -> bool:
-    return isinstance(error, RetryableApplyError) or (isinstance(error, ProviderError) and error.retryable)
+    return (
+        isinstance(error, RetryableApplyError)
+        or (isinstance(error, ProviderError) and error.retryable)
+        or (isinstance(error, OperationalError) and getattr(error.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES)
+    )
 
 
 def webhook_event_apply(*, event_id: int) -> WebhookEvent:

@@ -51,12 +51,18 @@ def store_catalog(catalog):
 
 
 @pytest.fixture
-def soak_workers(celery_worker_process, celery_worker_factory):
+def soak_workers(celery_worker_factory):
     """``SOAK_WORKERS`` workers in all (default 1, as CI runs): a soak spreads applying over several, as
-    production does (the first one runs beat); each spends most of its time waiting for the database."""
+    production does (the first one runs beat); each spends most of its time waiting for the database.
+
+    Each keeps its database connection for the run, as production's do (``DB_CONN_MAX_AGE``, 60 s there), not
+    one per task as other worker tests do: a soak's events arrive a few at a time, each arrival a task, and
+    opening a connection per task cost the workers more than applying the events."""
+    keep = {"DB_CONN_MAX_AGE": os.environ.get("SOAK_WORKER_CONN_MAX_AGE", "600")}
+    first = celery_worker_factory(**keep).start()
     for _ in range(int(os.environ.get("SOAK_WORKERS", "1")) - 1):
-        celery_worker_factory(beat=False).start()
-    return celery_worker_process
+        celery_worker_factory(beat=False, **keep).start()
+    return first.proc
 
 
 # The settings a test sets on this process that the server must run with too (it reads them from its environment).

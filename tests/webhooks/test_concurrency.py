@@ -7,10 +7,11 @@ import pytest
 from django.db import connection, transaction
 
 from monetization import clock
-from monetization.models import WebhookEvent
+from monetization.models import Customer, WebhookEvent
+from monetization.providers.base import RetryableApplyError
 from monetization.providers.stripe import snapshot_from_subscription
 from monetization.providers.stripe.parsing import event_from_dict
-from monetization.services.webhooks import webhook_event_apply, webhook_store
+from monetization.services.webhooks import EventApplier, event_appliers, webhook_event_apply, webhook_store
 from subscriptions.models import Subscription
 from subscriptions.services.lifecycle import Cause
 from subscriptions.services.provider_sync import (
@@ -137,3 +138,60 @@ def test_a_batch_of_new_subscriptions_racing_two_workers_one_after_the_other_cre
         "sub_race_second",
         "sub_race_setup",
     ]
+
+
+def test_an_event_whose_transaction_loses_a_deadlock_is_retried_not_failed(catalog, customers):
+    """Workers applying events about overlapping rows at once can deadlock; Postgres ends one transaction and
+    the other commits. The loser's event is tried again later (the soak saw one left ``failed`` after one
+    attempt: 'deadlock detected'). Here a real deadlock: the applier locks one customer then another, a
+    second transaction the same two the other way round."""
+    [(pk, _)] = webhook_store(
+        events=[event_from_dict(stripe_subscription_event(event_id="evt_deadlock", created=1767225600))]
+    )
+    first, second = customers["web"].pk, customers["ios"].pk
+    applier_locked_first, other_locked_second = threading.Event(), threading.Event()
+    pids: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def lock(customer_id: int) -> None:
+        Customer.objects.select_for_update().get(pk=customer_id)
+
+    def apply(event: WebhookEvent) -> str:
+        pids["applier"] = _backend_pid()
+        lock(first)
+        applier_locked_first.set()
+        assert other_locked_second.wait(60)
+        lock(second)
+        return "applied"
+
+    def other_worker() -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:  # so that the applier's backend is the one that finds the cycle
+                    cursor.execute("SET LOCAL deadlock_timeout = '30s'")
+                pids["other"] = _backend_pid()
+                lock(second)
+                other_locked_second.set()
+                assert applier_locked_first.wait(60)
+                _blocked_by(pids["applier"], pids["other"])
+                lock(first)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    stripe_applier = event_appliers.get("stripe")
+    event_appliers.register("stripe", EventApplier(apply=apply))
+    try:
+        other = threading.Thread(target=other_worker)
+        other.start()
+        with pytest.raises(RetryableApplyError, match="deadlock detected"):
+            webhook_event_apply(event_id=pk)
+        other.join(60)
+        assert errors == []
+        event = WebhookEvent.objects.get(pk=pk)
+        assert (event.status, event.attempts) == (WebhookEvent.Status.RETRYING, 1)
+        assert event.next_attempt_at > clock.now()
+        assert webhook_event_apply(event_id=pk).status == WebhookEvent.Status.APPLIED  # its retry goes through
+    finally:
+        event_appliers.register("stripe", stripe_applier)
