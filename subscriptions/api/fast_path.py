@@ -61,6 +61,21 @@ EXTERNAL_ID = r"[A-Za-z0-9._:@-]{1,255}"
 # API key ids by prefix kept per process, a bound on the memory of keys seen.
 KEY_IDS_KEPT = 10_000
 
+# The environ values Django's host check and scheme and DRF's negotiation read (with the
+# SECURE_PROXY_SSL_HEADER's, when set): their verdict is kept by these values, as a bounded
+# number of verdicts, since judging costs more than the rest of a hit's own work.
+JUDGED_BY = (
+    "HTTP_HOST",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "wsgi.url_scheme",
+    "HTTP_ACCEPT",
+)
+VERDICTS_KEPT = 1_000
+_UNJUDGED = object()
+
 # What each middleware does to a GET of that path without a query string or cookie. Any other
 # middleware in settings.MIDDLEWARE turns the fast path off: its effect would be missing here.
 UNDERSTOOD_MIDDLEWARE = {
@@ -200,6 +215,9 @@ class EntitlementsFastPath:
         )
         self.cache = caches["default"]
         self.key_ids: dict[str, int] = {}  # prefix -> the key's id: immutable, so safe to keep
+        proxy_header = settings.SECURE_PROXY_SSL_HEADER
+        self.judged_by = JUDGED_BY + ((proxy_header[0],) if proxy_header else ())
+        self.verdicts: dict[tuple, bool | None] = {}  # judged_by's values -> is_secure, or None: not served
 
     def _static_headers(self, secure: bool) -> dict[str, str]:
         """The 200's headers in the order Django's path adds them: the view's, then each middleware's,
@@ -245,12 +263,19 @@ class EntitlementsFastPath:
             return None
         if credentials is None:
             return None
-        request = _Peek(environ)
-        if not self._django_would_reach_view(request):
+        judged = tuple(map(environ.get, self.judged_by))
+        secure = self.verdicts.get(judged, _UNJUDGED)
+        if secure is _UNJUDGED:
+            secure = self._judge(environ)
+            if len(self.verdicts) >= VERDICTS_KEPT:
+                self.verdicts.clear()
+            self.verdicts[judged] = secure
+        if secure is None:
             return None
-        request_id = request_id_for(request.headers.get("X-Request-ID", ""))
+        request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))  # the X-Request-ID header
         if not (request_id.isascii() and request_id.isprintable()):
             return None  # Django's response headers may refuse (500) or encode it
+        request = _Peek(environ)
         token, prefix = credentials
         row_key = api_key_cache_key(prefix)
         if customer is not None:
@@ -270,7 +295,7 @@ class EntitlementsFastPath:
             return None
         if body is None:
             return None
-        headers = dict(self.headers[request.is_secure()])  # Django's order, placeholders filled in place
+        headers = dict(self.headers[secure])  # Django's order, placeholders filled in place
         if "X-Request-ID" in headers:
             headers["X-Request-ID"] = request_id
         if "Content-Length" in headers:
@@ -352,6 +377,11 @@ class EntitlementsFastPath:
     def _read(self, row_key: str, body_key) -> tuple[object, object]:
         found = self.cache.get_many([row_key, body_key])
         return found.get(row_key), found.get(body_key)
+
+    def _judge(self, environ) -> bool | None:
+        """``request.is_secure()`` if the request passes Django's middleware and DRF's negotiation, else None."""
+        request = _Peek(environ)
+        return request.is_secure() if self._django_would_reach_view(request) else None
 
     def _django_would_reach_view(self, request: _Peek) -> bool:
         """Whether the request passes Django's middleware and DRF's negotiation (or when in doubt, not)."""
