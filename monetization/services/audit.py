@@ -15,8 +15,15 @@ from monetization.middleware import current_request_id
 from monetization.models import AuditEvent
 from monetization.services.permissions import System
 
+# Values JSON takes as they are, by exact type (a str or int subclass, such as a choices member, takes
+# the checks below): most of an audit snapshot's values, each walked once by snapshot() and again
+# by audit_event_build() on the worker's hot path.
+_JSON_LEAVES = frozenset({str, int, float, bool, type(None)})
+
 
 def _json_safe(value: Any) -> Any:
+    if type(value) in _JSON_LEAVES:
+        return value
     if isinstance(value, Money):
         return {"amount": str(value.amount), "currency": str(value.currency)}
     if isinstance(value, decimal.Decimal):

@@ -129,6 +129,11 @@ def cache_trusted() -> bool:
     return True
 
 
+def cache_trust_check_due() -> bool:
+    """Whether the next :func:`cache_trusted` call queries the database (else it costs nothing)."""
+    return time.monotonic() >= _next_check
+
+
 def _recheck_soon() -> None:
     global _next_check
     _next_check = 0.0

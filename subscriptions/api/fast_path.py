@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from types import MappingProxyType
 
 from django.conf import settings
@@ -26,6 +27,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.http import HttpResponse
+from django.http.request import HttpHeaders
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import URLResolver, get_resolver
@@ -49,7 +51,7 @@ from monetization.api.throttling import (
     window_clock,
 )
 from monetization.middleware import request_id_for
-from monetization.services.cache_invalidation import cache_trusted
+from monetization.services.cache_invalidation import cache_trust_check_due, cache_trusted
 from subscriptions.api.views import EntitlementsView
 from subscriptions.entitlements import entitlements_cache_key
 
@@ -60,6 +62,45 @@ EXTERNAL_ID = r"[A-Za-z0-9._:@-]{1,255}"
 
 # API key ids by prefix kept per process, a bound on the memory of keys seen.
 KEY_IDS_KEPT = 10_000
+
+# The environ values Django's host check and scheme and DRF's negotiation read (with the
+# SECURE_PROXY_SSL_HEADER's, when set): their verdict is kept by these values, as a bounded
+# number of verdicts, since judging costs more than the rest of a hit's own work.
+JUDGED_BY = (
+    "HTTP_HOST",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "wsgi.url_scheme",
+    "HTTP_ACCEPT",
+)
+VERDICTS_KEPT = 1_000
+_UNJUDGED = object()
+
+# The receivers Django itself connects to request_started and request_finished. Each acts on what
+# the request used: its database connections and their queries log, the caches' connections (a
+# no-op for Redis), the URLconf. A hit that made no query (the invalidation check was not due)
+# used none of them, so it skips both signals (a fifth of a hit's own CPU) while these are all
+# the receivers; with any other receiver connected, every hit sends them.
+DJANGOS_REQUEST_RECEIVERS = {
+    "django.db.reset_queries",
+    "django.db.close_old_connections",
+    "django.core.cache.close_caches",
+    "django.core.handlers.base.reset_urlconf",
+}
+
+
+def _receiver_names(signal) -> set[str]:
+    names = set()
+    for entry in signal.receivers:
+        receiver = entry[1]
+        if isinstance(receiver, weakref.ReferenceType):
+            receiver = receiver()
+        if receiver is not None:
+            names.add(f"{getattr(receiver, '__module__', '')}.{getattr(receiver, '__qualname__', '')}")
+    return names
+
 
 # What each middleware does to a GET of that path without a query string or cookie. Any other
 # middleware in settings.MIDDLEWARE turns the fast path off: its effect would be missing here.
@@ -85,14 +126,29 @@ UNDERSTOOD_MIDDLEWARE = {
 }
 
 
+class _Headers:
+    """``request.headers.get`` over the environ, as HttpHeaders answers it, without building an
+    entry for every header first."""
+
+    __slots__ = ("environ",)
+
+    def __init__(self, environ):
+        self.environ = environ
+
+    def get(self, name: str, default=None):
+        key = name.upper().replace("-", "_")
+        return self.environ.get(key if key in HttpHeaders.UNPREFIXED_HEADERS else "HTTP_" + key, default)
+
+
 class _Peek(WSGIRequest):
     """Just enough of a request, over the raw environ, for Django's and DRF's own code to judge
-    it: ``get_host``, ``is_secure``, ``headers`` (Accept, X-Request-ID), and ``user`` once known."""
+    it: ``get_host``, ``is_secure``, ``headers.get`` (Accept, X-Forwarded-For), and ``user`` once known."""
 
     query_params = MappingProxyType({})  # only requests without a query string get that far
 
     def __init__(self, environ):  # unlike WSGIRequest: no body stream, no content-type parsing
         self.environ = self.META = environ
+        self.headers = _Headers(environ)
 
 
 class _Body(list):
@@ -200,6 +256,11 @@ class EntitlementsFastPath:
         )
         self.cache = caches["default"]
         self.key_ids: dict[str, int] = {}  # prefix -> the key's id: immutable, so safe to keep
+        proxy_header = settings.SECURE_PROXY_SSL_HEADER
+        self.judged_by = JUDGED_BY + ((proxy_header[0],) if proxy_header else ())
+        self.verdicts: dict[tuple, bool | None] = {}  # judged_by's values -> is_secure, or None: not served
+        self.receivers_seen: tuple[int, int] | None = None  # the receiver counts last looked at
+        self.signals_skippable = False
 
     def _static_headers(self, secure: bool) -> dict[str, str]:
         """The 200's headers in the order Django's path adds them: the view's, then each middleware's,
@@ -223,13 +284,26 @@ class EntitlementsFastPath:
         served = self._serve(environ) if self.enabled else None
         if served is None:
             return self.app(environ, start_response)
-        headers, body = served
-        signals.request_started.send(sender=WSGIHandler, environ=environ)
+        headers, body, queried = served
         start_response("200 OK", headers)
+        if not queried and self._signals_skippable():
+            return [body]
+        signals.request_started.send(sender=WSGIHandler, environ=environ)
         return _Body([body])
 
-    def _serve(self, environ) -> tuple[list[tuple[str, str]], bytes] | None:
-        """The headers and body of Django's 200 if this is a cache hit the fast path may serve, else None."""
+    def _signals_skippable(self) -> bool:
+        """Whether Django's own receivers are all that request_started and request_finished have."""
+        seen = (len(signals.request_started.receivers), len(signals.request_finished.receivers))
+        if seen != self.receivers_seen:
+            self.receivers_seen = seen
+            self.signals_skippable = (
+                _receiver_names(signals.request_started) | _receiver_names(signals.request_finished)
+            ) <= DJANGOS_REQUEST_RECEIVERS
+        return self.signals_skippable
+
+    def _serve(self, environ) -> tuple[list[tuple[str, str]], bytes, bool] | None:
+        """The headers and body of Django's 200 if this is a cache hit the fast path may serve, and
+        whether serving it queried the database; else None."""
         if (
             environ.get("REQUEST_METHOD") != "GET"
             or "HTTP_COOKIE" in environ  # session and CSRF cookies may make Django set or vary on cookies
@@ -245,12 +319,19 @@ class EntitlementsFastPath:
             return None
         if credentials is None:
             return None
-        request = _Peek(environ)
-        if not self._django_would_reach_view(request):
+        judged = tuple(map(environ.get, self.judged_by))
+        secure = self.verdicts.get(judged, _UNJUDGED)
+        if secure is _UNJUDGED:
+            secure = self._judge(environ)
+            if len(self.verdicts) >= VERDICTS_KEPT:
+                self.verdicts.clear()
+            self.verdicts[judged] = secure
+        if secure is None:
             return None
-        request_id = request_id_for(request.headers.get("X-Request-ID", ""))
+        request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))  # the X-Request-ID header
         if not (request_id.isascii() and request_id.isprintable()):
             return None  # Django's response headers may refuse (500) or encode it
+        request = _Peek(environ)
         token, prefix = credentials
         row_key = api_key_cache_key(prefix)
         if customer is not None:
@@ -258,6 +339,7 @@ class EntitlementsFastPath:
         # Anything unexpected from here on (Redis down, ...): Django meets it too and answers it its
         # way. (Should the counter's round trip fail after Redis applied it, Django counts again.)
         try:
+            queried = cache_trust_check_due()
             if not cache_trusted():
                 return None  # invalidations wait to be applied: Django answers from the database
             key_id = self.key_ids.get(prefix)
@@ -270,12 +352,12 @@ class EntitlementsFastPath:
             return None
         if body is None:
             return None
-        headers = dict(self.headers[request.is_secure()])  # Django's order, placeholders filled in place
+        headers = dict(self.headers[secure])  # Django's order, placeholders filled in place
         if "X-Request-ID" in headers:
             headers["X-Request-ID"] = request_id
         if "Content-Length" in headers:
             headers["Content-Length"] = str(len(body))
-        return list(headers.items()), body
+        return list(headers.items()), body, queried
 
     def _serve_in_one_trip(self, request, token, prefix, key_id, row_key, body_key, throttle) -> bytes | None:
         """The body of a hit, read with the key row and counted in one Redis round trip, or None.
@@ -352,6 +434,11 @@ class EntitlementsFastPath:
     def _read(self, row_key: str, body_key) -> tuple[object, object]:
         found = self.cache.get_many([row_key, body_key])
         return found.get(row_key), found.get(body_key)
+
+    def _judge(self, environ) -> bool | None:
+        """``request.is_secure()`` if the request passes Django's middleware and DRF's negotiation, else None."""
+        request = _Peek(environ)
+        return request.is_secure() if self._django_would_reach_view(request) else None
 
     def _django_would_reach_view(self, request: _Peek) -> bool:
         """Whether the request passes Django's middleware and DRF's negotiation (or when in doubt, not)."""

@@ -15,6 +15,7 @@ import re
 
 from django.urls import Resolver404, resolve, reverse
 
+from monetization.api.throttling import run_script
 from monetization.cache import CACHE_ERRORS
 from subscriptions.api.fast_path import EXTERNAL_ID, EntitlementsFastPath, _Unsupported
 from subscriptions.api.offerings import OfferingsView
@@ -98,15 +99,12 @@ class OfferingsFastPath(EntitlementsFastPath):
 
     def _run(self, row_key: str, body_key, counters) -> list | None:
         keys, args = self._lookup_keys(row_key, body_key)
-        client = self.cache._cache.get_client(None, write=True)
-        script = getattr(self, "_script", None)
-        if script is None:
-            script = self._script = client.register_script(_READ_AND_COUNT)
         try:
-            found = script(
-                keys=keys + [self.cache.make_and_validate_key(k) for k, _ in counters],
-                args=args + [timeout for _, timeout in counters],
-                client=client,
+            found = run_script(
+                self.cache,
+                _READ_AND_COUNT,
+                keys + [self.cache.make_and_validate_key(k) for k, _ in counters],
+                args + [timeout for _, timeout in counters],
             )
         except CACHE_ERRORS as exc:
             self.cache.failed(exc)

@@ -11,12 +11,14 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 from django.conf import settings as django_settings
+from django.core import signals
 from django.core.cache import cache, caches
 from django.core.handlers.wsgi import WSGIHandler
 from redis.connection import Connection
 
 from monetization.api.authentication import api_key_cache_key
 from monetization.api.throttling import ClientThrottle
+from monetization.services import cache_invalidation
 from monetization.services.api_keys import api_key_create, api_key_revoke
 from subscriptions.api.fast_path import EntitlementsFastPath
 from subscriptions.entitlements import entitlements_cache_key
@@ -393,3 +395,48 @@ def test_a_refused_request_is_not_counted_by_the_fast_path(apps, monkeypatch, cu
     response = call(app.fast, path, **request)
     assert response.status.startswith("401") and app.inner.calls == 2
     assert _throttle_count() == 2  # as Django alone: authentication fails before the throttle counts
+
+
+class RequestSignals:
+    """Records the request_started and request_finished signals sent (their receivers still run)."""
+
+    def __init__(self, monkeypatch):
+        self.sent = []
+        for name in ("request_started", "request_finished"):
+            signal = getattr(signals, name)
+
+            def recorded(*args, _send=signal.send, _name=name, **kwargs):
+                self.sent.append(_name)
+                return _send(*args, **kwargs)
+
+            monkeypatch.setattr(signal, "send", recorded)
+
+
+def test_a_hit_sends_the_request_signals_when_it_queried_the_database_or_others_listen(
+    apps, monkeypatch, settings, customer, key, django_assert_num_queries
+):
+    settings.CACHE_INVALIDATION_CHECK_INTERVAL = 60
+    app = apps()
+    path, auth = URL.format(customer.external_id), bearer(key[0])
+    call(app.fast, path, **auth)  # a miss: Django resolves and caches
+    sent = RequestSignals(monkeypatch)
+
+    cache_invalidation._recheck_soon()  # the invalidation check is due: this hit queries
+    assert call(app.fast, path, **auth).status == "200 OK"
+    assert sent.sent == ["request_started", "request_finished"]  # closes what the query used, as Django
+
+    with django_assert_num_queries(0):  # the check is not due: nothing used that the signals close
+        assert call(app.fast, path, **auth).status == "200 OK"
+    assert sent.sent == ["request_started", "request_finished"]
+
+    finished = []
+
+    def ours(**kwargs):
+        finished.append(kwargs)
+
+    signals.request_finished.connect(ours)
+    try:
+        assert call(app.fast, path, **auth).status == "200 OK"
+    finally:
+        signals.request_finished.disconnect(ours)
+    assert len(finished) == 1 and app.inner.calls == 1  # a receiver not Django's hears every hit
