@@ -30,10 +30,15 @@ class RevenueDay(models.Model):
 
 
 class FinanceDirtyDay(models.Model):
-    """A past day a late event changed (a payment recorded late, a refund of an earlier payment):
-    the next snapshot refresh recomputes it and the days its service period covers, then forgets it."""
+    """A mark on a past day a late event changed (a payment recorded late, a refund of an earlier
+    payment): the next snapshot refresh recomputes it and the days its service period covers, then
+    removes the marks it read.
 
-    day = models.DateField(primary_key=True)
+    One row per mark, so a day may hold several: marking is a plain insert that never waits on a
+    refresh (a refresh can run for minutes, and the webhook applying a late refund must not wait for
+    it), and a mark made while a refresh runs is not one it read, so it stays for the next."""
+
+    day = models.DateField(db_index=True)
     marked_at = models.DateTimeField()
 
     def __str__(self) -> str:

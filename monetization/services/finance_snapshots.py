@@ -12,6 +12,7 @@ today, yesterday and every marked day (``subscriptions.services.finance_snapshot
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 
 from django.db import connection, transaction
 
@@ -28,7 +29,8 @@ def midnight(day: datetime.date) -> datetime.datetime:
 
 
 def finance_days_touch(*instants: datetime.datetime) -> None:
-    """Mark the days of ``instants`` older than yesterday for the next snapshot refresh (one statement)."""
+    """Mark the days of ``instants`` older than yesterday for the next snapshot refresh (one insert,
+    which waits on nothing: see ``FinanceDirtyDay``)."""
     oldest_recent = clock.now().date() - datetime.timedelta(days=RECENT_DAYS)
     days = sorted({i.astimezone(datetime.UTC).date() for i in instants})
     days = [d for d in days if d < oldest_recent]
@@ -36,17 +38,30 @@ def finance_days_touch(*instants: datetime.datetime) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {FinanceDirtyDay._meta.db_table} (day, marked_at) "
-            "SELECT unnest(%s::date[]), %s ON CONFLICT (day) DO NOTHING",
+            f"INSERT INTO {FinanceDirtyDay._meta.db_table} (day, marked_at) SELECT unnest(%s::date[]), %s",
             [days, clock.now()],
         )
 
 
-def finance_dirty_days_take() -> list[datetime.date]:
-    """The marked days, unmarked in the caller's transaction (a mark made meanwhile waits for it, then stays)."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {FinanceDirtyDay._meta.db_table} RETURNING day", [])  # noqa: S608
-        return sorted(row[0] for row in cursor.fetchall())
+@dataclass(frozen=True)
+class DirtyDays:
+    """The marks a refresh read: the days to recompute, and the rows to remove once it has."""
+
+    days: list[datetime.date]
+    mark_ids: list[int]
+
+
+def finance_dirty_days_read() -> DirtyDays:
+    """The marked days, read without a lock. A mark is committed with its event's rows, so the
+    refresh that read the mark sees the event; marks committed later are not read and stay."""
+    rows = list(FinanceDirtyDay.objects.values_list("id", "day"))
+    return DirtyDays(days=sorted({day for _id, day in rows}), mark_ids=[mark_id for mark_id, _day in rows])
+
+
+def finance_dirty_days_forget(dirty: DirtyDays) -> None:
+    """Remove the marks a refresh read, last in its transaction (a crash before it keeps them)."""
+    if dirty.mark_ids:
+        FinanceDirtyDay.objects.filter(id__in=dirty.mark_ids).delete()
 
 
 def revenue_days_refresh(*, start: datetime.date, end: datetime.date) -> int:

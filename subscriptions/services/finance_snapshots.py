@@ -23,7 +23,8 @@ from django.db import connection, transaction
 from monetization import clock
 from monetization.models import Customer, Payment
 from monetization.services.finance_snapshots import (
-    finance_dirty_days_take,
+    finance_dirty_days_forget,
+    finance_dirty_days_read,
     midnight,
     refresh_stamp,
     revenue_days_refresh,
@@ -508,17 +509,19 @@ def _merge(ranges: list[tuple[datetime.date, datetime.date]]) -> list[tuple[date
 def finance_snapshots_refresh_recent(*, now: datetime.datetime | None = None) -> RefreshResult:
     """Today, yesterday and every marked day with the days its service period may cover (beat).
 
-    The marks are taken in the same transaction as the recomputation: a crash leaves them for the next run.
+    The marks it read are removed last, in the recomputation's transaction: a crash leaves them for the next
+    run, and a mark made while it runs was not read, so it stays.
     """
     now = now or clock.now()
     today = now.date()
     with transaction.atomic():
         with connection.cursor() as cursor:
             _lock(cursor)
-        dirty = finance_dirty_days_take()
-        reach = datetime.timedelta(days=_longest_period_days()) if dirty else datetime.timedelta(0)
+        dirty = finance_dirty_days_read()
+        reach = datetime.timedelta(days=_longest_period_days()) if dirty.days else datetime.timedelta(0)
         ranges = _merge(
-            [(today - datetime.timedelta(days=1), today)] + [(d, min(today, d + reach)) for d in dirty if d <= today]
+            [(today - datetime.timedelta(days=1), today)]
+            + [(d, min(today, d + reach)) for d in dirty.days if d <= today]
         )
         result = RefreshResult()
         for start, end in ranges:
@@ -527,4 +530,5 @@ def finance_snapshots_refresh_recent(*, now: datetime.datetime | None = None) ->
             result.days += part.days
             result.rows += part.rows
         result.rows += retention_refresh(now=now)
+        finance_dirty_days_forget(dirty)
     return result

@@ -17,7 +17,11 @@ from hypothesis import strategies as st
 
 from monetization import clock
 from monetization.models import Customer, FinanceDirtyDay, Payment, RevenueDay
-from monetization.services.finance_snapshots import finance_days_touch, finance_dirty_days_take
+from monetization.services.finance_snapshots import (
+    finance_days_touch,
+    finance_dirty_days_forget,
+    finance_dirty_days_read,
+)
 from monetization.services.refunds import refund_record_from_provider
 from subscriptions.models import MetricsDay, Subscription, SubscriptionPayment
 from subscriptions.selectors_finance import mrr_series
@@ -296,31 +300,41 @@ def _in_thread(fn):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_day_marked_while_a_refresh_holds_the_marks_stays_marked_for_the_next():
-    """The refresh takes the marks in its transaction; a late event marking the same day meanwhile
-    waits for it to commit, then leaves its mark: the next refresh recomputes that day again."""
+def test_marking_a_day_never_waits_on_a_refresh_and_a_mark_made_meanwhile_stays_for_the_next():
+    """A refresh can run for minutes; the webhook applying a late refund marks the refund's day in its own
+    transaction and must not wait for it (it did: every worker stood in a lock queue behind a refresh). The
+    refresh removes only the marks it read, so the mark made meanwhile is left for the next refresh."""
     day = datetime.date(2026, 3, 1)
     FinanceDirtyDay.objects.create(day=day, marked_at=clock.now())
-    taken, release = threading.Event(), threading.Event()
+    read, release = threading.Event(), threading.Event()
 
     def refresh_holding_the_marks():
         with transaction.atomic():
-            days = finance_dirty_days_take()
-            taken.set()
+            dirty = finance_dirty_days_read()
+            read.set()
             release.wait(10)
-            return days
+            finance_dirty_days_forget(dirty)
+            return dirty.days
+
+    def late_refund_marking_the_same_day():
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")  # waiting at all fails the test
+            finance_days_touch(datetime.datetime(2026, 3, 1, 12, tzinfo=UTC))
 
     refresher, refreshed = _in_thread(refresh_holding_the_marks)
-    assert taken.wait(10)
-    marker, marked = _in_thread(lambda: finance_days_touch(datetime.datetime(2026, 3, 1, 12, tzinfo=UTC)))
-    marker.join(0.5)
-    assert marker.is_alive()  # waiting on the refresh's transaction
+    assert read.wait(10)
+    marker, marked = _in_thread(late_refund_marking_the_same_day)
+    marker.join(10)
+    assert not marker.is_alive() and "error" not in marked, marked  # done while the refresh still runs
+    assert refresher.is_alive()
     release.set()
     refresher.join(10)
-    marker.join(10)
-    assert "error" not in refreshed and "error" not in marked, (refreshed, marked)
+    assert "error" not in refreshed, refreshed
     assert refreshed["result"] == [day]
-    assert list(FinanceDirtyDay.objects.values_list("day", flat=True)) == [day]
+    assert list(FinanceDirtyDay.objects.values_list("day", flat=True)) == [day]  # the late mark, for the next
+    assert any(start == day for start, _end in finance_snapshots_refresh_recent().ranges)
+    assert not FinanceDirtyDay.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
