@@ -41,6 +41,8 @@ def register() -> None:
     # Finance's carried snapshot state: a subscription's segment (plan, platform, country) and MRR
     # over a run of days, the figures the daily snapshots counted (no free text).
     source("subscriptions.FinanceState", customer_paths=("subscription__customer",), personal_fields=())
+    # And when each of its paid periods ends, as the carry counted it (dates only).
+    source("subscriptions.FinancePeriodEnd", customer_paths=("subscription__customer",), personal_fields=())
     provider_references.register("subscriptions.provider_subscription_id", subscription_references)
     erasure_hooks.register("subscriptions.cancel", subscriptions_erasure)
 
