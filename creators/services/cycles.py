@@ -299,58 +299,57 @@ class CycleResult:
         }
 
 
-def _scores_sql(weights: dict[str, int], units: str | None = None) -> str:
-    """(currency, creator_id, score, pool share in minor units) of ACTIVE creators with engagement, one
-    statement for every currency's pool (``%(pool_currencies)s`` / ``%(pool_minors)s``): the engagement is
-    aggregated once and each pool split by the same scores.
+def _floor_sql(p: str, score: str) -> str:
+    """floor(pool * score / total score) of pool row ``p``, in bigint when ``p.small`` (pool * total < 2^63, so
+    every pool * score is exact in bigint, several times cheaper than numeric), else in numeric; either way
+    the quotient (<= pool) fits in bigint."""
+    return (
+        f"CASE WHEN {p}.small THEN {p}.pool_b * {score} / {p}.tot_b ELSE div({p}.pool * {score}, {p}.tot)::bigint END"
+    )
 
-    Integer arithmetic (bigint when it cannot overflow, else numeric) keeps the split exact; the leftover
-    units go to the largest remainders, ties by creator id: the same rule as ``split_largest_remainder``.
-    With ``units`` (a table of k, currency, unit, min_minor; k numbers the currencies in byte order) each row
-    also carries its currency's k, unit and minimum payout, taken from the pool it was split from.
+
+def _remainder_sql(p: str, score: str) -> str:
+    """(pool * score) mod total score of pool row ``p`` (< total score: fits in bigint)."""
+    return (
+        f"CASE WHEN {p}.small THEN {p}.pool_b * {score} %% {p}.tot_b ELSE mod({p}.pool * {score}, {p}.tot)::bigint END"
+    )
+
+
+def _part_sql(p: str, fl: str, rem: str, creator: str) -> str:
+    """A creator's part of pool row ``p`` from its floor and remainder: one leftover unit more when the creator
+    is at or above the pool's cut (remainder, then creator id), none when the pool has no leftover units."""
+    return (
+        f"({fl} + CASE WHEN {rem} > {p}.cut_rem OR ({rem} = {p}.cut_rem AND {creator} <= {p}.cut_creator)"
+        " THEN 1 ELSE 0 END)::bigint"
+    )
+
+
+def _split_sql() -> str:
+    """The CTEs ``tot``, ``pools``, ``base``, ``spare``, ``cut`` and ``pool_cut`` over a CTE ``elig`` (creator_id,
+    score, score_b: the eligible creators' scores), for every currency's pool (``%(pool_currencies)s`` /
+    ``%(pool_minors)s``): each ``pool_cut`` row is a pool, its total score and its cut.
 
     No row is ranked: each pool's leftover units go to the creators at or above one cut (remainder, then
-    creator id), the last creator to get one, found by a bounded sort per pool; the creators' rows are then
-    made in one pass, without a window over every row nor a join of each back to its pool's leftover units.
-    """
-    k = "u.k" if units else "p.ord"
-    unit_columns = ", p.k, p.unit, p.min_minor" if units else ""
-    unit_join = f"JOIN {units} u ON u.currency = p.currency" if units else ""
-    unit_pick = "u.unit, u.min_minor" if units else "NULL::numeric AS unit, NULL::bigint AS min_minor"
+    creator id), the last creator to get one, found by a bounded sort per pool; the creators' parts are then
+    made in one pass (``_part_sql``), without a window over every row nor a join of each back to its pool's
+    leftover units."""
     return f"""
-        WITH agg AS (
-            SELECT e.creator_id,
-                   SUM(e.impressions * {int(weights["impressions"])} + e.replies * {int(weights["replies"])}
-                       + e.reposts * {int(weights["reposts"])} + e.likes * {int(weights["likes"])}) AS score
-            FROM {DailyEngagement._meta.db_table} e
-            WHERE e.day >= %(start)s AND e.day < %(end)s
-            GROUP BY e.creator_id
-        ), elig AS MATERIALIZED (
-            -- The score in bigint once per creator, rather than cast for each pool twice (a score is stored
-            -- as a bigint: one beyond it is refused here as it was when stored).
-            SELECT agg.creator_id, agg.score, agg.score::bigint AS score_b
-            FROM agg
-            JOIN {CreatorAccount._meta.db_table} a ON a.id = agg.creator_id AND a.state = %(active)s
-            WHERE agg.score > 0
-        ), tot AS (
+        tot AS (
             SELECT SUM(score)::numeric AS s FROM elig
         ), pools AS MATERIALIZED (
             -- k numbers the pools: partitions by a bigint, not by collated text (300k+ comparisons).
-            -- ``small``: pool * total score < 2^63, so every pool * score is exact in bigint (several times
-            -- cheaper than numeric); otherwise numeric. Either way the quotient (<= pool) and remainder
-            -- (< total score) fit in bigint.
-            SELECT {k} AS k, p.currency, p.pool, q.small, tot.s AS tot,
+            -- ``small``: pool * total score < 2^63 (see ``_floor_sql``).
+            SELECT p.ord AS k, p.currency, p.pool, q.small, tot.s AS tot,
                    CASE WHEN q.small THEN p.pool::bigint END AS pool_b,
-                   CASE WHEN q.small THEN tot.s::bigint END AS tot_b, {unit_pick}
+                   CASE WHEN q.small THEN tot.s::bigint END AS tot_b
             FROM unnest(%(pool_currencies)s::text[], %(pool_minors)s::numeric[])
-                 WITH ORDINALITY AS p(currency, pool, ord) {unit_join}, tot,
+                 WITH ORDINALITY AS p(currency, pool, ord), tot,
                  LATERAL (SELECT p.pool * tot.s < 9223372036854775807 AND tot.s < 9223372036854775807 AS small) q
         ), base AS MATERIALIZED (
             -- Each creator's floor and remainder in each pool: only bigints, to sum the floors and find the cut.
-            SELECT pools.k, creator_id,
-                   -- (score <= total score < 2^63 when small: the casts cannot overflow)
-                   CASE WHEN small THEN pool_b * score_b / tot_b ELSE div(pools.pool * score, tot)::bigint END AS fl,
-                   CASE WHEN small THEN pool_b * score_b %% tot_b ELSE mod(pools.pool * score, tot)::bigint END AS rem
+            -- (score <= total score < 2^63 when small: the casts cannot overflow)
+            SELECT pools.k, creator_id, {_floor_sql("pools", "score_b")} AS fl,
+                   {_remainder_sql("pools", "score_b")} AS rem
             FROM pools, elig
         ), spare AS (
             -- Each pool's units left after the floors (a row per pool).
@@ -369,18 +368,47 @@ def _scores_sql(weights: dict[str, int], units: str | None = None) -> str:
             SELECT pools.*, cut.rem AS cut_rem, cut.creator_id AS cut_creator
             FROM pools LEFT JOIN cut ON cut.k = pools.k
             ORDER BY pools.k
-        )
+        )"""  # noqa: S608 (no table names, only the CTE ``elig``)
+
+
+def _scores_sql(weights: dict[str, int]) -> str:
+    """(currency, creator_id, score, pool share in minor units) of ACTIVE creators with engagement, one
+    statement for every currency's pool (``%(pool_currencies)s`` / ``%(pool_minors)s``): the engagement is
+    aggregated once and each pool split by the same scores.
+
+    Integer arithmetic (bigint when it cannot overflow, else numeric) keeps the split exact; the leftover
+    units go to the largest remainders, ties by creator id: the same rule as ``split_largest_remainder``.
+    """
+    return f"""
+        WITH {_eligible_sql(weights)}, {_split_sql()}
         -- Floor and remainder again (two bigint operations), rather than joining each creator's back.
         SELECT p.currency, e.creator_id, e.score_b AS score,
-               (s.fl + CASE WHEN s.rem > p.cut_rem OR (s.rem = p.cut_rem AND e.creator_id <= p.cut_creator)
-                            THEN 1 ELSE 0 END)::bigint AS pool_minor{unit_columns}
+               {_part_sql("p", "s.fl", "s.rem", "e.creator_id")} AS pool_minor
         FROM elig e, pool_cut p, LATERAL (
-            SELECT CASE WHEN p.small THEN p.pool_b * e.score_b / p.tot_b ELSE div(p.pool * e.score, p.tot)::bigint END
-                       AS fl,
-                   CASE WHEN p.small THEN p.pool_b * e.score_b %% p.tot_b ELSE mod(p.pool * e.score, p.tot)::bigint END
-                       AS rem
+            SELECT {_floor_sql("p", "e.score_b")} AS fl, {_remainder_sql("p", "e.score_b")} AS rem
         ) s
     """  # noqa: S608 (table names are constants, weights are ints)
+
+
+def _eligible_sql(weights: dict[str, int]) -> str:
+    """The CTEs ``agg`` (the period's weighted engagement per creator, ``%(start)s`` to ``%(end)s``) and ``elig``
+    (creator_id, score, score_b of the ACTIVE creators among them with a score above zero)."""
+    return f"""
+        agg AS (
+            SELECT e.creator_id,
+                   SUM(e.impressions * {int(weights["impressions"])} + e.replies * {int(weights["replies"])}
+                       + e.reposts * {int(weights["reposts"])} + e.likes * {int(weights["likes"])}) AS score
+            FROM {DailyEngagement._meta.db_table} e
+            WHERE e.day >= %(start)s AND e.day < %(end)s
+            GROUP BY e.creator_id
+        ), elig AS MATERIALIZED (
+            -- The score in bigint once per creator, rather than cast for each pool twice (a score is stored
+            -- as a bigint: one beyond it is refused here as it was when stored).
+            SELECT agg.creator_id, agg.score, agg.score::bigint AS score_b
+            FROM agg
+            JOIN {CreatorAccount._meta.db_table} a ON a.id = agg.creator_id AND a.state = %(active)s
+            WHERE agg.score > 0
+        )"""  # noqa: S608 (table names are constants, weights are ints)
 
 
 def _scores_params(period: datetime.date, pools_minor: Mapping[str, int]) -> dict:
@@ -696,37 +724,29 @@ def _written_summary(cycle: RevenueShareCycle, rows: int, pool: Decimal, payable
 
 @dataclass
 class _Chunk:
-    """A run of creators written in one transaction: its creator ids, its rows in the stage (from the row
-    address ``first_row`` up to ``end_row``, the next chunk's first, or the end) and their sums per currency."""
+    """A run of creators written in one transaction: its number, its creator ids and how many creators."""
 
     no: int
     low: int
     high: int
-    first_row: str
-    end_row: str | None = None
     creators: int = 0
-    rows: int = 0
-    sums: dict[str, tuple[int, Decimal, Decimal, Decimal]] = field(default_factory=dict)
-
-
-def _tid(text: str) -> tuple[int, int]:
-    """A row address '(page,item)' as numbers, to compare."""
-    page, item = text.strip("()").split(",")
-    return int(page), int(item)
 
 
 class _ChunkWriter:
-    """The whole split is staged server-side in one statement (every currency's pool share, creator-subscription
-    shares less clawbacks, carry-ins) and each chunk is one INSERT ... SELECT: no row travels to Python and back."""
+    """The split is staged server-side (one row per creator, one per creator and currency of what is not the
+    pool's) and each chunk is one INSERT ... SELECT that makes its creators' rows itself: no row travels to
+    Python and back, and the per-row work (each pool's part, the totals, the minor units scaled) is done by
+    the sessions that write the chunks, side by side, rather than by one statement before them."""
 
     UNITS = "creators_cycle_units"
 
     def __init__(self, cycle: RevenueShareCycle, prep: Preparation, chunk_size: int):
         self.cycle, self.prep = cycle, prep
-        # The stage is read by every session that writes chunks, so not a session's temporary table: an
-        # unlogged one of the cycle's own (never WAL-logged; emptied by a server crash, after which the
-        # resumed run builds it again). A second run of the same cycle rebuilds it and the first one stops.
+        # The stages are read by every session that writes chunks, so not a session's temporary tables:
+        # unlogged ones of the cycle's own (never WAL-logged; emptied by a server crash, after which the
+        # resumed run builds them again). A second run of the same cycle rebuilds them and the first one stops.
         self.stage = f"creators_cycle_stage_{int(cycle.pk)}"
+        self.extra = f"creators_cycle_stage_{int(cycle.pk)}_extra"
         start, end = period_bounds(cycle.period)
         params = {
             **_scores_params(cycle.period, prep.pools_minor),
@@ -738,8 +758,7 @@ class _ChunkWriter:
         shares, claws = CreatorSubscriptionShare._meta.db_table, CreatorClawback._meta.db_table
         earnings = CreatorEarning._meta.db_table
         with transaction.atomic(), connection.cursor() as cursor:
-            # The stage's aggregate and window sorts hold a row per creator and pool currency: in memory,
-            # not spilled to disk batch by batch.
+            # The stage's aggregate and sorts hold a row per creator (and pool): in memory, not spilled to disk.
             cursor.execute("SET LOCAL work_mem TO '256MB'")
             # Compiling the stage's expressions (JIT) costs more than it saves on a few hundred thousand rows.
             cursor.execute("SET LOCAL jit TO off")
@@ -751,138 +770,153 @@ class _ChunkWriter:
             )
             currencies = sorted({r[0] for r in cursor.fetchall()} | set(prep.pools))
             last_day = (end - datetime.timedelta(days=1)).date()
-            # Minor-unit factor and minimum payout of each currency the cycle touches.
+            # Minor-unit factor of each currency the cycle touches, for the extras' amounts.
             cursor.execute(f"DROP TABLE IF EXISTS {self.UNITS}")
             cursor.execute(
-                f"CREATE TEMP TABLE {self.UNITS}"
-                " (k bigint, currency text PRIMARY KEY, factor numeric, unit numeric, min_minor bigint) ON COMMIT DROP"
+                f"CREATE TEMP TABLE {self.UNITS} (k bigint, currency text PRIMARY KEY, factor numeric) ON COMMIT DROP"
             )
-            # k numbers the currencies in byte order (as ``sorted``): the stage is keyed and ordered by
-            # (creator, k), a bigint compared for the currency's collated text.
+            # k numbers the currencies in byte order (as ``sorted``): rows are keyed and ordered by (creator, k),
+            # a bigint compared for the currency's collated text.
             cursor.executemany(
-                f"INSERT INTO {self.UNITS} VALUES (%s, %s, %s, %s, %s)",  # noqa: S608
-                [
-                    (k, cur, 10 ** minor_unit_exponent(cur), from_minor(1, cur), min_payout_minor(cur, last_day))
-                    for k, cur in enumerate(currencies)
-                ],
+                f"INSERT INTO {self.UNITS} VALUES (%s, %s, %s)",  # noqa: S608
+                [(k, cur, 10 ** minor_unit_exponent(cur)) for k, cur in enumerate(currencies)],
             )
+            cursor.execute(f"DROP TABLE IF EXISTS {self.extra}")
             cursor.execute(f"DROP TABLE IF EXISTS {self.stage}")
+            # What is not the pool's (a few rows per fan payment, refund or carried balance), per creator and
+            # currency, summed back to bigint (SUM of bigint is numeric). Amounts are whole minor units, so
+            # summing rounded rows equals rounding the sum.
             cursor.execute(
-                f"""CREATE UNLOGGED TABLE {self.stage} AS
-                WITH dist AS ({_scores_sql(prep.weights, self.UNITS)}),
-                -- What is not the pool's (a few rows per fan payment, refund or carried balance) is summed
-                -- on its own, then joined to the pool parts (one row per creator and currency): no
-                -- grouping over the whole split. Amounts are whole minor units, so summing rounded rows
-                -- equals rounding the sum.
-                extra AS (
-                    -- Summed back to bigint (SUM of bigint is numeric): every total below stays bigint.
-                    -- Each row carries its currency's unit and minimum payout (as the pool parts do), so
-                    -- the joined rows need no join to the units of their own.
-                    SELECT creator_id, k, MIN(currency) AS currency, SUM(sub_minor)::bigint AS sub_minor,
-                           SUM(claw_minor)::bigint AS claw_minor, SUM(carry_minor)::bigint AS carry_minor,
-                           MIN(unit) AS unit, MIN(min_minor) AS min_minor
+                f"""CREATE UNLOGGED TABLE {self.extra} AS
+                    SELECT creator_id, k, SUM(sub_minor)::bigint AS sub_minor, SUM(claw_minor)::bigint AS claw_minor,
+                           SUM(carry_minor)::bigint AS carry_minor
                     FROM (
-                        SELECT s.creator_id, u.k, u.currency, round(s.amount * u.factor)::bigint AS sub_minor,
-                               0::bigint AS claw_minor, 0::bigint AS carry_minor, u.unit, u.min_minor
+                        SELECT s.creator_id, u.k, round(s.amount * u.factor)::bigint AS sub_minor,
+                               0::bigint AS claw_minor, 0::bigint AS carry_minor
                         FROM {shares} s JOIN {self.UNITS} u ON u.currency = s.currency
                         WHERE s.occurred_at >= %(sub_start)s AND s.occurred_at < %(sub_end)s
                         UNION ALL
-                        SELECT c.creator_id, u.k, u.currency, 0, round(c.amount * u.factor)::bigint, 0, u.unit,
-                               u.min_minor
+                        SELECT c.creator_id, u.k, 0, round(c.amount * u.factor)::bigint, 0
                         FROM {claws} c JOIN {self.UNITS} u ON u.currency = c.currency
                         WHERE c.occurred_at >= %(sub_start)s AND c.occurred_at < %(sub_end)s
                         UNION ALL
-                        SELECT e.creator_id, u.k, u.currency, 0, 0, round(e.carried_out * u.factor)::bigint, u.unit,
-                               u.min_minor
+                        SELECT e.creator_id, u.k, 0, 0, round(e.carried_out * u.factor)::bigint
                         FROM {earnings} e JOIN {self.UNITS} u ON u.currency = e.currency
                         WHERE e.cycle_id = %(prev)s AND e.carried_out <> 0
                     ) parts
-                    GROUP BY creator_id, k
-                ), line AS (
-                    SELECT COALESCE(d.creator_id, x.creator_id) AS creator_id, COALESCE(d.k, x.k) AS k,
-                           COALESCE(d.currency, x.currency) AS currency,
-                           COALESCE(d.score, 0) AS score, COALESCE(d.unit, x.unit) AS unit,
-                           COALESCE(d.min_minor, x.min_minor) AS min_minor,
-                           COALESCE(d.pool_minor, 0) AS pool_minor,
-                           COALESCE(x.sub_minor, 0) AS sub_minor, COALESCE(x.claw_minor, 0) AS claw_minor,
-                           COALESCE(x.carry_minor, 0) AS carry_minor
-                    FROM dist d FULL JOIN extra x ON x.creator_id = d.creator_id AND x.k = d.k
-                ), total AS (
-                    SELECT line.*,
-                           line.pool_minor + line.sub_minor - line.claw_minor + line.carry_minor AS total_minor
-                    FROM line
-                )
-                -- Everything a chunk writes, in the order it writes it: a chunk's INSERT only scales
-                -- minor units. ``n`` numbers the creators in id order (one window over the same sort): the
-                -- chunks are runs of chunk_size of them, and a chunk's creators are its last n less its first.
-                SELECT creator_id, currency, score, unit, pool_minor, sub_minor, claw_minor, carry_minor,
-                       total_minor,
-                       CASE WHEN total_minor >= min_minor THEN total_minor ELSE 0 END AS payable_minor,
-                       CASE WHEN total_minor >= min_minor THEN 0 ELSE total_minor END AS carried_minor,
-                       dense_rank() OVER (ORDER BY creator_id) AS n,
-                       (dense_rank() OVER (ORDER BY creator_id) - 1) / %(chunk_size)s AS chunk
-                FROM total
-                ORDER BY creator_id, k
-                """,  # noqa: S608
+                    GROUP BY creator_id, k""",  # noqa: S608
                 params,
             )
-            # Every chunk's bounds and what it will write, per currency, in one pass over the stage. A table
-            # written by one CREATE TABLE AS holds its rows in the order they were written (key order): a
-            # chunk starts at the smallest row address (ctid) of its rows and ends where the next one
-            # starts, so its INSERT reads only its own pages (the chunk's filter and row count still decide).
+            # Every creator with an earning, in id order: the eligible ones with their score, and those with
+            # only extras (no score). ``chunk``: runs of chunk_size creators in id order.
             cursor.execute(
-                f"""SELECT chunk, currency, MIN(creator_id), MAX(creator_id), MIN(n), MAX(n),
-                           COUNT(*), SUM(pool_minor), SUM(payable_minor), SUM(carried_minor), MIN(ctid)::text
-                    FROM {self.stage} GROUP BY chunk, currency ORDER BY chunk, currency"""  # noqa: S608
+                f"""CREATE UNLOGGED TABLE {self.stage} AS
+                    WITH {_eligible_sql(prep.weights)}
+                    SELECT creator_id, elig.score_b AS score,
+                           (row_number() OVER (ORDER BY creator_id) - 1) / %(chunk_size)s AS chunk
+                    FROM elig FULL JOIN (SELECT DISTINCT creator_id FROM {self.extra}) x USING (creator_id)
+                    ORDER BY creator_id""",  # noqa: S608
+                params,
             )
-            chunks: dict[int, _Chunk] = {}
-            numbers: dict[int, tuple[int, int]] = {}  # the chunk's first and last creator number
-            for no, cur, low, high, first_n, last_n, rows, pool, payable, carried, first_row in cursor.fetchall():
-                chunk = chunks.setdefault(no, _Chunk(no=no, low=low, high=high, first_row=first_row))
-                chunk.low, chunk.high = min(chunk.low, low), max(chunk.high, high)
-                first_n, last_n = min(first_n, numbers.get(no, (first_n,))[0]), max(last_n, numbers.get(no, (0, 0))[1])
-                numbers[no] = (first_n, last_n)
-                chunk.creators = last_n - first_n + 1
-                chunk.rows += rows
-                if _tid(first_row) < _tid(chunk.first_row):
-                    chunk.first_row = first_row
-                chunk.sums[cur] = (rows, from_minor(pool, cur), from_minor(payable, cur), from_minor(carried, cur))
-            self.plan = [chunks[no] for no in sorted(chunks)]
-            for chunk, following in zip(self.plan, self.plan[1:], strict=False):
-                chunk.end_row = following.first_row
+            # Each pool's total score and cut (a row per pool), for the chunks to make every creator's part.
+            cursor.execute(
+                f"""WITH elig AS MATERIALIZED (
+                        SELECT creator_id, score, score AS score_b FROM {self.stage} WHERE score IS NOT NULL
+                    ), {_split_sql()}
+                    SELECT currency, pool, small, tot, pool_b, tot_b, cut_rem, cut_creator FROM pool_cut""",  # noqa: S608
+                params,
+            )
+            pools = {row[0]: row[1:] for row in cursor.fetchall()}
+            # The chunks' creators.
+            cursor.execute(
+                f"""SELECT chunk, MIN(creator_id), MAX(creator_id), COUNT(*) FROM {self.stage}
+                    GROUP BY chunk ORDER BY chunk"""  # noqa: S608
+            )
+            self.plan = [_Chunk(no=no, low=low, high=high, creators=n) for no, low, high, n in cursor.fetchall()]
             self.total = sum(chunk.creators for chunk in self.plan)
+        # Each currency's k, unit, minimum payout and pool (none for a currency without a pool), for every chunk.
+        columns = ("pool", "small", "tot", "pool_b", "tot_b", "cut_rem", "cut_creator")
+        self.units = {
+            "u_k": list(range(len(currencies))),
+            "u_currency": currencies,
+            "u_unit": [from_minor(1, cur) for cur in currencies],
+            "u_min": [min_payout_minor(cur, last_day) for cur in currencies],
+            "u_is_pool": [cur in pools for cur in currencies],
+            **{f"u_{name}": [pools.get(cur, (None,) * 7)[i] for cur in currencies] for i, name in enumerate(columns)},
+        }
 
     def write(self, chunk: _Chunk) -> dict[str, tuple[int, Decimal, Decimal, Decimal]]:
         """Insert the earnings of ``chunk``; per currency: (rows, pool parts, payable, carried out) written."""
         # Whole weights (scale 1, the usual case): the score is stored as summed, no division per row.
         score = "score" if self.prep.scale == 1 else "round(score::numeric / %(scale)s, 4)"
-        bounds = {"cycle": self.cycle.pk, "scale": self.prep.scale, "chunk": chunk.no}
-        rows = "ctid >= %(first_row)s::tid"
-        bounds["first_row"] = chunk.first_row
-        if chunk.end_row is not None:
-            rows += " AND ctid < %(end_row)s::tid"
-            bounds["end_row"] = chunk.end_row
+        params = {
+            **self.units,
+            "cycle": self.cycle.pk,
+            "scale": self.prep.scale,
+            "chunk": chunk.no,
+            "low": chunk.low,
+            "high": chunk.high,
+        }
+        fl, rem = _floor_sql("u", "s.score"), _remainder_sql("u", "s.score")
         with connection.cursor() as cursor:
-            # The stage is in key order: each index of the earnings grows at its right edge instead of at
-            # random (that order is only speed: nothing depends on it). Minor units times the exact unit
-            # (0.01): exact, and cheaper than a division.
+            # The chunk's rows are held once (in memory) for the INSERT and for their sums.
+            cursor.execute("SET LOCAL work_mem TO '64MB'")
+            cursor.execute("SET LOCAL jit TO off")
+            # Rows come in (creator, k) order (the stage's order, then each currency's): each index of the
+            # earnings grows at its right edge instead of at random (that order is only speed: nothing depends
+            # on it). A row per eligible creator and pool, and per creator and currency with extras. Minor units
+            # times the exact unit (0.01): exact, and cheaper than a division.
             cursor.execute(
-                f"""INSERT INTO {CreatorEarning._meta.db_table} (cycle_id, creator_id, score, pool_amount,
-                        subscription_amount, clawed_back, carried_in, total, payable, carried_out, currency)
-                    SELECT %(cycle)s, creator_id, {score}, pool_minor * unit, sub_minor * unit, claw_minor * unit,
-                           carry_minor * unit, total_minor * unit, payable_minor * unit, carried_minor * unit,
-                           currency
-                    FROM {self.stage} WHERE {rows} AND chunk = %(chunk)s""",  # noqa: S608
-                bounds,
+                f"""WITH u AS MATERIALIZED (
+                        SELECT * FROM unnest(%(u_k)s::bigint[], %(u_currency)s::text[], %(u_unit)s::numeric[],
+                            %(u_min)s::bigint[], %(u_is_pool)s::boolean[], %(u_pool)s::numeric[],
+                            %(u_small)s::boolean[], %(u_tot)s::numeric[], %(u_pool_b)s::bigint[],
+                            %(u_tot_b)s::bigint[], %(u_cut_rem)s::bigint[], %(u_cut_creator)s::bigint[])
+                            AS u(k, currency, unit, min_minor, is_pool, pool, small, tot, pool_b, tot_b, cut_rem,
+                                 cut_creator)
+                    ), line AS (
+                        SELECT s.creator_id, u.k, u.currency, u.unit, u.min_minor,
+                               CASE WHEN u.is_pool THEN COALESCE(s.score, 0) ELSE 0 END AS score,
+                               CASE WHEN u.is_pool AND s.score IS NOT NULL
+                                    THEN {_part_sql("u", fl, rem, "s.creator_id")} ELSE 0 END AS pool_minor,
+                               COALESCE(x.sub_minor, 0) AS sub_minor, COALESCE(x.claw_minor, 0) AS claw_minor,
+                               COALESCE(x.carry_minor, 0) AS carry_minor
+                        -- u is joined laterally (it names s; OFFSET 0 keeps the planner from flattening it)
+                        -- so that s stays the outer side, read in creator order, and u the inner, in k order.
+                        FROM {self.stage} s
+                        CROSS JOIN LATERAL (SELECT u.*, s.creator_id AS of_creator FROM u OFFSET 0) u
+                        LEFT JOIN (
+                            SELECT * FROM {self.extra} WHERE creator_id >= %(low)s AND creator_id <= %(high)s
+                        ) x ON x.creator_id = s.creator_id AND x.k = u.k
+                        WHERE s.chunk = %(chunk)s AND ((u.is_pool AND s.score IS NOT NULL) OR x.creator_id IS NOT NULL)
+                    ), chunk_rows AS MATERIALIZED (
+                        SELECT line.*, t.total_minor,
+                               CASE WHEN t.total_minor >= line.min_minor THEN t.total_minor ELSE 0 END AS payable_minor,
+                               CASE WHEN t.total_minor >= line.min_minor THEN 0 ELSE t.total_minor END AS carried_minor
+                        FROM line, LATERAL (
+                            SELECT line.pool_minor + line.sub_minor - line.claw_minor + line.carry_minor AS total_minor
+                        ) t
+                    ), written AS (
+                        INSERT INTO {CreatorEarning._meta.db_table} (cycle_id, creator_id, score, pool_amount,
+                            subscription_amount, clawed_back, carried_in, total, payable, carried_out, currency)
+                        SELECT %(cycle)s, creator_id, {score}, pool_minor * unit, sub_minor * unit,
+                               claw_minor * unit, carry_minor * unit, total_minor * unit, payable_minor * unit,
+                               carried_minor * unit, currency
+                        FROM chunk_rows
+                    )
+                    SELECT currency, COUNT(*), SUM(pool_minor), SUM(payable_minor), SUM(carried_minor)
+                    FROM chunk_rows GROUP BY currency""",  # noqa: S608
+                params,
             )
-            if cursor.rowcount != chunk.rows:  # the row addresses missed some of the chunk: write nothing
-                raise RuntimeError(f"Cycle stage chunk {chunk.no}: {cursor.rowcount} rows read, {chunk.rows} staged.")
-        # What was written, summed in minor units when the stage was planned (no pass over the rows again).
-        return chunk.sums
+            return {
+                cur: (n, from_minor(pool, cur), from_minor(payable, cur), from_minor(carried, cur))
+                for cur, n, pool, payable, carried in cursor.fetchall()
+            }
 
     def close(self):
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {self.stage}")
+            cursor.execute(f"DROP TABLE IF EXISTS {self.extra}")
 
     def relax_commit(self):
         # A chunk commit need not wait for its WAL flush: were the server to crash right after,
