@@ -132,10 +132,14 @@ def _state_seed(cursor, *, day: datetime.date) -> None:
 
 
 def _state_truncate(cursor, *, day: datetime.date) -> None:
-    """Forget what the days after ``day`` carried: the state is again the one at the end of ``day``."""
-    st, pe = FinanceState._meta.db_table, FinancePeriodEnd._meta.db_table
+    """Forget what the days after ``day`` carried: the state is again the one at the end of ``day``.
+
+    The period ends those days recorded stay: carrying them again records the same ones (beat carries
+    yesterday and today again every few minutes, and rewrote thousands of rows each time), and one a
+    late event took back only makes its subscription a candidate on the day it names, where the
+    carry recomputes it exactly (as for a period superseded before its end)."""
+    st = FinanceState._meta.db_table
     cursor.execute(f"DELETE FROM {st} WHERE since > %s", [day])  # noqa: S608
-    cursor.execute(f"DELETE FROM {pe} WHERE day > %s", [day])  # noqa: S608
     cursor.execute(f"UPDATE {st} SET until = NULL WHERE until > %s", [day])  # noqa: S608
 
 
@@ -303,10 +307,12 @@ def _state_carry_sql() -> tuple[str, str, str]:
         INSERT INTO {st} (subscription_id, since, until, {", ".join(STATE_COLUMNS)})
         SELECT sid, %(day)s, NULL, {now} FROM finance_moved WHERE after IS NOT NULL AND changed
     """  # noqa: S608
-    # The end of each moved subscription's latest period, for the day it ends (see ``_moved_sql``).
+    # The end of each moved subscription's latest period, for the day it ends (see ``_moved_sql``); a day
+    # carried again finds its rows already there (``_state_truncate`` keeps them).
     ends = f"""
         INSERT INTO {FinancePeriodEnd._meta.db_table} (subscription_id, ends, day)
         SELECT sid, a_ends, %(day)s FROM finance_moved WHERE after IS NOT NULL
+        ON CONFLICT DO NOTHING
     """  # noqa: S608
     return close, open_, ends
 
