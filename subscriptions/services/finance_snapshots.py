@@ -139,8 +139,14 @@ def _state_truncate(cursor, *, day: datetime.date) -> None:
     late event took back only makes its subscription a candidate on the day it names, where the
     carry recomputes it exactly (as for a period superseded before its end)."""
     st = FinanceState._meta.db_table
+    # The rows of the days after ``day`` by their indexes: ``since`` only grows, so the statistics never
+    # know the last days, and the planner took a range of them for a tenth of the table and scanned it.
+    cursor.execute("SELECT current_setting('enable_seqscan')", [])
+    seqscan = cursor.fetchone()[0]
+    cursor.execute("SET LOCAL enable_seqscan = off", [])
     cursor.execute(f"DELETE FROM {st} WHERE since > %s", [day])  # noqa: S608
     cursor.execute(f"UPDATE {st} SET until = NULL WHERE until > %s", [day])  # noqa: S608
+    cursor.execute("SELECT set_config('enable_seqscan', %s, true)", [seqscan])
 
 
 STATE_COLUMNS = ("product", "plan", "platform", "provider", "country", "currency", "mrr")
@@ -157,7 +163,6 @@ def _moved_sql() -> str:
     left it. Periods of one subscription all last its plan's length, so the latest started covering
     one also ends last: none but the latest can end a subscription's cover."""
     t, st, pe = _tables(), FinanceState._meta.db_table, FinancePeriodEnd._meta.db_table
-    segment, joins = _segment_sql()
     months_of = months_sql()
     now = ", ".join(("product", "plan", "platform", "provider", "country", "a_currency", "after"))
     was = ", ".join(f"b_{c}" for c in STATE_COLUMNS[:-1]) + ", before"
@@ -177,6 +182,10 @@ def _moved_sql() -> str:
             WHERE status = ANY(%(paid)s) AND kind = ANY(%(kinds)s)
             ORDER BY sid, occurred_at DESC, pid DESC
         ),
+        plans AS MATERIALIZED (
+            SELECT pl.id, pl.code AS plan, pr.code AS product, {months_of} AS months
+            FROM {t["pl"]} pl JOIN {t["pr"]} pr ON pr.id = pl.product_id
+        ),
         cand AS (
             SELECT sid FROM day_paid
             UNION
@@ -184,33 +193,34 @@ def _moved_sql() -> str:
             UNION
             SELECT s.id FROM {t["s"]} s WHERE s.updated_at >= %(t0)s AND s.updated_at < %(t1)s
         )
-        SELECT cand.sid, seg.product, seg.plan, seg.platform, seg.provider, seg.country,
+        SELECT cand.sid, plans.product, plans.plan, seg.platform, seg.provider, seg.country,
                b.product AS b_product, b.plan AS b_plan, b.platform AS b_platform, b.provider AS b_provider,
                b.country AS b_country, b.currency AS b_currency, b.mrr AS before, b.id AS b_id,
-               COALESCE(round((d.amount - d.tax) / seg.months, 4), a.monthly) AS after,
+               COALESCE(round((d.amount - d.tax) / plans.months, 4), a.monthly) AS after,
                COALESCE(d.amount_currency, a.currency) AS a_currency,
-               COALESCE(d.occurred_at + make_interval(months => seg.months), a.ends) AS a_ends,
+               COALESCE(d.occurred_at + make_interval(months => plans.months), a.ends) AS a_ends,
                CASE WHEN b.mrr IS NULL THEN e.paid IS NOT NULL END AS back
         FROM cand LEFT JOIN day_latest d ON d.sid = cand.sid
-        -- A day's candidates are a few thousand of millions of subscriptions: each one's segment and
-        -- open state row by their indexes (OFFSET 0 keeps these lookups per candidate: joined flat,
-        -- the planner would rather hash the whole tables).
+        -- A day's candidates are a few thousand of millions of subscriptions: each one's subscription,
+        -- customer and open state row by their indexes (OFFSET 0 keeps these lookups per candidate:
+        -- joined flat, the planner would rather hash the whole tables); the catalog's few plans are
+        -- hashed once, not looked up per candidate.
         JOIN LATERAL (
-            SELECT {segment.replace("pr.code", "pr.code AS product").replace("pl.code", "pl.code AS plan")},
-                   {months_of} AS months
-            FROM {t["s"]} s {joins} WHERE s.id = cand.sid OFFSET 0
+            SELECT s.plan_id, s.platform, s.provider, c.country
+            FROM {t["s"]} s JOIN {t["c"]} c ON c.id = s.customer_id WHERE s.id = cand.sid OFFSET 0
         ) seg ON true
+        JOIN plans ON plans.id = seg.plan_id
         LEFT JOIN LATERAL (
             SELECT * FROM {st} WHERE subscription_id = cand.sid AND until IS NULL OFFSET 0
         ) b ON true
         LEFT JOIN LATERAL (
-            SELECT round((p.amount - p.tax) / seg.months, 4) AS monthly, p.amount_currency AS currency,
-                   p.occurred_at + make_interval(months => seg.months) AS ends
+            SELECT round((p.amount - p.tax) / plans.months, 4) AS monthly, p.amount_currency AS currency,
+                   p.occurred_at + make_interval(months => plans.months) AS ends
             FROM {t["sp"]} sp JOIN {t["p"]} p ON p.id = sp.payment_id
             WHERE d.sid IS NULL AND sp.subscription_id = cand.sid
               AND p.status = ANY(%(paid)s) AND p.kind = ANY(%(kinds)s)
               AND p.occurred_at < %(t1)s AND p.occurred_at >= %(periods_since)s
-              AND p.occurred_at + make_interval(months => seg.months) > %(t1)s
+              AND p.occurred_at + make_interval(months => plans.months) > %(t1)s
             ORDER BY p.occurred_at DESC, p.id DESC LIMIT 1
         ) a ON true
         -- Paid before the day, for one counted as new or as a reactivation (a lateral with LIMIT: as
@@ -263,9 +273,11 @@ def _day_sql(*, baseline_from_state: bool) -> str:
         rows AS (
             {baseline}
             UNION ALL
+            -- A candidate that did not change (renewed at the same price in the same segment) adds as much
+            -- as it takes out: only the changed ones are counted.
             SELECT b_product, b_plan, b_platform, b_provider, b_country, b_currency, -1, -before, -before,
                    {zeros(11)}, -1
-            FROM finance_moved WHERE before IS NOT NULL
+            FROM finance_moved WHERE before IS NOT NULL AND changed
             UNION ALL
             SELECT product, plan, platform, provider, country, COALESCE(a_currency, b_currency),
                    (after IS NOT NULL)::int, COALESCE(after, 0), COALESCE(before, 0),
@@ -276,7 +288,7 @@ def _day_sql(*, baseline_from_state: bool) -> str:
                    CASE WHEN after IS NULL THEN before ELSE 0 END,
                    (before IS NULL AND NOT back)::int, (before IS NULL AND back)::int, (after IS NULL)::int,
                    0, 0, 0, 1
-            FROM finance_moved
+            FROM finance_moved WHERE changed
             UNION ALL
             SELECT {segment}, '', {zeros(11)}, d.started, d.ended, d.converted, 1
             FROM trial_days d JOIN {t["s"]} s ON s.id = d.id {joins}
