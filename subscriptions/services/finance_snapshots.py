@@ -32,6 +32,7 @@ from monetization.services.finance_snapshots import (
 from subscriptions.models import (
     FinanceCarry,
     FinancePeriodEnd,
+    FinanceSegmentChange,
     FinanceState,
     MetricsDay,
     Plan,
@@ -112,6 +113,12 @@ def _state_seed(cursor, *, day: datetime.date) -> None:
     segment, joins = _segment_sql()
     cursor.execute(f"DELETE FROM {st}", [])  # noqa: S608
     cursor.execute(f"DELETE FROM {pe}", [])  # noqa: S608
+    # The seed reads every segment as it is now: a change up to its day is never read again (a carry reads
+    # the days after its seed only).
+    cursor.execute(
+        f"DELETE FROM {FinanceSegmentChange._meta.db_table} WHERE changed_at < %s",  # noqa: S608
+        [midnight(day + datetime.timedelta(days=1))],
+    )
     cursor.execute(
         f"""
         WITH periods AS ({periods_sql()}),
@@ -158,11 +165,13 @@ def _moved_sql() -> str:
     paid period covering it, and its end ``a_ends``; the segment as it is now). A subscription moves
     when a paid period starts in the day (a payment of the day, by the payments' time index), when its
     latest period ends in it (``FinancePeriodEnd``, by its index: the latest period at the end of the
-    day before was recorded on the day it became the latest), or when it was changed that day (a plan
-    change moves it to another segment without a payment); every other one is where the day before
-    left it. Periods of one subscription all last its plan's length, so the latest started covering
-    one also ends last: none but the latest can end a subscription's cover."""
+    day before was recorded on the day it became the latest), or when what segments it changed that day
+    (``FinanceSegmentChange``: a plan change moves it to another segment without a payment); every
+    other one is where the day before left it. Periods of one subscription all last its plan's length,
+    so the latest started covering one also ends last: none but the latest can end a subscription's
+    cover."""
     t, st, pe = _tables(), FinanceState._meta.db_table, FinancePeriodEnd._meta.db_table
+    sc = FinanceSegmentChange._meta.db_table
     months_of = months_sql()
     now = ", ".join(("product", "plan", "platform", "provider", "country", "a_currency", "after"))
     was = ", ".join(f"b_{c}" for c in STATE_COLUMNS[:-1]) + ", before"
@@ -187,40 +196,51 @@ def _moved_sql() -> str:
             FROM {t["pl"]} pl JOIN {t["pr"]} pr ON pr.id = pl.product_id
         ),
         cand AS (
-            SELECT sid FROM day_paid
-            UNION
-            SELECT subscription_id FROM {pe} WHERE ends > %(t0)s AND ends <= %(t1)s
-            UNION
-            SELECT s.id FROM {t["s"]} s WHERE s.updated_at >= %(t0)s AND s.updated_at < %(t1)s
+            SELECT sid, bool_or(resegment) AS resegment FROM (
+                SELECT sid, false AS resegment FROM day_paid
+                UNION ALL
+                SELECT subscription_id, false FROM {pe} WHERE ends > %(t0)s AND ends <= %(t1)s
+                UNION ALL
+                SELECT subscription_id, true FROM {sc} WHERE changed_at >= %(t0)s AND changed_at < %(t1)s
+            ) found GROUP BY sid
         )
-        SELECT cand.sid, plans.product, plans.plan, seg.platform, seg.provider, seg.country,
+        SELECT cand.sid, seg.product, seg.plan, seg.platform, seg.provider, seg.country,
                b.product AS b_product, b.plan AS b_plan, b.platform AS b_platform, b.provider AS b_provider,
                b.country AS b_country, b.currency AS b_currency, b.mrr AS before, b.id AS b_id,
-               COALESCE(round((d.amount - d.tax) / plans.months, 4), a.monthly) AS after,
+               COALESCE(round((d.amount - d.tax) / seg.months, 4), a.monthly) AS after,
                COALESCE(d.amount_currency, a.currency) AS a_currency,
-               COALESCE(d.occurred_at + make_interval(months => plans.months), a.ends) AS a_ends,
+               COALESCE(d.occurred_at + make_interval(months => seg.months), a.ends) AS a_ends,
                CASE WHEN b.mrr IS NULL THEN e.paid IS NOT NULL END AS back
         FROM cand LEFT JOIN day_latest d ON d.sid = cand.sid
-        -- A day's candidates are a few thousand of millions of subscriptions: each one's subscription,
-        -- customer and open state row by their indexes (OFFSET 0 keeps these lookups per candidate:
-        -- joined flat, the planner would rather hash the whole tables); the catalog's few plans are
-        -- hashed once, not looked up per candidate.
-        JOIN LATERAL (
-            SELECT s.plan_id, s.platform, s.provider, c.country
-            FROM {t["s"]} s JOIN {t["c"]} c ON c.id = s.customer_id WHERE s.id = cand.sid OFFSET 0
-        ) seg ON true
-        JOIN plans ON plans.id = seg.plan_id
+        -- A day's candidates are a few thousand of millions of subscriptions: each one's open state row
+        -- by its index (OFFSET 0 keeps these lookups per candidate: joined flat, the planner would
+        -- rather hash the whole tables); the catalog's few plans are hashed once.
         LEFT JOIN LATERAL (
             SELECT * FROM {st} WHERE subscription_id = cand.sid AND until IS NULL OFFSET 0
         ) b ON true
+        LEFT JOIN plans pb ON pb.plan = b.plan
+        -- Its segment as it is now: read (subscription and customer, by their keys) only when what
+        -- segments it changed that day, or when it has no state row (it starts being counted) or its
+        -- plan is no longer in the catalog; otherwise the segment its state row holds.
         LEFT JOIN LATERAL (
-            SELECT round((p.amount - p.tax) / plans.months, 4) AS monthly, p.amount_currency AS currency,
-                   p.occurred_at + make_interval(months => plans.months) AS ends
+            SELECT ps.product, ps.plan, s.platform, s.provider, c.country, ps.months
+            FROM {t["s"]} s JOIN {t["c"]} c ON c.id = s.customer_id JOIN plans ps ON ps.id = s.plan_id
+            WHERE s.id = cand.sid AND (cand.resegment OR pb.id IS NULL) OFFSET 0
+        ) now_ ON true
+        CROSS JOIN LATERAL (
+            SELECT now_.* WHERE now_.months IS NOT NULL
+            UNION ALL
+            SELECT b.product, b.plan, b.platform, b.provider, b.country, pb.months
+            WHERE now_.months IS NULL AND NOT cand.resegment AND pb.id IS NOT NULL
+        ) seg
+        LEFT JOIN LATERAL (
+            SELECT round((p.amount - p.tax) / seg.months, 4) AS monthly, p.amount_currency AS currency,
+                   p.occurred_at + make_interval(months => seg.months) AS ends
             FROM {t["sp"]} sp JOIN {t["p"]} p ON p.id = sp.payment_id
             WHERE d.sid IS NULL AND sp.subscription_id = cand.sid
               AND p.status = ANY(%(paid)s) AND p.kind = ANY(%(kinds)s)
               AND p.occurred_at < %(t1)s AND p.occurred_at >= %(periods_since)s
-              AND p.occurred_at + make_interval(months => plans.months) > %(t1)s
+              AND p.occurred_at + make_interval(months => seg.months) > %(t1)s
             ORDER BY p.occurred_at DESC, p.id DESC LIMIT 1
         ) a ON true
         -- Paid before the day, for one counted as new or as a reactivation (a lateral with LIMIT: as
@@ -323,7 +343,7 @@ def _state_carry_sql() -> tuple[str, str, str]:
     # carried again finds its rows already there (``_state_truncate`` keeps them).
     ends = f"""
         INSERT INTO {FinancePeriodEnd._meta.db_table} (subscription_id, ends, day)
-        SELECT sid, a_ends, %(day)s FROM finance_moved WHERE after IS NOT NULL
+        SELECT sid, a_ends, %(day)s FROM finance_moved WHERE after IS NOT NULL ORDER BY a_ends, sid
         ON CONFLICT DO NOTHING
     """  # noqa: S608
     return close, open_, ends
