@@ -339,11 +339,17 @@ def _state_carry_sql() -> tuple[str, str, str]:
         INSERT INTO {st} (subscription_id, since, until, {", ".join(STATE_COLUMNS)})
         SELECT sid, %(day)s, NULL, {now} FROM finance_moved WHERE after IS NOT NULL AND changed
     """  # noqa: S608
-    # The end of each moved subscription's latest period, for the day it ends (see ``_moved_sql``); a day
-    # carried again finds its rows already there (``_state_truncate`` keeps them).
+    # The end of each moved subscription's latest period, for the day it ends (see ``_moved_sql``). A day
+    # carried again finds its rows already there (``_state_truncate`` keeps them): read as one range of
+    # the day's rows, not probed one by one (the conflict clause is then only a guard).
+    pe = FinancePeriodEnd._meta.db_table
     ends = f"""
-        INSERT INTO {FinancePeriodEnd._meta.db_table} (subscription_id, ends, day)
-        SELECT sid, a_ends, %(day)s FROM finance_moved WHERE after IS NOT NULL ORDER BY a_ends, sid
+        WITH recorded AS MATERIALIZED (SELECT subscription_id, ends FROM {pe} WHERE day = %(day)s)
+        INSERT INTO {pe} (subscription_id, ends, day)
+        SELECT sid, a_ends, %(day)s FROM finance_moved m
+        WHERE after IS NOT NULL
+          AND NOT EXISTS (SELECT FROM recorded r WHERE r.subscription_id = m.sid AND r.ends = m.a_ends)
+        ORDER BY a_ends, sid
         ON CONFLICT DO NOTHING
     """  # noqa: S608
     return close, open_, ends
