@@ -43,6 +43,8 @@ def register() -> None:
     source("subscriptions.FinanceState", customer_paths=("subscription__customer",), personal_fields=())
     # And when each of its paid periods ends, as the carry counted it (dates only).
     source("subscriptions.FinancePeriodEnd", customer_paths=("subscription__customer",), personal_fields=())
+    # And when what segments it (plan, platform, provider, customer, country) changed (dates only).
+    source("subscriptions.FinanceSegmentChange", customer_paths=("subscription__customer",), personal_fields=())
     provider_references.register("subscriptions.provider_subscription_id", subscription_references)
     erasure_hooks.register("subscriptions.cancel", subscriptions_erasure)
 

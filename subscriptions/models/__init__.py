@@ -1,7 +1,7 @@
 from .catalog import Entitlement, Plan, Platform, Price, Product, Sku
 from .grants import Grant
 from .growth import Experiment, ExperimentArm, ExperimentExposure, PromoCode, PromoRedemption
-from .metrics import FinanceCarry, FinancePeriodEnd, FinanceState, MetricsDay, RetentionCell
+from .metrics import FinanceCarry, FinancePeriodEnd, FinanceSegmentChange, FinanceState, MetricsDay, RetentionCell
 from .offerings import Offering, OfferingCountry, OfferingPackage
 from .offers import IntroductoryOffer, IntroductoryOfferUse, ProductFamily
 from .overlaps import OverlapCase
@@ -18,6 +18,7 @@ __all__ = [
     "ExperimentExposure",
     "FinanceCarry",
     "FinancePeriodEnd",
+    "FinanceSegmentChange",
     "FinanceState",
     "Grant",
     "IntroductoryOffer",

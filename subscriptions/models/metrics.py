@@ -134,6 +134,30 @@ class FinancePeriodEnd(models.Model):
         return f"subscription {self.subscription_id} paid until {self.ends:%Y-%m-%d %H:%M} (as of {self.day})"
 
 
+class FinanceSegmentChange(models.Model):
+    """A change to what segments a subscription: its plan, platform, provider or customer, or its
+    customer's country (a row per change, written by PostgreSQL triggers, migration 0018, so a set-based
+    update or raw SQL is recorded too; ``services.finance_snapshots`` reads it, nothing else).
+
+    The carry re-reads a candidate's subscription and customer only on the day one of these changed;
+    otherwise the candidate stays in the segment its state row holds. ``changed_at`` is the
+    subscription's ``updated_at`` when the change stamped it, else the database's clock.
+    """
+
+    # No database foreign key and no index on it: written by triggers on the hot tables, read only by the
+    # day (Django still cascades a subscription's deletion to these rows).
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["changed_at"], name="finance_segment_change_idx")]
+
+    def __str__(self) -> str:
+        return f"subscription {self.subscription_id} segment changed {self.changed_at:%Y-%m-%d %H:%M}"
+
+
 class FinanceCarry(models.Model):
     """The one row saying which days ``FinanceState`` holds: from the end of ``seed`` (a state derived
     from the payments whole) to the end of ``through`` (carried forward a day at a time)."""

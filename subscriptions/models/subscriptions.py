@@ -185,8 +185,7 @@ class Subscription(StateMachineModel, models.Model):
             models.Index(
                 fields=["trial_end"], name="subscription_trial_end_idx", condition=models.Q(trial_end__isnull=False)
             ),
-            # Finance's carried snapshot: the subscriptions changed on a day (a plan change moves a
-            # subscription between segments without a payment).
+            # The subscriptions changed since an instant (the stores' reconciliation and resync).
             models.Index(fields=["updated_at"], name="subscription_updated_idx"),
             models.Index(
                 fields=["grace_end"], name="subscription_grace_due_idx", condition=models.Q(state="in_grace_period")

@@ -32,6 +32,7 @@ from monetization.services.finance_snapshots import (
 from subscriptions.models import (
     FinanceCarry,
     FinancePeriodEnd,
+    FinanceSegmentChange,
     FinanceState,
     MetricsDay,
     Plan,
@@ -112,6 +113,12 @@ def _state_seed(cursor, *, day: datetime.date) -> None:
     segment, joins = _segment_sql()
     cursor.execute(f"DELETE FROM {st}", [])  # noqa: S608
     cursor.execute(f"DELETE FROM {pe}", [])  # noqa: S608
+    # The seed reads every segment as it is now: a change up to its day is never read again (a carry reads
+    # the days after its seed only).
+    cursor.execute(
+        f"DELETE FROM {FinanceSegmentChange._meta.db_table} WHERE changed_at < %s",  # noqa: S608
+        [midnight(day + datetime.timedelta(days=1))],
+    )
     cursor.execute(
         f"""
         WITH periods AS ({periods_sql()}),
@@ -132,11 +139,21 @@ def _state_seed(cursor, *, day: datetime.date) -> None:
 
 
 def _state_truncate(cursor, *, day: datetime.date) -> None:
-    """Forget what the days after ``day`` carried: the state is again the one at the end of ``day``."""
-    st, pe = FinanceState._meta.db_table, FinancePeriodEnd._meta.db_table
+    """Forget what the days after ``day`` carried: the state is again the one at the end of ``day``.
+
+    The period ends those days recorded stay: carrying them again records the same ones (beat carries
+    yesterday and today again every few minutes, and rewrote thousands of rows each time), and one a
+    late event took back only makes its subscription a candidate on the day it names, where the
+    carry recomputes it exactly (as for a period superseded before its end)."""
+    st = FinanceState._meta.db_table
+    # The rows of the days after ``day`` by their indexes: ``since`` only grows, so the statistics never
+    # know the last days, and the planner took a range of them for a tenth of the table and scanned it.
+    cursor.execute("SELECT current_setting('enable_seqscan')", [])
+    seqscan = cursor.fetchone()[0]
+    cursor.execute("SET LOCAL enable_seqscan = off", [])
     cursor.execute(f"DELETE FROM {st} WHERE since > %s", [day])  # noqa: S608
-    cursor.execute(f"DELETE FROM {pe} WHERE day > %s", [day])  # noqa: S608
     cursor.execute(f"UPDATE {st} SET until = NULL WHERE until > %s", [day])  # noqa: S608
+    cursor.execute("SELECT set_config('enable_seqscan', %s, true)", [seqscan])
 
 
 STATE_COLUMNS = ("product", "plan", "platform", "provider", "country", "currency", "mrr")
@@ -148,12 +165,13 @@ def _moved_sql() -> str:
     paid period covering it, and its end ``a_ends``; the segment as it is now). A subscription moves
     when a paid period starts in the day (a payment of the day, by the payments' time index), when its
     latest period ends in it (``FinancePeriodEnd``, by its index: the latest period at the end of the
-    day before was recorded on the day it became the latest), or when it was changed that day (a plan
-    change moves it to another segment without a payment); every other one is where the day before
-    left it. Periods of one subscription all last its plan's length, so the latest started covering
-    one also ends last: none but the latest can end a subscription's cover."""
+    day before was recorded on the day it became the latest), or when what segments it changed that day
+    (``FinanceSegmentChange``: a plan change moves it to another segment without a payment); every
+    other one is where the day before left it. Periods of one subscription all last its plan's length,
+    so the latest started covering one also ends last: none but the latest can end a subscription's
+    cover."""
     t, st, pe = _tables(), FinanceState._meta.db_table, FinancePeriodEnd._meta.db_table
-    segment, joins = _segment_sql()
+    sc = FinanceSegmentChange._meta.db_table
     months_of = months_sql()
     now = ", ".join(("product", "plan", "platform", "provider", "country", "a_currency", "after"))
     was = ", ".join(f"b_{c}" for c in STATE_COLUMNS[:-1]) + ", before"
@@ -173,12 +191,18 @@ def _moved_sql() -> str:
             WHERE status = ANY(%(paid)s) AND kind = ANY(%(kinds)s)
             ORDER BY sid, occurred_at DESC, pid DESC
         ),
+        plans AS MATERIALIZED (
+            SELECT pl.id, pl.code AS plan, pr.code AS product, {months_of} AS months
+            FROM {t["pl"]} pl JOIN {t["pr"]} pr ON pr.id = pl.product_id
+        ),
         cand AS (
-            SELECT sid FROM day_paid
-            UNION
-            SELECT subscription_id FROM {pe} WHERE ends > %(t0)s AND ends <= %(t1)s
-            UNION
-            SELECT s.id FROM {t["s"]} s WHERE s.updated_at >= %(t0)s AND s.updated_at < %(t1)s
+            SELECT sid, bool_or(resegment) AS resegment FROM (
+                SELECT sid, false AS resegment FROM day_paid
+                UNION ALL
+                SELECT subscription_id, false FROM {pe} WHERE ends > %(t0)s AND ends <= %(t1)s
+                UNION ALL
+                SELECT subscription_id, true FROM {sc} WHERE changed_at >= %(t0)s AND changed_at < %(t1)s
+            ) found GROUP BY sid
         )
         SELECT cand.sid, seg.product, seg.plan, seg.platform, seg.provider, seg.country,
                b.product AS b_product, b.plan AS b_plan, b.platform AS b_platform, b.provider AS b_provider,
@@ -188,17 +212,27 @@ def _moved_sql() -> str:
                COALESCE(d.occurred_at + make_interval(months => seg.months), a.ends) AS a_ends,
                CASE WHEN b.mrr IS NULL THEN e.paid IS NOT NULL END AS back
         FROM cand LEFT JOIN day_latest d ON d.sid = cand.sid
-        -- A day's candidates are a few thousand of millions of subscriptions: each one's segment and
-        -- open state row by their indexes (OFFSET 0 keeps these lookups per candidate: joined flat,
-        -- the planner would rather hash the whole tables).
-        JOIN LATERAL (
-            SELECT {segment.replace("pr.code", "pr.code AS product").replace("pl.code", "pl.code AS plan")},
-                   {months_of} AS months
-            FROM {t["s"]} s {joins} WHERE s.id = cand.sid OFFSET 0
-        ) seg ON true
+        -- A day's candidates are a few thousand of millions of subscriptions: each one's open state row
+        -- by its index (OFFSET 0 keeps these lookups per candidate: joined flat, the planner would
+        -- rather hash the whole tables); the catalog's few plans are hashed once.
         LEFT JOIN LATERAL (
             SELECT * FROM {st} WHERE subscription_id = cand.sid AND until IS NULL OFFSET 0
         ) b ON true
+        LEFT JOIN plans pb ON pb.plan = b.plan
+        -- Its segment as it is now: read (subscription and customer, by their keys) only when what
+        -- segments it changed that day, or when it has no state row (it starts being counted) or its
+        -- plan is no longer in the catalog; otherwise the segment its state row holds.
+        LEFT JOIN LATERAL (
+            SELECT ps.product, ps.plan, s.platform, s.provider, c.country, ps.months
+            FROM {t["s"]} s JOIN {t["c"]} c ON c.id = s.customer_id JOIN plans ps ON ps.id = s.plan_id
+            WHERE s.id = cand.sid AND (cand.resegment OR pb.id IS NULL) OFFSET 0
+        ) now_ ON true
+        CROSS JOIN LATERAL (
+            SELECT now_.* WHERE now_.months IS NOT NULL
+            UNION ALL
+            SELECT b.product, b.plan, b.platform, b.provider, b.country, pb.months
+            WHERE now_.months IS NULL AND NOT cand.resegment AND pb.id IS NOT NULL
+        ) seg
         LEFT JOIN LATERAL (
             SELECT round((p.amount - p.tax) / seg.months, 4) AS monthly, p.amount_currency AS currency,
                    p.occurred_at + make_interval(months => seg.months) AS ends
@@ -259,9 +293,11 @@ def _day_sql(*, baseline_from_state: bool) -> str:
         rows AS (
             {baseline}
             UNION ALL
+            -- A candidate that did not change (renewed at the same price in the same segment) adds as much
+            -- as it takes out: only the changed ones are counted.
             SELECT b_product, b_plan, b_platform, b_provider, b_country, b_currency, -1, -before, -before,
                    {zeros(11)}, -1
-            FROM finance_moved WHERE before IS NOT NULL
+            FROM finance_moved WHERE before IS NOT NULL AND changed
             UNION ALL
             SELECT product, plan, platform, provider, country, COALESCE(a_currency, b_currency),
                    (after IS NOT NULL)::int, COALESCE(after, 0), COALESCE(before, 0),
@@ -272,7 +308,7 @@ def _day_sql(*, baseline_from_state: bool) -> str:
                    CASE WHEN after IS NULL THEN before ELSE 0 END,
                    (before IS NULL AND NOT back)::int, (before IS NULL AND back)::int, (after IS NULL)::int,
                    0, 0, 0, 1
-            FROM finance_moved
+            FROM finance_moved WHERE changed
             UNION ALL
             SELECT {segment}, '', {zeros(11)}, d.started, d.ended, d.converted, 1
             FROM trial_days d JOIN {t["s"]} s ON s.id = d.id {joins}
@@ -303,10 +339,18 @@ def _state_carry_sql() -> tuple[str, str, str]:
         INSERT INTO {st} (subscription_id, since, until, {", ".join(STATE_COLUMNS)})
         SELECT sid, %(day)s, NULL, {now} FROM finance_moved WHERE after IS NOT NULL AND changed
     """  # noqa: S608
-    # The end of each moved subscription's latest period, for the day it ends (see ``_moved_sql``).
+    # The end of each moved subscription's latest period, for the day it ends (see ``_moved_sql``). A day
+    # carried again finds its rows already there (``_state_truncate`` keeps them): read as one range of
+    # the day's rows, not probed one by one (the conflict clause is then only a guard).
+    pe = FinancePeriodEnd._meta.db_table
     ends = f"""
-        INSERT INTO {FinancePeriodEnd._meta.db_table} (subscription_id, ends, day)
-        SELECT sid, a_ends, %(day)s FROM finance_moved WHERE after IS NOT NULL
+        WITH recorded AS MATERIALIZED (SELECT subscription_id, ends FROM {pe} WHERE day = %(day)s)
+        INSERT INTO {pe} (subscription_id, ends, day)
+        SELECT sid, a_ends, %(day)s FROM finance_moved m
+        WHERE after IS NOT NULL
+          AND NOT EXISTS (SELECT FROM recorded r WHERE r.subscription_id = m.sid AND r.ends = m.a_ends)
+        ORDER BY a_ends, sid
+        ON CONFLICT DO NOTHING
     """  # noqa: S608
     return close, open_, ends
 

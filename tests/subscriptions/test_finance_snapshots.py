@@ -21,9 +21,10 @@ from monetization.services.finance_snapshots import (
     finance_days_touch,
     finance_dirty_days_forget,
     finance_dirty_days_read,
+    midnight,
 )
 from monetization.services.refunds import refund_record_from_provider
-from subscriptions.models import MetricsDay, Subscription, SubscriptionPayment
+from subscriptions.models import FinanceSegmentChange, MetricsDay, Subscription, SubscriptionPayment
 from subscriptions.selectors_finance import mrr_series
 from subscriptions.services.finance_snapshots import finance_snapshots_refresh, finance_snapshots_refresh_recent
 from subscriptions.services.lifecycle import Cause
@@ -184,6 +185,32 @@ def test_a_late_event_is_carried_into_every_day_after_it():
         assert active[at(15).date()] == 1 and active[at(5).date()] == 2  # b's upgrade; c's late payment
         rebuild(today - datetime.timedelta(days=60), today)
     assert _snapshot() == carried
+
+
+@pytest.mark.django_db
+def test_a_change_of_plan_or_country_moves_the_subscription_to_its_new_segment_that_day():
+    """The carry keeps a subscription in the segment its state holds and reads its subscription and
+    customer again only on a day what segments it changed. Triggers record each such change however it
+    is made (here set-based, without ``updated_at``), so it moves that day, with no payment."""
+    monthly, other = PlanFactory(code="seg-monthly", interval="month"), PlanFactory(code="seg-other", interval="month")
+    today = clock.now().date()
+    sub = SubscriptionFactory(plan=monthly, customer=CustomerFactory(country="US"))
+    pay(sub, "10.00", midnight(today - datetime.timedelta(days=12)) + datetime.timedelta(hours=12), "in_seg_1")
+    finance_snapshots_refresh(start=today - datetime.timedelta(days=15), end=today)
+    Subscription.objects.filter(pk=sub.pk).update(plan=other)
+    Customer.objects.filter(pk=sub.customer_id).update(country="DE")
+    Customer.objects.filter(pk=sub.customer_id).update(country="DE")  # no change, no row
+    assert FinanceSegmentChange.objects.filter(subscription=sub).count() == 2
+
+    finance_snapshots_refresh(start=today - ONE_DAY, end=today)
+    rows = {
+        (r.day, r.plan, r.country): (r.active, r.mrr)
+        for r in MetricsDay.objects.filter(day__gte=today - ONE_DAY).exclude(currency="")
+    }
+    assert rows == {
+        (today - ONE_DAY, "seg-monthly", "US"): (1, Decimal(10)),
+        (today, "seg-other", "DE"): (1, Decimal(10)),
+    }
 
 
 # --- invariants over any history ----------------------------------------------------------------
