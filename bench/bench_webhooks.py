@@ -631,6 +631,11 @@ ROUNDS = 3
 # (a turn sized for 10 s took 7-9 s): 15 s. Each subscription is renewed this many times at most per turn.
 APPLY_TURN_SECONDS = float(os.environ.get("BENCH_APPLY_TURN_SECONDS", "15"))
 APPLY_MAX_PASSES = 100
+# Its Stripe deliveries over HTTP, likewise: 300 deliveries a turn lasted under 2 s (ratios 0.71-1.27 a round). A turn
+# is sized at the faster side's rate in an unmeasured warm-up round; each delivery is signed just before its turn
+# (well inside the signature's 300 s tolerance); at most HTTP_MAX_EVENTS a turn.
+HTTP_TURN_SECONDS = float(os.environ.get("BENCH_HTTP_TURN_SECONDS", "15"))
+HTTP_MAX_EVENTS = 50_000
 
 
 def run_pooled(args, env: dict) -> dict:
@@ -639,7 +644,7 @@ def run_pooled(args, env: dict) -> dict:
     gunicorns and two ``--pool solo`` workers, one of each side, up at once; pooled over direct per round and
     over all rounds, and the CPU per event of each side."""
     from backoffice.celery import app as celery_app
-    from bench.pooler import described, pgbouncer_env, ratios
+    from bench.pooler import described, pgbouncer_env, ratios, served
     from monetization.models import WebhookEvent
 
     quick = getattr(args, "quick", False)
@@ -663,17 +668,39 @@ def run_pooled(args, env: dict) -> dict:
             for side in sides:
                 servers[side] = _gunicorn(envs[side], ports[side])
             sent = 0
-            for r in range(ROUNDS + 1):  # the first round warms both up and is not counted
+
+            def deliver(side: str, count: int) -> dict:
+                nonlocal sent
+                bodies = []
+                for i in range(sent, sent + count):  # signed just before sending: the signature's tolerance
+                    body = json.dumps(_stripe_event(run_id, i, created=created)).encode()
+                    bodies.append((body, {"Stripe-Signature": _sign(body)}))
+                sent += count
+                return _load(ports[side], "/api/v1/webhooks/stripe", bodies, clients, servers[side].pid)
+
+            # The first round warms both up (connections, imports) and sizes the measured turns; it is not counted.
+            warm = {side: deliver(side, per_turn_http) for side in sides}
+            rate = max(w["events"] / w["seconds"] for w in warm.values() if w["seconds"]) or 1
+            per_turn = max(per_turn_http, min(HTTP_MAX_EVENTS, math.ceil(HTTP_TURN_SECONDS * rate)))
+            result["http_turn_sizing"] = {
+                "warm_up_events_per_s": {side: w["events_per_s"] for side, w in warm.items()},
+                "events_per_turn": per_turn,
+                "target_seconds_per_turn": HTTP_TURN_SECONDS,
+            }
+            for r in range(ROUNDS):
                 for side in sides if r % 2 == 0 else sides[::-1]:
-                    count = 100 if r == 0 else per_turn_http
-                    bodies = []
-                    for i in range(sent, sent + count):  # signed just before sending: the signature's tolerance
-                        body = json.dumps(_stripe_event(run_id, i, created=created)).encode()
-                        bodies.append((body, {"Stripe-Signature": _sign(body)}))
-                    sent += count
-                    figures = _load(ports[side], "/api/v1/webhooks/stripe", bodies, clients, servers[side].pid)
-                    if r:
-                        http[side].append(figures)
+                    before = served(pooled) if side == "pgbouncer" else None
+                    http[side].append(deliver(side, per_turn))
+                    if before is not None:
+                        # What one delivery costs the server, as PgBouncer counted it (it counts with a lag of a
+                        # statement or so: nothing at this many).
+                        after = served(pooled)
+                        http[side][-1]["server_statements_per_event"] = round(
+                            (after["query"] - before["query"]) / per_turn, 3
+                        )
+                        http[side][-1]["server_transactions_per_event"] = round(
+                            (after["xact"] - before["xact"]) / per_turn, 3
+                        )
         finally:
             for server in servers.values():
                 server.send_signal(signal.SIGTERM)
@@ -685,6 +712,8 @@ def run_pooled(args, env: dict) -> dict:
                 _with_rate(http["direct"]), _with_rate(http["pgbouncer"]), "_rate"
             ),
             "pgbouncer_over_direct_p99": ratios(http["direct"], http["pgbouncer"], "p99_ms"),
+            "pgbouncer_server_statements_per_event": [t["server_statements_per_event"] for t in http["pgbouncer"]],
+            "pgbouncer_server_transactions_per_event": [t["server_transactions_per_event"] for t in http["pgbouncer"]],
         }
 
         result["enqueued_tasks_purged"] = _purge_queues()
@@ -789,6 +818,7 @@ def _totals(turns: list[dict], cpu_key: str) -> dict:
         "events_per_s": round(events / seconds) if seconds else None,
         cpu_key: round(sum(t[cpu_key] * t["events"] for t in turns) / events, 2) if events else None,
         "per_round_events_per_s": [t["events_per_s"] for t in turns],
+        "per_round_seconds": [t["seconds"] for t in turns],
         "median_events_per_s": round(statistics.median(t["events"] / t["seconds"] for t in turns if t["seconds"]))
         if turns
         else None,

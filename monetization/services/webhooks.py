@@ -108,7 +108,7 @@ def _insert_returning(sql: str, params: list) -> list[tuple]:
     if optimistic:
         connection.health_check_done = True
     try:
-        return _execute_prepared(sql, params)
+        return _execute_server_bound(sql, params)
     except (OperationalError, InterfaceError):
         if not optimistic or connection.in_atomic_block or connection.is_usable():
             raise
@@ -116,24 +116,30 @@ def _insert_returning(sql: str, params: list) -> list[tuple]:
         # (Should the lost INSERT have reached the server after all, the retry sees the row as a duplicate
         # and does not enqueue it; the sweep picks it up.)
         connection.close()
-        return _execute_prepared(sql, params)
+        return _execute_server_bound(sql, params)
 
 
-def _execute_prepared(sql: str, params: list) -> list[tuple]:
-    """Execute with server-side parameters, prepared once per connection (psycopg's own cursor).
+def _execute_server_bound(sql: str, params: list) -> list[tuple]:
+    """Execute with server-side parameters (psycopg's own cursor), in one round trip.
 
     Django's psycopg cursors bind parameters client-side: every event's payload and raw body
-    would be escaped into the statement text, which PostgreSQL then parses and plans anew.
+    would be escaped into the statement text. Nothing is prepared on the server: Django leaves
+    psycopg's ``prepare_threshold`` at None (and so does the PgBouncer setting, backoffice/databases.py),
+    which turns psycopg's ``prepare=True`` into a no-op; each execution is one unnamed Parse, Bind,
+    Describe, Execute and Sync, sent together, so the statement is still planned each time.
     """
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
 
 def webhook_store(*, events: Iterable[ProviderEvent], raw_body: str = "") -> list[tuple[int, bool]]:
     """Store verified events once. Returns (id, created) per event, in order. An event type nothing
-    acts on is stored as ignored; the rest wait to be applied."""
+    acts on is stored as ignored; the rest wait to be applied.
+
+    New events cost the database one statement, autocommitted (no BEGIN, COMMIT or savepoint: each
+    round trip behind PgBouncer is a hop of its own); a redelivery one more, the stored row's id."""
     events = list(events)
     if not events:
         return []

@@ -21,8 +21,10 @@ from django.db.utils import DatabaseError
 
 from backoffice.databases import database_settings
 from deploy.local_postgres import Unavailable, free_port, pgbouncer_binary, start_pgbouncer
-from monetization.models import ApiKey, Customer
+from monetization import webhook_queue
+from monetization.models import ApiKey, Customer, WebhookEvent
 from tests.backoffice.private_postgres import databases_at
+from tests.webhooks.support import STRIPE_SECRET, post_stripe, stripe_subscription_event
 
 POOL = 2  # server connections: few, so that one client's consecutive transactions can land on different ones
 ROWS = 3000
@@ -174,6 +176,41 @@ def test_a_kept_connection_costs_no_health_check_round_trip_through_pgbouncer(tr
     # The same with Django's health check on: a SELECT 1 before each request's read.
     with databases_at(default=_pooled(bouncer, CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)):
         assert _queries_for_reads(bouncer, pk, 5) == 10
+
+
+def _statements_for_deliveries(port: int, client, events: list[dict]) -> int:
+    """Statements PgBouncer passed to the server for Stripe deliveries of ``events`` over a kept connection (the
+    whole request: middleware, signature check, inbox), over those for none (see _queries_for_reads)."""
+
+    def served(batch: list[dict]) -> int:
+        Customer.objects.exists()  # the connection open before counting
+        before = _stats(port, "total_query_count")
+        for event in batch:
+            response = post_stripe(client, event)
+            assert response.status_code == 200, response.content
+        return _stats(port, "total_query_count") - before
+
+    return served(events) - served([])
+
+
+def test_a_webhook_delivery_is_one_statement_through_pgbouncer(
+    transactional_db, bouncer, client, settings, monkeypatch
+):
+    """Each round trip through the pooler is a hop of its own: a delivery is stored by one autocommitted
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` (no BEGIN or COMMIT, savepoint, health check, session or
+    user lookup); a redelivery by that INSERT, which stores nothing, and the read of the stored row's id."""
+    settings.STRIPE_WEBHOOK_SECRET = STRIPE_SECRET
+    settings.PAYMENT_PROVIDERS_ENABLED = ["stripe"]
+    # Only the accept is counted: the worker's apply (eager in some test runs) would be counted with it.
+    scheduled = []
+    monkeypatch.setattr(webhook_queue, "webhook_apply_schedule", lambda: scheduled.append(True))
+    events = [stripe_subscription_event(event_id=f"evt_pooled_{i}", created=1767225600 + i) for i in range(5)]
+    with databases_at(default=_pooled(bouncer, CONN_MAX_AGE=60)):
+        assert _statements_for_deliveries(bouncer, client, events) == 5
+        assert len(scheduled) == 5  # each new one queued for a worker, on its own commit
+        assert _statements_for_deliveries(bouncer, client, events) == 10
+        assert len(scheduled) == 5  # the redeliveries were not
+    assert WebhookEvent.objects.filter(event_id__startswith="evt_pooled_").count() == 5
 
 
 def _iterate_while_another_client_holds_a_server_connection() -> list[str]:
