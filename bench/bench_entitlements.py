@@ -262,10 +262,13 @@ def measure(
     concurrency: int,
 ) -> dict:
     """Prime the working set, then measure in turns the hit path, the bare view, a Django view without
-    database and a bare WSGI hello (on ``hello_port``), then the miss path."""
+    database, a bare WSGI hello and the hello reading its answer from Redis (on ``hello_port``), then
+    the miss path."""
+    import redis
     from django.core.cache import cache
     from django.db import connections
 
+    from bench.hello import REDIS_BODY_KEY
     from subscriptions.entitlements import entitlements_cache_key
 
     ent_paths = [f"/api/v1/customers/{x}/entitlements" for x in working_ids]
@@ -278,6 +281,9 @@ def measure(
     ent_paths = [
         f"/api/v1/customers/{x}/entitlements" for x in working_ids if entitlements_cache_key(x) in cached
     ] or ent_paths
+    # The Redis hello answers one cached entitlement body, as large as a hit's.
+    hit_body = cached.get(entitlements_cache_key(working_ids[0])) or body
+    redis.Redis.from_url(os.environ["REDIS_URL"]).set(REDIS_BODY_KEY, hit_body)
     connections.close_all()
     load(port, key, bare_paths[:2000], duration=2, concurrency=concurrency)  # warm-up
     # Each scenario in ROUNDS turns, interleaved, so that the machine's load (busy with other work)
@@ -287,6 +293,7 @@ def measure(
         "bare": (port, bare_paths),
         "nodb": (port, ["/bench/nodb"]),
         "hello": (hello_port, ["/hello"]),
+        "redis_hello": (hello_port, ["/hello/redis"]),
     }
     turns = {name: [] for name in scenarios}
     for _ in range(ROUNDS):
@@ -296,7 +303,7 @@ def measure(
     miss = load(port, key, miss_paths, duration=min(duration, 5.0), concurrency=concurrency)
     figures = {name: _combined(rounds) for name, rounds in turns.items() if rounds}
     ratios = {}
-    for other in ("bare", "nodb", "hello"):
+    for other in ("bare", "nodb", "hello", "redis_hello"):
         per_round = [
             round(e["req_per_s"] / o["req_per_s"], 2)
             for e, o in zip(turns["entitlements"], turns[other], strict=False)
@@ -307,6 +314,16 @@ def measure(
                 "all_rounds": round(figures["entitlements"]["req_per_s"] / figures[other]["req_per_s"], 2),
                 "per_round": per_round,
             }
+    if figures.get("redis_hello", {}).get("req_per_s") and figures.get("hello", {}).get("req_per_s"):
+        # What one Redis round trip alone leaves of the hello: the ceiling for a hit that makes one.
+        ratios["redis_hello_over_hello"] = {
+            "all_rounds": round(figures["redis_hello"]["req_per_s"] / figures["hello"]["req_per_s"], 2),
+            "per_round": [
+                round(r["req_per_s"] / h["req_per_s"], 2)
+                for r, h in zip(turns["redis_hello"], turns["hello"], strict=False)
+                if h.get("req_per_s")
+            ],
+        }
     return {
         "prime": _public(prime),
         "working_set_cached": len(ent_paths),

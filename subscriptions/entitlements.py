@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connections, router
 from django.db.models import CharField, DateTimeField, Expression, F, QuerySet, Subquery, Value
 from django.db.models.functions import Cast
 
@@ -75,9 +76,13 @@ def entitlement_rows(queryset: QuerySet, *, source: str, source_id, key, expires
     )
 
 
-def _resolved(querysets: list[QuerySet]) -> list[tuple]:
+def _union(querysets: list[QuerySet]) -> QuerySet:
     first, *rest = querysets
-    return list(first.union(*rest, all=True)) if rest else list(first)
+    return first.union(*rest, all=True) if rest else first
+
+
+def _resolved(querysets: list[QuerySet]) -> list[tuple]:
+    return list(_union(querysets))
 
 
 def _entitlements(rows: Iterable[tuple]) -> list[ActiveEntitlement]:
@@ -103,14 +108,89 @@ def resolve_entitlements_by_external_id(external_id: str) -> list[ActiveEntitlem
     query (the entitlement endpoint's cache miss): the customer's row and every source's rows."""
     from monetization.models import Customer
 
+    at = clock.now()
+    statement = _compiled()
+    if statement is None:
+        rows = list(_by_external_id(external_id, at))
+    else:
+        rows = statement.rows(router.db_for_read(Customer), external_id, at)
+    if not any(row[0] == _CUSTOMER_FOUND for row in rows):
+        return None
+    return _entitlements(rows)
+
+
+def _by_external_id(external_id: str, at: datetime) -> QuerySet:
+    """The customer's row (that the external id names one) and every source's rows, in one query."""
+    from monetization.models import Customer
+
     customer = Customer.objects.filter(external_id=external_id)
     found = entitlement_rows(
         customer, source=_CUSTOMER_FOUND, source_id=F("id"), key=Value(None), expires_at=Value(None)
     )
-    rows = _resolved([found, *_source_rows(Subquery(customer.order_by().values("id")[:1]), clock.now())])
-    if not any(row[0] == _CUSTOMER_FOUND for row in rows):
+    return _union([found, *_source_rows(Subquery(customer.order_by().values("id")[:1]), at)])
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """:func:`_by_external_id` compiled: its SQL and parameters, with the positions of the parameters that
+    are the external id and the time (every other parameter is the same whatever they are)."""
+
+    sql: str
+    params: tuple
+    external_id_at: tuple[int, ...]
+    time_at: tuple[int, ...]
+
+    def rows(self, using: str, external_id: str, at: datetime) -> list[tuple]:
+        params = list(self.params)
+        for i in self.external_id_at:
+            params[i] = external_id
+        for i in self.time_at:
+            params[i] = at
+        with connections[using].cursor() as cursor:
+            cursor.execute(self.sql, params)
+            return cursor.fetchall()
+
+
+# Building and compiling the miss's querysets was four fifths of a miss's CPU (about 4 of 5 ms, beside one
+# database round trip), though only the external id and the time change from one miss to the next. So the
+# query is compiled once per process (again when the registered sources change), and used only when two
+# compilations for different ids and times differ in exactly those parameters; otherwise (a source whose
+# SQL depends on them some other way) each miss builds its query as before.
+_PROBES = (
+    ("\x01entitlements-probe-a", datetime(2001, 2, 3, 4, 5, 6, 7, tzinfo=UTC)),
+    ("\x01entitlements-probe-b", datetime(2002, 3, 4, 5, 6, 7, 8, tzinfo=UTC)),
+)
+_compiled_by_sources: dict[tuple, _Statement | None] = {}
+
+
+def _compiled() -> _Statement | None:
+    sources = tuple(entitlement_sources.items())
+    if sources not in _compiled_by_sources:
+        _compiled_by_sources.clear()
+        _compiled_by_sources[sources] = _compile()
+    return _compiled_by_sources[sources]
+
+
+def _compile() -> _Statement | None:
+    (id_a, at_a), (id_b, at_b) = _PROBES
+    compiled = []
+    for external_id, at in _PROBES:
+        queryset = _by_external_id(external_id, at)
+        compiled.append(queryset.query.get_compiler(using=queryset.db).as_sql())
+    (sql_a, params_a), (sql_b, params_b) = compiled
+    if sql_a != sql_b or len(params_a) != len(params_b):
         return None
-    return _entitlements(rows)
+    external_id_at, time_at = [], []
+    for i, (a, b) in enumerate(zip(params_a, params_b, strict=True)):
+        if (a, b) == (id_a, id_b):
+            external_id_at.append(i)
+        elif (a, b) == (at_a, at_b):
+            time_at.append(i)
+        elif a != b or a in (id_a, at_a):
+            return None  # a parameter made from the id or the time some other way
+    if not external_id_at:
+        return None
+    return _Statement(sql_a, tuple(params_a), tuple(external_id_at), tuple(time_at))
 
 
 def entitlements_given_by(customer_id: int, *, source: str, source_id, at: datetime | None = None) -> dict:
