@@ -60,8 +60,73 @@ def _cast(field, connection) -> str:
     return field.db_type(connection).split("(")[0]
 
 
-def _rows_json(objs: Sequence[Model], fields, value: Callable) -> str:
-    return json.dumps([[_as_text(value(field, obj)) for field in fields] for obj in objs], separators=(",", ":"))
+# Columns whose values the ORM writes as they are when they already have the column's Python type: read from
+# the instance directly. The ORM's preparation of each value (``pre_save``, ``get_db_prep_save``: a few
+# microseconds a value, a few hundred values a batch) was most of what was left of the batch's writes.
+_PLAIN: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("CharField", "TextField", "SlugField", "EmailField", "URLField"), (str,)),
+    **dict.fromkeys(
+        (
+            "IntegerField",
+            "BigIntegerField",
+            "SmallIntegerField",
+            "PositiveIntegerField",
+            "PositiveSmallIntegerField",
+            "PositiveBigIntegerField",
+            "AutoField",
+            "BigAutoField",
+            "SmallAutoField",
+        ),
+        (int,),
+    ),
+    "BooleanField": (bool,),
+}
+_MISSING = object()
+
+
+def _reader(field, connection, *, insert: bool) -> Callable[[Model], Any]:
+    """How to read ``field``'s value of an instance for the JSON document: what the ORM would write."""
+    attname = field.attname
+
+    def prepared(obj: Model) -> Any:
+        value = field.pre_save(obj, True) if insert else getattr(obj, attname)
+        return _as_text(field.get_db_prep_save(value, connection))
+
+    if insert and (getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)):
+        return prepared
+    kind = (field.target_field if field.is_relation else field).get_internal_type()
+    types = _PLAIN.get(kind)
+    if types is not None:
+
+        def plain(obj: Model) -> Any:
+            value = obj.__dict__.get(attname, _MISSING)
+            return value if value is None or type(value) in types else prepared(obj)
+
+        return plain
+    if kind == "DateTimeField":
+
+        def moment(obj: Model) -> Any:
+            value = obj.__dict__.get(attname, _MISSING)
+            if type(value) is datetime.datetime and value.tzinfo is not None:
+                return value.isoformat()
+            return None if value is None else prepared(obj)
+
+        return moment
+    if kind == "DecimalField":  # django-money's amounts too: the instance holds the Decimal
+
+        def number(obj: Model) -> Any:
+            value = obj.__dict__.get(attname, _MISSING)
+            if type(value) is decimal.Decimal and value.is_finite():
+                return str(value)
+            return None if value is None else prepared(obj)
+
+        return number
+    return prepared
+
+
+def _rows_json(objs: Sequence[Model], fields, connection, *, insert: bool) -> str:
+    readers = [_reader(field, connection, insert=insert) for field in fields]
+    return json.dumps([[read(obj) for read in readers] for obj in objs], separators=(",", ":"))
 
 
 def bulk_update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
@@ -76,7 +141,7 @@ def bulk_update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
     table = qn(model._meta.db_table)
     assignments = ", ".join(f"{qn(f.column)} = (v.r->>{i})::{_cast(f, connection)}" for i, f in enumerate(columns) if i)
     try:
-        document = _rows_json(objs, columns, lambda f, obj: f.get_db_prep_save(getattr(obj, f.attname), connection))
+        document = _rows_json(objs, columns, connection, insert=False)
     except _Unsupported:
         model.objects.bulk_update(objs, fields)
         return
@@ -116,7 +181,7 @@ def bulk_insert_rows(objs: Sequence[Model]) -> Sequence[Model]:
         and not isinstance(getattr(objs[0], f.attname), DatabaseDefault)
     ]
     try:
-        document = _rows_json(objs, fields, lambda f, obj: f.get_db_prep_save(f.pre_save(obj, True), connection))
+        document = _rows_json(objs, fields, connection, insert=True)
     except _Unsupported:
         return model.objects.bulk_create(objs)
     qn = connection.ops.quote_name
