@@ -1,8 +1,9 @@
+import gc
 import os
 import time
 
 from celery import Celery
-from celery.signals import before_task_publish, task_prerun
+from celery.signals import before_task_publish, task_prerun, worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backoffice.settings")
 
@@ -25,6 +26,18 @@ def _close_old_database_connections(**kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_ready.connect
+@worker_process_init.connect
+def _freeze_startup_objects(**kwargs) -> None:
+    """Leave what the worker loaded at start (Django, the apps, their modules: most of its heap) out of the
+    garbage collector's full passes. Each full pass walked all of it, about 100 ms every thousand or so
+    webhook events applied (a fifth of the worker's CPU an event, measured in process); it now walks what
+    the tasks themselves allocated. Those objects live as long as the process anyway. Sent in the process
+    that runs the tasks: the solo pool's worker (ready), each prefork child (process init)."""
+    gc.collect()
+    gc.freeze()
 
 
 @before_task_publish.connect

@@ -11,6 +11,7 @@ from django.db import models
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.bulk import bulk_insert_rows
 from monetization.middleware import current_request_id
 from monetization.models import AuditEvent
 from monetization.services.permissions import System
@@ -97,7 +98,7 @@ def audit_event_write(event: AuditEvent) -> AuditEvent:
 
 def audit_events_write(events: list[AuditEvent]) -> list[AuditEvent]:
     """Append many built events in one INSERT (bulk provider sync)."""
-    return AuditEvent.objects.bulk_create(events) if events else []
+    return list(bulk_insert_rows(events)) if events else []
 
 
 def audit_record(**fields) -> AuditEvent:

@@ -27,6 +27,7 @@ from django.db.models.functions import Round
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.bulk import bulk_insert_rows
 from monetization.errors import DomainError, ErrorCode
 from monetization.models import Customer, JournalEntry, JournalLine
 from monetization.money import minor_unit_exponent as minor_unit_exponent  # the ledger's callers round with these
@@ -154,21 +155,20 @@ def journal_post_many(postings: Sequence[Posting], *, batch_size: int = 5000) ->
         )
     todo = [p for p in postings if p.key not in already]
     now = clock.now()
-    entries = JournalEntry.objects.bulk_create(
-        [
-            JournalEntry(
-                key=p.key,
-                kind=p.kind,
-                memo=p.memo[:255],
-                customer=p.customer,
-                source_type=p.source_type,
-                source_id=str(p.source_id),
-                posted_at=p.posted_at or now,
-            )
-            for p in todo
-        ],
-        batch_size=batch_size,
-    )
+    entries = [
+        JournalEntry(
+            key=p.key,
+            kind=p.kind,
+            memo=p.memo[:255],
+            customer=p.customer,
+            source_type=p.source_type,
+            source_id=str(p.source_id),
+            posted_at=p.posted_at or now,
+        )
+        for p in todo
+    ]
+    for i in range(0, len(entries), batch_size):
+        bulk_insert_rows(entries[i : i + batch_size])
     # One INSERT per batch, and a batch never splits an entry's lines: the balance
     # trigger checks each statement's lines as a set (split: "does not balance").
     lines: list[tuple[int, str, Decimal, str]] = []

@@ -11,6 +11,7 @@ from django.db.models import Q
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.bulk import bulk_insert_rows
 from monetization.commission import commission_for, provider_remits_tax, store_tax
 from monetization.errors import InvalidInput
 from monetization.models import AuditEvent, Customer, Payment
@@ -255,12 +256,12 @@ def payments_record(
         if fresh:
             try:
                 with transaction.atomic():
-                    Payment.objects.bulk_create([payment for _index, payment in fresh.values()])
+                    bulk_insert_rows([payment for _index, payment in fresh.values()])
             except IntegrityError:
                 # Recorded meanwhile by a concurrent transaction (now committed): those are known ones.
                 existing = _payments_locked(fresh_rows)
                 fresh = {key: row for key, row in fresh.items() if key not in existing}
-                Payment.objects.bulk_create([payment for _index, payment in fresh.values()])
+                bulk_insert_rows([payment for _index, payment in fresh.values()])
         results: list[tuple[Payment, bool]] = []
         moved: list[tuple[int, Payment]] = []  # to succeeded, by this call
         for index, record in enumerate(records):

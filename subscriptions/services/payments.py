@@ -19,6 +19,7 @@ from django_fsm import can_proceed
 from djmoney.money import Money
 
 from monetization import clock
+from monetization.bulk import bulk_insert_rows
 from monetization.commission import commission_reduced_after_first_year
 from monetization.models import Customer, Payment, Refund
 from monetization.providers.base import InvoiceReport
@@ -202,7 +203,7 @@ def subscription_payments_record(records: Sequence[SubscriptionPaymentToRecord])
         )
 
     def link(created: list[tuple[int, Payment]]) -> None:
-        SubscriptionPayment.objects.bulk_create(
+        bulk_insert_rows(
             [
                 SubscriptionPayment(payment=payment, subscription=records[index].subscription)
                 for index, payment in created
