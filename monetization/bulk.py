@@ -8,7 +8,8 @@ with one array parameter per column.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 
 from django.db import connections, router
 from django.db.models import Model
@@ -34,3 +35,21 @@ def bulk_update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
     sql = f"UPDATE {table} AS t SET {assignments} FROM unnest({arrays}) AS v ({names}) WHERE t.{qn(pk.column)} = v.{qn(pk.column)}"  # noqa: S608, E501
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+# Array parameters of thousands of elements (a lifecycle sweep's chunk): with client-side binding psycopg
+# quotes them element by element in Python (9 ms for 6,667 keys, 4 ms for as many ids). As one string
+# they cost a join: a literal for integers, JSON for text (whatever characters it holds).
+
+
+def int_array_param(values: Iterable[int]) -> str:
+    """Integers as one array literal; cast it in SQL: ``%s::bigint[]``."""
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
+
+
+TEXT_ARRAY_FROM_JSON = "ARRAY(SELECT jsonb_array_elements_text({}::jsonb))"
+
+
+def text_array_param(values: Iterable[str]) -> str:
+    """Strings as one JSON parameter; read it in SQL with ``TEXT_ARRAY_FROM_JSON.format("%s")`` (a text[])."""
+    return json.dumps(list(values))
