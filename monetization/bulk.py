@@ -15,7 +15,7 @@ import datetime
 import decimal
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import connections, router
@@ -202,3 +202,21 @@ def bulk_insert_rows(objs: Sequence[Model]) -> Sequence[Model]:
         obj._state.adding = False
         obj._state.db = connection.alias
     return objs
+
+
+# Array parameters of thousands of elements (a lifecycle sweep's chunk): with client-side binding psycopg
+# quotes them element by element in Python (9 ms for 6,667 keys, 4 ms for as many ids). As one string
+# they cost a join: a literal for integers, JSON for text (whatever characters it holds).
+
+
+def int_array_param(values: Iterable[int]) -> str:
+    """Integers as one array literal; cast it in SQL: ``%s::bigint[]``."""
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
+
+
+TEXT_ARRAY_FROM_JSON = "ARRAY(SELECT jsonb_array_elements_text({}::jsonb))"
+
+
+def text_array_param(values: Iterable[str]) -> str:
+    """Strings as one JSON parameter; read it in SQL with ``TEXT_ARRAY_FROM_JSON.format("%s")`` (a text[])."""
+    return json.dumps(list(values))

@@ -9,6 +9,7 @@ from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from monetization.bulk import int_array_param
 from monetization.errors import NotFound, OrgErrorCode
 from monetization.models import AuditEvent, Customer
 from verified_orgs.errors import org_not_found
@@ -40,8 +41,8 @@ def organization_ids_by_subscription(subscription_ids: Sequence[int]) -> dict[in
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT subscription_id, id FROM {Organization._meta.db_table} WHERE subscription_id = ANY(%s)",  # noqa: S608
-            [list(subscription_ids)],
+            f"SELECT subscription_id, id FROM {Organization._meta.db_table} WHERE subscription_id = ANY(%s::bigint[])",  # noqa: S608
+            [int_array_param(subscription_ids)],
         )
         return dict(cursor.fetchall())
 

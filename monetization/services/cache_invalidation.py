@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 
 from monetization import clock
+from monetization.bulk import TEXT_ARRAY_FROM_JSON, text_array_param
 from monetization.cache import CACHE_ERRORS
 from monetization.models import CacheInvalidation
 
@@ -53,8 +54,8 @@ def cache_invalidate(keys: Iterable[str], *, then=None) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {CacheInvalidation._meta.db_table} (key, keys, created_at) "  # noqa: S608
-            "VALUES ('', %s::varchar[], %s) RETURNING id",
-            [keys, clock.now()],
+            f"VALUES ('', {TEXT_ARRAY_FROM_JSON.format('%s')}, %s) RETURNING id",
+            [text_array_param(keys), clock.now()],
         )
         ids = [cursor.fetchone()[0]]
 

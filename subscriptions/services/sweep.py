@@ -331,16 +331,27 @@ def _move_chunk(move: Move, lo: int, hi: int, now: datetime) -> list[tuple[int, 
 
 
 def _id_ranges(where: str, params: dict, chunk_size: int) -> list[tuple[int, int]]:
+    """Consecutive id ranges covering the due rows, each holding ``chunk_size`` of them (the last fewer).
+
+    Counted in due rows, not ids: a move's rows are spread over the table (a third of them for a
+    provider's), so ranges of ``chunk_size`` ids made three times the transactions, each paying a commit,
+    the state hooks, an invalidation row and the cache round trips. The ranges are consecutive from the
+    first due id to the last, so a row that falls due inside them during the sweep is still moved."""
     # Planned apart (MATERIALIZED) so the due rows are found through the deadline indexes, at a cost that
-    # follows how many are due; asked for min() and max() directly, PostgreSQL walks the primary key
-    # from both ends and, for a move with nothing due, reads the whole table twice.
-    sql = f"WITH due AS MATERIALIZED (SELECT s.id FROM {TABLE} s WHERE {where}) SELECT min(id), max(id) FROM due"  # noqa: S608
+    # follows how many are due; asked for the ids directly, PostgreSQL walks the primary key and, for a move
+    # with nothing due, reads the whole table.
+    sql = f"""
+        WITH due AS MATERIALIZED (SELECT s.id FROM {TABLE} s WHERE {where})
+        SELECT min(id), max(id) FROM (
+            SELECT id, (row_number() OVER (ORDER BY id) - 1) / %(chunk_size)s AS n FROM due
+        ) d GROUP BY n ORDER BY n
+    """  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        lo, hi = cursor.fetchone()
-    if lo is None:
+        cursor.execute(sql, {**params, "chunk_size": chunk_size})
+        groups = cursor.fetchall()
+    if not groups:
         return []
-    return [(a, min(a + chunk_size - 1, hi)) for a in range(lo, hi + 1, chunk_size)]
+    return [(groups[0][0] if i == 0 else groups[i - 1][1] + 1, hi) for i, (_, hi) in enumerate(groups)]
 
 
 # --- dunning -------------------------------------------------------------------------------
