@@ -11,12 +11,9 @@ PostgreSQL (``DATABASE_SESSION_URL``).
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,17 +61,12 @@ def pgbouncer_env(database_url: str) -> Iterator[dict[str, str]]:
 
 
 def served(env: dict[str, str]) -> dict[str, int]:
-    """What the PgBouncer of ``env`` (from :func:`pgbouncer_env`) has passed to the server so far, from its admin
-    console (simple queries only, hence psql): statements and transactions, over every database."""
-    port = urlsplit(env["DATABASE_URL"]).port
-    out = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "--csv", "-c", "SHOW STATS", "pgbouncer"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    rows = list(csv.DictReader(io.StringIO(out)))
-    return {key: sum(int(row[f"total_{key}_count"]) for row in rows) for key in ("query", "xact")}
+    """What the PgBouncer of ``env`` (from :func:`pgbouncer_env`) has passed to the server so far:
+    statements and transactions, over every database."""
+    from deploy.local_postgres import pgbouncer_stats
+
+    stats = pgbouncer_stats(urlsplit(env["DATABASE_URL"]).port)
+    return {"query": stats["total_query_count"], "xact": stats["total_xact_count"]}
 
 
 def described() -> dict:

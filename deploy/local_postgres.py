@@ -11,6 +11,8 @@ journeys install chromium).
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import shutil
 import signal
@@ -158,6 +160,23 @@ def start_pgbouncer(
     if proc.poll() is not None:
         raise RuntimeError(f"pgbouncer exited: see {directory / 'pgbouncer.log'}")
     return Process(proc, port, directory, unix_socket=unix_socket)
+
+
+def pgbouncer_stats(port: int) -> dict[str, int]:
+    """The ``total_*`` counters of the PgBouncer on ``port`` (statements, transactions, ... passed to the
+    server so far), summed over its databases. Its admin console speaks only simple queries, hence psql."""
+    out = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", SUPERUSER, "--csv", "-c", "SHOW STATS", "pgbouncer"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    totals: dict[str, int] = {}
+    for row in csv.DictReader(io.StringIO(out)):
+        for column, value in row.items():
+            if column.startswith("total_"):
+                totals[column] = totals.get(column, 0) + int(value)
+    return totals
 
 
 def _pg_ctl_start(data: Path, port: int) -> Process:

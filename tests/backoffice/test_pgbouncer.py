@@ -4,10 +4,7 @@ settings shape it for ``DATABASE_POOLER=pgbouncer`` (backoffice/databases.py).""
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
-import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -20,7 +17,7 @@ from django.db import connection, connections, transaction
 from django.db.utils import DatabaseError
 
 from backoffice.databases import database_settings
-from deploy.local_postgres import Unavailable, free_port, pgbouncer_binary, start_pgbouncer
+from deploy.local_postgres import Unavailable, free_port, pgbouncer_binary, pgbouncer_stats, start_pgbouncer
 from monetization import webhook_queue
 from monetization.models import ApiKey, Customer, WebhookEvent
 from tests.backoffice.private_postgres import databases_at
@@ -83,13 +80,7 @@ def _transactions_served(port: int) -> int:
 
 
 def _stats(port: int, column: str) -> int:
-    out = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "--csv", "-c", "SHOW STATS", "pgbouncer"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return sum(int(row[column]) for row in csv.DictReader(io.StringIO(out)))
+    return pgbouncer_stats(port)[column]
 
 
 class _Holder(threading.Thread):
